@@ -1,0 +1,451 @@
+package xpc
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
+)
+
+// Decoder reads serialized bodies. The zero value accepts both body magics
+// with the default limits. A Decoder holds no state between calls and is
+// safe for concurrent use.
+type Decoder struct {
+	Limits Limits
+}
+
+// Decode parses a body holding no out-of-band objects, with default limits.
+func Decode(body []byte) (Object, error) {
+	var d Decoder
+	return d.Decode(body, nil)
+}
+
+// Decode parses a body. fds are the descriptors that arrived beside it, one
+// for each fd, shmem and endpoint tag in body order. On success the returned
+// value owns every one of them; on error the decoder has taken none and the
+// caller still owns (and must close) them all.
+func (d *Decoder) Decode(body []byte, fds []int) (Object, error) {
+	src := &fdSource{fds: fds}
+	r := reader{b: body, lim: d.Limits, att: src}
+	obj, err := r.body()
+	if err != nil {
+		src.abandon()
+		return nil, err
+	}
+	if err := src.finish(r.off); err != nil {
+		return nil, err
+	}
+	return obj, nil
+}
+
+// PeekMagic returns a body's magic (MagicLocal or MagicRemote), or a
+// *DecodeError if b does not start with a known one.
+func PeekMagic(b []byte) (uint32, error) {
+	if len(b) < 4 {
+		return 0, &DecodeError{Offset: 0, Err: ErrTruncated, Detail: "no magic"}
+	}
+	m := binary.LittleEndian.Uint32(b)
+	if m != MagicLocal && m != MagicRemote {
+		return 0, &DecodeError{Offset: 0, Err: ErrBadMagic, Detail: fmt.Sprintf("%#08x", m)}
+	}
+	return m, nil
+}
+
+// attachSource supplies the out-of-band objects a body's bare tags stand for.
+type attachSource interface {
+	take(t Type, off int) (Attachment, error)
+}
+
+// fdSource turns received descriptors into objects. It builds the objects
+// while decoding but gives them their files only in finish, so that a
+// decode error leaves every descriptor with the caller.
+type fdSource struct {
+	fds     []int
+	next    int
+	pending []Attachment
+}
+
+func (s *fdSource) take(t Type, off int) (Attachment, error) {
+	if s.next >= len(s.fds) {
+		return nil, &DecodeError{Offset: off, Err: ErrAttachments,
+			Detail: fmt.Sprintf("%v object #%d but only %d descriptors arrived", t, s.next+1, len(s.fds))}
+	}
+	fd := s.fds[s.next]
+	s.next++
+	var a Attachment
+	switch t {
+	case TypeFD:
+		a = &FD{}
+	case TypeEndpoint:
+		a = &Endpoint{}
+	case TypeShmem:
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+			return nil, &DecodeError{Offset: off, Err: ErrAttachments,
+				Detail: fmt.Sprintf("shmem object #%d: descriptor is not a memory file", s.next)}
+		}
+		a = &SharedMemory{size: int(st.Size)}
+	}
+	s.pending = append(s.pending, a)
+	return a, nil
+}
+
+func (s *fdSource) abandon() { s.pending = nil }
+
+func (s *fdSource) finish(off int) error {
+	if s.next != len(s.fds) {
+		return &DecodeError{Offset: off, Err: ErrAttachments,
+			Detail: fmt.Sprintf("%d descriptors arrived but the body uses %d", len(s.fds), s.next)}
+	}
+	for i, a := range s.pending {
+		f := os.NewFile(uintptr(s.fds[i]), "xpc-"+a.Type().String())
+		switch v := a.(type) {
+		case *FD:
+			v.f = f
+		case *Endpoint:
+			v.f = f
+		case *SharedMemory:
+			v.f = f
+		}
+	}
+	return nil
+}
+
+// reader is the low-level parser shared by the object and struct decoders.
+// Every length is checked against the bytes that remain before anything is
+// allocated for it.
+type reader struct {
+	b     []byte
+	off   int
+	lim   Limits
+	depth int
+	att   attachSource
+}
+
+func (r *reader) fail(off int, kind error, format string, args ...any) error {
+	return &DecodeError{Offset: off, Err: kind, Detail: fmt.Sprintf(format, args...)}
+}
+
+func (r *reader) body() (Object, error) {
+	if err := r.header(); err != nil {
+		return nil, err
+	}
+	obj, err := r.object()
+	if err != nil {
+		return nil, err
+	}
+	return obj, r.end()
+}
+
+func (r *reader) header() error {
+	if len(r.b) > r.lim.maxSize() {
+		return r.fail(0, ErrTooLarge, "body of %d bytes exceeds the limit of %d", len(r.b), r.lim.maxSize())
+	}
+	if _, err := PeekMagic(r.b); err != nil {
+		return err
+	}
+	r.off = 4
+	v, err := r.u32()
+	if err != nil {
+		return err
+	}
+	if v != Version {
+		return r.fail(4, ErrBadVersion, "version %d, want %d", v, Version)
+	}
+	return nil
+}
+
+func (r *reader) end() error {
+	if r.off != len(r.b) {
+		return r.fail(r.off, ErrTrailingBytes, "%d bytes after the root object", len(r.b)-r.off)
+	}
+	return nil
+}
+
+func (r *reader) need(n int) error {
+	if n < 0 || n > len(r.b)-r.off {
+		return r.fail(r.off, ErrTruncated, "need %d bytes, %d remain", n, len(r.b)-r.off)
+	}
+	return nil
+}
+
+func (r *reader) u32() (uint32, error) {
+	if err := r.need(4); err != nil {
+		return 0, err
+	}
+	v := binary.LittleEndian.Uint32(r.b[r.off:])
+	r.off += 4
+	return v, nil
+}
+
+func (r *reader) u64() (uint64, error) {
+	if err := r.need(8); err != nil {
+		return 0, err
+	}
+	v := binary.LittleEndian.Uint64(r.b[r.off:])
+	r.off += 8
+	return v, nil
+}
+
+// skipPad consumes the zero padding after n payload bytes.
+func (r *reader) skipPad(n int) error {
+	p := (4 - n&3) & 3
+	if err := r.need(p); err != nil {
+		return err
+	}
+	for i := 0; i < p; i++ {
+		if r.b[r.off+i] != 0 {
+			return r.fail(r.off+i, ErrBadPadding, "byte %#02x", r.b[r.off+i])
+		}
+	}
+	r.off += p
+	return nil
+}
+
+// payload returns the length-prefixed bytes of a data or string object,
+// aliasing the input, and consumes them with their padding.
+func (r *reader) payload() ([]byte, error) {
+	lenOff := r.off
+	n32, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	n := int(n32)
+	if n > len(r.b)-r.off {
+		return nil, r.fail(lenOff, ErrTruncated, "length %d but %d bytes remain", n, len(r.b)-r.off)
+	}
+	p := r.b[r.off : r.off+n]
+	r.off += n
+	return p, r.skipPad(n)
+}
+
+// strPayload reads a string object's payload (after its tag).
+func (r *reader) strPayload() (string, error) {
+	start := r.off
+	p, err := r.payload()
+	if err != nil {
+		return "", err
+	}
+	if len(p) == 0 || p[len(p)-1] != 0 {
+		return "", r.fail(start, ErrBadString, "not NUL-terminated")
+	}
+	p = p[:len(p)-1]
+	if i := bytes.IndexByte(p, 0); i >= 0 {
+		return "", r.fail(start+4+i, ErrBadString, "NUL inside the string")
+	}
+	if !utf8.Valid(p) {
+		return "", r.fail(start+4, ErrBadString, "not valid UTF-8")
+	}
+	return string(p), nil
+}
+
+// keyBytes reads a NUL-terminated, padded dictionary key before end, aliasing
+// the input.
+func (r *reader) keyBytes(end int) ([]byte, error) {
+	start := r.off
+	i := bytes.IndexByte(r.b[r.off:end], 0)
+	if i < 0 {
+		return nil, r.fail(start, ErrBadKey, "no NUL before the end of the dictionary")
+	}
+	k := r.b[r.off : r.off+i]
+	if !utf8.Valid(k) {
+		return nil, r.fail(start, ErrBadKey, "not valid UTF-8")
+	}
+	r.off += i + 1
+	if err := r.skipPad(i + 1); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// container reads a container's byte length and count. minEntry is the
+// fewest bytes one entry can take, so a count the length cannot hold is
+// rejected before anything is allocated for it. It returns the offset where
+// the container must end.
+func (r *reader) container(t Type, minEntry int) (end, count int, err error) {
+	r.depth++
+	if r.depth > r.lim.maxDepth() {
+		return 0, 0, r.fail(r.off-4, ErrTooDeep, "more than %d levels", r.lim.maxDepth())
+	}
+	lenOff := r.off
+	n32, err := r.u32()
+	if err != nil {
+		return 0, 0, err
+	}
+	n := int(n32)
+	if n < 4 || n&3 != 0 {
+		return 0, 0, r.fail(lenOff, ErrBadLength, "%v byte length %d", t, n)
+	}
+	if n > len(r.b)-r.off {
+		return 0, 0, r.fail(lenOff, ErrTruncated, "%v byte length %d but %d bytes remain", t, n, len(r.b)-r.off)
+	}
+	end = r.off + n
+	c32, err := r.u32()
+	if err != nil {
+		return 0, 0, err
+	}
+	if uint64(c32)*uint64(minEntry) > uint64(n-4) {
+		return 0, 0, r.fail(lenOff+4, ErrBadLength, "%v count %d cannot fit in %d bytes", t, c32, n)
+	}
+	return end, int(c32), nil
+}
+
+// closeContainer checks that a container's entries filled its byte length
+// exactly.
+func (r *reader) closeContainer(t Type, end int) error {
+	r.depth--
+	if r.off != end {
+		return r.fail(r.off, ErrBadLength, "%v entries end at %d, byte length says %d", t, r.off, end)
+	}
+	return nil
+}
+
+func (r *reader) tag() (Type, int, error) {
+	off := r.off
+	t, err := r.u32()
+	return Type(t), off, err
+}
+
+func (r *reader) object() (Object, error) {
+	t, off, err := r.tag()
+	if err != nil {
+		return nil, err
+	}
+	return r.value(t, off)
+}
+
+// value reads the object whose tag t, at off, has just been consumed.
+func (r *reader) value(t Type, off int) (Object, error) {
+	switch t {
+	case TypeNull:
+		return Null{}, nil
+	case TypeBool:
+		v, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		if v > 1 {
+			return nil, r.fail(off+4, ErrBadValue, "bool value %d", v)
+		}
+		return Bool(v == 1), nil
+	case TypeInt64, TypeUint64, TypeDouble, TypeDate:
+		v, err := r.u64()
+		if err != nil {
+			return nil, err
+		}
+		switch t {
+		case TypeInt64:
+			return Int64(v), nil
+		case TypeUint64:
+			return Uint64(v), nil
+		case TypeDouble:
+			return Double(math.Float64frombits(v)), nil
+		}
+		return Date(v), nil
+	case TypeData:
+		p, err := r.payload()
+		if err != nil {
+			return nil, err
+		}
+		return Data(bytes.Clone(p)), nil
+	case TypeString:
+		s, err := r.strPayload()
+		return String(s), err
+	case TypeUUID:
+		if err := r.need(16); err != nil {
+			return nil, err
+		}
+		var u UUID
+		copy(u[:], r.b[r.off:])
+		r.off += 16
+		return u, nil
+	case TypeArray:
+		return r.array()
+	case TypeDictionary:
+		return r.dict()
+	case TypeError:
+		d, err := r.dictionary(TypeError)
+		if err != nil {
+			return nil, err
+		}
+		return &ErrorObject{Dictionary: *d}, nil
+	case TypeFD, TypeShmem, TypeEndpoint:
+		if r.att == nil {
+			return nil, r.fail(off, ErrAttachments, "%v object where none can arrive", t)
+		}
+		return r.att.take(t, off)
+	}
+	return nil, r.fail(off, ErrUnknownType, "tag %#x", uint32(t))
+}
+
+func (r *reader) array() (Object, error) {
+	end, n, err := r.container(TypeArray, 4)
+	if err != nil {
+		return nil, err
+	}
+	a := make(Array, n)
+	for i := range a {
+		if a[i], err = r.object(); err != nil {
+			return nil, err
+		}
+		if r.off > end {
+			return nil, r.fail(end, ErrBadLength, "array element %d runs past the array's end", i)
+		}
+	}
+	return a, r.closeContainer(TypeArray, end)
+}
+
+func (r *reader) dict() (Object, error) { return r.dictionary(TypeDictionary) }
+
+func (r *reader) dictionary(t Type) (*Dictionary, error) {
+	end, n, err := r.container(t, 8)
+	if err != nil {
+		return nil, err
+	}
+	d := NewDictionary(n)
+	for range n {
+		koff := r.off
+		kb, err := r.keyBytes(end)
+		if err != nil {
+			return nil, err
+		}
+		if d.findBytes(kb) >= 0 {
+			return nil, r.fail(koff, ErrDuplicateKey, "%q", kb)
+		}
+		v, err := r.object()
+		if err != nil {
+			return nil, err
+		}
+		if r.off > end {
+			return nil, r.fail(end, ErrBadLength, "value of %q runs past the dictionary's end", kb)
+		}
+		d.keys = append(d.keys, string(kb))
+		d.vals = append(d.vals, v)
+		if d.index != nil {
+			d.index[d.keys[len(d.keys)-1]] = len(d.keys) - 1
+		} else if len(d.keys) > indexThreshold {
+			d.reindex()
+		}
+	}
+	return d, r.closeContainer(t, end)
+}
+
+// findBytes is find for a key still in the input, without converting it.
+func (d *Dictionary) findBytes(k []byte) int {
+	if d.index != nil {
+		if i, ok := d.index[string(k)]; ok {
+			return i
+		}
+		return -1
+	}
+	for i, key := range d.keys {
+		if key == string(k) {
+			return i
+		}
+	}
+	return -1
+}
