@@ -64,20 +64,20 @@ func ParseWrapper(b []byte) (WrapperHeader, []byte, error) {
 	return h, b[WrapperHeaderSize:], nil
 }
 
-// Message is a decoded RemoteXPC message. Body is nil for a header-only one.
-type Message struct {
+// RemoteMessage is a decoded RemoteXPC message. Body is nil for a header-only one.
+type RemoteMessage struct {
 	Header WrapperHeader
 	Body   Object
 }
 
 // DecodeWrapped parses a complete wrapped message and its body. Error
 // offsets count from the start of the wrapper.
-func DecodeWrapped(b []byte) (Message, error) {
+func DecodeWrapped(b []byte) (RemoteMessage, error) {
 	h, body, err := ParseWrapper(b)
 	if err != nil {
-		return Message{}, err
+		return RemoteMessage{}, err
 	}
-	m := Message{Header: h}
+	m := RemoteMessage{Header: h}
 	if len(body) == 0 {
 		return m, nil
 	}
@@ -90,7 +90,7 @@ func DecodeWrapped(b []byte) (Message, error) {
 
 // EncodeWrapped serializes m with the RemoteXPC body magic behind its
 // wrapper header; BodyLen is computed. A nil Body gives a header-only message.
-func EncodeWrapped(m Message) ([]byte, error) {
+func EncodeWrapped(m RemoteMessage) ([]byte, error) {
 	if m.Body == nil {
 		return AppendWrapper(nil, m.Header.Flags, m.Header.ID, 0), nil
 	}
