@@ -1,0 +1,454 @@
+package xpc
+
+import (
+	"cmp"
+	"encoding"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// encodeFunc writes v as one object. ind counts pointer and interface
+// indirections since the last container (see tooDeep).
+type encodeFunc func(w *writer, v reflect.Value, ind int) error
+
+// decodeFunc reads the object whose tag t, at off, has just been consumed
+// into v, which is settable.
+type decodeFunc func(d *decState, v reflect.Value, t Type, off, ind int) error
+
+// typeCodec converts one Go type. Codecs are built once per type and cached;
+// they are immutable once published.
+type typeCodec struct {
+	enc      encodeFunc
+	dec      decodeFunc
+	seesNull bool // dec handles TypeNull itself; otherwise null sets v to zero
+}
+
+// decode reads into v, applying the rule that null decodes to zero.
+func (c *typeCodec) decode(d *decState, v reflect.Value, t Type, off, ind int) error {
+	if t == TypeNull && !c.seesNull {
+		v.SetZero()
+		return nil
+	}
+	return c.dec(d, v, t, off, ind)
+}
+
+// Codecs for composite types refer to their parts' codecs by pointer, so a
+// recursive type's codec can refer to itself while it is being built.
+type (
+	ptrCodec    struct{ elem *typeCodec }
+	seqCodec    struct{ elem *typeCodec } // slices and arrays
+	mapCodec    struct{ elem *typeCodec }
+	structCodec struct {
+		fields []structField
+		byName map[string]int
+	}
+)
+
+type structField struct {
+	name      string
+	key       []byte // name, NUL, zero padding to a multiple of 4
+	index     []int  // more than one element for a field of an embedded struct
+	typ       reflect.Type
+	omitEmpty bool
+	omitZero  bool
+	isZero    func(reflect.Value) bool
+	codec     *typeCodec
+}
+
+// codecCache maps reflect.Type to *typeCodec, like encoding/json's cache.
+var codecCache sync.Map
+
+// codecFor returns the cached codec for t, building it (and the codecs of
+// the types it contains) on first use.
+func codecFor(t reflect.Type) *typeCodec {
+	if c, ok := codecCache.Load(t); ok {
+		return c.(*typeCodec)
+	}
+	b := codecBuilder{building: make(map[reflect.Type]*typeCodec)}
+	c := b.codec(t)
+	// Publish only complete codecs. Two goroutines racing here each build a
+	// complete graph; either is correct.
+	for bt, bc := range b.building {
+		codecCache.LoadOrStore(bt, bc)
+	}
+	return c
+}
+
+type codecBuilder struct {
+	building map[reflect.Type]*typeCodec
+	structs  map[reflect.Type]*structCodec // shared by a struct's encoder and decoder
+}
+
+var (
+	marshalerType       = reflect.TypeFor[Marshaler]()
+	unmarshalerType     = reflect.TypeFor[Unmarshaler]()
+	textMarshalerType   = reflect.TypeFor[encoding.TextMarshaler]()
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+	isZeroerType        = reflect.TypeFor[interface{ IsZero() bool }]()
+	timeType            = reflect.TypeFor[time.Time]()
+	uuidType            = reflect.TypeFor[UUID]()
+	dateType            = reflect.TypeFor[Date]()
+	nullType            = reflect.TypeFor[Null]()
+	dictionaryType      = reflect.TypeFor[Dictionary]()
+	errorObjectType     = reflect.TypeFor[ErrorObject]()
+)
+
+// objectTypes are the Go types of the Object implementations taken as they
+// are, with the XPC type each holds.
+var objectTypes = map[reflect.Type]Type{
+	reflect.TypeFor[Bool]():          TypeBool,
+	reflect.TypeFor[Int64]():         TypeInt64,
+	reflect.TypeFor[Uint64]():        TypeUint64,
+	reflect.TypeFor[Double]():        TypeDouble,
+	reflect.TypeFor[Data]():          TypeData,
+	reflect.TypeFor[String]():        TypeString,
+	reflect.TypeFor[Array]():         TypeArray,
+	reflect.TypeFor[*Dictionary]():   TypeDictionary,
+	reflect.TypeFor[*ErrorObject]():  TypeError,
+	reflect.TypeFor[*FD]():           TypeFD,
+	reflect.TypeFor[*SharedMemory](): TypeShmem,
+	reflect.TypeFor[*Endpoint]():     TypeEndpoint,
+}
+
+// notByValue are Object struct types that only make sense behind a pointer.
+var notByValue = map[reflect.Type]bool{
+	reflect.TypeFor[FD]():           true,
+	reflect.TypeFor[SharedMemory](): true,
+	reflect.TypeFor[Endpoint]():     true,
+}
+
+func (b *codecBuilder) codec(t reflect.Type) *typeCodec {
+	if c, ok := codecCache.Load(t); ok {
+		return c.(*typeCodec)
+	}
+	if c, ok := b.building[t]; ok {
+		return c
+	}
+	c := &typeCodec{}
+	b.building[t] = c
+	c.enc = b.encoder(t)
+	c.dec, c.seesNull = b.decoder(t)
+	return c
+}
+
+// encoder chooses how t is written: a Marshaler method, then the types with
+// a fixed XPC form, then a TextMarshaler method, then t's kind.
+func (b *codecBuilder) encoder(t reflect.Type) encodeFunc {
+	if t.Kind() == reflect.Interface {
+		return encInterface
+	}
+	if t.Implements(marshalerType) {
+		return encMarshaler
+	}
+	if t.Kind() != reflect.Pointer && reflect.PointerTo(t).Implements(marshalerType) {
+		return encAddrMarshaler
+	}
+	switch t {
+	case timeType:
+		return encTime
+	case uuidType:
+		return encUUID
+	case dateType:
+		return encDate
+	case nullType:
+		return encNull
+	case dictionaryType, errorObjectType:
+		return encObjectStruct
+	}
+	if notByValue[t] {
+		return unsupportedEnc(t)
+	}
+	if _, ok := objectTypes[t]; ok && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice && t.Elem().Kind() != reflect.Uint8) {
+		return encObject // pointers and Array; the scalar Objects are written by kind
+	}
+	if t.Implements(textMarshalerType) {
+		return encText
+	}
+	if t.Kind() != reflect.Pointer && reflect.PointerTo(t).Implements(textMarshalerType) {
+		return encAddrText
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return encBool
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return encInt
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return encUint
+	case reflect.Float32, reflect.Float64:
+		return encFloat
+	case reflect.String:
+		return encString
+	case reflect.Slice:
+		if isByteElem(t.Elem()) {
+			return encBytes
+		}
+		return (&seqCodec{elem: b.codec(t.Elem())}).encode
+	case reflect.Array:
+		if isByteElem(t.Elem()) {
+			return encByteArray
+		}
+		return (&seqCodec{elem: b.codec(t.Elem())}).encode
+	case reflect.Map:
+		if t.Key().Kind() != reflect.String {
+			return unsupportedEnc(t)
+		}
+		return (&mapCodec{elem: b.codec(t.Elem())}).encode
+	case reflect.Struct:
+		return b.structCodec(t).encode
+	case reflect.Pointer:
+		return (&ptrCodec{elem: b.codec(t.Elem())}).encode
+	}
+	return unsupportedEnc(t)
+}
+
+// decoder chooses how t is read, in the same order as encoder.
+func (b *codecBuilder) decoder(t reflect.Type) (dec decodeFunc, seesNull bool) {
+	if t.Kind() == reflect.Interface {
+		return decInterface, true
+	}
+	if t.Kind() != reflect.Pointer && reflect.PointerTo(t).Implements(unmarshalerType) {
+		return decUnmarshaler, true
+	}
+	switch t {
+	case timeType:
+		return decTime, false
+	case uuidType:
+		return decUUID, false
+	case dateType:
+		return decDate, false
+	case nullType:
+		return decNull, false
+	case dictionaryType:
+		return decObjectStruct(TypeDictionary), false
+	case errorObjectType:
+		return decObjectStruct(TypeError), false
+	}
+	if notByValue[t] {
+		return unsupportedDec(t), false
+	}
+	if want, ok := objectTypes[t]; ok {
+		return decObject(want), false
+	}
+	if t.Kind() != reflect.Pointer && reflect.PointerTo(t).Implements(textUnmarshalerType) {
+		return decText, false
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return decBool, false
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return decInt, false
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return decUint, false
+	case reflect.Float32, reflect.Float64:
+		return decFloat, false
+	case reflect.String:
+		return decString, false
+	case reflect.Slice:
+		if isByteElem(t.Elem()) {
+			return decBytes, false
+		}
+		return (&seqCodec{elem: b.codec(t.Elem())}).decodeSlice, false
+	case reflect.Array:
+		if isByteElem(t.Elem()) {
+			return decByteArray, false
+		}
+		return (&seqCodec{elem: b.codec(t.Elem())}).decodeArray, false
+	case reflect.Map:
+		if t.Key().Kind() != reflect.String {
+			return unsupportedDec(t), false
+		}
+		return (&mapCodec{elem: b.codec(t.Elem())}).decode, false
+	case reflect.Struct:
+		return b.structCodec(t).decode, false
+	case reflect.Pointer:
+		return (&ptrCodec{elem: b.codec(t.Elem())}).decode, false
+	}
+	return unsupportedDec(t), false
+}
+
+// isByteElem reports whether a slice or array of e is data: e is a byte
+// kind with no methods of its own that would make it an element.
+func isByteElem(e reflect.Type) bool {
+	if e.Kind() != reflect.Uint8 {
+		return false
+	}
+	p := reflect.PointerTo(e)
+	return !p.Implements(marshalerType) && !p.Implements(textMarshalerType) &&
+		!p.Implements(unmarshalerType) && !p.Implements(textUnmarshalerType)
+}
+
+func unsupportedEnc(t reflect.Type) encodeFunc {
+	return func(*writer, reflect.Value, int) error { return unsupported(t) }
+}
+
+func unsupportedDec(t reflect.Type) decodeFunc {
+	return func(*decState, reflect.Value, Type, int, int) error { return unsupported(t) }
+}
+
+// structCodec builds the field table of a struct type; the structCodec is
+// shared by its encoder and decoder.
+func (b *codecBuilder) structCodec(t reflect.Type) *structCodec {
+	if c, ok := b.structs[t]; ok {
+		return c
+	}
+	fields := structFields(t)
+	c := &structCodec{fields: fields, byName: make(map[string]int, len(fields))}
+	if b.structs == nil {
+		b.structs = make(map[reflect.Type]*structCodec)
+	}
+	b.structs[t] = c
+	for i := range c.fields {
+		f := &c.fields[i]
+		f.codec = b.codec(f.typ)
+		c.byName[f.name] = i
+	}
+	return c
+}
+
+// structFields lists the fields of struct type t that become keys, in field
+// order, with embedded structs flattened by encoding/json's rules.
+func structFields(t reflect.Type) []structField {
+	type candidate struct {
+		structField
+		depth  int
+		tagged bool
+	}
+	type queued struct {
+		typ   reflect.Type
+		index []int
+	}
+	var all []candidate
+	next := []queued{{typ: t}}
+	visited := map[reflect.Type]bool{}
+	for depth := 0; len(next) > 0; depth++ {
+		current := next
+		next = nil
+		for _, q := range current {
+			if visited[q.typ] {
+				continue
+			}
+			visited[q.typ] = true
+			for i := range q.typ.NumField() {
+				sf := q.typ.Field(i)
+				ft := sf.Type
+				if sf.Anonymous {
+					et := ft
+					if et.Kind() == reflect.Pointer {
+						et = et.Elem()
+					}
+					if !sf.IsExported() && et.Kind() != reflect.Struct {
+						continue
+					}
+				} else if !sf.IsExported() {
+					continue
+				}
+				tag := sf.Tag.Get("xpc")
+				if tag == "-" {
+					continue
+				}
+				name, opts, _ := strings.Cut(tag, ",")
+				if !validCString(name) {
+					name = ""
+				}
+				index := append(slices.Clone(q.index), i)
+				et := ft
+				if et.Kind() == reflect.Pointer && et.Name() == "" {
+					et = et.Elem()
+				}
+				if name == "" && sf.Anonymous && et.Kind() == reflect.Struct {
+					next = append(next, queued{typ: et, index: index})
+					continue
+				}
+				if !sf.IsExported() {
+					continue // an unexported embedded type under a tag name
+				}
+				f := candidate{depth: depth, tagged: name != ""}
+				if name == "" {
+					name = sf.Name
+				}
+				f.name = name
+				f.key = paddedKey(name)
+				f.index = index
+				f.typ = ft
+				for _, o := range strings.Split(opts, ",") {
+					switch o {
+					case "omitempty":
+						f.omitEmpty = true
+					case "omitzero":
+						f.omitZero = true
+						f.isZero = zeroTest(ft)
+					}
+				}
+				all = append(all, f)
+			}
+		}
+	}
+	// Pick one field per name: the shallowest, then a tagged one; a tie
+	// leaves the name out.
+	slices.SortStableFunc(all, func(a, b candidate) int {
+		return cmp.Or(strings.Compare(a.name, b.name), cmp.Compare(a.depth, b.depth), boolRank(a.tagged, b.tagged))
+	})
+	var out []structField
+	for i := 0; i < len(all); {
+		j := i + 1
+		for j < len(all) && all[j].name == all[i].name {
+			j++
+		}
+		if j-i == 1 || all[i+1].depth > all[i].depth || all[i].tagged && !all[i+1].tagged {
+			out = append(out, all[i].structField)
+		}
+		i = j
+	}
+	slices.SortFunc(out, func(a, b structField) int { return slices.Compare(a.index, b.index) })
+	return out
+}
+
+// boolRank orders true before false.
+func boolRank(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return -1
+	}
+	return 1
+}
+
+// paddedKey is a dictionary key as written: the name, a NUL, zero padding.
+func paddedKey(name string) []byte {
+	k := make([]byte, (len(name)+1+3)&^3)
+	copy(k, name)
+	return k
+}
+
+// zeroTest returns omitzero's test for t: its IsZero method if it has one,
+// else reflect's.
+func zeroTest(t reflect.Type) func(reflect.Value) bool {
+	switch {
+	case t == timeType:
+		return func(v reflect.Value) bool {
+			tv, _ := reflect.TypeAssert[time.Time](v)
+			return tv.IsZero()
+		}
+	case t.Kind() != reflect.Interface && t.Implements(isZeroerType):
+		return func(v reflect.Value) bool {
+			if (t.Kind() == reflect.Pointer) && v.IsNil() {
+				return true
+			}
+			z, _ := reflect.TypeAssert[interface{ IsZero() bool }](v)
+			return z.IsZero()
+		}
+	case t.Kind() != reflect.Pointer && reflect.PointerTo(t).Implements(isZeroerType):
+		return func(v reflect.Value) bool {
+			if !v.CanAddr() {
+				return v.IsZero()
+			}
+			z, _ := reflect.TypeAssert[interface{ IsZero() bool }](v.Addr())
+			return z.IsZero()
+		}
+	}
+	return reflect.Value.IsZero
+}
