@@ -1,0 +1,567 @@
+package xpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// Handler receives what arrives on a connection: messages, one at a time in
+// the order they were sent, and events (ErrInterrupted,
+// ErrTerminationImminent, and last of all the ErrInvalid that ends the
+// connection), in order with the messages.
+type Handler interface {
+	// HandleMessage handles one message. ctx ends when the connection does.
+	HandleMessage(ctx context.Context, m *Message)
+	// HandleEvent reports a change of the connection's state. The last
+	// call, and only the last, carries an error matching ErrInvalid.
+	HandleEvent(err error)
+}
+
+// HandlerFunc adapts a function to a Handler that ignores events.
+type HandlerFunc func(ctx context.Context, m *Message)
+
+// HandleMessage calls f.
+func (f HandlerFunc) HandleMessage(ctx context.Context, m *Message) { f(ctx, m) }
+
+// HandleEvent does nothing.
+func (f HandlerFunc) HandleEvent(error) {}
+
+type connState uint8
+
+const (
+	stateInactive connState = iota
+	stateActive
+	stateFinal // cancelled or invalid
+)
+
+// Connection is one XPC connection: to a listener through an endpoint, to a
+// named service, or, on the service side, to one peer. It is created
+// inactive, given a Handler, activated, and used until it is cancelled or
+// becomes invalid; both are final. All methods are safe for concurrent use.
+type Connection struct {
+	cfg config
+	// dial makes a new link; nil for a peer connection, whose one link was
+	// accepted. reconnect says whether losing the link interrupts
+	// (named services) rather than invalidates the connection.
+	dial      func(ctx context.Context) (*sock, *Peer, error)
+	reconnect bool
+	onFinal   func(*Connection)
+
+	ctx    context.Context // ends when the connection is final
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu        sync.Mutex
+	state     connState
+	handler   Handler
+	link      *link
+	dialing   chan struct{}
+	final     error
+	queue     []event
+	running   bool
+	suspended int
+	// workers counts the goroutines that may still use the connection's
+	// descriptors (link readers, dials in progress); finish waits for
+	// them before onFinal releases what they use.
+	workers sync.WaitGroup
+}
+
+type event struct {
+	msg   *Message
+	err   error
+	final bool
+}
+
+func newConnection(cfg config) *Connection {
+	c := &Connection{cfg: cfg, done: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c
+}
+
+// NewEndpointConnection returns an inactive connection to the listener that
+// ep refers to. The connection keeps its own duplicate of ep's descriptor
+// until it ends (so a connection made and never used must still be
+// cancelled); the caller keeps ep. It connects at the first send; if the
+// listener is gone by then, the send fails with ErrInvalid and ErrPeerGone.
+func NewEndpointConnection(ep *Endpoint, opts ...Option) (*Connection, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if ep == nil || ep.f == nil {
+		return nil, fmt.Errorf("xpc: NewEndpointConnection: %w", ErrNilObject)
+	}
+	epf, err := dupFile(ep.f)
+	if err != nil {
+		return nil, err
+	}
+	c := newConnection(cfg)
+	c.dial = func(ctx context.Context) (*sock, *Peer, error) { return dialEndpoint(ctx, epf) }
+	c.onFinal = func(*Connection) { closeRaw(epf) }
+	return c, nil
+}
+
+// SetHandler sets the handler. It must be called before Activate; a
+// connection without a handler answers every message wanting a reply with
+// ErrNoReply and ignores events.
+func (c *Connection) SetHandler(h Handler) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateInactive {
+		panic("xpc: SetHandler on a connection that was already activated")
+	}
+	c.handler = h
+}
+
+// Activate starts the connection: from now on it sends, and delivers what
+// arrives to its handler. Activating twice does nothing.
+func (c *Connection) Activate() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateInactive {
+		return
+	}
+	c.state = stateActive
+	if c.link != nil {
+		c.startReader(c.link)
+	}
+	c.kick()
+}
+
+// Suspend stops delivery to the handler until a matching Resume. Calls
+// nest. Messages keep arriving meanwhile, up to the flow-control window,
+// after which the peer's sends wait. The final event is a delivery too: a
+// connection that ends while suspended closes Done only after Resume.
+func (c *Connection) Suspend() {
+	c.mu.Lock()
+	c.suspended++
+	c.mu.Unlock()
+}
+
+// Resume undoes one Suspend. It panics if there is no Suspend to undo.
+func (c *Connection) Resume() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.suspended == 0 {
+		panic("xpc: Resume without Suspend")
+	}
+	c.suspended--
+	c.kick()
+}
+
+// Cancel ends the connection for good. Pending replies fail with ErrInvalid
+// and ErrCanceled, and the handler receives one last event saying so. Cancel
+// does not wait; Done is closed once everything has stopped.
+func (c *Connection) Cancel() {
+	c.invalidate(invalidError(ErrCanceled, nil, "canceled by its owner"))
+}
+
+// Done returns a channel that is closed when the connection has ended and its
+// handler has received its last event.
+func (c *Connection) Done() <-chan struct{} { return c.done }
+
+// Err returns the error that ended the connection, or nil while it lives.
+func (c *Connection) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.final
+}
+
+// Peer returns the identity of the process at the other end, or nil while
+// the connection is not connected (before its first send, or between an
+// interruption and the next send).
+func (c *Connection) Peer() *Peer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.link == nil {
+		return nil
+	}
+	return c.link.peer
+}
+
+// Transactions returns the count this connection's incoming requests are
+// counted in.
+func (c *Connection) Transactions() *Transactions { return c.cfg.tx }
+
+// Send sends msg without waiting for a reply. It blocks only while the peer
+// is behind by a full flow-control window or the socket buffer is full, and
+// returns ctx's error if ctx ends first.
+func (c *Connection) Send(ctx context.Context, msg *Dictionary) error {
+	l, err := c.getLink(ctx)
+	if err != nil {
+		return err
+	}
+	return l.sendMessage(ctx, kindMessage, 0, msg)
+}
+
+// SendWithReply sends msg and waits for the reply, until ctx ends. A reply
+// that is an error object is returned as a *RemoteError.
+func (c *Connection) SendWithReply(ctx context.Context, msg *Dictionary) (*Dictionary, error) {
+	return c.Go(ctx, msg).Wait(ctx)
+}
+
+// Go sends msg and returns at once with a Call that completes when the reply
+// arrives. ctx bounds the sending only; Call.Wait takes its own.
+func (c *Connection) Go(ctx context.Context, msg *Dictionary) *Call {
+	call := &Call{done: make(chan struct{})}
+	l, err := c.getLink(ctx)
+	if err != nil {
+		call.finish(nil, err)
+		return call
+	}
+	l.request(ctx, call, msg)
+	return call
+}
+
+// getLink returns the live link, dialing one if the connection has none.
+func (c *Connection) getLink(ctx context.Context) (*link, error) {
+	for {
+		c.mu.Lock()
+		switch {
+		case c.state == stateInactive:
+			c.mu.Unlock()
+			return nil, ErrNotActivated
+		case c.state == stateFinal:
+			err := c.final
+			c.mu.Unlock()
+			return nil, err
+		case c.link != nil:
+			l := c.link
+			c.mu.Unlock()
+			return l, nil
+		case c.dial == nil:
+			err := invalidError(ErrPeerGone, nil, "peer connection lost")
+			c.mu.Unlock()
+			return nil, err
+		case c.dialing != nil:
+			w := c.dialing
+			c.mu.Unlock()
+			select {
+			case <-w:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		w := make(chan struct{})
+		c.dialing = w
+		c.workers.Add(1)
+		c.mu.Unlock()
+
+		s, peer, err := c.dialLink(ctx)
+
+		c.mu.Lock()
+		c.dialing = nil
+		close(w)
+		c.workers.Done()
+		if err != nil && c.state == stateFinal {
+			// Cancelled while dialing: report why.
+			err = c.final
+		}
+		if err != nil {
+			c.mu.Unlock()
+			var ce *ConnError
+			if errors.As(err, &ce) && ce.Kind == ErrInvalid {
+				c.invalidate(err)
+			}
+			return nil, err
+		}
+		if c.state == stateFinal {
+			err := c.final
+			c.mu.Unlock()
+			s.close()
+			peer.close()
+			return nil, err
+		}
+		l := newLink(c, s, peer)
+		c.link = l
+		c.startReader(l)
+		c.mu.Unlock()
+		return l, nil
+	}
+}
+
+// dialLink dials, giving up when ctx ends or the connection does.
+func (c *Connection) dialLink(ctx context.Context) (*sock, *Peer, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(c.ctx, cancel)
+	defer stop()
+	return c.dial(ctx)
+}
+
+// startReader runs l's read loop; c.mu is held.
+func (c *Connection) startReader(l *link) {
+	c.workers.Add(1)
+	go func() {
+		defer c.workers.Done()
+		l.readLoop()
+	}()
+}
+
+// linkDied is called once by a link's reader when the link has failed:
+// connections that can reconnect are interrupted, others become invalid.
+func (c *Connection) linkDied(l *link, err error) {
+	if !errors.Is(err, ErrInterrupted) {
+		// invalidate clears c.link and does nothing if already final.
+		c.invalidate(err)
+		return
+	}
+	c.mu.Lock()
+	if c.link == l {
+		c.link = nil
+	}
+	c.mu.Unlock()
+	c.enqueue(event{err: err}) // dropped if the connection is final
+}
+
+// invalidate makes the connection final with err: the link is closed, its
+// pending calls fail, and the handler gets err as its last event.
+func (c *Connection) invalidate(err error) {
+	c.mu.Lock()
+	if c.state == stateFinal {
+		c.mu.Unlock()
+		return
+	}
+	wasActive := c.state == stateActive
+	c.state = stateFinal
+	c.final = err
+	l := c.link
+	c.link = nil
+	c.queue = append(c.queue, event{err: err, final: true})
+	var never []event
+	if !wasActive {
+		// Never activated: nobody will dispatch, so finish here.
+		never = c.queue
+		c.queue = nil
+	}
+	c.kick()
+	c.mu.Unlock()
+	for _, e := range never {
+		if e.msg != nil {
+			e.msg.drop()
+		}
+	}
+	if l != nil {
+		l.fail(err)
+	}
+	c.cancel()
+	if !wasActive {
+		go c.finish()
+	}
+}
+
+// finish waits for the workers, then closes done.
+func (c *Connection) finish() {
+	c.workers.Wait()
+	if c.onFinal != nil {
+		c.onFinal(c)
+	}
+	close(c.done)
+}
+
+// enqueue adds an event for the handler.
+func (c *Connection) enqueue(ev event) {
+	c.mu.Lock()
+	if c.state == stateFinal && !ev.final {
+		c.mu.Unlock()
+		if ev.msg != nil {
+			ev.msg.drop()
+		}
+		return
+	}
+	c.queue = append(c.queue, ev)
+	c.kick()
+	c.mu.Unlock()
+}
+
+// kick starts a dispatcher if there is work and none runs; c.mu is held.
+func (c *Connection) kick() {
+	if c.running || c.suspended > 0 || c.state == stateInactive || len(c.queue) == 0 {
+		return
+	}
+	c.running = true
+	go c.dispatch()
+}
+
+// dispatch delivers queued events one at a time, then exits; it holds no
+// lock while the handler runs.
+func (c *Connection) dispatch() {
+	for {
+		c.mu.Lock()
+		if len(c.queue) == 0 || c.suspended > 0 {
+			c.running = false
+			c.mu.Unlock()
+			return
+		}
+		ev := c.queue[0]
+		c.queue[0] = event{}
+		c.queue = c.queue[1:]
+		h := c.handler
+		c.mu.Unlock()
+
+		switch {
+		case ev.msg != nil:
+			ev.msg.link.dequeued()
+			c.deliver(h, ev.msg)
+		case ev.final:
+			if h != nil {
+				h.HandleEvent(ev.err)
+			}
+			c.mu.Lock()
+			c.running = false
+			// Messages that raced in after the end are dropped.
+			rest := c.queue
+			c.queue = nil
+			c.mu.Unlock()
+			for _, e := range rest {
+				if e.msg != nil {
+					e.msg.drop()
+				}
+			}
+			c.finish()
+			return
+		default:
+			if h != nil {
+				h.HandleEvent(ev.err)
+			}
+		}
+	}
+}
+
+func (c *Connection) deliver(h Handler, m *Message) {
+	if h != nil {
+		h.HandleMessage(c.ctx, m)
+	}
+	if m.wantsReply && m.state.CompareAndSwap(msgOpen, msgReplied) {
+		// The handler finished without replying or deferring.
+		m.link.sendNoReply(c.ctx, m.id)
+		m.endTransaction()
+	}
+}
+
+// Message is an incoming message: its body, and the means to reply.
+type Message struct {
+	// Body is the message's dictionary, owned by the handler. Out-of-band
+	// objects in it own their descriptors (see CloseAttachments).
+	Body *Dictionary
+
+	conn       *Connection
+	link       *link
+	id         uint64
+	wantsReply bool
+	state      atomic.Uint32
+	txOpen     atomic.Bool
+}
+
+const (
+	msgOpen uint32 = iota
+	msgDeferred
+	msgReplied
+)
+
+// WantsReply reports whether the sender waits for a reply.
+func (m *Message) WantsReply() bool { return m.wantsReply }
+
+// Connection returns the connection the message arrived on.
+func (m *Message) Connection() *Connection { return m.conn }
+
+// Peer returns the sender's kernel-attested identity.
+func (m *Message) Peer() *Peer { return m.link.peer }
+
+// Defer lets the handler return without replying: the reply will be sent
+// later, from any goroutine, with Reply or ReplyError. The message stays an
+// open transaction until then.
+func (m *Message) Defer() {
+	m.state.CompareAndSwap(msgOpen, msgDeferred)
+}
+
+// Reply sends reply to the message's sender and ends its transaction.
+func (m *Message) Reply(ctx context.Context, reply *Dictionary) error {
+	if reply == nil {
+		return fmt.Errorf("xpc: Reply: %w", ErrNilObject)
+	}
+	return m.reply(ctx, reply)
+}
+
+// ReplyError answers the message with an error object; the sender's
+// SendWithReply returns it as a *RemoteError.
+func (m *Message) ReplyError(ctx context.Context, e *ErrorObject) error {
+	if e == nil {
+		return fmt.Errorf("xpc: ReplyError: %w", ErrNilObject)
+	}
+	return m.reply(ctx, e)
+}
+
+func (m *Message) reply(ctx context.Context, body Object) error {
+	if !m.wantsReply {
+		return ErrNoReplyWanted
+	}
+	if !m.state.CompareAndSwap(msgOpen, msgReplied) && !m.state.CompareAndSwap(msgDeferred, msgReplied) {
+		return ErrAlreadyReplied
+	}
+	defer m.endTransaction()
+	return m.link.sendMessage(ctx, kindReply, m.id, body)
+}
+
+func (m *Message) endTransaction() {
+	if m.txOpen.CompareAndSwap(true, false) {
+		m.conn.cfg.tx.add(-1)
+	}
+}
+
+// drop releases a message that will never reach a handler. The connection
+// is final, so no credit is granted for it.
+func (m *Message) drop() {
+	m.link.outstanding.Add(-1)
+	m.endTransaction()
+	_ = CloseAttachments(m.Body)
+}
+
+// Call is a request in flight, made by Connection.Go.
+type Call struct {
+	done  chan struct{}
+	reply *Dictionary
+	err   error
+	link  *link
+	id    uint64
+}
+
+// Done returns a channel closed when the reply (or the error) is in.
+func (c *Call) Done() <-chan struct{} { return c.done }
+
+// Result returns the reply or error; valid once Done is closed.
+func (c *Call) Result() (*Dictionary, error) { return c.reply, c.err }
+
+// Wait waits for the reply until ctx ends. If ctx ends first, the call is
+// abandoned: it completes with ctx's error (unless its result came in at
+// the same moment), and the reply, when it comes, is discarded.
+func (c *Call) Wait(ctx context.Context) (*Dictionary, error) {
+	select {
+	case <-c.done:
+		return c.reply, c.err
+	default:
+	}
+	select {
+	case <-c.done:
+		return c.reply, c.err
+	case <-ctx.Done():
+		if c.link != nil {
+			c.link.abandon(c, ctx.Err())
+		}
+		select {
+		case <-c.done:
+			return c.reply, c.err
+		default:
+		}
+		return nil, ctx.Err()
+	}
+}
+
+func (c *Call) finish(reply *Dictionary, err error) {
+	c.reply, c.err = reply, err
+	close(c.done)
+}

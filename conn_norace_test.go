@@ -1,0 +1,7 @@
+//go:build !race
+
+package xpc
+
+// connRace is true when the race detector is on; the heaviest connection
+// tests then run smaller.
+const connRace = false

@@ -1,0 +1,114 @@
+package xpc
+
+import (
+	"errors"
+	"fmt"
+)
+
+// The connection error kinds, testable with errors.Is on any error a
+// Connection returns or delivers to its handler.
+var (
+	// ErrInterrupted: the named service went away (crash, exit, upgrade).
+	// The connection stays usable; the next send reaches a new instance.
+	ErrInterrupted = errors.New("interrupted")
+	// ErrInvalid: the connection can never work again. Final. The error
+	// also matches one reason (ErrNotFound, ErrDenied, ErrCanceled,
+	// ErrPeerGone, ErrProtocol, ...), and a *ConnError says more.
+	ErrInvalid = errors.New("invalid")
+	// ErrTerminationImminent: the service has been asked to exit.
+	ErrTerminationImminent = errors.New("termination imminent")
+	// ErrPeerRequirement: the peer failed a requirement set on the
+	// connection. Reserved for the peer-requirement layer.
+	ErrPeerRequirement = errors.New("peer requirement not met")
+)
+
+// Reasons a connection is invalid; each is matched by errors.Is alongside
+// ErrInvalid.
+var (
+	// ErrNotFound: the named service does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrDenied: the lookup or connection was refused (a listener that
+	// did not activate its new peer, a policy rule, ...).
+	ErrDenied = errors.New("denied")
+	// ErrCanceled: the connection's owner cancelled it.
+	ErrCanceled = errors.New("canceled")
+	// ErrPeerGone: the process at the other end went away, or its end
+	// was closed (its owner cancelled it, or it exited or crashed).
+	ErrPeerGone = errors.New("peer gone")
+	// ErrProtocol: the peer sent something malformed or out of turn.
+	ErrProtocol = errors.New("protocol error")
+	// ErrNotApproved: the service is not approved to run.
+	ErrNotApproved = errors.New("not approved")
+)
+
+// Per-message errors: the message failed, the connection is unharmed.
+var (
+	// ErrMessageTooLarge: the message exceeds the connection's size limit.
+	ErrMessageTooLarge = errors.New("xpc: message too large")
+	// ErrTooManyFDs: the message carries more descriptors than allowed.
+	ErrTooManyFDs = errors.New("xpc: too many file descriptors in one message")
+	// ErrNoReply: the peer's handler finished without replying to a
+	// message that wanted a reply.
+	ErrNoReply = errors.New("xpc: peer sent no reply")
+	// ErrNotMessage: messages must be dictionaries.
+	ErrNotMessage = errors.New("xpc: a message must be a dictionary")
+	// ErrNotActivated: the connection has not been activated yet.
+	ErrNotActivated = errors.New("xpc: connection not activated")
+	// ErrAlreadyReplied: Reply was called twice for one message.
+	ErrAlreadyReplied = errors.New("xpc: message already replied to")
+	// ErrNoReplyWanted: Reply was called on a message that wants none.
+	ErrNoReplyWanted = errors.New("xpc: message does not want a reply")
+)
+
+// ConnError is the error value of a connection-level failure: a Kind
+// (ErrInterrupted, ErrInvalid, ErrTerminationImminent, ErrPeerRequirement),
+// for an invalid connection a Reason, a human Detail and the underlying
+// cause, if any.
+type ConnError struct {
+	Kind   error
+	Reason error // for ErrInvalid: ErrNotFound, ErrDenied, ErrCanceled, ErrPeerGone, ErrProtocol, ...
+	Detail string
+	Err    error // underlying cause, or nil
+}
+
+// Error describes the failure: "xpc: invalid: peer gone: detail: cause".
+func (e *ConnError) Error() string {
+	s := "xpc: " + e.Kind.Error()
+	if e.Reason != nil {
+		s += ": " + e.Reason.Error()
+	}
+	if e.Detail != "" {
+		s += ": " + e.Detail
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Is matches the kind and the reason.
+func (e *ConnError) Is(target error) bool {
+	return target == e.Kind || (e.Reason != nil && target == e.Reason)
+}
+
+// Unwrap returns the underlying cause.
+func (e *ConnError) Unwrap() error { return e.Err }
+
+func invalidError(reason error, cause error, format string, args ...any) *ConnError {
+	return &ConnError{Kind: ErrInvalid, Reason: reason, Detail: fmt.Sprintf(format, args...), Err: cause}
+}
+
+func interruptedError(cause error, format string, args ...any) *ConnError {
+	return &ConnError{Kind: ErrInterrupted, Detail: fmt.Sprintf(format, args...), Err: cause}
+}
+
+// RemoteError is returned by a send with reply when the peer answered with
+// an error object (Message.ReplyError).
+type RemoteError struct {
+	Object *ErrorObject
+}
+
+// Error returns the error object's description.
+func (e *RemoteError) Error() string {
+	return "xpc: peer replied with error: " + e.Object.Description()
+}

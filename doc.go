@@ -1,0 +1,171 @@
+// Package xpc is XPC for Linux: the interprocess-communication model macOS
+// is built on, as native Go. Messages are dictionaries of typed values,
+// serialized in Apple's XPC format (version 5) byte for byte; connections
+// run over AF_UNIX sockets and carry file descriptors, shared memory and
+// endpoints beside the bytes, with the kernel's word on who the peer is.
+//
+// # Objects
+//
+// Every XPC value is an Object. The set is closed:
+//
+//	XPC type     Go type          notes
+//	null         Null
+//	bool         Bool
+//	int64        Int64
+//	uint64       Uint64
+//	double       Double           compared by bit pattern in Equal
+//	date         Date             int64 nanoseconds since 1970 UTC; DateOf, Date.Time
+//	data         Data             decoded Data is a copy, never aliases input
+//	string       String           valid UTF-8 without NUL bytes
+//	uuid         UUID             [16]byte; String gives 8-4-4-4-12
+//	array        Array            []Object
+//	dictionary   *Dictionary      unique keys, insertion (or wire) order kept
+//	error        *ErrorObject     a dictionary of details (XPCErrorDescription)
+//	fd           *FD              out of band
+//	shmem        *SharedMemory    out of band; memfd, optionally sealed
+//	endpoint     *Endpoint        out of band; lets the holder connect to a Listener
+//
+// Build messages with Dict and the typed constructors, read them with the
+// typed accessors (Dictionary.Int64 and friends return ErrKeyNotFound or a
+// *TypeMismatchError) or with Get and a type assertion:
+//
+//	msg := xpc.Dict("op", "resize", "width", 640, "height", 480)
+//	w, err := msg.Int64("width")
+//	name, ok := msg.Get("name").(xpc.String)
+//
+// Format prints a value readably, one line per entry, like
+// xpc_copy_description; Equal compares deeply (dictionaries in any order).
+//
+// # Go values
+//
+// Marshal and Unmarshal convert Go values, usually structs tagged
+// `xpc:"name,omitempty"`, straight to and from serialized bodies, the way
+// encoding/json does for JSON; ValueOf and ObjectInto do the same to and
+// from Objects. The conversion rules are listed at the top of marshal.go and
+// summarized here:
+//
+//	Go                                   XPC
+//	bool                                 bool
+//	int, int8 ... int64, time.Duration   int64 (range checked when decoding)
+//	uint, uint8 ... uint64, uintptr      uint64 (range checked when decoding)
+//	float32, float64                     double
+//	string                               string
+//	[]byte, [N]byte                      data
+//	xpc.UUID                             uuid
+//	time.Time                            date
+//	struct                               dictionary, one entry per exported field
+//	map[string]T                         dictionary, keys sorted when encoding
+//	other slices and arrays              array (a nil slice is an empty array)
+//	pointer                              the value pointed to; nil is null (or omitted with omitempty)
+//	interface                            the dynamic value; decodes to int64, uint64, float64,
+//	                                     string, []byte, time.Time, UUID, map[string]any, []any
+//	xpc.Object and its concrete types    themselves
+//	*FD, *SharedMemory, *Endpoint        out of band
+//	Marshaler, Unmarshaler               their own conversion
+//	encoding.TextMarshaler               string
+//
+// # Wire format
+//
+// A body is a u32 magic (MagicLocal "@XPC", or MagicRemote for RemoteXPC),
+// u32 version 5 and one object; docs/PROTOCOL.md gives every layout. Encoder
+// writes into a buffer it reuses, without allocating; Decoder treats every
+// byte as hostile: lengths are checked against the bytes that remain before
+// anything is allocated, nesting and size are bounded (Limits), and every
+// failure is a *DecodeError naming its kind (ErrTruncated, ErrBadLength, ...)
+// and byte offset. Strings that are not valid UTF-8 are rejected, not
+// replaced. DecodeWrapped and EncodeWrapped handle RemoteXPC's 24-byte
+// message wrapper. TaggedJSON and property-list conversions (FromPlist,
+// ToPlist) give human-readable forms.
+//
+// # Descriptors and ownership
+//
+// Out-of-band objects stand for file descriptors, which travel beside the
+// body (SCM_RIGHTS) in the order their tags appear. Every descriptor has one
+// owner:
+//
+//   - NewFD, NewEndpoint and NewSharedMemory objects own their descriptor;
+//     Close releases it.
+//   - Sending an object does not close it: the connection sends a duplicate.
+//   - A received message owns the descriptors it brought; the handler must
+//     close the ones it keeps no use for (CloseAttachments closes every one
+//     in a value). A message dropped because its connection ended is closed
+//     for you.
+//   - Decoder.Decode takes ownership of the descriptors it is given only on
+//     success; on error the caller still owns and must close them all.
+//
+// # Connections
+//
+// A Connection is created inactive, given a Handler, then activated; Cancel
+// is final. NewEndpointConnection connects to a Listener through an
+// Endpoint; the next layer adds connections to named services, which are the
+// same Connection made by another constructor.
+//
+//	l, _ := xpc.NewListener()
+//	l.SetHandler(func(peer *xpc.Connection) {
+//		peer.SetHandler(xpc.HandlerFunc(func(ctx context.Context, m *xpc.Message) {
+//			m.Reply(ctx, xpc.Dict("echo", m.Body.Get("text")))
+//		}))
+//		peer.Activate()
+//	})
+//	l.Activate()
+//	ep, _ := l.Endpoint() // send it in a message, or hand it to a child process
+//
+//	c, _ := xpc.NewEndpointConnection(ep)
+//	c.Activate()
+//	reply, err := c.SendWithReply(ctx, xpc.Dict("text", "hi"))
+//
+// The rules users rely on:
+//
+//   - Order: messages on one connection reach its handler in the order they
+//     were sent, one at a time, never concurrently.
+//   - Replies are independent of the handler: a handler may itself send with
+//     reply, on the same connection or another, without deadlocking, and a
+//     slow handler never delays the delivery of replies.
+//   - Send is one-way. SendWithReply waits, bounded by its context. Go
+//     returns a Call at once. A message wanting a reply gets one: Reply,
+//     ReplyError, or, if the handler returns without either and without
+//     calling Defer, an automatic "no reply" that fails the call with
+//     ErrNoReply.
+//   - Transactions: a message wanting a reply is an open transaction from
+//     its arrival until its reply is sent. Transactions.Begin opens one for
+//     other work. The count is what a service's idle exit looks at.
+//   - Suspend and Resume nest; while suspended, nothing is delivered and the
+//     peer is held back by flow control.
+//
+// # Errors
+//
+// Connection errors are *ConnError values tested with errors.Is:
+//
+//   - ErrInterrupted: the named service went away. Pending replies fail;
+//     the connection stays usable and the next send reaches a new instance.
+//   - ErrInvalid: final. Always paired with a reason: ErrCanceled (your
+//     Cancel), ErrPeerGone (the peer vanished), ErrProtocol (it sent
+//     malformed frames), ErrNotFound, ErrDenied, ErrNotApproved (lookups).
+//   - ErrTerminationImminent: the service has announced that it will exit.
+//   - ErrPeerRequirement: reserved for peer requirements.
+//
+// When a peer goes, every pending reply fails at once with the connection's
+// error and the handler receives it as an event; the last event is always
+// the ErrInvalid one. Per-message failures (ErrMessageTooLarge,
+// ErrTooManyFDs, ErrNoReply, *RemoteError, a context's error) leave the
+// connection as it was.
+//
+// # Flow control and limits
+//
+// Each side may have at most 256 messages and requests unread by the other
+// side's handler; past that, Send and SendWithReply wait (bounded by their
+// context) until the peer's dispatcher catches up. Replies are never held
+// back. A peer that ignores the window is cut off with ErrProtocol. So a
+// peer that stops reading never makes the other side's memory grow.
+// Messages may be up to 64 MiB (WithMaxMessageSize) and carry up to 252
+// descriptors (WithMaxFDs); both are checked when sending and receiving.
+// Bodies over 64 KiB travel in a sealed memfd rather than through the
+// socket; SharedMemory moves large buffers without copying them at all.
+//
+// # Peer identity
+//
+// Peer is what the kernel recorded when the connection was made
+// (SO_PEERCRED): pid, uid, gid, plus a pidfd (SO_PEERPIDFD, or pidfd_open
+// on kernels before 6.5) so that a recycled pid can never impersonate the
+// peer, and the executable path. A peer never describes itself.
+package xpc

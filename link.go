@@ -1,0 +1,571 @@
+package xpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// link is one connected socket under a Connection, with the state that
+// lives and dies with it: the reply table, flow-control credits and the
+// peer's identity. A Connection to a named service goes through several
+// links over its life; any other has one.
+type link struct {
+	c    *Connection
+	s    *sock
+	peer *Peer
+
+	ctx    context.Context // ends when the link dies
+	cancel context.CancelFunc
+
+	credits credits // messages and requests we may still send
+
+	mu      sync.Mutex
+	pending map[uint64]*Call
+	// abandoned holds the ids of calls whose caller gave up: their reply
+	// is still due, and is discarded when it comes. Any other reply for
+	// an id not pending is a protocol error.
+	abandoned map[uint64]struct{}
+	nextID    uint64
+	err       error // why the link died, once it has
+
+	outstanding atomic.Int32 // received messages not yet dequeued
+	ungranted   atomic.Int32 // dequeued messages not yet granted back
+	terminating atomic.Bool  // a terminating frame arrived
+}
+
+func newLink(c *Connection, s *sock, peer *Peer) *link {
+	l := &link{c: c, s: s, peer: peer, pending: make(map[uint64]*Call)}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	l.credits.n = creditWindow
+	return l
+}
+
+// fail kills the link: the socket and the peer's pidfd close, every pending
+// call fails with err. It is idempotent; the first error stands.
+func (l *link) fail(err error) {
+	l.mu.Lock()
+	if l.err != nil {
+		l.mu.Unlock()
+		return
+	}
+	l.err = err
+	pending := l.pending
+	l.pending = nil
+	l.mu.Unlock()
+	l.cancel()
+	l.credits.fail(err)
+	l.s.close()
+	l.peer.close()
+	for _, call := range pending {
+		call.finish(nil, err)
+	}
+}
+
+func (l *link) dead() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// lostError is the error for a peer that went away: an interruption for a
+// connection that can reconnect, the end of any other.
+func (l *link) lostError(cause error) error {
+	if l.c.reconnect {
+		return interruptedError(cause, "the service went away")
+	}
+	return invalidError(ErrPeerGone, cause, "peer %s went away", peerName(l.peer))
+}
+
+func peerName(p *Peer) string {
+	if p == nil {
+		return "(unknown)"
+	}
+	return fmt.Sprintf("pid %d", p.PID)
+}
+
+func (l *link) protocolError(format string, args ...any) error {
+	return invalidError(ErrProtocol, nil, "peer %s: %s", peerName(l.peer), fmt.Sprintf(format, args...))
+}
+
+// readLoop reads frames until the link dies. It never blocks on anything but
+// the socket: replies go to their calls, messages and events to the
+// connection's queue.
+func (l *link) readLoop() {
+	for {
+		err := l.readOne()
+		if err == nil {
+			continue
+		}
+		if l.dead() == nil {
+			l.fail(err)
+		}
+		l.c.linkDied(l, l.dead())
+		return
+	}
+}
+
+func (l *link) readOne() error {
+	d, err := l.s.recv()
+	if err != nil {
+		if l.dead() != nil {
+			return l.dead()
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, unix.ECONNRESET) {
+			return l.lostError(nil)
+		}
+		if errors.Is(err, os.ErrClosed) {
+			return l.lostError(err)
+		}
+		return l.protocolError("%v", err)
+	}
+	defer d.release()
+	h, err := parseFrameHeader(d.b)
+	if err == nil && int(h.nfds) != len(d.fds) {
+		err = fmt.Errorf("frame announces %d descriptors, %d arrived", h.nfds, len(d.fds))
+	}
+	if err != nil {
+		d.closeFDs()
+		return l.protocolError("%v", err)
+	}
+	switch h.kind {
+	case kindMessage, kindRequest, kindReply:
+		return l.readBody(h, &d)
+	case kindCredit, kindTerminating:
+		if len(d.b) != frameHeaderSize || len(d.fds) != 0 || h.flags != 0 {
+			d.closeFDs()
+			return l.protocolError("%v frame with a body, descriptors or flags", h.kind)
+		}
+		if h.kind == kindTerminating {
+			// One event per link: a peer repeating itself cannot grow
+			// the queue.
+			if !l.terminating.Swap(true) {
+				l.c.enqueue(event{err: &ConnError{Kind: ErrTerminationImminent, Detail: "the peer is about to exit"}})
+			}
+			return nil
+		}
+		if h.id == 0 || h.id > creditWindow || !l.credits.add(int(h.id)) {
+			return l.protocolError("bad credit grant %d", h.id)
+		}
+		return nil
+	}
+	d.closeFDs()
+	return l.protocolError("unexpected %v frame", h.kind)
+}
+
+// readBody handles a frame carrying a body. It owns d's descriptors.
+func (l *link) readBody(h frameHeader, d *datagram) error {
+	body := d.b[frameHeaderSize:]
+	fds := d.fds
+	if h.flags&flagNoReply != 0 && h.kind != kindReply {
+		d.closeFDs()
+		return l.protocolError("no-reply flag on a %v frame", h.kind)
+	}
+	if h.flags&flagOutOfLine != 0 {
+		if len(fds) == 0 || len(body) != 0 {
+			d.closeFDs()
+			return l.protocolError("out-of-line frame without its memfd")
+		}
+		b, err := readOutOfLine(fds[0], l.c.cfg.maxMessageSize)
+		unix.Close(fds[0])
+		fds = fds[1:]
+		if err != nil {
+			closeRawFDs(fds)
+			return l.protocolError("%v", err)
+		}
+		body = b
+	}
+	if h.kind == kindReply && h.flags&flagNoReply != 0 {
+		if len(body) != 0 || len(fds) != 0 {
+			closeRawFDs(fds)
+			return l.protocolError("no-reply frame with a body")
+		}
+		return l.complete(h.id, nil, ErrNoReply)
+	}
+	if len(fds) > l.c.cfg.maxFDs {
+		closeRawFDs(fds)
+		return l.protocolError("%d descriptors in one message, limit %d", len(fds), l.c.cfg.maxFDs)
+	}
+	dec := Decoder{Limits: Limits{MaxSize: l.c.cfg.maxMessageSize}}
+	obj, err := dec.Decode(body, fds)
+	if err != nil {
+		closeRawFDs(fds)
+		return l.protocolError("%v", err)
+	}
+	if h.kind == kindReply {
+		var err error
+		switch v := obj.(type) {
+		case *Dictionary:
+			if err = l.complete(h.id, v, nil); err != nil {
+				_ = CloseAttachments(v)
+			}
+		case *ErrorObject:
+			if err = l.complete(h.id, nil, &RemoteError{Object: v}); err != nil {
+				_ = CloseAttachments(v)
+			}
+		default:
+			_ = CloseAttachments(obj)
+			return l.protocolError("reply is a %v, not a dictionary", obj.Type())
+		}
+		return err
+	}
+	dict, ok := obj.(*Dictionary)
+	if !ok {
+		_ = CloseAttachments(obj)
+		return l.protocolError("message is a %v, not a dictionary", obj.Type())
+	}
+	if n := l.outstanding.Add(1); n > creditWindow {
+		_ = CloseAttachments(obj)
+		return l.protocolError("peer sent more than %d messages without credit", creditWindow)
+	}
+	m := &Message{Body: dict, conn: l.c, link: l, id: h.id, wantsReply: h.kind == kindRequest}
+	if m.wantsReply {
+		m.txOpen.Store(true)
+		l.c.cfg.tx.add(1)
+	}
+	l.c.enqueue(event{msg: m})
+	return nil
+}
+
+// complete hands a reply to its call. A reply nobody waits for any more
+// (the caller gave up) is discarded. A reply for an id that was never
+// issued, or was answered already, is a protocol error; the caller then
+// still owns reply.
+func (l *link) complete(id uint64, reply *Dictionary, err error) error {
+	l.mu.Lock()
+	call := l.pending[id]
+	delete(l.pending, id)
+	_, gaveUp := l.abandoned[id]
+	delete(l.abandoned, id)
+	l.mu.Unlock()
+	if call != nil {
+		call.finish(reply, err)
+		return nil
+	}
+	if gaveUp {
+		if reply != nil {
+			_ = CloseAttachments(reply)
+		}
+		return nil
+	}
+	return l.protocolError("reply for request %d, which is not pending", id)
+}
+
+// abandon gives up on call, which fails with cause unless its result is in
+// already. Its reply, when it comes, is discarded.
+func (l *link) abandon(call *Call, cause error) {
+	l.mu.Lock()
+	owned := l.pending[call.id] == call
+	if owned {
+		delete(l.pending, call.id)
+		if l.abandoned == nil {
+			l.abandoned = make(map[uint64]struct{})
+		}
+		l.abandoned[call.id] = struct{}{}
+	}
+	l.mu.Unlock()
+	if owned {
+		call.finish(nil, cause)
+	}
+}
+
+// dequeued is called as the dispatcher takes a message off the queue: it
+// grants credit back to the peer in batches. It grants nothing on a dead
+// link.
+func (l *link) dequeued() {
+	l.outstanding.Add(-1)
+	if n := l.ungranted.Add(1); n >= creditWindow/4 && l.dead() == nil {
+		if l.ungranted.CompareAndSwap(n, 0) {
+			l.sendControl(kindCredit, uint64(n))
+		}
+	}
+}
+
+func (l *link) sendNoReply(ctx context.Context, id uint64) {
+	if l.dead() != nil {
+		return
+	}
+	var b [frameHeaderSize]byte
+	putFrameHeader(b[:], frameHeader{kind: kindReply, flags: flagNoReply, id: id})
+	if err := l.s.send(ctx, b[:], nil); err != nil {
+		l.sendFailed(err)
+	}
+}
+
+func (l *link) sendControl(k frameKind, id uint64) {
+	var b [frameHeaderSize]byte
+	putFrameHeader(b[:], frameHeader{kind: k, id: id})
+	if err := l.s.send(l.ctx, b[:], nil); err != nil {
+		l.sendFailed(err)
+	}
+}
+
+// sendFailed turns a socket error into the link's death.
+func (l *link) sendFailed(err error) error {
+	if e := l.dead(); e != nil {
+		return e
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	e := l.lostError(err)
+	l.fail(e)
+	return e
+}
+
+// request registers call and sends msg as a request.
+func (l *link) request(ctx context.Context, call *Call, msg *Dictionary) {
+	if msg == nil {
+		call.finish(nil, ErrNotMessage)
+		return
+	}
+	if err := l.credits.acquire(ctx); err != nil {
+		call.finish(nil, err)
+		return
+	}
+	l.mu.Lock()
+	if l.err != nil {
+		err := l.err
+		l.mu.Unlock()
+		call.finish(nil, err)
+		return
+	}
+	l.nextID++
+	call.id, call.link = l.nextID, l
+	l.pending[call.id] = call
+	l.mu.Unlock()
+	if err := l.sendFrame(ctx, kindRequest, call.id, msg); err != nil {
+		l.mu.Lock()
+		owned := l.pending[call.id] == call
+		delete(l.pending, call.id)
+		l.mu.Unlock()
+		if owned {
+			call.finish(nil, err)
+		}
+	}
+}
+
+// sendMessage sends a one-way message or a reply.
+func (l *link) sendMessage(ctx context.Context, k frameKind, id uint64, body Object) error {
+	if k == kindMessage {
+		if _, ok := body.(*Dictionary); !ok || body == (*Dictionary)(nil) {
+			return ErrNotMessage
+		}
+		if err := l.credits.acquire(ctx); err != nil {
+			return err
+		}
+	}
+	return l.sendFrame(ctx, k, id, body)
+}
+
+var framePool = sync.Pool{New: func() any { return new(writer) }}
+
+// sendFrame encodes and sends one frame. A message or request that never
+// left gives its credit back.
+func (l *link) sendFrame(ctx context.Context, k frameKind, id uint64, body Object) (err error) {
+	sent := false
+	defer func() {
+		if !sent && (k == kindMessage || k == kindRequest) {
+			l.credits.add(1)
+		}
+	}()
+	w := framePool.Get().(*writer)
+	defer func() {
+		w.reset(w.b[:0], Limits{})
+		if cap(w.b) > inlineMax {
+			w.b = nil
+		}
+		framePool.Put(w)
+	}()
+	w.reset(w.b[:0], Limits{MaxSize: l.c.cfg.maxMessageSize})
+	w.b = append(w.b, make([]byte, frameHeaderSize)...)
+	w.start = frameHeaderSize
+	if err := w.body(MagicLocal, body); err != nil {
+		if errors.Is(err, ErrTooLarge) {
+			return fmt.Errorf("%w: %w", ErrMessageTooLarge, err)
+		}
+		return err
+	}
+	if len(w.att) > l.c.cfg.maxFDs {
+		return fmt.Errorf("%w: %d, limit %d", ErrTooManyFDs, len(w.att), l.c.cfg.maxFDs)
+	}
+	h := frameHeader{kind: k, id: id}
+	fds := make([]int, 0, len(w.att)+1)
+	defer func() { closeRawFDs(fds) }()
+	frame := w.b
+	if len(frame) > inlineMax {
+		memfd, err := writeOutOfLine(frame[frameHeaderSize:])
+		if err != nil {
+			return err
+		}
+		fds = append(fds, memfd)
+		h.flags |= flagOutOfLine
+		frame = frame[:frameHeaderSize]
+	}
+	for _, a := range w.att {
+		fd, err := dupFile(a.File())
+		if err != nil {
+			return fmt.Errorf("xpc: attach %v: %w", a.Type(), err)
+		}
+		fds = append(fds, fd)
+	}
+	h.nfds = uint32(len(fds))
+	putFrameHeader(frame, h)
+	if err := l.s.send(ctx, frame, fds); err != nil {
+		return l.sendFailed(err)
+	}
+	sent = true
+	return nil
+}
+
+// writeOutOfLine puts a body in a sealed memfd.
+func writeOutOfLine(body []byte) (int, error) {
+	fd, err := unix.MemfdCreate("xpc-body", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return -1, fmt.Errorf("xpc: memfd_create: %w", err)
+	}
+	for off := 0; off < len(body); {
+		n, err := unix.Pwrite(fd, body[off:], int64(off))
+		if err != nil {
+			unix.Close(fd)
+			return -1, fmt.Errorf("xpc: write out-of-line body: %w", err)
+		}
+		off += n
+	}
+	const seals = unix.F_SEAL_WRITE | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_SEAL
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("xpc: seal out-of-line body: %w", err)
+	}
+	return fd, nil
+}
+
+// readOutOfLine reads a body from a received memfd, refusing one larger than
+// max before reading it. The memfd must be sealed against writes and
+// resizing, as writeOutOfLine leaves it: that also proves it is a memory
+// file, so reading it cannot block (a file on a stuck FUSE mount could).
+func readOutOfLine(fd, max int) ([]byte, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("out-of-line body: %w", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, errors.New("out-of-line body is not a memory file")
+	}
+	const need = unix.F_SEAL_WRITE | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW
+	if seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0); err != nil || seals&need != need {
+		return nil, errors.New("out-of-line body is not a sealed memory file")
+	}
+	if st.Size > int64(max) {
+		return nil, fmt.Errorf("out-of-line body of %d bytes exceeds the limit of %d", st.Size, max)
+	}
+	b := make([]byte, st.Size)
+	for off := 0; off < len(b); {
+		n, err := unix.Pread(fd, b[off:], int64(off))
+		if err != nil {
+			return nil, fmt.Errorf("out-of-line body: %w", err)
+		}
+		if n == 0 {
+			return nil, errors.New("out-of-line body shrank while being read")
+		}
+		off += n
+	}
+	return b, nil
+}
+
+func closeRawFDs(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}
+
+func closeRaw(fd int) { unix.Close(fd) }
+
+// dupFile returns a close-on-exec duplicate of f's descriptor without
+// changing f (os.File.Fd would make a pollable file blocking).
+func dupFile(f *os.File) (int, error) {
+	if f == nil {
+		return -1, ErrNilObject
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	nfd := -1
+	var derr error
+	if err := rc.Control(func(fd uintptr) {
+		nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return -1, err
+	}
+	if derr != nil {
+		return -1, fmt.Errorf("xpc: dup: %w", derr)
+	}
+	return nfd, nil
+}
+
+// credits is the send side of flow control.
+type credits struct {
+	mu   sync.Mutex
+	n    int
+	wake chan struct{}
+	err  error
+}
+
+func (c *credits) acquire(ctx context.Context) error {
+	for {
+		c.mu.Lock()
+		if c.err != nil {
+			err := c.err
+			c.mu.Unlock()
+			return err
+		}
+		if c.n > 0 {
+			c.n--
+			c.mu.Unlock()
+			return nil
+		}
+		if c.wake == nil {
+			c.wake = make(chan struct{})
+		}
+		w := c.wake
+		c.mu.Unlock()
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// add returns credit; false if that would exceed the window (a peer
+// granting what it was never owed).
+func (c *credits) add(k int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n+k > creditWindow {
+		return false
+	}
+	c.n += k
+	if c.wake != nil {
+		close(c.wake)
+		c.wake = nil
+	}
+	return true
+}
+
+func (c *credits) fail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.err = err
+	if c.wake != nil {
+		close(c.wake)
+		c.wake = nil
+	}
+}

@@ -1,0 +1,306 @@
+package xpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Listener accepts connections. An anonymous listener (NewListener) is
+// reached through its endpoints: Endpoint returns one, which can be sent in a
+// message to any process, and NewEndpointConnection connects to it. Each
+// accepted client becomes a peer Connection handed to the listener's
+// handler.
+type Listener struct {
+	cfg config
+
+	mu      sync.Mutex
+	state   connState
+	handler func(peer *Connection)
+	peers   map[*Connection]struct{}
+	accept  *sock // the end connect requests arrive on
+	epFD    int   // the end endpoints duplicate; -1 once cancelled
+	done    chan struct{}
+	err     error
+}
+
+// NewListener returns an inactive anonymous listener.
+func NewListener(opts ...Option) (*Listener, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	a, b, err := socketPair()
+	if err != nil {
+		return nil, err
+	}
+	s, err := newSock(a, "xpc-listener")
+	if err != nil {
+		unix.Close(b)
+		return nil, err
+	}
+	return &Listener{cfg: cfg, accept: s, epFD: b, peers: make(map[*Connection]struct{}), done: make(chan struct{})}, nil
+}
+
+// SetHandler sets the function that receives each new peer connection, in
+// the listener's accept goroutine, one at a time. It should set the peer's
+// handler and Activate it, or Cancel it to turn the peer away; a peer left
+// neither activated nor cancelled when the function returns is cancelled.
+// It must be called before Activate.
+func (l *Listener) SetHandler(fn func(peer *Connection)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.state != stateInactive {
+		panic("xpc: Listener.SetHandler after Activate")
+	}
+	l.handler = fn
+}
+
+// Activate starts accepting. Connect requests made before it wait.
+func (l *Listener) Activate() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.state != stateInactive {
+		return
+	}
+	if l.handler == nil {
+		panic("xpc: Listener.Activate without a handler")
+	}
+	l.state = stateActive
+	go l.acceptLoop()
+}
+
+// Endpoint returns a new endpoint for the listener, owned by the caller.
+// Sent in a message, it lets the receiver connect; it stays valid while the
+// listener lives, and connecting after the listener is cancelled fails with
+// ErrInvalid and ErrPeerGone.
+func (l *Listener) Endpoint() (*Endpoint, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.epFD < 0 {
+		return nil, l.err
+	}
+	fd, err := unix.FcntlInt(uintptr(l.epFD), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("xpc: endpoint: %w", err)
+	}
+	return NewEndpoint(os.NewFile(uintptr(fd), "xpc-endpoint")), nil
+}
+
+// Transactions returns the count the listener's peers' requests are
+// counted in.
+func (l *Listener) Transactions() *Transactions { return l.cfg.tx }
+
+// Peers returns the peer connections that are still alive.
+func (l *Listener) Peers() []*Connection {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]*Connection, 0, len(l.peers))
+	for c := range l.peers {
+		out = append(out, c)
+	}
+	return out
+}
+
+// AnnounceTermination tells every peer that this process is about to exit:
+// each peer's handler receives ErrTerminationImminent.
+func (l *Listener) AnnounceTermination(ctx context.Context) error {
+	var errs []error
+	for _, c := range l.Peers() {
+		c.mu.Lock()
+		lk := c.link
+		c.mu.Unlock()
+		if lk == nil {
+			continue
+		}
+		var b [frameHeaderSize]byte
+		putFrameHeader(b[:], frameHeader{kind: kindTerminating})
+		if err := lk.s.send(ctx, b[:], nil); err != nil {
+			errs = append(errs, lk.sendFailed(err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Cancel stops accepting; endpoints stop working. Peer connections already
+// made live on. Done is closed once the accept goroutine has stopped.
+func (l *Listener) Cancel() {
+	l.shut(invalidError(ErrCanceled, nil, "listener canceled"))
+}
+
+// shut makes the listener final with err: connecting through its endpoints
+// fails from now on, and connect requests not yet accepted are dropped
+// (their dialers see the peer gone).
+func (l *Listener) shut(err error) {
+	l.mu.Lock()
+	if l.state == stateFinal {
+		l.mu.Unlock()
+		return
+	}
+	wasActive := l.state == stateActive
+	l.state = stateFinal
+	l.err = err
+	if l.epFD >= 0 {
+		unix.Close(l.epFD)
+		l.epFD = -1
+	}
+	l.mu.Unlock()
+	l.accept.close()
+	if !wasActive {
+		close(l.done)
+	}
+}
+
+// Done returns a channel closed when the listener has stopped.
+func (l *Listener) Done() <-chan struct{} { return l.done }
+
+func (l *Listener) acceptLoop() {
+	defer close(l.done)
+	for {
+		d, err := l.accept.recv()
+		if err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				return // Cancel
+			}
+			var errno unix.Errno
+			if errors.Is(err, io.EOF) || errors.As(err, &errno) {
+				// The socket failed, which no sender can cause (EOF
+				// cannot come while the listener holds the other end);
+				// retrying would spin. Shut, so that dialers learn the
+				// listener is gone rather than wait for it.
+				l.shut(invalidError(ErrPeerGone, err, "listener failed"))
+				return
+			}
+			// A malformed request (truncated descriptors, say) costs
+			// only itself: recv has closed what arrived.
+			continue
+		}
+		l.acceptOne(&d)
+		d.release()
+	}
+}
+
+// acceptOne turns one connect request into a peer connection. Requests that
+// are not well-formed are dropped, closing what they carried: one bad
+// endpoint holder cannot stop the listener.
+func (l *Listener) acceptOne(d *datagram) {
+	h, err := parseFrameHeader(d.b)
+	if err != nil || h.kind != kindConnect || len(d.fds) != 1 || h.nfds != 1 || len(d.b) != frameHeaderSize {
+		d.closeFDs()
+		return
+	}
+	fd := d.fds[0]
+	d.fds = nil
+	c, err := newPeerConnection(l.cfg, fd)
+	if err != nil {
+		return
+	}
+	c.onFinal = l.forget
+	l.mu.Lock()
+	if l.state == stateFinal {
+		// Read just before Cancel: too late.
+		l.mu.Unlock()
+		c.invalidate(invalidError(ErrDenied, nil, "the listener was canceled"))
+		return
+	}
+	fn := l.handler
+	l.peers[c] = struct{}{}
+	l.mu.Unlock()
+	fn(c)
+	c.mu.Lock()
+	inactive := c.state == stateInactive
+	c.mu.Unlock()
+	if inactive {
+		c.invalidate(invalidError(ErrDenied, nil, "the listener did not accept the connection"))
+	}
+}
+
+// newPeerConnection makes an inactive connection over fd, a socket received
+// in a connect request, whose peer is the process that created the socket
+// pair. It takes ownership of fd, closing it on error.
+func newPeerConnection(cfg config, fd int) (*Connection, error) {
+	if err := checkSeqpacket(fd); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	// An unconnected or listening socket has no peer; the kernel would
+	// report pid 0.
+	if _, err := unix.Getpeername(fd); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("xpc: connect request with an unconnected socket: %w", err)
+	}
+	peer, err := peerOf(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	s, err := newSock(fd, "xpc-peer")
+	if err != nil {
+		peer.close()
+		return nil, err
+	}
+	c := newConnection(cfg)
+	c.link = newLink(c, s, peer)
+	return c, nil
+}
+
+func (l *Listener) forget(c *Connection) {
+	l.mu.Lock()
+	delete(l.peers, c)
+	l.mu.Unlock()
+}
+
+// dialEndpoint connects through an endpoint descriptor: it makes a socket
+// pair, passes one end to the listener in a connect request, and keeps the
+// other. The listener learns who we are from the pair (the kernel records
+// its creator); we learn who the listener is from the endpoint socket.
+func dialEndpoint(ctx context.Context, epfd int) (*sock, *Peer, error) {
+	if err := checkSeqpacket(epfd); err != nil {
+		return nil, nil, invalidError(ErrProtocol, err, "not a goxpc endpoint")
+	}
+	mine, theirs, err := socketPair()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unix.Close(theirs)
+	var hdr [frameHeaderSize]byte
+	putFrameHeader(hdr[:], frameHeader{kind: kindConnect, nfds: 1})
+	oob := unix.UnixRights(theirs)
+	for {
+		_, err = sendmsg(epfd, hdr[:], oob, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+		if err != unix.EAGAIN && err != unix.EINTR {
+			break
+		}
+		// The listener is behind on connect requests; wait a little.
+		select {
+		case <-ctx.Done():
+			unix.Close(mine)
+			return nil, nil, ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+	if err != nil {
+		unix.Close(mine)
+		if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNREFUSED) || errors.Is(err, unix.ECONNRESET) || errors.Is(err, unix.ENOTCONN) {
+			return nil, nil, invalidError(ErrPeerGone, err, "the endpoint's listener is gone")
+		}
+		return nil, nil, invalidError(ErrPeerGone, err, "connect through endpoint")
+	}
+	peer, err := peerOf(epfd)
+	if err != nil {
+		unix.Close(mine)
+		return nil, nil, err
+	}
+	s, err := newSock(mine, "xpc-conn")
+	if err != nil {
+		peer.close()
+		return nil, nil, err
+	}
+	return s, peer, nil
+}

@@ -1,0 +1,66 @@
+package xpc
+
+import "fmt"
+
+// Option configures a Connection or Listener. Options are checked when the
+// connection or listener is made, and a bad or conflicting one is an error.
+type Option func(*config) error
+
+type config struct {
+	maxMessageSize int
+	maxFDs         int
+	tx             *Transactions
+}
+
+func newConfig(opts []Option) (config, error) {
+	c := config{maxMessageSize: DefaultMaxSize, maxFDs: maxFDsPerFrame - 1}
+	for _, o := range opts {
+		if err := o(&c); err != nil {
+			return c, err
+		}
+	}
+	if c.tx == nil {
+		c.tx = &Transactions{}
+	}
+	return c, nil
+}
+
+// WithMaxMessageSize sets the largest serialized message this end sends or
+// accepts, in bytes (default DefaultMaxSize, 64 MiB). A larger outgoing
+// message fails with ErrMessageTooLarge; a larger incoming one is a protocol
+// error that ends the connection.
+func WithMaxMessageSize(n int) Option {
+	return func(c *config) error {
+		if n < 64 {
+			return fmt.Errorf("xpc: WithMaxMessageSize(%d): must be at least 64 bytes", n)
+		}
+		c.maxMessageSize = n
+		return nil
+	}
+}
+
+// WithMaxFDs sets the most out-of-band objects (fd, shmem, endpoint) one
+// message may carry: at most 252 (the kernel's 253 per datagram, less one
+// for an out-of-line body), which is also the default.
+func WithMaxFDs(n int) Option {
+	return func(c *config) error {
+		if n < 0 || n > maxFDsPerFrame-1 {
+			return fmt.Errorf("xpc: WithMaxFDs(%d): must be between 0 and %d", n, maxFDsPerFrame-1)
+		}
+		c.maxFDs = n
+		return nil
+	}
+}
+
+// WithTransactions makes the connection or listener count its open
+// transactions in t, so that several can share one count (a service's
+// runtime uses one for idle exit). By default each has its own.
+func WithTransactions(t *Transactions) Option {
+	return func(c *config) error {
+		if t == nil {
+			return fmt.Errorf("xpc: WithTransactions(nil)")
+		}
+		c.tx = t
+		return nil
+	}
+}

@@ -1,0 +1,369 @@
+package xpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// sock is one end of a SOCK_SEQPACKET AF_UNIX socket, non-blocking and
+// registered with Go's poller. Reads need no buffer while idle: a buffer is
+// taken from a pool only when the socket is readable. Writes are serialized
+// by wsem, so a context can bound one without disturbing another.
+type sock struct {
+	f      *os.File
+	rc     syscall.RawConn
+	closed atomic.Bool // close was called: poller errors mean os.ErrClosed
+
+	wsem chan struct{}
+	// Write state, owned by whoever holds wsem; kept here so the write
+	// callback is a method value made once, not a closure per send.
+	wbuf  []byte
+	woob  []byte
+	wn    int
+	werr  error
+	write func(fd uintptr) bool
+	wnow  bool // fail with EAGAIN instead of waiting
+
+	// Read state, owned by the single reader.
+	rbuf  *[]byte
+	roob  []byte
+	rn    int
+	roobn int
+	rflag int
+	rerr  error
+	rhup  bool // an empty read came from a peer that has closed its end
+	read  func(fd uintptr) bool
+}
+
+var recvBufPool = sync.Pool{New: func() any { b := make([]byte, inlineMax); return &b }}
+
+// newSock takes ownership of fd, a SOCK_SEQPACKET AF_UNIX socket.
+func newSock(fd int, name string) (*sock, error) {
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("xpc: set non-blocking: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("xpc: socket: %w", err)
+	}
+	s := &sock{f: f, rc: rc, wsem: make(chan struct{}, 1)}
+	s.write = s.doWrite
+	s.read = s.doRead
+	return s, nil
+}
+
+// socketPair makes a connected SOCK_SEQPACKET pair, close-on-exec, as raw
+// descriptors owned by the caller.
+func socketPair() (int, int, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, -1, fmt.Errorf("xpc: socketpair: %w", err)
+	}
+	return fds[0], fds[1], nil
+}
+
+// checkSeqpacket verifies that a descriptor received from a peer is an
+// AF_UNIX SOCK_SEQPACKET socket.
+func checkSeqpacket(fd int) error {
+	t, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		return fmt.Errorf("not a socket: %w", err)
+	}
+	d, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	if err != nil {
+		return fmt.Errorf("not a socket: %w", err)
+	}
+	if t != unix.SOCK_SEQPACKET || d != unix.AF_UNIX {
+		return fmt.Errorf("socket of domain %d type %d, want AF_UNIX SOCK_SEQPACKET", d, t)
+	}
+	return nil
+}
+
+// close closes the socket, waking any blocked read or write, which then
+// returns os.ErrClosed. It is idempotent.
+func (s *sock) close() error {
+	s.closed.Store(true)
+	if err := s.f.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+		return err
+	}
+	return nil
+}
+
+// closedErr turns the poller's error for a closed file (which is not
+// os.ErrClosed when it comes through a RawConn) into os.ErrClosed.
+func (s *sock) closedErr(err error) error {
+	if s.closed.Load() {
+		return os.ErrClosed
+	}
+	return err
+}
+
+// control returns the raw descriptor to fn, holding it open meanwhile.
+func (s *sock) control(fn func(fd int)) error {
+	return s.rc.Control(func(fd uintptr) { fn(int(fd)) })
+}
+
+func sendmsg(fd int, p, oob []byte, flags int) (int, error) {
+	var msg unix.Msghdr
+	var iov unix.Iovec
+	if len(p) > 0 {
+		iov.Base = &p[0]
+		iov.SetLen(len(p))
+		msg.Iov = &iov
+		msg.SetIovlen(1)
+	}
+	if len(oob) > 0 {
+		msg.Control = &oob[0]
+		msg.SetControllen(len(oob))
+	}
+	n, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
+	if e != 0 {
+		return int(n), e
+	}
+	return int(n), nil
+}
+
+func recvmsg(fd int, p, oob []byte, flags int) (n, oobn, rflags int, err error) {
+	var msg unix.Msghdr
+	var iov unix.Iovec
+	iov.Base = &p[0]
+	iov.SetLen(len(p))
+	msg.Iov = &iov
+	msg.SetIovlen(1)
+	if len(oob) > 0 {
+		msg.Control = &oob[0]
+		msg.SetControllen(len(oob))
+	}
+	r, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
+	if e != 0 {
+		return 0, 0, 0, e
+	}
+	return int(r), int(msg.Controllen), int(msg.Flags), nil
+}
+
+func (s *sock) doWrite(fd uintptr) bool {
+	for {
+		s.wn, s.werr = sendmsg(int(fd), s.wbuf, s.woob, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+		// EINTR: try again now. Returning false would wait for an
+		// edge the edge-triggered poller may never see.
+		if s.werr != unix.EINTR {
+			break
+		}
+	}
+	return s.wnow || s.werr != unix.EAGAIN
+}
+
+// errWouldBlock is returned by trySend when the socket buffer is full.
+var errWouldBlock = errors.New("xpc: send would block")
+
+// send writes one datagram with the given descriptors attached. It blocks
+// while the socket buffer is full, until ctx is done or the socket is
+// closed. The descriptors stay the caller's.
+func (s *sock) send(ctx context.Context, p []byte, fds []int) error {
+	select {
+	case s.wsem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() {
+		s.wbuf, s.woob = nil, s.woob[:0]
+		<-s.wsem
+	}()
+	s.wbuf = p
+	s.woob = s.woob[:0]
+	if len(fds) > 0 {
+		s.woob = appendRights(s.woob, fds)
+	}
+	// First try without waiting: the common case needs no timer.
+	s.wnow = true
+	err := s.rc.Write(s.write)
+	s.wnow = false
+	if err == nil && s.werr == unix.EAGAIN {
+		if ctx.Done() != nil {
+			// ctx ending sets a past deadline, which wakes the write.
+			// If the AfterFunc has started, wait for it before clearing
+			// the deadline: a deadline it set after the clearing would
+			// fail the next, unrelated send.
+			fired := make(chan struct{})
+			stop := context.AfterFunc(ctx, func() {
+				s.f.SetWriteDeadline(time.Unix(1, 0))
+				close(fired)
+			})
+			err = s.rc.Write(s.write)
+			if !stop() {
+				<-fired
+				s.f.SetWriteDeadline(time.Time{})
+			}
+		} else {
+			err = s.rc.Write(s.write)
+		}
+	}
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return s.closedErr(err)
+	}
+	if s.werr != nil {
+		return s.werr
+	}
+	if s.wn != len(p) {
+		return fmt.Errorf("xpc: short datagram write: %d of %d bytes", s.wn, len(p))
+	}
+	return nil
+}
+
+func appendRights(b []byte, fds []int) []byte {
+	n := unix.CmsgSpace(len(fds) * 4)
+	start := len(b)
+	b = append(b, make([]byte, n)...)
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[start]))
+	h.Level = unix.SOL_SOCKET
+	h.Type = unix.SCM_RIGHTS
+	h.SetLen(unix.CmsgLen(len(fds) * 4))
+	data := b[start+unix.CmsgLen(0):]
+	for i, fd := range fds {
+		*(*int32)(unsafe.Pointer(&data[i*4])) = int32(fd)
+	}
+	return b
+}
+
+func (s *sock) doRead(fd uintptr) bool {
+	if s.rbuf == nil {
+		s.rbuf = recvBufPool.Get().(*[]byte)
+	}
+	for {
+		s.rn, s.roobn, s.rflag, s.rerr = recvmsg(int(fd), *s.rbuf, s.roob, unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC)
+		if s.rerr != unix.EINTR {
+			break
+		}
+	}
+	if s.rerr == unix.EAGAIN {
+		// Nothing to read: wait without holding a buffer.
+		recvBufPool.Put(s.rbuf)
+		s.rbuf = nil
+		return false
+	}
+	if s.rerr == nil && s.rn == 0 && s.roobn == 0 {
+		// End of file, or an empty datagram from a live peer?
+		s.rhup = peerHungUp(int(fd))
+	}
+	return true
+}
+
+// peerHungUp reports whether the other end of a connected socket has closed.
+func peerHungUp(fd int) bool {
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
+	for {
+		_, err := unix.Poll(pfd, 0)
+		if err != unix.EINTR {
+			return err != nil || pfd[0].Revents&(unix.POLLRDHUP|unix.POLLHUP) != 0
+		}
+	}
+}
+
+// datagram is one received frame. buf is pooled: call release when done.
+type datagram struct {
+	b    []byte
+	fds  []int
+	pool *[]byte
+}
+
+func (d *datagram) release() {
+	if d.pool != nil {
+		recvBufPool.Put(d.pool)
+		d.pool = nil
+	}
+	d.b = nil
+}
+
+// closeFDs closes the descriptors still held by the datagram.
+func (d *datagram) closeFDs() {
+	for _, fd := range d.fds {
+		unix.Close(fd)
+	}
+	d.fds = nil
+}
+
+// recv reads one datagram. io.EOF means the peer closed its end. A
+// truncated datagram, a truncated descriptor list or an empty datagram from
+// a live peer is an error; any descriptors that did arrive are closed.
+func (s *sock) recv() (datagram, error) {
+	if s.roob == nil {
+		s.roob = make([]byte, unix.CmsgSpace(maxFDsPerFrame*4))
+	}
+	if err := s.rc.Read(s.read); err != nil {
+		return datagram{}, s.closedErr(err)
+	}
+	if s.rerr != nil {
+		return datagram{}, s.rerr
+	}
+	d := datagram{pool: s.rbuf}
+	s.rbuf = nil
+	d.b = (*d.pool)[:s.rn]
+	var err error
+	if s.roobn > 0 {
+		d.fds, err = parseRights(s.roob[:s.roobn])
+	}
+	switch {
+	case err != nil:
+	case s.rflag&unix.MSG_CTRUNC != 0:
+		err = errors.New("descriptors truncated (MSG_CTRUNC)")
+	case s.rflag&unix.MSG_TRUNC != 0:
+		err = fmt.Errorf("datagram larger than %d bytes", inlineMax)
+	case s.rn == 0 && len(d.fds) == 0 && s.rhup:
+		d.release()
+		return datagram{}, io.EOF
+	case s.rn == 0 && len(d.fds) == 0:
+		err = errors.New("empty datagram")
+	}
+	if err != nil {
+		d.closeFDs()
+		d.release()
+		return datagram{}, err
+	}
+	return d, nil
+}
+
+// parseRights extracts SCM_RIGHTS descriptors; on error it closes every
+// descriptor it found.
+func parseRights(oob []byte) ([]int, error) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, fmt.Errorf("control message: %v", err) // not an errno: the peer's doing
+	}
+	var fds []int
+	var bad error
+	for _, m := range msgs {
+		if m.Header.Level != unix.SOL_SOCKET || m.Header.Type != unix.SCM_RIGHTS {
+			bad = fmt.Errorf("unexpected control message level %d type %d", m.Header.Level, m.Header.Type)
+			continue
+		}
+		rights, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			bad = fmt.Errorf("control message: %v", err)
+			continue
+		}
+		fds = append(fds, rights...)
+	}
+	if bad != nil {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, bad
+	}
+	return fds, nil
+}
