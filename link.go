@@ -493,21 +493,7 @@ func dupFile(f *os.File) (int, error) {
 	if f == nil {
 		return -1, ErrNilObject
 	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	nfd := -1
-	var derr error
-	if err := rc.Control(func(fd uintptr) {
-		nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
-		return -1, err
-	}
-	if derr != nil {
-		return -1, fmt.Errorf("xpc: dup: %w", derr)
-	}
-	return nfd, nil
+	return dupConnFD(f)
 }
 
 // credits is the send side of flow control.

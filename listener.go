@@ -24,10 +24,14 @@ type Listener struct {
 	state   connState
 	handler func(peer *Connection)
 	peers   map[*Connection]struct{}
-	accept  *sock // the end connect requests arrive on
-	epFD    int   // the end endpoints duplicate; -1 once cancelled
-	done    chan struct{}
-	err     error
+	accept  *sock // anonymous: the end connect requests arrive on
+	epFD    int   // anonymous: the end endpoints duplicate; -1 once cancelled
+	// For other listeners (a socket path, a service's check-in channel),
+	// run accepts until stop is called; both are nil for anonymous ones.
+	run  func()
+	stop func()
+	done chan struct{}
+	err  error
 }
 
 // NewListener returns an inactive anonymous listener.
@@ -73,6 +77,13 @@ func (l *Listener) Activate() {
 		panic("xpc: Listener.Activate without a handler")
 	}
 	l.state = stateActive
+	if l.run != nil {
+		go func() {
+			defer close(l.done)
+			l.run()
+		}()
+		return
+	}
 	go l.acceptLoop()
 }
 
@@ -83,6 +94,9 @@ func (l *Listener) Activate() {
 func (l *Listener) Endpoint() (*Endpoint, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.run != nil {
+		return nil, fmt.Errorf("xpc: Endpoint: %w", ErrNoEndpoint)
+	}
 	if l.epFD < 0 {
 		return nil, l.err
 	}
@@ -151,7 +165,11 @@ func (l *Listener) shut(err error) {
 		l.epFD = -1
 	}
 	l.mu.Unlock()
-	l.accept.close()
+	if l.stop != nil {
+		l.stop()
+	} else {
+		l.accept.close()
+	}
 	if !wasActive {
 		close(l.done)
 	}
@@ -197,6 +215,13 @@ func (l *Listener) acceptOne(d *datagram) {
 	}
 	fd := d.fds[0]
 	d.fds = nil
+	l.admit(fd)
+}
+
+// admit makes fd, a connected socket whose creator or connector is the
+// client, a peer connection and hands it to the handler. It takes
+// ownership of fd.
+func (l *Listener) admit(fd int) {
 	c, err := newPeerConnection(l.cfg, fd)
 	if err != nil {
 		return

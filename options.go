@@ -10,6 +10,8 @@ type config struct {
 	maxMessageSize int
 	maxFDs         int
 	tx             *Transactions
+	bootstrap      []string // bootstrap sockets to try; nil means from the environment
+	domain         string   // domain a service lookup is limited to; "" means any
 }
 
 func newConfig(opts []Option) (config, error) {
@@ -61,6 +63,32 @@ func WithTransactions(t *Transactions) Option {
 			return fmt.Errorf("xpc: WithTransactions(nil)")
 		}
 		c.tx = t
+		return nil
+	}
+}
+
+// WithBootstrapSocket makes service lookups and check-ins use the xpcd
+// bootstrap socket at path instead of the one the environment selects
+// (XPCD_ROOT, then the user's and the system's instance).
+func WithBootstrapSocket(path string) Option {
+	return func(c *config) error {
+		if path == "" {
+			return fmt.Errorf("xpc: WithBootstrapSocket(\"\")")
+		}
+		c.bootstrap = []string{path}
+		return nil
+	}
+}
+
+// WithDomain limits a service lookup to one domain ("system", "user/UID").
+// A name that exists only in another domain then fails with ErrNotFound,
+// and the error names the domain it is in.
+func WithDomain(domain string) Option {
+	return func(c *config) error {
+		if domain == "" {
+			return fmt.Errorf("xpc: WithDomain(\"\")")
+		}
+		c.domain = domain
 		return nil
 	}
 }

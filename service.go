@@ -1,0 +1,465 @@
+package xpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/goxpc/xpc/internal/bootstrap"
+	"golang.org/x/sys/unix"
+)
+
+// Errors of the service runtime.
+var (
+	// ErrNotLaunched: CheckIn in a process that xpcd did not start, so it
+	// has no check-in channel.
+	ErrNotLaunched = errors.New("xpc: this process was not launched by xpcd (no " + bootstrap.CheckinFDEnv + " check-in channel)")
+	// ErrNotDeclared: Listen for a name the job's plist does not declare in
+	// its MachServices.
+	ErrNotDeclared = errors.New("xpc: the name is not in the job's MachServices")
+)
+
+// NewServiceConnection returns an inactive connection to the service named
+// name, through xpcd. It looks the name up at its first send; xpcd starts
+// the service if it is not running. When the service goes away (crash,
+// idle exit, upgrade), pending replies fail with ErrInterrupted, the handler
+// gets an ErrInterrupted event, and the next send looks the name up again.
+// A name xpcd does not know, or may not give this caller, makes the
+// connection invalid (ErrNotFound, ErrDenied, ...). If no xpcd answers, the
+// send fails with ErrInterrupted and the connection stays usable.
+//
+// Peer is nil on such a connection: the service is reached through xpcd,
+// and xpcd does not yet vouch for the service's identity to its clients.
+func NewServiceConnection(name string, opts ...Option) (*Connection, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if name == "" || !validCString(name) {
+		return nil, fmt.Errorf("xpc: NewServiceConnection(%q): not a valid service name", name)
+	}
+	c := newConnection(cfg)
+	c.reconnect = true
+	c.dial = func(ctx context.Context) (*sock, *Peer, error) { return lookupService(ctx, cfg, name) }
+	return c, nil
+}
+
+func bootstrapSockets(cfg config) []string {
+	if cfg.bootstrap != nil {
+		return cfg.bootstrap
+	}
+	return bootstrap.ClientSockets()
+}
+
+// dialBootstrap connects to the first bootstrap socket that answers.
+func dialBootstrap(ctx context.Context, cfg config) (*Connection, error) {
+	var errs []error
+	for _, path := range bootstrapSockets(cfg) {
+		c, err := DialUnix(ctx, path)
+		if err == nil {
+			c.Activate()
+			return c, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, interruptedError(errors.Join(errs...), "no bootstrap server (xpcd) answers")
+}
+
+// lookupService asks xpcd for name, handing it one end of a new socket pair
+// for the service; the other end becomes the link.
+func lookupService(ctx context.Context, cfg config, name string) (*sock, *Peer, error) {
+	bc, err := dialBootstrap(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer bc.Cancel()
+	mine, theirs, err := socketPair()
+	if err != nil {
+		return nil, nil, err
+	}
+	end := NewFD(os.NewFile(uintptr(theirs), "xpc-service-end"))
+	req := NewDictionary(4)
+	req.Set(bootstrap.KeyOp, String(bootstrap.OpLookup))
+	req.Set(bootstrap.KeyName, String(name))
+	if cfg.domain != "" {
+		req.Set(bootstrap.KeyDomain, String(cfg.domain))
+	}
+	req.Set(bootstrap.KeySocket, end)
+	_, err = bc.SendWithReply(ctx, req)
+	end.Close()
+	if err != nil {
+		unix.Close(mine)
+		return nil, nil, bootstrapError(err, name)
+	}
+	s, err := newSock(mine, "xpc-service")
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, nil, nil
+}
+
+// bootstrapError maps xpcd's error replies to the library's error values.
+func bootstrapError(err error, name string) error {
+	var re *RemoteError
+	if !errors.As(err, &re) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		return interruptedError(err, "lookup of %s", name)
+	}
+	desc := re.Object.Description()
+	if desc == "" {
+		desc = name
+	}
+	reason, _ := re.Object.String(bootstrap.KeyReason)
+	switch reason {
+	case bootstrap.ReasonNotFound, bootstrap.ReasonWrongDomain:
+		return invalidError(ErrNotFound, nil, "%s", desc)
+	case bootstrap.ReasonDenied:
+		return invalidError(ErrDenied, nil, "%s", desc)
+	case bootstrap.ReasonNotApproved:
+		return invalidError(ErrNotApproved, nil, "%s", desc)
+	}
+	return invalidError(ErrDenied, nil, "%s (%s)", desc, reason)
+}
+
+// Service is a service's side of xpcd: its check-in channel, its
+// listeners, and the transaction count xpcd's idle exit reads. A process
+// started by xpcd gets one from CheckIn.
+type Service struct {
+	cfg   config
+	label string
+	tx    *Transactions
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu          sync.Mutex
+	ctl         *Connection
+	listeners   map[string]*serviceListener
+	terminating chan struct{}
+	termOnce    sync.Once
+	reported    int // last transaction count sent, -1 to force a report
+}
+
+type serviceListener struct {
+	l     *Listener
+	mu    sync.Mutex
+	queue []int
+	wake  chan struct{}
+	stop  chan struct{}
+}
+
+// CheckIn connects a process xpcd launched to xpcd, through the check-in
+// channel xpcd gave it. It returns ErrNotLaunched in any other process.
+// The service then calls Listen for each name it serves.
+func CheckIn(ctx context.Context, opts ...Option) (*Service, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	fdText := os.Getenv(bootstrap.CheckinFDEnv)
+	if fdText == "" {
+		return nil, ErrNotLaunched
+	}
+	fd, err := strconv.Atoi(fdText)
+	if err != nil || fd < 0 {
+		return nil, fmt.Errorf("%w: %s=%q is not a descriptor", ErrNotLaunched, bootstrap.CheckinFDEnv, fdText)
+	}
+	f := os.NewFile(uintptr(fd), "xpcd-checkin")
+	ctl, err := NewConnectionFromFile(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotLaunched, err)
+	}
+	// The channel is not passed on to our own children.
+	os.Unsetenv(bootstrap.CheckinFDEnv)
+	s := &Service{
+		cfg: cfg, label: os.Getenv(bootstrap.LabelEnv), tx: cfg.tx,
+		listeners: make(map[string]*serviceListener), terminating: make(chan struct{}), reported: -1,
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.attach(ctl)
+	s.wg.Add(1)
+	go s.reportTransactions()
+	return s, nil
+}
+
+// Label returns the job's label, as xpcd named it.
+func (s *Service) Label() string { return s.label }
+
+// Transactions returns the count xpcd reads for idle exit. Requests to the
+// service's listeners are counted in it; Begin counts other work.
+func (s *Service) Transactions() *Transactions { return s.tx }
+
+// Terminating returns a channel closed when xpcd has said the service is
+// about to be stopped (idle exit, bootout, upgrade). The service's peers
+// have been told (ErrTerminationImminent); SIGTERM follows.
+func (s *Service) Terminating() <-chan struct{} { return s.terminating }
+
+// Listen checks in for name and returns an inactive listener that receives
+// the clients xpcd connects for it. It fails with ErrNotDeclared if the
+// job's plist does not list name in MachServices.
+func (s *Service) Listen(ctx context.Context, name string) (*Listener, error) {
+	s.mu.Lock()
+	if _, dup := s.listeners[name]; dup {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("xpc: Listen(%q): already listening", name)
+	}
+	cfg := s.cfg
+	l := &Listener{cfg: cfg, epFD: -1, peers: make(map[*Connection]struct{}), done: make(chan struct{})}
+	sl := &serviceListener{l: l, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	l.run = sl.run
+	l.stop = func() {
+		close(sl.stop)
+		s.mu.Lock()
+		if s.listeners[name] == sl {
+			delete(s.listeners, name)
+		}
+		s.mu.Unlock()
+	}
+	s.listeners[name] = sl
+	ctl := s.ctl
+	s.mu.Unlock()
+	if err := checkin(ctx, ctl, name); err != nil {
+		l.Cancel()
+		sl.closeQueued()
+		return nil, err
+	}
+	return l, nil
+}
+
+func checkin(ctx context.Context, ctl *Connection, name string) error {
+	if ctl == nil {
+		return interruptedError(nil, "no check-in channel to xpcd")
+	}
+	_, err := ctl.SendWithReply(ctx, Dict(bootstrap.KeyOp, bootstrap.OpCheckin, bootstrap.KeyName, name))
+	var re *RemoteError
+	if errors.As(err, &re) {
+		if reason, _ := re.Object.String(bootstrap.KeyReason); reason == bootstrap.ReasonNotDeclared {
+			return fmt.Errorf("%w: %s", ErrNotDeclared, re.Object.Description())
+		}
+		return fmt.Errorf("xpc: check in for %s: %s", name, re.Object.Description())
+	}
+	if err != nil {
+		return fmt.Errorf("xpc: check in for %s: %w", name, err)
+	}
+	return nil
+}
+
+// run delivers queued clients to the listener's handler until it stops.
+func (sl *serviceListener) run() {
+	for {
+		select {
+		case <-sl.stop:
+			sl.closeQueued()
+			return
+		case <-sl.wake:
+		}
+		for {
+			sl.mu.Lock()
+			if len(sl.queue) == 0 {
+				sl.mu.Unlock()
+				break
+			}
+			fd := sl.queue[0]
+			sl.queue = sl.queue[1:]
+			sl.mu.Unlock()
+			sl.l.admit(fd)
+		}
+	}
+}
+
+func (sl *serviceListener) push(fd int) {
+	sl.mu.Lock()
+	sl.queue = append(sl.queue, fd)
+	sl.mu.Unlock()
+	select {
+	case sl.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (sl *serviceListener) closeQueued() {
+	sl.mu.Lock()
+	q := sl.queue
+	sl.queue = nil
+	sl.mu.Unlock()
+	closeRawFDs(q)
+}
+
+// attach makes ctl the check-in channel.
+func (s *Service) attach(ctl *Connection) {
+	ctl.SetHandler(&controlHandler{s: s, ctl: ctl})
+	s.mu.Lock()
+	s.ctl = ctl
+	s.reported = -1
+	s.mu.Unlock()
+	ctl.Activate()
+	s.tx.add(0) // wake the reporter to send the count on the new channel
+}
+
+type controlHandler struct {
+	s   *Service
+	ctl *Connection
+}
+
+func (h *controlHandler) HandleMessage(ctx context.Context, m *Message) {
+	s := h.s
+	op, _ := m.Body.String(bootstrap.KeyOp)
+	switch op {
+	case bootstrap.OpConnect:
+		name, _ := m.Body.String(bootstrap.KeyName)
+		end, _ := m.Body.Get(bootstrap.KeySocket).(*FD)
+		if end == nil {
+			break
+		}
+		s.mu.Lock()
+		sl := s.listeners[name]
+		s.mu.Unlock()
+		if sl != nil {
+			if fd, err := dupFile(end.File()); err == nil {
+				sl.push(fd)
+			}
+		}
+	case bootstrap.OpTerminate:
+		s.termOnce.Do(func() {
+			s.mu.Lock()
+			ls := make([]*Listener, 0, len(s.listeners))
+			for _, sl := range s.listeners {
+				ls = append(ls, sl.l)
+			}
+			s.mu.Unlock()
+			for _, l := range ls {
+				_ = l.AnnounceTermination(ctx)
+			}
+			close(s.terminating)
+		})
+	}
+	_ = CloseAttachments(m.Body)
+}
+
+func (h *controlHandler) HandleEvent(err error) {
+	if !errors.Is(err, ErrInvalid) {
+		return
+	}
+	s := h.s
+	s.mu.Lock()
+	current := s.ctl == h.ctl
+	if current {
+		s.ctl = nil
+	}
+	s.mu.Unlock()
+	if current && s.ctx.Err() == nil {
+		// xpcd went away (restart, crash): check in again once it is back.
+		s.wg.Add(1)
+		go s.readopt()
+	}
+}
+
+// readopt reconnects to xpcd after it restarted, asks to be adopted, and
+// checks in again for every name.
+func (s *Service) readopt() {
+	defer s.wg.Done()
+	delay := 20 * time.Millisecond
+	for s.ctx.Err() == nil {
+		if err := s.tryAdopt(); err == nil {
+			return
+		}
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Second)
+	}
+}
+
+func (s *Service) tryAdopt() error {
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	defer cancel()
+	ctl, err := dialBootstrap(ctx, s.cfg)
+	if err != nil {
+		return err
+	}
+	if _, err := ctl.SendWithReply(ctx, Dict(bootstrap.KeyOp, bootstrap.OpAdopt, bootstrap.KeyLabel, s.label)); err != nil {
+		ctl.Cancel()
+		return err
+	}
+	// Re-home the connection: the bootstrap connection becomes the
+	// check-in channel. Its handler is replaced by the control handler.
+	ctl.mu.Lock()
+	ctl.handler = &controlHandler{s: s, ctl: ctl}
+	ctl.mu.Unlock()
+	s.mu.Lock()
+	s.ctl = ctl
+	s.reported = -1
+	names := make([]string, 0, len(s.listeners))
+	for n := range s.listeners {
+		names = append(names, n)
+	}
+	s.mu.Unlock()
+	for _, n := range names {
+		if err := checkin(ctx, ctl, n); err != nil {
+			return err
+		}
+	}
+	s.tx.add(0)
+	return nil
+}
+
+// reportTransactions tells xpcd the transaction count whenever it changes.
+func (s *Service) reportTransactions() {
+	defer s.wg.Done()
+	for {
+		changed := s.tx.Changed()
+		n := s.tx.Count()
+		s.mu.Lock()
+		ctl, last := s.ctl, s.reported
+		s.mu.Unlock()
+		if ctl != nil && n != last {
+			ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+			err := ctl.Send(ctx, Dict(bootstrap.KeyOp, bootstrap.OpTransactions, bootstrap.KeyCount, n))
+			cancel()
+			if err == nil {
+				s.mu.Lock()
+				if s.ctl == ctl {
+					s.reported = n
+				}
+				s.mu.Unlock()
+			}
+		}
+		select {
+		case <-changed:
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// Close stops the runtime: the check-in channel and every listener.
+// Peer connections already made live on.
+func (s *Service) Close() error {
+	s.cancel()
+	s.mu.Lock()
+	ctl := s.ctl
+	s.ctl = nil
+	ls := make([]*Listener, 0, len(s.listeners))
+	for _, sl := range s.listeners {
+		ls = append(ls, sl.l)
+	}
+	s.mu.Unlock()
+	for _, l := range ls {
+		l.Cancel()
+	}
+	if ctl != nil {
+		ctl.Cancel()
+	}
+	s.wg.Wait()
+	return nil
+}

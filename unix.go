@@ -1,0 +1,162 @@
+package xpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrNoEndpoint is returned by Listener.Endpoint for listeners that are not
+// anonymous: they are reached by their path or name instead.
+var ErrNoEndpoint = errors.New("only anonymous listeners have endpoints")
+
+// ErrPathTooLong is returned for a socket path longer than sun_path allows.
+var ErrPathTooLong = errors.New("socket path longer than 107 bytes")
+
+const maxSunPath = len(unix.RawSockaddrUnix{}.Path) - 1
+
+// ListenUnix returns an inactive listener on a SOCK_SEQPACKET socket bound
+// to path, with the file mode set to mode (and checked). A stale socket file
+// left by a process that died is replaced; a live one is an error. Each
+// client that connects becomes a peer connection whose Peer is the
+// connecting process. This is how xpcd's bootstrap socket is made; services
+// use NewServiceListener instead.
+func ListenUnix(path string, mode os.FileMode, opts ...Option) (*Listener, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if len(path) > maxSunPath {
+		return nil, fmt.Errorf("xpc: listen %s: %w", path, ErrPathTooLong)
+	}
+	if err := removeStaleSocket(path); err != nil {
+		return nil, err
+	}
+	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
+	if err != nil {
+		return nil, fmt.Errorf("xpc: listen %s: %w", path, err)
+	}
+	ln.SetUnlinkOnClose(true)
+	if err := os.Chmod(path, mode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("xpc: listen %s: set mode: %w", path, err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != mode.Perm() {
+		ln.Close()
+		return nil, fmt.Errorf("xpc: listen %s: mode is not %v", path, mode.Perm())
+	}
+	l := &Listener{cfg: cfg, epFD: -1, peers: make(map[*Connection]struct{}), done: make(chan struct{})}
+	l.run = func() {
+		for {
+			conn, err := ln.AcceptUnix()
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				continue // a client that gave up before accept
+			}
+			fd, err := dupConnFD(conn)
+			conn.Close()
+			if err == nil {
+				l.admit(fd)
+			}
+		}
+	}
+	l.stop = func() { ln.Close() }
+	return l, nil
+}
+
+// removeStaleSocket removes a socket file nobody listens on any more.
+func removeStaleSocket(path string) error {
+	st, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("xpc: listen %s: %w", path, err)
+	}
+	if st.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("xpc: listen %s: a file that is not a socket is in the way", path)
+	}
+	c, err := net.Dial("unixpacket", path)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("xpc: listen %s: %w", path, unix.EADDRINUSE)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("xpc: listen %s: remove stale socket: %w", path, err)
+	}
+	return nil
+}
+
+// dupConnFD returns a close-on-exec duplicate of c's descriptor without
+// changing c (os.File.Fd would make a pollable file blocking).
+func dupConnFD(c syscall.Conn) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	nfd := -1
+	var derr error
+	if err := rc.Control(func(fd uintptr) {
+		nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return -1, err
+	}
+	if derr != nil {
+		return -1, fmt.Errorf("xpc: dup: %w", derr)
+	}
+	return nfd, nil
+}
+
+// dialUnixFD connects a SOCK_SEQPACKET socket to path and returns its raw,
+// close-on-exec descriptor.
+func dialUnixFD(ctx context.Context, path string) (int, error) {
+	if len(path) > maxSunPath {
+		return -1, fmt.Errorf("xpc: connect %s: %w", path, ErrPathTooLong)
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unixpacket", path)
+	if err != nil {
+		return -1, err
+	}
+	defer c.Close()
+	return dupConnFD(c.(*net.UnixConn))
+}
+
+// NewConnectionFromFile returns an inactive connection over f, a connected
+// AF_UNIX SOCK_SEQPACKET socket (one end of a socket pair, or a connected
+// path socket). The connection keeps a duplicate; the caller keeps f. Peer
+// is the process the kernel names for the other end. The connection cannot
+// reconnect: when the other end goes, it is invalid.
+func NewConnectionFromFile(f *os.File, opts ...Option) (*Connection, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := dupFile(f)
+	if err != nil {
+		return nil, err
+	}
+	return newPeerConnection(cfg, fd)
+}
+
+// DialUnix returns an inactive connection to the listener bound at path
+// (ListenUnix). Peer is the listening process.
+func DialUnix(ctx context.Context, path string, opts ...Option) (*Connection, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := dialUnixFD(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("xpc: connect %s: %w", filepath.Clean(path), err)
+	}
+	return newPeerConnection(cfg, fd)
+}
