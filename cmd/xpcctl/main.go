@@ -64,6 +64,7 @@ var commands []*command
 func init() {
 	commands = []*command{
 		decodeCommand,
+		callCommand,
 		encodeCommand,
 		plistConvertCommand,
 		plistLintCommand,
