@@ -123,10 +123,30 @@ func (e *PlistError) Unwrap() error { return e.Err }
 // FromPlist parses an XML, binary, OpenStep or GNUstep property list and
 // converts it by the rules above. It reports the format it found. Errors are
 // *PlistError.
+//
+// Nesting deeper than DefaultMaxDepth is refused (ErrTooDeep). A binary
+// plist refers to objects by index, so a small file can name the same
+// container many times over; before parsing one, FromPlist refuses it if its
+// values, expanded into a tree, would number more than 2^20 or the length of
+// data in bytes, whichever is larger (ErrBadPlist and ErrTooLarge), if it
+// contains itself (ErrBadPlist), or if it nests more than 512 levels
+// (ErrTooDeep).
 func FromPlist(data []byte) (Object, PlistFormat, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		// howett.net/plist reads nothing as an empty text dictionary.
 		return nil, 0, &PlistError{Err: fmt.Errorf("%w: empty input", ErrBadPlist)}
+	}
+	if bytes.HasPrefix(data, []byte("bplist")) {
+		// howett.net/plist reads anything so marked as binary, expanding
+		// shared objects into a tree: vet the size of that tree first.
+		if err := checkBinaryPlist(data); err != nil {
+			return nil, 0, err
+		}
+	} else if err := checkTextPlistNesting(data); err != nil {
+		// howett.net/plist's XML and text parsers recurse once per level
+		// and overflow the stack (a fatal error, not a panic) on deep
+		// enough nesting.
+		return nil, 0, err
 	}
 	v, format, err := plistUnmarshal(data)
 	if err != nil {

@@ -3,6 +3,7 @@ package xpc_test
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -389,6 +390,371 @@ func TestFromPlistTruncations(t *testing.T) {
 	}
 }
 
+// Binary plists assembled by hand, for the shapes no writer produces.
+
+// plistTestBinary assembles a binary plist: objs[i] is object i's bytes,
+// marker first, holding references refSize bytes wide. Offsets are as wide
+// as the file needs.
+func plistTestBinary(objs [][]byte, refSize, top int) []byte {
+	b := []byte("bplist00")
+	offs := make([]int, len(objs))
+	for i, o := range objs {
+		offs[i] = len(b)
+		b = append(b, o...)
+	}
+	table := len(b)
+	offSize := 1
+	for table >= 1<<(8*offSize) {
+		offSize *= 2
+	}
+	for _, o := range offs {
+		b = plistTestBE(b, uint64(o), offSize)
+	}
+	b = append(b, 0, 0, 0, 0, 0, 0, byte(offSize), byte(refSize))
+	b = binary.BigEndian.AppendUint64(b, uint64(len(objs)))
+	b = binary.BigEndian.AppendUint64(b, uint64(top))
+	return binary.BigEndian.AppendUint64(b, uint64(table))
+}
+
+func plistTestBE(b []byte, v uint64, n int) []byte {
+	for i := n - 1; i >= 0; i-- {
+		b = append(b, byte(v>>(8*i)))
+	}
+	return b
+}
+
+// plistTestContainer is a container object: marker's high nibble, the count
+// (in the marker or, from 15, in an integer object after it), then refs.
+func plistTestContainer(marker byte, count, refSize int, refs ...int) []byte {
+	var b []byte
+	if count < 15 {
+		b = append(b, marker|byte(count))
+	} else {
+		b = append(b, marker|0xF, 0x12)
+		b = plistTestBE(b, uint64(count), 4)
+	}
+	for _, r := range refs {
+		b = plistTestBE(b, uint64(r), refSize)
+	}
+	return b
+}
+
+func plistTestArray(refSize int, refs ...int) []byte {
+	return plistTestContainer(0xA0, len(refs), refSize, refs...)
+}
+
+// plistTestBomb is levels nested arrays, each holding fanout references to
+// the next, the last to an integer: tiny, but a tree of fanout^levels.
+func plistTestBomb(levels, fanout int) []byte {
+	var objs [][]byte
+	for i := range levels {
+		objs = append(objs, plistTestArray(1, slices.Repeat([]int{i + 1}, fanout)...))
+	}
+	objs = append(objs, []byte{0x10, 7})
+	return plistTestBinary(objs, 1, 0)
+}
+
+// plistTestDictBomb is the same with dictionaries: each has fanout keys,
+// shared, and every value is the next dictionary.
+func plistTestDictBomb(levels, fanout int) []byte {
+	var objs [][]byte
+	keys := make([]int, fanout)
+	for i := range keys {
+		keys[i] = levels + 1 + i
+	}
+	for i := range levels {
+		refs := append(slices.Clone(keys), slices.Repeat([]int{i + 1}, fanout)...)
+		objs = append(objs, plistTestContainer(0xD0, fanout, 1, refs...))
+	}
+	objs = append(objs, []byte{0x09}) // true
+	for i := range fanout {
+		objs = append(objs, []byte{0x51, 'a' + byte(i)})
+	}
+	return plistTestBinary(objs, 1, 0)
+}
+
+// plistTestChain is depth arrays, each holding the next, around an integer.
+func plistTestChain(depth int) []byte {
+	var objs [][]byte
+	for i := range depth {
+		objs = append(objs, plistTestArray(2, i+1))
+	}
+	objs = append(objs, []byte{0x10, 7})
+	return plistTestBinary(objs, 2, 0)
+}
+
+// plistTestAliased is an array of n references to n different objects that
+// all sit at one offset: an array of k references to a string.
+func plistTestAliased(n, k int) []byte {
+	refs := make([]int, n)
+	for i := range refs {
+		refs[i] = 1 + i
+	}
+	objs := [][]byte{plistTestContainer(0xA0, n, 2, refs...)}
+	objs = append(objs, plistTestContainer(0xA0, k, 2, slices.Repeat([]int{n + 1}, k)...))
+	for range n - 1 {
+		objs = append(objs, []byte{0x10, 0}) // moved below
+	}
+	objs = append(objs, []byte{0x51, 'x'})
+	b := plistTestBinary(objs, 2, 0)
+	// Point the offsets of objects 2 to n at object 1.
+	size := int(b[len(b)-32+6])
+	table := int(binary.BigEndian.Uint64(b[len(b)-8:]))
+	one := b[table+size : table+2*size]
+	for i := 2; i <= n; i++ {
+		copy(b[table+i*size:], one)
+	}
+	return b
+}
+
+// plistTestHostile are binary plists whose objects share or contain one
+// another, or lie about where they are, each refused with the error kind
+// given.
+func plistTestHostile() map[string]struct {
+	data []byte
+	kind error
+} {
+	type hostile = struct {
+		data []byte
+		kind error
+	}
+	leaf := []byte{0x10, 7}
+	m := map[string]hostile{
+		"bomb 7x10":         {plistTestBomb(7, 10), xpc.ErrTooLarge},
+		"bomb 12x10":        {plistTestBomb(12, 10), xpc.ErrTooLarge},
+		"bomb 40x2":         {plistTestBomb(40, 2), xpc.ErrTooLarge},
+		"bomb 6x10":         {plistTestBomb(6, 10), xpc.ErrTooLarge}, // 1,111,111 values
+		"dict bomb 12x10":   {plistTestDictBomb(12, 10), xpc.ErrTooLarge},
+		"aliased offsets":   {plistTestAliased(300, 5000), xpc.ErrTooLarge},
+		"self":              {plistTestBinary([][]byte{plistTestArray(1, 1, 0), leaf}, 1, 0), xpc.ErrBadPlist},
+		"cycle":             {plistTestBinary([][]byte{plistTestArray(1, 1), plistTestArray(1, 2, 0), leaf}, 1, 0), xpc.ErrBadPlist},
+		"dict cycle":        {plistTestBinary([][]byte{plistTestContainer(0xD0, 1, 1, 1, 0), {0x51, 'k'}}, 1, 0), xpc.ErrBadPlist},
+		"set cycle":         {plistTestBinary([][]byte{plistTestContainer(0xC0, 1, 1, 0)}, 1, 0), xpc.ErrBadPlist},
+		"deep":              {plistTestChain(600), xpc.ErrTooDeep},
+		"deep 100":          {plistTestChain(100), xpc.ErrTooDeep},
+		"ref out of range":  {plistTestBinary([][]byte{plistTestArray(1, 1, 9), leaf}, 1, 0), xpc.ErrBadPlist},
+		"refs past table":   {plistTestBinary([][]byte{plistTestContainer(0xA0, 200, 1, 1), leaf}, 1, 0), xpc.ErrBadPlist},
+		"count of 32 bytes": {plistTestBinary([][]byte{{0xAF, 0x15, 1}, leaf}, 1, 0), xpc.ErrBadPlist},
+		"count past end":    {plistTestBinary([][]byte{leaf, {0xAF, 0x13}}, 1, 1), xpc.ErrBadPlist},
+		"huge dict":         {plistTestBinary([][]byte{append([]byte{0xDF, 0x14}, plistTestBE(plistTestBE(nil, 0, 8), 1<<63|1, 8)...), leaf}, 1, 0), xpc.ErrBadPlist},
+		"huge array":        {plistTestBinary([][]byte{append([]byte{0xAF, 0x13}, plistTestBE(nil, 1<<62, 8)...), leaf}, 4, 0), xpc.ErrBadPlist},
+	}
+	// References of no bytes all name object 0, the only one there may be.
+	zero := plistTestBinary([][]byte{append([]byte{0xAF, 0x13}, plistTestBE(nil, 1<<40, 8)...)}, 0, 0)
+	m["zero-byte refs"] = hostile{zero, xpc.ErrBadPlist}
+	// An offset in the table beyond the objects.
+	b := plistTestBinary([][]byte{plistTestArray(1, 1), leaf}, 1, 0)
+	b[len(b)-32-1] = 0xF0
+	m["offset past objects"] = hostile{b, xpc.ErrBadPlist}
+	return m
+}
+
+// TestFromPlistHostileBinary reads binary plists that share containers to
+// expand into huge trees, contain themselves, or lie about their layout:
+// each is refused before howett.net/plist builds anything. Unguarded, the
+// 12-level bomb would build 10^12 values and never finish, and the zero-byte
+// references would have the parser allocate 16 TB and crash the process.
+func TestFromPlistHostileBinary(t *testing.T) {
+	for name, tc := range plistTestHostile() {
+		t.Run(name, func(t *testing.T) {
+			obj, _, err := xpc.FromPlist(tc.data)
+			if err == nil {
+				t.Fatalf("%d bytes read as %.200s", len(tc.data), xpc.Format(obj))
+			}
+			var pe *xpc.PlistError
+			if !errors.As(err, &pe) {
+				t.Errorf("error %T %v is not a *PlistError", err, err)
+			}
+			if !errors.Is(err, tc.kind) {
+				t.Errorf("error %v is not %v", err, tc.kind)
+			}
+			if tc.kind == xpc.ErrTooLarge && !errors.Is(err, xpc.ErrBadPlist) {
+				t.Errorf("error %v is not ErrBadPlist", err)
+			}
+		})
+	}
+	_, _, err := xpc.FromPlist(plistTestBomb(12, 10))
+	if want := "xpc: plist: malformed property list: too large: binary plist expands to more than 1048576 objects"; err == nil || err.Error() != want {
+		t.Errorf("bomb: %v\nwant %s", err, want)
+	}
+}
+
+// TestFromPlistSharedBinary reads binary plists that share objects within
+// the limit, as writers do.
+func TestFromPlistSharedBinary(t *testing.T) {
+	// Shared containers, expanding to 111,111 values.
+	obj, format, err := xpc.FromPlist(plistTestBomb(5, 10))
+	if err != nil || format != xpc.PlistBinary {
+		t.Fatal(format, err)
+	}
+	var want xpc.Object = xpc.Int64(7)
+	for range 5 {
+		a := make(xpc.Array, 10)
+		for i := range a {
+			a[i] = want
+		}
+		want = a
+	}
+	if !xpc.Equal(obj, want) {
+		t.Errorf("5x10 bomb read wrong")
+	}
+	obj, _, err = xpc.FromPlist(plistTestDictBomb(3, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := obj.(*xpc.Dictionary); d.Len() != 10 || d.Get("j").(*xpc.Dictionary).Get("a").(*xpc.Dictionary).Get("e") != xpc.Bool(true) {
+		t.Errorf("3x10 dictionary bomb read wrong: %.200s", xpc.Format(obj))
+	}
+
+	// A launchd job of many repeated strings, which the writer stores once
+	// each and refers to many times.
+	job := jsonTestDict("Label", xpc.String("com.example.many"))
+	args := make(xpc.Array, 5000)
+	for i := range args {
+		args[i] = xpc.String([]string{"--verbose", "--log-level", "info"}[i%3])
+	}
+	job.Set("ProgramArguments", args)
+	services := jsonTestDict()
+	env := jsonTestDict()
+	for i := range 3000 {
+		services.Set(fmt.Sprintf("com.example.many.%d", i), jsonTestDict(
+			"HideUntilCheckIn", xpc.Bool(true), "ResetAtClose", xpc.Bool(false)))
+		env.Set(fmt.Sprintf("VAR_%d", i), xpc.String("/usr/local/share/example"))
+	}
+	job.Set("MachServices", services)
+	job.Set("EnvironmentVariables", env)
+	b, err := xpc.ToPlist(job, xpc.PlistBinary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := binary.BigEndian.Uint64(b[len(b)-24:]); n > 20000 {
+		t.Fatalf("the writer stored %d objects: strings not shared", n)
+	}
+	obj, _, err = xpc.FromPlist(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !xpc.Equal(obj, job) {
+		t.Errorf("launchd job with shared strings read back different")
+	}
+
+	// More references than the fixed limit, to one string, is still not
+	// more values than bytes: allowed.
+	const n = 1<<20 + 1000
+	refs := slices.Repeat([]int{1}, n)
+	big := plistTestBinary([][]byte{plistTestContainer(0xA0, n, 1, refs...), {0x51, 'x'}}, 1, 0)
+	obj, _, err = xpc.FromPlist(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := obj.(xpc.Array); !ok || len(a) != n || a[n-1] != xpc.String("x") {
+		t.Errorf("array of %d shared strings read wrong", n)
+	}
+}
+
+// TestFromPlistBinaryLayouts reads binary plists laid out as no common
+// writer does but howett.net/plist accepts: the guard must too.
+func TestFromPlistBinaryLayouts(t *testing.T) {
+	in := jsonTestDict("a", xpc.Array{xpc.String("x"), xpc.String("x"), xpc.Int64(1)}, "b", xpc.String("x"))
+	for _, refSize := range []int{3, 5, 7} {
+		b := plistTestBinary([][]byte{
+			plistTestContainer(0xD0, 2, refSize, 1, 2, 3, 4),
+			{0x51, 'a'}, {0x51, 'b'},
+			plistTestContainer(0xA0, 3, refSize, 4, 4, 5),
+			{0x51, 'x'}, {0x10, 1},
+		}, refSize, 0)
+		// Widen the offsets from 1 byte to 3.
+		trailer := bytes.Clone(b[len(b)-32:])
+		table := binary.BigEndian.Uint64(trailer[24:])
+		var wide []byte
+		for _, o := range b[table : len(b)-32] {
+			wide = plistTestBE(wide, uint64(o), 3)
+		}
+		b = append(append(b[:table:table], wide...), trailer...)
+		b[len(b)-32+6] = 3
+		obj, _, err := xpc.FromPlist(b)
+		if err != nil {
+			t.Fatalf("references of %d bytes: %v", refSize, err)
+		}
+		if !xpc.Equal(obj, in) {
+			t.Errorf("references of %d bytes: %s", refSize, xpc.Format(obj))
+		}
+	}
+	// A count of 15 or more follows the marker, as an integer object.
+	b := plistTestBinary([][]byte{plistTestContainer(0xA0, 20, 1, slices.Repeat([]int{1}, 20)...), {0x10, 3}}, 1, 0)
+	if obj, _, err := xpc.FromPlist(b); err != nil || len(obj.(xpc.Array)) != 20 {
+		t.Errorf("array of 20: %v %v", obj, err)
+	}
+	// Nesting to the depth the conversion allows.
+	if _, _, err := xpc.FromPlist(plistTestChain(xpc.DefaultMaxDepth)); err != nil {
+		t.Errorf("%d levels: %v", xpc.DefaultMaxDepth, err)
+	}
+}
+
+// TestFromPlistBinaryTrailers spoils each byte of binary plists' trailers
+// and offset tables, and cuts them short: never a panic, never a hang,
+// always a *PlistError, and ErrBadPlist where the layout is broken.
+func TestFromPlistBinaryTrailers(t *testing.T) {
+	files := map[string][]byte{
+		"agent": plistTestFile(t, "com.example.agent.bplist"),
+		"bomb":  plistTestBomb(12, 10),
+		"dict":  plistTestDictBomb(12, 10),
+	}
+	for name, bin := range files {
+		for i := len(bin) - 40; i < len(bin); i++ {
+			for _, v := range []byte{0, 1, 2, 3, 8, 16, 0x7f, 0x80, 0xfe, 0xff} {
+				b := bytes.Clone(bin)
+				b[i] = v
+				if _, _, err := xpc.FromPlist(b); err != nil {
+					var pe *xpc.PlistError
+					if !errors.As(err, &pe) {
+						t.Errorf("%s[%d]=%#x: error %T %v", name, i, v, err, err)
+					}
+				}
+			}
+		}
+		for n := range len(bin) {
+			if _, _, err := xpc.FromPlist(bin[:n]); !errors.Is(err, xpc.ErrBadPlist) && n > len("bplist") {
+				t.Errorf("%s cut to %d bytes: %v", name, n, err)
+			}
+		}
+		for i := range bin {
+			b := bytes.Clone(bin)
+			b[i] ^= 0xff
+			_, _, _ = xpc.FromPlist(b)
+		}
+	}
+	// The trailer's fields out of range, one at a time.
+	base := plistTestBinary([][]byte{plistTestArray(1, 1), {0x10, 7}}, 1, 0)
+	for _, tc := range []struct {
+		name  string
+		field int // offset in the trailer
+		size  int
+		v     uint64
+	}{
+		{"offset size 0", 6, 1, 0},
+		{"offset size 9", 6, 1, 9},
+		{"offset size 255", 6, 1, 255},
+		{"ref size 8", 7, 1, 8},
+		{"ref size 16", 7, 1, 16},
+		{"ref size 255", 7, 1, 255},
+		{"no objects", 8, 8, 0},
+		{"objects 2^63", 8, 8, 1 << 63},
+		{"objects max", 8, 8, math.MaxUint64},
+		{"top out of range", 16, 8, 2},
+		{"top max", 16, 8, math.MaxUint64},
+		{"table in header", 24, 8, 3},
+		{"table at trailer", 24, 8, uint64(len(base) - 32)},
+		{"table max", 24, 8, math.MaxUint64},
+	} {
+		b := bytes.Clone(base)
+		copy(b[len(b)-32+tc.field:], plistTestBE(nil, tc.v, tc.size))
+		if _, _, err := xpc.FromPlist(b); !errors.Is(err, xpc.ErrBadPlist) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+}
+
 func FuzzFromPlist(f *testing.F) {
 	f.Add(plistTestFile(f, "com.example.agent.plist"))
 	f.Add(plistTestFile(f, "com.example.agent.bplist"))
@@ -396,6 +762,11 @@ func FuzzFromPlist(f *testing.F) {
 	for _, b := range plistTestBad(f) {
 		f.Add(b)
 	}
+	for _, h := range plistTestHostile() {
+		f.Add(h.data)
+	}
+	f.Add(plistTestBomb(3, 4))
+	f.Add(plistTestDictBomb(2, 3))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		obj, _, err := xpc.FromPlist(data)
 		if err != nil {
@@ -403,6 +774,11 @@ func FuzzFromPlist(f *testing.F) {
 			if !errors.As(err, &pe) {
 				t.Fatalf("error %T is not a *PlistError: %v", err, err)
 			}
+			return
+		}
+		if plistTestValues(obj, 10000) > 10000 {
+			// A binary plist may share its way to a million values:
+			// round trips of those are slow, and no different.
 			return
 		}
 		// Whatever reads writes back, or is refused as not representable
@@ -424,6 +800,28 @@ func FuzzFromPlist(f *testing.F) {
 			t.Fatalf("read but cannot encode: %v", err)
 		}
 	})
+}
+
+// plistTestValues counts the values in obj, stopping once past limit.
+func plistTestValues(obj xpc.Object, limit int) int {
+	n := 1
+	switch v := obj.(type) {
+	case xpc.Array:
+		for _, e := range v {
+			if n > limit {
+				break
+			}
+			n += plistTestValues(e, limit-n)
+		}
+	case *xpc.Dictionary:
+		for _, e := range v.All() {
+			if n > limit {
+				break
+			}
+			n += plistTestValues(e, limit-n)
+		}
+	}
+	return n
 }
 
 func ExampleFromPlist() {
@@ -482,4 +880,22 @@ func ExampleToPlist() {
 	// 	</dict>
 	// </plist>
 	// xpc: plist: Socket: not representable: null has no property-list form
+}
+
+// Deep nesting in XML or text plists is refused before the parser, whose
+// recursion would otherwise overflow the stack (a fatal error).
+func TestFromPlistDeepText(t *testing.T) {
+	deepXML := `<?xml version="1.0" encoding="UTF-8"?><plist version="1.0">` +
+		strings.Repeat("<array>", 2_000_000) + strings.Repeat("</array>", 2_000_000) + `</plist>`
+	if _, _, err := xpc.FromPlist([]byte(deepXML)); !errors.Is(err, xpc.ErrTooDeep) || !errors.Is(err, xpc.ErrBadPlist) {
+		t.Fatalf("deep XML: %v", err)
+	}
+	if _, _, err := xpc.FromPlist([]byte(strings.Repeat("(", 2_000_000))); !errors.Is(err, xpc.ErrTooDeep) {
+		t.Fatalf("deep text: %v", err)
+	}
+	ok := `<?xml version="1.0" encoding="UTF-8"?><plist version="1.0">` +
+		strings.Repeat("<array>", 50) + "<dict/><array/>" + strings.Repeat("</array>", 50) + `</plist>`
+	if _, _, err := xpc.FromPlist([]byte(ok)); err != nil {
+		t.Fatalf("50 levels: %v", err)
+	}
 }
