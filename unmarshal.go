@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"sync"
 	"time"
 )
 
@@ -28,19 +29,34 @@ func (dec *Decoder) DecodeValue(body []byte, fds []int, v any) error {
 	if err != nil {
 		return err
 	}
-	d := &decState{r: reader{b: body, lim: dec.Limits}, fds: fdSource{fds: fds}}
+	d := decStatePool.Get().(*decState)
+	d.r = reader{b: body, lim: dec.Limits}
+	d.fds = fdSource{fds: fds, pending: d.fds.pending[:0]}
 	d.r.att = &d.fds
-	if err := d.run(rv); err != nil {
+	err = d.run(rv)
+	if err != nil {
 		d.fds.abandon()
-		return err
+	} else {
+		err = d.fds.finish(d.r.off)
 	}
-	if err := d.fds.finish(d.r.off); err != nil {
-		return err
+	if err == nil {
+		for _, a := range d.skipped {
+			a.Close()
+		}
 	}
-	for _, a := range d.skipped {
-		a.Close()
-	}
-	return nil
+	d.release()
+	return err
+}
+
+// decStatePool keeps decoding state between calls, so that decoding a
+// struct allocates only what the struct itself holds.
+var decStatePool = sync.Pool{New: func() any { return new(decState) }}
+
+func (d *decState) release() {
+	clear(d.fds.pending)
+	clear(d.skipped)
+	*d = decState{fds: fdSource{pending: d.fds.pending[:0]}, skipped: d.skipped[:0]}
+	decStatePool.Put(d)
 }
 
 // ObjectInto stores the object obj in the Go value v points to (v must be a
