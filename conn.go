@@ -228,10 +228,22 @@ func (c *Connection) getLink(ctx context.Context) (*link, error) {
 			err := c.final
 			c.mu.Unlock()
 			return nil, err
-		case c.link != nil:
+		case c.link != nil && c.link.dead() == nil:
 			l := c.link
 			c.mu.Unlock()
 			return l, nil
+		case c.link != nil && !c.reconnect:
+			// Dead, and its reader has not yet made the connection final:
+			// report what killed it.
+			err := c.link.dead()
+			c.mu.Unlock()
+			return nil, err
+		case c.link != nil:
+			// Dead, its reader not yet through linkDied: a connection that
+			// reconnects dials a new link now rather than fail on this one.
+			c.link = nil
+			c.mu.Unlock()
+			continue
 		case c.dial == nil:
 			err := invalidError(ErrPeerGone, nil, "peer connection lost")
 			c.mu.Unlock()

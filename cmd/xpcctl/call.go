@@ -97,4 +97,3 @@ func trimPrefix(err error) string {
 	}
 	return strings.TrimPrefix(err.Error(), "xpc: ")
 }
-

@@ -68,14 +68,17 @@ func init() {
 		encodeCommand,
 		plistConvertCommand,
 		plistLintCommand,
-		{
+	}
+	commands = append(commands, adminCommands()...)
+	commands = append(commands,
+		&command{
 			name:    "help",
 			args:    "[COMMAND]",
 			summary: "show help for xpcctl or for one command",
 			help:    "With no argument, lists the commands; with one, prints that command's usage and options.",
 			run:     runHelp,
 		},
-	}
+	)
 }
 
 // run is the whole program, testable: it parses args (without the program

@@ -1,0 +1,213 @@
+package xpcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/goxpc/xpc/internal/bootstrap"
+)
+
+// Config configures a Daemon. The zero value of each optional field is
+// documented beside it.
+type Config struct {
+	// Paths are the instance's socket, state and job directories
+	// (bootstrap.FromEnv, bootstrap.ForRoot). Required.
+	Paths bootstrap.Paths
+	// User makes a --user instance: one domain, user/<xpcd's uid>, and a
+	// socket only that user (and root) may use. Paths.UserScope means the
+	// same.
+	User bool
+	// Logger receives xpcd's log, services' output included. nil:
+	// slog.Default().
+	Logger *slog.Logger
+	// Pressure tells whether memory is short. nil: PSIMemory{} (Linux's
+	// /proc/pressure/memory, some avg10 above 10%).
+	Pressure PressureSource
+	// PressureInterval is how often Pressure is asked. 0: 5 s; negative:
+	// never.
+	PressureInterval time.Duration
+	// UpgradeInterval is how often running services' executables are
+	// checked for replacement. 0: 1 s; negative: never.
+	UpgradeInterval time.Duration
+	// StopServicesOnClose makes Close stop every service (terminate,
+	// SIGTERM, then SIGKILL when Close's context ends), as a test wants.
+	// By default Close leaves them running, to be adopted by the next xpcd.
+	StopServicesOnClose bool
+}
+
+// component is one part of the daemon. Components start in order and
+// close in reverse; each close is bounded by the context given.
+type component interface {
+	name() string
+	start(ctx context.Context) error
+	close(ctx context.Context) error
+}
+
+// Daemon is xpcd: the bootstrap socket (bound first, so that a second xpcd
+// on the same paths stops before touching anything), the state store, the
+// job store, the supervisor, the monitors and the bootstrap server (which
+// starts accepting last), started in that order.
+type Daemon struct {
+	cfg  Config
+	log  *slog.Logger
+	sup  *supervisor
+	comp []component
+
+	mu      sync.Mutex
+	started int // components started
+	closed  bool
+}
+
+// New checks cfg and returns a daemon ready to Start.
+func New(cfg Config) (*Daemon, error) {
+	p := cfg.Paths
+	if p.Socket == "" || p.RunDir == "" || p.StateDir == "" {
+		return nil, errors.New("xpcd: Config.Paths needs Socket, RunDir and StateDir")
+	}
+	user := cfg.User || p.UserScope
+	if user && p.Agents == "" {
+		return nil, errors.New("xpcd: a --user instance needs Paths.Agents")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.PressureInterval == 0 {
+		cfg.PressureInterval = 5 * time.Second
+	}
+	if cfg.UpgradeInterval == 0 {
+		cfg.UpgradeInterval = time.Second
+	}
+	if cfg.Pressure == nil {
+		cfg.Pressure = PSIMemory{}
+	}
+
+	// Domains and where their jobs come from. A --user instance, and any
+	// instance under XPCD_ROOT, loads LaunchAgents into the domain of the
+	// user xpcd runs as at start; a system instance loads LaunchDaemons
+	// into system, and LaunchAgents into each other user's domain when
+	// that domain is first used (a lookup by the user, or an
+	// administrative request naming it).
+	uid := uint32(os.Geteuid())
+	domains := map[string]uint32{}
+	var sources []source
+	if user || p.Root != "" {
+		dn := UserDomain(uid)
+		domains[dn] = uid
+		sources = append(sources, source{domain: dn, owner: uid, dir: p.Agents})
+	}
+	if !user && p.Daemons != "" {
+		domains[DomainSystem] = 0
+		sources = append(sources, source{domain: DomainSystem, owner: 0, dir: p.Daemons})
+	}
+
+	store := newStateStore(p.StateDir, log.With("component", "state"))
+	jobs := newJobStore(sources, log.With("component", "jobs"))
+	outDir := outputDirFor(p.RunDir)
+	sup := newSupervisor(supervisorConfig{
+		log:         log.With("component", "supervisor"),
+		launcher:    &execLauncher{log: log.With("component", "service"), root: uid == 0, outputDir: outDir},
+		store:       store,
+		jobs:        jobs,
+		domains:     domains,
+		userMode:    user,
+		agentsDir:   agentsFor(p, user),
+		baseEnv:     baseEnvironment(p, user),
+		outputDir:   outDir,
+		stopOnClose: cfg.StopServicesOnClose,
+	})
+	srv := newServer(sup, p, user, log.With("component", "bootstrap"))
+	d := &Daemon{cfg: cfg, log: log, sup: sup}
+	d.comp = []component{binder{srv}, store, jobs, sup}
+	if cfg.PressureInterval > 0 {
+		d.comp = append(d.comp, pressureMonitor(sup, cfg.Pressure, cfg.PressureInterval, log.With("component", "pressure")))
+	}
+	if cfg.UpgradeInterval > 0 {
+		d.comp = append(d.comp, exeMonitor(sup, cfg.UpgradeInterval))
+	}
+	d.comp = append(d.comp, srv)
+	return d, nil
+}
+
+// agentsFor returns the LaunchAgents directory a system instance loads into
+// user domains on demand.
+func agentsFor(p bootstrap.Paths, user bool) string {
+	if user {
+		return ""
+	}
+	return p.Agents
+}
+
+// baseEnvironment is what every service's environment starts from: a
+// standard PATH, the locale and time zone, and what a service needs to
+// reach this same xpcd (XPCD_ROOT; for a --user instance, the XDG
+// directories).
+func baseEnvironment(p bootstrap.Paths, user bool) []string {
+	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	pass := []string{"LANG", "LC_ALL", "TZ"}
+	if user {
+		pass = append(pass, "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME")
+	}
+	for _, k := range pass {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	if p.Root != "" {
+		env = append(env, bootstrap.RootEnv+"="+p.Root)
+	}
+	return env
+}
+
+// Start starts the components in order: when it returns nil, the bootstrap
+// socket accepts connections. If one fails, those already started are
+// closed again.
+func (d *Daemon) Start(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.started > 0 || d.closed {
+		return errors.New("xpcd: Start called twice")
+	}
+	for _, c := range d.comp {
+		if err := c.start(ctx); err != nil {
+			d.closeLocked(ctx)
+			return fmt.Errorf("xpcd: start %s: %w", c.name(), err)
+		}
+		d.started++
+	}
+	d.log.Info("xpcd started", "socket", d.cfg.Paths.Socket, "state", d.cfg.Paths.StateDir, "user", d.cfg.User || d.cfg.Paths.UserScope)
+	return nil
+}
+
+// Close stops the daemon: the components close in reverse order, each
+// bounded by ctx. Services keep running unless Config.StopServicesOnClose.
+func (d *Daemon) Close(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.closeLocked(ctx)
+}
+
+func (d *Daemon) closeLocked(ctx context.Context) error {
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	var errs []error
+	for i := d.started - 1; i >= 0; i-- {
+		c := d.comp[i]
+		if err := c.close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("close %s: %w", c.name(), err))
+		}
+	}
+	d.started = 0
+	d.log.Info("xpcd stopped")
+	return errors.Join(errs...)
+}
+
+// Paths returns the daemon's paths.
+func (d *Daemon) Paths() bootstrap.Paths { return d.cfg.Paths }

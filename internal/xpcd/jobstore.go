@@ -1,0 +1,152 @@
+package xpcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/goxpc/xpc/launchd"
+)
+
+// The job store knows where job definitions come from (the LaunchAgents and
+// LaunchDaemons directories, and paths given to bootstrap) and reads them:
+// a plist either loads whole or is rejected with the file, the key and the
+// reason. Which jobs are loaded in which domain is the supervisor's.
+
+// loadError is a job definition that was rejected.
+type loadError struct {
+	Domain string
+	File   string
+	Key    string
+	Reason string
+}
+
+func (e loadError) String() string {
+	s := e.File + ": "
+	if e.Key != "" {
+		s += e.Key + ": "
+	}
+	return s + e.Reason
+}
+
+// source is a directory of plists loaded into one domain at start.
+type source struct {
+	domain string
+	owner  uint32
+	dir    string
+}
+
+type jobStore struct {
+	log     *slog.Logger
+	sources []source
+
+	// What start read, per domain: jobs in file-name order, and the
+	// files that were rejected.
+	initial       map[string][]*launchd.Job
+	initialErrors map[string][]loadError
+}
+
+func newJobStore(sources []source, log *slog.Logger) *jobStore {
+	return &jobStore{log: log, sources: sources}
+}
+
+func (s *jobStore) name() string { return "jobs" }
+
+func (s *jobStore) start(context.Context) error {
+	s.initial = map[string][]*launchd.Job{}
+	s.initialErrors = map[string][]loadError{}
+	for _, src := range s.sources {
+		jobs, errs := s.scan(src)
+		s.initial[src.domain] = append(s.initial[src.domain], jobs...)
+		s.initialErrors[src.domain] = append(s.initialErrors[src.domain], errs...)
+	}
+	return nil
+}
+
+func (s *jobStore) close(context.Context) error { return nil }
+
+// scan loads every *.plist in a source directory. A missing directory is
+// an empty one.
+func (s *jobStore) scan(src source) ([]*launchd.Job, []loadError) {
+	ents, err := os.ReadDir(src.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		le := loadError{Domain: src.domain, File: src.dir, Reason: err.Error()}
+		s.log.Error("jobs: cannot read directory", "domain", src.domain, "dir", src.dir, "err", err)
+		return nil, []loadError{le}
+	}
+	var jobs []*launchd.Job
+	var errs []loadError
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".plist") || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		j, lerrs := loadPlist(src.domain, src.owner, filepath.Join(src.dir, e.Name()))
+		if lerrs != nil {
+			for _, le := range lerrs {
+				s.log.Error("jobs: rejected", "domain", src.domain, "file", le.File, "key", le.Key, "reason", le.Reason)
+			}
+			errs = append(errs, lerrs...)
+			continue
+		}
+		for _, w := range j.Warnings {
+			s.log.Warn("jobs: ignored key", "domain", src.domain, "file", j.Path, "key", w.Key, "reason", w.Reason)
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, errs
+}
+
+// loadPlist reads one job definition for a domain owned by owner. Besides
+// the launchd package's validation, the file must belong to root or the
+// owner and be writable by nobody else (launchd's rule: whoever can write
+// a job definition can run code as its user).
+func loadPlist(domain string, owner uint32, path string) (*launchd.Job, []loadError) {
+	if !filepath.IsAbs(path) {
+		return nil, []loadError{{Domain: domain, File: path, Reason: "not an absolute path"}}
+	}
+	if fi, err := os.Stat(path); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			self := uint32(os.Geteuid())
+			if st.Uid != 0 && st.Uid != owner && st.Uid != self {
+				return nil, []loadError{{Domain: domain, File: path,
+					Reason: fmt.Sprintf("dubious ownership: owned by uid %d, want root or uid %d", st.Uid, owner)}}
+			}
+			if fi.Mode().Perm()&0o022 != 0 {
+				return nil, []loadError{{Domain: domain, File: path,
+					Reason: fmt.Sprintf("dubious permissions %v: writable by group or others", fi.Mode().Perm())}}
+			}
+		}
+	}
+	j, err := launchd.Load(path)
+	if err != nil {
+		var out []loadError
+		for _, e := range launchd.Errors(err) {
+			out = append(out, loadError{Domain: domain, File: orDefault(e.File, path), Key: e.Key, Reason: e.Reason})
+		}
+		if out == nil {
+			out = []loadError{{Domain: domain, File: path, Reason: err.Error()}}
+		}
+		return nil, out
+	}
+	return j, nil
+}
+
+// sortedLabels returns a map's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,509 @@
+package xpcd
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/goxpc/xpc/launchd"
+)
+
+// Processes are handled behind two small interfaces, so that the state
+// machine can be tested with fakes: a launcher starts (or re-finds) a
+// job's process, and a process is a handle on one, always through its
+// pidfd, never by bare pid.
+
+// launcher starts processes. launch and adopt may block (fork, exec, user
+// lookups, opening files): they are never called on the supervisor's loop.
+type launcher interface {
+	launch(spec *spawnSpec) (*spawned, error)
+	// adopt finds a process a previous xpcd launched, if it still runs
+	// (same pid and same start time).
+	adopt(rec processRecord) (*spawned, error)
+}
+
+// process is a handle on a running process.
+type process interface {
+	// signal sends sig to the process, through its pidfd.
+	signal(sig syscall.Signal) error
+	// killGroup sends sig to the process's whole group; only for a child
+	// that leads its own group and is not yet reaped (so the group id
+	// cannot have been recycled).
+	killGroup(sig syscall.Signal) error
+	// wait blocks until the process has ended, kills what is left of its
+	// group unless told to abandon it, reaps it if it is xpcd's child, and
+	// returns how it ended. After close it returns errProcessClosed.
+	wait(abandonGroup bool) (exitStatus, error)
+	// exited reports, without waiting, whether the process has ended
+	// (even if wait has not returned yet).
+	exited() bool
+	// close releases the handle without touching the process.
+	close()
+}
+
+var errProcessClosed = errors.New("process handle closed")
+
+// exitStatus is how a process ended.
+type exitStatus struct {
+	known  bool // false: not xpcd's child (adopted), so the status is unknown
+	code   int
+	signal syscall.Signal // non-zero: killed by this signal
+}
+
+func (s exitStatus) clean() bool   { return s.known && s.signal == 0 && s.code == 0 }
+func (s exitStatus) crashed() bool { return s.signal != 0 && launchd.CrashSignal(s.signal) }
+
+func (s exitStatus) String() string {
+	switch {
+	case !s.known:
+		return "exited (status unknown: adopted process)"
+	case s.signal != 0:
+		return "killed by " + unix.SignalName(s.signal)
+	}
+	return "exited with status " + strconv.Itoa(s.code)
+}
+
+// fileID identifies the contents of an executable well enough to notice
+// that it was replaced.
+type fileID struct {
+	Dev   uint64 `json:"dev"`
+	Ino   uint64 `json:"ino"`
+	Size  int64  `json:"size"`
+	Mtime int64  `json:"mtime_ns"`
+}
+
+func statID(path string) (fileID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return fileID{}, err
+	}
+	return fileID{Dev: st.Dev, Ino: st.Ino, Size: st.Size, Mtime: st.Mtim.Nano()}, nil
+}
+
+// spawnSpec is everything needed to start one instance of a job.
+type spawnSpec struct {
+	domain string
+	owner  uint32 // the domain's owner; a user domain's jobs run as them when xpcd is root
+	def    *launchd.Job
+	env    []string // the base environment (before the job's own variables)
+}
+
+// spawned is a process that runs: started by launch or found by adopt.
+type spawned struct {
+	proc      process
+	pid       int
+	startTime uint64
+	checkin   *os.File // xpcd's end of the check-in socket pair (nil when adopted)
+	output    *output  // the FIFO its output goes to, nil if none
+	exe       fileID
+}
+
+// execLauncher is the real launcher: os/exec, pidfds, a SOCK_SEQPACKET
+// check-in pair on descriptor 3.
+type execLauncher struct {
+	log       *slog.Logger
+	root      bool   // xpcd runs as root: UserName/GroupName apply
+	outputDir string // where output FIFOs are made
+}
+
+func (l *execLauncher) launch(spec *spawnSpec) (_ *spawned, err error) {
+	def := spec.def
+	cred, u, err := l.credential(spec)
+	if err != nil {
+		return nil, err
+	}
+	var closers []*os.File
+	defer func() {
+		for _, f := range closers {
+			f.Close()
+		}
+	}()
+	stdin, err := os.Open(orDefault(def.StandardInPath, os.DevNull))
+	if err != nil {
+		return nil, fmt.Errorf("StandardInPath: %w", err)
+	}
+	closers = append(closers, stdin)
+
+	// Output: files when named, otherwise one FIFO whose lines go to
+	// xpcd's log.
+	var out *output
+	var fifoW *os.File
+	fifo := func() (*os.File, error) {
+		if fifoW != nil {
+			return fifoW, nil
+		}
+		o, w, err := newOutput(l.outputDir, l.log.With("label", def.Label, "domain", spec.domain))
+		if err != nil {
+			return nil, err
+		}
+		out, fifoW = o, w
+		closers = append(closers, w)
+		return w, nil
+	}
+	defer func() {
+		if err != nil && out != nil {
+			out.stop(true)
+		}
+	}()
+	openOut := func(key, path string) (*os.File, error) {
+		if path == "" {
+			return fifo()
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		closers = append(closers, f)
+		if cred != nil {
+			if fi, err := f.Stat(); err == nil && fi.Sys().(*syscall.Stat_t).Uid == 0 && cred.Uid != 0 {
+				f.Chown(int(cred.Uid), int(cred.Gid))
+			}
+		}
+		return f, nil
+	}
+	stdout, err := openOut("StandardOutPath", def.StandardOutPath)
+	if err != nil {
+		return nil, err
+	}
+	stderr, err := openOut("StandardErrorPath", def.StandardErrorPath)
+	if err != nil {
+		return nil, err
+	}
+
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("check-in socket pair: %w", err)
+	}
+	mine := os.NewFile(uintptr(fds[0]), "xpcd-checkin")
+	theirs := os.NewFile(uintptr(fds[1]), "checkin")
+	closers = append(closers, theirs)
+	defer func() {
+		if err != nil {
+			mine.Close()
+		}
+	}()
+
+	exe := def.Executable()
+	id, _ := statID(exe)
+	pidfd := -1
+	cmd := &exec.Cmd{
+		Path:       exe,
+		Args:       def.Argv(),
+		Env:        l.environment(spec, u),
+		Dir:        orDefault(def.WorkingDirectory, "/"),
+		Stdin:      stdin,
+		Stdout:     stdout,
+		Stderr:     stderr,
+		ExtraFiles: []*os.File{theirs},
+		SysProcAttr: &syscall.SysProcAttr{
+			Setpgid:    true,
+			PidFD:      &pidfd,
+			Credential: cred,
+		},
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("spawn %s: %w", exe, err)
+	}
+	pid := cmd.Process.Pid
+	// Our pidfd is the handle; Go's own (a duplicate) is not needed.
+	cmd.Process.Release()
+	if pidfd < 0 {
+		// No pidfd: the process runs, but could never be signalled
+		// safely. Kernels without CLONE_PIDFD are not supported.
+		return nil, fmt.Errorf("spawn %s: the kernel gave no pidfd (Linux 5.3 or later is needed)", exe)
+	}
+	proc, err := newPidfdProcess(pid, pidfd, true)
+	if err != nil {
+		return nil, err
+	}
+	if def.Nice != 0 {
+		// pid is our unreaped child: it cannot have been recycled.
+		unix.Setpriority(unix.PRIO_PROCESS, pid, def.Nice)
+	}
+	st, _ := startTime(pid)
+	if out != nil {
+		out.start(pid)
+	}
+	return &spawned{proc: proc, pid: pid, startTime: st, checkin: mine, output: out, exe: id}, nil
+}
+
+// credential works out whom to run the job as: when xpcd is root, the
+// domain's user for a user domain (UserName may only name that user), or
+// UserName/GroupName in the system domain; otherwise xpcd's own user.
+func (l *execLauncher) credential(spec *spawnSpec) (*syscall.Credential, *user.User, error) {
+	def := spec.def
+	if !l.root {
+		u, _ := user.Current()
+		if def.UserName != "" && (u == nil || u.Username != def.UserName) {
+			l.log.Warn("UserName ignored: xpcd does not run as root", "label", def.Label, "UserName", def.UserName)
+		}
+		return nil, u, nil
+	}
+	var u *user.User
+	var err error
+	switch {
+	case def.UserName != "":
+		u, err = user.Lookup(def.UserName)
+		if err != nil {
+			return nil, nil, fmt.Errorf("UserName: %w", err)
+		}
+		if spec.domain != DomainSystem && spec.owner != 0 && u.Uid != strconv.FormatUint(uint64(spec.owner), 10) {
+			return nil, nil, fmt.Errorf("UserName: %s is not the owner of %s", def.UserName, spec.domain)
+		}
+	case spec.domain != DomainSystem && spec.owner != 0:
+		u, err = user.LookupId(strconv.FormatUint(uint64(spec.owner), 10))
+		if err != nil {
+			return nil, nil, fmt.Errorf("the owner of %s: %w", spec.domain, err)
+		}
+	default:
+		u, _ = user.Current()
+		if def.GroupName == "" {
+			return nil, u, nil
+		}
+	}
+	uid, gid := uint64(0), uint64(0)
+	var groups []uint32
+	if u != nil {
+		uid, _ = strconv.ParseUint(u.Uid, 10, 32)
+		gid, _ = strconv.ParseUint(u.Gid, 10, 32)
+		if ids, err := u.GroupIds(); err == nil {
+			for _, g := range ids {
+				if n, err := strconv.ParseUint(g, 10, 32); err == nil {
+					groups = append(groups, uint32(n))
+				}
+			}
+		}
+	}
+	if def.GroupName != "" {
+		g, err := user.LookupGroup(def.GroupName)
+		if err != nil {
+			return nil, nil, fmt.Errorf("GroupName: %w", err)
+		}
+		gid, _ = strconv.ParseUint(g.Gid, 10, 32)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}, u, nil
+}
+
+// environment is the job's environment: spec's base, the user's HOME, USER
+// and LOGNAME, the job's EnvironmentVariables, then the check-in
+// variables, which nothing overrides.
+func (l *execLauncher) environment(spec *spawnSpec, u *user.User) []string {
+	env := append([]string(nil), spec.env...)
+	if u != nil {
+		env = append(env, "HOME="+u.HomeDir, "USER="+u.Username, "LOGNAME="+u.Username)
+	}
+	for k, v := range spec.def.EnvironmentVariables {
+		env = append(env, k+"="+v)
+	}
+	env = append(env, bootstrap.CheckinFDEnv+"=3", bootstrap.LabelEnv+"="+spec.def.Label)
+	return dedupEnv(env)
+}
+
+// dedupEnv keeps the last value of each variable, in first-seen order.
+func dedupEnv(env []string) []string {
+	idx := map[string]int{}
+	var out []string
+	for _, kv := range env {
+		k, _, _ := bytesCut(kv)
+		if i, ok := idx[k]; ok {
+			out[i] = kv
+			continue
+		}
+		idx[k] = len(out)
+		out = append(out, kv)
+	}
+	return out
+}
+
+func bytesCut(kv string) (string, string, bool) {
+	for i := 0; i < len(kv); i++ {
+		if kv[i] == '=' {
+			return kv[:i], kv[i+1:], true
+		}
+	}
+	return kv, "", false
+}
+
+func (l *execLauncher) adopt(rec processRecord) (*spawned, error) {
+	fd, err := unix.PidfdOpen(rec.PID, 0)
+	if err != nil {
+		return nil, fmt.Errorf("pid %d: %w", rec.PID, err)
+	}
+	unix.CloseOnExec(fd)
+	// The pidfd refers to whatever has the pid now. If it is alive after
+	// its start time was read, the start time was its own.
+	st, err := startTime(rec.PID)
+	if err != nil || st != rec.StartTime || unix.PidfdSendSignal(fd, 0, nil, 0) != nil {
+		unix.Close(fd)
+		if err == nil {
+			err = fmt.Errorf("pid %d is another process now", rec.PID)
+		}
+		return nil, err
+	}
+	proc, err := newPidfdProcess(rec.PID, fd, false)
+	if err != nil {
+		return nil, err
+	}
+	sp := &spawned{proc: proc, pid: rec.PID, startTime: st, exe: rec.Exe}
+	if rec.Output != "" {
+		if o, err := reopenOutput(rec.Output, l.log.With("label", rec.Label, "domain", rec.Domain)); err == nil {
+			o.start(rec.PID)
+			sp.output = o
+		}
+	}
+	return sp, nil
+}
+
+// startTime returns a process's start time, field 22 of /proc/PID/stat.
+func startTime(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold anything:
+	// count fields after the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	f := bytes.Fields(b[i+1:])
+	const idx = 22 - 3 // field 3 (state) is f[0]
+	if len(f) <= idx {
+		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	return strconv.ParseUint(string(f[idx]), 10, 64)
+}
+
+// pidfdProcess is a process held by its pidfd. Exit is seen by polling
+// the pidfd (through Go's poller), without reaping, so that the group can
+// be killed while the leader's pid is still reserved by its zombie.
+type pidfdProcess struct {
+	pid   int
+	f     *os.File
+	rc    syscall.RawConn
+	child bool
+
+	mu     sync.Mutex
+	reaped bool
+}
+
+func newPidfdProcess(pid, fd int, child bool) (*pidfdProcess, error) {
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("pidfd: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "pidfd:"+strconv.Itoa(pid))
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("pidfd: %w", err)
+	}
+	return &pidfdProcess{pid: pid, f: f, rc: rc, child: child}, nil
+}
+
+func (p *pidfdProcess) signal(sig syscall.Signal) error {
+	var serr error
+	if err := p.rc.Control(func(fd uintptr) {
+		serr = unix.PidfdSendSignal(int(fd), sig, nil, 0)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+func (p *pidfdProcess) killGroup(sig syscall.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.child || p.reaped {
+		return p.signal(sig)
+	}
+	err := unix.Kill(-p.pid, sig)
+	if errors.Is(err, unix.ESRCH) {
+		return nil
+	}
+	return err
+}
+
+func (p *pidfdProcess) wait(abandonGroup bool) (exitStatus, error) {
+	err := p.rc.Read(func(fd uintptr) bool {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(pfd, 0)
+		return err == nil && n > 0
+	})
+	if err != nil {
+		return exitStatus{}, errProcessClosed
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.child && !abandonGroup {
+		unix.Kill(-p.pid, unix.SIGKILL) // what the job left behind
+	}
+	var info unix.Siginfo
+	var werr error
+	p.rc.Control(func(fd uintptr) {
+		for {
+			werr = unix.Waitid(unix.P_PIDFD, int(fd), &info, unix.WEXITED, nil)
+			if werr != unix.EINTR {
+				break
+			}
+		}
+	})
+	p.reaped = true
+	if werr != nil {
+		// ECHILD: not ours to reap (adopted after a restart of xpcd).
+		return exitStatus{}, nil
+	}
+	code, status := siginfoChild(&info)
+	switch code {
+	case 1: // CLD_EXITED
+		return exitStatus{known: true, code: int(status)}, nil
+	case 2, 3: // CLD_KILLED, CLD_DUMPED
+		return exitStatus{known: true, signal: syscall.Signal(status)}, nil
+	}
+	return exitStatus{}, nil
+}
+
+func (p *pidfdProcess) exited() bool {
+	gone := false
+	p.rc.Control(func(fd uintptr) {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(pfd, 0)
+		gone = err == nil && n > 0
+	})
+	return gone
+}
+
+func (p *pidfdProcess) close() { p.f.Close() }
+
+// siginfoChild returns si_code and si_status of a SIGCHLD siginfo. The
+// union after si_signo, si_errno and si_code starts at 16 bytes on 64-bit
+// Linux and at 12 on 32-bit; si_status follows si_pid and si_uid.
+func siginfoChild(info *unix.Siginfo) (code, status int32) {
+	off := uintptr(12)
+	if unsafe.Sizeof(uintptr(0)) == 8 {
+		off = 16
+	}
+	return info.Code, *(*int32)(unsafe.Add(unsafe.Pointer(info), off+8))
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// outputDirFor returns the directory for output FIFOs under runDir.
+func outputDirFor(runDir string) string { return filepath.Join(runDir, "output") }

@@ -1,0 +1,68 @@
+package xpcd
+
+// Administrative operations on the bootstrap connection (docs/XPCD.md,
+// "Administration"), their keys, and the reasons xpcd gives beyond those
+// of package bootstrap. xpcctl uses these names.
+const (
+	OpList           = "list"
+	OpPrint          = "print"
+	OpPrintDisabled  = "print-disabled"
+	OpEnable         = "enable"
+	OpDisable        = "disable"
+	OpKickstart      = "kickstart"
+	OpKill           = "kill"
+	OpBootstrap      = "bootstrap"
+	OpBootout        = "bootout"
+	OpBlame          = "blame"
+	OpProcinfo       = "procinfo"
+	OpRemoveDisabled = "remove-disabled"
+	OpWatch          = "watch"
+
+	KeyTarget = "target"
+	KeyPath   = "path"
+	KeyWait   = "wait"
+	KeySignal = "signal"
+	KeyPID    = "pid"
+	KeyStatus = "status"
+	KeyJobs   = "jobs"
+	KeyErrors = "errors"
+	KeyEvent  = "event"
+	KeyWhy    = "why"
+)
+
+// Reasons (the "reason" key of error replies) besides bootstrap's.
+const (
+	// ReasonBadPlist: bootstrap was given a job definition that does not
+	// load; the error object's "errors" lists file, key and reason.
+	ReasonBadPlist = "bad-plist"
+	// ReasonExists: a job with that label is already loaded from another
+	// definition.
+	ReasonExists = "exists"
+	// ReasonNameTaken: another job of the domain provides the name.
+	ReasonNameTaken = "name-taken"
+	// ReasonDraining: the job was booted out and its instance has not
+	// exited yet.
+	ReasonDraining = "draining"
+	// ReasonNotRunning: kill of a job that does not run.
+	ReasonNotRunning = "not-running"
+	// ReasonDisabled: kickstart of a disabled job. (Lookups of a disabled
+	// job's names fail with bootstrap.ReasonNotFound, as launchd's do; the
+	// description says the job is disabled.)
+	ReasonDisabled = "disabled"
+	// ReasonBusy: too many clients are already waiting for the service.
+	ReasonBusy = "busy"
+	// ReasonShuttingDown: xpcd is stopping.
+	ReasonShuttingDown = "shutting-down"
+	// ReasonLaunchFailed: kickstart could not start the job (the
+	// description says why: no such executable, unknown UserName...).
+	ReasonLaunchFailed = "launch-failed"
+	// ReasonIO: the state could not be written; the change holds until
+	// xpcd restarts.
+	ReasonIO = "io-error"
+)
+
+const (
+	keyKind     = "kind"
+	keyReason   = "reason"
+	kindInvalid = "invalid"
+)

@@ -1,0 +1,266 @@
+package xpcd
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/goxpc/xpc"
+)
+
+// jobDict describes a job as list, print and watch return it. Keys with no
+// meaning in the present state are left out (pid when nothing runs,
+// throttled_until when not throttled, ...).
+//
+//	label, domain, state      strings; state as in job.go
+//	since                     date: when it entered this state
+//	pid                       int64, while an instance exists
+//	adopted                   bool, for an instance found after a restart of xpcd
+//	runs                      int64: instances started since loaded
+//	last_exit                 string: how the last instance ended
+//	last_exit_status          int64, if it exited
+//	last_exit_signal          int64, if it was killed by a signal
+//	last_exit_at              date
+//	stop_reason               string: why xpcd stopped (stops) it
+//	launch_reason             string: demand, run-at-load, keep-alive, kickstart, upgrade
+//	requester_pid             int64, for demand
+//	connections               int64: clients queued + handed to the running instance
+//	queued                    int64: clients waiting for the service
+//	transactions              int64: the instance's open transactions
+//	checked_in                array of strings: names the instance listens for
+//	program, plist_path       strings
+//	throttled_until           date, while throttled
+//	mach_services             array of strings
+//	keep_alive                bool: it has a KeepAlive condition
+//	run_at_load               bool
+//	idle_exit_timeout_s       int64
+//	disabled                  bool
+//	upgrade_pending           bool
+//	error                     string: the last launch's failure
+//	warnings                  array of strings: keys of the plist that have no effect
+func (m *supervisor) jobDict(j *job) *xpc.Dictionary {
+	def := j.def
+	d := xpc.NewDictionary(28)
+	d.Set("label", xpc.String(def.Label))
+	d.Set("domain", xpc.String(j.dom.name))
+	d.Set("state", xpc.String(j.stateOf()))
+	d.Set("since", xpc.DateOf(j.since))
+	inst := j.inst
+	r := j.lastReason
+	if inst != nil {
+		r = inst.reason
+		if inst.pid > 0 {
+			d.Set("pid", xpc.Int64(inst.pid))
+		}
+		if inst.adopted {
+			d.Set("adopted", xpc.Bool(true))
+		}
+		if inst.stopWhy != "" {
+			d.Set("stop_reason", xpc.String(inst.stopWhy))
+		}
+	} else if j.lastStop != "" {
+		d.Set("stop_reason", xpc.String(j.lastStop))
+	}
+	d.Set("runs", xpc.Int64(j.runs))
+	if e := j.lastExit; e != nil {
+		d.Set("last_exit", xpc.String(e.String()))
+		if e.known && e.signal != 0 {
+			d.Set("last_exit_signal", xpc.Int64(e.signal))
+		} else if e.known {
+			d.Set("last_exit_status", xpc.Int64(e.code))
+		}
+		d.Set("last_exit_at", xpc.DateOf(j.lastExitAt))
+	}
+	if r.why != "" {
+		d.Set("launch_reason", xpc.String(r.why))
+		if r.requester != 0 {
+			d.Set("requester_pid", xpc.Int64(r.requester))
+		}
+	}
+	conns, tx := len(j.queue), 0
+	var names []string
+	if inst != nil {
+		conns += inst.delivered
+		tx = inst.tx
+		names = sortedKeys(inst.names)
+	}
+	d.Set("connections", xpc.Int64(conns))
+	d.Set("queued", xpc.Int64(len(j.queue)))
+	d.Set("transactions", xpc.Int64(tx))
+	if inst != nil && !inst.spawning {
+		d.Set("checked_in", strArray(names))
+	}
+	d.Set("program", xpc.String(def.Executable()))
+	d.Set("plist_path", xpc.String(def.Path))
+	if j.throttle != nil {
+		d.Set("throttled_until", xpc.DateOf(j.throttleAt))
+	}
+	d.Set("mach_services", strArray(sortedKeys(def.MachServices)))
+	d.Set("keep_alive", xpc.Bool(!def.KeepAlive.IsZero()))
+	d.Set("run_at_load", xpc.Bool(def.StartsAtLoad()))
+	d.Set("idle_exit_timeout_s", xpc.Int64(def.IdleExitTimeout/time.Second))
+	d.Set("disabled", xpc.Bool(j.disabled))
+	if (inst != nil && inst.upgrade) || j.next != nil {
+		d.Set("upgrade_pending", xpc.Bool(true))
+	}
+	if j.err != "" {
+		d.Set("error", xpc.String(j.err))
+	}
+	if len(def.Warnings) > 0 {
+		var ws []string
+		for _, w := range def.Warnings {
+			ws = append(ws, w.String())
+		}
+		d.Set("warnings", strArray(ws))
+	}
+	return d
+}
+
+func strArray(s []string) xpc.Array {
+	a := make(xpc.Array, 0, len(s))
+	for _, v := range s {
+		a = append(a, xpc.String(v))
+	}
+	return a
+}
+
+func loadErrorDict(e loadError) *xpc.Dictionary {
+	d := xpc.Dict("domain", e.Domain, "file", e.File, "reason", e.Reason, "error", e.String())
+	if e.Key != "" {
+		d.Set("key", xpc.String(e.Key))
+	}
+	return d
+}
+
+// blame answers "why does it (not) run?" in one paragraph.
+func (m *supervisor) blame(j *job) string {
+	def := j.def
+	ts := func(t time.Time) string { return t.Format(time.RFC3339) }
+	var b strings.Builder
+	inst := j.inst
+	switch st := j.stateOf(); st {
+	case "spawning", "running", "exiting":
+		if st == "spawning" {
+			fmt.Fprintf(&b, "spawning: %s", reasonText(inst.reason))
+		} else {
+			fmt.Fprintf(&b, "running as pid %d since %s: %s", inst.pid, ts(inst.started), reasonText(inst.reason))
+		}
+		if inst.adopted {
+			b.WriteString("; adopted after xpcd restarted")
+		}
+		if inst.stopWhy != "" {
+			fmt.Fprintf(&b, "; stopping (%s) since %s", stopText(inst.stopWhy), ts(inst.stopAt))
+			if def.ExitTimeOut > 0 {
+				fmt.Fprintf(&b, ", SIGKILL at %s", ts(inst.stopAt.Add(def.ExitTimeOut)))
+			}
+		} else if inst.upgrade {
+			b.WriteString("; upgrade pending: it restarts on the new version once it has no open transactions")
+		}
+		if inst.tx > 0 {
+			fmt.Fprintf(&b, "; %d open transactions", inst.tx)
+		} else if def.IdleExitTimeout > 0 && inst.stopWhy == "" {
+			fmt.Fprintf(&b, "; idle since %s, exits after %v idle", ts(inst.idleFrom), def.IdleExitTimeout)
+		}
+	case "throttled":
+		fmt.Fprintf(&b, "throttled until %s: it last started at %s and ThrottleInterval is %v; will start for: %s",
+			ts(j.throttleAt), ts(j.lastLaunch), def.ThrottleInterval, reasonText(j.throttleR))
+	case "disabled":
+		if _, ok := m.overrides[j.dom.name][def.Label]; ok {
+			b.WriteString("disabled by an override (xpcctl enable " + j.target() + " to enable)")
+		} else {
+			b.WriteString("disabled by the Disabled key of " + def.Path)
+		}
+	default:
+		if j.unloading {
+			b.WriteString("being unloaded")
+			break
+		}
+		names := sortedKeys(def.MachServices)
+		if len(names) > 0 {
+			fmt.Fprintf(&b, "waiting for demand: a lookup of %s launches it", strings.Join(names, ", "))
+		} else {
+			b.WriteString("not running, and nothing starts it (no MachServices, RunAtLoad or KeepAlive)")
+		}
+	}
+	if inst == nil || inst.spawning {
+		if j.err != "" {
+			fmt.Fprintf(&b, "; the last launch failed at %s: %s", ts(j.lastLaunch), strings.TrimPrefix(j.err, "launch failed: "))
+		} else if j.lastExit != nil {
+			fmt.Fprintf(&b, "; the last instance %s at %s", j.lastExit, ts(j.lastExitAt))
+			if j.lastStop != "" {
+				fmt.Fprintf(&b, " after xpcd stopped it (%s)", stopText(j.lastStop))
+			}
+		}
+	}
+	if n := len(j.queue); n > 0 {
+		fmt.Fprintf(&b, "; %d clients waiting", n)
+	}
+	return b.String()
+}
+
+func reasonText(r launchReason) string {
+	switch r.why {
+	case reasonDemand:
+		if r.requester != 0 {
+			return fmt.Sprintf("launched on demand by a lookup from pid %d", r.requester)
+		}
+		return "launched on demand"
+	case reasonRunAtLoad:
+		return "launched at load (RunAtLoad)"
+	case reasonKeepAlive:
+		return "launched by KeepAlive"
+	case reasonKickstart:
+		return "launched by kickstart"
+	case reasonUpgrade:
+		return "relaunched on its new version for waiting clients (upgrade)"
+	case "":
+		return "launched"
+	}
+	return "launched (" + r.why + ")"
+}
+
+func stopText(why string) string {
+	switch why {
+	case stopIdle:
+		return "idle exit"
+	case stopPressure:
+		return "memory pressure"
+	case stopUpgrade:
+		return "upgrade"
+	case stopBootout:
+		return "bootout"
+	case stopKickstart:
+		return "kickstart -k"
+	case stopShutdown:
+		return "xpcd shutting down"
+	}
+	return why
+}
+
+// procInfo describes the process xpcd launched with pid.
+func (m *supervisor) procInfo(inst *instance) *xpc.Dictionary {
+	d := xpc.Dict("pid", inst.pid, "domain", inst.job.dom.name, "label", inst.def.Label,
+		"launch_reason", inst.reason.why, "since", inst.started, "adopted", inst.adopted)
+	if inst.reason.requester != 0 {
+		d.Set("requester_pid", xpc.Int64(inst.reason.requester))
+	}
+	return d
+}
+
+// domainErrors lists the load errors of d.
+func domainErrors(d *domain) xpc.Array {
+	a := xpc.Array{}
+	for _, e := range d.errors {
+		a = append(a, loadErrorDict(e))
+	}
+	return a
+}
+
+func sortedJobs(d *domain) []*job {
+	labels := sortedKeys(d.jobs)
+	out := make([]*job, 0, len(labels))
+	for _, l := range labels {
+		out = append(out, d.jobs[l])
+	}
+	return out
+}

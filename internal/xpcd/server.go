@@ -1,0 +1,419 @@
+package xpcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+
+	"github.com/goxpc/xpc"
+	"github.com/goxpc/xpc/internal/bootstrap"
+)
+
+// server is the bootstrap server component: the socket clients, services
+// and xpcctl connect to. Each connection is a session whose handler reads
+// the request's "op" and asks the supervisor. The caller's identity is
+// the kernel's (SO_PEERCRED at connect), never anything in a request.
+type server struct {
+	m     *supervisor
+	paths bootstrap.Paths
+	user  bool
+	log   *slog.Logger
+
+	l *xpc.Listener
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	closed   bool
+	waits    sync.WaitGroup // deferred replies being waited for
+}
+
+func newServer(m *supervisor, paths bootstrap.Paths, user bool, log *slog.Logger) *server {
+	return &server{m: m, paths: paths, user: user, log: log, sessions: map[*session]struct{}{}}
+}
+
+func (s *server) name() string { return "bootstrap" }
+
+// bind makes the socket, first of all, so that a second xpcd for the same
+// paths fails (the socket is live) before it touches anything. Clients
+// that connect before start wait in the backlog.
+func (s *server) bind() error {
+	dirMode, sockMode := os.FileMode(0o755), os.FileMode(0o666)
+	if s.user {
+		dirMode, sockMode = 0o700, 0o600
+	}
+	if err := os.MkdirAll(s.paths.RunDir, dirMode); err != nil {
+		return fmt.Errorf("run directory: %w", err)
+	}
+	if err := os.Chmod(s.paths.RunDir, dirMode); err != nil {
+		return fmt.Errorf("run directory: %w", err)
+	}
+	l, err := xpc.ListenUnix(s.paths.Socket, sockMode)
+	if err != nil {
+		return err
+	}
+	l.SetHandler(s.accept)
+	s.l = l
+	s.log.Info("listening", "socket", s.paths.Socket, "mode", sockMode)
+	return nil
+}
+
+// start accepts connections.
+func (s *server) start(context.Context) error {
+	s.l.Activate()
+	return nil
+}
+
+// binder is the component that binds the server's socket.
+type binder struct{ s *server }
+
+func (b binder) name() string                { return "socket" }
+func (b binder) start(context.Context) error { return b.s.bind() }
+func (b binder) close(context.Context) error {
+	if b.s.l != nil {
+		b.s.l.Cancel() // in case start was never reached
+	}
+	return nil
+}
+
+// close stops accepting and ends every session: clients reconnect to the
+// next xpcd; services re-adopt.
+func (s *server) close(ctx context.Context) error {
+	if s.l == nil {
+		return nil
+	}
+	s.l.Cancel()
+	s.mu.Lock()
+	s.closed = true
+	sessions := make([]*session, 0, len(s.sessions))
+	for ss := range s.sessions {
+		sessions = append(sessions, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range sessions {
+		ss.conn.Cancel()
+	}
+	var err error
+	wait := func(c <-chan struct{}) {
+		if err != nil {
+			return
+		}
+		select {
+		case <-c:
+		case <-ctx.Done():
+			err = fmt.Errorf("bootstrap server: %w", ctx.Err())
+		}
+	}
+	wait(s.l.Done())
+	for _, ss := range sessions {
+		wait(ss.conn.Done())
+	}
+	s.waits.Wait()
+	return err
+}
+
+func (s *server) accept(conn *xpc.Connection) {
+	peer := conn.Peer()
+	if peer == nil {
+		conn.Cancel()
+		return
+	}
+	ss := &session{s: s, m: s.m, conn: conn, peer: peer, log: s.log.With("peer_pid", peer.PID, "peer_uid", peer.UID)}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		conn.Cancel()
+		return
+	}
+	s.sessions[ss] = struct{}{}
+	s.mu.Unlock()
+	conn.SetHandler(ss)
+	conn.Activate()
+}
+
+// session is one bootstrap connection.
+type session struct {
+	s    *server
+	m    *supervisor
+	conn *xpc.Connection
+	peer *xpc.Peer
+	log  *slog.Logger
+
+	// Owned by the handler (one message at a time).
+	adopted *instance
+	adoptCh *channel
+	watch   *watcher
+}
+
+func (ss *session) HandleEvent(err error) {
+	if !errors.Is(err, xpc.ErrInvalid) {
+		return
+	}
+	adopted, adoptCh, w := ss.adopted, ss.adoptCh, ss.watch
+	ss.m.post(func() {
+		if w != nil {
+			delete(ss.m.watchers, w)
+			w.ch.close()
+		}
+		if adopted != nil {
+			ss.m.channelLost(adopted, adoptCh)
+		} else if adoptCh != nil {
+			adoptCh.close()
+		}
+	})
+	ss.s.mu.Lock()
+	delete(ss.s.sessions, ss)
+	ss.s.mu.Unlock()
+}
+
+func (ss *session) HandleMessage(ctx context.Context, msg *xpc.Message) {
+	op, _ := msg.Body.String(bootstrap.KeyOp)
+	if op == bootstrap.OpLookup {
+		ss.lookup(ctx, msg)
+		return
+	}
+	// No other request carries descriptors xpcd keeps.
+	defer xpc.CloseAttachments(msg.Body)
+	switch op {
+	case bootstrap.OpAdopt:
+		ss.adopt(ctx, msg)
+	case bootstrap.OpCheckin, bootstrap.OpTransactions:
+		ss.channelMessage(ctx, op, msg)
+	case OpWatch:
+		ss.startWatch(ctx, msg)
+	default:
+		h := adminOps[op]
+		if h == nil {
+			ss.fail(ctx, msg, &opError{reason: bootstrap.ReasonBadRequest, desc: fmt.Sprintf("unknown op %q", op)})
+			return
+		}
+		reply, wait, oe := h(ss, msg.Body)
+		if oe != nil {
+			ss.fail(ctx, msg, oe)
+			return
+		}
+		if wait != nil {
+			// Wait without holding up the connection's other requests.
+			msg.Defer()
+			ss.s.waits.Add(1)
+			go func() {
+				defer ss.s.waits.Done()
+				reply, oe := wait(ctx)
+				if oe != nil {
+					ss.fail(ctx, msg, oe)
+					return
+				}
+				ss.reply(ctx, msg, reply)
+			}()
+			return
+		}
+		ss.reply(ctx, msg, reply)
+	}
+}
+
+func (ss *session) reply(ctx context.Context, msg *xpc.Message, d *xpc.Dictionary) {
+	if !msg.WantsReply() {
+		return
+	}
+	if d == nil {
+		d = &xpc.Dictionary{}
+	}
+	if err := msg.Reply(ctx, d); err != nil {
+		ss.log.Debug("reply failed", "err", err)
+	}
+}
+
+func (ss *session) fail(ctx context.Context, msg *xpc.Message, oe *opError) {
+	if !msg.WantsReply() {
+		return
+	}
+	if err := msg.ReplyError(ctx, oe.object()); err != nil {
+		ss.log.Debug("reply failed", "err", err)
+	}
+}
+
+// do runs fn on the supervisor's loop and waits for it. It does not give up
+// early (fn may take ownership of what the request carried); the loop
+// never blocks, so it is quick.
+func (ss *session) do(fn func()) *opError {
+	if err := ss.m.call(context.Background(), fn); err != nil {
+		return &opError{reason: ReasonShuttingDown, desc: err.Error()}
+	}
+	return nil
+}
+
+// lookup: {"op":"lookup","name":NAME,"domain":DOMAIN?,"socket":FD}.
+func (ss *session) lookup(ctx context.Context, msg *xpc.Message) {
+	body := msg.Body
+	fd, _ := body.Get(bootstrap.KeySocket).(*xpc.FD)
+	if fd != nil {
+		body.Delete(bootstrap.KeySocket)
+	}
+	xpc.CloseAttachments(body)
+	name, err := body.String(bootstrap.KeyName)
+	var oe *opError
+	switch {
+	case err != nil:
+		oe = &opError{reason: bootstrap.ReasonBadRequest, desc: "lookup: no name"}
+	case fd == nil:
+		oe = &opError{reason: bootstrap.ReasonBadRequest, desc: "lookup: no socket"}
+	}
+	if oe == nil {
+		dom, _ := body.String(bootstrap.KeyDomain)
+		ss.ensureOwn()
+		if dn, owner, err := ParseDomain(dom); err == nil && dom != "" && mayRead(ss.peer.UID, dn, owner) {
+			ss.ensure(dn, owner)
+		}
+		if e := ss.do(func() { oe = ss.m.lookup(ss.peer.UID, ss.peer.PID, name, dom, fd) }); e != nil {
+			oe = e
+		}
+	}
+	if oe != nil {
+		if fd != nil {
+			fd.Close()
+		}
+		ss.log.Debug("lookup failed", "name", name, "reason", oe.reason, "err", oe.desc)
+		ss.fail(ctx, msg, oe)
+		return
+	}
+	ss.reply(ctx, msg, nil)
+}
+
+// adopt: {"op":"adopt","label":LABEL} from a service whose check-in
+// channel is gone (xpcd restarted): if the kernel says the caller is the
+// process xpcd launched for LABEL, this connection becomes its check-in
+// channel.
+func (ss *session) adopt(ctx context.Context, msg *xpc.Message) {
+	label, err := msg.Body.String(bootstrap.KeyLabel)
+	if err != nil {
+		ss.fail(ctx, msg, &opError{reason: bootstrap.ReasonBadRequest, desc: "adopt: no label"})
+		return
+	}
+	if ss.adopted != nil {
+		ss.fail(ctx, msg, &opError{reason: bootstrap.ReasonBadRequest, desc: "adopt: this connection is already a check-in channel"})
+		return
+	}
+	if !ss.peer.Alive() {
+		ss.fail(ctx, msg, &opError{reason: bootstrap.ReasonDenied, desc: "adopt: the caller has exited"})
+		return
+	}
+	ch := newChannel(ss.conn, 0)
+	msg.Defer()
+	var inst *instance
+	var oe *opError
+	if e := ss.do(func() { inst, oe = ss.m.adopt(label, ss.peer.PID, ch, msg) }); e != nil {
+		oe = e
+	}
+	if oe != nil {
+		ch.close()
+		ss.fail(ctx, msg, oe)
+		return
+	}
+	ss.adopted, ss.adoptCh = inst, ch
+}
+
+// channelMessage: checkin and transactions on an adopted connection.
+func (ss *session) channelMessage(ctx context.Context, op string, msg *xpc.Message) {
+	inst, ch := ss.adopted, ss.adoptCh
+	if inst == nil {
+		ss.fail(ctx, msg, &opError{reason: bootstrap.ReasonBadRequest,
+			desc: op + ": not a check-in channel (a service launched by xpcd checks in on descriptor $" + bootstrap.CheckinFDEnv + ", or adopts after a restart)"})
+		return
+	}
+	handleChannelMessage(ctx, ss.m, inst, ch, op, msg)
+}
+
+// handleChannelMessage handles what a service sends on its check-in
+// channel, whichever connection that is.
+func handleChannelMessage(ctx context.Context, m *supervisor, inst *instance, ch *channel, op string, msg *xpc.Message) {
+	switch op {
+	case bootstrap.OpCheckin:
+		name, err := msg.Body.String(bootstrap.KeyName)
+		if err != nil {
+			if msg.WantsReply() {
+				msg.ReplyError(ctx, (&opError{reason: bootstrap.ReasonBadRequest, desc: "checkin: no name"}).object())
+			}
+			return
+		}
+		msg.Defer()
+		m.post(func() { m.checkin(inst, ch, name, msg) })
+	case bootstrap.OpTransactions:
+		n, err := msg.Body.Int64(bootstrap.KeyCount)
+		if err != nil {
+			return
+		}
+		m.post(func() { m.transactions(inst, ch, int(n)) })
+	default:
+		if msg.WantsReply() {
+			msg.ReplyError(ctx, (&opError{reason: bootstrap.ReasonBadRequest, desc: fmt.Sprintf("unknown op %q on a check-in channel", op)}).object())
+		}
+	}
+}
+
+// checkinHandler handles the check-in channel of an instance xpcd launched
+// (descriptor 3 of the service).
+type checkinHandler struct {
+	m    *supervisor
+	inst *instance
+	ch   *channel
+}
+
+func (h *checkinHandler) HandleMessage(ctx context.Context, msg *xpc.Message) {
+	defer xpc.CloseAttachments(msg.Body)
+	op, _ := msg.Body.String(bootstrap.KeyOp)
+	handleChannelMessage(ctx, h.m, h.inst, h.ch, op, msg)
+}
+
+func (h *checkinHandler) HandleEvent(err error) {
+	if errors.Is(err, xpc.ErrInvalid) {
+		h.m.post(func() { h.m.channelLost(h.inst, h.ch) })
+	}
+}
+
+// startWatch: {"op":"watch","target":TARGET?}. The reply comes first, then
+// one {"event": JOB} message for every job the caller may read (matching
+// the target), then one for each change until the connection ends. A job
+// booted out gets a last event with state "unloaded". A watcher that falls
+// watchLimit events behind gets {"overflow": true} and no more.
+func (ss *session) startWatch(ctx context.Context, msg *xpc.Message) {
+	w := &watcher{uid: ss.peer.UID}
+	ss.ensureOwn()
+	if ts, err := msg.Body.String(KeyTarget); err == nil && ts != "" {
+		t, oe := ss.targetArg(msg.Body, false)
+		if oe != nil {
+			ss.fail(ctx, msg, oe)
+			return
+		}
+		if !mayRead(ss.peer.UID, t.Domain, t.UID) {
+			ss.fail(ctx, msg, &opError{reason: bootstrap.ReasonDenied, desc: fmt.Sprintf("watch %s: uid %d may not read that domain", t, ss.peer.UID)})
+			return
+		}
+		w.dom, w.label = t.Domain, t.Label
+	}
+	if ss.watch != nil {
+		ss.fail(ctx, msg, &opError{reason: bootstrap.ReasonBadRequest, desc: "watch: this connection already watches"})
+		return
+	}
+	w.ch = newChannel(ss.conn, watchLimit)
+	msg.Defer()
+	if oe := ss.do(func() { ss.m.addWatcher(w, msg) }); oe != nil {
+		w.ch.close()
+		ss.fail(ctx, msg, oe)
+		return
+	}
+	ss.watch = w
+}
+
+func (m *supervisor) addWatcher(w *watcher, msg *xpc.Message) {
+	w.ch.send(outItem{reply: msg, msg: &xpc.Dictionary{}})
+	for _, d := range m.sortedDomains() {
+		for _, j := range sortedJobs(d) {
+			if w.matches(j) {
+				w.ch.send(outItem{msg: xpc.Dict(KeyEvent, m.jobDict(j))})
+			}
+		}
+	}
+	m.watchers[w] = struct{}{}
+}

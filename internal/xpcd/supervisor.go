@@ -1,0 +1,468 @@
+package xpcd
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/goxpc/xpc"
+	"github.com/goxpc/xpc/launchd"
+)
+
+// The supervisor owns every domain, job and running instance. All of that
+// state lives in one goroutine, the loop: everything else (the bootstrap
+// server's sessions, check-in channels, process watchers, timers, monitors)
+// hands the loop a closure (post, call) and never touches the state itself.
+// The loop never blocks: spawning, waiting for processes, sending to peers
+// and writing state all happen in other goroutines that report back with
+// post. One loop for the whole daemon rather than one per job, because
+// lookups, name uniqueness, pressure (which services go first) and watch
+// all look across jobs; each step is short, so one goroutine keeps up.
+
+// supervisorConfig is what the supervisor needs from the daemon.
+type supervisorConfig struct {
+	log      *slog.Logger
+	launcher launcher
+	store    *stateStore // nil: nothing persists (tests of the state machine)
+	jobs     *jobStore   // nil: no jobs at start
+	// domains served: name -> owner. A --user instance serves one.
+	domains  map[string]uint32
+	userMode bool
+	// agentsDir is loaded into each user domain of the system instance
+	// when it is first used; "" for none.
+	agentsDir   string
+	baseEnv     []string
+	outputDir   string // output FIFOs; "" for none to clean up
+	stopOnClose bool
+}
+
+// Limits.
+const (
+	// maxQueued is the most client sockets one job may have waiting for it;
+	// past that lookups fail with ReasonBusy rather than exhaust xpcd's
+	// descriptors.
+	maxQueued = 4096
+	// watchLimit is how many events a watcher may have unsent before it is
+	// told it overflowed and dropped.
+	watchLimit = 4096
+)
+
+type supervisor struct {
+	supervisorConfig
+
+	events  chan func()
+	quit    chan struct{}
+	stopped chan struct{}
+	bg      sync.WaitGroup // goroutines that post: spawns, process watchers
+
+	// Owned by the loop.
+	domains   map[string]*domain
+	byPID     map[int]*instance
+	overrides map[string]map[string]bool
+	watchers  map[*watcher]struct{}
+	// outputs are the output readers still running: an instance's
+	// outlives it while processes it left behind still write.
+	outputs  []*output
+	live     int // instances, spawning ones included
+	inflight int // spawns whose outcome the loop has not seen yet
+	closing  bool
+	detached bool          // detachAll has run
+	allGone  chan struct{} // closed when closing and live reaches 0
+	settled  chan struct{} // closed when closing and inflight reaches 0
+}
+
+// domain is one namespace of jobs and names.
+type domain struct {
+	name   string
+	owner  uint32
+	jobs   map[string]*job // by label
+	names  map[string]*job // MachServices name -> job
+	errors []loadError     // plists rejected at start
+}
+
+func newSupervisor(cfg supervisorConfig) *supervisor {
+	m := &supervisor{
+		supervisorConfig: cfg,
+		events:           make(chan func(), 256),
+		quit:             make(chan struct{}),
+		stopped:          make(chan struct{}),
+		domains:          map[string]*domain{},
+		byPID:            map[int]*instance{},
+		overrides:        map[string]map[string]bool{},
+		watchers:         map[*watcher]struct{}{},
+	}
+	for name, owner := range cfg.domains {
+		m.domains[name] = newDomain(name, owner)
+	}
+	return m
+}
+
+func newDomain(name string, owner uint32) *domain {
+	return &domain{name: name, owner: owner, jobs: map[string]*job{}, names: map[string]*job{}}
+}
+
+func (m *supervisor) name() string { return "supervisor" }
+
+// start loads the jobs, adopts the processes a previous xpcd left running,
+// starts what starts at load, and runs the loop. Until the loop runs,
+// start has the state to itself.
+func (m *supervisor) start(context.Context) error {
+	if m.store != nil {
+		m.overrides = m.store.loadedOverrides
+	}
+	if m.jobs != nil {
+		for _, dn := range sortedKeys(m.jobs.initial) {
+			if d := m.domains[dn]; d != nil {
+				m.installJobs(d, m.jobs.initial[dn], m.jobs.initialErrors[dn], false)
+			}
+		}
+	}
+	adopted := m.adoptAll()
+	m.cleanOutputs(adopted)
+	go m.run()
+	// Now through the loop: jobs that start at load.
+	m.post(func() {
+		for _, d := range m.sortedDomains() {
+			for _, label := range sortedKeys(d.jobs) {
+				j := d.jobs[label]
+				if j.inst == nil {
+					m.atLoad(j)
+				}
+				m.changed(j)
+			}
+		}
+		m.saveProcesses()
+	})
+	return nil
+}
+
+// installJobs loads jobs read from a directory into d; those rejected
+// (label or name taken) join errs as d's load errors.
+func (m *supervisor) installJobs(d *domain, jobs []*launchd.Job, errs []loadError, start bool) {
+	d.errors = append(d.errors, errs...)
+	for _, def := range jobs {
+		if _, err := m.addJob(d, def, start); err != nil {
+			le := loadError{Domain: d.name, File: def.Path, Key: err.key, Reason: err.desc}
+			d.errors = append(d.errors, le)
+			m.log.Error("jobs: rejected", "domain", d.name, "file", le.File, "key", le.Key, "reason", le.Reason)
+		}
+	}
+}
+
+// adoptAll re-finds the processes recorded by a previous xpcd.
+func (m *supervisor) adoptAll() map[string]bool {
+	outputs := map[string]bool{}
+	if m.store == nil {
+		return outputs
+	}
+	for _, rec := range m.store.loadedProcesses {
+		log := m.log.With("domain", rec.Domain, "label", rec.Label, "pid", rec.PID)
+		d := m.domains[rec.Domain]
+		var j *job
+		if d != nil {
+			j = d.jobs[rec.Label]
+		}
+		if j == nil || j.inst != nil {
+			log.Warn("adopt: the job is not loaded any more; leaving its process alone")
+			continue
+		}
+		sp, err := m.launcher.adopt(rec)
+		if err != nil {
+			log.Info("adopt: the process has gone", "err", err)
+			continue
+		}
+		inst := &instance{job: j, def: j.def, fp: rec.Fingerprint, reason: launchReason{why: rec.Reason, requester: rec.Requester},
+			adopted: true, names: map[string]bool{}, started: rec.Since, idleFrom: time.Now()}
+		inst.attach(sp)
+		m.trackOutput(sp.output)
+		j.inst = inst
+		j.runs = rec.Runs
+		j.lastLaunch = rec.Since
+		j.lastReason = inst.reason
+		m.byPID[inst.pid] = inst
+		m.live++
+		if rec.Fingerprint != j.fp {
+			inst.upgrade = true // acted on once it reports it is clean
+		}
+		if sp.output != nil {
+			outputs[sp.output.path] = true
+		}
+		m.watchExit(inst)
+		log.Info("adopted a running service; waiting for it to check in again")
+	}
+	return outputs
+}
+
+// cleanOutputs removes output FIFOs no live process writes to.
+func (m *supervisor) cleanOutputs(keep map[string]bool) {
+	if m.outputDir == "" {
+		return
+	}
+	ents, _ := os.ReadDir(m.outputDir)
+	for _, e := range ents {
+		p := filepath.Join(m.outputDir, e.Name())
+		if !keep[p] {
+			os.Remove(p)
+		}
+	}
+}
+
+func (m *supervisor) run() {
+	defer close(m.stopped)
+	for {
+		select {
+		case fn := <-m.events:
+			fn()
+		case <-m.quit:
+			return
+		}
+	}
+}
+
+// post runs fn on the loop, later. It reports false if the loop has
+// stopped (fn will never run).
+func (m *supervisor) post(fn func()) bool {
+	select {
+	case m.events <- fn:
+		return true
+	case <-m.stopped:
+		return false
+	}
+}
+
+// errStopped is returned by call once the supervisor has stopped.
+var errStopped = errors.New("xpcd is shutting down")
+
+// call runs fn on the loop and waits for it. Never call it from the loop.
+func (m *supervisor) call(ctx context.Context, fn func()) error {
+	done := make(chan struct{})
+	if !m.post(func() { fn(); close(done) }) {
+		return errStopped
+	}
+	select {
+	case <-done:
+		return nil
+	case <-m.stopped:
+		// It may have run just before the loop stopped.
+		select {
+		case <-done:
+			return nil
+		default:
+			return errStopped
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// close stops the supervisor. Services keep running (they re-check-in with
+// the next xpcd) unless stopOnClose, in which case they are stopped, and
+// killed when ctx ends first.
+func (m *supervisor) close(ctx context.Context) error {
+	var gone, settled chan struct{}
+	if err := m.call(ctx, func() { gone, settled = m.beginClose() }); err != nil {
+		return err
+	}
+	var err error
+	if m.stopOnClose {
+		select {
+		case <-gone:
+		case <-ctx.Done():
+			err = ctx.Err()
+			m.call(context.Background(), func() {
+				for _, inst := range m.byPID {
+					inst.proc.killGroup(syscall.SIGKILL)
+				}
+			})
+			select {
+			case <-gone:
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	// A spawn under way must be seen through, or its process would run
+	// without a record.
+	select {
+	case <-settled:
+	case <-ctx.Done():
+		err = ctx.Err()
+		m.log.Error("shutdown: a launch did not finish; its process may run unsupervised")
+	}
+	m.call(context.Background(), m.detachAll)
+	close(m.quit)
+	<-m.stopped
+	m.bg.Wait()
+	return err
+}
+
+func (m *supervisor) beginClose() (gone, settled chan struct{}) {
+	m.closing = true
+	m.allGone = make(chan struct{})
+	m.settled = make(chan struct{})
+	gone, settled = m.allGone, m.settled
+	for _, d := range m.domains {
+		for _, j := range d.jobs {
+			j.cancelThrottle()
+			if m.stopOnClose && j.inst != nil {
+				m.stop(j.inst, "shutdown")
+			}
+		}
+	}
+	if m.live == 0 {
+		close(m.allGone)
+		m.allGone = nil
+	}
+	if m.inflight == 0 {
+		close(m.settled)
+		m.settled = nil
+	}
+	return gone, settled
+}
+
+// detachAll lets go of everything: services keep running, their records
+// stay in the state so that the next xpcd adopts them; clients waiting in a
+// queue see their socket close and look the name up again.
+func (m *supervisor) detachAll() {
+	m.detached = true
+	for w := range m.watchers {
+		w.ch.close()
+		delete(m.watchers, w)
+	}
+	for _, d := range m.domains {
+		for _, j := range d.jobs {
+			j.dropQueue()
+			j.cancelThrottle()
+			if inst := j.inst; inst != nil {
+				inst.stopTimers()
+				if inst.ch != nil {
+					inst.ch.close()
+					inst.ch.conn.Cancel()
+				}
+				if inst.proc != nil {
+					inst.proc.close()
+				}
+			}
+		}
+	}
+	// Stop reading output (FIFOs stay, for the next xpcd); the readers
+	// end before Close returns.
+	for _, o := range m.outputs {
+		m.bg.Add(1)
+		go func() {
+			defer m.bg.Done()
+			o.stop(false)
+		}()
+	}
+	m.outputs = nil
+	m.saveProcesses()
+}
+
+// trackOutput remembers a running output reader, forgetting those that
+// have finished.
+func (m *supervisor) trackOutput(o *output) {
+	kept := m.outputs[:0]
+	for _, x := range m.outputs {
+		if !x.finished() {
+			kept = append(kept, x)
+		}
+	}
+	m.outputs = kept
+	if o != nil {
+		m.outputs = append(m.outputs, o)
+	}
+}
+
+// sortedDomains returns the domains by name.
+func (m *supervisor) sortedDomains() []*domain {
+	out := make([]*domain, 0, len(m.domains))
+	for _, n := range sortedKeys(m.domains) {
+		out = append(out, m.domains[n])
+	}
+	return out
+}
+
+// saveProcesses records the running processes, for adoption.
+func (m *supervisor) saveProcesses() {
+	if m.store == nil {
+		return
+	}
+	recs := []processRecord{}
+	for _, pid := range slices.Sorted(maps.Keys(m.byPID)) {
+		inst := m.byPID[pid]
+		rec := processRecord{
+			Domain: inst.job.dom.name, Label: inst.def.Label, PID: inst.pid, StartTime: inst.startTime,
+			Since: inst.started, Reason: inst.reason.why, Requester: inst.reason.requester,
+			Fingerprint: inst.fp, Exe: inst.exe, Runs: inst.job.runs,
+		}
+		if inst.out != nil {
+			rec.Output = inst.out.path
+		}
+		recs = append(recs, rec)
+	}
+	m.store.saveProcesses(recs)
+}
+
+// opError is a request's failure: a reason (bootstrap.Reason* or one of
+// this package's) and a one-line description; key names the plist key for
+// load errors.
+type opError struct {
+	reason string
+	desc   string
+	key    string
+	extra  *xpc.Dictionary // more keys for the error object
+}
+
+func (e *opError) Error() string { return e.desc }
+
+// object returns the error as the error object replied on the wire.
+func (e *opError) object() *xpc.ErrorObject {
+	o := xpc.NewErrorObject(e.desc)
+	o.Set(keyKind, xpc.String(kindInvalid))
+	o.Set(keyReason, xpc.String(e.reason))
+	if e.extra != nil {
+		for k, v := range e.extra.All() {
+			o.Set(k, v)
+		}
+	}
+	return o
+}
+
+// effectiveDisabled tells whether a job is disabled: its override if it
+// has one, otherwise its plist's Disabled key.
+func (m *supervisor) effectiveDisabled(dom string, def *launchd.Job) bool {
+	if v, ok := m.overrides[dom][def.Label]; ok {
+		return v
+	}
+	return def.Disabled
+}
+
+// copyOverrides returns a deep copy, for writing.
+func (m *supervisor) copyOverrides() map[string]map[string]bool {
+	out := make(map[string]map[string]bool, len(m.overrides))
+	for d, o := range m.overrides {
+		if len(o) > 0 {
+			out[d] = maps.Clone(o)
+		}
+	}
+	return out
+}
+
+// setOverride records an enable/disable override and writes it; the
+// channel reports when it is on disk.
+func (m *supervisor) setOverride(dom, label string, disabled bool) <-chan error {
+	if m.overrides[dom] == nil {
+		m.overrides[dom] = map[string]bool{}
+	}
+	m.overrides[dom][label] = disabled
+	if m.store == nil {
+		return done(nil)
+	}
+	return m.store.saveOverrides(m.copyOverrides())
+}

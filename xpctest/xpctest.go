@@ -1,0 +1,242 @@
+// Package xpctest runs a private xpcd for tests, in the spirit of
+// net/http/httptest: one call starts an xpcd in a temporary directory with
+// the job plists you give it, and the test's cleanup stops it.
+//
+//	func TestEcho(t *testing.T) {
+//		srv := xpctest.NewServer(t, xpctest.WithPlist("echo.plist",
+//			xpctest.AgentPlist("org.example.echo", []string{echoBinary}, "org.example.echo")))
+//		conn := srv.Connect(t, "org.example.echo")
+//		reply, err := conn.SendWithReply(ctx, xpc.Dict("hello", "world"))
+//		...
+//	}
+//
+// The server is an XPCD_ROOT instance: its socket, state and LaunchAgents
+// directory live under Server.Root. Programs it starts inherit
+// XPCD_ROOT=Root, so the library inside them finds this server and no other;
+// Env gives the same variable for commands such as xpcctl.
+//
+// A common pattern is to run the test binary itself as the service: give
+// AgentPlist the arguments os.Args[0], "-test.run=^TestHelperService$" and
+// have TestHelperService serve only when an environment variable set in the
+// plist's EnvironmentVariables says so.
+package xpctest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/goxpc/xpc"
+	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/goxpc/xpc/internal/xpcd"
+)
+
+// Server is a running private xpcd.
+type Server struct {
+	// Root is the instance's directory (XPCD_ROOT).
+	Root string
+	// Socket is the bootstrap socket's path.
+	Socket string
+
+	t      testing.TB
+	cfg    config
+	daemon *xpcd.Daemon
+	quiet  atomic.Bool // set once the test's log may no longer be written
+}
+
+// Option configures NewServer.
+type Option func(*config)
+
+type config struct {
+	plists map[string][]byte
+	logger *slog.Logger
+	keep   bool
+}
+
+// WithPlist adds a job plist, written as LaunchAgents/name before xpcd
+// starts.
+func WithPlist(name string, data []byte) Option {
+	return func(c *config) { c.plists[name] = data }
+}
+
+// WithLogger sends xpcd's log (services' output included) to l instead of
+// the test log.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// KeepServicesOnClose leaves services running when the server closes, as a
+// real xpcd does when it restarts; by default the test's cleanup stops them.
+func KeepServicesOnClose() Option { return func(c *config) { c.keep = true } }
+
+// NewServer starts a private xpcd in a new temporary directory and
+// registers its shutdown with t.Cleanup. It fails the test if xpcd cannot
+// start.
+func NewServer(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	cfg := config{plists: make(map[string][]byte)}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	// sun_path is 108 bytes: t.TempDir() can be longer than that allows.
+	root, err := os.MkdirTemp("", "xpctest-")
+	if err != nil {
+		t.Fatalf("xpctest: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	s := &Server{Root: root, t: t, cfg: cfg}
+	paths := bootstrap.ForRoot(root, true)
+	s.Socket = paths.Socket
+	if err := os.MkdirAll(paths.Agents, 0o755); err != nil {
+		t.Fatalf("xpctest: %v", err)
+	}
+	for name, data := range cfg.plists {
+		if err := os.WriteFile(filepath.Join(paths.Agents, name), data, 0o644); err != nil {
+			t.Fatalf("xpctest: %v", err)
+		}
+	}
+	s.start()
+	t.Cleanup(func() {
+		s.Close()
+		s.quiet.Store(true)
+	})
+	return s
+}
+
+func (s *Server) start() {
+	s.t.Helper()
+	logger := s.cfg.logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(testWriter{s.t, &s.quiet}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	d, err := xpcd.New(xpcd.Config{
+		Paths:               bootstrap.ForRoot(s.Root, true),
+		User:                true,
+		Logger:              logger,
+		StopServicesOnClose: !s.cfg.keep,
+	})
+	if err != nil {
+		s.t.Fatalf("xpctest: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.Start(ctx); err != nil {
+		s.t.Fatalf("xpctest: start xpcd: %v", err)
+	}
+	s.daemon = d
+}
+
+// Close stops xpcd (and, unless KeepServicesOnClose was given, its
+// services). It is called by the test's cleanup; calling it earlier is
+// fine.
+func (s *Server) Close() {
+	if s.daemon == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.daemon.Close(ctx); err != nil {
+		s.t.Errorf("xpctest: stop xpcd: %v", err)
+	}
+	s.daemon = nil
+}
+
+// Restart stops xpcd and starts a new one on the same directory, as a
+// restart of the real daemon would; services keep running if
+// KeepServicesOnClose was given.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Close()
+	s.start()
+}
+
+// AddPlist writes a plist into LaunchAgents; it is loaded at the next
+// Restart (or by an xpcctl bootstrap).
+func (s *Server) AddPlist(name string, data []byte) string {
+	s.t.Helper()
+	path := filepath.Join(s.Root, "LaunchAgents", name)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		s.t.Fatalf("xpctest: %v", err)
+	}
+	return path
+}
+
+// Env returns XPCD_ROOT=Root, to add to a command's environment so that it
+// talks to this server.
+func (s *Server) Env() string { return bootstrap.RootEnv + "=" + s.Root }
+
+// Connect returns an activated connection to the named service through this
+// server; the test's cleanup cancels it.
+func (s *Server) Connect(t testing.TB, name string, opts ...xpc.Option) *xpc.Connection {
+	t.Helper()
+	opts = append([]xpc.Option{xpc.WithBootstrapSocket(s.Socket)}, opts...)
+	c, err := xpc.NewServiceConnection(name, opts...)
+	if err != nil {
+		t.Fatalf("xpctest: connect %s: %v", name, err)
+	}
+	c.Activate()
+	t.Cleanup(c.Cancel)
+	return c
+}
+
+// Admin sends one administration request ({"op": ...}) to the server and
+// returns the reply, as xpcctl does.
+func (s *Server) Admin(ctx context.Context, req *xpc.Dictionary) (*xpc.Dictionary, error) {
+	c, err := xpc.DialUnix(ctx, s.Socket)
+	if err != nil {
+		return nil, err
+	}
+	c.Activate()
+	defer c.Cancel()
+	return c.SendWithReply(ctx, req)
+}
+
+// AgentPlist returns an XML launchd.plist for a job with the given label,
+// program arguments and MachServices names, plus any further keys (values
+// converted with xpc.ValueOf: int for integers, bool, string, map, slice).
+func AgentPlist(label string, args []string, services []string, extra map[string]any) []byte {
+	d := xpc.NewDictionary(4 + len(extra))
+	d.Set("Label", xpc.String(label))
+	argv := make(xpc.Array, len(args))
+	for i, a := range args {
+		argv[i] = xpc.String(a)
+	}
+	d.Set("ProgramArguments", argv)
+	if len(services) > 0 {
+		ms := xpc.NewDictionary(len(services))
+		for _, n := range services {
+			ms.Set(n, xpc.Bool(true))
+		}
+		d.Set("MachServices", ms)
+	}
+	for k, v := range extra {
+		obj, err := xpc.ValueOf(v)
+		if err != nil {
+			panic(fmt.Sprintf("xpctest.AgentPlist: key %s: %v", k, err))
+		}
+		d.Set(k, obj)
+	}
+	b, err := xpc.ToPlist(d, xpc.PlistXML)
+	if err != nil {
+		panic(fmt.Sprintf("xpctest.AgentPlist: %v", err))
+	}
+	return b
+}
+
+// testWriter sends log lines to the test's log until the test is over
+// (testing panics on a Log after that).
+type testWriter struct {
+	t    testing.TB
+	done *atomic.Bool
+}
+
+func (w testWriter) Write(p []byte) (int, error) {
+	if !w.done.Load() {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
