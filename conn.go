@@ -171,15 +171,16 @@ func (c *Connection) Err() error {
 }
 
 // Peer returns the identity of the process at the other end, or nil while
-// the connection is not connected (before its first send, or between an
-// interruption and the next send).
+// it is not known: before the first send, between an interruption and the
+// next send, and on a named-service connection until the service's first
+// frame has arrived (it comes before any reply).
 func (c *Connection) Peer() *Peer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.link == nil {
 		return nil
 	}
-	return c.link.peer
+	return c.link.peer.Load()
 }
 
 // Transactions returns the count this connection's incoming requests are
@@ -482,7 +483,7 @@ func (m *Message) WantsReply() bool { return m.wantsReply }
 func (m *Message) Connection() *Connection { return m.conn }
 
 // Peer returns the sender's kernel-attested identity.
-func (m *Message) Peer() *Peer { return m.link.peer }
+func (m *Message) Peer() *Peer { return m.link.peer.Load() }
 
 // Defer lets the handler return without replying: the reply will be sent
 // later, from any goroutine, with Reply or ReplyError. The message stays an

@@ -350,8 +350,9 @@ func drainToEOF(fd int) bool {
 			return true
 		}
 		if oobn > 0 {
-			if fds, err := parseRights(oob[:oobn]); err == nil {
-				closeRawFDs(fds)
+			d := datagram{pidfd: -1}
+			if err := parseControl(oob[:oobn], &d); err == nil {
+				d.closeFDs()
 			}
 		}
 		if n == 0 && oobn == 0 && peerHungUp(fd) {

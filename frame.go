@@ -33,6 +33,7 @@ const (
 	kindCredit      frameKind = 4 // id = messages granted to the receiver of this frame
 	kindConnect     frameKind = 5 // on an endpoint socket: one descriptor, a new connection
 	kindTerminating frameKind = 6 // the sender is about to exit
+	kindHello       frameKind = 7 // a service's first frame to a client: its identity rides on it
 )
 
 func (k frameKind) String() string {
@@ -49,6 +50,8 @@ func (k frameKind) String() string {
 		return "connect"
 	case kindTerminating:
 		return "terminating"
+	case kindHello:
+		return "hello"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -86,7 +89,7 @@ func parseFrameHeader(b []byte) (frameHeader, error) {
 		nfds:  binary.LittleEndian.Uint32(b[4:]),
 		id:    binary.LittleEndian.Uint64(b[8:]),
 	}
-	if h.kind < kindMessage || h.kind > kindTerminating {
+	if h.kind < kindMessage || h.kind > kindHello {
 		return h, fmt.Errorf("unknown frame kind %d", b[1])
 	}
 	if h.flags&^(flagOutOfLine|flagNoReply) != 0 {

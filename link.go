@@ -19,7 +19,7 @@ import (
 type link struct {
 	c    *Connection
 	s    *sock
-	peer *Peer
+	peer atomic.Pointer[Peer] // nil until known: a named service's comes with its hello
 
 	ctx    context.Context // ends when the link dies
 	cancel context.CancelFunc
@@ -41,7 +41,8 @@ type link struct {
 }
 
 func newLink(c *Connection, s *sock, peer *Peer) *link {
-	l := &link{c: c, s: s, peer: peer, pending: make(map[uint64]*Call)}
+	l := &link{c: c, s: s, pending: make(map[uint64]*Call)}
+	l.peer.Store(peer)
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.credits.n = creditWindow
 	return l
@@ -62,7 +63,7 @@ func (l *link) fail(err error) {
 	l.cancel()
 	l.credits.fail(err)
 	l.s.close()
-	l.peer.close()
+	l.peer.Load().close()
 	for _, call := range pending {
 		call.finish(nil, err)
 	}
@@ -80,7 +81,7 @@ func (l *link) lostError(cause error) error {
 	if l.c.reconnect {
 		return interruptedError(cause, "the service went away")
 	}
-	return invalidError(ErrPeerGone, cause, "peer %s went away", peerName(l.peer))
+	return invalidError(ErrPeerGone, cause, "peer %s went away", peerName(l.peer.Load()))
 }
 
 func peerName(p *Peer) string {
@@ -91,7 +92,7 @@ func peerName(p *Peer) string {
 }
 
 func (l *link) protocolError(format string, args ...any) error {
-	return invalidError(ErrProtocol, nil, "peer %s: %s", peerName(l.peer), fmt.Sprintf(format, args...))
+	return invalidError(ErrProtocol, nil, "peer %s: %s", peerName(l.peer.Load()), fmt.Sprintf(format, args...))
 }
 
 // readLoop reads frames until the link dies. It never blocks on anything but
@@ -134,7 +135,12 @@ func (l *link) readOne() error {
 		d.closeFDs()
 		return l.protocolError("%v", err)
 	}
+	if h.kind != kindHello {
+		d.closePIDFD()
+	}
 	switch h.kind {
+	case kindHello:
+		return l.readHello(h, &d)
 	case kindMessage, kindRequest, kindReply:
 		return l.readBody(h, &d)
 	case kindCredit, kindTerminating:
@@ -157,6 +163,27 @@ func (l *link) readOne() error {
 	}
 	d.closeFDs()
 	return l.protocolError("unexpected %v frame", h.kind)
+}
+
+// readHello takes the identity of a service from its hello frame: the
+// credentials and pidfd the kernel attached to the datagram (SO_PASSCRED,
+// SO_PASSPIDFD, turned on by the client for this one frame). A connection
+// that already knows its peer ignores it.
+func (l *link) readHello(h frameHeader, d *datagram) error {
+	if len(d.b) != frameHeaderSize || len(d.fds) != 0 || h.flags != 0 || h.id != 0 {
+		d.closeFDs()
+		return l.protocolError("hello frame with a body, descriptors, flags or id")
+	}
+	if l.peer.Load() != nil || d.cred == nil {
+		d.closePIDFD()
+		return nil
+	}
+	p := newPeer(d.cred, d.pidfd)
+	d.pidfd = -1
+	l.peer.Store(p)
+	// Stop stamping: only the hello's credentials were wanted.
+	_ = l.s.setPassCred(false)
+	return nil
 }
 
 // readBody handles a frame carrying a body. It owns d's descriptors.

@@ -237,6 +237,10 @@ func (l *Listener) admit(fd int) {
 	fn := l.handler
 	l.peers[c] = struct{}{}
 	l.mu.Unlock()
+	// The first frame to the client, ahead of any reply: a client that
+	// reached us by name learns who we are from the credentials the
+	// kernel stamps on it.
+	c.link.sendControl(kindHello, 0)
 	fn(c)
 	c.mu.Lock()
 	inactive := c.state == stateInactive

@@ -43,10 +43,22 @@ func peerOf(fd int) (*Peer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("xpc: SO_PEERCRED: %w", err)
 	}
-	p := &Peer{PID: int(cred.Pid), UID: cred.Uid, GID: cred.Gid, pidfd: -1}
+	pidfd := -1
 	if pfd, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PEERPIDFD); err == nil {
-		p.pidfd = pfd
+		pidfd = pfd
+	}
+	return newPeer(cred, pidfd), nil
+}
+
+// newPeer builds a Peer from kernel-given credentials and, if pidfd >= 0, a
+// kernel-given pidfd for the same process, which it takes over. Without one
+// it falls back to pidfd_open.
+func newPeer(cred *unix.Ucred, pidfd int) *Peer {
+	p := &Peer{PID: int(cred.Pid), UID: cred.Uid, GID: cred.Gid, pidfd: -1}
+	if pidfd >= 0 {
+		p.pidfd = pidfd
 		p.PIDFDFromKernel = true
+		unix.CloseOnExec(pidfd)
 	} else if pfd, err := unix.PidfdOpen(p.PID, 0); err == nil {
 		p.pidfd = pfd
 		unix.CloseOnExec(pfd)
@@ -59,7 +71,7 @@ func peerOf(fd int) (*Peer, error) {
 			p.Exe = exe
 		}
 	}
-	return p, nil
+	return p
 }
 
 // Alive reports whether the peer process still runs, asking through its

@@ -32,8 +32,11 @@ var (
 // connection invalid (ErrNotFound, ErrDenied, ...). If no xpcd answers, the
 // send fails with ErrInterrupted and the connection stays usable.
 //
-// Peer is nil on such a connection: the service is reached through xpcd,
-// and xpcd does not yet vouch for the service's identity to its clients.
+// Peer is the service's identity as the kernel stamped it on the service's
+// first frame (SO_PASSCRED and SO_PASSPIDFD: pid, uid, gid and a pidfd,
+// never the service's own word). It is known by the time the first reply
+// arrives, and nil before that and between an interruption and the next
+// exchange.
 func NewServiceConnection(name string, opts ...Option) (*Connection, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
@@ -97,6 +100,12 @@ func lookupService(ctx context.Context, cfg config, name string) (*sock, *Peer, 
 	}
 	s, err := newSock(mine, "xpc-service")
 	if err != nil {
+		return nil, nil, err
+	}
+	// The service's first frame (hello) will carry its identity, stamped
+	// by the kernel; the link turns the stamping off once it has it.
+	if err := s.setPassCred(true); err != nil {
+		s.close()
 		return nil, nil, err
 	}
 	return s, nil, nil

@@ -1,6 +1,7 @@
 package xpc
 
 import (
+	"encoding/binary"
 	"context"
 	"errors"
 	"fmt"
@@ -280,6 +281,10 @@ type datagram struct {
 	b    []byte
 	fds  []int
 	pool *[]byte
+	// With SO_PASSCRED on: the sender's credentials and, with
+	// SO_PASSPIDFD, a pidfd for it (-1 if none), both from the kernel.
+	cred  *unix.Ucred
+	pidfd int
 }
 
 func (d *datagram) release() {
@@ -296,6 +301,37 @@ func (d *datagram) closeFDs() {
 		unix.Close(fd)
 	}
 	d.fds = nil
+	d.closePIDFD()
+}
+
+func (d *datagram) closePIDFD() {
+	if d.pidfd > 0 {
+		unix.Close(d.pidfd)
+	}
+	d.pidfd = -1
+}
+
+// soPassPIDFD is SO_PASSPIDFD (Linux 6.5): with it, each datagram received
+// carries an SCM_PIDFD control message, a pidfd for its sender.
+const soPassPIDFD = 76
+
+// setPassCred turns on or off the kernel's stamping of each received
+// datagram with its sender's credentials (SO_PASSCRED) and a pidfd
+// (SO_PASSPIDFD, where the kernel has it).
+func (s *sock) setPassCred(on bool) error {
+	v := 0
+	if on {
+		v = 1
+	}
+	var err error
+	cerr := s.control(func(fd int) {
+		err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, v)
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, soPassPIDFD, v)
+	})
+	if cerr != nil {
+		return cerr
+	}
+	return err
 }
 
 // recv reads one datagram. io.EOF means the peer closed its end. A
@@ -303,7 +339,7 @@ func (d *datagram) closeFDs() {
 // a live peer is an error; any descriptors that did arrive are closed.
 func (s *sock) recv() (datagram, error) {
 	if s.roob == nil {
-		s.roob = make([]byte, unix.CmsgSpace(maxFDsPerFrame*4))
+		s.roob = make([]byte, unix.CmsgSpace(maxFDsPerFrame*4)+unix.CmsgSpace(unix.SizeofUcred)+unix.CmsgSpace(4))
 	}
 	if err := s.rc.Read(s.read); err != nil {
 		return datagram{}, s.closedErr(err)
@@ -311,12 +347,12 @@ func (s *sock) recv() (datagram, error) {
 	if s.rerr != nil {
 		return datagram{}, s.rerr
 	}
-	d := datagram{pool: s.rbuf}
+	d := datagram{pool: s.rbuf, pidfd: -1}
 	s.rbuf = nil
 	d.b = (*d.pool)[:s.rn]
 	var err error
 	if s.roobn > 0 {
-		d.fds, err = parseRights(s.roob[:s.roobn])
+		err = parseControl(s.roob[:s.roobn], &d)
 	}
 	switch {
 	case err != nil:
@@ -338,32 +374,49 @@ func (s *sock) recv() (datagram, error) {
 	return d, nil
 }
 
-// parseRights extracts SCM_RIGHTS descriptors; on error it closes every
-// descriptor it found.
-func parseRights(oob []byte) ([]int, error) {
+// parseControl extracts SCM_RIGHTS descriptors, and the SCM_CREDENTIALS
+// and SCM_PIDFD the kernel adds while SO_PASSCRED is on, into d. On error
+// it closes every descriptor it found.
+func parseControl(oob []byte, d *datagram) error {
 	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
-		return nil, fmt.Errorf("control message: %v", err) // not an errno: the peer's doing
+		return fmt.Errorf("control message: %v", err) // not an errno: the peer's doing
 	}
-	var fds []int
 	var bad error
 	for _, m := range msgs {
-		if m.Header.Level != unix.SOL_SOCKET || m.Header.Type != unix.SCM_RIGHTS {
+		if m.Header.Level != unix.SOL_SOCKET {
 			bad = fmt.Errorf("unexpected control message level %d type %d", m.Header.Level, m.Header.Type)
 			continue
 		}
-		rights, err := unix.ParseUnixRights(&m)
-		if err != nil {
-			bad = fmt.Errorf("control message: %v", err)
-			continue
+		switch m.Header.Type {
+		case unix.SCM_RIGHTS:
+			rights, err := unix.ParseUnixRights(&m)
+			if err != nil {
+				bad = fmt.Errorf("control message: %v", err)
+				continue
+			}
+			d.fds = append(d.fds, rights...)
+		case unix.SCM_CREDENTIALS:
+			cred, err := unix.ParseUnixCredentials(&m)
+			if err != nil {
+				bad = fmt.Errorf("control message: %v", err)
+				continue
+			}
+			d.cred = cred
+		case unix.SCM_PIDFD:
+			if len(m.Data) != 4 {
+				bad = errors.New("control message: malformed SCM_PIDFD")
+				continue
+			}
+			d.closePIDFD()
+			d.pidfd = int(int32(binary.NativeEndian.Uint32(m.Data)))
+		default:
+			bad = fmt.Errorf("unexpected control message level %d type %d", m.Header.Level, m.Header.Type)
 		}
-		fds = append(fds, rights...)
 	}
 	if bad != nil {
-		for _, fd := range fds {
-			unix.Close(fd)
-		}
-		return nil, bad
+		d.closeFDs()
+		return bad
 	}
-	return fds, nil
+	return nil
 }

@@ -61,6 +61,10 @@ func TestServerLaunchOnDemandAndCrash(t *testing.T) {
 		t.Fatalf("first call: %v", err)
 	}
 	pid1, _ := first.Int64("pid")
+	// The service's identity comes from the kernel, not from its reply.
+	if p := conn.Peer(); p == nil || int64(p.PID) != pid1 || p.UID != uint32(os.Getuid()) || !p.PIDFDFromKernel {
+		t.Errorf("Peer() = %v, want pid %d with a kernel pidfd", p, pid1)
+	}
 	if pp, _ := first.Int64("peer_pid"); pp != int64(os.Getpid()) {
 		t.Errorf("the service saw peer pid %d, want this test's %d", pp, os.Getpid())
 	}
