@@ -316,13 +316,20 @@ func prefixPath(err error, elem string) error {
 	if !ok {
 		return err
 	}
-	switch {
-	case e.Path == "":
-		e.Path = elem
-	case e.Path[0] == '[':
-		e.Path = elem + e.Path
-	default:
-		e.Path = elem + "." + e.Path
-	}
+	e.Path = joinPath(elem, e.Path)
 	return e
+}
+
+// joinPath puts elem (a key, or "[i]") in front of path: "a" + "b[2]" is
+// "a.b[2]", "a" + "[2].b" is "a[2].b". Every error that names where in a
+// value it happened spells the place this way.
+func joinPath(elem, path string) string {
+	switch {
+	case path == "":
+		return elem
+	case path[0] == '[':
+		return elem + path
+	default:
+		return elem + "." + path
+	}
 }

@@ -150,14 +150,7 @@ func prefixField(err error, elem string) error {
 	if !ok {
 		return err
 	}
-	switch {
-	case fe.Path == "":
-		fe.Path = elem
-	case fe.Path[0] == '[':
-		fe.Path = elem + fe.Path
-	default:
-		fe.Path = elem + "." + fe.Path
-	}
+	fe.Path = joinPath(elem, fe.Path)
 	if tm, ok := fe.Err.(*TypeMismatchError); ok {
 		tm.Path = fe.Path
 	}

@@ -251,14 +251,7 @@ func prefixPlistPath(err error, elem string) error {
 	if !ok {
 		return err
 	}
-	switch {
-	case e.Path == "":
-		e.Path = elem
-	case e.Path[0] == '[':
-		e.Path = elem + e.Path
-	default:
-		e.Path = elem + "." + e.Path
-	}
+	e.Path = joinPath(elem, e.Path)
 	return e
 }
 
