@@ -514,7 +514,9 @@ func setEnabled(ss *session, body *xpc.Dictionary, disable bool) (*xpc.Dictionar
 		if disable {
 			j.dropQueue()
 			j.cancelThrottle()
-		} else if was {
+		}
+		m.syncSchedule(j)
+		if !disable && was {
 			m.atLoad(j)
 		}
 		m.changed(j)
@@ -740,6 +742,7 @@ func opBootout(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *o
 			j.next = nil
 			j.dropQueue()
 			j.cancelThrottle()
+			m.syncSchedule(j)
 			if j.inst == nil {
 				m.finishUnload(j)
 				status = "unloaded"

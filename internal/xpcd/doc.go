@@ -31,7 +31,9 @@
 // hands the loop a closure: the bootstrap sessions (one goroutine per
 // connection, xpc's dispatcher), the check-in channels, the goroutines that
 // wait for processes (through their pidfds), the timers (throttle, idle
-// exit, SIGKILL after ExitTimeOut), the monitors. The loop never blocks:
+// exit, SIGKILL after ExitTimeOut, StartInterval, StartCalendarInterval),
+// the path watchers (one goroutine per job with WatchPaths or
+// QueueDirectories), the monitors. The loop never blocks:
 // fork/exec, waiting, sending to peers (each peer has an outbox goroutine,
 // channel.go), writing state (a writer goroutine per file) and reading the
 // file system all happen elsewhere and report back. No lock is held while
@@ -69,12 +71,53 @@
 // A job's state is derived: spawning (fork/exec under way), running,
 // exiting (asked to stop), throttled, disabled, waiting. Launch reasons:
 // demand (a lookup; requester_pid is the client), run-at-load, keep-alive,
-// kickstart, upgrade. After an exit xpcd did not ask for, the next launch
+// kickstart, upgrade, interval, calendar, watch-path, queue-directory (the
+// schedule, below). After an exit xpcd did not ask for, the next launch
 // waits until ThrottleInterval after the previous launch; after a stop xpcd
 // asked for (idle, pressure, upgrade, kickstart -k, bootout) it does not,
 // and KeepAlive does not undo such a stop. Clients queued when an
 // instance ends stay queued and launch the next one; a client handed to an
 // instance that dies sees its connection end and looks the name up again.
+//
+// The schedule (schedule.go, pathwatch.go) starts a job that is loaded and
+// enabled by its StartInterval, StartCalendarInterval, WatchPaths and
+// QueueDirectories, as launchd does. Each start goes through the same gate
+// as any launch: a start due while the job runs (or is being spawned) is
+// dropped, not queued, as launchd coalesces them; one due while the job
+// waits for its throttle adds nothing; ThrottleInterval holds.
+//
+//	StartInterval N          at load+N, load+2N, ... (load: when the job
+//	                         was loaded, enabled, or its definition replaced);
+//	                         reason interval
+//	StartCalendarInterval    at the next minute any entry matches, in local
+//	                         time (launchd.CalendarInterval.Next); reason
+//	                         calendar. The timer looks at the wall clock at
+//	                         least every minute, so a suspend or a clock
+//	                         change costs at most a minute, and starts missed
+//	                         while suspended make one start on wake, as in
+//	                         launchd. Starts due while xpcd did not run are not
+//	                         made up when it starts.
+//	WatchPaths               a path modified (contents or attributes),
+//	                         created, removed, renamed or replaced (a new
+//	                         inode at the path); for a directory, an entry
+//	                         added or removed. The start comes 100 ms after
+//	                         the first change, so a burst is one start;
+//	                         reason watch-path. An exit does not start it
+//	                         again.
+//	QueueDirectories         a directory that has an entry starts the job,
+//	                         at load, when entries change, and again after
+//	                         each exit (throttled) until all are empty (or
+//	                         do not exist); reason queue-directory. Emptiness
+//	                         is read again when a throttled start is due.
+//
+// Paths are watched with inotify: one instance (and one goroutine) per
+// job with WatchPaths or QueueDirectories, watching each path and its
+// parent directory (or the nearest ancestor that exists, moving down as
+// directories appear), and watching again when a path is replaced.
+// Disabling a job, booting it out, replacing its definition and shutting
+// down stop its timers and close its watch. blame describes the schedule
+// ("next start by StartInterval (every 1h0m0s) at T", "next calendar start
+// at T (Hour=3 Minute=0)", "watching paths ..."), and JOB has next_start.
 //
 // Stopping is: {"op":"terminate"} on the check-in channel, SIGTERM through
 // the pidfd, and SIGKILL to the process group ExitTimeOut later (never, if
@@ -165,7 +208,8 @@
 // last_exit, last_exit_status, last_exit_signal, last_exit_at,
 // stop_reason, launch_reason, requester_pid, connections, queued,
 // transactions, checked_in, program, plist_path, throttled_until,
-// mach_services, keep_alive, run_at_load, idle_exit_timeout_s, disabled,
+// mach_services, keep_alive, run_at_load, idle_exit_timeout_s,
+// start_interval_s, next_start, watch_paths, queue_directories, disabled,
 // upgrade_pending, error, warnings.
 //
 // On the check-in channel (descriptor 3, XPCD_CHECKIN_FD=3,

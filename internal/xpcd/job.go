@@ -21,10 +21,13 @@ import (
 //	           after ExitTimeOut) and has not exited yet
 //	throttled  a launch is wanted but waits for ThrottleInterval to pass
 //	disabled   disabled, and not running
-//	waiting    loaded, not running, waiting for demand
+//	waiting    loaded, not running, waiting for demand or its schedule
 //
 // Launches: a lookup (demand), RunAtLoad (run-at-load), KeepAlive after an
-// exit (keep-alive), kickstart, an upgrade with clients waiting (upgrade).
+// exit (keep-alive), kickstart, an upgrade with clients waiting (upgrade),
+// and the schedule (schedule.go): StartInterval (interval),
+// StartCalendarInterval (calendar), WatchPaths (watch-path),
+// QueueDirectories (queue-directory).
 // After an exit xpcd did not ask for, the next launch waits until
 // ThrottleInterval after the previous launch; after a stop xpcd asked for
 // (idle, pressure, upgrade, kickstart -k, bootout) it does not.
@@ -70,6 +73,7 @@ type job struct {
 
 	inst  *instance
 	queue []*pending // clients waiting for a name the instance has not checked in
+	sched *schedule  // StartInterval, StartCalendarInterval, WatchPaths, QueueDirectories (schedule.go)
 
 	runs       int
 	lastLaunch time.Time
@@ -200,6 +204,7 @@ func (m *supervisor) addJob(d *domain, def *launchd.Job, start bool) (*job, *opE
 	}
 	j.state = j.stateOf()
 	if start {
+		m.syncSchedule(j)
 		m.atLoad(j)
 		m.changed(j)
 	}
@@ -268,6 +273,11 @@ func (m *supervisor) throttleEnded(j *job, t *time.Timer) {
 	r := j.throttleR
 	if r.why == reasonDemand && len(j.queue) == 0 {
 		m.changed(j) // the clients went away
+		return
+	}
+	if r.why == reasonQueue {
+		m.throttledQueue(j) // starts it if a directory still has work
+		m.changed(j)
 		return
 	}
 	m.want(j, r)
@@ -480,6 +490,7 @@ func (m *supervisor) afterExit(j *job, inst *instance, ran bool) {
 	case j.def.KeepAlive.ShouldRestart(j.lastExit.clean(), j.lastExit.crashed()) || m.stateWantsRunning(j):
 		m.want(j, launchReason{why: reasonKeepAlive})
 	}
+	m.afterExitSchedule(j)
 }
 
 func throttleOf(def *launchd.Job) time.Duration {
@@ -494,6 +505,7 @@ func (m *supervisor) replaceDef(j *job, def *launchd.Job) {
 			delete(d.names, name)
 		}
 	}
+	m.disarm(j) // the new definition's schedule starts afresh
 	j.def, j.fp = def, def.Fingerprint()
 	for name := range def.MachServices {
 		d.names[name] = j
@@ -509,6 +521,7 @@ func (m *supervisor) replaceDef(j *job, def *launchd.Job) {
 	}
 	j.queue = kept
 	j.disabled = m.effectiveDisabled(d.name, def)
+	m.syncSchedule(j)
 	m.log.Info("definition replaced", "target", j.target(), "plist", def.Path)
 }
 
@@ -872,6 +885,7 @@ func (m *supervisor) finishUnload(j *job) {
 	}
 	j.dropQueue()
 	j.cancelThrottle()
+	m.disarm(j)
 	for _, w := range j.unloadWaiters {
 		close(w)
 	}

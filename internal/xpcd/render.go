@@ -22,7 +22,8 @@ import (
 //	last_exit_signal          int64, if it was killed by a signal
 //	last_exit_at              date
 //	stop_reason               string: why xpcd stopped (stops) it
-//	launch_reason             string: demand, run-at-load, keep-alive, kickstart, upgrade
+//	launch_reason             string: demand, run-at-load, keep-alive, kickstart, upgrade,
+//	                          interval, calendar, watch-path, queue-directory
 //	requester_pid             int64, for demand
 //	connections               int64: clients queued + handed to the running instance
 //	queued                    int64: clients waiting for the service
@@ -34,13 +35,18 @@ import (
 //	keep_alive                bool: it has a KeepAlive condition
 //	run_at_load               bool
 //	idle_exit_timeout_s       int64
+//	start_interval_s          int64, if it has a StartInterval
+//	next_start                date: the next start by StartInterval or StartCalendarInterval,
+//	                          while those are scheduled (loaded, enabled)
+//	watch_paths               array of strings: its WatchPaths, if any
+//	queue_directories         array of strings: its QueueDirectories, if any
 //	disabled                  bool
 //	upgrade_pending           bool
 //	error                     string: the last launch's failure
 //	warnings                  array of strings: keys of the plist that have no effect
 func (m *supervisor) jobDict(j *job) *xpc.Dictionary {
 	def := j.def
-	d := xpc.NewDictionary(28)
+	d := xpc.NewDictionary(32)
 	d.Set("label", xpc.String(def.Label))
 	d.Set("domain", xpc.String(j.dom.name))
 	d.Set("state", xpc.String(j.stateOf()))
@@ -99,6 +105,20 @@ func (m *supervisor) jobDict(j *job) *xpc.Dictionary {
 	d.Set("keep_alive", xpc.Bool(!def.KeepAlive.IsZero()))
 	d.Set("run_at_load", xpc.Bool(def.StartsAtLoad()))
 	d.Set("idle_exit_timeout_s", xpc.Int64(def.IdleExitTimeout/time.Second))
+	if def.StartInterval > 0 {
+		d.Set("start_interval_s", xpc.Int64(def.StartInterval/time.Second))
+	}
+	if j.sched != nil {
+		if t := j.sched.nextStart(); !t.IsZero() {
+			d.Set("next_start", xpc.DateOf(t))
+		}
+	}
+	if len(def.WatchPaths) > 0 {
+		d.Set("watch_paths", strArray(def.WatchPaths))
+	}
+	if len(def.QueueDirectories) > 0 {
+		d.Set("queue_directories", strArray(def.QueueDirectories))
+	}
 	d.Set("disabled", xpc.Bool(j.disabled))
 	if (inst != nil && inst.upgrade) || j.next != nil {
 		d.Set("upgrade_pending", xpc.Bool(true))
@@ -161,6 +181,9 @@ func (m *supervisor) blame(j *job) string {
 		} else if def.IdleExitTimeout > 0 && inst.stopWhy == "" {
 			fmt.Fprintf(&b, "; idle since %s, exits after %v idle", ts(inst.idleFrom), def.IdleExitTimeout)
 		}
+		if sched := m.scheduleText(j); len(sched) > 0 {
+			b.WriteString("; schedule: " + strings.Join(sched, "; ") + " (a start due while it runs is skipped)")
+		}
 	case "throttled":
 		fmt.Fprintf(&b, "throttled until %s: it last started at %s and ThrottleInterval is %v; will start for: %s",
 			ts(j.throttleAt), ts(j.lastLaunch), def.ThrottleInterval, reasonText(j.throttleR))
@@ -176,10 +199,18 @@ func (m *supervisor) blame(j *job) string {
 			break
 		}
 		names := sortedKeys(def.MachServices)
-		if len(names) > 0 {
+		sched := m.scheduleText(j)
+		switch {
+		case len(sched) > 0:
+			b.WriteString("waiting: " + strings.Join(sched, "; "))
+			if len(names) > 0 {
+				fmt.Fprintf(&b, "; a lookup of %s also launches it", strings.Join(names, ", "))
+			}
+		case len(names) > 0:
 			fmt.Fprintf(&b, "waiting for demand: a lookup of %s launches it", strings.Join(names, ", "))
-		} else {
-			b.WriteString("not running, and nothing starts it (no MachServices, RunAtLoad or KeepAlive)")
+		default:
+			b.WriteString("not running, and nothing starts it (no MachServices, RunAtLoad, KeepAlive, " +
+				"StartInterval, StartCalendarInterval, WatchPaths or QueueDirectories)")
 		}
 	}
 	if inst == nil || inst.spawning {
@@ -213,6 +244,14 @@ func reasonText(r launchReason) string {
 		return "launched by kickstart"
 	case reasonUpgrade:
 		return "relaunched on its new version for waiting clients (upgrade)"
+	case reasonInterval:
+		return "launched by StartInterval"
+	case reasonCalendar:
+		return "launched by StartCalendarInterval"
+	case reasonWatchPath:
+		return "launched because a WatchPaths path changed"
+	case reasonQueue:
+		return "launched because a QueueDirectories directory is not empty"
 	case "":
 		return "launched"
 	}

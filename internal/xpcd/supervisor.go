@@ -41,6 +41,9 @@ type supervisorConfig struct {
 	baseEnv     []string
 	outputDir   string // output FIFOs; "" for none to clean up
 	stopOnClose bool
+	// newWatch watches a job's WatchPaths and QueueDirectories; nil is
+	// inotify (newInotifyWatch). Tests of the state machine fake it.
+	newWatch newWatchFunc
 }
 
 // Limits.
@@ -132,6 +135,7 @@ func (m *supervisor) start(context.Context) error {
 		for _, d := range m.sortedDomains() {
 			for _, label := range sortedKeys(d.jobs) {
 				j := d.jobs[label]
+				m.syncSchedule(j)
 				if j.inst == nil {
 					m.atLoad(j)
 				}
@@ -310,6 +314,7 @@ func (m *supervisor) beginClose() (gone, settled chan struct{}) {
 	for _, d := range m.domains {
 		for _, j := range d.jobs {
 			j.cancelThrottle()
+			m.disarm(j)
 			if m.stopOnClose && j.inst != nil {
 				m.stop(j.inst, "shutdown")
 			}
@@ -339,6 +344,7 @@ func (m *supervisor) detachAll() {
 		for _, j := range d.jobs {
 			j.dropQueue()
 			j.cancelThrottle()
+			m.disarm(j)
 			if inst := j.inst; inst != nil {
 				inst.stopTimers()
 				if inst.ch != nil {

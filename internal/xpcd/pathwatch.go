@@ -1,0 +1,350 @@
+package xpcd
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// A job's WatchPaths and QueueDirectories are watched with inotify: one
+// inotify instance and one goroutine per job that has either key, made
+// when the job is scheduled (schedule.go) and closed when it is not. The
+// watcher knows nothing of jobs: it reports "a watched path changed" and
+// "a queue directory may have changed" to a callback, and the supervisor
+// decides (debounce, emptiness, launch) on its loop.
+//
+// For each path the watcher keeps two watches: one on the path itself, if
+// it exists (modification, attributes, deletion, move; for a directory,
+// entries created or removed), and one on its parent directory, for the
+// path's name being created, removed or renamed over. When the parent
+// does not exist either, the nearest existing ancestor is watched instead,
+// and the watches move down as the directories appear. After any event
+// that may have replaced the path (a new inode, as an editor's or a
+// package manager's rename over it makes) the path is resolved again:
+// both watches are re-added, and a change in whether the path exists, or
+// in its device and inode, counts as a change of the path.
+
+// pathWatcher watches paths for a job. run reports changes until close;
+// close never blocks, and run returns soon after it. run must be called
+// (once): it owns what the watcher holds and releases it when it returns.
+type pathWatcher interface {
+	// run adds the watches, reports once (queue true) if there are queue
+	// directories, so that their first emptiness check comes after the
+	// watches are in place, then reports changes until closed. changed is
+	// called from run's goroutine.
+	run(changed func(watch, queue bool))
+	close()
+}
+
+// newWatchFunc makes a pathWatcher for the paths given; it does not touch
+// the file system (the loop calls it).
+type newWatchFunc func(watch, queue []string, log *slog.Logger) (pathWatcher, error)
+
+const (
+	// inDirMask is what a watched directory reports: entries created,
+	// removed or renamed, and its own end.
+	inDirMask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO |
+		unix.IN_DELETE_SELF | unix.IN_MOVE_SELF
+	// inSelfMask is what a watched path reports: the above, and changes
+	// of its contents or attributes.
+	inSelfMask = inDirMask | unix.IN_MODIFY | unix.IN_ATTRIB
+	// inEntryMask are the events that change a directory's entries.
+	inEntryMask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO
+	// inGoneMask are the events after which a watch's inode is no longer
+	// at its path, or no longer watched.
+	inGoneMask = unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_IGNORED | unix.IN_UNMOUNT
+)
+
+// inotifyWatch is the pathWatcher of xpcd: inotify through a non-blocking
+// descriptor made into a pollable *os.File, so that run's Read parks in
+// the runtime's poller. close does not close the File (Close waits for a
+// call in progress on it, and inotify_add_watch resolves a path, which may
+// block): it sets a read deadline in the past, which wakes run's Read, and
+// run closes the File as it returns.
+type inotifyWatch struct {
+	f       *os.File
+	log     *slog.Logger
+	stopped atomic.Bool
+
+	// Owned by run's goroutine.
+	entries []*watchEntry
+	byWD    map[int32][]wdUse
+}
+
+// watchEntry is one path being watched.
+type watchEntry struct {
+	path   string
+	queue  bool   // a QueueDirectories entry (else WatchPaths)
+	self   int32  // the watch on path itself; -1 if none
+	dir    string // the directory watched for path (or an ancestor) to appear
+	dirWD  int32  // its watch; -1 if none
+	exists bool
+	id     [2]uint64 // device and inode of path, when it exists
+}
+
+// wdUse is one entry's use of a watch descriptor: as its path's own watch
+// (self) or as the directory watched for it. Several entries may share a
+// descriptor (inotify gives one per inode).
+type wdUse struct {
+	e    *watchEntry
+	self bool
+}
+
+func newInotifyWatch(watch, queue []string, log *slog.Logger) (pathWatcher, error) {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return nil, os.NewSyscallError("inotify_init1", err)
+	}
+	w := &inotifyWatch{f: os.NewFile(uintptr(fd), "inotify"), log: log, byWD: map[int32][]wdUse{}}
+	for _, p := range watch {
+		w.entries = append(w.entries, &watchEntry{path: filepath.Clean(p), self: -1, dirWD: -1})
+	}
+	for _, p := range queue {
+		w.entries = append(w.entries, &watchEntry{path: filepath.Clean(p), queue: true, self: -1, dirWD: -1})
+	}
+	return w, nil
+}
+
+func (w *inotifyWatch) close() {
+	w.stopped.Store(true)
+	w.f.SetReadDeadline(time.Unix(1, 0))
+}
+
+func (w *inotifyWatch) run(changed func(watch, queue bool)) {
+	defer w.f.Close()
+	hasQueue := false
+	for _, e := range w.entries {
+		if w.stopped.Load() {
+			return
+		}
+		w.resolve(e)
+		hasQueue = hasQueue || e.queue
+	}
+	if hasQueue {
+		changed(false, true)
+	}
+	buf := make([]byte, 64<<10)
+	for !w.stopped.Load() {
+		n, err := w.f.Read(buf)
+		if err != nil {
+			if !w.stopped.Load() {
+				w.log.Error("watching paths: reading inotify events", "err", err)
+			}
+			return
+		}
+		if watch, queue := w.handle(buf[:n]); watch || queue {
+			changed(watch, queue)
+		}
+	}
+}
+
+// handle applies a read's events and tells whether a watched path or a
+// queue directory changed.
+func (w *inotifyWatch) handle(b []byte) (watch, queue bool) {
+	again := map[*watchEntry]bool{} // entries to resolve again
+	hit := func(e *watchEntry) {
+		if e.queue {
+			queue = true
+		} else {
+			watch = true
+		}
+	}
+	for len(b) >= unix.SizeofInotifyEvent {
+		ev := (*unix.InotifyEvent)(unsafe.Pointer(&b[0]))
+		size := unix.SizeofInotifyEvent + int(ev.Len)
+		if size > len(b) {
+			break // cannot happen: the kernel returns whole events
+		}
+		name := ""
+		if ev.Len > 0 {
+			nb := b[unix.SizeofInotifyEvent:size]
+			for i, c := range nb {
+				if c == 0 {
+					nb = nb[:i]
+					break
+				}
+			}
+			name = string(nb)
+		}
+		b = b[size:]
+		if ev.Mask&unix.IN_Q_OVERFLOW != 0 {
+			// Events were lost: anything may have changed.
+			for _, e := range w.entries {
+				hit(e)
+				again[e] = true
+			}
+			continue
+		}
+		for _, u := range w.byWD[ev.Wd] {
+			e := u.e
+			if u.self {
+				switch {
+				case ev.Mask&inGoneMask != 0:
+					hit(e)
+					again[e] = true
+				case name != "" && ev.Mask&inEntryMask == 0:
+					// A file inside a watched directory changed: not
+					// a change of the directory (launchd watches the
+					// directory's own vnode).
+				default:
+					hit(e)
+				}
+				continue
+			}
+			// The directory watched for e: its own end moves the watch
+			// up; the next name on the way to e.path moves it down, and
+			// is e's path itself when the directory is its parent.
+			if ev.Mask&inGoneMask != 0 {
+				again[e] = true
+			} else if name != "" && name == nextName(e.dir, e.path) {
+				if filepath.Dir(e.path) == e.dir {
+					hit(e)
+				}
+				again[e] = true
+			}
+		}
+	}
+	for _, e := range w.entries {
+		if again[e] && w.resolveChanged(e) {
+			hit(e)
+		}
+	}
+	return watch, queue
+}
+
+// nextName is the name under dir on the way to path: its first component
+// after dir.
+func nextName(dir, path string) string {
+	rel, err := filepath.Rel(dir, path)
+	if err != nil || rel == "." || rel == ".." || len(rel) > 2 && rel[:3] == "../" {
+		return ""
+	}
+	if i := indexSep(rel); i >= 0 {
+		return rel[:i]
+	}
+	return rel
+}
+
+func indexSep(s string) int {
+	for i := range len(s) {
+		if s[i] == '/' {
+			return i
+		}
+	}
+	return -1
+}
+
+// resolveChanged resolves e again and reports whether its path appeared,
+// went, or became another inode.
+func (w *inotifyWatch) resolveChanged(e *watchEntry) bool {
+	exists, id := e.exists, e.id
+	w.resolve(e)
+	return exists != e.exists || id != e.id
+}
+
+// resolve (re)places e's watches: the nearest existing directory above its
+// path, then the path itself. The directory comes first, so that a path
+// created meanwhile is either found or reported.
+func (w *inotifyWatch) resolve(e *watchEntry) {
+	for try := 0; ; try++ {
+		dir := filepath.Dir(e.path)
+		for dir != "/" && !isDir(dir) {
+			dir = filepath.Dir(dir)
+		}
+		wd, err := w.add(dir, inDirMask)
+		if err != nil && try < 3 {
+			continue // removed since we looked: look again
+		}
+		if err != nil {
+			w.log.Warn("watching paths: cannot watch directory", "dir", dir, "path", e.path, "err", err)
+			wd = -1
+		}
+		w.use(wd, e, false)
+		e.dir = dir
+		break
+	}
+	wd, err := w.add(e.path, inSelfMask)
+	if err != nil {
+		// It does not exist: the directory's watch waits for it.
+		if !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTDIR) {
+			w.log.Warn("watching paths: cannot watch", "path", e.path, "err", err)
+		}
+		wd = -1
+	}
+	w.use(wd, e, true)
+	var st unix.Stat_t
+	e.exists = unix.Stat(e.path, &st) == nil
+	e.id = [2]uint64{}
+	if e.exists {
+		e.id = [2]uint64{st.Dev, st.Ino}
+	}
+}
+
+func isDir(p string) bool {
+	var st unix.Stat_t
+	return unix.Stat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
+}
+
+// add adds (or extends: IN_MASK_ADD, as the inode may be watched for
+// another entry too) a watch.
+func (w *inotifyWatch) add(path string, mask uint32) (int32, error) {
+	rc, err := w.f.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	var wd int
+	var aerr error
+	if err := rc.Control(func(fd uintptr) {
+		wd, aerr = unix.InotifyAddWatch(int(fd), path, mask|unix.IN_MASK_ADD)
+	}); err != nil {
+		return -1, os.ErrClosed
+	}
+	if aerr != nil {
+		return -1, aerr
+	}
+	return int32(wd), nil
+}
+
+// use makes wd e's self or directory watch, releasing the one it had.
+func (w *inotifyWatch) use(wd int32, e *watchEntry, self bool) {
+	old := &e.dirWD
+	if self {
+		old = &e.self
+	}
+	if *old == wd {
+		return
+	}
+	if *old >= 0 {
+		w.release(*old, e, self)
+	}
+	*old = wd
+	if wd >= 0 {
+		w.byWD[wd] = append(w.byWD[wd], wdUse{e: e, self: self})
+	}
+}
+
+// release drops e's use of wd, and the watch when nothing uses it.
+func (w *inotifyWatch) release(wd int32, e *watchEntry, self bool) {
+	uses := w.byWD[wd]
+	for i, u := range uses {
+		if u.e == e && u.self == self {
+			uses = append(uses[:i], uses[i+1:]...)
+			break
+		}
+	}
+	if len(uses) > 0 {
+		w.byWD[wd] = uses
+		return
+	}
+	delete(w.byWD, wd)
+	if rc, err := w.f.SyscallConn(); err == nil {
+		// EINVAL if the kernel dropped it already (its inode went).
+		rc.Control(func(fd uintptr) { unix.InotifyRmWatch(int(fd), uint32(wd)) })
+	}
+}
