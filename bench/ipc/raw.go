@@ -1,0 +1,259 @@
+package ipc
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+)
+
+// The raw system is the floor: bytes written straight onto AF_UNIX sockets
+// from Go, through the same runtime poller goxpc uses, with no codec. Pings
+// go over a SOCK_SEQPACKET socket (goxpc's socket type) as datagrams of
+// goxpc's frame size, echoed by the server; bulk transfers go over a
+// SOCK_STREAM socket.
+
+// serveRaw listens on two sockets in dir: raw.sock (SOCK_SEQPACKET, echo
+// every datagram) and raw-stream.sock (SOCK_STREAM, bulk).
+func serveRaw(dir string) (packet, stream string, stop func(), err error) {
+	packet = filepath.Join(dir, "raw.sock")
+	stream = filepath.Join(dir, "raw-stream.sock")
+	pl, err := net.Listen("unixpacket", packet)
+	if err != nil {
+		return "", "", nil, err
+	}
+	sl, err := net.Listen("unix", stream)
+	if err != nil {
+		pl.Close()
+		return "", "", nil, err
+	}
+	go acceptLoop(pl, echoPackets)
+	go acceptLoop(sl, serveBulkStream)
+	return packet, stream, func() { pl.Close(); sl.Close() }, nil
+}
+
+func acceptLoop(l net.Listener, serve func(net.Conn)) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go serve(c)
+	}
+}
+
+func echoPackets(c net.Conn) {
+	defer c.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := c.Read(buf)
+		if err != nil || n == 0 {
+			return
+		}
+		if _, err := c.Write(buf[:n]); err != nil {
+			return
+		}
+	}
+}
+
+// Bulk requests on the stream socket: a 16-byte header (mode, length, both
+// little-endian u64) and length bytes. The server reads them all, then
+// answers with their checksum (8 bytes), followed in echo mode by the same
+// bytes.
+const (
+	bulkOneWay = 1
+	bulkEcho   = 2
+)
+
+func serveBulkStream(c net.Conn) {
+	defer c.Close()
+	var hdr [16]byte
+	var buf []byte
+	for {
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			return
+		}
+		mode := binary.LittleEndian.Uint64(hdr[:])
+		n := binary.LittleEndian.Uint64(hdr[8:])
+		if n > 1<<30 {
+			return
+		}
+		if uint64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return
+		}
+		var sum [8]byte
+		binary.LittleEndian.PutUint64(sum[:], checksum(buf))
+		out := net.Buffers{sum[:]}
+		if mode == bulkEcho {
+			out = append(out, buf)
+		}
+		if _, err := out.WriteTo(c); err != nil {
+			return
+		}
+	}
+}
+
+// rawCaller sends pings on one SOCK_SEQPACKET connection. It has no request
+// ids, so it cannot be shared by concurrent requesters.
+type rawCaller struct {
+	c    *net.UnixConn
+	wbuf []byte
+	rbuf []byte
+}
+
+func dialRaw(path string, size int) (*rawCaller, error) {
+	c, err := net.Dial("unixpacket", path)
+	if err != nil {
+		return nil, err
+	}
+	w := make([]byte, size)
+	for i := range w {
+		w[i] = payload[i%len(payload)]
+	}
+	return &rawCaller{c: c.(*net.UnixConn), wbuf: w, rbuf: make([]byte, 64<<10)}, nil
+}
+
+func (r *rawCaller) call(_ context.Context, seq int64) error {
+	binary.LittleEndian.PutUint64(r.wbuf, uint64(seq))
+	if _, err := r.c.Write(r.wbuf); err != nil {
+		return err
+	}
+	n, err := r.c.Read(r.rbuf)
+	if err != nil {
+		return err
+	}
+	if n != len(r.wbuf) || int64(binary.LittleEndian.Uint64(r.rbuf)) != seq {
+		return fmt.Errorf("raw: bad echo of %d (%d bytes)", seq, n)
+	}
+	return nil
+}
+
+func (r *rawCaller) close() error { return r.c.Close() }
+
+// rawBulk moves buffers over one SOCK_STREAM connection.
+type rawBulk struct {
+	c    net.Conn
+	rbuf []byte
+}
+
+func dialRawBulk(path string) (*rawBulk, error) {
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	return &rawBulk{c: c}, nil
+}
+
+func (r *rawBulk) once(src []byte, sum uint64, echo bool) error {
+	var hdr [16]byte
+	mode := uint64(bulkOneWay)
+	if echo {
+		mode = bulkEcho
+	}
+	binary.LittleEndian.PutUint64(hdr[:], mode)
+	binary.LittleEndian.PutUint64(hdr[8:], uint64(len(src)))
+	out := net.Buffers{hdr[:], src}
+	if _, err := out.WriteTo(r.c); err != nil {
+		return err
+	}
+	var got [8]byte
+	if _, err := io.ReadFull(r.c, got[:]); err != nil {
+		return err
+	}
+	if binary.LittleEndian.Uint64(got[:]) != sum {
+		return errors.New("raw: bad checksum")
+	}
+	if !echo {
+		return nil
+	}
+	if cap(r.rbuf) < len(src) {
+		r.rbuf = make([]byte, len(src))
+	}
+	_, err := io.ReadFull(r.c, r.rbuf[:len(src)])
+	return err
+}
+
+func (r *rawBulk) close() error { return r.c.Close() }
+
+// raw-handoff is raw-unix with goxpc's goroutine structure and nothing
+// else: the server answers each datagram from a new goroutine (goxpc starts
+// a dispatcher when a message arrives at an idle connection), and the
+// client's datagrams are read by a reader goroutine that hands each one to
+// the waiting caller through a channel (goxpc's reader completing a Call).
+// It is a diagnostic, not among the default systems: beside raw-unix it
+// shows what those two goroutine switches cost per round trip.
+
+// serveRawHandoff listens on raw-handoff.sock (SOCK_SEQPACKET).
+func serveRawHandoff(dir string) (string, func(), error) {
+	path := filepath.Join(dir, "raw-handoff.sock")
+	l, err := net.Listen("unixpacket", path)
+	if err != nil {
+		return "", nil, err
+	}
+	go acceptLoop(l, echoPacketsHandoff)
+	return path, func() { l.Close() }, nil
+}
+
+func echoPacketsHandoff(c net.Conn) {
+	defer c.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := c.Read(buf)
+		if err != nil || n == 0 {
+			return
+		}
+		out := append([]byte(nil), buf[:n]...)
+		go c.Write(out)
+	}
+}
+
+// rawHandoffCaller is a rawCaller whose replies come through a reader
+// goroutine.
+type rawHandoffCaller struct {
+	r       *rawCaller
+	replies chan []byte
+}
+
+func dialRawHandoff(path string, size int) (*rawHandoffCaller, error) {
+	r, err := dialRaw(path, size)
+	if err != nil {
+		return nil, err
+	}
+	h := &rawHandoffCaller{r: r, replies: make(chan []byte, 1)}
+	go func() {
+		defer close(h.replies)
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := r.c.Read(buf)
+			if err != nil {
+				return
+			}
+			h.replies <- append([]byte(nil), buf[:n]...)
+		}
+	}()
+	return h, nil
+}
+
+func (h *rawHandoffCaller) call(_ context.Context, seq int64) error {
+	binary.LittleEndian.PutUint64(h.r.wbuf, uint64(seq))
+	if _, err := h.r.c.Write(h.r.wbuf); err != nil {
+		return err
+	}
+	b, ok := <-h.replies
+	if !ok {
+		return errors.New("raw-handoff: connection closed")
+	}
+	if len(b) != len(h.r.wbuf) || int64(binary.LittleEndian.Uint64(b)) != seq {
+		return fmt.Errorf("raw-handoff: bad echo of %d (%d bytes)", seq, len(b))
+	}
+	return nil
+}
+
+func (h *rawHandoffCaller) close() error { return h.r.close() }
