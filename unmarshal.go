@@ -713,15 +713,22 @@ func (c *structCodec) decode(d *decState, v reflect.Value, t Type, off, _ int) e
 	next := 0 // the field expected next: encoders write them in order
 	for range n {
 		koff := r.off
-		kb, err := r.keyBytes(end)
-		if err != nil {
-			return err
-		}
 		fi := -1
-		if next < len(c.fields) && c.fields[next].name == string(kb) {
+		var kb []byte
+		if next < len(c.fields) && bytes.HasPrefix(r.b[r.off:end], c.fields[next].key) {
+			// Fast path: the field encoders write next, matched with its
+			// padded key as a whole (valid UTF-8, NUL, zero padding).
+			f := &c.fields[next]
+			kb = r.b[r.off : r.off+len(f.name)]
+			r.off += len(f.key)
 			fi = next
-		} else if i, ok := c.byName[string(kb)]; ok {
-			fi = i
+		} else {
+			if kb, err = r.keyBytes(end); err != nil {
+				return err
+			}
+			if i, ok := c.byName[string(kb)]; ok {
+				fi = i
+			}
 		}
 		if fi < 0 {
 			if !unknown.add(kb) {
