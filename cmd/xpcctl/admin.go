@@ -264,6 +264,15 @@ func renderList(w io.Writer, reply *xpc.Dictionary) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s/%s\n", pid, state, runs, last, dom, label)
 	}
 	tw.Flush()
+	// Plists that did not load are part of the answer too.
+	errs, _ := reply.Array(xpcd.KeyErrors)
+	for _, o := range errs {
+		if e, ok := o.(*xpc.Dictionary); ok {
+			if text, err := e.String("error"); err == nil {
+				fmt.Fprintf(w, "not loaded: %s\n", text)
+			}
+		}
+	}
 }
 
 func renderStatus(w io.Writer, reply *xpc.Dictionary) {
