@@ -99,8 +99,22 @@ func NewEndpointConnection(ep *Endpoint, opts ...Option) (*Connection, error) {
 		return nil, err
 	}
 	c := newConnection(cfg)
-	c.dial = func(ctx context.Context) (*sock, *Peer, error) { return dialEndpoint(ctx, epf) }
-	c.onFinal = func(*Connection) { closeRaw(epf) }
+	// An endpoint connection dials once (it never reconnects), so its copy
+	// of the endpoint is closed as soon as that dial succeeds, or at the end.
+	var closeOnce sync.Once
+	var closed atomic.Bool
+	closeEndpoint := func() { closeOnce.Do(func() { closed.Store(true); closeRaw(epf) }) }
+	c.dial = func(ctx context.Context) (*sock, *Peer, error) {
+		if closed.Load() {
+			return nil, nil, invalidError(ErrPeerGone, nil, "the endpoint connection's one link is gone")
+		}
+		s, p, err := dialEndpoint(ctx, epf)
+		if err == nil {
+			closeEndpoint()
+		}
+		return s, p, err
+	}
+	c.onFinal = func(*Connection) { closeEndpoint() }
 	return c, nil
 }
 
