@@ -13,7 +13,11 @@ import (
 // ErrTerminationImminent, and last of all the ErrInvalid that ends the
 // connection), in order with the messages.
 type Handler interface {
-	// HandleMessage handles one message. ctx ends when the connection does.
+	// HandleMessage handles one message. It may run on the goroutine that
+	// read the message (see "Goroutines" in the package documentation).
+	// ctx ends when the connection is cancelled, or is found to have
+	// ended, which a peer's exit during HandleMessage may only be once
+	// it has returned.
 	HandleMessage(ctx context.Context, m *Message)
 	// HandleEvent reports a change of the connection's state. The last
 	// call, and only the last, carries an error matching ErrInvalid.
@@ -60,8 +64,9 @@ type Connection struct {
 	link      *link
 	dialing   chan struct{}
 	final     error
-	queue     []event
-	running   bool
+	queue     []event // queue[qhead:] is waiting for delivery
+	qhead     int
+	running   bool // a goroutine is delivering (the dispatcher role)
 	suspended int
 	// workers counts the goroutines that may still use the connection's
 	// descriptors (link readers, dials in progress); finish waits for
@@ -320,16 +325,16 @@ func (c *Connection) dialLink(ctx context.Context) (*sock, *Peer, error) {
 	return c.dial(ctx)
 }
 
-// startReader runs l's read loop; c.mu is held.
+// startReader starts l's first watcher (read.go); c.mu is held. The link
+// holds one count in c.workers until its last watcher has ended.
 func (c *Connection) startReader(l *link) {
 	c.workers.Add(1)
-	go func() {
-		defer c.workers.Done()
-		l.readLoop()
-	}()
+	l.mu.Lock()
+	l.startWatcherLocked()
+	l.mu.Unlock()
 }
 
-// linkDied is called once by a link's reader when the link has failed:
+// linkDied is called once by a link's last watcher when the link has failed:
 // connections that can reconnect are interrupted, others become invalid.
 func (c *Connection) linkDied(l *link, err error) {
 	if !errors.Is(err, ErrInterrupted) {
@@ -362,8 +367,8 @@ func (c *Connection) invalidate(err error) {
 	var never []event
 	if !wasActive {
 		// Never activated: nobody will dispatch, so finish here.
-		never = c.queue
-		c.queue = nil
+		never = c.queue[c.qhead:]
+		c.queue, c.qhead = nil, 0
 	}
 	c.kick()
 	c.mu.Unlock()
@@ -405,28 +410,63 @@ func (c *Connection) enqueue(ev event) {
 	c.mu.Unlock()
 }
 
+// enqueueInline queues a message read by a link's watcher. It returns true
+// if the watcher is to deliver it itself (deliverQueued): the connection is
+// active and not suspended, and nothing else is being delivered. The
+// dispatcher role is then the watcher's.
+func (c *Connection) enqueueInline(ev event) bool {
+	c.mu.Lock()
+	if c.state == stateFinal {
+		c.mu.Unlock()
+		ev.msg.drop()
+		return false
+	}
+	c.queue = append(c.queue, ev)
+	if c.running || c.suspended > 0 || c.state == stateInactive {
+		c.mu.Unlock()
+		return false
+	}
+	c.running = true
+	c.mu.Unlock()
+	return true
+}
+
 // kick starts a dispatcher if there is work and none runs; c.mu is held.
 func (c *Connection) kick() {
-	if c.running || c.suspended > 0 || c.state == stateInactive || len(c.queue) == 0 {
+	if c.running || c.suspended > 0 || c.state == stateInactive || len(c.queue) == c.qhead {
 		return
 	}
 	c.running = true
 	go c.dispatch()
 }
 
-// dispatch delivers queued events one at a time, then exits; it holds no
-// lock while the handler runs.
+// dispatch is a dispatcher goroutine.
 func (c *Connection) dispatch() {
+	if c.deliverQueued() {
+		c.finish()
+	}
+}
+
+// deliverQueued delivers queued events one at a time until none is left
+// (or the connection is suspended), holding no lock while the handler
+// runs. The caller holds the dispatcher role (c.running), which this gives
+// up. It reports whether it delivered the final event: the caller must then
+// call c.finish, once it holds no count in c.workers.
+func (c *Connection) deliverQueued() (final bool) {
 	for {
 		c.mu.Lock()
-		if len(c.queue) == 0 || c.suspended > 0 {
+		if len(c.queue) == c.qhead || c.suspended > 0 {
 			c.running = false
 			c.mu.Unlock()
-			return
+			return false
 		}
-		ev := c.queue[0]
-		c.queue[0] = event{}
-		c.queue = c.queue[1:]
+		ev := c.queue[c.qhead]
+		c.queue[c.qhead] = event{}
+		c.qhead++
+		if c.qhead == len(c.queue) {
+			// Empty: reuse the array from its start.
+			c.queue, c.qhead = c.queue[:0], 0
+		}
 		h := c.handler
 		c.mu.Unlock()
 
@@ -441,16 +481,15 @@ func (c *Connection) dispatch() {
 			c.mu.Lock()
 			c.running = false
 			// Messages that raced in after the end are dropped.
-			rest := c.queue
-			c.queue = nil
+			rest := c.queue[c.qhead:]
+			c.queue, c.qhead = nil, 0
 			c.mu.Unlock()
 			for _, e := range rest {
 				if e.msg != nil {
 					e.msg.drop()
 				}
 			}
-			c.finish()
-			return
+			return true
 		default:
 			if h != nil {
 				h.HandleEvent(ev.err)
@@ -567,10 +606,12 @@ func (c *Call) Result() (*Dictionary, error) { return c.reply, c.err }
 // abandoned: it completes with ctx's error (unless its result came in at
 // the same moment), and the reply, when it comes, is discarded.
 func (c *Call) Wait(ctx context.Context) (*Dictionary, error) {
-	select {
-	case <-c.done:
+	if c.isDone() {
 		return c.reply, c.err
-	default:
+	}
+	if c.link != nil {
+		// Read the reply here if nobody else is reading.
+		c.link.awaitReply(ctx, c)
 	}
 	select {
 	case <-c.done:
@@ -585,6 +626,15 @@ func (c *Call) Wait(ctx context.Context) (*Dictionary, error) {
 		default:
 		}
 		return nil, ctx.Err()
+	}
+}
+
+func (c *Call) isDone() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -132,6 +132,20 @@
 //   - Suspend and Resume nest; while suspended, nothing is delivered and the
 //     peer is held back by flow control.
 //
+// # Goroutines
+//
+// A connection has one goroutine of its own, which waits for the peer's
+// frames. When it reads a message for a handler that is idle, it runs the
+// handler itself, so a request reaches its handler, and the reply leaves,
+// without a switch between goroutines. A goroutine waiting in SendWithReply
+// or Call.Wait while nothing else reads the connection reads its reply
+// itself, for the same reason. Whatever needs the peer's frames while a
+// handler runs (a reply, flow-control credit) is read by a second goroutine
+// started for the purpose. What nothing waits for is read when the handler
+// returns: a peer that exits while a handler runs is noticed then, not
+// while it runs, so a handler that works for long should watch for its own
+// reasons to stop.
+//
 // # Errors
 //
 // Connection errors are *ConnError values tested with errors.Is:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -35,6 +34,13 @@ type link struct {
 	nextID    uint64
 	err       error // why the link died, once it has
 
+	// The read role (read.go), guarded by mu.
+	reading  bool // some goroutine holds the read role
+	missed   bool // a watcher woke while the role was held
+	watchers int  // watcher goroutines alive
+	idle     int  // watchers not running a handler
+	waiters  int  // goroutines waiting for credit or buffer space
+
 	outstanding atomic.Int32 // received messages not yet dequeued
 	ungranted   atomic.Int32 // dequeued messages not yet granted back
 	terminating atomic.Bool  // a terminating frame arrived
@@ -45,6 +51,8 @@ func newLink(c *Connection, s *sock, peer *Peer) *link {
 	l.peer.Store(peer)
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.credits.n = creditWindow
+	l.credits.onWait = l.waiting
+	s.onBlock = l.waiting
 	return l
 }
 
@@ -95,37 +103,10 @@ func (l *link) protocolError(format string, args ...any) error {
 	return invalidError(ErrProtocol, nil, "peer %s: %s", peerName(l.peer.Load()), fmt.Sprintf(format, args...))
 }
 
-// readLoop reads frames until the link dies. It never blocks on anything but
-// the socket: replies go to their calls, messages and events to the
-// connection's queue.
-func (l *link) readLoop() {
-	for {
-		err := l.readOne()
-		if err == nil {
-			continue
-		}
-		if l.dead() == nil {
-			l.fail(err)
-		}
-		l.c.linkDied(l, l.dead())
-		return
-	}
-}
-
-func (l *link) readOne() error {
-	d, err := l.s.recv()
-	if err != nil {
-		if l.dead() != nil {
-			return l.dead()
-		}
-		if errors.Is(err, io.EOF) || errors.Is(err, unix.ECONNRESET) {
-			return l.lostError(nil)
-		}
-		if errors.Is(err, os.ErrClosed) {
-			return l.lostError(err)
-		}
-		return l.protocolError("%v", err)
-	}
+// handle handles one datagram read by the holder of the read role. A
+// watcher (watcher true) may be asked to deliver a message itself: run is
+// then true, and the connection's dispatcher role is the watcher's.
+func (l *link) handle(d datagram, watcher bool) (run bool, err error) {
 	defer d.release()
 	h, err := parseFrameHeader(d.b)
 	if err == nil && int(h.nfds) != len(d.fds) {
@@ -133,20 +114,20 @@ func (l *link) readOne() error {
 	}
 	if err != nil {
 		d.closeFDs()
-		return l.protocolError("%v", err)
+		return false, l.protocolError("%v", err)
 	}
 	if h.kind != kindHello {
 		d.closePIDFD()
 	}
 	switch h.kind {
 	case kindHello:
-		return l.readHello(h, &d)
+		return false, l.readHello(h, &d)
 	case kindMessage, kindRequest, kindReply:
-		return l.readBody(h, &d)
+		return l.readBody(h, &d, watcher)
 	case kindCredit, kindTerminating:
 		if len(d.b) != frameHeaderSize || len(d.fds) != 0 || h.flags != 0 {
 			d.closeFDs()
-			return l.protocolError("%v frame with a body, descriptors or flags", h.kind)
+			return false, l.protocolError("%v frame with a body, descriptors or flags", h.kind)
 		}
 		if h.kind == kindTerminating {
 			// One event per link: a peer repeating itself cannot grow
@@ -154,15 +135,15 @@ func (l *link) readOne() error {
 			if !l.terminating.Swap(true) {
 				l.c.enqueue(event{err: &ConnError{Kind: ErrTerminationImminent, Detail: "the peer is about to exit"}})
 			}
-			return nil
+			return false, nil
 		}
 		if h.id == 0 || h.id > creditWindow || !l.credits.add(int(h.id)) {
-			return l.protocolError("bad credit grant %d", h.id)
+			return false, l.protocolError("bad credit grant %d", h.id)
 		}
-		return nil
+		return false, nil
 	}
 	d.closeFDs()
-	return l.protocolError("unexpected %v frame", h.kind)
+	return false, l.protocolError("unexpected %v frame", h.kind)
 }
 
 // readHello takes the identity of a service from its hello frame: the
@@ -187,43 +168,43 @@ func (l *link) readHello(h frameHeader, d *datagram) error {
 }
 
 // readBody handles a frame carrying a body. It owns d's descriptors.
-func (l *link) readBody(h frameHeader, d *datagram) error {
+func (l *link) readBody(h frameHeader, d *datagram, watcher bool) (bool, error) {
 	body := d.b[frameHeaderSize:]
 	fds := d.fds
 	if h.flags&flagNoReply != 0 && h.kind != kindReply {
 		d.closeFDs()
-		return l.protocolError("no-reply flag on a %v frame", h.kind)
+		return false, l.protocolError("no-reply flag on a %v frame", h.kind)
 	}
 	if h.flags&flagOutOfLine != 0 {
 		if len(fds) == 0 || len(body) != 0 {
 			d.closeFDs()
-			return l.protocolError("out-of-line frame without its memfd")
+			return false, l.protocolError("out-of-line frame without its memfd")
 		}
 		b, err := readOutOfLine(fds[0], l.c.cfg.maxMessageSize)
 		unix.Close(fds[0])
 		fds = fds[1:]
 		if err != nil {
 			closeRawFDs(fds)
-			return l.protocolError("%v", err)
+			return false, l.protocolError("%v", err)
 		}
 		body = b
 	}
 	if h.kind == kindReply && h.flags&flagNoReply != 0 {
 		if len(body) != 0 || len(fds) != 0 {
 			closeRawFDs(fds)
-			return l.protocolError("no-reply frame with a body")
+			return false, l.protocolError("no-reply frame with a body")
 		}
-		return l.complete(h.id, nil, ErrNoReply)
+		return false, l.complete(h.id, nil, ErrNoReply)
 	}
 	if len(fds) > l.c.cfg.maxFDs {
 		closeRawFDs(fds)
-		return l.protocolError("%d descriptors in one message, limit %d", len(fds), l.c.cfg.maxFDs)
+		return false, l.protocolError("%d descriptors in one message, limit %d", len(fds), l.c.cfg.maxFDs)
 	}
 	dec := Decoder{Limits: Limits{MaxSize: l.c.cfg.maxMessageSize}}
 	obj, err := dec.Decode(body, fds)
 	if err != nil {
 		closeRawFDs(fds)
-		return l.protocolError("%v", err)
+		return false, l.protocolError("%v", err)
 	}
 	if h.kind == kindReply {
 		var err error
@@ -238,26 +219,29 @@ func (l *link) readBody(h frameHeader, d *datagram) error {
 			}
 		default:
 			_ = CloseAttachments(obj)
-			return l.protocolError("reply is a %v, not a dictionary", obj.Type())
+			return false, l.protocolError("reply is a %v, not a dictionary", obj.Type())
 		}
-		return err
+		return false, err
 	}
 	dict, ok := obj.(*Dictionary)
 	if !ok {
 		_ = CloseAttachments(obj)
-		return l.protocolError("message is a %v, not a dictionary", obj.Type())
+		return false, l.protocolError("message is a %v, not a dictionary", obj.Type())
 	}
 	if n := l.outstanding.Add(1); n > creditWindow {
 		_ = CloseAttachments(obj)
-		return l.protocolError("peer sent more than %d messages without credit", creditWindow)
+		return false, l.protocolError("peer sent more than %d messages without credit", creditWindow)
 	}
 	m := &Message{Body: dict, conn: l.c, link: l, id: h.id, wantsReply: h.kind == kindRequest}
 	if m.wantsReply {
 		m.txOpen.Store(true)
 		l.c.cfg.tx.add(1)
 	}
+	if watcher {
+		return l.c.enqueueInline(event{msg: m}), nil
+	}
 	l.c.enqueue(event{msg: m})
-	return nil
+	return false, nil
 }
 
 // complete hands a reply to its call. A reply nobody waits for any more
@@ -366,6 +350,7 @@ func (l *link) request(ctx context.Context, call *Call, msg *Dictionary) {
 	l.nextID++
 	call.id, call.link = l.nextID, l
 	l.pending[call.id] = call
+	l.needReaderLocked()
 	l.mu.Unlock()
 	if err := l.sendFrame(ctx, kindRequest, call.id, msg); err != nil {
 		l.mu.Lock()
@@ -529,9 +514,17 @@ type credits struct {
 	n    int
 	wake chan struct{}
 	err  error
+	// onWait is told when acquire starts (+1) and stops (-1) waiting.
+	onWait func(delta int)
 }
 
 func (c *credits) acquire(ctx context.Context) error {
+	waited := false
+	defer func() {
+		if waited && c.onWait != nil {
+			c.onWait(-1)
+		}
+	}()
 	for {
 		c.mu.Lock()
 		if c.err != nil {
@@ -549,6 +542,10 @@ func (c *credits) acquire(ctx context.Context) error {
 		}
 		w := c.wake
 		c.mu.Unlock()
+		if !waited && c.onWait != nil {
+			waited = true
+			c.onWait(1)
+		}
 		select {
 		case <-w:
 		case <-ctx.Done():

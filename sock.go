@@ -21,9 +21,10 @@ import (
 // taken from a pool only when the socket is readable. Writes are serialized
 // by wsem, so a context can bound one without disturbing another.
 type sock struct {
-	f      *os.File
-	rc     syscall.RawConn
-	closed atomic.Bool // close was called: poller errors mean os.ErrClosed
+	f       *os.File
+	rc      syscall.RawConn
+	closed  atomic.Bool // close was called: poller errors mean os.ErrClosed
+	watchMu sync.Mutex
 
 	wsem chan struct{}
 	// Write state, owned by whoever holds wsem; kept here so the write
@@ -35,16 +36,45 @@ type sock struct {
 	write func(fd uintptr) bool
 	wnow  bool // fail with EAGAIN instead of waiting
 
-	// Read state, owned by the single reader.
+	// Read state, owned by the single reader (a link's read role).
 	rbuf  *[]byte
-	roob  []byte
+	roob  *[]byte // control-message buffer, pooled like rbuf
 	rn    int
 	roobn int
 	rflag int
 	rerr  error
 	rhup  bool // an empty read came from a peer that has closed its end
+	rnow  bool // fail with EAGAIN instead of waiting
 	read  func(fd uintptr) bool
+
+	// watch is an epoll instance holding only this socket, itself
+	// registered with Go's poller; nil until a link needs it (see
+	// read.go). Set once, under the link's lock.
+	watch *watchFD
+	// onBlock, if set, is told when a send starts (+1) and stops (-1)
+	// waiting for buffer space.
+	onBlock func(delta int)
 }
+
+// watchFD is an epoll instance watching one socket for input. A goroutine
+// can wait on it for the socket to become readable while another reads the
+// socket itself: disarming it (arm(false)) keeps the first asleep.
+type watchFD struct {
+	f  *os.File
+	rc syscall.RawConn
+	fd int // the epoll descriptor, owned by f
+
+	// arm's state, owned by the holder of the read role.
+	armOn    bool
+	armFD    int
+	armSock  func(fd uintptr)
+	armEpoll func(fd uintptr)
+}
+
+var recvOOBPool = sync.Pool{New: func() any {
+	b := make([]byte, unix.CmsgSpace(maxFDsPerFrame*4)+unix.CmsgSpace(unix.SizeofUcred)+unix.CmsgSpace(4))
+	return &b
+}}
 
 var recvBufPool = sync.Pool{New: func() any { b := make([]byte, inlineMax); return &b }}
 
@@ -97,8 +127,105 @@ func checkSeqpacket(fd int) error {
 // returns os.ErrClosed. It is idempotent.
 func (s *sock) close() error {
 	s.closed.Store(true)
+	if w := s.loadWatch(); w != nil {
+		w.f.Close()
+	}
 	if err := s.f.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
 		return err
+	}
+	return nil
+}
+
+// watchMu guards the creation of a sock's watch descriptor against close.
+func (s *sock) loadWatch() *watchFD {
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	return s.watch
+}
+
+// startWatch creates the socket's watch descriptor, armed. It fails if the
+// socket is closed.
+func (s *sock) startWatch() (*watchFD, error) {
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	if s.watch != nil {
+		return s.watch, nil
+	}
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("xpc: epoll_create1: %w", err)
+	}
+	var cerr error
+	err = s.control(func(fd int) {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)}
+		cerr = unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &ev)
+	})
+	if err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = unix.SetNonblock(ep, true)
+	}
+	if err != nil {
+		unix.Close(ep)
+		return nil, fmt.Errorf("xpc: watch socket: %w", s.closedErr(err))
+	}
+	f := os.NewFile(uintptr(ep), "xpc-watch")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("xpc: watch socket: %w", err)
+	}
+	w := &watchFD{f: f, rc: rc, fd: ep}
+	w.armSock, w.armEpoll = w.armSockFD, w.armEpollFD
+	s.watch = w
+	if s.closed.Load() {
+		// close ran before the watch existed: close it here.
+		f.Close()
+	}
+	return s.watch, nil
+}
+
+// arm turns the watch on or off: while off, input on the socket does not
+// wake a goroutine waiting on the watch. Only the holder of the link's read
+// role calls it.
+//
+// Off removes the socket from the epoll set and on adds it again, rather
+// than modifying its event mask: adding a socket that has input waiting
+// always wakes the watch's waiter, while re-enabling it with
+// EPOLL_CTL_MOD may not (when the epoll instance still lists it as ready
+// from before), so the caller would have to read the socket once more to be
+// sure nothing came while the watch was off.
+func (s *sock) arm(w *watchFD, on bool) {
+	w.armOn = on
+	// The callbacks are method values made once: a closure here would be
+	// allocated on every call.
+	_ = s.rc.Control(w.armSock)
+}
+
+// armSockFD runs with the socket's descriptor held open, armEpollFD with
+// the epoll descriptor's.
+func (w *watchFD) armSockFD(fd uintptr) {
+	w.armFD = int(fd)
+	_ = w.rc.Control(w.armEpoll)
+}
+
+func (w *watchFD) armEpollFD(ep uintptr) {
+	if !w.armOn {
+		_ = unix.EpollCtl(int(ep), unix.EPOLL_CTL_DEL, w.armFD, nil)
+		return
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(w.armFD)}
+	_ = unix.EpollCtl(int(ep), unix.EPOLL_CTL_ADD, w.armFD, &ev)
+}
+
+// waitWatch calls try at once, and again each time the watch reports the
+// socket readable, until try returns true. It fails once the watch is
+// closed.
+func (s *sock) waitWatch(w *watchFD, try func() bool) error {
+	err := w.rc.Read(func(uintptr) bool { return try() })
+	if err != nil {
+		return s.closedErr(err)
 	}
 	return nil
 }
@@ -193,6 +320,10 @@ func (s *sock) send(ctx context.Context, p []byte, fds []int) error {
 	err := s.rc.Write(s.write)
 	s.wnow = false
 	if err == nil && s.werr == unix.EAGAIN {
+		if s.onBlock != nil {
+			s.onBlock(1)
+			defer s.onBlock(-1)
+		}
 		if ctx.Done() != nil {
 			// ctx ending sets a past deadline, which wakes the write.
 			// If the AfterFunc has started, wait for it before clearing
@@ -245,9 +376,10 @@ func appendRights(b []byte, fds []int) []byte {
 func (s *sock) doRead(fd uintptr) bool {
 	if s.rbuf == nil {
 		s.rbuf = recvBufPool.Get().(*[]byte)
+		s.roob = recvOOBPool.Get().(*[]byte)
 	}
 	for {
-		s.rn, s.roobn, s.rflag, s.rerr = recvmsg(int(fd), *s.rbuf, s.roob, unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC)
+		s.rn, s.roobn, s.rflag, s.rerr = recvmsg(int(fd), *s.rbuf, *s.roob, unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC)
 		if s.rerr != unix.EINTR {
 			break
 		}
@@ -255,8 +387,9 @@ func (s *sock) doRead(fd uintptr) bool {
 	if s.rerr == unix.EAGAIN {
 		// Nothing to read: wait without holding a buffer.
 		recvBufPool.Put(s.rbuf)
-		s.rbuf = nil
-		return false
+		recvOOBPool.Put(s.roob)
+		s.rbuf, s.roob = nil, nil
+		return s.rnow
 	}
 	if s.rerr == nil && s.rn == 0 && s.roobn == 0 {
 		// End of file, or an empty datagram from a live peer?
@@ -334,15 +467,55 @@ func (s *sock) setPassCred(on bool) error {
 	return err
 }
 
-// recv reads one datagram. io.EOF means the peer closed its end. A
-// truncated datagram, a truncated descriptor list or an empty datagram from
-// a live peer is an error; any descriptors that did arrive are closed.
+// recv reads one datagram, waiting for it. io.EOF means the peer closed its
+// end. A truncated datagram, a truncated descriptor list or an empty
+// datagram from a live peer is an error; any descriptors that did arrive
+// are closed.
 func (s *sock) recv() (datagram, error) {
-	if s.roob == nil {
-		s.roob = make([]byte, unix.CmsgSpace(maxFDsPerFrame*4)+unix.CmsgSpace(unix.SizeofUcred)+unix.CmsgSpace(4))
+	return s.recvMode(false)
+}
+
+// recvNow reads one datagram if one is waiting, and fails with
+// errWouldBlock if none is.
+func (s *sock) recvNow() (datagram, error) {
+	return s.recvMode(true)
+}
+
+// recvCtx is recv bounded by ctx: it returns ctx's error if ctx ends first.
+func (s *sock) recvCtx(ctx context.Context) (datagram, error) {
+	if ctx.Done() == nil {
+		return s.recv()
 	}
-	if err := s.rc.Read(s.read); err != nil {
-		return datagram{}, s.closedErr(err)
+	if err := ctx.Err(); err != nil {
+		return datagram{}, err
+	}
+	// As in send: ctx ending sets a past deadline, which wakes the read;
+	// the deadline is cleared only after the AfterFunc has run.
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		s.f.SetReadDeadline(time.Unix(1, 0))
+		close(fired)
+	})
+	d, err := s.recv()
+	if !stop() {
+		<-fired
+		s.f.SetReadDeadline(time.Time{})
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = ctx.Err()
+		}
+	}
+	return d, err
+}
+
+func (s *sock) recvMode(now bool) (datagram, error) {
+	s.rnow = now
+	rerr := s.rc.Read(s.read)
+	s.rnow = false
+	if rerr != nil {
+		return datagram{}, s.closedErr(rerr)
+	}
+	if s.rerr == unix.EAGAIN {
+		return datagram{}, errWouldBlock
 	}
 	if s.rerr != nil {
 		return datagram{}, s.rerr
@@ -352,8 +525,10 @@ func (s *sock) recv() (datagram, error) {
 	d.b = (*d.pool)[:s.rn]
 	var err error
 	if s.roobn > 0 {
-		err = parseControl(s.roob[:s.roobn], &d)
+		err = parseControl((*s.roob)[:s.roobn], &d)
 	}
+	recvOOBPool.Put(s.roob)
+	s.roob = nil
 	switch {
 	case err != nil:
 	case s.rflag&unix.MSG_CTRUNC != 0:

@@ -1,0 +1,270 @@
+package xpc
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Tests of who reads a link (read.go): handlers run on the goroutine that
+// read their message, callers read their own replies, and whatever waits
+// for the peer's frames always has a reader.
+
+// TestConnHandlerWaitsOnCallDone: a handler that makes a request on its own
+// connection with Go and waits on the call's Done channel (not Wait, which
+// would read for itself) still gets its reply, at both ends.
+func TestConnHandlerWaitsOnCallDone(t *testing.T) {
+	leakCheck(t)
+	ctx := testCtx(t)
+	ask := func(ctx context.Context, m *Message) {
+		if !m.WantsReply() {
+			return
+		}
+		if q, _ := m.Body.String("q"); q != "" {
+			m.Reply(ctx, Dict("a", String("answer to "+q)))
+			return
+		}
+		call := m.Connection().Go(ctx, Dict("q", String("back")))
+		select {
+		case <-call.Done():
+		case <-ctx.Done():
+			m.ReplyError(ctx, NewErrorObject("no reply"))
+			return
+		}
+		r, err := call.Result()
+		if err != nil {
+			m.ReplyError(ctx, NewErrorObject(err.Error()))
+			return
+		}
+		a, _ := r.String("a")
+		m.Reply(ctx, Dict("via", String(a)))
+	}
+	l := serve(t, handlerFor(ask))
+	c := dial(t, l, newTestHandler(ask))
+	for range 3 {
+		r, err := c.SendWithReply(ctx, Dict())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := r.String("via"); v != "answer to back" {
+			t.Fatalf("reply %v", r)
+		}
+	}
+	// And the other way round, from the server's peer connection.
+	p := l.Peers()[0]
+	r, err := p.SendWithReply(ctx, Dict())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := r.String("via"); v != "answer to back" {
+		t.Fatalf("reply %v", r)
+	}
+}
+
+// TestConnHandlerSendsPastTheWindow: a handler that sends more one-way
+// messages on its own connection than the flow-control window holds waits
+// for credit, which only the peer's frames bring: they are read although
+// the handler holds the goroutine that read its message.
+func TestConnHandlerSendsPastTheWindow(t *testing.T) {
+	leakCheck(t)
+	ctx := testCtx(t)
+	const n = 3 * creditWindow
+	l := serve(t, handlerFor(func(ctx context.Context, m *Message) {
+		for i := range n {
+			if err := m.Connection().Send(ctx, Dict("i", Int64(int64(i)))); err != nil {
+				m.ReplyError(ctx, NewErrorObject(err.Error()))
+				return
+			}
+		}
+		m.Reply(ctx, Dict("sent", Int64(n)))
+	}))
+	var mu sync.Mutex
+	var got []int64
+	c := dial(t, l, newTestHandler(func(ctx context.Context, m *Message) {
+		i, _ := m.Body.Int64("i")
+		mu.Lock()
+		got = append(got, i)
+		mu.Unlock()
+	}))
+	r, err := c.SendWithReply(ctx, Dict())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mustInt64(t, r, "sent") != n {
+		t.Fatalf("reply %v", r)
+	}
+	// The messages were sent before the reply, so they have been read
+	// before it; their delivery may still be under way.
+	deadline := time.Now().Add(testTimeout)
+	for {
+		mu.Lock()
+		k := len(got)
+		mu.Unlock()
+		if k == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d messages delivered", k, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for i, v := range got {
+		if v != int64(i) {
+			t.Fatalf("message %d delivered as number %d", v, i)
+		}
+	}
+}
+
+// TestConnCallersAndMessagesInterleave: while several callers read their own
+// replies, the peer's one-way messages arrive among them; every message
+// reaches the handler, in order, and every reply its caller.
+func TestConnCallersAndMessagesInterleave(t *testing.T) {
+	leakCheck(t)
+	ctx := testCtx(t)
+	const msgs = 2000
+	start := make(chan struct{})
+	l := serve(t, func(p *Connection) Handler {
+		go func() {
+			<-start
+			for i := range msgs {
+				if err := p.Send(ctx, Dict("i", Int64(int64(i)))); err != nil {
+					return
+				}
+			}
+		}()
+		return HandlerFunc(echo)
+	})
+	var mu sync.Mutex
+	var got []int64
+	c := dial(t, l, newTestHandler(func(ctx context.Context, m *Message) {
+		i, _ := m.Body.Int64("i")
+		mu.Lock()
+		got = append(got, i)
+		mu.Unlock()
+	}))
+	if _, err := c.SendWithReply(ctx, Dict()); err != nil { // the peer exists now
+		t.Fatal(err)
+	}
+	close(start)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 300 {
+				id := int64(g*1000 + i)
+				r, err := c.SendWithReply(ctx, Dict("id", Int64(id)))
+				if err == nil && mustInt64(t, r, "id") != id {
+					err = errors.New("reply for another request")
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(testTimeout)
+	for {
+		mu.Lock()
+		k := len(got)
+		mu.Unlock()
+		if k == msgs {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d messages delivered", k, msgs)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for i, v := range got {
+		if v != int64(i) {
+			t.Fatalf("message %d delivered as number %d", v, i)
+		}
+	}
+}
+
+// TestConnReadingCallerGivesUp: a caller reading its own reply whose context
+// ends returns the context's error; a call made meanwhile by another
+// goroutine still gets its reply, the late reply is discarded, and the
+// connection carries on.
+func TestConnReadingCallerGivesUp(t *testing.T) {
+	leakCheck(t)
+	ctx := testCtx(t)
+	release := newGate()
+	l := serve(t, handlerFor(func(ctx context.Context, m *Message) {
+		if op, _ := m.Body.String("op"); op == "slow" {
+			m.Defer()
+			go func() {
+				release.wait()
+				m.Reply(ctx, Dict("op", String("slow")))
+			}()
+			return
+		}
+		echo(ctx, m)
+	}))
+	t.Cleanup(release.open)
+	c := dial(t, l, nil)
+	if _, err := c.SendWithReply(ctx, Dict()); err != nil {
+		t.Fatal(err)
+	}
+	// A pending call whose owner does not wait in Wait.
+	other := c.Go(ctx, Dict("op", String("slow")))
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	_, err := c.SendWithReply(sctx, Dict("op", String("slow")))
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("gave up with %v", err)
+	}
+	release.open()
+	select {
+	case <-other.Done():
+	case <-ctx.Done():
+		t.Fatal("the other call never completed")
+	}
+	if _, err := other.Result(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.SendWithReply(ctx, Dict("x", Int64(5)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mustInt64(t, r, "x") != 5 {
+		t.Fatalf("reply %v", r)
+	}
+}
+
+// TestConnPeerGoneDuringHandler: a handler runs on the goroutine that read
+// its message, so the peer's exit is noticed when it returns (documented on
+// Handler); the connection then ends with ErrPeerGone and nothing leaks.
+func TestConnPeerGoneDuringHandler(t *testing.T) {
+	leakCheck(t)
+	ctx := testCtx(t)
+	entered := newGate()
+	release := newGate()
+	h := newTestHandler(func(ctx context.Context, m *Message) {
+		entered.open()
+		release.wait()
+	})
+	var peer *Connection
+	peers := make(chan *Connection, 1)
+	l := serve(t, func(p *Connection) Handler { peers <- p; return h })
+	t.Cleanup(release.open)
+	c := dial(t, l, nil)
+	if err := c.Send(ctx, Dict()); err != nil {
+		t.Fatal(err)
+	}
+	peer = <-peers
+	waitClosed(t, entered.done(), "handler")
+	c.Cancel()
+	waitClosed(t, c.Done(), "client connection")
+	release.open()
+	h.finalEvent(t, ErrInvalid, ErrPeerGone)
+	waitClosed(t, peer.Done(), "peer connection")
+}
