@@ -208,12 +208,12 @@ func walkAttachments(obj Object, fn func(Attachment)) {
 			walkAttachments(e, fn)
 		}
 	case *Dictionary:
-		for _, e := range v.vals {
-			walkAttachments(e, fn)
+		for _, e := range v.ents {
+			walkAttachments(e.val, fn)
 		}
 	case *ErrorObject:
-		for _, e := range v.vals {
-			walkAttachments(e, fn)
+		for _, e := range v.ents {
+			walkAttachments(e.val, fn)
 		}
 	}
 }

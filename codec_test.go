@@ -170,7 +170,7 @@ func TestVectorDict(t *testing.T) {
 		t.Fatalf("header %+v, want %+v", m.Header, want)
 	}
 	d := m.Body.(*Dictionary)
-	if d.Len() != 7 || d.keys[0] != "CoreDevice.coreDeviceVersion" {
+	if d.Len() != 7 || d.ents[0].key != "CoreDevice.coreDeviceVersion" {
 		t.Fatalf("keys %v", d.Keys())
 	}
 	want := Dict(

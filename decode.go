@@ -423,13 +423,7 @@ func (r *reader) dictionary(t Type) (*Dictionary, error) {
 		if r.off > end {
 			return nil, r.fail(end, ErrBadLength, "value of %q runs past the dictionary's end", kb)
 		}
-		d.keys = append(d.keys, string(kb))
-		d.vals = append(d.vals, v)
-		if d.index != nil {
-			d.index[d.keys[len(d.keys)-1]] = len(d.keys) - 1
-		} else if len(d.keys) > indexThreshold {
-			d.reindex()
-		}
+		d.add(string(kb), v)
 	}
 	return d, r.closeContainer(t, end)
 }
@@ -442,8 +436,8 @@ func (d *Dictionary) findBytes(k []byte) int {
 		}
 		return -1
 	}
-	for i, key := range d.keys {
-		if key == string(k) {
+	for i := range d.ents {
+		if d.ents[i].key == string(k) {
 			return i
 		}
 	}

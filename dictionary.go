@@ -13,10 +13,24 @@ import (
 // empty dictionary ready to use. A Dictionary is not safe for concurrent
 // mutation.
 type Dictionary struct {
-	keys  []string
-	vals  []Object
+	ents  []dictEntry
 	index map[string]int // built once the dictionary outgrows linear search
 }
+
+type dictEntry struct {
+	key string
+	val Object
+}
+
+// smallDict is a dictionary and the storage of its first entries, allocated
+// together: most messages are small, and a dictionary then costs one
+// allocation instead of two.
+type smallDict struct {
+	d   Dictionary
+	buf [smallDictLen]dictEntry
+}
+
+const smallDictLen = 4
 
 // indexThreshold is the size above which lookups use a map instead of a
 // linear scan; small dictionaries (most messages) never allocate one.
@@ -24,7 +38,12 @@ const indexThreshold = 12
 
 // NewDictionary returns an empty dictionary with room for n entries.
 func NewDictionary(n int) *Dictionary {
-	return &Dictionary{keys: make([]string, 0, n), vals: make([]Object, 0, n)}
+	if n <= smallDictLen {
+		sd := new(smallDict)
+		sd.d.ents = sd.buf[:0]
+		return &sd.d
+	}
+	return &Dictionary{ents: make([]dictEntry, 0, n)}
 }
 
 // Dict builds a dictionary from alternating keys and values, converting each
@@ -55,7 +74,7 @@ func (*Dictionary) Type() Type { return TypeDictionary }
 func (*Dictionary) isObject()  {}
 
 // Len returns the number of entries.
-func (d *Dictionary) Len() int { return len(d.keys) }
+func (d *Dictionary) Len() int { return len(d.ents) }
 
 func (d *Dictionary) find(key string) int {
 	if d.index != nil {
@@ -64,8 +83,8 @@ func (d *Dictionary) find(key string) int {
 		}
 		return -1
 	}
-	for i, k := range d.keys {
-		if k == key {
+	for i := range d.ents {
+		if d.ents[i].key == key {
 			return i
 		}
 	}
@@ -73,13 +92,13 @@ func (d *Dictionary) find(key string) int {
 }
 
 func (d *Dictionary) reindex() {
-	if len(d.keys) <= indexThreshold {
+	if len(d.ents) <= indexThreshold {
 		d.index = nil
 		return
 	}
-	d.index = make(map[string]int, len(d.keys))
-	for i, k := range d.keys {
-		d.index[k] = i
+	d.index = make(map[string]int, len(d.ents))
+	for i, e := range d.ents {
+		d.index[e.key] = i
 	}
 }
 
@@ -87,7 +106,7 @@ func (d *Dictionary) reindex() {
 // assertion it is the ok-form accessor: n, ok := d.Get("n").(xpc.Int64).
 func (d *Dictionary) Get(key string) Object {
 	if i := d.find(key); i >= 0 {
-		return d.vals[i]
+		return d.ents[i].val
 	}
 	return nil
 }
@@ -100,14 +119,18 @@ func (d *Dictionary) Set(key string, v Object) {
 		return
 	}
 	if i := d.find(key); i >= 0 {
-		d.vals[i] = v
+		d.ents[i].val = v
 		return
 	}
-	d.keys = append(d.keys, key)
-	d.vals = append(d.vals, v)
+	d.add(key, v)
+}
+
+// add appends an entry whose key is not in d.
+func (d *Dictionary) add(key string, v Object) {
+	d.ents = append(d.ents, dictEntry{key, v})
 	if d.index != nil {
-		d.index[key] = len(d.keys) - 1
-	} else if len(d.keys) > indexThreshold {
+		d.index[key] = len(d.ents) - 1
+	} else if len(d.ents) > indexThreshold {
 		d.reindex()
 	}
 }
@@ -118,21 +141,27 @@ func (d *Dictionary) Delete(key string) {
 	if i < 0 {
 		return
 	}
-	d.keys = append(d.keys[:i], d.keys[i+1:]...)
-	d.vals = append(d.vals[:i], d.vals[i+1:]...)
+	d.ents = append(d.ents[:i], d.ents[i+1:]...)
+	d.ents[len(d.ents):cap(d.ents)][0] = dictEntry{} // drop the moved-out reference
 	if d.index != nil {
 		d.reindex()
 	}
 }
 
 // Keys returns the keys in order, as a new slice.
-func (d *Dictionary) Keys() []string { return append([]string(nil), d.keys...) }
+func (d *Dictionary) Keys() []string {
+	keys := make([]string, len(d.ents))
+	for i, e := range d.ents {
+		keys[i] = e.key
+	}
+	return keys
+}
 
 // All iterates over the entries in order.
 func (d *Dictionary) All() iter.Seq2[string, Object] {
 	return func(yield func(string, Object) bool) {
-		for i, k := range d.keys {
-			if !yield(k, d.vals[i]) {
+		for _, e := range d.ents {
+			if !yield(e.key, e.val) {
 				return
 			}
 		}
@@ -140,13 +169,12 @@ func (d *Dictionary) All() iter.Seq2[string, Object] {
 }
 
 // At returns the i'th entry in order.
-func (d *Dictionary) At(i int) (string, Object) { return d.keys[i], d.vals[i] }
+func (d *Dictionary) At(i int) (string, Object) { return d.ents[i].key, d.ents[i].val }
 
 // Reset empties the dictionary, keeping its storage for reuse.
 func (d *Dictionary) Reset() {
-	clear(d.vals)
-	d.keys = d.keys[:0]
-	d.vals = d.vals[:0]
+	clear(d.ents)
+	d.ents = d.ents[:0]
 	d.index = nil
 }
 

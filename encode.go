@@ -299,15 +299,16 @@ func (w *writer) dict(t Type, d *Dictionary) error {
 	if err != nil {
 		return err
 	}
-	for i, k := range d.keys {
+	for _, e := range d.ents {
+		k := e.key
 		if err := w.key(k); err != nil {
 			return err
 		}
-		if err := w.object(d.vals[i]); err != nil {
+		if err := w.object(e.val); err != nil {
 			return prefixPath(err, k)
 		}
 	}
-	return w.close(pos, len(d.keys))
+	return w.close(pos, len(d.ents))
 }
 
 // prefixPath puts elem in front of an EncodeError's path as it unwinds.

@@ -50,8 +50,8 @@ func dictEqual(x, y *Dictionary) bool {
 	if x == nil || y == nil || x.Len() != y.Len() {
 		return false
 	}
-	for i, k := range x.keys {
-		if !Equal(x.vals[i], y.Get(k)) {
+	for _, e := range x.ents {
+		if !Equal(e.val, y.Get(e.key)) {
 			return false
 		}
 	}

@@ -99,11 +99,12 @@ func formatDict(b *strings.Builder, name string, d *Dictionary, depth int) {
 	b.WriteString("> { count = ")
 	b.WriteString(strconv.Itoa(d.Len()))
 	b.WriteString(", contents =\n")
-	for i, k := range d.keys {
+	for _, e := range d.ents {
+		k := e.key
 		indent(b, depth+1)
 		b.WriteString(strconv.Quote(k))
 		b.WriteString(" => ")
-		formatTo(b, d.vals[i], depth+1)
+		formatTo(b, e.val, depth+1)
 		b.WriteByte('\n')
 	}
 	indent(b, depth)

@@ -428,7 +428,8 @@ func (w *jsonWriter) dict(d *Dictionary, elem func(Object) error) error {
 		return err
 	}
 	w.b = append(w.b, '{')
-	for i, k := range d.keys {
+	for i, e := range d.ents {
+		k := e.key
 		if !validCString(k) {
 			return &EncodeError{Path: strconv.Quote(k), Err: ErrInvalidString}
 		}
@@ -437,7 +438,7 @@ func (w *jsonWriter) dict(d *Dictionary, elem func(Object) error) error {
 		}
 		w.b = appendJSONString(w.b, k)
 		w.b = append(w.b, ':')
-		if err := elem(d.vals[i]); err != nil {
+		if err := elem(e.val); err != nil {
 			return prefixPath(err, k)
 		}
 	}
