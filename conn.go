@@ -220,20 +220,33 @@ func (c *Connection) Send(ctx context.Context, msg *Dictionary) error {
 // SendWithReply sends msg and waits for the reply, until ctx ends. A reply
 // that is an error object is returned as a *RemoteError.
 func (c *Connection) SendWithReply(ctx context.Context, msg *Dictionary) (*Dictionary, error) {
-	return c.Go(ctx, msg).Wait(ctx)
+	// The call never leaves this function, and once it is finished the
+	// link holds no reference to it: it can be used again.
+	call := callPool.Get().(*Call)
+	c.send(ctx, call, msg)
+	reply, err := call.Wait(ctx)
+	call.reset()
+	callPool.Put(call)
+	return reply, err
 }
+
+var callPool = sync.Pool{New: func() any { return new(Call) }}
 
 // Go sends msg and returns at once with a Call that completes when the reply
 // arrives. ctx bounds the sending only; Call.Wait takes its own.
 func (c *Connection) Go(ctx context.Context, msg *Dictionary) *Call {
-	call := &Call{done: make(chan struct{})}
+	call := new(Call)
+	c.send(ctx, call, msg)
+	return call
+}
+
+func (c *Connection) send(ctx context.Context, call *Call, msg *Dictionary) {
 	l, err := c.getLink(ctx)
 	if err != nil {
 		call.finish(nil, err)
-		return call
+		return
 	}
 	l.request(ctx, call, msg)
-	return call
 }
 
 // getLink returns the live link, dialing one if the connection has none.
@@ -589,15 +602,28 @@ func (m *Message) drop() {
 
 // Call is a request in flight, made by Connection.Go.
 type Call struct {
-	done  chan struct{}
-	reply *Dictionary
-	err   error
-	link  *link
-	id    uint64
+	finished atomic.Bool // reply and err are set
+	reply    *Dictionary
+	err      error
+	link     *link
+	id       uint64
+
+	mu   sync.Mutex
+	done chan struct{} // made when first asked for
 }
 
 // Done returns a channel closed when the reply (or the error) is in.
-func (c *Call) Done() <-chan struct{} { return c.done }
+func (c *Call) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.finished.Load() {
+			close(c.done)
+		}
+	}
+	return c.done
+}
 
 // Result returns the reply or error; valid once Done is closed.
 func (c *Call) Result() (*Dictionary, error) { return c.reply, c.err }
@@ -612,33 +638,43 @@ func (c *Call) Wait(ctx context.Context) (*Dictionary, error) {
 	if c.link != nil {
 		// Read the reply here if nobody else is reading.
 		c.link.awaitReply(ctx, c)
+		if c.isDone() {
+			return c.reply, c.err
+		}
 	}
+	done := c.Done()
 	select {
-	case <-c.done:
+	case <-done:
 		return c.reply, c.err
 	case <-ctx.Done():
 		if c.link != nil {
+			// Either this abandons the call, finishing it with ctx's
+			// error, or its result is being delivered right now.
 			c.link.abandon(c, ctx.Err())
 		}
-		select {
-		case <-c.done:
-			return c.reply, c.err
-		default:
-		}
-		return nil, ctx.Err()
+		<-done
+		return c.reply, c.err
 	}
 }
 
-func (c *Call) isDone() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
+func (c *Call) isDone() bool { return c.finished.Load() }
 
 func (c *Call) finish(reply *Dictionary, err error) {
 	c.reply, c.err = reply, err
-	close(c.done)
+	c.mu.Lock()
+	c.finished.Store(true)
+	if c.done != nil {
+		close(c.done)
+	}
+	c.mu.Unlock()
+}
+
+// reset readies a finished call for reuse. Taking the lock waits for
+// finish to be through with the call.
+func (c *Call) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.finished.Store(false)
+	c.reply, c.err, c.link, c.id = nil, nil, nil, 0
+	c.done = nil
 }

@@ -29,6 +29,15 @@ func Decode(body []byte) (Object, error) {
 // value owns every one of them; on error the decoder has taken none and the
 // caller still owns (and must close) them all.
 func (d *Decoder) Decode(body []byte, fds []int) (Object, error) {
+	if len(fds) == 0 {
+		// The common case, without a source to allocate.
+		r := reader{b: body, lim: d.Limits, att: noFDs{}}
+		obj, err := r.body()
+		if err != nil {
+			return nil, err
+		}
+		return obj, nil
+	}
 	src := &fdSource{fds: fds}
 	r := reader{b: body, lim: d.Limits, att: src}
 	obj, err := r.body()
@@ -95,6 +104,14 @@ func (s *fdSource) take(t Type, off int) (Attachment, error) {
 }
 
 func (s *fdSource) abandon() { s.pending = nil }
+
+// noFDs is the attachSource of a body that came without descriptors.
+type noFDs struct{}
+
+func (noFDs) take(t Type, off int) (Attachment, error) {
+	return nil, &DecodeError{Offset: off, Err: ErrAttachments,
+		Detail: fmt.Sprintf("%v object #1 but only 0 descriptors arrived", t)}
+}
 
 func (s *fdSource) finish(off int) error {
 	if s.next != len(s.fds) {

@@ -303,12 +303,11 @@ func (l *link) awaitReply(ctx context.Context, call *Call) {
 		}
 	}
 	if w != nil {
-		// Input that came while the watch was off wakes its waiter now.
 		l.s.arm(w, true)
-	} else if l.dead() == nil && !l.drainNow() {
-		// Without a watch, a watcher reads when it next takes the role,
-		// which it may have tried already: read on until nothing is
-		// waiting.
+	}
+	// Input that came while the watch was off (or, without one, while
+	// this goroutine had the role) is this goroutine's to read.
+	if l.dead() == nil && !l.drainNow() {
 		l.forceRelease()
 		return
 	}

@@ -47,6 +47,15 @@ type sock struct {
 	rnow  bool // fail with EAGAIN instead of waiting
 	read  func(fd uintptr) bool
 
+	// recvCtx's deadline state, guarded by dlMu: armed while a read
+	// waits, set once wakeRead has put a past deadline on the socket.
+	dlMu     sync.Mutex
+	dlArmed  bool
+	dlSet    bool
+	dlCtx    context.Context // registered with, by dlStop's AfterFunc
+	dlStop   func() bool
+	wakeRead func()
+
 	// watch is an epoll instance holding only this socket, itself
 	// registered with Go's poller; nil until a link needs it (see
 	// read.go). Set once, under the link's lock.
@@ -93,6 +102,7 @@ func newSock(fd int, name string) (*sock, error) {
 	s := &sock{f: f, rc: rc, wsem: make(chan struct{}, 1)}
 	s.write = s.doWrite
 	s.read = s.doRead
+	s.wakeRead = s.wakeReadFD
 	return s, nil
 }
 
@@ -127,6 +137,12 @@ func checkSeqpacket(fd int) error {
 // returns os.ErrClosed. It is idempotent.
 func (s *sock) close() error {
 	s.closed.Store(true)
+	s.dlMu.Lock()
+	if s.dlStop != nil {
+		s.dlStop()
+		s.dlStop, s.dlCtx = nil, nil
+	}
+	s.dlMu.Unlock()
 	if w := s.loadWatch(); w != nil {
 		w.f.Close()
 	}
@@ -190,12 +206,11 @@ func (s *sock) startWatch() (*watchFD, error) {
 // wake a goroutine waiting on the watch. Only the holder of the link's read
 // role calls it.
 //
-// Off removes the socket from the epoll set and on adds it again, rather
-// than modifying its event mask: adding a socket that has input waiting
-// always wakes the watch's waiter, while re-enabling it with
-// EPOLL_CTL_MOD may not (when the epoll instance still lists it as ready
-// from before), so the caller would have to read the socket once more to be
-// sure nothing came while the watch was off.
+// Turning it on again does not always report input that came while it was
+// off (epoll may still list the socket as ready from before, and then does
+// not wake the waiter again), so the caller reads the socket once more
+// after turning it on. That is cheaper than removing the socket from the
+// epoll set and adding it again.
 func (s *sock) arm(w *watchFD, on bool) {
 	w.armOn = on
 	// The callbacks are method values made once: a closure here would be
@@ -211,12 +226,11 @@ func (w *watchFD) armSockFD(fd uintptr) {
 }
 
 func (w *watchFD) armEpollFD(ep uintptr) {
-	if !w.armOn {
-		_ = unix.EpollCtl(int(ep), unix.EPOLL_CTL_DEL, w.armFD, nil)
-		return
+	ev := unix.EpollEvent{Fd: int32(w.armFD)}
+	if w.armOn {
+		ev.Events = unix.EPOLLIN | unix.EPOLLRDHUP
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(w.armFD)}
-	_ = unix.EpollCtl(int(ep), unix.EPOLL_CTL_ADD, w.armFD, &ev)
+	_ = unix.EpollCtl(int(ep), unix.EPOLL_CTL_MOD, w.armFD, &ev)
 }
 
 // waitWatch calls try at once, and again each time the watch reports the
@@ -486,25 +500,49 @@ func (s *sock) recvCtx(ctx context.Context) (datagram, error) {
 	if ctx.Done() == nil {
 		return s.recv()
 	}
-	if err := ctx.Err(); err != nil {
-		return datagram{}, err
-	}
-	// As in send: ctx ending sets a past deadline, which wakes the read;
-	// the deadline is cleared only after the AfterFunc has run.
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		s.f.SetReadDeadline(time.Unix(1, 0))
-		close(fired)
-	})
-	d, err := s.recv()
-	if !stop() {
-		<-fired
-		s.f.SetReadDeadline(time.Time{})
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			err = ctx.Err()
+	for {
+		if err := ctx.Err(); err != nil {
+			return datagram{}, err
 		}
+		// ctx ending sets a past read deadline, which wakes the read.
+		// The registration with ctx is kept for the next read: callers
+		// often make many calls under one context.
+		s.dlMu.Lock()
+		if s.dlCtx != ctx {
+			if s.dlStop != nil {
+				s.dlStop()
+			}
+			s.dlCtx = ctx
+			s.dlStop = context.AfterFunc(ctx, s.wakeRead)
+		}
+		s.dlArmed = true
+		s.dlMu.Unlock()
+		d, err := s.recv()
+		s.dlMu.Lock()
+		s.dlArmed = false
+		if s.dlSet {
+			s.f.SetReadDeadline(time.Time{})
+			s.dlSet = false
+		}
+		s.dlMu.Unlock()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// ctx ended, or an earlier context's AfterFunc, stopped too
+			// late, woke this read: then read again.
+			continue
+		}
+		return d, err
 	}
-	return d, err
+}
+
+// wakeReadFD is run by the AfterFunc of the context recvCtx registered
+// last.
+func (s *sock) wakeReadFD() {
+	s.dlMu.Lock()
+	defer s.dlMu.Unlock()
+	if s.dlArmed {
+		s.f.SetReadDeadline(time.Unix(1, 0))
+		s.dlSet = true
+	}
 }
 
 func (s *sock) recvMode(now bool) (datagram, error) {

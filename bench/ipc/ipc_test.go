@@ -168,6 +168,29 @@ func BenchmarkGoxpcPing(b *testing.B) {
 	}
 }
 
+// BenchmarkRawPing is the raw-unix ping in one process, the floor beside
+// BenchmarkGoxpcPing: run both with the same flags and compare.
+func BenchmarkRawPing(b *testing.B) {
+	dir := b.TempDir()
+	packet, _, stop, err := serveRaw(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer stop()
+	r, err := dialRaw(packet, 156)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.close()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if err := r.call(ctx, int64(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkGoxpcBulk moves 16 MiB per operation, in one process, the ways
 // ipcbench does: a reused shared-memory region, and a data object echoed.
 func BenchmarkGoxpcBulk(b *testing.B) {
