@@ -40,6 +40,7 @@ type link struct {
 	watchers int  // watcher goroutines alive
 	idle     int  // watchers not running a handler
 	waiters  int  // goroutines waiting for credit or buffer space
+	handoffs int  // callers that found a watcher reading, before a watch
 
 	outstanding atomic.Int32 // received messages not yet dequeued
 	ungranted   atomic.Int32 // dequeued messages not yet granted back

@@ -25,9 +25,9 @@ import (
 //     reads meanwhile (others' replies, messages, events) it hands on as a
 //     watcher would, except that it never runs a handler.
 //
-// A watcher waits for input in one of two ways. As long as no caller has
-// come, it waits in the socket's own read, holding the role. The first
-// caller gives the link a watch descriptor (an epoll instance holding only
+// A watcher waits for input in one of two ways. At first it waits in the
+// socket's own read, holding the role. The second caller that finds it
+// there gives the link a watch descriptor (an epoll instance holding only
 // the socket, see watchFD), and from then on the watcher waits on that
 // without the role:
 // a caller then takes the role without waking the watcher, disarming the
@@ -272,16 +272,23 @@ func (l *link) releaseHeld(held *bool) {
 // for the reader to complete call.
 func (l *link) awaitReply(ctx context.Context, call *Call) {
 	w := l.s.loadWatch()
-	if w == nil && l.dead() == nil {
-		// The first caller gives the link a watch. A watcher waiting in
-		// the socket read waits on the watch from its next turn on, so
-		// callers can read without waking it. (If this fails, watchers
-		// go on reading for callers.)
-		w, _ = l.s.startWatch()
-	}
 	l.mu.Lock()
 	if l.reading || l.err != nil {
+		busy := l.reading
+		if busy && w == nil {
+			l.handoffs++
+		}
+		makeWatch := busy && w == nil && l.handoffs == 2
 		l.mu.Unlock()
+		if makeWatch {
+			// Callers keep finding a watcher waiting in the socket read,
+			// so each reply costs a goroutine switch: give the link a
+			// watch, which that watcher waits on from its next turn on,
+			// so callers can read without waking it. (A link used for
+			// one request, such as a lookup, never needs one.) If this
+			// fails, watchers go on reading for callers.
+			_, _ = l.s.startWatch()
+		}
 		return
 	}
 	l.reading = true
