@@ -12,6 +12,7 @@ type config struct {
 	tx             *Transactions
 	bootstrap      []string // bootstrap sockets to try; nil means from the environment
 	domain         string   // domain a service lookup is limited to; "" means any
+	boot           *Bootstrap
 }
 
 func newConfig(opts []Option) (config, error) {
@@ -89,6 +90,19 @@ func WithDomain(domain string) Option {
 			return fmt.Errorf("xpc: WithDomain(\"\")")
 		}
 		c.domain = domain
+		return nil
+	}
+}
+
+// WithBootstrap makes a service connection look its service up through b,
+// which keeps one connection to xpcd open for all its lookups, instead of
+// connecting to xpcd for each one.
+func WithBootstrap(b *Bootstrap) Option {
+	return func(c *config) error {
+		if b == nil {
+			return fmt.Errorf("xpc: WithBootstrap(nil)")
+		}
+		c.boot = b
 		return nil
 	}
 }

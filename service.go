@@ -45,6 +45,9 @@ func NewServiceConnection(name string, opts ...Option) (*Connection, error) {
 	if name == "" || !validCString(name) {
 		return nil, fmt.Errorf("xpc: NewServiceConnection(%q): not a valid service name", name)
 	}
+	if cfg.boot != nil && cfg.bootstrap != nil {
+		return nil, errors.New("xpc: NewServiceConnection: WithBootstrap and WithBootstrapSocket together (give the socket to NewBootstrap)")
+	}
 	c := newConnection(cfg)
 	c.reconnect = true
 	c.dial = func(ctx context.Context) (*sock, *Peer, error) { return lookupService(ctx, cfg, name) }
@@ -72,17 +75,133 @@ func dialBootstrap(ctx context.Context, cfg config) (*Connection, error) {
 	return nil, interruptedError(errors.Join(errs...), "no bootstrap server (xpcd) answers")
 }
 
+// ErrBootstrapClosed is the cause of a lookup through a Bootstrap that was
+// closed.
+var ErrBootstrapClosed = errors.New("xpc: the Bootstrap was closed")
+
+// Bootstrap keeps one connection to xpcd open for service lookups, shared
+// by every connection made with WithBootstrap(b). Without one, each lookup
+// connects to xpcd and disconnects again; a process that connects to
+// services often saves that, as an http.Transport saves connecting for
+// each request. When xpcd restarts, the next lookup connects again. A
+// Bootstrap is safe for concurrent use; close it when done.
+type Bootstrap struct {
+	cfg config
+
+	mu     sync.Mutex
+	conn   *Connection // nil until the first lookup, and after Close
+	closed bool
+}
+
+// NewBootstrap returns a Bootstrap that connects, at its first lookup, to
+// the xpcd that WithBootstrapSocket names, or else to the one the
+// environment selects, as NewServiceConnection does.
+func NewBootstrap(opts ...Option) (*Bootstrap, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.boot != nil {
+		return nil, errors.New("xpc: NewBootstrap: WithBootstrap makes no sense here")
+	}
+	return &Bootstrap{cfg: cfg}, nil
+}
+
+// get returns the live connection to xpcd, connecting if there is none.
+func (b *Bootstrap) get(ctx context.Context) (*Connection, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, ErrBootstrapClosed
+	}
+	if b.conn != nil && b.conn.Err() == nil {
+		return b.conn, nil
+	}
+	if b.conn != nil {
+		b.conn.Cancel()
+		b.conn = nil
+	}
+	c, err := dialBootstrap(ctx, b.cfg)
+	if err != nil {
+		return nil, err
+	}
+	b.conn = c
+	return c, nil
+}
+
+// drop forgets c if it is still the current connection and cancels it.
+func (b *Bootstrap) drop(c *Connection) {
+	b.mu.Lock()
+	if b.conn == c {
+		b.conn = nil
+	}
+	b.mu.Unlock()
+	c.Cancel()
+}
+
+// Close closes the connection to xpcd. Lookups through b fail from then on
+// (ErrInvalid, ErrCanceled and ErrBootstrapClosed); service connections
+// that have looked their service up already are not affected until they
+// need to look it up again.
+func (b *Bootstrap) Close() error {
+	b.mu.Lock()
+	c := b.conn
+	b.conn = nil
+	b.closed = true
+	b.mu.Unlock()
+	if c != nil {
+		c.Cancel()
+	}
+	return nil
+}
+
 // lookupService asks xpcd for name, handing it one end of a new socket pair
 // for the service; the other end becomes the link.
 func lookupService(ctx context.Context, cfg config, name string) (*sock, *Peer, error) {
-	bc, err := dialBootstrap(ctx, cfg)
+	mine, err := lookupSocket(ctx, cfg, name)
+	if err != nil && cfg.boot != nil && retryLookup(err) {
+		// The shared connection to xpcd died under the request (xpcd
+		// restarted): once more, on a new one.
+		mine, err = lookupSocket(ctx, cfg, name)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
-	defer bc.Cancel()
-	mine, theirs, err := socketPair()
+	s, err := newSock(mine, "xpc-service")
 	if err != nil {
 		return nil, nil, err
+	}
+	// The service's first frame (hello) will carry its identity, stamped
+	// by the kernel; the link turns the stamping off once it has it.
+	if err := s.setPassCred(true); err != nil {
+		s.close()
+		return nil, nil, err
+	}
+	return s, nil, nil
+}
+
+// lookupSocket sends one lookup request and returns this end of the socket
+// pair whose other end went to xpcd.
+func lookupSocket(ctx context.Context, cfg config, name string) (int, error) {
+	var bc *Connection
+	if cfg.boot != nil {
+		var err error
+		if bc, err = cfg.boot.get(ctx); err != nil {
+			if errors.Is(err, ErrBootstrapClosed) {
+				return -1, invalidError(ErrCanceled, err, "lookup of %s", name)
+			}
+			return -1, err
+		}
+	} else {
+		var err error
+		if bc, err = dialBootstrap(ctx, cfg); err != nil {
+			return -1, err
+		}
+		defer bc.Cancel()
+	}
+	mine, theirs, err := socketPair()
+	if err != nil {
+		return -1, err
 	}
 	end := NewFD(os.NewFile(uintptr(theirs), "xpc-service-end"))
 	req := NewDictionary(4)
@@ -96,19 +215,20 @@ func lookupService(ctx context.Context, cfg config, name string) (*sock, *Peer, 
 	end.Close()
 	if err != nil {
 		unix.Close(mine)
-		return nil, nil, bootstrapError(err, name)
+		if cfg.boot != nil && bc.Err() != nil {
+			cfg.boot.drop(bc)
+		}
+		return -1, bootstrapError(err, name)
 	}
-	s, err := newSock(mine, "xpc-service")
-	if err != nil {
-		return nil, nil, err
-	}
-	// The service's first frame (hello) will carry its identity, stamped
-	// by the kernel; the link turns the stamping off once it has it.
-	if err := s.setPassCred(true); err != nil {
-		s.close()
-		return nil, nil, err
-	}
-	return s, nil, nil
+	return mine, nil
+}
+
+// retryLookup reports whether a lookup failed because the connection to
+// xpcd ended, rather than by xpcd's answer or the caller's context.
+func retryLookup(err error) bool {
+	var re *RemoteError
+	return errors.Is(err, ErrInterrupted) && !errors.As(err, &re) &&
+		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 // bootstrapError maps xpcd's error replies to the library's error values.

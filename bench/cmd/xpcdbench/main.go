@@ -241,6 +241,8 @@ func run(args []string, out io.Writer) (err error) {
 			add(goal(Row{"lookup_connect_p50_us", us(p50), "µs", "", nil,
 				"lookup+connect: connect_first_reply_p50 - roundtrip_p50"}, 100))
 			add(Row{"lookup_connect_p99_us", us(p99), "µs", "", nil, "connect_first_reply_p99 - roundtrip_p99"})
+			add(Row{"lookup_connect_shared_p50_us", us(lr.connectShared.pct(50) - lr.roundtrip.pct(50)), "µs", "", nil,
+				"the same, the connections made WithBootstrap(one shared xpc.Bootstrap)"})
 			add(Row{"connect_first_reply_p50_us", us(lr.connect.pct(50)), "µs", "", nil,
 				"NewServiceConnection + Activate + first SendWithReply, to a running service"})
 			add(Row{"connect_first_reply_p99_us", us(lr.connect.pct(99)), "µs", "", nil, "the same, p99"})

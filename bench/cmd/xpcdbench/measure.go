@@ -42,7 +42,11 @@ func ping(i int) *xpc.Dictionary { return xpc.Dict("op", "ping", "i", int64(i)) 
 // dialService makes an active connection to name through the instance's
 // xpcd, as a client would.
 func dialService(in *instance, name string) (*xpc.Connection, error) {
-	c, err := xpc.NewServiceConnection(name, xpc.WithBootstrapSocket(in.sock))
+	return dialServiceWith(name, xpc.WithBootstrapSocket(in.sock))
+}
+
+func dialServiceWith(name string, opt xpc.Option) (*xpc.Connection, error) {
+	c, err := xpc.NewServiceConnection(name, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -62,11 +66,13 @@ func cancelWait(c *xpc.Connection) {
 
 // lookupResult is what measureLookup measured.
 type lookupResult struct {
-	connect   dist // NewServiceConnection + Activate + first SendWithReply
-	roundtrip dist // SendWithReply on an established connection
-	dial      dist // breakdown: connect to the bootstrap socket
-	lookup    dist // breakdown: the lookup request, on that connection
-	first     dist // breakdown: first round trip on the new service socket
+	connect dist // NewServiceConnection + Activate + first SendWithReply
+	// connect again, the connections made WithBootstrap(one Bootstrap).
+	connectShared dist
+	roundtrip     dist // SendWithReply on an established connection
+	dial          dist // breakdown: connect to the bootstrap socket
+	lookup        dist // breakdown: the lookup request, on that connection
+	first         dist // breakdown: first round trip on the new service socket
 	// The lookup and first round trip again, with one bootstrap connection
 	// kept open for all lookups instead of one per connection.
 	reusedLookup, reusedFirst dist
@@ -167,9 +173,14 @@ func measureLookup(ctx context.Context, l *lab, in *instance, name string, n int
 	l.sawService(pid)
 
 	const block = 100
-	connect := func(i int) (time.Duration, error) {
+	boot, err := xpc.NewBootstrap(xpc.WithBootstrapSocket(in.sock))
+	if err != nil {
+		return res, err
+	}
+	defer boot.Close()
+	connectWith := func(i int, opt xpc.Option) (time.Duration, error) {
 		t0 := time.Now()
-		c, err := dialService(in, name)
+		c, err := dialServiceWith(name, opt)
 		if err != nil {
 			return 0, err
 		}
@@ -181,6 +192,8 @@ func measureLookup(ctx context.Context, l *lab, in *instance, name string, n int
 		}
 		return d, nil
 	}
+	connect := func(i int) (time.Duration, error) { return connectWith(i, xpc.WithBootstrapSocket(in.sock)) }
+	connectShared := func(i int) (time.Duration, error) { return connectWith(i, xpc.WithBootstrap(boot)) }
 	roundtrip := func(i int) (time.Duration, error) {
 		t0 := time.Now()
 		_, err := est.SendWithReply(ctx, ping(i))
@@ -195,6 +208,9 @@ func measureLookup(ctx context.Context, l *lab, in *instance, name string, n int
 			return res, err
 		}
 		if _, err := roundtrip(i); err != nil {
+			return res, err
+		}
+		if _, err := connectShared(i); err != nil {
 			return res, err
 		}
 	}
@@ -220,6 +236,13 @@ func measureLookup(ctx context.Context, l *lab, in *instance, name string, n int
 		c2 := sampleCPU(pids)
 		connCPU.add(c0, c1)
 		rtCPU.add(c1, c2)
+		for i := done; i < min(n, done+block); i++ {
+			d, err := connectShared(i)
+			if err != nil {
+				return res, err
+			}
+			res.connectShared = append(res.connectShared, d)
+		}
 	}
 	res.connectCPU = connCPU.per(n)
 	res.roundtripCPU = rtCPU.per(n)
