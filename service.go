@@ -274,6 +274,7 @@ type Service struct {
 	terminating chan struct{}
 	termOnce    sync.Once
 	reported    int // last transaction count sent, -1 to force a report
+	txKick      chan struct{}
 }
 
 type serviceListener struct {
@@ -311,6 +312,7 @@ func CheckIn(ctx context.Context, opts ...Option) (*Service, error) {
 	s := &Service{
 		cfg: cfg, label: os.Getenv(bootstrap.LabelEnv), tx: cfg.tx,
 		listeners: make(map[string]*serviceListener), terminating: make(chan struct{}), reported: -1,
+		txKick: make(chan struct{}, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.attach(ctl)
@@ -430,7 +432,14 @@ func (s *Service) attach(ctl *Connection) {
 	s.reported = -1
 	s.mu.Unlock()
 	ctl.Activate()
-	s.tx.add(0) // wake the reporter to send the count on the new channel
+	s.kickReporter() // to send the count on the new channel
+}
+
+func (s *Service) kickReporter() {
+	select {
+	case s.txKick <- struct{}{}:
+	default:
+	}
 }
 
 type controlHandler struct {
@@ -538,20 +547,36 @@ func (s *Service) tryAdopt() error {
 			return err
 		}
 	}
-	s.tx.add(0)
+	s.kickReporter()
 	return nil
 }
 
-// reportTransactions tells xpcd the transaction count whenever it changes.
+// txSettle is how often the transaction count is reported to xpcd at most
+// while it is not zero, and how long after it has fallen to zero the zero
+// is reported.
+const txSettle = 100 * time.Millisecond
+
+// reportTransactions tells xpcd the transaction count. xpcd must never
+// believe a busy service clean, so a count that leaves zero is reported at
+// once; the rest can wait: other changes are reported at most once per
+// txSettle, so a service answering a stream of requests (each one a
+// transaction that opens and closes) sends no report per request, and
+// its reporter sleeps between looks instead of waking at each change.
+// xpcd then sees the service clean up to txSettle late, which delays an
+// idle exit (seconds long) by as much.
 func (s *Service) reportTransactions() {
 	defer s.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var sent time.Time
 	for {
-		changed := s.tx.Changed()
-		n := s.tx.Count()
+		busy, n := s.tx.armBusy()
 		s.mu.Lock()
 		ctl, last := s.ctl, s.reported
 		s.mu.Unlock()
-		if ctl != nil && n != last {
+		due := ctl != nil && n != last &&
+			(last < 0 || (last == 0 && n > 0) || time.Since(sent) >= txSettle)
+		if due {
 			ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 			err := ctl.Send(ctx, Dict(bootstrap.KeyOp, bootstrap.OpTransactions, bootstrap.KeyCount, n))
 			cancel()
@@ -562,12 +587,28 @@ func (s *Service) reportTransactions() {
 				}
 				s.mu.Unlock()
 			}
+			sent = time.Now()
+			if err == nil {
+				continue
+			}
+		}
+		// Look again when the count leaves zero, when a new channel
+		// comes, and, while anything but zero was reported or a change
+		// waits, after txSettle.
+		var tick <-chan time.Time
+		if ctl != nil && (n != last || last != 0) {
+			timer.Reset(max(txSettle-time.Since(sent), time.Millisecond))
+			tick = timer.C
 		}
 		select {
-		case <-changed:
+		case <-busy:
+		case <-tick:
+		case <-s.txKick:
 		case <-s.ctx.Done():
+			timer.Stop()
 			return
 		}
+		timer.Stop()
 	}
 }
 

@@ -10,6 +10,10 @@ type Transactions struct {
 	mu      sync.Mutex
 	n       int
 	changed chan struct{}
+	// busy, once made by armBusy, gets a token when the count next
+	// leaves zero: the service runtime's reporter waits on it.
+	busy      chan struct{}
+	busyArmed bool
 }
 
 // Begin opens a transaction and returns the function that ends it; calling
@@ -39,10 +43,30 @@ func (t *Transactions) Changed() <-chan struct{} {
 
 func (t *Transactions) add(d int) {
 	t.mu.Lock()
+	was := t.n
 	t.n += d
 	if t.changed != nil {
 		close(t.changed)
 		t.changed = nil
 	}
+	if was == 0 && t.n != 0 && t.busyArmed {
+		t.busyArmed = false
+		select {
+		case t.busy <- struct{}{}:
+		default:
+		}
+	}
 	t.mu.Unlock()
+}
+
+// armBusy returns a channel that receives a token when the count next
+// leaves zero, and the count now.
+func (t *Transactions) armBusy() (<-chan struct{}, int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.busy == nil {
+		t.busy = make(chan struct{}, 1)
+	}
+	t.busyArmed = true
+	return t.busy, t.n
 }

@@ -1,0 +1,125 @@
+package xpc
+
+import (
+	"context"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/goxpc/xpc/internal/bootstrap"
+)
+
+// txRecorder is xpcd's end of a check-in channel: it records the
+// transaction counts the service reports.
+type txRecorder struct {
+	mu     sync.Mutex
+	counts []int64
+	at     []time.Time
+}
+
+func (r *txRecorder) HandleMessage(ctx context.Context, m *Message) {
+	if op, _ := m.Body.String(bootstrap.KeyOp); op == bootstrap.OpTransactions {
+		n, _ := m.Body.Int64(bootstrap.KeyCount)
+		r.mu.Lock()
+		r.counts = append(r.counts, n)
+		r.at = append(r.at, time.Now())
+		r.mu.Unlock()
+	}
+}
+
+func (r *txRecorder) HandleEvent(error) {}
+
+func (r *txRecorder) snapshot() []int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]int64(nil), r.counts...)
+}
+
+// waitLast waits until the last count reported is want.
+func (r *txRecorder) waitLast(t *testing.T, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for {
+		c := r.snapshot()
+		if len(c) > 0 && c[len(c)-1] == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reported %v, never %d last", c, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// newTestService returns a Service whose check-in channel ends at rec.
+func newTestService(t *testing.T, rec *txRecorder) *Service {
+	t.Helper()
+	a, b, err := socketPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa, fb := os.NewFile(uintptr(a), "svc"), os.NewFile(uintptr(b), "xpcd")
+	defer fa.Close()
+	defer fb.Close()
+	xpcdEnd, err := NewConnectionFromFile(fb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xpcdEnd.SetHandler(rec)
+	xpcdEnd.Activate()
+	ctl, err := NewConnectionFromFile(fa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Service{tx: &Transactions{}, listeners: map[string]*serviceListener{},
+		terminating: make(chan struct{}), reported: -1, txKick: make(chan struct{}, 1)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.attach(ctl)
+	s.wg.Add(1)
+	go s.reportTransactions()
+	t.Cleanup(func() {
+		s.Close()
+		xpcdEnd.Cancel()
+		waitClosed(t, xpcdEnd.Done(), "xpcd end")
+		waitClosed(t, ctl.Done(), "check-in channel")
+	})
+	return s
+}
+
+// TestServiceTransactionReports: the count is reported when the channel
+// comes, a count that leaves zero at once, and a stream of transactions
+// that open and close costs a report per txSettle at most, not one per
+// transaction; the final zero follows.
+func TestServiceTransactionReports(t *testing.T) {
+	leakCheck(t)
+	rec := &txRecorder{}
+	s := newTestService(t, rec)
+	rec.waitLast(t, 0) // the count on a new channel
+
+	end := s.tx.Begin()
+	rec.waitLast(t, 1) // busy: reported without waiting for txSettle
+	end()
+	rec.waitLast(t, 0)
+
+	before := len(rec.snapshot())
+	start := time.Now()
+	for range 5000 {
+		s.tx.add(1)
+		s.tx.add(-1)
+	}
+	hold := s.tx.Begin() // and keep one open a while
+	time.Sleep(3 * txSettle)
+	hold()
+	elapsed := time.Since(start)
+	rec.waitLast(t, 0)
+	got := rec.snapshot()[before:]
+	// One report when the count left zero, then at most one per txSettle
+	// while it moved, and the zero at the end.
+	if limit := 2 + int(elapsed/txSettle) + 1; len(got) > limit {
+		t.Errorf("%d reports for 5,001 transactions in %v, want at most %d: %v", len(got), elapsed, limit, got)
+	}
+	if got[0] != 1 {
+		t.Errorf("first report %d, want 1", got[0])
+	}
+}
