@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/goxpc/xpc/internal/bootstrap"
@@ -275,6 +276,7 @@ type Service struct {
 	termOnce    sync.Once
 	reported    int // last transaction count sent, -1 to force a report
 	txKick      chan struct{}
+	txLooks     atomic.Int64 // times the reporter looked at the count (tests)
 }
 
 type serviceListener struct {
@@ -570,10 +572,18 @@ func (s *Service) reportTransactions() {
 	timer.Stop()
 	var sent time.Time
 	for {
-		busy, n := s.tx.armBusy()
+		s.txLooks.Add(1)
 		s.mu.Lock()
 		ctl, last := s.ctl, s.reported
 		s.mu.Unlock()
+		// Only a count that leaves a reported zero needs waking for.
+		var busy <-chan struct{}
+		var n int
+		if last == 0 {
+			busy, n = s.tx.armBusy()
+		} else {
+			n = s.tx.Count()
+		}
 		due := ctl != nil && n != last &&
 			(last < 0 || (last == 0 && n > 0) || time.Since(sent) >= txSettle)
 		if due {
@@ -596,8 +606,14 @@ func (s *Service) reportTransactions() {
 		// comes, and, while anything but zero was reported or a change
 		// waits, after txSettle.
 		var tick <-chan time.Time
-		if ctl != nil && (n != last || last != 0) {
+		switch {
+		case ctl != nil && n != last:
+			// A change waits for its turn.
 			timer.Reset(max(txSettle-time.Since(sent), time.Millisecond))
+			tick = timer.C
+		case ctl != nil && last != 0:
+			// Busy, and reported: look again later.
+			timer.Reset(txSettle)
 			tick = timer.C
 		}
 		select {

@@ -103,6 +103,7 @@ func TestServiceTransactionReports(t *testing.T) {
 	rec.waitLast(t, 0)
 
 	before := len(rec.snapshot())
+	looks := s.txLooks.Load()
 	start := time.Now()
 	for range 5000 {
 		s.tx.add(1)
@@ -118,6 +119,10 @@ func TestServiceTransactionReports(t *testing.T) {
 	// while it moved, and the zero at the end.
 	if limit := 2 + int(elapsed/txSettle) + 1; len(got) > limit {
 		t.Errorf("%d reports for 5,001 transactions in %v, want at most %d: %v", len(got), elapsed, limit, got)
+	}
+	// Nor does the reporter wake for each transaction.
+	if n, limit := s.txLooks.Load()-looks, 2*(3+int(elapsed/txSettle)); n > int64(limit) {
+		t.Errorf("the reporter looked %d times for 5,001 transactions in %v, want at most %d", n, elapsed, limit)
 	}
 	if got[0] != 1 {
 		t.Errorf("first report %d, want 1", got[0])

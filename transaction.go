@@ -60,7 +60,8 @@ func (t *Transactions) add(d int) {
 }
 
 // armBusy returns a channel that receives a token when the count next
-// leaves zero, and the count now.
+// leaves zero, and the count now. Changes after that signal nothing until
+// it is called again.
 func (t *Transactions) armBusy() (<-chan struct{}, int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
