@@ -87,6 +87,12 @@ func (l *Listener) Activate() {
 	go l.acceptLoop()
 }
 
+func (l *Listener) isActive() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.state == stateActive
+}
+
 // Endpoint returns a new endpoint for the listener, owned by the caller.
 // Sent in a message, it lets the receiver connect; it stays valid while the
 // listener lives, and connecting after the listener is cancelled fails with

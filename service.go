@@ -337,7 +337,9 @@ func (s *Service) Terminating() <-chan struct{} { return s.terminating }
 
 // Listen checks in for name and returns an inactive listener that receives
 // the clients xpcd connects for it. It fails with ErrNotDeclared if the
-// job's plist does not list name in MachServices.
+// job's plist does not list name in MachServices. The listener's handler
+// runs on the goroutine that delivers xpcd's messages to the service: like
+// any listener handler, it should set the connection up and return.
 func (s *Service) Listen(ctx context.Context, name string) (*Listener, error) {
 	s.mu.Lock()
 	if _, dup := s.listeners[name]; dup {
@@ -408,6 +410,21 @@ func (sl *serviceListener) run() {
 	}
 }
 
+// deliver hands a client's socket to the listener: at once, on this
+// goroutine (the one delivering xpcd's messages), when the listener is
+// active and has nothing queued, which spares a goroutine switch per
+// connection; otherwise through the queue.
+func (sl *serviceListener) deliver(fd int) {
+	sl.mu.Lock()
+	direct := len(sl.queue) == 0 && sl.l.isActive()
+	sl.mu.Unlock()
+	if direct {
+		sl.l.admit(fd)
+		return
+	}
+	sl.push(fd)
+}
+
 func (sl *serviceListener) push(fd int) {
 	sl.mu.Lock()
 	sl.queue = append(sl.queue, fd)
@@ -464,7 +481,7 @@ func (h *controlHandler) HandleMessage(ctx context.Context, m *Message) {
 		s.mu.Unlock()
 		if sl != nil {
 			if fd, err := dupFile(end.File()); err == nil {
-				sl.push(fd)
+				sl.deliver(fd)
 			}
 		}
 	case bootstrap.OpTerminate:

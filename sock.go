@@ -317,8 +317,15 @@ var errWouldBlock = errors.New("xpc: send would block")
 func (s *sock) send(ctx context.Context, p []byte, fds []int) error {
 	select {
 	case s.wsem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	default:
+		// Another send holds the socket: wait for it, or for ctx. (Taken
+		// without waiting first, so that a send with a context that has
+		// already ended still goes out if it can without waiting.)
+		select {
+		case s.wsem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	defer func() {
 		s.wbuf, s.woob = nil, s.woob[:0]

@@ -26,6 +26,7 @@ type channel struct {
 
 	mu      sync.Mutex
 	items   []outItem
+	busy    bool // items taken from the queue are being sent
 	closed  bool
 	full    bool
 	wake    chan struct{}
@@ -33,6 +34,9 @@ type channel struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	started bool
+	// done0 has ended already: a send with it goes out only if it can
+	// without waiting.
+	done0 context.Context
 }
 
 // outItem is one thing to send: a message, or a reply to a message.
@@ -49,7 +53,9 @@ type outItem struct {
 
 func newChannel(conn *xpc.Connection, limit int) *channel {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &channel{conn: conn, limit: limit, wake: make(chan struct{}, 1), done: make(chan struct{}), ctx: ctx, cancel: cancel}
+	done0, cancel0 := context.WithCancel(context.Background())
+	cancel0()
+	return &channel{conn: conn, limit: limit, wake: make(chan struct{}, 1), done: make(chan struct{}), ctx: ctx, cancel: cancel, done0: done0}
 }
 
 // send queues it. It returns false when the channel is closed or full; the
@@ -67,13 +73,41 @@ func (c *channel) send(it outItem) bool {
 		c.kick()
 		return false
 	}
+	if len(c.items) == 0 && !c.busy && it.reply == nil && c.ctx.Err() == nil {
+		// Nothing is queued or being sent: send it now if the socket
+		// takes it without waiting, which spares the outbox goroutine a
+		// wake-up (a lookup's connect message, mostly). A reply is
+		// never tried this way: a failed attempt would use it up.
+		c.busy = true
+		c.mu.Unlock()
+		err := c.conn.Send(c.done0, it.msg)
+		c.mu.Lock()
+		c.busy = false
+		if err == nil {
+			if it.fd != nil {
+				it.fd.Close()
+			}
+			if len(c.items) > 0 {
+				c.startLocked()
+			}
+			return true
+		}
+		if c.closed {
+			return false
+		}
+	}
 	c.items = append(c.items, it)
+	c.startLocked()
+	return true
+}
+
+// startLocked makes the outbox goroutine send what is queued; c.mu is held.
+func (c *channel) startLocked() {
 	if !c.started {
 		c.started = true
 		go c.run()
 	}
 	c.kick()
-	return true
 }
 
 // hup reports whether the far end has certainly closed its end.
@@ -139,6 +173,7 @@ func (c *channel) run() {
 		items := c.items
 		c.items = nil
 		closed := c.closed
+		c.busy = len(items) > 0
 		c.mu.Unlock()
 		for _, it := range items {
 			if closed || c.ctx.Err() != nil {
@@ -153,6 +188,9 @@ func (c *channel) run() {
 				it.fd.Close()
 			}
 		}
+		c.mu.Lock()
+		c.busy = false
+		c.mu.Unlock()
 		if closed {
 			return
 		}
