@@ -41,6 +41,10 @@ type link struct {
 	idle     int  // watchers not running a handler
 	waiters  int  // goroutines waiting for credit or buffer space
 	handoffs int  // callers that found a watcher reading, before a watch
+	// roleWanted: a watcher waits on roleFree for the role (no watch);
+	// roleFree is made the first time one does.
+	roleWanted bool
+	roleFree   chan struct{}
 
 	outstanding atomic.Int32 // received messages not yet dequeued
 	ungranted   atomic.Int32 // dequeued messages not yet granted back
@@ -68,6 +72,7 @@ func (l *link) fail(err error) {
 	l.err = err
 	pending := l.pending
 	l.pending = nil
+	l.wakeRoleWaiterLocked()
 	l.mu.Unlock()
 	l.cancel()
 	l.credits.fail(err)

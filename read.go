@@ -169,15 +169,34 @@ func (l *link) drainNow() bool {
 func (l *link) watchNext(held *bool) (datagram, error) {
 	for {
 		if !*held {
+			w := l.s.loadWatch()
 			l.mu.Lock()
 			if !l.reading && l.err == nil {
 				l.reading = true
 				*held = true
 			}
 			err := l.err
+			wait := !*held && err == nil && w == nil
+			if wait {
+				// Without a watch there is nothing to wait on but the
+				// holder's hand-over (tryRelease), which is rare: a
+				// caller took the role while this watcher was starting
+				// or running a handler. Making a watch for it would cost
+				// a link used for one request (a lookup) an epoll
+				// instance.
+				l.roleWanted = true
+				if l.roleFree == nil {
+					l.roleFree = make(chan struct{}, 1)
+				}
+			}
+			free := l.roleFree
 			l.mu.Unlock()
 			if err != nil {
 				return datagram{}, err
+			}
+			if wait {
+				<-free
+				continue
 			}
 		}
 		w := l.s.loadWatch()
@@ -245,8 +264,7 @@ func (l *link) tryRelease() bool {
 		l.missed = false
 		return false
 	}
-	l.missed = false
-	l.reading = false
+	l.releaseLocked()
 	return true
 }
 
@@ -254,9 +272,26 @@ func (l *link) tryRelease() bool {
 // tryRelease: the watcher that asked was answered.
 func (l *link) forceRelease() {
 	l.mu.Lock()
+	l.releaseLocked()
+	l.mu.Unlock()
+}
+
+func (l *link) releaseLocked() {
 	l.missed = false
 	l.reading = false
-	l.mu.Unlock()
+	l.wakeRoleWaiterLocked()
+}
+
+// wakeRoleWaiterLocked wakes a watcher waiting for the role without a
+// watch; l.mu is held.
+func (l *link) wakeRoleWaiterLocked() {
+	if l.roleWanted {
+		l.roleWanted = false
+		select {
+		case l.roleFree <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (l *link) releaseHeld(held *bool) {
