@@ -97,8 +97,11 @@
 //
 // A Connection is created inactive, given a Handler, then activated; Cancel
 // is final. NewEndpointConnection connects to a Listener through an
-// Endpoint; the next layer adds connections to named services, which are the
-// same Connection made by another constructor.
+// Endpoint; NewServiceConnection connects to a named service through xpcd,
+// the same Connection made by another constructor. Each lookup of a name
+// connects to xpcd on its own, unless the connection is made with
+// WithBootstrap: a Bootstrap keeps one connection to xpcd for all the
+// lookups made through it, as an http.Transport keeps connections.
 //
 //	l, _ := xpc.NewListener()
 //	l.SetHandler(func(peer *xpc.Connection) {

@@ -29,12 +29,14 @@ import (
 // socket's own read, holding the role. The second caller that finds it
 // there gives the link a watch descriptor (an epoll instance holding only
 // the socket, see watchFD), and from then on the watcher waits on that
-// without the role:
-// a caller then takes the role without waking the watcher, disarming the
-// watch while it reads and re-arming it when it gives the role back. A
-// watcher woken while someone else holds the role sets l.missed and goes
-// back to sleep; whoever holds the role reads on before giving it up
-// (tryRelease), so input that arrives at the hand-over is never left unread.
+// without the role: a caller then takes the role without waking the
+// watcher, disarming the watch while it reads and re-arming it when it
+// gives the role back. A watcher woken while someone else holds the role
+// sets l.missed and goes back to sleep; whoever holds the role reads on
+// before giving it up (tryRelease), so input that arrives at the hand-over
+// is never left unread. A watcher that finds the role taken while the link
+// has no watch (a caller came first) waits for the holder to hand it over
+// (l.roleWanted, l.roleFree).
 //
 // Invariant: while a call is pending, or a goroutine waits for flow-control
 // credit or socket buffer space, at least one watcher is not running a
