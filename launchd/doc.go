@@ -35,9 +35,11 @@
 //	StandardOutPath         string, absolute path        /dev/null   StandardOutPath
 //	StandardErrorPath       string, absolute path        /dev/null   StandardErrorPath
 //	Umask                   integer, or string           xpcd's      Umask; 0-0777; an integer is decimal (18 is 022),
-//	                                                                 a string is read as strtoul(3) base 0 ("022" is octal)
+//	                                                                 a string is read as strtoul(3) base 0 ("022" is octal);
+//	                                                                 see "Umask and ProcessType"
 //	Nice                    integer                      0           Nice; -20 to 20
-//	ProcessType             string                       Standard    ProcessType; Background, Standard, Adaptive, Interactive
+//	ProcessType             string                       Standard    ProcessType; Background, Standard, Adaptive, Interactive;
+//	                                                                 see "Umask and ProcessType"
 //	AbandonProcessGroup     bool                         false       AbandonProcessGroup; spare the job's process group at exit
 //	MachServices            dictionary: name -> true     none        MachServices; names clients look up; launch on demand
 //	                        or dictionary of options
@@ -65,6 +67,21 @@
 //	EnablePressuredExit     bool                         false       EnablePressuredExit; may be stopped under memory pressure;
 //	                                                                 implies EnableTransactions
 //	XPCIdleExitTimeout      integer seconds              0 (never)   IdleExitTimeout; goxpc extension, see below
+//
+// # Umask and ProcessType
+//
+// xpcd starts a job with a Umask through /bin/sh, which sets the umask and
+// replaces itself with the program (same pid): Go cannot set a child's
+// umask alone. The program's argv[0] is then its path, even where
+// ProgramArguments[0] says otherwise.
+//
+// ProcessType Background runs the job at nice 10 (or at its Nice, if it
+// sets one) and in the idle I/O class (ioprio_set(2)), which gets the disk
+// only when nothing else wants it. Standard, Adaptive and Interactive run
+// it at its Nice in the normal I/O class: Linux offers an unprivileged job
+// nothing above normal, and launchd's Adaptive boost while a job serves
+// requests is not done (Adaptive runs as Standard). Both are applied just
+// after the process starts.
 //
 // # Extensions
 //

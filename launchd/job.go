@@ -12,8 +12,9 @@ const (
 	DefaultProcessType      = ProcessTypeStandard
 )
 
-// The values of ProcessType, as launchd.plist(5) defines them. goxpc maps
-// them to Linux scheduling and I/O priorities when it spawns the job.
+// The values of ProcessType, as launchd.plist(5) defines them. xpcd maps
+// Background to nice 10 and the idle I/O class when it spawns the job, and
+// runs the others as Standard (see the package documentation).
 const (
 	// ProcessTypeBackground: work the user did not ask for; lowest
 	// priorities, may be throttled hard.

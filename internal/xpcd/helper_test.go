@@ -39,6 +39,7 @@ import (
 //	checkin NAME    check another name in -> {} or {"error": description, "reason": reason}
 //	env KEY         -> {"value": $KEY}
 //	uid             -> {"uid": UID}
+//	sched           -> {"umask", "nice", "ioprio_class", "argv0"}
 //
 // The service reports its transaction count on its channel, as the
 // runtime will. When its channel ends (xpcd restarted), it adopts a new
@@ -214,6 +215,14 @@ func (h *helper) serve(ctx context.Context, name string, m *xpc.Message) {
 	switch cmd {
 	case "ping":
 		m.Reply(ctx, xpc.Dict("pid", os.Getpid(), "name", name))
+	case "sched":
+		mask := syscall.Umask(0)
+		syscall.Umask(mask)
+		prio, _ := unix.Getpriority(unix.PRIO_PROCESS, 0)
+		io, _, _ := unix.Syscall(unix.SYS_IOPRIO_GET, 1, 0, 0)
+		// getpriority(2) returns 20 - nice.
+		m.Reply(ctx, xpc.Dict("umask", int64(mask), "nice", int64(20-prio),
+			"ioprio_class", int64(io>>13), "argv0", os.Args[0]))
 	case "crash":
 		crash()
 	case "exit":

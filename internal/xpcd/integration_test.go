@@ -336,3 +336,52 @@ func pingInterrupted(t *testing.T, c *xpc.Connection) int {
 		}
 	}
 }
+
+// TestUmaskAndProcessType: a job's Umask, Nice and ProcessType are what its
+// process runs with.
+func TestUmaskAndProcessType(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.writePlist(testJob{label: "test.bg", names: []string{"test.bg.svc"},
+		extra: map[string]any{"Umask": 63 /* 077 */, "ProcessType": "Background"}})
+	h.writePlist(testJob{label: "test.std", names: []string{"test.std.svc"},
+		extra: map[string]any{"Nice": 5}})
+	h.writePlist(testJob{label: "test.bgnice", names: []string{"test.bgnice.svc"},
+		extra: map[string]any{"ProcessType": "Background", "Nice": 15}})
+	h.start()
+	sched := func(name string) *xpc.Dictionary {
+		r, err := call(t, h.mustLookup(name), "sched")
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return r
+	}
+	bg := sched("test.bg.svc")
+	if u := intOf(bg, "umask"); u != 0o077 {
+		t.Errorf("Umask 077: the job runs with umask %04o", u)
+	}
+	if n := intOf(bg, "nice"); n != backgroundNice {
+		t.Errorf("Background: nice %d, want %d", n, backgroundNice)
+	}
+	if c := intOf(bg, "ioprio_class"); c != ioprioClassIdle {
+		t.Errorf("Background: I/O class %d, want idle (%d)", c, ioprioClassIdle)
+	}
+	// Through the shell, argv[0] is the program's path (the harness's
+	// ProgramArguments[0] is that path too).
+	if a := strOf(bg, "argv0"); a != h.exe {
+		t.Errorf("argv[0] %q, want %q", a, h.exe)
+	}
+	std := sched("test.std.svc")
+	if n := intOf(std, "nice"); n != 5 {
+		t.Errorf("Nice 5: nice %d", n)
+	}
+	if c := intOf(std, "ioprio_class"); c == ioprioClassIdle {
+		t.Error("Standard job in the idle I/O class")
+	}
+	if u := intOf(std, "umask"); u == 0o077 {
+		t.Error("a job without Umask got another job's")
+	}
+	if n := intOf(sched("test.bgnice.svc"), "nice"); n != 15 {
+		t.Errorf("Background with Nice 15: nice %d", n)
+	}
+}

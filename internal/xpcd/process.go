@@ -197,10 +197,14 @@ func (l *execLauncher) launch(spec *spawnSpec) (_ *spawned, err error) {
 
 	exe := def.Executable()
 	id, _ := statID(exe)
+	path, argv, err := spawnArgv(def)
+	if err != nil {
+		return nil, err
+	}
 	pidfd := -1
 	cmd := &exec.Cmd{
-		Path:       exe,
-		Args:       def.Argv(),
+		Path:       path,
+		Args:       argv,
 		Env:        l.environment(spec, u),
 		Dir:        orDefault(def.WorkingDirectory, "/"),
 		Stdin:      stdin,
@@ -228,10 +232,8 @@ func (l *execLauncher) launch(spec *spawnSpec) (_ *spawned, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if def.Nice != 0 {
-		// pid is our unreaped child: it cannot have been recycled.
-		unix.Setpriority(unix.PRIO_PROCESS, pid, def.Nice)
-	}
+	// pid is our unreaped child: it cannot have been recycled.
+	applyPriority(pid, def)
 	st, _ := startTime(pid)
 	if out != nil {
 		out.start(pid)
@@ -507,3 +509,63 @@ func orDefault(s, def string) string {
 
 // outputDirFor returns the directory for output FIFOs under runDir.
 func outputDirFor(runDir string) string { return filepath.Join(runDir, "output") }
+
+// umaskShell is the shell through which a job with a Umask is started: Go
+// cannot set the umask of a child alone (SysProcAttr has no field for it,
+// and xpcd's own umask is shared by all its goroutines), so the shell sets
+// it and replaces itself with the program, keeping the pid.
+const umaskShell = "/bin/sh"
+
+// spawnArgv returns the path and argv to start def with. With a Umask the
+// program is started through umaskShell, and its argv[0] is then its path
+// (a POSIX shell cannot set argv[0] apart from the path it executes).
+func spawnArgv(def *launchd.Job) (string, []string, error) {
+	exe, argv := def.Executable(), def.Argv()
+	if def.Umask == nil {
+		return exe, argv, nil
+	}
+	// Fail as exec would, rather than as the shell's exit status 127.
+	st, err := os.Stat(exe)
+	switch {
+	case err != nil:
+		return "", nil, fmt.Errorf("spawn %s: %w", exe, err)
+	case !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0:
+		return "", nil, fmt.Errorf("spawn %s: not an executable file", exe)
+	}
+	if _, err := os.Stat(umaskShell); err != nil {
+		return "", nil, fmt.Errorf("spawn %s: Umask needs %s: %w", exe, umaskShell, err)
+	}
+	script := fmt.Sprintf(`umask %04o && exec "$@"`, *def.Umask)
+	args := append([]string{"sh", "-c", script, "sh", exe}, argv[1:]...)
+	return umaskShell, args, nil
+}
+
+// Linux I/O priority (ioprio_set(2)).
+const (
+	ioprioWhoProcess = 1
+	ioprioClassIdle  = 3
+	ioprioClassShift = 13
+	// backgroundNice is the nice value of a ProcessType Background job
+	// that sets no Nice of its own.
+	backgroundNice = 10
+)
+
+// applyPriority gives the new process pid the scheduling and I/O priority
+// its Nice and ProcessType ask for. Background: nice 10 (or its own Nice)
+// and the idle I/O class, which gets the disk only when nobody else wants
+// it. Standard, Adaptive and Interactive keep the normal class: Linux has
+// no boost to give an interactive job without privileges, and Adaptive's
+// boost while it serves requests is not done (it runs as Standard).
+// Failures are ignored, as launchd ignores them: the job runs either way.
+func applyPriority(pid int, def *launchd.Job) {
+	nice := def.Nice
+	if def.ProcessType == launchd.ProcessTypeBackground {
+		if nice == 0 {
+			nice = backgroundNice
+		}
+		unix.Syscall(unix.SYS_IOPRIO_SET, ioprioWhoProcess, uintptr(pid), ioprioClassIdle<<ioprioClassShift)
+	}
+	if nice != 0 {
+		unix.Setpriority(unix.PRIO_PROCESS, pid, nice)
+	}
+}
