@@ -32,8 +32,8 @@
 // connection, xpc's dispatcher), the check-in channels, the goroutines that
 // wait for processes (through their pidfds), the timers (throttle, idle
 // exit, SIGKILL after ExitTimeOut, StartInterval, StartCalendarInterval),
-// the path watchers (one goroutine per job with WatchPaths or
-// QueueDirectories), the monitors. The loop never blocks:
+// the path watchers (one goroutine per job with WatchPaths,
+// QueueDirectories or a KeepAlive PathState), the monitors. The loop never blocks:
 // fork/exec, waiting, sending to peers (each peer has an outbox goroutine,
 // channel.go), writing state (a writer goroutine per file) and reading the
 // file system all happen elsewhere and report back. No lock is held while
@@ -110,8 +110,12 @@
 //	                         do not exist); reason queue-directory. Emptiness
 //	                         is read again when a throttled start is due.
 //
+// A KeepAlive PathState condition is watched the same way: the job starts
+// (reason keep-alive) as soon as a path appears (true) or goes (false), as
+// well as at load and after each exit.
+//
 // Paths are watched with inotify: one instance (and one goroutine) per
-// job with WatchPaths or QueueDirectories, watching each path and its
+// job with WatchPaths, QueueDirectories or PathState, watching each path and its
 // parent directory (or the nearest ancestor that exists, moving down as
 // directories appear), and watching again when a path is replaced.
 // Disabling a job, booting it out, replacing its definition and shutting

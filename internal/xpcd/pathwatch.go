@@ -12,12 +12,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A job's WatchPaths and QueueDirectories are watched with inotify: one
-// inotify instance and one goroutine per job that has either key, made
-// when the job is scheduled (schedule.go) and closed when it is not. The
-// watcher knows nothing of jobs: it reports "a watched path changed" and
-// "a queue directory may have changed" to a callback, and the supervisor
-// decides (debounce, emptiness, launch) on its loop.
+// A job's WatchPaths, QueueDirectories and KeepAlive PathState paths are
+// watched with inotify: one inotify instance and one goroutine per job
+// that has any of them, made when the job is scheduled (schedule.go) and
+// closed when it is not. The watcher knows nothing of jobs: it reports "a
+// watched path changed", "a queue directory may have changed" and "a
+// PathState path may have appeared or gone" to a callback, and the
+// supervisor decides (debounce, emptiness, launch) on its loop.
 //
 // For each path the watcher keeps two watches: one on the path itself, if
 // it exists (modification, attributes, deletion, move; for a directory,
@@ -34,17 +35,17 @@ import (
 // close never blocks, and run returns soon after it. run must be called
 // (once): it owns what the watcher holds and releases it when it returns.
 type pathWatcher interface {
-	// run adds the watches, reports once (queue true) if there are queue
-	// directories, so that their first emptiness check comes after the
-	// watches are in place, then reports changes until closed. changed is
-	// called from run's goroutine.
-	run(changed func(watch, queue bool))
+	// run adds the watches, reports once (queue or state true) if there
+	// are queue directories or PathState paths, so that their first check
+	// comes after the watches are in place, then reports changes until
+	// closed. changed is called from run's goroutine.
+	run(changed func(watch, queue, state bool))
 	close()
 }
 
 // newWatchFunc makes a pathWatcher for the paths given; it does not touch
 // the file system (the loop calls it).
-type newWatchFunc func(watch, queue []string, log *slog.Logger) (pathWatcher, error)
+type newWatchFunc func(watch, queue, state []string, log *slog.Logger) (pathWatcher, error)
 
 const (
 	// inDirMask is what a watched directory reports: entries created,
@@ -80,13 +81,20 @@ type inotifyWatch struct {
 // watchEntry is one path being watched.
 type watchEntry struct {
 	path   string
-	queue  bool   // a QueueDirectories entry (else WatchPaths)
+	kind   int    // watchPath, queueDir or statePath
 	self   int32  // the watch on path itself; -1 if none
 	dir    string // the directory watched for path (or an ancestor) to appear
 	dirWD  int32  // its watch; -1 if none
 	exists bool
 	id     [2]uint64 // device and inode of path, when it exists
 }
+
+// The kinds of watched path.
+const (
+	watchPath = iota // WatchPaths
+	queueDir         // QueueDirectories
+	statePath        // KeepAlive PathState
+)
 
 // wdUse is one entry's use of a watch descriptor: as its path's own watch
 // (self) or as the directory watched for it. Several entries may share a
@@ -96,7 +104,7 @@ type wdUse struct {
 	self bool
 }
 
-func newInotifyWatch(watch, queue []string, log *slog.Logger) (pathWatcher, error) {
+func newInotifyWatch(watch, queue, state []string, log *slog.Logger) (pathWatcher, error) {
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
 		return nil, os.NewSyscallError("inotify_init1", err)
@@ -106,7 +114,10 @@ func newInotifyWatch(watch, queue []string, log *slog.Logger) (pathWatcher, erro
 		w.entries = append(w.entries, &watchEntry{path: filepath.Clean(p), self: -1, dirWD: -1})
 	}
 	for _, p := range queue {
-		w.entries = append(w.entries, &watchEntry{path: filepath.Clean(p), queue: true, self: -1, dirWD: -1})
+		w.entries = append(w.entries, &watchEntry{path: filepath.Clean(p), kind: queueDir, self: -1, dirWD: -1})
+	}
+	for _, p := range state {
+		w.entries = append(w.entries, &watchEntry{path: filepath.Clean(p), kind: statePath, self: -1, dirWD: -1})
 	}
 	return w, nil
 }
@@ -116,18 +127,19 @@ func (w *inotifyWatch) close() {
 	w.f.SetReadDeadline(time.Unix(1, 0))
 }
 
-func (w *inotifyWatch) run(changed func(watch, queue bool)) {
+func (w *inotifyWatch) run(changed func(watch, queue, state bool)) {
 	defer w.f.Close()
-	hasQueue := false
+	hasQueue, hasState := false, false
 	for _, e := range w.entries {
 		if w.stopped.Load() {
 			return
 		}
 		w.resolve(e)
-		hasQueue = hasQueue || e.queue
+		hasQueue = hasQueue || e.kind == queueDir
+		hasState = hasState || e.kind == statePath
 	}
-	if hasQueue {
-		changed(false, true)
+	if hasQueue || hasState {
+		changed(false, hasQueue, hasState)
 	}
 	buf := make([]byte, 64<<10)
 	for !w.stopped.Load() {
@@ -138,20 +150,23 @@ func (w *inotifyWatch) run(changed func(watch, queue bool)) {
 			}
 			return
 		}
-		if watch, queue := w.handle(buf[:n]); watch || queue {
-			changed(watch, queue)
+		if watch, queue, state := w.handle(buf[:n]); watch || queue || state {
+			changed(watch, queue, state)
 		}
 	}
 }
 
-// handle applies a read's events and tells whether a watched path or a
-// queue directory changed.
-func (w *inotifyWatch) handle(b []byte) (watch, queue bool) {
+// handle applies a read's events and tells whether a watched path, a
+// queue directory or a PathState path changed.
+func (w *inotifyWatch) handle(b []byte) (watch, queue, state bool) {
 	again := map[*watchEntry]bool{} // entries to resolve again
 	hit := func(e *watchEntry) {
-		if e.queue {
+		switch e.kind {
+		case queueDir:
 			queue = true
-		} else {
+		case statePath:
+			state = true
+		default:
 			watch = true
 		}
 	}
@@ -215,7 +230,7 @@ func (w *inotifyWatch) handle(b []byte) (watch, queue bool) {
 			hit(e)
 		}
 	}
-	return watch, queue
+	return watch, queue, state
 }
 
 // nextName is the name under dir on the way to path: its first component

@@ -23,7 +23,7 @@ type watchEvents chan [2]bool // {watch, queue}
 
 func startInotify(t *testing.T, watch, queue []string) watchEvents {
 	t.Helper()
-	w, err := newInotifyWatch(watch, queue, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w, err := newInotifyWatch(watch, queue, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func startInotify(t *testing.T, watch, queue []string) watchEvents {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		w.run(func(watch, queue bool) {
+		w.run(func(watch, queue, _ bool) {
 			select {
 			case ev <- [2]bool{watch, queue}:
 			default:
@@ -275,4 +275,48 @@ func TestWatchPathsDaemon(t *testing.T) {
 		t.Errorf("job = %s", xpc.Format(d))
 	}
 	h.mustAdmin(OpBootout, KeyTarget, h.target("test.wp"), KeyWait, true)
+}
+
+// TestKeepAlivePathStateLive: a job kept alive while a path exists starts
+// when the path appears, not only at load or when it exits; one kept alive
+// while a path is missing starts when the path goes.
+func TestKeepAlivePathStateLive(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	flag := filepath.Join(h.dir, "flags", "run") // its directory does not exist yet
+	gone := filepath.Join(h.dir, "present")
+	appendFile(t, gone, "x")
+	h.writePlist(testJob{label: "test.ps", names: []string{"test.ps.svc"},
+		extra: map[string]any{"KeepAlive": map[string]any{"PathState": map[string]any{flag: true}}}})
+	h.writePlist(testJob{label: "test.psno", names: []string{"test.psno.svc"},
+		extra: map[string]any{"KeepAlive": map[string]any{"PathState": map[string]any{gone: false}}}})
+	h.start()
+	if why := strOf(h.mustAdmin(OpBlame, KeyTarget, h.target("test.psno")), KeyWhy); !strings.Contains(why, gone+" is missing") {
+		t.Errorf("blame: %q", why)
+	}
+	// Neither condition holds: neither job starts.
+	time.Sleep(300 * time.Millisecond)
+	for _, l := range []string{"test.ps", "test.psno"} {
+		if s := strOf(h.print(l), "state"); s != "waiting" {
+			t.Fatalf("%s is %s before its path changed", l, s)
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(flag), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, flag, "x")
+	d := h.waitState("test.ps", "running")
+	if strOf(d, "launch_reason") != reasonKeepAlive {
+		t.Errorf("test.ps: %s", xpc.Format(d))
+	}
+	if err := os.Remove(gone); err != nil {
+		t.Fatal(err)
+	}
+	d = h.waitState("test.psno", "running")
+	if strOf(d, "launch_reason") != reasonKeepAlive {
+		t.Errorf("test.psno: %s", xpc.Format(d))
+	}
+	for _, l := range []string{"test.ps", "test.psno"} {
+		h.mustAdmin(OpBootout, KeyTarget, h.target(l), KeyWait, true)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -79,6 +80,7 @@ type schedule struct {
 	posted   atomic.Bool // the watcher has posted changes not yet taken
 	hitWatch atomic.Bool
 	hitQueue atomic.Bool
+	hitState atomic.Bool
 	debounce *time.Timer
 	checking bool // a queue check runs
 	recheck  bool // and another is wanted after it
@@ -87,7 +89,17 @@ type schedule struct {
 // hasSchedule tells whether def has anything for a schedule to do.
 func hasSchedule(def *launchd.Job) bool {
 	return def.StartInterval > 0 || len(def.StartCalendarInterval) > 0 ||
-		len(def.WatchPaths) > 0 || len(def.QueueDirectories) > 0
+		len(def.WatchPaths) > 0 || len(def.QueueDirectories) > 0 || len(def.KeepAlive.PathState) > 0
+}
+
+// statePaths returns the KeepAlive PathState paths of def, sorted.
+func statePaths(def *launchd.Job) []string {
+	paths := make([]string, 0, len(def.KeepAlive.PathState))
+	for p := range def.KeepAlive.PathState {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	return paths
 }
 
 // syncSchedule gives the job a schedule if it should have one, and takes
@@ -115,12 +127,12 @@ func (m *supervisor) arm(j *job) {
 	if len(def.StartCalendarInterval) > 0 {
 		m.nextCalendar(j, s, now)
 	}
-	if len(def.WatchPaths) > 0 || len(def.QueueDirectories) > 0 {
+	if len(def.WatchPaths) > 0 || len(def.QueueDirectories) > 0 || len(def.KeepAlive.PathState) > 0 {
 		newWatch := m.newWatch
 		if newWatch == nil {
 			newWatch = newInotifyWatch
 		}
-		w, err := newWatch(def.WatchPaths, def.QueueDirectories, m.log.With("target", j.target()))
+		w, err := newWatch(def.WatchPaths, def.QueueDirectories, statePaths(def), m.log.With("target", j.target()))
 		if err != nil {
 			s.watchErr = err.Error()
 			m.log.Error("cannot watch paths", "target", j.target(), "err", err)
@@ -133,7 +145,7 @@ func (m *supervisor) arm(j *job) {
 		m.bg.Add(1)
 		go func() {
 			defer m.bg.Done()
-			w.run(func(watch, queue bool) { m.pathsChanged(j, s, watch, queue) })
+			w.run(func(watch, queue, state bool) { m.pathsChanged(j, s, watch, queue, state) })
 		}()
 	}
 }
@@ -242,12 +254,15 @@ func (m *supervisor) calendarFired(j *job, s *schedule, t *time.Timer) {
 
 // pathsChanged is called by the watcher's goroutine. Changes are gathered
 // in s until the loop takes them, with one post for any number of them.
-func (m *supervisor) pathsChanged(j *job, s *schedule, watch, queue bool) {
+func (m *supervisor) pathsChanged(j *job, s *schedule, watch, queue, state bool) {
 	if watch {
 		s.hitWatch.Store(true)
 	}
 	if queue {
 		s.hitQueue.Store(true)
+	}
+	if state {
+		s.hitState.Store(true)
 	}
 	if s.posted.CompareAndSwap(false, true) {
 		m.post(func() { m.takeChanges(j, s) })
@@ -256,7 +271,7 @@ func (m *supervisor) pathsChanged(j *job, s *schedule, watch, queue bool) {
 
 func (m *supervisor) takeChanges(j *job, s *schedule) {
 	s.posted.Store(false)
-	watch, queue := s.hitWatch.Swap(false), s.hitQueue.Swap(false)
+	watch, queue, state := s.hitWatch.Swap(false), s.hitQueue.Swap(false), s.hitState.Swap(false)
 	if j.sched != s {
 		return
 	}
@@ -265,6 +280,11 @@ func (m *supervisor) takeChanges(j *job, s *schedule) {
 	}
 	if queue {
 		m.checkQueues(j)
+	}
+	if state && m.stateWantsRunning(j) {
+		// A PathState path appeared or went: launchd starts a job whose
+		// KeepAlive condition now holds (want leaves a running one).
+		m.want(j, launchReason{why: reasonKeepAlive})
 	}
 }
 
@@ -405,6 +425,17 @@ func (m *supervisor) scheduleText(j *job) []string {
 	}
 	if len(def.QueueDirectories) > 0 {
 		parts = append(parts, "watching queue directories "+strings.Join(def.QueueDirectories, ", ")+" (it starts while one is not empty)")
+	}
+	if len(def.KeepAlive.PathState) > 0 {
+		var conds []string
+		for _, p := range statePaths(def) {
+			if def.KeepAlive.PathState[p] {
+				conds = append(conds, p+" exists")
+			} else {
+				conds = append(conds, p+" is missing")
+			}
+		}
+		parts = append(parts, "watching KeepAlive PathState: it starts while "+strings.Join(conds, " or "))
 	}
 	if s.watchErr != "" {
 		parts = append(parts, "but watching them failed: "+s.watchErr)

@@ -28,18 +28,18 @@ type fakeWatches struct {
 }
 
 type fakeWatch struct {
-	watch, queue []string
+	watch, queue, state []string
 	closed       chan struct{}
 	once         sync.Once
 
 	mu      sync.Mutex
-	changed func(watch, queue bool)
+	changed func(watch, queue, state bool)
 }
 
-func (f *fakeWatches) new(watch, queue []string, _ *slog.Logger) (pathWatcher, error) {
+func (f *fakeWatches) new(watch, queue, state []string, _ *slog.Logger) (pathWatcher, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	w := &fakeWatch{watch: watch, queue: queue, closed: make(chan struct{})}
+	w := &fakeWatch{watch: watch, queue: queue, state: state, closed: make(chan struct{})}
 	f.ws = append(f.ws, w)
 	return w, nil
 }
@@ -50,12 +50,12 @@ func (f *fakeWatches) all() []*fakeWatch {
 	return append([]*fakeWatch(nil), f.ws...)
 }
 
-func (w *fakeWatch) run(changed func(watch, queue bool)) {
+func (w *fakeWatch) run(changed func(watch, queue, state bool)) {
 	w.mu.Lock()
 	w.changed = changed
 	w.mu.Unlock()
-	if len(w.queue) > 0 {
-		changed(false, true)
+	if len(w.queue) > 0 || len(w.state) > 0 {
+		changed(false, len(w.queue) > 0, len(w.state) > 0)
 	}
 	<-w.closed
 }
@@ -72,11 +72,13 @@ func (w *fakeWatch) isClosed() bool {
 }
 
 // fire reports a change, as the watcher's goroutine does.
-func (w *fakeWatch) fire(watch, queue bool) {
+func (w *fakeWatch) fire(watch, queue bool) { w.fireState(watch, queue, false) }
+
+func (w *fakeWatch) fireState(watch, queue, state bool) {
 	w.mu.Lock()
 	f := w.changed
 	w.mu.Unlock()
-	f(watch, queue)
+	f(watch, queue, state)
 }
 
 // newSchedMachine is newMachine with a fake watcher.
