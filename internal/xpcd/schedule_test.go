@@ -29,8 +29,8 @@ type fakeWatches struct {
 
 type fakeWatch struct {
 	watch, queue, state []string
-	closed       chan struct{}
-	once         sync.Once
+	closed              chan struct{}
+	once                sync.Once
 
 	mu      sync.Mutex
 	changed func(watch, queue, state bool)
