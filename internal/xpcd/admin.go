@@ -520,6 +520,9 @@ func setEnabled(ss *session, body *xpc.Dictionary, disable bool) (*xpc.Dictionar
 			m.atLoad(j)
 		}
 		m.changed(j)
+		if was != disable {
+			m.otherJobsChanged(d)
+		}
 	}); e != nil {
 		return nil, nil, e
 	}
@@ -673,6 +676,7 @@ func (m *supervisor) bootstrap(dom string, owner uint32, def *launchd.Job) (*xpc
 		if _, oe := m.addJob(d, def, true); oe != nil {
 			return nil, oe
 		}
+		m.otherJobsChanged(d)
 		m.log.Info("loaded", "target", dom+"/"+def.Label, "plist", def.Path)
 		return status("loaded"), nil
 	}
@@ -743,6 +747,7 @@ func opBootout(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *o
 			j.dropQueue()
 			j.cancelThrottle()
 			m.syncSchedule(j)
+			m.otherJobsChanged(d)
 			if j.inst == nil {
 				m.finishUnload(j)
 				status = "unloaded"

@@ -237,6 +237,18 @@ func (m *supervisor) atLoad(j *job) {
 	}
 }
 
+// otherJobsChanged is called when a job of d was loaded, unloaded,
+// enabled or disabled: a job kept alive by KeepAlive OtherJobEnabled whose
+// condition now holds is started, as launchd does.
+func (m *supervisor) otherJobsChanged(d *domain) {
+	for _, label := range sortedKeys(d.jobs) {
+		o := d.jobs[label]
+		if len(o.def.KeepAlive.OtherJobEnabled) > 0 && o.inst == nil && m.stateWantsRunning(o) {
+			m.want(o, launchReason{why: reasonKeepAlive})
+		}
+	}
+}
+
 func (m *supervisor) stateWantsRunning(j *job) bool {
 	return j.def.KeepAlive.StateWantsRunning(
 		func(p string) bool { _, err := os.Stat(p); return err == nil },
@@ -886,6 +898,7 @@ func (m *supervisor) finishUnload(j *job) {
 	j.dropQueue()
 	j.cancelThrottle()
 	m.disarm(j)
+	m.otherJobsChanged(d)
 	for _, w := range j.unloadWaiters {
 		close(w)
 	}

@@ -400,3 +400,35 @@ func TestPermissions(t *testing.T) {
 		}
 	}
 }
+
+// KeepAlive OtherJobEnabled is looked at again when another job is loaded,
+// unloaded, enabled or disabled, not only at load and exit.
+func TestMachineOtherJobEnabled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mc := newMachine(t,
+			def("a", func(j *launchd.Job) { j.KeepAlive.OtherJobEnabled = map[string]bool{"b": true} }),
+			def("c", func(j *launchd.Job) { j.KeepAlive.OtherJobEnabled = map[string]bool{"d": false} }),
+			def("d", nil))
+		if mc.state("a") != "waiting" || mc.state("c") != "waiting" {
+			t.Fatalf("a %s, c %s before anything changed", mc.state("a"), mc.state("c"))
+		}
+		// b is loaded: a starts.
+		mc.do(func() {
+			if _, oe := mc.m.bootstrap("user/0", 0, def("b", nil)); oe != nil {
+				t.Errorf("bootstrap b: %v", oe)
+			}
+		})
+		if mc.state("a") != "running" || mc.reason("a") != reasonKeepAlive {
+			t.Errorf("a: %s (%s) once b was loaded", mc.state("a"), mc.reason("a"))
+		}
+		// d goes: c starts.
+		mc.do(func() {
+			j := mc.d.jobs["d"]
+			j.unloading = true
+			mc.m.finishUnload(j)
+		})
+		if mc.state("c") != "running" || mc.reason("c") != reasonKeepAlive {
+			t.Errorf("c: %s (%s) once d was unloaded", mc.state("c"), mc.reason("c"))
+		}
+	})
+}

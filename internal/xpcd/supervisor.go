@@ -158,6 +158,9 @@ func (m *supervisor) installJobs(d *domain, jobs []*launchd.Job, errs []loadErro
 			m.log.Error("jobs: rejected", "domain", d.name, "file", le.File, "key", le.Key, "reason", le.Reason)
 		}
 	}
+	if start {
+		m.otherJobsChanged(d)
+	}
 }
 
 // adoptAll re-finds the processes recorded by a previous xpcd.
