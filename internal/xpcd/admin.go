@@ -110,11 +110,17 @@ func (ss *session) ensureOwn() {
 // naming it). The directory is read outside the loop.
 func (ss *session) ensure(dom string, owner uint32) {
 	m := ss.m
-	if m.userMode || m.agentsDir == "" || dom == DomainSystem || m.jobs == nil {
+	if m.userMode || m.agentsDir == "" || dom == DomainSystem || m.jobs == nil || ss.ensured[dom] {
 		return
 	}
-	exists := true
-	if ss.do(func() { exists = m.domains[dom] != nil || m.closing }) != nil || exists {
+	exists, closing := true, false
+	if ss.do(func() { exists, closing = m.domains[dom] != nil, m.closing }) != nil || closing {
+		return
+	}
+	if exists {
+		// Domains are never removed: this session need not ask again
+		// (a lookup would otherwise cost two more trips to the loop).
+		ss.remember(dom)
 		return
 	}
 	jobs, errs := m.jobs.scan(source{domain: dom, owner: owner, dir: m.agentsDir})
@@ -127,6 +133,15 @@ func (ss *session) ensure(dom string, owner uint32) {
 		m.installJobs(d, jobs, errs, true)
 		m.log.Info("user domain created", "domain", dom, "jobs", len(d.jobs))
 	})
+	ss.remember(dom)
+}
+
+// remember notes that domain dom exists; owned by the session's handler.
+func (ss *session) remember(dom string) {
+	if ss.ensured == nil {
+		ss.ensured = map[string]bool{}
+	}
+	ss.ensured[dom] = true
 }
 
 // onlyDomain returns the one domain of a --user instance, nil otherwise.

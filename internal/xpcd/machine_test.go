@@ -432,3 +432,45 @@ func TestMachineOtherJobEnabled(t *testing.T) {
 		}
 	})
 }
+
+// A session asks the loop whether a user's domain exists only until it
+// has seen it exist: domains are never removed, and a lookup that asked
+// every time cost two more trips through the loop.
+func TestSessionEnsuresDomainOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		log := slog.New(slog.NewTextHandler(io.Discard, nil))
+		m := newSupervisor(supervisorConfig{
+			log:       log,
+			launcher:  &fakeLauncher{},
+			domains:   map[string]uint32{DomainSystem: 0},
+			jobs:      newJobStore(nil, log),
+			agentsDir: t.TempDir(),
+		})
+		if err := m.start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.close(context.Background()) })
+		ss := &session{m: m, peer: &xpc.Peer{UID: 1000}, log: log}
+		exists := func() bool {
+			var ok bool
+			m.call(context.Background(), func() { ok = m.domains["user/1000"] != nil })
+			return ok
+		}
+		ss.ensureOwn()
+		if !exists() {
+			t.Fatal("the user's domain was not made")
+		}
+		// Take it away behind the session's back: a session that asked
+		// the loop again would make it anew.
+		m.call(context.Background(), func() { delete(m.domains, "user/1000") })
+		ss.ensureOwn()
+		if exists() {
+			t.Error("the session asked the loop again for a domain it had seen")
+		}
+		// A new session asks.
+		(&session{m: m, peer: &xpc.Peer{UID: 1000}, log: log}).ensureOwn()
+		if !exists() {
+			t.Error("a new session did not make the domain")
+		}
+	})
+}

@@ -142,6 +142,7 @@ type session struct {
 	log  *slog.Logger
 
 	// Owned by the handler (one message at a time).
+	ensured map[string]bool // user domains known to exist (see ensure)
 	adopted *instance
 	adoptCh *channel
 	watch   *watcher
