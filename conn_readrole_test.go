@@ -80,14 +80,8 @@ func TestConnHandlerSendsPastTheWindow(t *testing.T) {
 		}
 		m.Reply(ctx, Dict("sent", Int64(n)))
 	}))
-	var mu sync.Mutex
-	var got []int64
-	c := dial(t, l, newTestHandler(func(ctx context.Context, m *Message) {
-		i, _ := m.Body.Int64("i")
-		mu.Lock()
-		got = append(got, i)
-		mu.Unlock()
-	}))
+	got := &numbered{}
+	c := dial(t, l, newTestHandler(got.record))
 	r, err := c.SendWithReply(ctx, Dict())
 	if err != nil {
 		t.Fatal(err)
@@ -97,24 +91,7 @@ func TestConnHandlerSendsPastTheWindow(t *testing.T) {
 	}
 	// The messages were sent before the reply, so they have been read
 	// before it; their delivery may still be under way.
-	deadline := time.Now().Add(testTimeout)
-	for {
-		mu.Lock()
-		k := len(got)
-		mu.Unlock()
-		if k == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d messages delivered", k, n)
-		}
-		time.Sleep(time.Millisecond)
-	}
-	for i, v := range got {
-		if v != int64(i) {
-			t.Fatalf("message %d delivered as number %d", v, i)
-		}
-	}
+	got.wait(t, n)
 }
 
 // TestConnCallersAndMessagesInterleave: while several callers read their own
@@ -136,14 +113,8 @@ func TestConnCallersAndMessagesInterleave(t *testing.T) {
 		}()
 		return HandlerFunc(echo)
 	})
-	var mu sync.Mutex
-	var got []int64
-	c := dial(t, l, newTestHandler(func(ctx context.Context, m *Message) {
-		i, _ := m.Body.Int64("i")
-		mu.Lock()
-		got = append(got, i)
-		mu.Unlock()
-	}))
+	got := &numbered{}
+	c := dial(t, l, newTestHandler(got.record))
 	if _, err := c.SendWithReply(ctx, Dict()); err != nil { // the peer exists now
 		t.Fatal(err)
 	}
@@ -170,24 +141,7 @@ func TestConnCallersAndMessagesInterleave(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(testTimeout)
-	for {
-		mu.Lock()
-		k := len(got)
-		mu.Unlock()
-		if k == msgs {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d messages delivered", k, msgs)
-		}
-		time.Sleep(time.Millisecond)
-	}
-	for i, v := range got {
-		if v != int64(i) {
-			t.Fatalf("message %d delivered as number %d", v, i)
-		}
-	}
+	got.wait(t, msgs)
 }
 
 // TestConnReadingCallerGivesUp: a caller reading its own reply whose context
@@ -267,4 +221,43 @@ func TestConnPeerGoneDuringHandler(t *testing.T) {
 	release.open()
 	h.finalEvent(t, ErrInvalid, ErrPeerGone)
 	waitClosed(t, peer.Done(), "peer connection")
+}
+
+// numbered records the "i" of each message a handler receives.
+type numbered struct {
+	mu  sync.Mutex
+	got []int64
+}
+
+func (n *numbered) record(ctx context.Context, m *Message) {
+	i, _ := m.Body.Int64("i")
+	n.mu.Lock()
+	n.got = append(n.got, i)
+	n.mu.Unlock()
+}
+
+// wait waits until want messages have come and checks that they came
+// numbered 0, 1, 2, ... in order.
+func (n *numbered) wait(t *testing.T, want int) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for {
+		n.mu.Lock()
+		k := len(n.got)
+		n.mu.Unlock()
+		if k == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d messages delivered", k, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for i, v := range n.got {
+		if v != int64(i) {
+			t.Fatalf("message %d delivered as number %d", v, i)
+		}
+	}
 }
