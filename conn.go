@@ -210,7 +210,7 @@ func (c *Connection) Transactions() *Transactions { return c.cfg.tx }
 // is behind by a full flow-control window or the socket buffer is full, and
 // returns ctx's error if ctx ends first.
 func (c *Connection) Send(ctx context.Context, msg *Dictionary) error {
-	l, err := c.getLink(ctx)
+	l, err := c.getLink(ctx, false)
 	if err != nil {
 		return err
 	}
@@ -223,8 +223,14 @@ func (c *Connection) SendWithReply(ctx context.Context, msg *Dictionary) (*Dicti
 	// The call never leaves this function, and once it is finished the
 	// link holds no reference to it: it can be used again.
 	call := callPool.Get().(*Call)
-	c.send(ctx, call, msg)
+	l := c.send(ctx, call, msg, true)
 	reply, err := call.Wait(ctx)
+	if l != nil {
+		// A link this call dialed got no watcher, so that the call could
+		// read its reply without waiting for one to start (see
+		// link.deferred); it needs one from now on, whatever happened.
+		l.ensureWatcher()
+	}
 	call.reset()
 	callPool.Put(call)
 	return reply, err
@@ -236,21 +242,26 @@ var callPool = sync.Pool{New: func() any { return new(Call) }}
 // arrives. ctx bounds the sending only; Call.Wait takes its own.
 func (c *Connection) Go(ctx context.Context, msg *Dictionary) *Call {
 	call := new(Call)
-	c.send(ctx, call, msg)
+	c.send(ctx, call, msg, false)
 	return call
 }
 
-func (c *Connection) send(ctx context.Context, call *Call, msg *Dictionary) {
-	l, err := c.getLink(ctx)
+// send sends msg as a request for call and returns the link it went on, or
+// nil. selfRead says the caller will wait for the reply with Wait.
+func (c *Connection) send(ctx context.Context, call *Call, msg *Dictionary, selfRead bool) *link {
+	l, err := c.getLink(ctx, selfRead)
 	if err != nil {
 		call.finish(nil, err)
-		return
+		return nil
 	}
-	l.request(ctx, call, msg)
+	l.request(ctx, call, msg, selfRead)
+	return l
 }
 
 // getLink returns the live link, dialing one if the connection has none.
-func (c *Connection) getLink(ctx context.Context) (*link, error) {
+// A link dialed for a caller that will read its reply itself (selfRead)
+// gets its watcher only once that caller is done (link.deferred).
+func (c *Connection) getLink(ctx context.Context, selfRead bool) (*link, error) {
 	for {
 		c.mu.Lock()
 		switch {
@@ -323,7 +334,12 @@ func (c *Connection) getLink(ctx context.Context) (*link, error) {
 		}
 		l := newLink(c, s, peer)
 		c.link = l
-		c.startReader(l)
+		if selfRead {
+			c.workers.Add(1) // the link's count, as startReader takes it
+			l.deferred = true
+		} else {
+			c.startReader(l)
+		}
 		c.mu.Unlock()
 		return l, nil
 	}

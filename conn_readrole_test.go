@@ -261,3 +261,59 @@ func (n *numbered) wait(t *testing.T, want int) {
 		}
 	}
 }
+
+// TestConnFirstCallReadsItself: a connection dialed by SendWithReply gets
+// no watcher until that call is done: the caller reads its own reply from
+// the start instead of waiting for a watcher goroutine to hand it over.
+// One dialed by Send or Go starts its watcher at once.
+func TestConnFirstCallReadsItself(t *testing.T) {
+	leakCheck(t)
+	ctx := testCtx(t)
+	entered, release := newGate(), newGate()
+	l := serve(t, handlerFor(func(ctx context.Context, m *Message) {
+		if op, _ := m.Body.String("op"); op == "hold" {
+			entered.open()
+			release.wait()
+		}
+		echo(ctx, m)
+	}))
+	t.Cleanup(release.open)
+	linkState := func(c *Connection) (watchers int, deferred, reading bool) {
+		c.mu.Lock()
+		lk := c.link
+		c.mu.Unlock()
+		lk.mu.Lock()
+		defer lk.mu.Unlock()
+		return lk.watchers, lk.deferred, lk.reading
+	}
+
+	c := dial(t, l, nil)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.SendWithReply(ctx, Dict("op", String("hold")))
+		done <- err
+	}()
+	waitClosed(t, entered.done(), "handler")
+	if w, d, r := linkState(c); w != 0 || !d || !r {
+		t.Errorf("during the first call: %d watchers, deferred %v, reading %v; want 0, true, true", w, d, r)
+	}
+	release.open()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if w, d, _ := linkState(c); w != 1 || d {
+		t.Errorf("after the first call: %d watchers, deferred %v; want 1, false", w, d)
+	}
+	// The connection goes on as any other.
+	if r, err := c.SendWithReply(ctx, Dict("x", Int64(3))); err != nil || mustInt64(t, r, "x") != 3 {
+		t.Fatalf("second call: %v %v", r, err)
+	}
+
+	c2 := dial(t, l, nil)
+	if err := c2.Send(ctx, Dict()); err != nil {
+		t.Fatal(err)
+	}
+	if w, d, _ := linkState(c2); w != 1 || d {
+		t.Errorf("after a first Send: %d watchers, deferred %v; want 1, false", w, d)
+	}
+}

@@ -41,6 +41,10 @@ type link struct {
 	idle     int  // watchers not running a handler
 	waiters  int  // goroutines waiting for credit or buffer space
 	handoffs int  // callers that found a watcher reading, before a watch
+	// deferred: the link has no watcher yet, because the caller that
+	// dialed it reads its reply itself; it gets one when that caller is
+	// done (ensureWatcher), or as soon as anything else needs reading.
+	deferred bool
 	// roleWanted: a watcher waits on roleFree for the role (no watch);
 	// roleFree is made the first time one does.
 	roleWanted bool
@@ -336,8 +340,10 @@ func (l *link) sendFailed(err error) error {
 	return e
 }
 
-// request registers call and sends msg as a request.
-func (l *link) request(ctx context.Context, call *Call, msg *Dictionary) {
+// request registers call and sends msg as a request. selfRead says the
+// caller will read its reply itself, so a link that has no watcher yet
+// (deferred) need not start one for it.
+func (l *link) request(ctx context.Context, call *Call, msg *Dictionary, selfRead bool) {
 	if msg == nil {
 		call.finish(nil, ErrNotMessage)
 		return
@@ -356,7 +362,9 @@ func (l *link) request(ctx context.Context, call *Call, msg *Dictionary) {
 	l.nextID++
 	call.id, call.link = l.nextID, l
 	l.pending[call.id] = call
-	l.needReaderLocked()
+	if !selfRead || !l.deferred {
+		l.needReaderLocked()
+	}
 	l.mu.Unlock()
 	if err := l.sendFrame(ctx, kindRequest, call.id, msg); err != nil {
 		l.mu.Lock()

@@ -53,9 +53,26 @@ func (l *link) startWatcherLocked() {
 
 // needReaderLocked makes sure some watcher is free to read; l.mu is held.
 func (l *link) needReaderLocked() {
+	if l.deferred {
+		l.deferred = false
+		l.startWatcherLocked()
+		return
+	}
 	if l.err == nil && l.idle == 0 {
 		l.startWatcherLocked()
 	}
+}
+
+// ensureWatcher gives a deferred link its first watcher. It starts even on
+// a dead link: the watcher is what reports the end and releases the
+// link's count in c.workers.
+func (l *link) ensureWatcher() {
+	l.mu.Lock()
+	if l.deferred {
+		l.deferred = false
+		l.startWatcherLocked()
+	}
+	l.mu.Unlock()
 }
 
 // waiting counts a goroutine that starts (+1) or stops (-1) waiting for
