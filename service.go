@@ -216,7 +216,10 @@ func lookupSocket(ctx context.Context, cfg config, name string) (int, error) {
 	end.Close()
 	if err != nil {
 		unix.Close(mine)
-		if cfg.boot != nil && bc.Err() != nil {
+		var re *RemoteError
+		if cfg.boot != nil && !errors.As(err, &re) && ctx.Err() == nil {
+			// Not xpcd's answer: the shared connection failed (it may not
+			// know it is dead yet). The next lookup makes a new one.
 			cfg.boot.drop(bc)
 		}
 		return -1, bootstrapError(err, name)
