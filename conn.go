@@ -574,7 +574,12 @@ func (m *Message) Defer() {
 	m.state.CompareAndSwap(msgOpen, msgDeferred)
 }
 
-// Reply sends reply to the message's sender and ends its transaction.
+// Reply sends reply to the message's sender and ends its transaction. If
+// ctx ends before the reply could be sent (the sender is behind by a full
+// socket buffer), Reply returns ctx's error and nothing was sent: the
+// message stays unanswered, an open transaction, and may be answered again.
+// A context that has already ended sends the reply only if it can go out
+// without waiting.
 func (m *Message) Reply(ctx context.Context, reply *Dictionary) error {
 	if reply == nil {
 		return fmt.Errorf("xpc: Reply: %w", ErrNilObject)
@@ -595,11 +600,22 @@ func (m *Message) reply(ctx context.Context, body Object) error {
 	if !m.wantsReply {
 		return ErrNoReplyWanted
 	}
-	if !m.state.CompareAndSwap(msgOpen, msgReplied) && !m.state.CompareAndSwap(msgDeferred, msgReplied) {
-		return ErrAlreadyReplied
+	prev := msgOpen
+	if !m.state.CompareAndSwap(msgOpen, msgReplied) {
+		if !m.state.CompareAndSwap(msgDeferred, msgReplied) {
+			return ErrAlreadyReplied
+		}
+		prev = msgDeferred
 	}
-	defer m.endTransaction()
-	return m.link.sendMessage(ctx, kindReply, m.id, body)
+	err := m.link.sendMessage(ctx, kindReply, m.id, body)
+	if err != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		// ctx ended before the frame left (a datagram goes whole or
+		// not at all): the message can still be answered.
+		m.state.Store(prev)
+		return err
+	}
+	m.endTransaction()
+	return err
 }
 
 func (m *Message) endTransaction() {

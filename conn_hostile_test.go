@@ -632,3 +632,81 @@ func TestConnSockSendTimeouts(t *testing.T) {
 	}
 	t.Logf("%d of %d sends timed out", timedOut, n)
 }
+
+// TestConnReplyNotSentStaysOpen: a reply whose context ends before it can
+// leave (the peer is behind by a full socket buffer) is not used up: the
+// message can be answered again once the peer reads, and the peer gets
+// exactly one reply.
+func TestConnReplyNotSentStaysOpen(t *testing.T) {
+	leakCheck(t)
+	ctx := testCtx(t)
+	msgs := make(chan *Message, 1)
+	c, _, raw := hostilePeer(t, func(ctx context.Context, m *Message) {
+		m.Defer()
+		msgs <- m
+	})
+	rawSend(t, raw, frameOf(kindRequest, 0, 0, 7, mustBody(t, Dict("q", Int64(1)))))
+	var m *Message
+	select {
+	case m = <-msgs:
+	case <-ctx.Done():
+		t.Fatal("the request was not delivered")
+	}
+	// Fill the socket: the raw peer reads nothing.
+	big := Dict("b", Data(make([]byte, inlineMax-200)))
+	for {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Millisecond)
+		err := c.Send(sctx, big)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	tx := c.Transactions().Count()
+	for range 2 {
+		if err := m.Reply(ended, Dict("a", Int64(2))); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Reply on a full socket with an ended context: %v", err)
+		}
+	}
+	if n := c.Transactions().Count(); n != tx || n == 0 {
+		t.Errorf("transactions %d after the failed replies, want %d (still open)", n, tx)
+	}
+	// The peer reads everything; now the reply goes, once.
+	replies := 0
+	b := make([]byte, inlineMax)
+	drain := func() {
+		for {
+			n, _, _, _, err := unix.Recvmsg(raw, b, nil, unix.MSG_DONTWAIT)
+			if err != nil {
+				return
+			}
+			if h, err := parseFrameHeader(b[:n]); err == nil && h.kind == kindReply && h.id == 7 {
+				replies++
+			}
+		}
+	}
+	drain()
+	if err := m.Reply(ctx, Dict("a", Int64(2))); err != nil {
+		t.Fatalf("Reply once the peer read: %v", err)
+	}
+	if err := m.Reply(ctx, Dict("a", Int64(3))); !errors.Is(err, ErrAlreadyReplied) {
+		t.Fatalf("second Reply: %v", err)
+	}
+	deadline := time.Now().Add(testTimeout)
+	for replies == 0 && time.Now().Before(deadline) {
+		drain()
+		time.Sleep(time.Millisecond)
+	}
+	drain()
+	if replies != 1 {
+		t.Errorf("the peer got %d replies, want 1", replies)
+	}
+	if n := c.Transactions().Count(); n != tx-1 {
+		t.Errorf("transactions %d after the reply, want %d", n, tx-1)
+	}
+}
