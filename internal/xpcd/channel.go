@@ -73,14 +73,15 @@ func (c *channel) send(it outItem) bool {
 		c.kick()
 		return false
 	}
-	if len(c.items) == 0 && !c.busy && it.reply == nil && c.ctx.Err() == nil {
+	if len(c.items) == 0 && !c.busy && c.ctx.Err() == nil {
 		// Nothing is queued or being sent: send it now if the socket
 		// takes it without waiting, which spares the outbox goroutine a
-		// wake-up (a lookup's connect message, mostly). A reply is
-		// never tried this way: a failed attempt would use it up.
+		// wake-up (a lookup's connect message, a check-in's reply).
+		// An attempt that would have to wait sends nothing (a reply
+		// included: Reply does not use it up then), and it is queued.
 		c.busy = true
 		c.mu.Unlock()
-		err := c.conn.Send(c.done0, it.msg)
+		err := it.deliver(c.done0, c.conn)
 		c.mu.Lock()
 		c.busy = false
 		if err == nil {
