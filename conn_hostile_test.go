@@ -408,25 +408,8 @@ func TestConnHostileNeverReads(t *testing.T) {
 		leakCheck(t)
 		c, h, raw := hostilePeer(t, nil)
 		msg := Dict("b", Data(make([]byte, inlineMax-200)))
-		sent := 0
 		for round := range 20 {
-			// Fill the socket buffer until a Send times out in the
-			// socket (well inside the window: few large messages).
-			for {
-				sctx, cancel := context.WithTimeout(ctx, 5*time.Millisecond)
-				err := c.Send(sctx, msg)
-				cancel()
-				if errors.Is(err, context.DeadlineExceeded) {
-					break
-				}
-				if err != nil {
-					t.Fatalf("round %d: %v", round, err)
-				}
-				sent++
-				if sent > creditWindow/2 {
-					t.Fatal("the socket buffer never filled")
-				}
-			}
+			sent := fillSocket(t, ctx, c)
 			// The peer reads everything, and grants the credit back.
 			b := make([]byte, inlineMax)
 			got := 0
@@ -443,7 +426,6 @@ func TestConnHostileNeverReads(t *testing.T) {
 			if got > 0 {
 				rawSend(t, raw, frameOf(kindCredit, 0, 0, uint64(got), nil))
 			}
-			sent = 0
 			// A timed-out send leaves nothing behind: this one, with no
 			// deadline of its own, goes through.
 			if err := c.Send(context.Background(), Dict()); err != nil {
@@ -653,18 +635,7 @@ func TestConnReplyNotSentStaysOpen(t *testing.T) {
 		t.Fatal("the request was not delivered")
 	}
 	// Fill the socket: the raw peer reads nothing.
-	big := Dict("b", Data(make([]byte, inlineMax-200)))
-	for {
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Millisecond)
-		err := c.Send(sctx, big)
-		cancel()
-		if errors.Is(err, context.DeadlineExceeded) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	fillSocket(t, ctx, c)
 	ended, cancel := context.WithCancel(ctx)
 	cancel()
 	tx := c.Transactions().Count()
@@ -708,5 +679,29 @@ func TestConnReplyNotSentStaysOpen(t *testing.T) {
 	}
 	if n := c.Transactions().Count(); n != tx-1 {
 		t.Errorf("transactions %d after the reply, want %d", n, tx-1)
+	}
+}
+
+// fillSocket sends large messages on c until one times out in the socket
+// (well inside the flow-control window: few large messages), and returns
+// how many went.
+func fillSocket(t *testing.T, ctx context.Context, c *Connection) int {
+	t.Helper()
+	msg := Dict("b", Data(make([]byte, inlineMax-200)))
+	sent := 0
+	for {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Millisecond)
+		err := c.Send(sctx, msg)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			return sent
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent++
+		if sent > creditWindow/2 {
+			t.Fatal("the socket buffer never filled")
+		}
 	}
 }
