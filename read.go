@@ -242,7 +242,7 @@ func (l *link) watchNext(held *bool) (datagram, error) {
 		// Wait on the watch, without the role.
 		var d datagram
 		var derr error
-		err := l.s.waitWatch(w, func() bool {
+		err := l.s.waitWatch(w, func(uintptr) bool {
 			l.mu.Lock()
 			if l.reading {
 				l.missed = true

@@ -21,10 +21,9 @@ import (
 // taken from a pool only when the socket is readable. Writes are serialized
 // by wsem, so a context can bound one without disturbing another.
 type sock struct {
-	f       *os.File
-	rc      syscall.RawConn
-	closed  atomic.Bool // close was called: poller errors mean os.ErrClosed
-	watchMu sync.Mutex
+	f      *os.File
+	rc     syscall.RawConn
+	closed atomic.Bool // close was called: poller errors mean os.ErrClosed
 
 	wsem chan struct{}
 	// Write state, owned by whoever holds wsem; kept here so the write
@@ -58,8 +57,9 @@ type sock struct {
 
 	// watch is an epoll instance holding only this socket, itself
 	// registered with Go's poller; nil until a link needs it (see
-	// read.go). Set once, under the link's lock.
-	watch *watchFD
+	// read.go). Set once, under watchMu, which orders it with close.
+	watchMu sync.Mutex
+	watch   *watchFD
 	// onBlock, if set, is told when a send starts (+1) and stops (-1)
 	// waiting for buffer space.
 	onBlock func(delta int)
@@ -69,9 +69,8 @@ type sock struct {
 // can wait on it for the socket to become readable while another reads the
 // socket itself: disarming it (arm(false)) keeps the first asleep.
 type watchFD struct {
-	f  *os.File
+	f  *os.File // the epoll instance
 	rc syscall.RawConn
-	fd int // the epoll descriptor, owned by f
 
 	// arm's state, owned by the holder of the read role.
 	armOn    bool
@@ -152,7 +151,7 @@ func (s *sock) close() error {
 	return nil
 }
 
-// watchMu guards the creation of a sock's watch descriptor against close.
+// loadWatch returns the socket's watch descriptor, nil if it has none.
 func (s *sock) loadWatch() *watchFD {
 	s.watchMu.Lock()
 	defer s.watchMu.Unlock()
@@ -192,7 +191,7 @@ func (s *sock) startWatch() (*watchFD, error) {
 		f.Close()
 		return nil, fmt.Errorf("xpc: watch socket: %w", err)
 	}
-	w := &watchFD{f: f, rc: rc, fd: ep}
+	w := &watchFD{f: f, rc: rc}
 	w.armSock, w.armEpoll = w.armSockFD, w.armEpollFD
 	s.watch = w
 	if s.closed.Load() {
@@ -236,8 +235,8 @@ func (w *watchFD) armEpollFD(ep uintptr) {
 // waitWatch calls try at once, and again each time the watch reports the
 // socket readable, until try returns true. It fails once the watch is
 // closed.
-func (s *sock) waitWatch(w *watchFD, try func() bool) error {
-	err := w.rc.Read(func(uintptr) bool { return try() })
+func (s *sock) waitWatch(w *watchFD, try func(uintptr) bool) error {
+	err := w.rc.Read(try)
 	if err != nil {
 		return s.closedErr(err)
 	}
