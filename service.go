@@ -159,11 +159,11 @@ func (b *Bootstrap) Close() error {
 // lookupService asks xpcd for name, handing it one end of a new socket pair
 // for the service; the other end becomes the link.
 func lookupService(ctx context.Context, cfg config, name string) (*sock, *Peer, error) {
-	mine, err := lookupSocket(ctx, cfg, name)
-	if err != nil && cfg.boot != nil && retryLookup(err) {
+	mine, dropped, err := lookupSocket(ctx, cfg, name)
+	if dropped {
 		// The shared connection to xpcd died under the request (xpcd
 		// restarted): once more, on a new one.
-		mine, err = lookupSocket(ctx, cfg, name)
+		mine, _, err = lookupSocket(ctx, cfg, name)
 	}
 	if err != nil {
 		return nil, nil, err
@@ -182,27 +182,27 @@ func lookupService(ctx context.Context, cfg config, name string) (*sock, *Peer, 
 }
 
 // lookupSocket sends one lookup request and returns this end of the socket
-// pair whose other end went to xpcd.
-func lookupSocket(ctx context.Context, cfg config, name string) (int, error) {
+// pair whose other end went to xpcd. dropped reports that the request
+// failed because the Bootstrap's shared connection did, which has been
+// dropped: a new one may succeed.
+func lookupSocket(ctx context.Context, cfg config, name string) (mine int, dropped bool, err error) {
 	var bc *Connection
 	if cfg.boot != nil {
-		var err error
 		if bc, err = cfg.boot.get(ctx); err != nil {
 			if errors.Is(err, ErrBootstrapClosed) {
-				return -1, invalidError(ErrCanceled, err, "lookup of %s", name)
+				return -1, false, invalidError(ErrCanceled, err, "lookup of %s", name)
 			}
-			return -1, err
+			return -1, false, err
 		}
 	} else {
-		var err error
 		if bc, err = dialBootstrap(ctx, cfg); err != nil {
-			return -1, err
+			return -1, false, err
 		}
 		defer bc.Cancel()
 	}
 	mine, theirs, err := socketPair()
 	if err != nil {
-		return -1, err
+		return -1, false, err
 	}
 	end := NewFD(os.NewFile(uintptr(theirs), "xpc-service-end"))
 	req := NewDictionary(4)
@@ -221,18 +221,11 @@ func lookupSocket(ctx context.Context, cfg config, name string) (int, error) {
 			// Not xpcd's answer: the shared connection failed (it may not
 			// know it is dead yet). The next lookup makes a new one.
 			cfg.boot.drop(bc)
+			dropped = true
 		}
-		return -1, bootstrapError(err, name)
+		return -1, dropped, bootstrapError(err, name)
 	}
-	return mine, nil
-}
-
-// retryLookup reports whether a lookup failed because the connection to
-// xpcd ended, rather than by xpcd's answer or the caller's context.
-func retryLookup(err error) bool {
-	var re *RemoteError
-	return errors.Is(err, ErrInterrupted) && !errors.As(err, &re) &&
-		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	return mine, false, nil
 }
 
 // bootstrapError maps xpcd's error replies to the library's error values.
