@@ -762,7 +762,6 @@ func opBootout(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *o
 			j.dropQueue()
 			j.cancelThrottle()
 			m.syncSchedule(j)
-			m.otherJobsChanged(d)
 			if j.inst == nil {
 				m.finishUnload(j)
 				status = "unloaded"
