@@ -1,0 +1,100 @@
+// Package wire holds the header of goxpc's local frame format
+// (docs/PROTOCOL.md §7), shared by the xpc library, which speaks it on every
+// connection, and xpcd, which writes one kind of frame itself: the refusal
+// that answers a pipelined lookup it cannot serve.
+package wire
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Version is the frame format's version, the first byte of every frame.
+const Version = 1
+
+// HeaderSize is the size of a frame header; a body, if any, follows it.
+const HeaderSize = 16
+
+// Kind is a frame's kind, its second byte.
+type Kind uint8
+
+// The frame kinds (docs/PROTOCOL.md §7).
+const (
+	KindMessage     Kind = 1 // one-way message, body
+	KindRequest     Kind = 2 // message wanting a reply, id, body
+	KindReply       Kind = 3 // reply to request id, body (none with FlagNoReply)
+	KindCredit      Kind = 4 // id = messages granted to the receiver of this frame
+	KindConnect     Kind = 5 // on an endpoint socket: one descriptor, a new connection
+	KindTerminating Kind = 6 // the sender is about to exit
+	KindHello       Kind = 7 // a service's first frame to a client: its identity rides on it
+	KindRefused     Kind = 8 // xpcd's answer to a pipelined lookup it cannot serve: an error body
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindMessage:
+		return "message"
+	case KindRequest:
+		return "request"
+	case KindReply:
+		return "reply"
+	case KindCredit:
+		return "credit"
+	case KindConnect:
+		return "connect"
+	case KindTerminating:
+		return "terminating"
+	case KindHello:
+		return "hello"
+	case KindRefused:
+		return "refused"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Frame flags.
+const (
+	FlagOutOfLine uint16 = 0x1 // the body is in the first descriptor, a memfd
+	FlagNoReply   uint16 = 0x2 // reply frame: the handler finished without replying
+)
+
+// Header is a frame header.
+type Header struct {
+	Kind  Kind
+	Flags uint16
+	NFDs  uint32 // descriptors attached to the datagram
+	ID    uint64
+}
+
+// PutHeader writes h into b[:HeaderSize].
+func PutHeader(b []byte, h Header) {
+	b[0] = Version
+	b[1] = byte(h.Kind)
+	binary.LittleEndian.PutUint16(b[2:], h.Flags)
+	binary.LittleEndian.PutUint32(b[4:], h.NFDs)
+	binary.LittleEndian.PutUint64(b[8:], h.ID)
+}
+
+// ParseHeader reads the header at the start of b. It fails on a short
+// frame, another version, an unknown kind or unknown flags.
+func ParseHeader(b []byte) (Header, error) {
+	if len(b) < HeaderSize {
+		return Header{}, fmt.Errorf("frame of %d bytes is shorter than its header", len(b))
+	}
+	if b[0] != Version {
+		return Header{}, fmt.Errorf("frame version %d, want %d", b[0], Version)
+	}
+	h := Header{
+		Kind:  Kind(b[1]),
+		Flags: binary.LittleEndian.Uint16(b[2:]),
+		NFDs:  binary.LittleEndian.Uint32(b[4:]),
+		ID:    binary.LittleEndian.Uint64(b[8:]),
+	}
+	if h.Kind < KindMessage || h.Kind > KindRefused {
+		return h, fmt.Errorf("unknown frame kind %d", b[1])
+	}
+	if h.Flags&^(FlagOutOfLine|FlagNoReply) != 0 {
+		return h, fmt.Errorf("unknown frame flags %#x", h.Flags)
+	}
+	return h, nil
+}
