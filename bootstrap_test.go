@@ -19,13 +19,17 @@ type fakeXPCD struct {
 	l        *Listener
 	accepted atomic.Int64
 	lookups  atomic.Int64
+	// hold, if set, receives each lookup's socket end, unanswered.
+	hold     chan *FD
 	mu       sync.Mutex
 	services []*Connection
 }
 
-func newFakeXPCD(t *testing.T) *fakeXPCD {
+// newFakeXPCD starts a fake xpcd. With hold, it answers no lookup: each
+// lookup's socket end goes to hold instead.
+func newFakeXPCD(t *testing.T, hold chan *FD) *fakeXPCD {
 	t.Helper()
-	f := &fakeXPCD{path: filepath.Join(t.TempDir(), "bootstrap.sock")}
+	f := &fakeXPCD{path: filepath.Join(t.TempDir(), "bootstrap.sock"), hold: hold}
 	l, err := ListenUnix(f.path, 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +70,11 @@ func (f *fakeXPCD) handle(ctx context.Context, m *Message) {
 		return
 	}
 	f.lookups.Add(1)
+	if f.hold != nil {
+		m.Body.Delete(bootstrap.KeySocket)
+		f.hold <- fd
+		return
+	}
 	s, err := NewConnectionFromFile(fd.File())
 	if err != nil {
 		m.ReplyError(ctx, NewErrorObject(err.Error()))
@@ -94,7 +103,7 @@ func (f *fakeXPCD) dropSessions(t *testing.T) {
 func TestBootstrapShared(t *testing.T) {
 	leakCheck(t)
 	ctx := testCtx(t)
-	f := newFakeXPCD(t)
+	f := newFakeXPCD(t, nil)
 	b, err := NewBootstrap(WithBootstrapSocket(f.path))
 	if err != nil {
 		t.Fatal(err)

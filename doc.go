@@ -98,10 +98,13 @@
 // A Connection is created inactive, given a Handler, then activated; Cancel
 // is final. NewEndpointConnection connects to a Listener through an
 // Endpoint; NewServiceConnection connects to a named service through xpcd,
-// the same Connection made by another constructor. Each lookup of a name
-// connects to xpcd on its own, unless the connection is made with
-// WithBootstrap: a Bootstrap keeps one connection to xpcd for all the
-// lookups made through it, as an http.Transport keeps connections.
+// the same Connection made by another constructor. A lookup does not wait
+// for xpcd: the first message goes out right behind it, and a name xpcd
+// cannot give ends the connection when its answer arrives (the send's
+// reply fails, the handler hears it). Each lookup connects to xpcd on its
+// own, unless the connection is made with WithBootstrap: a Bootstrap keeps
+// one connection to xpcd for all the lookups made through it, as an
+// http.Transport keeps connections.
 //
 //	l, _ := xpc.NewListener()
 //	l.SetHandler(func(peer *xpc.Connection) {

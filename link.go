@@ -132,6 +132,8 @@ func (l *link) handle(d datagram, watcher bool) (run bool, err error) {
 	switch h.kind {
 	case kindHello:
 		return false, l.readHello(h, &d)
+	case kindRefused:
+		return false, l.readRefusal(h, &d)
 	case kindMessage, kindRequest, kindReply:
 		return l.readBody(h, &d, watcher)
 	case kindCredit, kindTerminating:
@@ -175,6 +177,51 @@ func (l *link) readHello(h frameHeader, d *datagram) error {
 	// Stop stamping: only the hello's credentials were wanted.
 	_ = l.s.setPassCred(false)
 	return nil
+}
+
+// readRefusal reads xpcd's answer to a pipelined lookup it could not
+// serve: an error object, in the first frame on the socket. It is believed
+// only if the kernel stamped it with the identity of the xpcd the lookup
+// went to; anything else is a protocol error. Either way it ends the link.
+func (l *link) readRefusal(h frameHeader, d *datagram) error {
+	ref := l.s.lookup
+	if ref == nil || l.peer.Load() != nil {
+		d.closeFDs()
+		return l.protocolError("refused frame on a connection that was not looked up, or after the hello")
+	}
+	if len(d.fds) != 0 || h.flags != 0 || h.id != 0 {
+		d.closeFDs()
+		return l.protocolError("refused frame with descriptors, flags or an id")
+	}
+	if c := d.cred; c == nil || c.Pid != ref.pid || c.Uid != ref.uid || c.Gid != ref.gid {
+		return l.protocolError("refused frame not sent by xpcd (pid %d)", ref.pid)
+	}
+	dec := Decoder{Limits: Limits{MaxSize: l.c.cfg.maxMessageSize}}
+	obj, err := dec.Decode(d.b[frameHeaderSize:], nil)
+	if err != nil {
+		return l.protocolError("refused frame: %v", err)
+	}
+	eo, ok := obj.(*ErrorObject)
+	if !ok {
+		_ = CloseAttachments(obj)
+		return l.protocolError("refused frame holds a %v, not an error", obj.Type())
+	}
+	return bootstrapError(&RemoteError{Object: eo}, ref.name)
+}
+
+// refusedNow looks, without reading it, at the first frame waiting on a
+// looked-up link: if it is a refusal, it returns what reading it would.
+func (l *link) refusedNow() error {
+	d, err := l.s.peek()
+	if err != nil {
+		return nil
+	}
+	defer d.closeFDs()
+	h, err := parseFrameHeader(d.b)
+	if err != nil || h.kind != kindRefused {
+		return nil
+	}
+	return l.readRefusal(h, &d)
 }
 
 // readBody handles a frame carrying a body. It owns d's descriptors.
@@ -327,6 +374,18 @@ func (l *link) sendControl(k frameKind, id uint64) {
 	}
 }
 
+// sendHello sends the hello frame. A client that sent what it had to and
+// closed its end at once (xpc's pipelined lookup does) makes it fail with
+// EPIPE; the link lives on, so that what the client sent is still read
+// before the reader comes to the end.
+func (l *link) sendHello() {
+	var b [frameHeaderSize]byte
+	putFrameHeader(b[:], frameHeader{kind: kindHello})
+	if err := l.s.send(l.ctx, b[:], nil); err != nil && !errors.Is(err, unix.EPIPE) {
+		l.sendFailed(err)
+	}
+}
+
 // sendFailed turns a socket error into the link's death.
 func (l *link) sendFailed(err error) error {
 	if e := l.dead(); e != nil {
@@ -334,6 +393,14 @@ func (l *link) sendFailed(err error) error {
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
+	}
+	if errors.Is(err, unix.EPIPE) && l.s.lookup != nil && l.peer.Load() == nil {
+		// xpcd may have refused the lookup and closed its end before
+		// this first send: its reason is waiting, unread.
+		if e := l.refusedNow(); e != nil {
+			l.fail(e)
+			return l.dead()
+		}
 	}
 	e := l.lostError(err)
 	l.fail(e)
@@ -409,26 +476,41 @@ func (l *link) sendFrame(ctx context.Context, k frameKind, id uint64, body Objec
 		}
 		framePool.Put(w)
 	}()
-	w.reset(w.b[:0], Limits{MaxSize: l.c.cfg.maxMessageSize})
+	frame, fds, err := buildFrame(w, k, id, body, l.c.cfg.maxMessageSize, l.c.cfg.maxFDs)
+	if err != nil {
+		return err
+	}
+	defer closeRawFDs(fds)
+	if err := l.s.send(ctx, frame, fds); err != nil {
+		return l.sendFailed(err)
+	}
+	sent = true
+	return nil
+}
+
+// buildFrame encodes body into w as one frame of kind k, a memfd body if
+// it is too large for a datagram, and returns the frame with the
+// descriptors that go with it, which the caller closes once sent.
+func buildFrame(w *writer, k frameKind, id uint64, body Object, maxSize, maxFDs int) ([]byte, []int, error) {
+	w.reset(w.b[:0], Limits{MaxSize: maxSize})
 	w.b = append(w.b, make([]byte, frameHeaderSize)...)
 	w.start = frameHeaderSize
 	if err := w.body(MagicLocal, body); err != nil {
 		if errors.Is(err, ErrTooLarge) {
-			return fmt.Errorf("%w: %w", ErrMessageTooLarge, err)
+			return nil, nil, fmt.Errorf("%w: %w", ErrMessageTooLarge, err)
 		}
-		return err
+		return nil, nil, err
 	}
-	if len(w.att) > l.c.cfg.maxFDs {
-		return fmt.Errorf("%w: %d, limit %d", ErrTooManyFDs, len(w.att), l.c.cfg.maxFDs)
+	if len(w.att) > maxFDs {
+		return nil, nil, fmt.Errorf("%w: %d, limit %d", ErrTooManyFDs, len(w.att), maxFDs)
 	}
 	h := frameHeader{kind: k, id: id}
 	fds := make([]int, 0, len(w.att)+1)
-	defer func() { closeRawFDs(fds) }()
 	frame := w.b
 	if len(frame) > inlineMax {
 		memfd, err := writeOutOfLine(frame[frameHeaderSize:])
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		fds = append(fds, memfd)
 		h.flags |= flagOutOfLine
@@ -437,17 +519,14 @@ func (l *link) sendFrame(ctx context.Context, k frameKind, id uint64, body Objec
 	for _, a := range w.att {
 		fd, err := dupFile(a.File())
 		if err != nil {
-			return fmt.Errorf("xpc: attach %v: %w", a.Type(), err)
+			closeRawFDs(fds)
+			return nil, nil, fmt.Errorf("xpc: attach %v: %w", a.Type(), err)
 		}
 		fds = append(fds, fd)
 	}
 	h.nfds = uint32(len(fds))
 	putFrameHeader(frame, h)
-	if err := l.s.send(ctx, frame, fds); err != nil {
-		return l.sendFailed(err)
-	}
-	sent = true
-	return nil
+	return frame, fds, nil
 }
 
 // writeOutOfLine puts a body in a sealed memfd.

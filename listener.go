@@ -246,7 +246,7 @@ func (l *Listener) admit(fd int) {
 	// The first frame to the client, ahead of any reply: a client that
 	// reached us by name learns who we are from the credentials the
 	// kernel stamps on it.
-	c.link.sendControl(kindHello, 0)
+	c.link.sendHello()
 	fn(c)
 	c.mu.Lock()
 	inactive := c.state == stateInactive

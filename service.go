@@ -29,9 +29,14 @@ var (
 // the service if it is not running. When the service goes away (crash,
 // idle exit, upgrade), pending replies fail with ErrInterrupted, the handler
 // gets an ErrInterrupted event, and the next send looks the name up again.
-// A name xpcd does not know, or may not give this caller, makes the
-// connection invalid (ErrNotFound, ErrDenied, ...). If no xpcd answers, the
-// send fails with ErrInterrupted and the connection stays usable.
+// The lookup is pipelined: the send that makes it does not wait for xpcd,
+// and the message goes out at once, to be read by the service when xpcd
+// hands it over. A name xpcd does not know, or may not give this caller,
+// makes the connection invalid (ErrNotFound, ErrDenied, ...) when xpcd's
+// answer arrives: pending replies fail with that error and the handler
+// gets it as its last event; a one-way Send made before then has already
+// returned nil, as in XPC. If no xpcd answers at all, the send fails with
+// ErrInterrupted and the connection stays usable.
 //
 // Peer is the service's identity as the kernel stamped it on the service's
 // first frame (SO_PASSCRED and SO_PASSPIDFD: pid, uid, gid and a pidfd,
@@ -156,76 +161,160 @@ func (b *Bootstrap) Close() error {
 	return nil
 }
 
-// lookupService asks xpcd for name, handing it one end of a new socket pair
-// for the service; the other end becomes the link.
+// lookupService asks xpcd for name, handing it one end of a new socket
+// pair for the service; the other end becomes the link. The lookup is
+// pipelined: it is a one-way message, and the caller may send on its end
+// at once, ahead of the service. xpcd answers only a lookup it cannot
+// serve, with a refused frame on the socket itself (link.readRefusal).
 func lookupService(ctx context.Context, cfg config, name string) (*sock, *Peer, error) {
-	mine, dropped, err := lookupSocket(ctx, cfg, name)
-	if dropped {
-		// The shared connection to xpcd died under the request (xpcd
-		// restarted): once more, on a new one.
-		mine, _, err = lookupSocket(ctx, cfg, name)
-	}
+	mine, theirs, err := socketPair()
 	if err != nil {
+		return nil, nil, err
+	}
+	end := os.NewFile(uintptr(theirs), "xpc-service-end")
+	defer end.Close()
+	// Stamping must be on before anyone else holds the other end: xpcd's
+	// refusal and the service's first frame (hello) carry their senders'
+	// identities. The link turns it off once it has the service's.
+	if err := setPassCredFD(mine, true); err != nil {
+		unix.Close(mine)
+		return nil, nil, fmt.Errorf("xpc: SO_PASSCRED: %w", err)
+	}
+	ref, err := sendLookup(ctx, cfg, name, end)
+	if err != nil {
+		unix.Close(mine)
 		return nil, nil, err
 	}
 	s, err := newSock(mine, "xpc-service")
 	if err != nil {
 		return nil, nil, err
 	}
-	// The service's first frame (hello) will carry its identity, stamped
-	// by the kernel; the link turns the stamping off once it has it.
-	if err := s.setPassCred(true); err != nil {
-		s.close()
-		return nil, nil, err
-	}
+	s.lookup = ref
 	return s, nil, nil
 }
 
-// lookupSocket sends one lookup request and returns this end of the socket
-// pair whose other end went to xpcd. dropped reports that the request
-// failed because the Bootstrap's shared connection did, which has been
-// dropped: a new one may succeed.
-func lookupSocket(ctx context.Context, cfg config, name string) (mine int, dropped bool, err error) {
-	var bc *Connection
-	if cfg.boot != nil {
-		if bc, err = cfg.boot.get(ctx); err != nil {
-			if errors.Is(err, ErrBootstrapClosed) {
-				return -1, false, invalidError(ErrCanceled, err, "lookup of %s", name)
-			}
-			return -1, false, err
-		}
-	} else {
-		if bc, err = dialBootstrap(ctx, cfg); err != nil {
-			return -1, false, err
-		}
-		defer bc.Cancel()
-	}
-	mine, theirs, err := socketPair()
-	if err != nil {
-		return -1, false, err
-	}
-	end := NewFD(os.NewFile(uintptr(theirs), "xpc-service-end"))
+// lookupRef is what a client end of a pipelined lookup remembers: the name
+// and the identity the kernel gave for the xpcd that got the request.
+type lookupRef struct {
+	name     string
+	pid      int32
+	uid, gid uint32
+}
+
+// lookupRequest is the request: {"op":"lookup","name":N,"domain":D?,
+// "socket":FD}. end stays the caller's.
+func lookupRequest(cfg config, name string, end *os.File) *Dictionary {
 	req := NewDictionary(4)
 	req.Set(bootstrap.KeyOp, String(bootstrap.OpLookup))
 	req.Set(bootstrap.KeyName, String(name))
 	if cfg.domain != "" {
 		req.Set(bootstrap.KeyDomain, String(cfg.domain))
 	}
-	req.Set(bootstrap.KeySocket, end)
-	_, err = bc.SendWithReply(ctx, req)
-	end.Close()
-	if err != nil {
-		unix.Close(mine)
-		var re *RemoteError
-		if cfg.boot != nil && !errors.As(err, &re) && ctx.Err() == nil {
-			// Not xpcd's answer: the shared connection failed (it may not
-			// know it is dead yet). The next lookup makes a new one.
-			cfg.boot.drop(bc)
-			dropped = true
-		}
-		return -1, dropped, bootstrapError(err, name)
+	req.Set(bootstrap.KeySocket, NewFD(end))
+	return req
+}
+
+// sendLookup sends the lookup of name, with a duplicate of end, to xpcd:
+// on the Bootstrap's shared connection, or on a connection made for it and
+// closed at once.
+func sendLookup(ctx context.Context, cfg config, name string, end *os.File) (*lookupRef, error) {
+	req := lookupRequest(cfg, name, end)
+	if cfg.boot == nil {
+		return sendLookupOnce(ctx, cfg, name, req)
 	}
-	return mine, false, nil
+	for attempt := 0; ; attempt++ {
+		bc, err := cfg.boot.get(ctx)
+		if err != nil {
+			if errors.Is(err, ErrBootstrapClosed) {
+				return nil, invalidError(ErrCanceled, err, "lookup of %s", name)
+			}
+			return nil, err
+		}
+		p := bc.Peer()
+		if p == nil {
+			cfg.boot.drop(bc)
+			return nil, interruptedError(nil, "lookup of %s: xpcd's identity is unknown", name)
+		}
+		err = bc.Send(ctx, req)
+		if err == nil {
+			return &lookupRef{name: name, pid: int32(p.PID), uid: p.UID, gid: p.GID}, nil
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		// The shared connection failed (xpcd restarted): once more, on
+		// a new one.
+		cfg.boot.drop(bc)
+		if attempt > 0 {
+			return nil, interruptedError(err, "lookup of %s", name)
+		}
+	}
+}
+
+// sendLookupOnce connects to the first bootstrap socket that answers,
+// sends req as a one-way message and closes: no goroutine, no reply.
+func sendLookupOnce(ctx context.Context, cfg config, name string, req *Dictionary) (*lookupRef, error) {
+	var w writer
+	frame, fds, err := buildFrame(&w, kindMessage, 0, req, cfg.maxMessageSize, cfg.maxFDs)
+	if err != nil {
+		return nil, err
+	}
+	defer closeRawFDs(fds)
+	var errs []error
+	for _, path := range bootstrapSockets(cfg) {
+		ref, err := sendFrameTo(ctx, path, frame, fds)
+		if err == nil {
+			ref.name = name
+			return ref, nil
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		errs = append(errs, err)
+	}
+	return nil, interruptedError(errors.Join(errs...), "no bootstrap server (xpcd) answers")
+}
+
+// sendFrameTo connects to the listener at path, sends one frame without
+// waiting for anything, and closes. It returns the listener's identity as
+// the kernel recorded it at connect. The listener's hello is never read;
+// the frame, in its queue, is read all the same.
+func sendFrameTo(ctx context.Context, path string, frame []byte, fds []int) (*lookupRef, error) {
+	if len(path) > maxSunPath {
+		return nil, fmt.Errorf("xpc: connect %s: %w", path, ErrPathTooLong)
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("xpc: socket: %w", err)
+	}
+	err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
+	if errors.Is(err, unix.EAGAIN) {
+		// The listener's backlog is full: wait for room, within ctx.
+		unix.Close(fd)
+		if fd, err = dialUnixFD(ctx, path); err == nil {
+			err = unix.SetNonblock(fd, true)
+		}
+	}
+	if err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return nil, fmt.Errorf("xpc: connect %s: %w", path, err)
+	}
+	defer unix.Close(fd)
+	cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+	if err != nil {
+		return nil, fmt.Errorf("xpc: SO_PEERCRED: %w", err)
+	}
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	// A new connection's queue is empty: a small frame never waits.
+	if err := unix.Sendmsg(fd, frame, oob, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT); err != nil {
+		return nil, fmt.Errorf("xpc: send to %s: %w", path, err)
+	}
+	return &lookupRef{pid: cred.Pid, uid: cred.Uid, gid: cred.Gid}, nil
 }
 
 // bootstrapError maps xpcd's error replies to the library's error values.

@@ -63,6 +63,10 @@ type sock struct {
 	// onBlock, if set, is told when a send starts (+1) and stops (-1)
 	// waiting for buffer space.
 	onBlock func(delta int)
+	// lookup is set on the client's end of a socket pair whose other end
+	// went to xpcd in a pipelined lookup: only that xpcd may refuse the
+	// connection, with a refused frame ahead of the service's hello.
+	lookup *lookupRef
 }
 
 // watchFD is an epoll instance watching one socket for input. A goroutine
@@ -398,8 +402,16 @@ func (s *sock) doRead(fd uintptr) bool {
 		s.rbuf = recvBufPool.Get().(*[]byte)
 		s.roob = recvOOBPool.Get().(*[]byte)
 	}
+	reset := false
 	for {
 		s.rn, s.roobn, s.rflag, s.rerr = recvmsg(int(fd), *s.rbuf, *s.roob, unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC)
+		if s.rerr == unix.ECONNRESET && !reset {
+			// The peer closed its end with frames of ours unread. The
+			// kernel says so once, ahead of what the peer sent before
+			// it closed, which is still to be read (then end of file).
+			reset = true
+			continue
+		}
 		if s.rerr != unix.EINTR {
 			break
 		}
@@ -472,18 +484,24 @@ const soPassPIDFD = 76
 // datagram with its sender's credentials (SO_PASSCRED) and a pidfd
 // (SO_PASSPIDFD, where the kernel has it).
 func (s *sock) setPassCred(on bool) error {
+	var err error
+	cerr := s.control(func(fd int) { err = setPassCredFD(fd, on) })
+	if cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// setPassCredFD turns the kernel's stamping of the sender's credentials
+// (SO_PASSCRED) and pidfd (SO_PASSPIDFD, where the kernel has it) on
+// datagrams arriving at fd on or off.
+func setPassCredFD(fd int, on bool) error {
 	v := 0
 	if on {
 		v = 1
 	}
-	var err error
-	cerr := s.control(func(fd int) {
-		err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, v)
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, soPassPIDFD, v)
-	})
-	if cerr != nil {
-		return cerr
-	}
+	err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, v)
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, soPassPIDFD, v)
 	return err
 }
 
@@ -592,6 +610,43 @@ func (s *sock) recvMode(now bool) (datagram, error) {
 	}
 	return d, nil
 }
+
+// peek returns a copy of the first datagram waiting on the socket, if any,
+// leaving it there; it does not wait and needs no read role. Only small
+// datagrams are looked at (peekMax): a larger one is reported truncated.
+func (s *sock) peek() (datagram, error) {
+	b := make([]byte, peekMax)
+	oob := make([]byte, unix.CmsgSpace(maxFDsPerFrame*4)+unix.CmsgSpace(unix.SizeofUcred)+unix.CmsgSpace(4))
+	var n, oobn, flags int
+	var rerr error
+	if err := s.control(func(fd int) {
+		for {
+			n, oobn, flags, rerr = recvmsg(fd, b, oob, unix.MSG_PEEK|unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC)
+			if rerr != unix.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return datagram{}, err
+	}
+	if rerr != nil {
+		return datagram{}, rerr
+	}
+	d := datagram{b: b[:n], pidfd: -1}
+	if oobn > 0 {
+		if err := parseControl(oob[:oobn], &d); err != nil {
+			return datagram{}, err
+		}
+	}
+	if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
+		d.closeFDs()
+		return datagram{}, errors.New("datagram truncated")
+	}
+	return d, nil
+}
+
+// peekMax bounds what peek looks at.
+const peekMax = 16 << 10
 
 // parseControl extracts SCM_RIGHTS descriptors, and the SCM_CREDENTIALS
 // and SCM_PIDFD the kernel adds while SO_PASSCRED is on, into d. On error

@@ -176,7 +176,7 @@
 // A missing "domain" means the caller's own user domain (a --user
 // instance's only domain).
 //
-//	lookup         {name, domain?, socket: FD}             -> {}
+//	lookup         {name, domain?, socket: FD}             -> {} (as a one-way message: nothing, or a refused frame on socket)
 //	adopt          {label}                                 -> {} (the connection becomes the check-in channel)
 //	list           {domain?}                               -> {jobs: [JOB], errors: [LOADERR]}
 //	print          {target: DOMAIN/LABEL}                  -> JOB

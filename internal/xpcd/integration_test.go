@@ -194,6 +194,37 @@ func TestLookupErrors(t *testing.T) {
 		t.Errorf("lookup of an invalid name: %v", err)
 	}
 
+	// The library's lookups are pipelined: xpcd answers a failed one on
+	// the socket it was given (a refused frame), and the client's first
+	// request fails with the same reason, as invalid, never interrupted,
+	// whichever of the refusal and the request comes first.
+	ctx := testCtx(t)
+	for i := range 20 {
+		for _, tc := range []struct {
+			name, domain string
+			want         error
+			in           string
+		}{
+			{"test.nobody.home", "", xpc.ErrNotFound, "no service named test.nobody.home"},
+			{"test.errs.svc", "system", xpc.ErrNotFound, UserDomain(uint32(os.Geteuid()))},
+		} {
+			opts := []xpc.Option{xpc.WithBootstrapSocket(h.paths.Socket)}
+			if tc.domain != "" {
+				opts = append(opts, xpc.WithDomain(tc.domain))
+			}
+			c, err := xpc.NewServiceConnection(tc.name, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Activate()
+			_, err = c.SendWithReply(ctx, xpc.Dict("op", "ping"))
+			c.Cancel()
+			if !errors.Is(err, xpc.ErrInvalid) || !errors.Is(err, tc.want) || errors.Is(err, xpc.ErrInterrupted) || !strings.Contains(err.Error(), tc.in) {
+				t.Fatalf("pipelined lookup %d of %s (domain %q): %v", i, tc.name, tc.domain, err)
+			}
+		}
+	}
+
 	c := h.mustLookup("test.errs.svc")
 	r, err := call(t, c, "checkin", "name", "test.errs.undeclared")
 	if err != nil {

@@ -245,7 +245,11 @@ func (ss *session) do(fn func()) *opError {
 	return nil
 }
 
-// lookup: {"op":"lookup","name":NAME,"domain":DOMAIN?,"socket":FD}.
+// lookup: {"op":"lookup","name":NAME,"domain":DOMAIN?,"socket":FD}. As a
+// request it is answered with {} or an error. Sent as a one-way message it
+// is pipelined: the client is already writing to its end of the socket
+// pair, nobody waits for this session, and a failure is told to the client
+// on that socket (refuse).
 func (ss *session) lookup(ctx context.Context, msg *xpc.Message) {
 	body := msg.Body
 	fd, _ := body.Get(bootstrap.KeySocket).(*xpc.FD)
@@ -267,19 +271,42 @@ func (ss *session) lookup(ctx context.Context, msg *xpc.Message) {
 		if dn, owner, err := ParseDomain(dom); err == nil && dom != "" && mayRead(ss.peer.UID, dn, owner) {
 			ss.ensure(dn, owner)
 		}
-		if e := ss.do(func() { oe = ss.m.lookup(ss.peer.UID, ss.peer.PID, name, dom, fd) }); e != nil {
+		uid, pid := ss.peer.UID, ss.peer.PID
+		if !msg.WantsReply() {
+			if ss.m.post(func() {
+				if oe := ss.m.lookup(uid, pid, name, dom, fd); oe != nil {
+					ss.refused(name, fd, oe)
+				}
+			}) {
+				return
+			}
+			oe = &opError{reason: ReasonShuttingDown, desc: errStopped.Error()}
+		} else if e := ss.do(func() { oe = ss.m.lookup(uid, pid, name, dom, fd) }); e != nil {
 			oe = e
 		}
 	}
-	if oe != nil {
-		if fd != nil {
-			fd.Close()
-		}
-		ss.log.Debug("lookup failed", "name", name, "reason", oe.reason, "err", oe.desc)
-		ss.fail(ctx, msg, oe)
+	if oe == nil {
+		ss.reply(ctx, msg, nil)
 		return
 	}
-	ss.reply(ctx, msg, nil)
+	switch {
+	case fd != nil && !msg.WantsReply():
+		ss.refused(name, fd, oe)
+	case fd != nil:
+		fd.Close()
+		fallthrough
+	default:
+		ss.log.Debug("lookup failed", "name", name, "reason", oe.reason, "err", oe.desc)
+		ss.fail(ctx, msg, oe)
+	}
+}
+
+// refused tells the client of a pipelined lookup that it failed.
+func (ss *session) refused(name string, fd *xpc.FD, oe *opError) {
+	ss.log.Debug("lookup failed", "name", name, "reason", oe.reason, "err", oe.desc)
+	if err := refuse(fd, oe); err != nil {
+		ss.log.Debug("lookup: the client did not get its refusal", "name", name, "err", err)
+	}
 }
 
 // adopt: {"op":"adopt","label":LABEL} from a service whose check-in
