@@ -233,7 +233,8 @@ func (w *watchFD) armEpollFD(ep uintptr) {
 	if w.armOn {
 		ev.Events = unix.EPOLLIN | unix.EPOLLRDHUP
 	}
-	_ = unix.EpollCtl(int(ep), unix.EPOLL_CTL_MOD, w.armFD, &ev)
+	// Never blocks: a raw call, as sendmsg and recvmsg are.
+	_, _, _ = unix.RawSyscall6(unix.SYS_EPOLL_CTL, ep, unix.EPOLL_CTL_MOD, uintptr(w.armFD), uintptr(unsafe.Pointer(&ev)), 0, 0)
 }
 
 // waitWatch calls try at once, and again each time the watch reports the
@@ -261,6 +262,11 @@ func (s *sock) control(fn func(fd int)) error {
 	return s.rc.Control(func(fd uintptr) { fn(int(fd)) })
 }
 
+// sendmsg and recvmsg are only ever called with MSG_DONTWAIT: they never
+// block, so they are raw system calls, which do not tell the Go scheduler.
+// Through syscall.Syscall, each would wake the runtime's monitor thread
+// (sysmon) when the process had been idle, one thread switch more per
+// message for a process that waits between messages.
 func sendmsg(fd int, p, oob []byte, flags int) (int, error) {
 	var msg unix.Msghdr
 	var iov unix.Iovec
@@ -274,7 +280,7 @@ func sendmsg(fd int, p, oob []byte, flags int) (int, error) {
 		msg.Control = &oob[0]
 		msg.SetControllen(len(oob))
 	}
-	n, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
+	n, _, e := unix.RawSyscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
 	if e != 0 {
 		return int(n), e
 	}
@@ -292,7 +298,7 @@ func recvmsg(fd int, p, oob []byte, flags int) (n, oobn, rflags int, err error) 
 		msg.Control = &oob[0]
 		msg.SetControllen(len(oob))
 	}
-	r, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
+	r, _, e := unix.RawSyscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
 	if e != 0 {
 		return 0, 0, 0, e
 	}
