@@ -99,3 +99,21 @@ func TestRunUntilSIGTERM(t *testing.T) {
 		t.Errorf("log:\n%s", stderr.String())
 	}
 }
+
+// TestProcs: xpcd runs on one processor unless GOMAXPROCS says otherwise.
+func TestProcs(t *testing.T) {
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			if k == "GOMAXPROCS" {
+				return v
+			}
+			return ""
+		}
+	}
+	if n := procs(env("")); n != 1 {
+		t.Errorf("without GOMAXPROCS: %d, want 1", n)
+	}
+	if n := procs(env("4")); n != 0 {
+		t.Errorf("with GOMAXPROCS=4: %d, want 0 (left as the runtime set it)", n)
+	}
+}
