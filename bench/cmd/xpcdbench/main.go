@@ -28,8 +28,11 @@
 //     difference of the two. Over the same blocks, the CPU time and the
 //     number of times a thread was scheduled in (/proc/PID/task/*/
 //     schedstat), per connection and per round trip, in the client, xpcd
-//     and the service. Then the steps of a connection one by one, with the
-//     public API and the library's requests: dial the bootstrap socket,
+//     and the service. The library's lookups are pipelined (the first
+//     request goes out right behind the lookup, docs/XPCD.md), so the
+//     steps cannot be timed apart inside NewServiceConnection; they are
+//     timed with the request form of the lookup instead (the one xpcctl
+//     and older clients use, answered with {}): dial the bootstrap socket,
 //     the lookup request, the first round trip; and the last two again on
 //     one bootstrap connection kept open.
 //   - cold: the same xpcd, another job, launched on demand. -cold times:
@@ -52,7 +55,8 @@
 //
 // Other flags: -n, -cold, -jobs, -starts set the counts; -only picks
 // measurements; -gomaxprocs N runs this process, xpcd and the services
-// with GOMAXPROCS=N; -repo DIR builds xpcd from another checkout; -keep
+// with GOMAXPROCS=N (without it, xpcd runs on one processor, its own
+// default, and the others on all); -repo DIR builds xpcd from another checkout; -keep
 // keeps the temporary directory (binaries, roots, xpcd's logs);
 // -cpuprofile profiles this process (the client side).
 //
