@@ -365,27 +365,35 @@ func (c *Connection) startReader(l *link) {
 
 // linkDied is called once by a link's last watcher when the link has failed:
 // connections that can reconnect are interrupted, others become invalid.
-func (c *Connection) linkDied(l *link, err error) {
+// It reports whether the watcher is to deliver the event itself
+// (deliverQueued, once it has left c.workers): the dispatcher role is then
+// its, and no goroutine is started for it.
+func (c *Connection) linkDied(l *link, err error) (run bool) {
 	if !errors.Is(err, ErrInterrupted) {
 		// invalidate clears c.link and does nothing if already final.
-		c.invalidate(err)
-		return
+		return c.invalidateRun(err, true)
 	}
 	c.mu.Lock()
 	if c.link == l {
 		c.link = nil
 	}
 	c.mu.Unlock()
-	c.enqueue(event{err: err}) // dropped if the connection is final
+	return c.enqueueRun(event{err: err}, true) // dropped if the connection is final
 }
 
 // invalidate makes the connection final with err: the link is closed, its
 // pending calls fail, and the handler gets err as its last event.
 func (c *Connection) invalidate(err error) {
+	c.invalidateRun(err, false)
+}
+
+// invalidateRun is invalidate; with inline, a dispatcher is not started:
+// the caller is told to deliver instead (see claim).
+func (c *Connection) invalidateRun(err error, inline bool) (run bool) {
 	c.mu.Lock()
 	if c.state == stateFinal {
 		c.mu.Unlock()
-		return
+		return false
 	}
 	wasActive := c.state == stateActive
 	c.state = stateFinal
@@ -399,7 +407,11 @@ func (c *Connection) invalidate(err error) {
 		never = c.queue[c.qhead:]
 		c.queue, c.qhead = nil, 0
 	}
-	c.kick()
+	if inline {
+		run = c.claim()
+	} else {
+		c.kick()
+	}
 	c.mu.Unlock()
 	for _, e := range never {
 		if e.msg != nil {
@@ -413,6 +425,7 @@ func (c *Connection) invalidate(err error) {
 	if !wasActive {
 		go c.finish()
 	}
+	return run
 }
 
 // finish waits for the workers, then closes done.
@@ -426,17 +439,28 @@ func (c *Connection) finish() {
 
 // enqueue adds an event for the handler.
 func (c *Connection) enqueue(ev event) {
+	c.enqueueRun(ev, false)
+}
+
+// enqueueRun is enqueue; with inline, a dispatcher is not started: the
+// caller is told to deliver instead (see claim).
+func (c *Connection) enqueueRun(ev event, inline bool) (run bool) {
 	c.mu.Lock()
 	if c.state == stateFinal && !ev.final {
 		c.mu.Unlock()
 		if ev.msg != nil {
 			ev.msg.drop()
 		}
-		return
+		return false
 	}
 	c.queue = append(c.queue, ev)
-	c.kick()
+	if inline {
+		run = c.claim()
+	} else {
+		c.kick()
+	}
 	c.mu.Unlock()
+	return run
 }
 
 // enqueueInline queues a message read by a link's watcher. It returns true
@@ -462,11 +486,19 @@ func (c *Connection) enqueueInline(ev event) bool {
 
 // kick starts a dispatcher if there is work and none runs; c.mu is held.
 func (c *Connection) kick() {
+	if c.claim() {
+		go c.dispatch()
+	}
+}
+
+// claim takes the dispatcher role if there is work and nobody holds it;
+// c.mu is held. The caller must then run deliverQueued.
+func (c *Connection) claim() bool {
 	if c.running || c.suspended > 0 || c.state == stateInactive || len(c.queue) == c.qhead {
-		return
+		return false
 	}
 	c.running = true
-	go c.dispatch()
+	return true
 }
 
 // dispatch is a dispatcher goroutine.

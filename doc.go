@@ -143,7 +143,8 @@
 // A connection has one goroutine of its own, which waits for the peer's
 // frames. When it reads a message for a handler that is idle, it runs the
 // handler itself, so a request reaches its handler, and the reply leaves,
-// without a switch between goroutines. A goroutine waiting in SendWithReply
+// without a switch between goroutines; when the peer goes, it delivers
+// that event too. A goroutine waiting in SendWithReply
 // or Call.Wait while nothing else reads the connection reads its reply
 // itself, for the same reason. Whatever needs the peer's frames while a
 // handler runs (a reply, flow-control credit) is read by a second goroutine

@@ -101,8 +101,12 @@ func (l *link) watchLoop() {
 	l.mu.Unlock()
 	if last {
 		// The link is dead (watchers end only then, or as a surplus).
-		l.c.linkDied(l, l.dead())
+		// Its event is delivered from here, not from a new goroutine.
+		run := l.c.linkDied(l, l.dead())
 		l.c.workers.Done()
+		if run && l.c.deliverQueued() {
+			final = true
+		}
 	}
 	if final {
 		l.c.finish()
