@@ -25,6 +25,7 @@ type lab struct {
 	tmp     string // temporary directory: binaries and instance roots
 	xpcdBin string
 	svcBin  string
+	floor   string // the lookup+connect baseline (cmd/xpcdbench/floor)
 	uid     int
 	procs   int // GOMAXPROCS for xpcd and the services; 0: Go's default
 
@@ -82,14 +83,16 @@ func modulePath(gomod []byte) string {
 	return ""
 }
 
-// build compiles xpcd (from the main module) and the benchmark's service
-// (from the bench module) into l.tmp.
+// build compiles xpcd (from the main module), the benchmark's service and
+// the floor baseline (from the bench module) into l.tmp.
 func (l *lab) build(ctx context.Context, root, bench string) error {
 	l.xpcdBin = filepath.Join(l.tmp, "xpcd")
 	l.svcBin = filepath.Join(l.tmp, "service")
+	l.floor = filepath.Join(l.tmp, "floor")
 	for _, b := range []struct{ dir, out, pkg string }{
 		{root, l.xpcdBin, "./cmd/xpcd"},
 		{bench, l.svcBin, "./cmd/xpcdbench/service"},
+		{bench, l.floor, "./cmd/xpcdbench/floor"},
 	} {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", b.out, b.pkg)
 		cmd.Dir = b.dir

@@ -35,6 +35,10 @@
 //     and older clients use, answered with {}): dial the bootstrap socket,
 //     the lookup request, the first round trip; and the last two again on
 //     one bootstrap connection kept open.
+//     Before and after, the floor (cmd/xpcdbench/floor): the same
+//     brokered design written with blocking system calls and nothing else,
+//     in three processes of its own; its lookup+connect is measured the
+//     same way, and goxpc's is reported over it.
 //   - cold: the same xpcd, another job, launched on demand. -cold times:
 //     with the job not running, a new connection's first request to its
 //     reply, which includes xpcd launching the service and the service
@@ -236,17 +240,34 @@ func run(args []string, out io.Writer) (err error) {
 			return err
 		}
 		if want["lookup"] {
-			fmt.Fprintf(os.Stderr, "xpcdbench: lookup+connect, %d connections\n", *n)
+			fmt.Fprintf(os.Stderr, "xpcdbench: lookup+connect, %d connections, and the floor before and after\n", *n)
+			fr0, err := measureFloor(ctx, l, *n)
+			if err != nil {
+				return err
+			}
 			lr, err := measureLookup(ctx, l, in, "bench.warm", *n)
 			if err != nil {
 				return err
 			}
+			fr1, err := measureFloor(ctx, l, *n)
+			if err != nil {
+				return err
+			}
+			floor := (fr0.lookupConnect() + fr1.lookupConnect()) / 2
+			floorRT := time.Duration(fr0.RoundtripP50+fr1.RoundtripP50) / 2
 			p50, p99 := lr.connect.pct(50)-lr.roundtrip.pct(50), lr.connect.pct(99)-lr.roundtrip.pct(99)
 			add(goal(Row{"lookup_connect_p50_us", us(p50), "µs", "", nil,
 				"lookup+connect: connect_first_reply_p50 - roundtrip_p50"}, 100))
 			add(Row{"lookup_connect_p99_us", us(p99), "µs", "", nil, "connect_first_reply_p99 - roundtrip_p99"})
 			add(Row{"lookup_connect_shared_p50_us", us(lr.connectShared.pct(50) - lr.roundtrip.pct(50)), "µs", "", nil,
 				"the same, the connections made WithBootstrap(one shared xpc.Bootstrap)"})
+			add(Row{"floor_lookup_connect_p50_us", us(floor), "µs", "", nil,
+				"the floor: the same brokered design with blocking system calls only (cmd/xpcdbench/floor); mean of a run before and one after"})
+			add(Row{"lookup_connect_over_floor", float64(p50) / float64(floor), "x", "", nil,
+				"lookup_connect_p50 / floor_lookup_connect_p50"})
+			add(Row{"lookup_connect_shared_over_floor", float64(lr.connectShared.pct(50)-lr.roundtrip.pct(50)) / float64(floor), "x", "", nil,
+				"lookup_connect_shared_p50 / floor_lookup_connect_p50"})
+			add(Row{"floor_roundtrip_p50_us", us(floorRT), "µs", "", nil, "the floor's round trip: blocking send and receive"})
 			add(Row{"connect_first_reply_p50_us", us(lr.connect.pct(50)), "µs", "", nil,
 				"NewServiceConnection + Activate + first SendWithReply, to a running service"})
 			add(Row{"connect_first_reply_p99_us", us(lr.connect.pct(99)), "µs", "", nil, "the same, p99"})

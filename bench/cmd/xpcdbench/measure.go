@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -421,6 +422,41 @@ func ownStart(ctx context.Context, bin string, procs int) (toMain, exited time.D
 		return 0, 0, fmt.Errorf("%s with XPCDBENCH_START_ONLY printed %q", bin, line)
 	}
 	return time.Duration(mainNS - t0.UnixNano()), exited, nil
+}
+
+// floorResult is what cmd/xpcdbench/floor prints.
+type floorResult struct {
+	ConnectP50   int64 `json:"connect_p50_ns"`
+	ConnectP99   int64 `json:"connect_p99_ns"`
+	RoundtripP50 int64 `json:"roundtrip_p50_ns"`
+	RoundtripP99 int64 `json:"roundtrip_p99_ns"`
+}
+
+// lookupConnect is the floor's lookup+connect p50, measured as xpcdbench
+// measures goxpc's: connect and first reply, less a round trip.
+func (f floorResult) lookupConnect() time.Duration {
+	return time.Duration(f.ConnectP50 - f.RoundtripP50)
+}
+
+// measureFloor runs the floor baseline: the brokered design with blocking
+// system calls only, n round trips and n connections.
+func measureFloor(ctx context.Context, l *lab, n int) (floorResult, error) {
+	var res floorResult
+	cmd := exec.CommandContext(ctx, l.floor, strconv.Itoa(n))
+	cmd.Env = cleanEnv()
+	if l.procs > 0 {
+		cmd.Env = append(cmd.Env, fmt.Sprintf("GOMAXPROCS=%d", l.procs))
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return res, fmt.Errorf("floor: %w", err)
+	}
+	if err := json.Unmarshal(out, &res); err != nil || res.ConnectP50 <= 0 {
+		return res, fmt.Errorf("floor printed %q: %v", out, err)
+	}
+	return res, nil
 }
 
 // jobsResult is what measureJobs measured.
