@@ -181,7 +181,7 @@ func (l *link) readHello(h frameHeader, d *datagram) error {
 
 // readRefusal reads xpcd's answer to a pipelined lookup it could not
 // serve: an error object, in the first frame on the socket. It is believed
-// only if the kernel stamped it with the identity of the xpcd the lookup
+// only if the kernel stamped it with the pid and uid of the xpcd the lookup
 // went to; anything else is a protocol error. Either way it ends the link.
 func (l *link) readRefusal(h frameHeader, d *datagram) error {
 	ref := l.s.lookup
@@ -193,7 +193,7 @@ func (l *link) readRefusal(h frameHeader, d *datagram) error {
 		d.closeFDs()
 		return l.protocolError("refused frame with descriptors, flags or an id")
 	}
-	if c := d.cred; c == nil || c.Pid != ref.pid || c.Uid != ref.uid || c.Gid != ref.gid {
+	if c := d.cred; c == nil || c.Pid != ref.pid || c.Uid != ref.uid {
 		return l.protocolError("refused frame not sent by xpcd (pid %d)", ref.pid)
 	}
 	dec := Decoder{Limits: Limits{MaxSize: l.c.cfg.maxMessageSize}}

@@ -78,7 +78,7 @@ func lookedUp(t *testing.T, ref lookupRef) (*Connection, <-chan int) {
 }
 
 func selfRef() lookupRef {
-	return lookupRef{name: "org.goxpc.test.refused", pid: int32(os.Getpid()), uid: uint32(os.Getuid()), gid: uint32(os.Getgid())}
+	return lookupRef{name: "org.goxpc.test.refused", pid: int32(os.Getpid()), uid: uint32(os.Getuid())}
 }
 
 // waitReadable waits until fd has a frame to read.

@@ -196,9 +196,9 @@ func lookupService(ctx context.Context, cfg config, name string) (*sock, *Peer, 
 // lookupRef is what a client end of a pipelined lookup remembers: the name
 // and the identity the kernel gave for the xpcd that got the request.
 type lookupRef struct {
-	name     string
-	pid      int32
-	uid, gid uint32
+	name string
+	pid  int32
+	uid  uint32
 }
 
 // lookupRequest is the request: {"op":"lookup","name":N,"domain":D?,
@@ -237,7 +237,7 @@ func sendLookup(ctx context.Context, cfg config, name string, end *os.File) (*lo
 		}
 		err = bc.Send(ctx, req)
 		if err == nil {
-			return &lookupRef{name: name, pid: int32(p.PID), uid: p.UID, gid: p.GID}, nil
+			return &lookupRef{name: name, pid: int32(p.PID), uid: p.UID}, nil
 		}
 		if ctx.Err() != nil {
 			return nil, err
@@ -314,7 +314,7 @@ func sendFrameTo(ctx context.Context, path string, frame []byte, fds []int) (*lo
 	if err := unix.Sendmsg(fd, frame, oob, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT); err != nil {
 		return nil, fmt.Errorf("xpc: send to %s: %w", path, err)
 	}
-	return &lookupRef{pid: cred.Pid, uid: cred.Uid, gid: cred.Gid}, nil
+	return &lookupRef{pid: cred.Pid, uid: cred.Uid}, nil
 }
 
 // bootstrapError maps xpcd's error replies to the library's error values.
