@@ -191,6 +191,48 @@ func BenchmarkRawPing(b *testing.B) {
 	}
 }
 
+// BenchmarkRawNoSchedPing is BenchmarkRawPing with raw-nosched's reads
+// and writes.
+func BenchmarkRawNoSchedPing(b *testing.B) {
+	packet, stop, err := serveRawNoSched(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer stop()
+	r, err := dialRawNoSched(packet, 156)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.close()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if err := r.call(ctx, int64(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestRawNoSched: raw-nosched echoes what it is sent, datagram by
+// datagram, and its caller checks each echo.
+func TestRawNoSched(t *testing.T) {
+	packet, stop, err := serveRawNoSched(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	r, err := dialRawNoSched(packet, 156)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	for i := range 1000 {
+		if err := r.call(context.Background(), int64(i)); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+}
+
 // BenchmarkGoxpcBulk moves 16 MiB per operation, in one process, the ways
 // ipcbench does: a reused shared-memory region, and a data object echoed.
 func BenchmarkGoxpcBulk(b *testing.B) {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"syscall"
+	"unsafe"
 )
 
 // The raw system is the floor: bytes written straight onto AF_UNIX sockets
@@ -257,3 +259,138 @@ func (h *rawHandoffCaller) call(_ context.Context, seq int64) error {
 }
 
 func (h *rawHandoffCaller) close() error { return h.r.close() }
+
+// raw-nosched is raw-unix with its reads and writes made as goxpc makes
+// them: non-blocking system calls that bypass the Go scheduler's
+// system-call bookkeeping (syscall.RawSyscall), waiting in the runtime
+// poller when the socket is not ready. Through net.Conn each read and
+// write enters the scheduler's system-call state, and the first one after
+// the process was idle wakes the runtime's monitor thread; raw-unix pays
+// that, goxpc no longer does. It is a diagnostic, not among the default
+// systems: the floor for a Go program that does what goxpc does.
+
+// serveRawNoSched listens on raw-nosched.sock (SOCK_SEQPACKET).
+func serveRawNoSched(dir string) (string, func(), error) {
+	path := filepath.Join(dir, "raw-nosched.sock")
+	l, err := net.Listen("unixpacket", path)
+	if err != nil {
+		return "", nil, err
+	}
+	go acceptLoop(l, echoPacketsNoSched)
+	return path, func() { l.Close() }, nil
+}
+
+// noSchedConn reads and writes datagrams on a connected socket with raw
+// non-blocking system calls, waiting in the poller.
+type noSchedConn struct {
+	c  *net.UnixConn
+	rc syscall.RawConn
+	// The callbacks' state, kept here so that they are made once.
+	buf  []byte
+	n    int
+	err  error
+	read func(fd uintptr) bool
+	wr   func(fd uintptr) bool
+}
+
+func newNoSchedConn(c net.Conn) (*noSchedConn, error) {
+	uc := c.(*net.UnixConn)
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	s := &noSchedConn{c: uc, rc: rc}
+	s.read = func(fd uintptr) bool {
+		r, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&s.buf[0])), uintptr(len(s.buf)), syscall.MSG_DONTWAIT, 0, 0)
+		s.n, s.err = int(r), nil
+		if e != 0 {
+			s.err = e
+		}
+		return e != syscall.EAGAIN
+	}
+	s.wr = func(fd uintptr) bool {
+		r, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&s.buf[0])), uintptr(len(s.buf)), syscall.MSG_DONTWAIT|syscall.MSG_NOSIGNAL, 0, 0)
+		s.n, s.err = int(r), nil
+		if e != 0 {
+			s.err = e
+		}
+		return e != syscall.EAGAIN
+	}
+	return s, nil
+}
+
+func (s *noSchedConn) recv(b []byte) (int, error) {
+	s.buf = b
+	if err := s.rc.Read(s.read); err != nil {
+		return 0, err
+	}
+	return s.n, s.err
+}
+
+func (s *noSchedConn) send(b []byte) error {
+	s.buf = b
+	if err := s.rc.Write(s.wr); err != nil {
+		return err
+	}
+	return s.err
+}
+
+func echoPacketsNoSched(c net.Conn) {
+	defer c.Close()
+	s, err := newNoSchedConn(c)
+	if err != nil {
+		return
+	}
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := s.recv(buf)
+		if err != nil || n == 0 {
+			return
+		}
+		if err := s.send(buf[:n]); err != nil {
+			return
+		}
+	}
+}
+
+// rawNoSchedCaller is a rawCaller that reads and writes as raw-nosched
+// does.
+type rawNoSchedCaller struct {
+	s    *noSchedConn
+	wbuf []byte
+	rbuf []byte
+}
+
+func dialRawNoSched(path string, size int) (*rawNoSchedCaller, error) {
+	c, err := net.Dial("unixpacket", path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := newNoSchedConn(c)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	w := make([]byte, size)
+	for i := range w {
+		w[i] = payload[i%len(payload)]
+	}
+	return &rawNoSchedCaller{s: s, wbuf: w, rbuf: make([]byte, 64<<10)}, nil
+}
+
+func (r *rawNoSchedCaller) call(_ context.Context, seq int64) error {
+	binary.LittleEndian.PutUint64(r.wbuf, uint64(seq))
+	if err := r.s.send(r.wbuf); err != nil {
+		return err
+	}
+	n, err := r.s.recv(r.rbuf)
+	if err != nil {
+		return err
+	}
+	if n != len(r.wbuf) || int64(binary.LittleEndian.Uint64(r.rbuf)) != seq {
+		return fmt.Errorf("raw-nosched: bad echo of %d (%d bytes)", seq, n)
+	}
+	return nil
+}
+
+func (r *rawNoSchedCaller) close() error { return r.s.c.Close() }

@@ -159,6 +159,10 @@ func startServer(system, dir, bus string, rd *ready, fds *[]int) (stop func(), e
 		p, stop, err := serveRawHandoff(dir)
 		rd.Addr = p
 		return stop, err
+	case sysRawNoSched:
+		p, stop, err := serveRawNoSched(dir)
+		rd.Addr = p
+		return stop, err
 	case sysDBus:
 		conn, err := serveDBus(bus)
 		if err != nil {

@@ -73,7 +73,7 @@ func runSetting(ctx context.Context, cfg *Config, systems []string, procs, n int
 		r.ClientCPUUS = float64(s.clientCPU) / 1e3 / float64(len(s.lat))
 		r.ServerCPUUS = float64(s.serverCPU) / 1e3 / float64(len(s.lat))
 		cps := float64(s.concCalls) / s.concElapsed.Seconds()
-		if s.name == sysRaw || s.name == sysRawHandoff {
+		if isRaw(s.name) {
 			r.CallsPerS8Conns = &cps
 		} else {
 			r.CallsPerS = &cps
@@ -115,7 +115,7 @@ func startSubject(ctx context.Context, cfg *Config, name string, procs int, dir 
 		s.c = c
 		s.owned = append(s.owned, c)
 		for i := range s.conc {
-			if name != sysRaw && name != sysRawHandoff {
+			if !isRaw(name) {
 				s.conc[i] = c
 				continue
 			}
@@ -151,6 +151,8 @@ func (s *subject) dial() (caller, error) {
 		return dialRaw(s.ch.rd.Addr, *requestBytes(sysRaw))
 	case sysRawHandoff:
 		return dialRawHandoff(s.ch.rd.Addr, *requestBytes(sysRaw))
+	case sysRawNoSched:
+		return dialRawNoSched(s.ch.rd.Addr, *requestBytes(sysRaw))
 	case sysDBus:
 		return dialDBus(s.ch.rd.Addr)
 	case sysGRPC:
@@ -302,4 +304,10 @@ func startProfiles(cfg *Config, subs []*subject, n int) (func() error, error) {
 		s.stopServerProf = true
 	}
 	return stop, nil
+}
+
+// isRaw tells the raw systems, whose datagrams carry no request id: each
+// concurrent requester needs its own connection.
+func isRaw(name string) bool {
+	return name == sysRaw || name == sysRawHandoff || name == sysRawNoSched
 }
