@@ -505,7 +505,10 @@ func buildFrame(w *writer, k frameKind, id uint64, body Object, maxSize, maxFDs 
 		return nil, nil, fmt.Errorf("%w: %d, limit %d", ErrTooManyFDs, len(w.att), maxFDs)
 	}
 	h := frameHeader{kind: k, id: id}
-	fds := make([]int, 0, len(w.att)+1)
+	var fds []int // nil for the common frame, which carries none
+	if n := len(w.att); n > 0 || len(w.b) > inlineMax {
+		fds = make([]int, 0, n+1)
+	}
 	frame := w.b
 	if len(frame) > inlineMax {
 		memfd, err := writeOutOfLine(frame[frameHeaderSize:])

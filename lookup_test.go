@@ -273,3 +273,23 @@ func TestListenerReadsClientThatLeft(t *testing.T) {
 		waitClosed(t, p.Done(), "peer")
 	}
 }
+
+// TestBuildFrameAllocs: encoding a message with no out-of-band objects into
+// a writer that has its buffer already allocates nothing: this is every
+// request and reply.
+func TestBuildFrameAllocs(t *testing.T) {
+	d := Dict("op", "ping", "seq", Int64(7), "payload", []byte("0123456789"))
+	var w writer
+	if _, _, err := buildFrame(&w, kindRequest, 1, d, DefaultMaxSize, 8); err != nil {
+		t.Fatal(err)
+	}
+	n := testing.AllocsPerRun(100, func() {
+		frame, fds, err := buildFrame(&w, kindRequest, 1, d, DefaultMaxSize, 8)
+		if err != nil || fds != nil || len(frame) <= frameHeaderSize {
+			t.Fatalf("frame %d bytes, fds %v, %v", len(frame), fds, err)
+		}
+	})
+	if n != 0 {
+		t.Fatalf("%v allocations per frame, want 0", n)
+	}
+}
