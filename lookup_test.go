@@ -29,9 +29,10 @@ func refusalFrame(t *testing.T, reason, desc string) []byte {
 
 // lookedUp returns a connection that dials as a pipelined lookup does: the
 // client end of a fresh socket pair, stamping on, the lookup made (as far
-// as the link knows) to the process ref names. The test gets the other end
-// through ends, one per dial.
-func lookedUp(t *testing.T, ref lookupRef) (*Connection, <-chan int) {
+// as the link knows) to the process ref names. The other end goes to
+// atDial, which owns it, if given; otherwise to the test through ends, one
+// per dial.
+func lookedUp(t *testing.T, ref lookupRef, atDial func(theirs int)) (*Connection, <-chan int) {
 	t.Helper()
 	cfg, err := newConfig(nil)
 	if err != nil {
@@ -57,7 +58,11 @@ func lookedUp(t *testing.T, ref lookupRef) (*Connection, <-chan int) {
 		}
 		r := ref
 		s.lookup = &r
-		ends <- theirs
+		if atDial != nil {
+			atDial(theirs)
+		} else {
+			ends <- theirs
+		}
 		return s, nil, nil
 	}
 	c.SetHandler(newTestHandler(nil))
@@ -107,7 +112,7 @@ func TestLookupRefused(t *testing.T) {
 		}
 	}
 	t.Run("before the first send", func(t *testing.T) {
-		c, ends := lookedUp(t, selfRef())
+		c, ends := lookedUp(t, selfRef(), nil)
 		go func() {
 			// The dial happens inside SendWithReply; refuse at once.
 			fd := <-ends
@@ -119,32 +124,15 @@ func TestLookupRefused(t *testing.T) {
 	})
 	t.Run("before the first send, deterministic", func(t *testing.T) {
 		// The dial answers with an end refused and closed already.
-		cfg, _ := newConfig(nil)
-		c := newConnection(cfg)
-		c.reconnect = true
-		c.dial = func(ctx context.Context) (*sock, *Peer, error) {
-			mine, theirs, err := socketPair()
-			if err != nil {
-				return nil, nil, err
-			}
-			setPassCredFD(mine, true)
+		c, _ := lookedUp(t, selfRef(), func(theirs int) {
 			unix.Write(theirs, refusalFrame(t, bootstrap.ReasonNotFound, "no service named org.goxpc.test.refused"))
 			closeRaw(theirs)
-			s, err := newSock(mine, "test-lookup")
-			if err != nil {
-				return nil, nil, err
-			}
-			r := selfRef()
-			s.lookup = &r
-			return s, nil, nil
-		}
-		c.Activate()
-		defer func() { c.Cancel(); waitClosed(t, c.Done(), "connection") }()
+		})
 		_, err := c.SendWithReply(ctx, Dict("n", Int64(1)))
 		check(t, err)
 	})
 	t.Run("after the first send", func(t *testing.T) {
-		c, ends := lookedUp(t, selfRef())
+		c, ends := lookedUp(t, selfRef(), nil)
 		call := c.Go(ctx, Dict("n", Int64(1)))
 		fd := <-ends
 		waitReadable(t, fd) // the request is queued, unread
@@ -170,7 +158,7 @@ func TestLookupRefusalFromAnother(t *testing.T) {
 	ctx := testCtx(t)
 	ref := selfRef()
 	ref.pid++ // not us: we write the frame
-	c, ends := lookedUp(t, ref)
+	c, ends := lookedUp(t, ref, nil)
 	call := c.Go(ctx, Dict("n", Int64(1)))
 	fd := <-ends
 	defer closeRaw(fd)

@@ -171,8 +171,7 @@ func BenchmarkGoxpcPing(b *testing.B) {
 // BenchmarkRawPing is the raw-unix ping in one process, the floor beside
 // BenchmarkGoxpcPing: run both with the same flags and compare.
 func BenchmarkRawPing(b *testing.B) {
-	dir := b.TempDir()
-	packet, _, stop, err := serveRaw(dir)
+	packet, _, stop, err := serveRaw(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -181,14 +180,7 @@ func BenchmarkRawPing(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer r.close()
-	ctx := context.Background()
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		if err := r.call(ctx, int64(i)); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchPings(b, r)
 }
 
 // BenchmarkRawNoSchedPing is BenchmarkRawPing with raw-nosched's reads
@@ -203,11 +195,16 @@ func BenchmarkRawNoSchedPing(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer r.close()
+	benchPings(b, r)
+}
+
+// benchPings times c's calls, one per iteration, and closes it.
+func benchPings(b *testing.B, c caller) {
+	defer c.close()
 	ctx := context.Background()
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		if err := r.call(ctx, int64(i)); err != nil {
+		if err := c.call(ctx, int64(i)); err != nil {
 			b.Fatal(err)
 		}
 	}
