@@ -113,6 +113,11 @@ func (ss *session) ensure(dom string, owner uint32) {
 	if m.userMode || m.agentsDir == "" || dom == DomainSystem || m.jobs == nil || ss.ensured[dom] {
 		return
 	}
+	if _, ok := m.seen.Load(dom); ok {
+		// Made already, by this session or another: no trip to the loop.
+		ss.remember(dom)
+		return
+	}
 	exists, closing := true, false
 	if ss.do(func() { exists, closing = m.domains[dom] != nil, m.closing }) != nil || closing {
 		return
@@ -129,7 +134,7 @@ func (ss *session) ensure(dom string, owner uint32) {
 			return
 		}
 		d := newDomain(dom, owner)
-		m.domains[dom] = d
+		m.addDomain(d)
 		m.installJobs(d, jobs, errs, true)
 		m.log.Info("user domain created", "domain", dom, "jobs", len(d.jobs))
 	})
@@ -165,7 +170,7 @@ func (m *supervisor) served(name string, owner uint32, create bool) (*domain, *o
 	}
 	if create && !m.userMode && name != DomainSystem {
 		d := newDomain(name, owner)
-		m.domains[name] = d
+		m.addDomain(d)
 		return d, nil
 	}
 	if m.userMode {

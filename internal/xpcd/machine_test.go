@@ -433,9 +433,10 @@ func TestMachineOtherJobEnabled(t *testing.T) {
 	})
 }
 
-// A session asks the loop whether a user's domain exists only until it
-// has seen it exist: domains are never removed, and a lookup that asked
-// every time cost two more trips through the loop.
+// A session asks the loop whether a user's domain exists only if neither
+// it nor the supervisor has seen it made: domains are never removed, and a
+// lookup that asked every time cost two more trips through the loop (each
+// lookup without a shared Bootstrap is a new session).
 func TestSessionEnsuresDomainOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -467,10 +468,19 @@ func TestSessionEnsuresDomainOnce(t *testing.T) {
 		if exists() {
 			t.Error("the session asked the loop again for a domain it had seen")
 		}
-		// A new session asks.
+		// Nor does a new session: the supervisor has seen the domain
+		// made, and domains are never removed.
 		(&session{m: m, peer: &xpc.Peer{UID: 1000}, log: log}).ensureOwn()
-		if !exists() {
-			t.Error("a new session did not make the domain")
+		if exists() {
+			t.Error("a new session asked the loop for a domain the supervisor had seen made")
+		}
+		// Another user's domain, never made: the session asks, and it is
+		// made.
+		(&session{m: m, peer: &xpc.Peer{UID: 1001}, log: log}).ensureOwn()
+		var made bool
+		m.call(context.Background(), func() { made = m.domains["user/1001"] != nil })
+		if !made {
+			t.Error("a domain not seen before was not made")
 		}
 	})
 }

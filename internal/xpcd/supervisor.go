@@ -65,6 +65,11 @@ type supervisor struct {
 	stopped chan struct{}
 	bg      sync.WaitGroup // goroutines that post: spawns, process watchers
 
+	// seen holds the name of every domain in domains, for sessions to
+	// read without asking the loop: a domain, once made, is never removed.
+	// Written by the loop (addDomain).
+	seen sync.Map
+
 	// Owned by the loop.
 	domains   map[string]*domain
 	byPID     map[int]*instance
@@ -102,9 +107,15 @@ func newSupervisor(cfg supervisorConfig) *supervisor {
 		watchers:         map[*watcher]struct{}{},
 	}
 	for name, owner := range cfg.domains {
-		m.domains[name] = newDomain(name, owner)
+		m.addDomain(newDomain(name, owner))
 	}
 	return m
+}
+
+// addDomain adds d to the domains (on the loop, or before it starts).
+func (m *supervisor) addDomain(d *domain) {
+	m.domains[d.name] = d
+	m.seen.Store(d.name, true)
 }
 
 func newDomain(name string, owner uint32) *domain {
