@@ -30,6 +30,14 @@ func refuse(end *xpc.FD, oe *opError) error {
 	}
 	var serr error
 	if err := rc.Control(func(fd uintptr) {
+		// Only into what a client makes for a lookup: xpcd writes
+		// nothing onto any other kind of socket it is handed.
+		t, terr := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE)
+		d, derr := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
+		if terr != nil || derr != nil || t != unix.SOCK_SEQPACKET || d != unix.AF_UNIX {
+			serr = fmt.Errorf("not an AF_UNIX SOCK_SEQPACKET socket")
+			return
+		}
 		// The socket is new and nobody has read it: a small frame never
 		// has to wait.
 		serr = unix.Sendmsg(int(fd), frame, nil, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
