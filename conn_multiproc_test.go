@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Multi-process connection tests. The test binary is re-executed as the
@@ -277,6 +279,13 @@ func checkPeer(t *testing.T, p *Peer, pid int) {
 	if !p.PIDFDFromKernel {
 		t.Error("Peer.PIDFDFromKernel = false on a kernel with SO_PEERPIDFD")
 	}
+	// The peer's own pidfd is close-on-exec, as the kernel makes every
+	// pidfd: a child xpcd or a service starts must not inherit it.
+	p.mu.Lock()
+	if fl, err := unix.FcntlInt(uintptr(p.pidfd), unix.F_GETFD, 0); err != nil || fl&unix.FD_CLOEXEC == 0 {
+		t.Errorf("the peer's pidfd: flags %#x, %v; want close-on-exec", fl, err)
+	}
+	p.mu.Unlock()
 	f, err := p.PIDFD()
 	if err != nil {
 		t.Errorf("PIDFD: %v", err)

@@ -54,14 +54,14 @@ func peerOf(fd int) (*Peer, error) {
 // kernel-given pidfd for the same process, which it takes over. Without one
 // it falls back to pidfd_open.
 func newPeer(cred *unix.Ucred, pidfd int) *Peer {
+	// Every pidfd is close-on-exec from birth: SO_PEERPIDFD's and
+	// SCM_PIDFD's (received with MSG_CMSG_CLOEXEC) as pidfd_open's.
 	p := &Peer{PID: int(cred.Pid), UID: cred.Uid, GID: cred.Gid, pidfd: -1}
 	if pidfd >= 0 {
 		p.pidfd = pidfd
 		p.PIDFDFromKernel = true
-		unix.CloseOnExec(pidfd)
 	} else if pfd, err := unix.PidfdOpen(p.PID, 0); err == nil {
 		p.pidfd = pfd
-		unix.CloseOnExec(pfd)
 	}
 	if p.pidfd >= 0 {
 		exe, err := os.Readlink("/proc/" + strconv.Itoa(p.PID) + "/exe")
