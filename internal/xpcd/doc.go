@@ -167,7 +167,9 @@
 //
 // # Requests
 //
-// Every request is a dictionary with "op" and wants a reply. Errors are
+// Every request is a dictionary with "op" and wants a reply, except a
+// pipelined lookup: sent as a one-way message, it is answered only on
+// failure, by a refused frame written into its socket (refuse.go). Errors are
 // error objects with XPCErrorDescription, "kind" ("invalid") and "reason":
 // bootstrap's (not-found, denied, wrong-domain, not-declared, bad-request)
 // or this package's (Reason* constants: bad-plist, exists, name-taken,
