@@ -210,23 +210,34 @@ func benchPings(b *testing.B, c caller) {
 	}
 }
 
-// TestRawNoSched: raw-nosched echoes what it is sent, datagram by
-// datagram, and its caller checks each echo.
-func TestRawNoSched(t *testing.T) {
-	packet, stop, err := serveRawNoSched(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-	r, err := dialRawNoSched(packet, 156)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.close()
-	for i := range 1000 {
-		if err := r.call(context.Background(), int64(i)); err != nil {
-			t.Fatalf("call %d: %v", i, err)
-		}
+// TestRawDiagnostics: raw-nosched and raw-epoll echo what they are sent,
+// datagram by datagram, and their callers check each echo.
+func TestRawDiagnostics(t *testing.T) {
+	for _, sys := range []struct {
+		name  string
+		serve func(dir string) (string, func(), error)
+		dial  func(path string, size int) (caller, error)
+	}{
+		{sysRawNoSched, serveRawNoSched, func(p string, n int) (caller, error) { return dialRawNoSched(p, n) }},
+		{sysRawEpoll, serveRawEpoll, func(p string, n int) (caller, error) { return dialRawEpoll(p, n) }},
+	} {
+		t.Run(sys.name, func(t *testing.T) {
+			packet, stop, err := sys.serve(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stop()
+			r, err := sys.dial(packet, 156)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.close()
+			for i := range 1000 {
+				if err := r.call(context.Background(), int64(i)); err != nil {
+					t.Fatalf("call %d: %v", i, err)
+				}
+			}
+		})
 	}
 }
 

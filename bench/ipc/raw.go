@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"syscall"
 	"unsafe"
@@ -394,3 +395,166 @@ func (r *rawNoSchedCaller) call(_ context.Context, seq int64) error {
 }
 
 func (r *rawNoSchedCaller) close() error { return r.s.c.Close() }
+
+// raw-epoll is raw-nosched with the socket kept out of Go's poller: each
+// end waits on a private epoll instance holding its socket for EPOLLIN
+// only, and only that epoll descriptor is registered with the runtime.
+// Go registers every pollable descriptor for EPOLLIN|EPOLLOUT|EPOLLET, and
+// a socket's EPOLLOUT fires each time the peer takes a datagram, waking a
+// thread blocked in epoll_wait for nothing; an epoll descriptor is never
+// reported writable. A diagnostic: what goxpc would gain by waiting the
+// same way (docs/PERFORMANCE.md, "Suggestions for the main module").
+
+// epollSock is a socket outside the poller, read through an epoll
+// instance inside it. Sends are non-blocking and this benchmark never
+// fills the socket, so they never wait.
+type epollSock struct {
+	fd  int
+	ep  *os.File
+	rc  syscall.RawConn
+	buf []byte
+	n   int
+	err error
+	rd  func(uintptr) bool
+}
+
+func newEpollSock(fd int) (*epollSock, error) {
+	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		syscall.Close(fd)
+		return nil, err
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)}
+	if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		syscall.Close(ep)
+		syscall.Close(fd)
+		return nil, err
+	}
+	syscall.SetNonblock(ep, true)
+	f := os.NewFile(uintptr(ep), "epoll")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		syscall.Close(fd)
+		return nil, err
+	}
+	s := &epollSock{fd: fd, ep: f, rc: rc}
+	s.rd = func(uintptr) bool {
+		r, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(s.fd), uintptr(unsafe.Pointer(&s.buf[0])), uintptr(len(s.buf)), syscall.MSG_DONTWAIT, 0, 0)
+		s.n, s.err = int(r), nil
+		if e != 0 {
+			s.err = e
+		}
+		return e != syscall.EAGAIN
+	}
+	return s, nil
+}
+
+func (s *epollSock) recv(b []byte) (int, error) {
+	s.buf = b
+	if err := s.rc.Read(s.rd); err != nil {
+		return 0, err
+	}
+	return s.n, s.err
+}
+
+func (s *epollSock) send(b []byte) error {
+	_, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, uintptr(s.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), syscall.MSG_DONTWAIT|syscall.MSG_NOSIGNAL, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+func (s *epollSock) close() error {
+	s.ep.Close()
+	return syscall.Close(s.fd)
+}
+
+// serveRawEpoll listens on raw-epoll.sock, outside the poller (a blocking
+// accept on a goroutine of its own).
+func serveRawEpoll(dir string) (string, func(), error) {
+	path := filepath.Join(dir, "raw-epoll.sock")
+	l, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := syscall.Bind(l, &syscall.SockaddrUnix{Name: path}); err != nil {
+		syscall.Close(l)
+		return "", nil, err
+	}
+	if err := syscall.Listen(l, 128); err != nil {
+		syscall.Close(l)
+		return "", nil, err
+	}
+	go func() {
+		for {
+			fd, _, err := syscall.Accept4(l, syscall.SOCK_CLOEXEC)
+			if err != nil {
+				return
+			}
+			s, err := newEpollSock(fd)
+			if err != nil {
+				continue
+			}
+			go func() {
+				defer s.close()
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := s.recv(buf)
+					if err != nil || n == 0 {
+						return
+					}
+					if s.send(buf[:n]) != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return path, func() { syscall.Shutdown(l, syscall.SHUT_RDWR); syscall.Close(l); os.Remove(path) }, nil
+}
+
+// rawEpollCaller is a rawCaller over an epollSock.
+type rawEpollCaller struct {
+	s    *epollSock
+	wbuf []byte
+	rbuf []byte
+}
+
+func dialRawEpoll(path string, size int) (*rawEpollCaller, error) {
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Connect(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
+		syscall.Close(fd)
+		return nil, err
+	}
+	s, err := newEpollSock(fd)
+	if err != nil {
+		return nil, err
+	}
+	w := make([]byte, size)
+	for i := range w {
+		w[i] = payload[i%len(payload)]
+	}
+	return &rawEpollCaller{s: s, wbuf: w, rbuf: make([]byte, 64<<10)}, nil
+}
+
+func (r *rawEpollCaller) call(_ context.Context, seq int64) error {
+	binary.LittleEndian.PutUint64(r.wbuf, uint64(seq))
+	if err := r.s.send(r.wbuf); err != nil {
+		return err
+	}
+	n, err := r.s.recv(r.rbuf)
+	if err != nil {
+		return err
+	}
+	if n != len(r.wbuf) || int64(binary.LittleEndian.Uint64(r.rbuf)) != seq {
+		return fmt.Errorf("raw-epoll: bad echo of %d (%d bytes)", seq, n)
+	}
+	return nil
+}
+
+func (r *rawEpollCaller) close() error { return r.s.close() }

@@ -26,6 +26,7 @@ const (
 	// asked for.
 	sysRawHandoff = "raw-handoff"
 	sysRawNoSched = "raw-nosched"
+	sysRawEpoll   = "raw-epoll"
 )
 
 // Systems lists the systems measured by default, in the order they are
@@ -34,7 +35,7 @@ var Systems = []string{sysGoxpc, sysRaw, sysDBus, sysGRPC, sysTTRPC}
 
 // allSystems adds the diagnostic ones (see raw-handoff and raw-nosched in
 // raw.go).
-var allSystems = append(slices.Clone(Systems), sysRawHandoff, sysRawNoSched)
+var allSystems = append(slices.Clone(Systems), sysRawHandoff, sysRawNoSched, sysRawEpoll)
 
 // noFileLimit is the RLIMIT_NOFILE both processes ask for: the idle
 // measurement holds three descriptors per goxpc connection in the client
@@ -330,7 +331,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 func requestBytes(name string) *int {
 	var n int
 	switch name {
-	case sysGoxpc, sysRaw, sysRawHandoff, sysRawNoSched:
+	case sysGoxpc, sysRaw, sysRawHandoff, sysRawNoSched, sysRawEpoll:
 		b, err := xpc.Encode(pingDict(1 << 40))
 		if err != nil {
 			return nil

@@ -163,6 +163,10 @@ func startServer(system, dir, bus string, rd *ready, fds *[]int) (stop func(), e
 		p, stop, err := serveRawNoSched(dir)
 		rd.Addr = p
 		return stop, err
+	case sysRawEpoll:
+		p, stop, err := serveRawEpoll(dir)
+		rd.Addr = p
+		return stop, err
 	case sysDBus:
 		conn, err := serveDBus(bus)
 		if err != nil {

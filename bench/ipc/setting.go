@@ -153,6 +153,8 @@ func (s *subject) dial() (caller, error) {
 		return dialRawHandoff(s.ch.rd.Addr, *requestBytes(sysRaw))
 	case sysRawNoSched:
 		return dialRawNoSched(s.ch.rd.Addr, *requestBytes(sysRaw))
+	case sysRawEpoll:
+		return dialRawEpoll(s.ch.rd.Addr, *requestBytes(sysRaw))
 	case sysDBus:
 		return dialDBus(s.ch.rd.Addr)
 	case sysGRPC:
@@ -309,5 +311,5 @@ func startProfiles(cfg *Config, subs []*subject, n int) (func() error, error) {
 // isRaw tells the raw systems, whose datagrams carry no request id: each
 // concurrent requester needs its own connection.
 func isRaw(name string) bool {
-	return name == sysRaw || name == sysRawHandoff || name == sysRawNoSched
+	return name == sysRaw || name == sysRawHandoff || name == sysRawNoSched || name == sysRawEpoll
 }
