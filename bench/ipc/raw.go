@@ -337,32 +337,17 @@ func (s *noSchedConn) send(b []byte) error {
 }
 
 func echoPacketsNoSched(c net.Conn) {
-	defer c.Close()
 	s, err := newNoSchedConn(c)
 	if err != nil {
+		c.Close()
 		return
 	}
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := s.recv(buf)
-		if err != nil || n == 0 {
-			return
-		}
-		if err := s.send(buf[:n]); err != nil {
-			return
-		}
-	}
+	echoDatagrams(s)
 }
 
-// rawNoSchedCaller is a rawCaller that reads and writes as raw-nosched
-// does.
-type rawNoSchedCaller struct {
-	s    *noSchedConn
-	wbuf []byte
-	rbuf []byte
-}
+func (s *noSchedConn) close() error { return s.c.Close() }
 
-func dialRawNoSched(path string, size int) (*rawNoSchedCaller, error) {
+func dialRawNoSched(path string, size int) (*dgCaller, error) {
 	c, err := net.Dial("unixpacket", path)
 	if err != nil {
 		return nil, err
@@ -372,29 +357,64 @@ func dialRawNoSched(path string, size int) (*rawNoSchedCaller, error) {
 		c.Close()
 		return nil, err
 	}
+	return newDGCaller(sysRawNoSched, s, size), nil
+}
+
+// dgConn is a connected datagram socket a diagnostic reads and writes its
+// own way.
+type dgConn interface {
+	send(b []byte) error
+	recv(b []byte) (int, error)
+	close() error
+}
+
+// echoDatagrams echoes what c receives until the peer goes, then closes c.
+func echoDatagrams(c dgConn) {
+	defer c.close()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := c.recv(buf)
+		if err != nil || n == 0 {
+			return
+		}
+		if err := c.send(buf[:n]); err != nil {
+			return
+		}
+	}
+}
+
+// dgCaller pings over a dgConn, as rawCaller does over a net.Conn.
+type dgCaller struct {
+	name string
+	c    dgConn
+	wbuf []byte
+	rbuf []byte
+}
+
+func newDGCaller(name string, c dgConn, size int) *dgCaller {
 	w := make([]byte, size)
 	for i := range w {
 		w[i] = payload[i%len(payload)]
 	}
-	return &rawNoSchedCaller{s: s, wbuf: w, rbuf: make([]byte, 64<<10)}, nil
+	return &dgCaller{name: name, c: c, wbuf: w, rbuf: make([]byte, 64<<10)}
 }
 
-func (r *rawNoSchedCaller) call(_ context.Context, seq int64) error {
+func (r *dgCaller) call(_ context.Context, seq int64) error {
 	binary.LittleEndian.PutUint64(r.wbuf, uint64(seq))
-	if err := r.s.send(r.wbuf); err != nil {
+	if err := r.c.send(r.wbuf); err != nil {
 		return err
 	}
-	n, err := r.s.recv(r.rbuf)
+	n, err := r.c.recv(r.rbuf)
 	if err != nil {
 		return err
 	}
 	if n != len(r.wbuf) || int64(binary.LittleEndian.Uint64(r.rbuf)) != seq {
-		return fmt.Errorf("raw-nosched: bad echo of %d (%d bytes)", seq, n)
+		return fmt.Errorf("%s: bad echo of %d (%d bytes)", r.name, seq, n)
 	}
 	return nil
 }
 
-func (r *rawNoSchedCaller) close() error { return r.s.c.Close() }
+func (r *dgCaller) close() error { return r.c.close() }
 
 // raw-epoll is raw-nosched with the socket kept out of Go's poller: each
 // end waits on a private epoll instance holding its socket for EPOLLIN
@@ -497,32 +517,13 @@ func serveRawEpoll(dir string) (string, func(), error) {
 			if err != nil {
 				continue
 			}
-			go func() {
-				defer s.close()
-				buf := make([]byte, 64<<10)
-				for {
-					n, err := s.recv(buf)
-					if err != nil || n == 0 {
-						return
-					}
-					if s.send(buf[:n]) != nil {
-						return
-					}
-				}
-			}()
+			go echoDatagrams(s)
 		}
 	}()
 	return path, func() { syscall.Shutdown(l, syscall.SHUT_RDWR); syscall.Close(l); os.Remove(path) }, nil
 }
 
-// rawEpollCaller is a rawCaller over an epollSock.
-type rawEpollCaller struct {
-	s    *epollSock
-	wbuf []byte
-	rbuf []byte
-}
-
-func dialRawEpoll(path string, size int) (*rawEpollCaller, error) {
+func dialRawEpoll(path string, size int) (*dgCaller, error) {
 	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
@@ -535,26 +536,5 @@ func dialRawEpoll(path string, size int) (*rawEpollCaller, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := make([]byte, size)
-	for i := range w {
-		w[i] = payload[i%len(payload)]
-	}
-	return &rawEpollCaller{s: s, wbuf: w, rbuf: make([]byte, 64<<10)}, nil
+	return newDGCaller(sysRawEpoll, s, size), nil
 }
-
-func (r *rawEpollCaller) call(_ context.Context, seq int64) error {
-	binary.LittleEndian.PutUint64(r.wbuf, uint64(seq))
-	if err := r.s.send(r.wbuf); err != nil {
-		return err
-	}
-	n, err := r.s.recv(r.rbuf)
-	if err != nil {
-		return err
-	}
-	if n != len(r.wbuf) || int64(binary.LittleEndian.Uint64(r.rbuf)) != seq {
-		return fmt.Errorf("raw-epoll: bad echo of %d (%d bytes)", seq, n)
-	}
-	return nil
-}
-
-func (r *rawEpollCaller) close() error { return r.s.close() }

@@ -155,16 +155,11 @@ func startServer(system, dir, bus string, rd *ready, fds *[]int) (stop func(), e
 		p, s, stop, err := serveRaw(dir)
 		rd.Addr, rd.Addr2 = p, s
 		return stop, err
-	case sysRawHandoff:
-		p, stop, err := serveRawHandoff(dir)
-		rd.Addr = p
-		return stop, err
-	case sysRawNoSched:
-		p, stop, err := serveRawNoSched(dir)
-		rd.Addr = p
-		return stop, err
-	case sysRawEpoll:
-		p, stop, err := serveRawEpoll(dir)
+	case sysRawHandoff, sysRawNoSched, sysRawEpoll:
+		serve := map[string]func(string) (string, func(), error){
+			sysRawHandoff: serveRawHandoff, sysRawNoSched: serveRawNoSched, sysRawEpoll: serveRawEpoll,
+		}[system]
+		p, stop, err := serve(dir)
 		rd.Addr = p
 		return stop, err
 	case sysDBus:
