@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -467,3 +468,35 @@ func FuzzDecodeWrapped(f *testing.F) {
 }
 
 func base64Std(s string) ([]byte, error) { return base64.StdEncoding.DecodeString(s) }
+
+// TestDecodeKeysShareOneAllocation: a small body's keys and strings are
+// slices of one copy of the body, not an allocation each; a large body's
+// are copied one by one (they must not keep the whole body alive).
+func TestDecodeKeysShareOneAllocation(t *testing.T) {
+	d := NewDictionary(8)
+	for i := range 8 {
+		d.Set(fmt.Sprintf("key-%d", i), Bool(true))
+	}
+	b, err := Encode(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The body as a string, the dictionary, its entries.
+	if n := testing.AllocsPerRun(100, func() { Decode(b) }); n > 3 {
+		t.Errorf("%v allocations to decode 8 keys, want at most 3", n)
+	}
+	got, err := Decode(b)
+	if err != nil || !Equal(got, d) {
+		t.Fatalf("decoded %v, %v", got, err)
+	}
+
+	big := Dict("pad", strings.Repeat("x", oneStringMax), "k", "v")
+	bb, err := Encode(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = Decode(bb)
+	if err != nil || !Equal(got, big) {
+		t.Fatalf("large body decoded %v, %v", got, err)
+	}
+}

@@ -32,6 +32,9 @@ func (d *Decoder) Decode(body []byte, fds []int) (Object, error) {
 	if len(fds) == 0 {
 		// The common case, without a source to allocate.
 		r := reader{b: body, lim: d.Limits, att: noFDs{}}
+		if len(body) <= oneStringMax {
+			r.s = string(body)
+		}
 		obj, err := r.body()
 		if err != nil {
 			return nil, err
@@ -40,6 +43,9 @@ func (d *Decoder) Decode(body []byte, fds []int) (Object, error) {
 	}
 	src := &fdSource{fds: fds}
 	r := reader{b: body, lim: d.Limits, att: src}
+	if len(body) <= oneStringMax {
+		r.s = string(body)
+	}
 	obj, err := r.body()
 	if err != nil {
 		src.abandon()
@@ -141,6 +147,24 @@ type reader struct {
 	lim   Limits
 	depth int
 	att   attachSource
+	// s is b as one string, for a body no larger than oneStringMax:
+	// dictionary keys and strings are then slices of it (text), one
+	// allocation for the whole body instead of one each. They keep s
+	// alive, which is why large bodies are not converted.
+	s string
+}
+
+// oneStringMax is the largest body whose keys and strings share one
+// allocation: most messages are smaller, and what a kept key or string
+// holds on to stays small.
+const oneStringMax = 2048
+
+// text returns b, which is r.b[off:off+len(b)], as a string.
+func (r *reader) text(off int, b []byte) string {
+	if r.s != "" {
+		return r.s[off : off+len(b)]
+	}
+	return string(b)
 }
 
 func (r *reader) fail(off int, kind error, format string, args ...any) error {
@@ -257,7 +281,7 @@ func (r *reader) strPayload() (string, error) {
 	if !utf8.Valid(p) {
 		return "", r.fail(start+4, ErrBadString, "not valid UTF-8")
 	}
-	return string(p), nil
+	return r.text(start+4, p), nil
 }
 
 // keyBytes reads a NUL-terminated, padded dictionary key before end, aliasing
@@ -440,7 +464,7 @@ func (r *reader) dictionary(t Type) (*Dictionary, error) {
 		if r.off > end {
 			return nil, r.fail(end, ErrBadLength, "value of %q runs past the dictionary's end", kb)
 		}
-		d.add(string(kb), v)
+		d.add(r.text(koff, kb), v)
 	}
 	return d, r.closeContainer(t, end)
 }
