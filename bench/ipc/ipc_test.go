@@ -145,27 +145,26 @@ func writeAndRead(t *testing.T, rep *Report) map[string]any {
 // both ends of a round trip, and -cpuprofile/-memprofile show where they
 // come from.
 func BenchmarkGoxpcPing(b *testing.B) {
+	benchPings(b, goxpcPair(b))
+}
+
+// goxpcPair starts a goxpc server in this process and connects to it; the
+// test's cleanup stops both.
+func goxpcPair(tb testing.TB) *goxpcCaller {
 	l, ep, err := serveGoxpc()
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer l.Cancel()
-	defer ep.Close()
+	tb.Cleanup(func() {
+		l.Cancel()
+		ep.Close()
+	})
 	g, err := dialGoxpc(ep)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer g.close()
-	ctx := context.Background()
-	if err := g.call(ctx, 0); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		if err := g.call(ctx, int64(i)); err != nil {
-			b.Fatal(err)
-		}
-	}
+	tb.Cleanup(func() { g.close() })
+	return g
 }
 
 // BenchmarkRawPing is the raw-unix ping in one process, the floor beside
@@ -180,6 +179,7 @@ func BenchmarkRawPing(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer r.close()
 	benchPings(b, r)
 }
 
@@ -195,13 +195,17 @@ func BenchmarkRawNoSchedPing(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer r.close()
 	benchPings(b, r)
 }
 
-// benchPings times c's calls, one per iteration, and closes it.
+// benchPings times c's calls, one per iteration, after one untimed call
+// that makes the connection.
 func benchPings(b *testing.B, c caller) {
-	defer c.close()
 	ctx := context.Background()
+	if err := c.call(ctx, 0); err != nil {
+		b.Fatal(err)
+	}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		if err := c.call(ctx, int64(i)); err != nil {
@@ -244,17 +248,7 @@ func TestRawDiagnostics(t *testing.T) {
 // BenchmarkGoxpcBulk moves 16 MiB per operation, in one process, the ways
 // ipcbench does: a reused shared-memory region, and a data object echoed.
 func BenchmarkGoxpcBulk(b *testing.B) {
-	l, ep, err := serveGoxpc()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Cancel()
-	defer ep.Close()
-	g, err := dialGoxpc(ep)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer g.close()
+	g := goxpcPair(b)
 	ctx := context.Background()
 	src, sum := bulkSource(16 << 20)
 	b.Run("shm", func(b *testing.B) {

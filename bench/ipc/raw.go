@@ -195,12 +195,17 @@ func (r *rawBulk) close() error { return r.c.Close() }
 
 // serveRawHandoff listens on raw-handoff.sock (SOCK_SEQPACKET).
 func serveRawHandoff(dir string) (string, func(), error) {
-	path := filepath.Join(dir, "raw-handoff.sock")
+	return servePackets(filepath.Join(dir, "raw-handoff.sock"), echoPacketsHandoff)
+}
+
+// servePackets listens on a SOCK_SEQPACKET socket at path and serves each
+// connection with serve, on a goroutine of its own.
+func servePackets(path string, serve func(net.Conn)) (string, func(), error) {
 	l, err := net.Listen("unixpacket", path)
 	if err != nil {
 		return "", nil, err
 	}
-	go acceptLoop(l, echoPacketsHandoff)
+	go acceptLoop(l, serve)
 	return path, func() { l.Close() }, nil
 }
 
@@ -272,13 +277,7 @@ func (h *rawHandoffCaller) close() error { return h.r.close() }
 
 // serveRawNoSched listens on raw-nosched.sock (SOCK_SEQPACKET).
 func serveRawNoSched(dir string) (string, func(), error) {
-	path := filepath.Join(dir, "raw-nosched.sock")
-	l, err := net.Listen("unixpacket", path)
-	if err != nil {
-		return "", nil, err
-	}
-	go acceptLoop(l, echoPacketsNoSched)
-	return path, func() { l.Close() }, nil
+	return servePackets(filepath.Join(dir, "raw-nosched.sock"), echoPacketsNoSched)
 }
 
 // noSchedConn reads and writes datagrams on a connected socket with raw
