@@ -1,0 +1,157 @@
+package xpc
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"os"
+	"runtime/debug"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// fuzzDatagram is one datagram of FuzzConnFrames's input.
+type fuzzDatagram struct {
+	b    []byte
+	nfds int // pipe descriptors to attach
+}
+
+// fuzzDatagrams splits the fuzzer's bytes into datagrams. Each starts with a
+// control byte and a 16-bit length: the low two bits of the control byte
+// say how many descriptors go with the datagram; with bit 2 set, a frame
+// header is put in front of the payload (kind from bits 4-6, descriptor
+// count from the low bits, a request id counting from 1), so that the
+// fuzzer reaches past the header checks with little effort.
+func fuzzDatagrams(data []byte) []fuzzDatagram {
+	var out []fuzzDatagram
+	for id := uint64(1); len(data) >= 3 && len(out) < 64; id++ {
+		ctl := data[0]
+		n := min(int(binary.LittleEndian.Uint16(data[1:])), len(data)-3)
+		payload := data[3 : 3+n]
+		data = data[3+n:]
+		d := fuzzDatagram{nfds: int(ctl & 3)}
+		if ctl&4 != 0 {
+			d.b = frameOf(frameKind(ctl>>4&7), 0, uint32(d.nfds), id, payload)
+		} else {
+			d.b = append([]byte(nil), payload...)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// fuzzInput encodes datagrams in fuzzDatagrams's format, for the seeds.
+func fuzzInput(ds ...fuzzDatagram) []byte {
+	var b []byte
+	for _, d := range ds {
+		b = append(b, byte(d.nfds))
+		b = binary.LittleEndian.AppendUint16(b, uint16(len(d.b)))
+		b = append(b, d.b...)
+	}
+	return b
+}
+
+// FuzzConnFrames sends the fuzzer's datagrams, with descriptors attached, to
+// a peer connection from the raw far end, then closes that end. Whatever
+// came, the connection must end because the peer went away or with a
+// protocol error, and leave no descriptor or goroutine behind.
+func FuzzConnFrames(f *testing.F) {
+	body := func(obj Object) []byte {
+		b, err := Encode(obj)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b
+	}
+	msg := body(Dict("op", "ping", "n", 1))
+	f.Add(fuzzInput(fuzzDatagram{b: frameOf(kindMessage, 0, 0, 0, msg)}))
+	f.Add(fuzzInput(
+		fuzzDatagram{b: frameOf(kindRequest, 0, 0, 1, msg)},
+		fuzzDatagram{b: frameOf(kindRequest, 0, 0, 2, msg)},
+		fuzzDatagram{b: frameOf(kindCredit, 0, 0, 4, nil)},
+	))
+	f.Add(fuzzInput(fuzzDatagram{b: frameOf(kindTerminating, 0, 0, 0, nil)}))
+	f.Add(fuzzInput(fuzzDatagram{b: frameOf(kindReply, 0, 0, 7, msg)}))
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		f.Fatal(err)
+	}
+	var w writer // a body whose descriptor travels beside it, as a frame's does
+	w.reset(nil, Limits{})
+	if err := w.body(MagicLocal, Dict("fd", NewFD(pr))); err != nil {
+		f.Fatal(err)
+	}
+	withFD := w.b
+	pr.Close()
+	pw.Close()
+	f.Add(fuzzInput(fuzzDatagram{b: frameOf(kindMessage, 0, 1, 0, withFD), nfds: 1}))
+	f.Add(fuzzInput(fuzzDatagram{b: frameOf(kindRequest, 0, 1, 1, withFD), nfds: 1}, fuzzDatagram{b: frameOf(kindMessage, 0, 0, 0, msg)}))
+	f.Add(fuzzInput(fuzzDatagram{b: frameOf(kindMessage, 0, 2, 0, msg), nfds: 1}))
+	f.Add(fuzzInput(fuzzDatagram{b: []byte{frameVersion}}, fuzzDatagram{}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		datagrams := fuzzDatagrams(data)
+		leakCheck(t)
+		defer debug.SetGCPercent(debug.SetGCPercent(-1))
+		fdsBefore := len(openFDs(t))
+		a, raw, err := socketPair()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := newConfig(nil)
+		if err != nil {
+			unix.Close(a)
+			unix.Close(raw)
+			t.Fatal(err)
+		}
+		c, err := newPeerConnection(cfg, a)
+		if err != nil {
+			unix.Close(raw)
+			t.Fatal(err)
+		}
+		c.SetHandler(HandlerFunc(func(ctx context.Context, m *Message) {
+			_ = CloseAttachments(m.Body)
+			if m.WantsReply() {
+				_ = m.Reply(ctx, Dict("ok", true))
+			}
+		}))
+		c.Activate()
+		for i, d := range datagrams {
+			fds := make([]int, 0, 4)
+			for range d.nfds {
+				var p [2]int
+				if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+					t.Fatal(err)
+				}
+				fds = append(fds, p[0], p[1])
+			}
+			err := rawSend(t, raw, d.b, fds[:d.nfds]...)
+			closeRawFDs(fds)
+			if err == unix.EAGAIN {
+				t.Fatalf("datagram %d: the connection stopped reading (%v)", i, err)
+			}
+			if err != nil {
+				break // the connection gave up and closed its end
+			}
+		}
+		unix.Close(raw)
+		waitClosed(t, c.Done(), "fuzzed connection")
+		// Every descriptor is closed by the time the connection is done
+		// (or just after, by the goroutine that reported it), not left
+		// for the garbage collector's finalizers.
+		for deadline := time.Now().Add(time.Second); ; time.Sleep(time.Millisecond) {
+			n := len(openFDs(t))
+			if n <= fdsBefore {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d descriptors open after the connection ended, %d before", n, fdsBefore)
+			}
+		}
+		err = c.Err()
+		if !errors.Is(err, ErrPeerGone) && !errors.Is(err, ErrProtocol) {
+			t.Fatalf("connection ended with %v, want ErrPeerGone or ErrProtocol", err)
+		}
+	})
+}
