@@ -56,7 +56,8 @@ func fuzzInput(ds ...fuzzDatagram) []byte {
 // FuzzConnFrames sends the fuzzer's datagrams, with descriptors attached, to
 // a peer connection from the raw far end, then closes that end. Whatever
 // came, the connection must end because the peer went away or with a
-// protocol error, and leave no descriptor or goroutine behind.
+// protocol error, have settled each of its own requests (with a reply or an
+// error), and leave no descriptor or goroutine behind.
 func FuzzConnFrames(f *testing.F) {
 	body := func(obj Object) []byte {
 		b, err := Encode(obj)
@@ -74,6 +75,11 @@ func FuzzConnFrames(f *testing.F) {
 	))
 	f.Add(fuzzInput(fuzzDatagram{b: frameOf(kindTerminating, 0, 0, 0, nil)}))
 	f.Add(fuzzInput(fuzzDatagram{b: frameOf(kindReply, 0, 0, 7, msg)}))
+	f.Add(fuzzInput(
+		fuzzDatagram{b: frameOf(kindReply, 0, 0, 2, msg)},
+		fuzzDatagram{b: frameOf(kindReply, 0, 0, 1, body(NewErrorObject("nope")))},
+		fuzzDatagram{b: frameOf(kindReply, flagNoReply, 0, 3, nil)},
+	))
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		f.Fatal(err)
@@ -117,6 +123,14 @@ func FuzzConnFrames(f *testing.F) {
 			}
 		}))
 		c.Activate()
+		// Requests of the connection's own, ids 1 to 3, for fuzzed
+		// replies to answer (the raw end never reads them).
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		calls := make([]*Call, 3)
+		for i := range calls {
+			calls[i] = c.Go(ctx, Dict("q", i))
+		}
 		for i, d := range datagrams {
 			fds := make([]int, 0, 4)
 			for range d.nfds {
@@ -137,6 +151,18 @@ func FuzzConnFrames(f *testing.F) {
 		}
 		unix.Close(raw)
 		waitClosed(t, c.Done(), "fuzzed connection")
+		for i, call := range calls {
+			select {
+			case <-call.Done():
+			default:
+				t.Fatalf("request %d still pending after the connection ended", i+1)
+			}
+			if r, err := call.Result(); err == nil {
+				_ = CloseAttachments(r)
+			} else if r != nil {
+				t.Fatalf("request %d: both a reply and %v", i+1, err)
+			}
+		}
 		// Every descriptor is closed by the time the connection is done
 		// (or just after, by the goroutine that reported it), not left
 		// for the garbage collector's finalizers.
