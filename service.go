@@ -660,6 +660,12 @@ func (s *Service) tryAdopt() error {
 // is reported.
 const txSettle = 100 * time.Millisecond
 
+// txChurnGap is the least time between two looks woken by the count
+// leaving zero when the first found it back at zero: transactions that
+// open and close faster than the reporter looks would otherwise wake it
+// once each. A count that stays above zero is reported at most this late.
+const txChurnGap = time.Millisecond
+
 // reportTransactions tells xpcd the transaction count. xpcd must never
 // believe a busy service clean, so a count that leaves zero is reported at
 // once; the rest can wait: other changes are reported at most once per
@@ -673,6 +679,10 @@ func (s *Service) reportTransactions() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var sent time.Time
+	// churned: when a look woken by the count leaving zero found it at
+	// zero again (see txChurnGap).
+	var churned time.Time
+	wokeBusy := false
 	for {
 		s.txLooks.Add(1)
 		s.mu.Lock()
@@ -686,6 +696,10 @@ func (s *Service) reportTransactions() {
 		} else {
 			n = s.tx.Count()
 		}
+		if wokeBusy && last == 0 && n == 0 {
+			churned = time.Now()
+		}
+		wokeBusy = false
 		due := ctl != nil && n != last &&
 			(last < 0 || (last == 0 && n > 0) || time.Since(sent) >= txSettle)
 		if due {
@@ -720,6 +734,7 @@ func (s *Service) reportTransactions() {
 		}
 		select {
 		case <-busy:
+			wokeBusy = true
 		case <-tick:
 		case <-s.txKick:
 		case <-s.ctx.Done():
@@ -727,6 +742,15 @@ func (s *Service) reportTransactions() {
 			return
 		}
 		timer.Stop()
+		if d := txChurnGap - time.Since(churned); wokeBusy && d > 0 {
+			timer.Reset(d)
+			select {
+			case <-timer.C:
+			case <-s.ctx.Done():
+				timer.Stop()
+				return
+			}
+		}
 	}
 }
 
