@@ -58,7 +58,7 @@ func TestLifecycleUpgradeExecutableReplaced(t *testing.T) {
 	var r *xpc.Dictionary
 	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
 		r, err = call(t, c, "ping")
-		if err != nil || intOf(r, "pid") != pid1 || time.Since(start) > 300*time.Millisecond {
+		if err != nil || intOf(r, "pid") != pid1 || time.Since(start) > 5*time.Second {
 			break
 		}
 	}
