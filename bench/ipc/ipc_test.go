@@ -199,6 +199,22 @@ func BenchmarkRawNoSchedPing(b *testing.B) {
 	benchPings(b, r)
 }
 
+// BenchmarkRawStreamPing is BenchmarkRawPing over a SOCK_STREAM socket
+// with length-framed pings (raw-stream).
+func BenchmarkRawStreamPing(b *testing.B) {
+	path, stop, err := serveRawStream(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer stop()
+	r, err := dialRawStream(path, 156)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.close()
+	benchPings(b, r)
+}
+
 // benchPings times c's calls, one per iteration, after one untimed call
 // that makes the connection.
 func benchPings(b *testing.B, c caller) {
@@ -214,8 +230,8 @@ func benchPings(b *testing.B, c caller) {
 	}
 }
 
-// TestRawDiagnostics: raw-nosched and raw-epoll echo what they are sent,
-// datagram by datagram, and their callers check each echo.
+// TestRawDiagnostics: raw-nosched, raw-epoll and raw-stream echo what they
+// are sent, message by message, and their callers check each echo.
 func TestRawDiagnostics(t *testing.T) {
 	for _, sys := range []struct {
 		name  string
@@ -224,6 +240,7 @@ func TestRawDiagnostics(t *testing.T) {
 	}{
 		{sysRawNoSched, serveRawNoSched, func(p string, n int) (caller, error) { return dialRawNoSched(p, n) }},
 		{sysRawEpoll, serveRawEpoll, func(p string, n int) (caller, error) { return dialRawEpoll(p, n) }},
+		{sysRawStream, serveRawStream, func(p string, n int) (caller, error) { return dialRawStream(p, n) }},
 	} {
 		t.Run(sys.name, func(t *testing.T) {
 			packet, stop, err := sys.serve(t.TempDir())

@@ -1,6 +1,7 @@
 package ipc
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -537,3 +538,92 @@ func dialRawEpoll(path string, size int) (*dgCaller, error) {
 	}
 	return newDGCaller(sysRawEpoll, s, size), nil
 }
+
+// raw-stream is raw-unix over a SOCK_STREAM socket: each ping is framed by
+// a 4-byte little-endian length, as a stream transport for goxpc would
+// have to frame its messages, and read through a bufio.Reader so that one
+// read usually takes a whole frame. A diagnostic beside raw-unix: what the
+// socket type alone costs or saves (docs/PROTOCOL.md §7 says why goxpc
+// uses SOCK_SEQPACKET).
+
+// serveRawStream listens on raw-stream-ping.sock (SOCK_STREAM) and echoes
+// every frame.
+func serveRawStream(dir string) (string, func(), error) {
+	path := filepath.Join(dir, "raw-stream-ping.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return "", nil, err
+	}
+	go acceptLoop(l, echoFrames)
+	return path, func() { l.Close() }, nil
+}
+
+// maxStreamFrame bounds a frame raw-stream accepts.
+const maxStreamFrame = 64 << 10
+
+func echoFrames(c net.Conn) {
+	defer c.Close()
+	br := bufio.NewReaderSize(c, maxStreamFrame)
+	buf := make([]byte, 4+maxStreamFrame)
+	for {
+		n, err := readFrame(br, buf)
+		if err != nil {
+			return
+		}
+		if _, err := c.Write(buf[:4+n]); err != nil {
+			return
+		}
+	}
+}
+
+// readFrame reads one length-framed frame into buf, header included, and
+// returns the length of its body.
+func readFrame(br *bufio.Reader, buf []byte) (int, error) {
+	if _, err := io.ReadFull(br, buf[:4]); err != nil {
+		return 0, err
+	}
+	n := int(binary.LittleEndian.Uint32(buf))
+	if n > len(buf)-4 {
+		return 0, fmt.Errorf("raw-stream: frame of %d bytes", n)
+	}
+	_, err := io.ReadFull(br, buf[4:4+n])
+	return n, err
+}
+
+// rawStreamCaller pings over one SOCK_STREAM connection.
+type rawStreamCaller struct {
+	c    net.Conn
+	br   *bufio.Reader
+	wbuf []byte // header and body
+	rbuf []byte
+}
+
+func dialRawStream(path string, size int) (*rawStreamCaller, error) {
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	w := make([]byte, 4+size)
+	binary.LittleEndian.PutUint32(w, uint32(size))
+	for i := range size {
+		w[4+i] = payload[i%len(payload)]
+	}
+	return &rawStreamCaller{c: c, br: bufio.NewReaderSize(c, maxStreamFrame), wbuf: w, rbuf: make([]byte, 4+maxStreamFrame)}, nil
+}
+
+func (r *rawStreamCaller) call(_ context.Context, seq int64) error {
+	binary.LittleEndian.PutUint64(r.wbuf[4:], uint64(seq))
+	if _, err := r.c.Write(r.wbuf); err != nil {
+		return err
+	}
+	n, err := readFrame(r.br, r.rbuf)
+	if err != nil {
+		return err
+	}
+	if n != len(r.wbuf)-4 || int64(binary.LittleEndian.Uint64(r.rbuf[4:])) != seq {
+		return fmt.Errorf("raw-stream: bad echo of %d (%d bytes)", seq, n)
+	}
+	return nil
+}
+
+func (r *rawStreamCaller) close() error { return r.c.Close() }

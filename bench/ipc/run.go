@@ -22,20 +22,21 @@ const (
 	sysDBus  = "dbus-daemon"
 	sysGRPC  = "grpc"
 	sysTTRPC = "ttrpc"
-	// sysRawHandoff and sysRawNoSched are diagnostics, measured only when
-	// asked for.
+	// sysRawHandoff, sysRawNoSched, sysRawEpoll and sysRawStream are
+	// diagnostics, measured only when asked for.
 	sysRawHandoff = "raw-handoff"
 	sysRawNoSched = "raw-nosched"
 	sysRawEpoll   = "raw-epoll"
+	sysRawStream  = "raw-stream"
 )
 
 // Systems lists the systems measured by default, in the order they are
 // reported.
 var Systems = []string{sysGoxpc, sysRaw, sysDBus, sysGRPC, sysTTRPC}
 
-// allSystems adds the diagnostic ones (see raw-handoff and raw-nosched in
-// raw.go).
-var allSystems = append(slices.Clone(Systems), sysRawHandoff, sysRawNoSched, sysRawEpoll)
+// allSystems adds the diagnostic ones (see raw-handoff, raw-nosched,
+// raw-epoll and raw-stream in raw.go).
+var allSystems = append(slices.Clone(Systems), sysRawHandoff, sysRawNoSched, sysRawEpoll, sysRawStream)
 
 // noFileLimit is the RLIMIT_NOFILE both processes ask for: the idle
 // measurement holds three descriptors per goxpc connection in the client
@@ -154,10 +155,10 @@ type Row struct {
 	P99US  float64 `json:"p99_us"`
 	MeanUS float64 `json:"mean_us"`
 	// CallsPerS: Config.Concurrency requesters sharing one connection.
-	// Null for raw-unix (and raw-handoff, raw-nosched), which has no request ids to
+	// Null for raw-unix (and the raw diagnostics), which has no request ids to
 	// match replies.
 	CallsPerS *float64 `json:"calls_per_s"`
-	// CallsPerS8Conns (raw-unix, raw-handoff, raw-nosched): the same requesters, each
+	// CallsPerS8Conns (raw-unix and the raw diagnostics): the same requesters, each
 	// on its own connection.
 	CallsPerS8Conns *float64 `json:"calls_per_s_8conns,omitempty"`
 	// MBPerS16M is the bulk figure: the buffer's size over the median
@@ -331,7 +332,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 func requestBytes(name string) *int {
 	var n int
 	switch name {
-	case sysGoxpc, sysRaw, sysRawHandoff, sysRawNoSched, sysRawEpoll:
+	case sysGoxpc, sysRaw, sysRawHandoff, sysRawNoSched, sysRawEpoll, sysRawStream:
 		b, err := xpc.Encode(pingDict(1 << 40))
 		if err != nil {
 			return nil

@@ -155,9 +155,10 @@ func startServer(system, dir, bus string, rd *ready, fds *[]int) (stop func(), e
 		p, s, stop, err := serveRaw(dir)
 		rd.Addr, rd.Addr2 = p, s
 		return stop, err
-	case sysRawHandoff, sysRawNoSched, sysRawEpoll:
+	case sysRawHandoff, sysRawNoSched, sysRawEpoll, sysRawStream:
 		serve := map[string]func(string) (string, func(), error){
 			sysRawHandoff: serveRawHandoff, sysRawNoSched: serveRawNoSched, sysRawEpoll: serveRawEpoll,
+			sysRawStream: serveRawStream,
 		}[system]
 		p, stop, err := serve(dir)
 		rd.Addr = p

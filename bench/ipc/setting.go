@@ -155,6 +155,8 @@ func (s *subject) dial() (caller, error) {
 		return dialRawNoSched(s.ch.rd.Addr, *requestBytes(sysRaw))
 	case sysRawEpoll:
 		return dialRawEpoll(s.ch.rd.Addr, *requestBytes(sysRaw))
+	case sysRawStream:
+		return dialRawStream(s.ch.rd.Addr, *requestBytes(sysRaw))
 	case sysDBus:
 		return dialDBus(s.ch.rd.Addr)
 	case sysGRPC:
@@ -311,5 +313,5 @@ func startProfiles(cfg *Config, subs []*subject, n int) (func() error, error) {
 // isRaw tells the raw systems, whose datagrams carry no request id: each
 // concurrent requester needs its own connection.
 func isRaw(name string) bool {
-	return name == sysRaw || name == sysRawHandoff || name == sysRawNoSched || name == sysRawEpoll
+	return name == sysRaw || name == sysRawHandoff || name == sysRawNoSched || name == sysRawEpoll || name == sysRawStream
 }
