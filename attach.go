@@ -118,19 +118,6 @@ func NewSharedMemory(name string, size int) (*SharedMemory, error) {
 	return &SharedMemory{f: os.NewFile(uintptr(fd), name), size: size}, nil
 }
 
-// sharedMemoryFromFile wraps a received descriptor, learning its size from
-// fstat. It takes ownership of f only on success.
-func sharedMemoryFromFile(f *os.File) (*SharedMemory, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return nil, fmt.Errorf("xpc: fstat shared memory: %w", err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, fmt.Errorf("xpc: shared memory descriptor is not a memory file: %w", ErrAttachments)
-	}
-	return &SharedMemory{f: f, size: int(st.Size)}, nil
-}
-
 // Type reports TypeShmem.
 func (*SharedMemory) Type() Type { return TypeShmem }
 func (*SharedMemory) isObject()  {}

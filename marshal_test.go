@@ -186,7 +186,7 @@ type (
 		Obj  xpc.Object
 		Dict *xpc.Dictionary
 		rtEmbedded
-		unexported int
+		unexported int //lint:ignore U1000 there to be skipped: Marshal ignores unexported fields
 		Skip       int `xpc:"-"`
 	}
 )
@@ -757,8 +757,8 @@ func TestMarshalErrors(t *testing.T) {
 	}
 	t.Run("skipped unsupported is fine", func(t *testing.T) {
 		type ok struct {
-			F func() `xpc:"-"`
-			c chan int
+			F func()   `xpc:"-"`
+			c chan int //lint:ignore U1000 there to be skipped: unexported, so its unsupported type is fine
 			N int
 		}
 		if _, err := xpc.Marshal(ok{}); err != nil {

@@ -5,11 +5,14 @@ import (
 	"fmt"
 )
 
-// RemoteXPC message wrapper (docs/PROTOCOL.md §4).
-const (
-	WrapperMagic      uint32 = 0x29B00B92
-	WrapperHeaderSize        = 24
+// WrapperMagic begins every RemoteXPC message wrapper (docs/PROTOCOL.md §4).
+const WrapperMagic uint32 = 0x29B00B92
 
+// WrapperHeaderSize is the size of the wrapper's header in bytes.
+const WrapperHeaderSize = 24
+
+// Flags of the RemoteXPC message wrapper.
+const (
 	FlagAlwaysSet     uint32 = 0x00000001
 	FlagDataPresent   uint32 = 0x00000100
 	FlagWantsReply    uint32 = 0x00010000

@@ -31,7 +31,6 @@ func (d dist) pct(q float64) time.Duration {
 	return s[max(0, min(i, len(s)-1))]
 }
 
-func (d dist) min() time.Duration { return d.pct(0.0001) }
 func (d dist) max() time.Duration { return d.pct(100) }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
