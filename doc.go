@@ -137,6 +137,12 @@
 //     other work. The count is what a service's idle exit looks at.
 //   - Suspend and Resume nest; while suspended, nothing is delivered and the
 //     peer is held back by flow control.
+//   - A panic in a handler is not recovered, unlike one in a net/http
+//     handler: it ends the process, as an uncaught exception ends an XPC
+//     service on macOS. Its peers see the connection go (ErrPeerGone, or
+//     ErrInterrupted for a named service, which xpcd launches again on the
+//     next request). A handler that can panic on a peer's input should
+//     recover itself and answer with ReplyError.
 //
 // # Goroutines
 //
