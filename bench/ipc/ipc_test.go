@@ -186,28 +186,24 @@ func BenchmarkRawPing(b *testing.B) {
 // BenchmarkRawNoSchedPing is BenchmarkRawPing with raw-nosched's reads
 // and writes.
 func BenchmarkRawNoSchedPing(b *testing.B) {
-	packet, stop, err := serveRawNoSched(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer stop()
-	r, err := dialRawNoSched(packet, 156)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer r.close()
-	benchPings(b, r)
+	benchDiagnostic(b, serveRawNoSched, func(p string, n int) (caller, error) { return dialRawNoSched(p, n) })
 }
 
 // BenchmarkRawStreamPing is BenchmarkRawPing over a SOCK_STREAM socket
 // with length-framed pings (raw-stream).
 func BenchmarkRawStreamPing(b *testing.B) {
-	path, stop, err := serveRawStream(b.TempDir())
+	benchDiagnostic(b, serveRawStream, func(p string, n int) (caller, error) { return dialRawStream(p, n) })
+}
+
+// benchDiagnostic times the pings of a raw diagnostic served and dialled
+// in this process.
+func benchDiagnostic(b *testing.B, serve func(dir string) (string, func(), error), dial func(path string, size int) (caller, error)) {
+	path, stop, err := serve(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer stop()
-	r, err := dialRawStream(path, 156)
+	r, err := dial(path, 156)
 	if err != nil {
 		b.Fatal(err)
 	}
