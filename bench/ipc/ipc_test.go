@@ -170,17 +170,11 @@ func goxpcPair(tb testing.TB) *goxpcCaller {
 // BenchmarkRawPing is the raw-unix ping in one process, the floor beside
 // BenchmarkGoxpcPing: run both with the same flags and compare.
 func BenchmarkRawPing(b *testing.B) {
-	packet, _, stop, err := serveRaw(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
+	serve := func(dir string) (string, func(), error) {
+		packet, _, stop, err := serveRaw(dir)
+		return packet, stop, err
 	}
-	defer stop()
-	r, err := dialRaw(packet, 156)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer r.close()
-	benchPings(b, r)
+	benchDiagnostic(b, serve, func(p string, n int) (caller, error) { return dialRaw(p, n) })
 }
 
 // BenchmarkRawNoSchedPing is BenchmarkRawPing with raw-nosched's reads
@@ -195,8 +189,8 @@ func BenchmarkRawStreamPing(b *testing.B) {
 	benchDiagnostic(b, serveRawStream, func(p string, n int) (caller, error) { return dialRawStream(p, n) })
 }
 
-// benchDiagnostic times the pings of a raw diagnostic served and dialled
-// in this process.
+// benchDiagnostic times the pings of a raw system served and dialled in
+// this process.
 func benchDiagnostic(b *testing.B, serve func(dir string) (string, func(), error), dial func(path string, size int) (caller, error)) {
 	path, stop, err := serve(b.TempDir())
 	if err != nil {

@@ -302,12 +302,8 @@ func newNoSchedConn(c net.Conn) (*noSchedConn, error) {
 	}
 	s := &noSchedConn{c: uc, rc: rc}
 	s.read = func(fd uintptr) bool {
-		r, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&s.buf[0])), uintptr(len(s.buf)), syscall.MSG_DONTWAIT, 0, 0)
-		s.n, s.err = int(r), nil
-		if e != 0 {
-			s.err = e
-		}
-		return e != syscall.EAGAIN
+		s.n, s.err = recvNow(fd, s.buf)
+		return s.err != syscall.EAGAIN
 	}
 	s.wr = func(fd uintptr) bool {
 		r, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&s.buf[0])), uintptr(len(s.buf)), syscall.MSG_DONTWAIT|syscall.MSG_NOSIGNAL, 0, 0)
@@ -318,6 +314,16 @@ func newNoSchedConn(c net.Conn) (*noSchedConn, error) {
 		return e != syscall.EAGAIN
 	}
 	return s, nil
+}
+
+// recvNow reads one datagram from fd into b without waiting and without
+// the scheduler's system-call bookkeeping; syscall.EAGAIN if none waits.
+func recvNow(fd uintptr, b []byte) (int, error) {
+	r, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), syscall.MSG_DONTWAIT, 0, 0)
+	if e != 0 {
+		return int(r), e
+	}
+	return int(r), nil
 }
 
 func (s *noSchedConn) recv(b []byte) (int, error) {
@@ -460,12 +466,8 @@ func newEpollSock(fd int) (*epollSock, error) {
 	}
 	s := &epollSock{fd: fd, ep: f, rc: rc}
 	s.rd = func(uintptr) bool {
-		r, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(s.fd), uintptr(unsafe.Pointer(&s.buf[0])), uintptr(len(s.buf)), syscall.MSG_DONTWAIT, 0, 0)
-		s.n, s.err = int(r), nil
-		if e != 0 {
-			s.err = e
-		}
-		return e != syscall.EAGAIN
+		s.n, s.err = recvNow(uintptr(s.fd), s.buf)
+		return s.err != syscall.EAGAIN
 	}
 	return s, nil
 }
