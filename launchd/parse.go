@@ -48,6 +48,14 @@ func Load(path string) (*Job, error) {
 		return nil, fileError(path, err)
 	}
 	defer f.Close()
+	return LoadFile(f, path)
+}
+
+// LoadFile reads and parses the job definition in f, a file opened by the
+// caller (as xpcd reads a plist a client opened with its own rights), by
+// the same rules as Load; path names the file in errors and becomes
+// Job.Path. It reads f from its current offset and does not close it.
+func LoadFile(f *os.File, path string) (*Job, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, fileError(path, err)

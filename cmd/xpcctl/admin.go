@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -156,6 +157,15 @@ func runAdmin(ctx context.Context, s stdio, c *command, spec *adminSpec, args []
 	if err != nil {
 		return c.usageError(s, err.Error())
 	}
+	if spec.op == xpcd.OpBootstrap {
+		// xpcd reads the plist through this descriptor, opened with our
+		// rights, as launchd reads the one launchctl hands it.
+		plist, err := openPlist(req)
+		if err != nil {
+			return c.fail(s, "%v", err)
+		}
+		defer plist.Close()
+	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	reply, err := adminRequest(ctx, req)
@@ -167,6 +177,19 @@ func runAdmin(ctx context.Context, s stdio, c *command, spec *adminSpec, args []
 	}
 	spec.render(s.out, reply)
 	return exitOK
+}
+
+// openPlist opens the plist a bootstrap request names and attaches it to
+// the request; the caller closes the file.
+func openPlist(req *xpc.Dictionary) (*os.File, error) {
+	path, _ := req.String(xpcd.KeyPath)
+	// O_NONBLOCK: opening a FIFO must not wait for a writer.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	req.Set(xpcd.KeyPlist, xpc.NewFD(f))
+	return f, nil
 }
 
 // dialXPCD connects to the first bootstrap socket that answers.

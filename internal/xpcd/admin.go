@@ -46,21 +46,30 @@ func badRequest(format string, args ...any) *opError {
 	return &opError{reason: bootstrap.ReasonBadRequest, desc: fmt.Sprintf(format, args...)}
 }
 
-func denied(format string, args ...any) *opError {
-	return &opError{reason: bootstrap.ReasonDenied, desc: fmt.Sprintf(format, args...)}
-}
-
 func notFound(format string, args ...any) *opError {
 	return &opError{reason: bootstrap.ReasonNotFound, desc: fmt.Sprintf(format, args...)}
 }
 
-// targetArg reads the "target" key. needLabel: it must name a job.
+// targetArg reads the "target" key. needLabel: it must name a job. A
+// domain the caller may not read is refused here, before anything is
+// made for it: a denied request creates no domain and starts nothing.
 func (ss *session) targetArg(body *xpc.Dictionary, needLabel bool) (Target, *opError) {
 	t, oe := parseTargetArg(body, needLabel)
-	if oe == nil {
-		ss.ensure(t.Domain, t.UID)
+	if oe != nil {
+		return t, oe
 	}
-	return t, oe
+	if !mayRead(ss.peer.UID, t.Domain, t.UID) {
+		return t, domainDenied(ss.peer.UID, "read", t.Domain)
+	}
+	ss.ensure(t.Domain, t.UID)
+	return t, nil
+}
+
+// domainDenied is the refusal of a request on a domain the caller may not
+// read or change.
+func domainDenied(uid uint32, what, dom string) *opError {
+	return &opError{reason: bootstrap.ReasonDenied, desc: fmt.Sprintf("uid %d may not %s %s (rule %s)", uid, what, dom, RuleDomainAccess),
+		extra: xpc.Dict(KeyRule, RuleDomainAccess)}
 }
 
 func parseTargetArg(body *xpc.Dictionary, needLabel bool) (Target, *opError) {
@@ -92,6 +101,9 @@ func (ss *session) domainArg(body *xpc.Dictionary) (string, uint32, *opError) {
 	name, owner, perr := ParseDomain(s)
 	if perr != nil {
 		return "", 0, badRequest("%v", perr)
+	}
+	if !mayRead(ss.peer.UID, name, owner) {
+		return "", 0, domainDenied(ss.peer.UID, "read", name)
 	}
 	ss.ensure(name, owner)
 	return name, owner, nil
@@ -183,10 +195,10 @@ func (m *supervisor) served(name string, owner uint32, create bool) (*domain, *o
 // with modify, change) its domain.
 func (m *supervisor) findJob(t Target, uid uint32, modify bool) (*job, *opError) {
 	if modify && !mayModify(uid, t.Domain, t.UID) {
-		return nil, denied("uid %d may not change %s", uid, t.Domain)
+		return nil, domainDenied(uid, "change", t.Domain)
 	}
 	if !mayRead(uid, t.Domain, t.UID) {
-		return nil, denied("uid %d may not read %s", uid, t.Domain)
+		return nil, domainDenied(uid, "read", t.Domain)
 	}
 	d, oe := m.served(t.Domain, t.UID, false)
 	if oe != nil {
@@ -216,7 +228,7 @@ func (m *supervisor) lookup(uid uint32, pid int, name, reqDom string, fd *xpc.FD
 			return badRequest("lookup: %v", err)
 		}
 		if !mayRead(uid, dn, owner) {
-			return denied("lookup of %s in %s: uid %d may not use that domain", name, dn, uid)
+			return domainDenied(uid, "look up "+name+" in", dn)
 		}
 		if d := m.domains[dn]; d != nil {
 			j = d.names[name]
@@ -254,6 +266,8 @@ func (m *supervisor) lookup(uid uint32, pid int, name, reqDom string, fd *xpc.FD
 		return notFound("service %s: job %s is being unloaded", name, j.target())
 	case j.disabled:
 		return notFound("service %s: job %s is disabled", name, j.target())
+	case j.refused != nil:
+		return ruleOpError(j.refused, "service %s: job %s is refused: %s", name, j.target(), j.refused.Detail)
 	case j.def.MachServices[name].HideUntilCheckIn && (j.inst == nil || !j.inst.names[name]):
 		return notFound("service %s is hidden until job %s checks in (HideUntilCheckIn)", name, j.target())
 	case len(j.queue) >= maxQueued:
@@ -290,7 +304,7 @@ func opList(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opEr
 			return nil, nil, badRequest("%v", perr)
 		}
 		if !mayRead(ss.peer.UID, name, owner) {
-			return nil, nil, denied("uid %d may not read %s", ss.peer.UID, name)
+			return nil, nil, domainDenied(ss.peer.UID, "read", name)
 		}
 		only = name
 	}
@@ -338,7 +352,7 @@ func opPrint(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opE
 			return
 		}
 		if !mayRead(ss.peer.UID, t.Domain, t.UID) {
-			oe = denied("uid %d may not read %s", ss.peer.UID, t.Domain)
+			oe = domainDenied(ss.peer.UID, "read", t.Domain)
 			return
 		}
 		var d *domain
@@ -414,7 +428,7 @@ func opPrintDisabled(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFu
 		return nil, nil, oe
 	}
 	if !mayRead(ss.peer.UID, dom, owner) {
-		return nil, nil, denied("uid %d may not read %s", ss.peer.UID, dom)
+		return nil, nil, domainDenied(ss.peer.UID, "read", dom)
 	}
 	var ovs []overrideState
 	if e := ss.do(func() { ovs = ss.m.overridesOf(dom) }); e != nil {
@@ -440,7 +454,7 @@ func opRemoveDisabled(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitF
 		return nil, nil, oe
 	}
 	if !mayModify(ss.peer.UID, dom, owner) {
-		return nil, nil, denied("uid %d may not change %s", ss.peer.UID, dom)
+		return nil, nil, domainDenied(ss.peer.UID, "change", dom)
 	}
 	var ovs []overrideState
 	if e := ss.do(func() { ovs = ss.m.overridesOf(dom) }); e != nil {
@@ -512,7 +526,7 @@ func setEnabled(ss *session, body *xpc.Dictionary, disable bool) (*xpc.Dictionar
 		return nil, nil, oe
 	}
 	if !mayModify(ss.peer.UID, t.Domain, t.UID) {
-		return nil, nil, denied("uid %d may not change %s", ss.peer.UID, t.Domain)
+		return nil, nil, domainDenied(ss.peer.UID, "change", t.Domain)
 	}
 	var saved <-chan error
 	loaded := false
@@ -588,6 +602,7 @@ func opKickstart(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, 
 			m.stop(j.inst, stopKickstart)
 		default:
 			j.notBefore = time.Time{}
+			j.refused = nil // an administrator's explicit start is tried
 			inst = m.spawn(j, launchReason{why: reasonKickstart})
 			inst.spawnErrW = append(inst.spawnErrW, func(err error) { res <- err })
 			m.changed(j)
@@ -666,9 +681,9 @@ func opBootstrap(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, 
 		return nil, nil, badRequest("bootstrap: want an absolute path")
 	}
 	if !mayModify(ss.peer.UID, dom, owner) {
-		return nil, nil, denied("uid %d may not change %s", ss.peer.UID, dom)
+		return nil, nil, domainDenied(ss.peer.UID, "change", dom)
 	}
-	def, lerrs := loadPlist(dom, owner, filepath.Clean(path))
+	def, lerrs := ss.readPlist(body, dom, owner, filepath.Clean(path))
 	if lerrs != nil {
 		var descs []string
 		errs := xpc.Array{}
@@ -683,6 +698,31 @@ func opBootstrap(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, 
 		return nil, nil, e
 	}
 	return reply, nil, oe
+}
+
+// readPlist reads the plist a bootstrap request names, with the
+// requester's rights, never xpcd's: from the descriptor the requester
+// opened and sent ("plist", as xpcctl does, like launchctl handing launchd
+// its plist), or else by opening path as the requester (its uid and gid
+// from the kernel, its groups from the user database). Either way an error
+// says only what the requester could have learnt by opening the file
+// itself.
+func (ss *session) readPlist(body *xpc.Dictionary, dom string, owner uint32, path string) (*launchd.Job, []loadError) {
+	if fd, ok := body.Get(KeyPlist).(*xpc.FD); ok {
+		return loadPlistFile(dom, owner, fd.File(), path)
+	}
+	var f *os.File
+	err := asUser(callerIdent(ss.peer.UID, ss.peer.GID), func() error {
+		var oerr error
+		// O_NONBLOCK: opening a FIFO must not wait for a writer.
+		f, oerr = os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		return oerr
+	})
+	if err != nil {
+		return nil, []loadError{{Domain: dom, File: path, Reason: openReason(err)}}
+	}
+	defer f.Close()
+	return loadPlistFile(dom, owner, f, path)
 }
 
 func (m *supervisor) bootstrap(dom string, owner uint32, def *launchd.Job) (*xpc.Dictionary, *opError) {
@@ -744,7 +784,7 @@ func opBootout(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *o
 	}
 	wait, _ := body.Bool(KeyWait)
 	if !mayModify(ss.peer.UID, t.Domain, t.UID) {
-		return nil, nil, denied("uid %d may not change %s", ss.peer.UID, t.Domain)
+		return nil, nil, domainDenied(ss.peer.UID, "change", t.Domain)
 	}
 	var status string
 	var gone chan struct{}
@@ -829,7 +869,7 @@ func opProcinfo(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *
 			return
 		}
 		if d := inst.job.dom; !mayRead(ss.peer.UID, d.name, d.owner) {
-			oe = denied("uid %d may not read %s", ss.peer.UID, d.name)
+			oe = domainDenied(ss.peer.UID, "read", d.name)
 			return
 		}
 		reply = ss.m.procInfo(inst)

@@ -38,7 +38,18 @@ type Config struct {
 	// SIGTERM, then SIGKILL when Close's context ends), as a test wants.
 	// By default Close leaves them running, to be adopted by the next xpcd.
 	StopServicesOnClose bool
+	// MaxWatchesPerUser is the most jobs of one user domain that may
+	// watch paths (WatchPaths, QueueDirectories, PathState) at once, each
+	// with an inotify instance and a thread of xpcd's; a job past it is
+	// not watched, and print and blame say so (rule watch-limit). 0:
+	// DefaultMaxWatchesPerUser; negative: no limit. System jobs are not
+	// counted.
+	MaxWatchesPerUser int
 }
+
+// DefaultMaxWatchesPerUser is Config.MaxWatchesPerUser's default: a
+// quarter of Linux's default inotify instances per user (128).
+const DefaultMaxWatchesPerUser = 32
 
 // component is one part of the daemon. Components start in order and
 // close in reverse; each close is bounded by the context given.
@@ -86,6 +97,12 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.Pressure == nil {
 		cfg.Pressure = PSIMemory{}
 	}
+	switch {
+	case cfg.MaxWatchesPerUser == 0:
+		cfg.MaxWatchesPerUser = DefaultMaxWatchesPerUser
+	case cfg.MaxWatchesPerUser < 0:
+		cfg.MaxWatchesPerUser = 0
+	}
 
 	// Domains and where their jobs come from. A --user instance, and any
 	// instance under XPCD_ROOT, loads LaunchAgents into the domain of the
@@ -120,6 +137,8 @@ func New(cfg Config) (*Daemon, error) {
 		baseEnv:     baseEnvironment(p, user),
 		outputDir:   outDir,
 		stopOnClose: cfg.StopServicesOnClose,
+		root:        uid == 0,
+		maxWatches:  cfg.MaxWatchesPerUser,
 	})
 	srv := newServer(sup, p, user, log.With("component", "bootstrap"))
 	d := &Daemon{cfg: cfg, log: log, sup: sup}

@@ -1,6 +1,7 @@
 package xpcd
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -70,6 +71,11 @@ type job struct {
 	removed       bool // unloaded: no longer in its domain
 	unloadWaiters []chan struct{}
 	err           string // the last launch's failure, if it failed
+	// refused: the last launch was refused by a security rule (wrong
+	// UserName or GroupName, a program others could change). It is not
+	// tried again until the definition changes or an administrator
+	// kickstarts it; lookups fail with the rule meanwhile.
+	refused *RuleError
 
 	inst  *instance
 	queue []*pending // clients waiting for a name the instance has not checked in
@@ -178,6 +184,8 @@ func (j *job) stateOf() string {
 		return "running"
 	case j.disabled:
 		return "disabled"
+	case j.refused != nil:
+		return "refused"
 	case j.throttle != nil:
 		return "throttled"
 	}
@@ -249,9 +257,27 @@ func (m *supervisor) otherJobsChanged(d *domain) {
 	}
 }
 
+// stateWantsRunning tells whether a KeepAlive condition holds. PathState
+// paths are as the job's path watcher last saw them, with its user's
+// rights (pathwatch.go); a path not looked at yet (or not watched at all)
+// satisfies neither "exists" nor "does not exist".
 func (m *supervisor) stateWantsRunning(j *job) bool {
-	return j.def.KeepAlive.StateWantsRunning(
-		func(p string) bool { _, err := os.Stat(p); return err == nil },
+	var w pathWatcher
+	if j.sched != nil {
+		w = j.sched.watch
+	}
+	pathIs := func(p string) (exists, known bool) {
+		if w == nil {
+			return false, false
+		}
+		return w.pathState(p)
+	}
+	for p, want := range j.def.KeepAlive.PathState {
+		if exists, known := pathIs(p); known && exists == want {
+			return true
+		}
+	}
+	return j.def.KeepAlive.StateWantsRunning(nil,
 		func(l string) bool { o := j.dom.jobs[l]; return o != nil && !o.disabled && !o.unloading })
 }
 
@@ -259,7 +285,7 @@ func (m *supervisor) stateWantsRunning(j *job) bool {
 // that runs, or is already due to, is left alone: clients queued for it go
 // to the instance, or are reconsidered when it exits.
 func (m *supervisor) want(j *job, r launchReason) {
-	if j.inst != nil || j.disabled || j.unloading || m.closing || j.throttle != nil {
+	if j.inst != nil || j.disabled || j.unloading || m.closing || j.throttle != nil || j.refused != nil {
 		return
 	}
 	now := time.Now()
@@ -376,6 +402,10 @@ func (m *supervisor) spawned(inst *instance, sp *spawned, conn *xpc.Connection, 
 		j.inst = nil
 		m.instanceGone()
 		j.notBefore = j.lastLaunch.Add(throttleOf(inst.def))
+		var re *RuleError
+		if errors.As(err, &re) && inst.def == j.def {
+			m.refuseJob(j, re)
+		}
 		m.afterExit(j, inst, false)
 		return
 	}
@@ -481,7 +511,7 @@ func (m *supervisor) afterExit(j *job, inst *instance, ran bool) {
 		m.replaceDef(j, j.next)
 		j.next = nil
 	}
-	if m.closing || j.disabled {
+	if m.closing || j.disabled || j.refused != nil {
 		return
 	}
 	switch {
@@ -519,6 +549,7 @@ func (m *supervisor) replaceDef(j *job, def *launchd.Job) {
 	}
 	m.disarm(j) // the new definition's schedule starts afresh
 	j.def, j.fp = def, def.Fingerprint()
+	j.refused = nil // a new definition is tried afresh
 	for name := range def.MachServices {
 		d.names[name] = j
 	}
@@ -535,6 +566,28 @@ func (m *supervisor) replaceDef(j *job, def *launchd.Job) {
 	j.disabled = m.effectiveDisabled(d.name, def)
 	m.syncSchedule(j)
 	m.log.Info("definition replaced", "target", j.target(), "plist", def.Path)
+}
+
+// refuseJob marks a job whose launch a security rule refused: it is not
+// launched again (want) until its definition changes or it is
+// kickstarted, and the clients waiting for it are told why.
+func (m *supervisor) refuseJob(j *job, re *RuleError) {
+	j.refused = re
+	oe := ruleOpError(re, "job %s is refused: %s", j.target(), re.Detail)
+	for _, p := range j.queue {
+		if err := refuse(p.fd, oe); err != nil {
+			m.log.Debug("lookup: the client did not get its refusal", "name", p.name, "err", err)
+		}
+	}
+	j.queue = nil
+	m.log.Warn("launch refused; not tried again until the plist changes", "target", j.target(), "rule", re.Rule, "err", re.Detail)
+}
+
+// ruleOpError is a refusal by a rule as it goes on the wire: reason
+// denied, and the rule named in the "rule" key.
+func ruleOpError(re *RuleError, format string, args ...any) *opError {
+	return &opError{reason: bootstrap.ReasonDenied, desc: fmt.Sprintf(format, args...) + " (rule " + re.Rule + ")",
+		extra: xpc.Dict(KeyRule, re.Rule)}
 }
 
 // stop asks an instance to exit: terminate on its channel, SIGTERM, then

@@ -106,39 +106,68 @@ func (s *jobStore) scan(src source) ([]*launchd.Job, []loadError) {
 	return jobs, errs
 }
 
-// loadPlist reads one job definition for a domain owned by owner. Besides
-// the launchd package's validation, the file must belong to root or the
-// owner and be writable by nobody else (launchd's rule: whoever can write
-// a job definition can run code as its user).
+// loadPlist reads one job definition for a domain owned by owner from a
+// directory of xpcd's own (LaunchAgents, LaunchDaemons), as loadPlistFile
+// does.
 func loadPlist(domain string, owner uint32, path string) (*launchd.Job, []loadError) {
 	if !filepath.IsAbs(path) {
 		return nil, []loadError{{Domain: domain, File: path, Reason: "not an absolute path"}}
 	}
-	if fi, err := os.Stat(path); err == nil {
+	// O_NONBLOCK: opening a FIFO must not wait for a writer.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, []loadError{{Domain: domain, File: path, Reason: openReason(err)}}
+	}
+	defer f.Close()
+	return loadPlistFile(domain, owner, f, path)
+}
+
+// loadPlistFile reads one job definition for a domain owned by owner from
+// f, opened by whoever asked (xpcd for its own directories, the requester
+// for bootstrap). Besides the launchd package's validation, the file must
+// belong to root or the owner and be writable by nobody else (launchd's
+// rule: whoever can write a job definition can run code as its user).
+func loadPlistFile(domain string, owner uint32, f *os.File, path string) (*launchd.Job, []loadError) {
+	if fi, err := f.Stat(); err == nil {
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 			self := uint32(os.Geteuid())
 			if st.Uid != 0 && st.Uid != owner && st.Uid != self {
 				return nil, []loadError{{Domain: domain, File: path,
-					Reason: fmt.Sprintf("dubious ownership: owned by uid %d, want root or uid %d", st.Uid, owner)}}
+					Reason: fmt.Sprintf("dubious ownership: owned by uid %d, want root or uid %d (rule %s)", st.Uid, owner, RulePlistOwner)}}
 			}
 			if fi.Mode().Perm()&0o022 != 0 {
 				return nil, []loadError{{Domain: domain, File: path,
-					Reason: fmt.Sprintf("dubious permissions %v: writable by group or others", fi.Mode().Perm())}}
+					Reason: fmt.Sprintf("dubious permissions %v: writable by group or others (rule %s)", fi.Mode().Perm(), RulePlistOwner)}}
 			}
 		}
 	}
-	j, err := launchd.Load(path)
+	j, err := launchd.LoadFile(f, path)
 	if err != nil {
-		var out []loadError
-		for _, e := range launchd.Errors(err) {
-			out = append(out, loadError{Domain: domain, File: orDefault(e.File, path), Key: e.Key, Reason: e.Reason})
-		}
-		if out == nil {
-			out = []loadError{{Domain: domain, File: path, Reason: err.Error()}}
-		}
-		return nil, out
+		return nil, launchdErrors(domain, path, err)
 	}
 	return j, nil
+}
+
+// openReason is why a plist could not be opened, without the path the
+// load error names already.
+func openReason(err error) string {
+	if pe, ok := err.(*fs.PathError); ok {
+		return pe.Op + ": " + pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// launchdErrors turns the launchd package's error for path into load
+// errors.
+func launchdErrors(domain, path string, err error) []loadError {
+	var out []loadError
+	for _, e := range launchd.Errors(err) {
+		out = append(out, loadError{Domain: domain, File: orDefault(e.File, path), Key: e.Key, Reason: e.Reason})
+	}
+	if out == nil {
+		out = []loadError{{Domain: domain, File: path, Reason: err.Error()}}
+	}
+	return out
 }
 
 // sortedLabels returns a map's keys in order.

@@ -2,9 +2,12 @@ package xpcd
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -38,14 +41,27 @@ type pathWatcher interface {
 	// run adds the watches, reports once (queue or state true) if there
 	// are queue directories or PathState paths, so that their first check
 	// comes after the watches are in place, then reports changes until
-	// closed. changed is called from run's goroutine.
-	run(changed func(watch, queue, state bool))
+	// closed. changed is called from run's goroutine. It returns nil once
+	// closed, or why it could not watch at all.
+	run(changed func(watch, queue, state bool)) error
+	// pathState tells whether a PathState path exists, as last seen by
+	// the job's user; known is false until it has been looked at.
+	pathState(path string) (exists, known bool)
 	close()
+}
+
+// watchSpec is what a job watches, and as whom.
+type watchSpec struct {
+	watch, queue, state []string
+	// ident resolves the job's user (it reads the user database, so run
+	// calls it, not the loop); nil: xpcd's own identity.
+	ident func() (*ident, error)
+	log   *slog.Logger
 }
 
 // newWatchFunc makes a pathWatcher for the paths given; it does not touch
 // the file system (the loop calls it).
-type newWatchFunc func(watch, queue, state []string, log *slog.Logger) (pathWatcher, error)
+type newWatchFunc func(spec watchSpec) (pathWatcher, error)
 
 const (
 	// inDirMask is what a watched directory reports: entries created,
@@ -69,9 +85,13 @@ const (
 // block): it sets a read deadline in the past, which wakes run's Read, and
 // run closes the File as it returns.
 type inotifyWatch struct {
-	f       *os.File
 	log     *slog.Logger
+	ident   func() (*ident, error)
 	stopped atomic.Bool
+
+	mu     sync.Mutex
+	f      *os.File        // nil until run has made it
+	states map[string]bool // PathState path -> exists, as last resolved
 
 	// Owned by run's goroutine.
 	entries []*watchEntry
@@ -104,19 +124,15 @@ type wdUse struct {
 	self bool
 }
 
-func newInotifyWatch(watch, queue, state []string, log *slog.Logger) (pathWatcher, error) {
-	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
-	if err != nil {
-		return nil, os.NewSyscallError("inotify_init1", err)
-	}
-	w := &inotifyWatch{f: os.NewFile(uintptr(fd), "inotify"), log: log, byWD: map[int32][]wdUse{}}
-	for _, p := range watch {
+func newInotifyWatch(spec watchSpec) (pathWatcher, error) {
+	w := &inotifyWatch{log: spec.log, ident: spec.ident, byWD: map[int32][]wdUse{}, states: map[string]bool{}}
+	for _, p := range spec.watch {
 		w.entries = append(w.entries, &watchEntry{path: filepath.Clean(p), self: -1, dirWD: -1})
 	}
-	for _, p := range queue {
+	for _, p := range spec.queue {
 		w.entries = append(w.entries, &watchEntry{path: filepath.Clean(p), kind: queueDir, self: -1, dirWD: -1})
 	}
-	for _, p := range state {
+	for _, p := range spec.state {
 		w.entries = append(w.entries, &watchEntry{path: filepath.Clean(p), kind: statePath, self: -1, dirWD: -1})
 	}
 	return w, nil
@@ -124,15 +140,65 @@ func newInotifyWatch(watch, queue, state []string, log *slog.Logger) (pathWatche
 
 func (w *inotifyWatch) close() {
 	w.stopped.Store(true)
-	w.f.SetReadDeadline(time.Unix(1, 0))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f != nil {
+		w.f.SetReadDeadline(time.Unix(1, 0))
+	}
 }
 
-func (w *inotifyWatch) run(changed func(watch, queue, state bool)) {
+func (w *inotifyWatch) pathState(path string) (exists, known bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	exists, known = w.states[filepath.Clean(path)]
+	return exists, known
+}
+
+// become gives run's goroutine the job's identity, on a thread of its own
+// that ends with the goroutine (ident.go): the inotify instance counts
+// against the user's limit, and every path is resolved and watched with
+// the user's rights, so that a job learns nothing of paths its user could
+// not look at.
+func (w *inotifyWatch) become() error {
+	if w.ident == nil || os.Geteuid() != 0 {
+		return nil
+	}
+	id, err := w.ident()
+	if err != nil || id.privileged() {
+		return err
+	}
+	// Never unlocked: the thread dies with this goroutine.
+	runtime.LockOSThread()
+	return becomeUser(id)
+}
+
+// open makes the inotify instance.
+func (w *inotifyWatch) open() error {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return os.NewSyscallError("inotify_init1", err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.f = os.NewFile(uintptr(fd), "inotify")
+	if w.stopped.Load() {
+		w.f.SetReadDeadline(time.Unix(1, 0))
+	}
+	return nil
+}
+
+func (w *inotifyWatch) run(changed func(watch, queue, state bool)) error {
+	if err := w.become(); err != nil {
+		return fmt.Errorf("taking the job's identity: %w", err)
+	}
+	if err := w.open(); err != nil {
+		return err
+	}
 	defer w.f.Close()
 	hasQueue, hasState := false, false
 	for _, e := range w.entries {
 		if w.stopped.Load() {
-			return
+			return nil
 		}
 		w.resolve(e)
 		hasQueue = hasQueue || e.kind == queueDir
@@ -145,15 +211,16 @@ func (w *inotifyWatch) run(changed func(watch, queue, state bool)) {
 	for !w.stopped.Load() {
 		n, err := w.f.Read(buf)
 		if err != nil {
-			if !w.stopped.Load() {
-				w.log.Error("watching paths: reading inotify events", "err", err)
+			if w.stopped.Load() {
+				return nil
 			}
-			return
+			return fmt.Errorf("reading inotify events: %w", err)
 		}
 		if watch, queue, state := w.handle(buf[:n]); watch || queue || state {
 			changed(watch, queue, state)
 		}
 	}
+	return nil
 }
 
 // handle applies a read's events and tells whether a watched path, a
@@ -298,6 +365,11 @@ func (w *inotifyWatch) resolve(e *watchEntry) {
 	e.id = [2]uint64{}
 	if e.exists {
 		e.id = [2]uint64{st.Dev, st.Ino}
+	}
+	if e.kind == statePath {
+		w.mu.Lock()
+		w.states[e.path] = e.exists
+		w.mu.Unlock()
 	}
 }
 

@@ -23,7 +23,7 @@ type watchEvents chan [2]bool // {watch, queue}
 
 func startInotify(t *testing.T, watch, queue []string) watchEvents {
 	t.Helper()
-	w, err := newInotifyWatch(watch, queue, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w, err := newInotifyWatch(watchSpec{watch: watch, queue: queue, log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,9 +208,8 @@ func TestWatchPathsLive(t *testing.T) {
 			t.Error(oe)
 		}
 	}))
-	if n := inotifyFDs(t); n != fds+1 {
-		t.Fatalf("%d inotify descriptors, want %d", n, fds+1)
-	}
+	// The watcher makes its inotify instance in its own goroutine.
+	waitFor(t, "the watcher's inotify instance", func() bool { return inotifyFDs(t) == fds+1 })
 	launches := func() int { return len(fl.launches()) }
 	// The watch is set up in its own goroutine: write until it notices.
 	waitFor(t, "a launch for a new file", func() bool {

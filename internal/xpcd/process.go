@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -120,8 +119,13 @@ type execLauncher struct {
 
 func (l *execLauncher) launch(spec *spawnSpec) (_ *spawned, err error) {
 	def := spec.def
-	cred, u, err := l.credential(spec)
+	id, err := jobIdent(l.root, spec.domain, spec.owner, def, func(msg string) {
+		l.log.Warn(msg, "label", def.Label, "UserName", def.UserName)
+	})
 	if err != nil {
+		return nil, err
+	}
+	if err := l.checkProgram(spec); err != nil {
 		return nil, err
 	}
 	var closers []*os.File
@@ -130,58 +134,16 @@ func (l *execLauncher) launch(spec *spawnSpec) (_ *spawned, err error) {
 			f.Close()
 		}
 	}()
-	stdin, err := os.Open(orDefault(def.StandardInPath, os.DevNull))
+	stdio, out, err := l.openStdio(spec, id)
+	closers = append(closers, stdio[:]...)
 	if err != nil {
-		return nil, fmt.Errorf("StandardInPath: %w", err)
-	}
-	closers = append(closers, stdin)
-
-	// Output: files when named, otherwise one FIFO whose lines go to
-	// xpcd's log.
-	var out *output
-	var fifoW *os.File
-	fifo := func() (*os.File, error) {
-		if fifoW != nil {
-			return fifoW, nil
-		}
-		o, w, err := newOutput(l.outputDir, l.log.With("label", def.Label, "domain", spec.domain))
-		if err != nil {
-			return nil, err
-		}
-		out, fifoW = o, w
-		closers = append(closers, w)
-		return w, nil
+		return nil, err
 	}
 	defer func() {
 		if err != nil && out != nil {
 			out.stop(true)
 		}
 	}()
-	openOut := func(key, path string) (*os.File, error) {
-		if path == "" {
-			return fifo()
-		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", key, err)
-		}
-		closers = append(closers, f)
-		if cred != nil {
-			if fi, err := f.Stat(); err == nil && fi.Sys().(*syscall.Stat_t).Uid == 0 && cred.Uid != 0 {
-				f.Chown(int(cred.Uid), int(cred.Gid))
-			}
-		}
-		return f, nil
-	}
-	stdout, err := openOut("StandardOutPath", def.StandardOutPath)
-	if err != nil {
-		return nil, err
-	}
-	stderr, err := openOut("StandardErrorPath", def.StandardErrorPath)
-	if err != nil {
-		return nil, err
-	}
-
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("check-in socket pair: %w", err)
@@ -196,7 +158,7 @@ func (l *execLauncher) launch(spec *spawnSpec) (_ *spawned, err error) {
 	}()
 
 	exe := def.Executable()
-	id, _ := statID(exe)
+	fid, _ := statID(exe)
 	path, argv, err := spawnArgv(def)
 	if err != nil {
 		return nil, err
@@ -205,16 +167,16 @@ func (l *execLauncher) launch(spec *spawnSpec) (_ *spawned, err error) {
 	cmd := &exec.Cmd{
 		Path:       path,
 		Args:       argv,
-		Env:        l.environment(spec, u),
+		Env:        l.environment(spec, id),
 		Dir:        orDefault(def.WorkingDirectory, "/"),
-		Stdin:      stdin,
-		Stdout:     stdout,
-		Stderr:     stderr,
+		Stdin:      stdio[0],
+		Stdout:     stdio[1],
+		Stderr:     stdio[2],
 		ExtraFiles: []*os.File{theirs},
 		SysProcAttr: &syscall.SysProcAttr{
 			Setpgid:    true,
 			PidFD:      &pidfd,
-			Credential: cred,
+			Credential: id.credential(l.root),
 		},
 	}
 	if err := cmd.Start(); err != nil {
@@ -238,73 +200,109 @@ func (l *execLauncher) launch(spec *spawnSpec) (_ *spawned, err error) {
 	if out != nil {
 		out.start(pid)
 	}
-	return &spawned{proc: proc, pid: pid, startTime: st, checkin: mine, output: out, exe: id}, nil
+	return &spawned{proc: proc, pid: pid, startTime: st, checkin: mine, output: out, exe: fid}, nil
 }
 
-// credential works out whom to run the job as: when xpcd is root, the
-// domain's user for a user domain (UserName may only name that user), or
-// UserName/GroupName in the system domain; otherwise xpcd's own user.
-func (l *execLauncher) credential(spec *spawnSpec) (*syscall.Credential, *user.User, error) {
+// openStdio opens the job's standard input, output and error: the files
+// it names, opened as the job's user (id) so that it gets nothing it could
+// not open itself, and created (0644, by the umask) as theirs; /dev/null
+// for input it does not name; and for output it does not name, one FIFO
+// whose lines go to xpcd's log. The caller closes the three files; out is
+// the FIFO's reader, if one was made.
+func (l *execLauncher) openStdio(spec *spawnSpec, id *ident) (stdio [3]*os.File, out *output, err error) {
 	def := spec.def
-	if !l.root {
-		u, _ := user.Current()
-		if def.UserName != "" && (u == nil || u.Username != def.UserName) {
-			l.log.Warn("UserName ignored: xpcd does not run as root", "label", def.Label, "UserName", def.UserName)
+	var fifoW *os.File
+	defer func() {
+		if err != nil && out != nil {
+			out.stop(true)
+			out = nil
 		}
-		return nil, u, nil
+	}()
+	files := [3]struct {
+		key, path string
+		flag      int
+	}{
+		{"StandardInPath", orDefault(def.StandardInPath, os.DevNull), os.O_RDONLY},
+		{"StandardOutPath", def.StandardOutPath, os.O_WRONLY | os.O_APPEND | os.O_CREATE},
+		{"StandardErrorPath", def.StandardErrorPath, os.O_WRONLY | os.O_APPEND | os.O_CREATE},
 	}
-	var u *user.User
-	var err error
-	switch {
-	case def.UserName != "":
-		u, err = user.Lookup(def.UserName)
-		if err != nil {
-			return nil, nil, fmt.Errorf("UserName: %w", err)
-		}
-		if spec.domain != DomainSystem && spec.owner != 0 && u.Uid != strconv.FormatUint(uint64(spec.owner), 10) {
-			return nil, nil, fmt.Errorf("UserName: %s is not the owner of %s", def.UserName, spec.domain)
-		}
-	case spec.domain != DomainSystem && spec.owner != 0:
-		u, err = user.LookupId(strconv.FormatUint(uint64(spec.owner), 10))
-		if err != nil {
-			return nil, nil, fmt.Errorf("the owner of %s: %w", spec.domain, err)
-		}
-	default:
-		u, _ = user.Current()
-		if def.GroupName == "" {
-			return nil, u, nil
-		}
-	}
-	uid, gid := uint64(0), uint64(0)
-	var groups []uint32
-	if u != nil {
-		uid, _ = strconv.ParseUint(u.Uid, 10, 32)
-		gid, _ = strconv.ParseUint(u.Gid, 10, 32)
-		if ids, err := u.GroupIds(); err == nil {
-			for _, g := range ids {
-				if n, err := strconv.ParseUint(g, 10, 32); err == nil {
-					groups = append(groups, uint32(n))
+	for i, f := range files {
+		if f.path == "" {
+			if fifoW == nil {
+				if out, fifoW, err = newOutput(l.outputDir, l.log.With("label", def.Label, "domain", spec.domain)); err != nil {
+					return stdio, nil, err
 				}
+				stdio[i] = fifoW
+			} else if stdio[i], err = dupOSFile(fifoW); err != nil {
+				return stdio, out, fmt.Errorf("output FIFO: %w", err)
 			}
+			continue
 		}
-	}
-	if def.GroupName != "" {
-		g, err := user.LookupGroup(def.GroupName)
+		err = asUser(id, func() error {
+			// O_NONBLOCK: opening a FIFO must not wait for its other
+			// end (the flag is cleared below; files do not mind).
+			var oerr error
+			stdio[i], oerr = os.OpenFile(f.path, f.flag|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0o644)
+			return oerr
+		})
 		if err != nil {
-			return nil, nil, fmt.Errorf("GroupName: %w", err)
+			return stdio, out, fmt.Errorf("%s: %w", f.key, err)
 		}
-		gid, _ = strconv.ParseUint(g.Gid, 10, 32)
+		if err := unix.SetNonblock(int(stdio[i].Fd()), false); err != nil {
+			return stdio, out, fmt.Errorf("%s: %w", f.key, err)
+		}
 	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}, u, nil
+	return stdio, out, nil
+}
+
+// dupOSFile duplicates f (close-on-exec).
+func dupOSFile(f *os.File) (*os.File, error) {
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
+}
+
+// programOwners are the users who may own a job's program and the
+// directories above it: root, and in a user domain its user; a xpcd that
+// is not root also trusts its own user, as whom everything it starts runs.
+func (l *execLauncher) programOwners(spec *spawnSpec) []uint32 {
+	owners := []uint32{0}
+	if spec.domain != DomainSystem && spec.owner != 0 {
+		owners = append(owners, spec.owner)
+	}
+	if !l.root {
+		owners = append(owners, uint32(os.Geteuid()))
+	}
+	return owners
+}
+
+// checkProgram refuses a program that someone other than its trusted
+// owners could replace (RuleProgramOwner): a system daemon runs as root,
+// so a program anyone could rewrite would run anyone's code as root. A
+// program that does not exist is left for exec to report.
+func (l *execLauncher) checkProgram(spec *spawnSpec) error {
+	paths := []string{spec.def.Executable()}
+	if spec.def.Umask != nil {
+		paths = append(paths, umaskShell)
+	}
+	for _, p := range paths {
+		err := checkTrusted(p, l.programOwners(spec), false)
+		if errors.Is(err, errNotTrusted) {
+			return refusedBy(RuleProgramOwner, "program %s: %v", spec.def.Executable(), err)
+		}
+	}
+	return nil
 }
 
 // environment is the job's environment: spec's base, the user's HOME, USER
 // and LOGNAME, the job's EnvironmentVariables, then the check-in
 // variables, which nothing overrides.
-func (l *execLauncher) environment(spec *spawnSpec, u *user.User) []string {
+func (l *execLauncher) environment(spec *spawnSpec, id *ident) []string {
 	env := append([]string(nil), spec.env...)
-	if u != nil {
-		env = append(env, "HOME="+u.HomeDir, "USER="+u.Username, "LOGNAME="+u.Username)
+	if id != nil && id.name != "" {
+		env = append(env, "HOME="+id.home, "USER="+id.name, "LOGNAME="+id.name)
 	}
 	for k, v := range spec.def.EnvironmentVariables {
 		env = append(env, k+"="+v)

@@ -28,6 +28,11 @@ const (
 	KeyErrors = "errors"
 	KeyEvent  = "event"
 	KeyWhy    = "why"
+	// KeyRule names the security rule (Rule*) a refusal is by.
+	KeyRule = "rule"
+	// KeyPlist carries the descriptor of the plist bootstrap loads,
+	// opened by the requester.
+	KeyPlist = "plist"
 )
 
 // Reasons (the "reason" key of error replies) besides bootstrap's.

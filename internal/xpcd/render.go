@@ -123,6 +123,9 @@ func (m *supervisor) jobDict(j *job) *xpc.Dictionary {
 	if (inst != nil && inst.upgrade) || j.next != nil {
 		d.Set("upgrade_pending", xpc.Bool(true))
 	}
+	if j.refused != nil {
+		d.Set(KeyRule, xpc.String(j.refused.Rule))
+	}
 	if j.err != "" {
 		d.Set("error", xpc.String(j.err))
 	}
@@ -184,6 +187,9 @@ func (m *supervisor) blame(j *job) string {
 		if sched := m.scheduleText(j); len(sched) > 0 {
 			b.WriteString("; schedule: " + strings.Join(sched, "; ") + " (a start due while it runs is skipped)")
 		}
+	case "refused":
+		fmt.Fprintf(&b, "refused at %s by rule %s: %s; not launched again until its plist changes or it is kickstarted",
+			ts(j.lastLaunch), j.refused.Rule, j.refused.Detail)
 	case "throttled":
 		fmt.Fprintf(&b, "throttled until %s: it last started at %s and ThrottleInterval is %v; will start for: %s",
 			ts(j.throttleAt), ts(j.lastLaunch), def.ThrottleInterval, reasonText(j.throttleR))

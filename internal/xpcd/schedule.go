@@ -77,6 +77,7 @@ type schedule struct {
 
 	watch    pathWatcher // nil if the job watches nothing, or it failed
 	watchErr string
+	counted  bool        // the watch counts in its domain's watching
 	posted   atomic.Bool // the watcher has posted changes not yet taken
 	hitWatch atomic.Bool
 	hitQueue atomic.Bool
@@ -128,26 +129,66 @@ func (m *supervisor) arm(j *job) {
 		m.nextCalendar(j, s, now)
 	}
 	if len(def.WatchPaths) > 0 || len(def.QueueDirectories) > 0 || len(def.KeepAlive.PathState) > 0 {
-		newWatch := m.newWatch
-		if newWatch == nil {
-			newWatch = newInotifyWatch
-		}
-		w, err := newWatch(def.WatchPaths, def.QueueDirectories, statePaths(def), m.log.With("target", j.target()))
-		if err != nil {
-			s.watchErr = err.Error()
-			m.log.Error("cannot watch paths", "target", j.target(), "err", err)
-			// Without a watch, the queue directories are still
-			// looked at now and after each exit.
-			m.checkQueues(j)
-			return
-		}
-		s.watch = w
-		m.bg.Add(1)
-		go func() {
-			defer m.bg.Done()
-			w.run(func(watch, queue, state bool) { m.pathsChanged(j, s, watch, queue, state) })
-		}()
+		m.armWatch(j, s)
 	}
+}
+
+// armWatch starts watching the job's paths, as its user, unless its user
+// domain has maxWatches watching jobs already (RuleWatchLimit): each
+// costs an inotify instance and a thread, which a user must not be able
+// to use up for everyone.
+func (m *supervisor) armWatch(j *job, s *schedule) {
+	d := j.dom
+	if d.name != DomainSystem && d.owner != 0 && m.maxWatches > 0 && d.watching >= m.maxWatches {
+		re := refusedBy(RuleWatchLimit, "%s has %d jobs watching paths already, the limit", d.name, d.watching)
+		m.watchFailed(j, s, re)
+		return
+	}
+	newWatch := m.newWatch
+	if newWatch == nil {
+		newWatch = newInotifyWatch
+	}
+	w, err := newWatch(watchSpec{watch: j.def.WatchPaths, queue: j.def.QueueDirectories, state: statePaths(j.def),
+		ident: m.identOf(j), log: m.log.With("target", j.target())})
+	if err != nil {
+		m.watchFailed(j, s, err)
+		return
+	}
+	s.watch = w
+	s.counted = true
+	d.watching++
+	m.bg.Add(1)
+	go func() {
+		defer m.bg.Done()
+		err := w.run(func(watch, queue, state bool) { m.pathsChanged(j, s, watch, queue, state) })
+		if err != nil {
+			m.post(func() {
+				if j.sched == s {
+					m.watchFailed(j, s, err)
+				}
+			})
+		}
+	}()
+}
+
+// watchFailed notes that the job's paths are not watched, and why.
+func (m *supervisor) watchFailed(j *job, s *schedule, err error) {
+	s.watchErr = err.Error()
+	m.log.Error("cannot watch paths", "target", j.target(), "err", err)
+	// Without a watch, the queue directories are still looked at now
+	// and after each exit.
+	m.checkQueues(j)
+	m.changed(j)
+}
+
+// identOf returns a function that resolves whom the job runs as (off the
+// loop: it reads the user database); nil when xpcd is not root.
+func (m *supervisor) identOf(j *job) func() (*ident, error) {
+	if !m.root {
+		return nil
+	}
+	dom, owner, def := j.dom.name, j.dom.owner, j.def
+	return func() (*ident, error) { return jobIdent(true, dom, owner, def, nil) }
 }
 
 // disarm stops the job's timers and closes its watch.
@@ -164,6 +205,10 @@ func (m *supervisor) disarm(j *job) {
 	}
 	if s.watch != nil {
 		s.watch.close()
+	}
+	if s.counted {
+		s.counted = false
+		j.dom.watching--
 	}
 }
 
@@ -321,10 +366,25 @@ func (m *supervisor) checkQueues(j *job) {
 	}
 	s.checking = true
 	dirs := j.def.QueueDirectories
+	identOf := m.identOf(j)
 	m.bg.Add(1)
 	go func() {
 		defer m.bg.Done()
-		full, err := anyNonEmpty(dirs)
+		// Listed as the job's user: a job learns nothing of a directory
+		// its user could not list.
+		var full string
+		var id *ident
+		var err error
+		if identOf != nil {
+			id, err = identOf()
+		}
+		if err == nil {
+			err = asUser(id, func() error {
+				var lerr error
+				full, lerr = anyNonEmpty(dirs)
+				return lerr
+			})
+		}
 		m.post(func() { m.queuesChecked(j, s, full, err) })
 	}()
 }

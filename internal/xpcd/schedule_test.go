@@ -36,10 +36,10 @@ type fakeWatch struct {
 	changed func(watch, queue, state bool)
 }
 
-func (f *fakeWatches) new(watch, queue, state []string, _ *slog.Logger) (pathWatcher, error) {
+func (f *fakeWatches) new(spec watchSpec) (pathWatcher, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	w := &fakeWatch{watch: watch, queue: queue, state: state, closed: make(chan struct{})}
+	w := &fakeWatch{watch: spec.watch, queue: spec.queue, state: spec.state, closed: make(chan struct{})}
 	f.ws = append(f.ws, w)
 	return w, nil
 }
@@ -50,7 +50,7 @@ func (f *fakeWatches) all() []*fakeWatch {
 	return append([]*fakeWatch(nil), f.ws...)
 }
 
-func (w *fakeWatch) run(changed func(watch, queue, state bool)) {
+func (w *fakeWatch) run(changed func(watch, queue, state bool)) error {
 	w.mu.Lock()
 	w.changed = changed
 	w.mu.Unlock()
@@ -58,6 +58,13 @@ func (w *fakeWatch) run(changed func(watch, queue, state bool)) {
 		changed(false, len(w.queue) > 0, len(w.state) > 0)
 	}
 	<-w.closed
+	return nil
+}
+
+// pathState is the file system's word, as the inotify watcher's would be.
+func (w *fakeWatch) pathState(path string) (exists, known bool) {
+	_, err := os.Stat(path)
+	return err == nil, true
 }
 
 func (w *fakeWatch) close() { w.once.Do(func() { close(w.closed) }) }

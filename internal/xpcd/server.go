@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"sync"
@@ -44,6 +45,9 @@ func (s *server) bind() error {
 	if s.user {
 		dirMode, sockMode = 0o700, 0o600
 	}
+	if err := prepareDirs(s.paths, dirMode); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(s.paths.RunDir, dirMode); err != nil {
 		return fmt.Errorf("run directory: %w", err)
 	}
@@ -58,6 +62,47 @@ func (s *server) bind() error {
 	s.l = l
 	s.log.Info("listening", "socket", s.paths.Socket, "mode", sockMode)
 	return nil
+}
+
+// prepareDirs makes sure, in a root xpcd, that nobody but root can change
+// its directories (RuleDirOwner): XPCD_ROOT, the run and state directories,
+// LaunchAgents and LaunchDaemons, and every directory above them, must
+// belong to root and be writable by nobody else (a sticky directory such as
+// /tmp excepted), and none of the five may be a symbolic link. Otherwise a
+// user who owns XPCD_ROOT could plant links that make xpcd change root's
+// files, or state that xpcd would act on. The run and state directories
+// are made (runMode, 0700) between two checks, so that one made by someone
+// else in the meantime is caught. A xpcd that is not root checks nothing:
+// it can do no more than its user can.
+func prepareDirs(p bootstrap.Paths, runMode os.FileMode) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	check := func(mustExist bool) error {
+		for _, d := range []string{p.Root, p.RunDir, p.StateDir, p.Agents, p.Daemons} {
+			if d == "" {
+				continue
+			}
+			err := checkTrusted(d, []uint32{0}, true)
+			if err == nil || (!mustExist || (d != p.RunDir && d != p.StateDir)) && errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if errors.Is(err, errNotTrusted) {
+				return refusedBy(RuleDirOwner, "%v", err)
+			}
+			return err
+		}
+		return nil
+	}
+	if err := check(false); err != nil {
+		return err
+	}
+	for d, mode := range map[string]os.FileMode{p.RunDir: runMode, p.StateDir: 0o700} {
+		if err := os.MkdirAll(d, mode); err != nil {
+			return err
+		}
+	}
+	return check(true)
 }
 
 // start accepts connections.

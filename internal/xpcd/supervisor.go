@@ -44,6 +44,11 @@ type supervisorConfig struct {
 	// newWatch watches a job's WatchPaths and QueueDirectories; nil is
 	// inotify (newInotifyWatch). Tests of the state machine fake it.
 	newWatch newWatchFunc
+	// root: xpcd runs as root, and jobs as their users.
+	root bool
+	// maxWatches is the most jobs of one user domain that may watch
+	// paths at once; 0: no limit.
+	maxWatches int
 }
 
 // Limits.
@@ -93,6 +98,8 @@ type domain struct {
 	jobs   map[string]*job // by label
 	names  map[string]*job // MachServices name -> job
 	errors []loadError     // plists rejected at start
+	// watching counts the jobs with a path watcher (RuleWatchLimit).
+	watching int
 }
 
 func newSupervisor(cfg supervisorConfig) *supervisor {

@@ -1,0 +1,118 @@
+package xpcd
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxLinks bounds the symbolic links followed on one path, as the kernel's
+// ELOOP does.
+const maxLinks = 40
+
+// errNotTrusted is what checkTrusted's refusals wrap: a path that someone
+// other than the trusted owners could change.
+var errNotTrusted = errors.New("path may be changed by someone not trusted")
+
+// checkTrusted checks that nobody but owners can change what path names:
+// path, every directory above it, and every symbolic link on the way (and
+// what those lead to) must belong to one of owners and be writable by
+// nobody else. A directory writable by others but with the sticky bit set
+// (like /tmp) is accepted, since others cannot remove or rename what they
+// do not own in it, and the next component must belong to an owner anyway.
+// With noLinks, path itself must not be a symbolic link. A component that
+// does not exist ends the walk with an error wrapping fs.ErrNotExist, once
+// everything above it has passed.
+func checkTrusted(path string, owners []uint32, noLinks bool) error {
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("%s: not an absolute path", path)
+	}
+	if err := trustedInode("/", owners); err != nil {
+		return err
+	}
+	rest := splitPath(path)
+	cur, links := "/", 0
+	for len(rest) > 0 {
+		name := rest[0]
+		rest = rest[1:]
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			cur = filepath.Dir(cur)
+			continue
+		}
+		next := filepath.Join(cur, name)
+		var st unix.Stat_t
+		if err := unix.Lstat(next, &st); err != nil {
+			return &fs.PathError{Op: "lstat", Path: next, Err: err}
+		}
+		if err := trusted(next, &st, owners); err != nil {
+			return err
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+			cur = next
+			continue
+		}
+		if noLinks && len(rest) == 0 && links == 0 {
+			return fmt.Errorf("%w: %s is a symbolic link", errNotTrusted, next)
+		}
+		if links++; links > maxLinks {
+			return &fs.PathError{Op: "resolve", Path: path, Err: unix.ELOOP}
+		}
+		target, err := os.Readlink(next)
+		if err != nil {
+			return err
+		}
+		if filepath.IsAbs(target) {
+			cur = "/"
+		}
+		rest = append(splitPath(target), rest...)
+	}
+	return nil
+}
+
+func splitPath(p string) []string { return strings.Split(p, "/") }
+
+func trustedInode(path string, owners []uint32) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return &fs.PathError{Op: "lstat", Path: path, Err: err}
+	}
+	return trusted(path, &st, owners)
+}
+
+// trusted checks one inode: owned by one of owners, and writable by nobody
+// else (but for a sticky directory; a symbolic link's own mode means
+// nothing).
+func trusted(path string, st *unix.Stat_t, owners []uint32) error {
+	if !slices.Contains(owners, st.Uid) {
+		return fmt.Errorf("%w: %s belongs to uid %d, want %s", errNotTrusted, path, st.Uid, ownerList(owners))
+	}
+	typ := st.Mode & unix.S_IFMT
+	if typ == unix.S_IFLNK || st.Mode&0o022 == 0 {
+		return nil
+	}
+	if typ == unix.S_IFDIR && st.Mode&unix.S_ISVTX != 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s is writable by group or others (mode %04o)", errNotTrusted, path, st.Mode&0o7777)
+}
+
+func ownerList(owners []uint32) string {
+	var s []string
+	for _, o := range owners {
+		if o == 0 {
+			s = append(s, "root")
+		} else {
+			s = append(s, fmt.Sprintf("uid %d", o))
+		}
+	}
+	return strings.Join(slices.Compact(s), " or ")
+}
