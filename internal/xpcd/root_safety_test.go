@@ -1,0 +1,439 @@
+package xpcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/goxpc/xpc"
+	"github.com/goxpc/xpc/internal/bootstrap"
+)
+
+// A root xpcd must not be a local user's way to root's files: what a job
+// or a request names is opened with the user's rights, credentials are
+// limited to the user's own, programs and plists must be changeable only
+// by their trusted owners, and a denied request leaves nothing behind.
+// Each test runs a root xpcd (system layout, socket 0666) and a user made
+// for the test; they skip where they cannot be root.
+
+// rootFile writes a file owned by root with the given mode.
+func rootFile(t *testing.T, path string, mode os.FileMode, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mkdirMode makes a directory with exactly mode, owned by uid.
+func mkdirMode(t *testing.T, path string, mode os.FileMode, uid, gid uint32) string {
+	t.Helper()
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, int(uid), int(gid)); err != nil {
+		t.Fatal(err)
+	}
+	// syscall's: os.Chmod takes the sticky bit as os.ModeSticky only.
+	if err := syscall.Chmod(path, uint32(mode)); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func uidOf(t *testing.T, path string) uint32 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Sys().(*syscall.Stat_t).Uid
+}
+
+// loadAs bootstraps a job (root's plist, in root's directory) into dom
+// and returns its target.
+func (in *isoInstance) load(t *testing.T, dom, label string, names []string, extra map[string]any) string {
+	t.Helper()
+	h := in.h
+	dir := filepath.Join(h.dir, "plists")
+	os.MkdirAll(dir, 0o755)
+	p := h.writePlist(h.lcJob(label, names, nil, extra, in.exe), dir)
+	h.mustAdmin(OpBootstrap, bootstrap.KeyDomain, dom, KeyPath, p)
+	return dom + "/" + label
+}
+
+// logLines counts the lines of the daemon's log with msg and the target.
+func logLines(h *harness, msg, target string) int {
+	n := 0
+	for _, line := range strings.Split(h.logs.String(), "\n") {
+		if strings.Contains(line, " msg="+msg+" ") && strings.Contains(line, " target="+target+" ") {
+			n++
+		}
+	}
+	return n
+}
+
+func launches(h *harness, target string) int { return logLines(h, "launching", target) }
+
+// Standard input, output and error are opened as the job's user: a job in
+// a user's domain cannot write root's file (which used to be opened as
+// root and handed to the user) nor read a root-only one, and the files it
+// may create are the user's without any chown.
+func TestRootOpensStdioAsJobUser(t *testing.T) {
+	b := newTestUser(t)
+	t.Parallel()
+	in := newIsoInstance(t)
+	h := in.h
+	h.start()
+	files := mkdirMode(t, filepath.Join(h.dir, "files"), 0o755, 0, 0)
+	victim := filepath.Join(files, "victim")
+	rootFile(t, victim, 0o644, "root's\n")
+	secret := filepath.Join(files, "secret")
+	rootFile(t, secret, 0o600, "root's secret\n")
+	bdir := mkdirMode(t, filepath.Join(h.dir, "bdir"), 0o755, b.uid, b.gid)
+	dom := UserDomain(b.uid)
+
+	for _, c := range []struct {
+		label, key, path string
+	}{
+		{"test.stdio.out", "StandardOutPath", victim},
+		{"test.stdio.err", "StandardErrorPath", victim},
+		{"test.stdio.in", "StandardInPath", secret},
+	} {
+		target := in.load(t, dom, c.label, nil, map[string]any{c.key: c.path})
+		_, err := h.admin(OpKickstart, KeyTarget, target)
+		if reasonOf(err) != ReasonLaunchFailed || !strings.Contains(err.Error(), c.key) || !strings.Contains(err.Error(), "permission denied") {
+			t.Errorf("%s naming root's %s: %v, want launch-failed, permission denied", c.key, c.path, err)
+		}
+	}
+	if u := uidOf(t, victim); u != 0 {
+		t.Errorf("root's file now belongs to uid %d", u)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "root's\n" {
+		t.Errorf("root's file now holds %q", b)
+	}
+
+	// Where the user may write, the file is made as theirs.
+	out := filepath.Join(bdir, "out.log")
+	target := in.load(t, dom, "test.stdio.ok", nil, map[string]any{"StandardOutPath": out, "StandardErrorPath": out})
+	h.mustAdmin(OpKickstart, KeyTarget, target)
+	if u := uidOf(t, out); u != b.uid {
+		t.Errorf("%s belongs to uid %d, want the job's user %d", out, u, b.uid)
+	}
+}
+
+// WatchPaths, QueueDirectories and PathState are looked at as the job's
+// user: a root-only directory with work in it starts a system job (root's)
+// but not the same job in a user's domain, whose user cannot list it. And
+// a user domain may have only so many jobs watching paths.
+func TestRootWatchesAsJobUser(t *testing.T) {
+	b := newTestUser(t)
+	t.Parallel()
+	in := newIsoInstance(t)
+	h := in.h
+	h.cfg.MaxWatchesPerUser = 2
+	h.start()
+	private := mkdirMode(t, filepath.Join(h.dir, "private"), 0o700, 0, 0)
+	rootFile(t, filepath.Join(private, "work"), 0o600, "x")
+	extra := map[string]any{
+		"QueueDirectories": []any{private},
+		"KeepAlive":        map[string]any{"PathState": map[string]any{filepath.Join(private, "work"): true}},
+	}
+	sys := in.load(t, DomainSystem, "test.watch.sys", nil, extra)
+	dom := UserDomain(b.uid)
+	user := in.load(t, dom, "test.watch.user", nil, extra)
+	// root's job sees the work and starts; by then the user's has looked.
+	waitFor(t, "the system job to start for its queue", func() bool { return launches(h, sys) > 0 })
+	waitFor(t, "the user's queue check", func() bool {
+		return logLines(h, `"queue directory"`, user) > 0
+	})
+	time.Sleep(200 * time.Millisecond)
+	if n := launches(h, user); n != 0 {
+		t.Errorf("the user's job was started %d times for a directory its user cannot list", n)
+	}
+
+	// Two jobs of the domain watch; the third is refused by the rule.
+	in.load(t, dom, "test.watch.w1", nil, map[string]any{"WatchPaths": []any{h.dir}})
+	third := in.load(t, dom, "test.watch.w2", nil, map[string]any{"WatchPaths": []any{h.dir}})
+	why := strOf(h.mustAdmin(OpBlame, KeyTarget, third), KeyWhy)
+	if !strings.Contains(why, RuleWatchLimit) {
+		t.Errorf("blame of the third watching job: %q, want the rule %s", why, RuleWatchLimit)
+	}
+	// Booting one out makes room.
+	h.mustAdmin(OpBootout, KeyTarget, user, KeyWait, true)
+	fourth := in.load(t, dom, "test.watch.w3", nil, map[string]any{"WatchPaths": []any{h.dir}})
+	if why := strOf(h.mustAdmin(OpBlame, KeyTarget, fourth), KeyWhy); strings.Contains(why, RuleWatchLimit) {
+		t.Errorf("after a bootout: %q", why)
+	}
+}
+
+// In a user domain, a job runs with its user's own groups only and as its
+// user only. A job refused for that is not launched again (its throttle
+// would otherwise retry it forever); print, blame and lookups name the
+// rule; a GroupName the user belongs to is fine.
+func TestUserDomainCredentialsRefused(t *testing.T) {
+	b := newTestUser(t)
+	t.Parallel()
+	in := newIsoInstance(t)
+	h := in.h
+	h.start()
+	dom := UserDomain(b.uid)
+	grp := in.load(t, dom, "test.cred.group", []string{"test.cred.group.svc"},
+		map[string]any{"GroupName": "root", "RunAtLoad": true, "ThrottleInterval": 1})
+	usr := in.load(t, dom, "test.cred.user", nil, map[string]any{"UserName": "root", "RunAtLoad": true, "ThrottleInterval": 1})
+	for target, rule := range map[string]string{grp: RuleDomainGroups, usr: RuleDomainUser} {
+		waitFor(t, target+" refused", func() bool { return strOf(h.mustAdmin(OpPrint, KeyTarget, target), "state") == "refused" })
+		d := h.mustAdmin(OpPrint, KeyTarget, target)
+		if strOf(d, KeyRule) != rule || intOf(d, "runs") != 0 {
+			t.Errorf("%s: %s, want rule %s and no run", target, xpc.Format(d), rule)
+		}
+		if why := strOf(h.mustAdmin(OpBlame, KeyTarget, target), KeyWhy); !strings.Contains(why, rule) {
+			t.Errorf("blame %s: %q", target, why)
+		}
+	}
+	time.Sleep(2500 * time.Millisecond) // past two throttle intervals
+	for _, target := range []string{grp, usr} {
+		if n := launches(h, target); n != 1 {
+			t.Errorf("%s was launched %d times, want once", target, n)
+		}
+	}
+	_, err := h.lookup("test.cred.group.svc", bootstrap.KeyDomain, dom)
+	var re *xpc.RemoteError
+	if !errors.As(err, &re) || reasonOf(err) != bootstrap.ReasonDenied {
+		t.Fatalf("lookup of a refused job: %v", err)
+	}
+	if r, _ := re.Object.String(KeyRule); r != RuleDomainGroups {
+		t.Errorf("lookup refusal names rule %q", r)
+	}
+
+	// The user's own group is theirs to name.
+	own := in.load(t, dom, "test.cred.own", nil, map[string]any{"GroupName": b.name})
+	h.mustAdmin(OpKickstart, KeyTarget, own)
+}
+
+// A request the caller may not make is refused before anything is done
+// for it: no user domain is made, so its RunAtLoad agents do not start and
+// xpcd does not grow.
+func TestDeniedRequestCreatesNothing(t *testing.T) {
+	b := newTestUser(t)
+	t.Parallel()
+	in := newIsoInstance(t)
+	h := in.h
+	h.writePlist(h.lcJob("test.deny.agent", nil, nil, map[string]any{"RunAtLoad": true}, in.exe), h.paths.Agents)
+	h.start()
+	admin := func(id string, req map[string]any) isoStep { return isoStep{ID: id, Op: "admin", Req: req} }
+	var steps []isoStep
+	for i := range 40 {
+		dom := UserDomain(uint32(60000 + i))
+		steps = append(steps,
+			admin(fmt.Sprintf("print-%d", i), map[string]any{bootstrap.KeyOp: OpPrint, KeyTarget: dom}),
+			admin(fmt.Sprintf("print-job-%d", i), map[string]any{bootstrap.KeyOp: OpPrint, KeyTarget: dom + "/test.deny.agent"}),
+			admin(fmt.Sprintf("blame-%d", i), map[string]any{bootstrap.KeyOp: OpBlame, KeyTarget: dom + "/test.deny.agent"}),
+			admin(fmt.Sprintf("disabled-%d", i), map[string]any{bootstrap.KeyOp: OpPrintDisabled, bootstrap.KeyDomain: dom}),
+			admin(fmt.Sprintf("watch-%d", i), map[string]any{bootstrap.KeyOp: OpWatch, KeyTarget: dom}),
+			admin(fmt.Sprintf("kickstart-%d", i), map[string]any{bootstrap.KeyOp: OpKickstart, KeyTarget: dom + "/test.deny.agent"}),
+		)
+	}
+	steps = append(steps, isoStep{ID: "lookup", Op: "lookup", Name: "test.nothing", Domain: "user/0"})
+	res := isoClient(t, in.exe, b.uid, b.gid, h.dir, steps)
+	for id, r := range res {
+		if r.OK || r.Reason != bootstrap.ReasonDenied {
+			t.Errorf("%s: %+v, want denied", id, r)
+		}
+	}
+	var doms []string
+	if err := h.d.sup.call(testCtx(t), func() {
+		for name := range h.d.sup.domains {
+			doms = append(doms, name)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range doms {
+		if strings.HasPrefix(d, "user/6") {
+			t.Errorf("a denied request made domain %s (domains: %v)", d, doms)
+		}
+	}
+	for _, line := range strings.Split(h.logs.String(), "\n") {
+		if strings.Contains(line, "msg=launching") && strings.Contains(line, "target=user/6") {
+			t.Errorf("a denied request started a job: %s", line)
+		}
+	}
+}
+
+// bootstrap reads the plist with the requester's rights: a user naming a
+// root-only plist learns no more than opening it would tell them, and the
+// plist does not load. A plist sent as a descriptor is read from it (and
+// checked by what the descriptor's file is).
+func TestBootstrapReadsPlistAsRequester(t *testing.T) {
+	b := newTestUser(t)
+	t.Parallel()
+	in := newIsoInstance(t)
+	h := in.h
+	h.start()
+	private := mkdirMode(t, filepath.Join(h.dir, "private"), 0o700, 0, 0)
+	secret := h.writePlist(h.lcJob("test.boot.secret", nil, map[string]string{"SECRET": "root's"}, nil, in.exe), private)
+	missing := filepath.Join(private, "missing.plist")
+	dom := UserDomain(b.uid)
+	req := func(path string) map[string]any {
+		return map[string]any{bootstrap.KeyOp: OpBootstrap, bootstrap.KeyDomain: dom, KeyPath: path}
+	}
+	res := isoClient(t, in.exe, b.uid, b.gid, h.dir, []isoStep{
+		{ID: "secret", Op: "admin", Req: req(secret)},
+		{ID: "missing", Op: "admin", Req: req(missing)},
+	})
+	for id, r := range res {
+		if r.OK || r.Reason != ReasonBadPlist || !strings.Contains(r.Error, "permission denied") {
+			t.Errorf("%s: %+v, want bad-plist, permission denied", id, r)
+		}
+	}
+	strip := func(s string) string { return strings.NewReplacer(secret, "P", missing, "P").Replace(s) }
+	if strip(res["secret"].Error) != strip(res["missing"].Error) {
+		t.Errorf("an existing root-only plist and a missing one answer differently:\n%s\n%s", res["secret"].Error, res["missing"].Error)
+	}
+	if _, err := h.admin(OpPrint, KeyTarget, dom+"/test.boot.secret"); reasonOf(err) != bootstrap.ReasonNotFound {
+		t.Errorf("the root-only plist loaded: %v", err)
+	}
+
+	// By descriptor: the path only names it.
+	f, err := os.Open(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r := h.mustAdmin(OpBootstrap, bootstrap.KeyDomain, dom, KeyPath, "/nowhere/secret.plist", KeyPlist, xpc.NewFD(f))
+	if strOf(r, KeyStatus) != "loaded" {
+		t.Fatalf("bootstrap by descriptor: %s", xpc.Format(r))
+	}
+	// The ownership rule applies to the descriptor's file.
+	lax := filepath.Join(h.dir, "lax.plist")
+	rootFile(t, lax, 0o666, string(h.plist(h.lcJob("test.boot.lax", nil, nil, nil, in.exe))))
+	g, err := os.Open(lax)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	_, err = h.admin(OpBootstrap, bootstrap.KeyDomain, dom, KeyPath, lax, KeyPlist, xpc.NewFD(g))
+	if reasonOf(err) != ReasonBadPlist || !strings.Contains(err.Error(), RulePlistOwner) {
+		t.Errorf("a world-writable plist by descriptor: %v", err)
+	}
+}
+
+// A program anyone else could change is not run as root, nor is one in a
+// directory others may write; a sticky directory (like /tmp) is fine when
+// the program in it is root's; a user's own program runs in their domain
+// but not as a system daemon.
+func TestProgramOwnership(t *testing.T) {
+	b := newTestUser(t)
+	t.Parallel()
+	in := newIsoInstance(t)
+	h := in.h
+	h.start()
+	copyTo := func(dir string, mode os.FileMode, uid uint32) string {
+		p := filepath.Join(dir, "prog")
+		copyFile(t, in.exe, p)
+		os.Chown(p, int(uid), -1)
+		os.Chmod(p, mode)
+		return p
+	}
+	open := copyTo(mkdirMode(t, filepath.Join(h.dir, "open"), 0o777, 0, 0), 0o755, 0)
+	groupW := copyTo(mkdirMode(t, filepath.Join(h.dir, "groupw"), 0o755, 0, 0), 0o775, 0)
+	sticky := copyTo(mkdirMode(t, filepath.Join(h.dir, "sticky"), 0o1777, 0, 0), 0o755, 0)
+	users := copyTo(mkdirMode(t, filepath.Join(h.dir, "users"), 0o755, b.uid, b.gid), 0o755, b.uid)
+	dom := UserDomain(b.uid)
+	job := func(dom, label, prog string) string {
+		x := h.lcJob(label, nil, nil, nil, prog)
+		p := h.writePlist(x, mkdirAll(t, filepath.Join(h.dir, "plists")))
+		h.mustAdmin(OpBootstrap, bootstrap.KeyDomain, dom, KeyPath, p)
+		return dom + "/" + label
+	}
+	for _, c := range []struct {
+		dom, label, prog string
+		ok               bool
+	}{
+		{DomainSystem, "test.prog.open", open, false},
+		{DomainSystem, "test.prog.groupw", groupW, false},
+		{DomainSystem, "test.prog.users", users, false},
+		{DomainSystem, "test.prog.sticky", sticky, true},
+		{dom, "test.prog.own", users, true},
+	} {
+		target := job(c.dom, c.label, c.prog)
+		_, err := h.admin(OpKickstart, KeyTarget, target)
+		if c.ok {
+			if err != nil {
+				t.Errorf("%s (%s): %v", c.label, c.prog, err)
+			}
+			continue
+		}
+		if reasonOf(err) != ReasonLaunchFailed || !strings.Contains(err.Error(), RuleProgramOwner) {
+			t.Errorf("%s (%s): %v, want launch-failed by %s", c.label, c.prog, err, RuleProgramOwner)
+		}
+		if d := h.mustAdmin(OpPrint, KeyTarget, target); strOf(d, "state") != "refused" || strOf(d, KeyRule) != RuleProgramOwner {
+			t.Errorf("%s: %s", c.label, xpc.Format(d))
+		}
+	}
+}
+
+func mkdirAll(t *testing.T, dir string) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// A root xpcd refuses directories someone else could change: an XPCD_ROOT
+// that belongs to a user, and a run directory that is a symbolic link,
+// whose target it leaves as it was.
+func TestRootRefusesForeignDirectories(t *testing.T) {
+	b := newTestUser(t)
+	t.Parallel()
+	start := func(h *harness) error {
+		d, err := New(h.cfg)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := d.Start(ctx); err != nil {
+			return err
+		}
+		d.Close(ctx)
+		return errors.New("started")
+	}
+	wantRule := func(what string, err error) {
+		t.Helper()
+		var re *RuleError
+		if !errors.Is(err, ErrRefused) || !errors.As(err, &re) || re.Rule != RuleDirOwner {
+			t.Errorf("%s: %v, want a refusal by %s", what, err, RuleDirOwner)
+		}
+	}
+
+	h := newHarness(t)
+	h.paths = bootstrap.ForRoot(h.dir, false)
+	h.cfg.Paths = h.paths
+	if err := os.Chown(h.dir, int(b.uid), int(b.gid)); err != nil {
+		t.Fatal(err)
+	}
+	wantRule("XPCD_ROOT owned by a user", start(h))
+
+	h2 := newHarness(t)
+	h2.paths = bootstrap.ForRoot(h2.dir, false)
+	h2.cfg.Paths = h2.paths
+	elsewhere := mkdirMode(t, filepath.Join(h2.dir, "elsewhere"), 0o700, 0, 0)
+	if err := os.Symlink(elsewhere, h2.paths.RunDir); err != nil {
+		t.Fatal(err)
+	}
+	wantRule("a symbolic link as the run directory", start(h2))
+	if fi, err := os.Stat(elsewhere); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("the link's target: %v %v, want 0700 as it was", fi.Mode(), err)
+	}
+}
