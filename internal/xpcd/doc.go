@@ -49,9 +49,12 @@
 // Paths.Daemons, with a 0666 socket; under XPCD_ROOT it also loads
 // Paths.Agents into user/<its uid> at start, and in every case it loads
 // Paths.Agents into another user's domain when that domain is first used
-// (a lookup or list by that user, or a request naming the domain). Jobs in
-// user/UID run as UID when xpcd is root; UserName there may only name that
-// user.
+// (a lookup or list by that user, or a request naming the domain, by
+// someone who may read it: permission is checked first). Jobs in user/UID
+// run as UID, with UID's groups, when xpcd is root; UserName there may only
+// name that user and GroupName only one of their groups. What a root xpcd
+// opens for a user it opens as the user (ident.go); the rules it enforces,
+// and what a local user cannot make it do, are docs/SECURITY.md's.
 //
 // A lookup searches the caller's user domain, then system. Anyone may look
 // up in system; a user domain is its owner's (and root's). Changing a
@@ -146,7 +149,7 @@
 // job is disabled finishes its life; KeepAlive does not restart it.
 //
 // A service's stdout and stderr go to StandardOutPath/StandardErrorPath
-// (appended, created 0644 and given to the job's user), or else into
+// (appended; opened, and created 0644, as the job's user: ident.go), or else into
 // xpcd's log, one entry per line tagged with label and pid, through a FIFO
 // in RunDir/output that the child holds open read-write: its writes never
 // fail with EPIPE while xpcd restarts, and the next xpcd reopens the FIFO.
