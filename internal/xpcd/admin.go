@@ -405,17 +405,26 @@ func (m *supervisor) overridesOf(dom string) []overrideState {
 	return out
 }
 
-func staleOverrides(ovs []overrideState) map[string]string {
+// The plists are looked at as the domain's user (owner), who named them: a
+// root xpcd tells nobody whether a path they cannot see exists.
+func staleOverrides(ovs []overrideState, owner uint32) map[string]string {
 	stale := map[string]string{}
-	for _, o := range ovs {
-		if o.plist == "" {
-			stale[o.label] = ""
-			continue
-		}
-		if _, err := os.Stat(o.plist); errors.Is(err, fs.ErrNotExist) {
-			stale[o.label] = o.plist
-		}
+	var id *ident
+	if owner != 0 {
+		id = callerIdent(owner, owner, false)
 	}
+	asUser(id, func() error {
+		for _, o := range ovs {
+			if o.plist == "" {
+				stale[o.label] = ""
+				continue
+			}
+			if _, err := os.Stat(o.plist); errors.Is(err, fs.ErrNotExist) {
+				stale[o.label] = o.plist
+			}
+		}
+		return nil
+	})
 	return stale
 }
 
@@ -434,7 +443,7 @@ func opPrintDisabled(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFu
 	if e := ss.do(func() { ovs = ss.m.overridesOf(dom) }); e != nil {
 		return nil, nil, e
 	}
-	stale := staleOverrides(ovs)
+	stale := staleOverrides(ovs, owner)
 	o := xpc.NewDictionary(len(ovs))
 	for _, ov := range ovs {
 		o.Set(ov.label, xpc.Bool(ov.disabled))
@@ -460,7 +469,7 @@ func opRemoveDisabled(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitF
 	if e := ss.do(func() { ovs = ss.m.overridesOf(dom) }); e != nil {
 		return nil, nil, e
 	}
-	stale := staleOverrides(ovs)
+	stale := staleOverrides(ovs, owner)
 	var removed []string
 	var saved <-chan error
 	if e := ss.do(func() {
@@ -712,7 +721,7 @@ func (ss *session) readPlist(body *xpc.Dictionary, dom string, owner uint32, pat
 		return loadPlistFile(dom, owner, fd.File(), path)
 	}
 	var f *os.File
-	err := asUser(callerIdent(ss.peer.UID, ss.peer.GID), func() error {
+	err := asUser(callerIdent(ss.peer.UID, ss.peer.GID, true), func() error {
 		var oerr error
 		// O_NONBLOCK: opening a FIFO must not wait for a writer.
 		f, oerr = os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)

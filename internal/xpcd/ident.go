@@ -230,13 +230,16 @@ func identOf(u *user.User) (*ident, error) {
 	return id, nil
 }
 
-// callerIdent is the identity of a peer the kernel named by uid and gid:
-// its account's groups if it has one (SO_PEERCRED gives no supplementary
-// groups), otherwise just its gid.
-func callerIdent(uid, gid uint32) *ident {
+// callerIdent is the identity of uid: its account's groups if it has one
+// (SO_PEERCRED gives no supplementary groups), otherwise just gid. With
+// peerGID, gid is the one the kernel attested and stands; otherwise the
+// account's primary group does.
+func callerIdent(uid, gid uint32, peerGID bool) *ident {
 	if u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10)); err == nil {
 		if id, err := identOf(u); err == nil && id != nil {
-			id.gid = gid
+			if peerGID {
+				id.gid = gid
+			}
 			return id
 		}
 	}
