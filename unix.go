@@ -27,6 +27,12 @@ const maxSunPath = len(unix.RawSockaddrUnix{}.Path) - 1
 // client that connects becomes a peer connection whose Peer is the
 // connecting process. This is how xpcd's bootstrap socket is made; services
 // use NewServiceListener instead.
+//
+// When the process runs out of descriptors, the listener does not spin:
+// it backs off (5 ms, doubling up to 1 s, reset by the next accept that
+// works), and with a spare descriptor it keeps for the purpose it takes
+// clients waiting in the backlog and closes them at once, so that they see
+// their connection end rather than wait for as long as the shortage lasts.
 func ListenUnix(path string, mode os.FileMode, opts ...Option) (*Listener, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
@@ -51,24 +57,14 @@ func ListenUnix(path string, mode os.FileMode, opts ...Option) (*Listener, error
 		ln.Close()
 		return nil, fmt.Errorf("xpc: listen %s: mode is not %v", path, mode.Perm())
 	}
-	l := &Listener{cfg: cfg, epFD: -1, peers: make(map[*Connection]struct{}), done: make(chan struct{})}
-	l.run = func() {
-		for {
-			conn, err := ln.AcceptUnix()
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
-				}
-				continue // a client that gave up before accept
-			}
-			fd, err := dupConnFD(conn)
-			conn.Close()
-			if err == nil {
-				l.admit(fd)
-			}
-		}
+	a, err := newUnixAcceptor(ln)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("xpc: listen %s: %w", path, err)
 	}
-	l.stop = func() { ln.Close() }
+	l := &Listener{cfg: cfg, epFD: -1, peers: make(map[*Connection]struct{}), done: make(chan struct{})}
+	l.run = func() { a.run(l.admit) }
+	l.stop = a.close
 	return l, nil
 }
 
