@@ -144,7 +144,11 @@ func NewConnectionFromFile(f *os.File, opts ...Option) (*Connection, error) {
 }
 
 // DialUnix returns an inactive connection to the listener bound at path
-// (ListenUnix). Peer is the listening process.
+// (ListenUnix). Peer is the listening process. A listener that turns the
+// connection away (Listener.SetAdmission) makes it invalid, with ErrDenied
+// (or the reason the listener gave) and the listener's description: the
+// first send or pending reply fails with that error and the handler gets
+// it as its last event.
 func DialUnix(ctx context.Context, path string, opts ...Option) (*Connection, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
@@ -154,5 +158,33 @@ func DialUnix(ctx context.Context, path string, opts ...Option) (*Connection, er
 	if err != nil {
 		return nil, fmt.Errorf("xpc: connect %s: %w", filepath.Clean(path), err)
 	}
-	return newPeerConnection(cfg, fd)
+	c, err := newPeerConnection(cfg, fd)
+	if err != nil {
+		return nil, err
+	}
+	c.link.s.dialed.Store(true)
+	c.link.helloSeen = make(chan struct{})
+	return c, nil
+}
+
+// awaitHello waits, on an active connection DialUnix made, for the
+// listener's hello, which says the listener has admitted it. It returns
+// the connection's error if the listener turned it away (or it ended
+// otherwise), and ctx's if ctx ends first.
+func (c *Connection) awaitHello(ctx context.Context) error {
+	c.mu.Lock()
+	l := c.link
+	c.mu.Unlock()
+	if l == nil {
+		return c.Err()
+	}
+	if l.helloSeen == nil {
+		return nil
+	}
+	select {
+	case <-l.helloSeen:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return l.dead()
 }
