@@ -215,7 +215,7 @@ func (l *link) readRefusal(h frameHeader, d *datagram) error {
 	if c := d.cred; !dialed && (c == nil || c.Pid != ref.pid || c.Uid != ref.uid) {
 		return l.protocolError("refused frame not sent by xpcd (pid %d)", ref.pid)
 	}
-	dec := Decoder{Limits: Limits{MaxSize: l.c.cfg.maxMessageSize}}
+	dec := Decoder{Limits: Limits{MaxSize: l.c.cfg.maxRecvSize}}
 	obj, err := dec.Decode(d.b[frameHeaderSize:], nil)
 	if err != nil {
 		return l.protocolError("refused frame: %v", err)
@@ -284,7 +284,7 @@ func (l *link) readBody(h frameHeader, d *datagram, watcher bool) (bool, error) 
 			d.closeFDs()
 			return false, l.protocolError("out-of-line frame without its memfd")
 		}
-		b, err := readOutOfLine(fds[0], l.c.cfg.maxMessageSize)
+		b, err := readOutOfLine(fds[0], l.c.cfg.maxRecvSize)
 		unix.Close(fds[0])
 		fds = fds[1:]
 		if err != nil {
@@ -304,7 +304,7 @@ func (l *link) readBody(h frameHeader, d *datagram, watcher bool) (bool, error) 
 		closeRawFDs(fds)
 		return false, l.protocolError("%d descriptors in one message, limit %d", len(fds), l.c.cfg.maxFDs)
 	}
-	dec := Decoder{Limits: Limits{MaxSize: l.c.cfg.maxMessageSize}}
+	dec := Decoder{Limits: Limits{MaxSize: l.c.cfg.maxRecvSize}}
 	obj, err := dec.Decode(body, fds)
 	if err != nil {
 		closeRawFDs(fds)

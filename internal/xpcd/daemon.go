@@ -38,7 +38,23 @@ type Config struct {
 	// SIGTERM, then SIGKILL when Close's context ends), as a test wants.
 	// By default Close leaves them running, to be adopted by the next xpcd.
 	StopServicesOnClose bool
+	// MaxConnectionsPerUser caps the bootstrap connections one uid may
+	// have open at once; the next is turned away with reason
+	// too-many-connections until one closes. Root (uid 0) has no cap.
+	// 0: DefaultMaxConnectionsPerUser; negative: no cap.
+	MaxConnectionsPerUser int
 }
+
+// DefaultMaxConnectionsPerUser is Config.MaxConnectionsPerUser's default.
+// Each bootstrap connection costs xpcd two descriptors (the socket and the
+// peer's pidfd); a user's clients, services and xpcctl hold a few each.
+const DefaultMaxConnectionsPerUser = 256
+
+// maxRequestSize is the largest message xpcd accepts on a bootstrap
+// connection or a check-in channel. Every request of the protocol is a
+// few hundred bytes (the largest, bootstrap, carries a path); what xpcd
+// sends (a long list, say) is not limited by it.
+const maxRequestSize = 64 << 10
 
 // component is one part of the daemon. Components start in order and
 // close in reverse; each close is bounded by the context given.
@@ -86,6 +102,9 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.Pressure == nil {
 		cfg.Pressure = PSIMemory{}
 	}
+	if cfg.MaxConnectionsPerUser == 0 {
+		cfg.MaxConnectionsPerUser = DefaultMaxConnectionsPerUser
+	}
 
 	// Domains and where their jobs come from. A --user instance, and any
 	// instance under XPCD_ROOT, loads LaunchAgents into the domain of the
@@ -122,6 +141,7 @@ func New(cfg Config) (*Daemon, error) {
 		stopOnClose: cfg.StopServicesOnClose,
 	})
 	srv := newServer(sup, p, user, log.With("component", "bootstrap"))
+	srv.maxPerUser = cfg.MaxConnectionsPerUser
 	d := &Daemon{cfg: cfg, log: log, sup: sup}
 	d.comp = []component{binder{srv}, store, jobs, sup}
 	if cfg.PressureInterval > 0 {
