@@ -186,6 +186,8 @@
 // peer that stops reading never makes the other side's memory grow.
 // Messages may be up to 64 MiB (WithMaxMessageSize) and carry up to 252
 // descriptors (WithMaxFDs); both are checked when sending and receiving.
+// WithMaxReceiveSize lowers the limit on what is received alone, for a
+// server whose requests are small but whose replies may not be.
 // Bodies over 64 KiB travel in a sealed memfd rather than through the
 // socket; SharedMemory moves large buffers without copying them at all.
 //

@@ -53,6 +53,12 @@ type link struct {
 	outstanding atomic.Int32 // received messages not yet dequeued
 	ungranted   atomic.Int32 // dequeued messages not yet granted back
 	terminating atomic.Bool  // a terminating frame arrived
+
+	// helloSeen, made only for a connection DialUnix made, is closed when
+	// the listener's hello has arrived or the link has died (see
+	// Connection.awaitHello).
+	helloSeen chan struct{}
+	helloOnce sync.Once
 }
 
 func newLink(c *Connection, s *sock, peer *Peer) *link {
@@ -79,6 +85,7 @@ func (l *link) fail(err error) {
 	l.wakeRoleWaiterLocked()
 	l.mu.Unlock()
 	l.cancel()
+	l.closeHelloSeen()
 	l.credits.fail(err)
 	l.s.close()
 	l.peer.Load().close()
@@ -167,6 +174,12 @@ func (l *link) readHello(h frameHeader, d *datagram) error {
 		d.closeFDs()
 		return l.protocolError("hello frame with a body, descriptors, flags or id")
 	}
+	if l.s.dialed.Load() {
+		// The listener has admitted us: from now on, a refused frame
+		// is out of turn.
+		l.s.dialed.Store(false)
+		l.closeHelloSeen()
+	}
 	if l.peer.Load() != nil || d.cred == nil {
 		d.closePIDFD()
 		return nil
@@ -179,24 +192,30 @@ func (l *link) readHello(h frameHeader, d *datagram) error {
 	return nil
 }
 
-// readRefusal reads xpcd's answer to a pipelined lookup it could not
-// serve: an error object, in the first frame on the socket. It is believed
-// only if the kernel stamped it with the pid and uid of the xpcd the lookup
-// went to; anything else is a protocol error. Either way it ends the link.
+// readRefusal reads a refused frame: an error object, in the first frame
+// on the socket. Two senders may send one. On a connection DialUnix made,
+// the listener, which admits a peer with a hello and turns it away with
+// this (Listener.SetAdmission); only the listening process holds the
+// other end, so the frame is believed until the hello has come. On a
+// looked-up link, xpcd, answering a pipelined lookup it could not serve;
+// it is believed only if the kernel stamped it with the pid and uid of
+// the xpcd the lookup went to. Anything else is a protocol error. Either
+// way it ends the link.
 func (l *link) readRefusal(h frameHeader, d *datagram) error {
+	dialed := l.s.dialed.Load()
 	ref := l.s.lookup
-	if ref == nil || l.peer.Load() != nil {
+	if !dialed && (ref == nil || l.peer.Load() != nil) {
 		d.closeFDs()
-		return l.protocolError("refused frame on a connection that was not looked up, or after the hello")
+		return l.protocolError("refused frame on a connection that was neither dialed nor looked up, or after the hello")
 	}
 	if len(d.fds) != 0 || h.flags != 0 || h.id != 0 {
 		d.closeFDs()
 		return l.protocolError("refused frame with descriptors, flags or an id")
 	}
-	if c := d.cred; c == nil || c.Pid != ref.pid || c.Uid != ref.uid {
+	if c := d.cred; !dialed && (c == nil || c.Pid != ref.pid || c.Uid != ref.uid) {
 		return l.protocolError("refused frame not sent by xpcd (pid %d)", ref.pid)
 	}
-	dec := Decoder{Limits: Limits{MaxSize: l.c.cfg.maxMessageSize}}
+	dec := Decoder{Limits: Limits{MaxSize: l.c.cfg.maxRecvSize}}
 	obj, err := dec.Decode(d.b[frameHeaderSize:], nil)
 	if err != nil {
 		return l.protocolError("refused frame: %v", err)
@@ -206,7 +225,35 @@ func (l *link) readRefusal(h frameHeader, d *datagram) error {
 		_ = CloseAttachments(obj)
 		return l.protocolError("refused frame holds a %v, not an error", obj.Type())
 	}
+	if dialed {
+		return refusalError(eo, fmt.Sprintf("the listener (%s) turned the connection away", peerName(l.peer.Load())))
+	}
 	return bootstrapError(&RemoteError{Object: eo}, ref.name)
+}
+
+// sendRefusal sends a refused frame holding eo, in place of the hello, to
+// a peer the listener turns away. It does not wait: the socket is new, so
+// a small frame goes at once; one that cannot go is not sent, and the
+// peer sees only its connection end.
+func (l *link) sendRefusal(eo *ErrorObject) {
+	body, err := Encode(eo)
+	if err != nil {
+		return
+	}
+	frame := make([]byte, frameHeaderSize, frameHeaderSize+len(body))
+	putFrameHeader(frame, frameHeader{kind: kindRefused})
+	frame = append(frame, body...)
+	_ = l.s.control(func(fd int) {
+		_, _ = sendmsg(fd, frame, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+	})
+}
+
+// closeHelloSeen says that a dialed link's listener has answered, with
+// its hello or by the link's end.
+func (l *link) closeHelloSeen() {
+	if l.helloSeen != nil {
+		l.helloOnce.Do(func() { close(l.helloSeen) })
+	}
 }
 
 // refusedNow looks, without reading it, at the first frame waiting on a
@@ -237,7 +284,7 @@ func (l *link) readBody(h frameHeader, d *datagram, watcher bool) (bool, error) 
 			d.closeFDs()
 			return false, l.protocolError("out-of-line frame without its memfd")
 		}
-		b, err := readOutOfLine(fds[0], l.c.cfg.maxMessageSize)
+		b, err := readOutOfLine(fds[0], l.c.cfg.maxRecvSize)
 		unix.Close(fds[0])
 		fds = fds[1:]
 		if err != nil {
@@ -257,7 +304,7 @@ func (l *link) readBody(h frameHeader, d *datagram, watcher bool) (bool, error) 
 		closeRawFDs(fds)
 		return false, l.protocolError("%d descriptors in one message, limit %d", len(fds), l.c.cfg.maxFDs)
 	}
-	dec := Decoder{Limits: Limits{MaxSize: l.c.cfg.maxMessageSize}}
+	dec := Decoder{Limits: Limits{MaxSize: l.c.cfg.maxRecvSize}}
 	obj, err := dec.Decode(body, fds)
 	if err != nil {
 		closeRawFDs(fds)
@@ -394,9 +441,10 @@ func (l *link) sendFailed(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	if errors.Is(err, unix.EPIPE) && l.s.lookup != nil && l.peer.Load() == nil {
-		// xpcd may have refused the lookup and closed its end before
-		// this first send: its reason is waiting, unread.
+	if errors.Is(err, unix.EPIPE) && ((l.s.lookup != nil && l.peer.Load() == nil) || l.s.dialed.Load()) {
+		// xpcd may have refused the lookup, or the listener the
+		// connection, and closed its end before this send: the reason
+		// is waiting, unread.
 		if e := l.refusedNow(); e != nil {
 			l.fail(e)
 			return l.dead()

@@ -23,9 +23,12 @@ type Listener struct {
 	mu      sync.Mutex
 	state   connState
 	handler func(peer *Connection)
-	peers   map[*Connection]struct{}
-	accept  *sock // anonymous: the end connect requests arrive on
-	epFD    int   // anonymous: the end endpoints duplicate; -1 once cancelled
+	// admission, if set, may turn a peer away before the handler sees it;
+	// set before Activate and only read after.
+	admission func(peer *Peer) *ErrorObject
+	peers     map[*Connection]struct{}
+	accept    *sock // anonymous: the end connect requests arrive on
+	epFD      int   // anonymous: the end endpoints duplicate; -1 once cancelled
 	// For other listeners (a socket path, a service's check-in channel),
 	// run accepts until stop is called; both are nil for anonymous ones.
 	run  func()
@@ -64,6 +67,27 @@ func (l *Listener) SetHandler(fn func(peer *Connection)) {
 		panic("xpc: Listener.SetHandler after Activate")
 	}
 	l.handler = fn
+}
+
+// SetAdmission sets a check each connecting peer must pass before it is
+// handed to the handler. fn runs on the listener's accept goroutine, one
+// peer at a time and in the order they connected, after the kernel has
+// named the peer and before anything is sent to it or read from it. To
+// admit the peer it returns nil. To turn it away it returns an error
+// object saying why (its description and, by convention, a "reason"
+// key): the peer is sent a refused frame holding it, in place of the
+// hello, and its connection is closed; the handler never sees it. The
+// dialing side's connection then fails with ErrInvalid and ErrDenied (or
+// ErrNotFound, ErrNotApproved, as the reason says), and the error
+// carries the description and the reason. fn should be quick: the next
+// peer waits for it. It must be called before Activate.
+func (l *Listener) SetAdmission(fn func(peer *Peer) *ErrorObject) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.state != stateInactive {
+		panic("xpc: Listener.SetAdmission after Activate")
+	}
+	l.admission = fn
 }
 
 // Activate starts accepting. Connect requests made before it wait.
@@ -231,6 +255,15 @@ func (l *Listener) admit(fd int) {
 	c, err := newPeerConnection(l.cfg, fd)
 	if err != nil {
 		return
+	}
+	if l.admission != nil {
+		// Set before Activate, which started this goroutine (or made
+		// the listener active, for a service's): no lock needed.
+		if eo := l.admission(c.link.peer.Load()); eo != nil {
+			c.link.sendRefusal(eo)
+			c.invalidate(invalidError(ErrDenied, nil, "turned away: %s", eo.Description()))
+			return
+		}
 	}
 	c.onFinal = l.forget
 	l.mu.Lock()

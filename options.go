@@ -7,7 +7,8 @@ import "fmt"
 type Option func(*config) error
 
 type config struct {
-	maxMessageSize int
+	maxMessageSize int // sent, and received unless maxRecvSize says otherwise
+	maxRecvSize    int // received; 0 while options are applied: maxMessageSize
 	maxFDs         int
 	tx             *Transactions
 	bootstrap      []string // bootstrap sockets to try; nil means from the environment
@@ -21,6 +22,9 @@ func newConfig(opts []Option) (config, error) {
 		if err := o(&c); err != nil {
 			return c, err
 		}
+	}
+	if c.maxRecvSize == 0 {
+		c.maxRecvSize = c.maxMessageSize
 	}
 	if c.tx == nil {
 		c.tx = &Transactions{}
@@ -38,6 +42,24 @@ func WithMaxMessageSize(n int) Option {
 			return fmt.Errorf("xpc: WithMaxMessageSize(%d): must be at least 64 bytes", n)
 		}
 		c.maxMessageSize = n
+		return nil
+	}
+}
+
+// WithMaxReceiveSize sets the largest serialized message this end
+// accepts, in bytes, leaving the limit on what it sends to
+// WithMaxMessageSize: a server whose requests are small can refuse large
+// ones and still send large replies. A larger incoming message is a
+// protocol error that ends the connection, found from the datagram's
+// length or the out-of-line body's size (fstat) before the body is read;
+// an inline datagram never costs more than its own 64 KiB buffer. By
+// default the limit is WithMaxMessageSize's.
+func WithMaxReceiveSize(n int) Option {
+	return func(c *config) error {
+		if n < 64 {
+			return fmt.Errorf("xpc: WithMaxReceiveSize(%d): must be at least 64 bytes", n)
+		}
+		c.maxRecvSize = n
 		return nil
 	}
 }

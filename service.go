@@ -131,6 +131,14 @@ func (b *Bootstrap) get(ctx context.Context) (*Connection, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Wait for xpcd's hello, once per connection: an xpcd that turns the
+	// connection away (too many connections) says why in its place, and
+	// the lookup fails with that reason rather than with the lookup
+	// socket closed unread, which would look like an interruption.
+	if err := c.awaitHello(ctx); err != nil {
+		c.Cancel()
+		return nil, err
+	}
 	b.conn = c
 	return c, nil
 }
@@ -326,11 +334,18 @@ func bootstrapError(err error, name string) error {
 		}
 		return interruptedError(err, "lookup of %s", name)
 	}
-	desc := re.Object.Description()
+	return refusalError(re.Object, name)
+}
+
+// refusalError maps the error object of a refusal (xpcd's error replies,
+// a refused frame) to the library's error values by its "reason" key;
+// what names what was refused when the object has no description.
+func refusalError(eo *ErrorObject, what string) error {
+	desc := eo.Description()
 	if desc == "" {
-		desc = name
+		desc = what
 	}
-	reason, _ := re.Object.String(bootstrap.KeyReason)
+	reason, _ := eo.String(bootstrap.KeyReason)
 	switch reason {
 	case bootstrap.ReasonNotFound, bootstrap.ReasonWrongDomain:
 		return invalidError(ErrNotFound, nil, "%s", desc)
@@ -338,6 +353,8 @@ func bootstrapError(err error, name string) error {
 		return invalidError(ErrDenied, nil, "%s", desc)
 	case bootstrap.ReasonNotApproved:
 		return invalidError(ErrNotApproved, nil, "%s", desc)
+	case "":
+		return invalidError(ErrDenied, nil, "%s", desc)
 	}
 	return invalidError(ErrDenied, nil, "%s (%s)", desc, reason)
 }

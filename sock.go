@@ -67,6 +67,10 @@ type sock struct {
 	// went to xpcd in a pipelined lookup: only that xpcd may refuse the
 	// connection, with a refused frame ahead of the service's hello.
 	lookup *lookupRef
+	// dialed is set on a socket DialUnix connected to a listener, until
+	// the listener's hello: the listener may refuse the connection, with
+	// a refused frame in place of the hello.
+	dialed atomic.Bool
 }
 
 // watchFD is an epoll instance watching one socket for input. A goroutine

@@ -27,6 +27,12 @@ const maxSunPath = len(unix.RawSockaddrUnix{}.Path) - 1
 // client that connects becomes a peer connection whose Peer is the
 // connecting process. This is how xpcd's bootstrap socket is made; services
 // use NewServiceListener instead.
+//
+// When the process runs out of descriptors, the listener does not spin:
+// it backs off (5 ms, doubling up to 1 s, reset by the next accept that
+// works), and with a spare descriptor it keeps for the purpose it takes
+// clients waiting in the backlog and closes them at once, so that they see
+// their connection end rather than wait for as long as the shortage lasts.
 func ListenUnix(path string, mode os.FileMode, opts ...Option) (*Listener, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
@@ -51,24 +57,14 @@ func ListenUnix(path string, mode os.FileMode, opts ...Option) (*Listener, error
 		ln.Close()
 		return nil, fmt.Errorf("xpc: listen %s: mode is not %v", path, mode.Perm())
 	}
-	l := &Listener{cfg: cfg, epFD: -1, peers: make(map[*Connection]struct{}), done: make(chan struct{})}
-	l.run = func() {
-		for {
-			conn, err := ln.AcceptUnix()
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
-				}
-				continue // a client that gave up before accept
-			}
-			fd, err := dupConnFD(conn)
-			conn.Close()
-			if err == nil {
-				l.admit(fd)
-			}
-		}
+	a, err := newUnixAcceptor(ln)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("xpc: listen %s: %w", path, err)
 	}
-	l.stop = func() { ln.Close() }
+	l := &Listener{cfg: cfg, epFD: -1, peers: make(map[*Connection]struct{}), done: make(chan struct{})}
+	l.run = func() { a.run(l.admit) }
+	l.stop = a.close
 	return l, nil
 }
 
@@ -148,7 +144,11 @@ func NewConnectionFromFile(f *os.File, opts ...Option) (*Connection, error) {
 }
 
 // DialUnix returns an inactive connection to the listener bound at path
-// (ListenUnix). Peer is the listening process.
+// (ListenUnix). Peer is the listening process. A listener that turns the
+// connection away (Listener.SetAdmission) makes it invalid, with ErrDenied
+// (or the reason the listener gave) and the listener's description: the
+// first send or pending reply fails with that error and the handler gets
+// it as its last event.
 func DialUnix(ctx context.Context, path string, opts ...Option) (*Connection, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
@@ -158,5 +158,33 @@ func DialUnix(ctx context.Context, path string, opts ...Option) (*Connection, er
 	if err != nil {
 		return nil, fmt.Errorf("xpc: connect %s: %w", filepath.Clean(path), err)
 	}
-	return newPeerConnection(cfg, fd)
+	c, err := newPeerConnection(cfg, fd)
+	if err != nil {
+		return nil, err
+	}
+	c.link.s.dialed.Store(true)
+	c.link.helloSeen = make(chan struct{})
+	return c, nil
+}
+
+// awaitHello waits, on an active connection DialUnix made, for the
+// listener's hello, which says the listener has admitted it. It returns
+// the connection's error if the listener turned it away (or it ended
+// otherwise), and ctx's if ctx ends first.
+func (c *Connection) awaitHello(ctx context.Context) error {
+	c.mu.Lock()
+	l := c.link
+	c.mu.Unlock()
+	if l == nil {
+		return c.Err()
+	}
+	if l.helloSeen == nil {
+		return nil
+	}
+	select {
+	case <-l.helloSeen:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return l.dead()
 }

@@ -5,13 +5,20 @@
 //
 // Usage:
 //
-//	xpcd [--user] [--root DIR] [--log-level LEVEL] [--log-format text|json]
+//	xpcd [--user] [--root DIR] [--max-connections-per-user N]
+//	     [--log-level LEVEL] [--log-format text|json]
 //
 // As root, xpcd serves the system domain (jobs in /etc/xpc/LaunchDaemons,
 // socket /run/xpc/bootstrap.sock); with --user, one user's domain (jobs in
 // $XDG_CONFIG_HOME/xpc/LaunchAgents, socket $XDG_RUNTIME_DIR/xpc/
 // bootstrap.sock). --root DIR (or XPCD_ROOT=DIR) puts a whole private
 // instance under DIR.
+//
+// --max-connections-per-user N (default 256) caps the connections to the
+// bootstrap socket one user may have open at once; root has no cap. The
+// next is turned away with reason too-many-connections (the client's
+// error matches xpc.ErrDenied) until one of that user's closes. N must be
+// at least 1.
 //
 // xpcd logs to standard error, services' output included, and tells
 // systemd it is ready (sd_notify READY=1) when NOTIFY_SOCKET is set. On
@@ -79,8 +86,10 @@ func run(args []string, stderr io.Writer) int {
 	root := fs.String("root", "", "put the whole instance under `DIR` (as XPCD_ROOT does)")
 	level := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	format := fs.String("log-format", "text", "log format: text or json")
+	maxConns := fs.Int("max-connections-per-user", xpcd.DefaultMaxConnectionsPerUser,
+		"at most `N` (at least 1) bootstrap connections open at once per user; root has no cap")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: xpcd [--user] [--root DIR] [--log-level LEVEL] [--log-format text|json]")
+		fmt.Fprintln(stderr, "usage: xpcd [--user] [--root DIR] [--max-connections-per-user N] [--log-level LEVEL] [--log-format text|json]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -92,6 +101,10 @@ func run(args []string, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "xpcd: unexpected argument %q\n", fs.Arg(0))
 		fs.Usage()
+		return exitUsage
+	}
+	if *maxConns < 1 {
+		fmt.Fprintf(stderr, "xpcd: --max-connections-per-user %d: want at least 1\n", *maxConns)
 		return exitUsage
 	}
 	var lv slog.Level
@@ -120,7 +133,7 @@ func run(args []string, stderr io.Writer) int {
 		log.Error("the system instance needs root; use --user (or --root DIR) for a private one")
 		return exitFail
 	}
-	d, err := xpcd.New(xpcd.Config{Paths: paths, User: *user, Logger: log})
+	d, err := xpcd.New(xpcd.Config{Paths: paths, User: *user, Logger: log, MaxConnectionsPerUser: *maxConns})
 	if err != nil {
 		log.Error("bad configuration", "err", err)
 		return exitFail

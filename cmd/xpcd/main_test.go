@@ -15,14 +15,16 @@ import (
 )
 
 func TestUsage(t *testing.T) {
-	for _, args := range [][]string{{"--bogus"}, {"extra"}, {"--log-level", "loud"}, {"--log-format", "xml"}} {
+	for _, args := range [][]string{{"--bogus"}, {"extra"}, {"--log-level", "loud"}, {"--log-format", "xml"},
+		{"--max-connections-per-user", "0"}, {"--max-connections-per-user", "-1"}, {"--max-connections-per-user", "x"}} {
 		var stderr bytes.Buffer
 		if code := run(args, &stderr); code != exitUsage {
 			t.Errorf("xpcd %v: exit %d, want %d\n%s", args, code, exitUsage, stderr.String())
 		}
 	}
 	var stderr bytes.Buffer
-	if code := run([]string{"-h"}, &stderr); code != exitOK || !strings.Contains(stderr.String(), "--user") {
+	if code := run([]string{"-h"}, &stderr); code != exitOK || !strings.Contains(stderr.String(), "--user") ||
+		!strings.Contains(stderr.String(), "-max-connections-per-user N") {
 		t.Errorf("xpcd -h: exit %d\n%s", code, stderr.String())
 	}
 }

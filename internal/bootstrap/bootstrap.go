@@ -128,4 +128,10 @@ const (
 	ReasonNotApproved = "not-approved"
 	ReasonBadRequest  = "bad-request"
 	ReasonNotDeclared = "not-declared"
+	// ReasonTooManyConnections: xpcd turned a bootstrap connection away
+	// as it connected, because the caller's uid has as many open as
+	// xpcd allows one user (xpcd --max-connections-per-user). It comes
+	// in a refused frame in place of xpcd's hello; the library maps it
+	// to ErrDenied.
+	ReasonTooManyConnections = "too-many-connections"
 )

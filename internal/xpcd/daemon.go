@@ -45,11 +45,27 @@ type Config struct {
 	// DefaultMaxWatchesPerUser; negative: no limit. System jobs are not
 	// counted.
 	MaxWatchesPerUser int
+	// MaxConnectionsPerUser caps the bootstrap connections one uid may
+	// have open at once; the next is turned away with reason
+	// too-many-connections until one closes. Root (uid 0) has no cap.
+	// 0: DefaultMaxConnectionsPerUser; negative: no cap.
+	MaxConnectionsPerUser int
 }
+
+// DefaultMaxConnectionsPerUser is Config.MaxConnectionsPerUser's default.
+// Each bootstrap connection costs xpcd two descriptors (the socket and the
+// peer's pidfd); a user's clients, services and xpcctl hold a few each.
+const DefaultMaxConnectionsPerUser = 256
 
 // DefaultMaxWatchesPerUser is Config.MaxWatchesPerUser's default: a
 // quarter of Linux's default inotify instances per user (128).
 const DefaultMaxWatchesPerUser = 32
+
+// maxRequestSize is the largest message xpcd accepts on a bootstrap
+// connection or a check-in channel. Every request of the protocol is a
+// few hundred bytes (the largest, bootstrap, carries a path); what xpcd
+// sends (a long list, say) is not limited by it.
+const maxRequestSize = 64 << 10
 
 // component is one part of the daemon. Components start in order and
 // close in reverse; each close is bounded by the context given.
@@ -103,6 +119,9 @@ func New(cfg Config) (*Daemon, error) {
 	case cfg.MaxWatchesPerUser < 0:
 		cfg.MaxWatchesPerUser = 0
 	}
+	if cfg.MaxConnectionsPerUser == 0 {
+		cfg.MaxConnectionsPerUser = DefaultMaxConnectionsPerUser
+	}
 
 	// Domains and where their jobs come from. A --user instance, and any
 	// instance under XPCD_ROOT, loads LaunchAgents into the domain of the
@@ -141,6 +160,7 @@ func New(cfg Config) (*Daemon, error) {
 		maxWatches:  cfg.MaxWatchesPerUser,
 	})
 	srv := newServer(sup, p, user, log.With("component", "bootstrap"))
+	srv.maxPerUser = cfg.MaxConnectionsPerUser
 	d := &Daemon{cfg: cfg, log: log, sup: sup}
 	d.comp = []component{binder{srv}, store, jobs, sup}
 	if cfg.PressureInterval > 0 {

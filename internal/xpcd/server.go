@@ -24,15 +24,23 @@ type server struct {
 	log   *slog.Logger
 
 	l *xpc.Listener
+	// maxPerUser caps a uid's sessions (Config.MaxConnectionsPerUser);
+	// negative: no cap.
+	maxPerUser int
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
-	closed   bool
-	waits    sync.WaitGroup // deferred replies being waited for
+	// perUser counts the live sessions of each uid: one more as accept
+	// takes a connection, one less as it ends (session.HandleEvent).
+	// admit reads it on the same goroutine as accept, so no connection
+	// slips in between the check and the count.
+	perUser map[uint32]int
+	closed  bool
+	waits   sync.WaitGroup // deferred replies being waited for
 }
 
 func newServer(m *supervisor, paths bootstrap.Paths, user bool, log *slog.Logger) *server {
-	return &server{m: m, paths: paths, user: user, log: log, sessions: map[*session]struct{}{}}
+	return &server{m: m, paths: paths, user: user, log: log, sessions: map[*session]struct{}{}, perUser: map[uint32]int{}}
 }
 
 func (s *server) name() string { return "bootstrap" }
@@ -54,10 +62,11 @@ func (s *server) bind() error {
 	if err := os.Chmod(s.paths.RunDir, dirMode); err != nil {
 		return fmt.Errorf("run directory: %w", err)
 	}
-	l, err := xpc.ListenUnix(s.paths.Socket, sockMode)
+	l, err := xpc.ListenUnix(s.paths.Socket, sockMode, xpc.WithMaxReceiveSize(maxRequestSize))
 	if err != nil {
 		return err
 	}
+	l.SetAdmission(s.admit)
 	l.SetHandler(s.accept)
 	s.l = l
 	s.log.Info("listening", "socket", s.paths.Socket, "mode", sockMode)
@@ -159,6 +168,25 @@ func (s *server) close(ctx context.Context) error {
 	return err
 }
 
+// admit turns a connection away, with reason too-many-connections, when
+// its uid (the kernel's word) already has maxPerUser sessions. Root is
+// never turned away.
+func (s *server) admit(p *xpc.Peer) *xpc.ErrorObject {
+	if p.UID == 0 || s.maxPerUser < 0 {
+		return nil
+	}
+	s.mu.Lock()
+	n := s.perUser[p.UID]
+	s.mu.Unlock()
+	if n < s.maxPerUser {
+		return nil
+	}
+	s.log.Debug("connection turned away", "peer_pid", p.PID, "peer_uid", p.UID, "connections", n)
+	oe := &opError{reason: bootstrap.ReasonTooManyConnections,
+		desc: fmt.Sprintf("uid %d has %d connections to xpcd, the limit (--max-connections-per-user)", p.UID, n)}
+	return oe.object()
+}
+
 func (s *server) accept(conn *xpc.Connection) {
 	peer := conn.Peer()
 	if peer == nil {
@@ -173,6 +201,7 @@ func (s *server) accept(conn *xpc.Connection) {
 		return
 	}
 	s.sessions[ss] = struct{}{}
+	s.perUser[peer.UID]++
 	s.mu.Unlock()
 	conn.SetHandler(ss)
 	conn.Activate()
@@ -197,6 +226,11 @@ func (ss *session) HandleEvent(err error) {
 	if !errors.Is(err, xpc.ErrInvalid) {
 		return
 	}
+	if errors.Is(err, xpc.ErrProtocol) {
+		// A request over the size limit, or worse: say why the client
+		// was cut off (debug: a hostile client must not fill the log).
+		ss.log.Debug("connection cut off", "err", err)
+	}
 	adopted, adoptCh, w := ss.adopted, ss.adoptCh, ss.watch
 	ss.m.post(func() {
 		if w != nil {
@@ -211,6 +245,9 @@ func (ss *session) HandleEvent(err error) {
 	})
 	ss.s.mu.Lock()
 	delete(ss.s.sessions, ss)
+	if ss.s.perUser[ss.peer.UID]--; ss.s.perUser[ss.peer.UID] <= 0 {
+		delete(ss.s.perUser, ss.peer.UID)
+	}
 	ss.s.mu.Unlock()
 }
 
