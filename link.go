@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -434,6 +435,10 @@ func (l *link) sendHello() {
 }
 
 // sendFailed turns a socket error into the link's death.
+// refusalGrace is how long a send that found the peer gone, on a link that
+// may be refused, waits for a reader that has the refusal in hand.
+const refusalGrace = 100 * time.Millisecond
+
 func (l *link) sendFailed(err error) error {
 	if e := l.dead(); e != nil {
 		return e
@@ -448,6 +453,15 @@ func (l *link) sendFailed(err error) error {
 		if e := l.refusedNow(); e != nil {
 			l.fail(e)
 			return l.dead()
+		}
+		// Or a reader has just taken the refusal off the socket and
+		// is about to end the link with it: let its reason stand.
+		t := time.NewTimer(refusalGrace)
+		select {
+		case <-l.ctx.Done():
+			t.Stop()
+			return l.dead()
+		case <-t.C:
 		}
 	}
 	e := l.lostError(err)
