@@ -140,31 +140,65 @@ func pressureMonitor(m *supervisor, src PressureSource, interval time.Duration, 
 // (device, inode, size or modification time differ from when it started)
 // and tells the supervisor, which restarts them once clean.
 func exeMonitor(m *supervisor, interval time.Duration) *monitor {
-	type watched struct {
-		inst *instance
-		path string
-		id   fileID
-	}
 	return &monitor{label: "upgrades", interval: interval, tick: func() {
-		var list []watched
+		var list []exeWatched
 		if m.call(context.Background(), func() {
 			for _, inst := range m.byPID {
 				if !inst.upgrade && inst.stopWhy == "" && inst.exe != (fileID{}) {
-					list = append(list, watched{inst, inst.def.Executable(), inst.exe})
+					list = append(list, exeWatched{inst, inst.def.Executable(), inst.exe, m.identOf(inst.job)})
 				}
 			}
 		}) != nil {
 			return
 		}
-		for _, w := range list {
-			id, err := statID(w.path)
-			if err != nil {
-				continue // being replaced, or gone: look again later
-			}
-			if id != w.id {
-				inst := w.inst
-				m.post(func() { m.upgradeDetected(inst) })
-			}
+		for _, inst := range changedExecutables(list) {
+			m.post(func() { m.upgradeDetected(inst) })
 		}
 	}}
+}
+
+// exeWatched is a running instance's executable, as it was at launch.
+type exeWatched struct {
+	inst  *instance
+	path  string
+	id    fileID
+	ident func() (*ident, error) // the job's user; nil: xpcd's own
+}
+
+// changedExecutables returns the instances whose executable is no longer
+// the one they started from. Each is looked at as its job's user (one
+// thread per user, not per job), so that a job's program path, which its
+// user may point anywhere through a symbolic link, tells them nothing
+// about files they cannot see.
+func changedExecutables(list []exeWatched) []*instance {
+	byUser := map[string][]exeWatched{}
+	ids := map[string]*ident{}
+	for _, w := range list {
+		var id *ident
+		if w.ident != nil {
+			var err error
+			if id, err = w.ident(); err != nil {
+				continue
+			}
+		}
+		key := ""
+		if !id.privileged() {
+			key = fmt.Sprint(id.uid, id.gid, id.groups)
+		}
+		byUser[key] = append(byUser[key], w)
+		ids[key] = id
+	}
+	var out []*instance
+	for key, ws := range byUser {
+		asUser(ids[key], func() error {
+			for _, w := range ws {
+				id, err := statID(w.path)
+				if err == nil && id != w.id { // an error: being replaced, or gone; look again later
+					out = append(out, w.inst)
+				}
+			}
+			return nil
+		})
+	}
+	return out
 }

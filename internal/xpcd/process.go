@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -125,7 +126,20 @@ func (l *execLauncher) launch(spec *spawnSpec) (_ *spawned, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := l.checkProgram(spec); err != nil {
+	// The program is looked at as the job's user, who may have named any
+	// path: what the checks say tells them nothing they could not see.
+	var path string
+	var argv []string
+	var fid fileID
+	if err := asUser(id, func() error {
+		if err := l.checkProgram(spec); err != nil {
+			return err
+		}
+		fid, _ = statID(def.Executable())
+		var err error
+		path, argv, err = spawnArgv(def)
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	var closers []*os.File
@@ -158,11 +172,6 @@ func (l *execLauncher) launch(spec *spawnSpec) (_ *spawned, err error) {
 	}()
 
 	exe := def.Executable()
-	fid, _ := statID(exe)
-	path, argv, err := spawnArgv(def)
-	if err != nil {
-		return nil, err
-	}
 	pidfd := -1
 	cmd := &exec.Cmd{
 		Path:       path,
@@ -195,7 +204,9 @@ func (l *execLauncher) launch(spec *spawnSpec) (_ *spawned, err error) {
 		return nil, err
 	}
 	// pid is our unreaped child: it cannot have been recycled.
-	applyPriority(pid, def)
+	// A negative Nice is root's to give: in system (and root's own
+	// domain), not in a user's.
+	applyPriority(pid, def, spec.domain == DomainSystem || spec.owner == 0)
 	st, _ := startTime(pid)
 	if out != nil {
 		out.start(pid)
@@ -281,19 +292,35 @@ func (l *execLauncher) programOwners(spec *spawnSpec) []uint32 {
 // checkProgram refuses a program that someone other than its trusted
 // owners could replace (RuleProgramOwner): a system daemon runs as root,
 // so a program anyone could rewrite would run anyone's code as root. A
-// program that does not exist is left for exec to report.
+// program that does not exist, or that the job's user cannot reach, fails
+// here as exec would, rather than be exec'd after someone made it in the
+// meantime.
 func (l *execLauncher) checkProgram(spec *spawnSpec) error {
-	paths := []string{spec.def.Executable()}
+	exe := spec.def.Executable()
+	paths := []string{exe}
 	if spec.def.Umask != nil {
 		paths = append(paths, umaskShell)
 	}
 	for _, p := range paths {
 		err := checkTrusted(p, l.programOwners(spec), false)
-		if errors.Is(err, errNotTrusted) {
-			return refusedBy(RuleProgramOwner, "program %s: %v", spec.def.Executable(), err)
+		switch {
+		case errors.Is(err, errNotTrusted):
+			return refusedBy(RuleProgramOwner, "program %s: %v", exe, err)
+		case err != nil:
+			return fmt.Errorf("spawn %s: %w", exe, unwrapPath(err))
 		}
 	}
 	return nil
+}
+
+// unwrapPath is err without the path it names (a component of the
+// program's path, which says more than exec's error would).
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // environment is the job's environment: spec's base, the user's HOME, USER
@@ -555,8 +582,14 @@ const (
 // no boost to give an interactive job without privileges, and Adaptive's
 // boost while it serves requests is not done (it runs as Standard).
 // Failures are ignored, as launchd ignores them: the job runs either way.
-func applyPriority(pid int, def *launchd.Job) {
+//
+// A job whose definition is not root's (trusted false) gets no priority
+// its user could not give itself: a negative Nice is ignored for it.
+func applyPriority(pid int, def *launchd.Job, trusted bool) {
 	nice := def.Nice
+	if nice < 0 && !trusted {
+		nice = 0
+	}
 	if def.ProcessType == launchd.ProcessTypeBackground {
 		if nice == 0 {
 			nice = backgroundNice
