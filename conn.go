@@ -207,7 +207,8 @@ func (c *Connection) Peer() *Peer {
 func (c *Connection) Transactions() *Transactions { return c.cfg.tx }
 
 // Send sends msg without waiting for a reply. It blocks only while the peer
-// is behind by a full flow-control window or the socket buffer is full, and
+// is behind by a full flow-control window (256 messages, or its
+// WithMaxQueuedBytes of message bytes) or the socket buffer is full, and
 // returns ctx's error if ctx ends first.
 func (c *Connection) Send(ctx context.Context, msg *Dictionary) error {
 	l, err := c.getLink(ctx, false)
@@ -341,6 +342,7 @@ func (c *Connection) getLink(ctx context.Context, selfRead bool) (*link, error) 
 			c.startReader(l)
 		}
 		c.mu.Unlock()
+		l.sendWindow()
 		return l, nil
 	}
 }
@@ -533,7 +535,7 @@ func (c *Connection) deliverQueued() (final bool) {
 
 		switch {
 		case ev.msg != nil:
-			ev.msg.link.dequeued()
+			ev.msg.link.dequeued(ev.msg.size)
 			c.deliver(h, ev.msg)
 		case ev.final:
 			if h != nil {
@@ -579,6 +581,7 @@ type Message struct {
 	conn       *Connection
 	link       *link
 	id         uint64
+	size       int64 // body bytes, counted in link.queued until dequeued
 	wantsReply bool
 	state      atomic.Uint32
 	txOpen     atomic.Bool
@@ -660,6 +663,7 @@ func (m *Message) endTransaction() {
 // is final, so no credit is granted for it.
 func (m *Message) drop() {
 	m.link.outstanding.Add(-1)
+	m.link.queued.Add(-m.size)
 	m.endTransaction()
 	_ = CloseAttachments(m.Body)
 }

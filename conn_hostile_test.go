@@ -149,7 +149,7 @@ func TestConnHostilePeer(t *testing.T) {
 			rawSend(t, e.raw, rawFrame(2, kindMessage, 0, 0, 0, mustBody(t, Dict())))
 		}},
 		{"unknown kind", false, func(t *testing.T, e env) {
-			rawSend(t, e.raw, frameOf(9, 0, 0, 0, mustBody(t, Dict())))
+			rawSend(t, e.raw, frameOf(12, 0, 0, 0, mustBody(t, Dict())))
 		}},
 		{"kind zero", false, func(t *testing.T, e env) {
 			rawSend(t, e.raw, frameOf(0, 0, 0, 0, nil))
@@ -317,6 +317,11 @@ func TestConnHostilePeer(t *testing.T) {
 	}
 }
 
+// creditFrame grants msgs messages and bytes body bytes.
+func creditFrame(msgs, bytes int) []byte {
+	return frameOf(kindCredit, 0, 0, uint64(msgs)|uint64(bytes)<<creditBytesShift, nil)
+}
+
 // readFrameID reads one frame from the raw end and returns its id.
 func readFrameID(t *testing.T, fd int) uint64 {
 	t.Helper()
@@ -412,29 +417,33 @@ func TestConnHostileNeverReads(t *testing.T) {
 			sent := fillSocket(t, ctx, c)
 			// The peer reads everything, and grants the credit back.
 			b := make([]byte, inlineMax)
-			got := 0
+			got, bytes := 0, 0
 			for {
-				_, _, _, _, err := unix.Recvmsg(raw, b, nil, unix.MSG_DONTWAIT)
+				n, _, _, _, err := unix.Recvmsg(raw, b, nil, unix.MSG_DONTWAIT)
 				if err != nil {
 					break
 				}
-				got++
+				if h, err := parseFrameHeader(b[:n]); err == nil && h.kind == kindMessage {
+					got++
+					bytes += n - frameHeaderSize
+				}
 			}
 			if got != sent {
-				t.Fatalf("round %d: peer read %d frames, %d were sent", round, got, sent)
+				t.Fatalf("round %d: peer read %d messages, %d were sent", round, got, sent)
 			}
 			if got > 0 {
-				rawSend(t, raw, frameOf(kindCredit, 0, 0, uint64(got), nil))
+				rawSend(t, raw, creditFrame(got, bytes))
 			}
 			// A timed-out send leaves nothing behind: this one, with no
 			// deadline of its own, goes through.
 			if err := c.Send(context.Background(), Dict()); err != nil {
 				t.Fatalf("round %d: send after a timed-out one: %v", round, err)
 			}
-			if _, _, _, _, err := unix.Recvmsg(raw, b, nil, unix.MSG_DONTWAIT); err != nil {
+			n, _, _, _, err := unix.Recvmsg(raw, b, nil, unix.MSG_DONTWAIT)
+			if err != nil {
 				t.Fatalf("round %d: %v", round, err)
 			}
-			rawSend(t, raw, frameOf(kindCredit, 0, 0, 1, nil))
+			rawSend(t, raw, creditFrame(1, n-frameHeaderSize))
 		}
 		// Now a Send blocks with no deadline at all; Cancel wakes it.
 		for {
