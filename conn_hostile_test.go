@@ -248,6 +248,25 @@ func TestConnHostilePeer(t *testing.T) {
 			r, _ := pipeFDs(t)
 			rawSend(t, e.raw, frameOf(kindCredit, 0, 1, 1, nil), r)
 		}},
+		{"credit for bytes never sent", false, func(t *testing.T, e env) {
+			rawSend(t, e.raw, creditFrame(0, 100))
+		}},
+		{"ack for replies never sent", false, func(t *testing.T, e env) {
+			rawSend(t, e.raw, frameOf(kindAck, 0, 0, 100, nil))
+		}},
+		{"ack of zero bytes", false, func(t *testing.T, e env) {
+			rawSend(t, e.raw, frameOf(kindAck, 0, 0, 0, nil))
+		}},
+		{"window below the minimum", false, func(t *testing.T, e env) {
+			rawSend(t, e.raw, frameOf(kindWindow, 0, 0, initialWindow-1, nil))
+		}},
+		{"window twice", false, func(t *testing.T, e env) {
+			rawSend(t, e.raw, frameOf(kindWindow, 0, 0, 2*initialWindow, nil))
+			rawSend(t, e.raw, frameOf(kindWindow, 0, 0, 2*initialWindow, nil))
+		}},
+		{"stalled with a body", false, func(t *testing.T, e env) {
+			rawSend(t, e.raw, frameOf(kindStalled, 0, 0, 0, []byte("wait")))
+		}},
 		{"terminating with a body", false, func(t *testing.T, e env) {
 			rawSend(t, e.raw, frameOf(kindTerminating, 0, 0, 0, []byte("bye")))
 		}},
