@@ -614,7 +614,9 @@ func (m *Message) Defer() {
 // socket buffer), Reply returns ctx's error and nothing was sent: the
 // message stays unanswered, an open transaction, and may be answered again.
 // A context that has already ended sends the reply only if it can go out
-// without waiting.
+// without waiting. A reply that travels out of line (over 64 KiB) and would
+// take the bytes the peer has left unread over WithMaxUnreadBytes is not
+// sent: the peer is cut off, and Reply returns ErrPeerOverLimit.
 func (m *Message) Reply(ctx context.Context, reply *Dictionary) error {
 	if reply == nil {
 		return fmt.Errorf("xpc: Reply: %w", ErrNilObject)

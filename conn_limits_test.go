@@ -252,3 +252,45 @@ func TestConnLimitsWellBehaved(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestConnLimitOptions: the byte limits reject values out of range, and a
+// listener's peers take the listener's.
+func TestConnLimitOptions(t *testing.T) {
+	leakCheck(t)
+	for _, opt := range []Option{
+		WithMaxQueuedBytes(initialWindow - 1), WithMaxQueuedBytes(-1), WithMaxQueuedBytes(maxLimitBytes + 1),
+		WithMaxUnreadBytes(0), WithMaxUnreadBytes(initialWindow - 1), WithMaxUnreadBytes(maxLimitBytes + 1),
+	} {
+		if l, err := NewListener(opt); err == nil {
+			l.Cancel()
+			t.Errorf("NewListener accepted a bad byte limit")
+		}
+	}
+	cfg, err := newConfig(nil)
+	if err != nil || cfg.maxQueued != DefaultMaxQueuedBytes || cfg.maxUnread != DefaultMaxUnreadBytes {
+		t.Fatalf("defaults: %d, %d, %v", cfg.maxQueued, cfg.maxUnread, err)
+	}
+	peers := make(chan *Connection, 1)
+	l := serve(t, func(p *Connection) Handler {
+		peers <- p
+		return HandlerFunc(echo)
+	}, WithMaxQueuedBytes(3<<20), WithMaxUnreadBytes(5<<20))
+	c := dial(t, l, nil)
+	if _, err := c.SendWithReply(testCtx(t), Dict()); err != nil {
+		t.Fatal(err)
+	}
+	p := <-peers
+	if p.cfg.maxQueued != 3<<20 || p.cfg.maxUnread != 5<<20 {
+		t.Errorf("peer limits %d, %d; want the listener's", p.cfg.maxQueued, p.cfg.maxUnread)
+	}
+	// The client heard the peer's window: min(3 MiB, its own 64 MiB).
+	c.mu.Lock()
+	lk := c.link
+	c.mu.Unlock()
+	lk.credits.mu.Lock()
+	w := lk.credits.window
+	lk.credits.mu.Unlock()
+	if w != 3<<20 {
+		t.Errorf("client's window %d, want the peer's 3 MiB", w)
+	}
+}
