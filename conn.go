@@ -535,7 +535,7 @@ func (c *Connection) deliverQueued() (final bool) {
 
 		switch {
 		case ev.msg != nil:
-			ev.msg.link.dequeued(ev.msg.size)
+			ev.msg.link.dequeued(int64(ev.msg.size))
 			c.deliver(h, ev.msg)
 		case ev.final:
 			if h != nil {
@@ -581,10 +581,13 @@ type Message struct {
 	conn       *Connection
 	link       *link
 	id         uint64
-	size       int64 // body bytes, counted in link.queued until dequeued
 	wantsReply bool
 	state      atomic.Uint32
 	txOpen     atomic.Bool
+	// size is the body's bytes, counted in link.queued until dequeued (a
+	// body's u32 lengths keep it under 4 GiB). Placed last, it fits the
+	// padding: Message stays in the same allocation size class.
+	size uint32
 }
 
 const (
@@ -665,7 +668,7 @@ func (m *Message) endTransaction() {
 // is final, so no credit is granted for it.
 func (m *Message) drop() {
 	m.link.outstanding.Add(-1)
-	m.link.queued.Add(-m.size)
+	m.link.queued.Add(-int64(m.size))
 	m.endTransaction()
 	_ = CloseAttachments(m.Body)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -328,7 +329,7 @@ func (l *link) readBody(h frameHeader, d *datagram, watcher bool) (bool, error) 
 		_ = CloseAttachments(obj)
 		return false, err
 	}
-	m := &Message{Body: dict, conn: l.c, link: l, id: h.id, size: size, wantsReply: h.kind == kindRequest}
+	m := &Message{Body: dict, conn: l.c, link: l, id: h.id, size: uint32(size), wantsReply: h.kind == kindRequest}
 	if m.wantsReply {
 		m.txOpen.Store(true)
 		l.c.cfg.tx.add(1)
@@ -345,6 +346,9 @@ func (l *link) readBody(h frameHeader, d *datagram, watcher bool) (bool, error) 
 // limit is taken only when nothing else is queued: a sender may send one
 // when it has nothing outstanding (credits.acquire).
 func (l *link) enqueued(size int64) error {
+	if size > math.MaxUint32 {
+		return l.protocolError("message body of %d bytes", size) // Message.size holds 32 bits
+	}
 	if n := l.outstanding.Add(1); n > creditWindow {
 		return l.protocolError("peer sent more than %d messages without credit", creditWindow)
 	}
