@@ -541,9 +541,15 @@ func (l *link) sendWindow() {
 func (l *link) sendSetup(k frameKind, id uint64) {
 	var b [frameHeaderSize]byte
 	putFrameHeader(b[:], frameHeader{kind: k, id: id})
-	if err := l.s.send(l.ctx, b[:], nil); err != nil && !errors.Is(err, unix.EPIPE) {
+	if err := l.s.send(l.ctx, b[:], nil); err != nil && !peerClosed(err) {
 		l.sendFailed(err)
 	}
+}
+
+// peerClosed reports whether a send failed because the peer has closed its
+// end: EPIPE, or ECONNRESET if frames of ours were left unread.
+func peerClosed(err error) bool {
+	return errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET)
 }
 
 // sendFailed turns a socket error into the link's death.
@@ -554,9 +560,10 @@ func (l *link) sendFailed(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	if errors.Is(err, unix.EPIPE) && l.s.lookup != nil && l.peer.Load() == nil {
+	if peerClosed(err) && l.s.lookup != nil && l.peer.Load() == nil {
 		// xpcd may have refused the lookup and closed its end before
-		// this first send: its reason is waiting, unread.
+		// this send: its reason is waiting, unread. (ECONNRESET rather
+		// than EPIPE if it closed with our window frame unread.)
 		if e := l.refusedNow(); e != nil {
 			l.fail(e)
 			return l.dead()
