@@ -207,7 +207,8 @@ func (c *Connection) Peer() *Peer {
 func (c *Connection) Transactions() *Transactions { return c.cfg.tx }
 
 // Send sends msg without waiting for a reply. It blocks only while the peer
-// is behind by a full flow-control window or the socket buffer is full, and
+// is behind by a full flow-control window (256 messages, or its
+// WithMaxQueuedBytes of message bytes) or the socket buffer is full, and
 // returns ctx's error if ctx ends first.
 func (c *Connection) Send(ctx context.Context, msg *Dictionary) error {
 	l, err := c.getLink(ctx, false)
@@ -341,6 +342,7 @@ func (c *Connection) getLink(ctx context.Context, selfRead bool) (*link, error) 
 			c.startReader(l)
 		}
 		c.mu.Unlock()
+		l.sendWindow()
 		return l, nil
 	}
 }
@@ -533,7 +535,7 @@ func (c *Connection) deliverQueued() (final bool) {
 
 		switch {
 		case ev.msg != nil:
-			ev.msg.link.dequeued()
+			ev.msg.link.dequeued(int64(ev.msg.size))
 			c.deliver(h, ev.msg)
 		case ev.final:
 			if h != nil {
@@ -582,6 +584,10 @@ type Message struct {
 	wantsReply bool
 	state      atomic.Uint32
 	txOpen     atomic.Bool
+	// size is the body's bytes, counted in link.queued until dequeued (a
+	// body's u32 lengths keep it under 4 GiB). Placed last, it fits the
+	// padding: Message stays in the same allocation size class.
+	size uint32
 }
 
 const (
@@ -611,7 +617,9 @@ func (m *Message) Defer() {
 // socket buffer), Reply returns ctx's error and nothing was sent: the
 // message stays unanswered, an open transaction, and may be answered again.
 // A context that has already ended sends the reply only if it can go out
-// without waiting.
+// without waiting. A reply that travels out of line (over 64 KiB) and would
+// take the bytes the peer has left unread over WithMaxUnreadBytes is not
+// sent: the peer is cut off, and Reply returns ErrPeerOverLimit.
 func (m *Message) Reply(ctx context.Context, reply *Dictionary) error {
 	if reply == nil {
 		return fmt.Errorf("xpc: Reply: %w", ErrNilObject)
@@ -660,6 +668,7 @@ func (m *Message) endTransaction() {
 // is final, so no credit is granted for it.
 func (m *Message) drop() {
 	m.link.outstanding.Add(-1)
+	m.link.queued.Add(-int64(m.size))
 	m.endTransaction()
 	_ = CloseAttachments(m.Body)
 }

@@ -149,7 +149,7 @@ func TestConnHostilePeer(t *testing.T) {
 			rawSend(t, e.raw, rawFrame(2, kindMessage, 0, 0, 0, mustBody(t, Dict())))
 		}},
 		{"unknown kind", false, func(t *testing.T, e env) {
-			rawSend(t, e.raw, frameOf(9, 0, 0, 0, mustBody(t, Dict())))
+			rawSend(t, e.raw, frameOf(12, 0, 0, 0, mustBody(t, Dict())))
 		}},
 		{"kind zero", false, func(t *testing.T, e env) {
 			rawSend(t, e.raw, frameOf(0, 0, 0, 0, nil))
@@ -248,6 +248,25 @@ func TestConnHostilePeer(t *testing.T) {
 			r, _ := pipeFDs(t)
 			rawSend(t, e.raw, frameOf(kindCredit, 0, 1, 1, nil), r)
 		}},
+		{"credit for bytes never sent", false, func(t *testing.T, e env) {
+			rawSend(t, e.raw, creditFrame(0, 100))
+		}},
+		{"ack for replies never sent", false, func(t *testing.T, e env) {
+			rawSend(t, e.raw, frameOf(kindAck, 0, 0, 100, nil))
+		}},
+		{"ack of zero bytes", false, func(t *testing.T, e env) {
+			rawSend(t, e.raw, frameOf(kindAck, 0, 0, 0, nil))
+		}},
+		{"window below the minimum", false, func(t *testing.T, e env) {
+			rawSend(t, e.raw, frameOf(kindWindow, 0, 0, initialWindow-1, nil))
+		}},
+		{"window twice", false, func(t *testing.T, e env) {
+			rawSend(t, e.raw, frameOf(kindWindow, 0, 0, 2*initialWindow, nil))
+			rawSend(t, e.raw, frameOf(kindWindow, 0, 0, 2*initialWindow, nil))
+		}},
+		{"stalled with a body", false, func(t *testing.T, e env) {
+			rawSend(t, e.raw, frameOf(kindStalled, 0, 0, 0, []byte("wait")))
+		}},
 		{"terminating with a body", false, func(t *testing.T, e env) {
 			rawSend(t, e.raw, frameOf(kindTerminating, 0, 0, 0, []byte("bye")))
 		}},
@@ -315,6 +334,11 @@ func TestConnHostilePeer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// creditFrame grants msgs messages and bytes body bytes.
+func creditFrame(msgs, bytes int) []byte {
+	return frameOf(kindCredit, 0, 0, uint64(msgs)|uint64(bytes)<<creditBytesShift, nil)
 }
 
 // readFrameID reads one frame from the raw end and returns its id.
@@ -412,29 +436,33 @@ func TestConnHostileNeverReads(t *testing.T) {
 			sent := fillSocket(t, ctx, c)
 			// The peer reads everything, and grants the credit back.
 			b := make([]byte, inlineMax)
-			got := 0
+			got, bytes := 0, 0
 			for {
-				_, _, _, _, err := unix.Recvmsg(raw, b, nil, unix.MSG_DONTWAIT)
+				n, _, _, _, err := unix.Recvmsg(raw, b, nil, unix.MSG_DONTWAIT)
 				if err != nil {
 					break
 				}
-				got++
+				if h, err := parseFrameHeader(b[:n]); err == nil && h.kind == kindMessage {
+					got++
+					bytes += n - frameHeaderSize
+				}
 			}
 			if got != sent {
-				t.Fatalf("round %d: peer read %d frames, %d were sent", round, got, sent)
+				t.Fatalf("round %d: peer read %d messages, %d were sent", round, got, sent)
 			}
 			if got > 0 {
-				rawSend(t, raw, frameOf(kindCredit, 0, 0, uint64(got), nil))
+				rawSend(t, raw, creditFrame(got, bytes))
 			}
 			// A timed-out send leaves nothing behind: this one, with no
 			// deadline of its own, goes through.
 			if err := c.Send(context.Background(), Dict()); err != nil {
 				t.Fatalf("round %d: send after a timed-out one: %v", round, err)
 			}
-			if _, _, _, _, err := unix.Recvmsg(raw, b, nil, unix.MSG_DONTWAIT); err != nil {
+			n, _, _, _, err := unix.Recvmsg(raw, b, nil, unix.MSG_DONTWAIT)
+			if err != nil {
 				t.Fatalf("round %d: %v", round, err)
 			}
-			rawSend(t, raw, frameOf(kindCredit, 0, 0, 1, nil))
+			rawSend(t, raw, creditFrame(1, n-frameHeaderSize))
 		}
 		// Now a Send blocks with no deadline at all; Cancel wakes it.
 		for {

@@ -39,6 +39,12 @@ var (
 	ErrProtocol = errors.New("protocol error")
 	// ErrNotApproved: the service is not approved to run.
 	ErrNotApproved = errors.New("not approved")
+	// ErrPeerOverLimit: the peer went over one of the connection's byte
+	// limits: it queued more message and request bytes than
+	// WithMaxQueuedBytes allows, or left more out-of-line reply bytes
+	// unread than WithMaxUnreadBytes allows. The detail names the rule
+	// and the numbers.
+	ErrPeerOverLimit = errors.New("peer over limit")
 )
 
 // Per-message errors: the message failed, the connection is unharmed.

@@ -167,7 +167,8 @@
 //     the connection stays usable and the next send reaches a new instance.
 //   - ErrInvalid: final. Always paired with a reason: ErrCanceled (your
 //     Cancel), ErrPeerGone (the peer vanished), ErrProtocol (it sent
-//     malformed frames), ErrNotFound, ErrDenied, ErrNotApproved (lookups).
+//     malformed frames), ErrPeerOverLimit (it went over a byte limit),
+//     ErrNotFound, ErrDenied, ErrNotApproved (lookups).
 //   - ErrTerminationImminent: the service has announced that it will exit.
 //   - ErrPeerRequirement: reserved for peer requirements.
 //
@@ -180,10 +181,18 @@
 // # Flow control and limits
 //
 // Each side may have at most 256 messages and requests unread by the other
-// side's handler; past that, Send and SendWithReply wait (bounded by their
-// context) until the peer's dispatcher catches up. Replies are never held
-// back. A peer that ignores the window is cut off with ErrProtocol. So a
-// peer that stops reading never makes the other side's memory grow.
+// side's handler, and at most 64 MiB of their bodies
+// (DefaultMaxQueuedBytes; the receiver's WithMaxQueuedBytes, which it
+// tells the sender); past either, Send and SendWithReply wait (bounded by
+// their context) until the peer's dispatcher catches up. A peer that
+// ignores the message window is cut off with ErrProtocol, one that ignores
+// the byte limit with ErrPeerOverLimit. Replies are never held back, but
+// those over 64 KiB, whose memfds stay in memory until the requester
+// reads them, are counted until the requester says it has: a peer that
+// leaves more than 64 MiB of them unread (DefaultMaxUnreadBytes,
+// WithMaxUnreadBytes) is cut off with ErrPeerOverLimit, and the Reply that
+// would have gone over returns that error rather than wait. So a peer that
+// stops reading never makes the other side's memory grow.
 // Messages may be up to 64 MiB (WithMaxMessageSize) and carry up to 252
 // descriptors (WithMaxFDs); both are checked when sending and receiving.
 // WithMaxReceiveSize lowers the limit on what is received alone, for a

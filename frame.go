@@ -18,6 +18,26 @@ const (
 	// creditWindow is how many messages and requests one side may send
 	// before the other side has dequeued them and granted more.
 	creditWindow = 256
+
+	// initialWindow is how many body bytes of messages and requests one
+	// side may have outstanding (sent, and not yet dequeued by the
+	// receiver and granted back) before the receiver has announced its
+	// own limit in a window frame. It is also the smallest limit a
+	// receiver may set (WithMaxQueuedBytes), so no sender ever goes over
+	// a limit it has not yet heard of.
+	initialWindow = 1 << 20
+
+	// grantBytes is how many dequeued body bytes a receiver lets gather
+	// before it grants them back without waiting for a batch of messages.
+	grantBytes = 256 << 10
+
+	// creditBytesShift places the bytes granted in a credit frame's id,
+	// above the messages granted.
+	creditBytesShift = 16
+
+	// maxLimitBytes bounds the byte limits, so that any count of them
+	// fits a credit frame's id.
+	maxLimitBytes = 1 << 40
 )
 
 // The header layout and kinds live in internal/wire, which xpcd shares.
@@ -34,6 +54,9 @@ const (
 	kindTerminating = wire.KindTerminating
 	kindHello       = wire.KindHello
 	kindRefused     = wire.KindRefused
+	kindAck         = wire.KindAck
+	kindWindow      = wire.KindWindow
+	kindStalled     = wire.KindStalled
 
 	flagOutOfLine = wire.FlagOutOfLine
 	flagNoReply   = wire.FlagNoReply

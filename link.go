@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -60,6 +61,14 @@ type link struct {
 	// Connection.awaitHello).
 	helloSeen chan struct{}
 	helloOnce sync.Once
+
+	// Byte limits (WithMaxQueuedBytes, WithMaxUnreadBytes).
+	queued         atomic.Int64 // body bytes of received messages not yet dequeued
+	ungrantedBytes atomic.Int64 // body bytes dequeued, not yet granted back
+	grantWanted    atomic.Bool  // the peer is stalled: grant at the next chance
+	unread         atomic.Int64 // out-of-line reply bytes sent, not yet acknowledged
+	ackDue         atomic.Int64 // out-of-line reply bytes read, not yet acknowledged
+	acking         atomic.Bool  // a goroutine is sending the acknowledgements due
 }
 
 func newLink(c *Connection, s *sock, peer *Peer) *link {
@@ -67,7 +76,10 @@ func newLink(c *Connection, s *sock, peer *Peer) *link {
 	l.peer.Store(peer)
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.credits.n = creditWindow
+	l.credits.limit = c.cfg.maxUnread
+	l.credits.window = min(initialWindow, c.cfg.maxUnread)
 	l.credits.onWait = l.waiting
+	l.credits.stall = l.sendStalled
 	s.onBlock = l.waiting
 	return l
 }
@@ -144,26 +156,49 @@ func (l *link) handle(d datagram, watcher bool) (run bool, err error) {
 		return false, l.readRefusal(h, &d)
 	case kindMessage, kindRequest, kindReply:
 		return l.readBody(h, &d, watcher)
-	case kindCredit, kindTerminating:
+	case kindCredit, kindTerminating, kindAck, kindWindow, kindStalled:
 		if len(d.b) != frameHeaderSize || len(d.fds) != 0 || h.flags != 0 {
 			d.closeFDs()
 			return false, l.protocolError("%v frame with a body, descriptors or flags", h.kind)
 		}
-		if h.kind == kindTerminating {
-			// One event per link: a peer repeating itself cannot grow
-			// the queue.
-			if !l.terminating.Swap(true) {
-				l.c.enqueue(event{err: &ConnError{Kind: ErrTerminationImminent, Detail: "the peer is about to exit"}})
-			}
-			return false, nil
-		}
-		if h.id == 0 || h.id > creditWindow || !l.credits.add(int(h.id)) {
-			return false, l.protocolError("bad credit grant %d", h.id)
-		}
-		return false, nil
+		return false, l.readControl(h)
 	}
 	d.closeFDs()
 	return false, l.protocolError("unexpected %v frame", h.kind)
+}
+
+// readControl handles a frame that is its header alone.
+func (l *link) readControl(h frameHeader) error {
+	switch h.kind {
+	case kindTerminating:
+		// One event per link: a peer repeating itself cannot grow the
+		// queue.
+		if !l.terminating.Swap(true) {
+			l.c.enqueue(event{err: &ConnError{Kind: ErrTerminationImminent, Detail: "the peer is about to exit"}})
+		}
+	case kindCredit:
+		msgs, bytes := int(h.id&(1<<creditBytesShift-1)), int64(h.id>>creditBytesShift)
+		if h.id == 0 || msgs > creditWindow || !l.credits.grant(msgs, bytes) {
+			return l.protocolError("bad credit grant of %d messages and %d bytes", msgs, h.id>>creditBytesShift)
+		}
+	case kindWindow:
+		if h.id < initialWindow || h.id > maxLimitBytes || !l.credits.setWindow(int64(h.id)) {
+			return l.protocolError("bad window of %d bytes, or a second one", h.id)
+		}
+	case kindAck:
+		if h.id == 0 || h.id > maxLimitBytes || l.unread.Add(-int64(h.id)) < 0 {
+			return l.protocolError("acknowledged %d bytes of out-of-line replies, more than were sent", h.id)
+		}
+	case kindStalled:
+		// Whoever sees the other's write grants: the dispatcher in
+		// dequeued, or, if nothing is left to dequeue, this reader,
+		// through a goroutine (a reader never waits to send).
+		l.grantWanted.Store(true)
+		if (l.ungranted.Load() > 0 || l.ungrantedBytes.Load() > 0) && l.grantWanted.CompareAndSwap(true, false) {
+			go l.grant()
+		}
+	}
+	return nil
 }
 
 // readHello takes the identity of a service from its hello frame: the
@@ -293,6 +328,10 @@ func (l *link) readBody(h frameHeader, d *datagram, watcher bool) (bool, error) 
 			return false, l.protocolError("%v", err)
 		}
 		body = b
+		if h.kind == kindReply {
+			// Its memfd is released: the replier may count it off.
+			l.ack(int64(len(body)))
+		}
 	}
 	if h.kind == kindReply && h.flags&flagNoReply != 0 {
 		if len(body) != 0 || len(fds) != 0 {
@@ -333,11 +372,12 @@ func (l *link) readBody(h frameHeader, d *datagram, watcher bool) (bool, error) 
 		_ = CloseAttachments(obj)
 		return false, l.protocolError("message is a %v, not a dictionary", obj.Type())
 	}
-	if n := l.outstanding.Add(1); n > creditWindow {
+	size := int64(len(body))
+	if err := l.enqueued(size); err != nil {
 		_ = CloseAttachments(obj)
-		return false, l.protocolError("peer sent more than %d messages without credit", creditWindow)
+		return false, err
 	}
-	m := &Message{Body: dict, conn: l.c, link: l, id: h.id, wantsReply: h.kind == kindRequest}
+	m := &Message{Body: dict, conn: l.c, link: l, id: h.id, size: uint32(size), wantsReply: h.kind == kindRequest}
 	if m.wantsReply {
 		m.txOpen.Store(true)
 		l.c.cfg.tx.add(1)
@@ -347,6 +387,28 @@ func (l *link) readBody(h frameHeader, d *datagram, watcher bool) (bool, error) 
 	}
 	l.c.enqueue(event{msg: m})
 	return false, nil
+}
+
+// enqueued counts a received message of size body bytes against the
+// message window and the queued-bytes limit. A message larger than the
+// limit is taken only when nothing else is queued: a sender may send one
+// when it has nothing outstanding (credits.acquire).
+func (l *link) enqueued(size int64) error {
+	if size > math.MaxUint32 {
+		return l.protocolError("message body of %d bytes", size) // Message.size holds 32 bits
+	}
+	if n := l.outstanding.Add(1); n > creditWindow {
+		return l.protocolError("peer sent more than %d messages without credit", creditWindow)
+	}
+	if q, limit := l.queued.Add(size), l.c.cfg.maxQueued; q > limit && q > size {
+		return l.overLimit("%d bytes of messages and requests queued, limit %d", q, limit)
+	}
+	return nil
+}
+
+// overLimit is the error for a peer over one of the byte limits.
+func (l *link) overLimit(format string, args ...any) error {
+	return invalidError(ErrPeerOverLimit, nil, "peer %s: %s", peerName(l.peer.Load()), fmt.Sprintf(format, args...))
 }
 
 // complete hands a reply to its call. A reply nobody waits for any more
@@ -391,16 +453,101 @@ func (l *link) abandon(call *Call, cause error) {
 	}
 }
 
-// dequeued is called as the dispatcher takes a message off the queue: it
-// grants credit back to the peer in batches. It grants nothing on a dead
-// link.
-func (l *link) dequeued() {
+// dequeued is called as the dispatcher takes a message of size body bytes
+// off the queue: it grants credit back to the peer in batches of messages
+// or bytes, or at once if the peer has said it is stalled.
+func (l *link) dequeued(size int64) {
 	l.outstanding.Add(-1)
-	if n := l.ungranted.Add(1); n >= creditWindow/4 && l.dead() == nil {
-		if l.ungranted.CompareAndSwap(n, 0) {
-			l.sendControl(kindCredit, uint64(n))
+	l.queued.Add(-size)
+	n := l.ungranted.Add(1)
+	b := l.ungrantedBytes.Add(size)
+	if n >= creditWindow/4 || b >= grantBytes || (l.grantWanted.Load() && l.grantWanted.CompareAndSwap(true, false)) {
+		l.grant()
+	}
+}
+
+// grant grants back every message and byte dequeued and not yet granted,
+// in one credit frame. It grants nothing on a dead link.
+func (l *link) grant() {
+	if l.dead() != nil {
+		return
+	}
+	n, b := l.ungranted.Swap(0), l.ungrantedBytes.Swap(0)
+	if n == 0 && b == 0 {
+		return
+	}
+	l.sendControl(kindCredit, uint64(n)|uint64(b)<<creditBytesShift)
+}
+
+// ack acknowledges n bytes of an out-of-line reply read. It is called by
+// the holder of the read role, which must not wait for buffer space (the
+// peer may be waiting for us to read): if the frame cannot go at once, a
+// goroutine sends it, with whatever else is due by then.
+func (l *link) ack(n int64) {
+	l.ackDue.Add(n)
+	if !l.acking.CompareAndSwap(false, true) {
+		return // the goroutine sending acknowledgements takes this one too
+	}
+	n = l.ackDue.Swap(0)
+	var b [frameHeaderSize]byte
+	putFrameHeader(b[:], frameHeader{kind: kindAck, id: uint64(n)})
+	err := l.s.trySend(b[:])
+	if errors.Is(err, errWouldBlock) {
+		l.ackDue.Add(n)
+		go l.sendAcks()
+		return
+	}
+	l.acking.Store(false)
+	if err != nil {
+		l.sendFailed(err)
+	}
+}
+
+// sendAcks sends the acknowledgements due until none is, waiting for buffer
+// space; it holds l.acking.
+func (l *link) sendAcks() {
+	for {
+		n := l.ackDue.Swap(0)
+		if n == 0 {
+			l.acking.Store(false)
+			if l.ackDue.Load() == 0 || !l.acking.CompareAndSwap(false, true) {
+				return
+			}
+			continue
+		}
+		var b [frameHeaderSize]byte
+		putFrameHeader(b[:], frameHeader{kind: kindAck, id: uint64(n)})
+		if err := l.s.send(l.ctx, b[:], nil); err != nil {
+			l.sendFailed(err)
+			return
 		}
 	}
+}
+
+// sendStalled tells the peer that a send waits for byte credit while
+// bytes are outstanding, which the peer may be holding back in a batch not
+// yet full.
+func (l *link) sendStalled(ctx context.Context) error {
+	var b [frameHeaderSize]byte
+	putFrameHeader(b[:], frameHeader{kind: kindStalled})
+	if err := l.s.send(ctx, b[:], nil); err != nil {
+		return l.sendFailed(err)
+	}
+	return nil
+}
+
+// reserveUnread counts an out-of-line reply of size bytes about to be sent.
+// A peer that has left so many unread that this one would take the count
+// over the limit is cut off instead.
+func (l *link) reserveUnread(size int64) error {
+	limit := l.c.cfg.maxUnread
+	n := l.unread.Add(size)
+	if n <= limit {
+		return nil
+	}
+	l.unread.Add(-size)
+	l.fail(l.overLimit("%d bytes of out-of-line replies unread, limit %d", n, limit))
+	return l.dead()
 }
 
 func (l *link) sendNoReply(ctx context.Context, id uint64) {
@@ -427,11 +574,30 @@ func (l *link) sendControl(k frameKind, id uint64) {
 // EPIPE; the link lives on, so that what the client sent is still read
 // before the reader comes to the end.
 func (l *link) sendHello() {
+	l.sendSetup(kindHello, 0)
+}
+
+// sendWindow announces this end's queued-bytes limit to the peer, which
+// until then assumes initialWindow. Like the hello, it may fail with EPIPE
+// on a link whose peer has sent what it had to and gone.
+func (l *link) sendWindow() {
+	if w := l.c.cfg.maxQueued; w != initialWindow {
+		l.sendSetup(kindWindow, uint64(w))
+	}
+}
+
+func (l *link) sendSetup(k frameKind, id uint64) {
 	var b [frameHeaderSize]byte
-	putFrameHeader(b[:], frameHeader{kind: kindHello})
-	if err := l.s.send(l.ctx, b[:], nil); err != nil && !errors.Is(err, unix.EPIPE) {
+	putFrameHeader(b[:], frameHeader{kind: k, id: id})
+	if err := l.s.send(l.ctx, b[:], nil); err != nil && !peerClosed(err) {
 		l.sendFailed(err)
 	}
+}
+
+// peerClosed reports whether a send failed because the peer has closed its
+// end: EPIPE, or ECONNRESET if frames of ours were left unread.
+func peerClosed(err error) bool {
+	return errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET)
 }
 
 // sendFailed turns a socket error into the link's death.
@@ -446,10 +612,11 @@ func (l *link) sendFailed(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	if errors.Is(err, unix.EPIPE) && ((l.s.lookup != nil && l.peer.Load() == nil) || l.s.dialed.Load()) {
+	if peerClosed(err) && ((l.s.lookup != nil && l.peer.Load() == nil) || l.s.dialed.Load()) {
 		// xpcd may have refused the lookup, or the listener the
 		// connection, and closed its end before this send: the reason
-		// is waiting, unread.
+		// is waiting, unread. (ECONNRESET rather than EPIPE if it closed
+		// with our window frame unread.)
 		if e := l.refusedNow(); e != nil {
 			l.fail(e)
 			return l.dead()
@@ -475,10 +642,6 @@ func (l *link) sendFailed(err error) error {
 func (l *link) request(ctx context.Context, call *Call, msg *Dictionary, selfRead bool) {
 	if msg == nil {
 		call.finish(nil, ErrNotMessage)
-		return
-	}
-	if err := l.credits.acquire(ctx); err != nil {
-		call.finish(nil, err)
 		return
 	}
 	l.mu.Lock()
@@ -512,24 +675,17 @@ func (l *link) sendMessage(ctx context.Context, k frameKind, id uint64, body Obj
 		if _, ok := body.(*Dictionary); !ok || body == (*Dictionary)(nil) {
 			return ErrNotMessage
 		}
-		if err := l.credits.acquire(ctx); err != nil {
-			return err
-		}
 	}
 	return l.sendFrame(ctx, k, id, body)
 }
 
 var framePool = sync.Pool{New: func() any { return new(writer) }}
 
-// sendFrame encodes and sends one frame. A message or request that never
-// left gives its credit back.
+// sendFrame encodes and sends one frame. A message or request takes its
+// credit (a message, and its body's bytes) once encoded, and gives it back
+// if it never left; an out-of-line reply is counted against the peer's
+// unread bytes until the peer acknowledges it.
 func (l *link) sendFrame(ctx context.Context, k frameKind, id uint64, body Object) (err error) {
-	sent := false
-	defer func() {
-		if !sent && (k == kindMessage || k == kindRequest) {
-			l.credits.add(1)
-		}
-	}()
 	w := framePool.Get().(*writer)
 	defer func() {
 		w.reset(w.b[:0], Limits{})
@@ -543,10 +699,30 @@ func (l *link) sendFrame(ctx context.Context, k frameKind, id uint64, body Objec
 		return err
 	}
 	defer closeRawFDs(fds)
+	size := int64(len(w.b) - frameHeaderSize)
+	switch {
+	case k == kindMessage || k == kindRequest:
+		if err := l.credits.acquire(ctx, size); err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				l.credits.release(size)
+			}
+		}()
+	case len(w.b) > inlineMax: // an out-of-line reply
+		if err := l.reserveUnread(size); err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				l.unread.Add(-size)
+			}
+		}()
+	}
 	if err := l.s.send(ctx, frame, fds); err != nil {
 		return l.sendFailed(err)
 	}
-	sent = true
 	return nil
 }
 
@@ -666,17 +842,31 @@ func dupFile(f *os.File) (int, error) {
 	return dupConnFD(f)
 }
 
-// credits is the send side of flow control.
+// credits is the send side of flow control: the messages, and the body
+// bytes, that may be sent before the peer grants more.
 type credits struct {
-	mu   sync.Mutex
-	n    int
-	wake chan struct{}
-	err  error
+	mu sync.Mutex
+	n  int // messages and requests we may still send
+	// bytes is the body bytes of messages and requests sent and not yet
+	// granted back; more may be sent while it stays within window, or
+	// when it is zero (one message larger than the window, alone).
+	bytes  int64
+	window int64 // min(the peer's queued-bytes limit as announced, limit)
+	limit  int64 // our own limit on bytes the peer leaves unread
+	// windowed: the peer has announced its window. asked: a stalled
+	// frame was sent since the last grant.
+	windowed, asked bool
+	wake            chan struct{}
+	err             error
 	// onWait is told when acquire starts (+1) and stops (-1) waiting.
 	onWait func(delta int)
+	// stall sends a stalled frame, for a sender waiting for bytes.
+	stall func(ctx context.Context) error
 }
 
-func (c *credits) acquire(ctx context.Context) error {
+// acquire takes the credit for one message of size body bytes, waiting
+// for it until ctx ends.
+func (c *credits) acquire(ctx context.Context, size int64) error {
 	waited := false
 	defer func() {
 		if waited && c.onWait != nil {
@@ -690,11 +880,16 @@ func (c *credits) acquire(ctx context.Context) error {
 			c.mu.Unlock()
 			return err
 		}
-		if c.n > 0 {
+		if c.n > 0 && (c.bytes == 0 || c.bytes+size <= c.window) {
 			c.n--
+			c.bytes += size
 			c.mu.Unlock()
 			return nil
 		}
+		// Waiting for bytes: the peer may hold back a grant of less
+		// than a batch; a stalled frame asks it not to.
+		ask := c.n > 0 && !c.asked && c.stall != nil
+		c.asked = c.asked || ask
 		if c.wake == nil {
 			c.wake = make(chan struct{})
 		}
@@ -704,6 +899,14 @@ func (c *credits) acquire(ctx context.Context) error {
 			waited = true
 			c.onWait(1)
 		}
+		if ask {
+			if err := c.stall(ctx); err != nil {
+				c.mu.Lock()
+				c.asked = false
+				c.mu.Unlock()
+				return err
+			}
+		}
 		select {
 		case <-w:
 		case <-ctx.Done():
@@ -712,28 +915,54 @@ func (c *credits) acquire(ctx context.Context) error {
 	}
 }
 
-// add returns credit; false if that would exceed the window (a peer
-// granting what it was never owed).
-func (c *credits) add(k int) bool {
+// release gives back the credit of a message of size bytes that never left.
+func (c *credits) release(size int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.n+k > creditWindow {
+	c.n++
+	c.bytes -= size
+	c.wakeLocked()
+}
+
+// grant adds the peer's grant of msgs messages and bytes body bytes; false
+// if it grants what was never sent.
+func (c *credits) grant(msgs int, bytes int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n+msgs > creditWindow || bytes > c.bytes {
 		return false
 	}
-	c.n += k
+	c.n += msgs
+	c.bytes -= bytes
+	c.asked = false
+	c.wakeLocked()
+	return true
+}
+
+// setWindow takes the peer's announced queued-bytes limit; false if it was
+// announced before.
+func (c *credits) setWindow(w int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.windowed {
+		return false
+	}
+	c.windowed = true
+	c.window = min(w, c.limit)
+	c.wakeLocked()
+	return true
+}
+
+func (c *credits) wakeLocked() {
 	if c.wake != nil {
 		close(c.wake)
 		c.wake = nil
 	}
-	return true
 }
 
 func (c *credits) fail(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.err = err
-	if c.wake != nil {
-		close(c.wake)
-		c.wake = nil
-	}
+	c.wakeLocked()
 }

@@ -280,6 +280,7 @@ func (l *Listener) admit(fd int) {
 	// reached us by name learns who we are from the credentials the
 	// kernel stamps on it.
 	c.link.sendHello()
+	c.link.sendWindow()
 	fn(c)
 	c.mu.Lock()
 	inactive := c.state == stateInactive

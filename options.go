@@ -10,6 +10,8 @@ type config struct {
 	maxMessageSize int // sent, and received unless maxRecvSize says otherwise
 	maxRecvSize    int // received; 0 while options are applied: maxMessageSize
 	maxFDs         int
+	maxQueued      int64 // body bytes of received messages and requests not yet dequeued
+	maxUnread      int64 // out-of-line bytes sent and not yet read by the peer
 	tx             *Transactions
 	bootstrap      []string // bootstrap sockets to try; nil means from the environment
 	domain         string   // domain a service lookup is limited to; "" means any
@@ -17,7 +19,12 @@ type config struct {
 }
 
 func newConfig(opts []Option) (config, error) {
-	c := config{maxMessageSize: DefaultMaxSize, maxFDs: maxFDsPerFrame - 1}
+	c := config{
+		maxMessageSize: DefaultMaxSize,
+		maxFDs:         maxFDsPerFrame - 1,
+		maxQueued:      DefaultMaxQueuedBytes,
+		maxUnread:      DefaultMaxUnreadBytes,
+	}
 	for _, o := range opts {
 		if err := o(&c); err != nil {
 			return c, err
@@ -60,6 +67,51 @@ func WithMaxReceiveSize(n int) Option {
 			return fmt.Errorf("xpc: WithMaxReceiveSize(%d): must be at least 64 bytes", n)
 		}
 		c.maxRecvSize = n
+		return nil
+	}
+}
+
+// The default byte limits of a connection (WithMaxQueuedBytes,
+// WithMaxUnreadBytes).
+const (
+	DefaultMaxQueuedBytes = 64 << 20
+	DefaultMaxUnreadBytes = 64 << 20
+)
+
+// WithMaxQueuedBytes sets how many body bytes of messages and requests this
+// end holds for its handler, received and not yet taken off the queue
+// (default DefaultMaxQueuedBytes, 64 MiB; at least 1 MiB, at most 1 TiB).
+// The peer learns the limit and waits before it would go over it (its sends
+// block, bounded by their context); a peer that goes over it anyway is cut
+// off with ErrInvalid and ErrPeerOverLimit. One message larger than the
+// limit is taken when nothing else is queued, so the size of a single
+// message is bounded by WithMaxMessageSize alone.
+func WithMaxQueuedBytes(n int64) Option {
+	return func(c *config) error {
+		if n < initialWindow || n > maxLimitBytes {
+			return fmt.Errorf("xpc: WithMaxQueuedBytes(%d): must be between %d and %d", n, int64(initialWindow), int64(maxLimitBytes))
+		}
+		c.maxQueued = n
+		return nil
+	}
+}
+
+// WithMaxUnreadBytes sets how many out-of-line bytes (bodies over 64 KiB,
+// which travel in sealed memfds that stay in memory until the peer reads
+// them) this end lets the peer leave unread (default
+// DefaultMaxUnreadBytes, 64 MiB; at least 1 MiB, at most 1 TiB). A reply
+// that would take the out-of-line replies the peer has not yet read over
+// the limit is not sent: the peer is cut off with ErrInvalid and
+// ErrPeerOverLimit, which the Reply returns. Messages and requests never
+// cut the peer off: they are flow-controlled, and the bytes this end lets
+// them have outstanding are held to the smaller of this limit and the
+// peer's WithMaxQueuedBytes.
+func WithMaxUnreadBytes(n int64) Option {
+	return func(c *config) error {
+		if n < initialWindow || n > maxLimitBytes {
+			return fmt.Errorf("xpc: WithMaxUnreadBytes(%d): must be between %d and %d", n, int64(initialWindow), int64(maxLimitBytes))
+		}
+		c.maxUnread = n
 		return nil
 	}
 }

@@ -392,6 +392,37 @@ func (s *sock) send(ctx context.Context, p []byte, fds []int) error {
 	return nil
 }
 
+// trySend writes one datagram without descriptors if it can go at once,
+// and fails with errWouldBlock if the socket buffer is full or another
+// send holds the socket.
+func (s *sock) trySend(p []byte) error {
+	select {
+	case s.wsem <- struct{}{}:
+	default:
+		return errWouldBlock
+	}
+	defer func() {
+		s.wbuf = nil
+		<-s.wsem
+	}()
+	s.wbuf = p
+	s.woob = s.woob[:0]
+	s.wnow = true
+	err := s.rc.Write(s.write)
+	s.wnow = false
+	switch {
+	case err != nil:
+		return s.closedErr(err)
+	case s.werr == unix.EAGAIN:
+		return errWouldBlock
+	case s.werr != nil:
+		return s.werr
+	case s.wn != len(p):
+		return fmt.Errorf("xpc: short datagram write: %d of %d bytes", s.wn, len(p))
+	}
+	return nil
+}
+
 func appendRights(b []byte, fds []int) []byte {
 	n := unix.CmsgSpace(len(fds) * 4)
 	start := len(b)

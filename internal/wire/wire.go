@@ -20,14 +20,17 @@ type Kind uint8
 
 // The frame kinds (docs/PROTOCOL.md §7).
 const (
-	KindMessage     Kind = 1 // one-way message, body
-	KindRequest     Kind = 2 // message wanting a reply, id, body
-	KindReply       Kind = 3 // reply to request id, body (none with FlagNoReply)
-	KindCredit      Kind = 4 // id = messages granted to the receiver of this frame
-	KindConnect     Kind = 5 // on an endpoint socket: one descriptor, a new connection
-	KindTerminating Kind = 6 // the sender is about to exit
-	KindHello       Kind = 7 // a service's first frame to a client: its identity rides on it
-	KindRefused     Kind = 8 // xpcd's answer to a pipelined lookup it cannot serve: an error body
+	KindMessage     Kind = 1  // one-way message, body
+	KindRequest     Kind = 2  // message wanting a reply, id, body
+	KindReply       Kind = 3  // reply to request id, body (none with FlagNoReply)
+	KindCredit      Kind = 4  // id = messages (bits 0-15) and body bytes (bits 16-63) granted to the receiver of this frame
+	KindConnect     Kind = 5  // on an endpoint socket: one descriptor, a new connection
+	KindTerminating Kind = 6  // the sender is about to exit
+	KindHello       Kind = 7  // a service's first frame to a client: its identity rides on it
+	KindRefused     Kind = 8  // xpcd's answer to a pipelined lookup it cannot serve: an error body
+	KindAck         Kind = 9  // id = bytes of an out-of-line reply body the sender of this frame has read
+	KindWindow      Kind = 10 // id = the sender's limit on queued body bytes, announced once
+	KindStalled     Kind = 11 // the sender waits for byte credit: grant what has been dequeued
 )
 
 func (k Kind) String() string {
@@ -48,6 +51,12 @@ func (k Kind) String() string {
 		return "hello"
 	case KindRefused:
 		return "refused"
+	case KindAck:
+		return "ack"
+	case KindWindow:
+		return "window"
+	case KindStalled:
+		return "stalled"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -90,7 +99,7 @@ func ParseHeader(b []byte) (Header, error) {
 		NFDs:  binary.LittleEndian.Uint32(b[4:]),
 		ID:    binary.LittleEndian.Uint64(b[8:]),
 	}
-	if h.Kind < KindMessage || h.Kind > KindRefused {
+	if h.Kind < KindMessage || h.Kind > KindStalled {
 		return h, fmt.Errorf("unknown frame kind %d", b[1])
 	}
 	if h.Flags&^(FlagOutOfLine|FlagNoReply) != 0 {

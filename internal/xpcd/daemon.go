@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
 )
 
@@ -66,6 +67,15 @@ const DefaultMaxWatchesPerUser = 32
 // few hundred bytes (the largest, bootstrap, carries a path); what xpcd
 // sends (a long list, say) is not limited by it.
 const maxRequestSize = 64 << 10
+
+// connOptions are the options of every connection xpcd reads requests
+// from: requests of at most maxRequestSize, and at most the smallest
+// queue the library allows (1 MiB) held for one connection, so that a
+// user at the connection cap holds at most that much of xpcd's memory per
+// connection.
+func connOptions() []xpc.Option {
+	return []xpc.Option{xpc.WithMaxReceiveSize(maxRequestSize), xpc.WithMaxQueuedBytes(1 << 20)}
+}
 
 // component is one part of the daemon. Components start in order and
 // close in reverse; each close is bounded by the context given.

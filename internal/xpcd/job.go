@@ -365,7 +365,7 @@ func (m *supervisor) startProcess(spec *spawnSpec) (_ *spawned, _ *xpc.Connectio
 		return sp, nil, nil, nil // a fake launcher's process, in tests
 	}
 	probe, sp.checkin = sp.checkin, nil
-	conn, err := xpc.NewConnectionFromFile(probe, xpc.WithMaxReceiveSize(maxRequestSize))
+	conn, err := xpc.NewConnectionFromFile(probe, connOptions()...)
 	if err != nil {
 		// Without its channel the service could never check in.
 		probe.Close()

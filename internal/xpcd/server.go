@@ -62,7 +62,7 @@ func (s *server) bind() error {
 	if err := os.Chmod(s.paths.RunDir, dirMode); err != nil {
 		return fmt.Errorf("run directory: %w", err)
 	}
-	l, err := xpc.ListenUnix(s.paths.Socket, sockMode, xpc.WithMaxReceiveSize(maxRequestSize))
+	l, err := xpc.ListenUnix(s.paths.Socket, sockMode, connOptions()...)
 	if err != nil {
 		return err
 	}
