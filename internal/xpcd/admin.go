@@ -874,11 +874,13 @@ func opProcinfo(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *
 	if e := ss.do(func() {
 		inst := ss.m.byPID[int(pid)]
 		if inst == nil {
-			oe = notFound("pid %d is not a process xpcd launched", pid)
+			oe = notFound("pid %d is not a process xpcd launched that uid %d may see", pid, ss.peer.UID)
 			return
 		}
 		if d := inst.job.dom; !mayRead(ss.peer.UID, d.name, d.owner) {
-			oe = domainDenied(ss.peer.UID, "read", d.name)
+			// As for a pid xpcd did not launch: whose job a pid
+			// is, is the domain's business.
+			oe = notFound("pid %d is not a process xpcd launched that uid %d may see", pid, ss.peer.UID)
 			return
 		}
 		reply = ss.m.procInfo(inst)

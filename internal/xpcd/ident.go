@@ -130,6 +130,9 @@ const (
 	// RuleWatchLimit: a user domain may have at most maxWatchesPerDomain
 	// jobs watching paths.
 	RuleWatchLimit = "watch-limit"
+	// RuleWatcherLimit: a user other than root may have at most
+	// maxWatchersPerUser watch connections (xpcctl watch) at once.
+	RuleWatcherLimit = "watcher-limit"
 )
 
 // ErrRefused is what every RuleError is: a request or a launch that a

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
 )
@@ -435,5 +437,112 @@ func TestRootRefusesForeignDirectories(t *testing.T) {
 	wantRule("a symbolic link as the run directory", start(h2))
 	if fi, err := os.Stat(elsewhere); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("the link's target: %v %v, want 0700 as it was", fi.Mode(), err)
+	}
+}
+
+// Found by trying a root xpcd as a hostile local user would: a job's
+// paths cannot hang xpcd, its program's path tells nothing about files its
+// user cannot see, and it gets no priority its user could not take.
+func TestHostileJobPaths(t *testing.T) {
+	b := newTestUser(t)
+	t.Parallel()
+	in := newIsoInstance(t)
+	h := in.h
+	h.start()
+	dom := UserDomain(b.uid)
+	bdir := mkdirMode(t, filepath.Join(h.dir, "bdir"), 0o755, b.uid, b.gid)
+
+	// A FIFO as a queue directory: the check must not wait for a writer
+	// (it used to, holding a thread for good, once per enable).
+	fifo := filepath.Join(bdir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(fifo, int(b.uid), int(b.gid))
+	q := in.load(t, dom, "test.hostile.fifo", nil, map[string]any{"QueueDirectories": []any{fifo}})
+	for range 5 {
+		h.mustAdmin(OpDisable, KeyTarget, q)
+		h.mustAdmin(OpEnable, KeyTarget, q)
+	}
+	waitFor(t, "queue checks that end", func() bool { return logLines(h, `"queue directory"`, q) >= 3 })
+
+	// A program in a root-only directory fails as a missing one does,
+	// whatever is there; it is not looked at as root.
+	private := mkdirMode(t, filepath.Join(h.dir, "private"), 0o700, 0, 0)
+	rootFile(t, filepath.Join(private, "groupw"), 0o775, "#!/bin/sh\n")
+	errOf := func(label, prog string, extra map[string]any) string {
+		x := map[string]any{"ProgramArguments": []any{prog}}
+		for k, v := range extra {
+			x[k] = v
+		}
+		target := in.load(t, dom, label, nil, x)
+		_, err := h.admin(OpKickstart, KeyTarget, target)
+		if err == nil {
+			t.Fatalf("%s started", prog)
+		}
+		return strings.NewReplacer(prog, "P", target, "T").Replace(err.Error())
+	}
+	there := errOf("test.hostile.there", filepath.Join(private, "groupw"), nil)
+	missing := errOf("test.hostile.missing", filepath.Join(private, "missing"), nil)
+	umask := errOf("test.hostile.umask", filepath.Join(private, "groupw"), map[string]any{"Umask": 18})
+	if there != missing || umask != there {
+		t.Errorf("a root-only program and a missing one answer differently:\n%s\n%s\n%s", there, missing, umask)
+	}
+	if strings.Contains(there, RuleProgramOwner) || !strings.Contains(there, "permission denied") {
+		t.Errorf("a program the user cannot reach: %s", there)
+	}
+
+	// A negative Nice is root's to give, not a user domain's.
+	nice := in.load(t, dom, "test.hostile.nice", nil, map[string]any{"Nice": -5})
+	pid := intOf(h.mustAdmin(OpKickstart, KeyTarget, nice), KeyPID)
+	if n, err := unix.Getpriority(unix.PRIO_PROCESS, pid); err != nil || 20-n != 0 {
+		t.Errorf("a user's job runs at nice %d (%v), want 0", 20-n, err)
+	}
+}
+
+// A user other than root may hold only so many watch connections: each
+// may keep up to watchLimit events in xpcd's memory when it stops reading.
+func TestWatchersPerUser(t *testing.T) {
+	h := newSystemHarness(t)
+	h.start()
+	const uid = 1001
+	watch := func(c *xpc.Connection) error {
+		_, err := c.SendWithReply(testCtx(t), xpc.Dict(bootstrap.KeyOp, OpWatch))
+		return err
+	}
+	for i := range maxWatchersPerUser {
+		if err := watch(dialAs(t, h, uid)); err != nil {
+			t.Fatalf("watcher %d: %v", i+1, err)
+		}
+	}
+	err := watch(dialAs(t, h, uid))
+	var re *xpc.RemoteError
+	if !errors.As(err, &re) || reasonOf(err) != bootstrap.ReasonDenied {
+		t.Fatalf("watcher %d: %v, want denied", maxWatchersPerUser+1, err)
+	}
+	if r, _ := re.Object.String(KeyRule); r != RuleWatcherLimit {
+		t.Errorf("refusal names rule %q", r)
+	}
+	if err := watch(h.dial(nil)); err != nil {
+		t.Errorf("root's watcher: %v", err)
+	}
+}
+
+// The upgrade monitor looks at executables as the job's user: a link a
+// user points into a root-only directory shows no change.
+func TestUpgradeMonitorAsUser(t *testing.T) {
+	b := newTestUser(t)
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	private := mkdirMode(t, filepath.Join(dir, "private"), 0o700, 0, 0)
+	rootFile(t, filepath.Join(private, "exe"), 0o755, "x")
+	as := func() (*ident, error) { return &ident{uid: b.uid, gid: b.gid}, nil }
+	w := exeWatched{inst: &instance{}, path: filepath.Join(private, "exe"), id: fileID{Ino: 1}, ident: as}
+	if got := changedExecutables([]exeWatched{w}); len(got) != 0 {
+		t.Errorf("a root-only executable, looked at as uid %d, changed", b.uid)
+	}
+	w.ident = nil // root's job: root looks
+	if got := changedExecutables([]exeWatched{w}); len(got) != 1 {
+		t.Errorf("root's job's executable changed, not seen")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/goxpc/xpc/launchd"
@@ -413,7 +414,9 @@ func (m *supervisor) queuesChecked(j *job, s *schedule, full string, err error) 
 func anyNonEmpty(dirs []string) (string, error) {
 	var errs []error
 	for _, d := range dirs {
-		f, err := os.Open(d)
+		// O_NONBLOCK and O_DIRECTORY: a FIFO (or anything else a user
+		// may put there) must not hold the check up.
+		f, err := os.OpenFile(d, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_DIRECTORY, 0)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}

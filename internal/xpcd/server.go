@@ -1,6 +1,7 @@
 package xpcd
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -508,15 +509,32 @@ func (ss *session) startWatch(ctx context.Context, msg *xpc.Message) {
 	}
 	w.ch = newChannel(ss.conn, watchLimit)
 	msg.Defer()
-	if oe := ss.do(func() { ss.m.addWatcher(w, msg) }); oe != nil {
+	var refused *opError
+	if oe := ss.do(func() { refused = ss.m.addWatcher(w, msg) }); oe != nil || refused != nil {
 		w.ch.close()
-		ss.fail(ctx, msg, oe)
+		ss.fail(ctx, msg, cmp.Or(oe, refused))
 		return
 	}
 	ss.watch = w
 }
 
-func (m *supervisor) addWatcher(w *watcher, msg *xpc.Message) {
+// addWatcher starts sending w the jobs it may see, unless its user has
+// maxWatchersPerUser watchers already (RuleWatcherLimit): each may hold up
+// to watchLimit unsent events, which a watcher that stops reading leaves
+// in xpcd's memory. Root has no such limit.
+func (m *supervisor) addWatcher(w *watcher, msg *xpc.Message) *opError {
+	if w.uid != 0 {
+		n := 0
+		for o := range m.watchers {
+			if o.uid == w.uid {
+				n++
+			}
+		}
+		if n >= maxWatchersPerUser {
+			re := refusedBy(RuleWatcherLimit, "uid %d has %d watch connections already, the limit", w.uid, n)
+			return ruleOpError(re, "watch: %s", re.Detail)
+		}
+	}
 	w.ch.send(outItem{reply: msg, msg: &xpc.Dictionary{}})
 	for _, d := range m.sortedDomains() {
 		for _, j := range sortedJobs(d) {
@@ -526,4 +544,5 @@ func (m *supervisor) addWatcher(w *watcher, msg *xpc.Message) {
 		}
 	}
 	m.watchers[w] = struct{}{}
+	return nil
 }

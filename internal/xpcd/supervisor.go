@@ -60,6 +60,9 @@ const (
 	// watchLimit is how many events a watcher may have unsent before it is
 	// told it overflowed and dropped.
 	watchLimit = 4096
+	// maxWatchersPerUser is the most watch connections one user other
+	// than root may have at once (RuleWatcherLimit).
+	maxWatchersPerUser = 8
 )
 
 type supervisor struct {
