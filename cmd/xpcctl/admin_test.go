@@ -1,0 +1,57 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/goxpc/xpc"
+	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/goxpc/xpc/internal/xpcd"
+	"github.com/goxpc/xpc/xpctest"
+)
+
+// bootstrap hands xpcd the plist it opened with the caller's rights, as
+// launchctl hands launchd its plist, so that a root xpcd never opens a
+// path a user names with its own rights.
+func TestBootstrapSendsThePlist(t *testing.T) {
+	s := xpctest.NewServer(t)
+	t.Setenv(bootstrap.RootEnv, s.Root)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "test.ctl.plist")
+	if err := os.WriteFile(p, xpctest.AgentPlist("test.ctl", []string{"/bin/true"}, nil, nil), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	req := xpc.Dict(bootstrap.KeyOp, xpcd.OpBootstrap, xpcd.KeyPath, p)
+	f, err := openPlist(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fd, ok := req.Get(xpcd.KeyPlist).(*xpc.FD)
+	if !ok {
+		t.Fatalf("the request carries no plist descriptor: %s", xpc.Format(req))
+	}
+	var a, b syscall.Stat_t
+	if err := syscall.Fstat(int(fd.File().Fd()), &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Stat(p, &b); err != nil || a.Ino != b.Ino || a.Dev != b.Dev {
+		t.Fatalf("the descriptor is not the plist's file (%v)", err)
+	}
+
+	dom := "user/" + strconv.Itoa(os.Geteuid())
+	if r := runCmd(t, nil, "bootstrap", dom, p); r.code != 0 || !strings.Contains(r.stdout, "loaded") {
+		t.Fatalf("bootstrap: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// A plist the caller cannot open fails in xpcctl, with the caller's
+	// own error, before anything is sent.
+	r := runCmd(t, nil, "bootstrap", dom, filepath.Join(dir, "missing.plist"))
+	if r.code == 0 || !strings.Contains(r.stderr, "no such file") {
+		t.Fatalf("bootstrap of a missing plist: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
