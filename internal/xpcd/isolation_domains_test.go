@@ -27,19 +27,9 @@ type isoInstance struct {
 
 func newIsoInstance(t *testing.T) *isoInstance {
 	t.Helper()
-	h := newHarness(t)
-	h.paths = bootstrap.ForRoot(h.dir, false) // the system layout
-	h.cfg.Paths = h.paths
-	// Every directory on the way to the socket and the programs must be
-	// traversable by other users.
-	for _, d := range []string{h.dir, h.paths.Daemons, h.paths.Agents} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// The system layout, every directory on the way to the socket and
+	// the programs traversable by other users.
+	h := newSystemHarness(t)
 	bin := filepath.Join(h.dir, "bin")
 	if err := os.Mkdir(bin, 0o755); err != nil {
 		t.Fatal(err)
