@@ -619,7 +619,12 @@ func (m *Message) Defer() {
 // A context that has already ended sends the reply only if it can go out
 // without waiting. A reply that travels out of line (over 64 KiB) and would
 // take the bytes the peer has left unread over WithMaxUnreadBytes is not
-// sent: the peer is cut off, and Reply returns ErrPeerOverLimit.
+// sent: the peer is cut off, and Reply returns ErrPeerOverLimit. A reply
+// that cannot be sent as it is (it does not encode, is larger than
+// WithMaxMessageSize or carries more than WithMaxFDs descriptors) is
+// answered with an error instead, which the sender's SendWithReply returns
+// as ErrReplyFailed (or ErrNoReply, if not even that fits), and Reply
+// returns why.
 func (m *Message) Reply(ctx context.Context, reply *Dictionary) error {
 	if reply == nil {
 		return fmt.Errorf("xpc: Reply: %w", ErrNilObject)
@@ -648,6 +653,17 @@ func (m *Message) reply(ctx context.Context, body Object) error {
 		prev = msgDeferred
 	}
 	err := m.link.sendMessage(ctx, kindReply, m.id, body)
+	if unsent := (*unsentError)(nil); errors.As(err, &unsent) {
+		// The reply cannot be sent as it is (it does not encode, is too
+		// large, carries too many descriptors): the requester is told so
+		// at once rather than wait for a reply that will never come.
+		if m.link.sendMessage(ctx, kindReply, m.id, replyFailedObject(unsent.err)) != nil {
+			// Not even that fits (a tiny WithMaxMessageSize): the
+			// requester gets ErrNoReply.
+			m.link.sendNoReply(ctx, m.id)
+		}
+		err = unsent.err
+	}
 	if err != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		// ctx ended before the frame left (a datagram goes whole or
 		// not at all): the message can still be answered.

@@ -109,9 +109,36 @@ func interruptedError(cause error, format string, args ...any) *ConnError {
 }
 
 // RemoteError is returned by a send with reply when the peer answered with
-// an error object (Message.ReplyError).
+// an error object (Message.ReplyError), or could not send the reply it made
+// (errors.Is(err, ErrReplyFailed)).
 type RemoteError struct {
 	Object *ErrorObject
+}
+
+// ErrReplyFailed is what a send with reply fails with when the peer made a
+// reply it could not send: one that does not encode, is larger than its
+// WithMaxMessageSize, or carries more descriptors than WithMaxFDs. The
+// error is a *RemoteError whose description says why.
+var ErrReplyFailed = errors.New("xpc: the peer could not send its reply")
+
+// replyFailedKey marks the error object a peer sends in place of a reply
+// it could not send.
+const replyFailedKey = "goxpc-reply-failed"
+
+func replyFailedObject(cause error) *ErrorObject {
+	o := NewErrorObject("the reply could not be sent: " + cause.Error())
+	o.Set(replyFailedKey, Bool(true))
+	return o
+}
+
+// Is reports whether target is ErrReplyFailed and the peer sent this error
+// in place of a reply it could not send.
+func (e *RemoteError) Is(target error) bool {
+	if target != ErrReplyFailed || e.Object == nil {
+		return false
+	}
+	v, _ := e.Object.Get(replyFailedKey).(Bool)
+	return bool(v)
 }
 
 // Error returns the error object's description.

@@ -696,7 +696,7 @@ func (l *link) sendFrame(ctx context.Context, k frameKind, id uint64, body Objec
 	}()
 	frame, fds, err := buildFrame(w, k, id, body, l.c.cfg.maxMessageSize, l.c.cfg.maxFDs)
 	if err != nil {
-		return err
+		return &unsentError{err}
 	}
 	defer closeRawFDs(fds)
 	size := int64(len(w.b) - frameHeaderSize)
@@ -725,6 +725,13 @@ func (l *link) sendFrame(ctx context.Context, k frameKind, id uint64, body Objec
 	}
 	return nil
 }
+
+// unsentError is a frame that could not be built (an encoding error, too
+// large, too many descriptors): nothing was sent, and the link is fine.
+type unsentError struct{ err error }
+
+func (e *unsentError) Error() string { return e.err.Error() }
+func (e *unsentError) Unwrap() error { return e.err }
 
 // buildFrame encodes body into w as one frame of kind k, a memfd body if
 // it is too large for a datagram, and returns the frame with the
