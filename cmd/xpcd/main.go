@@ -133,7 +133,12 @@ func run(args []string, stderr io.Writer) int {
 		log.Error("the system instance needs root; use --user (or --root DIR) for a private one")
 		return exitFail
 	}
-	d, err := xpcd.New(xpcd.Config{Paths: paths, User: *user, Logger: log, MaxConnectionsPerUser: *maxConns})
+	cfg := xpcd.Config{Paths: paths, User: *user, Logger: log, MaxConnectionsPerUser: *maxConns}
+	if *user && paths.Root == "" {
+		// Lookups the user's domain cannot answer go on to system.
+		cfg.SystemSocket = bootstrap.System().Socket
+	}
+	d, err := xpcd.New(cfg)
 	if err != nil {
 		log.Error("bad configuration", "err", err)
 		return exitFail

@@ -46,6 +46,13 @@ type Config struct {
 	// DefaultMaxWatchesPerUser; negative: no limit. System jobs are not
 	// counted.
 	MaxWatchesPerUser int
+	// SystemSocket is, for a --user instance, the system instance's
+	// bootstrap socket: a lookup that names no domain and that this
+	// instance answers with not-found is passed on to it, with the
+	// client's socket, so that a user's clients reach system daemons too
+	// (forward.go). "": lookups end here. cmd/xpcd sets it to the system
+	// instance's socket for a --user instance outside XPCD_ROOT.
+	SystemSocket string
 	// MaxConnectionsPerUser caps the bootstrap connections one uid may
 	// have open at once; the next is turned away with reason
 	// too-many-connections until one closes. Root (uid 0) has no cap.
@@ -170,6 +177,9 @@ func New(cfg Config) (*Daemon, error) {
 		maxWatches:  cfg.MaxWatchesPerUser,
 	})
 	srv := newServer(sup, p, user, log.With("component", "bootstrap"))
+	if user {
+		srv.systemSocket = cfg.SystemSocket
+	}
 	srv.maxPerUser = cfg.MaxConnectionsPerUser
 	d := &Daemon{cfg: cfg, log: log, sup: sup}
 	d.comp = []component{binder{srv}, store, jobs, sup}

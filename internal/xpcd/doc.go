@@ -56,7 +56,9 @@
 // opens for a user it opens as the user (ident.go); the rules it enforces,
 // and what a local user cannot make it do, are docs/SECURITY.md's.
 //
-// A lookup searches the caller's user domain, then system. Anyone may look
+// A lookup searches the caller's user domain, then system (a --user
+// instance passes what it lacks on to the system instance: forward.go).
+// Anyone may look
 // up in system; a user domain is its owner's (and root's). Changing a
 // domain (bootstrap, bootout, enable, disable, kickstart, kill,
 // remove-disabled) takes root for system and the owner (or root) for a

@@ -25,6 +25,12 @@ type server struct {
 	log   *slog.Logger
 
 	l *xpc.Listener
+	// systemSocket: a --user instance passes the lookups it cannot
+	// resolve, naming no domain, to the system instance there
+	// (forward.go); "" for none.
+	systemSocket string
+	forwardCtx   context.Context // ends when the server closes
+	endForwards  context.CancelFunc
 	// maxPerUser caps a uid's sessions (Config.MaxConnectionsPerUser);
 	// negative: no cap.
 	maxPerUser int
@@ -41,7 +47,9 @@ type server struct {
 }
 
 func newServer(m *supervisor, paths bootstrap.Paths, user bool, log *slog.Logger) *server {
-	return &server{m: m, paths: paths, user: user, log: log, sessions: map[*session]struct{}{}, perUser: map[uint32]int{}}
+	s := &server{m: m, paths: paths, user: user, log: log, sessions: map[*session]struct{}{}, perUser: map[uint32]int{}}
+	s.forwardCtx, s.endForwards = context.WithCancel(context.Background())
+	return s
 }
 
 func (s *server) name() string { return "bootstrap" }
@@ -136,6 +144,7 @@ func (b binder) close(context.Context) error {
 // close stops accepting and ends every session: clients reconnect to the
 // next xpcd; services re-adopt.
 func (s *server) close(ctx context.Context) error {
+	s.endForwards()
 	if s.l == nil {
 		return nil
 	}
@@ -348,8 +357,8 @@ func (ss *session) lookup(ctx context.Context, msg *xpc.Message) {
 	case fd == nil:
 		oe = &opError{reason: bootstrap.ReasonBadRequest, desc: "lookup: no socket"}
 	}
+	dom, _ := body.String(bootstrap.KeyDomain)
 	if oe == nil {
-		dom, _ := body.String(bootstrap.KeyDomain)
 		ss.ensureOwn()
 		if dn, owner, err := ParseDomain(dom); err == nil && dom != "" && mayRead(ss.peer.UID, dn, owner) {
 			ss.ensure(dn, owner)
@@ -357,7 +366,11 @@ func (ss *session) lookup(ctx context.Context, msg *xpc.Message) {
 		uid, pid := ss.peer.UID, ss.peer.PID
 		if !msg.WantsReply() {
 			if ss.m.post(func() {
-				if oe := ss.m.lookup(uid, pid, name, dom, fd); oe != nil {
+				switch oe := ss.m.lookup(uid, pid, name, dom, fd); {
+				case oe == nil:
+				case ss.s.forwards(dom, oe):
+					ss.forward(name, fd, nil, oe)
+				default:
 					ss.refused(name, fd, oe)
 				}
 			}) {
@@ -373,6 +386,8 @@ func (ss *session) lookup(ctx context.Context, msg *xpc.Message) {
 		return
 	}
 	switch {
+	case fd != nil && msg.WantsReply() && ss.s.forwards(dom, oe):
+		ss.forward(name, fd, msg, oe)
 	case fd != nil && !msg.WantsReply():
 		ss.refused(name, fd, oe)
 	case fd != nil:
