@@ -270,10 +270,37 @@ func (m *supervisor) lookup(uid uint32, pid int, name, reqDom string, fd *xpc.FD
 		return ruleOpError(j.refused, "service %s: job %s is refused: %s", name, j.target(), j.refused.Detail)
 	case j.def.MachServices[name].HideUntilCheckIn && (j.inst == nil || !j.inst.names[name]):
 		return notFound("service %s is hidden until job %s checks in (HideUntilCheckIn)", name, j.target())
-	case len(j.queue) >= maxQueued:
+	}
+	if oe := m.roomToQueue(j, uid, name); oe != nil {
+		return oe
+	}
+	m.demand(j, name, fd, uid, pid)
+	return nil
+}
+
+// roomToQueue checks that a client of uid may wait for job j: the job has
+// fewer than maxQueued clients waiting, and uid (unless root) holds fewer
+// than maxQueuedPerUser client sockets in xpcd, counting only clients
+// still there (those that gave up are let go first). Each costs xpcd a
+// descriptor, and one user must not take them all, nor fill another's
+// service's queue.
+func (m *supervisor) roomToQueue(j *job, uid uint32, name string) *opError {
+	if len(j.queue) >= maxQueued {
+		m.pruneQueues(j, -1)
+	}
+	if len(j.queue) >= maxQueued {
 		return &opError{reason: ReasonBusy, desc: fmt.Sprintf("service %s: %d clients are already waiting", name, len(j.queue))}
 	}
-	m.demand(j, name, fd, pid)
+	if uid == 0 || m.queuedBy[uid] < maxQueuedPerUser {
+		return nil
+	}
+	m.pruneQueues(nil, int64(uid))
+	if n := m.queuedBy[uid]; n >= maxQueuedPerUser {
+		re := refusedBy(RuleQueueLimit, "uid %d has %d clients waiting for services, the limit", uid, n)
+		oe := ruleOpError(re, "service %s: %s", name, re.Detail)
+		oe.reason = ReasonBusy
+		return oe
+	}
 	return nil
 }
 
@@ -555,7 +582,7 @@ func setEnabled(ss *session, body *xpc.Dictionary, disable bool) (*xpc.Dictionar
 		was := j.disabled
 		j.disabled = disable
 		if disable {
-			j.dropQueue()
+			m.dropQueue(j)
 			j.cancelThrottle()
 		}
 		m.syncSchedule(j)
@@ -813,7 +840,7 @@ func opBootout(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *o
 				}
 			}
 			j.next = nil
-			j.dropQueue()
+			m.dropQueue(j)
 			j.cancelThrottle()
 			m.syncSchedule(j)
 			if j.inst == nil {

@@ -120,7 +120,13 @@ func (c *channel) hup() bool {
 	}
 	// Not Fd(): it would make the descriptor blocking, and the
 	// connection shares its open file description.
-	rc, err := c.probe.SyscallConn()
+	return fileHungUp(c.probe)
+}
+
+// fileHungUp reports whether the far end of the socket f has certainly
+// closed its end.
+func fileHungUp(f *os.File) bool {
+	rc, err := f.SyscallConn()
 	if err != nil {
 		return false
 	}
@@ -132,6 +138,9 @@ func (c *channel) hup() bool {
 	})
 	return hup
 }
+
+// hungUp reports whether the client of a queued socket has gone.
+func hungUp(fd *xpc.FD) bool { return fd.File() != nil && fileHungUp(fd.File()) }
 
 func (c *channel) kick() {
 	select {

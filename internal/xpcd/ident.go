@@ -133,6 +133,9 @@ const (
 	// RuleWatcherLimit: a user other than root may have at most
 	// maxWatchersPerUser watch connections (xpcctl watch) at once.
 	RuleWatcherLimit = "watcher-limit"
+	// RuleQueueLimit: a user other than root may have at most
+	// maxQueuedPerUser clients waiting for services at once (reason busy).
+	RuleQueueLimit = "queue-limit"
 )
 
 // ErrRefused is what every RuleError is: a request or a launch that a

@@ -101,8 +101,10 @@ type job struct {
 type pending struct {
 	name      string
 	fd        *xpc.FD
+	uid       uint32 // the client's, as the kernel says
 	requester int
 	at        time.Time
+	released  bool // no longer counted in queuedBy (release)
 }
 
 // instance is one process of a job.
@@ -164,11 +166,59 @@ func (j *job) cancelThrottle() {
 
 // dropQueue closes the waiting clients' sockets: they see the end and look
 // the name up again.
-func (j *job) dropQueue() {
+func (m *supervisor) dropQueue(j *job) {
 	for _, p := range j.queue {
 		p.fd.Close()
+		m.release(p)
 	}
 	j.queue = nil
+}
+
+// release notes that a client socket is no longer xpcd's to hold: handed
+// to its service, or closed. Each uid but root may have maxQueuedPerUser
+// held at once (lookup); release is idempotent.
+func (m *supervisor) release(p *pending) {
+	if p.released {
+		return
+	}
+	p.released = true
+	if m.queuedBy[p.uid]--; m.queuedBy[p.uid] <= 0 {
+		delete(m.queuedBy, p.uid)
+	}
+}
+
+// hold counts a client socket xpcd holds for uid (see release).
+func (m *supervisor) hold(p *pending) {
+	p.released = false
+	m.queuedBy[p.uid]++
+}
+
+// pruneQueues closes the queued client sockets whose client has gone (its
+// end hung up): of job j, or with j nil of every job, for uid, or with
+// uid -1 anyone's. A client that gave up must not keep its place.
+func (m *supervisor) pruneQueues(j *job, uid int64) {
+	jobs := []*job{j}
+	if j == nil {
+		jobs = nil
+		for _, d := range m.domains {
+			for _, o := range d.jobs {
+				jobs = append(jobs, o)
+			}
+		}
+	}
+	for _, o := range jobs {
+		kept := o.queue[:0]
+		for _, p := range o.queue {
+			if (uid < 0 || int64(p.uid) == uid) && hungUp(p.fd) {
+				p.fd.Close()
+				m.release(p)
+				continue
+			}
+			kept = append(kept, p)
+		}
+		clear(o.queue[len(kept):])
+		o.queue = kept
+	}
 }
 
 func (j *job) target() string { return j.dom.name + "/" + j.def.Label }
@@ -560,6 +610,7 @@ func (m *supervisor) replaceDef(j *job, def *launchd.Job) {
 			kept = append(kept, p)
 		} else {
 			p.fd.Close()
+			m.release(p)
 		}
 	}
 	j.queue = kept
@@ -578,6 +629,7 @@ func (m *supervisor) refuseJob(j *job, re *RuleError) {
 		if err := refuse(p.fd, oe); err != nil {
 			m.log.Debug("lookup: the client did not get its refusal", "name", p.name, "err", err)
 		}
+		m.release(p)
 	}
 	j.queue = nil
 	m.log.Warn("launch refused; not tried again until the plist changes", "target", j.target(), "rule", re.Rule, "err", re.Detail)
@@ -637,8 +689,9 @@ func (m *supervisor) beginStop(inst *instance) {
 // demand queues a client socket for name, or hands it over at once if the
 // instance has checked the name in, and launches the job if need be. It
 // takes ownership of fd.
-func (m *supervisor) demand(j *job, name string, fd *xpc.FD, requester int) {
-	p := &pending{name: name, fd: fd, requester: requester, at: time.Now()}
+func (m *supervisor) demand(j *job, name string, fd *xpc.FD, uid uint32, requester int) {
+	p := &pending{name: name, fd: fd, uid: uid, requester: requester, at: time.Now()}
+	m.hold(p)
 	if inst := j.inst; inst != nil && inst.ready(name) {
 		m.deliver(inst, p)
 	} else {
@@ -673,6 +726,7 @@ func (m *supervisor) deliver(inst *instance, p *pending) {
 		inst.job.queue = append(inst.job.queue, p)
 		return
 	}
+	m.release(p)
 	inst.delivered++
 	inst.idleFrom = time.Now()
 	m.armIdle(inst)
@@ -692,6 +746,7 @@ func (m *supervisor) requeue(inst *instance, ch *channel, p *pending) {
 		p.fd.Close()
 		return
 	}
+	m.hold(p)
 	j.queue = append([]*pending{p}, j.queue...)
 	if j.inst != nil && j.inst.ready(p.name) {
 		m.flush(j.inst, p.name)
@@ -948,7 +1003,7 @@ func (m *supervisor) finishUnload(j *job) {
 			delete(d.names, name)
 		}
 	}
-	j.dropQueue()
+	m.dropQueue(j)
 	j.cancelThrottle()
 	m.disarm(j)
 	m.otherJobsChanged(d)

@@ -551,3 +551,68 @@ func TestUpgradeMonitorAsUser(t *testing.T) {
 		t.Errorf("root's job's executable changed, not seen")
 	}
 }
+
+// lookupOn sends a lookup of name on the bootstrap connection c, with a
+// new socket pair's far end, and returns the client's end.
+func lookupOn(t *testing.T, c *xpc.Connection, name string) (*os.File, error) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := os.NewFile(uintptr(fds[0]), "client")
+	theirs := xpc.NewFD(os.NewFile(uintptr(fds[1]), "service"))
+	defer theirs.Close()
+	msg := xpc.Dict(bootstrap.KeyOp, bootstrap.OpLookup, bootstrap.KeyName, name)
+	msg.Set(bootstrap.KeySocket, theirs)
+	if _, err := c.SendWithReply(testCtx(t), msg); err != nil {
+		mine.Close()
+		return nil, err
+	}
+	t.Cleanup(func() { mine.Close() })
+	return mine, nil
+}
+
+// A user may keep only so many clients waiting for services (each is a
+// descriptor in xpcd): past maxQueuedPerUser their lookups are busy, by
+// rule queue-limit, while root is still served; clients that gave up are
+// let go, and make room.
+func TestQueuedClientsPerUser(t *testing.T) {
+	h := newSystemHarness(t)
+	h.writePlist(testJob{label: "test.q", names: []string{"test.q.svc"},
+		extra: map[string]any{"ProgramArguments": []any{"/bin/sleep", "60"}}}, h.paths.Daemons)
+	h.start()
+	const uid = 1001
+	c := dialAs(t, h, uid)
+	var mine []*os.File
+	for i := range maxQueuedPerUser {
+		f, err := lookupOn(t, c, "test.q.svc")
+		if err != nil {
+			t.Fatalf("lookup %d: %v", i+1, err)
+		}
+		mine = append(mine, f)
+	}
+	_, err := lookupOn(t, c, "test.q.svc")
+	var re *xpc.RemoteError
+	if !errors.As(err, &re) || reasonOf(err) != ReasonBusy {
+		t.Fatalf("lookup %d: %v, want busy", maxQueuedPerUser+1, err)
+	}
+	if r, _ := re.Object.String(KeyRule); r != RuleQueueLimit {
+		t.Errorf("refusal names rule %q", r)
+	}
+	if _, err := lookupOn(t, h.dial(nil), "test.q.svc"); err != nil {
+		t.Errorf("root's lookup: %v", err)
+	}
+	// Clients that gave up make room.
+	for _, f := range mine[:10] {
+		f.Close()
+	}
+	for i := range 10 {
+		if _, err := lookupOn(t, c, "test.q.svc"); err != nil {
+			t.Fatalf("lookup after 10 clients left, %d: %v", i+1, err)
+		}
+	}
+	if _, err := lookupOn(t, c, "test.q.svc"); reasonOf(err) != ReasonBusy {
+		t.Errorf("at the limit again: %v", err)
+	}
+}

@@ -520,7 +520,7 @@ func TestScheduleDisableBootout(t *testing.T) {
 func bootoutJob(m *supervisor, j *job) error {
 	return m.call(context.Background(), func() {
 		j.unloading = true
-		j.dropQueue()
+		m.dropQueue(j)
 		j.cancelThrottle()
 		m.syncSchedule(j)
 		if j.inst == nil {

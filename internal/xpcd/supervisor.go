@@ -63,6 +63,10 @@ const (
 	// maxWatchersPerUser is the most watch connections one user other
 	// than root may have at once (RuleWatcherLimit).
 	maxWatchersPerUser = 8
+	// maxQueuedPerUser is the most client sockets xpcd holds for one user
+	// other than root, over all jobs, waiting for their services
+	// (RuleQueueLimit).
+	maxQueuedPerUser = 256
 )
 
 type supervisor struct {
@@ -83,6 +87,9 @@ type supervisor struct {
 	byPID     map[int]*instance
 	overrides map[string]map[string]bool
 	watchers  map[*watcher]struct{}
+	// queuedBy counts, by uid, the client sockets xpcd holds for services
+	// (hold, release).
+	queuedBy map[uint32]int
 	// outputs are the output readers still running: an instance's
 	// outlives it while processes it left behind still write.
 	outputs  []*output
@@ -115,6 +122,7 @@ func newSupervisor(cfg supervisorConfig) *supervisor {
 		byPID:            map[int]*instance{},
 		overrides:        map[string]map[string]bool{},
 		watchers:         map[*watcher]struct{}{},
+		queuedBy:         map[uint32]int{},
 	}
 	for name, owner := range cfg.domains {
 		m.addDomain(newDomain(name, owner))
@@ -366,7 +374,7 @@ func (m *supervisor) detachAll() {
 	}
 	for _, d := range m.domains {
 		for _, j := range d.jobs {
-			j.dropQueue()
+			m.dropQueue(j)
 			j.cancelThrottle()
 			m.disarm(j)
 			if inst := j.inst; inst != nil {
