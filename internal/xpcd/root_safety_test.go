@@ -616,3 +616,35 @@ func TestQueuedClientsPerUser(t *testing.T) {
 		t.Errorf("at the limit again: %v", err)
 	}
 }
+
+// One connection may have only so many requests waiting for their answer
+// (their credit comes back as they are taken, so flow control does not
+// bound them): past maxWaitsPerSession a request is busy.
+func TestWaitingRequestsPerConnection(t *testing.T) {
+	h := newHarness(t)
+	h.writePlist(testJob{label: "test.waits", extra: map[string]any{
+		"ProgramArguments": []any{"/bin/sh", "-c", "trap '' TERM; exec sleep 60"},
+		"ExitTimeOut":      60, "RunAtLoad": true}})
+	h.start()
+	h.waitState("test.waits", "running")
+	c := h.dial(nil)
+	const n = maxWaitsPerSession + 4
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := c.SendWithReply(testCtx(t), xpc.Dict(bootstrap.KeyOp, OpBootout, KeyTarget, h.target("test.waits"), KeyWait, true))
+			errs <- err
+		}()
+	}
+	for range n - maxWaitsPerSession {
+		if err := <-errs; reasonOf(err) != ReasonBusy {
+			t.Fatalf("a request past the limit: %v, want busy", err)
+		}
+	}
+	h.mustAdmin(OpKill, KeyTarget, h.target("test.waits"), KeySignal, 9)
+	for range maxWaitsPerSession {
+		if err := <-errs; err != nil {
+			t.Errorf("a waiting bootout: %v", err)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
@@ -230,6 +231,9 @@ type session struct {
 	adopted *instance
 	adoptCh *channel
 	watch   *watcher
+	// waiting counts the requests answered later (a waitFunc) still
+	// waiting; at most maxWaitsPerSession.
+	waiting atomic.Int32
 }
 
 func (ss *session) HandleEvent(err error) {
@@ -282,6 +286,14 @@ func (ss *session) HandleMessage(ctx context.Context, msg *xpc.Message) {
 			ss.fail(ctx, msg, &opError{reason: bootstrap.ReasonBadRequest, desc: fmt.Sprintf("unknown op %q", op)})
 			return
 		}
+		if ss.waiting.Load() >= maxWaitsPerSession {
+			// Each costs a goroutine and the request until it is
+			// answered; the message's credit came back when it was
+			// taken, so flow control does not bound them.
+			ss.fail(ctx, msg, &opError{reason: ReasonBusy, desc: fmt.Sprintf(
+				"%s: %d requests on this connection are still waiting for their answer, the limit", op, maxWaitsPerSession)})
+			return
+		}
 		reply, wait, oe := h(ss, msg.Body)
 		if oe != nil {
 			ss.fail(ctx, msg, oe)
@@ -291,8 +303,10 @@ func (ss *session) HandleMessage(ctx context.Context, msg *xpc.Message) {
 			// Wait without holding up the connection's other requests.
 			msg.Defer()
 			ss.s.waits.Add(1)
+			ss.waiting.Add(1)
 			go func() {
 				defer ss.s.waits.Done()
+				defer ss.waiting.Add(-1)
 				reply, oe := wait(ctx)
 				if oe != nil {
 					ss.fail(ctx, msg, oe)

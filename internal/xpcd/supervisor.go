@@ -67,6 +67,10 @@ const (
 	// other than root, over all jobs, waiting for their services
 	// (RuleQueueLimit).
 	maxQueuedPerUser = 256
+	// maxWaitsPerSession is the most requests one bootstrap connection
+	// may have waiting for their answer (bootout --wait, enable while the
+	// state is written, ...); past that a request fails with busy.
+	maxWaitsPerSession = 16
 )
 
 type supervisor struct {
