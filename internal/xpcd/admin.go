@@ -769,6 +769,10 @@ func (m *supervisor) bootstrap(dom string, owner uint32, def *launchd.Job) (*xpc
 	status := func(s string) *xpc.Dictionary { return xpc.Dict(KeyStatus, s, bootstrap.KeyLabel, def.Label) }
 	j := d.jobs[def.Label]
 	if j == nil {
+		if m.root && d.name != DomainSystem && d.owner != 0 && len(d.jobs) >= maxJobsPerUserDomain {
+			re := refusedBy(RuleJobLimit, "%s has %d jobs loaded, the limit", d.name, len(d.jobs))
+			return nil, ruleOpError(re, "bootstrap %s: %s", def.Label, re.Detail)
+		}
 		if _, oe := m.addJob(d, def, true); oe != nil {
 			return nil, oe
 		}

@@ -136,6 +136,9 @@ const (
 	// RuleQueueLimit: a user other than root may have at most
 	// maxQueuedPerUser clients waiting for services at once (reason busy).
 	RuleQueueLimit = "queue-limit"
+	// RuleJobLimit: a user may load at most maxJobsPerUserDomain jobs into
+	// their domain.
+	RuleJobLimit = "job-limit"
 )
 
 // ErrRefused is what every RuleError is: a request or a launch that a

@@ -451,7 +451,7 @@ func (m *supervisor) spawned(inst *instance, sp *spawned, conn *xpc.Connection, 
 		j.err = "launch failed: " + err.Error()
 		j.inst = nil
 		m.instanceGone()
-		j.notBefore = j.lastLaunch.Add(throttleOf(inst.def))
+		j.notBefore = j.lastLaunch.Add(m.throttleOf(j, inst.def))
 		var re *RuleError
 		if errors.As(err, &re) && inst.def == j.def {
 			m.refuseJob(j, re)
@@ -542,7 +542,7 @@ func (m *supervisor) exited(inst *instance, st exitStatus) {
 	m.log.Info("exited", "target", j.target(), "pid", inst.pid, "status", st.String(), "stop_reason", inst.stopWhy)
 	m.saveProcesses()
 	if inst.stopWhy == "" {
-		j.notBefore = inst.started.Add(throttleOf(inst.def))
+		j.notBefore = inst.started.Add(m.throttleOf(j, inst.def))
 	} else {
 		j.notBefore = time.Time{}
 	}
@@ -585,7 +585,18 @@ func (m *supervisor) afterExit(j *job, inst *instance, ran bool) {
 	m.afterExitSchedule(j)
 }
 
-func throttleOf(def *launchd.Job) time.Duration {
+// minUserThrottle is the shortest ThrottleInterval a job in another user's
+// domain gets from a root xpcd: with 0, a job that exits at once would
+// be relaunched as fast as xpcd can fork, a core of root's for any user
+// who loads a few.
+const minUserThrottle = time.Second
+
+// throttleOf is how long after a launch the job may be launched again
+// after an exit xpcd did not ask for.
+func (m *supervisor) throttleOf(j *job, def *launchd.Job) time.Duration {
+	if m.root && j.dom.name != DomainSystem && j.dom.owner != 0 {
+		return max(def.ThrottleInterval, minUserThrottle)
+	}
 	return def.ThrottleInterval
 }
 

@@ -192,7 +192,7 @@ func (m *supervisor) blame(j *job) string {
 			ts(j.lastLaunch), j.refused.Rule, j.refused.Detail)
 	case "throttled":
 		fmt.Fprintf(&b, "throttled until %s: it last started at %s and ThrottleInterval is %v; will start for: %s",
-			ts(j.throttleAt), ts(j.lastLaunch), def.ThrottleInterval, reasonText(j.throttleR))
+			ts(j.throttleAt), ts(j.lastLaunch), m.throttleOf(j, def), reasonText(j.throttleR))
 	case "disabled":
 		if _, ok := m.overrides[j.dom.name][def.Label]; ok {
 			b.WriteString("disabled by an override (xpcctl enable " + j.target() + " to enable)")

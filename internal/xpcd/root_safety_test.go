@@ -648,3 +648,41 @@ func TestWaitingRequestsPerConnection(t *testing.T) {
 		}
 	}
 }
+
+// A user's domain gets at most maxJobsPerUserDomain jobs, and its jobs at
+// least minUserThrottle between launches: neither root's memory nor a core
+// of root's is a user's to take.
+func TestUserDomainJobLimits(t *testing.T) {
+	b := newTestUser(t)
+	t.Parallel()
+	in := newIsoInstance(t)
+	h := in.h
+	h.start()
+	dom := UserDomain(b.uid)
+	spin := in.load(t, dom, "test.limit.spin", nil, map[string]any{
+		"ProgramArguments": []any{"/bin/true"}, "KeepAlive": true, "ThrottleInterval": 0})
+	time.Sleep(2500 * time.Millisecond)
+	if n := launches(h, spin); n > 4 {
+		t.Errorf("a job that exits at once was launched %d times in 2.5 s", n)
+	}
+	h.mustAdmin(OpBootout, KeyTarget, spin, KeyWait, true)
+
+	dir := mkdirAll(t, filepath.Join(h.dir, "many"))
+	var err error
+	for i := range maxJobsPerUserDomain + 1 {
+		label := fmt.Sprintf("test.limit.%d", i)
+		p := h.writePlist(testJob{label: label, extra: map[string]any{"ProgramArguments": []any{"/bin/true"}}}, dir)
+		if _, err = h.admin(OpBootstrap, bootstrap.KeyDomain, dom, KeyPath, p); err != nil {
+			if i != maxJobsPerUserDomain {
+				t.Fatalf("job %d: %v", i+1, err)
+			}
+		}
+	}
+	var re *xpc.RemoteError
+	if !errors.As(err, &re) {
+		t.Fatalf("job %d: %v, want refused", maxJobsPerUserDomain+1, err)
+	}
+	if r, _ := re.Object.String(KeyRule); r != RuleJobLimit {
+		t.Errorf("refusal names rule %q (%v)", r, err)
+	}
+}

@@ -71,6 +71,10 @@ const (
 	// may have waiting for their answer (bootout --wait, enable while the
 	// state is written, ...); past that a request fails with busy.
 	maxWaitsPerSession = 16
+	// maxJobsPerUserDomain is the most jobs a user may load into their
+	// domain with bootstrap (RuleJobLimit); each holds its definition, up
+	// to launchd.MaxFileSize, in xpcd's memory.
+	maxJobsPerUserDomain = 256
 )
 
 type supervisor struct {
