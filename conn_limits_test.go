@@ -294,3 +294,22 @@ func TestConnLimitOptions(t *testing.T) {
 		t.Errorf("client's window %d, want the peer's 3 MiB", w)
 	}
 }
+
+// One reply larger than WithMaxUnreadBytes goes when the peer has left
+// nothing else unread: the limit bounds what piles up, not one reply's
+// size.
+func TestConnUnreadLimitLetsOneLargeReply(t *testing.T) {
+	l := serve(t, handlerFor(func(ctx context.Context, m *Message) {
+		m.Reply(ctx, Dict("d", Data(make([]byte, 2<<20))))
+	}), WithMaxUnreadBytes(1<<20))
+	c := dial(t, l, newTestHandler(nil))
+	for i := range 3 {
+		r, err := c.SendWithReply(testCtx(t), Dict())
+		if err != nil {
+			t.Fatalf("reply %d: %v", i+1, err)
+		}
+		if d, _ := r.Get("d").(Data); len(d) != 2<<20 {
+			t.Fatalf("reply %d: %d bytes", i+1, len(d))
+		}
+	}
+}

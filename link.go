@@ -545,7 +545,10 @@ func (l *link) sendStalled(ctx context.Context) error {
 func (l *link) reserveUnread(size int64) error {
 	limit := l.c.cfg.maxUnread
 	n := l.unread.Add(size)
-	if n <= limit {
+	if n <= limit || n == size {
+		// Within the limit, or alone: one reply larger than the limit
+		// goes when the peer has read everything else, so the limit
+		// never caps the size of a reply (WithMaxMessageSize does).
 		return nil
 	}
 	l.unread.Add(-size)

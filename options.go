@@ -102,7 +102,9 @@ func WithMaxQueuedBytes(n int64) Option {
 // DefaultMaxUnreadBytes, 64 MiB; at least 1 MiB, at most 1 TiB). A reply
 // that would take the out-of-line replies the peer has not yet read over
 // the limit is not sent: the peer is cut off with ErrInvalid and
-// ErrPeerOverLimit, which the Reply returns. Messages and requests never
+// ErrPeerOverLimit, which the Reply returns. One reply larger than the
+// limit goes when the peer has left nothing else unread, so the limit
+// never caps the size of a reply. Messages and requests never
 // cut the peer off: they are flow-controlled, and the bytes this end lets
 // them have outstanding are held to the smaller of this limit and the
 // peer's WithMaxQueuedBytes.

@@ -76,12 +76,13 @@ const DefaultMaxWatchesPerUser = 32
 const maxRequestSize = 64 << 10
 
 // connOptions are the options of every connection xpcd reads requests
-// from: requests of at most maxRequestSize, and at most the smallest
-// queue the library allows (1 MiB) held for one connection, so that a
-// user at the connection cap holds at most that much of xpcd's memory per
-// connection.
+// from: requests of at most maxRequestSize; at most the smallest queue the
+// library allows (1 MiB) held for one connection; and at most 1 MiB of
+// out-of-line replies (a long list or print) left unread by the client
+// (one larger reply alone excepted), so that a user at the connection cap
+// holds at most that much of xpcd's memory per connection.
 func connOptions() []xpc.Option {
-	return []xpc.Option{xpc.WithMaxReceiveSize(maxRequestSize), xpc.WithMaxQueuedBytes(1 << 20)}
+	return []xpc.Option{xpc.WithMaxReceiveSize(maxRequestSize), xpc.WithMaxQueuedBytes(1 << 20), xpc.WithMaxUnreadBytes(1 << 20)}
 }
 
 // component is one part of the daemon. Components start in order and
