@@ -393,3 +393,21 @@ func TestStateNewerUndecodable(t *testing.T) {
 		t.Error("the newer file was moved aside")
 	}
 }
+
+// A state directory that cannot be made (its parent is on a read-only
+// file system) is read-only state with nothing in it, not a failure.
+func TestStateDirCannotBeMade(t *testing.T) {
+	t.Parallel()
+	mnt := t.TempDir()
+	mountTmpfs(t, mnt, "64k")
+	remount(t, mnt, true)
+	dir := filepath.Join(mnt, "state")
+	s := openStore(t, dir)
+	if !strings.Contains(s.readOnly, "cannot be made") || !strings.Contains(s.readOnly, "read-only file system") {
+		t.Errorf("read-only %q", s.readOnly)
+	}
+	s.saveProcesses(nil, nil)
+	if err := <-s.saveOverrides(nil); !errors.Is(err, ErrStateReadOnly) {
+		t.Errorf("save: %v", err)
+	}
+}
