@@ -363,7 +363,8 @@ func opList(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opEr
 }
 
 // print: {"op":"print","target":T}. A job: its dictionary. A domain:
-// {"domain":D,"jobs":[...],"errors":[...],"overrides":{LABEL:disabled}}.
+// {"domain":D,"jobs":[...],"errors":[...],"overrides":{LABEL:disabled}},
+// and state_read_only, state_read_only_why if the state is read-only.
 func opPrint(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opError) {
 	t, oe := ss.targetArg(body, false)
 	if oe != nil {
@@ -394,6 +395,7 @@ func opPrint(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opE
 		reply.Set(KeyJobs, jobs)
 		reply.Set(KeyErrors, domainErrors(d))
 		reply.Set("overrides", boolDict(ss.m.overrides[d.name]))
+		ss.m.setStateReadOnly(reply)
 	}); e != nil {
 		return nil, nil, e
 	}
@@ -483,7 +485,7 @@ func opPrintDisabled(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFu
 
 // remove-disabled: {"op":"remove-disabled","domain":D?} ->
 // {"removed":[LABEL...]}: the stale overrides (see print-disabled) are
-// deleted.
+// deleted, once that is on disk.
 func opRemoveDisabled(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opError) {
 	dom, owner, oe := ss.domainArg(body)
 	if oe != nil {
@@ -492,16 +494,20 @@ func opRemoveDisabled(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitF
 	if !mayModify(ss.peer.UID, dom, owner) {
 		return nil, nil, domainDenied(ss.peer.UID, "change", dom)
 	}
+	if oe := ss.m.refuseReadOnly(OpRemoveDisabled + " " + dom); oe != nil {
+		return nil, nil, oe
+	}
 	var ovs []overrideState
 	if e := ss.do(func() { ovs = ss.m.overridesOf(dom) }); e != nil {
 		return nil, nil, e
 	}
 	stale := staleOverrides(ovs, owner)
 	var removed []string
-	var saved <-chan error
+	res := make(chan error, 1)
 	if e := ss.do(func() {
 		m := ss.m
 		d := m.domains[dom]
+		r := &overrideRequest{done: func(err error) { res <- err }}
 		for _, label := range sortedKeys(stale) {
 			if _, ok := m.overrides[dom][label]; !ok {
 				continue
@@ -510,44 +516,59 @@ func opRemoveDisabled(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitF
 			if d != nil && d.jobs[label] != nil && d.jobs[label].def.Path != stale[label] {
 				continue
 			}
-			delete(m.overrides[dom], label)
+			r.changes = append(r.changes, overrideChange{dom: dom, label: label, remove: true})
 			removed = append(removed, label)
 		}
-		if len(removed) > 0 && m.store != nil {
-			saved = m.store.saveOverrides(m.copyOverrides())
+		if len(removed) > 0 {
+			m.changeOverrides(r)
 		}
 	}); e != nil {
 		return nil, nil, e
 	}
 	reply := xpc.NewDictionary(1)
 	reply.Set("removed", strArray(removed))
-	if saved == nil {
+	if len(removed) == 0 {
 		return reply, nil, nil
 	}
-	return nil, waitSaved(saved, reply), nil
+	return nil, waitSaved(OpRemoveDisabled+" "+dom, res, func() *xpc.Dictionary { return reply }), nil
 }
 
-func waitSaved(saved <-chan error, reply *xpc.Dictionary) waitFunc {
+// waitSaved waits for a change of the overrides to be written and
+// committed (res), and replies with reply(), or with ReasonIO naming the
+// file and the cause: then nothing changed.
+func waitSaved(what string, res <-chan error, reply func() *xpc.Dictionary) waitFunc {
 	return func(ctx context.Context) (*xpc.Dictionary, *opError) {
 		select {
-		case err := <-saved:
+		case err := <-res:
 			if err != nil {
-				return nil, &opError{reason: ReasonIO, desc: "writing the state: " + err.Error()}
+				return nil, &opError{reason: ReasonIO, desc: fmt.Sprintf("%s: %v; nothing changed", what, err)}
 			}
-			return reply, nil
+			return reply(), nil
 		case <-ctx.Done():
-			return nil, &opError{reason: ReasonIO, desc: ctx.Err().Error()}
+			return nil, &opError{reason: ReasonIO, desc: fmt.Sprintf("%s: gave up waiting for the state to be written: %v", what, ctx.Err())}
 		}
 	}
 }
 
+// refuseReadOnly refuses a change of the overrides (what) when the state
+// is read-only.
+func (m *supervisor) refuseReadOnly(what string) *opError {
+	why := m.stateReadOnly()
+	if why == "" {
+		return nil
+	}
+	return &opError{reason: ReasonReadOnlyState,
+		desc: fmt.Sprintf("%s: refused, the state is read-only (%s): the change could not be kept", what, why)}
+}
+
 // enable, disable: {"op":"enable"|"disable","target":DOMAIN/LABEL} ->
 // {"status":"enabled"|"disabled","loaded":bool}. The override is written
-// before the reply; it holds across restarts and reloads, for a job loaded
-// now or later. A disabled job is not launched (lookups of its names fail
-// with not-found, saying it is disabled; KeepAlive does not restart it)
-// but an instance already running is left to finish. Enabling a job that
-// starts at load starts it.
+// before it applies and before the reply: if it cannot be written, the
+// request fails with ReasonIO and nothing changes. It holds across
+// restarts and reloads, for a job loaded now or later. A disabled job is
+// not launched (lookups of its names fail with not-found, saying it is
+// disabled; KeepAlive does not restart it) but an instance already running
+// is left to finish. Enabling a job that starts at load starts it.
 func opEnable(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opError) {
 	return setEnabled(ss, body, false)
 }
@@ -564,46 +585,39 @@ func setEnabled(ss *session, body *xpc.Dictionary, disable bool) (*xpc.Dictionar
 	if !mayModify(ss.peer.UID, t.Domain, t.UID) {
 		return nil, nil, domainDenied(ss.peer.UID, "change", t.Domain)
 	}
-	var saved <-chan error
-	loaded := false
+	op, status := OpEnable, "enabled"
+	if disable {
+		op, status = OpDisable, "disabled"
+	}
+	if oe := ss.m.refuseReadOnly(op + " " + t.String()); oe != nil {
+		return nil, nil, oe
+	}
+	res := make(chan error, 1)
+	loaded := false // written on the loop before res
 	if e := ss.do(func() {
 		m := ss.m
 		if m.userMode && m.domains[t.Domain] == nil {
 			_, oe = m.served(t.Domain, t.UID, false)
 			return
 		}
-		saved = m.setOverride(t.Domain, t.Label, disable)
-		d := m.domains[t.Domain]
-		if d == nil || d.jobs[t.Label] == nil {
-			return
-		}
-		j := d.jobs[t.Label]
-		loaded = true
-		was := j.disabled
-		j.disabled = disable
-		if disable {
-			m.dropQueue(j)
-			j.cancelThrottle()
-		}
-		m.syncSchedule(j)
-		if !disable && was {
-			m.atLoad(j)
-		}
-		m.changed(j)
-		if was != disable {
-			m.otherJobsChanged(d)
-		}
+		m.changeOverrides(&overrideRequest{
+			changes: []overrideChange{{dom: t.Domain, label: t.Label, disabled: disable}},
+			done: func(err error) {
+				if err == nil {
+					loaded = m.applyDisabled(t.Domain, t.Label)
+				}
+				res <- err
+			},
+		})
 	}); e != nil {
 		return nil, nil, e
 	}
 	if oe != nil {
 		return nil, nil, oe
 	}
-	status := "enabled"
-	if disable {
-		status = "disabled"
-	}
-	return nil, waitSaved(saved, xpc.Dict(KeyStatus, status, "loaded", loaded)), nil
+	return nil, waitSaved(op+" "+t.String(), res, func() *xpc.Dictionary {
+		return xpc.Dict(KeyStatus, status, "loaded", loaded)
+	}), nil
 }
 
 // kickstart: {"op":"kickstart","target":DOMAIN/LABEL,"kill":bool} ->

@@ -14,8 +14,10 @@
 //
 //	socket      binds the bootstrap socket first, so that a second xpcd on
 //	            the same paths fails before it touches anything
-//	state       the state directory: overrides.json and processes.json,
-//	            written atomically (state.go)
+//	state       the state directory: overrides.json and processes.json
+//	            (with every job's run count and last exit), written
+//	            atomically (state.go); read-only when the directory cannot
+//	            be written or a file is of a newer version
 //	jobs        reads the LaunchAgents/LaunchDaemons plists (jobstore.go)
 //	supervisor  domains, jobs, instances: the state machine (supervisor.go,
 //	            job.go), processes (process.go, output.go)
@@ -179,7 +181,7 @@
 // bootstrap's (not-found, denied, wrong-domain, not-declared, bad-request)
 // or this package's (Reason* constants: bad-plist, exists, name-taken,
 // draining, not-running, disabled, busy, shutting-down, launch-failed,
-// io-error). A TARGET is DOMAIN or DOMAIN/LABEL (system, user/UID, gui/UID).
+// io-error, read-only-state). A TARGET is DOMAIN or DOMAIN/LABEL (system, user/UID, gui/UID).
 // A missing "domain" means the caller's own user domain (a --user
 // instance's only domain).
 //
@@ -187,7 +189,7 @@
 //	adopt          {label}                                 -> {} (the connection becomes the check-in channel)
 //	list           {domain?}                               -> {jobs: [JOB], errors: [LOADERR]}
 //	print          {target: DOMAIN/LABEL}                  -> JOB
-//	print          {target: DOMAIN}                        -> {domain, jobs: [JOB], errors: [LOADERR], overrides: {LABEL: disabled}}
+//	print          {target: DOMAIN}                        -> {domain, jobs: [JOB], errors: [LOADERR], overrides: {LABEL: disabled}, state_read_only?, state_read_only_why?}
 //	print-disabled {domain?}                               -> {domain, overrides: {LABEL: disabled}, stale: [LABEL]}
 //	enable         {target: DOMAIN/LABEL}                  -> {status: "enabled", loaded}
 //	disable        {target: DOMAIN/LABEL}                  -> {status: "disabled", loaded}
@@ -200,8 +202,15 @@
 //	remove-disabled {domain?}                              -> {removed: [LABEL]}
 //	watch          {target?}                               -> {}, then one-way {event: JOB} messages
 //
-// enable and disable write the override before they reply; it applies to
-// the job now and whenever it is loaded again. "stale" overrides are for
+// enable and disable write the override before it applies and before they
+// reply; it applies to the job then and whenever it is loaded again. A
+// write that fails fails the request with io-error (the description names
+// the file and the cause) and changes nothing: overrides are committed
+// only once on disk, one write at a time for all requests waiting
+// (overrides.go). When the state is read-only (its directory cannot be
+// written, or a file is of a newer version) enable, disable and
+// remove-disabled are refused with read-only-state, and print (of a
+// domain, of a job) has state_read_only and state_read_only_why. "stale" overrides are for
 // labels not loaded, or whose plist is gone; remove-disabled deletes them.
 // bootstrap compares the plist with the loaded job by Fingerprint: the same
 // settings are "already loaded" from any path; other settings replace the
@@ -221,7 +230,8 @@
 // transactions, checked_in, program, plist_path, throttled_until,
 // mach_services, keep_alive, run_at_load, idle_exit_timeout_s,
 // start_interval_s, next_start, watch_paths, queue_directories, disabled,
-// upgrade_pending, error, warnings.
+// upgrade_pending, error, warnings, state_read_only, state_read_only_why.
+// runs and last_exit* are kept across restarts of xpcd (processes.json).
 //
 // On the check-in channel (descriptor 3, XPCD_CHECKIN_FD=3,
 // XPC_SERVICE_NAME=label), as docs/XPCD.md says: checkin {name} -> {} or

@@ -256,6 +256,7 @@ func (m *supervisor) addJob(d *domain, def *launchd.Job, start bool) (*job, *opE
 	}
 	j := &job{dom: d, def: def, fp: def.Fingerprint(), since: time.Now()}
 	j.disabled = m.effectiveDisabled(d.name, def)
+	m.restoreHistory(j)
 	d.jobs[def.Label] = j
 	for name := range def.MachServices {
 		d.names[name] = j

@@ -33,6 +33,11 @@ const (
 	// KeyPlist carries the descriptor of the plist bootstrap loads,
 	// opened by the requester.
 	KeyPlist = "plist"
+	// KeyStateReadOnly (true) and KeyStateReadOnlyWhy (a sentence) are in
+	// print's replies, of a domain and of a job, when the state is
+	// read-only (ReasonReadOnlyState).
+	KeyStateReadOnly    = "state_read_only"
+	KeyStateReadOnlyWhy = "state_read_only_why"
 )
 
 // Reasons (the "reason" key of error replies) besides bootstrap's.
@@ -61,9 +66,16 @@ const (
 	// ReasonLaunchFailed: kickstart could not start the job (the
 	// description says why: no such executable, unknown UserName...).
 	ReasonLaunchFailed = "launch-failed"
-	// ReasonIO: the state could not be written; the change holds until
-	// xpcd restarts.
+	// ReasonIO: the state could not be written (enable, disable,
+	// remove-disabled); the description names the file and the cause
+	// (no space left, read-only file system, ...). Nothing changed.
 	ReasonIO = "io-error"
+	// ReasonReadOnlyState: the state is read-only (its directory cannot be
+	// written or made, or a file in it is of a newer version), so a
+	// request that changes overrides (enable, disable, remove-disabled)
+	// is refused before anything is done; the description says why the
+	// state is read-only, as print does (KeyStateReadOnly).
+	ReasonReadOnlyState = "read-only-state"
 )
 
 const (

@@ -16,7 +16,8 @@ import (
 //	since                     date: when it entered this state
 //	pid                       int64, while an instance exists
 //	adopted                   bool, for an instance found after a restart of xpcd
-//	runs                      int64: instances started since loaded
+//	runs                      int64: instances started since loaded (kept
+//	                          across restarts of xpcd, as is last_exit*)
 //	last_exit                 string: how the last instance ended
 //	last_exit_status          int64, if it exited
 //	last_exit_signal          int64, if it was killed by a signal
@@ -44,6 +45,8 @@ import (
 //	upgrade_pending           bool
 //	error                     string: the last launch's failure
 //	warnings                  array of strings: keys of the plist that have no effect
+//	state_read_only           bool, if xpcd's state is read-only (enable and
+//	                          disable are refused), and state_read_only_why
 func (m *supervisor) jobDict(j *job) *xpc.Dictionary {
 	def := j.def
 	d := xpc.NewDictionary(32)
@@ -136,7 +139,17 @@ func (m *supervisor) jobDict(j *job) *xpc.Dictionary {
 		}
 		d.Set("warnings", strArray(ws))
 	}
+	m.setStateReadOnly(d)
 	return d
+}
+
+// setStateReadOnly adds KeyStateReadOnly and its why to d when the state
+// is read-only.
+func (m *supervisor) setStateReadOnly(d *xpc.Dictionary) {
+	if why := m.stateReadOnly(); why != "" {
+		d.Set(KeyStateReadOnly, xpc.Bool(true))
+		d.Set(KeyStateReadOnlyWhy, xpc.String(why))
+	}
 }
 
 func strArray(s []string) xpc.Array {

@@ -91,19 +91,22 @@ func (s *server) bind() error {
 // user who owns XPCD_ROOT could plant links that make xpcd change root's
 // files, or state that xpcd would act on. The run and state directories
 // are made (runMode, 0700) between two checks, so that one made by someone
-// else in the meantime is caught. A xpcd that is not root checks nothing:
-// it can do no more than its user can.
+// else in the meantime is caught. A state directory that cannot be made
+// (a read-only file system) is not an error: the state store starts
+// read-only without it. A xpcd that is not root checks nothing: it can do
+// no more than its user can.
 func prepareDirs(p bootstrap.Paths, runMode os.FileMode) error {
 	if os.Geteuid() != 0 {
 		return nil
 	}
-	check := func(mustExist bool) error {
+	mustExist := map[string]bool{}
+	check := func() error {
 		for _, d := range []string{p.Root, p.RunDir, p.StateDir, p.Agents, p.Daemons} {
 			if d == "" {
 				continue
 			}
 			err := checkTrusted(d, []uint32{0}, true)
-			if err == nil || (!mustExist || (d != p.RunDir && d != p.StateDir)) && errors.Is(err, fs.ErrNotExist) {
+			if err == nil || !mustExist[d] && errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
 			if errors.Is(err, errNotTrusted) {
@@ -113,15 +116,19 @@ func prepareDirs(p bootstrap.Paths, runMode os.FileMode) error {
 		}
 		return nil
 	}
-	if err := check(false); err != nil {
+	if err := check(); err != nil {
 		return err
 	}
-	for d, mode := range map[string]os.FileMode{p.RunDir: runMode, p.StateDir: 0o700} {
-		if err := os.MkdirAll(d, mode); err != nil {
-			return err
-		}
+	if err := os.MkdirAll(p.RunDir, runMode); err != nil {
+		return err
 	}
-	return check(true)
+	mustExist[p.RunDir] = true
+	if err := os.MkdirAll(p.StateDir, 0o700); err == nil {
+		mustExist[p.StateDir] = true
+	} else if !cannotWrite(err) {
+		return err
+	}
+	return check()
 }
 
 // start accepts connections.

@@ -9,22 +9,36 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The state store keeps what must survive a restart of xpcd, in JSON files
 // in the state directory (0700):
 //
 //	overrides.json   enable/disable overrides, by domain and label
-//	processes.json   the processes xpcd launched and still supervises
+//	processes.json   the processes xpcd launched and still supervises, and
+//	                 every loaded job's history: run count and last exit
 //
 // Every write is atomic: a temporary file in the same directory is written
 // and fsynced, renamed over the old file, and the directory fsynced; a
 // crash at any point leaves either the old or the new contents. A file that
 // does not parse is moved aside (NAME.corrupt), reported, and replaced by
 // defaults: xpcd keeps going.
+//
+// The state is read-only, and nothing in the directory is ever written,
+// moved or removed, when the directory cannot be written (a read-only
+// mount, say) or made, or when a file has a version newer than
+// stateVersion (a newer xpcd wrote it, and may need it again). xpcd then
+// starts all the same with what it could read: what is in this version's
+// format is used (overrides, and process records, checked against the
+// kernel as always); a file that is not is not used at all. Requests that
+// change overrides are refused (ReasonReadOnlyState); processes launched
+// meanwhile are not recorded.
 const (
 	overridesFile = "overrides.json"
 	processesFile = "processes.json"
@@ -55,9 +69,59 @@ type processRecord struct {
 	Runs        int       `json:"runs"`
 }
 
+// jobHistory is what processes.json keeps of every loaded job, running or
+// not: how many instances it started, and how the last one ended.
+type jobHistory struct {
+	Domain   string      `json:"domain"`
+	Label    string      `json:"label"`
+	Runs     int         `json:"runs"`
+	LastExit *exitRecord `json:"last_exit,omitempty"`
+}
+
+// exitRecord is an exitStatus with when it happened and why xpcd stopped
+// the instance ("" if it ended on its own).
+type exitRecord struct {
+	Known      bool      `json:"known"`
+	Status     int       `json:"status"`
+	Signal     int       `json:"signal,omitempty"`
+	At         time.Time `json:"at"`
+	StopReason string    `json:"stop_reason,omitempty"`
+}
+
 type processesDoc struct {
 	Version   int             `json:"version"`
 	Processes []processRecord `json:"processes"`
+	History   []jobHistory    `json:"history,omitempty"`
+}
+
+// ErrStateReadOnly is the cause of a change refused because the state is
+// read-only (stateStore.readOnlyWhy says why).
+var ErrStateReadOnly = errors.New("the state is read-only")
+
+// StateWriteError is a state file that could not be written: Path is the
+// file, Err the cause (ENOSPC, EROFS, ...: errors.Is sees through it).
+type StateWriteError struct {
+	Path string
+	Err  error
+}
+
+func (e *StateWriteError) Error() string {
+	return fmt.Sprintf("cannot write %s: %v", e.Path, causeOf(e.Err))
+}
+
+func (e *StateWriteError) Unwrap() error { return e.Err }
+
+// causeOf strips the path of a temporary file from a file system error.
+func causeOf(err error) error {
+	var pe *fs.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		return pe.Err
+	case errors.As(err, &le):
+		return le.Err
+	}
+	return err
 }
 
 // stateStore is the state store component.
@@ -68,9 +132,14 @@ type stateStore struct {
 	overrides *persister
 	processes *persister
 
+	// readOnly says why the state is read-only; "" if it is not. Set by
+	// start and never changed after, so anyone may read it then.
+	readOnly string
+
 	// What start read.
 	loadedOverrides map[string]map[string]bool
 	loadedProcesses []processRecord
+	loadedHistory   []jobHistory
 }
 
 func newStateStore(dir string, log *slog.Logger) *stateStore {
@@ -80,29 +149,103 @@ func newStateStore(dir string, log *slog.Logger) *stateStore {
 func (s *stateStore) name() string { return "state" }
 
 func (s *stateStore) start(context.Context) error {
-	if err := os.MkdirAll(s.dir, 0o700); err != nil {
-		return fmt.Errorf("state directory: %w", err)
+	s.loadedOverrides = map[string]map[string]bool{}
+	made, err := s.prepareDir()
+	if err != nil {
+		return err
 	}
-	if err := os.Chmod(s.dir, 0o700); err != nil {
-		return fmt.Errorf("state directory: %w", err)
+	if made {
+		s.load()
 	}
-	removeStaleTemps(s.dir, s.log)
-	var od overridesDoc
-	if err := readState(filepath.Join(s.dir, overridesFile), &od); err != nil {
-		s.log.Error("state: overrides unreadable; starting without them", "err", err)
+	if s.readOnly != "" {
+		s.log.Error("state: read-only; enable, disable and remove-disabled are refused, and launches are not recorded",
+			"dir", s.dir, "why", s.readOnly)
+	} else {
+		removeStaleTemps(s.dir, s.log)
 	}
-	s.loadedOverrides = od.Overrides
-	if s.loadedOverrides == nil {
-		s.loadedOverrides = map[string]map[string]bool{}
-	}
-	var pd processesDoc
-	if err := readState(filepath.Join(s.dir, processesFile), &pd); err != nil {
-		s.log.Error("state: process records unreadable; running services cannot be adopted", "err", err)
-	}
-	s.loadedProcesses = pd.Processes
 	s.overrides = newPersister(s.dir, overridesFile, s.log)
 	s.processes = newPersister(s.dir, processesFile, s.log)
 	return nil
+}
+
+// prepareDir makes the state directory (0700). One that cannot be made
+// or written makes the state read-only; made reports whether it exists
+// (and so may be read).
+func (s *stateStore) prepareDir() (made bool, err error) {
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		if !cannotWrite(err) {
+			return false, fmt.Errorf("state directory: %w", err)
+		}
+		s.readOnly = fmt.Sprintf("the state directory %s cannot be made: %v", s.dir, causeOf(err))
+		return false, nil
+	}
+	if err := unix.Access(s.dir, unix.W_OK); err != nil {
+		s.readOnly = fmt.Sprintf("the state directory %s cannot be written: %v", s.dir, err)
+		return true, nil
+	}
+	if err := os.Chmod(s.dir, 0o700); err != nil {
+		return true, fmt.Errorf("state directory: %w", err)
+	}
+	return true, nil
+}
+
+// joinWhy adds another reason for the state to be read-only.
+func joinWhy(why, more string) string {
+	if why == "" {
+		return more
+	}
+	return why + "; " + more
+}
+
+// cannotWrite tells whether err says the file system may not be written
+// here (rather than that something is wrong with the path).
+func cannotWrite(err error) bool {
+	return errors.Is(err, unix.EROFS) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)
+}
+
+// load reads the state files. Corrupt ones are moved aside only once both
+// have been read, and only if the state turned out not to be read-only.
+func (s *stateStore) load() {
+	var od overridesDoc
+	var pd processesDoc
+	files := []struct {
+		name, lost string
+		into       any
+	}{
+		{overridesFile, "starting without the overrides", &od},
+		{processesFile, "running services cannot be adopted, job histories are lost", &pd},
+	}
+	var corrupt []string
+	for _, f := range files {
+		path := filepath.Join(s.dir, f.name)
+		err := readState(path, f.into)
+		var ne *newerStateError
+		var ce *corruptStateError
+		switch {
+		case errors.As(err, &ne):
+			s.readOnly = joinWhy(s.readOnly, ne.Error())
+			s.log.Error("state: a newer xpcd's file; using what this version can read, and writing nothing", "file", path, "err", err)
+		case errors.As(err, &ce):
+			corrupt = append(corrupt, path)
+			s.log.Error("state: corrupt; "+f.lost, "file", path, "err", err)
+		case err != nil:
+			s.log.Error("state: unreadable; "+f.lost, "file", path, "err", err)
+		}
+	}
+	if s.readOnly == "" {
+		for _, path := range corrupt {
+			if err := os.Rename(path, path+".corrupt"); err != nil {
+				s.log.Error("state: the corrupt file cannot be moved aside", "file", path, "err", err)
+			} else {
+				s.log.Info("state: corrupt file moved aside", "file", path, "to", path+".corrupt")
+			}
+		}
+	}
+	if od.Overrides != nil {
+		s.loadedOverrides = od.Overrides
+	}
+	s.loadedProcesses = pd.Processes
+	s.loadedHistory = pd.History
 }
 
 func (s *stateStore) close(ctx context.Context) error {
@@ -116,8 +259,12 @@ func (s *stateStore) close(ctx context.Context) error {
 }
 
 // saveOverrides writes the overrides; the channel reports when they are on
-// disk.
+// disk, or a *StateWriteError (ErrStateReadOnly if the state is
+// read-only).
 func (s *stateStore) saveOverrides(o map[string]map[string]bool) <-chan error {
+	if s.readOnly != "" {
+		return done(fmt.Errorf("%s: %w", s.readOnly, ErrStateReadOnly))
+	}
 	b, err := json.MarshalIndent(overridesDoc{Version: stateVersion, Overrides: o}, "", "\t")
 	if err != nil {
 		return done(err)
@@ -125,12 +272,16 @@ func (s *stateStore) saveOverrides(o map[string]map[string]bool) <-chan error {
 	return s.overrides.put(b)
 }
 
-// saveProcesses writes the process records, in the background.
-func (s *stateStore) saveProcesses(recs []processRecord) {
+// saveProcesses writes the process records and the jobs' histories, in
+// the background (nothing, if the state is read-only).
+func (s *stateStore) saveProcesses(recs []processRecord, hist []jobHistory) {
+	if s.readOnly != "" {
+		return
+	}
 	if recs == nil {
 		recs = []processRecord{}
 	}
-	b, err := json.MarshalIndent(processesDoc{Version: stateVersion, Processes: recs}, "", "\t")
+	b, err := json.MarshalIndent(processesDoc{Version: stateVersion, Processes: recs, History: hist}, "", "\t")
 	if err != nil {
 		s.log.Error("state: encode process records", "err", err)
 		return
@@ -144,8 +295,29 @@ func done(err error) <-chan error {
 	return c
 }
 
-// readState reads a state file into v. A missing file leaves v as it is; a
-// corrupt one is moved aside to NAME.corrupt and reported.
+// newerStateError is a state file of a version this xpcd does not know.
+type newerStateError struct {
+	path    string
+	version int
+}
+
+func (e *newerStateError) Error() string {
+	return fmt.Sprintf("%s has version %d, newer than this xpcd's %d (a newer xpcd wrote it)", e.path, e.version, stateVersion)
+}
+
+// corruptStateError is a state file that does not parse.
+type corruptStateError struct {
+	path string
+	err  error
+}
+
+func (e *corruptStateError) Error() string { return fmt.Sprintf("%s: corrupt: %v", e.path, e.err) }
+func (e *corruptStateError) Unwrap() error { return e.err }
+
+// readState reads a state file into v. A missing file leaves v as it is;
+// one that does not parse is a *corruptStateError. One of a newer version
+// is a *newerStateError; v then has what is in this version's format, or
+// nothing if the file does not decode as that.
 func readState(path string, v any) error {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -154,19 +326,44 @@ func readState(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	if err := json.Unmarshal(b, v); err != nil {
-		aside := path + ".corrupt"
-		if rerr := os.Rename(path, aside); rerr != nil {
-			return fmt.Errorf("%s: corrupt (%v), and cannot be moved aside: %w", path, err, rerr)
+	var hdr struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal(b, &hdr); err != nil {
+		return &corruptStateError{path: path, err: err}
+	}
+	if hdr.Version > stateVersion {
+		if err := decodeWhole(b, v); err != nil {
+			return fmt.Errorf("%w; nothing in it is used, it is not in this version's format: %v", &newerStateError{path, hdr.Version}, err)
 		}
-		return fmt.Errorf("%s: corrupt, moved to %s: %w", path, aside, err)
+		return &newerStateError{path: path, version: hdr.Version}
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return &corruptStateError{path: path, err: err}
 	}
 	return nil
 }
 
+// decodeWhole decodes b into v, leaving v as it was if any of it fails.
+func decodeWhole(b []byte, v any) error {
+	tmp := reflect.New(reflect.TypeOf(v).Elem())
+	if err := json.Unmarshal(b, tmp.Interface()); err != nil {
+		return err
+	}
+	reflect.ValueOf(v).Elem().Set(tmp.Elem())
+	return nil
+}
+
 // writeFileAtomic replaces dir/name with data: temporary file, fsync,
-// rename, fsync of the directory.
-func writeFileAtomic(dir, name string, data []byte) (err error) {
+// rename, fsync of the directory. Its errors are *StateWriteError.
+func writeFileAtomic(dir, name string, data []byte) error {
+	if err := writeAtomic(dir, name, data); err != nil {
+		return &StateWriteError{Path: filepath.Join(dir, name), Err: err}
+	}
+	return nil
+}
+
+func writeAtomic(dir, name string, data []byte) (err error) {
 	f, err := os.CreateTemp(dir, "."+name+".tmp*")
 	if err != nil {
 		return err

@@ -33,7 +33,7 @@ func TestStateRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := processRecord{Domain: "user/0", Label: "a", PID: 42, StartTime: 7, Since: time.Unix(100, 0).UTC(), Reason: "demand", Requester: 9}
-	s.saveProcesses([]processRecord{rec})
+	s.saveProcesses([]processRecord{rec}, nil)
 	s.close(context.Background())
 
 	s2 := openStore(t, dir)

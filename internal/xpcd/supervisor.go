@@ -93,8 +93,14 @@ type supervisor struct {
 	// Owned by the loop.
 	domains   map[string]*domain
 	byPID     map[int]*instance
-	overrides map[string]map[string]bool
-	watchers  map[*watcher]struct{}
+	overrides map[string]map[string]bool // committed: on disk (overrides.go)
+	ovQueue   []*overrideRequest         // changes waiting for the next write
+	ovWriting bool                       // a write of the overrides is under way
+	// history is what processes.json said of jobs not loaded yet: those
+	// of user domains made later. A job takes its own when it is added;
+	// a domain's is dropped once its jobs are installed.
+	history  map[string]map[string]jobHistory
+	watchers map[*watcher]struct{}
 	// queuedBy counts, by uid, the client sockets xpcd holds for services
 	// (hold, release).
 	queuedBy map[uint32]int
@@ -156,6 +162,13 @@ func (m *supervisor) name() string { return "supervisor" }
 func (m *supervisor) start(context.Context) error {
 	if m.store != nil {
 		m.overrides = m.store.loadedOverrides
+		m.history = map[string]map[string]jobHistory{}
+		for _, h := range m.store.loadedHistory {
+			if m.history[h.Domain] == nil {
+				m.history[h.Domain] = map[string]jobHistory{}
+			}
+			m.history[h.Domain][h.Label] = h
+		}
 	}
 	if m.jobs != nil {
 		for _, dn := range sortedKeys(m.jobs.initial) {
@@ -195,6 +208,8 @@ func (m *supervisor) installJobs(d *domain, jobs []*launchd.Job, errs []loadErro
 			m.log.Error("jobs: rejected", "domain", d.name, "file", le.File, "key", le.Key, "reason", le.Reason)
 		}
 	}
+	// The history of jobs of d that are not loaded any more goes.
+	delete(m.history, d.name)
 	if start {
 		m.otherJobsChanged(d)
 	}
@@ -227,7 +242,7 @@ func (m *supervisor) adoptAll() map[string]bool {
 		inst.attach(sp)
 		m.trackOutput(sp.output)
 		j.inst = inst
-		j.runs = rec.Runs
+		j.runs = max(j.runs, rec.Runs)
 		j.lastLaunch = rec.Since
 		j.lastReason = inst.reason
 		m.byPID[inst.pid] = inst
@@ -434,7 +449,8 @@ func (m *supervisor) sortedDomains() []*domain {
 	return out
 }
 
-// saveProcesses records the running processes, for adoption.
+// saveProcesses records the running processes, for adoption, and the
+// jobs' histories.
 func (m *supervisor) saveProcesses() {
 	if m.store == nil {
 		return
@@ -452,7 +468,55 @@ func (m *supervisor) saveProcesses() {
 		}
 		recs = append(recs, rec)
 	}
-	m.store.saveProcesses(recs)
+	m.store.saveProcesses(recs, m.histories())
+}
+
+// histories returns the history of every loaded job that has one, and
+// those kept for jobs of domains not made yet.
+func (m *supervisor) histories() []jobHistory {
+	var out []jobHistory
+	for _, d := range m.sortedDomains() {
+		for _, j := range sortedJobs(d) {
+			if h, ok := j.history(); ok {
+				out = append(out, h)
+			}
+		}
+	}
+	for _, dn := range sortedKeys(m.history) {
+		for _, l := range sortedKeys(m.history[dn]) {
+			out = append(out, m.history[dn][l])
+		}
+	}
+	return out
+}
+
+// history returns what processes.json keeps of j; false if there is
+// nothing to keep.
+func (j *job) history() (jobHistory, bool) {
+	if j.runs == 0 && j.lastExit == nil {
+		return jobHistory{}, false
+	}
+	h := jobHistory{Domain: j.dom.name, Label: j.def.Label, Runs: j.runs}
+	if e := j.lastExit; e != nil {
+		h.LastExit = &exitRecord{Known: e.known, Status: e.code, Signal: int(e.signal), At: j.lastExitAt, StopReason: j.lastStop}
+	}
+	return h, true
+}
+
+// restoreHistory gives a job loaded at start what the previous xpcd
+// recorded of it.
+func (m *supervisor) restoreHistory(j *job) {
+	h, ok := m.history[j.dom.name][j.def.Label]
+	if !ok {
+		return
+	}
+	delete(m.history[j.dom.name], j.def.Label)
+	j.runs = h.Runs
+	if e := h.LastExit; e != nil {
+		j.lastExit = &exitStatus{known: e.Known, code: e.Status, signal: syscall.Signal(e.Signal)}
+		j.lastExitAt = e.At
+		j.lastStop = e.StopReason
+	}
 }
 
 // opError is a request's failure: a reason (bootstrap.Reason* or one of
@@ -478,37 +542,4 @@ func (e *opError) object() *xpc.ErrorObject {
 		}
 	}
 	return o
-}
-
-// effectiveDisabled tells whether a job is disabled: its override if it
-// has one, otherwise its plist's Disabled key.
-func (m *supervisor) effectiveDisabled(dom string, def *launchd.Job) bool {
-	if v, ok := m.overrides[dom][def.Label]; ok {
-		return v
-	}
-	return def.Disabled
-}
-
-// copyOverrides returns a deep copy, for writing.
-func (m *supervisor) copyOverrides() map[string]map[string]bool {
-	out := make(map[string]map[string]bool, len(m.overrides))
-	for d, o := range m.overrides {
-		if len(o) > 0 {
-			out[d] = maps.Clone(o)
-		}
-	}
-	return out
-}
-
-// setOverride records an enable/disable override and writes it; the
-// channel reports when it is on disk.
-func (m *supervisor) setOverride(dom, label string, disabled bool) <-chan error {
-	if m.overrides[dom] == nil {
-		m.overrides[dom] = map[string]bool{}
-	}
-	m.overrides[dom][label] = disabled
-	if m.store == nil {
-		return done(nil)
-	}
-	return m.store.saveOverrides(m.copyOverrides())
 }
