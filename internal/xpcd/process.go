@@ -181,6 +181,27 @@ func (l *execLauncher) launch(spec *spawnSpec) (_ *spawned, err error) {
 		}
 	}()
 
+	proc, err := l.start(spec, id, path, argv, stdio, theirs)
+	if err != nil {
+		return nil, err
+	}
+	pid := proc.pid
+	// pid is our unreaped child: it cannot have been recycled.
+	// A negative Nice is root's to give: in system (and root's own
+	// domain), not in a user's.
+	applyPriority(pid, def, spec.domain == DomainSystem || spec.owner == 0)
+	st, _ := startTime(pid)
+	if out != nil {
+		out.start(pid)
+	}
+	return &spawned{proc: proc, pid: pid, startTime: st, checkin: mine, output: out, exe: fid, marker: spec.marker}, nil
+}
+
+// start forks and execs the job's process with its environment, standard
+// files and check-in socket (theirs), leading a process group of its own,
+// and returns a handle on it.
+func (l *execLauncher) start(spec *spawnSpec, id *ident, path string, argv []string, stdio [3]*os.File, theirs *os.File) (*pidfdProcess, error) {
+	def := spec.def
 	exe := def.Executable()
 	pidfd := -1
 	cmd := &exec.Cmd{
@@ -212,19 +233,7 @@ func (l *execLauncher) launch(spec *spawnSpec) (_ *spawned, err error) {
 		// safely. Kernels without CLONE_PIDFD are not supported.
 		return nil, fmt.Errorf("spawn %s: the kernel gave no pidfd (Linux 5.3 or later is needed)", exe)
 	}
-	proc, err := newPidfdProcess(pid, pidfd, true)
-	if err != nil {
-		return nil, err
-	}
-	// pid is our unreaped child: it cannot have been recycled.
-	// A negative Nice is root's to give: in system (and root's own
-	// domain), not in a user's.
-	applyPriority(pid, def, spec.domain == DomainSystem || spec.owner == 0)
-	st, _ := startTime(pid)
-	if out != nil {
-		out.start(pid)
-	}
-	return &spawned{proc: proc, pid: pid, startTime: st, checkin: mine, output: out, exe: fid, marker: spec.marker}, nil
+	return newPidfdProcess(pid, pidfd, true)
 }
 
 // openStdio opens the job's standard input, output and error: the files
