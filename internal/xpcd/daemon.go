@@ -163,9 +163,10 @@ func New(cfg Config) (*Daemon, error) {
 	store := newStateStore(p.StateDir, log.With("component", "state"))
 	jobs := newJobStore(sources, log.With("component", "jobs"))
 	outDir := outputDirFor(p.RunDir)
+	instance := instanceID(p.StateDir)
 	sup := newSupervisor(supervisorConfig{
 		log:         log.With("component", "supervisor"),
-		launcher:    &execLauncher{log: log.With("component", "service"), root: uid == 0, outputDir: outDir},
+		launcher:    &execLauncher{log: log.With("component", "service"), root: uid == 0, outputDir: outDir, instance: instance},
 		store:       store,
 		jobs:        jobs,
 		domains:     domains,
@@ -176,6 +177,7 @@ func New(cfg Config) (*Daemon, error) {
 		stopOnClose: cfg.StopServicesOnClose,
 		root:        uid == 0,
 		maxWatches:  cfg.MaxWatchesPerUser,
+		instance:    instance,
 	})
 	srv := newServer(sup, p, user, log.With("component", "bootstrap"))
 	if user {

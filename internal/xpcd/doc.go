@@ -172,6 +172,29 @@
 // parent; otherwise it is "unknown". An adopted instance whose definition
 // changed meanwhile is upgraded once it reports it is clean.
 //
+// A record is written after the fork, so xpcd may die before it, or fail
+// to write it (a full disk). Every process xpcd starts therefore carries,
+// from before the fork, XPCD_INSTANCE=ID:NONCE:FINGERPRINT:REASON:DOMAIN:LABEL
+// in its environment (marker.go): ID is a hash of the state directory (one
+// instance never takes another's processes), NONCE names the launch. At
+// start, before the loop runs, xpcd scans /proc/*/environ for its ID
+// (among processes it may read: a --user xpcd sees its own uid's, all it
+// can start) and keeps those that lead their process group but not their
+// session, as what it starts does. Of one launch only the oldest counts
+// (the rest are descendants); a launch already adopted from its record is
+// skipped. Each other process, if its real uid is the one its job runs as
+// (else it is left alone: xpcd cannot have started it), is adopted like a
+// record (pidfd opened, then start time and marker checked again) when its
+// job is loaded and has no instance; it is stopped (SIGTERM, SIGKILL after
+// the job's ExitTimeOut or 20 s) when the job is not loaded any more or
+// already has an instance. A process of a domain the instance does not
+// serve yet is left alone. Adoption happens before jobs start at load, so
+// no second instance is launched beside an adoptable process. Records
+// carry the marker too, checked again when they are adopted. The marker is
+// what the kernel shows of the initial environment: a process that
+// rewrites that memory, or makes itself a session leader, is not found
+// this way (its record, if written, still is).
+//
 // # Requests
 //
 // Every request is a dictionary with "op" and wants a reply, except a

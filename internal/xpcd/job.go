@@ -122,6 +122,7 @@ type instance struct {
 	adopted   bool
 	out       *output
 	exe       fileID
+	marker    string        // markerEnv's value in its environment
 	spawnErrW []func(error) // told when the spawn finished
 
 	ch        *channel        // check-in channel, nil until there is one
@@ -144,6 +145,7 @@ type instance struct {
 
 func (inst *instance) attach(sp *spawned) {
 	inst.proc, inst.pid, inst.startTime, inst.out, inst.exe = sp.proc, sp.pid, sp.startTime, sp.output, sp.exe
+	inst.marker = sp.marker
 }
 
 func (inst *instance) stopTimers() {
@@ -383,7 +385,8 @@ func (m *supervisor) spawn(j *job, r launchReason) *instance {
 	j.lastReason = r
 	m.live++
 	m.inflight++
-	spec := &spawnSpec{domain: j.dom.name, owner: j.dom.owner, def: j.def, env: m.baseEnv}
+	mk := marker{instance: m.instance, nonce: newNonce(), fingerprint: j.fp, reason: r.why, domain: j.dom.name, label: j.def.Label}
+	spec := &spawnSpec{domain: j.dom.name, owner: j.dom.owner, def: j.def, env: m.baseEnv, marker: mk.String()}
 	m.log.Info("launching", "target", j.target(), "reason", r.why, "requester_pid", r.requester)
 	m.bg.Add(1)
 	go func() {

@@ -31,6 +31,8 @@ import (
 // Environment (set through the plist's EnvironmentVariables):
 //
 //	XPCD_LC_SERVICE=1          be the service
+//	XPCD_LC_PLAIN=1            be a plain daemon instead: no check-in, run
+//	                           until SIGTERM (or until the test ends)
 //	XPCD_TEST_NAMES=a,b        listen for these names
 //	XPCD_LC_OWNER=PID          exit when this process (the test) ends
 //	XPCD_LC_EXIT_DELAY_MS=N    once told to stop (terminate or SIGTERM),
@@ -60,6 +62,14 @@ func lifecycleServiceMain() int {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM)
 	ownerGone := watchOwner(os.Getenv("XPCD_LC_OWNER"))
+	if os.Getenv("XPCD_LC_PLAIN") == "1" {
+		select {
+		case <-sigs:
+			return 0
+		case <-ownerGone:
+			return 13
+		}
+	}
 	ctx := context.Background()
 	svc, err := xpc.CheckIn(ctx)
 	if err != nil {

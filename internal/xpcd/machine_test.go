@@ -36,6 +36,8 @@ func (f *fakeLauncher) launch(spec *spawnSpec) (*spawned, error) {
 
 func (f *fakeLauncher) adopt(processRecord) (*spawned, error) { return nil, os.ErrNotExist }
 
+func (f *fakeLauncher) marked() ([]markedProcess, error) { return nil, nil }
+
 func (f *fakeLauncher) launches() []*fakeProc {
 	f.mu.Lock()
 	defer f.mu.Unlock()

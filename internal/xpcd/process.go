@@ -32,6 +32,10 @@ type launcher interface {
 	// adopt finds a process a previous xpcd launched, if it still runs
 	// (same pid and same start time).
 	adopt(rec processRecord) (*spawned, error)
+	// marked lists the running processes that carry this xpcd's marker
+	// (marker.go), oldest first: those it started, found without their
+	// records.
+	marked() ([]markedProcess, error)
 }
 
 // process is a handle on a running process.
@@ -98,6 +102,7 @@ type spawnSpec struct {
 	owner  uint32 // the domain's owner; a user domain's jobs run as them when xpcd is root
 	def    *launchd.Job
 	env    []string // the base environment (before the job's own variables)
+	marker string   // markerEnv's value
 }
 
 // spawned is a process that runs: started by launch or found by adopt.
@@ -108,6 +113,7 @@ type spawned struct {
 	checkin   *os.File // xpcd's end of the check-in socket pair (nil when adopted)
 	output    *output  // the FIFO its output goes to, nil if none
 	exe       fileID
+	marker    string // markerEnv's value in its environment, "" if unknown
 }
 
 // execLauncher is the real launcher: os/exec, pidfds, a SOCK_SEQPACKET
@@ -116,6 +122,10 @@ type execLauncher struct {
 	log       *slog.Logger
 	root      bool   // xpcd runs as root: UserName/GroupName apply
 	outputDir string // where output FIFOs are made
+	instance  string // this xpcd's instance id (marker.go)
+	// afterFork, if set, is called right after a process has started,
+	// before anything is recorded of it: tests make xpcd die there.
+	afterFork func(spec *spawnSpec, pid int)
 }
 
 func (l *execLauncher) launch(spec *spawnSpec) (_ *spawned, err error) {
@@ -171,6 +181,27 @@ func (l *execLauncher) launch(spec *spawnSpec) (_ *spawned, err error) {
 		}
 	}()
 
+	proc, err := l.start(spec, id, path, argv, stdio, theirs)
+	if err != nil {
+		return nil, err
+	}
+	pid := proc.pid
+	// pid is our unreaped child: it cannot have been recycled.
+	// A negative Nice is root's to give: in system (and root's own
+	// domain), not in a user's.
+	applyPriority(pid, def, spec.domain == DomainSystem || spec.owner == 0)
+	st, _ := startTime(pid)
+	if out != nil {
+		out.start(pid)
+	}
+	return &spawned{proc: proc, pid: pid, startTime: st, checkin: mine, output: out, exe: fid, marker: spec.marker}, nil
+}
+
+// start forks and execs the job's process with its environment, standard
+// files and check-in socket (theirs), leading a process group of its own,
+// and returns a handle on it.
+func (l *execLauncher) start(spec *spawnSpec, id *ident, path string, argv []string, stdio [3]*os.File, theirs *os.File) (*pidfdProcess, error) {
+	def := spec.def
 	exe := def.Executable()
 	pidfd := -1
 	cmd := &exec.Cmd{
@@ -192,6 +223,9 @@ func (l *execLauncher) launch(spec *spawnSpec) (_ *spawned, err error) {
 		return nil, fmt.Errorf("spawn %s: %w", exe, err)
 	}
 	pid := cmd.Process.Pid
+	if l.afterFork != nil {
+		l.afterFork(spec, pid)
+	}
 	// Our pidfd is the handle; Go's own (a duplicate) is not needed.
 	cmd.Process.Release()
 	if pidfd < 0 {
@@ -199,19 +233,7 @@ func (l *execLauncher) launch(spec *spawnSpec) (_ *spawned, err error) {
 		// safely. Kernels without CLONE_PIDFD are not supported.
 		return nil, fmt.Errorf("spawn %s: the kernel gave no pidfd (Linux 5.3 or later is needed)", exe)
 	}
-	proc, err := newPidfdProcess(pid, pidfd, true)
-	if err != nil {
-		return nil, err
-	}
-	// pid is our unreaped child: it cannot have been recycled.
-	// A negative Nice is root's to give: in system (and root's own
-	// domain), not in a user's.
-	applyPriority(pid, def, spec.domain == DomainSystem || spec.owner == 0)
-	st, _ := startTime(pid)
-	if out != nil {
-		out.start(pid)
-	}
-	return &spawned{proc: proc, pid: pid, startTime: st, checkin: mine, output: out, exe: fid}, nil
+	return newPidfdProcess(pid, pidfd, true)
 }
 
 // openStdio opens the job's standard input, output and error: the files
@@ -325,7 +347,7 @@ func unwrapPath(err error) error {
 
 // environment is the job's environment: spec's base, the user's HOME, USER
 // and LOGNAME, the job's EnvironmentVariables, then the check-in
-// variables, which nothing overrides.
+// variables and the marker, which nothing overrides.
 func (l *execLauncher) environment(spec *spawnSpec, id *ident) []string {
 	env := append([]string(nil), spec.env...)
 	if id != nil && id.name != "" {
@@ -335,6 +357,9 @@ func (l *execLauncher) environment(spec *spawnSpec, id *ident) []string {
 		env = append(env, k+"="+v)
 	}
 	env = append(env, bootstrap.CheckinFDEnv+"=3", bootstrap.LabelEnv+"="+spec.def.Label)
+	if spec.marker != "" {
+		env = append(env, markerEnv+"="+spec.marker)
+	}
 	return dedupEnv(env)
 }
 
@@ -370,20 +395,23 @@ func (l *execLauncher) adopt(rec processRecord) (*spawned, error) {
 	}
 	unix.CloseOnExec(fd)
 	// The pidfd refers to whatever has the pid now. If it is alive after
-	// its start time was read, the start time was its own.
+	// its start time (and marker) were read, they were its own.
 	st, err := startTime(rec.PID)
-	if err != nil || st != rec.StartTime || unix.PidfdSendSignal(fd, 0, nil, 0) != nil {
+	if err == nil && (st != rec.StartTime || (rec.Marker != "" && !hasMarker(rec.PID, rec.Marker))) {
+		err = fmt.Errorf("pid %d is another process now", rec.PID)
+	}
+	if err == nil && unix.PidfdSendSignal(fd, 0, nil, 0) != nil {
+		err = fmt.Errorf("pid %d has ended", rec.PID)
+	}
+	if err != nil {
 		unix.Close(fd)
-		if err == nil {
-			err = fmt.Errorf("pid %d is another process now", rec.PID)
-		}
 		return nil, err
 	}
 	proc, err := newPidfdProcess(rec.PID, fd, false)
 	if err != nil {
 		return nil, err
 	}
-	sp := &spawned{proc: proc, pid: rec.PID, startTime: st, exe: rec.Exe}
+	sp := &spawned{proc: proc, pid: rec.PID, startTime: st, exe: rec.Exe, marker: rec.Marker}
 	if rec.Output != "" {
 		if o, err := reopenOutput(rec.Output, l.log.With("label", rec.Label, "domain", rec.Domain)); err == nil {
 			o.start(rec.PID)
@@ -393,24 +421,44 @@ func (l *execLauncher) adopt(rec processRecord) (*spawned, error) {
 	return sp, nil
 }
 
+func (l *execLauncher) marked() ([]markedProcess, error) {
+	return scanMarked(l.instance, l.outputDir)
+}
+
 // startTime returns a process's start time, field 22 of /proc/PID/stat.
 func startTime(pid int) (uint64, error) {
+	st, err := readStat(pid)
+	return st.start, err
+}
+
+// procStat is what xpcd reads of /proc/PID/stat.
+type procStat struct {
+	pgid, sid int    // fields 5 and 6
+	start     uint64 // field 22, clock ticks since boot
+}
+
+func readStat(pid int) (procStat, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, err
+		return procStat{}, err
 	}
 	// The command name (field 2) is in parentheses and may hold anything:
 	// count fields after the last ')'.
 	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
-	}
 	f := bytes.Fields(b[i+1:])
-	const idx = 22 - 3 // field 3 (state) is f[0]
-	if len(f) <= idx {
-		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	const start = 22 - 3 // field 3 (state) is f[0]
+	if i < 0 || len(f) <= start {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: malformed", pid)
 	}
-	return strconv.ParseUint(string(f[idx]), 10, 64)
+	var st procStat
+	var errs [3]error
+	st.pgid, errs[0] = strconv.Atoi(string(f[5-3]))
+	st.sid, errs[1] = strconv.Atoi(string(f[6-3]))
+	st.start, errs[2] = strconv.ParseUint(string(f[start]), 10, 64)
+	if err := errors.Join(errs[:]...); err != nil {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return st, nil
 }
 
 // pidfdProcess is a process held by its pidfd. Exit is seen by polling

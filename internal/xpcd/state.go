@@ -67,6 +67,9 @@ type processRecord struct {
 	Output      string    `json:"output,omitempty"` // the FIFO its stdout/stderr go to
 	Exe         fileID    `json:"exe"`
 	Runs        int       `json:"runs"`
+	// Marker is markerEnv's value in its environment (marker.go), checked
+	// again when it is adopted; "" in records of older versions.
+	Marker string `json:"marker,omitempty"`
 }
 
 // jobHistory is what processes.json keeps of every loaded job, running or

@@ -49,6 +49,9 @@ type supervisorConfig struct {
 	// maxWatches is the most jobs of one user domain that may watch
 	// paths at once; 0: no limit.
 	maxWatches int
+	// instance is this xpcd's instance id, which every process it starts
+	// carries in its marker (marker.go).
+	instance string
 }
 
 // Limits.
@@ -177,7 +180,14 @@ func (m *supervisor) start(context.Context) error {
 			}
 		}
 	}
+	// The scan comes first: a process started after it would be neither
+	// recorded nor found, but none is started before the loop runs.
+	marked, err := m.launcher.marked()
+	if err != nil {
+		m.log.Error("adopt: cannot look for the processes a previous xpcd started", "err", err)
+	}
 	adopted := m.adoptAll()
+	m.adoptMarked(marked, adopted)
 	m.cleanOutputs(adopted)
 	go m.run()
 	// Now through the loop: jobs that start at load.
@@ -213,50 +223,6 @@ func (m *supervisor) installJobs(d *domain, jobs []*launchd.Job, errs []loadErro
 	if start {
 		m.otherJobsChanged(d)
 	}
-}
-
-// adoptAll re-finds the processes recorded by a previous xpcd.
-func (m *supervisor) adoptAll() map[string]bool {
-	outputs := map[string]bool{}
-	if m.store == nil {
-		return outputs
-	}
-	for _, rec := range m.store.loadedProcesses {
-		log := m.log.With("domain", rec.Domain, "label", rec.Label, "pid", rec.PID)
-		d := m.domains[rec.Domain]
-		var j *job
-		if d != nil {
-			j = d.jobs[rec.Label]
-		}
-		if j == nil || j.inst != nil {
-			log.Warn("adopt: the job is not loaded any more; leaving its process alone")
-			continue
-		}
-		sp, err := m.launcher.adopt(rec)
-		if err != nil {
-			log.Info("adopt: the process has gone", "err", err)
-			continue
-		}
-		inst := &instance{job: j, def: j.def, fp: rec.Fingerprint, reason: launchReason{why: rec.Reason, requester: rec.Requester},
-			adopted: true, names: map[string]bool{}, started: rec.Since, idleFrom: time.Now()}
-		inst.attach(sp)
-		m.trackOutput(sp.output)
-		j.inst = inst
-		j.runs = max(j.runs, rec.Runs)
-		j.lastLaunch = rec.Since
-		j.lastReason = inst.reason
-		m.byPID[inst.pid] = inst
-		m.live++
-		if rec.Fingerprint != j.fp {
-			inst.upgrade = true // acted on once it reports it is clean
-		}
-		if sp.output != nil {
-			outputs[sp.output.path] = true
-		}
-		m.watchExit(inst)
-		log.Info("adopted a running service; waiting for it to check in again")
-	}
-	return outputs
 }
 
 // cleanOutputs removes output FIFOs no live process writes to.
@@ -461,7 +427,7 @@ func (m *supervisor) saveProcesses() {
 		rec := processRecord{
 			Domain: inst.job.dom.name, Label: inst.def.Label, PID: inst.pid, StartTime: inst.startTime,
 			Since: inst.started, Reason: inst.reason.why, Requester: inst.reason.requester,
-			Fingerprint: inst.fp, Exe: inst.exe, Runs: inst.job.runs,
+			Fingerprint: inst.fp, Exe: inst.exe, Runs: inst.job.runs, Marker: inst.marker,
 		}
 		if inst.out != nil {
 			rec.Output = inst.out.path
