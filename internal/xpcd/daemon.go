@@ -79,11 +79,18 @@ const maxRequestSize = 64 << 10
 // from: requests of at most maxRequestSize; at most the smallest queue the
 // library allows (1 MiB) held for one connection; and at most 1 MiB of
 // out-of-line replies (a long list or print) left unread by the client
-// (one larger reply alone excepted), so that a user at the connection cap
-// holds at most that much of xpcd's memory per connection.
+// (one larger reply alone excepted), and replies of at most maxReplySize,
+// so that a client that stops reading holds at most a few MiB of xpcd's
+// memory per connection.
 func connOptions() []xpc.Option {
-	return []xpc.Option{xpc.WithMaxReceiveSize(maxRequestSize), xpc.WithMaxQueuedBytes(1 << 20), xpc.WithMaxUnreadBytes(1 << 20)}
+	return []xpc.Option{xpc.WithMaxReceiveSize(maxRequestSize), xpc.WithMaxMessageSize(maxReplySize),
+		xpc.WithMaxQueuedBytes(1 << 20), xpc.WithMaxUnreadBytes(1 << 20)}
 }
+
+// maxReplySize is the largest reply xpcd sends: a list of some thousands
+// of jobs. A larger one fails with xpc.ErrReplyFailed at the client (ask
+// for one domain, or one job).
+const maxReplySize = 4 << 20
 
 // component is one part of the daemon. Components start in order and
 // close in reverse; each close is bounded by the context given.
