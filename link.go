@@ -248,10 +248,7 @@ func (l *link) readRefusal(h frameHeader, d *datagram) error {
 		d.closeFDs()
 		return l.protocolError("refused frame with descriptors, flags or an id")
 	}
-	// From the xpcd the lookup went to, or from a root xpcd: a user's
-	// xpcd passes the lookups it cannot serve on to the system instance
-	// with the client's socket, and that one may answer on it.
-	if c := d.cred; !dialed && (c == nil || (c.Pid != ref.pid || c.Uid != ref.uid) && c.Uid != 0) {
+	if c := d.cred; !dialed && (c == nil || c.Pid != ref.pid || c.Uid != ref.uid) {
 		return l.protocolError("refused frame not sent by xpcd (pid %d)", ref.pid)
 	}
 	dec := Decoder{Limits: Limits{MaxSize: l.c.cfg.maxRecvSize}}
