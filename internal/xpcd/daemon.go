@@ -87,10 +87,10 @@ func connOptions() []xpc.Option {
 		xpc.WithMaxQueuedBytes(1 << 20), xpc.WithMaxUnreadBytes(1 << 20)}
 }
 
-// maxReplySize is the largest reply xpcd sends: a list of some thousands
-// of jobs. A larger one fails with xpc.ErrReplyFailed at the client (ask
+// maxReplySize is the largest reply xpcd sends: a list of a thousand jobs
+// or so. A larger one fails with xpc.ErrReplyFailed at the client (ask
 // for one domain, or one job).
-const maxReplySize = 4 << 20
+const maxReplySize = 1 << 20
 
 // component is one part of the daemon. Components start in order and
 // close in reverse; each close is bounded by the context given.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/goxpc/xpc/internal/wire"
 )
 
 // A root xpcd must not be a local user's way to root's files: what a job
@@ -684,5 +686,72 @@ func TestUserDomainJobLimits(t *testing.T) {
 	}
 	if r, _ := re.Object.String(KeyRule); r != RuleJobLimit {
 		t.Errorf("refusal names rule %q (%v)", r, err)
+	}
+}
+
+// rawDialAs connects a bare SOCK_SEQPACKET socket to xpcd as uid (on a
+// thread of its own that ends with its goroutine) and returns it.
+func rawDialAs(t *testing.T, h *harness, uid uint32) int {
+	t.Helper()
+	ch := make(chan int, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: see dialAs
+		fd := -1
+		defer func() { ch <- fd }()
+		if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, ^uintptr(0), uintptr(uid), ^uintptr(0)); e != 0 {
+			return
+		}
+		s, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return
+		}
+		if unix.Connect(s, &unix.SockaddrUnix{Name: h.paths.Socket}) != nil {
+			unix.Close(s)
+			return
+		}
+		fd = s
+	}()
+	fd := <-ch
+	if fd < 0 {
+		t.Fatal("could not connect as uid", uid)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd
+}
+
+// A client cut off for leaving xpcd's out-of-line replies unread keeps
+// them in its socket for as long as it likes, out of xpcd's sight: its
+// connection keeps its place in the user's connection count, so that what
+// one user can pin is bounded by the cap.
+func TestCutOffConnectionKeepsItsPlace(t *testing.T) {
+	h := newSystemHarness(t)
+	h.cfg.MaxConnectionsPerUser = 2
+	names := make([]string, 2000)
+	for i := range names {
+		names[i] = fmt.Sprintf("test.cutoff.a-rather-long-service-name-to-make-print-large.%04d", i)
+	}
+	h.writePlist(testJob{label: "test.cutoff", names: names,
+		extra: map[string]any{"ProgramArguments": []any{"/bin/true"}}}, h.paths.Daemons)
+	h.start()
+	const uid = 1001
+	fd := rawDialAs(t, h, uid)
+	body, err := xpc.Encode(xpc.Dict(bootstrap.KeyOp, OpPrint, KeyTarget, "system/test.cutoff"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := range 40 { // ~150 KiB each, never read: past 1 MiB unread
+		frame := make([]byte, wire.HeaderSize, wire.HeaderSize+len(body))
+		wire.PutHeader(frame, wire.Header{Kind: wire.KindRequest, ID: uint64(id + 1)})
+		if err := unix.Sendmsg(fd, append(frame, body...), nil, nil, unix.MSG_DONTWAIT); err != nil {
+			break // xpcd has cut us off already
+		}
+	}
+	waitFor(t, "the cut-off", func() bool { return strings.Contains(h.logs.String(), "connection cut off over a limit") })
+	// One place is still taken: one more connection, then the cap.
+	if err := ask(t, dialAs(t, h, uid)); err != nil {
+		t.Fatalf("the second connection: %v", err)
+	}
+	if err := ask(t, dialAs(t, h, uid)); !errors.Is(err, xpc.ErrDenied) {
+		t.Errorf("a third connection with one cut off and one open: %v, want refused", err)
 	}
 }

@@ -266,7 +266,15 @@ func (ss *session) HandleEvent(err error) {
 	})
 	ss.s.mu.Lock()
 	delete(ss.s.sessions, ss)
-	if ss.s.perUser[ss.peer.UID]--; ss.s.perUser[ss.peer.UID] <= 0 {
+	if errors.Is(err, xpc.ErrPeerOverLimit) && ss.peer.UID != 0 {
+		// Cut off for leaving replies unread (or sending past its
+		// queue): the out-of-line replies already in its socket stay
+		// in memory for as long as the client keeps its end, which
+		// xpcd cannot see once its own end is closed. The connection
+		// keeps its place in the user's count until xpcd restarts, so
+		// that what a user can pin is bounded by the cap.
+		ss.log.Warn("connection cut off over a limit; it counts against the user's connections until xpcd restarts", "err", err)
+	} else if ss.s.perUser[ss.peer.UID]--; ss.s.perUser[ss.peer.UID] <= 0 {
 		delete(ss.s.perUser, ss.peer.UID)
 	}
 	ss.s.mu.Unlock()
