@@ -7,12 +7,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/goxpc/xpc/launchd"
 )
 
 // Every process xpcd starts carries a marker in its environment, set
@@ -44,12 +47,44 @@ func (mk marker) String() string {
 	return strings.Join([]string{mk.instance, mk.nonce, mk.fingerprint, mk.reason, mk.domain, mk.label}, ":")
 }
 
+// parseMarker reads a marker, and only a well-formed one: any process may
+// put anything in its environment, and a restarted xpcd reads them all.
 func parseMarker(s string) (marker, bool) {
+	if len(s) > maxMarkerLen {
+		return marker{}, false
+	}
 	f := strings.SplitN(s, ":", 6)
-	if len(f) != 6 || f[0] == "" || f[1] == "" || f[4] == "" || f[5] == "" {
+	if len(f) != 6 || !isHex(f[0], 16) || !isHex(f[1], 16) || (f[2] != "" && !isHex(f[2], 64)) ||
+		!launchReasons[f[3]] || launchd.CheckLabel(f[5]) != nil {
+		return marker{}, false
+	}
+	if dom, _, err := ParseDomain(f[4]); err != nil || dom != f[4] {
 		return marker{}, false
 	}
 	return marker{instance: f[0], nonce: f[1], fingerprint: f[2], reason: f[3], domain: f[4], label: f[5]}, true
+}
+
+// maxMarkerLen bounds a marker: two 16-digit ids, a 64-digit fingerprint,
+// a reason, a domain and a label of at most launchd.MaxLabelLen bytes.
+const maxMarkerLen = 16 + 16 + 64 + 32 + 32 + launchd.MaxLabelLen + 5
+
+// launchReasons are the launch reasons a marker may hold.
+var launchReasons = map[string]bool{
+	reasonDemand: true, reasonRunAtLoad: true, reasonKeepAlive: true, reasonKickstart: true, reasonUpgrade: true,
+	reasonInterval: true, reasonCalendar: true, reasonWatchPath: true, reasonQueue: true,
+}
+
+// isHex reports whether s is n lower-case hexadecimal digits.
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := range len(s) {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // instanceID names the xpcd instance whose state lives in stateDir.
@@ -136,19 +171,26 @@ func readMarked(pid int, instance string) (markedProcess, bool) {
 	return markedProcess{pid: pid, startTime: st.start, uid: uid, mark: mk}, true
 }
 
-// markerOf returns the marker in pid's environment.
+// markerOf returns the marker in pid's environment: its first variable
+// (environment puts it there), of which no more than a marker's length is
+// read, whatever the process's environment holds.
 func markerOf(pid int) (marker, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/environ")
 	if err != nil {
 		return marker{}, false
 	}
-	prefix := []byte(markerEnv + "=")
-	for kv := range bytes.SplitSeq(b, []byte{0}) {
-		if v, ok := bytes.CutPrefix(kv, prefix); ok {
-			return parseMarker(string(v))
-		}
+	defer f.Close()
+	var buf [len(markerEnv) + 1 + maxMarkerLen + 1]byte
+	n, _ := io.ReadFull(f, buf[:])
+	kv, _, found := bytes.Cut(buf[:n], []byte{0})
+	if !found {
+		return marker{}, false
 	}
-	return marker{}, false
+	v, ok := bytes.CutPrefix(kv, []byte(markerEnv+"="))
+	if !ok {
+		return marker{}, false
+	}
+	return parseMarker(string(v))
 }
 
 // hasMarker reports whether pid's environment holds exactly the marker mk.

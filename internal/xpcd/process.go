@@ -357,10 +357,19 @@ func (l *execLauncher) environment(spec *spawnSpec, id *ident) []string {
 		env = append(env, k+"="+v)
 	}
 	env = append(env, bootstrap.CheckinFDEnv+"=3", bootstrap.LabelEnv+"="+spec.def.Label)
-	if spec.marker != "" {
-		env = append(env, markerEnv+"="+spec.marker)
+	env = dedupEnv(env)
+	if spec.marker == "" {
+		return env
 	}
-	return dedupEnv(env)
+	// The marker goes first, where a restarted xpcd reads it (markerOf),
+	// and nothing the job's plist says replaces it.
+	out := []string{markerEnv + "=" + spec.marker}
+	for _, kv := range env {
+		if k, _, _ := bytesCut(kv); k != markerEnv {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // dedupEnv keeps the last value of each variable, in first-seen order.
