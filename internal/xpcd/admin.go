@@ -213,7 +213,10 @@ func (m *supervisor) findJob(t Target, uid uint32, modify bool) (*job, *opError)
 
 // lookup resolves name for a client (uid, pid) and queues its socket.
 // On success it owns fd; on error the caller keeps it.
-func (m *supervisor) lookup(uid uint32, pid int, name, reqDom string, fd *xpc.FD) *opError {
+//
+// bucket is what the client's waiting sockets are counted under
+// (buckets.of(uid)), worked out by the caller off the loop.
+func (m *supervisor) lookup(uid, bucket uint32, pid int, name, reqDom string, fd *xpc.FD) *opError {
 	if m.closing {
 		return &opError{reason: ReasonShuttingDown, desc: "xpcd is shutting down"}
 	}
@@ -271,10 +274,10 @@ func (m *supervisor) lookup(uid uint32, pid int, name, reqDom string, fd *xpc.FD
 	case j.def.MachServices[name].HideUntilCheckIn && (j.inst == nil || !j.inst.names[name]):
 		return notFound("service %s is hidden until job %s checks in (HideUntilCheckIn)", name, j.target())
 	}
-	if oe := m.roomToQueue(j, uid, name); oe != nil {
+	if oe := m.roomToQueue(j, bucket, name); oe != nil {
 		return oe
 	}
-	m.demand(j, name, fd, uid, pid)
+	m.demand(j, name, fd, bucket, pid)
 	return nil
 }
 
@@ -284,19 +287,19 @@ func (m *supervisor) lookup(uid uint32, pid int, name, reqDom string, fd *xpc.FD
 // still there (those that gave up are let go first). Each costs xpcd a
 // descriptor, and one user must not take them all, nor fill another's
 // service's queue.
-func (m *supervisor) roomToQueue(j *job, uid uint32, name string) *opError {
+func (m *supervisor) roomToQueue(j *job, bucket uint32, name string) *opError {
 	if len(j.queue) >= maxQueued {
 		m.pruneQueues(j, -1)
 	}
 	if len(j.queue) >= maxQueued {
 		return &opError{reason: ReasonBusy, desc: fmt.Sprintf("service %s: %d clients are already waiting", name, len(j.queue))}
 	}
-	if uid == 0 || m.queuedBy[uid] < maxQueuedPerUser {
+	if bucket == 0 || m.queuedBy[bucket] < maxQueuedPerUser {
 		return nil
 	}
-	m.pruneQueues(nil, int64(uid))
-	if n := m.queuedBy[uid]; n >= maxQueuedPerUser {
-		re := refusedBy(RuleQueueLimit, "uid %d has %d clients waiting for services, the limit", uid, n)
+	m.pruneQueues(nil, int64(bucket))
+	if n := m.queuedBy[bucket]; n >= maxQueuedPerUser {
+		re := refusedBy(RuleQueueLimit, "%s has %d clients waiting for services, the limit", bucketName(bucket), n)
 		oe := ruleOpError(re, "service %s: %s", name, re.Detail)
 		oe.reason = ReasonBusy
 		return oe
@@ -598,6 +601,9 @@ func setEnabled(ss *session, body *xpc.Dictionary, disable bool) (*xpc.Dictionar
 		m := ss.m
 		if m.userMode && m.domains[t.Domain] == nil {
 			_, oe = m.served(t.Domain, t.UID, false)
+			return
+		}
+		if oe = m.roomForOverride(t); oe != nil {
 			return
 		}
 		m.changeOverrides(&overrideRequest{

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
 )
@@ -53,6 +55,12 @@ type Config struct {
 	// (forward.go). "": lookups end here. cmd/xpcd sets it to the system
 	// instance's socket for a --user instance outside XPCD_ROOT.
 	SystemSocket string
+	// MaxConnections caps the bootstrap connections of all users but root
+	// together, so that descriptors are left for root however many uids
+	// the others connect as (a user with subordinate uids has thousands).
+	// 0: a quarter of xpcd's descriptor limit less 1024 (each connection
+	// holds two, a waiting client one); negative: no cap.
+	MaxConnections int
 	// MaxConnectionsPerUser caps the bootstrap connections one uid may
 	// have open at once; the next is turned away with reason
 	// too-many-connections until one closes. Root (uid 0) has no cap.
@@ -64,6 +72,16 @@ type Config struct {
 // Each bootstrap connection costs xpcd two descriptors (the socket and the
 // peer's pidfd); a user's clients, services and xpcctl hold a few each.
 const DefaultMaxConnectionsPerUser = 256
+
+// defaultMaxConnections is Config.MaxConnections's default, from
+// RLIMIT_NOFILE.
+func defaultMaxConnections() int {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<30 {
+		return 1 << 16
+	}
+	return max(64, (int(rl.Cur)-1024)/4)
+}
 
 // DefaultMaxWatchesPerUser is Config.MaxWatchesPerUser's default: a
 // quarter of Linux's default inotify instances per user (128).
@@ -191,6 +209,10 @@ func New(cfg Config) (*Daemon, error) {
 		srv.systemSocket = cfg.SystemSocket
 	}
 	srv.maxPerUser = cfg.MaxConnectionsPerUser
+	srv.maxTotal = cfg.MaxConnections
+	if srv.maxTotal == 0 {
+		srv.maxTotal = defaultMaxConnections()
+	}
 	d := &Daemon{cfg: cfg, log: log, sup: sup}
 	d.comp = []component{binder{srv}, store, jobs, sup}
 	if cfg.PressureInterval > 0 {

@@ -139,6 +139,9 @@ const (
 	// RuleJobLimit: a user may load at most maxJobsPerUserDomain jobs into
 	// their domain.
 	RuleJobLimit = "job-limit"
+	// RuleOverrideLimit: a user's domain may have at most
+	// maxOverridesPerUserDomain enable/disable overrides.
+	RuleOverrideLimit = "override-limit"
 )
 
 // ErrRefused is what every RuleError is: a request or a launch that a

@@ -101,7 +101,7 @@ type job struct {
 type pending struct {
 	name      string
 	fd        *xpc.FD
-	uid       uint32 // the client's, as the kernel says
+	uid       uint32 // the bucket the client counts under (buckets.go)
 	requester int
 	at        time.Time
 	released  bool // no longer counted in queuedBy (release)
@@ -962,10 +962,11 @@ func (m *supervisor) upgradeDetected(inst *instance) {
 
 // watcher is a connection that asked for state changes.
 type watcher struct {
-	ch    *channel
-	uid   uint32
-	dom   string // "" for every domain the caller may read
-	label string // "" for every job
+	ch     *channel
+	uid    uint32
+	bucket uint32 // what it counts under (buckets)
+	dom    string // "" for every domain the caller may read
+	label  string // "" for every job
 }
 
 func (w *watcher) matches(j *job) bool {

@@ -179,7 +179,7 @@ func (mc *machine) lookup(name string) {
 	}
 	w.Close()
 	mc.do(func() {
-		if oe := mc.m.lookup(0, 4242, name, "", xpc.NewFD(r)); oe != nil {
+		if oe := mc.m.lookup(0, 0, 4242, name, "", xpc.NewFD(r)); oe != nil {
 			mc.t.Errorf("lookup %s: %v", name, oe)
 			r.Close()
 		}

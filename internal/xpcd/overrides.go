@@ -113,6 +113,32 @@ func (m *supervisor) overridesWritten(batch []*overrideRequest, wanted map[strin
 	m.writeOverrides()
 }
 
+// roomForOverride refuses a new override in a user's domain that has
+// maxOverridesPerUserDomain of them, written or waiting to be (RuleOverrideLimit):
+// every label may be given one, loaded or not, and each one is in
+// overrides.json, rewritten whole at every change.
+func (m *supervisor) roomForOverride(t Target) *opError {
+	if t.Domain == DomainSystem || t.UID == 0 {
+		return nil
+	}
+	if _, ok := m.overrides[t.Domain][t.Label]; ok {
+		return nil
+	}
+	n := len(m.overrides[t.Domain])
+	for _, r := range m.ovQueue {
+		for _, c := range r.changes {
+			if c.dom == t.Domain {
+				n++
+			}
+		}
+	}
+	if n < maxOverridesPerUserDomain {
+		return nil
+	}
+	re := refusedBy(RuleOverrideLimit, "%s has %d enable/disable overrides, the limit (xpcctl remove-disabled drops those of jobs not loaded)", t.Domain, n)
+	return ruleOpError(re, "%s: %s", t, re.Detail)
+}
+
 // applyDisabled brings a loaded job in line with the committed overrides
 // after they changed; it reports whether the job is loaded.
 func (m *supervisor) applyDisabled(dom, label string) bool {

@@ -512,6 +512,7 @@ func TestHostileJobPaths(t *testing.T) {
 func TestWatchersPerUser(t *testing.T) {
 	h := newSystemHarness(t)
 	h.start()
+	knownUIDs(h)
 	const uid = 1001
 	watch := func(c *xpc.Connection) error {
 		_, err := c.SendWithReply(testCtx(t), xpc.Dict(bootstrap.KeyOp, OpWatch))
@@ -584,6 +585,7 @@ func TestQueuedClientsPerUser(t *testing.T) {
 	h.writePlist(testJob{label: "test.q", names: []string{"test.q.svc"},
 		extra: map[string]any{"ProgramArguments": []any{"/bin/sleep", "60"}}}, h.paths.Daemons)
 	h.start()
+	knownUIDs(h)
 	const uid = 1001
 	c := dialAs(t, h, uid)
 	var mine []*os.File
@@ -733,6 +735,7 @@ func TestCutOffConnectionKeepsItsPlace(t *testing.T) {
 	h.writePlist(testJob{label: "test.cutoff", names: names,
 		extra: map[string]any{"ProgramArguments": []any{"/bin/true"}}}, h.paths.Daemons)
 	h.start()
+	knownUIDs(h)
 	const uid = 1001
 	fd := rawDialAs(t, h, uid)
 	body, err := xpc.Encode(xpc.Dict(bootstrap.KeyOp, OpPrint, KeyTarget, "system/test.cutoff"))
@@ -753,5 +756,68 @@ func TestCutOffConnectionKeepsItsPlace(t *testing.T) {
 	}
 	if err := ask(t, dialAs(t, h, uid)); !errors.Is(err, xpc.ErrDenied) {
 		t.Errorf("a third connection with one cut off and one open: %v, want refused", err)
+	}
+}
+
+// Uids without an account (a user's subordinate uids, connecting from a
+// user namespace) share one bucket in every per-user limit, and users but
+// root share a cap on connections, so that descriptors are left for root.
+func TestLimitsPerAccount(t *testing.T) {
+	h := newSystemHarness(t)
+	h.cfg.MaxConnectionsPerUser = 4
+	h.cfg.MaxConnections = 6
+	h.start()
+	h.d.sup.buckets.setLookup(func(uid uint32) bool { return uid < 2000 })
+	for _, uid := range []uint32{60001, 60002, 60003, 60004} {
+		if err := ask(t, dialAs(t, h, uid)); err != nil {
+			t.Fatalf("uid %d: %v", uid, err)
+		}
+	}
+	err := ask(t, dialAs(t, h, 60005))
+	if !errors.Is(err, xpc.ErrDenied) || !strings.Contains(err.Error(), "uids without an account has 4 connections") {
+		t.Fatalf("a fifth uid without an account: %v", err)
+	}
+	// Accounts of their own, but all users together at the cap.
+	for _, uid := range []uint32{1001, 1002} {
+		if err := ask(t, dialAs(t, h, uid)); err != nil {
+			t.Fatalf("uid %d: %v", uid, err)
+		}
+	}
+	err = ask(t, dialAs(t, h, 1003))
+	if !errors.Is(err, xpc.ErrDenied) || !strings.Contains(err.Error(), "the limit for all of them together") {
+		t.Fatalf("past the cap of all users: %v", err)
+	}
+	if err := ask(t, h.dial(nil)); err != nil {
+		t.Errorf("root: %v", err)
+	}
+}
+
+// A user's domain may have only so many enable/disable overrides (any
+// label may get one, loaded or not, and overrides.json is rewritten whole
+// at each change); one it has already may still change.
+func TestOverridesPerUserDomain(t *testing.T) {
+	h := newSystemHarness(t)
+	h.start()
+	const dom = "user/1001"
+	if err := h.d.sup.call(testCtx(t), func() {
+		o := map[string]bool{}
+		for i := range maxOverridesPerUserDomain {
+			o[fmt.Sprintf("test.ov.%d", i)] = true
+		}
+		h.d.sup.overrides[dom] = o
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := h.admin(OpDisable, KeyTarget, dom+"/test.ov.new")
+	var re *xpc.RemoteError
+	if !errors.As(err, &re) {
+		t.Fatalf("an override past the limit: %v", err)
+	}
+	if r, _ := re.Object.String(KeyRule); r != RuleOverrideLimit {
+		t.Errorf("refusal names rule %q (%v)", r, err)
+	}
+	h.mustAdmin(OpEnable, KeyTarget, dom+"/test.ov.7")
+	if _, err := h.admin(OpDisable, KeyTarget, "system/test.ov.new"); err != nil {
+		t.Errorf("root's system domain: %v", err)
 	}
 }

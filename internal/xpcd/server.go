@@ -35,6 +35,9 @@ type server struct {
 	// maxPerUser caps a uid's sessions (Config.MaxConnectionsPerUser);
 	// negative: no cap.
 	maxPerUser int
+	// maxTotal caps the sessions of all users but root together, so that
+	// descriptors are left for root whoever holds the rest; 0: no cap.
+	maxTotal int
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -42,6 +45,7 @@ type server struct {
 	// takes a connection, one less as it ends (session.HandleEvent).
 	// admit reads it on the same goroutine as accept, so no connection
 	// slips in between the check and the count.
+	nonRoot int // sessions of users other than root
 	perUser map[uint32]int
 	closed  bool
 	waits   sync.WaitGroup // deferred replies being waited for
@@ -190,18 +194,26 @@ func (s *server) close(ctx context.Context) error {
 // its uid (the kernel's word) already has maxPerUser sessions. Root is
 // never turned away.
 func (s *server) admit(p *xpc.Peer) *xpc.ErrorObject {
-	if p.UID == 0 || s.maxPerUser < 0 {
+	if p.UID == 0 {
 		return nil
 	}
+	bucket := s.m.buckets.of(p.UID)
 	s.mu.Lock()
-	n := s.perUser[p.UID]
+	n, total := s.perUser[bucket], s.nonRoot
 	s.mu.Unlock()
-	if n < s.maxPerUser {
+	var desc string
+	switch {
+	case s.maxTotal > 0 && total >= s.maxTotal:
+		// Root's reserve: descriptors are kept for root, whoever
+		// holds the rest.
+		desc = fmt.Sprintf("users other than root have %d connections to xpcd, the limit for all of them together", total)
+	case s.maxPerUser >= 0 && n >= s.maxPerUser:
+		desc = fmt.Sprintf("%s has %d connections to xpcd, the limit (--max-connections-per-user)", bucketName(bucket), n)
+	default:
 		return nil
 	}
-	s.log.Debug("connection turned away", "peer_pid", p.PID, "peer_uid", p.UID, "connections", n)
-	oe := &opError{reason: bootstrap.ReasonTooManyConnections,
-		desc: fmt.Sprintf("uid %d has %d connections to xpcd, the limit (--max-connections-per-user)", p.UID, n)}
+	s.log.Debug("connection turned away", "peer_pid", p.PID, "peer_uid", p.UID, "connections", n, "all_users", total)
+	oe := &opError{reason: bootstrap.ReasonTooManyConnections, desc: desc}
 	return oe.object()
 }
 
@@ -211,7 +223,8 @@ func (s *server) accept(conn *xpc.Connection) {
 		conn.Cancel()
 		return
 	}
-	ss := &session{s: s, m: s.m, conn: conn, peer: peer, log: s.log.With("peer_pid", peer.PID, "peer_uid", peer.UID)}
+	ss := &session{s: s, m: s.m, conn: conn, peer: peer, bucket: s.m.buckets.of(peer.UID),
+		log: s.log.With("peer_pid", peer.PID, "peer_uid", peer.UID)}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -219,7 +232,10 @@ func (s *server) accept(conn *xpc.Connection) {
 		return
 	}
 	s.sessions[ss] = struct{}{}
-	s.perUser[peer.UID]++
+	s.perUser[ss.bucket]++
+	if peer.UID != 0 {
+		s.nonRoot++
+	}
 	s.mu.Unlock()
 	conn.SetHandler(ss)
 	conn.Activate()
@@ -241,6 +257,8 @@ type session struct {
 	// waiting counts the requests answered later (a waitFunc) still
 	// waiting; at most maxWaitsPerSession.
 	waiting atomic.Int32
+	// bucket is what the per-user limits count this peer under.
+	bucket uint32
 }
 
 func (ss *session) HandleEvent(err error) {
@@ -267,6 +285,7 @@ func (ss *session) HandleEvent(err error) {
 	ss.s.mu.Lock()
 	delete(ss.s.sessions, ss)
 	if errors.Is(err, xpc.ErrPeerOverLimit) && ss.peer.UID != 0 {
+		// (It stays in nonRoot too.)
 		// Cut off for leaving replies unread (or sending past its
 		// queue): the out-of-line replies already in its socket stay
 		// in memory for as long as the client keeps its end, which
@@ -274,8 +293,13 @@ func (ss *session) HandleEvent(err error) {
 		// keeps its place in the user's count until xpcd restarts, so
 		// that what a user can pin is bounded by the cap.
 		ss.log.Warn("connection cut off over a limit; it counts against the user's connections until xpcd restarts", "err", err)
-	} else if ss.s.perUser[ss.peer.UID]--; ss.s.perUser[ss.peer.UID] <= 0 {
-		delete(ss.s.perUser, ss.peer.UID)
+	} else {
+		if ss.s.perUser[ss.bucket]--; ss.s.perUser[ss.bucket] <= 0 {
+			delete(ss.s.perUser, ss.bucket)
+		}
+		if ss.peer.UID != 0 {
+			ss.s.nonRoot--
+		}
 	}
 	ss.s.mu.Unlock()
 }
@@ -395,7 +419,7 @@ func (ss *session) lookup(ctx context.Context, msg *xpc.Message) {
 		uid, pid := ss.peer.UID, ss.peer.PID
 		if !msg.WantsReply() {
 			if ss.m.post(func() {
-				switch oe := ss.m.lookup(uid, pid, name, dom, fd); {
+				switch oe := ss.m.lookup(uid, ss.bucket, pid, name, dom, fd); {
 				case oe == nil:
 				case ss.s.forwards(dom, oe):
 					ss.forward(name, fd, nil, oe)
@@ -406,7 +430,7 @@ func (ss *session) lookup(ctx context.Context, msg *xpc.Message) {
 				return
 			}
 			oe = &opError{reason: ReasonShuttingDown, desc: errStopped.Error()}
-		} else if e := ss.do(func() { oe = ss.m.lookup(uid, pid, name, dom, fd) }); e != nil {
+		} else if e := ss.do(func() { oe = ss.m.lookup(uid, ss.bucket, pid, name, dom, fd) }); e != nil {
 			oe = e
 		}
 	}
@@ -533,7 +557,7 @@ func (h *checkinHandler) HandleEvent(err error) {
 // booted out gets a last event with state "unloaded". A watcher that falls
 // watchLimit events behind gets {"overflow": true} and no more.
 func (ss *session) startWatch(ctx context.Context, msg *xpc.Message) {
-	w := &watcher{uid: ss.peer.UID}
+	w := &watcher{uid: ss.peer.UID, bucket: ss.bucket}
 	ss.ensureOwn()
 	if ts, err := msg.Body.String(KeyTarget); err == nil && ts != "" {
 		t, oe := ss.targetArg(msg.Body, false)
@@ -570,12 +594,12 @@ func (m *supervisor) addWatcher(w *watcher, msg *xpc.Message) *opError {
 	if w.uid != 0 {
 		n := 0
 		for o := range m.watchers {
-			if o.uid == w.uid {
+			if o.bucket == w.bucket {
 				n++
 			}
 		}
 		if n >= maxWatchersPerUser {
-			re := refusedBy(RuleWatcherLimit, "uid %d has %d watch connections already, the limit", w.uid, n)
+			re := refusedBy(RuleWatcherLimit, "%s has %d watch connections already, the limit", bucketName(w.bucket), n)
 			return ruleOpError(re, "watch: %s", re.Detail)
 		}
 	}

@@ -78,6 +78,9 @@ const (
 	// domain with bootstrap (RuleJobLimit); each holds its definition, up
 	// to launchd.MaxFileSize, in xpcd's memory.
 	maxJobsPerUserDomain = 256
+	// maxOverridesPerUserDomain is the most enable/disable overrides a
+	// user's domain may have (RuleOverrideLimit).
+	maxOverridesPerUserDomain = 1024
 )
 
 type supervisor struct {
@@ -107,6 +110,8 @@ type supervisor struct {
 	// queuedBy counts, by uid, the client sockets xpcd holds for services
 	// (hold, release).
 	queuedBy map[uint32]int
+	// buckets says what each uid counts under in the per-user limits.
+	buckets *buckets
 	// outputs are the output readers still running: an instance's
 	// outlives it while processes it left behind still write.
 	outputs  []*output
@@ -140,6 +145,7 @@ func newSupervisor(cfg supervisorConfig) *supervisor {
 		overrides:        map[string]map[string]bool{},
 		watchers:         map[*watcher]struct{}{},
 		queuedBy:         map[uint32]int{},
+		buckets:          newBuckets(),
 	}
 	for name, owner := range cfg.domains {
 		m.addDomain(newDomain(name, owner))
