@@ -196,27 +196,8 @@ func TestOrphanOfUnloadedJobStopped(t *testing.T) {
 // be written there.
 func mountFullTmpfs(t *testing.T, dir string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipped: a full file system for the state directory is a tmpfs mounted as root")
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=64k,mode=0700"); err != nil {
-		t.Skipf("skipped: cannot mount a tmpfs for the state directory: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
-	f, err := os.Create(filepath.Join(dir, "fill"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 4096)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			break
-		}
-	}
+	mountTmpfs(t, dir, "64k")
+	fillUp(t, dir)
 	if err := writeFileAtomic(dir, "probe", []byte("x")); err == nil {
 		t.Fatal("the full tmpfs still takes writes")
 	}
