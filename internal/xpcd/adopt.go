@@ -19,6 +19,42 @@ import (
 // ExitTimeOut.
 const strayExitTimeout = 20 * time.Second
 
+// restoreUserDomains makes, in a system instance, the user domains whose
+// processes a previous xpcd started and that still run: made on first use
+// otherwise, they would not exist yet, their processes would be left
+// unsupervised, and their RunAtLoad agents would start a second time when
+// their user next came. A domain is made for a record (xpcd wrote it) or
+// for a marked process running as the domain's own user, never for what
+// any other process's environment says. It runs before the loop.
+func (m *supervisor) restoreUserDomains(marked []markedProcess) {
+	if m.userMode || m.agentsDir == "" || m.jobs == nil {
+		return
+	}
+	want := map[string]uint32{}
+	if m.store != nil {
+		for _, rec := range m.store.loadedProcesses {
+			if name, owner, err := ParseDomain(rec.Domain); err == nil && name != DomainSystem {
+				want[name] = owner
+			}
+		}
+	}
+	for _, p := range marked {
+		if name, owner, err := ParseDomain(p.mark.domain); err == nil && name != DomainSystem && owner == p.uid {
+			want[name] = owner
+		}
+	}
+	for _, name := range sortedKeys(want) {
+		if m.domains[name] != nil {
+			continue
+		}
+		jobs, errs := m.jobs.scan(source{domain: name, owner: want[name], dir: m.agentsDir})
+		d := newDomain(name, want[name])
+		m.addDomain(d)
+		m.installJobs(d, jobs, errs, false)
+		m.log.Info("user domain made at start for the processes it still has", "domain", name, "jobs", len(d.jobs))
+	}
+}
+
 // adoptAll re-finds the processes recorded by a previous xpcd. It returns
 // the output FIFOs they write to.
 func (m *supervisor) adoptAll() map[string]bool {

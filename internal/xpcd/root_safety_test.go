@@ -821,3 +821,39 @@ func TestOverridesPerUserDomain(t *testing.T) {
 		t.Errorf("root's system domain: %v", err)
 	}
 }
+
+// A system xpcd that restarts makes at once the user domains whose
+// processes still run, and adopts them: they are not left unsupervised
+// until their user comes back, and their RunAtLoad agents do not start a
+// second time when the user does.
+func TestRestartRestoresUserDomains(t *testing.T) {
+	b := newTestUser(t)
+	t.Parallel()
+	in := newIsoInstance(t)
+	h := in.h
+	h.cfg.StopServicesOnClose = false
+	h.writePlist(h.lcJob("test.restore.agent", []string{"test.restore.svc"}, nil, map[string]any{"RunAtLoad": true}, in.exe), h.paths.Agents)
+	first := h.start()
+	isoClient(t, in.exe, b.uid, b.gid, h.dir, []isoStep{{ID: "list", Op: "admin", Req: map[string]any{bootstrap.KeyOp: OpList}}})
+	target := UserDomain(b.uid) + "/test.restore.agent"
+	waitFor(t, "the user's agent", func() bool { return strOf(h.mustAdmin(OpPrint, KeyTarget, target), "state") == "running" })
+	pid := intOf(h.mustAdmin(OpPrint, KeyTarget, target), KeyPID)
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	h.close(first)
+
+	h.cfg.StopServicesOnClose = true
+	h.start()
+	d := h.mustAdmin(OpPrint, KeyTarget, target)
+	if intOf(d, KeyPID) != pid || !boolOf(d, "adopted") {
+		t.Fatalf("after the restart, before the user came back: %s, want pid %d adopted", xpc.Format(d), pid)
+	}
+	isoClient(t, in.exe, b.uid, b.gid, h.dir, []isoStep{{ID: "list", Op: "admin", Req: map[string]any{bootstrap.KeyOp: OpList}}})
+	if n := launches(h, target); n != 1 {
+		t.Errorf("the agent was launched %d times", n)
+	}
+}
+
+func boolOf(d *xpc.Dictionary, key string) bool {
+	v, _ := d.Bool(key)
+	return v
+}

@@ -192,6 +192,7 @@ func (m *supervisor) start(context.Context) error {
 	if err != nil {
 		m.log.Error("adopt: cannot look for the processes a previous xpcd started", "err", err)
 	}
+	m.restoreUserDomains(marked)
 	adopted := m.adoptAll()
 	m.adoptMarked(marked, adopted)
 	m.cleanOutputs(adopted)
