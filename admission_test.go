@@ -21,19 +21,9 @@ func admissionListener(t *testing.T, admit func(p *Peer) *ErrorObject) (string, 
 	}
 	var handled atomic.Int64
 	l.SetAdmission(admit)
-	l.SetHandler(func(p *Connection) {
+	serveOn(t, l, func(*Connection) Handler {
 		handled.Add(1)
-		p.SetHandler(HandlerFunc(echo))
-		p.Activate()
-	})
-	l.Activate()
-	t.Cleanup(func() {
-		l.Cancel()
-		waitClosed(t, l.Done(), "listener")
-		for _, p := range l.Peers() {
-			p.Cancel()
-			waitClosed(t, p.Done(), "peer")
-		}
+		return HandlerFunc(echo)
 	})
 	return path, &handled
 }

@@ -162,6 +162,13 @@ func serve(t *testing.T, mk func(p *Connection) Handler, opts ...Option) *Listen
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveOn(t, l, mk)
+}
+
+// serveOn activates l, handing each peer the handler mk makes; the
+// listener and its peers are cancelled when the test ends.
+func serveOn(t *testing.T, l *Listener, mk func(p *Connection) Handler) *Listener {
+	t.Helper()
 	l.SetHandler(func(p *Connection) {
 		p.SetHandler(mk(p))
 		p.Activate()

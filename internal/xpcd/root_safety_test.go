@@ -26,6 +26,17 @@ import (
 // Each test runs a root xpcd (system layout, socket 0666) and a user made
 // for the test; they skip where they cannot be root.
 
+// startRootWithUser makes a user for the test and starts a root xpcd
+// (system layout) that user may reach; the test runs in parallel.
+func startRootWithUser(t *testing.T) (testUser, *isoInstance, *harness) {
+	t.Helper()
+	b := newTestUser(t)
+	t.Parallel()
+	in := newIsoInstance(t)
+	in.h.start()
+	return b, in, in.h
+}
+
 // rootFile writes a file owned by root with the given mode.
 func rootFile(t *testing.T, path string, mode os.FileMode, data string) {
 	t.Helper()
@@ -92,11 +103,7 @@ func launches(h *harness, target string) int { return logLines(h, "launching", t
 // root and handed to the user) nor read a root-only one, and the files it
 // may create are the user's without any chown.
 func TestRootOpensStdioAsJobUser(t *testing.T) {
-	b := newTestUser(t)
-	t.Parallel()
-	in := newIsoInstance(t)
-	h := in.h
-	h.start()
+	b, in, h := startRootWithUser(t)
 	files := mkdirMode(t, filepath.Join(h.dir, "files"), 0o755, 0, 0)
 	victim := filepath.Join(files, "victim")
 	rootFile(t, victim, 0o644, "root's\n")
@@ -184,11 +191,7 @@ func TestRootWatchesAsJobUser(t *testing.T) {
 // would otherwise retry it forever); print, blame and lookups name the
 // rule; a GroupName the user belongs to is fine.
 func TestUserDomainCredentialsRefused(t *testing.T) {
-	b := newTestUser(t)
-	t.Parallel()
-	in := newIsoInstance(t)
-	h := in.h
-	h.start()
+	b, in, h := startRootWithUser(t)
 	dom := UserDomain(b.uid)
 	grp := in.load(t, dom, "test.cred.group", []string{"test.cred.group.svc"},
 		map[string]any{"GroupName": "root", "RunAtLoad": true, "ThrottleInterval": 1})
@@ -278,11 +281,7 @@ func TestDeniedRequestCreatesNothing(t *testing.T) {
 // plist does not load. A plist sent as a descriptor is read from it (and
 // checked by what the descriptor's file is).
 func TestBootstrapReadsPlistAsRequester(t *testing.T) {
-	b := newTestUser(t)
-	t.Parallel()
-	in := newIsoInstance(t)
-	h := in.h
-	h.start()
+	b, in, h := startRootWithUser(t)
 	private := mkdirMode(t, filepath.Join(h.dir, "private"), 0o700, 0, 0)
 	secret := h.writePlist(h.lcJob("test.boot.secret", nil, map[string]string{"SECRET": "root's"}, nil, in.exe), private)
 	missing := filepath.Join(private, "missing.plist")
@@ -336,11 +335,7 @@ func TestBootstrapReadsPlistAsRequester(t *testing.T) {
 // the program in it is root's; a user's own program runs in their domain
 // but not as a system daemon.
 func TestProgramOwnership(t *testing.T) {
-	b := newTestUser(t)
-	t.Parallel()
-	in := newIsoInstance(t)
-	h := in.h
-	h.start()
+	b, in, h := startRootWithUser(t)
 	copyTo := func(dir string, mode os.FileMode, uid uint32) string {
 		p := filepath.Join(dir, "prog")
 		copyFile(t, in.exe, p)
@@ -446,11 +441,7 @@ func TestRootRefusesForeignDirectories(t *testing.T) {
 // paths cannot hang xpcd, its program's path tells nothing about files its
 // user cannot see, and it gets no priority its user could not take.
 func TestHostileJobPaths(t *testing.T) {
-	b := newTestUser(t)
-	t.Parallel()
-	in := newIsoInstance(t)
-	h := in.h
-	h.start()
+	b, in, h := startRootWithUser(t)
 	dom := UserDomain(b.uid)
 	bdir := mkdirMode(t, filepath.Join(h.dir, "bdir"), 0o755, b.uid, b.gid)
 
@@ -657,11 +648,7 @@ func TestWaitingRequestsPerConnection(t *testing.T) {
 // least minUserThrottle between launches: neither root's memory nor a core
 // of root's is a user's to take.
 func TestUserDomainJobLimits(t *testing.T) {
-	b := newTestUser(t)
-	t.Parallel()
-	in := newIsoInstance(t)
-	h := in.h
-	h.start()
+	b, in, h := startRootWithUser(t)
 	dom := UserDomain(b.uid)
 	spin := in.load(t, dom, "test.limit.spin", nil, map[string]any{
 		"ProgramArguments": []any{"/bin/true"}, "KeepAlive": true, "ThrottleInterval": 0})
