@@ -16,7 +16,6 @@ import (
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
-	"github.com/goxpc/xpc/internal/xpcd"
 	"golang.org/x/sys/unix"
 )
 
@@ -42,7 +41,7 @@ type adminFlags struct {
 
 func targetReq(op string) func([]string, adminFlags) (*xpc.Dictionary, error) {
 	return func(pos []string, _ adminFlags) (*xpc.Dictionary, error) {
-		return xpc.Dict(bootstrap.KeyOp, op, xpcd.KeyTarget, pos[0]), nil
+		return xpc.Dict(bootstrap.KeyOp, op, bootstrap.KeyTarget, pos[0]), nil
 	}
 }
 
@@ -57,24 +56,24 @@ func domainReq(op string) func([]string, adminFlags) (*xpc.Dictionary, error) {
 }
 
 var adminSpecs = []adminSpec{
-	{op: xpcd.OpList, args: "[DOMAIN]", summary: "list the jobs xpcd has loaded",
+	{op: bootstrap.OpList, args: "[DOMAIN]", summary: "list the jobs xpcd has loaded",
 		help:    "Lists every job of DOMAIN (system, user/UID), or of every domain you may read: pid, state, runs, last exit, label.",
-		maxArgs: 1, build: domainReq(xpcd.OpList), render: renderList},
-	{op: xpcd.OpPrint, args: "TARGET", summary: "print a job's (DOMAIN/LABEL) or a domain's state",
+		maxArgs: 1, build: domainReq(bootstrap.OpList), render: renderList},
+	{op: bootstrap.OpPrint, args: "TARGET", summary: "print a job's (DOMAIN/LABEL) or a domain's state",
 		help:    "Prints everything xpcd knows of a job: state, pid, since when, why it was launched and by whom, runs, last exit, connections, transactions, program, plist path, throttle.",
-		minArgs: 1, maxArgs: 1, build: targetReq(xpcd.OpPrint), render: renderDict},
-	{op: xpcd.OpPrintDisabled, args: "DOMAIN", summary: "list a domain's enable/disable overrides",
-		minArgs: 1, maxArgs: 1, build: domainReq(xpcd.OpPrintDisabled), render: renderDict},
-	{op: xpcd.OpEnable, args: "DOMAIN/LABEL", summary: "enable a job (persisted)",
-		minArgs: 1, maxArgs: 1, build: targetReq(xpcd.OpEnable), render: renderStatus},
-	{op: xpcd.OpDisable, args: "DOMAIN/LABEL", summary: "disable a job (persisted): it will not be launched",
-		minArgs: 1, maxArgs: 1, build: targetReq(xpcd.OpDisable), render: renderStatus},
-	{op: xpcd.OpKickstart, args: "[-k] DOMAIN/LABEL", summary: "start a job now (-k: restart it if it runs)",
+		minArgs: 1, maxArgs: 1, build: targetReq(bootstrap.OpPrint), render: renderDict},
+	{op: bootstrap.OpPrintDisabled, args: "DOMAIN", summary: "list a domain's enable/disable overrides",
+		minArgs: 1, maxArgs: 1, build: domainReq(bootstrap.OpPrintDisabled), render: renderDict},
+	{op: bootstrap.OpEnable, args: "DOMAIN/LABEL", summary: "enable a job (persisted)",
+		minArgs: 1, maxArgs: 1, build: targetReq(bootstrap.OpEnable), render: renderStatus},
+	{op: bootstrap.OpDisable, args: "DOMAIN/LABEL", summary: "disable a job (persisted): it will not be launched",
+		minArgs: 1, maxArgs: 1, build: targetReq(bootstrap.OpDisable), render: renderStatus},
+	{op: bootstrap.OpKickstart, args: "[-k] DOMAIN/LABEL", summary: "start a job now (-k: restart it if it runs)",
 		minArgs: 1, maxArgs: 1, kick: true, render: renderStatus,
 		build: func(pos []string, f adminFlags) (*xpc.Dictionary, error) {
-			return xpc.Dict(bootstrap.KeyOp, xpcd.OpKickstart, xpcd.KeyTarget, pos[0], "kill", f.kill), nil
+			return xpc.Dict(bootstrap.KeyOp, bootstrap.OpKickstart, bootstrap.KeyTarget, pos[0], bootstrap.KeyKill, f.kill), nil
 		}},
-	{op: xpcd.OpKill, args: "SIGNAL DOMAIN/LABEL", summary: "send a signal to a running job",
+	{op: bootstrap.OpKill, args: "SIGNAL DOMAIN/LABEL", summary: "send a signal to a running job",
 		help:    "SIGNAL is a name (TERM, SIGKILL) or a number. The signal goes through the job's pidfd, never a bare pid.",
 		minArgs: 2, maxArgs: 2, render: renderStatus,
 		build: func(pos []string, _ adminFlags) (*xpc.Dictionary, error) {
@@ -82,9 +81,9 @@ var adminSpecs = []adminSpec{
 			if err != nil {
 				return nil, err
 			}
-			return xpc.Dict(bootstrap.KeyOp, xpcd.OpKill, xpcd.KeyTarget, pos[1], xpcd.KeySignal, int64(sig)), nil
+			return xpc.Dict(bootstrap.KeyOp, bootstrap.OpKill, bootstrap.KeyTarget, pos[1], bootstrap.KeySignal, int64(sig)), nil
 		}},
-	{op: xpcd.OpBootstrap, args: "DOMAIN PATH", summary: "load a job plist into a domain",
+	{op: bootstrap.OpBootstrap, args: "DOMAIN PATH", summary: "load a job plist into a domain",
 		help:    "Idempotent: the same plist again is \"already loaded\"; a changed plist upgrades the job. A bad plist is refused with its file, key and reason.",
 		minArgs: 2, maxArgs: 2, render: renderStatus,
 		build: func(pos []string, _ adminFlags) (*xpc.Dictionary, error) {
@@ -92,27 +91,27 @@ var adminSpecs = []adminSpec{
 			if err != nil {
 				return nil, err
 			}
-			return xpc.Dict(bootstrap.KeyOp, xpcd.OpBootstrap, bootstrap.KeyDomain, pos[0], xpcd.KeyPath, path), nil
+			return xpc.Dict(bootstrap.KeyOp, bootstrap.OpBootstrap, bootstrap.KeyDomain, pos[0], bootstrap.KeyPath, path), nil
 		}},
-	{op: xpcd.OpBootout, args: "[--wait] DOMAIN/LABEL", summary: "unload a job, stopping it if it runs",
+	{op: bootstrap.OpBootout, args: "[--wait] DOMAIN/LABEL", summary: "unload a job, stopping it if it runs",
 		help:    "Idempotent: a job that is not loaded is \"not loaded\". --wait returns once the job has exited.",
 		minArgs: 1, maxArgs: 1, wait: true, render: renderStatus,
 		build: func(pos []string, f adminFlags) (*xpc.Dictionary, error) {
-			return xpc.Dict(bootstrap.KeyOp, xpcd.OpBootout, xpcd.KeyTarget, pos[0], xpcd.KeyWait, f.wait), nil
+			return xpc.Dict(bootstrap.KeyOp, bootstrap.OpBootout, bootstrap.KeyTarget, pos[0], bootstrap.KeyWait, f.wait), nil
 		}},
-	{op: xpcd.OpBlame, args: "DOMAIN/LABEL", summary: "say why a job runs, or why it does not",
-		minArgs: 1, maxArgs: 1, build: targetReq(xpcd.OpBlame), render: renderBlame},
-	{op: xpcd.OpProcinfo, args: "PID", summary: "say which job a process xpcd launched belongs to, and why it runs",
+	{op: bootstrap.OpBlame, args: "DOMAIN/LABEL", summary: "say why a job runs, or why it does not",
+		minArgs: 1, maxArgs: 1, build: targetReq(bootstrap.OpBlame), render: renderBlame},
+	{op: bootstrap.OpProcinfo, args: "PID", summary: "say which job a process xpcd launched belongs to, and why it runs",
 		minArgs: 1, maxArgs: 1, render: renderDict,
 		build: func(pos []string, _ adminFlags) (*xpc.Dictionary, error) {
 			pid, err := strconv.ParseInt(pos[0], 10, 32)
 			if err != nil || pid <= 0 {
 				return nil, fmt.Errorf("PID %q is not a process id", pos[0])
 			}
-			return xpc.Dict(bootstrap.KeyOp, xpcd.OpProcinfo, xpcd.KeyPID, pid), nil
+			return xpc.Dict(bootstrap.KeyOp, bootstrap.OpProcinfo, bootstrap.KeyPID, pid), nil
 		}},
-	{op: xpcd.OpRemoveDisabled, args: "DOMAIN", summary: "remove disabled entries whose plist is gone",
-		minArgs: 1, maxArgs: 1, build: domainReq(xpcd.OpRemoveDisabled), render: renderDict},
+	{op: bootstrap.OpRemoveDisabled, args: "DOMAIN", summary: "remove disabled entries whose plist is gone",
+		minArgs: 1, maxArgs: 1, build: domainReq(bootstrap.OpRemoveDisabled), render: renderDict},
 }
 
 func adminCommands() []*command {
@@ -157,7 +156,7 @@ func runAdmin(ctx context.Context, s stdio, c *command, spec *adminSpec, args []
 	if err != nil {
 		return c.usageError(s, err.Error())
 	}
-	if spec.op == xpcd.OpBootstrap {
+	if spec.op == bootstrap.OpBootstrap {
 		// xpcd reads the plist through this descriptor, opened with our
 		// rights, as launchd reads the one launchctl hands it.
 		plist, err := openPlist(req)
@@ -182,13 +181,13 @@ func runAdmin(ctx context.Context, s stdio, c *command, spec *adminSpec, args []
 // openPlist opens the plist a bootstrap request names and attaches it to
 // the request; the caller closes the file.
 func openPlist(req *xpc.Dictionary) (*os.File, error) {
-	path, _ := req.String(xpcd.KeyPath)
+	path, _ := req.String(bootstrap.KeyPath)
 	// O_NONBLOCK: opening a FIFO must not wait for a writer.
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
-	req.Set(xpcd.KeyPlist, xpc.NewFD(f))
+	req.Set(bootstrap.KeyPlist, xpc.NewFD(f))
 	return f, nil
 }
 
@@ -236,10 +235,10 @@ func adminError(err error) string {
 		b.WriteString(reason + ": ")
 	}
 	b.WriteString(desc)
-	if errs, err := re.Object.Array(xpcd.KeyErrors); err == nil {
+	if errs, err := re.Object.Array(bootstrap.KeyErrors); err == nil {
 		for _, e := range errs {
 			if d, ok := e.(*xpc.Dictionary); ok {
-				if s, err := d.String("error"); err == nil && !strings.Contains(desc, s) {
+				if s, err := d.String(bootstrap.KeyError); err == nil && !strings.Contains(desc, s) {
 					b.WriteString("; " + s)
 				}
 			}
@@ -266,32 +265,32 @@ func printJSON(s stdio, c *command, reply *xpc.Dictionary) int {
 func renderList(w io.Writer, reply *xpc.Dictionary) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PID\tSTATE\tRUNS\tLAST EXIT\tLABEL")
-	jobs, _ := reply.Array(xpcd.KeyJobs)
+	jobs, _ := reply.Array(bootstrap.KeyJobs)
 	for _, o := range jobs {
 		j, ok := o.(*xpc.Dictionary)
 		if !ok {
 			continue
 		}
 		pid := "-"
-		if p, err := j.Int64("pid"); err == nil {
+		if p, err := j.Int64(bootstrap.KeyPID); err == nil {
 			pid = strconv.FormatInt(p, 10)
 		}
-		state, _ := j.String("state")
-		runs, _ := j.Int64("runs")
-		last, err := j.String("last_exit")
+		state, _ := j.String(bootstrap.KeyState)
+		runs, _ := j.Int64(bootstrap.KeyRuns)
+		last, err := j.String(bootstrap.KeyLastExit)
 		if err != nil {
 			last = "-"
 		}
-		label, _ := j.String("label")
-		dom, _ := j.String("domain")
+		label, _ := j.String(bootstrap.KeyLabel)
+		dom, _ := j.String(bootstrap.KeyDomain)
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s/%s\n", pid, state, runs, last, dom, label)
 	}
 	tw.Flush()
 	// Plists that did not load are part of the answer too.
-	errs, _ := reply.Array(xpcd.KeyErrors)
+	errs, _ := reply.Array(bootstrap.KeyErrors)
 	for _, o := range errs {
 		if e, ok := o.(*xpc.Dictionary); ok {
-			if text, err := e.String("error"); err == nil {
+			if text, err := e.String(bootstrap.KeyError); err == nil {
 				fmt.Fprintf(w, "not loaded: %s\n", text)
 			}
 		}
@@ -299,12 +298,12 @@ func renderList(w io.Writer, reply *xpc.Dictionary) {
 }
 
 func renderStatus(w io.Writer, reply *xpc.Dictionary) {
-	status, err := reply.String(xpcd.KeyStatus)
+	status, err := reply.String(bootstrap.KeyStatus)
 	if err != nil {
 		renderDict(w, reply)
 		return
 	}
-	if pid, err := reply.Int64(xpcd.KeyPID); err == nil {
+	if pid, err := reply.Int64(bootstrap.KeyPID); err == nil {
 		fmt.Fprintf(w, "%s (pid %d)\n", status, pid)
 		return
 	}
@@ -312,7 +311,7 @@ func renderStatus(w io.Writer, reply *xpc.Dictionary) {
 }
 
 func renderBlame(w io.Writer, reply *xpc.Dictionary) {
-	why, err := reply.String(xpcd.KeyWhy)
+	why, err := reply.String(bootstrap.KeyWhy)
 	if err != nil {
 		renderDict(w, reply)
 		return
@@ -414,9 +413,9 @@ func runWatch(ctx context.Context, s stdio, c *command, args []string) int {
 		return c.fail(s, "%v", err)
 	}
 	defer conn.Cancel()
-	req := xpc.Dict(bootstrap.KeyOp, xpcd.OpWatch)
+	req := xpc.Dict(bootstrap.KeyOp, bootstrap.OpWatch)
 	if len(pos) == 1 {
-		req.Set(xpcd.KeyTarget, xpc.String(pos[0]))
+		req.Set(bootstrap.KeyTarget, xpc.String(pos[0]))
 	}
 	if _, err := conn.SendWithReply(ctx, req); err != nil {
 		return c.fail(s, "%s", adminError(err))
@@ -445,17 +444,17 @@ func runWatch(ctx context.Context, s stdio, c *command, args []string) int {
 }
 
 func watchLine(j *xpc.Dictionary) string {
-	dom, _ := j.String("domain")
-	label, _ := j.String("label")
-	state, _ := j.String("state")
+	dom, _ := j.String(bootstrap.KeyDomain)
+	label, _ := j.String(bootstrap.KeyLabel)
+	state, _ := j.String(bootstrap.KeyState)
 	line := fmt.Sprintf("%s %s/%s %s", time.Now().Format("15:04:05.000"), dom, label, state)
-	if pid, err := j.Int64("pid"); err == nil {
+	if pid, err := j.Int64(bootstrap.KeyPID); err == nil {
 		line += fmt.Sprintf(" pid=%d", pid)
 	}
-	if r, err := j.String("launch_reason"); err == nil {
+	if r, err := j.String(bootstrap.KeyLaunchReason); err == nil {
 		line += " reason=" + r
 	}
-	if e, err := j.String("last_exit"); err == nil {
+	if e, err := j.String(bootstrap.KeyLastExit); err == nil {
 		line += " last_exit=" + strconv.Quote(e)
 	}
 	return line
@@ -464,14 +463,14 @@ func watchLine(j *xpc.Dictionary) string {
 type watchHandler struct{ events chan *xpc.Dictionary }
 
 func (h watchHandler) HandleMessage(ctx context.Context, m *xpc.Message) {
-	if over, _ := m.Body.Bool("overflow"); over {
+	if over, _ := m.Body.Bool(bootstrap.KeyOverflow); over {
 		select {
 		case h.events <- nil:
 		case <-ctx.Done():
 		}
 		return
 	}
-	if ev, err := m.Body.Dictionary(xpcd.KeyEvent); err == nil {
+	if ev, err := m.Body.Dictionary(bootstrap.KeyEvent); err == nil {
 		select {
 		case h.events <- ev:
 		case <-ctx.Done():

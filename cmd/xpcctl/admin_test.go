@@ -10,7 +10,6 @@ import (
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
-	"github.com/goxpc/xpc/internal/xpcd"
 	"github.com/goxpc/xpc/xpctest"
 )
 
@@ -26,13 +25,13 @@ func TestBootstrapSendsThePlist(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	req := xpc.Dict(bootstrap.KeyOp, xpcd.OpBootstrap, xpcd.KeyPath, p)
+	req := xpc.Dict(bootstrap.KeyOp, bootstrap.OpBootstrap, bootstrap.KeyPath, p)
 	f, err := openPlist(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	fd, ok := req.Get(xpcd.KeyPlist).(*xpc.FD)
+	fd, ok := req.Get(bootstrap.KeyPlist).(*xpc.FD)
 	if !ok {
 		t.Fatalf("the request carries no plist descriptor: %s", xpc.Format(req))
 	}

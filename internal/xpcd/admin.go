@@ -27,18 +27,18 @@ var adminOps map[string]adminOp
 
 func init() {
 	adminOps = map[string]adminOp{
-		OpList:           opList,
-		OpPrint:          opPrint,
-		OpPrintDisabled:  opPrintDisabled,
-		OpEnable:         opEnable,
-		OpDisable:        opDisable,
-		OpKickstart:      opKickstart,
-		OpKill:           opKill,
-		OpBootstrap:      opBootstrap,
-		OpBootout:        opBootout,
-		OpBlame:          opBlame,
-		OpProcinfo:       opProcinfo,
-		OpRemoveDisabled: opRemoveDisabled,
+		bootstrap.OpList:           opList,
+		bootstrap.OpPrint:          opPrint,
+		bootstrap.OpPrintDisabled:  opPrintDisabled,
+		bootstrap.OpEnable:         opEnable,
+		bootstrap.OpDisable:        opDisable,
+		bootstrap.OpKickstart:      opKickstart,
+		bootstrap.OpKill:           opKill,
+		bootstrap.OpBootstrap:      opBootstrap,
+		bootstrap.OpBootout:        opBootout,
+		bootstrap.OpBlame:          opBlame,
+		bootstrap.OpProcinfo:       opProcinfo,
+		bootstrap.OpRemoveDisabled: opRemoveDisabled,
 	}
 }
 
@@ -68,12 +68,12 @@ func (ss *session) targetArg(body *xpc.Dictionary, needLabel bool) (Target, *opE
 // domainDenied is the refusal of a request on a domain the caller may not
 // read or change.
 func domainDenied(uid uint32, what, dom string) *opError {
-	return &opError{reason: bootstrap.ReasonDenied, desc: fmt.Sprintf("uid %d may not %s %s (rule %s)", uid, what, dom, RuleDomainAccess),
-		extra: xpc.Dict(KeyRule, RuleDomainAccess)}
+	return &opError{reason: bootstrap.ReasonDenied, desc: fmt.Sprintf("uid %d may not %s %s (rule %s)", uid, what, dom, bootstrap.RuleDomainAccess),
+		extra: xpc.Dict(bootstrap.KeyRule, bootstrap.RuleDomainAccess)}
 }
 
 func parseTargetArg(body *xpc.Dictionary, needLabel bool) (Target, *opError) {
-	s, err := body.String(KeyTarget)
+	s, err := body.String(bootstrap.KeyTarget)
 	if err != nil {
 		return Target{}, badRequest("no target (DOMAIN or DOMAIN/LABEL)")
 	}
@@ -218,7 +218,7 @@ func (m *supervisor) findJob(t Target, uid uint32, modify bool) (*job, *opError)
 // (buckets.of(uid)), worked out by the caller off the loop.
 func (m *supervisor) lookup(uid, bucket uint32, pid int, name, reqDom string, fd *xpc.FD) *opError {
 	if m.closing {
-		return &opError{reason: ReasonShuttingDown, desc: "xpcd is shutting down"}
+		return &opError{reason: bootstrap.ReasonShuttingDown, desc: "xpcd is shutting down"}
 	}
 	if err := launchd.CheckServiceName(name); err != nil {
 		return badRequest("lookup: %v", err)
@@ -292,16 +292,16 @@ func (m *supervisor) roomToQueue(j *job, bucket uint32, name string) *opError {
 		m.pruneQueues(j, -1)
 	}
 	if len(j.queue) >= maxQueued {
-		return &opError{reason: ReasonBusy, desc: fmt.Sprintf("service %s: %d clients are already waiting", name, len(j.queue))}
+		return &opError{reason: bootstrap.ReasonBusy, desc: fmt.Sprintf("service %s: %d clients are already waiting", name, len(j.queue))}
 	}
 	if bucket == 0 || m.queuedBy[bucket] < maxQueuedPerUser {
 		return nil
 	}
 	m.pruneQueues(nil, int64(bucket))
 	if n := m.queuedBy[bucket]; n >= maxQueuedPerUser {
-		re := refusedBy(RuleQueueLimit, "%s has %d clients waiting for services, the limit", bucketName(bucket), n)
+		re := refusedBy(bootstrap.RuleQueueLimit, "%s has %d clients waiting for services, the limit", bucketName(bucket), n)
 		oe := ruleOpError(re, "service %s: %s", name, re.Detail)
-		oe.reason = ReasonBusy
+		oe.reason = bootstrap.ReasonBusy
 		return oe
 	}
 	return nil
@@ -357,8 +357,8 @@ func opList(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opEr
 			errs = append(errs, domainErrors(d)...)
 		}
 		reply = xpc.NewDictionary(2)
-		reply.Set(KeyJobs, jobs)
-		reply.Set(KeyErrors, errs)
+		reply.Set(bootstrap.KeyJobs, jobs)
+		reply.Set(bootstrap.KeyErrors, errs)
 	}); e != nil {
 		return nil, nil, e
 	}
@@ -394,10 +394,10 @@ func opPrint(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opE
 		for _, j := range sortedJobs(d) {
 			jobs = append(jobs, ss.m.jobDict(j))
 		}
-		reply = xpc.Dict("domain", d.name)
-		reply.Set(KeyJobs, jobs)
-		reply.Set(KeyErrors, domainErrors(d))
-		reply.Set("overrides", boolDict(ss.m.overrides[d.name]))
+		reply = xpc.Dict(bootstrap.KeyDomain, d.name)
+		reply.Set(bootstrap.KeyJobs, jobs)
+		reply.Set(bootstrap.KeyErrors, domainErrors(d))
+		reply.Set(bootstrap.KeyOverrides, boolDict(ss.m.overrides[d.name]))
 		ss.m.setStateReadOnly(reply)
 	}); e != nil {
 		return nil, nil, e
@@ -480,9 +480,9 @@ func opPrintDisabled(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFu
 	for _, ov := range ovs {
 		o.Set(ov.label, xpc.Bool(ov.disabled))
 	}
-	reply := xpc.Dict("domain", dom)
-	reply.Set("overrides", o)
-	reply.Set("stale", strArray(sortedKeys(stale)))
+	reply := xpc.Dict(bootstrap.KeyDomain, dom)
+	reply.Set(bootstrap.KeyOverrides, o)
+	reply.Set(bootstrap.KeyStale, strArray(sortedKeys(stale)))
 	return reply, nil, nil
 }
 
@@ -497,7 +497,7 @@ func opRemoveDisabled(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitF
 	if !mayModify(ss.peer.UID, dom, owner) {
 		return nil, nil, domainDenied(ss.peer.UID, "change", dom)
 	}
-	if oe := ss.m.refuseReadOnly(OpRemoveDisabled + " " + dom); oe != nil {
+	if oe := ss.m.refuseReadOnly(bootstrap.OpRemoveDisabled + " " + dom); oe != nil {
 		return nil, nil, oe
 	}
 	var ovs []overrideState
@@ -529,26 +529,26 @@ func opRemoveDisabled(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitF
 		return nil, nil, e
 	}
 	reply := xpc.NewDictionary(1)
-	reply.Set("removed", strArray(removed))
+	reply.Set(bootstrap.KeyRemoved, strArray(removed))
 	if len(removed) == 0 {
 		return reply, nil, nil
 	}
-	return nil, waitSaved(OpRemoveDisabled+" "+dom, res, func() *xpc.Dictionary { return reply }), nil
+	return nil, waitSaved(bootstrap.OpRemoveDisabled+" "+dom, res, func() *xpc.Dictionary { return reply }), nil
 }
 
 // waitSaved waits for a change of the overrides to be written and
-// committed (res), and replies with reply(), or with ReasonIO naming the
+// committed (res), and replies with reply(), or with bootstrap.ReasonIO naming the
 // file and the cause: then nothing changed.
 func waitSaved(what string, res <-chan error, reply func() *xpc.Dictionary) waitFunc {
 	return func(ctx context.Context) (*xpc.Dictionary, *opError) {
 		select {
 		case err := <-res:
 			if err != nil {
-				return nil, &opError{reason: ReasonIO, desc: fmt.Sprintf("%s: %v; nothing changed", what, err)}
+				return nil, &opError{reason: bootstrap.ReasonIO, desc: fmt.Sprintf("%s: %v; nothing changed", what, err)}
 			}
 			return reply(), nil
 		case <-ctx.Done():
-			return nil, &opError{reason: ReasonIO, desc: fmt.Sprintf("%s: gave up waiting for the state to be written: %v", what, ctx.Err())}
+			return nil, &opError{reason: bootstrap.ReasonIO, desc: fmt.Sprintf("%s: gave up waiting for the state to be written: %v", what, ctx.Err())}
 		}
 	}
 }
@@ -560,14 +560,14 @@ func (m *supervisor) refuseReadOnly(what string) *opError {
 	if why == "" {
 		return nil
 	}
-	return &opError{reason: ReasonReadOnlyState,
+	return &opError{reason: bootstrap.ReasonReadOnlyState,
 		desc: fmt.Sprintf("%s: refused, the state is read-only (%s): the change could not be kept", what, why)}
 }
 
 // enable, disable: {"op":"enable"|"disable","target":DOMAIN/LABEL} ->
 // {"status":"enabled"|"disabled","loaded":bool}. The override is written
 // before it applies and before the reply: if it cannot be written, the
-// request fails with ReasonIO and nothing changes. It holds across
+// request fails with bootstrap.ReasonIO and nothing changes. It holds across
 // restarts and reloads, for a job loaded now or later. A disabled job is
 // not launched (lookups of its names fail with not-found, saying it is
 // disabled; KeepAlive does not restart it) but an instance already running
@@ -588,9 +588,9 @@ func setEnabled(ss *session, body *xpc.Dictionary, disable bool) (*xpc.Dictionar
 	if !mayModify(ss.peer.UID, t.Domain, t.UID) {
 		return nil, nil, domainDenied(ss.peer.UID, "change", t.Domain)
 	}
-	op, status := OpEnable, "enabled"
+	op, status := bootstrap.OpEnable, "enabled"
 	if disable {
-		op, status = OpDisable, "disabled"
+		op, status = bootstrap.OpDisable, "disabled"
 	}
 	if oe := ss.m.refuseReadOnly(op + " " + t.String()); oe != nil {
 		return nil, nil, oe
@@ -622,7 +622,7 @@ func setEnabled(ss *session, body *xpc.Dictionary, disable bool) (*xpc.Dictionar
 		return nil, nil, oe
 	}
 	return nil, waitSaved(op+" "+t.String(), res, func() *xpc.Dictionary {
-		return xpc.Dict(KeyStatus, status, "loaded", loaded)
+		return xpc.Dict(bootstrap.KeyStatus, status, bootstrap.KeyLoaded, loaded)
 	}), nil
 }
 
@@ -635,7 +635,7 @@ func opKickstart(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, 
 	if oe != nil {
 		return nil, nil, oe
 	}
-	kill, _ := body.Bool("kill")
+	kill, _ := body.Bool(bootstrap.KeyKill)
 	var reply *xpc.Dictionary
 	res := make(chan error, 1)
 	var inst *instance
@@ -647,14 +647,14 @@ func opKickstart(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, 
 		}
 		switch {
 		case j.unloading:
-			oe = &opError{reason: ReasonDraining, desc: fmt.Sprintf("job %s is being unloaded", t)}
+			oe = &opError{reason: bootstrap.ReasonDraining, desc: fmt.Sprintf("job %s is being unloaded", t)}
 		case j.disabled:
-			oe = &opError{reason: ReasonDisabled, desc: fmt.Sprintf("job %s is disabled (xpcctl enable %s)", t, t)}
+			oe = &opError{reason: bootstrap.ReasonDisabled, desc: fmt.Sprintf("job %s is disabled (xpcctl enable %s)", t, t)}
 		case j.inst != nil && !kill:
-			reply = xpc.Dict(KeyStatus, "already running", KeyPID, j.inst.pid)
+			reply = xpc.Dict(bootstrap.KeyStatus, "already running", bootstrap.KeyPID, j.inst.pid)
 		case j.inst != nil:
 			j.inst.restart = launchReason{why: reasonKickstart}
-			reply = xpc.Dict(KeyStatus, "restarting", KeyPID, j.inst.pid)
+			reply = xpc.Dict(bootstrap.KeyStatus, "restarting", bootstrap.KeyPID, j.inst.pid)
 			m.stop(j.inst, stopKickstart)
 		default:
 			j.notBefore = time.Time{}
@@ -673,12 +673,12 @@ func opKickstart(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, 
 		select {
 		case err := <-res:
 			if err != nil {
-				return nil, &opError{reason: ReasonLaunchFailed, desc: fmt.Sprintf("kickstart %s: %v", t, err)}
+				return nil, &opError{reason: bootstrap.ReasonLaunchFailed, desc: fmt.Sprintf("kickstart %s: %v", t, err)}
 			}
 			// pid was set on the loop before res was written.
-			return xpc.Dict(KeyStatus, "started", KeyPID, inst.pid), nil
+			return xpc.Dict(bootstrap.KeyStatus, "started", bootstrap.KeyPID, inst.pid), nil
 		case <-ctx.Done():
-			return nil, &opError{reason: ReasonShuttingDown, desc: ctx.Err().Error()}
+			return nil, &opError{reason: bootstrap.ReasonShuttingDown, desc: ctx.Err().Error()}
 		}
 	}, nil
 }
@@ -692,7 +692,7 @@ func opKill(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opEr
 		return nil, nil, oe
 	}
 	sig := int64(syscall.SIGTERM)
-	if v, err := body.Int64(KeySignal); err == nil {
+	if v, err := body.Int64(bootstrap.KeySignal); err == nil {
 		sig = v
 	}
 	if sig < 1 || sig > 64 {
@@ -705,14 +705,14 @@ func opKill(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opEr
 			return
 		}
 		if j.inst == nil || j.inst.spawning {
-			oe = &opError{reason: ReasonNotRunning, desc: fmt.Sprintf("job %s is not running", t)}
+			oe = &opError{reason: bootstrap.ReasonNotRunning, desc: fmt.Sprintf("job %s is not running", t)}
 			return
 		}
 		if err := j.inst.proc.signal(syscall.Signal(sig)); err != nil {
-			oe = &opError{reason: ReasonNotRunning, desc: fmt.Sprintf("signal %s: %v", t, err)}
+			oe = &opError{reason: bootstrap.ReasonNotRunning, desc: fmt.Sprintf("signal %s: %v", t, err)}
 			return
 		}
-		reply = xpc.Dict(KeyStatus, "signaled", KeyPID, j.inst.pid)
+		reply = xpc.Dict(bootstrap.KeyStatus, "signaled", bootstrap.KeyPID, j.inst.pid)
 	}); e != nil {
 		return nil, nil, e
 	}
@@ -732,7 +732,7 @@ func opBootstrap(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, 
 	if oe != nil {
 		return nil, nil, oe
 	}
-	path, err := body.String(KeyPath)
+	path, err := body.String(bootstrap.KeyPath)
 	if err != nil || !filepath.IsAbs(path) {
 		return nil, nil, badRequest("bootstrap: want an absolute path")
 	}
@@ -747,7 +747,7 @@ func opBootstrap(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, 
 			descs = append(descs, le.String())
 			errs = append(errs, loadErrorDict(le))
 		}
-		return nil, nil, &opError{reason: ReasonBadPlist, desc: strings.Join(descs, "; "), extra: xpc.Dict(KeyErrors, errs)}
+		return nil, nil, &opError{reason: bootstrap.ReasonBadPlist, desc: strings.Join(descs, "; "), extra: xpc.Dict(bootstrap.KeyErrors, errs)}
 	}
 	var reply *xpc.Dictionary
 	if e := ss.do(func() { reply, oe = ss.m.bootstrap(dom, owner, def) }); e != nil {
@@ -764,7 +764,7 @@ func opBootstrap(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, 
 // says only what the requester could have learnt by opening the file
 // itself.
 func (ss *session) readPlist(body *xpc.Dictionary, dom string, owner uint32, path string) (*launchd.Job, []loadError) {
-	if fd, ok := body.Get(KeyPlist).(*xpc.FD); ok {
+	if fd, ok := body.Get(bootstrap.KeyPlist).(*xpc.FD); ok {
 		return loadPlistFile(dom, owner, fd.File(), path)
 	}
 	var f *os.File
@@ -786,11 +786,11 @@ func (m *supervisor) bootstrap(dom string, owner uint32, def *launchd.Job) (*xpc
 	if oe != nil {
 		return nil, oe
 	}
-	status := func(s string) *xpc.Dictionary { return xpc.Dict(KeyStatus, s, bootstrap.KeyLabel, def.Label) }
+	status := func(s string) *xpc.Dictionary { return xpc.Dict(bootstrap.KeyStatus, s, bootstrap.KeyLabel, def.Label) }
 	j := d.jobs[def.Label]
 	if j == nil {
 		if m.root && d.name != DomainSystem && d.owner != 0 && len(d.jobs) >= maxJobsPerUserDomain {
-			re := refusedBy(RuleJobLimit, "%s has %d jobs loaded, the limit", d.name, len(d.jobs))
+			re := refusedBy(bootstrap.RuleJobLimit, "%s has %d jobs loaded, the limit", d.name, len(d.jobs))
 			return nil, ruleOpError(re, "bootstrap %s: %s", def.Label, re.Detail)
 		}
 		if _, oe := m.addJob(d, def, true); oe != nil {
@@ -801,7 +801,7 @@ func (m *supervisor) bootstrap(dom string, owner uint32, def *launchd.Job) (*xpc
 		return status("loaded"), nil
 	}
 	if j.unloading {
-		return nil, &opError{reason: ReasonDraining, desc: fmt.Sprintf("job %s is still draining after bootout; try again when it has exited", j.target())}
+		return nil, &opError{reason: bootstrap.ReasonDraining, desc: fmt.Sprintf("job %s is still draining after bootout; try again when it has exited", j.target())}
 	}
 	fp := def.Fingerprint()
 	if fp == j.fp && j.next == nil {
@@ -842,7 +842,7 @@ func opBootout(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *o
 	if oe != nil {
 		return nil, nil, oe
 	}
-	wait, _ := body.Bool(KeyWait)
+	wait, _ := body.Bool(bootstrap.KeyWait)
 	if !mayModify(ss.peer.UID, t.Domain, t.UID) {
 		return nil, nil, domainDenied(ss.peer.UID, "change", t.Domain)
 	}
@@ -882,14 +882,14 @@ func opBootout(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *o
 		return nil, nil, e
 	}
 	if !wait || gone == nil {
-		return xpc.Dict(KeyStatus, status), nil, nil
+		return xpc.Dict(bootstrap.KeyStatus, status), nil, nil
 	}
 	return nil, func(ctx context.Context) (*xpc.Dictionary, *opError) {
 		select {
 		case <-gone:
-			return xpc.Dict(KeyStatus, "unloaded"), nil
+			return xpc.Dict(bootstrap.KeyStatus, "unloaded"), nil
 		case <-ctx.Done():
-			return nil, &opError{reason: ReasonShuttingDown, desc: ctx.Err().Error()}
+			return nil, &opError{reason: bootstrap.ReasonShuttingDown, desc: ctx.Err().Error()}
 		}
 	}, nil
 }
@@ -904,7 +904,7 @@ func opBlame(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opE
 	if e := ss.do(func() {
 		var j *job
 		if j, oe = ss.m.findJob(t, ss.peer.UID, false); oe == nil {
-			reply = xpc.Dict(KeyWhy, ss.m.blame(j), "state", j.stateOf())
+			reply = xpc.Dict(bootstrap.KeyWhy, ss.m.blame(j), bootstrap.KeyState, j.stateOf())
 		}
 	}); e != nil {
 		return nil, nil, e
@@ -916,7 +916,7 @@ func opBlame(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opE
 // "launch_reason","requester_pid"?,"since","adopted"} for a process xpcd
 // launched.
 func opProcinfo(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opError) {
-	pid, err := body.Int64(KeyPID)
+	pid, err := body.Int64(bootstrap.KeyPID)
 	if err != nil || pid <= 0 {
 		return nil, nil, badRequest("procinfo: want a pid")
 	}

@@ -21,16 +21,16 @@ func TestBootstrapBootoutIdempotent(t *testing.T) {
 	os.Mkdir(other, 0o755)
 	path := h.writePlist(testJob{label: "test.bs", names: []string{"test.bs.svc"}}, other)
 
-	status := func(r *xpc.Dictionary) string { return strOf(r, KeyStatus) }
-	if s := status(h.mustAdmin(OpBootstrap, KeyPath, path)); s != "loaded" {
+	status := func(r *xpc.Dictionary) string { return strOf(r, bootstrap.KeyStatus) }
+	if s := status(h.mustAdmin(bootstrap.OpBootstrap, bootstrap.KeyPath, path)); s != "loaded" {
 		t.Fatalf("first bootstrap: %q", s)
 	}
-	if s := status(h.mustAdmin(OpBootstrap, KeyPath, path)); s != "already loaded" {
+	if s := status(h.mustAdmin(bootstrap.OpBootstrap, bootstrap.KeyPath, path)); s != "already loaded" {
 		t.Fatalf("second bootstrap: %q", s)
 	}
 	// Changed contents, not running: the new definition at once.
 	h.writePlist(testJob{label: "test.bs", names: []string{"test.bs.svc", "test.bs.new"}}, other)
-	if s := status(h.mustAdmin(OpBootstrap, KeyPath, path)); s != "upgraded" {
+	if s := status(h.mustAdmin(bootstrap.OpBootstrap, bootstrap.KeyPath, path)); s != "upgraded" {
 		t.Fatalf("bootstrap of changed contents: %q", s)
 	}
 	c := h.mustLookup("test.bs.new")
@@ -38,7 +38,7 @@ func TestBootstrapBootoutIdempotent(t *testing.T) {
 
 	// Changed again while running: drained, then the new one on demand.
 	h.writePlist(testJob{label: "test.bs", names: []string{"test.bs.svc"}, env: map[string]string{"V": "3"}}, other)
-	if s := status(h.mustAdmin(OpBootstrap, KeyPath, path)); s != "upgrade pending" {
+	if s := status(h.mustAdmin(bootstrap.OpBootstrap, bootstrap.KeyPath, path)); s != "upgrade pending" {
 		t.Fatalf("bootstrap of changed contents while running: %q", s)
 	}
 	d := h.waitState("test.bs", "waiting")
@@ -56,20 +56,20 @@ func TestBootstrapBootoutIdempotent(t *testing.T) {
 		t.Errorf("the new instance does not run the new definition: %s", xpc.Format(r))
 	}
 
-	if s := status(h.mustAdmin(OpBootout, KeyTarget, h.target("test.bs"), KeyWait, true)); s != "unloaded" {
+	if s := status(h.mustAdmin(bootstrap.OpBootout, bootstrap.KeyTarget, h.target("test.bs"), bootstrap.KeyWait, true)); s != "unloaded" {
 		t.Fatalf("bootout: %q", s)
 	}
-	if s := status(h.mustAdmin(OpBootout, KeyTarget, h.target("test.bs"))); s != "not loaded" {
+	if s := status(h.mustAdmin(bootstrap.OpBootout, bootstrap.KeyTarget, h.target("test.bs"))); s != "not loaded" {
 		t.Fatalf("second bootout: %q", s)
 	}
 	if _, err := h.lookup("test.bs.svc"); reasonOf(err) != bootstrap.ReasonNotFound {
 		t.Errorf("lookup after bootout: %v", err)
 	}
-	if _, err := h.admin(OpPrint, KeyTarget, h.target("test.bs")); reasonOf(err) != bootstrap.ReasonNotFound {
+	if _, err := h.admin(bootstrap.OpPrint, bootstrap.KeyTarget, h.target("test.bs")); reasonOf(err) != bootstrap.ReasonNotFound {
 		t.Errorf("print after bootout: %v", err)
 	}
 	// And loadable again.
-	if s := status(h.mustAdmin(OpBootstrap, KeyPath, path)); s != "loaded" {
+	if s := status(h.mustAdmin(bootstrap.OpBootstrap, bootstrap.KeyPath, path)); s != "loaded" {
 		t.Fatalf("bootstrap after bootout: %q", s)
 	}
 }
@@ -82,10 +82,10 @@ func TestEnableDisablePersisted(t *testing.T) {
 	h.writePlist(testJob{label: "test.en", names: []string{"test.en.svc"}, extra: map[string]any{"Disabled": true}})
 	d1 := h.start()
 
-	h.mustAdmin(OpDisable, KeyTarget, h.target("test.dis"))
-	h.mustAdmin(OpEnable, KeyTarget, h.target("test.en"))
+	h.mustAdmin(bootstrap.OpDisable, bootstrap.KeyTarget, h.target("test.dis"))
+	h.mustAdmin(bootstrap.OpEnable, bootstrap.KeyTarget, h.target("test.en"))
 	// An override for a job that is not loaded is kept too.
-	h.mustAdmin(OpDisable, KeyTarget, h.target("test.gone"))
+	h.mustAdmin(bootstrap.OpDisable, bootstrap.KeyTarget, h.target("test.gone"))
 	_, err := h.lookup("test.dis.svc")
 	if reasonOf(err) != bootstrap.ReasonNotFound || !strings.Contains(err.Error(), "disabled") {
 		t.Errorf("lookup of a disabled job: %v", err)
@@ -101,18 +101,18 @@ func TestEnableDisablePersisted(t *testing.T) {
 		t.Errorf("lookup of a disabled job after restart: %v", err)
 	}
 	ping(t, h.mustLookup("test.en.svc"))
-	r := h.mustAdmin(OpPrintDisabled)
+	r := h.mustAdmin(bootstrap.OpPrintDisabled)
 	ov, _ := r.Dictionary("overrides")
 	stale, _ := r.Array("stale")
 	if ov.Len() != 3 || ov.Get("test.dis") != xpc.Bool(true) || ov.Get("test.en") != xpc.Bool(false) ||
 		len(stale) != 1 || stale[0] != xpc.String("test.gone") {
 		t.Errorf("print-disabled: %s", xpc.Format(r))
 	}
-	r = h.mustAdmin(OpRemoveDisabled)
+	r = h.mustAdmin(bootstrap.OpRemoveDisabled)
 	if rm, _ := r.Array("removed"); len(rm) != 1 || rm[0] != xpc.String("test.gone") {
 		t.Errorf("remove-disabled: %s", xpc.Format(r))
 	}
-	h.mustAdmin(OpEnable, KeyTarget, h.target("test.dis"))
+	h.mustAdmin(bootstrap.OpEnable, bootstrap.KeyTarget, h.target("test.dis"))
 	ping(t, h.mustLookup("test.dis.svc"))
 }
 
@@ -121,47 +121,47 @@ func TestKickstartKillBlameProcinfo(t *testing.T) {
 	h := newHarness(t)
 	h.writePlist(testJob{label: "test.ks", names: []string{"test.ks.svc"}})
 	h.start()
-	if why := strOf(h.mustAdmin(OpBlame, KeyTarget, h.target("test.ks")), KeyWhy); !strings.Contains(why, "waiting for demand") {
+	if why := strOf(h.mustAdmin(bootstrap.OpBlame, bootstrap.KeyTarget, h.target("test.ks")), bootstrap.KeyWhy); !strings.Contains(why, "waiting for demand") {
 		t.Errorf("blame while waiting: %q", why)
 	}
-	r := h.mustAdmin(OpKickstart, KeyTarget, h.target("test.ks"))
-	pid := intOf(r, KeyPID)
-	if strOf(r, KeyStatus) != "started" || pid == 0 {
+	r := h.mustAdmin(bootstrap.OpKickstart, bootstrap.KeyTarget, h.target("test.ks"))
+	pid := intOf(r, bootstrap.KeyPID)
+	if strOf(r, bootstrap.KeyStatus) != "started" || pid == 0 {
 		t.Fatalf("kickstart: %s", xpc.Format(r))
 	}
-	if s := strOf(h.mustAdmin(OpKickstart, KeyTarget, h.target("test.ks")), KeyStatus); s != "already running" {
+	if s := strOf(h.mustAdmin(bootstrap.OpKickstart, bootstrap.KeyTarget, h.target("test.ks")), bootstrap.KeyStatus); s != "already running" {
 		t.Errorf("second kickstart: %q", s)
 	}
-	r = h.mustAdmin(OpProcinfo, KeyPID, int64(pid))
+	r = h.mustAdmin(bootstrap.OpProcinfo, bootstrap.KeyPID, int64(pid))
 	if strOf(r, "label") != "test.ks" || strOf(r, "launch_reason") != "kickstart" {
 		t.Errorf("procinfo: %s", xpc.Format(r))
 	}
-	if _, err := h.admin(OpProcinfo, KeyPID, int64(os.Getpid())); reasonOf(err) != bootstrap.ReasonNotFound {
+	if _, err := h.admin(bootstrap.OpProcinfo, bootstrap.KeyPID, int64(os.Getpid())); reasonOf(err) != bootstrap.ReasonNotFound {
 		t.Errorf("procinfo of a process xpcd did not launch: %v", err)
 	}
-	if why := strOf(h.mustAdmin(OpBlame, KeyTarget, h.target("test.ks")), KeyWhy); !strings.Contains(why, "kickstart") {
+	if why := strOf(h.mustAdmin(bootstrap.OpBlame, bootstrap.KeyTarget, h.target("test.ks")), bootstrap.KeyWhy); !strings.Contains(why, "kickstart") {
 		t.Errorf("blame while running: %q", why)
 	}
-	r = h.mustAdmin(OpKickstart, KeyTarget, h.target("test.ks"), "kill", true)
-	if strOf(r, KeyStatus) != "restarting" {
+	r = h.mustAdmin(bootstrap.OpKickstart, bootstrap.KeyTarget, h.target("test.ks"), "kill", true)
+	if strOf(r, bootstrap.KeyStatus) != "restarting" {
 		t.Fatalf("kickstart -k: %s", xpc.Format(r))
 	}
 	waitFor(t, "a new instance", func() bool {
 		d := h.print("test.ks")
 		return strOf(d, "state") == "running" && intOf(d, "pid") != pid
 	})
-	r = h.mustAdmin(OpKill, KeyTarget, h.target("test.ks"), KeySignal, int64(9))
-	if strOf(r, KeyStatus) != "signaled" {
+	r = h.mustAdmin(bootstrap.OpKill, bootstrap.KeyTarget, h.target("test.ks"), bootstrap.KeySignal, int64(9))
+	if strOf(r, bootstrap.KeyStatus) != "signaled" {
 		t.Fatalf("kill: %s", xpc.Format(r))
 	}
 	d := h.waitState("test.ks", "waiting")
 	if intOf(d, "last_exit_signal") != 9 {
 		t.Errorf("after kill -9: %s", xpc.Format(d))
 	}
-	if why := strOf(h.mustAdmin(OpBlame, KeyTarget, h.target("test.ks")), KeyWhy); !strings.Contains(why, "SIGKILL") {
+	if why := strOf(h.mustAdmin(bootstrap.OpBlame, bootstrap.KeyTarget, h.target("test.ks")), bootstrap.KeyWhy); !strings.Contains(why, "SIGKILL") {
 		t.Errorf("blame after kill: %q", why)
 	}
-	if _, err := h.admin(OpKill, KeyTarget, h.target("test.ks")); reasonOf(err) != ReasonNotRunning {
+	if _, err := h.admin(bootstrap.OpKill, bootstrap.KeyTarget, h.target("test.ks")); reasonOf(err) != bootstrap.ReasonNotRunning {
 		t.Errorf("kill of a job that does not run: %v", err)
 	}
 }
@@ -175,7 +175,7 @@ func TestWatch(t *testing.T) {
 	var mu sync.Mutex
 	var states []string
 	c := h.dial(xpc.HandlerFunc(func(_ context.Context, m *xpc.Message) {
-		ev, err := m.Body.Dictionary(KeyEvent)
+		ev, err := m.Body.Dictionary(bootstrap.KeyEvent)
 		if err != nil {
 			return
 		}
@@ -183,11 +183,11 @@ func TestWatch(t *testing.T) {
 		states = append(states, strOf(ev, "state"))
 		mu.Unlock()
 	}))
-	if _, err := c.SendWithReply(testCtx(t), xpc.Dict(bootstrap.KeyOp, OpWatch, KeyTarget, h.target("test.watch"))); err != nil {
+	if _, err := c.SendWithReply(testCtx(t), xpc.Dict(bootstrap.KeyOp, bootstrap.OpWatch, bootstrap.KeyTarget, h.target("test.watch"))); err != nil {
 		t.Fatal(err)
 	}
 	ping(t, h.mustLookup("test.watch.svc"))
-	h.mustAdmin(OpBootout, KeyTarget, h.target("test.watch"), KeyWait, true)
+	h.mustAdmin(bootstrap.OpBootout, bootstrap.KeyTarget, h.target("test.watch"), bootstrap.KeyWait, true)
 	waitFor(t, "the unloaded event", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -238,8 +238,8 @@ func TestAdoptAfterRestart(t *testing.T) {
 		t.Errorf("new client served by pid %d, want the adopted %d", got, pid)
 	}
 	// And it can be stopped through its pidfd.
-	r := h.mustAdmin(OpBootout, KeyTarget, h.target("test.adopt"), KeyWait, true)
-	if strOf(r, KeyStatus) != "unloaded" {
+	r := h.mustAdmin(bootstrap.OpBootout, bootstrap.KeyTarget, h.target("test.adopt"), bootstrap.KeyWait, true)
+	if strOf(r, bootstrap.KeyStatus) != "unloaded" {
 		t.Errorf("bootout: %s", xpc.Format(r))
 	}
 }
@@ -356,15 +356,15 @@ func TestLaunchFailure(t *testing.T) {
 	h := newHarness(t)
 	h.writePlist(testJob{label: "test.nox", names: []string{"test.nox.svc"}, program: "/nonexistent/helper"})
 	h.start()
-	_, err := h.admin(OpKickstart, KeyTarget, h.target("test.nox"))
-	if reasonOf(err) != ReasonLaunchFailed || !strings.Contains(err.Error(), "/nonexistent/helper") {
+	_, err := h.admin(bootstrap.OpKickstart, bootstrap.KeyTarget, h.target("test.nox"))
+	if reasonOf(err) != bootstrap.ReasonLaunchFailed || !strings.Contains(err.Error(), "/nonexistent/helper") {
 		t.Fatalf("kickstart of a missing program: %v", err)
 	}
 	d := h.print("test.nox")
 	if !strings.Contains(strOf(d, "error"), "no such file") {
 		t.Errorf("job after a failed launch: %s", xpc.Format(d))
 	}
-	if why := strOf(h.mustAdmin(OpBlame, KeyTarget, h.target("test.nox")), KeyWhy); !strings.Contains(why, "last launch failed") {
+	if why := strOf(h.mustAdmin(bootstrap.OpBlame, bootstrap.KeyTarget, h.target("test.nox")), bootstrap.KeyWhy); !strings.Contains(why, "last launch failed") {
 		t.Errorf("blame: %q", why)
 	}
 }

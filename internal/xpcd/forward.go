@@ -78,7 +78,7 @@ func remoteExtra(o *xpc.ErrorObject) *xpc.Dictionary {
 	d := xpc.NewDictionary(0)
 	for k, v := range o.All() {
 		switch k {
-		case xpc.ErrorDescriptionKey, keyKind, keyReason:
+		case xpc.ErrorDescriptionKey, bootstrap.KeyKind, bootstrap.KeyReason:
 		default:
 			d.Set(k, v)
 		}

@@ -216,7 +216,7 @@ func (h *harness) target(label string) string {
 // print returns the job's dictionary.
 func (h *harness) print(label string) *xpc.Dictionary {
 	h.t.Helper()
-	return h.mustAdmin(OpPrint, KeyTarget, h.target(label))
+	return h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, h.target(label))
 }
 
 // lookup connects to a service by hand, as the library will: a socket
@@ -284,7 +284,7 @@ func ping(t *testing.T, c *xpc.Connection) int {
 func reasonOf(err error) string {
 	var re *xpc.RemoteError
 	if errors.As(err, &re) {
-		s, _ := re.Object.Get(keyReason).(xpc.String)
+		s, _ := re.Object.Get(bootstrap.KeyReason).(xpc.String)
 		return string(s)
 	}
 	return ""

@@ -254,7 +254,7 @@ func (h *helper) serve(ctx context.Context, name string, m *xpc.Message) {
 		if err := h.checkin(c, n); err != nil {
 			reply := xpc.Dict("error", err.Error())
 			if re, ok := err.(*xpc.RemoteError); ok {
-				if r, ok := re.Object.Get(keyReason).(xpc.String); ok {
+				if r, ok := re.Object.Get(bootstrap.KeyReason).(xpc.String); ok {
 					reply.Set("reason", r)
 				}
 			}

@@ -70,7 +70,7 @@ func TestLookupFloodNeverRead(t *testing.T) {
 	}
 	t.Logf("xpcd closed the connection after %d lookups", sent)
 	// Others are served as before.
-	if _, err := h.admin(OpList); err != nil {
+	if _, err := h.admin(bootstrap.OpList); err != nil {
 		t.Fatalf("a list request after the flood: %v", err)
 	}
 }

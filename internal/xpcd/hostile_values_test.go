@@ -28,7 +28,7 @@ func TestRequestsWithHostileValues(t *testing.T) {
 	for op := range adminOps {
 		ops = append(ops, op)
 	}
-	keys := []string{KeyTarget, KeyPath, KeyWait, KeySignal, KeyPID, KeyStatus,
+	keys := []string{bootstrap.KeyTarget, bootstrap.KeyPath, bootstrap.KeyWait, bootstrap.KeySignal, bootstrap.KeyPID, bootstrap.KeyStatus,
 		bootstrap.KeyName, bootstrap.KeyDomain, bootstrap.KeySocket, bootstrap.KeyLabel,
 		bootstrap.KeyCount, bootstrap.KeyKind}
 	// A well-formed target naming no job, so that ops get past their
@@ -49,12 +49,12 @@ func TestRequestsWithHostileValues(t *testing.T) {
 		for _, key := range keys {
 			for _, v := range values {
 				for _, withTarget := range []bool{false, true} {
-					if withTarget && key == KeyTarget {
+					if withTarget && key == bootstrap.KeyTarget {
 						continue
 					}
 					msg := xpc.Dict(bootstrap.KeyOp, op)
 					if withTarget {
-						msg.Set(KeyTarget, target)
+						msg.Set(bootstrap.KeyTarget, target)
 					}
 					msg.Set(key, v)
 					r, err := c.SendWithReply(testCtx(t), msg)
@@ -73,7 +73,7 @@ func TestRequestsWithHostileValues(t *testing.T) {
 		}
 	}
 	// Still there, and the job as it was.
-	if _, err := c.SendWithReply(testCtx(t), xpc.Dict(bootstrap.KeyOp, OpList)); err != nil {
+	if _, err := c.SendWithReply(testCtx(t), xpc.Dict(bootstrap.KeyOp, bootstrap.OpList)); err != nil {
 		t.Fatalf("after %d hostile requests, list: %v", n, err)
 	}
 	after := h.print("test.hostile")

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/goxpc/xpc/internal/bootstrap"
 	"golang.org/x/sys/unix"
 
 	"github.com/goxpc/xpc/launchd"
@@ -103,54 +104,13 @@ func becomeUser(id *ident) error {
 	return nil
 }
 
-// Rules a refusal names (the "rule" key of error replies, RuleError.Rule).
-const (
-	// RuleDomainUser: a user domain's jobs run as the domain's user;
-	// UserName may only name that user.
-	RuleDomainUser = "domain-user"
-	// RuleDomainGroups: a user domain's job may only run with groups its
-	// user belongs to (GroupName).
-	RuleDomainGroups = "domain-groups"
-	// RuleUnknownAccount: UserName or GroupName names no account.
-	RuleUnknownAccount = "unknown-account"
-	// RuleProgramOwner: a program and every directory above it belong to
-	// root (or, in a user domain, the domain's user) and are writable by
-	// nobody else.
-	RuleProgramOwner = "program-owner"
-	// RulePlistOwner: a job definition belongs to root or the domain's
-	// user and is writable by nobody else.
-	RulePlistOwner = "plist-owner"
-	// RuleDomainAccess: a user domain is its user's and root's; only root
-	// changes the system domain.
-	RuleDomainAccess = "domain-access"
-	// RuleDirOwner: a root xpcd's own directories (XPCD_ROOT, run, state,
-	// LaunchAgents, LaunchDaemons) belong to root, are writable by nobody
-	// else, and are not symbolic links.
-	RuleDirOwner = "dir-owner"
-	// RuleWatchLimit: a user domain may have at most maxWatchesPerDomain
-	// jobs watching paths.
-	RuleWatchLimit = "watch-limit"
-	// RuleWatcherLimit: a user other than root may have at most
-	// maxWatchersPerUser watch connections (xpcctl watch) at once.
-	RuleWatcherLimit = "watcher-limit"
-	// RuleQueueLimit: a user other than root may have at most
-	// maxQueuedPerUser clients waiting for services at once (reason busy).
-	RuleQueueLimit = "queue-limit"
-	// RuleJobLimit: a user may load at most maxJobsPerUserDomain jobs into
-	// their domain.
-	RuleJobLimit = "job-limit"
-	// RuleOverrideLimit: a user's domain may have at most
-	// maxOverridesPerUserDomain enable/disable overrides.
-	RuleOverrideLimit = "override-limit"
-)
-
 // ErrRefused is what every RuleError is: a request or a launch that a
 // security rule refuses.
 var ErrRefused = errors.New("refused by rule")
 
 // RuleError is a refusal by one of the Rule* rules.
 type RuleError struct {
-	Rule   string // one of the Rule* constants
+	Rule   string // one of the bootstrap.Rule* constants
 	Detail string // what broke it, for people
 }
 
@@ -185,14 +145,14 @@ func jobIdent(root bool, domain string, owner uint32, def *launchd.Job, warn fun
 	switch {
 	case def.UserName != "":
 		if u, err = user.Lookup(def.UserName); err != nil {
-			return nil, refusedBy(RuleUnknownAccount, "UserName %s: %v", def.UserName, err)
+			return nil, refusedBy(bootstrap.RuleUnknownAccount, "UserName %s: %v", def.UserName, err)
 		}
 		if userDomain && u.Uid != strconv.FormatUint(uint64(owner), 10) {
-			return nil, refusedBy(RuleDomainUser, "UserName %s is not the user of %s", def.UserName, domain)
+			return nil, refusedBy(bootstrap.RuleDomainUser, "UserName %s is not the user of %s", def.UserName, domain)
 		}
 	case userDomain:
 		if u, err = user.LookupId(strconv.FormatUint(uint64(owner), 10)); err != nil {
-			return nil, refusedBy(RuleUnknownAccount, "the user of %s: %v", domain, err)
+			return nil, refusedBy(bootstrap.RuleUnknownAccount, "the user of %s: %v", domain, err)
 		}
 	default:
 		if u, err = user.Current(); err != nil {
@@ -206,11 +166,11 @@ func jobIdent(root bool, domain string, owner uint32, def *launchd.Job, warn fun
 	if def.GroupName != "" {
 		g, err := user.LookupGroup(def.GroupName)
 		if err != nil {
-			return nil, refusedBy(RuleUnknownAccount, "GroupName %s: %v", def.GroupName, err)
+			return nil, refusedBy(bootstrap.RuleUnknownAccount, "GroupName %s: %v", def.GroupName, err)
 		}
 		gid, _ := strconv.ParseUint(g.Gid, 10, 32)
 		if userDomain && uint32(gid) != id.gid && !slices.Contains(id.groups, uint32(gid)) {
-			return nil, refusedBy(RuleDomainGroups, "GroupName %s: uid %d is not a member of that group", def.GroupName, owner)
+			return nil, refusedBy(bootstrap.RuleDomainGroups, "GroupName %s: uid %d is not a member of that group", def.GroupName, owner)
 		}
 		id.gid = uint32(gid)
 	}

@@ -130,8 +130,8 @@ func TestKeepAliveThrottle(t *testing.T) {
 	if r := strOf(d, "launch_reason"); r != "keep-alive" {
 		t.Errorf("launch_reason = %q", r)
 	}
-	r := h.mustAdmin(OpBootout, KeyTarget, h.target("test.ka"), KeyWait, true)
-	if s := strOf(r, KeyStatus); s != "unloaded" {
+	r := h.mustAdmin(bootstrap.OpBootout, bootstrap.KeyTarget, h.target("test.ka"), bootstrap.KeyWait, true)
+	if s := strOf(r, bootstrap.KeyStatus); s != "unloaded" {
 		t.Errorf("bootout: %s", xpc.Format(r))
 	}
 }
@@ -158,7 +158,7 @@ func TestIdleExit(t *testing.T) {
 	// Dirty: a transaction is open; it stays.
 	h.writePlist(testJob{label: "test.dirty", names: []string{"test.dirty.svc"}, runAtLoad: true,
 		env: map[string]string{"XPCD_TEST_HOLD": "1"}, extra: map[string]any{"XPCIdleExitTimeout": 1}})
-	h.mustAdmin(OpBootstrap, KeyPath, filepath.Join(h.paths.Agents, "test.dirty.plist"))
+	h.mustAdmin(bootstrap.OpBootstrap, bootstrap.KeyPath, filepath.Join(h.paths.Agents, "test.dirty.plist"))
 	waitFor(t, "the dirty service to report", func() bool { return intOf(h.print("test.dirty"), "transactions") == 1 })
 	time.Sleep(2500 * time.Millisecond)
 	d = h.print("test.dirty")
@@ -253,7 +253,7 @@ func TestIdentityFromKernel(t *testing.T) {
 	// Admin requests likewise: the target's domain decides, checked
 	// against the kernel's uid (root here, who may change any domain this
 	// instance serves, and no other).
-	_, err = h.admin(OpDisable, KeyTarget, "user/4242/test.id", "uid", int64(4242))
+	_, err = h.admin(bootstrap.OpDisable, bootstrap.KeyTarget, "user/4242/test.id", "uid", int64(4242))
 	if reasonOf(err) != bootstrap.ReasonNotFound {
 		t.Errorf("disable in a domain this instance does not serve: %v", err)
 	}
@@ -269,9 +269,9 @@ func TestBadPlistRejected(t *testing.T) {
 	h.writePlist(testJob{label: "test.zdup", names: []string{"test.shared", "test.zdup.own"}})
 	h.start()
 
-	r := h.mustAdmin(OpList)
-	jobs, _ := r.Array(KeyJobs)
-	errs, _ := r.Array(KeyErrors)
+	r := h.mustAdmin(bootstrap.OpList)
+	jobs, _ := r.Array(bootstrap.KeyJobs)
+	errs, _ := r.Array(bootstrap.KeyErrors)
 	if len(jobs) != 1 || strOf(jobs[0].(*xpc.Dictionary), "label") != "test.good" {
 		t.Errorf("jobs = %s", xpc.Format(jobs))
 	}
@@ -289,8 +289,8 @@ func TestBadPlistRejected(t *testing.T) {
 		t.Errorf("a name of the rejected job: %v", err)
 	}
 	// bootstrap says the same.
-	_, err := h.admin(OpBootstrap, KeyPath, bad)
-	if reasonOf(err) != ReasonBadPlist || !strings.Contains(err.Error(), "RunAtLoad") {
+	_, err := h.admin(bootstrap.OpBootstrap, bootstrap.KeyPath, bad)
+	if reasonOf(err) != bootstrap.ReasonBadPlist || !strings.Contains(err.Error(), "RunAtLoad") {
 		t.Errorf("bootstrap of the bad plist: %v", err)
 	}
 }

@@ -64,7 +64,7 @@ func TestIsolationDomains(t *testing.T) {
 	// And a plist B might try to put into the system domain.
 	sysPlist := h.writePlist(h.lcJob("test.iso.intruder", []string{"test.iso.intruder.svc"}, nil, nil, in.exe), extra)
 	aDom := UserDomain(isoUserA)
-	if s := strOf(h.mustAdmin(OpBootstrap, bootstrap.KeyDomain, aDom, KeyPath, aPlist), KeyStatus); s != "loaded" {
+	if s := strOf(h.mustAdmin(bootstrap.OpBootstrap, bootstrap.KeyDomain, aDom, bootstrap.KeyPath, aPlist), bootstrap.KeyStatus); s != "loaded" {
 		t.Fatalf("bootstrap of A's agent: %q", s)
 	}
 	aTarget := aDom + "/test.iso.a"
@@ -83,27 +83,27 @@ func TestIsolationDomains(t *testing.T) {
 	if r := resA["lookup-own"]; !r.OK || r.UID != isoUserA || r.PeerUID != isoUserA {
 		t.Fatalf("A's lookup of its own agent: %+v", r)
 	}
-	aPID := intOf(h.mustAdmin(OpPrint, KeyTarget, aTarget), "pid")
+	aPID := intOf(h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, aTarget), "pid")
 
 	resB := isoClient(t, in.exe, b.uid, b.gid, h.dir, []isoStep{
 		// (a) A's agent, from B: not in B's domain; A's domain is A's.
 		{ID: "lookup-a", Op: "lookup", Name: "test.iso.a.svc"},
 		{ID: "lookup-a-in-a", Op: "lookup", Name: "test.iso.a.svc", Domain: aDom},
-		admin("print-a", OpPrint, KeyTarget, aTarget),
-		admin("print-a-domain", OpPrint, KeyTarget, aDom),
-		admin("kickstart-a", OpKickstart, KeyTarget, aTarget, "kill", true),
-		admin("kill-a", OpKill, KeyTarget, aTarget, KeySignal, 9),
-		admin("bootout-a", OpBootout, KeyTarget, aTarget),
-		admin("disable-a", OpDisable, KeyTarget, aTarget),
-		admin("bootstrap-a", OpBootstrap, bootstrap.KeyDomain, aDom, KeyPath, aPlist),
+		admin("print-a", bootstrap.OpPrint, bootstrap.KeyTarget, aTarget),
+		admin("print-a-domain", bootstrap.OpPrint, bootstrap.KeyTarget, aDom),
+		admin("kickstart-a", bootstrap.OpKickstart, bootstrap.KeyTarget, aTarget, "kill", true),
+		admin("kill-a", bootstrap.OpKill, bootstrap.KeyTarget, aTarget, bootstrap.KeySignal, 9),
+		admin("bootout-a", bootstrap.OpBootout, bootstrap.KeyTarget, aTarget),
+		admin("disable-a", bootstrap.OpDisable, bootstrap.KeyTarget, aTarget),
+		admin("bootstrap-a", bootstrap.OpBootstrap, bootstrap.KeyDomain, aDom, bootstrap.KeyPath, aPlist),
 		// (b) the system domain, from a user who is not root.
-		admin("bootstrap-sys", OpBootstrap, bootstrap.KeyDomain, DomainSystem, KeyPath, sysPlist),
-		admin("bootout-sys", OpBootout, KeyTarget, "system/test.iso.sys"),
-		admin("kickstart-sys", OpKickstart, KeyTarget, "system/test.iso.sys"),
-		admin("disable-sys", OpDisable, KeyTarget, "system/test.iso.sys"),
+		admin("bootstrap-sys", bootstrap.OpBootstrap, bootstrap.KeyDomain, DomainSystem, bootstrap.KeyPath, sysPlist),
+		admin("bootout-sys", bootstrap.OpBootout, bootstrap.KeyTarget, "system/test.iso.sys"),
+		admin("kickstart-sys", bootstrap.OpKickstart, bootstrap.KeyTarget, "system/test.iso.sys"),
+		admin("disable-sys", bootstrap.OpDisable, bootstrap.KeyTarget, "system/test.iso.sys"),
 		// (c) a system daemon's name: anyone's.
 		{ID: "lookup-sys", Op: "lookup", Name: "test.iso.sys.svc"},
-		admin("print-sys", OpPrint, KeyTarget, "system/test.iso.sys"),
+		admin("print-sys", bootstrap.OpPrint, bootstrap.KeyTarget, "system/test.iso.sys"),
 	})
 	want := map[string]string{
 		"lookup-a":       bootstrap.ReasonNotFound,
@@ -133,21 +133,21 @@ func TestIsolationDomains(t *testing.T) {
 	}
 
 	// Nothing B tried changed anything.
-	d := h.mustAdmin(OpPrint, KeyTarget, aTarget)
+	d := h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, aTarget)
 	if strOf(d, "state") != "running" || intOf(d, "pid") != aPID || intOf(d, "runs") != 1 || d.Get("disabled") != xpc.Bool(false) {
 		t.Errorf("A's agent after B's attempts: %s", xpc.Format(d))
 	}
-	d = h.mustAdmin(OpPrint, KeyTarget, "system/test.iso.sys")
+	d = h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, "system/test.iso.sys")
 	if strOf(d, "state") != "running" || intOf(d, "runs") != 1 || d.Get("disabled") != xpc.Bool(false) {
 		t.Errorf("the system daemon after B's attempts: %s", xpc.Format(d))
 	}
-	if _, err := h.admin(OpPrint, KeyTarget, "system/test.iso.intruder"); reasonOf(err) != bootstrap.ReasonNotFound {
+	if _, err := h.admin(bootstrap.OpPrint, bootstrap.KeyTarget, "system/test.iso.intruder"); reasonOf(err) != bootstrap.ReasonNotFound {
 		t.Errorf("the job B tried to bootstrap into system: %v", err)
 	}
 	// B's own domain exists (made at its first request) and holds none of
 	// A's jobs.
-	d = h.mustAdmin(OpPrint, KeyTarget, UserDomain(b.uid))
-	if jobs, _ := d.Array(KeyJobs); len(jobs) != 0 {
+	d = h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, UserDomain(b.uid))
+	if jobs, _ := d.Array(bootstrap.KeyJobs); len(jobs) != 0 {
 		t.Errorf("B's domain: %s", xpc.Format(d))
 	}
 }
@@ -203,7 +203,7 @@ func TestIsolationPrivilegedDaemonExample(t *testing.T) {
 	if w.UID != int(b.uid) || w.GID != int(b.gid) || w.Exe != client || w.PID == 0 {
 		t.Errorf("the daemon saw the caller as %+v, want uid %d gid %d exe %s", w, b.uid, b.gid, client)
 	}
-	d := h.mustAdmin(OpPrint, KeyTarget, target)
+	d := h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, target)
 	if w.DaemonEUID != 0 || w.DaemonPID != intOf(d, "pid") || strOf(d, "state") != "running" {
 		t.Errorf("the daemon: %+v; job %s", w, xpc.Format(d))
 	}
@@ -212,7 +212,7 @@ func TestIsolationPrivilegedDaemonExample(t *testing.T) {
 	if w := parse(out); code != 1 || w.Reason != "denied" || !strings.Contains(w.Error, fmt.Sprint(b.uid)) {
 		t.Errorf("shutdown as B: exit %d %+v %s", code, w, errOut)
 	}
-	if d := h.mustAdmin(OpPrint, KeyTarget, target); strOf(d, "state") != "running" || intOf(d, "runs") != 1 {
+	if d := h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, target); strOf(d, "state") != "running" || intOf(d, "runs") != 1 {
 		t.Errorf("after B's shutdown: %s", xpc.Format(d))
 	}
 
@@ -221,7 +221,7 @@ func TestIsolationPrivilegedDaemonExample(t *testing.T) {
 		t.Errorf("shutdown as root: exit %d %s%s", code, out, errOut)
 	}
 	waitFor(t, "the daemon to exit", func() bool {
-		d = h.mustAdmin(OpPrint, KeyTarget, target)
+		d = h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, target)
 		return strOf(d, "state") == "waiting"
 	})
 	if d.Get("stop_reason") != nil || d.Get("last_exit_status") != xpc.Int64(0) {

@@ -250,7 +250,7 @@ func (j *job) stateOf() string {
 // taken is rejected whole.
 func (m *supervisor) addJob(d *domain, def *launchd.Job, start bool) (*job, *opError) {
 	if old := d.jobs[def.Label]; old != nil {
-		return nil, &opError{reason: ReasonExists, key: "Label",
+		return nil, &opError{reason: bootstrap.ReasonExists, key: "Label",
 			desc: fmt.Sprintf("label %s is already loaded in %s from %s", def.Label, d.name, old.def.Path)}
 	}
 	if err := m.checkNames(d, def, nil); err != nil {
@@ -277,7 +277,7 @@ func (m *supervisor) addJob(d *domain, def *launchd.Job, start bool) (*job, *opE
 func (m *supervisor) checkNames(d *domain, def *launchd.Job, self *job) *opError {
 	for _, name := range sortedKeys(def.MachServices) {
 		if other := d.names[name]; other != nil && other != self {
-			return &opError{reason: ReasonNameTaken, key: "MachServices." + name,
+			return &opError{reason: bootstrap.ReasonNameTaken, key: "MachServices." + name,
 				desc: fmt.Sprintf("service name %s is already provided by job %s (%s) in %s", name, other.def.Label, other.def.Path, d.name)}
 		}
 	}
@@ -654,7 +654,7 @@ func (m *supervisor) refuseJob(j *job, re *RuleError) {
 // denied, and the rule named in the "rule" key.
 func ruleOpError(re *RuleError, format string, args ...any) *opError {
 	return &opError{reason: bootstrap.ReasonDenied, desc: fmt.Sprintf(format, args...) + " (rule " + re.Rule + ")",
-		extra: xpc.Dict(KeyRule, re.Rule)}
+		extra: xpc.Dict(bootstrap.KeyRule, re.Rule)}
 }
 
 // stop asks an instance to exit: terminate on its channel, SIGTERM, then
@@ -1002,7 +1002,7 @@ func (m *supervisor) changed(j *job) {
 
 func (m *supervisor) notify(j *job, d *xpc.Dictionary) {
 	for w := range m.watchers {
-		if w.matches(j) && !w.ch.send(outItem{msg: xpc.Dict("event", d)}) {
+		if w.matches(j) && !w.ch.send(outItem{msg: xpc.Dict(bootstrap.KeyEvent, d)}) {
 			delete(m.watchers, w)
 		}
 	}
@@ -1031,7 +1031,7 @@ func (m *supervisor) finishUnload(j *job) {
 	m.log.Info("unloaded", "target", j.target())
 	if len(m.watchers) > 0 {
 		dict := m.jobDict(j)
-		dict.Set("state", xpc.String("unloaded"))
+		dict.Set(bootstrap.KeyState, xpc.String("unloaded"))
 		m.notify(j, dict)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/goxpc/xpc/internal/bootstrap"
 	"github.com/goxpc/xpc/launchd"
 )
 
@@ -133,11 +134,11 @@ func loadPlistFile(domain string, owner uint32, f *os.File, path string) (*launc
 			self := uint32(os.Geteuid())
 			if st.Uid != 0 && st.Uid != owner && st.Uid != self {
 				return nil, []loadError{{Domain: domain, File: path,
-					Reason: fmt.Sprintf("dubious ownership: owned by uid %d, want root or uid %d (rule %s)", st.Uid, owner, RulePlistOwner)}}
+					Reason: fmt.Sprintf("dubious ownership: owned by uid %d, want root or uid %d (rule %s)", st.Uid, owner, bootstrap.RulePlistOwner)}}
 			}
 			if fi.Mode().Perm()&0o022 != 0 {
 				return nil, []loadError{{Domain: domain, File: path,
-					Reason: fmt.Sprintf("dubious permissions %v: writable by group or others (rule %s)", fi.Mode().Perm(), RulePlistOwner)}}
+					Reason: fmt.Sprintf("dubious permissions %v: writable by group or others (rule %s)", fi.Mode().Perm(), bootstrap.RulePlistOwner)}}
 			}
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/goxpc/xpc/internal/bootstrap"
 )
 
 // openFDs lists this process's descriptors.
@@ -44,8 +46,8 @@ func TestNoDescriptorLeak(t *testing.T) {
 		h.lookupPing("test.leak.svc")
 		h.waitState("test.leak2", "running")
 		// A client that never gets served: its socket is closed at bootout.
-		h.mustAdmin(OpDisable, KeyTarget, h.target("test.leak2"))
-		h.mustAdmin(OpBootout, KeyTarget, h.target("test.leak"), KeyWait, true)
+		h.mustAdmin(bootstrap.OpDisable, bootstrap.KeyTarget, h.target("test.leak2"))
+		h.mustAdmin(bootstrap.OpBootout, bootstrap.KeyTarget, h.target("test.leak"), bootstrap.KeyWait, true)
 		h.close(d)
 	}()
 	deadline := time.Now().Add(5 * time.Second)

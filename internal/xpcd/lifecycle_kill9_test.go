@@ -70,7 +70,7 @@ func TestLifecycleAdoptAfterKill9(t *testing.T) {
 			}
 			c.Activate()
 			defer c.Cancel()
-			_, err = c.SendWithReply(ctx, xpc.Dict(bootstrap.KeyOp, OpList))
+			_, err = c.SendWithReply(ctx, xpc.Dict(bootstrap.KeyOp, bootstrap.OpList))
 			return err == nil
 		})
 		return cmd, exited
@@ -89,8 +89,8 @@ func TestLifecycleAdoptAfterKill9(t *testing.T) {
 		t.Fatalf("before the kill: %s", xpc.Format(d))
 	}
 	// Overrides (written before the reply), and the process record.
-	h.mustAdmin(OpDisable, KeyTarget, h.target("test.k9.off"))
-	h.mustAdmin(OpEnable, KeyTarget, h.target("test.k9.on"))
+	h.mustAdmin(bootstrap.OpDisable, bootstrap.KeyTarget, h.target("test.k9.off"))
+	h.mustAdmin(bootstrap.OpEnable, bootstrap.KeyTarget, h.target("test.k9.on"))
 	waitFor(t, "the service's process record", func() bool {
 		b, _ := os.ReadFile(filepath.Join(h.paths.StateDir, processesFile))
 		var doc processesDoc
@@ -145,7 +145,7 @@ func TestLifecycleAdoptAfterKill9(t *testing.T) {
 	}
 
 	// The adopted process is stopped through the new xpcd.
-	if r := h.mustAdmin(OpBootout, KeyTarget, h.target("test.k9"), KeyWait, true); strOf(r, KeyStatus) != "unloaded" {
+	if r := h.mustAdmin(bootstrap.OpBootout, bootstrap.KeyTarget, h.target("test.k9"), bootstrap.KeyWait, true); strOf(r, bootstrap.KeyStatus) != "unloaded" {
 		t.Errorf("bootout: %s", xpc.Format(r))
 	}
 	waitFor(t, "the adopted service to exit", func() bool {

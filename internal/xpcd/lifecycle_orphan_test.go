@@ -187,7 +187,7 @@ func TestOrphanOfUnloadedJobStopped(t *testing.T) {
 		n, _ := unix.Poll(pfd, 0)
 		return n > 0
 	})
-	if _, err := h.admin(OpPrint, KeyTarget, h.target("test.orphan.gone")); reasonOf(err) != "not-found" {
+	if _, err := h.admin(bootstrap.OpPrint, bootstrap.KeyTarget, h.target("test.orphan.gone")); reasonOf(err) != "not-found" {
 		t.Errorf("print of the unloaded job: %v", err)
 	}
 }

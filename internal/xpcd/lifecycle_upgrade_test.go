@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/goxpc/xpc"
+	"github.com/goxpc/xpc/internal/bootstrap"
 )
 
 // A clean service whose executable is replaced on disk (a rename over it,
@@ -101,7 +102,7 @@ func TestLifecycleUpgradePlistChanged(t *testing.T) {
 	}
 	path := h.writePlist(job("one"), other)
 	h.start()
-	if s := strOf(h.mustAdmin(OpBootstrap, KeyPath, path), KeyStatus); s != "loaded" {
+	if s := strOf(h.mustAdmin(bootstrap.OpBootstrap, bootstrap.KeyPath, path), bootstrap.KeyStatus); s != "loaded" {
 		t.Fatalf("bootstrap: %q", s)
 	}
 	c, ev := h.serviceConn("test.lupp.svc")
@@ -112,11 +113,11 @@ func TestLifecycleUpgradePlistChanged(t *testing.T) {
 	pid1 := intOf(r, "pid")
 
 	// The same contents: nothing happens.
-	if s := strOf(h.mustAdmin(OpBootstrap, KeyPath, path), KeyStatus); s != "already loaded" {
+	if s := strOf(h.mustAdmin(bootstrap.OpBootstrap, bootstrap.KeyPath, path), bootstrap.KeyStatus); s != "already loaded" {
 		t.Fatalf("bootstrap of the same plist: %q", s)
 	}
 	h.writePlist(job("two"), other)
-	if s := strOf(h.mustAdmin(OpBootstrap, KeyPath, path), KeyStatus); s != "upgrade pending" {
+	if s := strOf(h.mustAdmin(bootstrap.OpBootstrap, bootstrap.KeyPath, path), bootstrap.KeyStatus); s != "upgrade pending" {
 		t.Fatalf("bootstrap of a changed plist while running: %q", s)
 	}
 	d := h.waitState("test.lupp", "waiting")

@@ -257,7 +257,7 @@ func TestBootstrapMessageLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A well-formed request, 1 MiB with its padding.
-	req, err := xpc.Encode(xpc.Dict(bootstrap.KeyOp, OpList, "pad", xpc.Data(make([]byte, 1<<20))))
+	req, err := xpc.Encode(xpc.Dict(bootstrap.KeyOp, bootstrap.OpList, "pad", xpc.Data(make([]byte, 1<<20))))
 	if err != nil {
 		t.Fatal(err)
 	}

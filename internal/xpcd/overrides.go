@@ -3,6 +3,7 @@ package xpcd
 import (
 	"maps"
 
+	"github.com/goxpc/xpc/internal/bootstrap"
 	"github.com/goxpc/xpc/launchd"
 )
 
@@ -114,7 +115,7 @@ func (m *supervisor) overridesWritten(batch []*overrideRequest, wanted map[strin
 }
 
 // roomForOverride refuses a new override in a user's domain that has
-// maxOverridesPerUserDomain of them, written or waiting to be (RuleOverrideLimit):
+// maxOverridesPerUserDomain of them, written or waiting to be (bootstrap.RuleOverrideLimit):
 // every label may be given one, loaded or not, and each one is in
 // overrides.json, rewritten whole at every change.
 func (m *supervisor) roomForOverride(t Target) *opError {
@@ -135,7 +136,7 @@ func (m *supervisor) roomForOverride(t Target) *opError {
 	if n < maxOverridesPerUserDomain {
 		return nil
 	}
-	re := refusedBy(RuleOverrideLimit, "%s has %d enable/disable overrides, the limit (xpcctl remove-disabled drops those of jobs not loaded)", t.Domain, n)
+	re := refusedBy(bootstrap.RuleOverrideLimit, "%s has %d enable/disable overrides, the limit (xpcctl remove-disabled drops those of jobs not loaded)", t.Domain, n)
 	return ruleOpError(re, "%s: %s", t, re.Detail)
 }
 

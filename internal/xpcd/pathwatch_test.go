@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/goxpc/xpc"
+	"github.com/goxpc/xpc/internal/bootstrap"
 	"github.com/goxpc/xpc/launchd"
 )
 
@@ -261,7 +262,7 @@ func TestWatchPathsDaemon(t *testing.T) {
 	if v, _ := d.Array("watch_paths"); len(v) != 1 || v[0] != xpc.String(trigger) {
 		t.Errorf("watch_paths: %s", xpc.Format(d))
 	}
-	if why := strOf(h.mustAdmin(OpBlame, KeyTarget, h.target("test.wp")), KeyWhy); !strings.Contains(why, "watching paths "+trigger) {
+	if why := strOf(h.mustAdmin(bootstrap.OpBlame, bootstrap.KeyTarget, h.target("test.wp")), bootstrap.KeyWhy); !strings.Contains(why, "watching paths "+trigger) {
 		t.Errorf("blame: %q", why)
 	}
 	waitFor(t, "test.wp to start", func() bool {
@@ -273,7 +274,7 @@ func TestWatchPathsDaemon(t *testing.T) {
 	if strOf(d, "launch_reason") != reasonWatchPath {
 		t.Errorf("job = %s", xpc.Format(d))
 	}
-	h.mustAdmin(OpBootout, KeyTarget, h.target("test.wp"), KeyWait, true)
+	h.mustAdmin(bootstrap.OpBootout, bootstrap.KeyTarget, h.target("test.wp"), bootstrap.KeyWait, true)
 }
 
 // TestKeepAlivePathStateLive: a job kept alive while a path exists starts
@@ -290,7 +291,7 @@ func TestKeepAlivePathStateLive(t *testing.T) {
 	h.writePlist(testJob{label: "test.psno", names: []string{"test.psno.svc"},
 		extra: map[string]any{"KeepAlive": map[string]any{"PathState": map[string]any{gone: false}}}})
 	h.start()
-	if why := strOf(h.mustAdmin(OpBlame, KeyTarget, h.target("test.psno")), KeyWhy); !strings.Contains(why, gone+" is missing") {
+	if why := strOf(h.mustAdmin(bootstrap.OpBlame, bootstrap.KeyTarget, h.target("test.psno")), bootstrap.KeyWhy); !strings.Contains(why, gone+" is missing") {
 		t.Errorf("blame: %q", why)
 	}
 	// Neither condition holds: neither job starts.
@@ -316,6 +317,6 @@ func TestKeepAlivePathStateLive(t *testing.T) {
 		t.Errorf("test.psno: %s", xpc.Format(d))
 	}
 	for _, l := range []string{"test.ps", "test.psno"} {
-		h.mustAdmin(OpBootout, KeyTarget, h.target(l), KeyWait, true)
+		h.mustAdmin(bootstrap.OpBootout, bootstrap.KeyTarget, h.target(l), bootstrap.KeyWait, true)
 	}
 }

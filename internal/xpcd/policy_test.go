@@ -72,7 +72,7 @@ func TestPolicyOtherUser(t *testing.T) {
 			t.Errorf("%s as uid 65534: %q, want %q", k, res[k], v)
 		}
 	}
-	d := h.mustAdmin(OpPrint, KeyTarget, "user/65534/test.usr")
+	d := h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, "user/65534/test.usr")
 	if st := strOf(d, "state"); st != "running" || d.Get("disabled") != xpc.Bool(true) {
 		t.Errorf("nobody's agent, seen by root: %s", xpc.Format(d))
 	}
@@ -102,7 +102,7 @@ func TestHelperClient(t *testing.T) {
 	result := func(err error) string {
 		var re *xpc.RemoteError
 		if errors.As(err, &re) {
-			r, _ := re.Object.Get(keyReason).(xpc.String)
+			r, _ := re.Object.Get(bootstrap.KeyReason).(xpc.String)
 			return string(r)
 		}
 		return "error " + err.Error()
@@ -147,19 +147,19 @@ func TestHelperClient(t *testing.T) {
 			}
 			c.Cancel()
 		case "disable":
-			_, err := bc.SendWithReply(ctx, xpc.Dict(bootstrap.KeyOp, OpDisable, KeyTarget, parts[1]))
+			_, err := bc.SendWithReply(ctx, xpc.Dict(bootstrap.KeyOp, bootstrap.OpDisable, bootstrap.KeyTarget, parts[1]))
 			if err != nil {
 				out = result(err)
 			} else {
 				out = "ok"
 			}
 		case "list":
-			r, err := bc.SendWithReply(ctx, xpc.Dict(bootstrap.KeyOp, OpList))
+			r, err := bc.SendWithReply(ctx, xpc.Dict(bootstrap.KeyOp, bootstrap.OpList))
 			if err != nil {
 				out = result(err)
 				break
 			}
-			jobs, _ := r.Array(KeyJobs)
+			jobs, _ := r.Array(bootstrap.KeyJobs)
 			var labels []string
 			for _, j := range jobs {
 				labels = append(labels, strOf(j.(*xpc.Dictionary), "domain")+"/"+strOf(j.(*xpc.Dictionary), "label"))

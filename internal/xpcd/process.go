@@ -312,7 +312,7 @@ func (l *execLauncher) programOwners(spec *spawnSpec) []uint32 {
 }
 
 // checkProgram refuses a program that someone other than its trusted
-// owners could replace (RuleProgramOwner): a system daemon runs as root,
+// owners could replace (bootstrap.RuleProgramOwner): a system daemon runs as root,
 // so a program anyone could rewrite would run anyone's code as root. A
 // program that does not exist, or that the job's user cannot reach, fails
 // here as exec would, rather than be exec'd after someone made it in the
@@ -327,7 +327,7 @@ func (l *execLauncher) checkProgram(spec *spawnSpec) error {
 		err := checkTrusted(p, l.programOwners(spec), false)
 		switch {
 		case errors.Is(err, errNotTrusted):
-			return refusedBy(RuleProgramOwner, "program %s: %v", exe, err)
+			return refusedBy(bootstrap.RuleProgramOwner, "program %s: %v", exe, err)
 		case err != nil:
 			return fmt.Errorf("spawn %s: %w", exe, unwrapPath(err))
 		}

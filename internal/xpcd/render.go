@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/goxpc/xpc"
+	"github.com/goxpc/xpc/internal/bootstrap"
 )
 
 // jobDict describes a job as list, print and watch return it. Keys with no
@@ -50,16 +51,16 @@ import (
 func (m *supervisor) jobDict(j *job) *xpc.Dictionary {
 	def := j.def
 	d := xpc.NewDictionary(32)
-	d.Set("label", xpc.String(def.Label))
-	d.Set("domain", xpc.String(j.dom.name))
-	d.Set("state", xpc.String(j.stateOf()))
+	d.Set(bootstrap.KeyLabel, xpc.String(def.Label))
+	d.Set(bootstrap.KeyDomain, xpc.String(j.dom.name))
+	d.Set(bootstrap.KeyState, xpc.String(j.stateOf()))
 	d.Set("since", xpc.DateOf(j.since))
 	inst := j.inst
 	r := j.lastReason
 	if inst != nil {
 		r = inst.reason
 		if inst.pid > 0 {
-			d.Set("pid", xpc.Int64(inst.pid))
+			d.Set(bootstrap.KeyPID, xpc.Int64(inst.pid))
 		}
 		if inst.adopted {
 			d.Set("adopted", xpc.Bool(true))
@@ -70,9 +71,9 @@ func (m *supervisor) jobDict(j *job) *xpc.Dictionary {
 	} else if j.lastStop != "" {
 		d.Set("stop_reason", xpc.String(j.lastStop))
 	}
-	d.Set("runs", xpc.Int64(j.runs))
+	d.Set(bootstrap.KeyRuns, xpc.Int64(j.runs))
 	if e := j.lastExit; e != nil {
-		d.Set("last_exit", xpc.String(e.String()))
+		d.Set(bootstrap.KeyLastExit, xpc.String(e.String()))
 		if e.known && e.signal != 0 {
 			d.Set("last_exit_signal", xpc.Int64(e.signal))
 		} else if e.known {
@@ -81,7 +82,7 @@ func (m *supervisor) jobDict(j *job) *xpc.Dictionary {
 		d.Set("last_exit_at", xpc.DateOf(j.lastExitAt))
 	}
 	if r.why != "" {
-		d.Set("launch_reason", xpc.String(r.why))
+		d.Set(bootstrap.KeyLaunchReason, xpc.String(r.why))
 		if r.requester != 0 {
 			d.Set("requester_pid", xpc.Int64(r.requester))
 		}
@@ -127,7 +128,7 @@ func (m *supervisor) jobDict(j *job) *xpc.Dictionary {
 		d.Set("upgrade_pending", xpc.Bool(true))
 	}
 	if j.refused != nil {
-		d.Set(KeyRule, xpc.String(j.refused.Rule))
+		d.Set(bootstrap.KeyRule, xpc.String(j.refused.Rule))
 	}
 	if j.err != "" {
 		d.Set("error", xpc.String(j.err))
@@ -143,12 +144,12 @@ func (m *supervisor) jobDict(j *job) *xpc.Dictionary {
 	return d
 }
 
-// setStateReadOnly adds KeyStateReadOnly and its why to d when the state
+// setStateReadOnly adds bootstrap.KeyStateReadOnly and its why to d when the state
 // is read-only.
 func (m *supervisor) setStateReadOnly(d *xpc.Dictionary) {
 	if why := m.stateReadOnly(); why != "" {
-		d.Set(KeyStateReadOnly, xpc.Bool(true))
-		d.Set(KeyStateReadOnlyWhy, xpc.String(why))
+		d.Set(bootstrap.KeyStateReadOnly, xpc.Bool(true))
+		d.Set(bootstrap.KeyStateReadOnlyWhy, xpc.String(why))
 	}
 }
 
@@ -161,9 +162,9 @@ func strArray(s []string) xpc.Array {
 }
 
 func loadErrorDict(e loadError) *xpc.Dictionary {
-	d := xpc.Dict("domain", e.Domain, "file", e.File, "reason", e.Reason, "error", e.String())
+	d := xpc.Dict(bootstrap.KeyDomain, e.Domain, bootstrap.KeyFile, e.File, bootstrap.KeyReason, e.Reason, bootstrap.KeyError, e.String())
 	if e.Key != "" {
-		d.Set("key", xpc.String(e.Key))
+		d.Set(bootstrap.KeyKey, xpc.String(e.Key))
 	}
 	return d
 }
@@ -297,8 +298,8 @@ func stopText(why string) string {
 
 // procInfo describes the process xpcd launched with pid.
 func (m *supervisor) procInfo(inst *instance) *xpc.Dictionary {
-	d := xpc.Dict("pid", inst.pid, "domain", inst.job.dom.name, "label", inst.def.Label,
-		"launch_reason", inst.reason.why, "since", inst.started, "adopted", inst.adopted)
+	d := xpc.Dict(bootstrap.KeyPID, inst.pid, bootstrap.KeyDomain, inst.job.dom.name, bootstrap.KeyLabel, inst.def.Label,
+		bootstrap.KeyLaunchReason, inst.reason.why, "since", inst.started, "adopted", inst.adopted)
 	if inst.reason.requester != 0 {
 		d.Set("requester_pid", xpc.Int64(inst.reason.requester))
 	}

@@ -81,7 +81,7 @@ func (in *isoInstance) load(t *testing.T, dom, label string, names []string, ext
 	dir := filepath.Join(h.dir, "plists")
 	os.MkdirAll(dir, 0o755)
 	p := h.writePlist(h.lcJob(label, names, nil, extra, in.exe), dir)
-	h.mustAdmin(OpBootstrap, bootstrap.KeyDomain, dom, KeyPath, p)
+	h.mustAdmin(bootstrap.OpBootstrap, bootstrap.KeyDomain, dom, bootstrap.KeyPath, p)
 	return dom + "/" + label
 }
 
@@ -120,8 +120,8 @@ func TestRootOpensStdioAsJobUser(t *testing.T) {
 		{"test.stdio.in", "StandardInPath", secret},
 	} {
 		target := in.load(t, dom, c.label, nil, map[string]any{c.key: c.path})
-		_, err := h.admin(OpKickstart, KeyTarget, target)
-		if reasonOf(err) != ReasonLaunchFailed || !strings.Contains(err.Error(), c.key) || !strings.Contains(err.Error(), "permission denied") {
+		_, err := h.admin(bootstrap.OpKickstart, bootstrap.KeyTarget, target)
+		if reasonOf(err) != bootstrap.ReasonLaunchFailed || !strings.Contains(err.Error(), c.key) || !strings.Contains(err.Error(), "permission denied") {
 			t.Errorf("%s naming root's %s: %v, want launch-failed, permission denied", c.key, c.path, err)
 		}
 	}
@@ -135,7 +135,7 @@ func TestRootOpensStdioAsJobUser(t *testing.T) {
 	// Where the user may write, the file is made as theirs.
 	out := filepath.Join(bdir, "out.log")
 	target := in.load(t, dom, "test.stdio.ok", nil, map[string]any{"StandardOutPath": out, "StandardErrorPath": out})
-	h.mustAdmin(OpKickstart, KeyTarget, target)
+	h.mustAdmin(bootstrap.OpKickstart, bootstrap.KeyTarget, target)
 	if u := uidOf(t, out); u != b.uid {
 		t.Errorf("%s belongs to uid %d, want the job's user %d", out, u, b.uid)
 	}
@@ -174,14 +174,14 @@ func TestRootWatchesAsJobUser(t *testing.T) {
 	// Two jobs of the domain watch; the third is refused by the rule.
 	in.load(t, dom, "test.watch.w1", nil, map[string]any{"WatchPaths": []any{h.dir}})
 	third := in.load(t, dom, "test.watch.w2", nil, map[string]any{"WatchPaths": []any{h.dir}})
-	why := strOf(h.mustAdmin(OpBlame, KeyTarget, third), KeyWhy)
-	if !strings.Contains(why, RuleWatchLimit) {
-		t.Errorf("blame of the third watching job: %q, want the rule %s", why, RuleWatchLimit)
+	why := strOf(h.mustAdmin(bootstrap.OpBlame, bootstrap.KeyTarget, third), bootstrap.KeyWhy)
+	if !strings.Contains(why, bootstrap.RuleWatchLimit) {
+		t.Errorf("blame of the third watching job: %q, want the rule %s", why, bootstrap.RuleWatchLimit)
 	}
 	// Booting one out makes room.
-	h.mustAdmin(OpBootout, KeyTarget, user, KeyWait, true)
+	h.mustAdmin(bootstrap.OpBootout, bootstrap.KeyTarget, user, bootstrap.KeyWait, true)
 	fourth := in.load(t, dom, "test.watch.w3", nil, map[string]any{"WatchPaths": []any{h.dir}})
-	if why := strOf(h.mustAdmin(OpBlame, KeyTarget, fourth), KeyWhy); strings.Contains(why, RuleWatchLimit) {
+	if why := strOf(h.mustAdmin(bootstrap.OpBlame, bootstrap.KeyTarget, fourth), bootstrap.KeyWhy); strings.Contains(why, bootstrap.RuleWatchLimit) {
 		t.Errorf("after a bootout: %q", why)
 	}
 }
@@ -196,13 +196,15 @@ func TestUserDomainCredentialsRefused(t *testing.T) {
 	grp := in.load(t, dom, "test.cred.group", []string{"test.cred.group.svc"},
 		map[string]any{"GroupName": "root", "RunAtLoad": true, "ThrottleInterval": 1})
 	usr := in.load(t, dom, "test.cred.user", nil, map[string]any{"UserName": "root", "RunAtLoad": true, "ThrottleInterval": 1})
-	for target, rule := range map[string]string{grp: RuleDomainGroups, usr: RuleDomainUser} {
-		waitFor(t, target+" refused", func() bool { return strOf(h.mustAdmin(OpPrint, KeyTarget, target), "state") == "refused" })
-		d := h.mustAdmin(OpPrint, KeyTarget, target)
-		if strOf(d, KeyRule) != rule || intOf(d, "runs") != 0 {
+	for target, rule := range map[string]string{grp: bootstrap.RuleDomainGroups, usr: bootstrap.RuleDomainUser} {
+		waitFor(t, target+" refused", func() bool {
+			return strOf(h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, target), "state") == "refused"
+		})
+		d := h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, target)
+		if strOf(d, bootstrap.KeyRule) != rule || intOf(d, "runs") != 0 {
 			t.Errorf("%s: %s, want rule %s and no run", target, xpc.Format(d), rule)
 		}
-		if why := strOf(h.mustAdmin(OpBlame, KeyTarget, target), KeyWhy); !strings.Contains(why, rule) {
+		if why := strOf(h.mustAdmin(bootstrap.OpBlame, bootstrap.KeyTarget, target), bootstrap.KeyWhy); !strings.Contains(why, rule) {
 			t.Errorf("blame %s: %q", target, why)
 		}
 	}
@@ -217,13 +219,13 @@ func TestUserDomainCredentialsRefused(t *testing.T) {
 	if !errors.As(err, &re) || reasonOf(err) != bootstrap.ReasonDenied {
 		t.Fatalf("lookup of a refused job: %v", err)
 	}
-	if r, _ := re.Object.String(KeyRule); r != RuleDomainGroups {
+	if r, _ := re.Object.String(bootstrap.KeyRule); r != bootstrap.RuleDomainGroups {
 		t.Errorf("lookup refusal names rule %q", r)
 	}
 
 	// The user's own group is theirs to name.
 	own := in.load(t, dom, "test.cred.own", nil, map[string]any{"GroupName": b.name})
-	h.mustAdmin(OpKickstart, KeyTarget, own)
+	h.mustAdmin(bootstrap.OpKickstart, bootstrap.KeyTarget, own)
 }
 
 // A request the caller may not make is refused before anything is done
@@ -241,12 +243,12 @@ func TestDeniedRequestCreatesNothing(t *testing.T) {
 	for i := range 40 {
 		dom := UserDomain(uint32(60000 + i))
 		steps = append(steps,
-			admin(fmt.Sprintf("print-%d", i), map[string]any{bootstrap.KeyOp: OpPrint, KeyTarget: dom}),
-			admin(fmt.Sprintf("print-job-%d", i), map[string]any{bootstrap.KeyOp: OpPrint, KeyTarget: dom + "/test.deny.agent"}),
-			admin(fmt.Sprintf("blame-%d", i), map[string]any{bootstrap.KeyOp: OpBlame, KeyTarget: dom + "/test.deny.agent"}),
-			admin(fmt.Sprintf("disabled-%d", i), map[string]any{bootstrap.KeyOp: OpPrintDisabled, bootstrap.KeyDomain: dom}),
-			admin(fmt.Sprintf("watch-%d", i), map[string]any{bootstrap.KeyOp: OpWatch, KeyTarget: dom}),
-			admin(fmt.Sprintf("kickstart-%d", i), map[string]any{bootstrap.KeyOp: OpKickstart, KeyTarget: dom + "/test.deny.agent"}),
+			admin(fmt.Sprintf("print-%d", i), map[string]any{bootstrap.KeyOp: bootstrap.OpPrint, bootstrap.KeyTarget: dom}),
+			admin(fmt.Sprintf("print-job-%d", i), map[string]any{bootstrap.KeyOp: bootstrap.OpPrint, bootstrap.KeyTarget: dom + "/test.deny.agent"}),
+			admin(fmt.Sprintf("blame-%d", i), map[string]any{bootstrap.KeyOp: bootstrap.OpBlame, bootstrap.KeyTarget: dom + "/test.deny.agent"}),
+			admin(fmt.Sprintf("disabled-%d", i), map[string]any{bootstrap.KeyOp: bootstrap.OpPrintDisabled, bootstrap.KeyDomain: dom}),
+			admin(fmt.Sprintf("watch-%d", i), map[string]any{bootstrap.KeyOp: bootstrap.OpWatch, bootstrap.KeyTarget: dom}),
+			admin(fmt.Sprintf("kickstart-%d", i), map[string]any{bootstrap.KeyOp: bootstrap.OpKickstart, bootstrap.KeyTarget: dom + "/test.deny.agent"}),
 		)
 	}
 	steps = append(steps, isoStep{ID: "lookup", Op: "lookup", Name: "test.nothing", Domain: "user/0"})
@@ -287,14 +289,14 @@ func TestBootstrapReadsPlistAsRequester(t *testing.T) {
 	missing := filepath.Join(private, "missing.plist")
 	dom := UserDomain(b.uid)
 	req := func(path string) map[string]any {
-		return map[string]any{bootstrap.KeyOp: OpBootstrap, bootstrap.KeyDomain: dom, KeyPath: path}
+		return map[string]any{bootstrap.KeyOp: bootstrap.OpBootstrap, bootstrap.KeyDomain: dom, bootstrap.KeyPath: path}
 	}
 	res := isoClient(t, in.exe, b.uid, b.gid, h.dir, []isoStep{
 		{ID: "secret", Op: "admin", Req: req(secret)},
 		{ID: "missing", Op: "admin", Req: req(missing)},
 	})
 	for id, r := range res {
-		if r.OK || r.Reason != ReasonBadPlist || !strings.Contains(r.Error, "permission denied") {
+		if r.OK || r.Reason != bootstrap.ReasonBadPlist || !strings.Contains(r.Error, "permission denied") {
 			t.Errorf("%s: %+v, want bad-plist, permission denied", id, r)
 		}
 	}
@@ -302,7 +304,7 @@ func TestBootstrapReadsPlistAsRequester(t *testing.T) {
 	if strip(res["secret"].Error) != strip(res["missing"].Error) {
 		t.Errorf("an existing root-only plist and a missing one answer differently:\n%s\n%s", res["secret"].Error, res["missing"].Error)
 	}
-	if _, err := h.admin(OpPrint, KeyTarget, dom+"/test.boot.secret"); reasonOf(err) != bootstrap.ReasonNotFound {
+	if _, err := h.admin(bootstrap.OpPrint, bootstrap.KeyTarget, dom+"/test.boot.secret"); reasonOf(err) != bootstrap.ReasonNotFound {
 		t.Errorf("the root-only plist loaded: %v", err)
 	}
 
@@ -312,8 +314,8 @@ func TestBootstrapReadsPlistAsRequester(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	r := h.mustAdmin(OpBootstrap, bootstrap.KeyDomain, dom, KeyPath, "/nowhere/secret.plist", KeyPlist, xpc.NewFD(f))
-	if strOf(r, KeyStatus) != "loaded" {
+	r := h.mustAdmin(bootstrap.OpBootstrap, bootstrap.KeyDomain, dom, bootstrap.KeyPath, "/nowhere/secret.plist", bootstrap.KeyPlist, xpc.NewFD(f))
+	if strOf(r, bootstrap.KeyStatus) != "loaded" {
 		t.Fatalf("bootstrap by descriptor: %s", xpc.Format(r))
 	}
 	// The ownership rule applies to the descriptor's file.
@@ -324,8 +326,8 @@ func TestBootstrapReadsPlistAsRequester(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	_, err = h.admin(OpBootstrap, bootstrap.KeyDomain, dom, KeyPath, lax, KeyPlist, xpc.NewFD(g))
-	if reasonOf(err) != ReasonBadPlist || !strings.Contains(err.Error(), RulePlistOwner) {
+	_, err = h.admin(bootstrap.OpBootstrap, bootstrap.KeyDomain, dom, bootstrap.KeyPath, lax, bootstrap.KeyPlist, xpc.NewFD(g))
+	if reasonOf(err) != bootstrap.ReasonBadPlist || !strings.Contains(err.Error(), bootstrap.RulePlistOwner) {
 		t.Errorf("a world-writable plist by descriptor: %v", err)
 	}
 }
@@ -351,7 +353,7 @@ func TestProgramOwnership(t *testing.T) {
 	job := func(dom, label, prog string) string {
 		x := h.lcJob(label, nil, nil, nil, prog)
 		p := h.writePlist(x, mkdirAll(t, filepath.Join(h.dir, "plists")))
-		h.mustAdmin(OpBootstrap, bootstrap.KeyDomain, dom, KeyPath, p)
+		h.mustAdmin(bootstrap.OpBootstrap, bootstrap.KeyDomain, dom, bootstrap.KeyPath, p)
 		return dom + "/" + label
 	}
 	for _, c := range []struct {
@@ -365,17 +367,17 @@ func TestProgramOwnership(t *testing.T) {
 		{dom, "test.prog.own", users, true},
 	} {
 		target := job(c.dom, c.label, c.prog)
-		_, err := h.admin(OpKickstart, KeyTarget, target)
+		_, err := h.admin(bootstrap.OpKickstart, bootstrap.KeyTarget, target)
 		if c.ok {
 			if err != nil {
 				t.Errorf("%s (%s): %v", c.label, c.prog, err)
 			}
 			continue
 		}
-		if reasonOf(err) != ReasonLaunchFailed || !strings.Contains(err.Error(), RuleProgramOwner) {
-			t.Errorf("%s (%s): %v, want launch-failed by %s", c.label, c.prog, err, RuleProgramOwner)
+		if reasonOf(err) != bootstrap.ReasonLaunchFailed || !strings.Contains(err.Error(), bootstrap.RuleProgramOwner) {
+			t.Errorf("%s (%s): %v, want launch-failed by %s", c.label, c.prog, err, bootstrap.RuleProgramOwner)
 		}
-		if d := h.mustAdmin(OpPrint, KeyTarget, target); strOf(d, "state") != "refused" || strOf(d, KeyRule) != RuleProgramOwner {
+		if d := h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, target); strOf(d, "state") != "refused" || strOf(d, bootstrap.KeyRule) != bootstrap.RuleProgramOwner {
 			t.Errorf("%s: %s", c.label, xpc.Format(d))
 		}
 	}
@@ -411,8 +413,8 @@ func TestRootRefusesForeignDirectories(t *testing.T) {
 	wantRule := func(what string, err error) {
 		t.Helper()
 		var re *RuleError
-		if !errors.Is(err, ErrRefused) || !errors.As(err, &re) || re.Rule != RuleDirOwner {
-			t.Errorf("%s: %v, want a refusal by %s", what, err, RuleDirOwner)
+		if !errors.Is(err, ErrRefused) || !errors.As(err, &re) || re.Rule != bootstrap.RuleDirOwner {
+			t.Errorf("%s: %v, want a refusal by %s", what, err, bootstrap.RuleDirOwner)
 		}
 	}
 
@@ -454,14 +456,14 @@ func TestHostileJobPaths(t *testing.T) {
 	os.Chown(fifo, int(b.uid), int(b.gid))
 	q := in.load(t, dom, "test.hostile.fifo", nil, map[string]any{"QueueDirectories": []any{fifo}})
 	for range 5 {
-		h.mustAdmin(OpDisable, KeyTarget, q)
-		h.mustAdmin(OpEnable, KeyTarget, q)
+		h.mustAdmin(bootstrap.OpDisable, bootstrap.KeyTarget, q)
+		h.mustAdmin(bootstrap.OpEnable, bootstrap.KeyTarget, q)
 	}
 	// The checks of the schedules disabled meanwhile may or may not have
 	// ended before; the last one's must end, and say why it found nothing.
-	h.mustAdmin(OpDisable, KeyTarget, q)
+	h.mustAdmin(bootstrap.OpDisable, bootstrap.KeyTarget, q)
 	n := logLines(h, `"queue directory"`, q)
-	h.mustAdmin(OpEnable, KeyTarget, q)
+	h.mustAdmin(bootstrap.OpEnable, bootstrap.KeyTarget, q)
 	waitFor(t, "the last queue check to end", func() bool { return logLines(h, `"queue directory"`, q) > n })
 
 	// A program in a root-only directory fails as a missing one does,
@@ -474,7 +476,7 @@ func TestHostileJobPaths(t *testing.T) {
 			x[k] = v
 		}
 		target := in.load(t, dom, label, nil, x)
-		_, err := h.admin(OpKickstart, KeyTarget, target)
+		_, err := h.admin(bootstrap.OpKickstart, bootstrap.KeyTarget, target)
 		if err == nil {
 			t.Fatalf("%s started", prog)
 		}
@@ -486,13 +488,13 @@ func TestHostileJobPaths(t *testing.T) {
 	if there != missing || umask != there {
 		t.Errorf("a root-only program and a missing one answer differently:\n%s\n%s\n%s", there, missing, umask)
 	}
-	if strings.Contains(there, RuleProgramOwner) || !strings.Contains(there, "permission denied") {
+	if strings.Contains(there, bootstrap.RuleProgramOwner) || !strings.Contains(there, "permission denied") {
 		t.Errorf("a program the user cannot reach: %s", there)
 	}
 
 	// A negative Nice is root's to give, not a user domain's.
 	nice := in.load(t, dom, "test.hostile.nice", nil, map[string]any{"Nice": -5})
-	pid := intOf(h.mustAdmin(OpKickstart, KeyTarget, nice), KeyPID)
+	pid := intOf(h.mustAdmin(bootstrap.OpKickstart, bootstrap.KeyTarget, nice), bootstrap.KeyPID)
 	if n, err := unix.Getpriority(unix.PRIO_PROCESS, pid); err != nil || 20-n != 0 {
 		t.Errorf("a user's job runs at nice %d (%v), want 0", 20-n, err)
 	}
@@ -506,7 +508,7 @@ func TestWatchersPerUser(t *testing.T) {
 	knownUIDs(h)
 	const uid = 1001
 	watch := func(c *xpc.Connection) error {
-		_, err := c.SendWithReply(testCtx(t), xpc.Dict(bootstrap.KeyOp, OpWatch))
+		_, err := c.SendWithReply(testCtx(t), xpc.Dict(bootstrap.KeyOp, bootstrap.OpWatch))
 		return err
 	}
 	for i := range maxWatchersPerUser {
@@ -519,7 +521,7 @@ func TestWatchersPerUser(t *testing.T) {
 	if !errors.As(err, &re) || reasonOf(err) != bootstrap.ReasonDenied {
 		t.Fatalf("watcher %d: %v, want denied", maxWatchersPerUser+1, err)
 	}
-	if r, _ := re.Object.String(KeyRule); r != RuleWatcherLimit {
+	if r, _ := re.Object.String(bootstrap.KeyRule); r != bootstrap.RuleWatcherLimit {
 		t.Errorf("refusal names rule %q", r)
 	}
 	if err := watch(h.dial(nil)); err != nil {
@@ -589,10 +591,10 @@ func TestQueuedClientsPerUser(t *testing.T) {
 	}
 	_, err := lookupOn(t, c, "test.q.svc")
 	var re *xpc.RemoteError
-	if !errors.As(err, &re) || reasonOf(err) != ReasonBusy {
+	if !errors.As(err, &re) || reasonOf(err) != bootstrap.ReasonBusy {
 		t.Fatalf("lookup %d: %v, want busy", maxQueuedPerUser+1, err)
 	}
-	if r, _ := re.Object.String(KeyRule); r != RuleQueueLimit {
+	if r, _ := re.Object.String(bootstrap.KeyRule); r != bootstrap.RuleQueueLimit {
 		t.Errorf("refusal names rule %q", r)
 	}
 	if _, err := lookupOn(t, h.dial(nil), "test.q.svc"); err != nil {
@@ -607,7 +609,7 @@ func TestQueuedClientsPerUser(t *testing.T) {
 			t.Fatalf("lookup after 10 clients left, %d: %v", i+1, err)
 		}
 	}
-	if _, err := lookupOn(t, c, "test.q.svc"); reasonOf(err) != ReasonBusy {
+	if _, err := lookupOn(t, c, "test.q.svc"); reasonOf(err) != bootstrap.ReasonBusy {
 		t.Errorf("at the limit again: %v", err)
 	}
 }
@@ -627,16 +629,16 @@ func TestWaitingRequestsPerConnection(t *testing.T) {
 	errs := make(chan error, n)
 	for range n {
 		go func() {
-			_, err := c.SendWithReply(testCtx(t), xpc.Dict(bootstrap.KeyOp, OpBootout, KeyTarget, h.target("test.waits"), KeyWait, true))
+			_, err := c.SendWithReply(testCtx(t), xpc.Dict(bootstrap.KeyOp, bootstrap.OpBootout, bootstrap.KeyTarget, h.target("test.waits"), bootstrap.KeyWait, true))
 			errs <- err
 		}()
 	}
 	for range n - maxWaitsPerSession {
-		if err := <-errs; reasonOf(err) != ReasonBusy {
+		if err := <-errs; reasonOf(err) != bootstrap.ReasonBusy {
 			t.Fatalf("a request past the limit: %v, want busy", err)
 		}
 	}
-	h.mustAdmin(OpKill, KeyTarget, h.target("test.waits"), KeySignal, 9)
+	h.mustAdmin(bootstrap.OpKill, bootstrap.KeyTarget, h.target("test.waits"), bootstrap.KeySignal, 9)
 	for range maxWaitsPerSession {
 		if err := <-errs; err != nil {
 			t.Errorf("a waiting bootout: %v", err)
@@ -656,14 +658,14 @@ func TestUserDomainJobLimits(t *testing.T) {
 	if n := launches(h, spin); n > 4 {
 		t.Errorf("a job that exits at once was launched %d times in 2.5 s", n)
 	}
-	h.mustAdmin(OpBootout, KeyTarget, spin, KeyWait, true)
+	h.mustAdmin(bootstrap.OpBootout, bootstrap.KeyTarget, spin, bootstrap.KeyWait, true)
 
 	dir := mkdirAll(t, filepath.Join(h.dir, "many"))
 	var err error
 	for i := range maxJobsPerUserDomain + 1 {
 		label := fmt.Sprintf("test.limit.%d", i)
 		p := h.writePlist(testJob{label: label, extra: map[string]any{"ProgramArguments": []any{"/bin/true"}}}, dir)
-		if _, err = h.admin(OpBootstrap, bootstrap.KeyDomain, dom, KeyPath, p); err != nil {
+		if _, err = h.admin(bootstrap.OpBootstrap, bootstrap.KeyDomain, dom, bootstrap.KeyPath, p); err != nil {
 			if i != maxJobsPerUserDomain {
 				t.Fatalf("job %d: %v", i+1, err)
 			}
@@ -673,7 +675,7 @@ func TestUserDomainJobLimits(t *testing.T) {
 	if !errors.As(err, &re) {
 		t.Fatalf("job %d: %v, want refused", maxJobsPerUserDomain+1, err)
 	}
-	if r, _ := re.Object.String(KeyRule); r != RuleJobLimit {
+	if r, _ := re.Object.String(bootstrap.KeyRule); r != bootstrap.RuleJobLimit {
 		t.Errorf("refusal names rule %q (%v)", r, err)
 	}
 }
@@ -725,7 +727,7 @@ func TestCutOffConnectionKeepsItsPlace(t *testing.T) {
 	knownUIDs(h)
 	const uid = 1001
 	fd := rawDialAs(t, h, uid)
-	body, err := xpc.Encode(xpc.Dict(bootstrap.KeyOp, OpPrint, KeyTarget, "system/test.cutoff"))
+	body, err := xpc.Encode(xpc.Dict(bootstrap.KeyOp, bootstrap.OpPrint, bootstrap.KeyTarget, "system/test.cutoff"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -795,16 +797,16 @@ func TestOverridesPerUserDomain(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := h.admin(OpDisable, KeyTarget, dom+"/test.ov.new")
+	_, err := h.admin(bootstrap.OpDisable, bootstrap.KeyTarget, dom+"/test.ov.new")
 	var re *xpc.RemoteError
 	if !errors.As(err, &re) {
 		t.Fatalf("an override past the limit: %v", err)
 	}
-	if r, _ := re.Object.String(KeyRule); r != RuleOverrideLimit {
+	if r, _ := re.Object.String(bootstrap.KeyRule); r != bootstrap.RuleOverrideLimit {
 		t.Errorf("refusal names rule %q (%v)", r, err)
 	}
-	h.mustAdmin(OpEnable, KeyTarget, dom+"/test.ov.7")
-	if _, err := h.admin(OpDisable, KeyTarget, "system/test.ov.new"); err != nil {
+	h.mustAdmin(bootstrap.OpEnable, bootstrap.KeyTarget, dom+"/test.ov.7")
+	if _, err := h.admin(bootstrap.OpDisable, bootstrap.KeyTarget, "system/test.ov.new"); err != nil {
 		t.Errorf("root's system domain: %v", err)
 	}
 }
@@ -821,20 +823,22 @@ func TestRestartRestoresUserDomains(t *testing.T) {
 	h.cfg.StopServicesOnClose = false
 	h.writePlist(h.lcJob("test.restore.agent", []string{"test.restore.svc"}, nil, map[string]any{"RunAtLoad": true}, in.exe), h.paths.Agents)
 	first := h.start()
-	isoClient(t, in.exe, b.uid, b.gid, h.dir, []isoStep{{ID: "list", Op: "admin", Req: map[string]any{bootstrap.KeyOp: OpList}}})
+	isoClient(t, in.exe, b.uid, b.gid, h.dir, []isoStep{{ID: "list", Op: "admin", Req: map[string]any{bootstrap.KeyOp: bootstrap.OpList}}})
 	target := UserDomain(b.uid) + "/test.restore.agent"
-	waitFor(t, "the user's agent", func() bool { return strOf(h.mustAdmin(OpPrint, KeyTarget, target), "state") == "running" })
-	pid := intOf(h.mustAdmin(OpPrint, KeyTarget, target), KeyPID)
+	waitFor(t, "the user's agent", func() bool {
+		return strOf(h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, target), "state") == "running"
+	})
+	pid := intOf(h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, target), bootstrap.KeyPID)
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
 	h.close(first)
 
 	h.cfg.StopServicesOnClose = true
 	h.start()
-	d := h.mustAdmin(OpPrint, KeyTarget, target)
-	if intOf(d, KeyPID) != pid || !boolOf(d, "adopted") {
+	d := h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, target)
+	if intOf(d, bootstrap.KeyPID) != pid || !boolOf(d, "adopted") {
 		t.Fatalf("after the restart, before the user came back: %s, want pid %d adopted", xpc.Format(d), pid)
 	}
-	isoClient(t, in.exe, b.uid, b.gid, h.dir, []isoStep{{ID: "list", Op: "admin", Req: map[string]any{bootstrap.KeyOp: OpList}}})
+	isoClient(t, in.exe, b.uid, b.gid, h.dir, []isoStep{{ID: "list", Op: "admin", Req: map[string]any{bootstrap.KeyOp: bootstrap.OpList}}})
 	if n := launches(h, target); n != 1 {
 		t.Errorf("the agent was launched %d times", n)
 	}

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/goxpc/xpc/internal/bootstrap"
 	"github.com/goxpc/xpc/launchd"
 )
 
@@ -135,13 +136,13 @@ func (m *supervisor) arm(j *job) {
 }
 
 // armWatch starts watching the job's paths, as its user, unless its user
-// domain has maxWatches watching jobs already (RuleWatchLimit): each
+// domain has maxWatches watching jobs already (bootstrap.RuleWatchLimit): each
 // costs an inotify instance and a thread, which a user must not be able
 // to use up for everyone.
 func (m *supervisor) armWatch(j *job, s *schedule) {
 	d := j.dom
 	if d.name != DomainSystem && d.owner != 0 && m.maxWatches > 0 && d.watching >= m.maxWatches {
-		re := refusedBy(RuleWatchLimit, "%s has %d jobs watching paths already, the limit", d.name, d.watching)
+		re := refusedBy(bootstrap.RuleWatchLimit, "%s has %d jobs watching paths already, the limit", d.name, d.watching)
 		m.watchFailed(j, s, re)
 		return
 	}

@@ -88,7 +88,7 @@ func (s *server) bind() error {
 }
 
 // prepareDirs makes sure, in a root xpcd, that nobody but root can change
-// its directories (RuleDirOwner): XPCD_ROOT, the run and state directories,
+// its directories (bootstrap.RuleDirOwner): XPCD_ROOT, the run and state directories,
 // LaunchAgents and LaunchDaemons, and every directory above them, must
 // belong to root and be writable by nobody else (a sticky directory such as
 // /tmp excepted), and none of the five may be a symbolic link. Otherwise a
@@ -114,7 +114,7 @@ func prepareDirs(p bootstrap.Paths, runMode os.FileMode) error {
 				continue
 			}
 			if errors.Is(err, errNotTrusted) {
-				return refusedBy(RuleDirOwner, "%v", err)
+				return refusedBy(bootstrap.RuleDirOwner, "%v", err)
 			}
 			return err
 		}
@@ -317,7 +317,7 @@ func (ss *session) HandleMessage(ctx context.Context, msg *xpc.Message) {
 		ss.adopt(ctx, msg)
 	case bootstrap.OpCheckin, bootstrap.OpTransactions:
 		ss.channelMessage(ctx, op, msg)
-	case OpWatch:
+	case bootstrap.OpWatch:
 		ss.startWatch(ctx, msg)
 	default:
 		h := adminOps[op]
@@ -329,7 +329,7 @@ func (ss *session) HandleMessage(ctx context.Context, msg *xpc.Message) {
 			// Each costs a goroutine and the request until it is
 			// answered; the message's credit came back when it was
 			// taken, so flow control does not bound them.
-			ss.fail(ctx, msg, &opError{reason: ReasonBusy, desc: fmt.Sprintf(
+			ss.fail(ctx, msg, &opError{reason: bootstrap.ReasonBusy, desc: fmt.Sprintf(
 				"%s: %d requests on this connection are still waiting for their answer, the limit", op, maxWaitsPerSession)})
 			return
 		}
@@ -385,7 +385,7 @@ func (ss *session) fail(ctx context.Context, msg *xpc.Message, oe *opError) {
 // never blocks, so it is quick.
 func (ss *session) do(fn func()) *opError {
 	if err := ss.m.call(context.Background(), fn); err != nil {
-		return &opError{reason: ReasonShuttingDown, desc: err.Error()}
+		return &opError{reason: bootstrap.ReasonShuttingDown, desc: err.Error()}
 	}
 	return nil
 }
@@ -429,7 +429,7 @@ func (ss *session) lookup(ctx context.Context, msg *xpc.Message) {
 			}) {
 				return
 			}
-			oe = &opError{reason: ReasonShuttingDown, desc: errStopped.Error()}
+			oe = &opError{reason: bootstrap.ReasonShuttingDown, desc: errStopped.Error()}
 		} else if e := ss.do(func() { oe = ss.m.lookup(uid, ss.bucket, pid, name, dom, fd) }); e != nil {
 			oe = e
 		}
@@ -559,7 +559,7 @@ func (h *checkinHandler) HandleEvent(err error) {
 func (ss *session) startWatch(ctx context.Context, msg *xpc.Message) {
 	w := &watcher{uid: ss.peer.UID, bucket: ss.bucket}
 	ss.ensureOwn()
-	if ts, err := msg.Body.String(KeyTarget); err == nil && ts != "" {
+	if ts, err := msg.Body.String(bootstrap.KeyTarget); err == nil && ts != "" {
 		t, oe := ss.targetArg(msg.Body, false)
 		if oe != nil {
 			ss.fail(ctx, msg, oe)
@@ -587,7 +587,7 @@ func (ss *session) startWatch(ctx context.Context, msg *xpc.Message) {
 }
 
 // addWatcher starts sending w the jobs it may see, unless its user has
-// maxWatchersPerUser watchers already (RuleWatcherLimit): each may hold up
+// maxWatchersPerUser watchers already (bootstrap.RuleWatcherLimit): each may hold up
 // to watchLimit unsent events, which a watcher that stops reading leaves
 // in xpcd's memory. Root has no such limit.
 func (m *supervisor) addWatcher(w *watcher, msg *xpc.Message) *opError {
@@ -599,7 +599,7 @@ func (m *supervisor) addWatcher(w *watcher, msg *xpc.Message) *opError {
 			}
 		}
 		if n >= maxWatchersPerUser {
-			re := refusedBy(RuleWatcherLimit, "%s has %d watch connections already, the limit", bucketName(w.bucket), n)
+			re := refusedBy(bootstrap.RuleWatcherLimit, "%s has %d watch connections already, the limit", bucketName(w.bucket), n)
 			return ruleOpError(re, "watch: %s", re.Detail)
 		}
 	}
@@ -607,7 +607,7 @@ func (m *supervisor) addWatcher(w *watcher, msg *xpc.Message) *opError {
 	for _, d := range m.sortedDomains() {
 		for _, j := range sortedJobs(d) {
 			if w.matches(j) {
-				w.ch.send(outItem{msg: xpc.Dict(KeyEvent, m.jobDict(j))})
+				w.ch.send(outItem{msg: xpc.Dict(bootstrap.KeyEvent, m.jobDict(j))})
 			}
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goxpc/xpc/internal/bootstrap"
 	"golang.org/x/sys/unix"
 
 	"github.com/goxpc/xpc"
@@ -115,11 +116,11 @@ func TestStateWriteFailsChangesNothing(t *testing.T) {
 	mountTmpfs(t, h.paths.StateDir, "64k")
 	h.writePlist(testJob{label: "test.wfail", names: []string{"test.wfail.svc"}})
 	d1 := h.start()
-	h.mustAdmin(OpDisable, KeyTarget, h.target("test.wfail"))
+	h.mustAdmin(bootstrap.OpDisable, bootstrap.KeyTarget, h.target("test.wfail"))
 
 	remount(t, h.paths.StateDir, true)
-	_, err := h.admin(OpEnable, KeyTarget, h.target("test.wfail"))
-	expectStateErr(t, "enable on a read-only state directory", err, ReasonIO,
+	_, err := h.admin(bootstrap.OpEnable, bootstrap.KeyTarget, h.target("test.wfail"))
+	expectStateErr(t, "enable on a read-only state directory", err, bootstrap.ReasonIO,
 		filepath.Join(h.paths.StateDir, overridesFile), "read-only file system")
 	if !disabledOf(h, "test.wfail") {
 		t.Fatal("the failed enable enabled the job")
@@ -127,7 +128,7 @@ func TestStateWriteFailsChangesNothing(t *testing.T) {
 	if _, err := h.lookup("test.wfail.svc"); err == nil {
 		t.Error("lookup of the job a failed enable was for succeeded")
 	}
-	dom := h.mustAdmin(OpPrint, KeyTarget, UserDomain(uint32(os.Geteuid())))
+	dom := h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, UserDomain(uint32(os.Geteuid())))
 	if o, _ := dom.Dictionary("overrides"); o == nil || o.Get("test.wfail") != xpc.Bool(true) {
 		t.Errorf("overrides after the failed enable: %s", xpc.Format(dom))
 	}
@@ -150,8 +151,8 @@ func TestStateDiskFull(t *testing.T) {
 	h.start()
 	fillUp(t, h.paths.StateDir)
 
-	_, err := h.admin(OpDisable, KeyTarget, h.target("test.full"))
-	expectStateErr(t, "disable on a full disk", err, ReasonIO,
+	_, err := h.admin(bootstrap.OpDisable, bootstrap.KeyTarget, h.target("test.full"))
+	expectStateErr(t, "disable on a full disk", err, bootstrap.ReasonIO,
 		filepath.Join(h.paths.StateDir, overridesFile), "no space left on device", "nothing changed")
 	if disabledOf(h, "test.full") {
 		t.Fatal("the failed disable disabled the job")
@@ -159,7 +160,7 @@ func TestStateDiskFull(t *testing.T) {
 	if pid := h.lookupPing("test.full.svc"); pid <= 0 {
 		t.Errorf("service pid %d", pid)
 	}
-	if ov := h.mustAdmin(OpPrintDisabled); ov != nil {
+	if ov := h.mustAdmin(bootstrap.OpPrintDisabled); ov != nil {
 		if o, _ := ov.Dictionary("overrides"); o == nil || o.Len() != 0 {
 			t.Errorf("overrides after the failed disable: %s", xpc.Format(ov))
 		}
@@ -178,7 +179,7 @@ func TestStateReadOnlyAtStart(t *testing.T) {
 	h.writePlist(testJob{label: "test.ro", names: []string{"test.ro.svc"}})
 	h.writePlist(testJob{label: "test.ro.off", names: []string{"test.ro.off.svc"}})
 	d1 := h.start()
-	h.mustAdmin(OpDisable, KeyTarget, h.target("test.ro.off"))
+	h.mustAdmin(bootstrap.OpDisable, bootstrap.KeyTarget, h.target("test.ro.off"))
 	pid := ping(t, h.mustLookup("test.ro.svc"))
 	h.close(d1)
 
@@ -189,11 +190,11 @@ func TestStateReadOnlyAtStart(t *testing.T) {
 	if strOf(d, "state") != "running" || intOf(d, "pid") != pid || d.Get("adopted") != xpc.Bool(true) {
 		t.Fatalf("not adopted: %s", xpc.Format(d))
 	}
-	if d.Get(KeyStateReadOnly) != xpc.Bool(true) || !strings.Contains(strOf(d, KeyStateReadOnlyWhy), "read-only file system") {
+	if d.Get(bootstrap.KeyStateReadOnly) != xpc.Bool(true) || !strings.Contains(strOf(d, bootstrap.KeyStateReadOnlyWhy), "read-only file system") {
 		t.Errorf("print of a job does not say the state is read-only: %s", xpc.Format(d))
 	}
-	dom := h.mustAdmin(OpPrint, KeyTarget, UserDomain(uint32(os.Geteuid())))
-	if dom.Get(KeyStateReadOnly) != xpc.Bool(true) || !strings.Contains(strOf(dom, KeyStateReadOnlyWhy), h.paths.StateDir) {
+	dom := h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, UserDomain(uint32(os.Geteuid())))
+	if dom.Get(bootstrap.KeyStateReadOnly) != xpc.Bool(true) || !strings.Contains(strOf(dom, bootstrap.KeyStateReadOnlyWhy), h.paths.StateDir) {
 		t.Errorf("print of the domain does not say the state is read-only: %s", xpc.Format(dom))
 	}
 	if !disabledOf(h, "test.ro.off") {
@@ -207,12 +208,12 @@ func TestStateReadOnlyAtStart(t *testing.T) {
 		t.Errorf("served by pid %d, want the adopted %d", got, pid)
 	}
 	for _, req := range [][]any{
-		{OpEnable, KeyTarget, h.target("test.ro.off")},
-		{OpDisable, KeyTarget, h.target("test.ro")},
-		{OpRemoveDisabled},
+		{bootstrap.OpEnable, bootstrap.KeyTarget, h.target("test.ro.off")},
+		{bootstrap.OpDisable, bootstrap.KeyTarget, h.target("test.ro")},
+		{bootstrap.OpRemoveDisabled},
 	} {
 		_, err := h.admin(req[0].(string), req[1:]...)
-		expectStateErr(t, req[0].(string), err, ReasonReadOnlyState, "read-only")
+		expectStateErr(t, req[0].(string), err, bootstrap.ReasonReadOnlyState, "read-only")
 	}
 	if disabledOf(h, "test.ro") || !disabledOf(h, "test.ro.off") {
 		t.Error("a refused request changed a job")
@@ -243,14 +244,14 @@ func TestStateNewerVersion(t *testing.T) {
 	d1 := h.start()
 
 	d := h.print("test.newer")
-	if d.Get(KeyStateReadOnly) != xpc.Bool(true) || !strings.Contains(strOf(d, KeyStateReadOnlyWhy), "version 2") {
+	if d.Get(bootstrap.KeyStateReadOnly) != xpc.Bool(true) || !strings.Contains(strOf(d, bootstrap.KeyStateReadOnlyWhy), "version 2") {
 		t.Errorf("print does not say the state is read-only: %s", xpc.Format(d))
 	}
 	if !disabledOf(h, "test.newer") {
 		t.Error("the newer file's override is not used")
 	}
-	_, err := h.admin(OpEnable, KeyTarget, h.target("test.newer"))
-	expectStateErr(t, "enable", err, ReasonReadOnlyState, overridesFile, "version 2")
+	_, err := h.admin(bootstrap.OpEnable, bootstrap.KeyTarget, h.target("test.newer"))
+	expectStateErr(t, "enable", err, bootstrap.ReasonReadOnlyState, overridesFile, "version 2")
 	h.lookupPing("test.newer.on.svc") // a launch, which would record the process
 	h.close(d1)
 	if !strings.Contains(h.logs.String(), "version 2") {
@@ -312,13 +313,13 @@ func TestOverridesConsistentUnderFaults(t *testing.T) {
 		wg.Go(func() {
 			r := rand.New(rand.NewPCG(uint64(g), 1))
 			for range each {
-				op := OpEnable
+				op := bootstrap.OpEnable
 				if r.IntN(2) == 0 {
-					op = OpDisable
+					op = bootstrap.OpDisable
 				}
-				_, err := h.admin(op, KeyTarget, h.target(labels[r.IntN(len(labels))]))
+				_, err := h.admin(op, bootstrap.KeyTarget, h.target(labels[r.IntN(len(labels))]))
 				if err != nil {
-					if reasonOf(err) != ReasonIO {
+					if reasonOf(err) != bootstrap.ReasonIO {
 						t.Errorf("%s: %v", op, err)
 					}
 					mu.Lock()
@@ -346,7 +347,7 @@ func TestOverridesConsistentUnderFaults(t *testing.T) {
 	}
 	t.Logf("%d requests failed", failed)
 
-	ov, _ := h.mustAdmin(OpPrintDisabled).Dictionary("overrides")
+	ov, _ := h.mustAdmin(bootstrap.OpPrintDisabled).Dictionary("overrides")
 	var doc overridesDoc
 	b, err := os.ReadFile(filepath.Join(h.paths.StateDir, overridesFile))
 	if err != nil || json.Unmarshal(b, &doc) != nil {

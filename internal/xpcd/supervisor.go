@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/goxpc/xpc"
+	"github.com/goxpc/xpc/internal/bootstrap"
 	"github.com/goxpc/xpc/launchd"
 )
 
@@ -57,29 +58,29 @@ type supervisorConfig struct {
 // Limits.
 const (
 	// maxQueued is the most client sockets one job may have waiting for it;
-	// past that lookups fail with ReasonBusy rather than exhaust xpcd's
+	// past that lookups fail with bootstrap.ReasonBusy rather than exhaust xpcd's
 	// descriptors.
 	maxQueued = 4096
 	// watchLimit is how many events a watcher may have unsent before it is
 	// told it overflowed and dropped.
 	watchLimit = 4096
 	// maxWatchersPerUser is the most watch connections one user other
-	// than root may have at once (RuleWatcherLimit).
+	// than root may have at once (bootstrap.RuleWatcherLimit).
 	maxWatchersPerUser = 8
 	// maxQueuedPerUser is the most client sockets xpcd holds for one user
 	// other than root, over all jobs, waiting for their services
-	// (RuleQueueLimit).
+	// (bootstrap.RuleQueueLimit).
 	maxQueuedPerUser = 256
 	// maxWaitsPerSession is the most requests one bootstrap connection
 	// may have waiting for their answer (bootout --wait, enable while the
 	// state is written, ...); past that a request fails with busy.
 	maxWaitsPerSession = 16
 	// maxJobsPerUserDomain is the most jobs a user may load into their
-	// domain with bootstrap (RuleJobLimit); each holds its definition, up
+	// domain with bootstrap (bootstrap.RuleJobLimit); each holds its definition, up
 	// to launchd.MaxFileSize, in xpcd's memory.
 	maxJobsPerUserDomain = 256
 	// maxOverridesPerUserDomain is the most enable/disable overrides a
-	// user's domain may have (RuleOverrideLimit).
+	// user's domain may have (bootstrap.RuleOverrideLimit).
 	maxOverridesPerUserDomain = 1024
 )
 
@@ -130,7 +131,7 @@ type domain struct {
 	jobs   map[string]*job // by label
 	names  map[string]*job // MachServices name -> job
 	errors []loadError     // plists rejected at start
-	// watching counts the jobs with a path watcher (RuleWatchLimit).
+	// watching counts the jobs with a path watcher (bootstrap.RuleWatchLimit).
 	watching int
 }
 
@@ -507,8 +508,8 @@ func (e *opError) Error() string { return e.desc }
 // object returns the error as the error object replied on the wire.
 func (e *opError) object() *xpc.ErrorObject {
 	o := xpc.NewErrorObject(e.desc)
-	o.Set(keyKind, xpc.String(kindInvalid))
-	o.Set(keyReason, xpc.String(e.reason))
+	o.Set(bootstrap.KeyKind, xpc.String(bootstrap.KindInvalid))
+	o.Set(bootstrap.KeyReason, xpc.String(e.reason))
 	if e.extra != nil {
 		for k, v := range e.extra.All() {
 			o.Set(k, v)

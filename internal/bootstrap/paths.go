@@ -1,6 +1,3 @@
-// Package bootstrap holds what the xpc library, xpcd and xpcctl share about
-// the bootstrap protocol: where the sockets and directories are, and the
-// names of operations and keys (docs/XPCD.md).
 package bootstrap
 
 import (
@@ -99,39 +96,3 @@ func ClientSockets() []string {
 	}
 	return []string{User().Socket, System().Socket}
 }
-
-// Operation names ("op") and keys of bootstrap messages.
-const (
-	KeyOp     = "op"
-	KeyName   = "name"
-	KeyDomain = "domain"
-	KeySocket = "socket"
-	KeyLabel  = "label"
-	KeyCount  = "count"
-	KeyKind   = "kind"
-	KeyReason = "reason"
-
-	OpLookup       = "lookup"
-	OpCheckin      = "checkin"
-	OpConnect      = "connect"
-	OpTransactions = "transactions"
-	OpTerminate    = "terminate"
-	OpAdopt        = "adopt"
-)
-
-// Reasons carried in error replies (KeyReason), mapped to the library's
-// error values by the client.
-const (
-	ReasonNotFound    = "not-found"
-	ReasonDenied      = "denied"
-	ReasonWrongDomain = "wrong-domain"
-	ReasonNotApproved = "not-approved"
-	ReasonBadRequest  = "bad-request"
-	ReasonNotDeclared = "not-declared"
-	// ReasonTooManyConnections: xpcd turned a bootstrap connection away
-	// as it connected, because the caller's uid has as many open as
-	// xpcd allows one user (xpcd --max-connections-per-user). It comes
-	// in a refused frame in place of xpcd's hello; the library maps it
-	// to ErrDenied.
-	ReasonTooManyConnections = "too-many-connections"
-)
