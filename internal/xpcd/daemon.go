@@ -135,56 +135,18 @@ type Daemon struct {
 
 // New checks cfg and returns a daemon ready to Start.
 func New(cfg Config) (*Daemon, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	p := cfg.Paths
-	if p.Socket == "" || p.RunDir == "" || p.StateDir == "" {
-		return nil, errors.New("xpcd: Config.Paths needs Socket, RunDir and StateDir")
-	}
 	user := cfg.User || p.UserScope
-	if user && p.Agents == "" {
-		return nil, errors.New("xpcd: a --user instance needs Paths.Agents")
-	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	if cfg.PressureInterval == 0 {
-		cfg.PressureInterval = 5 * time.Second
-	}
-	if cfg.UpgradeInterval == 0 {
-		cfg.UpgradeInterval = time.Second
-	}
-	if cfg.Pressure == nil {
-		cfg.Pressure = PSIMemory{}
-	}
-	switch {
-	case cfg.MaxWatchesPerUser == 0:
-		cfg.MaxWatchesPerUser = DefaultMaxWatchesPerUser
-	case cfg.MaxWatchesPerUser < 0:
-		cfg.MaxWatchesPerUser = 0
-	}
-	if cfg.MaxConnectionsPerUser == 0 {
-		cfg.MaxConnectionsPerUser = DefaultMaxConnectionsPerUser
-	}
-
-	// Domains and where their jobs come from. A --user instance, and any
-	// instance under XPCD_ROOT, loads LaunchAgents into the domain of the
-	// user xpcd runs as at start; a system instance loads LaunchDaemons
-	// into system, and LaunchAgents into each other user's domain when
-	// that domain is first used (a lookup by the user, or an
-	// administrative request naming it).
 	uid := uint32(os.Geteuid())
-	domains := map[string]uint32{}
-	var sources []source
-	if user || p.Root != "" {
-		dn := UserDomain(uid)
-		domains[dn] = uid
-		sources = append(sources, source{domain: dn, owner: uid, dir: p.Agents})
-	}
-	if !user && p.Daemons != "" {
-		domains[DomainSystem] = 0
-		sources = append(sources, source{domain: DomainSystem, owner: 0, dir: p.Daemons})
-	}
-
+	domains, sources := initialDomains(p, user, uid)
 	store := newStateStore(p.StateDir, log.With("component", "state"))
 	jobs := newJobStore(sources, log.With("component", "jobs"))
 	outDir := outputDirFor(p.RunDir)
@@ -223,6 +185,58 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	d.comp = append(d.comp, srv)
 	return d, nil
+}
+
+// withDefaults checks cfg and returns it with the defaults of its zero
+// fields filled in (Logger excepted: New takes slog.Default itself).
+func (cfg Config) withDefaults() (Config, error) {
+	p := cfg.Paths
+	if p.Socket == "" || p.RunDir == "" || p.StateDir == "" {
+		return cfg, errors.New("xpcd: Config.Paths needs Socket, RunDir and StateDir")
+	}
+	if (cfg.User || p.UserScope) && p.Agents == "" {
+		return cfg, errors.New("xpcd: a --user instance needs Paths.Agents")
+	}
+	if cfg.PressureInterval == 0 {
+		cfg.PressureInterval = 5 * time.Second
+	}
+	if cfg.UpgradeInterval == 0 {
+		cfg.UpgradeInterval = time.Second
+	}
+	if cfg.Pressure == nil {
+		cfg.Pressure = PSIMemory{}
+	}
+	switch {
+	case cfg.MaxWatchesPerUser == 0:
+		cfg.MaxWatchesPerUser = DefaultMaxWatchesPerUser
+	case cfg.MaxWatchesPerUser < 0:
+		cfg.MaxWatchesPerUser = 0
+	}
+	if cfg.MaxConnectionsPerUser == 0 {
+		cfg.MaxConnectionsPerUser = DefaultMaxConnectionsPerUser
+	}
+	return cfg, nil
+}
+
+// initialDomains returns the domains an instance serves from the start and
+// where their jobs come from. A --user instance, and any instance under
+// XPCD_ROOT, loads LaunchAgents into the domain of the user xpcd runs as
+// (uid); a system instance loads LaunchDaemons into system, and
+// LaunchAgents into each other user's domain when that domain is first
+// used (a lookup by the user, or an administrative request naming it).
+func initialDomains(p bootstrap.Paths, user bool, uid uint32) (map[string]uint32, []source) {
+	domains := map[string]uint32{}
+	var sources []source
+	if user || p.Root != "" {
+		dn := UserDomain(uid)
+		domains[dn] = uid
+		sources = append(sources, source{domain: dn, owner: uid, dir: p.Agents})
+	}
+	if !user && p.Daemons != "" {
+		domains[DomainSystem] = 0
+		sources = append(sources, source{domain: DomainSystem, owner: 0, dir: p.Daemons})
+	}
+	return domains, sources
 }
 
 // agentsFor returns the LaunchAgents directory a system instance loads into

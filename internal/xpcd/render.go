@@ -49,12 +49,23 @@ import (
 //	state_read_only           bool, if xpcd's state is read-only (enable and
 //	                          disable are refused), and state_read_only_why
 func (m *supervisor) jobDict(j *job) *xpc.Dictionary {
-	def := j.def
 	d := xpc.NewDictionary(32)
-	d.Set(bootstrap.KeyLabel, xpc.String(def.Label))
+	d.Set(bootstrap.KeyLabel, xpc.String(j.def.Label))
 	d.Set(bootstrap.KeyDomain, xpc.String(j.dom.name))
 	d.Set(bootstrap.KeyState, xpc.String(j.stateOf()))
 	d.Set("since", xpc.DateOf(j.since))
+	setRunKeys(d, j)
+	setClientKeys(d, j)
+	setDefinitionKeys(d, j)
+	setProblemKeys(d, j)
+	m.setStateReadOnly(d)
+	return d
+}
+
+// setRunKeys sets jobDict's keys of the instance, the last exit and the
+// launch: pid, adopted, stop_reason, runs, last_exit*, launch_reason,
+// requester_pid.
+func setRunKeys(d *xpc.Dictionary, j *job) {
 	inst := j.inst
 	r := j.lastReason
 	if inst != nil {
@@ -87,6 +98,12 @@ func (m *supervisor) jobDict(j *job) *xpc.Dictionary {
 			d.Set("requester_pid", xpc.Int64(r.requester))
 		}
 	}
+}
+
+// setClientKeys sets jobDict's keys of the clients: connections, queued,
+// transactions, checked_in.
+func setClientKeys(d *xpc.Dictionary, j *job) {
+	inst := j.inst
 	conns, tx := len(j.queue), 0
 	var names []string
 	if inst != nil {
@@ -100,6 +117,14 @@ func (m *supervisor) jobDict(j *job) *xpc.Dictionary {
 	if inst != nil && !inst.spawning {
 		d.Set("checked_in", strArray(names))
 	}
+}
+
+// setDefinitionKeys sets jobDict's keys of the definition and its
+// schedule: program, plist_path, throttled_until, mach_services,
+// keep_alive, run_at_load, idle_exit_timeout_s, start_interval_s,
+// next_start, watch_paths, queue_directories.
+func setDefinitionKeys(d *xpc.Dictionary, j *job) {
+	def := j.def
 	d.Set("program", xpc.String(def.Executable()))
 	d.Set("plist_path", xpc.String(def.Path))
 	if j.throttle != nil {
@@ -123,8 +148,13 @@ func (m *supervisor) jobDict(j *job) *xpc.Dictionary {
 	if len(def.QueueDirectories) > 0 {
 		d.Set("queue_directories", strArray(def.QueueDirectories))
 	}
+}
+
+// setProblemKeys sets jobDict's keys of what keeps the job from running
+// as defined: disabled, upgrade_pending, rule, error, warnings.
+func setProblemKeys(d *xpc.Dictionary, j *job) {
 	d.Set("disabled", xpc.Bool(j.disabled))
-	if (inst != nil && inst.upgrade) || j.next != nil {
+	if (j.inst != nil && j.inst.upgrade) || j.next != nil {
 		d.Set("upgrade_pending", xpc.Bool(true))
 	}
 	if j.refused != nil {
@@ -133,15 +163,13 @@ func (m *supervisor) jobDict(j *job) *xpc.Dictionary {
 	if j.err != "" {
 		d.Set("error", xpc.String(j.err))
 	}
-	if len(def.Warnings) > 0 {
+	if len(j.def.Warnings) > 0 {
 		var ws []string
-		for _, w := range def.Warnings {
+		for _, w := range j.def.Warnings {
 			ws = append(ws, w.String())
 		}
 		d.Set("warnings", strArray(ws))
 	}
-	m.setStateReadOnly(d)
-	return d
 }
 
 // setStateReadOnly adds bootstrap.KeyStateReadOnly and its why to d when the state
