@@ -201,8 +201,8 @@ func setEnabled(ss *session, body *xpc.Dictionary, disable bool) (*xpc.Dictionar
 }
 
 // waitSaved waits for a change of the overrides to be written and
-// committed (res), and replies with reply(), or with bootstrap.ReasonIO naming the
-// file and the cause: then nothing changed.
+// committed (res), and replies with reply(), or with bootstrap.ReasonIO
+// naming the file and the cause: then nothing changed.
 func waitSaved(what string, res <-chan error, reply func() *xpc.Dictionary) waitFunc {
 	return func(ctx context.Context) (*xpc.Dictionary, *opError) {
 		select {

@@ -115,9 +115,9 @@ func (m *supervisor) overridesWritten(batch []*overrideRequest, wanted map[strin
 }
 
 // roomForOverride refuses a new override in a user's domain that has
-// maxOverridesPerUserDomain of them, written or waiting to be (bootstrap.RuleOverrideLimit):
-// every label may be given one, loaded or not, and each one is in
-// overrides.json, rewritten whole at every change.
+// maxOverridesPerUserDomain of them, written or waiting to be
+// (bootstrap.RuleOverrideLimit): every label may be given one, loaded or
+// not, and each one is in overrides.json, rewritten whole at every change.
 func (m *supervisor) roomForOverride(t Target) *opError {
 	if t.Domain == DomainSystem || t.UID == 0 {
 		return nil

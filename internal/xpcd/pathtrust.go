@@ -118,18 +118,17 @@ func ownerList(owners []uint32) string {
 	return strings.Join(slices.Compact(s), " or ")
 }
 
-// prepareDirs makes sure, in a root xpcd, that nobody but root can change
-// its directories (bootstrap.RuleDirOwner): XPCD_ROOT, the run and state directories,
-// LaunchAgents and LaunchDaemons, and every directory above them, must
-// belong to root and be writable by nobody else (a sticky directory such as
-// /tmp excepted), and none of the five may be a symbolic link. Otherwise a
+// prepareDirs makes sure, in a root xpcd, that nobody but root can change its
+// directories (bootstrap.RuleDirOwner): XPCD_ROOT, the run and state
+// directories, LaunchAgents and LaunchDaemons, and every directory above them,
+// must belong to root and be writable by nobody else (a sticky directory such
+// as /tmp excepted), and none of the five may be a symbolic link. Otherwise a
 // user who owns XPCD_ROOT could plant links that make xpcd change root's
-// files, or state that xpcd would act on. The run and state directories
-// are made (runMode, 0700) between two checks, so that one made by someone
-// else in the meantime is caught. A state directory that cannot be made
-// (a read-only file system) is not an error: the state store starts
-// read-only without it. A xpcd that is not root checks nothing: it can do
-// no more than its user can.
+// files, or state that xpcd would act on. The run and state directories are
+// made (runMode, 0700) between two checks, so that one made by someone else in
+// the meantime is caught. A state directory that cannot be made (a read-only
+// file system) is not an error: the state store starts read-only without it. A
+// xpcd that is not root checks nothing: it can do no more than its user can.
 func prepareDirs(p bootstrap.Paths, runMode os.FileMode) error {
 	if os.Geteuid() != 0 {
 		return nil

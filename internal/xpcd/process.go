@@ -266,12 +266,11 @@ func (l *execLauncher) programOwners(spec *spawnSpec) []uint32 {
 	return owners
 }
 
-// checkProgram refuses a program that someone other than its trusted
-// owners could replace (bootstrap.RuleProgramOwner): a system daemon runs as root,
-// so a program anyone could rewrite would run anyone's code as root. A
-// program that does not exist, or that the job's user cannot reach, fails
-// here as exec would, rather than be exec'd after someone made it in the
-// meantime.
+// checkProgram refuses a program that someone other than its trusted owners
+// could replace (bootstrap.RuleProgramOwner): a system daemon runs as root, so
+// a program anyone could rewrite would run anyone's code as root. A program
+// that does not exist, or that the job's user cannot reach, fails here as exec
+// would, rather than be exec'd after someone made it in the meantime.
 func (l *execLauncher) checkProgram(spec *spawnSpec) error {
 	exe := spec.def.Executable()
 	paths := []string{exe}

@@ -172,8 +172,8 @@ func setProblemKeys(d *xpc.Dictionary, j *job) {
 	}
 }
 
-// setStateReadOnly adds bootstrap.KeyStateReadOnly and its why to d when the state
-// is read-only.
+// setStateReadOnly adds bootstrap.KeyStateReadOnly and its why to d when
+// the state is read-only.
 func (m *supervisor) setStateReadOnly(d *xpc.Dictionary) {
 	if why := m.stateReadOnly(); why != "" {
 		d.Set(bootstrap.KeyStateReadOnly, xpc.Bool(true))

@@ -35,8 +35,8 @@ import (
 // starts all the same with what it could read: what is in this version's
 // format is used (overrides, and process records, checked against the
 // kernel as always); a file that is not is not used at all. Requests that
-// change overrides are refused (bootstrap.ReasonReadOnlyState); processes launched
-// meanwhile are not recorded.
+// change overrides are refused (bootstrap.ReasonReadOnlyState); processes
+// launched meanwhile are not recorded.
 const (
 	overridesFile = "overrides.json"
 	processesFile = "processes.json"

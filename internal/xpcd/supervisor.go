@@ -76,8 +76,8 @@ const (
 	// state is written, ...); past that a request fails with busy.
 	maxWaitsPerSession = 16
 	// maxJobsPerUserDomain is the most jobs a user may load into their
-	// domain with bootstrap (bootstrap.RuleJobLimit); each holds its definition, up
-	// to launchd.MaxFileSize, in xpcd's memory.
+	// domain with bootstrap (bootstrap.RuleJobLimit); each holds its
+	// definition, up to launchd.MaxFileSize, in xpcd's memory.
 	maxJobsPerUserDomain = 256
 	// maxOverridesPerUserDomain is the most enable/disable overrides a
 	// user's domain may have (bootstrap.RuleOverrideLimit).

@@ -97,9 +97,9 @@ func (ss *session) startWatch(ctx context.Context, msg *xpc.Message) {
 }
 
 // addWatcher starts sending w the jobs it may see, unless its user has
-// maxWatchersPerUser watchers already (bootstrap.RuleWatcherLimit): each may hold up
-// to watchLimit unsent events, which a watcher that stops reading leaves
-// in xpcd's memory. Root has no such limit.
+// maxWatchersPerUser watchers already (bootstrap.RuleWatcherLimit): each may
+// hold up to watchLimit unsent events, which a watcher that stops reading
+// leaves in xpcd's memory. Root has no such limit.
 func (m *supervisor) addWatcher(w *watcher, msg *xpc.Message) *opError {
 	if w.uid != 0 {
 		n := 0
