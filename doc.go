@@ -74,8 +74,8 @@
 // failure is a *DecodeError naming its kind (ErrTruncated, ErrBadLength, ...)
 // and byte offset. Strings that are not valid UTF-8 are rejected, not
 // replaced. DecodeWrapped and EncodeWrapped handle RemoteXPC's 24-byte
-// message wrapper. TaggedJSON and property-list conversions (FromPlist,
-// ToPlist) give human-readable forms.
+// message wrapper. Tagged JSON (MarshalTaggedJSON, UnmarshalTaggedJSON) and
+// property-list conversions (FromPlist, ToPlist) give human-readable forms.
 //
 // # Descriptors and ownership
 //

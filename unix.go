@@ -26,7 +26,7 @@ const maxSunPath = len(unix.RawSockaddrUnix{}.Path) - 1
 // left by a process that died is replaced; a live one is an error. Each
 // client that connects becomes a peer connection whose Peer is the
 // connecting process. This is how xpcd's bootstrap socket is made; services
-// use NewServiceListener instead.
+// use CheckIn and Service.Listen instead.
 //
 // When the process runs out of descriptors, the listener does not spin:
 // it backs off (5 ms, doubling up to 1 s, reset by the next accept that

@@ -2,8 +2,8 @@
 // processes exchange a request and its reply: raw AF_UNIX sockets (the
 // floor), D-Bus through a private dbus-daemon (godbus), gRPC over a Unix
 // socket and containerd's ttrpc. Run measures; cmd/ipcbench and bench/run
-// are its command line; docs/PERFORMANCE.md ("Connections") reports the
-// figures.
+// are its command line; docs/PERFORMANCE.md reports the figures and
+// docs/design/benchmarks.md what they measure.
 //
 // Every server runs in a child process, the program itself started again
 // as `serve SYSTEM` (ServeMain) with GOMAXPROCS in its environment and a

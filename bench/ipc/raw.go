@@ -429,7 +429,8 @@ func (r *dgCaller) close() error { return r.c.close() }
 // a socket's EPOLLOUT fires each time the peer takes a datagram, waking a
 // thread blocked in epoll_wait for nothing; an epoll descriptor is never
 // reported writable. A diagnostic: what goxpc would gain by waiting the
-// same way (docs/PERFORMANCE.md, "Suggestions for the main module").
+// same way (docs/design/connection-latency.md, the socket out of Go's
+// poller).
 
 // epollSock is a socket outside the poller, read through an epoll
 // instance inside it. Sends are non-blocking and this benchmark never

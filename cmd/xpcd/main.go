@@ -71,7 +71,7 @@ func main() {
 // so a second processor buys no throughput; it only makes the Go scheduler
 // wake idle threads for every goroutine readied. On one processor a lookup
 // costs xpcd about a third less CPU and half the thread switches
-// (docs/PERFORMANCE.md). The services xpcd starts do not inherit it.
+// (docs/design/lookup-connect.md). The services xpcd starts do not inherit it.
 func procs(getenv func(string) string) int {
 	if getenv("GOMAXPROCS") != "" {
 		return 0

@@ -12,8 +12,8 @@
 //
 // The server for each system is this program started again as
 // `ipcbench serve SYSTEM`, with GOMAXPROCS in its environment and a control
-// socket on descriptor 3. bench/run builds and runs it; docs/PERFORMANCE.md
-// ("Connections") explains every figure.
+// socket on descriptor 3. bench/run builds and runs it;
+// docs/design/benchmarks.md explains every figure.
 package main
 
 import (
