@@ -22,11 +22,11 @@
 //	socket      binds the bootstrap socket first, so that a second xpcd on
 //	            the same paths fails before it touches anything
 //	state       the state directory: overrides.json and processes.json,
-//	            written atomically (state.go); read-only when the directory
+//	            written atomically (state.go, persist.go); read-only when the directory
 //	            cannot be written or a file is of a newer version
 //	jobs        reads the LaunchAgents/LaunchDaemons plists (jobstore.go)
 //	supervisor  domains, jobs, instances: the state machine (supervisor.go,
-//	            job.go), processes (process.go, output.go); at start, before
+//	            job.go, instance.go), processes (process.go, output.go); at start, before
 //	            its loop runs, it adopts what a previous xpcd left running
 //	            (adopt.go, marker.go)
 //	pressure    asks the PressureSource (monitor.go)
@@ -86,7 +86,8 @@
 // xpc.ListenUnix and turns a connection away at accept when its user has
 // too many (admit, buckets.go). Each connection is a session whose handler
 // runs on the goroutine the connection delivers its messages on, one at a
-// time. It reads "op": lookup, adopt and watch (server.go), checkin and
+// time. It reads "op": lookup (lookup.go), adopt (checkin.go) and watch
+// (watch.go), checkin and
 // transactions once the connection is an adopted service's channel, and the
 // administrative requests (admin.go: each parses its request on the
 // session, does its work on the loop through call, and answers; one that
@@ -95,7 +96,7 @@
 // session's other requests go on). A session answers its own requests;
 // replies on a check-in channel and to a watch go through the channel. The
 // check-in channel of a service xpcd launched is a connection it made at
-// the launch, handled by checkinHandler (server.go) in the same way. The
+// the launch, handled by checkinHandler (checkin.go) in the same way. The
 // caller is the connection's Peer, the kernel's word, never anything a
 // request says.
 //
@@ -103,28 +104,43 @@
 //
 //	daemon.go       Config, Daemon, the components and their order
 //	supervisor.go   the loop, domains, shutdown
-//	job.go          jobs and instances: launches, stops, throttle, idle
-//	                exit, clients queued and handed over, watchers
+//	job.go          a job's state machine: want, throttle, after an exit,
+//	                refusal
+//	instance.go     an instance: spawn, exit, stop, idle exit, pressure,
+//	                upgrade
+//	load.go         loading and unloading a job's definition, its names
+//	clients.go      clients queued for a service and handed over
+//	checkin.go      the check-in channel, both sides; adopt
+//	lookup.go       lookups: a session's request, the loop's answer
+//	watch.go        watchers and what they are told
 //	schedule.go     StartInterval, StartCalendarInterval, QueueDirectories
 //	pathwatch.go    inotify for WatchPaths, QueueDirectories, PathState
 //	process.go      the launcher and process interfaces (faked in tests),
-//	                fork/exec, pidfds
+//	                fork/exec
+//	pidfd.go        pidfds, exit status, /proc stat
 //	output.go       output FIFOs and their readers
 //	adopt.go        taking over processes a previous xpcd started
 //	marker.go       the XPCD_INSTANCE marker and the /proc scan
-//	state.go        processes.json, overrides.json, atomic writes
+//	state.go        processes.json, overrides.json
+//	persist.go      atomic writes, one writer per file
 //	overrides.go    enable and disable, committed once on disk
 //	jobstore.go     where plists come from, and loading them
 //	ident.go        acting as a user; RuleError and the rules
-//	pathtrust.go    who may change a path: program-owner, dir-owner
+//	pathtrust.go    who may change a path: program-owner, dir-owner;
+//	                xpcd's own directories
 //	buckets.go      what a uid counts under in the per-user limits
 //	domain.go       domain and target names; who may read or change one
-//	server.go       the bootstrap server, sessions, lookup, adopt, watch
-//	admin.go        the administrative requests
+//	server.go       the bootstrap server, sessions, admission
+//	admin.go        the administrative requests: the table, list, print,
+//	                blame, procinfo
+//	admin_jobs.go   kickstart, kill, bootstrap, bootout
+//	admin_overrides.go  enable, disable, print-disabled, remove-disabled
 //	render.go       JOB, LOADERR and blame's sentences
-//	protocol.go     the administrative requests' ops, keys and reasons
 //	forward.go      lookups passed on to the system instance
 //	refuse.go       the refused frame of a pipelined lookup
 //	channel.go      sending to a peer without holding up the loop
 //	monitor.go      memory pressure and replaced executables
+//
+// The protocol's words (ops, keys, reasons, rules) are in
+// internal/bootstrap, shared with the library and xpcctl.
 package xpcd
