@@ -92,7 +92,7 @@ func newConnection(cfg config) *Connection {
 // cancelled); the caller keeps ep. It connects at the first send; if the
 // listener is gone by then, the send fails with ErrInvalid and ErrPeerGone.
 func NewEndpointConnection(ep *Endpoint, opts ...Option) (*Connection, error) {
-	cfg, err := newConfig(opts)
+	cfg, err := configure(inNewEndpointConnection, opts)
 	if err != nil {
 		return nil, err
 	}

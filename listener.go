@@ -39,7 +39,7 @@ type Listener struct {
 
 // NewListener returns an inactive anonymous listener.
 func NewListener(opts ...Option) (*Listener, error) {
-	cfg, err := newConfig(opts)
+	cfg, err := configure(inNewListener, opts)
 	if err != nil {
 		return nil, err
 	}
