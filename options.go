@@ -8,8 +8,15 @@ import (
 // Option configures a Connection, Listener, Service or Bootstrap. Options
 // are checked when it is made: a bad or conflicting one is an error, and so
 // is one that does not apply to the constructor it is given to (an
-// *OptionError, ErrOptionNotApplicable). Each option says which
-// constructors it applies to.
+// *OptionError, matching ErrOptionNotApplicable). They apply to:
+//
+//   - the limits (WithMaxMessageSize, WithMaxReceiveSize, WithMaxQueuedBytes,
+//     WithMaxUnreadBytes, WithMaxFDs) and WithTransactions: the
+//     constructors of connections and listeners (NewServiceConnection,
+//     NewEndpointConnection, NewConnectionFromFile, DialUnix, NewListener,
+//     ListenUnix, and CheckIn for the Service's listeners);
+//   - WithBootstrapSocket: NewServiceConnection and NewBootstrap;
+//   - WithDomain, WithBootstrap: NewServiceConnection.
 type Option func(*config) error
 
 // ErrOptionNotApplicable is the cause of an *OptionError: an Option given
@@ -113,10 +120,7 @@ func configure(ctor constructor, opts []Option) (config, error) {
 // WithMaxMessageSize sets the largest serialized message this end sends or
 // accepts, in bytes (default DefaultMaxSize, 64 MiB). A larger outgoing
 // message fails with ErrMessageTooLarge; a larger incoming one is a protocol
-// error that ends the connection. Like every limit, and WithTransactions, it
-// applies to the constructors of connections and listeners
-// (NewServiceConnection, NewEndpointConnection, NewConnectionFromFile,
-// DialUnix, NewListener, ListenUnix, CheckIn), not to NewBootstrap.
+// error that ends the connection.
 func WithMaxMessageSize(n int) Option {
 	return option("WithMaxMessageSize", connsAndListeners, func(c *config) error {
 		if n < 64 {
