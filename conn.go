@@ -92,7 +92,7 @@ func newConnection(cfg config) *Connection {
 // cancelled); the caller keeps ep. It connects at the first send; if the
 // listener is gone by then, the send fails with ErrInvalid and ErrPeerGone.
 func NewEndpointConnection(ep *Endpoint, opts ...Option) (*Connection, error) {
-	cfg, err := newConfig(opts)
+	cfg, err := configure(inNewEndpointConnection, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -209,8 +209,13 @@ func (c *Connection) Transactions() *Transactions { return c.cfg.tx }
 // Send sends msg without waiting for a reply. It blocks only while the peer
 // is behind by a full flow-control window (256 messages, or its
 // WithMaxQueuedBytes of message bytes) or the socket buffer is full, and
-// returns ctx's error if ctx ends first.
+// returns ctx's error if ctx ends first. Given a context that has already
+// ended, it sends nothing and returns the context's error (TrySend is the
+// send that never waits).
 func (c *Connection) Send(ctx context.Context, msg *Dictionary) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	l, err := c.getLink(ctx, false)
 	if err != nil {
 		return err
@@ -240,7 +245,9 @@ func (c *Connection) SendWithReply(ctx context.Context, msg *Dictionary) (*Dicti
 var callPool = sync.Pool{New: func() any { return new(Call) }}
 
 // Go sends msg and returns at once with a Call that completes when the reply
-// arrives. ctx bounds the sending only; Call.Wait takes its own.
+// arrives. ctx bounds the sending only; Call.Wait takes its own. Given a
+// context that has already ended, it sends nothing, and the call completes
+// with the context's error.
 func (c *Connection) Go(ctx context.Context, msg *Dictionary) *Call {
 	call := new(Call)
 	c.send(ctx, call, msg, false)
@@ -250,6 +257,10 @@ func (c *Connection) Go(ctx context.Context, msg *Dictionary) *Call {
 // send sends msg as a request for call and returns the link it went on, or
 // nil. selfRead says the caller will wait for the reply with Wait.
 func (c *Connection) send(ctx context.Context, call *Call, msg *Dictionary, selfRead bool) *link {
+	if err := ctx.Err(); err != nil {
+		call.finish(nil, err)
+		return nil
+	}
 	l, err := c.getLink(ctx, selfRead)
 	if err != nil {
 		call.finish(nil, err)
@@ -347,8 +358,12 @@ func (c *Connection) getLink(ctx context.Context, selfRead bool) (*link, error) 
 	}
 }
 
-// dialLink dials, giving up when ctx ends or the connection does.
+// dialLink dials, giving up when ctx ends or the connection does. A
+// context that has already ended (TrySend's) does not dial.
 func (c *Connection) dialLink(ctx context.Context) (*sock, *Peer, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(c.ctx, cancel)
@@ -616,27 +631,34 @@ func (m *Message) Defer() {
 // ctx ends before the reply could be sent (the sender is behind by a full
 // socket buffer), Reply returns ctx's error and nothing was sent: the
 // message stays unanswered, an open transaction, and may be answered again.
-// A context that has already ended sends the reply only if it can go out
-// without waiting. A reply that travels out of line (over 64 KiB) and would
-// take the bytes the peer has left unread over WithMaxUnreadBytes is not
-// sent: the peer is cut off, and Reply returns ErrPeerOverLimit. A reply
-// that cannot be sent as it is (it does not encode, is larger than
-// WithMaxMessageSize or carries more than WithMaxFDs descriptors) is
-// answered with an error instead, which the sender's SendWithReply returns
-// as ErrReplyFailed (or ErrNoReply, if not even that fits), and Reply
-// returns why.
+// A context that has already ended sends nothing: Reply returns its error
+// (TryReply is the reply that never waits). A reply that travels out of
+// line (over 64 KiB) and would take the bytes the peer has left unread
+// over WithMaxUnreadBytes is not sent: the peer is cut off, and Reply
+// returns ErrPeerOverLimit. A reply that cannot be sent as it is (it does
+// not encode, is larger than WithMaxMessageSize or carries more than
+// WithMaxFDs descriptors) is answered with an error instead, which the
+// sender's SendWithReply returns as ErrReplyFailed (or ErrNoReply, if not
+// even that fits), and Reply returns why.
 func (m *Message) Reply(ctx context.Context, reply *Dictionary) error {
 	if reply == nil {
 		return fmt.Errorf("xpc: Reply: %w", ErrNilObject)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	return m.reply(ctx, reply)
 }
 
 // ReplyError answers the message with an error object; the sender's
-// SendWithReply returns it as a *RemoteError.
+// SendWithReply returns it as a *RemoteError. Like Reply, it sends nothing
+// given a context that has already ended.
 func (m *Message) ReplyError(ctx context.Context, e *ErrorObject) error {
 	if e == nil {
 		return fmt.Errorf("xpc: ReplyError: %w", ErrNilObject)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	return m.reply(ctx, e)
 }

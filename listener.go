@@ -39,7 +39,7 @@ type Listener struct {
 
 // NewListener returns an inactive anonymous listener.
 func NewListener(opts ...Option) (*Listener, error) {
-	cfg, err := newConfig(opts)
+	cfg, err := configure(inNewListener, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -153,8 +153,12 @@ func (l *Listener) Peers() []*Connection {
 }
 
 // AnnounceTermination tells every peer that this process is about to exit:
-// each peer's handler receives ErrTerminationImminent.
+// each peer's handler receives ErrTerminationImminent. Given a context
+// that has already ended, it tells no one and returns the context's error.
 func (l *Listener) AnnounceTermination(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	var errs []error
 	for _, c := range l.Peers() {
 		c.mu.Lock()

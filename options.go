@@ -1,14 +1,89 @@
 package xpc
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
-// Option configures a Connection or Listener. Options are checked when the
-// connection or listener is made, and a bad or conflicting one is an error.
+// Option configures a Connection, Listener, Service or Bootstrap. Options
+// are checked when it is made: a bad or conflicting one is an error, and so
+// is one that does not apply to the constructor it is given to (an
+// *OptionError, matching ErrOptionNotApplicable). They apply to:
+//
+//   - the limits (WithMaxMessageSize, WithMaxReceiveSize, WithMaxQueuedBytes,
+//     WithMaxUnreadBytes, WithMaxFDs) and WithTransactions: the
+//     constructors of connections and listeners (NewServiceConnection,
+//     NewEndpointConnection, NewConnectionFromFile, DialUnix, NewListener,
+//     ListenUnix, and CheckIn for the Service's listeners);
+//   - WithBootstrapSocket: NewServiceConnection and NewBootstrap;
+//   - WithDomain, WithBootstrap: NewServiceConnection.
 type Option func(*config) error
 
+// ErrOptionNotApplicable is the cause of an *OptionError: an Option given
+// to a constructor it does not apply to.
+var ErrOptionNotApplicable = errors.New("xpc: option does not apply")
+
+// OptionError is the error of a constructor given an Option that does not
+// apply to it. It matches ErrOptionNotApplicable.
+type OptionError struct {
+	Option      string // the option, as "WithDomain"
+	Constructor string // the constructor, as "NewListener"
+}
+
+func (e *OptionError) Error() string {
+	return "xpc: " + e.Option + " does not apply to " + e.Constructor
+}
+
+func (e *OptionError) Unwrap() error { return ErrOptionNotApplicable }
+
+// constructor is one of the functions that take Options, as a bit; a set
+// of them says which constructors an option applies to.
+type constructor uint
+
+const (
+	inNewServiceConnection constructor = 1 << iota
+	inNewEndpointConnection
+	inNewConnectionFromFile
+	inDialUnix
+	inNewListener
+	inListenUnix
+	inCheckIn
+	inNewBootstrap
+
+	// The limits and the transaction count apply to every constructor of
+	// a connection, and of a listener (whose peers they configure; a
+	// Service's configuration is its listeners').
+	connsAndListeners = inNewServiceConnection | inNewEndpointConnection | inNewConnectionFromFile |
+		inDialUnix | inNewListener | inListenUnix | inCheckIn
+)
+
+func (k constructor) String() string {
+	names := [...]string{"NewServiceConnection", "NewEndpointConnection", "NewConnectionFromFile",
+		"DialUnix", "NewListener", "ListenUnix", "CheckIn", "NewBootstrap"}
+	for i, name := range names {
+		if k == 1<<i {
+			return name
+		}
+	}
+	return fmt.Sprintf("constructor(%#x)", uint(k))
+}
+
+// option makes the Option called name, which applies to the constructors
+// in applies and sets what set sets; given to any other constructor, it
+// fails with an *OptionError.
+func option(name string, applies constructor, set func(*config) error) Option {
+	return func(c *config) error {
+		if c.ctor&applies == 0 {
+			return &OptionError{Option: name, Constructor: c.ctor.String()}
+		}
+		return set(c)
+	}
+}
+
 type config struct {
-	maxMessageSize int // sent, and received unless maxRecvSize says otherwise
-	maxRecvSize    int // received; 0 while options are applied: maxMessageSize
+	ctor           constructor // the constructor the options are given to
+	maxMessageSize int         // sent, and received unless maxRecvSize says otherwise
+	maxRecvSize    int         // received; 0 while options are applied: maxMessageSize
 	maxFDs         int
 	maxQueued      int64 // body bytes of received messages and requests not yet dequeued
 	maxUnread      int64 // out-of-line bytes sent and not yet read by the peer
@@ -18,8 +93,11 @@ type config struct {
 	boot           *Bootstrap
 }
 
-func newConfig(opts []Option) (config, error) {
+// configure applies opts, given to the constructor ctor, over the
+// defaults.
+func configure(ctor constructor, opts []Option) (config, error) {
 	c := config{
+		ctor:           ctor,
 		maxMessageSize: DefaultMaxSize,
 		maxFDs:         maxFDsPerFrame - 1,
 		maxQueued:      DefaultMaxQueuedBytes,
@@ -44,13 +122,13 @@ func newConfig(opts []Option) (config, error) {
 // message fails with ErrMessageTooLarge; a larger incoming one is a protocol
 // error that ends the connection.
 func WithMaxMessageSize(n int) Option {
-	return func(c *config) error {
+	return option("WithMaxMessageSize", connsAndListeners, func(c *config) error {
 		if n < 64 {
 			return fmt.Errorf("xpc: WithMaxMessageSize(%d): must be at least 64 bytes", n)
 		}
 		c.maxMessageSize = n
 		return nil
-	}
+	})
 }
 
 // WithMaxReceiveSize sets the largest serialized message this end
@@ -62,13 +140,13 @@ func WithMaxMessageSize(n int) Option {
 // an inline datagram never costs more than its own 64 KiB buffer. By
 // default the limit is WithMaxMessageSize's.
 func WithMaxReceiveSize(n int) Option {
-	return func(c *config) error {
+	return option("WithMaxReceiveSize", connsAndListeners, func(c *config) error {
 		if n < 64 {
 			return fmt.Errorf("xpc: WithMaxReceiveSize(%d): must be at least 64 bytes", n)
 		}
 		c.maxRecvSize = n
 		return nil
-	}
+	})
 }
 
 // The default byte limits of a connection (WithMaxQueuedBytes,
@@ -87,13 +165,13 @@ const (
 // limit is taken when nothing else is queued, so the size of a single
 // message is bounded by WithMaxMessageSize alone.
 func WithMaxQueuedBytes(n int64) Option {
-	return func(c *config) error {
+	return option("WithMaxQueuedBytes", connsAndListeners, func(c *config) error {
 		if n < initialWindow || n > maxLimitBytes {
 			return fmt.Errorf("xpc: WithMaxQueuedBytes(%d): must be between %d and %d", n, int64(initialWindow), int64(maxLimitBytes))
 		}
 		c.maxQueued = n
 		return nil
-	}
+	})
 }
 
 // WithMaxUnreadBytes sets how many out-of-line bytes (bodies over 64 KiB,
@@ -109,76 +187,80 @@ func WithMaxQueuedBytes(n int64) Option {
 // them have outstanding are held to the smaller of this limit and the
 // peer's WithMaxQueuedBytes.
 func WithMaxUnreadBytes(n int64) Option {
-	return func(c *config) error {
+	return option("WithMaxUnreadBytes", connsAndListeners, func(c *config) error {
 		if n < initialWindow || n > maxLimitBytes {
 			return fmt.Errorf("xpc: WithMaxUnreadBytes(%d): must be between %d and %d", n, int64(initialWindow), int64(maxLimitBytes))
 		}
 		c.maxUnread = n
 		return nil
-	}
+	})
 }
 
 // WithMaxFDs sets the most out-of-band objects (fd, shmem, endpoint) one
 // message may carry: at most 252 (the kernel's 253 per datagram, less one
 // for an out-of-line body), which is also the default.
 func WithMaxFDs(n int) Option {
-	return func(c *config) error {
+	return option("WithMaxFDs", connsAndListeners, func(c *config) error {
 		if n < 0 || n > maxFDsPerFrame-1 {
 			return fmt.Errorf("xpc: WithMaxFDs(%d): must be between 0 and %d", n, maxFDsPerFrame-1)
 		}
 		c.maxFDs = n
 		return nil
-	}
+	})
 }
 
 // WithTransactions makes the connection or listener count its open
 // transactions in t, so that several can share one count (a service's
 // runtime uses one for idle exit). By default each has its own.
 func WithTransactions(t *Transactions) Option {
-	return func(c *config) error {
+	return option("WithTransactions", connsAndListeners, func(c *config) error {
 		if t == nil {
 			return fmt.Errorf("xpc: WithTransactions(nil)")
 		}
 		c.tx = t
 		return nil
-	}
+	})
 }
 
-// WithBootstrapSocket makes service lookups and check-ins use the xpcd
-// bootstrap socket at path instead of the one the environment selects
-// (XPCD_ROOT, then the user's and the system's instance).
+// WithBootstrapSocket makes service lookups use the xpcd bootstrap socket
+// at path instead of the one the environment selects (XPCD_ROOT, then the
+// user's and the system's instance). It applies to NewServiceConnection
+// and NewBootstrap; CheckIn takes its channel to xpcd from the environment
+// xpcd launched the process with.
 func WithBootstrapSocket(path string) Option {
-	return func(c *config) error {
+	return option("WithBootstrapSocket", inNewServiceConnection|inNewBootstrap, func(c *config) error {
 		if path == "" {
 			return fmt.Errorf("xpc: WithBootstrapSocket(\"\")")
 		}
 		c.bootstrap = []string{path}
 		return nil
-	}
+	})
 }
 
 // WithDomain limits a service lookup to one domain ("system", "user/UID").
 // A name that exists only in another domain then fails with ErrNotFound,
-// and the error names the domain it is in.
+// and the error names the domain it is in. It applies to
+// NewServiceConnection only.
 func WithDomain(domain string) Option {
-	return func(c *config) error {
+	return option("WithDomain", inNewServiceConnection, func(c *config) error {
 		if domain == "" {
 			return fmt.Errorf("xpc: WithDomain(\"\")")
 		}
 		c.domain = domain
 		return nil
-	}
+	})
 }
 
 // WithBootstrap makes a service connection look its service up through b,
 // which keeps one connection to xpcd open for all its lookups, instead of
-// connecting to xpcd for each one.
+// connecting to xpcd for each one. It applies to NewServiceConnection only,
+// and not beside WithBootstrapSocket (give the socket to NewBootstrap).
 func WithBootstrap(b *Bootstrap) Option {
-	return func(c *config) error {
+	return option("WithBootstrap", inNewServiceConnection, func(c *config) error {
 		if b == nil {
 			return fmt.Errorf("xpc: WithBootstrap(nil)")
 		}
 		c.boot = b
 		return nil
-	}
+	})
 }

@@ -44,7 +44,7 @@ var (
 // arrives, and nil before that and between an interruption and the next
 // exchange.
 func NewServiceConnection(name string, opts ...Option) (*Connection, error) {
-	cfg, err := newConfig(opts)
+	cfg, err := configure(inNewServiceConnection, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -101,14 +101,12 @@ type Bootstrap struct {
 
 // NewBootstrap returns a Bootstrap that connects, at its first lookup, to
 // the xpcd that WithBootstrapSocket names, or else to the one the
-// environment selects, as NewServiceConnection does.
+// environment selects, as NewServiceConnection does. WithBootstrapSocket
+// is the only option it takes.
 func NewBootstrap(opts ...Option) (*Bootstrap, error) {
-	cfg, err := newConfig(opts)
+	cfg, err := configure(inNewBootstrap, opts)
 	if err != nil {
 		return nil, err
-	}
-	if cfg.boot != nil {
-		return nil, errors.New("xpc: NewBootstrap: WithBootstrap makes no sense here")
 	}
 	return &Bootstrap{cfg: cfg}, nil
 }
@@ -393,7 +391,7 @@ type serviceListener struct {
 // channel xpcd gave it. It returns ErrNotLaunched in any other process.
 // The service then calls Listen for each name it serves.
 func CheckIn(ctx context.Context, opts ...Option) (*Service, error) {
-	cfg, err := newConfig(opts)
+	cfg, err := configure(inCheckIn, opts)
 	if err != nil {
 		return nil, err
 	}

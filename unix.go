@@ -34,7 +34,7 @@ const maxSunPath = len(unix.RawSockaddrUnix{}.Path) - 1
 // clients waiting in the backlog and closes them at once, so that they see
 // their connection end rather than wait for as long as the shortage lasts.
 func ListenUnix(path string, mode os.FileMode, opts ...Option) (*Listener, error) {
-	cfg, err := newConfig(opts)
+	cfg, err := configure(inListenUnix, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +132,7 @@ func dialUnixFD(ctx context.Context, path string) (int, error) {
 // is the process the kernel names for the other end. The connection cannot
 // reconnect: when the other end goes, it is invalid.
 func NewConnectionFromFile(f *os.File, opts ...Option) (*Connection, error) {
-	cfg, err := newConfig(opts)
+	cfg, err := configure(inNewConnectionFromFile, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +150,7 @@ func NewConnectionFromFile(f *os.File, opts ...Option) (*Connection, error) {
 // first send or pending reply fails with that error and the handler gets
 // it as its last event.
 func DialUnix(ctx context.Context, path string, opts ...Option) (*Connection, error) {
-	cfg, err := newConfig(opts)
+	cfg, err := configure(inDialUnix, opts)
 	if err != nil {
 		return nil, err
 	}

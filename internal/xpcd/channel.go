@@ -34,9 +34,6 @@ type channel struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	started bool
-	// done0 has ended already: a send with it goes out only if it can
-	// without waiting.
-	done0 context.Context
 }
 
 // outItem is one thing to send: a message, or a reply to a message.
@@ -53,9 +50,7 @@ type outItem struct {
 
 func newChannel(conn *xpc.Connection, limit int) *channel {
 	ctx, cancel := context.WithCancel(context.Background())
-	done0, cancel0 := context.WithCancel(context.Background())
-	cancel0()
-	return &channel{conn: conn, limit: limit, wake: make(chan struct{}, 1), done: make(chan struct{}), ctx: ctx, cancel: cancel, done0: done0}
+	return &channel{conn: conn, limit: limit, wake: make(chan struct{}, 1), done: make(chan struct{}), ctx: ctx, cancel: cancel}
 }
 
 // send queues it. It returns false when the channel is closed or full; the
@@ -78,10 +73,10 @@ func (c *channel) send(it outItem) bool {
 		// takes it without waiting, which spares the outbox goroutine a
 		// wake-up (a lookup's connect message, a check-in's reply).
 		// An attempt that would have to wait sends nothing (a reply
-		// included: Reply does not use it up then), and it is queued.
+		// included: TryReply does not use it up then), and it is queued.
 		c.busy = true
 		c.mu.Unlock()
-		err := it.deliver(c.done0, c.conn)
+		err := it.tryDeliver(c.conn)
 		c.mu.Lock()
 		c.busy = false
 		if err == nil {
@@ -221,6 +216,18 @@ func (it outItem) deliver(ctx context.Context, conn *xpc.Connection) error {
 		return it.reply.Reply(ctx, it.msg)
 	}
 	return conn.Send(ctx, it.msg)
+}
+
+// tryDeliver is deliver if it can go without waiting; otherwise it sends
+// nothing (a reply is not used up) and fails with xpc.ErrWouldBlock.
+func (it outItem) tryDeliver(conn *xpc.Connection) error {
+	switch {
+	case it.reply != nil && it.replyErr != nil:
+		return it.reply.TryReplyError(it.replyErr)
+	case it.reply != nil:
+		return it.reply.TryReply(it.msg)
+	}
+	return conn.TrySend(it.msg)
 }
 
 func (it outItem) fail() {

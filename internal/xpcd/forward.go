@@ -48,6 +48,11 @@ func (ss *session) forward(name string, fd *xpc.FD, msg *xpc.Message, oe *opErro
 		ctx, cancel := context.WithTimeout(s.forwardCtx, forwardTimeout)
 		defer cancel()
 		err := s.forwardLookup(ctx, name, fd)
+		// The answer has time of its own: the lookup may have used up,
+		// or ended (xpcd closing), ctx, and a send with an ended
+		// context sends nothing.
+		ctx, cancelAnswer := context.WithTimeout(context.WithoutCancel(ctx), forwardTimeout)
+		defer cancelAnswer()
 		var re *xpc.RemoteError
 		switch {
 		case err == nil:
