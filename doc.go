@@ -144,6 +144,20 @@
 //     next request). A handler that can panic on a peer's input should
 //     recover itself and answer with ReplyError.
 //
+// # Options and contexts
+//
+// Constructors take options (WithMaxMessageSize, WithDomain, ...). Each
+// option applies to the constructors its documentation lists; given to any
+// other, or twice in a conflicting way, the constructor returns an error
+// (an *OptionError for one that does not apply, matched by
+// ErrOptionNotApplicable) rather than ignore it.
+//
+// Every call that may wait takes a context. A context that has already
+// ended sends nothing: Send, SendWithReply, Go, Reply and ReplyError return
+// its error. A caller that must not wait (a server's loop answering many
+// peers) uses TrySend, TryReply or TryReplyError, which send only what
+// goes out at once and otherwise return ErrWouldBlock, sending nothing.
+//
 // # Goroutines
 //
 // A connection has one goroutine of its own, which waits for the peer's
