@@ -324,17 +324,8 @@ func (b *codecBuilder) structCodec(t reflect.Type) *structCodec {
 // structFields lists the fields of struct type t that become keys, in field
 // order, with embedded structs flattened by encoding/json's rules.
 func structFields(t reflect.Type) []structField {
-	type candidate struct {
-		structField
-		depth  int
-		tagged bool
-	}
-	type queued struct {
-		typ   reflect.Type
-		index []int
-	}
-	var all []candidate
-	next := []queued{{typ: t}}
+	var all []fieldCandidate
+	next := []embedded{{typ: t}}
 	visited := map[reflect.Type]bool{}
 	for depth := 0; len(next) > 0; depth++ {
 		current := next
@@ -345,63 +336,93 @@ func structFields(t reflect.Type) []structField {
 			}
 			visited[q.typ] = true
 			for i := range q.typ.NumField() {
-				sf := q.typ.Field(i)
-				ft := sf.Type
-				if sf.Anonymous {
-					et := ft
-					if et.Kind() == reflect.Pointer {
-						et = et.Elem()
-					}
-					if !sf.IsExported() && et.Kind() != reflect.Struct {
-						continue
-					}
-				} else if !sf.IsExported() {
-					continue
+				f, inner, ok := candidateField(q, i, depth)
+				if inner.typ != nil {
+					next = append(next, inner)
+				} else if ok {
+					all = append(all, f)
 				}
-				tag := sf.Tag.Get("xpc")
-				if tag == "-" {
-					continue
-				}
-				name, opts, _ := strings.Cut(tag, ",")
-				if !validCString(name) {
-					name = ""
-				}
-				index := append(slices.Clone(q.index), i)
-				et := ft
-				if et.Kind() == reflect.Pointer && et.Name() == "" {
-					et = et.Elem()
-				}
-				if name == "" && sf.Anonymous && et.Kind() == reflect.Struct {
-					next = append(next, queued{typ: et, index: index})
-					continue
-				}
-				if !sf.IsExported() {
-					continue // an unexported embedded type under a tag name
-				}
-				f := candidate{depth: depth, tagged: name != ""}
-				if name == "" {
-					name = sf.Name
-				}
-				f.name = name
-				f.key = paddedKey(name)
-				f.index = index
-				f.typ = ft
-				for _, o := range strings.Split(opts, ",") {
-					switch o {
-					case "omitempty":
-						f.omitEmpty = true
-					case "omitzero":
-						f.omitZero = true
-						f.isZero = zeroTest(ft)
-					}
-				}
-				all = append(all, f)
 			}
 		}
 	}
-	// Pick one field per name: the shallowest, then a tagged one; a tie
-	// leaves the name out.
-	slices.SortStableFunc(all, func(a, b candidate) int {
+	return dominantFields(all)
+}
+
+// fieldCandidate is a field that may become a key, and how deep in
+// embedded structs it was found.
+type fieldCandidate struct {
+	structField
+	depth  int
+	tagged bool
+}
+
+// embedded is a struct type whose fields become keys of an outer struct, at
+// index below it.
+type embedded struct {
+	typ   reflect.Type
+	index []int
+}
+
+// candidateField looks at field i of q.typ: it returns the field as a
+// candidate key (ok), or, for an untagged embedded struct, that struct to
+// flatten (inner), or neither for a field that is left out.
+func candidateField(q embedded, i, depth int) (f fieldCandidate, inner embedded, ok bool) {
+	sf := q.typ.Field(i)
+	ft := sf.Type
+	if sf.Anonymous {
+		et := ft
+		if et.Kind() == reflect.Pointer {
+			et = et.Elem()
+		}
+		if !sf.IsExported() && et.Kind() != reflect.Struct {
+			return f, inner, false
+		}
+	} else if !sf.IsExported() {
+		return f, inner, false
+	}
+	tag := sf.Tag.Get("xpc")
+	if tag == "-" {
+		return f, inner, false
+	}
+	name, opts, _ := strings.Cut(tag, ",")
+	if !validCString(name) {
+		name = ""
+	}
+	index := append(slices.Clone(q.index), i)
+	et := ft
+	if et.Kind() == reflect.Pointer && et.Name() == "" {
+		et = et.Elem()
+	}
+	if name == "" && sf.Anonymous && et.Kind() == reflect.Struct {
+		return f, embedded{typ: et, index: index}, false
+	}
+	if !sf.IsExported() {
+		return f, inner, false // an unexported embedded type under a tag name
+	}
+	f = fieldCandidate{depth: depth, tagged: name != ""}
+	if name == "" {
+		name = sf.Name
+	}
+	f.name = name
+	f.key = paddedKey(name)
+	f.index = index
+	f.typ = ft
+	for _, o := range strings.Split(opts, ",") {
+		switch o {
+		case "omitempty":
+			f.omitEmpty = true
+		case "omitzero":
+			f.omitZero = true
+			f.isZero = zeroTest(ft)
+		}
+	}
+	return f, inner, true
+}
+
+// dominantFields picks one field per name: the shallowest, then a tagged
+// one; a tie leaves the name out. The result is in field order.
+func dominantFields(all []fieldCandidate) []structField {
+	slices.SortStableFunc(all, func(a, b fieldCandidate) int {
 		return cmp.Or(strings.Compare(a.name, b.name), cmp.Compare(a.depth, b.depth), boolRank(a.tagged, b.tagged))
 	})
 	var out []structField
