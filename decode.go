@@ -209,27 +209,36 @@ func (r *reader) end() error {
 
 func (r *reader) need(n int) error {
 	if n < 0 || n > len(r.b)-r.off {
-		return r.fail(r.off, ErrTruncated, "need %d bytes, %d remain", n, len(r.b)-r.off)
+		return r.truncated(n)
 	}
 	return nil
 }
 
+// truncated is the error for n bytes needed where fewer remain. It is out of
+// line so that need, u32 and u64, which run for every object, stay small:
+// need is inlined, and u32 and u64 call nothing.
+//
+//go:noinline
+func (r *reader) truncated(n int) error {
+	return r.fail(r.off, ErrTruncated, "need %d bytes, %d remain", n, len(r.b)-r.off)
+}
+
 func (r *reader) u32() (uint32, error) {
-	if err := r.need(4); err != nil {
-		return 0, err
+	b := r.b[r.off:]
+	if len(b) < 4 {
+		return 0, r.truncated(4)
 	}
-	v := binary.LittleEndian.Uint32(r.b[r.off:])
 	r.off += 4
-	return v, nil
+	return binary.LittleEndian.Uint32(b), nil
 }
 
 func (r *reader) u64() (uint64, error) {
-	if err := r.need(8); err != nil {
-		return 0, err
+	b := r.b[r.off:]
+	if len(b) < 8 {
+		return 0, r.truncated(8)
 	}
-	v := binary.LittleEndian.Uint64(r.b[r.off:])
 	r.off += 8
-	return v, nil
+	return binary.LittleEndian.Uint64(b), nil
 }
 
 // skipPad consumes the zero padding after n payload bytes.
