@@ -16,8 +16,9 @@ import (
 //	{"bool":true}
 //	{"int64":-5}
 //	{"uint64":18446744073709551615}      exact integers, never floats
-//	{"double":1.5}                       shortest form that parses back to the same bits;
-//	{"double":"NaN"}                     "NaN", "+Inf" and "-Inf" as strings
+//	{"double":1.5}                       shortest form that parses back to the same bits
+//	{"double":"NaN"}                     also "+Inf", "-Inf"; "NaN" is the canonical NaN (see Double)
+//	{"double":"NaN(0x7ff8000000000001)"} any other NaN: its 64 bits in hex
 //	{"date":1700000000000000000}         int64 nanoseconds since 1970 UTC
 //	{"data":"AAEC"}                      standard base64, padded
 //	{"string":"text"}

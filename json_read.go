@@ -301,14 +301,34 @@ func (r *jsonReader) double(off int64, tok json.Token, wrong func(string) error)
 	case string:
 		switch v {
 		case "NaN":
-			return Double(math.NaN()), nil
+			return Double(math.Float64frombits(canonicalNaN)), nil
 		case "+Inf":
 			return Double(math.Inf(1)), nil
 		case "-Inf":
 			return Double(math.Inf(-1)), nil
 		}
+		if f, ok := nanWithBits(v); ok {
+			return Double(f), nil
+		}
 	}
-	return nil, wrong(`a number, "NaN", "+Inf" or "-Inf"`)
+	return nil, wrong(`a number, "NaN", "NaN(0x...)", "+Inf" or "-Inf"`)
+}
+
+// nanWithBits parses "NaN(0x" 16 hex digits ")", the form tagged JSON
+// writes for a NaN other than the canonical one. The bits must be a NaN's.
+func nanWithBits(s string) (float64, bool) {
+	hex, ok := strings.CutPrefix(s, "NaN(0x")
+	if !ok {
+		return 0, false
+	}
+	if hex, ok = strings.CutSuffix(hex, ")"); !ok || len(hex) != 16 {
+		return 0, false
+	}
+	bits, err := strconv.ParseUint(hex, 16, 64)
+	if f := math.Float64frombits(bits); err == nil && math.IsNaN(f) {
+		return f, true
+	}
+	return 0, false
 }
 
 // number reads a JSON number token.

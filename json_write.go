@@ -142,8 +142,15 @@ func (w *jsonWriter) plainValue(obj Object) error {
 	return nil
 }
 
+// double writes f. A NaN is "NaN" if it is the canonical one (see Double)
+// or in plain JSON; in tagged JSON, which keeps every bit, another NaN is
+// "NaN(0x...)" with its 16 hex digits.
 func (w *jsonWriter) double(f float64) {
 	switch {
+	case math.IsNaN(f) && !w.plain && math.Float64bits(f) != canonicalNaN:
+		w.b = append(w.b, `"NaN(0x`...)
+		w.b = appendHex64(w.b, math.Float64bits(f))
+		w.b = append(w.b, `)"`...)
 	case math.IsNaN(f):
 		w.b = append(w.b, `"NaN"`...)
 	case math.IsInf(f, 1):
@@ -155,6 +162,15 @@ func (w *jsonWriter) double(f float64) {
 		// is always a valid JSON number ("1e+21", "-0", "5e-324").
 		w.b = strconv.AppendFloat(w.b, f, 'g', -1, 64)
 	}
+}
+
+// appendHex64 appends v as 16 lower-case hex digits.
+func appendHex64(b []byte, v uint64) []byte {
+	const hex = "0123456789abcdef"
+	for shift := 60; shift >= 0; shift -= 4 {
+		b = append(b, hex[v>>uint(shift)&0xF])
+	}
+	return b
 }
 
 func (w *jsonWriter) base64(p []byte) {
