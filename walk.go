@@ -26,12 +26,12 @@ import (
 //     4, within the input) and the count (no more entries than the byte
 //     length can hold, so that nothing is allocated for entries that cannot
 //     be there);
-//   - more, before each entry: that the previous entry's value ended inside
-//     the container;
+//   - more, before each entry and once after the last: that the previous
+//     entry's value ended inside the container;
 //   - readKey, in a dictionary: the key (UTF-8, its NUL within the
 //     container, zero padding);
-//   - close: the same for the last value, and that the entries filled the
-//     byte length exactly.
+//   - close: that the entries filled the byte length exactly, unless an
+//     error ended the walk early, which close returns.
 //
 // What differs between the paths is left to them: how to tell a key that
 // came before (each holds the keys it has kept, in its own form), and what
@@ -39,9 +39,9 @@ import (
 // may compare it with the input (rest) and take it whole (took) instead of
 // reading it.
 //
-// The methods a path calls for every entry (more, rest, took) are small
+// The methods a path calls for every entry (more, rest, took) are kept small
 // enough to be inlined, so that the walk costs no more than the loops it
-// replaced.
+// replaced; more is at the inliner's limit (go build -gcflags=-m shows it).
 
 // walk is one container being read.
 type walk struct {
@@ -49,7 +49,7 @@ type walk struct {
 	end   int // the offset where the entries must end
 	count int // the entries the container announces, checked against its byte length
 	i     int // the current entry's index; -1 before the first
-	last  int // count-1: the index of the last entry
+	last  int // count-1, the index of the last entry: it keeps more inlined
 	// keyOff and keyLen locate the current entry's key in a dictionary,
 	// and key is that key, aliasing the input, once readKey has read it
 	// (took leaves it alone: the reader that took a key knows it).
