@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+
+	"github.com/goxpc/xpc/internal/wire"
 )
 
 // Handler receives what arrives on a connection: messages, one at a time in
@@ -215,7 +217,7 @@ func (c *Connection) Send(ctx context.Context, msg *Dictionary) error {
 	if err != nil {
 		return err
 	}
-	return l.sendMessage(ctx, kindMessage, 0, msg)
+	return l.sendMessage(ctx, wire.KindMessage, 0, msg)
 }
 
 // SendWithReply sends msg and waits for the reply, until ctx ends. A reply
@@ -652,12 +654,12 @@ func (m *Message) reply(ctx context.Context, body Object) error {
 		}
 		prev = msgDeferred
 	}
-	err := m.link.sendMessage(ctx, kindReply, m.id, body)
+	err := m.link.sendMessage(ctx, wire.KindReply, m.id, body)
 	if unsent := (*unsentError)(nil); errors.As(err, &unsent) {
 		// The reply cannot be sent as it is (it does not encode, is too
 		// large, carries too many descriptors): the requester is told so
 		// at once rather than wait for a reply that will never come.
-		if m.link.sendMessage(ctx, kindReply, m.id, replyFailedObject(unsent.err)) != nil {
+		if m.link.sendMessage(ctx, wire.KindReply, m.id, replyFailedObject(unsent.err)) != nil {
 			// Not even that fits (a tiny WithMaxMessageSize): the
 			// requester gets ErrNoReply.
 			m.link.sendNoReply(ctx, m.id)

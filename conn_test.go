@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goxpc/xpc/internal/wire"
 	"golang.org/x/sys/unix"
 )
 
@@ -214,12 +215,12 @@ func TestConnFlowControl(t *testing.T) {
 			t.Fatal(err)
 		}
 		sent++
-		if sent > 10*creditWindow {
+		if sent > 10*wire.CreditWindow {
 			t.Fatal("Send never blocked")
 		}
 	}
-	if sent != creditWindow {
-		t.Errorf("Send blocked after %d messages, want the window of %d", sent, creditWindow)
+	if sent != wire.CreditWindow {
+		t.Errorf("Send blocked after %d messages, want the window of %d", sent, wire.CreditWindow)
 	}
 	p := <-peers
 	queued := func() int {
@@ -238,17 +239,17 @@ func TestConnFlowControl(t *testing.T) {
 		}
 		cancel()
 	}
-	if q := queued(); q > creditWindow {
+	if q := queued(); q > wire.CreditWindow {
 		t.Errorf("receiver queued %d messages, more than the window", q)
 	}
 	release.open()
 	// Everything drains, and the window keeps turning.
-	for i := range 4 * creditWindow {
+	for i := range 4 * wire.CreditWindow {
 		if err := c.Send(ctx, Dict("i", Int64(int64(i)))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	want := int64(sent + 4*creditWindow)
+	want := int64(sent + 4*wire.CreditWindow)
 	for handled.Load() != want {
 		if ctx.Err() != nil {
 			t.Fatalf("handled %d of %d", handled.Load(), want)
@@ -686,7 +687,7 @@ func TestConnManyFDs(t *testing.T) {
 	}
 	defer r.Close()
 	defer w.Close()
-	arr := make(Array, maxFDsPerFrame-1)
+	arr := make(Array, wire.MaxFDs-1)
 	for i := range arr {
 		arr[i] = NewFD(r) // the same file: sending dups it
 	}
@@ -694,7 +695,7 @@ func TestConnManyFDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := mustInt64(t, rep, "n"); n != maxFDsPerFrame-1 {
+	if n := mustInt64(t, rep, "n"); n != wire.MaxFDs-1 {
 		t.Errorf("receiver got %d descriptors", n)
 	}
 	arr = append(arr, NewFD(r))
@@ -703,12 +704,12 @@ func TestConnManyFDs(t *testing.T) {
 	}
 	// Large body and many descriptors together: the out-of-line memfd
 	// takes one of the 253 places.
-	arr = arr[:maxFDsPerFrame-1]
-	rep, err = c.SendWithReply(ctx, Dict("fds", arr, "big", Data(make([]byte, 2*inlineMax))))
+	arr = arr[:wire.MaxFDs-1]
+	rep, err = c.SendWithReply(ctx, Dict("fds", arr, "big", Data(make([]byte, 2*wire.InlineMax))))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := mustInt64(t, rep, "n"); n != maxFDsPerFrame-1 {
+	if n := mustInt64(t, rep, "n"); n != wire.MaxFDs-1 {
 		t.Errorf("receiver got %d descriptors", n)
 	}
 }
@@ -851,7 +852,7 @@ func TestConnLargeMessages(t *testing.T) {
 	ctx := testCtx(t)
 	l := serve(t, handlerFor(echo))
 	c := dial(t, l, nil)
-	for _, size := range []int{inlineMax - 100, inlineMax, 1 << 20, 32 << 20} {
+	for _, size := range []int{wire.InlineMax - 100, wire.InlineMax, 1 << 20, 32 << 20} {
 		b := make([]byte, size)
 		for i := range b {
 			b[i] = byte(i * 7 >> 3)
@@ -1144,7 +1145,7 @@ func TestConnCancelWhileDialing(t *testing.T) {
 	}
 	defer unix.Close(a)
 	defer unix.Close(b)
-	connect := frameOf(kindConnect, 0, 1, 0, nil)
+	connect := frameOf(wire.KindConnect, 0, 1, 0, nil)
 	for i := 0; ; i++ {
 		err := unix.Sendmsg(epfd, connect, unix.UnixRights(a), nil, unix.MSG_DONTWAIT)
 		if err == unix.EAGAIN {

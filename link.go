@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/goxpc/xpc/internal/wire"
 	"golang.org/x/sys/unix"
 )
 
@@ -75,9 +76,9 @@ func newLink(c *Connection, s *sock, peer *Peer) *link {
 	l := &link{c: c, s: s, pending: make(map[uint64]*Call)}
 	l.peer.Store(peer)
 	l.ctx, l.cancel = context.WithCancel(context.Background())
-	l.credits.n = creditWindow
+	l.credits.n = wire.CreditWindow
 	l.credits.limit = c.cfg.maxUnread
-	l.credits.window = min(initialWindow, c.cfg.maxUnread)
+	l.credits.window = min(wire.InitialWindow, c.cfg.maxUnread)
 	l.credits.onWait = l.waiting
 	l.credits.stall = l.sendStalled
 	s.onBlock = l.waiting
@@ -138,58 +139,58 @@ func (l *link) protocolError(format string, args ...any) error {
 // then true, and the connection's dispatcher role is the watcher's.
 func (l *link) handle(d datagram, watcher bool) (run bool, err error) {
 	defer d.release()
-	h, err := parseFrameHeader(d.b)
-	if err == nil && int(h.nfds) != len(d.fds) {
-		err = fmt.Errorf("frame announces %d descriptors, %d arrived", h.nfds, len(d.fds))
+	h, err := wire.ParseHeader(d.b)
+	if err == nil && int(h.NFDs) != len(d.fds) {
+		err = fmt.Errorf("frame announces %d descriptors, %d arrived", h.NFDs, len(d.fds))
 	}
 	if err != nil {
 		d.closeFDs()
 		return false, l.protocolError("%v", err)
 	}
-	if h.kind != kindHello {
+	if h.Kind != wire.KindHello {
 		d.closePIDFD()
 	}
-	switch h.kind {
-	case kindHello:
+	switch h.Kind {
+	case wire.KindHello:
 		return false, l.readHello(h, &d)
-	case kindRefused:
+	case wire.KindRefused:
 		return false, l.readRefusal(h, &d)
-	case kindMessage, kindRequest, kindReply:
+	case wire.KindMessage, wire.KindRequest, wire.KindReply:
 		return l.readBody(h, &d, watcher)
-	case kindCredit, kindTerminating, kindAck, kindWindow, kindStalled:
-		if len(d.b) != frameHeaderSize || len(d.fds) != 0 || h.flags != 0 {
+	case wire.KindCredit, wire.KindTerminating, wire.KindAck, wire.KindWindow, wire.KindStalled:
+		if len(d.b) != wire.HeaderSize || len(d.fds) != 0 || h.Flags != 0 {
 			d.closeFDs()
-			return false, l.protocolError("%v frame with a body, descriptors or flags", h.kind)
+			return false, l.protocolError("%v frame with a body, descriptors or flags", h.Kind)
 		}
 		return false, l.readControl(h)
 	}
 	d.closeFDs()
-	return false, l.protocolError("unexpected %v frame", h.kind)
+	return false, l.protocolError("unexpected %v frame", h.Kind)
 }
 
 // readControl handles a frame that is its header alone.
-func (l *link) readControl(h frameHeader) error {
-	switch h.kind {
-	case kindTerminating:
+func (l *link) readControl(h wire.Header) error {
+	switch h.Kind {
+	case wire.KindTerminating:
 		// One event per link: a peer repeating itself cannot grow the
 		// queue.
 		if !l.terminating.Swap(true) {
 			l.c.enqueue(event{err: &ConnError{Kind: ErrTerminationImminent, Detail: "the peer is about to exit"}})
 		}
-	case kindCredit:
-		msgs, bytes := int(h.id&(1<<creditBytesShift-1)), int64(h.id>>creditBytesShift)
-		if h.id == 0 || msgs > creditWindow || !l.credits.grant(msgs, bytes) {
-			return l.protocolError("bad credit grant of %d messages and %d bytes", msgs, h.id>>creditBytesShift)
+	case wire.KindCredit:
+		msgs, bytes := int(h.ID&(1<<wire.CreditBytesShift-1)), int64(h.ID>>wire.CreditBytesShift)
+		if h.ID == 0 || msgs > wire.CreditWindow || !l.credits.grant(msgs, bytes) {
+			return l.protocolError("bad credit grant of %d messages and %d bytes", msgs, h.ID>>wire.CreditBytesShift)
 		}
-	case kindWindow:
-		if h.id < initialWindow || h.id > maxLimitBytes || !l.credits.setWindow(int64(h.id)) {
-			return l.protocolError("bad window of %d bytes, or a second one", h.id)
+	case wire.KindWindow:
+		if h.ID < wire.InitialWindow || h.ID > wire.MaxLimitBytes || !l.credits.setWindow(int64(h.ID)) {
+			return l.protocolError("bad window of %d bytes, or a second one", h.ID)
 		}
-	case kindAck:
-		if h.id == 0 || h.id > maxLimitBytes || l.unread.Add(-int64(h.id)) < 0 {
-			return l.protocolError("acknowledged %d bytes of out-of-line replies, more than were sent", h.id)
+	case wire.KindAck:
+		if h.ID == 0 || h.ID > wire.MaxLimitBytes || l.unread.Add(-int64(h.ID)) < 0 {
+			return l.protocolError("acknowledged %d bytes of out-of-line replies, more than were sent", h.ID)
 		}
-	case kindStalled:
+	case wire.KindStalled:
 		// Whoever sees the other's write grants: the dispatcher in
 		// dequeued, or, if nothing is left to dequeue, this reader,
 		// through a goroutine (a reader never waits to send).
@@ -205,8 +206,8 @@ func (l *link) readControl(h frameHeader) error {
 // credentials and pidfd the kernel attached to the datagram (SO_PASSCRED,
 // SO_PASSPIDFD, turned on by the client for this one frame). A connection
 // that already knows its peer ignores it.
-func (l *link) readHello(h frameHeader, d *datagram) error {
-	if len(d.b) != frameHeaderSize || len(d.fds) != 0 || h.flags != 0 || h.id != 0 {
+func (l *link) readHello(h wire.Header, d *datagram) error {
+	if len(d.b) != wire.HeaderSize || len(d.fds) != 0 || h.Flags != 0 || h.ID != 0 {
 		d.closeFDs()
 		return l.protocolError("hello frame with a body, descriptors, flags or id")
 	}
@@ -237,14 +238,14 @@ func (l *link) readHello(h frameHeader, d *datagram) error {
 // it is believed only if the kernel stamped it with the pid and uid of
 // the xpcd the lookup went to. Anything else is a protocol error. Either
 // way it ends the link.
-func (l *link) readRefusal(h frameHeader, d *datagram) error {
+func (l *link) readRefusal(h wire.Header, d *datagram) error {
 	dialed := l.s.dialed.Load()
 	ref := l.s.lookup
 	if !dialed && (ref == nil || l.peer.Load() != nil) {
 		d.closeFDs()
 		return l.protocolError("refused frame on a connection that was neither dialed nor looked up, or after the hello")
 	}
-	if len(d.fds) != 0 || h.flags != 0 || h.id != 0 {
+	if len(d.fds) != 0 || h.Flags != 0 || h.ID != 0 {
 		d.closeFDs()
 		return l.protocolError("refused frame with descriptors, flags or an id")
 	}
@@ -252,7 +253,7 @@ func (l *link) readRefusal(h frameHeader, d *datagram) error {
 		return l.protocolError("refused frame not sent by xpcd (pid %d)", ref.pid)
 	}
 	dec := Decoder{Limits: Limits{MaxSize: l.c.cfg.maxRecvSize}}
-	obj, err := dec.Decode(d.b[frameHeaderSize:], nil)
+	obj, err := dec.Decode(d.b[wire.HeaderSize:], nil)
 	if err != nil {
 		return l.protocolError("refused frame: %v", err)
 	}
@@ -276,8 +277,8 @@ func (l *link) sendRefusal(eo *ErrorObject) {
 	if err != nil {
 		return
 	}
-	frame := make([]byte, frameHeaderSize, frameHeaderSize+len(body))
-	putFrameHeader(frame, frameHeader{kind: kindRefused})
+	frame := make([]byte, wire.HeaderSize, wire.HeaderSize+len(body))
+	wire.PutHeader(frame, wire.Header{Kind: wire.KindRefused})
 	frame = append(frame, body...)
 	_ = l.s.control(func(fd int) {
 		_, _ = sendmsg(fd, frame, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
@@ -300,27 +301,27 @@ func (l *link) refusedNow() error {
 		return nil
 	}
 	defer d.closeFDs()
-	h, err := parseFrameHeader(d.b)
-	if err != nil || h.kind != kindRefused {
+	h, err := wire.ParseHeader(d.b)
+	if err != nil || h.Kind != wire.KindRefused {
 		return nil
 	}
 	return l.readRefusal(h, &d)
 }
 
 // readBody handles a frame carrying a body. It owns d's descriptors.
-func (l *link) readBody(h frameHeader, d *datagram, watcher bool) (bool, error) {
-	body := d.b[frameHeaderSize:]
+func (l *link) readBody(h wire.Header, d *datagram, watcher bool) (bool, error) {
+	body := d.b[wire.HeaderSize:]
 	fds := d.fds
-	if h.flags&flagNoReply != 0 && h.kind != kindReply {
+	if h.Flags&wire.FlagNoReply != 0 && h.Kind != wire.KindReply {
 		d.closeFDs()
-		return false, l.protocolError("no-reply flag on a %v frame", h.kind)
+		return false, l.protocolError("no-reply flag on a %v frame", h.Kind)
 	}
-	if h.flags&flagOutOfLine != 0 {
+	if h.Flags&wire.FlagOutOfLine != 0 {
 		if len(fds) == 0 || len(body) != 0 {
 			d.closeFDs()
 			return false, l.protocolError("out-of-line frame without its memfd")
 		}
-		b, err := readOutOfLine(fds[0], l.c.cfg.maxRecvSize)
+		b, err := wire.ReadOutOfLine(fds[0], l.c.cfg.maxRecvSize)
 		unix.Close(fds[0])
 		fds = fds[1:]
 		if err != nil {
@@ -328,17 +329,17 @@ func (l *link) readBody(h frameHeader, d *datagram, watcher bool) (bool, error) 
 			return false, l.protocolError("%v", err)
 		}
 		body = b
-		if h.kind == kindReply {
+		if h.Kind == wire.KindReply {
 			// Its memfd is released: the replier may count it off.
 			l.ack(int64(len(body)))
 		}
 	}
-	if h.kind == kindReply && h.flags&flagNoReply != 0 {
+	if h.Kind == wire.KindReply && h.Flags&wire.FlagNoReply != 0 {
 		if len(body) != 0 || len(fds) != 0 {
 			closeRawFDs(fds)
 			return false, l.protocolError("no-reply frame with a body")
 		}
-		return false, l.complete(h.id, nil, ErrNoReply)
+		return false, l.complete(h.ID, nil, ErrNoReply)
 	}
 	if len(fds) > l.c.cfg.maxFDs {
 		closeRawFDs(fds)
@@ -350,15 +351,15 @@ func (l *link) readBody(h frameHeader, d *datagram, watcher bool) (bool, error) 
 		closeRawFDs(fds)
 		return false, l.protocolError("%v", err)
 	}
-	if h.kind == kindReply {
+	if h.Kind == wire.KindReply {
 		var err error
 		switch v := obj.(type) {
 		case *Dictionary:
-			if err = l.complete(h.id, v, nil); err != nil {
+			if err = l.complete(h.ID, v, nil); err != nil {
 				_ = CloseAttachments(v)
 			}
 		case *ErrorObject:
-			if err = l.complete(h.id, nil, &RemoteError{Object: v}); err != nil {
+			if err = l.complete(h.ID, nil, &RemoteError{Object: v}); err != nil {
 				_ = CloseAttachments(v)
 			}
 		default:
@@ -377,7 +378,7 @@ func (l *link) readBody(h frameHeader, d *datagram, watcher bool) (bool, error) 
 		_ = CloseAttachments(obj)
 		return false, err
 	}
-	m := &Message{Body: dict, conn: l.c, link: l, id: h.id, size: uint32(size), wantsReply: h.kind == kindRequest}
+	m := &Message{Body: dict, conn: l.c, link: l, id: h.ID, size: uint32(size), wantsReply: h.Kind == wire.KindRequest}
 	if m.wantsReply {
 		m.txOpen.Store(true)
 		l.c.cfg.tx.add(1)
@@ -397,8 +398,8 @@ func (l *link) enqueued(size int64) error {
 	if size > math.MaxUint32 {
 		return l.protocolError("message body of %d bytes", size) // Message.size holds 32 bits
 	}
-	if n := l.outstanding.Add(1); n > creditWindow {
-		return l.protocolError("peer sent more than %d messages without credit", creditWindow)
+	if n := l.outstanding.Add(1); n > wire.CreditWindow {
+		return l.protocolError("peer sent more than %d messages without credit", wire.CreditWindow)
 	}
 	if q, limit := l.queued.Add(size), l.c.cfg.maxQueued; q > limit && q > size {
 		return l.overLimit("%d bytes of messages and requests queued, limit %d", q, limit)
@@ -461,7 +462,7 @@ func (l *link) dequeued(size int64) {
 	l.queued.Add(-size)
 	n := l.ungranted.Add(1)
 	b := l.ungrantedBytes.Add(size)
-	if n >= creditWindow/4 || b >= grantBytes || (l.grantWanted.Load() && l.grantWanted.CompareAndSwap(true, false)) {
+	if n >= wire.CreditWindow/4 || b >= grantBytes || (l.grantWanted.Load() && l.grantWanted.CompareAndSwap(true, false)) {
 		l.grant()
 	}
 }
@@ -476,7 +477,7 @@ func (l *link) grant() {
 	if n == 0 && b == 0 {
 		return
 	}
-	l.sendControl(kindCredit, uint64(n)|uint64(b)<<creditBytesShift)
+	l.sendControl(wire.KindCredit, uint64(n)|uint64(b)<<wire.CreditBytesShift)
 }
 
 // ack acknowledges n bytes of an out-of-line reply read. It is called by
@@ -489,8 +490,8 @@ func (l *link) ack(n int64) {
 		return // the goroutine sending acknowledgements takes this one too
 	}
 	n = l.ackDue.Swap(0)
-	var b [frameHeaderSize]byte
-	putFrameHeader(b[:], frameHeader{kind: kindAck, id: uint64(n)})
+	var b [wire.HeaderSize]byte
+	wire.PutHeader(b[:], wire.Header{Kind: wire.KindAck, ID: uint64(n)})
 	err := l.s.trySend(b[:])
 	if errors.Is(err, errWouldBlock) {
 		l.ackDue.Add(n)
@@ -515,8 +516,8 @@ func (l *link) sendAcks() {
 			}
 			continue
 		}
-		var b [frameHeaderSize]byte
-		putFrameHeader(b[:], frameHeader{kind: kindAck, id: uint64(n)})
+		var b [wire.HeaderSize]byte
+		wire.PutHeader(b[:], wire.Header{Kind: wire.KindAck, ID: uint64(n)})
 		if err := l.s.send(l.ctx, b[:], nil); err != nil {
 			l.sendFailed(err)
 			return
@@ -528,8 +529,8 @@ func (l *link) sendAcks() {
 // bytes are outstanding, which the peer may be holding back in a batch not
 // yet full.
 func (l *link) sendStalled(ctx context.Context) error {
-	var b [frameHeaderSize]byte
-	putFrameHeader(b[:], frameHeader{kind: kindStalled})
+	var b [wire.HeaderSize]byte
+	wire.PutHeader(b[:], wire.Header{Kind: wire.KindStalled})
 	if err := l.s.send(ctx, b[:], nil); err != nil {
 		return l.sendFailed(err)
 	}
@@ -557,16 +558,16 @@ func (l *link) sendNoReply(ctx context.Context, id uint64) {
 	if l.dead() != nil {
 		return
 	}
-	var b [frameHeaderSize]byte
-	putFrameHeader(b[:], frameHeader{kind: kindReply, flags: flagNoReply, id: id})
+	var b [wire.HeaderSize]byte
+	wire.PutHeader(b[:], wire.Header{Kind: wire.KindReply, Flags: wire.FlagNoReply, ID: id})
 	if err := l.s.send(ctx, b[:], nil); err != nil {
 		l.sendFailed(err)
 	}
 }
 
-func (l *link) sendControl(k frameKind, id uint64) {
-	var b [frameHeaderSize]byte
-	putFrameHeader(b[:], frameHeader{kind: k, id: id})
+func (l *link) sendControl(k wire.Kind, id uint64) {
+	var b [wire.HeaderSize]byte
+	wire.PutHeader(b[:], wire.Header{Kind: k, ID: id})
 	if err := l.s.send(l.ctx, b[:], nil); err != nil {
 		l.sendFailed(err)
 	}
@@ -577,21 +578,21 @@ func (l *link) sendControl(k frameKind, id uint64) {
 // EPIPE; the link lives on, so that what the client sent is still read
 // before the reader comes to the end.
 func (l *link) sendHello() {
-	l.sendSetup(kindHello, 0)
+	l.sendSetup(wire.KindHello, 0)
 }
 
 // sendWindow announces this end's queued-bytes limit to the peer, which
-// until then assumes initialWindow. Like the hello, it may fail with EPIPE
+// until then assumes wire.InitialWindow. Like the hello, it may fail with EPIPE
 // on a link whose peer has sent what it had to and gone.
 func (l *link) sendWindow() {
-	if w := l.c.cfg.maxQueued; w != initialWindow {
-		l.sendSetup(kindWindow, uint64(w))
+	if w := l.c.cfg.maxQueued; w != wire.InitialWindow {
+		l.sendSetup(wire.KindWindow, uint64(w))
 	}
 }
 
-func (l *link) sendSetup(k frameKind, id uint64) {
-	var b [frameHeaderSize]byte
-	putFrameHeader(b[:], frameHeader{kind: k, id: id})
+func (l *link) sendSetup(k wire.Kind, id uint64) {
+	var b [wire.HeaderSize]byte
+	wire.PutHeader(b[:], wire.Header{Kind: k, ID: id})
 	if err := l.s.send(l.ctx, b[:], nil); err != nil && !peerClosed(err) {
 		l.sendFailed(err)
 	}
@@ -661,7 +662,7 @@ func (l *link) request(ctx context.Context, call *Call, msg *Dictionary, selfRea
 		l.needReaderLocked()
 	}
 	l.mu.Unlock()
-	if err := l.sendFrame(ctx, kindRequest, call.id, msg); err != nil {
+	if err := l.sendFrame(ctx, wire.KindRequest, call.id, msg); err != nil {
 		l.mu.Lock()
 		owned := l.pending[call.id] == call
 		delete(l.pending, call.id)
@@ -673,8 +674,8 @@ func (l *link) request(ctx context.Context, call *Call, msg *Dictionary, selfRea
 }
 
 // sendMessage sends a one-way message or a reply.
-func (l *link) sendMessage(ctx context.Context, k frameKind, id uint64, body Object) error {
-	if k == kindMessage {
+func (l *link) sendMessage(ctx context.Context, k wire.Kind, id uint64, body Object) error {
+	if k == wire.KindMessage {
 		if _, ok := body.(*Dictionary); !ok || body == (*Dictionary)(nil) {
 			return ErrNotMessage
 		}
@@ -688,11 +689,11 @@ var framePool = sync.Pool{New: func() any { return new(writer) }}
 // credit (a message, and its body's bytes) once encoded, and gives it back
 // if it never left; an out-of-line reply is counted against the peer's
 // unread bytes until the peer acknowledges it.
-func (l *link) sendFrame(ctx context.Context, k frameKind, id uint64, body Object) (err error) {
+func (l *link) sendFrame(ctx context.Context, k wire.Kind, id uint64, body Object) (err error) {
 	w := framePool.Get().(*writer)
 	defer func() {
 		w.reset(w.b[:0], Limits{})
-		if cap(w.b) > inlineMax {
+		if cap(w.b) > wire.InlineMax {
 			w.b = nil
 		}
 		framePool.Put(w)
@@ -702,9 +703,9 @@ func (l *link) sendFrame(ctx context.Context, k frameKind, id uint64, body Objec
 		return &unsentError{err}
 	}
 	defer closeRawFDs(fds)
-	size := int64(len(w.b) - frameHeaderSize)
+	size := int64(len(w.b) - wire.HeaderSize)
 	switch {
-	case k == kindMessage || k == kindRequest:
+	case k == wire.KindMessage || k == wire.KindRequest:
 		if err := l.credits.acquire(ctx, size); err != nil {
 			return err
 		}
@@ -713,7 +714,7 @@ func (l *link) sendFrame(ctx context.Context, k frameKind, id uint64, body Objec
 				l.credits.release(size)
 			}
 		}()
-	case len(w.b) > inlineMax: // an out-of-line reply
+	case len(w.b) > wire.InlineMax: // an out-of-line reply
 		if err := l.reserveUnread(size); err != nil {
 			return err
 		}
@@ -739,10 +740,10 @@ func (e *unsentError) Unwrap() error { return e.err }
 // buildFrame encodes body into w as one frame of kind k, a memfd body if
 // it is too large for a datagram, and returns the frame with the
 // descriptors that go with it, which the caller closes once sent.
-func buildFrame(w *writer, k frameKind, id uint64, body Object, maxSize, maxFDs int) ([]byte, []int, error) {
+func buildFrame(w *writer, k wire.Kind, id uint64, body Object, maxSize, maxFDs int) ([]byte, []int, error) {
 	w.reset(w.b[:0], Limits{MaxSize: maxSize})
-	w.b = append(w.b, make([]byte, frameHeaderSize)...)
-	w.start = frameHeaderSize
+	w.b = append(w.b, make([]byte, wire.HeaderSize)...)
+	w.start = wire.HeaderSize
 	if err := w.body(MagicLocal, body); err != nil {
 		if errors.Is(err, ErrTooLarge) {
 			return nil, nil, fmt.Errorf("%w: %w", ErrMessageTooLarge, err)
@@ -752,20 +753,20 @@ func buildFrame(w *writer, k frameKind, id uint64, body Object, maxSize, maxFDs 
 	if len(w.att) > maxFDs {
 		return nil, nil, fmt.Errorf("%w: %d, limit %d", ErrTooManyFDs, len(w.att), maxFDs)
 	}
-	h := frameHeader{kind: k, id: id}
+	h := wire.Header{Kind: k, ID: id}
 	var fds []int // nil for the common frame, which carries none
-	if n := len(w.att); n > 0 || len(w.b) > inlineMax {
+	if n := len(w.att); n > 0 || len(w.b) > wire.InlineMax {
 		fds = make([]int, 0, n+1)
 	}
 	frame := w.b
-	if len(frame) > inlineMax {
-		memfd, err := writeOutOfLine(frame[frameHeaderSize:])
+	if len(frame) > wire.InlineMax {
+		memfd, err := wire.WriteOutOfLine(frame[wire.HeaderSize:])
 		if err != nil {
 			return nil, nil, err
 		}
 		fds = append(fds, memfd)
-		h.flags |= flagOutOfLine
-		frame = frame[:frameHeaderSize]
+		h.Flags |= wire.FlagOutOfLine
+		frame = frame[:wire.HeaderSize]
 	}
 	for _, a := range w.att {
 		fd, err := dupFile(a.File())
@@ -775,64 +776,9 @@ func buildFrame(w *writer, k frameKind, id uint64, body Object, maxSize, maxFDs 
 		}
 		fds = append(fds, fd)
 	}
-	h.nfds = uint32(len(fds))
-	putFrameHeader(frame, h)
+	h.NFDs = uint32(len(fds))
+	wire.PutHeader(frame, h)
 	return frame, fds, nil
-}
-
-// writeOutOfLine puts a body in a sealed memfd.
-func writeOutOfLine(body []byte) (int, error) {
-	fd, err := unix.MemfdCreate("xpc-body", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
-	if err != nil {
-		return -1, fmt.Errorf("xpc: memfd_create: %w", err)
-	}
-	for off := 0; off < len(body); {
-		n, err := unix.Pwrite(fd, body[off:], int64(off))
-		if err != nil {
-			unix.Close(fd)
-			return -1, fmt.Errorf("xpc: write out-of-line body: %w", err)
-		}
-		off += n
-	}
-	const seals = unix.F_SEAL_WRITE | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_SEAL
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("xpc: seal out-of-line body: %w", err)
-	}
-	return fd, nil
-}
-
-// readOutOfLine reads a body from a received memfd, refusing one larger than
-// max before reading it. The memfd must be sealed against writes and
-// resizing, as writeOutOfLine leaves it: that also proves it is a memory
-// file, so reading it cannot block (a file on a stuck FUSE mount could).
-func readOutOfLine(fd, max int) ([]byte, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, fmt.Errorf("out-of-line body: %w", err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, errors.New("out-of-line body is not a memory file")
-	}
-	const need = unix.F_SEAL_WRITE | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW
-	if seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0); err != nil || seals&need != need {
-		return nil, errors.New("out-of-line body is not a sealed memory file")
-	}
-	if st.Size > int64(max) {
-		return nil, fmt.Errorf("out-of-line body of %d bytes exceeds the limit of %d", st.Size, max)
-	}
-	b := make([]byte, st.Size)
-	for off := 0; off < len(b); {
-		n, err := unix.Pread(fd, b[off:], int64(off))
-		if err != nil {
-			return nil, fmt.Errorf("out-of-line body: %w", err)
-		}
-		if n == 0 {
-			return nil, errors.New("out-of-line body shrank while being read")
-		}
-		off += n
-	}
-	return b, nil
 }
 
 func closeRawFDs(fds []int) {
@@ -939,7 +885,7 @@ func (c *credits) release(size int64) {
 func (c *credits) grant(msgs int, bytes int64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.n+msgs > creditWindow || bytes > c.bytes {
+	if c.n+msgs > wire.CreditWindow || bytes > c.bytes {
 		return false
 	}
 	c.n += msgs

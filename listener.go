@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/goxpc/xpc/internal/wire"
 	"golang.org/x/sys/unix"
 )
 
@@ -163,8 +164,8 @@ func (l *Listener) AnnounceTermination(ctx context.Context) error {
 		if lk == nil {
 			continue
 		}
-		var b [frameHeaderSize]byte
-		putFrameHeader(b[:], frameHeader{kind: kindTerminating})
+		var b [wire.HeaderSize]byte
+		wire.PutHeader(b[:], wire.Header{Kind: wire.KindTerminating})
 		if err := lk.s.send(ctx, b[:], nil); err != nil {
 			errs = append(errs, lk.sendFailed(err))
 		}
@@ -238,8 +239,8 @@ func (l *Listener) acceptLoop() {
 // are not well-formed are dropped, closing what they carried: one bad
 // endpoint holder cannot stop the listener.
 func (l *Listener) acceptOne(d *datagram) {
-	h, err := parseFrameHeader(d.b)
-	if err != nil || h.kind != kindConnect || len(d.fds) != 1 || h.nfds != 1 || len(d.b) != frameHeaderSize {
+	h, err := wire.ParseHeader(d.b)
+	if err != nil || h.Kind != wire.KindConnect || len(d.fds) != 1 || h.NFDs != 1 || len(d.b) != wire.HeaderSize {
 		d.closeFDs()
 		return
 	}
@@ -338,8 +339,8 @@ func dialEndpoint(ctx context.Context, epfd int) (*sock, *Peer, error) {
 		return nil, nil, err
 	}
 	defer unix.Close(theirs)
-	var hdr [frameHeaderSize]byte
-	putFrameHeader(hdr[:], frameHeader{kind: kindConnect, nfds: 1})
+	var hdr [wire.HeaderSize]byte
+	wire.PutHeader(hdr[:], wire.Header{Kind: wire.KindConnect, NFDs: 1})
 	oob := unix.UnixRights(theirs)
 	for {
 		_, err = sendmsg(epfd, hdr[:], oob, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)

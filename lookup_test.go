@@ -239,7 +239,7 @@ func TestListenerReadsClientThatLeft(t *testing.T) {
 	})
 	defer func() { l.Cancel(); waitClosed(t, l.Done(), "listener") }()
 	var w writer
-	frame, fds, err := buildFrame(&w, kindMessage, 0, Dict("n", Int64(42)), DefaultMaxSize, 8)
+	frame, fds, err := buildFrame(&w, wire.KindMessage, 0, Dict("n", Int64(42)), DefaultMaxSize, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,12 +268,12 @@ func TestListenerReadsClientThatLeft(t *testing.T) {
 func TestBuildFrameAllocs(t *testing.T) {
 	d := Dict("op", "ping", "seq", Int64(7), "payload", []byte("0123456789"))
 	var w writer
-	if _, _, err := buildFrame(&w, kindRequest, 1, d, DefaultMaxSize, 8); err != nil {
+	if _, _, err := buildFrame(&w, wire.KindRequest, 1, d, DefaultMaxSize, 8); err != nil {
 		t.Fatal(err)
 	}
 	n := testing.AllocsPerRun(100, func() {
-		frame, fds, err := buildFrame(&w, kindRequest, 1, d, DefaultMaxSize, 8)
-		if err != nil || fds != nil || len(frame) <= frameHeaderSize {
+		frame, fds, err := buildFrame(&w, wire.KindRequest, 1, d, DefaultMaxSize, 8)
+		if err != nil || fds != nil || len(frame) <= wire.HeaderSize {
 			t.Fatalf("frame %d bytes, fds %v, %v", len(frame), fds, err)
 		}
 	})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/goxpc/xpc/internal/wire"
 	"golang.org/x/sys/unix"
 )
 
@@ -263,7 +264,7 @@ func sendLookup(ctx context.Context, cfg config, name string, end *os.File) (*lo
 // sends req as a one-way message and closes: no goroutine, no reply.
 func sendLookupOnce(ctx context.Context, cfg config, name string, req *Dictionary) (*lookupRef, error) {
 	var w writer
-	frame, fds, err := buildFrame(&w, kindMessage, 0, req, cfg.maxMessageSize, cfg.maxFDs)
+	frame, fds, err := buildFrame(&w, wire.KindMessage, 0, req, cfg.maxMessageSize, cfg.maxFDs)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/goxpc/xpc/internal/wire"
 	"golang.org/x/sys/unix"
 )
 
@@ -88,11 +89,11 @@ type watchFD struct {
 }
 
 var recvOOBPool = sync.Pool{New: func() any {
-	b := make([]byte, unix.CmsgSpace(maxFDsPerFrame*4)+unix.CmsgSpace(unix.SizeofUcred)+unix.CmsgSpace(4))
+	b := make([]byte, unix.CmsgSpace(wire.MaxFDs*4)+unix.CmsgSpace(unix.SizeofUcred)+unix.CmsgSpace(4))
 	return &b
 }}
 
-var recvBufPool = sync.Pool{New: func() any { b := make([]byte, inlineMax); return &b }}
+var recvBufPool = sync.Pool{New: func() any { b := make([]byte, wire.InlineMax); return &b }}
 
 // newSock takes ownership of fd, a SOCK_SEQPACKET AF_UNIX socket.
 func newSock(fd int, name string) (*sock, error) {
@@ -637,7 +638,7 @@ func (s *sock) recvMode(now bool) (datagram, error) {
 	case s.rflag&unix.MSG_CTRUNC != 0:
 		err = errors.New("descriptors truncated (MSG_CTRUNC)")
 	case s.rflag&unix.MSG_TRUNC != 0:
-		err = fmt.Errorf("datagram larger than %d bytes", inlineMax)
+		err = fmt.Errorf("datagram larger than %d bytes", wire.InlineMax)
 	case s.rn == 0 && len(d.fds) == 0 && s.rhup:
 		d.release()
 		return datagram{}, io.EOF
@@ -657,7 +658,7 @@ func (s *sock) recvMode(now bool) (datagram, error) {
 // datagrams are looked at (peekMax): a larger one is reported truncated.
 func (s *sock) peek() (datagram, error) {
 	b := make([]byte, peekMax)
-	oob := make([]byte, unix.CmsgSpace(maxFDsPerFrame*4)+unix.CmsgSpace(unix.SizeofUcred)+unix.CmsgSpace(4))
+	oob := make([]byte, unix.CmsgSpace(wire.MaxFDs*4)+unix.CmsgSpace(unix.SizeofUcred)+unix.CmsgSpace(4))
 	var n, oobn, flags int
 	var rerr error
 	if err := s.control(func(fd int) {
