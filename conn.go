@@ -52,7 +52,7 @@ type Connection struct {
 	// dial makes a new link; nil for a peer connection, whose one link was
 	// accepted. reconnect says whether losing the link interrupts
 	// (named services) rather than invalidates the connection.
-	dial      func(ctx context.Context) (*sock, *Peer, error)
+	dial      func(ctx context.Context) (linkEnd, error)
 	reconnect bool
 	onFinal   func(*Connection)
 
@@ -111,15 +111,15 @@ func NewEndpointConnection(ep *Endpoint, opts ...Option) (*Connection, error) {
 	var closeOnce sync.Once
 	var closed atomic.Bool
 	closeEndpoint := func() { closeOnce.Do(func() { closed.Store(true); closeRaw(epf) }) }
-	c.dial = func(ctx context.Context) (*sock, *Peer, error) {
+	c.dial = func(ctx context.Context) (linkEnd, error) {
 		if closed.Load() {
-			return nil, nil, invalidError(ErrPeerGone, nil, "the endpoint connection's one link is gone")
+			return linkEnd{}, invalidError(ErrPeerGone, nil, "the endpoint connection's one link is gone")
 		}
-		s, p, err := dialEndpoint(ctx, epf)
+		end, err := dialEndpoint(ctx, epf)
 		if err == nil {
 			closeEndpoint()
 		}
-		return s, p, err
+		return end, err
 	}
 	c.onFinal = func(*Connection) { closeEndpoint() }
 	return c, nil
@@ -202,6 +202,18 @@ func (c *Connection) Peer() *Peer {
 		return nil
 	}
 	return c.link.peer.Load()
+}
+
+// announceTermination tells the peer that this process is about to exit.
+// A connection without a link has nobody to tell.
+func (c *Connection) announceTermination(ctx context.Context) error {
+	c.mu.Lock()
+	l := c.link
+	c.mu.Unlock()
+	if l == nil {
+		return nil
+	}
+	return l.sendTerminating(ctx)
 }
 
 // Transactions returns the count this connection's incoming requests are
@@ -310,7 +322,7 @@ func (c *Connection) getLink(ctx context.Context, selfRead bool) (*link, error) 
 		c.workers.Add(1)
 		c.mu.Unlock()
 
-		s, peer, err := c.dialLink(ctx)
+		end, err := c.dialLink(ctx)
 
 		c.mu.Lock()
 		c.dialing = nil
@@ -331,11 +343,11 @@ func (c *Connection) getLink(ctx context.Context, selfRead bool) (*link, error) 
 		if c.state == stateFinal {
 			err := c.final
 			c.mu.Unlock()
-			s.close()
-			peer.close()
+			end.s.Close()
+			end.peer.close()
 			return nil, err
 		}
-		l := newLink(c, s, peer)
+		l := newLink(c, end)
 		c.link = l
 		if selfRead {
 			c.workers.Add(1) // the link's count, as startReader takes it
@@ -350,7 +362,7 @@ func (c *Connection) getLink(ctx context.Context, selfRead bool) (*link, error) 
 }
 
 // dialLink dials, giving up when ctx ends or the connection does.
-func (c *Connection) dialLink(ctx context.Context) (*sock, *Peer, error) {
+func (c *Connection) dialLink(ctx context.Context) (linkEnd, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(c.ctx, cancel)

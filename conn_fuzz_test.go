@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goxpc/xpc/internal/sock"
 	"github.com/goxpc/xpc/internal/wire"
 	"golang.org/x/sys/unix"
 )
@@ -112,7 +113,7 @@ func FuzzConnFrames(f *testing.F) {
 		leakCheck(t)
 		defer debug.SetGCPercent(debug.SetGCPercent(-1))
 		fdsBefore := len(openFDs(t))
-		a, raw, err := socketPair()
+		a, raw, err := sock.Pair()
 		if err != nil {
 			t.Fatal(err)
 		}

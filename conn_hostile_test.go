@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goxpc/xpc/internal/sock"
 	"github.com/goxpc/xpc/internal/wire"
 	"golang.org/x/sys/unix"
 )
@@ -21,7 +22,7 @@ import (
 // returns it, its handler and the raw other end (closed when the test ends).
 func hostilePeer(t *testing.T, msg func(ctx context.Context, m *Message), opts ...Option) (*Connection, *testHandler, int) {
 	t.Helper()
-	a, b, err := socketPair()
+	a, b, err := sock.Pair()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,12 +375,12 @@ func drainToEOF(fd int) bool {
 			return true
 		}
 		if oobn > 0 {
-			d := datagram{pidfd: -1}
-			if err := parseControl(oob[:oobn], &d); err == nil {
-				d.closeFDs()
+			d := sock.Datagram{PIDFD: -1}
+			if err := sock.ParseControl(oob[:oobn], &d); err == nil {
+				d.CloseFDs()
 			}
 		}
-		if n == 0 && oobn == 0 && peerHungUp(fd) {
+		if n == 0 && oobn == 0 && sock.PeerHungUp(fd) {
 			return true
 		}
 	}
@@ -595,15 +596,15 @@ func TestListenerHostileConnect(t *testing.T) {
 // has no deadline at all.
 func TestConnSockSendTimeouts(t *testing.T) {
 	leakCheck(t)
-	a, b, err := socketPair()
+	a, b, err := sock.Pair()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := newSock(a, "test")
+	s, err := sock.New(a, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.close()
+	defer s.Close()
 	stop := make(chan struct{})
 	drained := make(chan struct{})
 	go func() {
@@ -630,14 +631,14 @@ func TestConnSockSendTimeouts(t *testing.T) {
 	timedOut := 0
 	for i := range n {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i%50)*time.Microsecond)
-		if err := s.send(ctx, p, nil); err != nil {
+		if err := s.Send(ctx, p, nil); err != nil {
 			if !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("send %d: %v", i, err)
 			}
 			timedOut++
 		}
 		cancel()
-		if err := s.send(context.Background(), p, nil); err != nil {
+		if err := s.Send(context.Background(), p, nil); err != nil {
 			t.Fatalf("send %d without a deadline, after a timed-out one: %v", i, err)
 		}
 	}

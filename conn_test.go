@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goxpc/xpc/internal/sock"
 	"github.com/goxpc/xpc/internal/wire"
 	"golang.org/x/sys/unix"
 )
@@ -1007,7 +1008,7 @@ func TestConnInterrupted(t *testing.T) {
 	held := make(chan *Message, 4)
 	c := newConnection(cfg)
 	c.reconnect = true
-	c.dial = func(ctx context.Context) (*sock, *Peer, error) {
+	c.dial = func(ctx context.Context) (linkEnd, error) {
 		mu.Lock()
 		gen := len(listeners)
 		mu.Unlock()
@@ -1024,12 +1025,12 @@ func TestConnInterrupted(t *testing.T) {
 		mu.Unlock()
 		ep, err := l.Endpoint()
 		if err != nil {
-			return nil, nil, err
+			return linkEnd{}, err
 		}
 		defer ep.Close()
 		fd, err := dupFile(ep.File())
 		if err != nil {
-			return nil, nil, err
+			return linkEnd{}, err
 		}
 		defer closeRaw(fd)
 		return dialEndpoint(ctx, fd)
@@ -1139,7 +1140,7 @@ func TestConnCancelWhileDialing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(epfd)
-	a, b, err := socketPair()
+	a, b, err := sock.Pair()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/goxpc/xpc/internal/sock"
 	"github.com/goxpc/xpc/internal/wire"
 	"golang.org/x/sys/unix"
 )
@@ -20,7 +21,7 @@ import (
 // links over its life; any other has one.
 type link struct {
 	c    *Connection
-	s    *sock
+	s    *sock.Socket
 	peer atomic.Pointer[Peer] // nil until known: a named service's comes with its hello
 
 	ctx    context.Context // ends when the link dies
@@ -62,6 +63,14 @@ type link struct {
 	// Connection.awaitHello).
 	helloSeen chan struct{}
 	helloOnce sync.Once
+	// dialed is set on a link DialUnix connected to a listener, until the
+	// listener's hello: the listener may refuse the connection, with a
+	// refused frame in place of the hello.
+	dialed atomic.Bool
+	// lookup is set on the client's end of a socket pair whose other end
+	// went to xpcd in a pipelined lookup: only that xpcd may refuse the
+	// connection, with a refused frame ahead of the service's hello.
+	lookup *lookupRef
 
 	// Byte limits (WithMaxQueuedBytes, WithMaxUnreadBytes).
 	queued         atomic.Int64 // body bytes of received messages not yet dequeued
@@ -72,16 +81,24 @@ type link struct {
 	acking         atomic.Bool  // a goroutine is sending the acknowledgements due
 }
 
-func newLink(c *Connection, s *sock, peer *Peer) *link {
-	l := &link{c: c, s: s, pending: make(map[uint64]*Call)}
-	l.peer.Store(peer)
+// linkEnd is our end of a new link, as a dial or an accept makes it.
+type linkEnd struct {
+	s    *sock.Socket
+	peer *Peer // nil if not known yet: a looked-up service's comes with its hello
+	// lookup is set for a pipelined lookup: who may refuse the link.
+	lookup *lookupRef
+}
+
+func newLink(c *Connection, end linkEnd) *link {
+	l := &link{c: c, s: end.s, lookup: end.lookup, pending: make(map[uint64]*Call)}
+	l.peer.Store(end.peer)
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.credits.n = wire.CreditWindow
 	l.credits.limit = c.cfg.maxUnread
 	l.credits.window = min(wire.InitialWindow, c.cfg.maxUnread)
 	l.credits.onWait = l.waiting
 	l.credits.stall = l.sendStalled
-	s.onBlock = l.waiting
+	l.s.SetOnBlock(l.waiting)
 	return l
 }
 
@@ -101,7 +118,7 @@ func (l *link) fail(err error) {
 	l.cancel()
 	l.closeHelloSeen()
 	l.credits.fail(err)
-	l.s.close()
+	l.s.Close()
 	l.peer.Load().close()
 	for _, call := range pending {
 		call.finish(nil, err)
@@ -137,18 +154,18 @@ func (l *link) protocolError(format string, args ...any) error {
 // handle handles one datagram read by the holder of the read role. A
 // watcher (watcher true) may be asked to deliver a message itself: run is
 // then true, and the connection's dispatcher role is the watcher's.
-func (l *link) handle(d datagram, watcher bool) (run bool, err error) {
-	defer d.release()
-	h, err := wire.ParseHeader(d.b)
-	if err == nil && int(h.NFDs) != len(d.fds) {
-		err = fmt.Errorf("frame announces %d descriptors, %d arrived", h.NFDs, len(d.fds))
+func (l *link) handle(d sock.Datagram, watcher bool) (run bool, err error) {
+	defer d.Release()
+	h, err := wire.ParseHeader(d.B)
+	if err == nil && int(h.NFDs) != len(d.FDs) {
+		err = fmt.Errorf("frame announces %d descriptors, %d arrived", h.NFDs, len(d.FDs))
 	}
 	if err != nil {
-		d.closeFDs()
+		d.CloseFDs()
 		return false, l.protocolError("%v", err)
 	}
 	if h.Kind != wire.KindHello {
-		d.closePIDFD()
+		d.ClosePIDFD()
 	}
 	switch h.Kind {
 	case wire.KindHello:
@@ -158,13 +175,13 @@ func (l *link) handle(d datagram, watcher bool) (run bool, err error) {
 	case wire.KindMessage, wire.KindRequest, wire.KindReply:
 		return l.readBody(h, &d, watcher)
 	case wire.KindCredit, wire.KindTerminating, wire.KindAck, wire.KindWindow, wire.KindStalled:
-		if len(d.b) != wire.HeaderSize || len(d.fds) != 0 || h.Flags != 0 {
-			d.closeFDs()
+		if len(d.B) != wire.HeaderSize || len(d.FDs) != 0 || h.Flags != 0 {
+			d.CloseFDs()
 			return false, l.protocolError("%v frame with a body, descriptors or flags", h.Kind)
 		}
 		return false, l.readControl(h)
 	}
-	d.closeFDs()
+	d.CloseFDs()
 	return false, l.protocolError("unexpected %v frame", h.Kind)
 }
 
@@ -206,26 +223,26 @@ func (l *link) readControl(h wire.Header) error {
 // credentials and pidfd the kernel attached to the datagram (SO_PASSCRED,
 // SO_PASSPIDFD, turned on by the client for this one frame). A connection
 // that already knows its peer ignores it.
-func (l *link) readHello(h wire.Header, d *datagram) error {
-	if len(d.b) != wire.HeaderSize || len(d.fds) != 0 || h.Flags != 0 || h.ID != 0 {
-		d.closeFDs()
+func (l *link) readHello(h wire.Header, d *sock.Datagram) error {
+	if len(d.B) != wire.HeaderSize || len(d.FDs) != 0 || h.Flags != 0 || h.ID != 0 {
+		d.CloseFDs()
 		return l.protocolError("hello frame with a body, descriptors, flags or id")
 	}
-	if l.s.dialed.Load() {
+	if l.dialed.Load() {
 		// The listener has admitted us: from now on, a refused frame
 		// is out of turn.
-		l.s.dialed.Store(false)
+		l.dialed.Store(false)
 		l.closeHelloSeen()
 	}
-	if l.peer.Load() != nil || d.cred == nil {
-		d.closePIDFD()
+	if l.peer.Load() != nil || d.Cred == nil {
+		d.ClosePIDFD()
 		return nil
 	}
-	p := newPeer(d.cred, d.pidfd)
-	d.pidfd = -1
+	p := newPeer(d.Cred, d.PIDFD)
+	d.PIDFD = -1
 	l.peer.Store(p)
 	// Stop stamping: only the hello's credentials were wanted.
-	_ = l.s.setPassCred(false)
+	_ = l.s.SetPassCred(false)
 	return nil
 }
 
@@ -238,22 +255,22 @@ func (l *link) readHello(h wire.Header, d *datagram) error {
 // it is believed only if the kernel stamped it with the pid and uid of
 // the xpcd the lookup went to. Anything else is a protocol error. Either
 // way it ends the link.
-func (l *link) readRefusal(h wire.Header, d *datagram) error {
-	dialed := l.s.dialed.Load()
-	ref := l.s.lookup
+func (l *link) readRefusal(h wire.Header, d *sock.Datagram) error {
+	dialed := l.dialed.Load()
+	ref := l.lookup
 	if !dialed && (ref == nil || l.peer.Load() != nil) {
-		d.closeFDs()
+		d.CloseFDs()
 		return l.protocolError("refused frame on a connection that was neither dialed nor looked up, or after the hello")
 	}
-	if len(d.fds) != 0 || h.Flags != 0 || h.ID != 0 {
-		d.closeFDs()
+	if len(d.FDs) != 0 || h.Flags != 0 || h.ID != 0 {
+		d.CloseFDs()
 		return l.protocolError("refused frame with descriptors, flags or an id")
 	}
-	if c := d.cred; !dialed && (c == nil || c.Pid != ref.pid || c.Uid != ref.uid) {
+	if c := d.Cred; !dialed && (c == nil || c.Pid != ref.pid || c.Uid != ref.uid) {
 		return l.protocolError("refused frame not sent by xpcd (pid %d)", ref.pid)
 	}
 	dec := Decoder{Limits: Limits{MaxSize: l.c.cfg.maxRecvSize}}
-	obj, err := dec.Decode(d.b[wire.HeaderSize:], nil)
+	obj, err := dec.Decode(d.B[wire.HeaderSize:], nil)
 	if err != nil {
 		return l.protocolError("refused frame: %v", err)
 	}
@@ -280,9 +297,14 @@ func (l *link) sendRefusal(eo *ErrorObject) {
 	frame := make([]byte, wire.HeaderSize, wire.HeaderSize+len(body))
 	wire.PutHeader(frame, wire.Header{Kind: wire.KindRefused})
 	frame = append(frame, body...)
-	_ = l.s.control(func(fd int) {
-		_, _ = sendmsg(fd, frame, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
-	})
+	_ = l.sendNow(frame)
+}
+
+// awaitAdmission readies a link DialUnix made, before it is used, to be
+// admitted by the listener's hello or refused in its place.
+func (l *link) awaitAdmission() {
+	l.dialed.Store(true)
+	l.helloSeen = make(chan struct{})
 }
 
 // closeHelloSeen says that a dialed link's listener has answered, with
@@ -296,12 +318,12 @@ func (l *link) closeHelloSeen() {
 // refusedNow looks, without reading it, at the first frame waiting on a
 // looked-up link: if it is a refusal, it returns what reading it would.
 func (l *link) refusedNow() error {
-	d, err := l.s.peek()
+	d, err := l.s.Peek()
 	if err != nil {
 		return nil
 	}
-	defer d.closeFDs()
-	h, err := wire.ParseHeader(d.b)
+	defer d.CloseFDs()
+	h, err := wire.ParseHeader(d.B)
 	if err != nil || h.Kind != wire.KindRefused {
 		return nil
 	}
@@ -309,16 +331,16 @@ func (l *link) refusedNow() error {
 }
 
 // readBody handles a frame carrying a body. It owns d's descriptors.
-func (l *link) readBody(h wire.Header, d *datagram, watcher bool) (bool, error) {
-	body := d.b[wire.HeaderSize:]
-	fds := d.fds
+func (l *link) readBody(h wire.Header, d *sock.Datagram, watcher bool) (bool, error) {
+	body := d.B[wire.HeaderSize:]
+	fds := d.FDs
 	if h.Flags&wire.FlagNoReply != 0 && h.Kind != wire.KindReply {
-		d.closeFDs()
+		d.CloseFDs()
 		return false, l.protocolError("no-reply flag on a %v frame", h.Kind)
 	}
 	if h.Flags&wire.FlagOutOfLine != 0 {
 		if len(fds) == 0 || len(body) != 0 {
-			d.closeFDs()
+			d.CloseFDs()
 			return false, l.protocolError("out-of-line frame without its memfd")
 		}
 		b, err := wire.ReadOutOfLine(fds[0], l.c.cfg.maxRecvSize)
@@ -492,8 +514,8 @@ func (l *link) ack(n int64) {
 	n = l.ackDue.Swap(0)
 	var b [wire.HeaderSize]byte
 	wire.PutHeader(b[:], wire.Header{Kind: wire.KindAck, ID: uint64(n)})
-	err := l.s.trySend(b[:])
-	if errors.Is(err, errWouldBlock) {
+	err := l.sendNow(b[:])
+	if errors.Is(err, unix.EAGAIN) {
 		l.ackDue.Add(n)
 		go l.sendAcks()
 		return
@@ -516,9 +538,7 @@ func (l *link) sendAcks() {
 			}
 			continue
 		}
-		var b [wire.HeaderSize]byte
-		wire.PutHeader(b[:], wire.Header{Kind: wire.KindAck, ID: uint64(n)})
-		if err := l.s.send(l.ctx, b[:], nil); err != nil {
+		if err := l.sendHeader(l.ctx, wire.Header{Kind: wire.KindAck, ID: uint64(n)}); err != nil {
 			l.sendFailed(err)
 			return
 		}
@@ -529,9 +549,7 @@ func (l *link) sendAcks() {
 // bytes are outstanding, which the peer may be holding back in a batch not
 // yet full.
 func (l *link) sendStalled(ctx context.Context) error {
-	var b [wire.HeaderSize]byte
-	wire.PutHeader(b[:], wire.Header{Kind: wire.KindStalled})
-	if err := l.s.send(ctx, b[:], nil); err != nil {
+	if err := l.sendHeader(ctx, wire.Header{Kind: wire.KindStalled}); err != nil {
 		return l.sendFailed(err)
 	}
 	return nil
@@ -558,19 +576,23 @@ func (l *link) sendNoReply(ctx context.Context, id uint64) {
 	if l.dead() != nil {
 		return
 	}
-	var b [wire.HeaderSize]byte
-	wire.PutHeader(b[:], wire.Header{Kind: wire.KindReply, Flags: wire.FlagNoReply, ID: id})
-	if err := l.s.send(ctx, b[:], nil); err != nil {
+	if err := l.sendHeader(ctx, wire.Header{Kind: wire.KindReply, Flags: wire.FlagNoReply, ID: id}); err != nil {
 		l.sendFailed(err)
 	}
 }
 
 func (l *link) sendControl(k wire.Kind, id uint64) {
-	var b [wire.HeaderSize]byte
-	wire.PutHeader(b[:], wire.Header{Kind: k, ID: id})
-	if err := l.s.send(l.ctx, b[:], nil); err != nil {
+	if err := l.sendHeader(l.ctx, wire.Header{Kind: k, ID: id}); err != nil {
 		l.sendFailed(err)
 	}
+}
+
+// sendTerminating tells the peer that this process is about to exit.
+func (l *link) sendTerminating(ctx context.Context) error {
+	if err := l.sendHeader(ctx, wire.Header{Kind: wire.KindTerminating}); err != nil {
+		return l.sendFailed(err)
+	}
+	return nil
 }
 
 // sendHello sends the hello frame. A client that sent what it had to and
@@ -591,11 +613,29 @@ func (l *link) sendWindow() {
 }
 
 func (l *link) sendSetup(k wire.Kind, id uint64) {
-	var b [wire.HeaderSize]byte
-	wire.PutHeader(b[:], wire.Header{Kind: k, ID: id})
-	if err := l.s.send(l.ctx, b[:], nil); err != nil && !peerClosed(err) {
+	if err := l.sendHeader(l.ctx, wire.Header{Kind: k, ID: id}); err != nil && !peerClosed(err) {
 		l.sendFailed(err)
 	}
+}
+
+// sendHeader sends a frame that is its header alone, waiting for buffer
+// space until ctx ends.
+func (l *link) sendHeader(ctx context.Context, h wire.Header) error {
+	var b [wire.HeaderSize]byte
+	wire.PutHeader(b[:], h)
+	return wire.Send(ctx, l.s, b[:], nil)
+}
+
+// sendNow sends frame, without descriptors, at once or not at all (EAGAIN):
+// for a frame its sender must not wait to send (an acknowledgement, sent
+// by the reader), or need not (a refusal, on a socket nobody has written
+// to yet).
+func (l *link) sendNow(frame []byte) error {
+	var err error
+	if cerr := l.s.Control(func(fd int) { err = wire.SendNow(fd, frame, nil) }); cerr != nil {
+		return cerr
+	}
+	return err
 }
 
 // peerClosed reports whether a send failed because the peer has closed its
@@ -616,7 +656,7 @@ func (l *link) sendFailed(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	if peerClosed(err) && ((l.s.lookup != nil && l.peer.Load() == nil) || l.s.dialed.Load()) {
+	if peerClosed(err) && ((l.lookup != nil && l.peer.Load() == nil) || l.dialed.Load()) {
 		// xpcd may have refused the lookup, or the listener the
 		// connection, and closed its end before this send: the reason
 		// is waiting, unread. (ECONNRESET rather than EPIPE if it closed
@@ -724,7 +764,7 @@ func (l *link) sendFrame(ctx context.Context, k wire.Kind, id uint64, body Objec
 			}
 		}()
 	}
-	if err := l.s.send(ctx, frame, fds); err != nil {
+	if err := wire.Send(ctx, l.s, frame, fds); err != nil {
 		return l.sendFailed(err)
 	}
 	return nil
@@ -795,7 +835,7 @@ func dupFile(f *os.File) (int, error) {
 	if f == nil {
 		return -1, ErrNilObject
 	}
-	return dupConnFD(f)
+	return sock.DupConn(f)
 }
 
 // credits is the send side of flow control: the messages, and the body

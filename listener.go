@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/goxpc/xpc/internal/sock"
 	"github.com/goxpc/xpc/internal/wire"
 	"golang.org/x/sys/unix"
 )
@@ -28,8 +29,8 @@ type Listener struct {
 	// set before Activate and only read after.
 	admission func(peer *Peer) *ErrorObject
 	peers     map[*Connection]struct{}
-	accept    *sock // anonymous: the end connect requests arrive on
-	epFD      int   // anonymous: the end endpoints duplicate; -1 once cancelled
+	accept    *sock.Socket // anonymous: the end connect requests arrive on
+	epFD      int          // anonymous: the end endpoints duplicate; -1 once cancelled
 	// For other listeners (a socket path, a service's check-in channel),
 	// run accepts until stop is called; both are nil for anonymous ones.
 	run  func()
@@ -44,11 +45,11 @@ func NewListener(opts ...Option) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	a, b, err := socketPair()
+	a, b, err := sock.Pair()
 	if err != nil {
 		return nil, err
 	}
-	s, err := newSock(a, "xpc-listener")
+	s, err := sock.New(a, "xpc-listener")
 	if err != nil {
 		unix.Close(b)
 		return nil, err
@@ -158,16 +159,8 @@ func (l *Listener) Peers() []*Connection {
 func (l *Listener) AnnounceTermination(ctx context.Context) error {
 	var errs []error
 	for _, c := range l.Peers() {
-		c.mu.Lock()
-		lk := c.link
-		c.mu.Unlock()
-		if lk == nil {
-			continue
-		}
-		var b [wire.HeaderSize]byte
-		wire.PutHeader(b[:], wire.Header{Kind: wire.KindTerminating})
-		if err := lk.s.send(ctx, b[:], nil); err != nil {
-			errs = append(errs, lk.sendFailed(err))
+		if err := c.announceTermination(ctx); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
@@ -199,7 +192,7 @@ func (l *Listener) shut(err error) {
 	if l.stop != nil {
 		l.stop()
 	} else {
-		l.accept.close()
+		l.accept.Close()
 	}
 	if !wasActive {
 		close(l.done)
@@ -212,7 +205,7 @@ func (l *Listener) Done() <-chan struct{} { return l.done }
 func (l *Listener) acceptLoop() {
 	defer close(l.done)
 	for {
-		d, err := l.accept.recv()
+		d, err := l.accept.Recv()
 		if err != nil {
 			if errors.Is(err, os.ErrClosed) {
 				return // Cancel
@@ -231,21 +224,21 @@ func (l *Listener) acceptLoop() {
 			continue
 		}
 		l.acceptOne(&d)
-		d.release()
+		d.Release()
 	}
 }
 
 // acceptOne turns one connect request into a peer connection. Requests that
 // are not well-formed are dropped, closing what they carried: one bad
 // endpoint holder cannot stop the listener.
-func (l *Listener) acceptOne(d *datagram) {
-	h, err := wire.ParseHeader(d.b)
-	if err != nil || h.Kind != wire.KindConnect || len(d.fds) != 1 || h.NFDs != 1 || len(d.b) != wire.HeaderSize {
-		d.closeFDs()
+func (l *Listener) acceptOne(d *sock.Datagram) {
+	h, err := wire.ParseHeader(d.B)
+	if err != nil || h.Kind != wire.KindConnect || len(d.FDs) != 1 || h.NFDs != 1 || len(d.B) != wire.HeaderSize {
+		d.CloseFDs()
 		return
 	}
-	fd := d.fds[0]
-	d.fds = nil
+	fd := d.FDs[0]
+	d.FDs = nil
 	l.admit(fd)
 }
 
@@ -295,7 +288,7 @@ func (l *Listener) admit(fd int) {
 // in a connect request, whose peer is the process that created the socket
 // pair. It takes ownership of fd, closing it on error.
 func newPeerConnection(cfg config, fd int) (*Connection, error) {
-	if err := checkSeqpacket(fd); err != nil {
+	if err := sock.CheckSeqpacket(fd); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
@@ -310,13 +303,13 @@ func newPeerConnection(cfg config, fd int) (*Connection, error) {
 		unix.Close(fd)
 		return nil, err
 	}
-	s, err := newSock(fd, "xpc-peer")
+	s, err := sock.New(fd, "xpc-peer")
 	if err != nil {
 		peer.close()
 		return nil, err
 	}
 	c := newConnection(cfg)
-	c.link = newLink(c, s, peer)
+	c.link = newLink(c, linkEnd{s: s, peer: peer})
 	return c, nil
 }
 
@@ -330,47 +323,46 @@ func (l *Listener) forget(c *Connection) {
 // pair, passes one end to the listener in a connect request, and keeps the
 // other. The listener learns who we are from the pair (the kernel records
 // its creator); we learn who the listener is from the endpoint socket.
-func dialEndpoint(ctx context.Context, epfd int) (*sock, *Peer, error) {
-	if err := checkSeqpacket(epfd); err != nil {
-		return nil, nil, invalidError(ErrProtocol, err, "not a goxpc endpoint")
+func dialEndpoint(ctx context.Context, epfd int) (linkEnd, error) {
+	if err := sock.CheckSeqpacket(epfd); err != nil {
+		return linkEnd{}, invalidError(ErrProtocol, err, "not a goxpc endpoint")
 	}
-	mine, theirs, err := socketPair()
+	mine, theirs, err := sock.Pair()
 	if err != nil {
-		return nil, nil, err
+		return linkEnd{}, err
 	}
 	defer unix.Close(theirs)
 	var hdr [wire.HeaderSize]byte
-	wire.PutHeader(hdr[:], wire.Header{Kind: wire.KindConnect, NFDs: 1})
-	oob := unix.UnixRights(theirs)
+	wire.PutHeader(hdr[:], wire.Header{Kind: wire.KindConnect})
 	for {
-		_, err = sendmsg(epfd, hdr[:], oob, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
-		if err != unix.EAGAIN && err != unix.EINTR {
+		err = wire.SendNow(epfd, hdr[:], []int{theirs})
+		if err != unix.EAGAIN {
 			break
 		}
 		// The listener is behind on connect requests; wait a little.
 		select {
 		case <-ctx.Done():
 			unix.Close(mine)
-			return nil, nil, ctx.Err()
+			return linkEnd{}, ctx.Err()
 		case <-time.After(time.Millisecond):
 		}
 	}
 	if err != nil {
 		unix.Close(mine)
 		if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNREFUSED) || errors.Is(err, unix.ECONNRESET) || errors.Is(err, unix.ENOTCONN) {
-			return nil, nil, invalidError(ErrPeerGone, err, "the endpoint's listener is gone")
+			return linkEnd{}, invalidError(ErrPeerGone, err, "the endpoint's listener is gone")
 		}
-		return nil, nil, invalidError(ErrPeerGone, err, "connect through endpoint")
+		return linkEnd{}, invalidError(ErrPeerGone, err, "connect through endpoint")
 	}
 	peer, err := peerOf(epfd)
 	if err != nil {
 		unix.Close(mine)
-		return nil, nil, err
+		return linkEnd{}, err
 	}
-	s, err := newSock(mine, "xpc-conn")
+	s, err := sock.New(mine, "xpc-conn")
 	if err != nil {
 		peer.close()
-		return nil, nil, err
+		return linkEnd{}, err
 	}
-	return s, peer, nil
+	return linkEnd{s: s, peer: peer}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/goxpc/xpc/internal/sock"
 	"github.com/goxpc/xpc/internal/wire"
 	"golang.org/x/sys/unix"
 )
@@ -41,29 +42,28 @@ func lookedUp(t *testing.T, ref lookupRef, atDial func(theirs int)) (*Connection
 	ends := make(chan int, 4)
 	c := newConnection(cfg)
 	c.reconnect = true
-	c.dial = func(ctx context.Context) (*sock, *Peer, error) {
-		mine, theirs, err := socketPair()
+	c.dial = func(ctx context.Context) (linkEnd, error) {
+		mine, theirs, err := sock.Pair()
 		if err != nil {
-			return nil, nil, err
+			return linkEnd{}, err
 		}
-		if err := setPassCredFD(mine, true); err != nil {
+		if err := sock.SetPassCred(mine, true); err != nil {
 			closeRaw(mine)
 			closeRaw(theirs)
-			return nil, nil, err
+			return linkEnd{}, err
 		}
-		s, err := newSock(mine, "test-lookup")
+		s, err := sock.New(mine, "test-lookup")
 		if err != nil {
 			closeRaw(theirs)
-			return nil, nil, err
+			return linkEnd{}, err
 		}
 		r := ref
-		s.lookup = &r
 		if atDial != nil {
 			atDial(theirs)
 		} else {
 			ends <- theirs
 		}
-		return s, nil, nil
+		return linkEnd{s: s, lookup: &r}, nil
 	}
 	c.SetHandler(newTestHandler(nil))
 	c.Activate()

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/goxpc/xpc/internal/sock"
 	"golang.org/x/sys/unix"
 )
 
@@ -172,8 +173,8 @@ func (l *link) watch() (final, surplus bool) {
 // role. It returns false if the link failed (and has been failed).
 func (l *link) drainNow() bool {
 	for {
-		d, err := l.s.recvNow()
-		if errors.Is(err, errWouldBlock) {
+		d, err := l.s.RecvNow()
+		if errors.Is(err, sock.ErrWouldBlock) {
 			return true
 		}
 		if err != nil {
@@ -189,10 +190,10 @@ func (l *link) drainNow() bool {
 
 // watchNext returns the next datagram for a watcher, which holds the role
 // when it returns (*held), with a datagram or an error.
-func (l *link) watchNext(held *bool) (datagram, error) {
+func (l *link) watchNext(held *bool) (sock.Datagram, error) {
 	for {
 		if !*held {
-			w := l.s.loadWatch()
+			w := l.s.Watch()
 			l.mu.Lock()
 			if !l.reading && l.err == nil {
 				l.reading = true
@@ -215,27 +216,27 @@ func (l *link) watchNext(held *bool) (datagram, error) {
 			free := l.roleFree
 			l.mu.Unlock()
 			if err != nil {
-				return datagram{}, err
+				return sock.Datagram{}, err
 			}
 			if wait {
 				<-free
 				continue
 			}
 		}
-		w := l.s.loadWatch()
+		w := l.s.Watch()
 		if *held && w == nil {
 			// No caller has wanted the role yet: wait in the socket.
-			return l.s.recv()
+			return l.s.Recv()
 		}
 		if w == nil {
 			var err error
-			if w, err = l.s.startWatch(); err != nil {
-				return datagram{}, err
+			if w, err = l.s.StartWatch(); err != nil {
+				return sock.Datagram{}, err
 			}
 		}
 		if *held {
-			d, err := l.s.recvNow()
-			if !errors.Is(err, errWouldBlock) {
+			d, err := l.s.RecvNow()
+			if !errors.Is(err, sock.ErrWouldBlock) {
 				return d, err
 			}
 			if !l.tryRelease() {
@@ -244,9 +245,9 @@ func (l *link) watchNext(held *bool) (datagram, error) {
 			*held = false
 		}
 		// Wait on the watch, without the role.
-		var d datagram
+		var d sock.Datagram
 		var derr error
-		err := l.s.waitWatch(w, func(uintptr) bool {
+		err := l.s.WaitWatch(w, func(uintptr) bool {
 			l.mu.Lock()
 			if l.reading {
 				l.missed = true
@@ -255,14 +256,14 @@ func (l *link) watchNext(held *bool) (datagram, error) {
 			}
 			l.reading = true
 			l.mu.Unlock()
-			d, derr = l.s.recvNow()
-			if errors.Is(derr, errWouldBlock) {
+			d, derr = l.s.RecvNow()
+			if errors.Is(derr, sock.ErrWouldBlock) {
 				if l.tryRelease() {
 					return false
 				}
 				// Someone woke meanwhile: read on.
-				d, derr = l.s.recvNow()
-				if errors.Is(derr, errWouldBlock) {
+				d, derr = l.s.RecvNow()
+				if errors.Is(derr, sock.ErrWouldBlock) {
 					l.forceRelease()
 					return false
 				}
@@ -270,7 +271,7 @@ func (l *link) watchNext(held *bool) (datagram, error) {
 			return true
 		})
 		if err != nil {
-			return datagram{}, err
+			return sock.Datagram{}, err
 		}
 		*held = true
 		return d, derr
@@ -329,7 +330,7 @@ func (l *link) releaseHeld(held *bool) {
 // ends or the link dies; otherwise it returns at once and the caller waits
 // for the reader to complete call.
 func (l *link) awaitReply(ctx context.Context, call *Call) {
-	w := l.s.loadWatch()
+	w := l.s.Watch()
 	l.mu.Lock()
 	if l.reading || l.err != nil {
 		busy := l.reading
@@ -345,17 +346,17 @@ func (l *link) awaitReply(ctx context.Context, call *Call) {
 			// so callers can read without waking it. (A link used for
 			// one request, such as a lookup, never needs one.) If this
 			// fails, watchers go on reading for callers.
-			_, _ = l.s.startWatch()
+			_, _ = l.s.StartWatch()
 		}
 		return
 	}
 	l.reading = true
 	l.mu.Unlock()
 	if w != nil {
-		l.s.arm(w, false)
+		l.s.Arm(w, false)
 	}
 	for !call.isDone() {
-		d, err := l.s.recvCtx(ctx)
+		d, err := l.s.RecvCtx(ctx)
 		if err != nil {
 			if ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
 				l.fail(l.readError(err))
@@ -368,7 +369,7 @@ func (l *link) awaitReply(ctx context.Context, call *Call) {
 		}
 	}
 	if w != nil {
-		l.s.arm(w, true)
+		l.s.Arm(w, true)
 	}
 	// Input that came while the watch was off (or, without one, while
 	// this goroutine had the role) is this goroutine's to read.

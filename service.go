@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/goxpc/xpc/internal/sock"
 	"github.com/goxpc/xpc/internal/wire"
 	"golang.org/x/sys/unix"
 )
@@ -57,7 +58,7 @@ func NewServiceConnection(name string, opts ...Option) (*Connection, error) {
 	}
 	c := newConnection(cfg)
 	c.reconnect = true
-	c.dial = func(ctx context.Context) (*sock, *Peer, error) { return lookupService(ctx, cfg, name) }
+	c.dial = func(ctx context.Context) (linkEnd, error) { return lookupService(ctx, cfg, name) }
 	return c, nil
 }
 
@@ -175,31 +176,30 @@ func (b *Bootstrap) Close() error {
 // pipelined: it is a one-way message, and the caller may send on its end
 // at once, ahead of the service. xpcd answers only a lookup it cannot
 // serve, with a refused frame on the socket itself (link.readRefusal).
-func lookupService(ctx context.Context, cfg config, name string) (*sock, *Peer, error) {
-	mine, theirs, err := socketPair()
+func lookupService(ctx context.Context, cfg config, name string) (linkEnd, error) {
+	mine, theirs, err := sock.Pair()
 	if err != nil {
-		return nil, nil, err
+		return linkEnd{}, err
 	}
 	end := os.NewFile(uintptr(theirs), "xpc-service-end")
 	defer end.Close()
 	// Stamping must be on before anyone else holds the other end: xpcd's
 	// refusal and the service's first frame (hello) carry their senders'
 	// identities. The link turns it off once it has the service's.
-	if err := setPassCredFD(mine, true); err != nil {
+	if err := sock.SetPassCred(mine, true); err != nil {
 		unix.Close(mine)
-		return nil, nil, fmt.Errorf("xpc: SO_PASSCRED: %w", err)
+		return linkEnd{}, fmt.Errorf("xpc: SO_PASSCRED: %w", err)
 	}
 	ref, err := sendLookup(ctx, cfg, name, end)
 	if err != nil {
 		unix.Close(mine)
-		return nil, nil, err
+		return linkEnd{}, err
 	}
-	s, err := newSock(mine, "xpc-service")
+	s, err := sock.New(mine, "xpc-service")
 	if err != nil {
-		return nil, nil, err
+		return linkEnd{}, err
 	}
-	s.lookup = ref
-	return s, nil, nil
+	return linkEnd{s: s, lookup: ref}, nil
 }
 
 // lookupRef is what a client end of a pipelined lookup remembers: the name
@@ -292,22 +292,8 @@ func sendFrameTo(ctx context.Context, path string, frame []byte, fds []int) (*lo
 	if len(path) > maxSunPath {
 		return nil, fmt.Errorf("xpc: connect %s: %w", path, ErrPathTooLong)
 	}
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	fd, err := sock.Connect(ctx, path)
 	if err != nil {
-		return nil, fmt.Errorf("xpc: socket: %w", err)
-	}
-	err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
-	if errors.Is(err, unix.EAGAIN) {
-		// The listener's backlog is full: wait for room, within ctx.
-		unix.Close(fd)
-		if fd, err = dialUnixFD(ctx, path); err == nil {
-			err = unix.SetNonblock(fd, true)
-		}
-	}
-	if err != nil {
-		if fd >= 0 {
-			unix.Close(fd)
-		}
 		return nil, fmt.Errorf("xpc: connect %s: %w", path, err)
 	}
 	defer unix.Close(fd)
@@ -315,12 +301,8 @@ func sendFrameTo(ctx context.Context, path string, frame []byte, fds []int) (*lo
 	if err != nil {
 		return nil, fmt.Errorf("xpc: SO_PEERCRED: %w", err)
 	}
-	var oob []byte
-	if len(fds) > 0 {
-		oob = unix.UnixRights(fds...)
-	}
 	// A new connection's queue is empty: a small frame never waits.
-	if err := unix.Sendmsg(fd, frame, oob, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT); err != nil {
+	if err := wire.SendNow(fd, frame, fds); err != nil {
 		return nil, fmt.Errorf("xpc: send to %s: %w", path, err)
 	}
 	return &lookupRef{pid: cred.Pid, uid: cred.Uid}, nil

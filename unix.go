@@ -7,8 +7,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"syscall"
 
+	"github.com/goxpc/xpc/internal/sock"
 	"golang.org/x/sys/unix"
 )
 
@@ -91,39 +91,13 @@ func removeStaleSocket(path string) error {
 	return nil
 }
 
-// dupConnFD returns a close-on-exec duplicate of c's descriptor without
-// changing c (os.File.Fd would make a pollable file blocking).
-func dupConnFD(c syscall.Conn) (int, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	nfd := -1
-	var derr error
-	if err := rc.Control(func(fd uintptr) {
-		nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
-		return -1, err
-	}
-	if derr != nil {
-		return -1, fmt.Errorf("xpc: dup: %w", derr)
-	}
-	return nfd, nil
-}
-
 // dialUnixFD connects a SOCK_SEQPACKET socket to path and returns its raw,
 // close-on-exec descriptor.
 func dialUnixFD(ctx context.Context, path string) (int, error) {
 	if len(path) > maxSunPath {
 		return -1, fmt.Errorf("xpc: connect %s: %w", path, ErrPathTooLong)
 	}
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unixpacket", path)
-	if err != nil {
-		return -1, err
-	}
-	defer c.Close()
-	return dupConnFD(c.(*net.UnixConn))
+	return sock.Dial(ctx, path)
 }
 
 // NewConnectionFromFile returns an inactive connection over f, a connected
@@ -162,8 +136,7 @@ func DialUnix(ctx context.Context, path string, opts ...Option) (*Connection, er
 	if err != nil {
 		return nil, err
 	}
-	c.link.s.dialed.Store(true)
-	c.link.helloSeen = make(chan struct{})
+	c.link.awaitAdmission()
 	return c, nil
 }
 
