@@ -1,13 +1,18 @@
 package xpc
 
-import "github.com/goxpc/xpc/internal/wire"
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/goxpc/xpc/internal/sock"
+	"github.com/goxpc/xpc/internal/wire"
+	"golang.org/x/sys/unix"
+)
 
 // The frame format, its header, kinds and limits are internal/wire's
 // (docs/PROTOCOL.md §7), which xpcd shares.
-
-// grantBytes is how many dequeued body bytes a receiver lets gather before
-// it grants them back without waiting for a batch of messages.
-const grantBytes = 256 << 10
 
 // The names options.go checks its limits against.
 const (
@@ -15,3 +20,74 @@ const (
 	initialWindow  = wire.InitialWindow
 	maxLimitBytes  = wire.MaxLimitBytes
 )
+
+var framePool = sync.Pool{New: func() any { return new(writer) }}
+
+// unsentError is a frame that could not be built (an encoding error, too
+// large, too many descriptors): nothing was sent, and the link is fine.
+type unsentError struct{ err error }
+
+func (e *unsentError) Error() string { return e.err.Error() }
+
+func (e *unsentError) Unwrap() error { return e.err }
+
+// buildFrame encodes body into w as one frame of kind k, a memfd body if
+// it is too large for a datagram, and returns the frame with the
+// descriptors that go with it, which the caller closes once sent.
+func buildFrame(w *writer, k wire.Kind, id uint64, body Object, maxSize, maxFDs int) ([]byte, []int, error) {
+	w.reset(w.b[:0], Limits{MaxSize: maxSize})
+	w.b = append(w.b, make([]byte, wire.HeaderSize)...)
+	w.start = wire.HeaderSize
+	if err := w.body(MagicLocal, body); err != nil {
+		if errors.Is(err, ErrTooLarge) {
+			return nil, nil, fmt.Errorf("%w: %w", ErrMessageTooLarge, err)
+		}
+		return nil, nil, err
+	}
+	if len(w.att) > maxFDs {
+		return nil, nil, fmt.Errorf("%w: %d, limit %d", ErrTooManyFDs, len(w.att), maxFDs)
+	}
+	h := wire.Header{Kind: k, ID: id}
+	var fds []int // nil for the common frame, which carries none
+	if n := len(w.att); n > 0 || len(w.b) > wire.InlineMax {
+		fds = make([]int, 0, n+1)
+	}
+	frame := w.b
+	if len(frame) > wire.InlineMax {
+		memfd, err := wire.WriteOutOfLine(frame[wire.HeaderSize:])
+		if err != nil {
+			return nil, nil, err
+		}
+		fds = append(fds, memfd)
+		h.Flags |= wire.FlagOutOfLine
+		frame = frame[:wire.HeaderSize]
+	}
+	for _, a := range w.att {
+		fd, err := dupFile(a.File())
+		if err != nil {
+			closeRawFDs(fds)
+			return nil, nil, fmt.Errorf("xpc: attach %v: %w", a.Type(), err)
+		}
+		fds = append(fds, fd)
+	}
+	h.NFDs = uint32(len(fds))
+	wire.PutHeader(frame, h)
+	return frame, fds, nil
+}
+
+func closeRawFDs(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}
+
+func closeRaw(fd int) { unix.Close(fd) }
+
+// dupFile returns a close-on-exec duplicate of f's descriptor without
+// changing f (os.File.Fd would make a pollable file blocking).
+func dupFile(f *os.File) (int, error) {
+	if f == nil {
+		return -1, ErrNilObject
+	}
+	return sock.DupConn(f)
+}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -246,45 +244,6 @@ func (l *link) readHello(h wire.Header, d *sock.Datagram) error {
 	return nil
 }
 
-// readRefusal reads a refused frame: an error object, in the first frame
-// on the socket. Two senders may send one. On a connection DialUnix made,
-// the listener, which admits a peer with a hello and turns it away with
-// this (Listener.SetAdmission); only the listening process holds the
-// other end, so the frame is believed until the hello has come. On a
-// looked-up link, xpcd, answering a pipelined lookup it could not serve;
-// it is believed only if the kernel stamped it with the pid and uid of
-// the xpcd the lookup went to. Anything else is a protocol error. Either
-// way it ends the link.
-func (l *link) readRefusal(h wire.Header, d *sock.Datagram) error {
-	dialed := l.dialed.Load()
-	ref := l.lookup
-	if !dialed && (ref == nil || l.peer.Load() != nil) {
-		d.CloseFDs()
-		return l.protocolError("refused frame on a connection that was neither dialed nor looked up, or after the hello")
-	}
-	if len(d.FDs) != 0 || h.Flags != 0 || h.ID != 0 {
-		d.CloseFDs()
-		return l.protocolError("refused frame with descriptors, flags or an id")
-	}
-	if c := d.Cred; !dialed && (c == nil || c.Pid != ref.pid || c.Uid != ref.uid) {
-		return l.protocolError("refused frame not sent by xpcd (pid %d)", ref.pid)
-	}
-	dec := Decoder{Limits: Limits{MaxSize: l.c.cfg.maxRecvSize}}
-	obj, err := dec.Decode(d.B[wire.HeaderSize:], nil)
-	if err != nil {
-		return l.protocolError("refused frame: %v", err)
-	}
-	eo, ok := obj.(*ErrorObject)
-	if !ok {
-		_ = CloseAttachments(obj)
-		return l.protocolError("refused frame holds a %v, not an error", obj.Type())
-	}
-	if dialed {
-		return refusalError(eo, fmt.Sprintf("the listener (%s) turned the connection away", peerName(l.peer.Load())))
-	}
-	return bootstrapError(&RemoteError{Object: eo}, ref.name)
-}
-
 // sendRefusal sends a refused frame holding eo, in place of the hello, to
 // a peer the listener turns away. It does not wait: the socket is new, so
 // a small frame goes at once; one that cannot go is not sent, and the
@@ -313,21 +272,6 @@ func (l *link) closeHelloSeen() {
 	if l.helloSeen != nil {
 		l.helloOnce.Do(func() { close(l.helloSeen) })
 	}
-}
-
-// refusedNow looks, without reading it, at the first frame waiting on a
-// looked-up link: if it is a refusal, it returns what reading it would.
-func (l *link) refusedNow() error {
-	d, err := l.s.Peek()
-	if err != nil {
-		return nil
-	}
-	defer d.CloseFDs()
-	h, err := wire.ParseHeader(d.B)
-	if err != nil || h.Kind != wire.KindRefused {
-		return nil
-	}
-	return l.readRefusal(h, &d)
 }
 
 // readBody handles a frame carrying a body. It owns d's descriptors.
@@ -412,28 +356,6 @@ func (l *link) readBody(h wire.Header, d *sock.Datagram, watcher bool) (bool, er
 	return false, nil
 }
 
-// enqueued counts a received message of size body bytes against the
-// message window and the queued-bytes limit. A message larger than the
-// limit is taken only when nothing else is queued: a sender may send one
-// when it has nothing outstanding (credits.acquire).
-func (l *link) enqueued(size int64) error {
-	if size > math.MaxUint32 {
-		return l.protocolError("message body of %d bytes", size) // Message.size holds 32 bits
-	}
-	if n := l.outstanding.Add(1); n > wire.CreditWindow {
-		return l.protocolError("peer sent more than %d messages without credit", wire.CreditWindow)
-	}
-	if q, limit := l.queued.Add(size), l.c.cfg.maxQueued; q > limit && q > size {
-		return l.overLimit("%d bytes of messages and requests queued, limit %d", q, limit)
-	}
-	return nil
-}
-
-// overLimit is the error for a peer over one of the byte limits.
-func (l *link) overLimit(format string, args ...any) error {
-	return invalidError(ErrPeerOverLimit, nil, "peer %s: %s", peerName(l.peer.Load()), fmt.Sprintf(format, args...))
-}
-
 // complete hands a reply to its call. A reply nobody waits for any more
 // (the caller gave up) is discarded. A reply for an id that was never
 // issued, or was answered already, is a protocol error; the caller then
@@ -474,102 +396,6 @@ func (l *link) abandon(call *Call, cause error) {
 	if owned {
 		call.finish(nil, cause)
 	}
-}
-
-// dequeued is called as the dispatcher takes a message of size body bytes
-// off the queue: it grants credit back to the peer in batches of messages
-// or bytes, or at once if the peer has said it is stalled.
-func (l *link) dequeued(size int64) {
-	l.outstanding.Add(-1)
-	l.queued.Add(-size)
-	n := l.ungranted.Add(1)
-	b := l.ungrantedBytes.Add(size)
-	if n >= wire.CreditWindow/4 || b >= grantBytes || (l.grantWanted.Load() && l.grantWanted.CompareAndSwap(true, false)) {
-		l.grant()
-	}
-}
-
-// grant grants back every message and byte dequeued and not yet granted,
-// in one credit frame. It grants nothing on a dead link.
-func (l *link) grant() {
-	if l.dead() != nil {
-		return
-	}
-	n, b := l.ungranted.Swap(0), l.ungrantedBytes.Swap(0)
-	if n == 0 && b == 0 {
-		return
-	}
-	l.sendControl(wire.KindCredit, uint64(n)|uint64(b)<<wire.CreditBytesShift)
-}
-
-// ack acknowledges n bytes of an out-of-line reply read. It is called by
-// the holder of the read role, which must not wait for buffer space (the
-// peer may be waiting for us to read): if the frame cannot go at once, a
-// goroutine sends it, with whatever else is due by then.
-func (l *link) ack(n int64) {
-	l.ackDue.Add(n)
-	if !l.acking.CompareAndSwap(false, true) {
-		return // the goroutine sending acknowledgements takes this one too
-	}
-	n = l.ackDue.Swap(0)
-	var b [wire.HeaderSize]byte
-	wire.PutHeader(b[:], wire.Header{Kind: wire.KindAck, ID: uint64(n)})
-	err := l.sendNow(b[:])
-	if errors.Is(err, unix.EAGAIN) {
-		l.ackDue.Add(n)
-		go l.sendAcks()
-		return
-	}
-	l.acking.Store(false)
-	if err != nil {
-		l.sendFailed(err)
-	}
-}
-
-// sendAcks sends the acknowledgements due until none is, waiting for buffer
-// space; it holds l.acking.
-func (l *link) sendAcks() {
-	for {
-		n := l.ackDue.Swap(0)
-		if n == 0 {
-			l.acking.Store(false)
-			if l.ackDue.Load() == 0 || !l.acking.CompareAndSwap(false, true) {
-				return
-			}
-			continue
-		}
-		if err := l.sendHeader(l.ctx, wire.Header{Kind: wire.KindAck, ID: uint64(n)}); err != nil {
-			l.sendFailed(err)
-			return
-		}
-	}
-}
-
-// sendStalled tells the peer that a send waits for byte credit while
-// bytes are outstanding, which the peer may be holding back in a batch not
-// yet full.
-func (l *link) sendStalled(ctx context.Context) error {
-	if err := l.sendHeader(ctx, wire.Header{Kind: wire.KindStalled}); err != nil {
-		return l.sendFailed(err)
-	}
-	return nil
-}
-
-// reserveUnread counts an out-of-line reply of size bytes about to be sent.
-// A peer that has left so many unread that this one would take the count
-// over the limit is cut off instead.
-func (l *link) reserveUnread(size int64) error {
-	limit := l.c.cfg.maxUnread
-	n := l.unread.Add(size)
-	if n <= limit || n == size {
-		// Within the limit, or alone: one reply larger than the limit
-		// goes when the peer has read everything else, so the limit
-		// never caps the size of a reply (WithMaxMessageSize does).
-		return nil
-	}
-	l.unread.Add(-size)
-	l.fail(l.overLimit("%d bytes of out-of-line replies unread, limit %d", n, limit))
-	return l.dead()
 }
 
 func (l *link) sendNoReply(ctx context.Context, id uint64) {
@@ -723,8 +549,6 @@ func (l *link) sendMessage(ctx context.Context, k wire.Kind, id uint64, body Obj
 	return l.sendFrame(ctx, k, id, body)
 }
 
-var framePool = sync.Pool{New: func() any { return new(writer) }}
-
 // sendFrame encodes and sends one frame. A message or request takes its
 // credit (a message, and its body's bytes) once encoded, and gives it back
 // if it never left; an out-of-line reply is counted against the peer's
@@ -768,197 +592,4 @@ func (l *link) sendFrame(ctx context.Context, k wire.Kind, id uint64, body Objec
 		return l.sendFailed(err)
 	}
 	return nil
-}
-
-// unsentError is a frame that could not be built (an encoding error, too
-// large, too many descriptors): nothing was sent, and the link is fine.
-type unsentError struct{ err error }
-
-func (e *unsentError) Error() string { return e.err.Error() }
-func (e *unsentError) Unwrap() error { return e.err }
-
-// buildFrame encodes body into w as one frame of kind k, a memfd body if
-// it is too large for a datagram, and returns the frame with the
-// descriptors that go with it, which the caller closes once sent.
-func buildFrame(w *writer, k wire.Kind, id uint64, body Object, maxSize, maxFDs int) ([]byte, []int, error) {
-	w.reset(w.b[:0], Limits{MaxSize: maxSize})
-	w.b = append(w.b, make([]byte, wire.HeaderSize)...)
-	w.start = wire.HeaderSize
-	if err := w.body(MagicLocal, body); err != nil {
-		if errors.Is(err, ErrTooLarge) {
-			return nil, nil, fmt.Errorf("%w: %w", ErrMessageTooLarge, err)
-		}
-		return nil, nil, err
-	}
-	if len(w.att) > maxFDs {
-		return nil, nil, fmt.Errorf("%w: %d, limit %d", ErrTooManyFDs, len(w.att), maxFDs)
-	}
-	h := wire.Header{Kind: k, ID: id}
-	var fds []int // nil for the common frame, which carries none
-	if n := len(w.att); n > 0 || len(w.b) > wire.InlineMax {
-		fds = make([]int, 0, n+1)
-	}
-	frame := w.b
-	if len(frame) > wire.InlineMax {
-		memfd, err := wire.WriteOutOfLine(frame[wire.HeaderSize:])
-		if err != nil {
-			return nil, nil, err
-		}
-		fds = append(fds, memfd)
-		h.Flags |= wire.FlagOutOfLine
-		frame = frame[:wire.HeaderSize]
-	}
-	for _, a := range w.att {
-		fd, err := dupFile(a.File())
-		if err != nil {
-			closeRawFDs(fds)
-			return nil, nil, fmt.Errorf("xpc: attach %v: %w", a.Type(), err)
-		}
-		fds = append(fds, fd)
-	}
-	h.NFDs = uint32(len(fds))
-	wire.PutHeader(frame, h)
-	return frame, fds, nil
-}
-
-func closeRawFDs(fds []int) {
-	for _, fd := range fds {
-		unix.Close(fd)
-	}
-}
-
-func closeRaw(fd int) { unix.Close(fd) }
-
-// dupFile returns a close-on-exec duplicate of f's descriptor without
-// changing f (os.File.Fd would make a pollable file blocking).
-func dupFile(f *os.File) (int, error) {
-	if f == nil {
-		return -1, ErrNilObject
-	}
-	return sock.DupConn(f)
-}
-
-// credits is the send side of flow control: the messages, and the body
-// bytes, that may be sent before the peer grants more.
-type credits struct {
-	mu sync.Mutex
-	n  int // messages and requests we may still send
-	// bytes is the body bytes of messages and requests sent and not yet
-	// granted back; more may be sent while it stays within window, or
-	// when it is zero (one message larger than the window, alone).
-	bytes  int64
-	window int64 // min(the peer's queued-bytes limit as announced, limit)
-	limit  int64 // our own limit on bytes the peer leaves unread
-	// windowed: the peer has announced its window. asked: a stalled
-	// frame was sent since the last grant.
-	windowed, asked bool
-	wake            chan struct{}
-	err             error
-	// onWait is told when acquire starts (+1) and stops (-1) waiting.
-	onWait func(delta int)
-	// stall sends a stalled frame, for a sender waiting for bytes.
-	stall func(ctx context.Context) error
-}
-
-// acquire takes the credit for one message of size body bytes, waiting
-// for it until ctx ends.
-func (c *credits) acquire(ctx context.Context, size int64) error {
-	waited := false
-	defer func() {
-		if waited && c.onWait != nil {
-			c.onWait(-1)
-		}
-	}()
-	for {
-		c.mu.Lock()
-		if c.err != nil {
-			err := c.err
-			c.mu.Unlock()
-			return err
-		}
-		if c.n > 0 && (c.bytes == 0 || c.bytes+size <= c.window) {
-			c.n--
-			c.bytes += size
-			c.mu.Unlock()
-			return nil
-		}
-		// Waiting for bytes: the peer may hold back a grant of less
-		// than a batch; a stalled frame asks it not to.
-		ask := c.n > 0 && !c.asked && c.stall != nil
-		c.asked = c.asked || ask
-		if c.wake == nil {
-			c.wake = make(chan struct{})
-		}
-		w := c.wake
-		c.mu.Unlock()
-		if !waited && c.onWait != nil {
-			waited = true
-			c.onWait(1)
-		}
-		if ask {
-			if err := c.stall(ctx); err != nil {
-				c.mu.Lock()
-				c.asked = false
-				c.mu.Unlock()
-				return err
-			}
-		}
-		select {
-		case <-w:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-// release gives back the credit of a message of size bytes that never left.
-func (c *credits) release(size int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.n++
-	c.bytes -= size
-	c.wakeLocked()
-}
-
-// grant adds the peer's grant of msgs messages and bytes body bytes; false
-// if it grants what was never sent.
-func (c *credits) grant(msgs int, bytes int64) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n+msgs > wire.CreditWindow || bytes > c.bytes {
-		return false
-	}
-	c.n += msgs
-	c.bytes -= bytes
-	c.asked = false
-	c.wakeLocked()
-	return true
-}
-
-// setWindow takes the peer's announced queued-bytes limit; false if it was
-// announced before.
-func (c *credits) setWindow(w int64) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.windowed {
-		return false
-	}
-	c.windowed = true
-	c.window = min(w, c.limit)
-	c.wakeLocked()
-	return true
-}
-
-func (c *credits) wakeLocked() {
-	if c.wake != nil {
-		close(c.wake)
-		c.wake = nil
-	}
-}
-
-func (c *credits) fail(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.err = err
-	c.wakeLocked()
 }

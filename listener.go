@@ -4,13 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"sync"
-	"time"
 
 	"github.com/goxpc/xpc/internal/sock"
-	"github.com/goxpc/xpc/internal/wire"
 	"golang.org/x/sys/unix"
 )
 
@@ -37,24 +33,6 @@ type Listener struct {
 	stop func()
 	done chan struct{}
 	err  error
-}
-
-// NewListener returns an inactive anonymous listener.
-func NewListener(opts ...Option) (*Listener, error) {
-	cfg, err := newConfig(opts)
-	if err != nil {
-		return nil, err
-	}
-	a, b, err := sock.Pair()
-	if err != nil {
-		return nil, err
-	}
-	s, err := sock.New(a, "xpc-listener")
-	if err != nil {
-		unix.Close(b)
-		return nil, err
-	}
-	return &Listener{cfg: cfg, accept: s, epFD: b, peers: make(map[*Connection]struct{}), done: make(chan struct{})}, nil
 }
 
 // SetHandler sets the function that receives each new peer connection, in
@@ -119,26 +97,6 @@ func (l *Listener) isActive() bool {
 	return l.state == stateActive
 }
 
-// Endpoint returns a new endpoint for the listener, owned by the caller.
-// Sent in a message, it lets the receiver connect; it stays valid while the
-// listener lives, and connecting after the listener is cancelled fails with
-// ErrInvalid and ErrPeerGone.
-func (l *Listener) Endpoint() (*Endpoint, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.run != nil {
-		return nil, fmt.Errorf("xpc: Endpoint: %w", ErrNoEndpoint)
-	}
-	if l.epFD < 0 {
-		return nil, l.err
-	}
-	fd, err := unix.FcntlInt(uintptr(l.epFD), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("xpc: endpoint: %w", err)
-	}
-	return NewEndpoint(os.NewFile(uintptr(fd), "xpc-endpoint")), nil
-}
-
 // Transactions returns the count the listener's peers' requests are
 // counted in.
 func (l *Listener) Transactions() *Transactions { return l.cfg.tx }
@@ -201,46 +159,6 @@ func (l *Listener) shut(err error) {
 
 // Done returns a channel closed when the listener has stopped.
 func (l *Listener) Done() <-chan struct{} { return l.done }
-
-func (l *Listener) acceptLoop() {
-	defer close(l.done)
-	for {
-		d, err := l.accept.Recv()
-		if err != nil {
-			if errors.Is(err, os.ErrClosed) {
-				return // Cancel
-			}
-			var errno unix.Errno
-			if errors.Is(err, io.EOF) || errors.As(err, &errno) {
-				// The socket failed, which no sender can cause (EOF
-				// cannot come while the listener holds the other end);
-				// retrying would spin. Shut, so that dialers learn the
-				// listener is gone rather than wait for it.
-				l.shut(invalidError(ErrPeerGone, err, "listener failed"))
-				return
-			}
-			// A malformed request (truncated descriptors, say) costs
-			// only itself: recv has closed what arrived.
-			continue
-		}
-		l.acceptOne(&d)
-		d.Release()
-	}
-}
-
-// acceptOne turns one connect request into a peer connection. Requests that
-// are not well-formed are dropped, closing what they carried: one bad
-// endpoint holder cannot stop the listener.
-func (l *Listener) acceptOne(d *sock.Datagram) {
-	h, err := wire.ParseHeader(d.B)
-	if err != nil || h.Kind != wire.KindConnect || len(d.FDs) != 1 || h.NFDs != 1 || len(d.B) != wire.HeaderSize {
-		d.CloseFDs()
-		return
-	}
-	fd := d.FDs[0]
-	d.FDs = nil
-	l.admit(fd)
-}
 
 // admit makes fd, a connected socket whose creator or connector is the
 // client, a peer connection and hands it to the handler. It takes
@@ -317,52 +235,4 @@ func (l *Listener) forget(c *Connection) {
 	l.mu.Lock()
 	delete(l.peers, c)
 	l.mu.Unlock()
-}
-
-// dialEndpoint connects through an endpoint descriptor: it makes a socket
-// pair, passes one end to the listener in a connect request, and keeps the
-// other. The listener learns who we are from the pair (the kernel records
-// its creator); we learn who the listener is from the endpoint socket.
-func dialEndpoint(ctx context.Context, epfd int) (linkEnd, error) {
-	if err := sock.CheckSeqpacket(epfd); err != nil {
-		return linkEnd{}, invalidError(ErrProtocol, err, "not a goxpc endpoint")
-	}
-	mine, theirs, err := sock.Pair()
-	if err != nil {
-		return linkEnd{}, err
-	}
-	defer unix.Close(theirs)
-	var hdr [wire.HeaderSize]byte
-	wire.PutHeader(hdr[:], wire.Header{Kind: wire.KindConnect})
-	for {
-		err = wire.SendNow(epfd, hdr[:], []int{theirs})
-		if err != unix.EAGAIN {
-			break
-		}
-		// The listener is behind on connect requests; wait a little.
-		select {
-		case <-ctx.Done():
-			unix.Close(mine)
-			return linkEnd{}, ctx.Err()
-		case <-time.After(time.Millisecond):
-		}
-	}
-	if err != nil {
-		unix.Close(mine)
-		if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNREFUSED) || errors.Is(err, unix.ECONNRESET) || errors.Is(err, unix.ENOTCONN) {
-			return linkEnd{}, invalidError(ErrPeerGone, err, "the endpoint's listener is gone")
-		}
-		return linkEnd{}, invalidError(ErrPeerGone, err, "connect through endpoint")
-	}
-	peer, err := peerOf(epfd)
-	if err != nil {
-		unix.Close(mine)
-		return linkEnd{}, err
-	}
-	s, err := sock.New(mine, "xpc-conn")
-	if err != nil {
-		peer.close()
-		return linkEnd{}, err
-	}
-	return linkEnd{s: s, peer: peer}, nil
 }
