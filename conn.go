@@ -3,9 +3,12 @@ package xpc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
+	"github.com/goxpc/xpc/internal/sock"
 	"github.com/goxpc/xpc/internal/wire"
+	"golang.org/x/sys/unix"
 )
 
 // Handler receives what arrives on a connection: messages, one at a time in
@@ -45,6 +48,23 @@ const (
 // named service, or, on the service side, to one peer. It is created
 // inactive, given a Handler, activated, and used until it is cancelled or
 // becomes invalid; both are final. All methods are safe for concurrent use.
+//
+// How its state is owned (the goroutines are described in the package
+// documentation, "Goroutines"):
+//   - cfg, dial and reconnect are set when the connection is made and never
+//     change; onFinal too, or, for a peer connection, before it is shared
+//     (setOnFinal). ctx, cancel and done are made with it.
+//   - mu guards the lifecycle (state, final), the handler, the current link
+//     and the dial in progress (dialing), and the event queue with its
+//     dispatcher role (queue, qhead, running, suspended).
+//   - The dispatcher role (dispatch.go) is held by one goroutine at a time
+//     (running): it alone takes events off the queue and calls the handler,
+//     without holding mu, so deliveries are in order and one at a time.
+//   - Each link owns its own state (link); the connection only replaces
+//     its current link, under mu, when a link dies and a send dials anew.
+//   - workers counts the goroutines that may still use the connection's
+//     descriptors; the goroutine that delivers the final event waits for
+//     them (finish) before onFinal runs and done closes.
 type Connection struct {
 	cfg config
 	// dial makes a new link; nil for a peer connection, whose one link was
@@ -95,6 +115,16 @@ func (c *Connection) SetHandler(h Handler) {
 	if c.state != stateInactive {
 		panic("xpc: SetHandler on a connection that was already activated")
 	}
+	c.handler = h
+}
+
+// replaceHandler gives an active connection a new handler, for what it
+// delivers from now on; a delivery in progress ends with the old one. It
+// is for the service runtime, which makes the bootstrap connection it was
+// adopted on its check-in channel (Service.tryAdopt).
+func (c *Connection) replaceHandler(h Handler) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.handler = h
 }
 
@@ -162,7 +192,7 @@ func (c *Connection) Peer() *Peer {
 	if c.link == nil {
 		return nil
 	}
-	return c.link.peer.Load()
+	return c.link.remotePeer()
 }
 
 // announceTermination tells the peer that this process is about to exit.
@@ -234,7 +264,7 @@ func (c *Connection) send(ctx context.Context, call *Call, msg *Dictionary, self
 
 // getLink returns the live link, dialing one if the connection has none.
 // A link dialed for a caller that will read its reply itself (selfRead)
-// gets its watcher only once that caller is done (link.deferred).
+// gets its watcher only once that caller is done (readRole.deferred).
 func (c *Connection) getLink(ctx context.Context, selfRead bool) (*link, error) {
 	for {
 		c.mu.Lock()
@@ -280,44 +310,44 @@ func (c *Connection) getLink(ctx context.Context, selfRead bool) (*link, error) 
 		c.dialing = w
 		c.workers.Add(1)
 		c.mu.Unlock()
-
-		end, err := c.dialLink(ctx)
-
-		c.mu.Lock()
-		c.dialing = nil
-		close(w)
-		c.workers.Done()
-		if err != nil && c.state == stateFinal {
-			// Cancelled while dialing: report why.
-			err = c.final
-		}
-		if err != nil {
-			c.mu.Unlock()
-			var ce *ConnError
-			if errors.As(err, &ce) && ce.Kind == ErrInvalid {
-				c.invalidate(err)
-			}
-			return nil, err
-		}
-		if c.state == stateFinal {
-			err := c.final
-			c.mu.Unlock()
-			end.s.Close()
-			end.peer.close()
-			return nil, err
-		}
-		l := newLink(c, end)
-		c.link = l
-		if selfRead {
-			c.workers.Add(1) // the link's count, as startReader takes it
-			l.deferred = true
-		} else {
-			c.startReader(l)
-		}
-		c.mu.Unlock()
-		l.sendWindow()
-		return l, nil
+		return c.dialNew(ctx, w, selfRead)
 	}
+}
+
+// dialNew dials a link for getLink, which has set c.dialing to w and
+// counted the dial in c.workers, and makes it the connection's.
+func (c *Connection) dialNew(ctx context.Context, w chan struct{}, selfRead bool) (*link, error) {
+	end, err := c.dialLink(ctx)
+
+	c.mu.Lock()
+	c.dialing = nil
+	close(w)
+	c.workers.Done()
+	if err != nil && c.state == stateFinal {
+		// Cancelled while dialing: report why.
+		err = c.final
+	}
+	if err != nil {
+		c.mu.Unlock()
+		var ce *ConnError
+		if errors.As(err, &ce) && ce.Kind == ErrInvalid {
+			c.invalidate(err)
+		}
+		return nil, err
+	}
+	if c.state == stateFinal {
+		err := c.final
+		c.mu.Unlock()
+		end.close()
+		return nil, err
+	}
+	l := newLink(c, end)
+	c.link = l
+	c.workers.Add(1) // the link's count, until its last watcher ends
+	l.startReading(selfRead)
+	c.mu.Unlock()
+	l.sendWindow()
+	return l, nil
 }
 
 // dialLink dials, giving up when ctx ends or the connection does.
@@ -333,9 +363,7 @@ func (c *Connection) dialLink(ctx context.Context) (linkEnd, error) {
 // holds one count in c.workers until its last watcher has ended.
 func (c *Connection) startReader(l *link) {
 	c.workers.Add(1)
-	l.mu.Lock()
-	l.startWatcherLocked()
-	l.mu.Unlock()
+	l.startReading(false)
 }
 
 // linkDied is called once by a link's last watcher when the link has failed:
@@ -344,6 +372,7 @@ func (c *Connection) startReader(l *link) {
 // (deliverQueued, once it has left c.workers): the dispatcher role is then
 // its, and no goroutine is started for it.
 func (c *Connection) linkDied(l *link, err error) (run bool) {
+	defer c.workers.Done() // the link's count
 	if !errors.Is(err, ErrInterrupted) {
 		// invalidate clears c.link and does nothing if already final.
 		return c.invalidateRun(err, true)
@@ -410,4 +439,63 @@ func (c *Connection) finish() {
 		c.onFinal(c)
 	}
 	close(c.done)
+}
+
+// newPeerConnection makes an inactive connection over fd, a socket received
+// in a connect request, whose peer is the process that created the socket
+// pair. It takes ownership of fd, closing it on error.
+func newPeerConnection(cfg config, fd int) (*Connection, error) {
+	if err := sock.CheckSeqpacket(fd); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	// An unconnected or listening socket has no peer; the kernel would
+	// report pid 0.
+	if _, err := unix.Getpeername(fd); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("xpc: connect request with an unconnected socket: %w", err)
+	}
+	peer, err := peerOf(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	s, err := sock.New(fd, "xpc-peer")
+	if err != nil {
+		peer.close()
+		return nil, err
+	}
+	c := newConnection(cfg)
+	c.link = newLink(c, linkEnd{s: s, peer: peer})
+	return c, nil
+}
+
+// setOnFinal sets the function called once the connection has ended; it
+// is called before the connection is shared.
+func (c *Connection) setOnFinal(fn func(*Connection)) { c.onFinal = fn }
+
+// refuse turns a peer connection a listener accepted away, before its
+// handler sees it: the peer gets a refused frame holding eo in place of
+// the hello, and the connection ends.
+func (c *Connection) refuse(eo *ErrorObject) {
+	c.link.sendRefusal(eo)
+	c.invalidate(invalidError(ErrDenied, nil, "turned away: %s", eo.Description()))
+}
+
+// greet sends an admitted peer connection's first frames, ahead of any
+// reply: the hello (a client that reached us by name learns who we are
+// from the credentials the kernel stamps on it) and our window.
+func (c *Connection) greet() {
+	c.link.sendHello()
+	c.link.sendWindow()
+}
+
+// cancelIfInactive ends the connection with err if it was never activated.
+func (c *Connection) cancelIfInactive(err error) {
+	c.mu.Lock()
+	inactive := c.state == stateInactive
+	c.mu.Unlock()
+	if inactive {
+		c.invalidate(err)
+	}
 }

@@ -286,7 +286,7 @@ func TestConnFirstCallReadsItself(t *testing.T) {
 		c.mu.Unlock()
 		lk.mu.Lock()
 		defer lk.mu.Unlock()
-		return lk.watchers, lk.deferred, lk.reading
+		return lk.rd.watchers, lk.rd.deferred, lk.rd.held
 	}
 
 	c := dial(t, l, nil)

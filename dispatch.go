@@ -1,5 +1,22 @@
 package xpc
 
+// The dispatcher role: delivering a connection's queued events (messages,
+// and the events of its state) to its handler.
+//
+// Events are queued under c.mu by whoever produces them: a link's reader
+// (messages, terminating), a link's last watcher (interruption, the end),
+// invalidate (the end). At most one goroutine at a time holds the role
+// (c.running): it takes the events off the queue in order and calls the
+// handler with no lock held, so a handler may call back into the
+// connection. The role is taken by claim, under c.mu, only while there is
+// something to deliver, the connection is active and not suspended; the
+// holder gives it up, under c.mu, when it finds the queue empty or the
+// connection suspended. A link's watcher that reads a message while nobody
+// holds the role takes it itself (enqueueInline) and runs the handler on
+// its own goroutine; otherwise a dispatcher goroutine is started (kick).
+// The final event is the last delivered: whatever is queued after it is
+// dropped, and its deliverer finishes the connection.
+
 // enqueue adds an event for the handler.
 func (c *Connection) enqueue(ev event) {
 	c.enqueueRun(ev, false)
@@ -96,7 +113,7 @@ func (c *Connection) deliverQueued() (final bool) {
 
 		switch {
 		case ev.msg != nil:
-			ev.msg.link.dequeued(int64(ev.msg.size))
+			ev.msg.dequeued()
 			c.deliver(h, ev.msg)
 		case ev.final:
 			if h != nil {
@@ -126,9 +143,5 @@ func (c *Connection) deliver(h Handler, m *Message) {
 	if h != nil {
 		h.HandleMessage(c.ctx, m)
 	}
-	if m.wantsReply && m.state.CompareAndSwap(msgOpen, msgReplied) {
-		// The handler finished without replying or deferring.
-		m.link.sendNoReply(c.ctx, m.id)
-		m.endTransaction()
-	}
+	m.handled(c.ctx)
 }

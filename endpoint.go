@@ -15,42 +15,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// NewEndpointConnection returns an inactive connection to the listener that
-// ep refers to. The connection keeps its own duplicate of ep's descriptor
-// until it ends (so a connection made and never used must still be
-// cancelled); the caller keeps ep. It connects at the first send; if the
-// listener is gone by then, the send fails with ErrInvalid and ErrPeerGone.
-func NewEndpointConnection(ep *Endpoint, opts ...Option) (*Connection, error) {
-	cfg, err := newConfig(opts)
-	if err != nil {
-		return nil, err
-	}
-	if ep == nil || ep.f == nil {
-		return nil, fmt.Errorf("xpc: NewEndpointConnection: %w", ErrNilObject)
-	}
-	epf, err := dupFile(ep.f)
-	if err != nil {
-		return nil, err
-	}
-	c := newConnection(cfg)
-	// An endpoint connection dials once (it never reconnects), so its copy
-	// of the endpoint is closed as soon as that dial succeeds, or at the end.
-	var closeOnce sync.Once
-	var closed atomic.Bool
-	closeEndpoint := func() { closeOnce.Do(func() { closed.Store(true); closeRaw(epf) }) }
-	c.dial = func(ctx context.Context) (linkEnd, error) {
-		if closed.Load() {
-			return linkEnd{}, invalidError(ErrPeerGone, nil, "the endpoint connection's one link is gone")
-		}
-		end, err := dialEndpoint(ctx, epf)
-		if err == nil {
-			closeEndpoint()
-		}
-		return end, err
-	}
-	c.onFinal = func(*Connection) { closeEndpoint() }
-	return c, nil
-}
+// Anonymous listeners and their endpoints (docs/PROTOCOL.md §7,
+// "Connecting through an endpoint"): the listener reads connect requests
+// on one end of a socket pair; an endpoint is a duplicate of the other
+// end; a client connects by sending one end of a new pair through it.
 
 // NewListener returns an inactive anonymous listener.
 func NewListener(opts ...Option) (*Listener, error) {
@@ -67,7 +35,9 @@ func NewListener(opts ...Option) (*Listener, error) {
 		unix.Close(b)
 		return nil, err
 	}
-	return &Listener{cfg: cfg, accept: s, epFD: b, peers: make(map[*Connection]struct{}), done: make(chan struct{})}, nil
+	l := newListener(cfg, nil, nil)
+	l.accept, l.epFD = s, b
+	return l, nil
 }
 
 // Endpoint returns a new endpoint for the listener, owned by the caller.
@@ -128,6 +98,43 @@ func (l *Listener) acceptOne(d *sock.Datagram) {
 	fd := d.FDs[0]
 	d.FDs = nil
 	l.admit(fd)
+}
+
+// NewEndpointConnection returns an inactive connection to the listener that
+// ep refers to. The connection keeps its own duplicate of ep's descriptor
+// until it ends (so a connection made and never used must still be
+// cancelled); the caller keeps ep. It connects at the first send; if the
+// listener is gone by then, the send fails with ErrInvalid and ErrPeerGone.
+func NewEndpointConnection(ep *Endpoint, opts ...Option) (*Connection, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if ep == nil || ep.File() == nil {
+		return nil, fmt.Errorf("xpc: NewEndpointConnection: %w", ErrNilObject)
+	}
+	epf, err := dupFile(ep.File())
+	if err != nil {
+		return nil, err
+	}
+	c := newConnection(cfg)
+	// An endpoint connection dials once (it never reconnects), so its copy
+	// of the endpoint is closed as soon as that dial succeeds, or at the end.
+	var closeOnce sync.Once
+	var closed atomic.Bool
+	closeEndpoint := func() { closeOnce.Do(func() { closed.Store(true); closeRaw(epf) }) }
+	c.dial = func(ctx context.Context) (linkEnd, error) {
+		if closed.Load() {
+			return linkEnd{}, invalidError(ErrPeerGone, nil, "the endpoint connection's one link is gone")
+		}
+		end, err := dialEndpoint(ctx, epf)
+		if err == nil {
+			closeEndpoint()
+		}
+		return end, err
+	}
+	c.onFinal = func(*Connection) { closeEndpoint() }
+	return c, nil
 }
 
 // dialEndpoint connects through an endpoint descriptor: it makes a socket

@@ -11,6 +11,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Flow control (docs/PROTOCOL.md §7, "Flow control", "Byte flow
+// control", "Unread replies"): what the reader counts as it queues
+// messages, what the dispatcher grants back as it dequeues them, and the
+// credits a sender takes before it sends.
+
 // enqueued counts a received message of size body bytes against the
 // message window and the queued-bytes limit. A message larger than the
 // limit is taken only when nothing else is queued: a sender may send one
@@ -22,7 +27,7 @@ func (l *link) enqueued(size int64) error {
 	if n := l.outstanding.Add(1); n > wire.CreditWindow {
 		return l.protocolError("peer sent more than %d messages without credit", wire.CreditWindow)
 	}
-	if q, limit := l.queued.Add(size), l.c.cfg.maxQueued; q > limit && q > size {
+	if q, limit := l.queued.Add(size), l.cfg.maxQueued; q > limit && q > size {
 		return l.overLimit("%d bytes of messages and requests queued, limit %d", q, limit)
 	}
 	return nil
@@ -44,6 +49,13 @@ func (l *link) dequeued(size int64) {
 	if n >= wire.CreditWindow/4 || b >= grantBytes || (l.grantWanted.Load() && l.grantWanted.CompareAndSwap(true, false)) {
 		l.grant()
 	}
+}
+
+// dropped releases a message of size body bytes that will never be
+// dequeued (its connection is final): no credit is granted for it.
+func (l *link) dropped(size int64) {
+	l.outstanding.Add(-1)
+	l.queued.Add(-size)
 }
 
 // grant grants back every message and byte dequeued and not yet granted,
@@ -116,7 +128,7 @@ func (l *link) sendStalled(ctx context.Context) error {
 // A peer that has left so many unread that this one would take the count
 // over the limit is cut off instead.
 func (l *link) reserveUnread(size int64) error {
-	limit := l.c.cfg.maxUnread
+	limit := l.cfg.maxUnread
 	n := l.unread.Add(size)
 	if n <= limit || n == size {
 		// Within the limit, or alone: one reply larger than the limit
@@ -130,7 +142,9 @@ func (l *link) reserveUnread(size int64) error {
 }
 
 // credits is the send side of flow control: the messages, and the body
-// bytes, that may be sent before the peer grants more.
+// bytes, that may be sent before the peer grants more. Every field is
+// guarded by mu; any goroutine that sends takes credit (acquire), the
+// link's reader adds the peer's grants and window.
 type credits struct {
 	mu sync.Mutex
 	n  int // messages and requests we may still send
@@ -149,6 +163,17 @@ type credits struct {
 	onWait func(delta int)
 	// stall sends a stalled frame, for a sender waiting for bytes.
 	stall func(ctx context.Context) error
+}
+
+// init readies the credits of a new link: the full message window, and
+// the initial byte window, within limit, our own limit on what the peer
+// leaves unread. onWait and stall are as in credits.
+func (c *credits) init(limit int64, onWait func(delta int), stall func(ctx context.Context) error) {
+	c.n = wire.CreditWindow
+	c.limit = limit
+	c.window = min(wire.InitialWindow, limit)
+	c.onWait = onWait
+	c.stall = stall
 }
 
 // acquire takes the credit for one message of size body bytes, waiting

@@ -2,11 +2,9 @@ package xpc
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/goxpc/xpc/internal/sock"
 	"github.com/goxpc/xpc/internal/wire"
@@ -17,10 +15,35 @@ import (
 // lives and dies with it: the reply table, flow-control credits and the
 // peer's identity. A Connection to a named service goes through several
 // links over its life; any other has one.
+//
+// How its state is owned:
+//   - c, cfg, s, reconnect, lookup, ctx and cancel are set by newLink and
+//     never change; helloSeen is made before the link is used
+//     (awaitAdmission) and closed once.
+//   - mu guards the reply table (pending, abandoned, nextID), err and the
+//     read role (rd, read.go). err is set once, by fail, which then
+//     cancels ctx, closes the socket and fails every pending call.
+//   - Reading is the read role's: only its holder reads s and runs handle,
+//     and so is the only writer of what handle sets: peer (once, from the
+//     hello; nil until then on a looked-up link), dialed (cleared by the
+//     hello), terminating, grantWanted, and the counts of what was read
+//     (outstanding and queued grow, ackDue).
+//   - Sending needs no role (send.go): any goroutine sends, the socket
+//     taking one datagram at a time; credits has its own lock.
+//   - The other counters are atomics shared by the roles that meet on
+//     them: the dispatcher counts messages dequeued (outstanding and
+//     queued shrink, ungranted and ungrantedBytes grow) and whoever
+//     grants swaps those back to zero; unread grows as out-of-line replies
+//     are sent and shrinks with the peer's acks, read by the reader;
+//     acking is held by the one goroutine sending acknowledgements.
 type link struct {
 	c    *Connection
+	cfg  *config // the connection's, which never changes
 	s    *sock.Socket
 	peer atomic.Pointer[Peer] // nil until known: a named service's comes with its hello
+	// reconnect: losing the link interrupts the connection (a named
+	// service's) rather than ending it.
+	reconnect bool
 
 	ctx    context.Context // ends when the link dies
 	cancel context.CancelFunc
@@ -36,21 +59,7 @@ type link struct {
 	nextID    uint64
 	err       error // why the link died, once it has
 
-	// The read role (read.go), guarded by mu.
-	reading  bool // some goroutine holds the read role
-	missed   bool // a watcher woke while the role was held
-	watchers int  // watcher goroutines alive
-	idle     int  // watchers not running a handler
-	waiters  int  // goroutines waiting for credit or buffer space
-	handoffs int  // callers that found a watcher reading, before a watch
-	// deferred: the link has no watcher yet, because the caller that
-	// dialed it reads its reply itself; it gets one when that caller is
-	// done (ensureWatcher), or as soon as anything else needs reading.
-	deferred bool
-	// roleWanted: a watcher waits on roleFree for the role (no watch);
-	// roleFree is made the first time one does.
-	roleWanted bool
-	roleFree   chan struct{}
+	rd readRole // who reads the socket (read.go), guarded by mu
 
 	outstanding atomic.Int32 // received messages not yet dequeued
 	ungranted   atomic.Int32 // dequeued messages not yet granted back
@@ -87,15 +96,17 @@ type linkEnd struct {
 	lookup *lookupRef
 }
 
+// close closes what a dial made, when it is not to be used.
+func (e linkEnd) close() {
+	e.s.Close()
+	e.peer.close()
+}
+
 func newLink(c *Connection, end linkEnd) *link {
-	l := &link{c: c, s: end.s, lookup: end.lookup, pending: make(map[uint64]*Call)}
+	l := &link{c: c, cfg: &c.cfg, s: end.s, reconnect: c.reconnect, lookup: end.lookup, pending: make(map[uint64]*Call)}
 	l.peer.Store(end.peer)
 	l.ctx, l.cancel = context.WithCancel(context.Background())
-	l.credits.n = wire.CreditWindow
-	l.credits.limit = c.cfg.maxUnread
-	l.credits.window = min(wire.InitialWindow, c.cfg.maxUnread)
-	l.credits.onWait = l.waiting
-	l.credits.stall = l.sendStalled
+	l.credits.init(c.cfg.maxUnread, l.waiting, l.sendStalled)
 	l.s.SetOnBlock(l.waiting)
 	return l
 }
@@ -111,7 +122,7 @@ func (l *link) fail(err error) {
 	l.err = err
 	pending := l.pending
 	l.pending = nil
-	l.wakeRoleWaiterLocked()
+	l.rd.wakeWaiter()
 	l.mu.Unlock()
 	l.cancel()
 	l.closeHelloSeen()
@@ -123,6 +134,9 @@ func (l *link) fail(err error) {
 	}
 }
 
+// remotePeer returns the peer's identity, nil while it is not known.
+func (l *link) remotePeer() *Peer { return l.peer.Load() }
+
 func (l *link) dead() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -132,7 +146,7 @@ func (l *link) dead() error {
 // lostError is the error for a peer that went away: an interruption for a
 // connection that can reconnect, the end of any other.
 func (l *link) lostError(cause error) error {
-	if l.c.reconnect {
+	if l.reconnect {
 		return interruptedError(cause, "the service went away")
 	}
 	return invalidError(ErrPeerGone, cause, "peer %s went away", peerName(l.peer.Load()))
@@ -244,26 +258,26 @@ func (l *link) readHello(h wire.Header, d *sock.Datagram) error {
 	return nil
 }
 
-// sendRefusal sends a refused frame holding eo, in place of the hello, to
-// a peer the listener turns away. It does not wait: the socket is new, so
-// a small frame goes at once; one that cannot go is not sent, and the
-// peer sees only its connection end.
-func (l *link) sendRefusal(eo *ErrorObject) {
-	body, err := Encode(eo)
-	if err != nil {
-		return
-	}
-	frame := make([]byte, wire.HeaderSize, wire.HeaderSize+len(body))
-	wire.PutHeader(frame, wire.Header{Kind: wire.KindRefused})
-	frame = append(frame, body...)
-	_ = l.sendNow(frame)
-}
-
 // awaitAdmission readies a link DialUnix made, before it is used, to be
 // admitted by the listener's hello or refused in its place.
 func (l *link) awaitAdmission() {
 	l.dialed.Store(true)
 	l.helloSeen = make(chan struct{})
+}
+
+// awaitHello waits, on a link DialUnix made, for the listener's hello,
+// and returns the link's error if it died instead (refused, say), or ctx's
+// if ctx ends first. On any other link it returns nil at once.
+func (l *link) awaitHello(ctx context.Context) error {
+	if l.helloSeen == nil {
+		return nil
+	}
+	select {
+	case <-l.helloSeen:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return l.dead()
 }
 
 // closeHelloSeen says that a dialed link's listener has answered, with
@@ -276,29 +290,13 @@ func (l *link) closeHelloSeen() {
 
 // readBody handles a frame carrying a body. It owns d's descriptors.
 func (l *link) readBody(h wire.Header, d *sock.Datagram, watcher bool) (bool, error) {
-	body := d.B[wire.HeaderSize:]
-	fds := d.FDs
 	if h.Flags&wire.FlagNoReply != 0 && h.Kind != wire.KindReply {
 		d.CloseFDs()
 		return false, l.protocolError("no-reply flag on a %v frame", h.Kind)
 	}
-	if h.Flags&wire.FlagOutOfLine != 0 {
-		if len(fds) == 0 || len(body) != 0 {
-			d.CloseFDs()
-			return false, l.protocolError("out-of-line frame without its memfd")
-		}
-		b, err := wire.ReadOutOfLine(fds[0], l.c.cfg.maxRecvSize)
-		unix.Close(fds[0])
-		fds = fds[1:]
-		if err != nil {
-			closeRawFDs(fds)
-			return false, l.protocolError("%v", err)
-		}
-		body = b
-		if h.Kind == wire.KindReply {
-			// Its memfd is released: the replier may count it off.
-			l.ack(int64(len(body)))
-		}
+	body, fds, err := l.bodyOf(h, d)
+	if err != nil {
+		return false, err
 	}
 	if h.Kind == wire.KindReply && h.Flags&wire.FlagNoReply != 0 {
 		if len(body) != 0 || len(fds) != 0 {
@@ -307,32 +305,18 @@ func (l *link) readBody(h wire.Header, d *sock.Datagram, watcher bool) (bool, er
 		}
 		return false, l.complete(h.ID, nil, ErrNoReply)
 	}
-	if len(fds) > l.c.cfg.maxFDs {
+	if len(fds) > l.cfg.maxFDs {
 		closeRawFDs(fds)
-		return false, l.protocolError("%d descriptors in one message, limit %d", len(fds), l.c.cfg.maxFDs)
+		return false, l.protocolError("%d descriptors in one message, limit %d", len(fds), l.cfg.maxFDs)
 	}
-	dec := Decoder{Limits: Limits{MaxSize: l.c.cfg.maxRecvSize}}
+	dec := Decoder{Limits: Limits{MaxSize: l.cfg.maxRecvSize}}
 	obj, err := dec.Decode(body, fds)
 	if err != nil {
 		closeRawFDs(fds)
 		return false, l.protocolError("%v", err)
 	}
 	if h.Kind == wire.KindReply {
-		var err error
-		switch v := obj.(type) {
-		case *Dictionary:
-			if err = l.complete(h.ID, v, nil); err != nil {
-				_ = CloseAttachments(v)
-			}
-		case *ErrorObject:
-			if err = l.complete(h.ID, nil, &RemoteError{Object: v}); err != nil {
-				_ = CloseAttachments(v)
-			}
-		default:
-			_ = CloseAttachments(obj)
-			return false, l.protocolError("reply is a %v, not a dictionary", obj.Type())
-		}
-		return false, err
+		return false, l.readReply(h.ID, obj)
 	}
 	dict, ok := obj.(*Dictionary)
 	if !ok {
@@ -344,16 +328,58 @@ func (l *link) readBody(h wire.Header, d *sock.Datagram, watcher bool) (bool, er
 		_ = CloseAttachments(obj)
 		return false, err
 	}
-	m := &Message{Body: dict, conn: l.c, link: l, id: h.ID, size: uint32(size), wantsReply: h.Kind == wire.KindRequest}
-	if m.wantsReply {
-		m.txOpen.Store(true)
-		l.c.cfg.tx.add(1)
-	}
+	m := newMessage(l.c, l, dict, h.ID, size, h.Kind == wire.KindRequest)
 	if watcher {
 		return l.c.enqueueInline(event{msg: m}), nil
 	}
 	l.c.enqueue(event{msg: m})
 	return false, nil
+}
+
+// bodyOf returns a body frame's body and descriptors: inline, or read from
+// its memfd (the first descriptor, closed here) if it is out of line. On
+// error it has closed every descriptor.
+func (l *link) bodyOf(h wire.Header, d *sock.Datagram) ([]byte, []int, error) {
+	body, fds := d.B[wire.HeaderSize:], d.FDs
+	if h.Flags&wire.FlagOutOfLine == 0 {
+		return body, fds, nil
+	}
+	if len(fds) == 0 || len(body) != 0 {
+		d.CloseFDs()
+		return nil, nil, l.protocolError("out-of-line frame without its memfd")
+	}
+	b, err := wire.ReadOutOfLine(fds[0], l.cfg.maxRecvSize)
+	unix.Close(fds[0])
+	fds = fds[1:]
+	if err != nil {
+		closeRawFDs(fds)
+		return nil, nil, l.protocolError("%v", err)
+	}
+	if h.Kind == wire.KindReply {
+		// Its memfd is released: the replier may count it off.
+		l.ack(int64(len(b)))
+	}
+	return b, fds, nil
+}
+
+// readReply completes request id's call with obj, the reply's decoded
+// body: a dictionary, or an error object (a *RemoteError).
+func (l *link) readReply(id uint64, obj Object) error {
+	var err error
+	switch v := obj.(type) {
+	case *Dictionary:
+		if err = l.complete(id, v, nil); err != nil {
+			_ = CloseAttachments(v)
+		}
+	case *ErrorObject:
+		if err = l.complete(id, nil, &RemoteError{Object: v}); err != nil {
+			_ = CloseAttachments(v)
+		}
+	default:
+		_ = CloseAttachments(obj)
+		return l.protocolError("reply is a %v, not a dictionary", obj.Type())
+	}
+	return err
 }
 
 // complete hands a reply to its call. A reply nobody waits for any more
@@ -380,216 +406,20 @@ func (l *link) complete(id uint64, reply *Dictionary, err error) error {
 	return l.protocolError("reply for request %d, which is not pending", id)
 }
 
-// abandon gives up on call, which fails with cause unless its result is in
-// already. Its reply, when it comes, is discarded.
-func (l *link) abandon(call *Call, cause error) {
+// abandon gives up on call, request id, which fails with cause unless its
+// result is in already. Its reply, when it comes, is discarded.
+func (l *link) abandon(id uint64, call *Call, cause error) {
 	l.mu.Lock()
-	owned := l.pending[call.id] == call
+	owned := l.pending[id] == call
 	if owned {
-		delete(l.pending, call.id)
+		delete(l.pending, id)
 		if l.abandoned == nil {
 			l.abandoned = make(map[uint64]struct{})
 		}
-		l.abandoned[call.id] = struct{}{}
+		l.abandoned[id] = struct{}{}
 	}
 	l.mu.Unlock()
 	if owned {
 		call.finish(nil, cause)
 	}
-}
-
-func (l *link) sendNoReply(ctx context.Context, id uint64) {
-	if l.dead() != nil {
-		return
-	}
-	if err := l.sendHeader(ctx, wire.Header{Kind: wire.KindReply, Flags: wire.FlagNoReply, ID: id}); err != nil {
-		l.sendFailed(err)
-	}
-}
-
-func (l *link) sendControl(k wire.Kind, id uint64) {
-	if err := l.sendHeader(l.ctx, wire.Header{Kind: k, ID: id}); err != nil {
-		l.sendFailed(err)
-	}
-}
-
-// sendTerminating tells the peer that this process is about to exit.
-func (l *link) sendTerminating(ctx context.Context) error {
-	if err := l.sendHeader(ctx, wire.Header{Kind: wire.KindTerminating}); err != nil {
-		return l.sendFailed(err)
-	}
-	return nil
-}
-
-// sendHello sends the hello frame. A client that sent what it had to and
-// closed its end at once (xpc's pipelined lookup does) makes it fail with
-// EPIPE; the link lives on, so that what the client sent is still read
-// before the reader comes to the end.
-func (l *link) sendHello() {
-	l.sendSetup(wire.KindHello, 0)
-}
-
-// sendWindow announces this end's queued-bytes limit to the peer, which
-// until then assumes wire.InitialWindow. Like the hello, it may fail with EPIPE
-// on a link whose peer has sent what it had to and gone.
-func (l *link) sendWindow() {
-	if w := l.c.cfg.maxQueued; w != wire.InitialWindow {
-		l.sendSetup(wire.KindWindow, uint64(w))
-	}
-}
-
-func (l *link) sendSetup(k wire.Kind, id uint64) {
-	if err := l.sendHeader(l.ctx, wire.Header{Kind: k, ID: id}); err != nil && !peerClosed(err) {
-		l.sendFailed(err)
-	}
-}
-
-// sendHeader sends a frame that is its header alone, waiting for buffer
-// space until ctx ends.
-func (l *link) sendHeader(ctx context.Context, h wire.Header) error {
-	var b [wire.HeaderSize]byte
-	wire.PutHeader(b[:], h)
-	return wire.Send(ctx, l.s, b[:], nil)
-}
-
-// sendNow sends frame, without descriptors, at once or not at all (EAGAIN):
-// for a frame its sender must not wait to send (an acknowledgement, sent
-// by the reader), or need not (a refusal, on a socket nobody has written
-// to yet).
-func (l *link) sendNow(frame []byte) error {
-	var err error
-	if cerr := l.s.Control(func(fd int) { err = wire.SendNow(fd, frame, nil) }); cerr != nil {
-		return cerr
-	}
-	return err
-}
-
-// peerClosed reports whether a send failed because the peer has closed its
-// end: EPIPE, or ECONNRESET if frames of ours were left unread.
-func peerClosed(err error) bool {
-	return errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET)
-}
-
-// sendFailed turns a socket error into the link's death.
-// refusalGrace is how long a send that found the peer gone, on a link that
-// may be refused, waits for a reader that has the refusal in hand.
-const refusalGrace = 100 * time.Millisecond
-
-func (l *link) sendFailed(err error) error {
-	if e := l.dead(); e != nil {
-		return e
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	if peerClosed(err) && ((l.lookup != nil && l.peer.Load() == nil) || l.dialed.Load()) {
-		// xpcd may have refused the lookup, or the listener the
-		// connection, and closed its end before this send: the reason
-		// is waiting, unread. (ECONNRESET rather than EPIPE if it closed
-		// with our window frame unread.)
-		if e := l.refusedNow(); e != nil {
-			l.fail(e)
-			return l.dead()
-		}
-		// Or a reader has just taken the refusal off the socket and
-		// is about to end the link with it: let its reason stand.
-		t := time.NewTimer(refusalGrace)
-		select {
-		case <-l.ctx.Done():
-			t.Stop()
-			return l.dead()
-		case <-t.C:
-		}
-	}
-	e := l.lostError(err)
-	l.fail(e)
-	return e
-}
-
-// request registers call and sends msg as a request. selfRead says the
-// caller will read its reply itself, so a link that has no watcher yet
-// (deferred) need not start one for it.
-func (l *link) request(ctx context.Context, call *Call, msg *Dictionary, selfRead bool) {
-	if msg == nil {
-		call.finish(nil, ErrNotMessage)
-		return
-	}
-	l.mu.Lock()
-	if l.err != nil {
-		err := l.err
-		l.mu.Unlock()
-		call.finish(nil, err)
-		return
-	}
-	l.nextID++
-	call.id, call.link = l.nextID, l
-	l.pending[call.id] = call
-	if !selfRead || !l.deferred {
-		l.needReaderLocked()
-	}
-	l.mu.Unlock()
-	if err := l.sendFrame(ctx, wire.KindRequest, call.id, msg); err != nil {
-		l.mu.Lock()
-		owned := l.pending[call.id] == call
-		delete(l.pending, call.id)
-		l.mu.Unlock()
-		if owned {
-			call.finish(nil, err)
-		}
-	}
-}
-
-// sendMessage sends a one-way message or a reply.
-func (l *link) sendMessage(ctx context.Context, k wire.Kind, id uint64, body Object) error {
-	if k == wire.KindMessage {
-		if _, ok := body.(*Dictionary); !ok || body == (*Dictionary)(nil) {
-			return ErrNotMessage
-		}
-	}
-	return l.sendFrame(ctx, k, id, body)
-}
-
-// sendFrame encodes and sends one frame. A message or request takes its
-// credit (a message, and its body's bytes) once encoded, and gives it back
-// if it never left; an out-of-line reply is counted against the peer's
-// unread bytes until the peer acknowledges it.
-func (l *link) sendFrame(ctx context.Context, k wire.Kind, id uint64, body Object) (err error) {
-	w := framePool.Get().(*writer)
-	defer func() {
-		w.reset(w.b[:0], Limits{})
-		if cap(w.b) > wire.InlineMax {
-			w.b = nil
-		}
-		framePool.Put(w)
-	}()
-	frame, fds, err := buildFrame(w, k, id, body, l.c.cfg.maxMessageSize, l.c.cfg.maxFDs)
-	if err != nil {
-		return &unsentError{err}
-	}
-	defer closeRawFDs(fds)
-	size := int64(len(w.b) - wire.HeaderSize)
-	switch {
-	case k == wire.KindMessage || k == wire.KindRequest:
-		if err := l.credits.acquire(ctx, size); err != nil {
-			return err
-		}
-		defer func() {
-			if err != nil {
-				l.credits.release(size)
-			}
-		}()
-	case len(w.b) > wire.InlineMax: // an out-of-line reply
-		if err := l.reserveUnread(size); err != nil {
-			return err
-		}
-		defer func() {
-			if err != nil {
-				l.unread.Add(-size)
-			}
-		}()
-	}
-	if err := wire.Send(ctx, l.s, frame, fds); err != nil {
-		return l.sendFailed(err)
-	}
-	return nil
 }

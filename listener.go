@@ -3,7 +3,6 @@ package xpc
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 
 	"github.com/goxpc/xpc/internal/sock"
@@ -15,6 +14,11 @@ import (
 // message to any process, and NewEndpointConnection connects to it. Each
 // accepted client becomes a peer Connection handed to the listener's
 // handler.
+//
+// Ownership: cfg, run and stop (and an anonymous listener's accept) are set
+// when it is made, handler and admission before Activate; mu guards the
+// rest. Its accept goroutine (acceptLoop, or run) alone admits peers, one
+// at a time, reading handler and admission without the lock.
 type Listener struct {
 	cfg config
 
@@ -29,10 +33,17 @@ type Listener struct {
 	epFD      int          // anonymous: the end endpoints duplicate; -1 once cancelled
 	// For other listeners (a socket path, a service's check-in channel),
 	// run accepts until stop is called; both are nil for anonymous ones.
-	run  func()
+	run  func(l *Listener)
 	stop func()
 	done chan struct{}
 	err  error
+}
+
+// newListener returns an inactive listener that, once active, accepts by
+// running run on a goroutine of its own until stop is called (both nil for
+// an anonymous listener, which NewListener completes).
+func newListener(cfg config, run func(l *Listener), stop func()) *Listener {
+	return &Listener{cfg: cfg, epFD: -1, peers: make(map[*Connection]struct{}), done: make(chan struct{}), run: run, stop: stop}
 }
 
 // SetHandler sets the function that receives each new peer connection, in
@@ -84,7 +95,7 @@ func (l *Listener) Activate() {
 	if l.run != nil {
 		go func() {
 			defer close(l.done)
-			l.run()
+			l.run(l)
 		}()
 		return
 	}
@@ -171,13 +182,12 @@ func (l *Listener) admit(fd int) {
 	if l.admission != nil {
 		// Set before Activate, which started this goroutine (or made
 		// the listener active, for a service's): no lock needed.
-		if eo := l.admission(c.link.peer.Load()); eo != nil {
-			c.link.sendRefusal(eo)
-			c.invalidate(invalidError(ErrDenied, nil, "turned away: %s", eo.Description()))
+		if eo := l.admission(c.Peer()); eo != nil {
+			c.refuse(eo)
 			return
 		}
 	}
-	c.onFinal = l.forget
+	c.setOnFinal(l.forget)
 	l.mu.Lock()
 	if l.state == stateFinal {
 		// Read just before Cancel: too late.
@@ -188,47 +198,9 @@ func (l *Listener) admit(fd int) {
 	fn := l.handler
 	l.peers[c] = struct{}{}
 	l.mu.Unlock()
-	// The first frame to the client, ahead of any reply: a client that
-	// reached us by name learns who we are from the credentials the
-	// kernel stamps on it.
-	c.link.sendHello()
-	c.link.sendWindow()
+	c.greet()
 	fn(c)
-	c.mu.Lock()
-	inactive := c.state == stateInactive
-	c.mu.Unlock()
-	if inactive {
-		c.invalidate(invalidError(ErrDenied, nil, "the listener did not accept the connection"))
-	}
-}
-
-// newPeerConnection makes an inactive connection over fd, a socket received
-// in a connect request, whose peer is the process that created the socket
-// pair. It takes ownership of fd, closing it on error.
-func newPeerConnection(cfg config, fd int) (*Connection, error) {
-	if err := sock.CheckSeqpacket(fd); err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
-	// An unconnected or listening socket has no peer; the kernel would
-	// report pid 0.
-	if _, err := unix.Getpeername(fd); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("xpc: connect request with an unconnected socket: %w", err)
-	}
-	peer, err := peerOf(fd)
-	if err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
-	s, err := sock.New(fd, "xpc-peer")
-	if err != nil {
-		peer.close()
-		return nil, err
-	}
-	c := newConnection(cfg)
-	c.link = newLink(c, linkEnd{s: s, peer: peer})
-	return c, nil
+	c.cancelIfInactive(invalidError(ErrDenied, nil, "the listener did not accept the connection"))
 }
 
 func (l *Listener) forget(c *Connection) {

@@ -13,6 +13,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Connections to named services, through xpcd (docs/XPCD.md): the
+// pipelined lookup, the shared Bootstrap connection, and the refusals
+// xpcd, or a listener, answers with on the connection's own socket.
+
 // NewServiceConnection returns an inactive connection to the service named
 // name, through xpcd. It looks the name up at its first send; xpcd starts
 // the service if it is not running. When the service goes away (crash,
@@ -352,7 +356,7 @@ func (l *link) readRefusal(h wire.Header, d *sock.Datagram) error {
 	if c := d.Cred; !dialed && (c == nil || c.Pid != ref.pid || c.Uid != ref.uid) {
 		return l.protocolError("refused frame not sent by xpcd (pid %d)", ref.pid)
 	}
-	dec := Decoder{Limits: Limits{MaxSize: l.c.cfg.maxRecvSize}}
+	dec := Decoder{Limits: Limits{MaxSize: l.cfg.maxRecvSize}}
 	obj, err := dec.Decode(d.B[wire.HeaderSize:], nil)
 	if err != nil {
 		return l.protocolError("refused frame: %v", err)

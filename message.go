@@ -13,6 +13,11 @@ import (
 var callPool = sync.Pool{New: func() any { return new(Call) }}
 
 // Message is an incoming message: its body, and the means to reply.
+//
+// Body is the handler's. The other fields are set when the message is read
+// and do not change, except state, which the handler, a deferred reply and
+// the dispatcher race to move on (open, deferred, replied: atomic, so one
+// reply wins), and txOpen, the open transaction, ended once.
 type Message struct {
 	// Body is the message's dictionary, owned by the handler. Out-of-band
 	// objects in it own their descriptors (see CloseAttachments).
@@ -36,6 +41,18 @@ const (
 	msgReplied
 )
 
+// newMessage makes the message read from l, request id if it wants a reply,
+// with size body bytes (counted in l's queue until dequeued). A request
+// opens a transaction in c's count until it is answered.
+func newMessage(c *Connection, l *link, body *Dictionary, id uint64, size int64, wantsReply bool) *Message {
+	m := &Message{Body: body, conn: c, link: l, id: id, size: uint32(size), wantsReply: wantsReply}
+	if wantsReply {
+		m.txOpen.Store(true)
+		c.Transactions().add(1)
+	}
+	return m
+}
+
 // WantsReply reports whether the sender waits for a reply.
 func (m *Message) WantsReply() bool { return m.wantsReply }
 
@@ -43,7 +60,7 @@ func (m *Message) WantsReply() bool { return m.wantsReply }
 func (m *Message) Connection() *Connection { return m.conn }
 
 // Peer returns the sender's kernel-attested identity.
-func (m *Message) Peer() *Peer { return m.link.peer.Load() }
+func (m *Message) Peer() *Peer { return m.link.remotePeer() }
 
 // Defer lets the handler return without replying: the reply will be sent
 // later, from any goroutine, with Reply or ReplyError. The message stays an
@@ -116,20 +133,38 @@ func (m *Message) reply(ctx context.Context, body Object) error {
 
 func (m *Message) endTransaction() {
 	if m.txOpen.CompareAndSwap(true, false) {
-		m.conn.cfg.tx.add(-1)
+		m.conn.Transactions().add(-1)
+	}
+}
+
+// dequeued is called as the dispatcher takes the message off the queue:
+// its link may grant credit back.
+func (m *Message) dequeued() { m.link.dequeued(int64(m.size)) }
+
+// handled is called once the handler has returned: a request it neither
+// answered nor deferred is answered with no reply (ErrNoReply at the
+// sender).
+func (m *Message) handled(ctx context.Context) {
+	if m.wantsReply && m.state.CompareAndSwap(msgOpen, msgReplied) {
+		m.link.sendNoReply(ctx, m.id)
+		m.endTransaction()
 	}
 }
 
 // drop releases a message that will never reach a handler. The connection
 // is final, so no credit is granted for it.
 func (m *Message) drop() {
-	m.link.outstanding.Add(-1)
-	m.link.queued.Add(-int64(m.size))
+	m.link.dropped(int64(m.size))
 	m.endTransaction()
 	_ = CloseAttachments(m.Body)
 }
 
 // Call is a request in flight, made by Connection.Go.
+//
+// link and id are set once the request is registered with its link
+// (bind). reply and err are written once, by whoever finishes the call
+// (the link's reader with the reply, a failed send, an abandoning Wait),
+// and read only after finished says so; mu guards done.
 type Call struct {
 	finished atomic.Bool // reply and err are set
 	reply    *Dictionary
@@ -179,7 +214,7 @@ func (c *Call) Wait(ctx context.Context) (*Dictionary, error) {
 		if c.link != nil {
 			// Either this abandons the call, finishing it with ctx's
 			// error, or its result is being delivered right now.
-			c.link.abandon(c, ctx.Err())
+			c.link.abandon(c.id, c, ctx.Err())
 		}
 		<-done
 		return c.reply, c.err
@@ -187,6 +222,9 @@ func (c *Call) Wait(ctx context.Context) (*Dictionary, error) {
 }
 
 func (c *Call) isDone() bool { return c.finished.Load() }
+
+// bind records that the call is request id on l.
+func (c *Call) bind(l *link, id uint64) { c.link, c.id = l, id }
 
 func (c *Call) finish(reply *Dictionary, err error) {
 	c.reply, c.err = reply, err

@@ -112,18 +112,16 @@ func (s *Service) Listen(ctx context.Context, name string) (*Listener, error) {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("xpc: Listen(%q): already listening", name)
 	}
-	cfg := s.cfg
-	l := &Listener{cfg: cfg, epFD: -1, peers: make(map[*Connection]struct{}), done: make(chan struct{})}
-	sl := &serviceListener{l: l, wake: make(chan struct{}, 1), stop: make(chan struct{})}
-	l.run = sl.run
-	l.stop = func() {
+	sl := &serviceListener{wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	l := newListener(s.cfg, func(*Listener) { sl.run() }, func() {
 		close(sl.stop)
 		s.mu.Lock()
 		if s.listeners[name] == sl {
 			delete(s.listeners, name)
 		}
 		s.mu.Unlock()
-	}
+	})
+	sl.l = l
 	s.listeners[name] = sl
 	ctl := s.ctl
 	s.mu.Unlock()
@@ -233,53 +231,71 @@ type controlHandler struct {
 }
 
 func (h *controlHandler) HandleMessage(ctx context.Context, m *Message) {
-	s := h.s
 	op, _ := m.Body.String(bootstrap.KeyOp)
 	switch op {
 	case bootstrap.OpConnect:
 		name, _ := m.Body.String(bootstrap.KeyName)
-		end, _ := m.Body.Get(bootstrap.KeySocket).(*FD)
-		if end == nil {
-			break
-		}
-		s.mu.Lock()
-		sl := s.listeners[name]
-		s.mu.Unlock()
-		if sl != nil {
-			if fd, err := dupFile(end.File()); err == nil {
-				sl.deliver(fd)
-			}
+		if end, _ := m.Body.Get(bootstrap.KeySocket).(*FD); end != nil {
+			h.s.connectClient(name, end)
 		}
 	case bootstrap.OpTerminate:
-		s.termOnce.Do(func() {
-			s.mu.Lock()
-			ls := make([]*Listener, 0, len(s.listeners))
-			for _, sl := range s.listeners {
-				ls = append(ls, sl.l)
-			}
-			s.mu.Unlock()
-			for _, l := range ls {
-				_ = l.AnnounceTermination(ctx)
-			}
-			close(s.terminating)
-		})
+		h.s.terminate(ctx)
 	}
 	_ = CloseAttachments(m.Body)
 }
 
 func (h *controlHandler) HandleEvent(err error) {
-	if !errors.Is(err, ErrInvalid) {
-		return
+	if errors.Is(err, ErrInvalid) {
+		h.s.channelLost(h.ctl)
 	}
-	s := h.s
+}
+
+// connectClient hands a client xpcd connected for name, end (which stays
+// the caller's), to the listener for name, if there is one.
+func (s *Service) connectClient(name string, end *FD) {
 	s.mu.Lock()
-	current := s.ctl == h.ctl
+	sl := s.listeners[name]
+	s.mu.Unlock()
+	if sl != nil {
+		if fd, err := dupFile(end.File()); err == nil {
+			sl.deliver(fd)
+		}
+	}
+}
+
+// terminate tells every listener's peers, once, that the service is about
+// to be stopped, and closes Terminating's channel.
+func (s *Service) terminate(ctx context.Context) {
+	s.termOnce.Do(func() {
+		for _, l := range s.currentListeners() {
+			_ = l.AnnounceTermination(ctx)
+		}
+		close(s.terminating)
+	})
+}
+
+// currentListeners returns the service's listeners.
+func (s *Service) currentListeners() []*Listener {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ls := make([]*Listener, 0, len(s.listeners))
+	for _, sl := range s.listeners {
+		ls = append(ls, sl.l)
+	}
+	return ls
+}
+
+// channelLost is told that the check-in channel ctl has ended: if it is
+// the current one, xpcd went away (restart, crash), and the service
+// checks in again once it is back.
+func (s *Service) channelLost(ctl *Connection) {
+	s.mu.Lock()
+	current := s.ctl == ctl
 	if current {
 		s.ctl = nil
 	}
 	s.mu.Unlock()
 	if current && s.ctx.Err() == nil {
-		// xpcd went away (restart, crash): check in again once it is back.
 		s.wg.Add(1)
 		go s.readopt()
 	}
@@ -316,9 +332,7 @@ func (s *Service) tryAdopt() error {
 	}
 	// Re-home the connection: the bootstrap connection becomes the
 	// check-in channel. Its handler is replaced by the control handler.
-	ctl.mu.Lock()
-	ctl.handler = &controlHandler{s: s, ctl: ctl}
-	ctl.mu.Unlock()
+	ctl.replaceHandler(&controlHandler{s: s, ctl: ctl})
 	s.mu.Lock()
 	s.ctl = ctl
 	s.reported = -1
@@ -384,16 +398,7 @@ func (s *Service) reportTransactions() {
 		due := ctl != nil && n != last &&
 			(last < 0 || (last == 0 && n > 0) || time.Since(sent) >= txSettle)
 		if due {
-			ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
-			err := ctl.Send(ctx, Dict(bootstrap.KeyOp, bootstrap.OpTransactions, bootstrap.KeyCount, n))
-			cancel()
-			if err == nil {
-				s.mu.Lock()
-				if s.ctl == ctl {
-					s.reported = n
-				}
-				s.mu.Unlock()
-			}
+			err := s.reportCount(ctl, n)
 			sent = time.Now()
 			if err == nil {
 				continue
@@ -433,6 +438,22 @@ func (s *Service) reportTransactions() {
 			}
 		}
 	}
+}
+
+// reportCount sends the transaction count n to xpcd on ctl, and records it
+// as reported if ctl is still the check-in channel.
+func (s *Service) reportCount(ctl *Connection, n int) error {
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	err := ctl.Send(ctx, Dict(bootstrap.KeyOp, bootstrap.OpTransactions, bootstrap.KeyCount, n))
+	cancel()
+	if err == nil {
+		s.mu.Lock()
+		if s.ctl == ctl {
+			s.reported = n
+		}
+		s.mu.Unlock()
+	}
+	return err
 }
 
 // Close stops the runtime: the check-in channel and every listener.

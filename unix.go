@@ -62,10 +62,7 @@ func ListenUnix(path string, mode os.FileMode, opts ...Option) (*Listener, error
 		ln.Close()
 		return nil, fmt.Errorf("xpc: listen %s: %w", path, err)
 	}
-	l := &Listener{cfg: cfg, epFD: -1, peers: make(map[*Connection]struct{}), done: make(chan struct{})}
-	l.run = func() { a.run(l.admit) }
-	l.stop = a.close
-	return l, nil
+	return newListener(cfg, func(l *Listener) { a.run(l.admit) }, a.close), nil
 }
 
 // removeStaleSocket removes a socket file nobody listens on any more.
@@ -151,13 +148,5 @@ func (c *Connection) awaitHello(ctx context.Context) error {
 	if l == nil {
 		return c.Err()
 	}
-	if l.helloSeen == nil {
-		return nil
-	}
-	select {
-	case <-l.helloSeen:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return l.dead()
+	return l.awaitHello(ctx)
 }
