@@ -234,7 +234,7 @@ func (c *Connection) SendWithReply(ctx context.Context, msg *Dictionary) (*Dicti
 	if l != nil {
 		// A link this call dialed got no watcher, so that the call could
 		// read its reply without waiting for one to start (see
-		// link.deferred); it needs one from now on, whatever happened.
+		// readRole.deferred); it needs one from now on, whatever happened.
 		l.ensureWatcher()
 	}
 	call.reset()

@@ -151,8 +151,8 @@ func (l *link) sendHello() {
 }
 
 // sendWindow announces this end's queued-bytes limit to the peer, which
-// until then assumes wire.InitialWindow. Like the hello, it may fail with EPIPE
-// on a link whose peer has sent what it had to and gone.
+// until then assumes wire.InitialWindow. Like the hello, it may fail with
+// EPIPE on a link whose peer has sent what it had to and gone.
 func (l *link) sendWindow() {
 	if w := l.cfg.maxQueued; w != wire.InitialWindow {
 		l.sendSetup(wire.KindWindow, uint64(w))

@@ -26,6 +26,13 @@ var (
 // Service is a service's side of xpcd: its check-in channel, its
 // listeners, and the transaction count xpcd's idle exit reads. A process
 // started by xpcd gets one from CheckIn.
+//
+// Ownership: cfg, label, tx, ctx and the channels are set by CheckIn; mu
+// guards the check-in channel (ctl, replaced when xpcd restarts and the
+// service is adopted again), the listeners by name and the count last
+// reported. The check-in channel's handler (controlHandler) runs on that
+// connection's dispatcher; the reporter (reportTransactions) and a
+// re-adoption (readopt) run on goroutines of their own, counted in wg.
 type Service struct {
 	cfg   config
 	label string
@@ -45,6 +52,9 @@ type Service struct {
 	txLooks     atomic.Int64 // times the reporter looked at the count (tests)
 }
 
+// serviceListener is a listener xpcd hands clients to: they arrive on the
+// check-in channel and are admitted at once, or queued (mu) for the
+// listener's own goroutine (run) while it is busy or not yet active.
 type serviceListener struct {
 	l     *Listener
 	mu    sync.Mutex
