@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/goxpc/xpc/internal/sock"
 	"golang.org/x/sys/unix"
 )
 
@@ -45,7 +46,7 @@ type unixAcceptor struct {
 }
 
 func newUnixAcceptor(ln *net.UnixListener) (*unixAcceptor, error) {
-	fd, err := dupConnFD(ln)
+	fd, err := sock.DupConn(ln)
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
+
+	"github.com/goxpc/xpc/internal/sock"
+	"github.com/goxpc/xpc/internal/wire"
+	"golang.org/x/sys/unix"
 )
 
 // Handler receives what arrives on a connection: messages, one at a time in
@@ -45,12 +48,29 @@ const (
 // named service, or, on the service side, to one peer. It is created
 // inactive, given a Handler, activated, and used until it is cancelled or
 // becomes invalid; both are final. All methods are safe for concurrent use.
+//
+// How its state is owned (the goroutines are described in the package
+// documentation, "Goroutines"):
+//   - cfg, dial and reconnect are set when the connection is made and never
+//     change; onFinal too, or, for a peer connection, before it is shared
+//     (setOnFinal). ctx, cancel and done are made with it.
+//   - mu guards the lifecycle (state, final), the handler, the current link
+//     and the dial in progress (dialing), and the event queue with its
+//     dispatcher role (queue, qhead, running, suspended).
+//   - The dispatcher role (dispatch.go) is held by one goroutine at a time
+//     (running): it alone takes events off the queue and calls the handler,
+//     without holding mu, so deliveries are in order and one at a time.
+//   - Each link owns its own state (link); the connection only replaces
+//     its current link, under mu, when a link dies and a send dials anew.
+//   - workers counts the goroutines that may still use the connection's
+//     descriptors; the goroutine that delivers the final event waits for
+//     them (finish) before onFinal runs and done closes.
 type Connection struct {
 	cfg config
 	// dial makes a new link; nil for a peer connection, whose one link was
 	// accepted. reconnect says whether losing the link interrupts
 	// (named services) rather than invalidates the connection.
-	dial      func(ctx context.Context) (*sock, *Peer, error)
+	dial      func(ctx context.Context) (linkEnd, error)
 	reconnect bool
 	onFinal   func(*Connection)
 
@@ -86,43 +106,6 @@ func newConnection(cfg config) *Connection {
 	return c
 }
 
-// NewEndpointConnection returns an inactive connection to the listener that
-// ep refers to. The connection keeps its own duplicate of ep's descriptor
-// until it ends (so a connection made and never used must still be
-// cancelled); the caller keeps ep. It connects at the first send; if the
-// listener is gone by then, the send fails with ErrInvalid and ErrPeerGone.
-func NewEndpointConnection(ep *Endpoint, opts ...Option) (*Connection, error) {
-	cfg, err := configure(inNewEndpointConnection, opts)
-	if err != nil {
-		return nil, err
-	}
-	if ep == nil || ep.f == nil {
-		return nil, fmt.Errorf("xpc: NewEndpointConnection: %w", ErrNilObject)
-	}
-	epf, err := dupFile(ep.f)
-	if err != nil {
-		return nil, err
-	}
-	c := newConnection(cfg)
-	// An endpoint connection dials once (it never reconnects), so its copy
-	// of the endpoint is closed as soon as that dial succeeds, or at the end.
-	var closeOnce sync.Once
-	var closed atomic.Bool
-	closeEndpoint := func() { closeOnce.Do(func() { closed.Store(true); closeRaw(epf) }) }
-	c.dial = func(ctx context.Context) (*sock, *Peer, error) {
-		if closed.Load() {
-			return nil, nil, invalidError(ErrPeerGone, nil, "the endpoint connection's one link is gone")
-		}
-		s, p, err := dialEndpoint(ctx, epf)
-		if err == nil {
-			closeEndpoint()
-		}
-		return s, p, err
-	}
-	c.onFinal = func(*Connection) { closeEndpoint() }
-	return c, nil
-}
-
 // SetHandler sets the handler. It must be called before Activate; a
 // connection without a handler answers every message wanting a reply with
 // ErrNoReply and ignores events.
@@ -132,6 +115,16 @@ func (c *Connection) SetHandler(h Handler) {
 	if c.state != stateInactive {
 		panic("xpc: SetHandler on a connection that was already activated")
 	}
+	c.handler = h
+}
+
+// replaceHandler gives an active connection a new handler, for what it
+// delivers from now on; a delivery in progress ends with the old one. It
+// is for the service runtime, which makes the bootstrap connection it was
+// adopted on its check-in channel (Service.tryAdopt).
+func (c *Connection) replaceHandler(h Handler) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.handler = h
 }
 
@@ -199,7 +192,19 @@ func (c *Connection) Peer() *Peer {
 	if c.link == nil {
 		return nil
 	}
-	return c.link.peer.Load()
+	return c.link.remotePeer()
+}
+
+// announceTermination tells the peer that this process is about to exit.
+// A connection without a link has nobody to tell.
+func (c *Connection) announceTermination(ctx context.Context) error {
+	c.mu.Lock()
+	l := c.link
+	c.mu.Unlock()
+	if l == nil {
+		return nil
+	}
+	return l.sendTerminating(ctx)
 }
 
 // Transactions returns the count this connection's incoming requests are
@@ -220,7 +225,7 @@ func (c *Connection) Send(ctx context.Context, msg *Dictionary) error {
 	if err != nil {
 		return err
 	}
-	return l.sendMessage(ctx, kindMessage, 0, msg)
+	return l.sendMessage(ctx, wire.KindMessage, 0, msg)
 }
 
 // SendWithReply sends msg and waits for the reply, until ctx ends. A reply
@@ -234,15 +239,13 @@ func (c *Connection) SendWithReply(ctx context.Context, msg *Dictionary) (*Dicti
 	if l != nil {
 		// A link this call dialed got no watcher, so that the call could
 		// read its reply without waiting for one to start (see
-		// link.deferred); it needs one from now on, whatever happened.
+		// readRole.deferred); it needs one from now on, whatever happened.
 		l.ensureWatcher()
 	}
 	call.reset()
 	callPool.Put(call)
 	return reply, err
 }
-
-var callPool = sync.Pool{New: func() any { return new(Call) }}
 
 // Go sends msg and returns at once with a Call that completes when the reply
 // arrives. ctx bounds the sending only; Call.Wait takes its own. Given a
@@ -272,7 +275,7 @@ func (c *Connection) send(ctx context.Context, call *Call, msg *Dictionary, self
 
 // getLink returns the live link, dialing one if the connection has none.
 // A link dialed for a caller that will read its reply itself (selfRead)
-// gets its watcher only once that caller is done (link.deferred).
+// gets its watcher only once that caller is done (readRole.deferred).
 func (c *Connection) getLink(ctx context.Context, selfRead bool) (*link, error) {
 	for {
 		c.mu.Lock()
@@ -318,51 +321,51 @@ func (c *Connection) getLink(ctx context.Context, selfRead bool) (*link, error) 
 		c.dialing = w
 		c.workers.Add(1)
 		c.mu.Unlock()
-
-		s, peer, err := c.dialLink(ctx)
-
-		c.mu.Lock()
-		c.dialing = nil
-		close(w)
-		c.workers.Done()
-		if err != nil && c.state == stateFinal {
-			// Cancelled while dialing: report why.
-			err = c.final
-		}
-		if err != nil {
-			c.mu.Unlock()
-			var ce *ConnError
-			if errors.As(err, &ce) && ce.Kind == ErrInvalid {
-				c.invalidate(err)
-			}
-			return nil, err
-		}
-		if c.state == stateFinal {
-			err := c.final
-			c.mu.Unlock()
-			s.close()
-			peer.close()
-			return nil, err
-		}
-		l := newLink(c, s, peer)
-		c.link = l
-		if selfRead {
-			c.workers.Add(1) // the link's count, as startReader takes it
-			l.deferred = true
-		} else {
-			c.startReader(l)
-		}
-		c.mu.Unlock()
-		l.sendWindow()
-		return l, nil
+		return c.dialNew(ctx, w, selfRead)
 	}
+}
+
+// dialNew dials a link for getLink, which has set c.dialing to w and
+// counted the dial in c.workers, and makes it the connection's.
+func (c *Connection) dialNew(ctx context.Context, w chan struct{}, selfRead bool) (*link, error) {
+	end, err := c.dialLink(ctx)
+
+	c.mu.Lock()
+	c.dialing = nil
+	close(w)
+	c.workers.Done()
+	if err != nil && c.state == stateFinal {
+		// Cancelled while dialing: report why.
+		err = c.final
+	}
+	if err != nil {
+		c.mu.Unlock()
+		var ce *ConnError
+		if errors.As(err, &ce) && ce.Kind == ErrInvalid {
+			c.invalidate(err)
+		}
+		return nil, err
+	}
+	if c.state == stateFinal {
+		err := c.final
+		c.mu.Unlock()
+		end.close()
+		return nil, err
+	}
+	l := newLink(c, end)
+	c.link = l
+	c.workers.Add(1) // the link's count, until its last watcher ends
+	l.startReading(selfRead)
+	c.mu.Unlock()
+	l.sendWindow()
+	return l, nil
 }
 
 // dialLink dials, giving up when ctx ends or the connection does. A
 // context that has already ended (TrySend's) does not dial.
-func (c *Connection) dialLink(ctx context.Context) (*sock, *Peer, error) {
+func (c *Connection) dialLink(ctx context.Context) (linkEnd, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, nil, err
+		return linkEnd{}, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -375,9 +378,7 @@ func (c *Connection) dialLink(ctx context.Context) (*sock, *Peer, error) {
 // holds one count in c.workers until its last watcher has ended.
 func (c *Connection) startReader(l *link) {
 	c.workers.Add(1)
-	l.mu.Lock()
-	l.startWatcherLocked()
-	l.mu.Unlock()
+	l.startReading(false)
 }
 
 // linkDied is called once by a link's last watcher when the link has failed:
@@ -386,6 +387,7 @@ func (c *Connection) startReader(l *link) {
 // (deliverQueued, once it has left c.workers): the dispatcher role is then
 // its, and no goroutine is started for it.
 func (c *Connection) linkDied(l *link, err error) (run bool) {
+	defer c.workers.Done() // the link's count
 	if !errors.Is(err, ErrInterrupted) {
 		// invalidate clears c.link and does nothing if already final.
 		return c.invalidateRun(err, true)
@@ -454,338 +456,61 @@ func (c *Connection) finish() {
 	close(c.done)
 }
 
-// enqueue adds an event for the handler.
-func (c *Connection) enqueue(ev event) {
-	c.enqueueRun(ev, false)
+// newPeerConnection makes an inactive connection over fd, a socket received
+// in a connect request, whose peer is the process that created the socket
+// pair. It takes ownership of fd, closing it on error.
+func newPeerConnection(cfg config, fd int) (*Connection, error) {
+	if err := sock.CheckSeqpacket(fd); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	// An unconnected or listening socket has no peer; the kernel would
+	// report pid 0.
+	if _, err := unix.Getpeername(fd); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("xpc: connect request with an unconnected socket: %w", err)
+	}
+	peer, err := peerOf(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	s, err := sock.New(fd, "xpc-peer")
+	if err != nil {
+		peer.close()
+		return nil, err
+	}
+	c := newConnection(cfg)
+	c.link = newLink(c, linkEnd{s: s, peer: peer})
+	return c, nil
 }
 
-// enqueueRun is enqueue; with inline, a dispatcher is not started: the
-// caller is told to deliver instead (see claim).
-func (c *Connection) enqueueRun(ev event, inline bool) (run bool) {
+// setOnFinal sets the function called once the connection has ended; it
+// is called before the connection is shared.
+func (c *Connection) setOnFinal(fn func(*Connection)) { c.onFinal = fn }
+
+// refuse turns a peer connection a listener accepted away, before its
+// handler sees it: the peer gets a refused frame holding eo in place of
+// the hello, and the connection ends.
+func (c *Connection) refuse(eo *ErrorObject) {
+	c.link.sendRefusal(eo)
+	c.invalidate(invalidError(ErrDenied, nil, "turned away: %s", eo.Description()))
+}
+
+// greet sends an admitted peer connection's first frames, ahead of any
+// reply: the hello (a client that reached us by name learns who we are
+// from the credentials the kernel stamps on it) and our window.
+func (c *Connection) greet() {
+	c.link.sendHello()
+	c.link.sendWindow()
+}
+
+// cancelIfInactive ends the connection with err if it was never activated.
+func (c *Connection) cancelIfInactive(err error) {
 	c.mu.Lock()
-	if c.state == stateFinal && !ev.final {
-		c.mu.Unlock()
-		if ev.msg != nil {
-			ev.msg.drop()
-		}
-		return false
-	}
-	c.queue = append(c.queue, ev)
-	if inline {
-		run = c.claim()
-	} else {
-		c.kick()
-	}
+	inactive := c.state == stateInactive
 	c.mu.Unlock()
-	return run
-}
-
-// enqueueInline queues a message read by a link's watcher. It returns true
-// if the watcher is to deliver it itself (deliverQueued): the connection is
-// active and not suspended, and nothing else is being delivered. The
-// dispatcher role is then the watcher's.
-func (c *Connection) enqueueInline(ev event) bool {
-	c.mu.Lock()
-	if c.state == stateFinal {
-		c.mu.Unlock()
-		ev.msg.drop()
-		return false
+	if inactive {
+		c.invalidate(err)
 	}
-	c.queue = append(c.queue, ev)
-	if c.running || c.suspended > 0 || c.state == stateInactive {
-		c.mu.Unlock()
-		return false
-	}
-	c.running = true
-	c.mu.Unlock()
-	return true
-}
-
-// kick starts a dispatcher if there is work and none runs; c.mu is held.
-func (c *Connection) kick() {
-	if c.claim() {
-		go c.dispatch()
-	}
-}
-
-// claim takes the dispatcher role if there is work and nobody holds it;
-// c.mu is held. The caller must then run deliverQueued.
-func (c *Connection) claim() bool {
-	if c.running || c.suspended > 0 || c.state == stateInactive || len(c.queue) == c.qhead {
-		return false
-	}
-	c.running = true
-	return true
-}
-
-// dispatch is a dispatcher goroutine.
-func (c *Connection) dispatch() {
-	if c.deliverQueued() {
-		c.finish()
-	}
-}
-
-// deliverQueued delivers queued events one at a time until none is left
-// (or the connection is suspended), holding no lock while the handler
-// runs. The caller holds the dispatcher role (c.running), which this gives
-// up. It reports whether it delivered the final event: the caller must then
-// call c.finish, once it holds no count in c.workers.
-func (c *Connection) deliverQueued() (final bool) {
-	for {
-		c.mu.Lock()
-		if len(c.queue) == c.qhead || c.suspended > 0 {
-			c.running = false
-			c.mu.Unlock()
-			return false
-		}
-		ev := c.queue[c.qhead]
-		c.queue[c.qhead] = event{}
-		c.qhead++
-		if c.qhead == len(c.queue) {
-			// Empty: reuse the array from its start.
-			c.queue, c.qhead = c.queue[:0], 0
-		}
-		h := c.handler
-		c.mu.Unlock()
-
-		switch {
-		case ev.msg != nil:
-			ev.msg.link.dequeued(int64(ev.msg.size))
-			c.deliver(h, ev.msg)
-		case ev.final:
-			if h != nil {
-				h.HandleEvent(ev.err)
-			}
-			c.mu.Lock()
-			c.running = false
-			// Messages that raced in after the end are dropped.
-			rest := c.queue[c.qhead:]
-			c.queue, c.qhead = nil, 0
-			c.mu.Unlock()
-			for _, e := range rest {
-				if e.msg != nil {
-					e.msg.drop()
-				}
-			}
-			return true
-		default:
-			if h != nil {
-				h.HandleEvent(ev.err)
-			}
-		}
-	}
-}
-
-func (c *Connection) deliver(h Handler, m *Message) {
-	if h != nil {
-		h.HandleMessage(c.ctx, m)
-	}
-	if m.wantsReply && m.state.CompareAndSwap(msgOpen, msgReplied) {
-		// The handler finished without replying or deferring.
-		m.link.sendNoReply(c.ctx, m.id)
-		m.endTransaction()
-	}
-}
-
-// Message is an incoming message: its body, and the means to reply.
-type Message struct {
-	// Body is the message's dictionary, owned by the handler. Out-of-band
-	// objects in it own their descriptors (see CloseAttachments).
-	Body *Dictionary
-
-	conn       *Connection
-	link       *link
-	id         uint64
-	wantsReply bool
-	state      atomic.Uint32
-	txOpen     atomic.Bool
-	// size is the body's bytes, counted in link.queued until dequeued (a
-	// body's u32 lengths keep it under 4 GiB). Placed last, it fits the
-	// padding: Message stays in the same allocation size class.
-	size uint32
-}
-
-const (
-	msgOpen uint32 = iota
-	msgDeferred
-	msgReplied
-)
-
-// WantsReply reports whether the sender waits for a reply.
-func (m *Message) WantsReply() bool { return m.wantsReply }
-
-// Connection returns the connection the message arrived on.
-func (m *Message) Connection() *Connection { return m.conn }
-
-// Peer returns the sender's kernel-attested identity.
-func (m *Message) Peer() *Peer { return m.link.peer.Load() }
-
-// Defer lets the handler return without replying: the reply will be sent
-// later, from any goroutine, with Reply or ReplyError. The message stays an
-// open transaction until then.
-func (m *Message) Defer() {
-	m.state.CompareAndSwap(msgOpen, msgDeferred)
-}
-
-// Reply sends reply to the message's sender and ends its transaction. If
-// ctx ends before the reply could be sent (the sender is behind by a full
-// socket buffer), Reply returns ctx's error and nothing was sent: the
-// message stays unanswered, an open transaction, and may be answered again.
-// A context that has already ended sends nothing: Reply returns its error
-// (TryReply is the reply that never waits). A reply that travels out of
-// line (over 64 KiB) and would take the bytes the peer has left unread
-// over WithMaxUnreadBytes is not sent: the peer is cut off, and Reply
-// returns ErrPeerOverLimit. A reply that cannot be sent as it is (it does
-// not encode, is larger than WithMaxMessageSize or carries more than
-// WithMaxFDs descriptors) is answered with an error instead, which the
-// sender's SendWithReply returns as ErrReplyFailed (or ErrNoReply, if not
-// even that fits), and Reply returns why.
-func (m *Message) Reply(ctx context.Context, reply *Dictionary) error {
-	if reply == nil {
-		return fmt.Errorf("xpc: Reply: %w", ErrNilObject)
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return m.reply(ctx, reply)
-}
-
-// ReplyError answers the message with an error object; the sender's
-// SendWithReply returns it as a *RemoteError. Like Reply, it sends nothing
-// given a context that has already ended.
-func (m *Message) ReplyError(ctx context.Context, e *ErrorObject) error {
-	if e == nil {
-		return fmt.Errorf("xpc: ReplyError: %w", ErrNilObject)
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return m.reply(ctx, e)
-}
-
-func (m *Message) reply(ctx context.Context, body Object) error {
-	if !m.wantsReply {
-		return ErrNoReplyWanted
-	}
-	prev := msgOpen
-	if !m.state.CompareAndSwap(msgOpen, msgReplied) {
-		if !m.state.CompareAndSwap(msgDeferred, msgReplied) {
-			return ErrAlreadyReplied
-		}
-		prev = msgDeferred
-	}
-	err := m.link.sendMessage(ctx, kindReply, m.id, body)
-	if unsent := (*unsentError)(nil); errors.As(err, &unsent) {
-		// The reply cannot be sent as it is (it does not encode, is too
-		// large, carries too many descriptors): the requester is told so
-		// at once rather than wait for a reply that will never come.
-		if m.link.sendMessage(ctx, kindReply, m.id, replyFailedObject(unsent.err)) != nil {
-			// Not even that fits (a tiny WithMaxMessageSize): the
-			// requester gets ErrNoReply.
-			m.link.sendNoReply(ctx, m.id)
-		}
-		err = unsent.err
-	}
-	if err != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-		// ctx ended before the frame left (a datagram goes whole or
-		// not at all): the message can still be answered.
-		m.state.Store(prev)
-		return err
-	}
-	m.endTransaction()
-	return err
-}
-
-func (m *Message) endTransaction() {
-	if m.txOpen.CompareAndSwap(true, false) {
-		m.conn.cfg.tx.add(-1)
-	}
-}
-
-// drop releases a message that will never reach a handler. The connection
-// is final, so no credit is granted for it.
-func (m *Message) drop() {
-	m.link.outstanding.Add(-1)
-	m.link.queued.Add(-int64(m.size))
-	m.endTransaction()
-	_ = CloseAttachments(m.Body)
-}
-
-// Call is a request in flight, made by Connection.Go.
-type Call struct {
-	finished atomic.Bool // reply and err are set
-	reply    *Dictionary
-	err      error
-	link     *link
-	id       uint64
-
-	mu   sync.Mutex
-	done chan struct{} // made when first asked for
-}
-
-// Done returns a channel closed when the reply (or the error) is in.
-func (c *Call) Done() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.done == nil {
-		c.done = make(chan struct{})
-		if c.finished.Load() {
-			close(c.done)
-		}
-	}
-	return c.done
-}
-
-// Result returns the reply or error; valid once Done is closed.
-func (c *Call) Result() (*Dictionary, error) { return c.reply, c.err }
-
-// Wait waits for the reply until ctx ends. If ctx ends first, the call is
-// abandoned: it completes with ctx's error (unless its result came in at
-// the same moment), and the reply, when it comes, is discarded.
-func (c *Call) Wait(ctx context.Context) (*Dictionary, error) {
-	if c.isDone() {
-		return c.reply, c.err
-	}
-	if c.link != nil {
-		// Read the reply here if nobody else is reading.
-		c.link.awaitReply(ctx, c)
-		if c.isDone() {
-			return c.reply, c.err
-		}
-	}
-	done := c.Done()
-	select {
-	case <-done:
-		return c.reply, c.err
-	case <-ctx.Done():
-		if c.link != nil {
-			// Either this abandons the call, finishing it with ctx's
-			// error, or its result is being delivered right now.
-			c.link.abandon(c, ctx.Err())
-		}
-		<-done
-		return c.reply, c.err
-	}
-}
-
-func (c *Call) isDone() bool { return c.finished.Load() }
-
-func (c *Call) finish(reply *Dictionary, err error) {
-	c.reply, c.err = reply, err
-	c.mu.Lock()
-	c.finished.Store(true)
-	if c.done != nil {
-		close(c.done)
-	}
-	c.mu.Unlock()
-}
-
-// reset readies a finished call for reuse. Taking the lock waits for
-// finish to be through with the call.
-func (c *Call) reset() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.finished.Store(false)
-	c.reply, c.err, c.link, c.id = nil, nil, nil, 0
-	c.done = nil
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goxpc/xpc/internal/sock"
+	"github.com/goxpc/xpc/internal/wire"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,7 +35,7 @@ func fuzzDatagrams(data []byte) []fuzzDatagram {
 		data = data[3+n:]
 		d := fuzzDatagram{nfds: int(ctl & 3)}
 		if ctl&4 != 0 {
-			d.b = frameOf(frameKind(ctl>>4), 0, uint32(d.nfds), id, payload)
+			d.b = frameOf(wire.Kind(ctl>>4), 0, uint32(d.nfds), id, payload)
 		} else {
 			d.b = append([]byte(nil), payload...)
 		}
@@ -67,18 +69,18 @@ func FuzzConnFrames(f *testing.F) {
 		return b
 	}
 	msg := body(Dict("op", "ping", "n", 1))
-	f.Add(fuzzInput(fuzzDatagram{b: frameOf(kindMessage, 0, 0, 0, msg)}))
+	f.Add(fuzzInput(fuzzDatagram{b: frameOf(wire.KindMessage, 0, 0, 0, msg)}))
 	f.Add(fuzzInput(
-		fuzzDatagram{b: frameOf(kindRequest, 0, 0, 1, msg)},
-		fuzzDatagram{b: frameOf(kindRequest, 0, 0, 2, msg)},
-		fuzzDatagram{b: frameOf(kindCredit, 0, 0, 4, nil)},
+		fuzzDatagram{b: frameOf(wire.KindRequest, 0, 0, 1, msg)},
+		fuzzDatagram{b: frameOf(wire.KindRequest, 0, 0, 2, msg)},
+		fuzzDatagram{b: frameOf(wire.KindCredit, 0, 0, 4, nil)},
 	))
-	f.Add(fuzzInput(fuzzDatagram{b: frameOf(kindTerminating, 0, 0, 0, nil)}))
-	f.Add(fuzzInput(fuzzDatagram{b: frameOf(kindReply, 0, 0, 7, msg)}))
+	f.Add(fuzzInput(fuzzDatagram{b: frameOf(wire.KindTerminating, 0, 0, 0, nil)}))
+	f.Add(fuzzInput(fuzzDatagram{b: frameOf(wire.KindReply, 0, 0, 7, msg)}))
 	f.Add(fuzzInput(
-		fuzzDatagram{b: frameOf(kindReply, 0, 0, 2, msg)},
-		fuzzDatagram{b: frameOf(kindReply, 0, 0, 1, body(NewErrorObject("nope")))},
-		fuzzDatagram{b: frameOf(kindReply, flagNoReply, 0, 3, nil)},
+		fuzzDatagram{b: frameOf(wire.KindReply, 0, 0, 2, msg)},
+		fuzzDatagram{b: frameOf(wire.KindReply, 0, 0, 1, body(NewErrorObject("nope")))},
+		fuzzDatagram{b: frameOf(wire.KindReply, wire.FlagNoReply, 0, 3, nil)},
 	))
 	pr, pw, err := os.Pipe()
 	if err != nil {
@@ -92,26 +94,26 @@ func FuzzConnFrames(f *testing.F) {
 	withFD := w.b
 	pr.Close()
 	pw.Close()
-	f.Add(fuzzInput(fuzzDatagram{b: frameOf(kindMessage, 0, 1, 0, withFD), nfds: 1}))
-	f.Add(fuzzInput(fuzzDatagram{b: frameOf(kindRequest, 0, 1, 1, withFD), nfds: 1}, fuzzDatagram{b: frameOf(kindMessage, 0, 0, 0, msg)}))
-	f.Add(fuzzInput(fuzzDatagram{b: frameOf(kindMessage, 0, 2, 0, msg), nfds: 1}))
-	f.Add(fuzzInput(fuzzDatagram{b: []byte{frameVersion}}, fuzzDatagram{}))
+	f.Add(fuzzInput(fuzzDatagram{b: frameOf(wire.KindMessage, 0, 1, 0, withFD), nfds: 1}))
+	f.Add(fuzzInput(fuzzDatagram{b: frameOf(wire.KindRequest, 0, 1, 1, withFD), nfds: 1}, fuzzDatagram{b: frameOf(wire.KindMessage, 0, 0, 0, msg)}))
+	f.Add(fuzzInput(fuzzDatagram{b: frameOf(wire.KindMessage, 0, 2, 0, msg), nfds: 1}))
+	f.Add(fuzzInput(fuzzDatagram{b: []byte{wire.Version}}, fuzzDatagram{}))
 	// The byte flow control: a window, a stalled sender, credit for bytes,
 	// acknowledgements (the connection's own requests get no out-of-line
 	// replies, so any is a protocol error).
 	f.Add(fuzzInput(
-		fuzzDatagram{b: frameOf(kindWindow, 0, 0, 4*initialWindow, nil)},
-		fuzzDatagram{b: frameOf(kindRequest, 0, 0, 1, msg)},
-		fuzzDatagram{b: frameOf(kindStalled, 0, 0, 0, nil)},
-		fuzzDatagram{b: frameOf(kindCredit, 0, 0, 1|uint64(len(msg))<<creditBytesShift, nil)},
+		fuzzDatagram{b: frameOf(wire.KindWindow, 0, 0, 4*wire.InitialWindow, nil)},
+		fuzzDatagram{b: frameOf(wire.KindRequest, 0, 0, 1, msg)},
+		fuzzDatagram{b: frameOf(wire.KindStalled, 0, 0, 0, nil)},
+		fuzzDatagram{b: frameOf(wire.KindCredit, 0, 0, 1|uint64(len(msg))<<wire.CreditBytesShift, nil)},
 	))
-	f.Add(fuzzInput(fuzzDatagram{b: frameOf(kindAck, 0, 0, 1<<16, nil)}))
+	f.Add(fuzzInput(fuzzDatagram{b: frameOf(wire.KindAck, 0, 0, 1<<16, nil)}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		datagrams := fuzzDatagrams(data)
 		leakCheck(t)
 		defer debug.SetGCPercent(debug.SetGCPercent(-1))
 		fdsBefore := len(openFDs(t))
-		a, raw, err := socketPair()
+		a, raw, err := sock.Pair()
 		if err != nil {
 			t.Fatal(err)
 		}

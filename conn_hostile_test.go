@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goxpc/xpc/internal/sock"
+	"github.com/goxpc/xpc/internal/wire"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,7 +22,7 @@ import (
 // returns it, its handler and the raw other end (closed when the test ends).
 func hostilePeer(t *testing.T, msg func(ctx context.Context, m *Message), opts ...Option) (*Connection, *testHandler, int) {
 	t.Helper()
-	a, b, err := socketPair()
+	a, b, err := sock.Pair()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,8 +46,8 @@ func hostilePeer(t *testing.T, msg func(ctx context.Context, m *Message), opts .
 }
 
 // rawFrame builds a frame by hand.
-func rawFrame(version byte, k frameKind, flags uint16, nfds uint32, id uint64, body []byte) []byte {
-	b := make([]byte, frameHeaderSize, frameHeaderSize+len(body))
+func rawFrame(version byte, k wire.Kind, flags uint16, nfds uint32, id uint64, body []byte) []byte {
+	b := make([]byte, wire.HeaderSize, wire.HeaderSize+len(body))
 	b[0] = version
 	b[1] = byte(k)
 	binary.LittleEndian.PutUint16(b[2:], flags)
@@ -54,8 +56,8 @@ func rawFrame(version byte, k frameKind, flags uint16, nfds uint32, id uint64, b
 	return append(b, body...)
 }
 
-func frameOf(k frameKind, flags uint16, nfds uint32, id uint64, body []byte) []byte {
-	return rawFrame(frameVersion, k, flags, nfds, id, body)
+func frameOf(k wire.Kind, flags uint16, nfds uint32, id uint64, body []byte) []byte {
+	return rawFrame(wire.Version, k, flags, nfds, id, body)
 }
 
 // rawSend sends one datagram with descriptors attached (the caller keeps
@@ -139,14 +141,14 @@ func TestConnHostilePeer(t *testing.T) {
 			rawSend(t, e.raw, nil)
 		}},
 		{"shorter than a header", false, func(t *testing.T, e env) {
-			rawSend(t, e.raw, []byte{frameVersion, byte(kindMessage), 0, 0, 0})
+			rawSend(t, e.raw, []byte{wire.Version, byte(wire.KindMessage), 0, 0, 0})
 		}},
 		{"shorter than a header with descriptors", false, func(t *testing.T, e env) {
 			r, w := pipeFDs(t)
-			rawSend(t, e.raw, []byte{frameVersion}, r, w)
+			rawSend(t, e.raw, []byte{wire.Version}, r, w)
 		}},
 		{"bad version", false, func(t *testing.T, e env) {
-			rawSend(t, e.raw, rawFrame(2, kindMessage, 0, 0, 0, mustBody(t, Dict())))
+			rawSend(t, e.raw, rawFrame(2, wire.KindMessage, 0, 0, 0, mustBody(t, Dict())))
 		}},
 		{"unknown kind", false, func(t *testing.T, e env) {
 			rawSend(t, e.raw, frameOf(12, 0, 0, 0, mustBody(t, Dict())))
@@ -156,24 +158,24 @@ func TestConnHostilePeer(t *testing.T) {
 		}},
 		{"connect on a connection", false, func(t *testing.T, e env) {
 			r, _ := pipeFDs(t)
-			rawSend(t, e.raw, frameOf(kindConnect, 0, 1, 0, nil), r)
+			rawSend(t, e.raw, frameOf(wire.KindConnect, 0, 1, 0, nil), r)
 		}},
 		{"unknown flags", false, func(t *testing.T, e env) {
-			rawSend(t, e.raw, frameOf(kindMessage, 0x80, 0, 0, mustBody(t, Dict())))
+			rawSend(t, e.raw, frameOf(wire.KindMessage, 0x80, 0, 0, mustBody(t, Dict())))
 		}},
 		{"no-reply flag on a request", false, func(t *testing.T, e env) {
-			rawSend(t, e.raw, frameOf(kindRequest, flagNoReply, 0, 1, mustBody(t, Dict())))
+			rawSend(t, e.raw, frameOf(wire.KindRequest, wire.FlagNoReply, 0, 1, mustBody(t, Dict())))
 		}},
 		{"nfds 3, none sent", false, func(t *testing.T, e env) {
-			rawSend(t, e.raw, frameOf(kindMessage, 0, 3, 0, mustBody(t, Dict())))
+			rawSend(t, e.raw, frameOf(wire.KindMessage, 0, 3, 0, mustBody(t, Dict())))
 		}},
 		{"nfds 0, two sent", false, func(t *testing.T, e env) {
 			r, w := pipeFDs(t)
-			rawSend(t, e.raw, frameOf(kindMessage, 0, 0, 0, mustBody(t, Dict())), r, w)
+			rawSend(t, e.raw, frameOf(wire.KindMessage, 0, 0, 0, mustBody(t, Dict())), r, w)
 		}},
 		{"nfds matches, body uses fewer", false, func(t *testing.T, e env) {
 			r, w := pipeFDs(t)
-			rawSend(t, e.raw, frameOf(kindMessage, 0, 2, 0, mustBody(t, Dict())), r, w)
+			rawSend(t, e.raw, frameOf(wire.KindMessage, 0, 2, 0, mustBody(t, Dict())), r, w)
 		}},
 		{"253 descriptors", false, func(t *testing.T, e env) {
 			pr, pw, err := os.Pipe()
@@ -183,8 +185,8 @@ func TestConnHostilePeer(t *testing.T) {
 			defer pr.Close()
 			defer pw.Close()
 			r := int(pr.Fd())
-			fds := make([]int, maxFDsPerFrame)
-			arr := make(Array, maxFDsPerFrame)
+			fds := make([]int, wire.MaxFDs)
+			arr := make(Array, wire.MaxFDs)
 			for i := range fds {
 				fds[i] = r
 				arr[i] = NewFD(pr) // for the body's tags only
@@ -194,115 +196,115 @@ func TestConnHostilePeer(t *testing.T) {
 			if err := w.body(MagicLocal, Dict("fds", arr)); err != nil {
 				t.Fatal(err)
 			}
-			if err := rawSend(t, e.raw, frameOf(kindMessage, 0, maxFDsPerFrame, 0, w.b), fds...); err != nil {
+			if err := rawSend(t, e.raw, frameOf(wire.KindMessage, 0, wire.MaxFDs, 0, w.b), fds...); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{"bad body", false, func(t *testing.T, e env) {
 			body := append(mustBody(t, Dict("k", String("v"))), 0xff, 0xff)
 			copy(body[8:], []byte{0xee, 0xee, 0xee, 0xee})
-			rawSend(t, e.raw, frameOf(kindMessage, 0, 0, 0, body))
+			rawSend(t, e.raw, frameOf(wire.KindMessage, 0, 0, 0, body))
 		}},
 		{"bad body with descriptors", false, func(t *testing.T, e env) {
 			r, w := pipeFDs(t)
-			rawSend(t, e.raw, frameOf(kindRequest, 0, 2, 1, []byte("@XPC garbage garbage")), r, w)
+			rawSend(t, e.raw, frameOf(wire.KindRequest, 0, 2, 1, []byte("@XPC garbage garbage")), r, w)
 		}},
 		{"message not a dictionary", false, func(t *testing.T, e env) {
-			rawSend(t, e.raw, frameOf(kindMessage, 0, 0, 0, mustBody(t, Int64(5))))
+			rawSend(t, e.raw, frameOf(wire.KindMessage, 0, 0, 0, mustBody(t, Int64(5))))
 		}},
 		{"reply for an unknown id", false, func(t *testing.T, e env) {
-			rawSend(t, e.raw, frameOf(kindReply, 0, 0, 42, mustBody(t, Dict())))
+			rawSend(t, e.raw, frameOf(wire.KindReply, 0, 0, 42, mustBody(t, Dict())))
 		}},
 		{"no-reply for an unknown id", false, func(t *testing.T, e env) {
-			rawSend(t, e.raw, frameOf(kindReply, flagNoReply, 0, 42, nil))
+			rawSend(t, e.raw, frameOf(wire.KindReply, wire.FlagNoReply, 0, 42, nil))
 		}},
 		{"no-reply with a body", false, func(t *testing.T, e env) {
-			rawSend(t, e.raw, frameOf(kindReply, flagNoReply, 0, 1, mustBody(t, Dict())))
+			rawSend(t, e.raw, frameOf(wire.KindReply, wire.FlagNoReply, 0, 1, mustBody(t, Dict())))
 		}},
 		{"reply twice", false, func(t *testing.T, e env) {
 			call := e.c.Go(context.Background(), Dict())
 			id := readFrameID(t, e.raw)
-			rawSend(t, e.raw, frameOf(kindReply, 0, 0, id, mustBody(t, Dict())))
+			rawSend(t, e.raw, frameOf(wire.KindReply, 0, 0, id, mustBody(t, Dict())))
 			if _, err := call.Wait(testCtx(t)); err != nil {
 				t.Fatalf("first reply: %v", err)
 			}
-			rawSend(t, e.raw, frameOf(kindReply, 0, 0, id, mustBody(t, Dict())))
+			rawSend(t, e.raw, frameOf(wire.KindReply, 0, 0, id, mustBody(t, Dict())))
 		}},
 		{"reply not a dictionary", false, func(t *testing.T, e env) {
 			call := e.c.Go(context.Background(), Dict())
 			id := readFrameID(t, e.raw)
-			rawSend(t, e.raw, frameOf(kindReply, 0, 0, id, mustBody(t, String("no"))))
+			rawSend(t, e.raw, frameOf(wire.KindReply, 0, 0, id, mustBody(t, String("no"))))
 			_, err := call.Wait(testCtx(t))
 			wantConnErr(t, err, ErrInvalid, ErrProtocol)
 		}},
 		{"credit overflow", false, func(t *testing.T, e env) {
-			rawSend(t, e.raw, frameOf(kindCredit, 0, 0, 1, nil))
+			rawSend(t, e.raw, frameOf(wire.KindCredit, 0, 0, 1, nil))
 		}},
 		{"credit zero", false, func(t *testing.T, e env) {
-			rawSend(t, e.raw, frameOf(kindCredit, 0, 0, 0, nil))
+			rawSend(t, e.raw, frameOf(wire.KindCredit, 0, 0, 0, nil))
 		}},
 		{"credit beyond the window", false, func(t *testing.T, e env) {
-			rawSend(t, e.raw, frameOf(kindCredit, 0, 0, 1<<40, nil))
+			rawSend(t, e.raw, frameOf(wire.KindCredit, 0, 0, 1<<40, nil))
 		}},
 		{"credit with descriptors", false, func(t *testing.T, e env) {
 			r, _ := pipeFDs(t)
-			rawSend(t, e.raw, frameOf(kindCredit, 0, 1, 1, nil), r)
+			rawSend(t, e.raw, frameOf(wire.KindCredit, 0, 1, 1, nil), r)
 		}},
 		{"credit for bytes never sent", false, func(t *testing.T, e env) {
 			rawSend(t, e.raw, creditFrame(0, 100))
 		}},
 		{"ack for replies never sent", false, func(t *testing.T, e env) {
-			rawSend(t, e.raw, frameOf(kindAck, 0, 0, 100, nil))
+			rawSend(t, e.raw, frameOf(wire.KindAck, 0, 0, 100, nil))
 		}},
 		{"ack of zero bytes", false, func(t *testing.T, e env) {
-			rawSend(t, e.raw, frameOf(kindAck, 0, 0, 0, nil))
+			rawSend(t, e.raw, frameOf(wire.KindAck, 0, 0, 0, nil))
 		}},
 		{"window below the minimum", false, func(t *testing.T, e env) {
-			rawSend(t, e.raw, frameOf(kindWindow, 0, 0, initialWindow-1, nil))
+			rawSend(t, e.raw, frameOf(wire.KindWindow, 0, 0, wire.InitialWindow-1, nil))
 		}},
 		{"window twice", false, func(t *testing.T, e env) {
-			rawSend(t, e.raw, frameOf(kindWindow, 0, 0, 2*initialWindow, nil))
-			rawSend(t, e.raw, frameOf(kindWindow, 0, 0, 2*initialWindow, nil))
+			rawSend(t, e.raw, frameOf(wire.KindWindow, 0, 0, 2*wire.InitialWindow, nil))
+			rawSend(t, e.raw, frameOf(wire.KindWindow, 0, 0, 2*wire.InitialWindow, nil))
 		}},
 		{"stalled with a body", false, func(t *testing.T, e env) {
-			rawSend(t, e.raw, frameOf(kindStalled, 0, 0, 0, []byte("wait")))
+			rawSend(t, e.raw, frameOf(wire.KindStalled, 0, 0, 0, []byte("wait")))
 		}},
 		{"terminating with a body", false, func(t *testing.T, e env) {
-			rawSend(t, e.raw, frameOf(kindTerminating, 0, 0, 0, []byte("bye")))
+			rawSend(t, e.raw, frameOf(wire.KindTerminating, 0, 0, 0, []byte("bye")))
 		}},
 		{"more messages than the window", true, func(t *testing.T, e env) {
-			f := frameOf(kindMessage, 0, 0, 0, mustBody(t, Dict()))
-			for range creditWindow + 10 {
+			f := frameOf(wire.KindMessage, 0, 0, 0, mustBody(t, Dict()))
+			for range wire.CreditWindow + 10 {
 				if err := rawSend(t, e.raw, f); err != nil {
 					break
 				}
 			}
 		}},
 		{"out-of-line without its memfd", false, func(t *testing.T, e env) {
-			rawSend(t, e.raw, frameOf(kindMessage, flagOutOfLine, 0, 0, nil))
+			rawSend(t, e.raw, frameOf(wire.KindMessage, wire.FlagOutOfLine, 0, 0, nil))
 		}},
 		{"out-of-line with an inline body too", false, func(t *testing.T, e env) {
 			fd := memfdWith(t, mustBody(t, Dict()), true)
-			rawSend(t, e.raw, frameOf(kindMessage, flagOutOfLine, 1, 0, mustBody(t, Dict())), fd)
+			rawSend(t, e.raw, frameOf(wire.KindMessage, wire.FlagOutOfLine, 1, 0, mustBody(t, Dict())), fd)
 		}},
 		{"out-of-line in a pipe", false, func(t *testing.T, e env) {
 			r, w := pipeFDs(t)
 			unix.Write(w, mustBody(t, Dict()))
-			rawSend(t, e.raw, frameOf(kindMessage, flagOutOfLine, 1, 0, nil), r)
+			rawSend(t, e.raw, frameOf(wire.KindMessage, wire.FlagOutOfLine, 1, 0, nil), r)
 		}},
 		{"out-of-line unsealed", false, func(t *testing.T, e env) {
 			fd := memfdWith(t, mustBody(t, Dict()), false)
-			rawSend(t, e.raw, frameOf(kindMessage, flagOutOfLine, 1, 0, nil), fd)
+			rawSend(t, e.raw, frameOf(wire.KindMessage, wire.FlagOutOfLine, 1, 0, nil), fd)
 		}},
 		{"out-of-line garbage", false, func(t *testing.T, e env) {
 			fd := memfdWith(t, make([]byte, 1<<20), true)
 			r, _ := pipeFDs(t)
-			rawSend(t, e.raw, frameOf(kindMessage, flagOutOfLine, 2, 0, nil), fd, r)
+			rawSend(t, e.raw, frameOf(wire.KindMessage, wire.FlagOutOfLine, 2, 0, nil), fd, r)
 		}},
 		{"out-of-line over the limit", false, func(t *testing.T, e env) {
 			big := mustBody(t, Dict("b", Data(make([]byte, 2<<20))))
 			fd := memfdWith(t, big, true)
-			rawSend(t, e.raw, frameOf(kindMessage, flagOutOfLine, 1, 0, nil), fd)
+			rawSend(t, e.raw, frameOf(wire.KindMessage, wire.FlagOutOfLine, 1, 0, nil), fd)
 		}},
 	}
 	for _, tc := range cases {
@@ -338,30 +340,30 @@ func TestConnHostilePeer(t *testing.T) {
 
 // creditFrame grants msgs messages and bytes body bytes.
 func creditFrame(msgs, bytes int) []byte {
-	return frameOf(kindCredit, 0, 0, uint64(msgs)|uint64(bytes)<<creditBytesShift, nil)
+	return frameOf(wire.KindCredit, 0, 0, uint64(msgs)|uint64(bytes)<<wire.CreditBytesShift, nil)
 }
 
 // readFrameID reads one frame from the raw end and returns its id.
 func readFrameID(t *testing.T, fd int) uint64 {
 	t.Helper()
-	b := make([]byte, inlineMax)
-	oob := make([]byte, unix.CmsgSpace(maxFDsPerFrame*4))
+	b := make([]byte, wire.InlineMax)
+	oob := make([]byte, unix.CmsgSpace(wire.MaxFDs*4))
 	n, _, _, _, err := unix.Recvmsg(fd, b, oob, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := parseFrameHeader(b[:n])
+	h, err := wire.ParseHeader(b[:n])
 	if err != nil {
 		t.Fatal(err)
 	}
-	return h.id
+	return h.ID
 }
 
 // drainToEOF reads the raw end until the other end's close shows, closing
 // any descriptors that come; false if it does not come within testTimeout.
 func drainToEOF(fd int) bool {
-	b := make([]byte, inlineMax)
-	oob := make([]byte, unix.CmsgSpace(maxFDsPerFrame*4))
+	b := make([]byte, wire.InlineMax)
+	oob := make([]byte, unix.CmsgSpace(wire.MaxFDs*4))
 	deadline := time.Now().Add(testTimeout)
 	for time.Now().Before(deadline) {
 		n, oobn, _, _, err := unix.Recvmsg(fd, b, oob, unix.MSG_DONTWAIT)
@@ -373,12 +375,12 @@ func drainToEOF(fd int) bool {
 			return true
 		}
 		if oobn > 0 {
-			d := datagram{pidfd: -1}
-			if err := parseControl(oob[:oobn], &d); err == nil {
-				d.closeFDs()
+			d := sock.Datagram{PIDFD: -1}
+			if err := sock.ParseControl(oob[:oobn], &d); err == nil {
+				d.CloseFDs()
 			}
 		}
-		if n == 0 && oobn == 0 && peerHungUp(fd) {
+		if n == 0 && oobn == 0 && sock.PeerHungUp(fd) {
 			return true
 		}
 	}
@@ -391,7 +393,7 @@ func TestConnHostileTerminatingFlood(t *testing.T) {
 	leakCheck(t)
 	c, h, raw := hostilePeer(t, nil)
 	for range 1000 {
-		if err := rawSend(t, raw, frameOf(kindTerminating, 0, 0, 0, nil)); err != nil {
+		if err := rawSend(t, raw, frameOf(wire.KindTerminating, 0, 0, 0, nil)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -416,7 +418,7 @@ func TestConnHostileNeverReads(t *testing.T) {
 	t.Run("window", func(t *testing.T) {
 		leakCheck(t)
 		c, _, _ := hostilePeer(t, nil)
-		for i := range creditWindow {
+		for i := range wire.CreditWindow {
 			if err := c.Send(ctx, Dict("i", Int64(int64(i)))); err != nil {
 				t.Fatal(err)
 			}
@@ -431,20 +433,20 @@ func TestConnHostileNeverReads(t *testing.T) {
 	t.Run("socket buffer", func(t *testing.T) {
 		leakCheck(t)
 		c, h, raw := hostilePeer(t, nil)
-		msg := Dict("b", Data(make([]byte, inlineMax-200)))
+		msg := Dict("b", Data(make([]byte, wire.InlineMax-200)))
 		for round := range 20 {
 			sent := fillSocket(t, ctx, c)
 			// The peer reads everything, and grants the credit back.
-			b := make([]byte, inlineMax)
+			b := make([]byte, wire.InlineMax)
 			got, bytes := 0, 0
 			for {
 				n, _, _, _, err := unix.Recvmsg(raw, b, nil, unix.MSG_DONTWAIT)
 				if err != nil {
 					break
 				}
-				if h, err := parseFrameHeader(b[:n]); err == nil && h.kind == kindMessage {
+				if h, err := wire.ParseHeader(b[:n]); err == nil && h.Kind == wire.KindMessage {
 					got++
-					bytes += n - frameHeaderSize
+					bytes += n - wire.HeaderSize
 				}
 			}
 			if got != sent {
@@ -462,7 +464,7 @@ func TestConnHostileNeverReads(t *testing.T) {
 			if err != nil {
 				t.Fatalf("round %d: %v", round, err)
 			}
-			rawSend(t, raw, creditFrame(1, n-frameHeaderSize))
+			rawSend(t, raw, creditFrame(1, n-wire.HeaderSize))
 		}
 		// Now a Send blocks with no deadline at all; Cancel wakes it.
 		for {
@@ -531,7 +533,7 @@ func TestListenerHostileConnect(t *testing.T) {
 		t.Cleanup(func() { unix.Close(fds[0]); unix.Close(fds[1]) })
 		return fds[0], fds[1]
 	}
-	connect := frameOf(kindConnect, 0, 1, 0, nil)
+	connect := frameOf(wire.KindConnect, 0, 1, 0, nil)
 	r, w := pipeFDs(t)
 	stream, _ := pair(unix.SOCK_STREAM)
 	dgram, _ := pair(unix.SOCK_DGRAM)
@@ -552,17 +554,17 @@ func TestListenerHostileConnect(t *testing.T) {
 		{"garbage", []byte("hello, listener"), nil},
 		{"garbage with descriptors", []byte("hello"), []int{r, w}},
 		{"empty", nil, nil},
-		{"short", []byte{frameVersion, byte(kindConnect)}, []int{sp1}},
+		{"short", []byte{wire.Version, byte(wire.KindConnect)}, []int{sp1}},
 		{"no descriptor", connect, nil},
 		{"pipe", connect, []int{r}},
 		{"stream socket", connect, []int{stream}},
 		{"datagram socket", connect, []int{dgram}},
 		{"unconnected socket", connect, []int{unconnected}},
 		{"listening socket", connect, []int{listening}},
-		{"two descriptors", frameOf(kindConnect, 0, 2, 0, nil), []int{sp1, sp2}},
-		{"nfds lie", frameOf(kindConnect, 0, 2, 0, nil), []int{sp1}},
-		{"message kind", frameOf(kindMessage, 0, 1, 0, nil), []int{sp1}},
-		{"with a body", frameOf(kindConnect, 0, 1, 0, []byte("body")), []int{sp1}},
+		{"two descriptors", frameOf(wire.KindConnect, 0, 2, 0, nil), []int{sp1, sp2}},
+		{"nfds lie", frameOf(wire.KindConnect, 0, 2, 0, nil), []int{sp1}},
+		{"message kind", frameOf(wire.KindMessage, 0, 1, 0, nil), []int{sp1}},
+		{"with a body", frameOf(wire.KindConnect, 0, 1, 0, []byte("body")), []int{sp1}},
 	}
 	for _, tc := range bad {
 		if err := rawSend(t, epfd, tc.b, tc.fds...); err != nil {
@@ -594,22 +596,22 @@ func TestListenerHostileConnect(t *testing.T) {
 // has no deadline at all.
 func TestConnSockSendTimeouts(t *testing.T) {
 	leakCheck(t)
-	a, b, err := socketPair()
+	a, b, err := sock.Pair()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := newSock(a, "test")
+	s, err := sock.New(a, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.close()
+	defer s.Close()
 	stop := make(chan struct{})
 	drained := make(chan struct{})
 	go func() {
 		// A slow reader: the buffer keeps filling and emptying.
 		defer close(drained)
 		defer unix.Close(b)
-		buf := make([]byte, inlineMax)
+		buf := make([]byte, wire.InlineMax)
 		for {
 			select {
 			case <-stop:
@@ -629,14 +631,14 @@ func TestConnSockSendTimeouts(t *testing.T) {
 	timedOut := 0
 	for i := range n {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i%50)*time.Microsecond)
-		if err := s.send(ctx, p, nil); err != nil {
+		if err := s.Send(ctx, p, nil); err != nil {
 			if !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("send %d: %v", i, err)
 			}
 			timedOut++
 		}
 		cancel()
-		if err := s.send(context.Background(), p, nil); err != nil {
+		if err := s.Send(context.Background(), p, nil); err != nil {
 			t.Fatalf("send %d without a deadline, after a timed-out one: %v", i, err)
 		}
 	}
@@ -655,7 +657,7 @@ func TestConnReplyNotSentStaysOpen(t *testing.T) {
 		m.Defer()
 		msgs <- m
 	})
-	rawSend(t, raw, frameOf(kindRequest, 0, 0, 7, mustBody(t, Dict("q", Int64(1)))))
+	rawSend(t, raw, frameOf(wire.KindRequest, 0, 0, 7, mustBody(t, Dict("q", Int64(1)))))
 	var m *Message
 	select {
 	case m = <-msgs:
@@ -677,14 +679,14 @@ func TestConnReplyNotSentStaysOpen(t *testing.T) {
 	}
 	// The peer reads everything; now the reply goes, once.
 	replies := 0
-	b := make([]byte, inlineMax)
+	b := make([]byte, wire.InlineMax)
 	drain := func() {
 		for {
 			n, _, _, _, err := unix.Recvmsg(raw, b, nil, unix.MSG_DONTWAIT)
 			if err != nil {
 				return
 			}
-			if h, err := parseFrameHeader(b[:n]); err == nil && h.kind == kindReply && h.id == 7 {
+			if h, err := wire.ParseHeader(b[:n]); err == nil && h.Kind == wire.KindReply && h.ID == 7 {
 				replies++
 			}
 		}
@@ -715,7 +717,7 @@ func TestConnReplyNotSentStaysOpen(t *testing.T) {
 // how many went.
 func fillSocket(t *testing.T, ctx context.Context, c *Connection) int {
 	t.Helper()
-	msg := Dict("b", Data(make([]byte, inlineMax-200)))
+	msg := Dict("b", Data(make([]byte, wire.InlineMax-200)))
 	sent := 0
 	for {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Millisecond)
@@ -728,7 +730,7 @@ func fillSocket(t *testing.T, ctx context.Context, c *Connection) int {
 			t.Fatal(err)
 		}
 		sent++
-		if sent > creditWindow/2 {
+		if sent > wire.CreditWindow/2 {
 			t.Fatal("the socket buffer never filled")
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/goxpc/xpc/internal/wire"
 )
 
 // The byte limits (WithMaxQueuedBytes, WithMaxUnreadBytes), lowered to
@@ -23,7 +25,7 @@ func lowLimits() []Option {
 func oolRequest(t *testing.T, id uint64, size int) ([]byte, int) {
 	t.Helper()
 	body := mustBody(t, Dict("b", Data(make([]byte, size))))
-	return frameOf(kindRequest, flagOutOfLine, 1, id, nil), memfdWith(t, body, true)
+	return frameOf(wire.KindRequest, wire.FlagOutOfLine, 1, id, nil), memfdWith(t, body, true)
 }
 
 // waitErr waits for the connection to end.
@@ -125,7 +127,7 @@ func TestConnHostileUnreadReplies(t *testing.T) {
 		if id%2 == 0 {
 			body.Set("defer", Bool(true))
 		}
-		if err := rawSend(t, raw, frameOf(kindRequest, 0, 0, id, mustBody(t, body))); err != nil {
+		if err := rawSend(t, raw, frameOf(wire.KindRequest, 0, 0, id, mustBody(t, body))); err != nil {
 			break // cut off already
 		}
 	}
@@ -258,8 +260,8 @@ func TestConnLimitsWellBehaved(t *testing.T) {
 func TestConnLimitOptions(t *testing.T) {
 	leakCheck(t)
 	for _, opt := range []Option{
-		WithMaxQueuedBytes(initialWindow - 1), WithMaxQueuedBytes(-1), WithMaxQueuedBytes(maxLimitBytes + 1),
-		WithMaxUnreadBytes(0), WithMaxUnreadBytes(initialWindow - 1), WithMaxUnreadBytes(maxLimitBytes + 1),
+		WithMaxQueuedBytes(wire.InitialWindow - 1), WithMaxQueuedBytes(-1), WithMaxQueuedBytes(wire.MaxLimitBytes + 1),
+		WithMaxUnreadBytes(0), WithMaxUnreadBytes(wire.InitialWindow - 1), WithMaxUnreadBytes(wire.MaxLimitBytes + 1),
 	} {
 		if l, err := NewListener(opt); err == nil {
 			l.Cancel()

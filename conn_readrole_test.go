@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/goxpc/xpc/internal/wire"
 )
 
 // Tests of who reads a link (read.go): handlers run on the goroutine that
@@ -70,7 +72,7 @@ func TestConnHandlerWaitsOnCallDone(t *testing.T) {
 func TestConnHandlerSendsPastTheWindow(t *testing.T) {
 	leakCheck(t)
 	ctx := testCtx(t)
-	const n = 3 * creditWindow
+	const n = 3 * wire.CreditWindow
 	l := serve(t, handlerFor(func(ctx context.Context, m *Message) {
 		for i := range n {
 			if err := m.Connection().Send(ctx, Dict("i", Int64(int64(i)))); err != nil {
@@ -284,7 +286,7 @@ func TestConnFirstCallReadsItself(t *testing.T) {
 		c.mu.Unlock()
 		lk.mu.Lock()
 		defer lk.mu.Unlock()
-		return lk.watchers, lk.deferred, lk.reading
+		return lk.rd.watchers, lk.rd.deferred, lk.rd.held
 	}
 
 	c := dial(t, l, nil)

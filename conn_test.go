@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goxpc/xpc/internal/sock"
+	"github.com/goxpc/xpc/internal/wire"
 	"golang.org/x/sys/unix"
 )
 
@@ -214,12 +216,12 @@ func TestConnFlowControl(t *testing.T) {
 			t.Fatal(err)
 		}
 		sent++
-		if sent > 10*creditWindow {
+		if sent > 10*wire.CreditWindow {
 			t.Fatal("Send never blocked")
 		}
 	}
-	if sent != creditWindow {
-		t.Errorf("Send blocked after %d messages, want the window of %d", sent, creditWindow)
+	if sent != wire.CreditWindow {
+		t.Errorf("Send blocked after %d messages, want the window of %d", sent, wire.CreditWindow)
 	}
 	p := <-peers
 	queued := func() int {
@@ -238,17 +240,17 @@ func TestConnFlowControl(t *testing.T) {
 		}
 		cancel()
 	}
-	if q := queued(); q > creditWindow {
+	if q := queued(); q > wire.CreditWindow {
 		t.Errorf("receiver queued %d messages, more than the window", q)
 	}
 	release.open()
 	// Everything drains, and the window keeps turning.
-	for i := range 4 * creditWindow {
+	for i := range 4 * wire.CreditWindow {
 		if err := c.Send(ctx, Dict("i", Int64(int64(i)))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	want := int64(sent + 4*creditWindow)
+	want := int64(sent + 4*wire.CreditWindow)
 	for handled.Load() != want {
 		if ctx.Err() != nil {
 			t.Fatalf("handled %d of %d", handled.Load(), want)
@@ -686,7 +688,7 @@ func TestConnManyFDs(t *testing.T) {
 	}
 	defer r.Close()
 	defer w.Close()
-	arr := make(Array, maxFDsPerFrame-1)
+	arr := make(Array, wire.MaxFDs-1)
 	for i := range arr {
 		arr[i] = NewFD(r) // the same file: sending dups it
 	}
@@ -694,7 +696,7 @@ func TestConnManyFDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := mustInt64(t, rep, "n"); n != maxFDsPerFrame-1 {
+	if n := mustInt64(t, rep, "n"); n != wire.MaxFDs-1 {
 		t.Errorf("receiver got %d descriptors", n)
 	}
 	arr = append(arr, NewFD(r))
@@ -703,12 +705,12 @@ func TestConnManyFDs(t *testing.T) {
 	}
 	// Large body and many descriptors together: the out-of-line memfd
 	// takes one of the 253 places.
-	arr = arr[:maxFDsPerFrame-1]
-	rep, err = c.SendWithReply(ctx, Dict("fds", arr, "big", Data(make([]byte, 2*inlineMax))))
+	arr = arr[:wire.MaxFDs-1]
+	rep, err = c.SendWithReply(ctx, Dict("fds", arr, "big", Data(make([]byte, 2*wire.InlineMax))))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := mustInt64(t, rep, "n"); n != maxFDsPerFrame-1 {
+	if n := mustInt64(t, rep, "n"); n != wire.MaxFDs-1 {
 		t.Errorf("receiver got %d descriptors", n)
 	}
 }
@@ -851,7 +853,7 @@ func TestConnLargeMessages(t *testing.T) {
 	ctx := testCtx(t)
 	l := serve(t, handlerFor(echo))
 	c := dial(t, l, nil)
-	for _, size := range []int{inlineMax - 100, inlineMax, 1 << 20, 32 << 20} {
+	for _, size := range []int{wire.InlineMax - 100, wire.InlineMax, 1 << 20, 32 << 20} {
 		b := make([]byte, size)
 		for i := range b {
 			b[i] = byte(i * 7 >> 3)
@@ -1006,7 +1008,7 @@ func TestConnInterrupted(t *testing.T) {
 	held := make(chan *Message, 4)
 	c := newConnection(cfg)
 	c.reconnect = true
-	c.dial = func(ctx context.Context) (*sock, *Peer, error) {
+	c.dial = func(ctx context.Context) (linkEnd, error) {
 		mu.Lock()
 		gen := len(listeners)
 		mu.Unlock()
@@ -1023,12 +1025,12 @@ func TestConnInterrupted(t *testing.T) {
 		mu.Unlock()
 		ep, err := l.Endpoint()
 		if err != nil {
-			return nil, nil, err
+			return linkEnd{}, err
 		}
 		defer ep.Close()
 		fd, err := dupFile(ep.File())
 		if err != nil {
-			return nil, nil, err
+			return linkEnd{}, err
 		}
 		defer closeRaw(fd)
 		return dialEndpoint(ctx, fd)
@@ -1138,13 +1140,13 @@ func TestConnCancelWhileDialing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(epfd)
-	a, b, err := socketPair()
+	a, b, err := sock.Pair()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unix.Close(a)
 	defer unix.Close(b)
-	connect := frameOf(kindConnect, 0, 1, 0, nil)
+	connect := frameOf(wire.KindConnect, 0, 1, 0, nil)
 	for i := 0; ; i++ {
 		err := unix.Sendmsg(epfd, connect, unix.UnixRights(a), nil, unix.MSG_DONTWAIT)
 		if err == unix.EAGAIN {

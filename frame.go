@@ -1,79 +1,86 @@
 package xpc
 
-import "github.com/goxpc/xpc/internal/wire"
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
 
-// The local frame format (docs/PROTOCOL.md §7). Every datagram on a goxpc
-// socket is one frame: a 16-byte header, then, for frames that carry one, a
-// serialized body.
-const (
-	frameHeaderSize = wire.HeaderSize
-
-	// inlineMax is the largest frame sent as one datagram. A larger body
-	// travels in a sealed memfd attached as the frame's first descriptor.
-	inlineMax = 64 << 10
-
-	// maxFDsPerFrame is SCM_MAX_FD, the kernel's limit per sendmsg.
-	maxFDsPerFrame = 253
-
-	// creditWindow is how many messages and requests one side may send
-	// before the other side has dequeued them and granted more.
-	creditWindow = 256
-
-	// initialWindow is how many body bytes of messages and requests one
-	// side may have outstanding (sent, and not yet dequeued by the
-	// receiver and granted back) before the receiver has announced its
-	// own limit in a window frame. It is also the smallest limit a
-	// receiver may set (WithMaxQueuedBytes), so no sender ever goes over
-	// a limit it has not yet heard of.
-	initialWindow = 1 << 20
-
-	// grantBytes is how many dequeued body bytes a receiver lets gather
-	// before it grants them back without waiting for a batch of messages.
-	grantBytes = 256 << 10
-
-	// creditBytesShift places the bytes granted in a credit frame's id,
-	// above the messages granted.
-	creditBytesShift = 16
-
-	// maxLimitBytes bounds the byte limits, so that any count of them
-	// fits a credit frame's id.
-	maxLimitBytes = 1 << 40
+	"github.com/goxpc/xpc/internal/sock"
+	"github.com/goxpc/xpc/internal/wire"
+	"golang.org/x/sys/unix"
 )
 
-// The header layout and kinds live in internal/wire, which xpcd shares.
-type frameKind = wire.Kind
+// The frame format, its header, kinds and limits are internal/wire's
+// (docs/PROTOCOL.md §7), which xpcd shares.
 
-const (
-	frameVersion = wire.Version
+var framePool = sync.Pool{New: func() any { return new(writer) }}
 
-	kindMessage     = wire.KindMessage
-	kindRequest     = wire.KindRequest
-	kindReply       = wire.KindReply
-	kindCredit      = wire.KindCredit
-	kindConnect     = wire.KindConnect
-	kindTerminating = wire.KindTerminating
-	kindHello       = wire.KindHello
-	kindRefused     = wire.KindRefused
-	kindAck         = wire.KindAck
-	kindWindow      = wire.KindWindow
-	kindStalled     = wire.KindStalled
+// unsentError is a frame that could not be built (an encoding error, too
+// large, too many descriptors): nothing was sent, and the link is fine.
+type unsentError struct{ err error }
 
-	flagOutOfLine = wire.FlagOutOfLine
-	flagNoReply   = wire.FlagNoReply
-)
+func (e *unsentError) Error() string { return e.err.Error() }
 
-type frameHeader struct {
-	kind  frameKind
-	flags uint16
-	nfds  uint32
-	id    uint64
+func (e *unsentError) Unwrap() error { return e.err }
+
+// buildFrame encodes body into w as one frame of kind k, a memfd body if
+// it is too large for a datagram, and returns the frame with the
+// descriptors that go with it, which the caller closes once sent.
+func buildFrame(w *writer, k wire.Kind, id uint64, body Object, maxSize, maxFDs int) ([]byte, []int, error) {
+	w.reset(w.b[:0], Limits{MaxSize: maxSize})
+	w.b = append(w.b, make([]byte, wire.HeaderSize)...)
+	w.start = wire.HeaderSize
+	if err := w.body(MagicLocal, body); err != nil {
+		if errors.Is(err, ErrTooLarge) {
+			return nil, nil, fmt.Errorf("%w: %w", ErrMessageTooLarge, err)
+		}
+		return nil, nil, err
+	}
+	if len(w.att) > maxFDs {
+		return nil, nil, fmt.Errorf("%w: %d, limit %d", ErrTooManyFDs, len(w.att), maxFDs)
+	}
+	h := wire.Header{Kind: k, ID: id}
+	var fds []int // nil for the common frame, which carries none
+	if n := len(w.att); n > 0 || len(w.b) > wire.InlineMax {
+		fds = make([]int, 0, n+1)
+	}
+	frame := w.b
+	if len(frame) > wire.InlineMax {
+		memfd, err := wire.WriteOutOfLine(frame[wire.HeaderSize:])
+		if err != nil {
+			return nil, nil, err
+		}
+		fds = append(fds, memfd)
+		h.Flags |= wire.FlagOutOfLine
+		frame = frame[:wire.HeaderSize]
+	}
+	for _, a := range w.att {
+		fd, err := dupFile(a.File())
+		if err != nil {
+			closeRawFDs(fds)
+			return nil, nil, fmt.Errorf("xpc: attach %v: %w", a.Type(), err)
+		}
+		fds = append(fds, fd)
+	}
+	h.NFDs = uint32(len(fds))
+	wire.PutHeader(frame, h)
+	return frame, fds, nil
 }
 
-func putFrameHeader(b []byte, h frameHeader) {
-	wire.PutHeader(b, wire.Header{Kind: h.kind, Flags: h.flags, NFDs: h.nfds, ID: h.id})
+func closeRawFDs(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
 }
 
-func parseFrameHeader(b []byte) (frameHeader, error) {
-	h, err := wire.ParseHeader(b)
-	return frameHeader{kind: h.Kind, flags: h.Flags, nfds: h.NFDs, id: h.ID}, err
+func closeRaw(fd int) { unix.Close(fd) }
+
+// dupFile returns a close-on-exec duplicate of f's descriptor without
+// changing f (os.File.Fd would make a pollable file blocking).
+func dupFile(f *os.File) (int, error) {
+	if f == nil {
+		return -1, ErrNilObject
+	}
+	return sock.DupConn(f)
 }

@@ -2,14 +2,12 @@ package xpc
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"math"
-	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 
+	"github.com/goxpc/xpc/internal/sock"
+	"github.com/goxpc/xpc/internal/wire"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,10 +15,35 @@ import (
 // lives and dies with it: the reply table, flow-control credits and the
 // peer's identity. A Connection to a named service goes through several
 // links over its life; any other has one.
+//
+// How its state is owned:
+//   - c, cfg, s, reconnect, lookup, ctx and cancel are set by newLink and
+//     never change; helloSeen is made before the link is used
+//     (awaitAdmission) and closed once.
+//   - mu guards the reply table (pending, abandoned, nextID), err and the
+//     read role (rd, read.go). err is set once, by fail, which then
+//     cancels ctx, closes the socket and fails every pending call.
+//   - Reading is the read role's: only its holder reads s and runs handle,
+//     and so is the only writer of what handle sets: peer (once, from the
+//     hello; nil until then on a looked-up link), dialed (cleared by the
+//     hello), terminating, grantWanted, and the counts of what was read
+//     (outstanding and queued grow, ackDue).
+//   - Sending needs no role (send.go): any goroutine sends, the socket
+//     taking one datagram at a time; credits has its own lock.
+//   - The other counters are atomics shared by the roles that meet on
+//     them: the dispatcher counts messages dequeued (outstanding and
+//     queued shrink, ungranted and ungrantedBytes grow) and whoever
+//     grants swaps those back to zero; unread grows as out-of-line replies
+//     are sent and shrinks with the peer's acks, read by the reader;
+//     acking is held by the one goroutine sending acknowledgements.
 type link struct {
 	c    *Connection
-	s    *sock
+	cfg  *config // the connection's, which never changes
+	s    *sock.Socket
 	peer atomic.Pointer[Peer] // nil until known: a named service's comes with its hello
+	// reconnect: losing the link interrupts the connection (a named
+	// service's) rather than ending it.
+	reconnect bool
 
 	ctx    context.Context // ends when the link dies
 	cancel context.CancelFunc
@@ -36,21 +59,7 @@ type link struct {
 	nextID    uint64
 	err       error // why the link died, once it has
 
-	// The read role (read.go), guarded by mu.
-	reading  bool // some goroutine holds the read role
-	missed   bool // a watcher woke while the role was held
-	watchers int  // watcher goroutines alive
-	idle     int  // watchers not running a handler
-	waiters  int  // goroutines waiting for credit or buffer space
-	handoffs int  // callers that found a watcher reading, before a watch
-	// deferred: the link has no watcher yet, because the caller that
-	// dialed it reads its reply itself; it gets one when that caller is
-	// done (ensureWatcher), or as soon as anything else needs reading.
-	deferred bool
-	// roleWanted: a watcher waits on roleFree for the role (no watch);
-	// roleFree is made the first time one does.
-	roleWanted bool
-	roleFree   chan struct{}
+	rd readRole // who reads the socket (read.go), guarded by mu
 
 	outstanding atomic.Int32 // received messages not yet dequeued
 	ungranted   atomic.Int32 // dequeued messages not yet granted back
@@ -61,6 +70,14 @@ type link struct {
 	// Connection.awaitHello).
 	helloSeen chan struct{}
 	helloOnce sync.Once
+	// dialed is set on a link DialUnix connected to a listener, until the
+	// listener's hello: the listener may refuse the connection, with a
+	// refused frame in place of the hello.
+	dialed atomic.Bool
+	// lookup is set on the client's end of a socket pair whose other end
+	// went to xpcd in a pipelined lookup: only that xpcd may refuse the
+	// connection, with a refused frame ahead of the service's hello.
+	lookup *lookupRef
 
 	// Byte limits (WithMaxQueuedBytes, WithMaxUnreadBytes).
 	queued         atomic.Int64 // body bytes of received messages not yet dequeued
@@ -71,16 +88,26 @@ type link struct {
 	acking         atomic.Bool  // a goroutine is sending the acknowledgements due
 }
 
-func newLink(c *Connection, s *sock, peer *Peer) *link {
-	l := &link{c: c, s: s, pending: make(map[uint64]*Call)}
-	l.peer.Store(peer)
+// linkEnd is our end of a new link, as a dial or an accept makes it.
+type linkEnd struct {
+	s    *sock.Socket
+	peer *Peer // nil if not known yet: a looked-up service's comes with its hello
+	// lookup is set for a pipelined lookup: who may refuse the link.
+	lookup *lookupRef
+}
+
+// close closes what a dial made, when it is not to be used.
+func (e linkEnd) close() {
+	e.s.Close()
+	e.peer.close()
+}
+
+func newLink(c *Connection, end linkEnd) *link {
+	l := &link{c: c, cfg: &c.cfg, s: end.s, reconnect: c.reconnect, lookup: end.lookup, pending: make(map[uint64]*Call)}
+	l.peer.Store(end.peer)
 	l.ctx, l.cancel = context.WithCancel(context.Background())
-	l.credits.n = creditWindow
-	l.credits.limit = c.cfg.maxUnread
-	l.credits.window = min(initialWindow, c.cfg.maxUnread)
-	l.credits.onWait = l.waiting
-	l.credits.stall = l.sendStalled
-	s.onBlock = l.waiting
+	l.credits.init(c.cfg.maxUnread, l.waiting, l.sendStalled)
+	l.s.SetOnBlock(l.waiting)
 	return l
 }
 
@@ -95,17 +122,20 @@ func (l *link) fail(err error) {
 	l.err = err
 	pending := l.pending
 	l.pending = nil
-	l.wakeRoleWaiterLocked()
+	l.rd.wakeWaiter()
 	l.mu.Unlock()
 	l.cancel()
 	l.closeHelloSeen()
 	l.credits.fail(err)
-	l.s.close()
+	l.s.Close()
 	l.peer.Load().close()
 	for _, call := range pending {
 		call.finish(nil, err)
 	}
 }
+
+// remotePeer returns the peer's identity, nil while it is not known.
+func (l *link) remotePeer() *Peer { return l.peer.Load() }
 
 func (l *link) dead() error {
 	l.mu.Lock()
@@ -116,7 +146,7 @@ func (l *link) dead() error {
 // lostError is the error for a peer that went away: an interruption for a
 // connection that can reconnect, the end of any other.
 func (l *link) lostError(cause error) error {
-	if l.c.reconnect {
+	if l.reconnect {
 		return interruptedError(cause, "the service went away")
 	}
 	return invalidError(ErrPeerGone, cause, "peer %s went away", peerName(l.peer.Load()))
@@ -136,60 +166,60 @@ func (l *link) protocolError(format string, args ...any) error {
 // handle handles one datagram read by the holder of the read role. A
 // watcher (watcher true) may be asked to deliver a message itself: run is
 // then true, and the connection's dispatcher role is the watcher's.
-func (l *link) handle(d datagram, watcher bool) (run bool, err error) {
-	defer d.release()
-	h, err := parseFrameHeader(d.b)
-	if err == nil && int(h.nfds) != len(d.fds) {
-		err = fmt.Errorf("frame announces %d descriptors, %d arrived", h.nfds, len(d.fds))
+func (l *link) handle(d sock.Datagram, watcher bool) (run bool, err error) {
+	defer d.Release()
+	h, err := wire.ParseHeader(d.B)
+	if err == nil && int(h.NFDs) != len(d.FDs) {
+		err = fmt.Errorf("frame announces %d descriptors, %d arrived", h.NFDs, len(d.FDs))
 	}
 	if err != nil {
-		d.closeFDs()
+		d.CloseFDs()
 		return false, l.protocolError("%v", err)
 	}
-	if h.kind != kindHello {
-		d.closePIDFD()
+	if h.Kind != wire.KindHello {
+		d.ClosePIDFD()
 	}
-	switch h.kind {
-	case kindHello:
+	switch h.Kind {
+	case wire.KindHello:
 		return false, l.readHello(h, &d)
-	case kindRefused:
+	case wire.KindRefused:
 		return false, l.readRefusal(h, &d)
-	case kindMessage, kindRequest, kindReply:
+	case wire.KindMessage, wire.KindRequest, wire.KindReply:
 		return l.readBody(h, &d, watcher)
-	case kindCredit, kindTerminating, kindAck, kindWindow, kindStalled:
-		if len(d.b) != frameHeaderSize || len(d.fds) != 0 || h.flags != 0 {
-			d.closeFDs()
-			return false, l.protocolError("%v frame with a body, descriptors or flags", h.kind)
+	case wire.KindCredit, wire.KindTerminating, wire.KindAck, wire.KindWindow, wire.KindStalled:
+		if len(d.B) != wire.HeaderSize || len(d.FDs) != 0 || h.Flags != 0 {
+			d.CloseFDs()
+			return false, l.protocolError("%v frame with a body, descriptors or flags", h.Kind)
 		}
 		return false, l.readControl(h)
 	}
-	d.closeFDs()
-	return false, l.protocolError("unexpected %v frame", h.kind)
+	d.CloseFDs()
+	return false, l.protocolError("unexpected %v frame", h.Kind)
 }
 
 // readControl handles a frame that is its header alone.
-func (l *link) readControl(h frameHeader) error {
-	switch h.kind {
-	case kindTerminating:
+func (l *link) readControl(h wire.Header) error {
+	switch h.Kind {
+	case wire.KindTerminating:
 		// One event per link: a peer repeating itself cannot grow the
 		// queue.
 		if !l.terminating.Swap(true) {
 			l.c.enqueue(event{err: &ConnError{Kind: ErrTerminationImminent, Detail: "the peer is about to exit"}})
 		}
-	case kindCredit:
-		msgs, bytes := int(h.id&(1<<creditBytesShift-1)), int64(h.id>>creditBytesShift)
-		if h.id == 0 || msgs > creditWindow || !l.credits.grant(msgs, bytes) {
-			return l.protocolError("bad credit grant of %d messages and %d bytes", msgs, h.id>>creditBytesShift)
+	case wire.KindCredit:
+		msgs, bytes := int(h.ID&(1<<wire.CreditBytesShift-1)), int64(h.ID>>wire.CreditBytesShift)
+		if h.ID == 0 || msgs > wire.CreditWindow || !l.credits.grant(msgs, bytes) {
+			return l.protocolError("bad credit grant of %d messages and %d bytes", msgs, h.ID>>wire.CreditBytesShift)
 		}
-	case kindWindow:
-		if h.id < initialWindow || h.id > maxLimitBytes || !l.credits.setWindow(int64(h.id)) {
-			return l.protocolError("bad window of %d bytes, or a second one", h.id)
+	case wire.KindWindow:
+		if h.ID < wire.InitialWindow || h.ID > wire.MaxLimitBytes || !l.credits.setWindow(int64(h.ID)) {
+			return l.protocolError("bad window of %d bytes, or a second one", h.ID)
 		}
-	case kindAck:
-		if h.id == 0 || h.id > maxLimitBytes || l.unread.Add(-int64(h.id)) < 0 {
-			return l.protocolError("acknowledged %d bytes of out-of-line replies, more than were sent", h.id)
+	case wire.KindAck:
+		if h.ID == 0 || h.ID > wire.MaxLimitBytes || l.unread.Add(-int64(h.ID)) < 0 {
+			return l.protocolError("acknowledged %d bytes of out-of-line replies, more than were sent", h.ID)
 		}
-	case kindStalled:
+	case wire.KindStalled:
 		// Whoever sees the other's write grants: the dispatcher in
 		// dequeued, or, if nothing is left to dequeue, this reader,
 		// through a goroutine (a reader never waits to send).
@@ -205,83 +235,49 @@ func (l *link) readControl(h frameHeader) error {
 // credentials and pidfd the kernel attached to the datagram (SO_PASSCRED,
 // SO_PASSPIDFD, turned on by the client for this one frame). A connection
 // that already knows its peer ignores it.
-func (l *link) readHello(h frameHeader, d *datagram) error {
-	if len(d.b) != frameHeaderSize || len(d.fds) != 0 || h.flags != 0 || h.id != 0 {
-		d.closeFDs()
+func (l *link) readHello(h wire.Header, d *sock.Datagram) error {
+	if len(d.B) != wire.HeaderSize || len(d.FDs) != 0 || h.Flags != 0 || h.ID != 0 {
+		d.CloseFDs()
 		return l.protocolError("hello frame with a body, descriptors, flags or id")
 	}
-	if l.s.dialed.Load() {
+	if l.dialed.Load() {
 		// The listener has admitted us: from now on, a refused frame
 		// is out of turn.
-		l.s.dialed.Store(false)
+		l.dialed.Store(false)
 		l.closeHelloSeen()
 	}
-	if l.peer.Load() != nil || d.cred == nil {
-		d.closePIDFD()
+	if l.peer.Load() != nil || d.Cred == nil {
+		d.ClosePIDFD()
 		return nil
 	}
-	p := newPeer(d.cred, d.pidfd)
-	d.pidfd = -1
+	p := newPeer(d.Cred, d.PIDFD)
+	d.PIDFD = -1
 	l.peer.Store(p)
 	// Stop stamping: only the hello's credentials were wanted.
-	_ = l.s.setPassCred(false)
+	_ = l.s.SetPassCred(false)
 	return nil
 }
 
-// readRefusal reads a refused frame: an error object, in the first frame
-// on the socket. Two senders may send one. On a connection DialUnix made,
-// the listener, which admits a peer with a hello and turns it away with
-// this (Listener.SetAdmission); only the listening process holds the
-// other end, so the frame is believed until the hello has come. On a
-// looked-up link, xpcd, answering a pipelined lookup it could not serve;
-// it is believed only if the kernel stamped it with the pid and uid of
-// the xpcd the lookup went to. Anything else is a protocol error. Either
-// way it ends the link.
-func (l *link) readRefusal(h frameHeader, d *datagram) error {
-	dialed := l.s.dialed.Load()
-	ref := l.s.lookup
-	if !dialed && (ref == nil || l.peer.Load() != nil) {
-		d.closeFDs()
-		return l.protocolError("refused frame on a connection that was neither dialed nor looked up, or after the hello")
-	}
-	if len(d.fds) != 0 || h.flags != 0 || h.id != 0 {
-		d.closeFDs()
-		return l.protocolError("refused frame with descriptors, flags or an id")
-	}
-	if c := d.cred; !dialed && (c == nil || c.Pid != ref.pid || c.Uid != ref.uid) {
-		return l.protocolError("refused frame not sent by xpcd (pid %d)", ref.pid)
-	}
-	dec := Decoder{Limits: Limits{MaxSize: l.c.cfg.maxRecvSize}}
-	obj, err := dec.Decode(d.b[frameHeaderSize:], nil)
-	if err != nil {
-		return l.protocolError("refused frame: %v", err)
-	}
-	eo, ok := obj.(*ErrorObject)
-	if !ok {
-		_ = CloseAttachments(obj)
-		return l.protocolError("refused frame holds a %v, not an error", obj.Type())
-	}
-	if dialed {
-		return refusalError(eo, fmt.Sprintf("the listener (%s) turned the connection away", peerName(l.peer.Load())))
-	}
-	return bootstrapError(&RemoteError{Object: eo}, ref.name)
+// awaitAdmission readies a link DialUnix made, before it is used, to be
+// admitted by the listener's hello or refused in its place.
+func (l *link) awaitAdmission() {
+	l.dialed.Store(true)
+	l.helloSeen = make(chan struct{})
 }
 
-// sendRefusal sends a refused frame holding eo, in place of the hello, to
-// a peer the listener turns away. It does not wait: the socket is new, so
-// a small frame goes at once; one that cannot go is not sent, and the
-// peer sees only its connection end.
-func (l *link) sendRefusal(eo *ErrorObject) {
-	body, err := Encode(eo)
-	if err != nil {
-		return
+// awaitHello waits, on a link DialUnix made, for the listener's hello,
+// and returns the link's error if it died instead (refused, say), or ctx's
+// if ctx ends first. On any other link it returns nil at once.
+func (l *link) awaitHello(ctx context.Context) error {
+	if l.helloSeen == nil {
+		return nil
 	}
-	frame := make([]byte, frameHeaderSize, frameHeaderSize+len(body))
-	putFrameHeader(frame, frameHeader{kind: kindRefused})
-	frame = append(frame, body...)
-	_ = l.s.control(func(fd int) {
-		_, _ = sendmsg(fd, frame, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
-	})
+	select {
+	case <-l.helloSeen:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return l.dead()
 }
 
 // closeHelloSeen says that a dialed link's listener has answered, with
@@ -292,80 +288,35 @@ func (l *link) closeHelloSeen() {
 	}
 }
 
-// refusedNow looks, without reading it, at the first frame waiting on a
-// looked-up link: if it is a refusal, it returns what reading it would.
-func (l *link) refusedNow() error {
-	d, err := l.s.peek()
-	if err != nil {
-		return nil
-	}
-	defer d.closeFDs()
-	h, err := parseFrameHeader(d.b)
-	if err != nil || h.kind != kindRefused {
-		return nil
-	}
-	return l.readRefusal(h, &d)
-}
-
 // readBody handles a frame carrying a body. It owns d's descriptors.
-func (l *link) readBody(h frameHeader, d *datagram, watcher bool) (bool, error) {
-	body := d.b[frameHeaderSize:]
-	fds := d.fds
-	if h.flags&flagNoReply != 0 && h.kind != kindReply {
-		d.closeFDs()
-		return false, l.protocolError("no-reply flag on a %v frame", h.kind)
+func (l *link) readBody(h wire.Header, d *sock.Datagram, watcher bool) (bool, error) {
+	if h.Flags&wire.FlagNoReply != 0 && h.Kind != wire.KindReply {
+		d.CloseFDs()
+		return false, l.protocolError("no-reply flag on a %v frame", h.Kind)
 	}
-	if h.flags&flagOutOfLine != 0 {
-		if len(fds) == 0 || len(body) != 0 {
-			d.closeFDs()
-			return false, l.protocolError("out-of-line frame without its memfd")
-		}
-		b, err := readOutOfLine(fds[0], l.c.cfg.maxRecvSize)
-		unix.Close(fds[0])
-		fds = fds[1:]
-		if err != nil {
-			closeRawFDs(fds)
-			return false, l.protocolError("%v", err)
-		}
-		body = b
-		if h.kind == kindReply {
-			// Its memfd is released: the replier may count it off.
-			l.ack(int64(len(body)))
-		}
+	body, fds, err := l.bodyOf(h, d)
+	if err != nil {
+		return false, err
 	}
-	if h.kind == kindReply && h.flags&flagNoReply != 0 {
+	if h.Kind == wire.KindReply && h.Flags&wire.FlagNoReply != 0 {
 		if len(body) != 0 || len(fds) != 0 {
 			closeRawFDs(fds)
 			return false, l.protocolError("no-reply frame with a body")
 		}
-		return false, l.complete(h.id, nil, ErrNoReply)
+		return false, l.complete(h.ID, nil, ErrNoReply)
 	}
-	if len(fds) > l.c.cfg.maxFDs {
+	if len(fds) > l.cfg.maxFDs {
 		closeRawFDs(fds)
-		return false, l.protocolError("%d descriptors in one message, limit %d", len(fds), l.c.cfg.maxFDs)
+		return false, l.protocolError("%d descriptors in one message, limit %d", len(fds), l.cfg.maxFDs)
 	}
-	dec := Decoder{Limits: Limits{MaxSize: l.c.cfg.maxRecvSize}}
+	dec := Decoder{Limits: Limits{MaxSize: l.cfg.maxRecvSize}}
 	obj, err := dec.Decode(body, fds)
 	if err != nil {
 		closeRawFDs(fds)
 		return false, l.protocolError("%v", err)
 	}
-	if h.kind == kindReply {
-		var err error
-		switch v := obj.(type) {
-		case *Dictionary:
-			if err = l.complete(h.id, v, nil); err != nil {
-				_ = CloseAttachments(v)
-			}
-		case *ErrorObject:
-			if err = l.complete(h.id, nil, &RemoteError{Object: v}); err != nil {
-				_ = CloseAttachments(v)
-			}
-		default:
-			_ = CloseAttachments(obj)
-			return false, l.protocolError("reply is a %v, not a dictionary", obj.Type())
-		}
-		return false, err
+	if h.Kind == wire.KindReply {
+		return false, l.readReply(h.ID, obj)
 	}
 	dict, ok := obj.(*Dictionary)
 	if !ok {
@@ -377,11 +328,7 @@ func (l *link) readBody(h frameHeader, d *datagram, watcher bool) (bool, error) 
 		_ = CloseAttachments(obj)
 		return false, err
 	}
-	m := &Message{Body: dict, conn: l.c, link: l, id: h.id, size: uint32(size), wantsReply: h.kind == kindRequest}
-	if m.wantsReply {
-		m.txOpen.Store(true)
-		l.c.cfg.tx.add(1)
-	}
+	m := newMessage(l.c, l, dict, h.ID, size, h.Kind == wire.KindRequest)
 	if watcher {
 		return l.c.enqueueInline(event{msg: m}), nil
 	}
@@ -389,26 +336,50 @@ func (l *link) readBody(h frameHeader, d *datagram, watcher bool) (bool, error) 
 	return false, nil
 }
 
-// enqueued counts a received message of size body bytes against the
-// message window and the queued-bytes limit. A message larger than the
-// limit is taken only when nothing else is queued: a sender may send one
-// when it has nothing outstanding (credits.acquire).
-func (l *link) enqueued(size int64) error {
-	if size > math.MaxUint32 {
-		return l.protocolError("message body of %d bytes", size) // Message.size holds 32 bits
+// bodyOf returns a body frame's body and descriptors: inline, or read from
+// its memfd (the first descriptor, closed here) if it is out of line. On
+// error it has closed every descriptor.
+func (l *link) bodyOf(h wire.Header, d *sock.Datagram) ([]byte, []int, error) {
+	body, fds := d.B[wire.HeaderSize:], d.FDs
+	if h.Flags&wire.FlagOutOfLine == 0 {
+		return body, fds, nil
 	}
-	if n := l.outstanding.Add(1); n > creditWindow {
-		return l.protocolError("peer sent more than %d messages without credit", creditWindow)
+	if len(fds) == 0 || len(body) != 0 {
+		d.CloseFDs()
+		return nil, nil, l.protocolError("out-of-line frame without its memfd")
 	}
-	if q, limit := l.queued.Add(size), l.c.cfg.maxQueued; q > limit && q > size {
-		return l.overLimit("%d bytes of messages and requests queued, limit %d", q, limit)
+	b, err := wire.ReadOutOfLine(fds[0], l.cfg.maxRecvSize)
+	unix.Close(fds[0])
+	fds = fds[1:]
+	if err != nil {
+		closeRawFDs(fds)
+		return nil, nil, l.protocolError("%v", err)
 	}
-	return nil
+	if h.Kind == wire.KindReply {
+		// Its memfd is released: the replier may count it off.
+		l.ack(int64(len(b)))
+	}
+	return b, fds, nil
 }
 
-// overLimit is the error for a peer over one of the byte limits.
-func (l *link) overLimit(format string, args ...any) error {
-	return invalidError(ErrPeerOverLimit, nil, "peer %s: %s", peerName(l.peer.Load()), fmt.Sprintf(format, args...))
+// readReply completes request id's call with obj, the reply's decoded
+// body: a dictionary, or an error object (a *RemoteError).
+func (l *link) readReply(id uint64, obj Object) error {
+	var err error
+	switch v := obj.(type) {
+	case *Dictionary:
+		if err = l.complete(id, v, nil); err != nil {
+			_ = CloseAttachments(v)
+		}
+	case *ErrorObject:
+		if err = l.complete(id, nil, &RemoteError{Object: v}); err != nil {
+			_ = CloseAttachments(v)
+		}
+	default:
+		_ = CloseAttachments(obj)
+		return l.protocolError("reply is a %v, not a dictionary", obj.Type())
+	}
+	return err
 }
 
 // complete hands a reply to its call. A reply nobody waits for any more
@@ -435,544 +406,20 @@ func (l *link) complete(id uint64, reply *Dictionary, err error) error {
 	return l.protocolError("reply for request %d, which is not pending", id)
 }
 
-// abandon gives up on call, which fails with cause unless its result is in
-// already. Its reply, when it comes, is discarded.
-func (l *link) abandon(call *Call, cause error) {
+// abandon gives up on call, request id, which fails with cause unless its
+// result is in already. Its reply, when it comes, is discarded.
+func (l *link) abandon(id uint64, call *Call, cause error) {
 	l.mu.Lock()
-	owned := l.pending[call.id] == call
+	owned := l.pending[id] == call
 	if owned {
-		delete(l.pending, call.id)
+		delete(l.pending, id)
 		if l.abandoned == nil {
 			l.abandoned = make(map[uint64]struct{})
 		}
-		l.abandoned[call.id] = struct{}{}
+		l.abandoned[id] = struct{}{}
 	}
 	l.mu.Unlock()
 	if owned {
 		call.finish(nil, cause)
 	}
-}
-
-// dequeued is called as the dispatcher takes a message of size body bytes
-// off the queue: it grants credit back to the peer in batches of messages
-// or bytes, or at once if the peer has said it is stalled.
-func (l *link) dequeued(size int64) {
-	l.outstanding.Add(-1)
-	l.queued.Add(-size)
-	n := l.ungranted.Add(1)
-	b := l.ungrantedBytes.Add(size)
-	if n >= creditWindow/4 || b >= grantBytes || (l.grantWanted.Load() && l.grantWanted.CompareAndSwap(true, false)) {
-		l.grant()
-	}
-}
-
-// grant grants back every message and byte dequeued and not yet granted,
-// in one credit frame. It grants nothing on a dead link.
-func (l *link) grant() {
-	if l.dead() != nil {
-		return
-	}
-	n, b := l.ungranted.Swap(0), l.ungrantedBytes.Swap(0)
-	if n == 0 && b == 0 {
-		return
-	}
-	l.sendControl(kindCredit, uint64(n)|uint64(b)<<creditBytesShift)
-}
-
-// ack acknowledges n bytes of an out-of-line reply read. It is called by
-// the holder of the read role, which must not wait for buffer space (the
-// peer may be waiting for us to read): if the frame cannot go at once, a
-// goroutine sends it, with whatever else is due by then.
-func (l *link) ack(n int64) {
-	l.ackDue.Add(n)
-	if !l.acking.CompareAndSwap(false, true) {
-		return // the goroutine sending acknowledgements takes this one too
-	}
-	n = l.ackDue.Swap(0)
-	var b [frameHeaderSize]byte
-	putFrameHeader(b[:], frameHeader{kind: kindAck, id: uint64(n)})
-	err := l.s.trySend(b[:])
-	if errors.Is(err, errWouldBlock) {
-		l.ackDue.Add(n)
-		go l.sendAcks()
-		return
-	}
-	l.acking.Store(false)
-	if err != nil {
-		l.sendFailed(err)
-	}
-}
-
-// sendAcks sends the acknowledgements due until none is, waiting for buffer
-// space; it holds l.acking.
-func (l *link) sendAcks() {
-	for {
-		n := l.ackDue.Swap(0)
-		if n == 0 {
-			l.acking.Store(false)
-			if l.ackDue.Load() == 0 || !l.acking.CompareAndSwap(false, true) {
-				return
-			}
-			continue
-		}
-		var b [frameHeaderSize]byte
-		putFrameHeader(b[:], frameHeader{kind: kindAck, id: uint64(n)})
-		if err := l.s.send(l.ctx, b[:], nil); err != nil {
-			l.sendFailed(err)
-			return
-		}
-	}
-}
-
-// sendStalled tells the peer that a send waits for byte credit while
-// bytes are outstanding, which the peer may be holding back in a batch not
-// yet full.
-func (l *link) sendStalled(ctx context.Context) error {
-	var b [frameHeaderSize]byte
-	putFrameHeader(b[:], frameHeader{kind: kindStalled})
-	if err := l.s.send(ctx, b[:], nil); err != nil {
-		return l.sendFailed(err)
-	}
-	return nil
-}
-
-// reserveUnread counts an out-of-line reply of size bytes about to be sent.
-// A peer that has left so many unread that this one would take the count
-// over the limit is cut off instead.
-func (l *link) reserveUnread(size int64) error {
-	limit := l.c.cfg.maxUnread
-	n := l.unread.Add(size)
-	if n <= limit || n == size {
-		// Within the limit, or alone: one reply larger than the limit
-		// goes when the peer has read everything else, so the limit
-		// never caps the size of a reply (WithMaxMessageSize does).
-		return nil
-	}
-	l.unread.Add(-size)
-	l.fail(l.overLimit("%d bytes of out-of-line replies unread, limit %d", n, limit))
-	return l.dead()
-}
-
-func (l *link) sendNoReply(ctx context.Context, id uint64) {
-	if l.dead() != nil {
-		return
-	}
-	var b [frameHeaderSize]byte
-	putFrameHeader(b[:], frameHeader{kind: kindReply, flags: flagNoReply, id: id})
-	if err := l.s.send(ctx, b[:], nil); err != nil {
-		l.sendFailed(err)
-	}
-}
-
-func (l *link) sendControl(k frameKind, id uint64) {
-	var b [frameHeaderSize]byte
-	putFrameHeader(b[:], frameHeader{kind: k, id: id})
-	if err := l.s.send(l.ctx, b[:], nil); err != nil {
-		l.sendFailed(err)
-	}
-}
-
-// sendHello sends the hello frame. A client that sent what it had to and
-// closed its end at once (xpc's pipelined lookup does) makes it fail with
-// EPIPE; the link lives on, so that what the client sent is still read
-// before the reader comes to the end.
-func (l *link) sendHello() {
-	l.sendSetup(kindHello, 0)
-}
-
-// sendWindow announces this end's queued-bytes limit to the peer, which
-// until then assumes initialWindow. Like the hello, it may fail with EPIPE
-// on a link whose peer has sent what it had to and gone.
-func (l *link) sendWindow() {
-	if w := l.c.cfg.maxQueued; w != initialWindow {
-		l.sendSetup(kindWindow, uint64(w))
-	}
-}
-
-func (l *link) sendSetup(k frameKind, id uint64) {
-	var b [frameHeaderSize]byte
-	putFrameHeader(b[:], frameHeader{kind: k, id: id})
-	if err := l.s.send(l.ctx, b[:], nil); err != nil && !peerClosed(err) {
-		l.sendFailed(err)
-	}
-}
-
-// peerClosed reports whether a send failed because the peer has closed its
-// end: EPIPE, or ECONNRESET if frames of ours were left unread.
-func peerClosed(err error) bool {
-	return errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET)
-}
-
-// sendFailed turns a socket error into the link's death.
-// refusalGrace is how long a send that found the peer gone, on a link that
-// may be refused, waits for a reader that has the refusal in hand.
-const refusalGrace = 100 * time.Millisecond
-
-func (l *link) sendFailed(err error) error {
-	if e := l.dead(); e != nil {
-		return e
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	if peerClosed(err) && ((l.s.lookup != nil && l.peer.Load() == nil) || l.s.dialed.Load()) {
-		// xpcd may have refused the lookup, or the listener the
-		// connection, and closed its end before this send: the reason
-		// is waiting, unread. (ECONNRESET rather than EPIPE if it closed
-		// with our window frame unread.)
-		if e := l.refusedNow(); e != nil {
-			l.fail(e)
-			return l.dead()
-		}
-		// Or a reader has just taken the refusal off the socket and
-		// is about to end the link with it: let its reason stand.
-		t := time.NewTimer(refusalGrace)
-		select {
-		case <-l.ctx.Done():
-			t.Stop()
-			return l.dead()
-		case <-t.C:
-		}
-	}
-	e := l.lostError(err)
-	l.fail(e)
-	return e
-}
-
-// request registers call and sends msg as a request. selfRead says the
-// caller will read its reply itself, so a link that has no watcher yet
-// (deferred) need not start one for it.
-func (l *link) request(ctx context.Context, call *Call, msg *Dictionary, selfRead bool) {
-	if msg == nil {
-		call.finish(nil, ErrNotMessage)
-		return
-	}
-	l.mu.Lock()
-	if l.err != nil {
-		err := l.err
-		l.mu.Unlock()
-		call.finish(nil, err)
-		return
-	}
-	l.nextID++
-	call.id, call.link = l.nextID, l
-	l.pending[call.id] = call
-	if !selfRead || !l.deferred {
-		l.needReaderLocked()
-	}
-	l.mu.Unlock()
-	if err := l.sendFrame(ctx, kindRequest, call.id, msg); err != nil {
-		l.mu.Lock()
-		owned := l.pending[call.id] == call
-		delete(l.pending, call.id)
-		l.mu.Unlock()
-		if owned {
-			call.finish(nil, err)
-		}
-	}
-}
-
-// sendMessage sends a one-way message or a reply.
-func (l *link) sendMessage(ctx context.Context, k frameKind, id uint64, body Object) error {
-	if k == kindMessage {
-		if _, ok := body.(*Dictionary); !ok || body == (*Dictionary)(nil) {
-			return ErrNotMessage
-		}
-	}
-	return l.sendFrame(ctx, k, id, body)
-}
-
-var framePool = sync.Pool{New: func() any { return new(writer) }}
-
-// sendFrame encodes and sends one frame. A message or request takes its
-// credit (a message, and its body's bytes) once encoded, and gives it back
-// if it never left; an out-of-line reply is counted against the peer's
-// unread bytes until the peer acknowledges it.
-func (l *link) sendFrame(ctx context.Context, k frameKind, id uint64, body Object) (err error) {
-	w := framePool.Get().(*writer)
-	defer func() {
-		w.reset(w.b[:0], Limits{})
-		if cap(w.b) > inlineMax {
-			w.b = nil
-		}
-		framePool.Put(w)
-	}()
-	frame, fds, err := buildFrame(w, k, id, body, l.c.cfg.maxMessageSize, l.c.cfg.maxFDs)
-	if err != nil {
-		return &unsentError{err}
-	}
-	defer closeRawFDs(fds)
-	size := int64(len(w.b) - frameHeaderSize)
-	switch {
-	case k == kindMessage || k == kindRequest:
-		if err := l.credits.acquire(ctx, size); err != nil {
-			return err
-		}
-		defer func() {
-			if err != nil {
-				l.credits.release(size)
-			}
-		}()
-	case len(w.b) > inlineMax: // an out-of-line reply
-		if err := l.reserveUnread(size); err != nil {
-			return err
-		}
-		defer func() {
-			if err != nil {
-				l.unread.Add(-size)
-			}
-		}()
-	}
-	if err := l.s.send(ctx, frame, fds); err != nil {
-		return l.sendFailed(err)
-	}
-	return nil
-}
-
-// unsentError is a frame that could not be built (an encoding error, too
-// large, too many descriptors): nothing was sent, and the link is fine.
-type unsentError struct{ err error }
-
-func (e *unsentError) Error() string { return e.err.Error() }
-func (e *unsentError) Unwrap() error { return e.err }
-
-// buildFrame encodes body into w as one frame of kind k, a memfd body if
-// it is too large for a datagram, and returns the frame with the
-// descriptors that go with it, which the caller closes once sent.
-func buildFrame(w *writer, k frameKind, id uint64, body Object, maxSize, maxFDs int) ([]byte, []int, error) {
-	w.reset(w.b[:0], Limits{MaxSize: maxSize})
-	w.b = append(w.b, make([]byte, frameHeaderSize)...)
-	w.start = frameHeaderSize
-	if err := w.body(MagicLocal, body); err != nil {
-		if errors.Is(err, ErrTooLarge) {
-			return nil, nil, fmt.Errorf("%w: %w", ErrMessageTooLarge, err)
-		}
-		return nil, nil, err
-	}
-	if len(w.att) > maxFDs {
-		return nil, nil, fmt.Errorf("%w: %d, limit %d", ErrTooManyFDs, len(w.att), maxFDs)
-	}
-	h := frameHeader{kind: k, id: id}
-	var fds []int // nil for the common frame, which carries none
-	if n := len(w.att); n > 0 || len(w.b) > inlineMax {
-		fds = make([]int, 0, n+1)
-	}
-	frame := w.b
-	if len(frame) > inlineMax {
-		memfd, err := writeOutOfLine(frame[frameHeaderSize:])
-		if err != nil {
-			return nil, nil, err
-		}
-		fds = append(fds, memfd)
-		h.flags |= flagOutOfLine
-		frame = frame[:frameHeaderSize]
-	}
-	for _, a := range w.att {
-		fd, err := dupFile(a.File())
-		if err != nil {
-			closeRawFDs(fds)
-			return nil, nil, fmt.Errorf("xpc: attach %v: %w", a.Type(), err)
-		}
-		fds = append(fds, fd)
-	}
-	h.nfds = uint32(len(fds))
-	putFrameHeader(frame, h)
-	return frame, fds, nil
-}
-
-// writeOutOfLine puts a body in a sealed memfd.
-func writeOutOfLine(body []byte) (int, error) {
-	fd, err := unix.MemfdCreate("xpc-body", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
-	if err != nil {
-		return -1, fmt.Errorf("xpc: memfd_create: %w", err)
-	}
-	for off := 0; off < len(body); {
-		n, err := unix.Pwrite(fd, body[off:], int64(off))
-		if err != nil {
-			unix.Close(fd)
-			return -1, fmt.Errorf("xpc: write out-of-line body: %w", err)
-		}
-		off += n
-	}
-	const seals = unix.F_SEAL_WRITE | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_SEAL
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("xpc: seal out-of-line body: %w", err)
-	}
-	return fd, nil
-}
-
-// readOutOfLine reads a body from a received memfd, refusing one larger than
-// max before reading it. The memfd must be sealed against writes and
-// resizing, as writeOutOfLine leaves it: that also proves it is a memory
-// file, so reading it cannot block (a file on a stuck FUSE mount could).
-func readOutOfLine(fd, max int) ([]byte, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, fmt.Errorf("out-of-line body: %w", err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, errors.New("out-of-line body is not a memory file")
-	}
-	const need = unix.F_SEAL_WRITE | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW
-	if seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0); err != nil || seals&need != need {
-		return nil, errors.New("out-of-line body is not a sealed memory file")
-	}
-	if st.Size > int64(max) {
-		return nil, fmt.Errorf("out-of-line body of %d bytes exceeds the limit of %d", st.Size, max)
-	}
-	b := make([]byte, st.Size)
-	for off := 0; off < len(b); {
-		n, err := unix.Pread(fd, b[off:], int64(off))
-		if err != nil {
-			return nil, fmt.Errorf("out-of-line body: %w", err)
-		}
-		if n == 0 {
-			return nil, errors.New("out-of-line body shrank while being read")
-		}
-		off += n
-	}
-	return b, nil
-}
-
-func closeRawFDs(fds []int) {
-	for _, fd := range fds {
-		unix.Close(fd)
-	}
-}
-
-func closeRaw(fd int) { unix.Close(fd) }
-
-// dupFile returns a close-on-exec duplicate of f's descriptor without
-// changing f (os.File.Fd would make a pollable file blocking).
-func dupFile(f *os.File) (int, error) {
-	if f == nil {
-		return -1, ErrNilObject
-	}
-	return dupConnFD(f)
-}
-
-// credits is the send side of flow control: the messages, and the body
-// bytes, that may be sent before the peer grants more.
-type credits struct {
-	mu sync.Mutex
-	n  int // messages and requests we may still send
-	// bytes is the body bytes of messages and requests sent and not yet
-	// granted back; more may be sent while it stays within window, or
-	// when it is zero (one message larger than the window, alone).
-	bytes  int64
-	window int64 // min(the peer's queued-bytes limit as announced, limit)
-	limit  int64 // our own limit on bytes the peer leaves unread
-	// windowed: the peer has announced its window. asked: a stalled
-	// frame was sent since the last grant.
-	windowed, asked bool
-	wake            chan struct{}
-	err             error
-	// onWait is told when acquire starts (+1) and stops (-1) waiting.
-	onWait func(delta int)
-	// stall sends a stalled frame, for a sender waiting for bytes.
-	stall func(ctx context.Context) error
-}
-
-// acquire takes the credit for one message of size body bytes, waiting
-// for it until ctx ends.
-func (c *credits) acquire(ctx context.Context, size int64) error {
-	waited := false
-	defer func() {
-		if waited && c.onWait != nil {
-			c.onWait(-1)
-		}
-	}()
-	for {
-		c.mu.Lock()
-		if c.err != nil {
-			err := c.err
-			c.mu.Unlock()
-			return err
-		}
-		if c.n > 0 && (c.bytes == 0 || c.bytes+size <= c.window) {
-			c.n--
-			c.bytes += size
-			c.mu.Unlock()
-			return nil
-		}
-		// Waiting for bytes: the peer may hold back a grant of less
-		// than a batch; a stalled frame asks it not to.
-		ask := c.n > 0 && !c.asked && c.stall != nil
-		c.asked = c.asked || ask
-		if c.wake == nil {
-			c.wake = make(chan struct{})
-		}
-		w := c.wake
-		c.mu.Unlock()
-		if !waited && c.onWait != nil {
-			waited = true
-			c.onWait(1)
-		}
-		if ask {
-			if err := c.stall(ctx); err != nil {
-				c.mu.Lock()
-				c.asked = false
-				c.mu.Unlock()
-				return err
-			}
-		}
-		select {
-		case <-w:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-// release gives back the credit of a message of size bytes that never left.
-func (c *credits) release(size int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.n++
-	c.bytes -= size
-	c.wakeLocked()
-}
-
-// grant adds the peer's grant of msgs messages and bytes body bytes; false
-// if it grants what was never sent.
-func (c *credits) grant(msgs int, bytes int64) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n+msgs > creditWindow || bytes > c.bytes {
-		return false
-	}
-	c.n += msgs
-	c.bytes -= bytes
-	c.asked = false
-	c.wakeLocked()
-	return true
-}
-
-// setWindow takes the peer's announced queued-bytes limit; false if it was
-// announced before.
-func (c *credits) setWindow(w int64) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.windowed {
-		return false
-	}
-	c.windowed = true
-	c.window = min(w, c.limit)
-	c.wakeLocked()
-	return true
-}
-
-func (c *credits) wakeLocked() {
-	if c.wake != nil {
-		close(c.wake)
-		c.wake = nil
-	}
-}
-
-func (c *credits) fail(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.err = err
-	c.wakeLocked()
 }

@@ -3,12 +3,9 @@ package xpc
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
-	"os"
 	"sync"
-	"time"
 
+	"github.com/goxpc/xpc/internal/sock"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,6 +14,11 @@ import (
 // message to any process, and NewEndpointConnection connects to it. Each
 // accepted client becomes a peer Connection handed to the listener's
 // handler.
+//
+// Ownership: cfg, run and stop (and an anonymous listener's accept) are set
+// when it is made, handler and admission before Activate; mu guards the
+// rest. Its accept goroutine (acceptLoop, or run) alone admits peers, one
+// at a time, reading handler and admission without the lock.
 type Listener struct {
 	cfg config
 
@@ -27,32 +29,21 @@ type Listener struct {
 	// set before Activate and only read after.
 	admission func(peer *Peer) *ErrorObject
 	peers     map[*Connection]struct{}
-	accept    *sock // anonymous: the end connect requests arrive on
-	epFD      int   // anonymous: the end endpoints duplicate; -1 once cancelled
+	accept    *sock.Socket // anonymous: the end connect requests arrive on
+	epFD      int          // anonymous: the end endpoints duplicate; -1 once cancelled
 	// For other listeners (a socket path, a service's check-in channel),
 	// run accepts until stop is called; both are nil for anonymous ones.
-	run  func()
+	run  func(l *Listener)
 	stop func()
 	done chan struct{}
 	err  error
 }
 
-// NewListener returns an inactive anonymous listener.
-func NewListener(opts ...Option) (*Listener, error) {
-	cfg, err := configure(inNewListener, opts)
-	if err != nil {
-		return nil, err
-	}
-	a, b, err := socketPair()
-	if err != nil {
-		return nil, err
-	}
-	s, err := newSock(a, "xpc-listener")
-	if err != nil {
-		unix.Close(b)
-		return nil, err
-	}
-	return &Listener{cfg: cfg, accept: s, epFD: b, peers: make(map[*Connection]struct{}), done: make(chan struct{})}, nil
+// newListener returns an inactive listener that, once active, accepts by
+// running run on a goroutine of its own until stop is called (both nil for
+// an anonymous listener, which NewListener completes).
+func newListener(cfg config, run func(l *Listener), stop func()) *Listener {
+	return &Listener{cfg: cfg, epFD: -1, peers: make(map[*Connection]struct{}), done: make(chan struct{}), run: run, stop: stop}
 }
 
 // SetHandler sets the function that receives each new peer connection, in
@@ -104,7 +95,7 @@ func (l *Listener) Activate() {
 	if l.run != nil {
 		go func() {
 			defer close(l.done)
-			l.run()
+			l.run(l)
 		}()
 		return
 	}
@@ -115,26 +106,6 @@ func (l *Listener) isActive() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.state == stateActive
-}
-
-// Endpoint returns a new endpoint for the listener, owned by the caller.
-// Sent in a message, it lets the receiver connect; it stays valid while the
-// listener lives, and connecting after the listener is cancelled fails with
-// ErrInvalid and ErrPeerGone.
-func (l *Listener) Endpoint() (*Endpoint, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.run != nil {
-		return nil, fmt.Errorf("xpc: Endpoint: %w", ErrNoEndpoint)
-	}
-	if l.epFD < 0 {
-		return nil, l.err
-	}
-	fd, err := unix.FcntlInt(uintptr(l.epFD), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("xpc: endpoint: %w", err)
-	}
-	return NewEndpoint(os.NewFile(uintptr(fd), "xpc-endpoint")), nil
 }
 
 // Transactions returns the count the listener's peers' requests are
@@ -161,16 +132,8 @@ func (l *Listener) AnnounceTermination(ctx context.Context) error {
 	}
 	var errs []error
 	for _, c := range l.Peers() {
-		c.mu.Lock()
-		lk := c.link
-		c.mu.Unlock()
-		if lk == nil {
-			continue
-		}
-		var b [frameHeaderSize]byte
-		putFrameHeader(b[:], frameHeader{kind: kindTerminating})
-		if err := lk.s.send(ctx, b[:], nil); err != nil {
-			errs = append(errs, lk.sendFailed(err))
+		if err := c.announceTermination(ctx); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
@@ -202,7 +165,7 @@ func (l *Listener) shut(err error) {
 	if l.stop != nil {
 		l.stop()
 	} else {
-		l.accept.close()
+		l.accept.Close()
 	}
 	if !wasActive {
 		close(l.done)
@@ -211,46 +174,6 @@ func (l *Listener) shut(err error) {
 
 // Done returns a channel closed when the listener has stopped.
 func (l *Listener) Done() <-chan struct{} { return l.done }
-
-func (l *Listener) acceptLoop() {
-	defer close(l.done)
-	for {
-		d, err := l.accept.recv()
-		if err != nil {
-			if errors.Is(err, os.ErrClosed) {
-				return // Cancel
-			}
-			var errno unix.Errno
-			if errors.Is(err, io.EOF) || errors.As(err, &errno) {
-				// The socket failed, which no sender can cause (EOF
-				// cannot come while the listener holds the other end);
-				// retrying would spin. Shut, so that dialers learn the
-				// listener is gone rather than wait for it.
-				l.shut(invalidError(ErrPeerGone, err, "listener failed"))
-				return
-			}
-			// A malformed request (truncated descriptors, say) costs
-			// only itself: recv has closed what arrived.
-			continue
-		}
-		l.acceptOne(&d)
-		d.release()
-	}
-}
-
-// acceptOne turns one connect request into a peer connection. Requests that
-// are not well-formed are dropped, closing what they carried: one bad
-// endpoint holder cannot stop the listener.
-func (l *Listener) acceptOne(d *datagram) {
-	h, err := parseFrameHeader(d.b)
-	if err != nil || h.kind != kindConnect || len(d.fds) != 1 || h.nfds != 1 || len(d.b) != frameHeaderSize {
-		d.closeFDs()
-		return
-	}
-	fd := d.fds[0]
-	d.fds = nil
-	l.admit(fd)
-}
 
 // admit makes fd, a connected socket whose creator or connector is the
 // client, a peer connection and hands it to the handler. It takes
@@ -263,13 +186,12 @@ func (l *Listener) admit(fd int) {
 	if l.admission != nil {
 		// Set before Activate, which started this goroutine (or made
 		// the listener active, for a service's): no lock needed.
-		if eo := l.admission(c.link.peer.Load()); eo != nil {
-			c.link.sendRefusal(eo)
-			c.invalidate(invalidError(ErrDenied, nil, "turned away: %s", eo.Description()))
+		if eo := l.admission(c.Peer()); eo != nil {
+			c.refuse(eo)
 			return
 		}
 	}
-	c.onFinal = l.forget
+	c.setOnFinal(l.forget)
 	l.mu.Lock()
 	if l.state == stateFinal {
 		// Read just before Cancel: too late.
@@ -280,100 +202,13 @@ func (l *Listener) admit(fd int) {
 	fn := l.handler
 	l.peers[c] = struct{}{}
 	l.mu.Unlock()
-	// The first frame to the client, ahead of any reply: a client that
-	// reached us by name learns who we are from the credentials the
-	// kernel stamps on it.
-	c.link.sendHello()
-	c.link.sendWindow()
+	c.greet()
 	fn(c)
-	c.mu.Lock()
-	inactive := c.state == stateInactive
-	c.mu.Unlock()
-	if inactive {
-		c.invalidate(invalidError(ErrDenied, nil, "the listener did not accept the connection"))
-	}
-}
-
-// newPeerConnection makes an inactive connection over fd, a socket received
-// in a connect request, whose peer is the process that created the socket
-// pair. It takes ownership of fd, closing it on error.
-func newPeerConnection(cfg config, fd int) (*Connection, error) {
-	if err := checkSeqpacket(fd); err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
-	// An unconnected or listening socket has no peer; the kernel would
-	// report pid 0.
-	if _, err := unix.Getpeername(fd); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("xpc: connect request with an unconnected socket: %w", err)
-	}
-	peer, err := peerOf(fd)
-	if err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
-	s, err := newSock(fd, "xpc-peer")
-	if err != nil {
-		peer.close()
-		return nil, err
-	}
-	c := newConnection(cfg)
-	c.link = newLink(c, s, peer)
-	return c, nil
+	c.cancelIfInactive(invalidError(ErrDenied, nil, "the listener did not accept the connection"))
 }
 
 func (l *Listener) forget(c *Connection) {
 	l.mu.Lock()
 	delete(l.peers, c)
 	l.mu.Unlock()
-}
-
-// dialEndpoint connects through an endpoint descriptor: it makes a socket
-// pair, passes one end to the listener in a connect request, and keeps the
-// other. The listener learns who we are from the pair (the kernel records
-// its creator); we learn who the listener is from the endpoint socket.
-func dialEndpoint(ctx context.Context, epfd int) (*sock, *Peer, error) {
-	if err := checkSeqpacket(epfd); err != nil {
-		return nil, nil, invalidError(ErrProtocol, err, "not a goxpc endpoint")
-	}
-	mine, theirs, err := socketPair()
-	if err != nil {
-		return nil, nil, err
-	}
-	defer unix.Close(theirs)
-	var hdr [frameHeaderSize]byte
-	putFrameHeader(hdr[:], frameHeader{kind: kindConnect, nfds: 1})
-	oob := unix.UnixRights(theirs)
-	for {
-		_, err = sendmsg(epfd, hdr[:], oob, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
-		if err != unix.EAGAIN && err != unix.EINTR {
-			break
-		}
-		// The listener is behind on connect requests; wait a little.
-		select {
-		case <-ctx.Done():
-			unix.Close(mine)
-			return nil, nil, ctx.Err()
-		case <-time.After(time.Millisecond):
-		}
-	}
-	if err != nil {
-		unix.Close(mine)
-		if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNREFUSED) || errors.Is(err, unix.ECONNRESET) || errors.Is(err, unix.ENOTCONN) {
-			return nil, nil, invalidError(ErrPeerGone, err, "the endpoint's listener is gone")
-		}
-		return nil, nil, invalidError(ErrPeerGone, err, "connect through endpoint")
-	}
-	peer, err := peerOf(epfd)
-	if err != nil {
-		unix.Close(mine)
-		return nil, nil, err
-	}
-	s, err := newSock(mine, "xpc-conn")
-	if err != nil {
-		peer.close()
-		return nil, nil, err
-	}
-	return s, peer, nil
 }

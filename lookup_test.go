@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/goxpc/xpc/internal/sock"
 	"github.com/goxpc/xpc/internal/wire"
 	"golang.org/x/sys/unix"
 )
@@ -41,29 +42,28 @@ func lookedUp(t *testing.T, ref lookupRef, atDial func(theirs int)) (*Connection
 	ends := make(chan int, 4)
 	c := newConnection(cfg)
 	c.reconnect = true
-	c.dial = func(ctx context.Context) (*sock, *Peer, error) {
-		mine, theirs, err := socketPair()
+	c.dial = func(ctx context.Context) (linkEnd, error) {
+		mine, theirs, err := sock.Pair()
 		if err != nil {
-			return nil, nil, err
+			return linkEnd{}, err
 		}
-		if err := setPassCredFD(mine, true); err != nil {
+		if err := sock.SetPassCred(mine, true); err != nil {
 			closeRaw(mine)
 			closeRaw(theirs)
-			return nil, nil, err
+			return linkEnd{}, err
 		}
-		s, err := newSock(mine, "test-lookup")
+		s, err := sock.New(mine, "test-lookup")
 		if err != nil {
 			closeRaw(theirs)
-			return nil, nil, err
+			return linkEnd{}, err
 		}
 		r := ref
-		s.lookup = &r
 		if atDial != nil {
 			atDial(theirs)
 		} else {
 			ends <- theirs
 		}
-		return s, nil, nil
+		return linkEnd{s: s, lookup: &r}, nil
 	}
 	c.SetHandler(newTestHandler(nil))
 	c.Activate()
@@ -239,7 +239,7 @@ func TestListenerReadsClientThatLeft(t *testing.T) {
 	})
 	defer func() { l.Cancel(); waitClosed(t, l.Done(), "listener") }()
 	var w writer
-	frame, fds, err := buildFrame(&w, kindMessage, 0, Dict("n", Int64(42)), DefaultMaxSize, 8)
+	frame, fds, err := buildFrame(&w, wire.KindMessage, 0, Dict("n", Int64(42)), DefaultMaxSize, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,12 +268,12 @@ func TestListenerReadsClientThatLeft(t *testing.T) {
 func TestBuildFrameAllocs(t *testing.T) {
 	d := Dict("op", "ping", "seq", Int64(7), "payload", []byte("0123456789"))
 	var w writer
-	if _, _, err := buildFrame(&w, kindRequest, 1, d, DefaultMaxSize, 8); err != nil {
+	if _, _, err := buildFrame(&w, wire.KindRequest, 1, d, DefaultMaxSize, 8); err != nil {
 		t.Fatal(err)
 	}
 	n := testing.AllocsPerRun(100, func() {
-		frame, fds, err := buildFrame(&w, kindRequest, 1, d, DefaultMaxSize, 8)
-		if err != nil || fds != nil || len(frame) <= frameHeaderSize {
+		frame, fds, err := buildFrame(&w, wire.KindRequest, 1, d, DefaultMaxSize, 8)
+		if err != nil || fds != nil || len(frame) <= wire.HeaderSize {
 			t.Fatalf("frame %d bytes, fds %v, %v", len(frame), fds, err)
 		}
 	})

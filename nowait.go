@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/goxpc/xpc/internal/wire"
 )
 
 // Sends that never wait. A blocking send given a context that has already
@@ -26,7 +28,7 @@ var ErrWouldBlock = errors.New("xpc: the send would have to wait")
 func (c *Connection) TrySend(msg *Dictionary) error {
 	l, err := c.getLink(noWait{}, false)
 	if err == nil {
-		err = l.sendMessage(noWait{}, kindMessage, 0, msg)
+		err = l.sendMessage(noWait{}, wire.KindMessage, 0, msg)
 	}
 	return wouldBlock(err)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goxpc/xpc/internal/wire"
 	"golang.org/x/sys/unix"
 )
 
@@ -129,15 +130,15 @@ func TestEndedContextAnnouncesNothing(t *testing.T) {
 }
 
 // rawFrames reads every frame waiting on the raw peer's socket.
-func rawFrames(t *testing.T, raw int) (frames []frameHeader, sizes []int) {
+func rawFrames(t *testing.T, raw int) (frames []wire.Header, sizes []int) {
 	t.Helper()
-	b := make([]byte, inlineMax+frameHeaderSize)
+	b := make([]byte, wire.InlineMax+wire.HeaderSize)
 	for {
 		n, _, _, _, err := unix.Recvmsg(raw, b, nil, unix.MSG_DONTWAIT)
 		if err != nil {
 			return frames, sizes
 		}
-		h, err := parseFrameHeader(b[:n])
+		h, err := wire.ParseHeader(b[:n])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -172,7 +173,7 @@ func TestTrySend(t *testing.T) {
 	messages := func() (n int, smalls int) {
 		frames, sizes := rawFrames(t, raw)
 		for i, h := range frames {
-			if h.kind == kindMessage {
+			if h.Kind == wire.KindMessage {
 				n++
 				if sizes[i] < 1024 {
 					smalls++
@@ -217,7 +218,7 @@ func TestTryReply(t *testing.T) {
 	})
 	var m [2]*Message
 	for i := range m {
-		rawSend(t, raw, frameOf(kindRequest, 0, 0, uint64(7+i), mustBody(t, Dict())))
+		rawSend(t, raw, frameOf(wire.KindRequest, 0, 0, uint64(7+i), mustBody(t, Dict())))
 		select {
 		case m[i] = <-msgs:
 		case <-ctx.Done():
@@ -227,8 +228,8 @@ func TestTryReply(t *testing.T) {
 	replies := func() (ids []uint64) {
 		frames, _ := rawFrames(t, raw)
 		for _, h := range frames {
-			if h.kind == kindReply {
-				ids = append(ids, h.id)
+			if h.Kind == wire.KindReply {
+				ids = append(ids, h.ID)
 			}
 		}
 		return ids

@@ -1,6 +1,8 @@
 package xpc
 
 import (
+	"github.com/goxpc/xpc/internal/wire"
+
 	"errors"
 	"fmt"
 )
@@ -99,7 +101,7 @@ func configure(ctor constructor, opts []Option) (config, error) {
 	c := config{
 		ctor:           ctor,
 		maxMessageSize: DefaultMaxSize,
-		maxFDs:         maxFDsPerFrame - 1,
+		maxFDs:         wire.MaxFDs - 1,
 		maxQueued:      DefaultMaxQueuedBytes,
 		maxUnread:      DefaultMaxUnreadBytes,
 	}
@@ -166,8 +168,8 @@ const (
 // message is bounded by WithMaxMessageSize alone.
 func WithMaxQueuedBytes(n int64) Option {
 	return option("WithMaxQueuedBytes", connsAndListeners, func(c *config) error {
-		if n < initialWindow || n > maxLimitBytes {
-			return fmt.Errorf("xpc: WithMaxQueuedBytes(%d): must be between %d and %d", n, int64(initialWindow), int64(maxLimitBytes))
+		if n < wire.InitialWindow || n > wire.MaxLimitBytes {
+			return fmt.Errorf("xpc: WithMaxQueuedBytes(%d): must be between %d and %d", n, int64(wire.InitialWindow), int64(wire.MaxLimitBytes))
 		}
 		c.maxQueued = n
 		return nil
@@ -188,8 +190,8 @@ func WithMaxQueuedBytes(n int64) Option {
 // peer's WithMaxQueuedBytes.
 func WithMaxUnreadBytes(n int64) Option {
 	return option("WithMaxUnreadBytes", connsAndListeners, func(c *config) error {
-		if n < initialWindow || n > maxLimitBytes {
-			return fmt.Errorf("xpc: WithMaxUnreadBytes(%d): must be between %d and %d", n, int64(initialWindow), int64(maxLimitBytes))
+		if n < wire.InitialWindow || n > wire.MaxLimitBytes {
+			return fmt.Errorf("xpc: WithMaxUnreadBytes(%d): must be between %d and %d", n, int64(wire.InitialWindow), int64(wire.MaxLimitBytes))
 		}
 		c.maxUnread = n
 		return nil
@@ -201,8 +203,8 @@ func WithMaxUnreadBytes(n int64) Option {
 // for an out-of-line body), which is also the default.
 func WithMaxFDs(n int) Option {
 	return option("WithMaxFDs", connsAndListeners, func(c *config) error {
-		if n < 0 || n > maxFDsPerFrame-1 {
-			return fmt.Errorf("xpc: WithMaxFDs(%d): must be between 0 and %d", n, maxFDsPerFrame-1)
+		if n < 0 || n > wire.MaxFDs-1 {
+			return fmt.Errorf("xpc: WithMaxFDs(%d): must be between 0 and %d", n, wire.MaxFDs-1)
 		}
 		c.maxFDs = n
 		return nil

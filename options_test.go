@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/goxpc/xpc/internal/sock"
 )
 
 // newConfig is the configuration of a connection made by hand in a test
@@ -96,7 +97,7 @@ func optionConstructors(t *testing.T) map[string]func(opt Option) error {
 			return connection(NewEndpointConnection(ep, o))
 		},
 		"NewConnectionFromFile": func(o Option) error {
-			a, b, err := socketPair()
+			a, b, err := sock.Pair()
 			if err != nil {
 				t.Fatal(err)
 			}

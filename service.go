@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/goxpc/xpc/internal/bootstrap"
-	"golang.org/x/sys/unix"
 )
 
 // Errors of the service runtime.
@@ -24,342 +23,16 @@ var (
 	ErrNotDeclared = errors.New("xpc: the name is not in the job's MachServices")
 )
 
-// NewServiceConnection returns an inactive connection to the service named
-// name, through xpcd. It looks the name up at its first send; xpcd starts
-// the service if it is not running. When the service goes away (crash,
-// idle exit, upgrade), pending replies fail with ErrInterrupted, the handler
-// gets an ErrInterrupted event, and the next send looks the name up again.
-// The lookup is pipelined: the send that makes it does not wait for xpcd,
-// and the message goes out at once, to be read by the service when xpcd
-// hands it over. A name xpcd does not know, or may not give this caller,
-// makes the connection invalid (ErrNotFound, ErrDenied, ...) when xpcd's
-// answer arrives: pending replies fail with that error and the handler
-// gets it as its last event; a one-way Send made before then has already
-// returned nil, as in XPC. If no xpcd answers at all, the send fails with
-// ErrInterrupted and the connection stays usable.
-//
-// Peer is the service's identity as the kernel stamped it on the service's
-// first frame (SO_PASSCRED and SO_PASSPIDFD: pid, uid, gid and a pidfd,
-// never the service's own word). It is known by the time the first reply
-// arrives, and nil before that and between an interruption and the next
-// exchange.
-func NewServiceConnection(name string, opts ...Option) (*Connection, error) {
-	cfg, err := configure(inNewServiceConnection, opts)
-	if err != nil {
-		return nil, err
-	}
-	if name == "" || !validCString(name) {
-		return nil, fmt.Errorf("xpc: NewServiceConnection(%q): not a valid service name", name)
-	}
-	if cfg.boot != nil && cfg.bootstrap != nil {
-		return nil, errors.New("xpc: NewServiceConnection: WithBootstrap and WithBootstrapSocket together (give the socket to NewBootstrap)")
-	}
-	c := newConnection(cfg)
-	c.reconnect = true
-	c.dial = func(ctx context.Context) (*sock, *Peer, error) { return lookupService(ctx, cfg, name) }
-	return c, nil
-}
-
-func bootstrapSockets(cfg config) []string {
-	if cfg.bootstrap != nil {
-		return cfg.bootstrap
-	}
-	return bootstrap.ClientSockets()
-}
-
-// dialBootstrap connects to the first bootstrap socket that answers.
-func dialBootstrap(ctx context.Context, cfg config) (*Connection, error) {
-	var errs []error
-	for _, path := range bootstrapSockets(cfg) {
-		c, err := DialUnix(ctx, path)
-		if err == nil {
-			c.Activate()
-			return c, nil
-		}
-		errs = append(errs, err)
-	}
-	return nil, interruptedError(errors.Join(errs...), "no bootstrap server (xpcd) answers")
-}
-
-// ErrBootstrapClosed is the cause of a lookup through a Bootstrap that was
-// closed.
-var ErrBootstrapClosed = errors.New("xpc: the Bootstrap was closed")
-
-// Bootstrap keeps one connection to xpcd open for service lookups, shared
-// by every connection made with WithBootstrap(b). Without one, each lookup
-// connects to xpcd and disconnects again; a process that connects to
-// services often saves that, as an http.Transport saves connecting for
-// each request. When xpcd restarts, the next lookup connects again. A
-// Bootstrap is safe for concurrent use; close it when done.
-type Bootstrap struct {
-	cfg config
-
-	mu     sync.Mutex
-	conn   *Connection // nil until the first lookup, and after Close
-	closed bool
-}
-
-// NewBootstrap returns a Bootstrap that connects, at its first lookup, to
-// the xpcd that WithBootstrapSocket names, or else to the one the
-// environment selects, as NewServiceConnection does. WithBootstrapSocket
-// is the only option it takes.
-func NewBootstrap(opts ...Option) (*Bootstrap, error) {
-	cfg, err := configure(inNewBootstrap, opts)
-	if err != nil {
-		return nil, err
-	}
-	return &Bootstrap{cfg: cfg}, nil
-}
-
-// get returns the live connection to xpcd, connecting if there is none.
-func (b *Bootstrap) get(ctx context.Context) (*Connection, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return nil, ErrBootstrapClosed
-	}
-	if b.conn != nil && b.conn.Err() == nil {
-		return b.conn, nil
-	}
-	if b.conn != nil {
-		b.conn.Cancel()
-		b.conn = nil
-	}
-	c, err := dialBootstrap(ctx, b.cfg)
-	if err != nil {
-		return nil, err
-	}
-	// Wait for xpcd's hello, once per connection: an xpcd that turns the
-	// connection away (too many connections) says why in its place, and
-	// the lookup fails with that reason rather than with the lookup
-	// socket closed unread, which would look like an interruption.
-	if err := c.awaitHello(ctx); err != nil {
-		c.Cancel()
-		return nil, err
-	}
-	b.conn = c
-	return c, nil
-}
-
-// drop forgets c if it is still the current connection and cancels it.
-func (b *Bootstrap) drop(c *Connection) {
-	b.mu.Lock()
-	if b.conn == c {
-		b.conn = nil
-	}
-	b.mu.Unlock()
-	c.Cancel()
-}
-
-// Close closes the connection to xpcd. Lookups through b fail from then on
-// (ErrInvalid, ErrCanceled and ErrBootstrapClosed); service connections
-// that have looked their service up already are not affected until they
-// need to look it up again.
-func (b *Bootstrap) Close() error {
-	b.mu.Lock()
-	c := b.conn
-	b.conn = nil
-	b.closed = true
-	b.mu.Unlock()
-	if c != nil {
-		c.Cancel()
-	}
-	return nil
-}
-
-// lookupService asks xpcd for name, handing it one end of a new socket
-// pair for the service; the other end becomes the link. The lookup is
-// pipelined: it is a one-way message, and the caller may send on its end
-// at once, ahead of the service. xpcd answers only a lookup it cannot
-// serve, with a refused frame on the socket itself (link.readRefusal).
-func lookupService(ctx context.Context, cfg config, name string) (*sock, *Peer, error) {
-	mine, theirs, err := socketPair()
-	if err != nil {
-		return nil, nil, err
-	}
-	end := os.NewFile(uintptr(theirs), "xpc-service-end")
-	defer end.Close()
-	// Stamping must be on before anyone else holds the other end: xpcd's
-	// refusal and the service's first frame (hello) carry their senders'
-	// identities. The link turns it off once it has the service's.
-	if err := setPassCredFD(mine, true); err != nil {
-		unix.Close(mine)
-		return nil, nil, fmt.Errorf("xpc: SO_PASSCRED: %w", err)
-	}
-	ref, err := sendLookup(ctx, cfg, name, end)
-	if err != nil {
-		unix.Close(mine)
-		return nil, nil, err
-	}
-	s, err := newSock(mine, "xpc-service")
-	if err != nil {
-		return nil, nil, err
-	}
-	s.lookup = ref
-	return s, nil, nil
-}
-
-// lookupRef is what a client end of a pipelined lookup remembers: the name
-// and the identity the kernel gave for the xpcd that got the request.
-type lookupRef struct {
-	name string
-	pid  int32
-	uid  uint32
-}
-
-// lookupRequest is the request: {"op":"lookup","name":N,"domain":D?,
-// "socket":FD}. end stays the caller's.
-func lookupRequest(cfg config, name string, end *os.File) *Dictionary {
-	req := NewDictionary(4)
-	req.Set(bootstrap.KeyOp, String(bootstrap.OpLookup))
-	req.Set(bootstrap.KeyName, String(name))
-	if cfg.domain != "" {
-		req.Set(bootstrap.KeyDomain, String(cfg.domain))
-	}
-	req.Set(bootstrap.KeySocket, NewFD(end))
-	return req
-}
-
-// sendLookup sends the lookup of name, with a duplicate of end, to xpcd:
-// on the Bootstrap's shared connection, or on a connection made for it and
-// closed at once.
-func sendLookup(ctx context.Context, cfg config, name string, end *os.File) (*lookupRef, error) {
-	req := lookupRequest(cfg, name, end)
-	if cfg.boot == nil {
-		return sendLookupOnce(ctx, cfg, name, req)
-	}
-	for attempt := 0; ; attempt++ {
-		bc, err := cfg.boot.get(ctx)
-		if err != nil {
-			if errors.Is(err, ErrBootstrapClosed) {
-				return nil, invalidError(ErrCanceled, err, "lookup of %s", name)
-			}
-			return nil, err
-		}
-		p := bc.Peer()
-		if p == nil {
-			cfg.boot.drop(bc)
-			return nil, interruptedError(nil, "lookup of %s: xpcd's identity is unknown", name)
-		}
-		err = bc.Send(ctx, req)
-		if err == nil {
-			return &lookupRef{name: name, pid: int32(p.PID), uid: p.UID}, nil
-		}
-		if ctx.Err() != nil {
-			return nil, err
-		}
-		// The shared connection failed (xpcd restarted): once more, on
-		// a new one.
-		cfg.boot.drop(bc)
-		if attempt > 0 {
-			return nil, interruptedError(err, "lookup of %s", name)
-		}
-	}
-}
-
-// sendLookupOnce connects to the first bootstrap socket that answers,
-// sends req as a one-way message and closes: no goroutine, no reply.
-func sendLookupOnce(ctx context.Context, cfg config, name string, req *Dictionary) (*lookupRef, error) {
-	var w writer
-	frame, fds, err := buildFrame(&w, kindMessage, 0, req, cfg.maxMessageSize, cfg.maxFDs)
-	if err != nil {
-		return nil, err
-	}
-	defer closeRawFDs(fds)
-	var errs []error
-	for _, path := range bootstrapSockets(cfg) {
-		ref, err := sendFrameTo(ctx, path, frame, fds)
-		if err == nil {
-			ref.name = name
-			return ref, nil
-		}
-		if ctx.Err() != nil {
-			return nil, err
-		}
-		errs = append(errs, err)
-	}
-	return nil, interruptedError(errors.Join(errs...), "no bootstrap server (xpcd) answers")
-}
-
-// sendFrameTo connects to the listener at path, sends one frame without
-// waiting for anything, and closes. It returns the listener's identity as
-// the kernel recorded it at connect. The listener's hello is never read;
-// the frame, in its queue, is read all the same.
-func sendFrameTo(ctx context.Context, path string, frame []byte, fds []int) (*lookupRef, error) {
-	if len(path) > maxSunPath {
-		return nil, fmt.Errorf("xpc: connect %s: %w", path, ErrPathTooLong)
-	}
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
-	if err != nil {
-		return nil, fmt.Errorf("xpc: socket: %w", err)
-	}
-	err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
-	if errors.Is(err, unix.EAGAIN) {
-		// The listener's backlog is full: wait for room, within ctx.
-		unix.Close(fd)
-		if fd, err = dialUnixFD(ctx, path); err == nil {
-			err = unix.SetNonblock(fd, true)
-		}
-	}
-	if err != nil {
-		if fd >= 0 {
-			unix.Close(fd)
-		}
-		return nil, fmt.Errorf("xpc: connect %s: %w", path, err)
-	}
-	defer unix.Close(fd)
-	cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
-	if err != nil {
-		return nil, fmt.Errorf("xpc: SO_PEERCRED: %w", err)
-	}
-	var oob []byte
-	if len(fds) > 0 {
-		oob = unix.UnixRights(fds...)
-	}
-	// A new connection's queue is empty: a small frame never waits.
-	if err := unix.Sendmsg(fd, frame, oob, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT); err != nil {
-		return nil, fmt.Errorf("xpc: send to %s: %w", path, err)
-	}
-	return &lookupRef{pid: cred.Pid, uid: cred.Uid}, nil
-}
-
-// bootstrapError maps xpcd's error replies to the library's error values.
-func bootstrapError(err error, name string) error {
-	var re *RemoteError
-	if !errors.As(err, &re) {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return err
-		}
-		return interruptedError(err, "lookup of %s", name)
-	}
-	return refusalError(re.Object, name)
-}
-
-// refusalError maps the error object of a refusal (xpcd's error replies,
-// a refused frame) to the library's error values by its "reason" key;
-// what names what was refused when the object has no description.
-func refusalError(eo *ErrorObject, what string) error {
-	desc := eo.Description()
-	if desc == "" {
-		desc = what
-	}
-	reason, _ := eo.String(bootstrap.KeyReason)
-	switch reason {
-	case bootstrap.ReasonNotFound, bootstrap.ReasonWrongDomain:
-		return invalidError(ErrNotFound, nil, "%s", desc)
-	case bootstrap.ReasonDenied:
-		return invalidError(ErrDenied, nil, "%s", desc)
-	case bootstrap.ReasonNotApproved:
-		return invalidError(ErrNotApproved, nil, "%s", desc)
-	case "":
-		return invalidError(ErrDenied, nil, "%s", desc)
-	}
-	return invalidError(ErrDenied, nil, "%s (%s)", desc, reason)
-}
-
 // Service is a service's side of xpcd: its check-in channel, its
 // listeners, and the transaction count xpcd's idle exit reads. A process
 // started by xpcd gets one from CheckIn.
+//
+// Ownership: cfg, label, tx, ctx and the channels are set by CheckIn; mu
+// guards the check-in channel (ctl, replaced when xpcd restarts and the
+// service is adopted again), the listeners by name and the count last
+// reported. The check-in channel's handler (controlHandler) runs on that
+// connection's dispatcher; the reporter (reportTransactions) and a
+// re-adoption (readopt) run on goroutines of their own, counted in wg.
 type Service struct {
 	cfg   config
 	label string
@@ -379,6 +52,9 @@ type Service struct {
 	txLooks     atomic.Int64 // times the reporter looked at the count (tests)
 }
 
+// serviceListener is a listener xpcd hands clients to: they arrive on the
+// check-in channel and are admitted at once, or queued (mu) for the
+// listener's own goroutine (run) while it is busy or not yet active.
 type serviceListener struct {
 	l     *Listener
 	mu    sync.Mutex
@@ -446,18 +122,16 @@ func (s *Service) Listen(ctx context.Context, name string) (*Listener, error) {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("xpc: Listen(%q): already listening", name)
 	}
-	cfg := s.cfg
-	l := &Listener{cfg: cfg, epFD: -1, peers: make(map[*Connection]struct{}), done: make(chan struct{})}
-	sl := &serviceListener{l: l, wake: make(chan struct{}, 1), stop: make(chan struct{})}
-	l.run = sl.run
-	l.stop = func() {
+	sl := &serviceListener{wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	l := newListener(s.cfg, func(*Listener) { sl.run() }, func() {
 		close(sl.stop)
 		s.mu.Lock()
 		if s.listeners[name] == sl {
 			delete(s.listeners, name)
 		}
 		s.mu.Unlock()
-	}
+	})
+	sl.l = l
 	s.listeners[name] = sl
 	ctl := s.ctl
 	s.mu.Unlock()
@@ -567,53 +241,71 @@ type controlHandler struct {
 }
 
 func (h *controlHandler) HandleMessage(ctx context.Context, m *Message) {
-	s := h.s
 	op, _ := m.Body.String(bootstrap.KeyOp)
 	switch op {
 	case bootstrap.OpConnect:
 		name, _ := m.Body.String(bootstrap.KeyName)
-		end, _ := m.Body.Get(bootstrap.KeySocket).(*FD)
-		if end == nil {
-			break
-		}
-		s.mu.Lock()
-		sl := s.listeners[name]
-		s.mu.Unlock()
-		if sl != nil {
-			if fd, err := dupFile(end.File()); err == nil {
-				sl.deliver(fd)
-			}
+		if end, _ := m.Body.Get(bootstrap.KeySocket).(*FD); end != nil {
+			h.s.connectClient(name, end)
 		}
 	case bootstrap.OpTerminate:
-		s.termOnce.Do(func() {
-			s.mu.Lock()
-			ls := make([]*Listener, 0, len(s.listeners))
-			for _, sl := range s.listeners {
-				ls = append(ls, sl.l)
-			}
-			s.mu.Unlock()
-			for _, l := range ls {
-				_ = l.AnnounceTermination(ctx)
-			}
-			close(s.terminating)
-		})
+		h.s.terminate(ctx)
 	}
 	_ = CloseAttachments(m.Body)
 }
 
 func (h *controlHandler) HandleEvent(err error) {
-	if !errors.Is(err, ErrInvalid) {
-		return
+	if errors.Is(err, ErrInvalid) {
+		h.s.channelLost(h.ctl)
 	}
-	s := h.s
+}
+
+// connectClient hands a client xpcd connected for name, end (which stays
+// the caller's), to the listener for name, if there is one.
+func (s *Service) connectClient(name string, end *FD) {
 	s.mu.Lock()
-	current := s.ctl == h.ctl
+	sl := s.listeners[name]
+	s.mu.Unlock()
+	if sl != nil {
+		if fd, err := dupFile(end.File()); err == nil {
+			sl.deliver(fd)
+		}
+	}
+}
+
+// terminate tells every listener's peers, once, that the service is about
+// to be stopped, and closes Terminating's channel.
+func (s *Service) terminate(ctx context.Context) {
+	s.termOnce.Do(func() {
+		for _, l := range s.currentListeners() {
+			_ = l.AnnounceTermination(ctx)
+		}
+		close(s.terminating)
+	})
+}
+
+// currentListeners returns the service's listeners.
+func (s *Service) currentListeners() []*Listener {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ls := make([]*Listener, 0, len(s.listeners))
+	for _, sl := range s.listeners {
+		ls = append(ls, sl.l)
+	}
+	return ls
+}
+
+// channelLost is told that the check-in channel ctl has ended: if it is
+// the current one, xpcd went away (restart, crash), and the service
+// checks in again once it is back.
+func (s *Service) channelLost(ctl *Connection) {
+	s.mu.Lock()
+	current := s.ctl == ctl
 	if current {
 		s.ctl = nil
 	}
 	s.mu.Unlock()
 	if current && s.ctx.Err() == nil {
-		// xpcd went away (restart, crash): check in again once it is back.
 		s.wg.Add(1)
 		go s.readopt()
 	}
@@ -650,9 +342,7 @@ func (s *Service) tryAdopt() error {
 	}
 	// Re-home the connection: the bootstrap connection becomes the
 	// check-in channel. Its handler is replaced by the control handler.
-	ctl.mu.Lock()
-	ctl.handler = &controlHandler{s: s, ctl: ctl}
-	ctl.mu.Unlock()
+	ctl.replaceHandler(&controlHandler{s: s, ctl: ctl})
 	s.mu.Lock()
 	s.ctl = ctl
 	s.reported = -1
@@ -718,16 +408,7 @@ func (s *Service) reportTransactions() {
 		due := ctl != nil && n != last &&
 			(last < 0 || (last == 0 && n > 0) || time.Since(sent) >= txSettle)
 		if due {
-			ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
-			err := ctl.Send(ctx, Dict(bootstrap.KeyOp, bootstrap.OpTransactions, bootstrap.KeyCount, n))
-			cancel()
-			if err == nil {
-				s.mu.Lock()
-				if s.ctl == ctl {
-					s.reported = n
-				}
-				s.mu.Unlock()
-			}
+			err := s.reportCount(ctl, n)
 			sent = time.Now()
 			if err == nil {
 				continue
@@ -767,6 +448,22 @@ func (s *Service) reportTransactions() {
 			}
 		}
 	}
+}
+
+// reportCount sends the transaction count n to xpcd on ctl, and records it
+// as reported if ctl is still the check-in channel.
+func (s *Service) reportCount(ctl *Connection, n int) error {
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	err := ctl.Send(ctx, Dict(bootstrap.KeyOp, bootstrap.OpTransactions, bootstrap.KeyCount, n))
+	cancel()
+	if err == nil {
+		s.mu.Lock()
+		if s.ctl == ctl {
+			s.reported = n
+		}
+		s.mu.Unlock()
+	}
+	return err
 }
 
 // Close stops the runtime: the check-in channel and every listener.

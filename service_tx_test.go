@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/goxpc/xpc/internal/sock"
 )
 
 // txRecorder is xpcd's end of a check-in channel: it records the
@@ -55,7 +56,7 @@ func (r *txRecorder) waitLast(t *testing.T, want int64) {
 // newTestService returns a Service whose check-in channel ends at rec.
 func newTestService(t *testing.T, rec *txRecorder) *Service {
 	t.Helper()
-	a, b, err := socketPair()
+	a, b, err := sock.Pair()
 	if err != nil {
 		t.Fatal(err)
 	}

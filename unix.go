@@ -7,8 +7,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"syscall"
 
+	"github.com/goxpc/xpc/internal/sock"
 	"golang.org/x/sys/unix"
 )
 
@@ -62,10 +62,7 @@ func ListenUnix(path string, mode os.FileMode, opts ...Option) (*Listener, error
 		ln.Close()
 		return nil, fmt.Errorf("xpc: listen %s: %w", path, err)
 	}
-	l := &Listener{cfg: cfg, epFD: -1, peers: make(map[*Connection]struct{}), done: make(chan struct{})}
-	l.run = func() { a.run(l.admit) }
-	l.stop = a.close
-	return l, nil
+	return newListener(cfg, func(l *Listener) { a.run(l.admit) }, a.close), nil
 }
 
 // removeStaleSocket removes a socket file nobody listens on any more.
@@ -91,39 +88,13 @@ func removeStaleSocket(path string) error {
 	return nil
 }
 
-// dupConnFD returns a close-on-exec duplicate of c's descriptor without
-// changing c (os.File.Fd would make a pollable file blocking).
-func dupConnFD(c syscall.Conn) (int, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	nfd := -1
-	var derr error
-	if err := rc.Control(func(fd uintptr) {
-		nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
-		return -1, err
-	}
-	if derr != nil {
-		return -1, fmt.Errorf("xpc: dup: %w", derr)
-	}
-	return nfd, nil
-}
-
 // dialUnixFD connects a SOCK_SEQPACKET socket to path and returns its raw,
 // close-on-exec descriptor.
 func dialUnixFD(ctx context.Context, path string) (int, error) {
 	if len(path) > maxSunPath {
 		return -1, fmt.Errorf("xpc: connect %s: %w", path, ErrPathTooLong)
 	}
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unixpacket", path)
-	if err != nil {
-		return -1, err
-	}
-	defer c.Close()
-	return dupConnFD(c.(*net.UnixConn))
+	return sock.Dial(ctx, path)
 }
 
 // NewConnectionFromFile returns an inactive connection over f, a connected
@@ -162,8 +133,7 @@ func DialUnix(ctx context.Context, path string, opts ...Option) (*Connection, er
 	if err != nil {
 		return nil, err
 	}
-	c.link.s.dialed.Store(true)
-	c.link.helloSeen = make(chan struct{})
+	c.link.awaitAdmission()
 	return c, nil
 }
 
@@ -178,13 +148,5 @@ func (c *Connection) awaitHello(ctx context.Context) error {
 	if l == nil {
 		return c.Err()
 	}
-	if l.helloSeen == nil {
-		return nil
-	}
-	select {
-	case <-l.helloSeen:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return l.dead()
+	return l.awaitHello(ctx)
 }

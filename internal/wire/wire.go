@@ -1,7 +1,3 @@
-// Package wire holds the header of goxpc's local frame format
-// (docs/PROTOCOL.md §7), shared by the xpc library, which speaks it on every
-// connection, and xpcd, which writes one kind of frame itself: the refusal
-// that answers a pipelined lookup it cannot serve.
 package wire
 
 import (
@@ -14,6 +10,39 @@ const Version = 1
 
 // HeaderSize is the size of a frame header; a body, if any, follows it.
 const HeaderSize = 16
+
+// The protocol's sizes and limits, which both ends of a connection must
+// agree on.
+const (
+	// InlineMax is the largest frame sent as one datagram. A larger body
+	// travels out of line: in a sealed memfd attached as the frame's
+	// first descriptor (WriteOutOfLine).
+	InlineMax = 64 << 10
+
+	// MaxFDs is SCM_MAX_FD, the kernel's limit of descriptors per
+	// sendmsg, and so per frame.
+	MaxFDs = 253
+
+	// CreditWindow is how many messages and requests one side may send
+	// before the other side has dequeued them and granted more.
+	CreditWindow = 256
+
+	// InitialWindow is how many body bytes of messages and requests one
+	// side may have outstanding (sent, and not yet dequeued by the
+	// receiver and granted back) before the receiver has announced its
+	// own limit in a window frame. It is also the smallest limit a
+	// receiver may set, so no sender ever goes over a limit it has not
+	// yet heard of.
+	InitialWindow = 1 << 20
+
+	// CreditBytesShift places the bytes granted in a credit frame's id,
+	// above the messages granted.
+	CreditBytesShift = 16
+
+	// MaxLimitBytes bounds the byte limits (window, unread replies), so
+	// that any count of them fits a credit frame's id.
+	MaxLimitBytes = 1 << 40
+)
 
 // Kind is a frame's kind, its second byte.
 type Kind uint8

@@ -4,8 +4,8 @@ import (
 	"fmt"
 
 	"github.com/goxpc/xpc"
+	"github.com/goxpc/xpc/internal/sock"
 	"github.com/goxpc/xpc/internal/wire"
-	"golang.org/x/sys/unix"
 )
 
 // refuse answers a pipelined lookup that failed: it writes a refused frame
@@ -32,20 +32,19 @@ func refuse(end *xpc.FD, oe *opError) error {
 	if err := rc.Control(func(fd uintptr) {
 		// Only into what a client makes for a lookup: xpcd writes
 		// nothing onto any other kind of socket it is handed.
-		t, terr := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE)
-		d, derr := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
-		if terr != nil || derr != nil || t != unix.SOCK_SEQPACKET || d != unix.AF_UNIX {
-			serr = fmt.Errorf("not an AF_UNIX SOCK_SEQPACKET socket")
+		if serr = sock.CheckSeqpacket(int(fd)); serr != nil {
 			return
 		}
 		// The socket is new and nobody has read it: a small frame never
 		// has to wait.
-		serr = unix.Sendmsg(int(fd), frame, nil, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
+		if serr = wire.SendNow(int(fd), frame, nil); serr != nil {
+			serr = fmt.Errorf("send: %w", serr)
+		}
 	}); err != nil {
 		return fmt.Errorf("refusal: %w", err)
 	}
 	if serr != nil {
-		return fmt.Errorf("refusal: send: %w", serr)
+		return fmt.Errorf("refusal: %w", serr)
 	}
 	return nil
 }
