@@ -405,6 +405,38 @@ func TestWrapperErrors(t *testing.T) {
 	}
 }
 
+// TestWrapperBodyMagic: a RemoteXPC message's body has the RemoteXPC magic
+// in both directions. EncodeWrapped writes it; a wrapper around a local
+// ("@XPC") body is refused, by ParseWrapper and DecodeWrapped alike.
+func TestWrapperBodyMagic(t *testing.T) {
+	obj := Dict("k", "v")
+	wrapped, err := EncodeWrapped(RemoteMessage{Header: WrapperHeader{Flags: FlagAlwaysSet}, Body: obj})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := PeekMagic(wrapped[WrapperHeaderSize:]); m != MagicRemote {
+		t.Fatalf("EncodeWrapped wrote body magic %#x", m)
+	}
+	local, _, err := AppendBody(nil, MagicLocal, obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := append(AppendWrapper(nil, FlagAlwaysSet, 3, len(local)), local...)
+	_, _, perr := ParseWrapper(in)
+	_, derr := DecodeWrapped(in)
+	for name, err := range map[string]error{"ParseWrapper": perr, "DecodeWrapped": derr} {
+		var de *DecodeError
+		if !errors.As(err, &de) || !errors.Is(err, ErrBadMagic) || de.Offset != WrapperHeaderSize {
+			t.Errorf("%s of a wrapped local body: %v, want ErrBadMagic at offset %d", name, err, WrapperHeaderSize)
+		}
+	}
+	// The same body with the RemoteXPC magic is fine.
+	binary.LittleEndian.PutUint32(in[WrapperHeaderSize:], MagicRemote)
+	if m, err := DecodeWrapped(in); err != nil || !Equal(m.Body, obj) {
+		t.Errorf("wrapped remote body: %v %v", m.Body, err)
+	}
+}
+
 // FuzzDecode checks that no input panics the decoder, and that whatever it
 // accepts re-encodes to the same bytes and decodes to an equal value.
 func FuzzDecode(f *testing.F) {
@@ -454,7 +486,7 @@ func FuzzDecodeWrapped(f *testing.F) {
 		}
 		if m.Body != nil {
 			if magic, _ := PeekMagic(in[WrapperHeaderSize:]); magic != MagicRemote {
-				return // EncodeWrapped always writes the RemoteXPC magic
+				t.Fatalf("accepted a wrapped body with magic %#x", magic)
 			}
 		}
 		out, err := EncodeWrapped(m)

@@ -209,27 +209,36 @@ func (r *reader) end() error {
 
 func (r *reader) need(n int) error {
 	if n < 0 || n > len(r.b)-r.off {
-		return r.fail(r.off, ErrTruncated, "need %d bytes, %d remain", n, len(r.b)-r.off)
+		return r.truncated(n)
 	}
 	return nil
 }
 
+// truncated is the error for n bytes needed where fewer remain. It is out of
+// line so that need, u32 and u64, which run for every object, stay small:
+// need is inlined, and u32 and u64 call nothing.
+//
+//go:noinline
+func (r *reader) truncated(n int) error {
+	return r.fail(r.off, ErrTruncated, "need %d bytes, %d remain", n, len(r.b)-r.off)
+}
+
 func (r *reader) u32() (uint32, error) {
-	if err := r.need(4); err != nil {
-		return 0, err
+	b := r.b[r.off:]
+	if len(b) < 4 {
+		return 0, r.truncated(4)
 	}
-	v := binary.LittleEndian.Uint32(r.b[r.off:])
 	r.off += 4
-	return v, nil
+	return binary.LittleEndian.Uint32(b), nil
 }
 
 func (r *reader) u64() (uint64, error) {
-	if err := r.need(8); err != nil {
-		return 0, err
+	b := r.b[r.off:]
+	if len(b) < 8 {
+		return 0, r.truncated(8)
 	}
-	v := binary.LittleEndian.Uint64(r.b[r.off:])
 	r.off += 8
-	return v, nil
+	return binary.LittleEndian.Uint64(b), nil
 }
 
 // skipPad consumes the zero padding after n payload bytes.
@@ -282,67 +291,6 @@ func (r *reader) strPayload() (string, error) {
 		return "", r.fail(start+4, ErrBadString, "not valid UTF-8")
 	}
 	return r.text(start+4, p), nil
-}
-
-// keyBytes reads a NUL-terminated, padded dictionary key before end, aliasing
-// the input.
-func (r *reader) keyBytes(end int) ([]byte, error) {
-	start := r.off
-	i := bytes.IndexByte(r.b[r.off:end], 0)
-	if i < 0 {
-		return nil, r.fail(start, ErrBadKey, "no NUL before the end of the dictionary")
-	}
-	k := r.b[r.off : r.off+i]
-	if !utf8.Valid(k) {
-		return nil, r.fail(start, ErrBadKey, "not valid UTF-8")
-	}
-	r.off += i + 1
-	if err := r.skipPad(i + 1); err != nil {
-		return nil, err
-	}
-	return k, nil
-}
-
-// container reads a container's byte length and count. minEntry is the
-// fewest bytes one entry can take, so a count the length cannot hold is
-// rejected before anything is allocated for it. It returns the offset where
-// the container must end.
-func (r *reader) container(t Type, minEntry int) (end, count int, err error) {
-	r.depth++
-	if r.depth > r.lim.maxDepth() {
-		return 0, 0, r.fail(r.off-4, ErrTooDeep, "more than %d levels", r.lim.maxDepth())
-	}
-	lenOff := r.off
-	n32, err := r.u32()
-	if err != nil {
-		return 0, 0, err
-	}
-	n := int(n32)
-	if n < 4 || n&3 != 0 {
-		return 0, 0, r.fail(lenOff, ErrBadLength, "%v byte length %d", t, n)
-	}
-	if n > len(r.b)-r.off {
-		return 0, 0, r.fail(lenOff, ErrTruncated, "%v byte length %d but %d bytes remain", t, n, len(r.b)-r.off)
-	}
-	end = r.off + n
-	c32, err := r.u32()
-	if err != nil {
-		return 0, 0, err
-	}
-	if uint64(c32)*uint64(minEntry) > uint64(n-4) {
-		return 0, 0, r.fail(lenOff+4, ErrBadLength, "%v count %d cannot fit in %d bytes", t, c32, n)
-	}
-	return end, int(c32), nil
-}
-
-// closeContainer checks that a container's entries filled its byte length
-// exactly.
-func (r *reader) closeContainer(t Type, end int) error {
-	r.depth--
-	if r.off != end {
-		return r.fail(r.off, ErrBadLength, "%v entries end at %d, byte length says %d", t, r.off, end)
-	}
-	return nil
 }
 
 func (r *reader) tag() (Type, int, error) {
@@ -424,49 +372,39 @@ func (r *reader) value(t Type, off int) (Object, error) {
 }
 
 func (r *reader) array() (Object, error) {
-	end, n, err := r.container(TypeArray, 4)
-	if err != nil {
+	var w walk
+	if err := w.open(r, TypeArray); err != nil {
 		return nil, err
 	}
-	a := make(Array, n)
-	for i := range a {
-		if a[i], err = r.object(); err != nil {
+	a := make(Array, w.count)
+	for w.more(r) {
+		var err error
+		if a[w.i], err = r.object(); err != nil {
 			return nil, err
 		}
-		if r.off > end {
-			return nil, r.fail(end, ErrBadLength, "array element %d runs past the array's end", i)
-		}
 	}
-	return a, r.closeContainer(TypeArray, end)
+	return a, w.close(r)
 }
 
 func (r *reader) dict() (Object, error) { return r.dictionary(TypeDictionary) }
 
 func (r *reader) dictionary(t Type) (*Dictionary, error) {
-	end, n, err := r.container(t, 8)
-	if err != nil {
+	var w walk
+	if err := w.open(r, t); err != nil {
 		return nil, err
 	}
-	d := NewDictionary(n)
-	for range n {
-		koff := r.off
-		kb, err := r.keyBytes(end)
-		if err != nil {
-			return nil, err
-		}
-		if d.findBytes(kb) >= 0 {
-			return nil, r.fail(koff, ErrDuplicateKey, "%q", kb)
+	d := NewDictionary(w.count)
+	for w.more(r) && w.readKey(r) {
+		if d.findBytes(w.key) >= 0 {
+			return nil, w.duplicate(r)
 		}
 		v, err := r.object()
 		if err != nil {
 			return nil, err
 		}
-		if r.off > end {
-			return nil, r.fail(end, ErrBadLength, "value of %q runs past the dictionary's end", kb)
-		}
-		d.add(r.text(koff, kb), v)
+		d.add(r.text(w.keyOff, w.key), v)
 	}
-	return d, r.closeContainer(t, end)
+	return d, w.close(r)
 }
 
 // findBytes is find for a key still in the input, without converting it.

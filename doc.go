@@ -74,7 +74,9 @@
 // failure is a *DecodeError naming its kind (ErrTruncated, ErrBadLength, ...)
 // and byte offset. Strings that are not valid UTF-8 are rejected, not
 // replaced. DecodeWrapped and EncodeWrapped handle RemoteXPC's 24-byte
-// message wrapper. Tagged JSON (MarshalTaggedJSON, UnmarshalTaggedJSON) and
+// message wrapper, whose body always has MagicRemote: both refuse a local
+// body inside it. Doubles keep their bits both ways; a NaN read from text
+// is C's NAN (0x7FF8000000000000). Tagged JSON (MarshalTaggedJSON, UnmarshalTaggedJSON) and
 // property-list conversions (FromPlist, ToPlist) give human-readable forms.
 //
 // # Descriptors and ownership

@@ -81,8 +81,17 @@ type Int64 int64
 // Uint64 is an XPC unsigned 64-bit integer.
 type Uint64 uint64
 
-// Double is an XPC IEEE-754 double.
+// Double is an XPC IEEE-754 double. Encoding writes its bits as they are,
+// a NaN's payload and sign included, so that a decoded message re-encodes
+// to the same bytes. A NaN read from text (tagged JSON's "NaN", a text or
+// XML property list's nan) is the canonical quiet NaN, 0x7FF8000000000000:
+// what C's NAN is and what Apple's peers send. Go's math.NaN() is
+// 0x7FF8000000000001, and a Double made from it keeps those bits; for C's,
+// use Double(math.Float64frombits(0x7FF8000000000000)).
 type Double float64
+
+// canonicalNaN is the bits of the canonical quiet NaN (see Double).
+const canonicalNaN uint64 = 0x7FF8000000000000
 
 // Date is an XPC date: nanoseconds since 1970-01-01 00:00:00 UTC.
 type Date int64

@@ -59,6 +59,8 @@ import (
 //     such a string in XML (use binary) rather than let it be replaced. A
 //     plist string or key holding NUL or invalid UTF-8 (possible in binary)
 //     has no XPC form and FromPlist refuses it.
+//   - NaN payloads. XML writes every NaN as nan, which reads back as the
+//     canonical NaN (see Double); a binary plist's NaN keeps its bits.
 //   - Binary limits of howett.net/plist, refused by ToPlist rather than
 //     written wrong: a NaN; 0.0 and -0.0 in one document; two different
 //     data values with the same CRC-32. XML carries all three.
@@ -155,7 +157,7 @@ func FromPlist(data []byte) (Object, PlistFormat, error) {
 	if v == nil {
 		return nil, 0, &PlistError{Err: fmt.Errorf("%w: no value in the document", ErrBadPlist)}
 	}
-	obj, err := fromPlistValue(v, 0)
+	obj, err := plistReader{text: format != plist.BinaryFormat}.value(v, 0)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -175,7 +177,14 @@ func plistUnmarshal(data []byte) (v any, format int, err error) {
 	return v, format, err
 }
 
-func fromPlistValue(v any, depth int) (Object, error) {
+// plistReader converts the values howett.net/plist reads to objects.
+type plistReader struct {
+	// text: the document is XML or text, where a NaN is written "nan" and
+	// becomes the canonical NaN (see Double); a binary one keeps its bits.
+	text bool
+}
+
+func (p plistReader) value(v any, depth int) (Object, error) {
 	switch v := v.(type) {
 	case string:
 		if !validCString(v) {
@@ -190,9 +199,9 @@ func fromPlistValue(v any, depth int) (Object, error) {
 		}
 		return Uint64(v), nil
 	case float64:
-		return Double(v), nil
+		return p.double(v), nil
 	case float32:
-		return Double(v), nil
+		return p.double(float64(v)), nil
 	case bool:
 		return Bool(v), nil
 	case []byte:
@@ -213,7 +222,7 @@ func fromPlistValue(v any, depth int) (Object, error) {
 		}
 		a := make(Array, len(v))
 		for i, e := range v {
-			o, err := fromPlistValue(e, depth+1)
+			o, err := p.value(e, depth+1)
 			if err != nil {
 				return nil, prefixPlistPath(err, "["+strconv.Itoa(i)+"]")
 			}
@@ -234,7 +243,7 @@ func fromPlistValue(v any, depth int) (Object, error) {
 			if !validCString(k) {
 				return nil, &PlistError{Path: strconv.Quote(k), Err: fmt.Errorf("%w: a key holding NUL or invalid UTF-8 has no XPC form", ErrNotRepresentable)}
 			}
-			o, err := fromPlistValue(v[k], depth+1)
+			o, err := p.value(v[k], depth+1)
 			if err != nil {
 				return nil, prefixPlistPath(err, k)
 			}
@@ -243,6 +252,13 @@ func fromPlistValue(v any, depth int) (Object, error) {
 		return d, nil
 	}
 	return nil, &PlistError{Err: fmt.Errorf("%w: unexpected %T from the parser", ErrNotRepresentable, v)}
+}
+
+func (p plistReader) double(f float64) Double {
+	if p.text && math.IsNaN(f) {
+		return Double(math.Float64frombits(canonicalNaN))
+	}
+	return Double(f)
 }
 
 // prefixPlistPath puts elem in front of a PlistError's path as it unwinds.

@@ -242,7 +242,7 @@ func TestToPlistErrors(t *testing.T) {
 	crcA, _ := hex.DecodeString("adc8875fb9dfb7b0")
 	crcB, _ := hex.DecodeString("9af75a0798df5aa3") // same CRC-32 as crcA
 	for name, obj := range map[string]xpc.Object{
-		"NaN":         jsonTestDict("n", xpc.Double(math.NaN())),
+		"NaN":         jsonTestDict("n", xpc.Double(math.Float64frombits(0x7FF8000000000000))),
 		"signed zero": xpc.Array{xpc.Double(0), xpc.Double(math.Copysign(0, -1))},
 		"CRC-32":      jsonTestDict("a", xpc.Data(crcA), "b", xpc.Data(crcB)),
 	} {

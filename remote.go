@@ -42,7 +42,10 @@ func IsWrapped(b []byte) bool {
 
 // ParseWrapper splits a complete wrapped message into its header and body.
 // The body length must match the bytes that follow exactly (an empty body is
-// allowed: RemoteXPC sends header-only messages). Errors are *DecodeError.
+// allowed: RemoteXPC sends header-only messages). A RemoteXPC message's body
+// has the RemoteXPC magic, MagicRemote, which EncodeWrapped always writes: a
+// body with the local magic ("@XPC") is refused with ErrBadMagic (see
+// docs/PROTOCOL.md §4). Errors are *DecodeError.
 func ParseWrapper(b []byte) (WrapperHeader, []byte, error) {
 	var h WrapperHeader
 	if len(b) < WrapperHeaderSize {
@@ -64,7 +67,12 @@ func ParseWrapper(b []byte) (WrapperHeader, []byte, error) {
 		return h, nil, &DecodeError{Offset: WrapperHeaderSize + int(h.BodyLen), Err: ErrTrailingBytes,
 			Detail: fmt.Sprintf("%d bytes after the body", rest-h.BodyLen)}
 	}
-	return h, b[WrapperHeaderSize:], nil
+	body := b[WrapperHeaderSize:]
+	if len(body) >= 4 && binary.LittleEndian.Uint32(body) == MagicLocal {
+		return h, nil, &DecodeError{Offset: WrapperHeaderSize, Err: ErrBadMagic,
+			Detail: fmt.Sprintf("body magic %#08x (\"@XPC\", local XPC) in a RemoteXPC message, whose bodies have the magic %#08x", MagicLocal, MagicRemote)}
+	}
+	return h, body, nil
 }
 
 // RemoteMessage is a decoded RemoteXPC message. Body is nil for a header-only one.
@@ -73,8 +81,9 @@ type RemoteMessage struct {
 	Body   Object
 }
 
-// DecodeWrapped parses a complete wrapped message and its body. Error
-// offsets count from the start of the wrapper.
+// DecodeWrapped parses a complete wrapped message and its body, which must
+// have the RemoteXPC magic (see ParseWrapper). Error offsets count from the
+// start of the wrapper.
 func DecodeWrapped(b []byte) (RemoteMessage, error) {
 	h, body, err := ParseWrapper(b)
 	if err != nil {
@@ -92,7 +101,8 @@ func DecodeWrapped(b []byte) (RemoteMessage, error) {
 }
 
 // EncodeWrapped serializes m with the RemoteXPC body magic behind its
-// wrapper header; BodyLen is computed. A nil Body gives a header-only message.
+// wrapper header, the one magic a wrapped body has; BodyLen is computed. A
+// nil Body gives a header-only message.
 func EncodeWrapped(m RemoteMessage) ([]byte, error) {
 	if m.Body == nil {
 		return AppendWrapper(nil, m.Header.Flags, m.Header.ID, 0), nil

@@ -21,16 +21,22 @@ type decodeFunc func(d *decState, v reflect.Value, t Type, off, ind int) error
 // typeCodec converts one Go type. Codecs are built once per type and cached;
 // they are immutable once published.
 type typeCodec struct {
-	enc      encodeFunc
-	dec      decodeFunc
+	enc encodeFunc
+	dec decodeFunc
+	// want is the one tag dec reads (besides null): any other is a
+	// mismatch before dec is called. 0 when dec checks the tag itself.
+	want     Type
 	seesNull bool // dec handles TypeNull itself; otherwise null sets v to zero
 }
 
 // decode reads into v, applying the rule that null decodes to zero.
 func (c *typeCodec) decode(d *decState, v reflect.Value, t Type, off, ind int) error {
-	if t == TypeNull && !c.seesNull {
+	switch {
+	case t == TypeNull && !c.seesNull:
 		v.SetZero()
 		return nil
+	case c.want != 0 && t != c.want:
+		return mismatch(c.want, t)
 	}
 	return c.dec(d, v, t, off, ind)
 }
@@ -129,8 +135,9 @@ func (b *codecBuilder) codec(t reflect.Type) *typeCodec {
 	}
 	c := &typeCodec{}
 	b.building[t] = c
-	c.enc = b.encoder(t)
-	c.dec, c.seesNull = b.decoder(t)
+	enc := b.encoder(t)
+	*c = b.decoder(t)
+	c.enc = enc
 	return c
 }
 
@@ -204,69 +211,75 @@ func (b *codecBuilder) encoder(t reflect.Type) encodeFunc {
 	return unsupportedEnc(t)
 }
 
-// decoder chooses how t is read, in the same order as encoder.
-func (b *codecBuilder) decoder(t reflect.Type) (dec decodeFunc, seesNull bool) {
+// decoder chooses how t is read, in the same order as encoder. It returns
+// the codec's decoding half.
+func (b *codecBuilder) decoder(t reflect.Type) typeCodec {
 	if t.Kind() == reflect.Interface {
-		return decInterface, true
+		return typeCodec{dec: decInterface, seesNull: true}
 	}
 	if t.Kind() != reflect.Pointer && reflect.PointerTo(t).Implements(unmarshalerType) {
-		return decUnmarshaler, true
+		return typeCodec{dec: decUnmarshaler, seesNull: true}
 	}
 	switch t {
 	case timeType:
-		return decTime, false
+		return typeCodec{dec: decTime, want: TypeDate}
 	case uuidType:
-		return decUUID, false
+		return typeCodec{dec: decUUID}
 	case dateType:
-		return decDate, false
+		return typeCodec{dec: decDate, want: TypeDate}
 	case nullType:
-		return decNull, false
+		return typeCodec{dec: decNull}
 	case dictionaryType:
-		return decObjectStruct(TypeDictionary), false
+		return typeCodec{dec: decObjectStruct, want: TypeDictionary}
 	case errorObjectType:
-		return decObjectStruct(TypeError), false
+		return typeCodec{dec: decObjectStruct, want: TypeError}
 	}
 	if notByValue[t] {
-		return unsupportedDec(t), false
+		return typeCodec{dec: unsupportedDec(t)}
 	}
 	if want, ok := objectTypes[t]; ok {
-		return decObject(want), false
+		return typeCodec{dec: decObject, want: want}
 	}
 	if t.Kind() != reflect.Pointer && reflect.PointerTo(t).Implements(textUnmarshalerType) {
-		return decText, false
+		return typeCodec{dec: decText, want: TypeString}
 	}
+	return b.kindDecoder(t)
+}
+
+// kindDecoder chooses how t is read by its kind.
+func (b *codecBuilder) kindDecoder(t reflect.Type) typeCodec {
 	switch t.Kind() {
 	case reflect.Bool:
-		return decBool, false
+		return typeCodec{dec: decBool, want: TypeBool}
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return decInt, false
+		return typeCodec{dec: decInt}
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		return decUint, false
+		return typeCodec{dec: decUint}
 	case reflect.Float32, reflect.Float64:
-		return decFloat, false
+		return typeCodec{dec: decFloat}
 	case reflect.String:
-		return decString, false
+		return typeCodec{dec: decString, want: TypeString}
 	case reflect.Slice:
 		if isByteElem(t.Elem()) {
-			return decBytes, false
+			return typeCodec{dec: decBytes, want: TypeData}
 		}
-		return (&seqCodec{elem: b.codec(t.Elem())}).decodeSlice, false
+		return typeCodec{dec: (&seqCodec{elem: b.codec(t.Elem())}).decodeSlice, want: TypeArray}
 	case reflect.Array:
 		if isByteElem(t.Elem()) {
-			return decByteArray, false
+			return typeCodec{dec: decByteArray, want: TypeData}
 		}
-		return (&seqCodec{elem: b.codec(t.Elem())}).decodeArray, false
+		return typeCodec{dec: (&seqCodec{elem: b.codec(t.Elem())}).decodeArray, want: TypeArray}
 	case reflect.Map:
 		if t.Key().Kind() != reflect.String {
-			return unsupportedDec(t), false
+			return typeCodec{dec: unsupportedDec(t)}
 		}
-		return (&mapCodec{elem: b.codec(t.Elem())}).decode, false
+		return typeCodec{dec: (&mapCodec{elem: b.codec(t.Elem())}).decode, want: TypeDictionary}
 	case reflect.Struct:
-		return b.structCodec(t).decode, false
+		return typeCodec{dec: b.structCodec(t).decode, want: TypeDictionary}
 	case reflect.Pointer:
-		return (&ptrCodec{elem: b.codec(t.Elem())}).decode, false
+		return typeCodec{dec: (&ptrCodec{elem: b.codec(t.Elem())}).decode}
 	}
-	return unsupportedDec(t), false
+	return typeCodec{dec: unsupportedDec(t)}
 }
 
 // isByteElem reports whether a slice or array of e is data: e is a byte
@@ -311,17 +324,8 @@ func (b *codecBuilder) structCodec(t reflect.Type) *structCodec {
 // structFields lists the fields of struct type t that become keys, in field
 // order, with embedded structs flattened by encoding/json's rules.
 func structFields(t reflect.Type) []structField {
-	type candidate struct {
-		structField
-		depth  int
-		tagged bool
-	}
-	type queued struct {
-		typ   reflect.Type
-		index []int
-	}
-	var all []candidate
-	next := []queued{{typ: t}}
+	var all []fieldCandidate
+	next := []embedded{{typ: t}}
 	visited := map[reflect.Type]bool{}
 	for depth := 0; len(next) > 0; depth++ {
 		current := next
@@ -332,63 +336,93 @@ func structFields(t reflect.Type) []structField {
 			}
 			visited[q.typ] = true
 			for i := range q.typ.NumField() {
-				sf := q.typ.Field(i)
-				ft := sf.Type
-				if sf.Anonymous {
-					et := ft
-					if et.Kind() == reflect.Pointer {
-						et = et.Elem()
-					}
-					if !sf.IsExported() && et.Kind() != reflect.Struct {
-						continue
-					}
-				} else if !sf.IsExported() {
-					continue
+				f, inner, ok := candidateField(q, i, depth)
+				if inner.typ != nil {
+					next = append(next, inner)
+				} else if ok {
+					all = append(all, f)
 				}
-				tag := sf.Tag.Get("xpc")
-				if tag == "-" {
-					continue
-				}
-				name, opts, _ := strings.Cut(tag, ",")
-				if !validCString(name) {
-					name = ""
-				}
-				index := append(slices.Clone(q.index), i)
-				et := ft
-				if et.Kind() == reflect.Pointer && et.Name() == "" {
-					et = et.Elem()
-				}
-				if name == "" && sf.Anonymous && et.Kind() == reflect.Struct {
-					next = append(next, queued{typ: et, index: index})
-					continue
-				}
-				if !sf.IsExported() {
-					continue // an unexported embedded type under a tag name
-				}
-				f := candidate{depth: depth, tagged: name != ""}
-				if name == "" {
-					name = sf.Name
-				}
-				f.name = name
-				f.key = paddedKey(name)
-				f.index = index
-				f.typ = ft
-				for _, o := range strings.Split(opts, ",") {
-					switch o {
-					case "omitempty":
-						f.omitEmpty = true
-					case "omitzero":
-						f.omitZero = true
-						f.isZero = zeroTest(ft)
-					}
-				}
-				all = append(all, f)
 			}
 		}
 	}
-	// Pick one field per name: the shallowest, then a tagged one; a tie
-	// leaves the name out.
-	slices.SortStableFunc(all, func(a, b candidate) int {
+	return dominantFields(all)
+}
+
+// fieldCandidate is a field that may become a key, and how deep in
+// embedded structs it was found.
+type fieldCandidate struct {
+	structField
+	depth  int
+	tagged bool
+}
+
+// embedded is a struct type whose fields become keys of an outer struct, at
+// index below it.
+type embedded struct {
+	typ   reflect.Type
+	index []int
+}
+
+// candidateField looks at field i of q.typ: it returns the field as a
+// candidate key (ok), or, for an untagged embedded struct, that struct to
+// flatten (inner), or neither for a field that is left out.
+func candidateField(q embedded, i, depth int) (f fieldCandidate, inner embedded, ok bool) {
+	sf := q.typ.Field(i)
+	ft := sf.Type
+	if sf.Anonymous {
+		et := ft
+		if et.Kind() == reflect.Pointer {
+			et = et.Elem()
+		}
+		if !sf.IsExported() && et.Kind() != reflect.Struct {
+			return f, inner, false
+		}
+	} else if !sf.IsExported() {
+		return f, inner, false
+	}
+	tag := sf.Tag.Get("xpc")
+	if tag == "-" {
+		return f, inner, false
+	}
+	name, opts, _ := strings.Cut(tag, ",")
+	if !validCString(name) {
+		name = ""
+	}
+	index := append(slices.Clone(q.index), i)
+	et := ft
+	if et.Kind() == reflect.Pointer && et.Name() == "" {
+		et = et.Elem()
+	}
+	if name == "" && sf.Anonymous && et.Kind() == reflect.Struct {
+		return f, embedded{typ: et, index: index}, false
+	}
+	if !sf.IsExported() {
+		return f, inner, false // an unexported embedded type under a tag name
+	}
+	f = fieldCandidate{depth: depth, tagged: name != ""}
+	if name == "" {
+		name = sf.Name
+	}
+	f.name = name
+	f.key = paddedKey(name)
+	f.index = index
+	f.typ = ft
+	for _, o := range strings.Split(opts, ",") {
+		switch o {
+		case "omitempty":
+			f.omitEmpty = true
+		case "omitzero":
+			f.omitZero = true
+			f.isZero = zeroTest(ft)
+		}
+	}
+	return f, inner, true
+}
+
+// dominantFields picks one field per name: the shallowest, then a tagged
+// one; a tie leaves the name out. The result is in field order.
+func dominantFields(all []fieldCandidate) []structField {
+	slices.SortStableFunc(all, func(a, b fieldCandidate) int {
 		return cmp.Or(strings.Compare(a.name, b.name), cmp.Compare(a.depth, b.depth), boolRank(a.tagged, b.tagged))
 	})
 	var out []structField

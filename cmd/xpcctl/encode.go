@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"strconv"
@@ -21,11 +22,20 @@ FILE, or standard input if FILE is absent or "-", and writes its serialized
 body to standard output. Dictionary keys are written in the JSON's order.
 
 With --wrap, writes a RemoteXPC message instead: a 24-byte header, then the
-body with the RemoteXPC magic. The input may then also be a whole message,
+body with the RemoteXPC magic, the only magic a RemoteXPC message's body has
+(decode refuses a message whose body has the local one, and --wrap refuses
+--magic local). The input may then also be a whole message,
 {"flags":N,"id":N,"body":VALUE}; --flags and --id override its header. For a
 bare value the header defaults to flags 0x101 (always-set|data) and id 0.
 N is decimal or 0x-prefixed hex.`,
 	run: runEncode,
+}
+
+// encodeOptions are encode's flags, checked.
+type encodeOptions struct {
+	magic     uint32  // the body magic, without --wrap
+	wrap      bool    // write a RemoteXPC message
+	flags, id *uint64 // with --wrap: the header's, when given
 }
 
 func runEncode(ctx context.Context, s stdio, c *command, args []string) int {
@@ -43,71 +53,83 @@ func runEncode(ctx context.Context, s stdio, c *command, args []string) int {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-
-	var bodyMagic uint32
-	switch *magic {
-	case "", "local":
-		bodyMagic = xpc.MagicLocal
-	case "remote":
-		bodyMagic = xpc.MagicRemote
-	default:
-		return c.usageError(s, fmt.Sprintf("--magic %q: want local or remote", *magic))
+	opts, msg := checkEncodeFlags(*magic, *wrap, set, *flagsArg, *idArg)
+	if msg != "" {
+		return c.usageError(s, msg)
 	}
-	if *wrap && *magic == "local" {
-		return c.usageError(s, "--wrap writes a RemoteXPC message, whose body has the remote magic: drop --magic local")
-	}
-	if !*wrap && (set["flags"] || set["id"]) {
-		return c.usageError(s, "--flags and --id need --wrap")
-	}
-	var flags, id uint64
-	var err error
-	if set["flags"] {
-		if flags, err = parseNumber(*flagsArg, 32); err != nil {
-			return c.usageError(s, "--flags: "+err.Error())
-		}
-	}
-	if set["id"] {
-		if id, err = parseNumber(*idArg, 64); err != nil {
-			return c.usageError(s, "--id: "+err.Error())
-		}
-	}
-
 	data, name, err := readInput(s, firstOr(pos, ""))
 	if err != nil {
 		return c.fail(s, "%v", err)
 	}
-	var out []byte
-	if *wrap {
-		m, err := readMessage(data)
-		if err != nil {
-			return c.fail(s, "%s: %v", name, err)
-		}
-		if set["flags"] {
-			m.Header.Flags = uint32(flags)
-		}
-		if set["id"] {
-			m.Header.ID = id
-		}
-		if out, err = xpc.EncodeWrapped(m); err != nil {
-			return c.fail(s, "%s: %v", name, err)
-		}
-	} else {
-		if isMessageJSON(data) {
-			return c.fail(s, "%s: input is a whole message {\"flags\",\"id\",\"body\"}: use --wrap", name)
-		}
-		obj, err := xpc.UnmarshalTaggedJSON(data)
-		if err != nil {
-			return c.fail(s, "%s: %v", name, err)
-		}
-		// Tagged JSON cannot hold out-of-band objects, so there are none.
-		if out, _, err = xpc.AppendBody(nil, bodyMagic, obj); err != nil {
-			return c.fail(s, "%s: %v", name, err)
-		}
+	out, err := encodeOutput(data, opts)
+	if err != nil {
+		return c.fail(s, "%s: %v", name, err)
 	}
 	if _, err := s.out.Write(out); err != nil {
 		return c.fail(s, "write: %v", err)
 	}
 	return exitOK
+}
+
+// checkEncodeFlags turns encode's flags into options, or says what is wrong
+// with them. set holds the names of the flags given.
+func checkEncodeFlags(magic string, wrap bool, set map[string]bool, flags, id string) (encodeOptions, string) {
+	opts := encodeOptions{magic: xpc.MagicLocal, wrap: wrap}
+	switch magic {
+	case "", "local":
+	case "remote":
+		opts.magic = xpc.MagicRemote
+	default:
+		return opts, fmt.Sprintf("--magic %q: want local or remote", magic)
+	}
+	if wrap && magic == "local" {
+		return opts, "--wrap writes a RemoteXPC message, whose body has the remote magic: drop --magic local"
+	}
+	if !wrap && (set["flags"] || set["id"]) {
+		return opts, "--flags and --id need --wrap"
+	}
+	if set["flags"] {
+		v, err := parseNumber(flags, 32)
+		if err != nil {
+			return opts, "--flags: " + err.Error()
+		}
+		opts.flags = &v
+	}
+	if set["id"] {
+		v, err := parseNumber(id, 64)
+		if err != nil {
+			return opts, "--id: " + err.Error()
+		}
+		opts.id = &v
+	}
+	return opts, ""
+}
+
+// encodeOutput serializes data, tagged JSON, as opts say.
+func encodeOutput(data []byte, opts encodeOptions) ([]byte, error) {
+	if !opts.wrap {
+		if isMessageJSON(data) {
+			return nil, errors.New(`input is a whole message {"flags","id","body"}: use --wrap`)
+		}
+		obj, err := xpc.UnmarshalTaggedJSON(data)
+		if err != nil {
+			return nil, err
+		}
+		// Tagged JSON cannot hold out-of-band objects, so there are none.
+		out, _, err := xpc.AppendBody(nil, opts.magic, obj)
+		return out, err
+	}
+	m, err := readMessage(data)
+	if err != nil {
+		return nil, err
+	}
+	if opts.flags != nil {
+		m.Header.Flags = uint32(*opts.flags)
+	}
+	if opts.id != nil {
+		m.Header.ID = *opts.id
+	}
+	return xpc.EncodeWrapped(m)
 }
 
 // readMessage reads a whole message in tagged JSON or a bare value, which

@@ -392,3 +392,47 @@ func TestDocs(t *testing.T) {
 		t.Errorf("help nope: exit %d", r.code)
 	}
 }
+
+// TestWrappedBodyMagic: a RemoteXPC message's body has the RemoteXPC magic
+// both ways: encode --wrap writes it and refuses --magic local, and decode
+// refuses a message whose body has the local magic.
+func TestWrappedBodyMagic(t *testing.T) {
+	val := []byte(`{"dictionary":{"a":{"int64":1}}}`)
+	if r := runCmd(t, val, "encode", "--wrap", "--magic", "local"); r.code != 2 {
+		t.Errorf("encode --wrap --magic local: exit %d, want 2", r.code)
+	}
+	wrapped := runCmd(t, val, "encode", "--wrap")
+	if wrapped.code != 0 || binary.LittleEndian.Uint32([]byte(wrapped.stdout)[xpc.WrapperHeaderSize:]) != xpc.MagicRemote {
+		t.Fatalf("encode --wrap: exit %d %s", wrapped.code, wrapped.stderr)
+	}
+	local := runCmd(t, val, "encode", "--magic", "local")
+	if local.code != 0 {
+		t.Fatalf("encode: exit %d %s", local.code, local.stderr)
+	}
+	in := append(xpc.AppendWrapper(nil, xpc.FlagAlwaysSet|xpc.FlagDataPresent, 0, len(local.stdout)), local.stdout...)
+	for _, args := range [][]string{{"decode"}, {"decode", "--json"}} {
+		r := runCmd(t, in, args...)
+		if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "bad magic") || !strings.Contains(r.stderr, "offset 24") {
+			t.Errorf("%v of a wrapped local body: exit %d, stderr %q", args, r.code, r.stderr)
+		}
+	}
+}
+
+// TestDecodeJSONEncodeNaN: a message holding C's NAN and another NaN goes
+// through decode --json and encode --wrap unchanged.
+func TestDecodeJSONEncodeNaN(t *testing.T) {
+	val := []byte(`{"array":[{"double":"NaN"},{"double":"NaN(0xfff8000000000000)"}]}`)
+	raw := runCmd(t, val, "encode", "--wrap")
+	if raw.code != 0 {
+		t.Fatalf("encode: exit %d %s", raw.code, raw.stderr)
+	}
+	body := []byte(raw.stdout)[xpc.WrapperHeaderSize:]
+	if got := binary.LittleEndian.Uint64(body[24:]); got != 0x7FF8000000000000 {
+		t.Errorf("\"NaN\" encoded as %#x, want C's NAN", got)
+	}
+	dec := runCmd(t, []byte(raw.stdout), "decode", "--json")
+	enc := runCmd(t, []byte(dec.stdout), "encode", "--wrap")
+	if dec.code != 0 || enc.code != 0 || enc.stdout != raw.stdout {
+		t.Errorf("round trip: decode exit %d, encode exit %d %s", dec.code, enc.code, enc.stderr)
+	}
+}
