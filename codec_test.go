@@ -345,18 +345,18 @@ func TestEncodeErrors(t *testing.T) {
 	d := Dict("outer", Dict("list", Array{Int64(1), String("bad\x00nul")}))
 	_, err := Encode(d)
 	var ee *EncodeError
-	if !errors.As(err, &ee) || !errors.Is(err, ErrInvalidString) || ee.Path != "outer.list[1]" {
+	if !errors.As(err, &ee) || !errors.Is(err, ErrBadString) || ee.Path != "outer.list[1]" {
 		t.Fatalf("got %v (path %q)", err, pathOf(ee))
 	}
 	if _, err := Encode(Array{nil}); !errors.Is(err, ErrNilObject) {
 		t.Fatalf("nil element: %v", err)
 	}
-	if _, err := Encode(String("\xff")); !errors.Is(err, ErrInvalidString) {
+	if _, err := Encode(String("\xff")); !errors.Is(err, ErrBadString) {
 		t.Fatalf("bad utf8: %v", err)
 	}
 	bad := NewDictionary(1)
 	bad.Set("k\x00", Null{})
-	if _, err := Encode(bad); !errors.Is(err, ErrInvalidString) {
+	if _, err := Encode(bad); !errors.Is(err, ErrBadString) {
 		t.Fatalf("bad key: %v", err)
 	}
 	// A dictionary that holds itself is stopped by the depth limit.

@@ -179,7 +179,7 @@ func (d *Dictionary) Reset() {
 }
 
 // ErrKeyNotFound is returned by the typed accessors when the key is absent.
-var ErrKeyNotFound = errors.New("xpc: key not found")
+var ErrKeyNotFound = errors.New("key not found")
 
 // TypeMismatchError reports a value of one XPC type where another was needed.
 type TypeMismatchError struct {
@@ -196,7 +196,7 @@ func lookupAs[T Object](d *Dictionary, key string, want Type) (T, error) {
 	var zero T
 	v := d.Get(key)
 	if v == nil {
-		return zero, fmt.Errorf("%w: %q", ErrKeyNotFound, key)
+		return zero, fmt.Errorf("xpc: %w: %q", ErrKeyNotFound, key)
 	}
 	t, ok := v.(T)
 	if !ok {

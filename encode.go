@@ -165,7 +165,7 @@ func validCString(s string) bool {
 
 func (w *writer) str(s string) error {
 	if !validCString(s) {
-		return &EncodeError{Err: ErrInvalidString}
+		return &EncodeError{Err: errStringNotValid}
 	}
 	if len(s) >= math.MaxUint32 {
 		return &EncodeError{Err: ErrTooLarge}
@@ -189,7 +189,7 @@ func (w *writer) data(b []byte) error {
 
 func (w *writer) key(k string) error {
 	if !validCString(k) {
-		return &EncodeError{Path: strconv.Quote(k), Err: ErrInvalidString}
+		return &EncodeError{Path: strconv.Quote(k), Err: errStringNotValid}
 	}
 	w.cstr(k)
 	return nil

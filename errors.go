@@ -42,11 +42,14 @@ func (e *DecodeError) Error() string {
 // Unwrap returns the kind.
 func (e *DecodeError) Unwrap() error { return e.Err }
 
-// Kinds of objects that cannot be encoded, reported inside an *EncodeError.
-var (
-	ErrNilObject     = errors.New("nil object")
-	ErrInvalidString = errors.New("string is not valid UTF-8 or holds a NUL byte")
-)
+// ErrNilObject is the kind of a nil object where a value belongs, reported
+// inside an *EncodeError. A string that cannot be encoded (not valid UTF-8,
+// or holding a NUL byte) is ErrBadString, as when decoding.
+var ErrNilObject = errors.New("nil object")
+
+// errStringNotValid is the error of a string that cannot be encoded: it is
+// ErrBadString, the kind a decoder reports for the same string.
+var errStringNotValid = fmt.Errorf("%w: not valid UTF-8, or holds a NUL byte", ErrBadString)
 
 // EncodeError reports an object that cannot be encoded and where it is.
 type EncodeError struct {

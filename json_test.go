@@ -345,8 +345,8 @@ func TestTaggedJSONMarshalErrors(t *testing.T) {
 	}{
 		{"nil", nil, xpc.ErrNilObject, ""},
 		{"nil in array", xpc.Array{xpc.Int64(1), nil}, xpc.ErrNilObject, "[1]"},
-		{"bad string", jsonTestDict("a", jsonTestDict("b", xpc.String("x\x00y"))), xpc.ErrInvalidString, "a.b"},
-		{"invalid utf8", xpc.String("\xff"), xpc.ErrInvalidString, ""},
+		{"bad string", jsonTestDict("a", jsonTestDict("b", xpc.String("x\x00y"))), xpc.ErrBadString, "a.b"},
+		{"invalid utf8", xpc.String("\xff"), xpc.ErrBadString, ""},
 		{"cycle", cyc, xpc.ErrTooDeep, strings.Repeat("[0]", 64)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

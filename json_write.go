@@ -59,7 +59,7 @@ func (w *jsonWriter) tagged(obj Object) error {
 		w.base64(v)
 	case String:
 		if !validCString(string(v)) {
-			return &EncodeError{Err: ErrInvalidString}
+			return &EncodeError{Err: errStringNotValid}
 		}
 		w.tag("string")
 		w.b = appendJSONString(w.b, string(v))
@@ -119,7 +119,7 @@ func (w *jsonWriter) plainValue(obj Object) error {
 		w.base64(v)
 	case String:
 		if !validCString(string(v)) {
-			return &EncodeError{Err: ErrInvalidString}
+			return &EncodeError{Err: errStringNotValid}
 		}
 		w.b = appendJSONString(w.b, string(v))
 	case UUID:
@@ -205,7 +205,7 @@ func (w *jsonWriter) dict(d *Dictionary, elem func(Object) error) error {
 	for i, e := range d.ents {
 		k := e.key
 		if !validCString(k) {
-			return &EncodeError{Path: strconv.Quote(k), Err: ErrInvalidString}
+			return &EncodeError{Path: strconv.Quote(k), Err: errStringNotValid}
 		}
 		if i > 0 {
 			w.b = append(w.b, ',')

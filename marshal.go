@@ -68,7 +68,7 @@ package xpc
 // mismatch, a number out of range, an invalid string, nesting too deep,
 // a MarshalXPC/UnmarshalXPC error) is a *FieldError naming the path to it
 // ("Config.Ports[2]": XPC keys and indexes). Its cause is testable with
-// errors.Is (ErrUnsupportedType, ErrOverflow, ErrInvalidString, ErrTooDeep)
+// errors.Is (ErrUnsupportedType, ErrOverflow, ErrBadString, ErrTooDeep)
 // or errors.As (*TypeMismatchError). Malformed input is a *DecodeError with
 // its offset, as from Decode. Errors about the body as a whole (too large,
 // out-of-band objects where none can go) are *EncodeError, as from Encode.
@@ -430,7 +430,7 @@ func (c *mapCodec) encode(w *writer, v reflect.Value, _ int) error {
 	for _, k := range keys {
 		ks := k.String()
 		if !validCString(ks) {
-			return &FieldError{Path: ks, Err: ErrInvalidString}
+			return &FieldError{Path: ks, Err: errStringNotValid}
 		}
 		w.cstr(ks)
 		if err := c.elem.enc(w, v.MapIndex(k), 0); err != nil {

@@ -737,8 +737,8 @@ func TestMarshalErrors(t *testing.T) {
 		{"complex", struct{ C complex64 }{}, "C", xpc.ErrUnsupportedType},
 		{"int keys", struct{ M map[int]string }{}, "M", xpc.ErrUnsupportedType},
 		{"root", make(chan int), "", xpc.ErrUnsupportedType},
-		{"bad string", struct{ S []string }{S: []string{"ok", "a\x00b"}}, "S[1]", xpc.ErrInvalidString},
-		{"bad key", map[string]int{"a\x00": 1}, "a\x00", xpc.ErrInvalidString},
+		{"bad string", struct{ S []string }{S: []string{"ok", "a\x00b"}}, "S[1]", xpc.ErrBadString},
+		{"bad key", map[string]int{"a\x00": 1}, "a\x00", xpc.ErrBadString},
 		{"nil in array", struct{ A xpc.Array }{A: xpc.Array{nil}}, "A[0]", xpc.ErrNilObject},
 		{"fd by value", struct{ F xpc.FD }{}, "F", xpc.ErrUnsupportedType},
 	}

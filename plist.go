@@ -350,7 +350,7 @@ func (w *plistWriter) data(b []byte) (any, error) {
 
 func toPlistString(s string, xml bool) (string, error) {
 	if !validCString(s) {
-		return "", &PlistError{Err: ErrInvalidString}
+		return "", &PlistError{Err: errStringNotValid}
 	}
 	if xml {
 		for _, c := range s {

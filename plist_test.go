@@ -219,7 +219,7 @@ func TestToPlistErrors(t *testing.T) {
 		{"nil", xpc.Array{nil}, xpc.PlistBinary, xpc.ErrNilObject, "[0]"},
 		{"control char in XML", jsonTestDict("s", xpc.String("a\x01b")), xpc.PlistXML, xpc.ErrNotRepresentable, "s"},
 		{"control char in XML key", jsonTestDict("a\x1b", xpc.Int64(1)), xpc.PlistXML, xpc.ErrNotRepresentable, `"a\x1b"`},
-		{"NUL string", xpc.String("a\x00"), xpc.PlistBinary, xpc.ErrInvalidString, ""},
+		{"NUL string", xpc.String("a\x00"), xpc.PlistBinary, xpc.ErrBadString, ""},
 		{"openstep", xpc.Int64(1), xpc.PlistOpenStep, xpc.ErrNotRepresentable, ""},
 		{"too deep", plistTestDeep(65), xpc.PlistBinary, xpc.ErrTooDeep, strings.Repeat("[0]", 64)},
 	} {

@@ -166,7 +166,7 @@ func decUUID(d *decState, v reflect.Value, t Type, _, _ int) error {
 			return err
 		}
 		if u, err = ParseUUID(s); err != nil {
-			return &FieldError{Err: err}
+			return &FieldError{Err: fmt.Errorf("%w: %q", ErrBadUUID, s)}
 		}
 	default:
 		return mismatch(TypeUUID, t)

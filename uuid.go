@@ -10,13 +10,13 @@ import (
 type UUID [16]byte
 
 // ErrBadUUID is returned by ParseUUID for text that is not 8-4-4-4-12 hex.
-var ErrBadUUID = errors.New("xpc: malformed uuid")
+var ErrBadUUID = errors.New("malformed uuid")
 
 // ParseUUID parses the 8-4-4-4-12 hex form (either case).
 func ParseUUID(s string) (UUID, error) {
 	var u UUID
 	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
-		return u, fmt.Errorf("%w: %q", ErrBadUUID, s)
+		return u, fmt.Errorf("xpc: %w: %q", ErrBadUUID, s)
 	}
 	j := 0
 	for i := 0; i < 36; {
@@ -25,7 +25,7 @@ func ParseUUID(s string) (UUID, error) {
 			continue
 		}
 		if _, err := hex.Decode(u[j:j+1], []byte(s[i:i+2])); err != nil {
-			return UUID{}, fmt.Errorf("%w: %q", ErrBadUUID, s)
+			return UUID{}, fmt.Errorf("xpc: %w: %q", ErrBadUUID, s)
 		}
 		i += 2
 		j++

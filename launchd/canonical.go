@@ -272,7 +272,7 @@ func (j *Job) Validate() error {
 		{"ExitTimeOut", j.ExitTimeOut}, {"XPCIdleExitTimeout", j.IdleExitTimeout},
 	} {
 		if f.d%time.Second != 0 {
-			errs = append(errs, &Error{File: j.Path, Key: f.key, Reason: fmt.Sprintf("must be whole seconds, have %v", f.d), Err: ErrBadValue})
+			errs = append(errs, &Error{File: j.Path, Key: f.key, Reason: fmt.Sprintf("must be whole seconds, have %v", f.d), Err: ErrValueNotAllowed})
 		}
 	}
 	_, err := FromDictionary(j.Path, j.ToDictionary())

@@ -120,8 +120,8 @@
 // Parse reports every problem at once, not only the first: the error is
 // one *Error, or errors.Join of several (Errors lists them). Each names the
 // file, the key (a dotted path such as StartCalendarInterval[1].Hour) and
-// the reason, and wraps one of the kinds ErrBadFile, ErrBadPlist,
-// ErrMissingKey, ErrBadType and ErrBadValue, for errors.Is:
+// the reason, and wraps one of the kinds ErrBadFile, ErrNotJob,
+// ErrMissingKey, ErrBadType and ErrValueNotAllowed, for errors.Is:
 //
 //	/etc/xpcd/LaunchDaemons/com.example.foo.plist: KeepAlive.SuccessfulExit: want bool, have string
 //

@@ -13,18 +13,20 @@ var (
 	// regular file, or it is larger than MaxFileSize. (Errors from the file
 	// system itself, such as fs.ErrNotExist, are wrapped as they are.)
 	ErrBadFile = errors.New("unusable job file")
-	// ErrBadPlist: the input is not a property list, or its root is not a
-	// dictionary. The property-list parser's error is wrapped beside it.
-	ErrBadPlist = errors.New("not a launchd.plist")
+	// ErrNotJob: the input is not a job definition: not a property list,
+	// or its root is not a dictionary. The property-list parser's error
+	// (xpc.ErrBadPlist) is wrapped beside it.
+	ErrNotJob = errors.New("not a launchd.plist")
 	// ErrMissingKey: a required key is absent (Label; Program or
 	// ProgramArguments).
 	ErrMissingKey = errors.New("missing key")
 	// ErrBadType: a value has the wrong property-list type, such as a
 	// string where a bool belongs.
 	ErrBadType = errors.New("wrong type")
-	// ErrBadValue: a value has the right type but is not allowed, such as a
-	// relative path, a negative interval or an unknown ProcessType.
-	ErrBadValue = errors.New("bad value")
+	// ErrValueNotAllowed: a value has the right type but is not allowed,
+	// such as a relative path, a negative interval or an unknown
+	// ProcessType.
+	ErrValueNotAllowed = errors.New("value not allowed")
 )
 
 // Error is one problem with a job definition. Its message names the file,
@@ -41,7 +43,7 @@ type Error struct {
 	File   string // the file, as given to Parse or Load
 	Key    string // where in the document, "" for the whole document
 	Reason string // what is wrong, for a human
-	// Err is the kind (ErrBadType, ...). For ErrBadPlist and file-system
+	// Err is the kind (ErrBadType, ...). For ErrNotJob and file-system
 	// failures it also wraps the underlying error.
 	Err error
 }

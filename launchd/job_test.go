@@ -218,18 +218,18 @@ var validationTests = []struct {
 	{"no program", labelEntry, ErrMissingKey, "Program", "Program or ProgramArguments"},
 	// Label.
 	{"label type", programEntry + `<key>Label</key><integer>1</integer>`, ErrBadType, "Label", "want string, have integer"},
-	{"label empty", programEntry + `<key>Label</key><string></string>`, ErrBadValue, "Label", "must not be empty"},
-	{"label slash", programEntry + `<key>Label</key><string>com/example</string>`, ErrBadValue, "Label", "must not contain '/'"},
-	{"label space", programEntry + `<key>Label</key><string>com.example test</string>`, ErrBadValue, "Label", "white space"},
-	{"label tab", programEntry + `<key>Label</key><string>com.example&#9;test</string>`, ErrBadValue, "Label", "white space or control"},
-	{"label dotdot", programEntry + `<key>Label</key><string>..</string>`, ErrBadValue, "Label", `must not be ".."`},
-	{"label long", programEntry + `<key>Label</key><string>` + strings.Repeat("a", 256) + `</string>`, ErrBadValue, "Label", "longer than 255"},
+	{"label empty", programEntry + `<key>Label</key><string></string>`, ErrValueNotAllowed, "Label", "must not be empty"},
+	{"label slash", programEntry + `<key>Label</key><string>com/example</string>`, ErrValueNotAllowed, "Label", "must not contain '/'"},
+	{"label space", programEntry + `<key>Label</key><string>com.example test</string>`, ErrValueNotAllowed, "Label", "white space"},
+	{"label tab", programEntry + `<key>Label</key><string>com.example&#9;test</string>`, ErrValueNotAllowed, "Label", "white space or control"},
+	{"label dotdot", programEntry + `<key>Label</key><string>..</string>`, ErrValueNotAllowed, "Label", `must not be ".."`},
+	{"label long", programEntry + `<key>Label</key><string>` + strings.Repeat("a", 256) + `</string>`, ErrValueNotAllowed, "Label", "longer than 255"},
 	// Program and ProgramArguments.
-	{"program relative", labelEntry + `<key>Program</key><string>bin/helper</string>`, ErrBadValue, "Program", `must be an absolute path, have "bin/helper"`},
-	{"program tilde", labelEntry + `<key>Program</key><string>~/bin/helper</string>`, ErrBadValue, "Program", "~ is not expanded"},
+	{"program relative", labelEntry + `<key>Program</key><string>bin/helper</string>`, ErrValueNotAllowed, "Program", `must be an absolute path, have "bin/helper"`},
+	{"program tilde", labelEntry + `<key>Program</key><string>~/bin/helper</string>`, ErrValueNotAllowed, "Program", "~ is not expanded"},
 	{"program type", labelEntry + `<key>Program</key><array/>`, ErrBadType, "Program", "want string, have array"},
-	{"args relative", labelEntry + `<key>ProgramArguments</key><array><string>sleep</string></array>`, ErrBadValue, "ProgramArguments[0]", "launchd would search PATH; goxpc requires an absolute path"},
-	{"args empty", labelEntry + programEntry + `<key>ProgramArguments</key><array/>`, ErrBadValue, "ProgramArguments", "must not be empty"},
+	{"args relative", labelEntry + `<key>ProgramArguments</key><array><string>sleep</string></array>`, ErrValueNotAllowed, "ProgramArguments[0]", "launchd would search PATH; goxpc requires an absolute path"},
+	{"args empty", labelEntry + programEntry + `<key>ProgramArguments</key><array/>`, ErrValueNotAllowed, "ProgramArguments", "must not be empty"},
 	{"args entry type", labelEntry + programEntry + `<key>ProgramArguments</key><array><string>a</string><integer>2</integer></array>`, ErrBadType, "ProgramArguments[1]", "want string, have integer"},
 	{"args type", labelEntry + programEntry + `<key>ProgramArguments</key><string>/bin/sh -c x</string>`, ErrBadType, "ProgramArguments", "want array, have string"},
 	// Booleans.
@@ -239,58 +239,58 @@ var validationTests = []struct {
 	// MachServices.
 	{"mach type", labelEntry + programEntry + `<key>MachServices</key><array/>`, ErrBadType, "MachServices", "want dictionary, have array"},
 	{"mach value type", labelEntry + programEntry + `<key>MachServices</key><dict><key>com.example.x</key><string>yes</string></dict>`, ErrBadType, "MachServices.com.example.x", "want true or a dictionary, have string"},
-	{"mach false", labelEntry + programEntry + `<key>MachServices</key><dict><key>com.example.x</key><false/></dict>`, ErrBadValue, "MachServices.com.example.x", "have false"},
-	{"mach name space", labelEntry + programEntry + `<key>MachServices</key><dict><key>com.example x</key><true/></dict>`, ErrBadValue, `MachServices."com.example x"`, "only letters, digits"},
-	{"mach name slash", labelEntry + programEntry + `<key>MachServices</key><dict><key>com/example</key><true/></dict>`, ErrBadValue, "MachServices.com/example", "have '/' at byte 3"},
-	{"mach name empty", labelEntry + programEntry + `<key>MachServices</key><dict><key></key><true/></dict>`, ErrBadValue, `MachServices.""`, "must not be empty"},
+	{"mach false", labelEntry + programEntry + `<key>MachServices</key><dict><key>com.example.x</key><false/></dict>`, ErrValueNotAllowed, "MachServices.com.example.x", "have false"},
+	{"mach name space", labelEntry + programEntry + `<key>MachServices</key><dict><key>com.example x</key><true/></dict>`, ErrValueNotAllowed, `MachServices."com.example x"`, "only letters, digits"},
+	{"mach name slash", labelEntry + programEntry + `<key>MachServices</key><dict><key>com/example</key><true/></dict>`, ErrValueNotAllowed, "MachServices.com/example", "have '/' at byte 3"},
+	{"mach name empty", labelEntry + programEntry + `<key>MachServices</key><dict><key></key><true/></dict>`, ErrValueNotAllowed, `MachServices.""`, "must not be empty"},
 	{"mach option type", labelEntry + programEntry + `<key>MachServices</key><dict><key>com.example.x</key><dict><key>ResetAtClose</key><string>no</string></dict></dict>`, ErrBadType, "MachServices.com.example.x.ResetAtClose", "want bool, have string"},
 	// KeepAlive.
 	{"keepalive type", labelEntry + programEntry + `<key>KeepAlive</key><string>yes</string>`, ErrBadType, "KeepAlive", "want bool or dictionary, have string"},
 	{"keepalive successfulexit type", labelEntry + programEntry + `<key>KeepAlive</key><dict><key>SuccessfulExit</key><string>no</string></dict>`, ErrBadType, "KeepAlive.SuccessfulExit", "want bool, have string"},
-	{"keepalive pathstate relative", labelEntry + programEntry + `<key>KeepAlive</key><dict><key>PathState</key><dict><key>run/x</key><true/></dict></dict>`, ErrBadValue, "KeepAlive.PathState.run/x", "absolute path"},
-	{"keepalive otherjob label", labelEntry + programEntry + `<key>KeepAlive</key><dict><key>OtherJobEnabled</key><dict><key>a/b</key><true/></dict></dict>`, ErrBadValue, "KeepAlive.OtherJobEnabled.a/b", "'/'"},
+	{"keepalive pathstate relative", labelEntry + programEntry + `<key>KeepAlive</key><dict><key>PathState</key><dict><key>run/x</key><true/></dict></dict>`, ErrValueNotAllowed, "KeepAlive.PathState.run/x", "absolute path"},
+	{"keepalive otherjob label", labelEntry + programEntry + `<key>KeepAlive</key><dict><key>OtherJobEnabled</key><dict><key>a/b</key><true/></dict></dict>`, ErrValueNotAllowed, "KeepAlive.OtherJobEnabled.a/b", "'/'"},
 	// Durations.
-	{"throttle negative", labelEntry + programEntry + `<key>ThrottleInterval</key><integer>-1</integer>`, ErrBadValue, "ThrottleInterval", "must not be negative, have -1"},
+	{"throttle negative", labelEntry + programEntry + `<key>ThrottleInterval</key><integer>-1</integer>`, ErrValueNotAllowed, "ThrottleInterval", "must not be negative, have -1"},
 	{"throttle type", labelEntry + programEntry + `<key>ThrottleInterval</key><string>10</string>`, ErrBadType, "ThrottleInterval", "want integer, have string"},
 	{"exittimeout real", labelEntry + programEntry + `<key>ExitTimeOut</key><real>2.5</real>`, ErrBadType, "ExitTimeOut", "want integer, have real"},
-	{"startinterval huge", labelEntry + programEntry + `<key>StartInterval</key><integer>4294967296</integer>`, ErrBadValue, "StartInterval", "at most 2147483647 seconds"},
-	{"idle negative", labelEntry + programEntry + `<key>XPCIdleExitTimeout</key><integer>-30</integer>`, ErrBadValue, "XPCIdleExitTimeout", "must not be negative"},
-	{"uint64 integer", labelEntry + programEntry + `<key>StartInterval</key><integer>18446744073709551615</integer>`, ErrBadValue, "StartInterval", "out of range"},
+	{"startinterval huge", labelEntry + programEntry + `<key>StartInterval</key><integer>4294967296</integer>`, ErrValueNotAllowed, "StartInterval", "at most 2147483647 seconds"},
+	{"idle negative", labelEntry + programEntry + `<key>XPCIdleExitTimeout</key><integer>-30</integer>`, ErrValueNotAllowed, "XPCIdleExitTimeout", "must not be negative"},
+	{"uint64 integer", labelEntry + programEntry + `<key>StartInterval</key><integer>18446744073709551615</integer>`, ErrValueNotAllowed, "StartInterval", "out of range"},
 	// Environment.
 	{"env type", labelEntry + programEntry + `<key>EnvironmentVariables</key><array/>`, ErrBadType, "EnvironmentVariables", "want dictionary, have array"},
 	{"env value type", labelEntry + programEntry + `<key>EnvironmentVariables</key><dict><key>N</key><integer>1</integer></dict>`, ErrBadType, "EnvironmentVariables.N", "want string, have integer"},
-	{"env name equals", labelEntry + programEntry + `<key>EnvironmentVariables</key><dict><key>A=B</key><string>1</string></dict>`, ErrBadValue, "EnvironmentVariables.A=B", "must not contain '='"},
-	{"env name empty", labelEntry + programEntry + `<key>EnvironmentVariables</key><dict><key></key><string>1</string></dict>`, ErrBadValue, `EnvironmentVariables.""`, "must not be empty"},
+	{"env name equals", labelEntry + programEntry + `<key>EnvironmentVariables</key><dict><key>A=B</key><string>1</string></dict>`, ErrValueNotAllowed, "EnvironmentVariables.A=B", "must not contain '='"},
+	{"env name empty", labelEntry + programEntry + `<key>EnvironmentVariables</key><dict><key></key><string>1</string></dict>`, ErrValueNotAllowed, `EnvironmentVariables.""`, "must not be empty"},
 	// Paths.
-	{"stdout relative", labelEntry + programEntry + `<key>StandardOutPath</key><string>out.log</string>`, ErrBadValue, "StandardOutPath", "absolute path"},
-	{"stderr relative", labelEntry + programEntry + `<key>StandardErrorPath</key><string>./err.log</string>`, ErrBadValue, "StandardErrorPath", "absolute path"},
-	{"stdin relative", labelEntry + programEntry + `<key>StandardInPath</key><string>in</string>`, ErrBadValue, "StandardInPath", "absolute path"},
-	{"workdir relative", labelEntry + programEntry + `<key>WorkingDirectory</key><string>var/lib</string>`, ErrBadValue, "WorkingDirectory", "absolute path"},
-	{"workdir empty", labelEntry + programEntry + `<key>WorkingDirectory</key><string></string>`, ErrBadValue, "WorkingDirectory", "must not be empty"},
-	{"watchpaths relative", labelEntry + programEntry + `<key>WatchPaths</key><array><string>/etc/a</string><string>etc/b</string></array>`, ErrBadValue, "WatchPaths[1]", "absolute path"},
+	{"stdout relative", labelEntry + programEntry + `<key>StandardOutPath</key><string>out.log</string>`, ErrValueNotAllowed, "StandardOutPath", "absolute path"},
+	{"stderr relative", labelEntry + programEntry + `<key>StandardErrorPath</key><string>./err.log</string>`, ErrValueNotAllowed, "StandardErrorPath", "absolute path"},
+	{"stdin relative", labelEntry + programEntry + `<key>StandardInPath</key><string>in</string>`, ErrValueNotAllowed, "StandardInPath", "absolute path"},
+	{"workdir relative", labelEntry + programEntry + `<key>WorkingDirectory</key><string>var/lib</string>`, ErrValueNotAllowed, "WorkingDirectory", "absolute path"},
+	{"workdir empty", labelEntry + programEntry + `<key>WorkingDirectory</key><string></string>`, ErrValueNotAllowed, "WorkingDirectory", "must not be empty"},
+	{"watchpaths relative", labelEntry + programEntry + `<key>WatchPaths</key><array><string>/etc/a</string><string>etc/b</string></array>`, ErrValueNotAllowed, "WatchPaths[1]", "absolute path"},
 	{"watchpaths type", labelEntry + programEntry + `<key>WatchPaths</key><string>/etc/a</string>`, ErrBadType, "WatchPaths", "want array, have string"},
-	{"queuedirs relative", labelEntry + programEntry + `<key>QueueDirectories</key><array><string>spool</string></array>`, ErrBadValue, "QueueDirectories[0]", "absolute path"},
+	{"queuedirs relative", labelEntry + programEntry + `<key>QueueDirectories</key><array><string>spool</string></array>`, ErrValueNotAllowed, "QueueDirectories[0]", "absolute path"},
 	// ProcessType, accounts, Umask, Nice.
-	{"processtype", labelEntry + programEntry + `<key>ProcessType</key><string>background</string>`, ErrBadValue, "ProcessType", `want Background, Standard, Adaptive or Interactive, have "background"`},
-	{"username empty", labelEntry + programEntry + `<key>UserName</key><string></string>`, ErrBadValue, "UserName", "must not be empty"},
-	{"groupname colon", labelEntry + programEntry + `<key>GroupName</key><string>a:b</string>`, ErrBadValue, "GroupName", "not a valid group name"},
-	{"umask range", labelEntry + programEntry + `<key>Umask</key><integer>512</integer>`, ErrBadValue, "Umask", "out of range"},
-	{"umask string", labelEntry + programEntry + `<key>Umask</key><string>0999</string>`, ErrBadValue, "Umask", "not a number"},
+	{"processtype", labelEntry + programEntry + `<key>ProcessType</key><string>background</string>`, ErrValueNotAllowed, "ProcessType", `want Background, Standard, Adaptive or Interactive, have "background"`},
+	{"username empty", labelEntry + programEntry + `<key>UserName</key><string></string>`, ErrValueNotAllowed, "UserName", "must not be empty"},
+	{"groupname colon", labelEntry + programEntry + `<key>GroupName</key><string>a:b</string>`, ErrValueNotAllowed, "GroupName", "not a valid group name"},
+	{"umask range", labelEntry + programEntry + `<key>Umask</key><integer>512</integer>`, ErrValueNotAllowed, "Umask", "out of range"},
+	{"umask string", labelEntry + programEntry + `<key>Umask</key><string>0999</string>`, ErrValueNotAllowed, "Umask", "not a number"},
 	{"umask type", labelEntry + programEntry + `<key>Umask</key><true/>`, ErrBadType, "Umask", "want integer or string, have bool"},
-	{"nice range", labelEntry + programEntry + `<key>Nice</key><integer>21</integer>`, ErrBadValue, "Nice", "want -20 to 20, have 21"},
+	{"nice range", labelEntry + programEntry + `<key>Nice</key><integer>21</integer>`, ErrValueNotAllowed, "Nice", "want -20 to 20, have 21"},
 	// StartCalendarInterval.
 	{"calendar type", labelEntry + programEntry + `<key>StartCalendarInterval</key><string>daily</string>`, ErrBadType, "StartCalendarInterval", "want dictionary or array of dictionaries, have string"},
-	{"calendar minute", labelEntry + programEntry + `<key>StartCalendarInterval</key><dict><key>Minute</key><integer>60</integer></dict>`, ErrBadValue, "StartCalendarInterval.Minute", "want 0 to 59, have 60"},
-	{"calendar hour", labelEntry + programEntry + `<key>StartCalendarInterval</key><array><dict/><dict><key>Hour</key><integer>24</integer></dict></array>`, ErrBadValue, "StartCalendarInterval[1].Hour", "want 0 to 23, have 24"},
-	{"calendar day", labelEntry + programEntry + `<key>StartCalendarInterval</key><dict><key>Day</key><integer>0</integer></dict>`, ErrBadValue, "StartCalendarInterval.Day", "want 1 to 31, have 0"},
-	{"calendar weekday", labelEntry + programEntry + `<key>StartCalendarInterval</key><dict><key>Weekday</key><integer>8</integer></dict>`, ErrBadValue, "StartCalendarInterval.Weekday", "want 0 to 7, have 8"},
-	{"calendar month", labelEntry + programEntry + `<key>StartCalendarInterval</key><dict><key>Month</key><integer>13</integer></dict>`, ErrBadValue, "StartCalendarInterval.Month", "want 1 to 12, have 13"},
+	{"calendar minute", labelEntry + programEntry + `<key>StartCalendarInterval</key><dict><key>Minute</key><integer>60</integer></dict>`, ErrValueNotAllowed, "StartCalendarInterval.Minute", "want 0 to 59, have 60"},
+	{"calendar hour", labelEntry + programEntry + `<key>StartCalendarInterval</key><array><dict/><dict><key>Hour</key><integer>24</integer></dict></array>`, ErrValueNotAllowed, "StartCalendarInterval[1].Hour", "want 0 to 23, have 24"},
+	{"calendar day", labelEntry + programEntry + `<key>StartCalendarInterval</key><dict><key>Day</key><integer>0</integer></dict>`, ErrValueNotAllowed, "StartCalendarInterval.Day", "want 1 to 31, have 0"},
+	{"calendar weekday", labelEntry + programEntry + `<key>StartCalendarInterval</key><dict><key>Weekday</key><integer>8</integer></dict>`, ErrValueNotAllowed, "StartCalendarInterval.Weekday", "want 0 to 7, have 8"},
+	{"calendar month", labelEntry + programEntry + `<key>StartCalendarInterval</key><dict><key>Month</key><integer>13</integer></dict>`, ErrValueNotAllowed, "StartCalendarInterval.Month", "want 1 to 12, have 13"},
 	{"calendar entry type", labelEntry + programEntry + `<key>StartCalendarInterval</key><array><integer>5</integer></array>`, ErrBadType, "StartCalendarInterval[0]", "want dictionary, have integer"},
 	{"calendar field type", labelEntry + programEntry + `<key>StartCalendarInterval</key><dict><key>Hour</key><string>3</string></dict>`, ErrBadType, "StartCalendarInterval.Hour", "want integer, have string"},
-	{"calendar never", labelEntry + programEntry + `<key>StartCalendarInterval</key><dict><key>Day</key><integer>31</integer><key>Month</key><integer>4</integer></dict>`, ErrBadValue, "StartCalendarInterval.Day", "day 31 never occurs in month 4"},
-	{"calendar feb 30", labelEntry + programEntry + `<key>StartCalendarInterval</key><array><dict><key>Day</key><integer>30</integer><key>Month</key><integer>2</integer></dict></array>`, ErrBadValue, "StartCalendarInterval[0].Day", "never occurs"},
+	{"calendar never", labelEntry + programEntry + `<key>StartCalendarInterval</key><dict><key>Day</key><integer>31</integer><key>Month</key><integer>4</integer></dict>`, ErrValueNotAllowed, "StartCalendarInterval.Day", "day 31 never occurs in month 4"},
+	{"calendar feb 30", labelEntry + programEntry + `<key>StartCalendarInterval</key><array><dict><key>Day</key><integer>30</integer><key>Month</key><integer>2</integer></dict></array>`, ErrValueNotAllowed, "StartCalendarInterval[0].Day", "never occurs"},
 	// Not a job definition at all.
-	{"root array", ``, ErrBadPlist, "", "the root is an array, not a dictionary"},
+	{"root array", ``, ErrNotJob, "", "the root is an array, not a dictionary"},
 }
 
 func TestValidation(t *testing.T) {
@@ -340,7 +340,7 @@ func TestValidButOdd(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	for _, data := range []string{"", "   \n", "not a plist <", "<plist><dict><key>Label</key></dict></plist>", "bplist00\x00\x01"} {
 		j, err := Parse(testFile, []byte(data))
-		if j != nil || !errors.Is(err, ErrBadPlist) {
+		if j != nil || !errors.Is(err, ErrNotJob) {
 			t.Errorf("%q: %v, %v", data, j, err)
 			continue
 		}
@@ -352,7 +352,7 @@ func TestBadInput(t *testing.T) {
 	if _, err := Parse(testFile, big); !errors.Is(err, ErrBadFile) || !strings.Contains(err.Error(), "larger than") {
 		t.Errorf("large input: %v", err)
 	}
-	if _, err := FromDictionary(testFile, nil); !errors.Is(err, ErrBadPlist) {
+	if _, err := FromDictionary(testFile, nil); !errors.Is(err, ErrNotJob) {
 		t.Errorf("nil dictionary: %v", err)
 	}
 }
@@ -374,7 +374,7 @@ func TestMultipleErrors(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("keys %q, want %q", got, want)
 	}
-	for _, kind := range []error{ErrMissingKey, ErrBadType, ErrBadValue} {
+	for _, kind := range []error{ErrMissingKey, ErrBadType, ErrValueNotAllowed} {
 		if !errors.Is(err, kind) {
 			t.Errorf("not %v", kind)
 		}
@@ -736,7 +736,7 @@ func TestValidate(t *testing.T) {
 		t.Errorf("keys %q, want %q\n%v", keys, want, err)
 	}
 	// A label holding NUL can come only from code.
-	if err := (&Job{Label: "a\x00b", Program: "/bin/true"}).Validate(); !errors.Is(err, ErrBadValue) {
+	if err := (&Job{Label: "a\x00b", Program: "/bin/true"}).Validate(); !errors.Is(err, ErrValueNotAllowed) {
 		t.Errorf("NUL: %v", err)
 	}
 }
@@ -824,7 +824,7 @@ func TestCheckNames(t *testing.T) {
 		}
 	}
 	for _, s := range []string{"", "com example", "com/example", "com.example@1", strings.Repeat("a", 128), "é"} {
-		if err := CheckServiceName(s); !errors.Is(err, ErrBadValue) {
+		if err := CheckServiceName(s); !errors.Is(err, ErrValueNotAllowed) {
 			t.Errorf("service %q: %v", s, err)
 		}
 	}
@@ -832,7 +832,7 @@ func TestCheckNames(t *testing.T) {
 		t.Error(err)
 	}
 	for _, s := range []string{"", "a/b", "a b", ".", "..", "a\u200bb", "a\x00b", "\xff"} {
-		if err := CheckLabel(s); !errors.Is(err, ErrBadValue) {
+		if err := CheckLabel(s); !errors.Is(err, ErrValueNotAllowed) {
 			t.Errorf("label %q: %v", s, err)
 		}
 	}
@@ -890,7 +890,7 @@ func FuzzParse(f *testing.F) {
 	for _, s := range fuzzSeeds(f) {
 		f.Add(s)
 	}
-	kinds := []error{ErrBadFile, ErrBadPlist, ErrMissingKey, ErrBadType, ErrBadValue}
+	kinds := []error{ErrBadFile, ErrNotJob, ErrMissingKey, ErrBadType, ErrValueNotAllowed}
 	now := time.Date(2024, 3, 10, 12, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		j, err := Parse("fuzz.plist", data)

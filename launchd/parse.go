@@ -116,7 +116,7 @@ func Parse(path string, data []byte) (*Job, error) {
 	}
 	obj, _, err := xpc.FromPlist(data)
 	if err != nil {
-		e := &Error{File: path, Reason: err.Error(), Err: fmt.Errorf("%w: %w", ErrBadPlist, err)}
+		e := &Error{File: path, Reason: err.Error(), Err: fmt.Errorf("%w: %w", ErrNotJob, err)}
 		if pe, ok := err.(*xpc.PlistError); ok {
 			e.Key, e.Reason = pe.Path, pe.Err.Error()
 		}
@@ -124,7 +124,7 @@ func Parse(path string, data []byte) (*Job, error) {
 	}
 	root, ok := obj.(*xpc.Dictionary)
 	if !ok {
-		return nil, &Error{File: path, Reason: "the root is " + withArticle(typeName(obj)) + ", not a dictionary", Err: ErrBadPlist}
+		return nil, &Error{File: path, Reason: "the root is " + withArticle(typeName(obj)) + ", not a dictionary", Err: ErrNotJob}
 	}
 	return FromDictionary(path, root)
 }
@@ -135,7 +135,7 @@ func Parse(path string, data []byte) (*Job, error) {
 // property-list types, an integer may be a Uint64 that fits an int64.
 func FromDictionary(file string, dict *xpc.Dictionary) (*Job, error) {
 	if dict == nil {
-		return nil, &Error{File: file, Reason: "no dictionary", Err: ErrBadPlist}
+		return nil, &Error{File: file, Reason: "no dictionary", Err: ErrNotJob}
 	}
 	d := &decoder{file: file}
 	j := d.job(dict)
@@ -232,7 +232,7 @@ func (d *decoder) job(root *xpc.Dictionary) *Job {
 		"Label": func(k keyPath, v xpc.Object) {
 			if s, ok := d.str(k, v); ok {
 				if r := labelProblem(s); r != "" {
-					d.fail(k, ErrBadValue, r)
+					d.fail(k, ErrValueNotAllowed, r)
 				}
 				j.Label = s
 			}
@@ -354,7 +354,7 @@ func (d *decoder) str(key keyPath, v xpc.Object) (string, bool) {
 		return "", false
 	}
 	if strings.IndexByte(string(s), 0) >= 0 {
-		d.fail(key, ErrBadValue, "must not contain NUL")
+		d.fail(key, ErrValueNotAllowed, "must not contain NUL")
 		return "", false
 	}
 	return string(s), true
@@ -369,7 +369,7 @@ func (d *decoder) integer(key keyPath, v xpc.Object) (int64, bool) {
 		if n <= math.MaxInt64 {
 			return int64(n), true
 		}
-		d.fail(key, ErrBadValue, "out of range: "+strconv.FormatUint(uint64(n), 10))
+		d.fail(key, ErrValueNotAllowed, "out of range: "+strconv.FormatUint(uint64(n), 10))
 		return 0, false
 	}
 	d.wrongType(key, "integer", v)
@@ -382,7 +382,7 @@ func (d *decoder) intRange(key keyPath, v xpc.Object, lo, hi int64) (int64, bool
 		return 0, false
 	}
 	if n < lo || n > hi {
-		d.fail(key, ErrBadValue, fmt.Sprintf("out of range: want %d to %d, have %d", lo, hi, n))
+		d.fail(key, ErrValueNotAllowed, fmt.Sprintf("out of range: want %d to %d, have %d", lo, hi, n))
 		return 0, false
 	}
 	return n, true
@@ -396,10 +396,10 @@ func (d *decoder) seconds(key keyPath, v xpc.Object) (time.Duration, bool) {
 	}
 	switch {
 	case n < 0:
-		d.fail(key, ErrBadValue, fmt.Sprintf("must not be negative, have %d", n))
+		d.fail(key, ErrValueNotAllowed, fmt.Sprintf("must not be negative, have %d", n))
 		return 0, false
 	case n > maxSeconds:
-		d.fail(key, ErrBadValue, fmt.Sprintf("out of range: at most %d seconds, have %d", maxSeconds, n))
+		d.fail(key, ErrValueNotAllowed, fmt.Sprintf("out of range: at most %d seconds, have %d", maxSeconds, n))
 		return 0, false
 	}
 	return time.Duration(n) * time.Second, true
@@ -411,7 +411,7 @@ func (d *decoder) absPath(key keyPath, v xpc.Object) (string, bool) {
 		return "", false
 	}
 	if r := pathProblem(s); r != "" {
-		d.fail(key, ErrBadValue, r)
+		d.fail(key, ErrValueNotAllowed, r)
 		return "", false
 	}
 	return s, true
@@ -452,7 +452,7 @@ func (d *decoder) programArguments(key keyPath, v xpc.Object, hasProgram bool) [
 		return nil
 	}
 	if len(a) == 0 {
-		d.fail(key, ErrBadValue, "must not be empty")
+		d.fail(key, ErrValueNotAllowed, "must not be empty")
 		return nil
 	}
 	args := make([]string, len(a))
@@ -461,7 +461,7 @@ func (d *decoder) programArguments(key keyPath, v xpc.Object, hasProgram bool) [
 	}
 	if _, isString := a[0].(xpc.String); isString && !hasProgram {
 		if r := pathProblem(args[0]); r != "" {
-			d.fail(key.index(0), ErrBadValue, r+": without Program it is the executable (launchd would search PATH; goxpc requires an absolute path)")
+			d.fail(key.index(0), ErrValueNotAllowed, r+": without Program it is the executable (launchd would search PATH; goxpc requires an absolute path)")
 		}
 	}
 	return args
@@ -488,12 +488,12 @@ func (d *decoder) account(key keyPath, v xpc.Object, what string) string {
 		return ""
 	}
 	if s == "" {
-		d.fail(key, ErrBadValue, "must not be empty")
+		d.fail(key, ErrValueNotAllowed, "must not be empty")
 		return ""
 	}
 	for _, r := range s {
 		if r == ':' || r == '/' || !isGraphic(r) {
-			d.fail(key, ErrBadValue, fmt.Sprintf("not a valid %s name: %q", what, s))
+			d.fail(key, ErrValueNotAllowed, fmt.Sprintf("not a valid %s name: %q", what, s))
 			return ""
 		}
 	}
@@ -510,10 +510,10 @@ func (d *decoder) environment(key keyPath, v xpc.Object) map[string]string {
 		k := key.dot(name)
 		switch {
 		case name == "":
-			d.fail(k, ErrBadValue, "variable name must not be empty")
+			d.fail(k, ErrValueNotAllowed, "variable name must not be empty")
 			continue
 		case strings.ContainsAny(name, "=\x00"):
-			d.fail(k, ErrBadValue, "variable name must not contain '=' or NUL")
+			d.fail(k, ErrValueNotAllowed, "variable name must not contain '=' or NUL")
 			continue
 		}
 		if s, ok := d.str(k, m.Get(name)); ok {
@@ -538,7 +538,7 @@ func (d *decoder) umask(key keyPath, v xpc.Object) *int {
 		s := strings.TrimSpace(string(u))
 		p, err := strconv.ParseInt(s, 0, 64)
 		if err != nil || strings.Contains(s, "_") {
-			d.fail(key, ErrBadValue, fmt.Sprintf("not a number: %q (write octal with a leading 0, as in \"022\")", string(u)))
+			d.fail(key, ErrValueNotAllowed, fmt.Sprintf("not a number: %q (write octal with a leading 0, as in \"022\")", string(u)))
 			return nil
 		}
 		n = p
@@ -547,7 +547,7 @@ func (d *decoder) umask(key keyPath, v xpc.Object) *int {
 		return nil
 	}
 	if n < 0 || n > 0o777 {
-		d.fail(key, ErrBadValue, fmt.Sprintf("out of range: want 0 to 0777 (511), have %d (%#o)", n, n))
+		d.fail(key, ErrValueNotAllowed, fmt.Sprintf("out of range: want 0 to 0777 (511), have %d (%#o)", n, n))
 		return nil
 	}
 	m := int(n)
@@ -563,7 +563,7 @@ func (d *decoder) processType(key keyPath, v xpc.Object) string {
 	case ProcessTypeBackground, ProcessTypeStandard, ProcessTypeAdaptive, ProcessTypeInteractive:
 		return s
 	}
-	d.fail(key, ErrBadValue, fmt.Sprintf("want Background, Standard, Adaptive or Interactive, have %q", s))
+	d.fail(key, ErrValueNotAllowed, fmt.Sprintf("want Background, Standard, Adaptive or Interactive, have %q", s))
 	return DefaultProcessType
 }
 
@@ -576,13 +576,13 @@ func (d *decoder) machServices(key keyPath, v xpc.Object) map[string]MachService
 	for _, name := range sortedKeys(m) {
 		k := key.dot(name)
 		if r := serviceNameProblem(name); r != "" {
-			d.fail(k, ErrBadValue, r)
+			d.fail(k, ErrValueNotAllowed, r)
 			continue
 		}
 		switch sv := m.Get(name).(type) {
 		case xpc.Bool:
 			if !sv {
-				d.fail(k, ErrBadValue, "want true or a dictionary, have false (to drop the name, remove the entry)")
+				d.fail(k, ErrValueNotAllowed, "want true or a dictionary, have false (to drop the name, remove the entry)")
 				continue
 			}
 			services[name] = MachService{}
@@ -639,7 +639,7 @@ func (d *decoder) boolMap(key keyPath, v xpc.Object, check func(string) string) 
 	for _, name := range sortedKeys(m) {
 		k := key.dot(name)
 		if r := check(name); r != "" {
-			d.fail(k, ErrBadValue, r)
+			d.fail(k, ErrValueNotAllowed, r)
 			continue
 		}
 		if b, ok := d.boolean(k, m.Get(name)); ok {
@@ -690,7 +690,7 @@ func (d *decoder) calendarInterval(key keyPath, m *xpc.Dictionary) CalendarInter
 	// A day the month never has would never fire, unless a Weekday also
 	// matches (cron's rule: either one).
 	if c.Day != nil && c.Month != nil && c.Weekday == nil && *c.Day > daysIn(*c.Month) {
-		d.fail(key.dot("Day"), ErrBadValue, fmt.Sprintf("day %d never occurs in month %d: the job would never start", *c.Day, *c.Month))
+		d.fail(key.dot("Day"), ErrValueNotAllowed, fmt.Sprintf("day %d never occurs in month %d: the job would never start", *c.Day, *c.Month))
 	}
 	return c
 }
@@ -763,20 +763,20 @@ func serviceNameProblem(s string) string {
 
 // CheckLabel reports whether label is a valid job label: 1 to MaxLabelLen
 // bytes of visible characters, no '/', not "." or "..". The error wraps
-// ErrBadValue.
+// ErrValueNotAllowed.
 func CheckLabel(label string) error {
 	if r := labelProblem(label); r != "" {
-		return fmt.Errorf("%w: label %q: %s", ErrBadValue, label, r)
+		return fmt.Errorf("%w: label %q: %s", ErrValueNotAllowed, label, r)
 	}
 	return nil
 }
 
 // CheckServiceName reports whether name is a valid MachServices name: 1 to
 // MaxServiceNameLen bytes of ASCII letters, digits, '.', '_' and '-', as in
-// reverse-DNS names ("com.example.helper"). The error wraps ErrBadValue.
+// reverse-DNS names ("com.example.helper"). The error wraps ErrValueNotAllowed.
 func CheckServiceName(name string) error {
 	if r := serviceNameProblem(name); r != "" {
-		return fmt.Errorf("%w: %q: %s", ErrBadValue, name, r)
+		return fmt.Errorf("%w: %q: %s", ErrValueNotAllowed, name, r)
 	}
 	return nil
 }
