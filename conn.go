@@ -282,7 +282,7 @@ func (c *Connection) getLink(ctx context.Context, selfRead bool) (*link, error) 
 		switch {
 		case c.state == stateInactive:
 			c.mu.Unlock()
-			return nil, ErrNotActivated
+			return nil, errNotActivated
 		case c.state == stateFinal:
 			err := c.final
 			c.mu.Unlock()

@@ -878,10 +878,10 @@ func TestConnMaxMessageSize(t *testing.T) {
 	l := serve(t, handlerFor(echo))
 	c := dial(t, l, nil, WithMaxMessageSize(1<<20))
 	_, err := c.SendWithReply(ctx, Dict("blob", Data(make([]byte, 2<<20))))
-	if !errors.Is(err, ErrMessageTooLarge) {
+	if !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("over the limit: %v", err)
 	}
-	if err := c.Send(ctx, Dict("blob", Data(make([]byte, 2<<20)))); !errors.Is(err, ErrMessageTooLarge) {
+	if err := c.Send(ctx, Dict("blob", Data(make([]byte, 2<<20)))); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("over the limit, one-way: %v", err)
 	}
 	if _, err := c.SendWithReply(ctx, Dict("blob", Data(make([]byte, 512<<10)))); err != nil {

@@ -5,65 +5,81 @@ import (
 	"fmt"
 )
 
+// The errors of this package follow one scheme (CHANGES.md): a sentinel
+// is a kind, its text the kind alone ("interrupted", "peer gone"), tested
+// with errors.Is; the error a function returns names the package once, at
+// its start ("xpc: invalid: peer gone: ...").
+
 // The connection error kinds, testable with errors.Is on any error a
-// Connection returns or delivers to its handler.
+// Connection returns or delivers to its handler:
+//
+//   - ErrInterrupted: the named service went away (crash, exit, upgrade).
+//     The connection stays usable; the next send reaches a new instance.
+//   - ErrInvalid: the connection can never work again. Final. The error
+//     also matches one reason (below), and a *ConnError says more.
+//   - ErrTerminationImminent: the service has been asked to exit.
+//   - ErrPeerRequirement: the peer failed a requirement set on the
+//     connection. Reserved for the peer-requirement layer.
 var (
-	// ErrInterrupted: the named service went away (crash, exit, upgrade).
-	// The connection stays usable; the next send reaches a new instance.
-	ErrInterrupted = errors.New("interrupted")
-	// ErrInvalid: the connection can never work again. Final. The error
-	// also matches one reason (ErrNotFound, ErrDenied, ErrCanceled,
-	// ErrPeerGone, ErrProtocol, ...), and a *ConnError says more.
-	ErrInvalid = errors.New("invalid")
-	// ErrTerminationImminent: the service has been asked to exit.
+	ErrInterrupted         = errors.New("interrupted")
+	ErrInvalid             = errors.New("invalid")
 	ErrTerminationImminent = errors.New("termination imminent")
-	// ErrPeerRequirement: the peer failed a requirement set on the
-	// connection. Reserved for the peer-requirement layer.
-	ErrPeerRequirement = errors.New("peer requirement not met")
+	ErrPeerRequirement     = errors.New("peer requirement not met")
 )
 
 // Reasons a connection is invalid; each is matched by errors.Is alongside
-// ErrInvalid.
+// ErrInvalid:
+//
+//   - ErrServiceNotFound: the named service does not exist.
+//   - ErrDenied: the lookup or connection was refused (a listener that did
+//     not activate its new peer, a policy rule, ...).
+//   - ErrCanceled: the connection's owner cancelled it.
+//   - ErrPeerGone: the process at the other end went away, or its end was
+//     closed (its owner cancelled it, or it exited or crashed).
+//   - ErrProtocol: the peer sent something malformed or out of turn.
+//   - ErrNotApproved: the service is not approved to run.
+//   - ErrPeerOverLimit: the peer went over one of the connection's byte
+//     limits: it queued more message and request bytes than
+//     WithMaxQueuedBytes allows, or left more out-of-line reply bytes
+//     unread than WithMaxUnreadBytes allows. The detail names the rule and
+//     the numbers.
 var (
-	// ErrNotFound: the named service does not exist.
-	ErrNotFound = errors.New("not found")
-	// ErrDenied: the lookup or connection was refused (a listener that
-	// did not activate its new peer, a policy rule, ...).
-	ErrDenied = errors.New("denied")
-	// ErrCanceled: the connection's owner cancelled it.
-	ErrCanceled = errors.New("canceled")
-	// ErrPeerGone: the process at the other end went away, or its end
-	// was closed (its owner cancelled it, or it exited or crashed).
-	ErrPeerGone = errors.New("peer gone")
-	// ErrProtocol: the peer sent something malformed or out of turn.
-	ErrProtocol = errors.New("protocol error")
-	// ErrNotApproved: the service is not approved to run.
-	ErrNotApproved = errors.New("not approved")
-	// ErrPeerOverLimit: the peer went over one of the connection's byte
-	// limits: it queued more message and request bytes than
-	// WithMaxQueuedBytes allows, or left more out-of-line reply bytes
-	// unread than WithMaxUnreadBytes allows. The detail names the rule
-	// and the numbers.
-	ErrPeerOverLimit = errors.New("peer over limit")
+	ErrServiceNotFound = errors.New("service not found")
+	ErrDenied          = errors.New("denied")
+	ErrCanceled        = errors.New("canceled")
+	ErrPeerGone        = errors.New("peer gone")
+	ErrProtocol        = errors.New("protocol error")
+	ErrNotApproved     = errors.New("not approved")
+	ErrPeerOverLimit   = errors.New("peer over limit")
 )
 
-// Per-message errors: the message failed, the connection is unharmed.
+// Per-message errors: the message failed, the connection is unharmed. A
+// message larger than WithMaxMessageSize fails with ErrTooLarge, the
+// codec's kind for any size limit.
+//
+//   - ErrTooManyFDs: the message carries more descriptors than WithMaxFDs.
+//   - ErrNoReply: the peer's handler finished without replying to a message
+//     that wanted a reply.
+//   - ErrNotMessage: messages must be dictionaries.
+//   - ErrNotActivated: the connection has not been activated yet.
+//   - ErrAlreadyReplied: Reply was called twice for one message.
+//   - ErrNoReplyWanted: Reply was called on a message that wants none.
 var (
-	// ErrMessageTooLarge: the message exceeds the connection's size limit.
-	ErrMessageTooLarge = errors.New("xpc: message too large")
-	// ErrTooManyFDs: the message carries more descriptors than allowed.
-	ErrTooManyFDs = errors.New("xpc: too many file descriptors in one message")
-	// ErrNoReply: the peer's handler finished without replying to a
-	// message that wanted a reply.
-	ErrNoReply = errors.New("xpc: peer sent no reply")
-	// ErrNotMessage: messages must be dictionaries.
-	ErrNotMessage = errors.New("xpc: a message must be a dictionary")
-	// ErrNotActivated: the connection has not been activated yet.
-	ErrNotActivated = errors.New("xpc: connection not activated")
-	// ErrAlreadyReplied: Reply was called twice for one message.
-	ErrAlreadyReplied = errors.New("xpc: message already replied to")
-	// ErrNoReplyWanted: Reply was called on a message that wants none.
-	ErrNoReplyWanted = errors.New("xpc: message does not want a reply")
+	ErrTooManyFDs     = errors.New("too many file descriptors in one message")
+	ErrNoReply        = errors.New("peer sent no reply")
+	ErrNotMessage     = errors.New("a message must be a dictionary")
+	ErrNotActivated   = errors.New("connection not activated")
+	ErrAlreadyReplied = errors.New("message already replied to")
+	ErrNoReplyWanted  = errors.New("message does not want a reply")
+)
+
+// The per-message errors as returned: the kind with the package's prefix.
+var (
+	errNoReply        = fmt.Errorf("xpc: %w", ErrNoReply)
+	errNotMessage     = fmt.Errorf("xpc: %w", ErrNotMessage)
+	errNotActivated   = fmt.Errorf("xpc: %w", ErrNotActivated)
+	errAlreadyReplied = fmt.Errorf("xpc: %w", ErrAlreadyReplied)
+	errNoReplyWanted  = fmt.Errorf("xpc: %w", ErrNoReplyWanted)
 )
 
 // ConnError is the error value of a connection-level failure: a Kind
@@ -72,7 +88,7 @@ var (
 // cause, if any.
 type ConnError struct {
 	Kind   error
-	Reason error // for ErrInvalid: ErrNotFound, ErrDenied, ErrCanceled, ErrPeerGone, ErrProtocol, ...
+	Reason error // for ErrInvalid: ErrServiceNotFound, ErrDenied, ErrCanceled, ErrPeerGone, ErrProtocol, ...
 	Detail string
 	Err    error // underlying cause, or nil
 }
@@ -119,7 +135,7 @@ type RemoteError struct {
 // reply it could not send: one that does not encode, is larger than its
 // WithMaxMessageSize, or carries more descriptors than WithMaxFDs. The
 // error is a *RemoteError whose description says why.
-var ErrReplyFailed = errors.New("xpc: the peer could not send its reply")
+var ErrReplyFailed = errors.New("the peer could not send its reply")
 
 // replyFailedKey marks the error object a peer sends in place of a reply
 // it could not send.

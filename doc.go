@@ -177,6 +177,13 @@
 //
 // # Errors
 //
+// Every error a function of this package returns begins "xpc: " and
+// matches, with errors.Is, one or more kinds: sentinels (ErrTruncated,
+// ErrInterrupted, ...) whose text is the kind alone. Typed errors say more
+// (*DecodeError: the offset; *EncodeError and *FieldError: the path in
+// the value; *ConnError: the reason; *RemoteError: the peer's error
+// object). CHANGES.md lists the names that changed.
+//
 // Connection errors are *ConnError values tested with errors.Is:
 //
 //   - ErrInterrupted: the named service went away. Pending replies fail;
@@ -184,13 +191,13 @@
 //   - ErrInvalid: final. Always paired with a reason: ErrCanceled (your
 //     Cancel), ErrPeerGone (the peer vanished), ErrProtocol (it sent
 //     malformed frames), ErrPeerOverLimit (it went over a byte limit),
-//     ErrNotFound, ErrDenied, ErrNotApproved (lookups).
+//     ErrServiceNotFound, ErrDenied, ErrNotApproved (lookups).
 //   - ErrTerminationImminent: the service has announced that it will exit.
 //   - ErrPeerRequirement: reserved for peer requirements.
 //
 // When a peer goes, every pending reply fails at once with the connection's
 // error and the handler receives it as an event; the last event is always
-// the ErrInvalid one. Per-message failures (ErrMessageTooLarge,
+// the ErrInvalid one. Per-message failures (ErrTooLarge,
 // ErrTooManyFDs, ErrNoReply, *RemoteError, a context's error) leave the
 // connection as it was.
 //

@@ -33,12 +33,12 @@ func buildFrame(w *writer, k wire.Kind, id uint64, body Object, maxSize, maxFDs 
 	w.start = wire.HeaderSize
 	if err := w.body(MagicLocal, body); err != nil {
 		if errors.Is(err, ErrTooLarge) {
-			return nil, nil, fmt.Errorf("%w: %w", ErrMessageTooLarge, err)
+			return nil, nil, fmt.Errorf("xpc: message larger than the limit of %d bytes (WithMaxMessageSize): %w", maxSize, ErrTooLarge)
 		}
 		return nil, nil, err
 	}
 	if len(w.att) > maxFDs {
-		return nil, nil, fmt.Errorf("%w: %d, limit %d", ErrTooManyFDs, len(w.att), maxFDs)
+		return nil, nil, fmt.Errorf("xpc: %w: %d, limit %d", ErrTooManyFDs, len(w.att), maxFDs)
 	}
 	h := wire.Header{Kind: k, ID: id}
 	var fds []int // nil for the common frame, which carries none

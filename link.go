@@ -303,7 +303,7 @@ func (l *link) readBody(h wire.Header, d *sock.Datagram, watcher bool) (bool, er
 			closeRawFDs(fds)
 			return false, l.protocolError("no-reply frame with a body")
 		}
-		return false, l.complete(h.ID, nil, ErrNoReply)
+		return false, l.complete(h.ID, nil, errNoReply)
 	}
 	if len(fds) > l.cfg.maxFDs {
 		closeRawFDs(fds)

@@ -69,7 +69,7 @@ func (l *Listener) SetHandler(fn func(peer *Connection)) {
 // key): the peer is sent a refused frame holding it, in place of the
 // hello, and its connection is closed; the handler never sees it. The
 // dialing side's connection then fails with ErrInvalid and ErrDenied (or
-// ErrNotFound, ErrNotApproved, as the reason says), and the error
+// ErrServiceNotFound, ErrNotApproved, as the reason says), and the error
 // carries the description and the reason. fn should be quick: the next
 // peer waits for it. It must be called before Activate.
 func (l *Listener) SetAdmission(fn func(peer *Peer) *ErrorObject) {

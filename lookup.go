@@ -25,7 +25,7 @@ import (
 // The lookup is pipelined: the send that makes it does not wait for xpcd,
 // and the message goes out at once, to be read by the service when xpcd
 // hands it over. A name xpcd does not know, or may not give this caller,
-// makes the connection invalid (ErrNotFound, ErrDenied, ...) when xpcd's
+// makes the connection invalid (ErrServiceNotFound, ErrDenied, ...) when xpcd's
 // answer arrives: pending replies fail with that error and the handler
 // gets it as its last event; a one-way Send made before then has already
 // returned nil, as in XPC. If no xpcd answers at all, the send fails with
@@ -76,7 +76,7 @@ func dialBootstrap(ctx context.Context, cfg config) (*Connection, error) {
 
 // ErrBootstrapClosed is the cause of a lookup through a Bootstrap that was
 // closed.
-var ErrBootstrapClosed = errors.New("xpc: the Bootstrap was closed")
+var ErrBootstrapClosed = errors.New("bootstrap closed")
 
 // Bootstrap keeps one connection to xpcd open for service lookups, shared
 // by every connection made with WithBootstrap(b). Without one, each lookup
@@ -109,7 +109,7 @@ func (b *Bootstrap) get(ctx context.Context) (*Connection, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		return nil, ErrBootstrapClosed
+		return nil, fmt.Errorf("xpc: %w", ErrBootstrapClosed)
 	}
 	if b.conn != nil && b.conn.Err() == nil {
 		return b.conn, nil
@@ -320,7 +320,7 @@ func refusalError(eo *ErrorObject, what string) error {
 	reason, _ := eo.String(bootstrap.KeyReason)
 	switch reason {
 	case bootstrap.ReasonNotFound, bootstrap.ReasonWrongDomain:
-		return invalidError(ErrNotFound, nil, "%s", desc)
+		return invalidError(ErrServiceNotFound, nil, "%s", desc)
 	case bootstrap.ReasonDenied:
 		return invalidError(ErrDenied, nil, "%s", desc)
 	case bootstrap.ReasonNotApproved:

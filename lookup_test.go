@@ -106,7 +106,7 @@ func TestLookupRefused(t *testing.T) {
 	ctx := testCtx(t)
 	check := func(t *testing.T, err error) {
 		t.Helper()
-		wantConnErr(t, err, ErrInvalid, ErrNotFound)
+		wantConnErr(t, err, ErrInvalid, ErrServiceNotFound)
 		if errors.Is(err, ErrInterrupted) {
 			t.Fatalf("refusal reported as an interruption: %v", err)
 		}

@@ -107,12 +107,12 @@ func (m *Message) ReplyError(ctx context.Context, e *ErrorObject) error {
 
 func (m *Message) reply(ctx context.Context, body Object) error {
 	if !m.wantsReply {
-		return ErrNoReplyWanted
+		return errNoReplyWanted
 	}
 	prev := msgOpen
 	if !m.state.CompareAndSwap(msgOpen, msgReplied) {
 		if !m.state.CompareAndSwap(msgDeferred, msgReplied) {
-			return ErrAlreadyReplied
+			return errAlreadyReplied
 		}
 		prev = msgDeferred
 	}

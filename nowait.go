@@ -16,7 +16,9 @@ import (
 
 // ErrWouldBlock is returned by TrySend, TryReply and TryReplyError when the
 // send would have to wait. Nothing was sent then.
-var ErrWouldBlock = errors.New("xpc: the send would have to wait")
+var ErrWouldBlock = errors.New("send would have to wait")
+
+var errWouldBlock = fmt.Errorf("xpc: %w", ErrWouldBlock)
 
 // TrySend sends msg as Send does if it can go out without waiting. If it
 // cannot, it sends nothing and returns ErrWouldBlock: when the peer is
@@ -60,7 +62,7 @@ func (m *Message) TryReplyError(e *ErrorObject) error {
 // step would have waited.
 func wouldBlock(err error) error {
 	if errors.Is(err, context.Canceled) {
-		return ErrWouldBlock
+		return errWouldBlock
 	}
 	return err
 }

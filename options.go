@@ -23,7 +23,7 @@ type Option func(*config) error
 
 // ErrOptionNotApplicable is the cause of an *OptionError: an Option given
 // to a constructor it does not apply to.
-var ErrOptionNotApplicable = errors.New("xpc: option does not apply")
+var ErrOptionNotApplicable = errors.New("option does not apply")
 
 // OptionError is the error of a constructor given an Option that does not
 // apply to it. It matches ErrOptionNotApplicable.
@@ -121,7 +121,7 @@ func configure(ctor constructor, opts []Option) (config, error) {
 
 // WithMaxMessageSize sets the largest serialized message this end sends or
 // accepts, in bytes (default DefaultMaxSize, 64 MiB). A larger outgoing
-// message fails with ErrMessageTooLarge; a larger incoming one is a protocol
+// message fails with ErrTooLarge; a larger incoming one is a protocol
 // error that ends the connection.
 func WithMaxMessageSize(n int) Option {
 	return option("WithMaxMessageSize", connsAndListeners, func(c *config) error {
@@ -240,7 +240,7 @@ func WithBootstrapSocket(path string) Option {
 }
 
 // WithDomain limits a service lookup to one domain ("system", "user/UID").
-// A name that exists only in another domain then fails with ErrNotFound,
+// A name that exists only in another domain then fails with ErrServiceNotFound,
 // and the error names the domain it is in. It applies to
 // NewServiceConnection only.
 func WithDomain(domain string) Option {

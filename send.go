@@ -20,7 +20,7 @@ import (
 // (deferred) need not start one for it.
 func (l *link) request(ctx context.Context, call *Call, msg *Dictionary, selfRead bool) {
 	if msg == nil {
-		call.finish(nil, ErrNotMessage)
+		call.finish(nil, errNotMessage)
 		return
 	}
 	l.mu.Lock()
@@ -53,7 +53,7 @@ func (l *link) request(ctx context.Context, call *Call, msg *Dictionary, selfRea
 func (l *link) sendMessage(ctx context.Context, k wire.Kind, id uint64, body Object) error {
 	if k == wire.KindMessage {
 		if _, ok := body.(*Dictionary); !ok || body == (*Dictionary)(nil) {
-			return ErrNotMessage
+			return errNotMessage
 		}
 	}
 	return l.sendFrame(ctx, k, id, body)

@@ -17,10 +17,10 @@ import (
 var (
 	// ErrNotLaunched: CheckIn in a process that xpcd did not start, so it
 	// has no check-in channel.
-	ErrNotLaunched = errors.New("xpc: this process was not launched by xpcd (no " + bootstrap.CheckinFDEnv + " check-in channel)")
+	ErrNotLaunched = errors.New("not launched by xpcd")
 	// ErrNotDeclared: Listen for a name the job's plist does not declare in
 	// its MachServices.
-	ErrNotDeclared = errors.New("xpc: the name is not in the job's MachServices")
+	ErrNotDeclared = errors.New("name not in the job's MachServices")
 )
 
 // Service is a service's side of xpcd: its check-in channel, its
@@ -73,17 +73,17 @@ func CheckIn(ctx context.Context, opts ...Option) (*Service, error) {
 	}
 	fdText := os.Getenv(bootstrap.CheckinFDEnv)
 	if fdText == "" {
-		return nil, ErrNotLaunched
+		return nil, fmt.Errorf("xpc: %w: no %s check-in channel", ErrNotLaunched, bootstrap.CheckinFDEnv)
 	}
 	fd, err := strconv.Atoi(fdText)
 	if err != nil || fd < 0 {
-		return nil, fmt.Errorf("%w: %s=%q is not a descriptor", ErrNotLaunched, bootstrap.CheckinFDEnv, fdText)
+		return nil, fmt.Errorf("xpc: %w: %s=%q is not a descriptor", ErrNotLaunched, bootstrap.CheckinFDEnv, fdText)
 	}
 	f := os.NewFile(uintptr(fd), "xpcd-checkin")
 	ctl, err := NewConnectionFromFile(f)
 	f.Close()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotLaunched, err)
+		return nil, fmt.Errorf("xpc: %w: %v", ErrNotLaunched, err)
 	}
 	// The channel is not passed on to our own children.
 	os.Unsetenv(bootstrap.CheckinFDEnv)
@@ -151,7 +151,7 @@ func checkin(ctx context.Context, ctl *Connection, name string) error {
 	var re *RemoteError
 	if errors.As(err, &re) {
 		if reason, _ := re.Object.String(bootstrap.KeyReason); reason == bootstrap.ReasonNotDeclared {
-			return fmt.Errorf("%w: %s", ErrNotDeclared, re.Object.Description())
+			return fmt.Errorf("xpc: %w: %s", ErrNotDeclared, re.Object.Description())
 		}
 		return fmt.Errorf("xpc: check in for %s: %s", name, re.Object.Description())
 	}

@@ -104,7 +104,7 @@ func TestServerNotFound(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := conn.SendWithReply(ctx, xpc.NewDictionary(0))
-	if !errors.Is(err, xpc.ErrInvalid) || !errors.Is(err, xpc.ErrNotFound) {
-		t.Fatalf("got %v, want ErrInvalid and ErrNotFound", err)
+	if !errors.Is(err, xpc.ErrInvalid) || !errors.Is(err, xpc.ErrServiceNotFound) {
+		t.Fatalf("got %v, want ErrInvalid and ErrServiceNotFound", err)
 	}
 }

@@ -42,12 +42,12 @@ func TestLookupGoesOnToSystem(t *testing.T) {
 	if r, err := connect("test.fwd.both"); err != nil || strOf(r, "value") != "user" {
 		t.Errorf("a name both have: %v %v, want the user's", r, err)
 	}
-	if _, err := connect("test.fwd.nowhere"); !errors.Is(err, xpc.ErrNotFound) {
-		t.Errorf("a name in neither: %v, want ErrNotFound", err)
+	if _, err := connect("test.fwd.nowhere"); !errors.Is(err, xpc.ErrServiceNotFound) {
+		t.Errorf("a name in neither: %v, want ErrServiceNotFound", err)
 	}
 	own := xpc.WithDomain(UserDomain(uint32(os.Geteuid())))
-	if _, err := connect("test.fwd.sys.svc", own); !errors.Is(err, xpc.ErrNotFound) {
-		t.Errorf("naming the user's domain: %v, want ErrNotFound", err)
+	if _, err := connect("test.fwd.sys.svc", own); !errors.Is(err, xpc.ErrServiceNotFound) {
+		t.Errorf("naming the user's domain: %v, want ErrServiceNotFound", err)
 	}
 
 	// A lookup that wants a reply gets the system instance's.
@@ -64,7 +64,7 @@ func TestLookupGoesOnToSystem(t *testing.T) {
 
 	// Without the system instance, the user's answer stands.
 	sys.close(sys.d)
-	if _, err := connect("test.fwd.sys.svc"); !errors.Is(err, xpc.ErrNotFound) {
-		t.Errorf("with no system instance: %v, want ErrNotFound", err)
+	if _, err := connect("test.fwd.sys.svc"); !errors.Is(err, xpc.ErrServiceNotFound) {
+		t.Errorf("with no system instance: %v, want ErrServiceNotFound", err)
 	}
 }

@@ -205,8 +205,8 @@ func TestLookupErrors(t *testing.T) {
 			want         error
 			in           string
 		}{
-			{"test.nobody.home", "", xpc.ErrNotFound, "no service named test.nobody.home"},
-			{"test.errs.svc", "system", xpc.ErrNotFound, UserDomain(uint32(os.Geteuid()))},
+			{"test.nobody.home", "", xpc.ErrServiceNotFound, "no service named test.nobody.home"},
+			{"test.errs.svc", "system", xpc.ErrServiceNotFound, UserDomain(uint32(os.Geteuid()))},
 		} {
 			opts := []xpc.Option{xpc.WithBootstrapSocket(h.paths.Socket)}
 			if tc.domain != "" {

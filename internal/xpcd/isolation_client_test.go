@@ -93,7 +93,7 @@ func isoLookup(ctx context.Context, sock string, s isoStep) isoResult {
 	if err != nil {
 		res := isoResult{Error: err.Error()}
 		switch {
-		case errors.Is(err, xpc.ErrNotFound):
+		case errors.Is(err, xpc.ErrServiceNotFound):
 			res.Reason = bootstrap.ReasonNotFound
 		case errors.Is(err, xpc.ErrDenied):
 			res.Reason = bootstrap.ReasonDenied
