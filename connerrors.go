@@ -11,66 +11,67 @@ import (
 // its start ("xpc: invalid: peer gone: ...").
 
 // The connection error kinds, testable with errors.Is on any error a
-// Connection returns or delivers to its handler:
-//
-//   - ErrInterrupted: the named service went away (crash, exit, upgrade).
-//     The connection stays usable; the next send reaches a new instance.
-//   - ErrInvalid: the connection can never work again. Final. The error
-//     also matches one reason (below), and a *ConnError says more.
-//   - ErrTerminationImminent: the service has been asked to exit.
-//   - ErrPeerRequirement: the peer failed a requirement set on the
-//     connection. Reserved for the peer-requirement layer.
+// Connection returns or delivers to its handler.
 var (
-	ErrInterrupted         = errors.New("interrupted")
-	ErrInvalid             = errors.New("invalid")
+	// ErrInterrupted: the named service went away (crash, exit, upgrade).
+	// The connection stays usable; the next send reaches a new instance.
+	ErrInterrupted = errors.New("interrupted")
+	// ErrInvalid: the connection can never work again. Final. The error
+	// also matches one reason (ErrServiceNotFound, ErrDenied, ErrCanceled,
+	// ErrPeerGone, ErrProtocol, ...), and a *ConnError says more.
+	ErrInvalid = errors.New("invalid")
+	// ErrTerminationImminent: the service has been asked to exit.
 	ErrTerminationImminent = errors.New("termination imminent")
-	ErrPeerRequirement     = errors.New("peer requirement not met")
+	// ErrPeerRequirement: the peer failed a requirement set on the
+	// connection. Reserved for the peer-requirement layer.
+	ErrPeerRequirement = errors.New("peer requirement not met")
 )
 
 // Reasons a connection is invalid; each is matched by errors.Is alongside
-// ErrInvalid:
-//
-//   - ErrServiceNotFound: the named service does not exist.
-//   - ErrDenied: the lookup or connection was refused (a listener that did
-//     not activate its new peer, a policy rule, ...).
-//   - ErrCanceled: the connection's owner cancelled it.
-//   - ErrPeerGone: the process at the other end went away, or its end was
-//     closed (its owner cancelled it, or it exited or crashed).
-//   - ErrProtocol: the peer sent something malformed or out of turn.
-//   - ErrNotApproved: the service is not approved to run.
-//   - ErrPeerOverLimit: the peer went over one of the connection's byte
-//     limits: it queued more message and request bytes than
-//     WithMaxQueuedBytes allows, or left more out-of-line reply bytes
-//     unread than WithMaxUnreadBytes allows. The detail names the rule and
-//     the numbers.
+// ErrInvalid.
 var (
+	// ErrServiceNotFound: no service has the name looked up, in the
+	// domains the caller may see.
 	ErrServiceNotFound = errors.New("service not found")
-	ErrDenied          = errors.New("denied")
-	ErrCanceled        = errors.New("canceled")
-	ErrPeerGone        = errors.New("peer gone")
-	ErrProtocol        = errors.New("protocol error")
-	ErrNotApproved     = errors.New("not approved")
-	ErrPeerOverLimit   = errors.New("peer over limit")
+	// ErrDenied: the lookup or connection was refused (a listener that
+	// did not activate its new peer, a policy rule, ...).
+	ErrDenied = errors.New("denied")
+	// ErrCanceled is the reason when the connection's owner cancelled it.
+	ErrCanceled = errors.New("canceled")
+	// ErrPeerGone: the process at the other end went away, or its end
+	// was closed (its owner cancelled it, or it exited or crashed).
+	ErrPeerGone = errors.New("peer gone")
+	// ErrProtocol: the peer sent something malformed or out of turn.
+	ErrProtocol = errors.New("protocol error")
+	// ErrNotApproved: the service is not approved to run.
+	ErrNotApproved = errors.New("not approved")
+	// ErrPeerOverLimit: the peer went over one of the connection's byte
+	// limits: it queued more message and request bytes than
+	// WithMaxQueuedBytes allows, or left more out-of-line reply bytes
+	// unread than WithMaxUnreadBytes allows. The detail names the rule
+	// and the numbers.
+	ErrPeerOverLimit = errors.New("peer over limit")
 )
 
 // Per-message errors: the message failed, the connection is unharmed. A
 // message larger than WithMaxMessageSize fails with ErrTooLarge, the
-// codec's kind for any size limit.
-//
-//   - ErrTooManyFDs: the message carries more descriptors than WithMaxFDs.
-//   - ErrNoReply: the peer's handler finished without replying to a message
-//     that wanted a reply.
-//   - ErrNotMessage: messages must be dictionaries.
-//   - ErrNotActivated: the connection has not been activated yet.
-//   - ErrAlreadyReplied: Reply was called twice for one message.
-//   - ErrNoReplyWanted: Reply was called on a message that wants none.
+// codec's kind for every size limit.
 var (
-	ErrTooManyFDs     = errors.New("too many file descriptors in one message")
-	ErrNoReply        = errors.New("peer sent no reply")
-	ErrNotMessage     = errors.New("a message must be a dictionary")
-	ErrNotActivated   = errors.New("connection not activated")
+	// ErrTooManyFDs: the message carries more descriptors than WithMaxFDs
+	// allows.
+	ErrTooManyFDs = errors.New("too many file descriptors in one message")
+	// ErrNoReply: the peer's handler finished without replying to a
+	// message that wanted a reply.
+	ErrNoReply = errors.New("peer sent no reply")
+	// ErrNotMessage: messages must be dictionaries.
+	ErrNotMessage = errors.New("a message must be a dictionary")
+	// ErrNotActivated is returned by a send on a connection that has not
+	// been activated yet.
+	ErrNotActivated = errors.New("connection not activated")
+	// ErrAlreadyReplied: Reply was called twice for one message.
 	ErrAlreadyReplied = errors.New("message already replied to")
-	ErrNoReplyWanted  = errors.New("message does not want a reply")
+	// ErrNoReplyWanted: Reply was called on a message that wants none.
+	ErrNoReplyWanted = errors.New("message does not want a reply")
 )
 
 // The per-message errors as returned: the kind with the package's prefix.
