@@ -64,7 +64,6 @@ func newUnixAcceptor(ln *net.UnixListener) (*unixAcceptor, error) {
 	}
 	a := &unixAcceptor{ln: ln, f: f, rc: rc, stop: make(chan struct{}), spare: -1}
 	a.try = a.tryAccept
-	a.openSpare()
 	return a, nil
 }
 
@@ -92,6 +91,8 @@ func (a *unixAcceptor) close() {
 // It never spins: an error backs it off, and running out of descriptors
 // also sheds one waiting client.
 func (a *unixAcceptor) run(admit func(fd int)) {
+	// The spare is the goroutine's: a listener never activated holds none.
+	a.openSpare()
 	defer func() {
 		if a.spare >= 0 {
 			unix.Close(a.spare)

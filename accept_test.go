@@ -202,3 +202,19 @@ func TestAcceptAtDescriptorLimitDoesNotSpin(t *testing.T) {
 		t.Fatalf("after the flood: reply %v", reply)
 	}
 }
+
+// TestListenUnixCancelledInactiveLeaksNothing: a path listener cancelled
+// before it was ever activated closes everything it opened, the spare
+// descriptor its accept loop keeps included.
+func TestListenUnixCancelledInactiveLeaksNothing(t *testing.T) {
+	leakCheck(t)
+	path := filepath.Join(t.TempDir(), "sock")
+	for range 3 {
+		l, err := ListenUnix(path, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Cancel()
+		<-l.Done()
+	}
+}
