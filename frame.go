@@ -26,7 +26,8 @@ func (e *unsentError) Unwrap() error { return e.err }
 
 // buildFrame encodes body into w as one frame of kind k, a memfd body if
 // it is too large for a datagram, and returns the frame with the
-// descriptors that go with it, which the caller closes once sent.
+// descriptors that go with it, which the caller sends with wire.Send or
+// wire.SendNow and closes once sent.
 func buildFrame(w *writer, k wire.Kind, id uint64, body Object, maxSize, maxFDs int) ([]byte, []int, error) {
 	w.reset(w.b[:0], Limits{MaxSize: maxSize})
 	w.b = append(w.b, make([]byte, wire.HeaderSize)...)
@@ -63,7 +64,8 @@ func buildFrame(w *writer, k wire.Kind, id uint64, body Object, maxSize, maxFDs 
 		}
 		fds = append(fds, fd)
 	}
-	h.NFDs = uint32(len(fds))
+	// The descriptor count is left to wire.Send and wire.SendNow, which
+	// set it from the descriptors they attach.
 	wire.PutHeader(frame, h)
 	return frame, fds, nil
 }
