@@ -198,9 +198,7 @@ func (c *Connection) Peer() *Peer {
 // announceTermination tells the peer that this process is about to exit.
 // A connection without a link has nobody to tell.
 func (c *Connection) announceTermination(ctx context.Context) error {
-	c.mu.Lock()
-	l := c.link
-	c.mu.Unlock()
+	l := c.currentLink()
 	if l == nil {
 		return nil
 	}
@@ -493,16 +491,29 @@ func (c *Connection) setOnFinal(fn func(*Connection)) { c.onFinal = fn }
 // handler sees it: the peer gets a refused frame holding eo in place of
 // the hello, and the connection ends.
 func (c *Connection) refuse(eo *ErrorObject) {
-	c.link.sendRefusal(eo)
+	if l := c.currentLink(); l != nil {
+		l.sendRefusal(eo)
+	}
 	c.invalidate(invalidError(ErrDenied, nil, "turned away: %s", eo.Description()))
 }
 
 // greet sends an admitted peer connection's first frames, ahead of any
 // reply: the hello (a client that reached us by name learns who we are
-// from the credentials the kernel stamps on it) and our window.
+// from the credentials the kernel stamps on it) and our window. The
+// connection is shared by then (Listener.Peers), so it may already have
+// been cancelled: it then has no link, and nobody to greet.
 func (c *Connection) greet() {
-	c.link.sendHello()
-	c.link.sendWindow()
+	if l := c.currentLink(); l != nil {
+		l.sendHello()
+		l.sendWindow()
+	}
+}
+
+// currentLink returns the connection's link, nil if it has none.
+func (c *Connection) currentLink() *link {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.link
 }
 
 // cancelIfInactive ends the connection with err if it was never activated.

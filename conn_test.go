@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -964,6 +965,56 @@ func TestListenerCancel(t *testing.T) {
 		l.Cancel()
 		waitClosed(t, l.Done(), "listener")
 		ep.Close()
+	}
+}
+
+// TestListenerPeerCancelledAsAdmitted: a peer cancelled through Peers
+// while the listener is still admitting it (sending its hello) is no
+// harm: the listener reads the peer's link under the peer's lock, so the
+// race detector finds nothing, and a peer cancelled first gets no hello.
+func TestListenerPeerCancelledAsAdmitted(t *testing.T) {
+	leakCheck(t)
+	ctx := testCtx(t)
+	l, err := NewListener()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The handler touches nothing of the peer's, so that only the
+	// listener's own admission orders its reads against Cancel.
+	admitted := make(chan struct{}, 1)
+	l.SetHandler(func(p *Connection) {
+		time.Sleep(5 * time.Millisecond)
+		admitted <- struct{}{}
+	})
+	l.Activate()
+	defer func() { l.Cancel(); waitClosed(t, l.Done(), "listener") }()
+	stop := make(chan struct{})
+	canceller := make(chan struct{})
+	defer func() { close(stop); <-canceller }()
+	go func() {
+		defer close(canceller)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for _, p := range l.Peers() {
+				p.Cancel()
+			}
+			runtime.Gosched()
+		}
+	}()
+	for range 20 {
+		c := dial(t, l, nil)
+		// It connects; whether the message is read before the peer is
+		// cancelled is the canceller's luck.
+		_ = c.Send(ctx, Dict())
+		select {
+		case <-admitted:
+		case <-ctx.Done():
+			t.Fatal("the listener did not admit the peer")
+		}
 	}
 }
 

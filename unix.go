@@ -142,9 +142,7 @@ func DialUnix(ctx context.Context, path string, opts ...Option) (*Connection, er
 // the connection's error if the listener turned it away (or it ended
 // otherwise), and ctx's if ctx ends first.
 func (c *Connection) awaitHello(ctx context.Context) error {
-	c.mu.Lock()
-	l := c.link
-	c.mu.Unlock()
+	l := c.currentLink()
 	if l == nil {
 		return c.Err()
 	}
