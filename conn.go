@@ -51,9 +51,10 @@ const (
 //
 // How its state is owned (the goroutines are described in the package
 // documentation, "Goroutines"):
-//   - cfg, dial and reconnect are set when the connection is made and never
-//     change; onFinal too, or, for a peer connection, before it is shared
-//     (setOnFinal). ctx, cancel and done are made with it.
+//   - cfg, dial and reconnect are set when the connection is made
+//     (newConnection, newDialConnection) and never change; onFinal too, by
+//     setOnFinal before the connection is shared. ctx, cancel and done are
+//     made with it.
 //   - mu guards the lifecycle (state, final), the handler, the current link
 //     and the dial in progress (dialing), and the event queue with its
 //     dispatcher role (queue, qhead, running, suspended).
@@ -103,6 +104,15 @@ type event struct {
 func newConnection(cfg config) *Connection {
 	c := &Connection{cfg: cfg, done: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c
+}
+
+// newDialConnection returns an inactive connection that makes its links
+// with dial, at its first send and, if reconnect, again after each
+// interruption.
+func newDialConnection(cfg config, dial func(ctx context.Context) (linkEnd, error), reconnect bool) *Connection {
+	c := newConnection(cfg)
+	c.dial, c.reconnect = dial, reconnect
 	return c
 }
 

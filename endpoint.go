@@ -35,9 +35,7 @@ func NewListener(opts ...Option) (*Listener, error) {
 		unix.Close(b)
 		return nil, err
 	}
-	l := newListener(cfg, nil, nil)
-	l.accept, l.epFD = s, b
-	return l, nil
+	return newAnonymousListener(cfg, s, b), nil
 }
 
 // Endpoint returns a new endpoint for the listener, owned by the caller.
@@ -117,13 +115,12 @@ func NewEndpointConnection(ep *Endpoint, opts ...Option) (*Connection, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := newConnection(cfg)
 	// An endpoint connection dials once (it never reconnects), so its copy
 	// of the endpoint is closed as soon as that dial succeeds, or at the end.
 	var closeOnce sync.Once
 	var closed atomic.Bool
 	closeEndpoint := func() { closeOnce.Do(func() { closed.Store(true); closeRaw(epf) }) }
-	c.dial = func(ctx context.Context) (linkEnd, error) {
+	dial := func(ctx context.Context) (linkEnd, error) {
 		if closed.Load() {
 			return linkEnd{}, invalidError(ErrPeerGone, nil, "the endpoint connection's one link is gone")
 		}
@@ -133,7 +130,8 @@ func NewEndpointConnection(ep *Endpoint, opts ...Option) (*Connection, error) {
 		}
 		return end, err
 	}
-	c.onFinal = func(*Connection) { closeEndpoint() }
+	c := newDialConnection(cfg, dial, false)
+	c.setOnFinal(func(*Connection) { closeEndpoint() })
 	return c, nil
 }
 

@@ -46,6 +46,15 @@ func newListener(cfg config, run func(l *Listener), stop func()) *Listener {
 	return &Listener{cfg: cfg, epFD: -1, peers: make(map[*Connection]struct{}), done: make(chan struct{}), run: run, stop: stop}
 }
 
+// newAnonymousListener returns an inactive anonymous listener that reads
+// connect requests on accept and whose endpoints duplicate epFD, the other
+// end of accept's socket pair. It takes ownership of both.
+func newAnonymousListener(cfg config, accept *sock.Socket, epFD int) *Listener {
+	l := newListener(cfg, nil, nil)
+	l.accept, l.epFD = accept, epFD
+	return l
+}
+
 // SetHandler sets the function that receives each new peer connection, in
 // the listener's accept goroutine, one at a time. It should set the peer's
 // handler and Activate it, or Cancel it to turn the peer away; a peer left

@@ -47,10 +47,8 @@ func NewServiceConnection(name string, opts ...Option) (*Connection, error) {
 	if cfg.boot != nil && cfg.bootstrap != nil {
 		return nil, errors.New("xpc: NewServiceConnection: WithBootstrap and WithBootstrapSocket together (give the socket to NewBootstrap)")
 	}
-	c := newConnection(cfg)
-	c.reconnect = true
-	c.dial = func(ctx context.Context) (linkEnd, error) { return lookupService(ctx, cfg, name) }
-	return c, nil
+	dial := func(ctx context.Context) (linkEnd, error) { return lookupService(ctx, cfg, name) }
+	return newDialConnection(cfg, dial, true), nil
 }
 
 func bootstrapSockets(cfg config) []string {

@@ -133,9 +133,13 @@ func DialUnix(ctx context.Context, path string, opts ...Option) (*Connection, er
 	if err != nil {
 		return nil, err
 	}
-	c.link.awaitAdmission()
+	c.awaitAdmission()
 	return c, nil
 }
+
+// awaitAdmission readies a connection DialUnix made, before it is shared,
+// to be admitted by the listener's hello or refused in its place.
+func (c *Connection) awaitAdmission() { c.link.awaitAdmission() }
 
 // awaitHello waits, on an active connection DialUnix made, for the
 // listener's hello, which says the listener has admitted it. It returns
