@@ -470,7 +470,7 @@ func (c *Connection) finish() {
 func newPeerConnection(cfg config, fd int) (*Connection, error) {
 	if err := sock.CheckSeqpacket(fd); err != nil {
 		unix.Close(fd)
-		return nil, err
+		return nil, fmt.Errorf("xpc: %w", err)
 	}
 	// An unconnected or listening socket has no peer; the kernel would
 	// report pid 0.

@@ -3,6 +3,7 @@ package xpc
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // The errors of this package follow one scheme (CHANGES.md): a sentinel
@@ -104,7 +105,7 @@ func (e *ConnError) Error() string {
 		s += ": " + e.Detail
 	}
 	if e.Err != nil {
-		s += ": " + e.Err.Error()
+		s += ": " + causeText(e.Err)
 	}
 	return s
 }
@@ -116,6 +117,31 @@ func (e *ConnError) Is(target error) bool {
 
 // Unwrap returns the underlying cause.
 func (e *ConnError) Unwrap() error { return e.Err }
+
+// causeText is the text of err, the cause of an error of this package, as
+// that error shows it: without the "xpc: " that an error of this package
+// starts with, on each of its lines (errors.Join puts one error a line),
+// so that the package is named once.
+func causeText(err error) string {
+	s := strings.TrimPrefix(err.Error(), "xpc: ")
+	return strings.ReplaceAll(s, "\nxpc: ", "\n")
+}
+
+// wrapError is an error of this package that wraps a cause, which may be
+// one too: "xpc: what: cause", the package named once.
+type wrapError struct {
+	what string
+	err  error
+}
+
+// wrapf returns err wrapped in a *wrapError saying what failed.
+func wrapf(err error, format string, args ...any) error {
+	return &wrapError{what: fmt.Sprintf(format, args...), err: err}
+}
+
+func (e *wrapError) Error() string { return "xpc: " + e.what + ": " + causeText(e.err) }
+
+func (e *wrapError) Unwrap() error { return e.err }
 
 func invalidError(reason error, cause error, format string, args ...any) *ConnError {
 	return &ConnError{Kind: ErrInvalid, Reason: reason, Detail: fmt.Sprintf(format, args...), Err: cause}
@@ -143,7 +169,7 @@ var ErrReplyFailed = errors.New("the peer could not send its reply")
 const replyFailedKey = "goxpc-reply-failed"
 
 func replyFailedObject(cause error) *ErrorObject {
-	o := NewErrorObject("the reply could not be sent: " + cause.Error())
+	o := NewErrorObject("the reply could not be sent: " + causeText(cause))
 	o.Set(replyFailedKey, Bool(true))
 	return o
 }

@@ -113,7 +113,7 @@ func NewEndpointConnection(ep *Endpoint, opts ...Option) (*Connection, error) {
 	}
 	epf, err := dupFile(ep.File())
 	if err != nil {
-		return nil, err
+		return nil, wrapf(err, "NewEndpointConnection")
 	}
 	// An endpoint connection dials once (it never reconnects), so its copy
 	// of the endpoint is closed as soon as that dial succeeds, or at the end.

@@ -6,10 +6,15 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/goxpc/xpc/internal/wire"
+	"golang.org/x/sys/unix"
 )
 
 // publicPackages are the module's packages users import, by directory.
@@ -128,6 +133,15 @@ func TestErrorTextsPrefixed(t *testing.T) {
 		{"plist", func() error { _, _, err := FromPlist([]byte("<plist>")); return err }(), ErrBadPlist},
 		{"key", func() error { _, err := Dict().String("x"); return err }(), ErrKeyNotFound},
 		{"too large", c.Send(context.Background(), huge), ErrTooLarge},
+		// Errors that wrap another error of the package (a cause, a
+		// detail, an error object's description) name it once too.
+		{"dial, path too long", dialErr("/" + strings.Repeat("p", 200)), ErrPathTooLong},
+		{"connection from nil", func() error { _, err := NewConnectionFromFile(nil); return err }(), ErrNilObject},
+		{"connection from a file", connectionFromFileErr(t), unix.ENOTSOCK},
+		{"lookup without xpcd", lookupErr(t), ErrInterrupted},
+		{"protocol error", protocolErr(t), ErrProtocol},
+		{"reply failed", replyFailedErr(t), ErrReplyFailed},
+		{"not launched", notLaunchedErr(t), ErrNotLaunched},
 	}
 	for _, c := range cases {
 		if c.err == nil {
@@ -142,4 +156,65 @@ func TestErrorTextsPrefixed(t *testing.T) {
 			t.Errorf("%s: %v is not %v", c.name, c.err, c.kind)
 		}
 	}
+}
+
+func dialErr(path string) error {
+	_, err := DialUnix(context.Background(), path)
+	return err
+}
+
+// connectionFromFileErr is NewConnectionFromFile's error for a file that
+// is not a socket.
+func connectionFromFileErr(t *testing.T) error {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	_, err = NewConnectionFromFile(f)
+	return err
+}
+
+// lookupErr is a send's error on a service connection whose xpcd does not
+// answer: an interruption whose cause is an error of the package.
+func lookupErr(t *testing.T) error {
+	c, err := NewServiceConnection("org.goxpc.test.none", WithBootstrapSocket(filepath.Join(t.TempDir(), "none.sock")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Cancel()
+	c.Activate()
+	return c.Send(testCtx(t), Dict())
+}
+
+// protocolErr is the error that ends a connection whose peer sent a body
+// that does not decode.
+func protocolErr(t *testing.T) error {
+	c, _, fd := hostilePeer(t, nil)
+	_ = rawSend(t, fd, frameOf(wire.KindMessage, 0, 0, 0, []byte("not a body")))
+	waitClosed(t, c.Done(), "connection")
+	return c.Err()
+}
+
+// replyFailedErr is a send's error when the peer's reply was over the
+// peer's WithMaxMessageSize: the error object says why.
+func replyFailedErr(t *testing.T) error {
+	l := serve(t, handlerFor(func(ctx context.Context, m *Message) {
+		_ = m.Reply(ctx, Dict("k", Data(make([]byte, 4096))))
+	}), WithMaxMessageSize(1024))
+	c := dial(t, l, newTestHandler(nil))
+	_, err := c.SendWithReply(testCtx(t), Dict())
+	return err
+}
+
+// notLaunchedErr is CheckIn's error when its check-in channel is not a
+// socket. CheckIn closes the descriptor it is given.
+func notLaunchedErr(t *testing.T) error {
+	fd, err := unix.Open(os.DevNull, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(bootstrap.CheckinFDEnv, strconv.Itoa(fd))
+	_, err = CheckIn(testCtx(t))
+	return err
 }

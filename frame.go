@@ -60,7 +60,7 @@ func buildFrame(w *writer, k wire.Kind, id uint64, body Object, maxSize, maxFDs 
 		fd, err := dupFile(a.File())
 		if err != nil {
 			closeRawFDs(fds)
-			return nil, nil, fmt.Errorf("xpc: attach %v: %w", a.Type(), err)
+			return nil, nil, wrapf(err, "attach %v", a.Type())
 		}
 		fds = append(fds, fd)
 	}

@@ -174,7 +174,7 @@ func (l *link) handle(d sock.Datagram, watcher bool) (run bool, err error) {
 	}
 	if err != nil {
 		d.CloseFDs()
-		return false, l.protocolError("%v", err)
+		return false, l.protocolError("%s", causeText(err))
 	}
 	if h.Kind != wire.KindHello {
 		d.ClosePIDFD()
@@ -313,7 +313,7 @@ func (l *link) readBody(h wire.Header, d *sock.Datagram, watcher bool) (bool, er
 	obj, err := dec.Decode(body, fds)
 	if err != nil {
 		closeRawFDs(fds)
-		return false, l.protocolError("%v", err)
+		return false, l.protocolError("%s", causeText(err))
 	}
 	if h.Kind == wire.KindReply {
 		return false, l.readReply(h.ID, obj)
@@ -353,7 +353,7 @@ func (l *link) bodyOf(h wire.Header, d *sock.Datagram) ([]byte, []int, error) {
 	fds = fds[1:]
 	if err != nil {
 		closeRawFDs(fds)
-		return nil, nil, l.protocolError("%v", err)
+		return nil, nil, l.protocolError("%s", causeText(err))
 	}
 	if h.Kind == wire.KindReply {
 		// Its memfd is released: the replier may count it off.

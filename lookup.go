@@ -355,7 +355,7 @@ func (l *link) readRefusal(h wire.Header, d *sock.Datagram) error {
 	dec := Decoder{Limits: Limits{MaxSize: l.cfg.maxRecvSize}}
 	obj, err := dec.Decode(d.B[wire.HeaderSize:], nil)
 	if err != nil {
-		return l.protocolError("refused frame: %v", err)
+		return l.protocolError("refused frame: %s", causeText(err))
 	}
 	eo, ok := obj.(*ErrorObject)
 	if !ok {

@@ -107,7 +107,7 @@ func (p *Peer) PIDFD() (*os.File, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.pidfd < 0 {
-		return nil, errNoPIDFD
+		return nil, fmt.Errorf("xpc: %w", errNoPIDFD)
 	}
 	fd, err := unix.FcntlInt(uintptr(p.pidfd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {

@@ -547,5 +547,5 @@ func (l *link) readError(err error) error {
 	if errors.Is(err, os.ErrClosed) {
 		return l.lostError(err)
 	}
-	return l.protocolError("%v", err)
+	return l.protocolError("%s", causeText(err))
 }

@@ -83,7 +83,7 @@ func CheckIn(ctx context.Context, opts ...Option) (*Service, error) {
 	ctl, err := NewConnectionFromFile(f)
 	f.Close()
 	if err != nil {
-		return nil, fmt.Errorf("xpc: %w: %v", ErrNotLaunched, err)
+		return nil, fmt.Errorf("xpc: %w: %s", ErrNotLaunched, causeText(err))
 	}
 	// The channel is not passed on to our own children.
 	os.Unsetenv(bootstrap.CheckinFDEnv)
@@ -156,7 +156,7 @@ func checkin(ctx context.Context, ctl *Connection, name string) error {
 		return fmt.Errorf("xpc: check in for %s: %s", name, re.Object.Description())
 	}
 	if err != nil {
-		return fmt.Errorf("xpc: check in for %s: %w", name, err)
+		return wrapf(err, "check in for %s", name)
 	}
 	return nil
 }

@@ -60,7 +60,7 @@ func ListenUnix(path string, mode os.FileMode, opts ...Option) (*Listener, error
 	a, err := newUnixAcceptor(ln)
 	if err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("xpc: listen %s: %w", path, err)
+		return nil, wrapf(err, "listen %s", path)
 	}
 	return newListener(cfg, func(l *Listener) { a.run(l.admit) }, a.close), nil
 }
@@ -89,10 +89,11 @@ func removeStaleSocket(path string) error {
 }
 
 // dialUnixFD connects a SOCK_SEQPACKET socket to path and returns its raw,
-// close-on-exec descriptor.
+// close-on-exec descriptor. Its errors do not name the path: the caller's
+// do.
 func dialUnixFD(ctx context.Context, path string) (int, error) {
 	if len(path) > maxSunPath {
-		return -1, fmt.Errorf("xpc: connect %s: %w", path, ErrPathTooLong)
+		return -1, ErrPathTooLong
 	}
 	return sock.Dial(ctx, path)
 }
@@ -107,9 +108,12 @@ func NewConnectionFromFile(f *os.File, opts ...Option) (*Connection, error) {
 	if err != nil {
 		return nil, err
 	}
+	if f == nil {
+		return nil, fmt.Errorf("xpc: NewConnectionFromFile: %w", ErrNilObject)
+	}
 	fd, err := dupFile(f)
 	if err != nil {
-		return nil, err
+		return nil, wrapf(err, "NewConnectionFromFile")
 	}
 	return newPeerConnection(cfg, fd)
 }
@@ -127,7 +131,7 @@ func DialUnix(ctx context.Context, path string, opts ...Option) (*Connection, er
 	}
 	fd, err := dialUnixFD(ctx, path)
 	if err != nil {
-		return nil, fmt.Errorf("xpc: connect %s: %w", filepath.Clean(path), err)
+		return nil, wrapf(err, "connect %s", filepath.Clean(path))
 	}
 	c, err := newPeerConnection(cfg, fd)
 	if err != nil {
