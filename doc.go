@@ -150,9 +150,10 @@
 //
 // Constructors take options (WithMaxMessageSize, WithDomain, ...). Each
 // option applies to the constructors its documentation lists; given to any
-// other, or twice in a conflicting way, the constructor returns an error
-// (an *OptionError for one that does not apply, matched by
-// ErrOptionNotApplicable) rather than ignore it.
+// other, the constructor returns an *OptionError, matched by
+// ErrOptionNotApplicable, rather than ignore it. A bad value (WithMaxFDs(-1))
+// and options that conflict (WithBootstrap beside WithBootstrapSocket) are
+// errors too. Given twice, an option's last value counts.
 //
 // Every call that may wait takes a context. A context that has already
 // ended sends nothing: Send, SendWithReply, Go, Reply and ReplyError return
@@ -177,12 +178,14 @@
 //
 // # Errors
 //
-// Every error a function of this package returns begins "xpc: " and
+// Every error a function of this package returns begins "xpc: ", once, and
 // matches, with errors.Is, one or more kinds: sentinels (ErrTruncated,
-// ErrInterrupted, ...) whose text is the kind alone. Typed errors say more
-// (*DecodeError: the offset; *EncodeError and *FieldError: the path in
-// the value; *ConnError: the reason; *RemoteError: the peer's error
-// object). CHANGES.md lists the names that changed.
+// ErrInterrupted, ...) whose text is the kind alone. The one exception is
+// a context's error, which a call whose context ends returns as it is.
+// Typed errors say more (*DecodeError: the offset; *EncodeError and
+// *FieldError: the path in the value; *ConnError: the reason;
+// *RemoteError: the peer's error object). CHANGES.md lists the names that
+// changed.
 //
 // Connection errors are *ConnError values tested with errors.Is:
 //
