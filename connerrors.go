@@ -3,7 +3,6 @@ package xpc
 import (
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // The errors of this package follow one scheme (CHANGES.md): a sentinel
@@ -117,15 +116,6 @@ func (e *ConnError) Is(target error) bool {
 
 // Unwrap returns the underlying cause.
 func (e *ConnError) Unwrap() error { return e.Err }
-
-// causeText is the text of err, the cause of an error of this package, as
-// that error shows it: without the "xpc: " that an error of this package
-// starts with, on each of its lines (errors.Join puts one error a line),
-// so that the package is named once.
-func causeText(err error) string {
-	s := strings.TrimPrefix(err.Error(), "xpc: ")
-	return strings.ReplaceAll(s, "\nxpc: ", "\n")
-}
 
 // wrapError is an error of this package that wraps a cause, which may be
 // one too: "xpc: what: cause", the package named once.

@@ -142,6 +142,8 @@ func TestErrorTextsPrefixed(t *testing.T) {
 		{"protocol error", protocolErr(t), ErrProtocol},
 		{"reply failed", replyFailedErr(t), ErrReplyFailed},
 		{"not launched", notLaunchedErr(t), ErrNotLaunched},
+		{"MarshalXPC", func() error { _, err := Marshal(struct{ F prefixMarshaler }{}); return err }(), ErrUnsupportedType},
+		{"UnmarshalXPC", ObjectInto(Dict("F", Int64(1000)), &struct{ F prefixUnmarshaler }{}), ErrOverflow},
 	}
 	for _, c := range cases {
 		if c.err == nil {
@@ -218,3 +220,13 @@ func notLaunchedErr(t *testing.T) error {
 	_, err = CheckIn(testCtx(t))
 	return err
 }
+
+// prefixMarshaler and prefixUnmarshaler convert themselves with the
+// package's own functions, and pass their errors on.
+type prefixMarshaler struct{}
+
+func (prefixMarshaler) MarshalXPC() (Object, error) { return ValueOf(make(chan int)) }
+
+type prefixUnmarshaler struct{ v int8 }
+
+func (u *prefixUnmarshaler) UnmarshalXPC(o Object) error { return ObjectInto(o, &u.v) }

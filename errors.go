@@ -3,6 +3,7 @@ package xpc
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Kinds of malformed input, reported inside a *DecodeError and testable with
@@ -66,3 +67,12 @@ func (e *EncodeError) Error() string {
 
 // Unwrap returns the cause.
 func (e *EncodeError) Unwrap() error { return e.Err }
+
+// causeText is the text of err, the cause of an error of this package, as
+// that error shows it: without the "xpc: " that an error of this package
+// starts with, on each of its lines (errors.Join puts one error a line),
+// so that the package is named once.
+func causeText(err error) string {
+	s := strings.TrimPrefix(err.Error(), "xpc: ")
+	return strings.ReplaceAll(s, "\nxpc: ", "\n")
+}

@@ -130,6 +130,25 @@ func (e *FieldError) Error() string {
 // Unwrap returns the cause.
 func (e *FieldError) Unwrap() error { return e.Err }
 
+// methodError is the error of a Go value's own conversion method
+// (MarshalXPC, UnmarshalText, ...), which may be an error of this package
+// (an UnmarshalXPC that calls ObjectInto): the *FieldError around it names
+// the package, so its text does not name it again.
+type methodError struct {
+	method string // "pkg.T.MarshalXPC"
+	err    error
+}
+
+func (e *methodError) Error() string { return e.method + ": " + causeText(e.err) }
+
+func (e *methodError) Unwrap() error { return e.err }
+
+// methodFailed is the error of the conversion method method of a value of
+// type t that failed with err.
+func methodFailed(t reflect.Type, method string, err error) error {
+	return &FieldError{Err: &methodError{method: t.String() + "." + method, err: err}}
+}
+
 // asFieldError gives err the form Marshal and Unmarshal report: *FieldError
 // for problems at a place in the value, *DecodeError unchanged.
 func asFieldError(err error) error {
@@ -350,7 +369,7 @@ func encAddrMarshaler(w *writer, v reflect.Value, _ int) error {
 func writeMarshaled(w *writer, t reflect.Type, m Marshaler) error {
 	obj, err := m.MarshalXPC()
 	if err != nil {
-		return &FieldError{Err: fmt.Errorf("%v.MarshalXPC: %w", t, err)}
+		return methodFailed(t, "MarshalXPC", err)
 	}
 	if obj == nil {
 		w.u32(uint32(TypeNull))
@@ -376,7 +395,7 @@ func encAddrText(w *writer, v reflect.Value, _ int) error {
 func writeText(w *writer, t reflect.Type, m encoding.TextMarshaler) error {
 	b, err := m.MarshalText()
 	if err != nil {
-		return &FieldError{Err: fmt.Errorf("%v.MarshalText: %w", t, err)}
+		return methodFailed(t, "MarshalText", err)
 	}
 	return asFieldError(w.str(string(b)))
 }

@@ -202,7 +202,7 @@ func decUnmarshaler(d *decState, v reflect.Value, t Type, off, _ int) error {
 	}
 	u, _ := reflect.TypeAssert[Unmarshaler](v.Addr())
 	if err := u.UnmarshalXPC(obj); err != nil {
-		return &FieldError{Err: fmt.Errorf("%v.UnmarshalXPC: %w", v.Type(), err)}
+		return methodFailed(v.Type(), "UnmarshalXPC", err)
 	}
 	return nil
 }
@@ -214,7 +214,7 @@ func decText(d *decState, v reflect.Value, _ Type, _, _ int) error {
 	}
 	u, _ := reflect.TypeAssert[encoding.TextUnmarshaler](v.Addr())
 	if err := u.UnmarshalText([]byte(s)); err != nil {
-		return &FieldError{Err: fmt.Errorf("%v.UnmarshalText: %w", v.Type(), err)}
+		return methodFailed(v.Type(), "UnmarshalText", err)
 	}
 	return nil
 }
