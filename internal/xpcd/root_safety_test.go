@@ -619,11 +619,15 @@ func TestQueuedClientsPerUser(t *testing.T) {
 // bound them): past maxWaitsPerSession a request is busy.
 func TestWaitingRequestsPerConnection(t *testing.T) {
 	h := newHarness(t)
+	// The job ignores SIGTERM from the moment it says so (ready), so the
+	// bootouts wait; a SIGTERM before its trap would end it at once.
+	ready := filepath.Join(h.dir, "ready")
 	h.writePlist(testJob{label: "test.waits", extra: map[string]any{
-		"ProgramArguments": []any{"/bin/sh", "-c", "trap '' TERM; exec sleep 60"},
+		"ProgramArguments": []any{"/bin/sh", "-c", "trap '' TERM; : > \"$0\"; exec sleep 60", ready},
 		"ExitTimeOut":      60, "RunAtLoad": true}})
 	h.start()
 	h.waitState("test.waits", "running")
+	waitFor(t, "the job to ignore SIGTERM", func() bool { _, err := os.Stat(ready); return err == nil })
 	c := h.dial(nil)
 	const n = maxWaitsPerSession + 4
 	errs := make(chan error, n)
