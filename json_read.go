@@ -126,7 +126,20 @@ func (r *jsonReader) delim(d json.Delim, kind error, want string) error {
 	return nil
 }
 
-// closeDelim consumes the '}' or ']' that must follow once More is false.
+// more reports whether an object or array has another element, as the
+// decoder's More does, except that the end of the input inside it is a
+// syntax error rather than its end.
+func (r *jsonReader) more() (bool, error) {
+	if r.dec.More() {
+		return true, nil
+	}
+	if n := int64(len(r.data)); r.offset() >= n {
+		return false, r.fail(n, ErrJSONSyntax, "unexpected end of input")
+	}
+	return false, nil
+}
+
+// closeDelim consumes the '}' or ']' that must follow once more is false.
 func (r *jsonReader) closeDelim() error {
 	_, err := r.token()
 	return err
@@ -190,7 +203,9 @@ func (r *jsonReader) tagged() (Object, error) {
 	if err := r.delim('{', ErrNotTagged, `a tagged value {"TYPE": payload}`); err != nil {
 		return nil, err
 	}
-	if !r.dec.More() {
+	if more, err := r.more(); err != nil {
+		return nil, err
+	} else if !more {
 		return nil, r.fail(off, ErrNotTagged, `empty object: want one key naming the type`)
 	}
 	koff := r.offset()
@@ -206,7 +221,9 @@ func (r *jsonReader) tagged() (Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.dec.More() {
+	if more, err := r.more(); err != nil {
+		return nil, err
+	} else if more {
 		koff := r.offset()
 		k, err := r.key()
 		if err != nil {
@@ -381,7 +398,12 @@ func (r *jsonReader) array(elem func() (Object, error)) (Array, error) {
 		return nil, err
 	}
 	a := Array{}
-	for i := 0; r.dec.More(); i++ {
+	for i := 0; ; i++ {
+		if more, err := r.more(); err != nil {
+			return nil, err
+		} else if !more {
+			break
+		}
 		r.pushIndex(i)
 		v, err := elem()
 		if err != nil {
@@ -403,7 +425,12 @@ func (r *jsonReader) dict(elem func() (Object, error)) (*Dictionary, error) {
 		return nil, err
 	}
 	d := &Dictionary{}
-	for r.dec.More() {
+	for {
+		if more, err := r.more(); err != nil {
+			return nil, err
+		} else if !more {
+			break
+		}
 		koff := r.offset()
 		k, err := r.key()
 		if err != nil {
@@ -494,7 +521,12 @@ func (r *jsonReader) message() (RemoteMessage, error) {
 		return m, err
 	}
 	var seen [3]bool
-	for r.dec.More() {
+	for {
+		if more, err := r.more(); err != nil {
+			return m, err
+		} else if !more {
+			break
+		}
 		koff := r.offset()
 		k, err := r.key()
 		if err != nil {

@@ -247,6 +247,11 @@ func TestTaggedJSONErrors(t *testing.T) {
 		{"empty", ``, xpc.ErrJSONSyntax, "", 0},
 		{"syntax", `{"int64":}`, xpc.ErrJSONSyntax, "", 9},
 		{"truncated", `{"array":[{"int64":1}`, xpc.ErrJSONSyntax, "", 21},
+		{"truncated object", `{`, xpc.ErrJSONSyntax, "", 1},
+		{"truncated payload", `{"int64":`, xpc.ErrJSONSyntax, "", 9},
+		{"truncated array", `{"array":[{"int64":1},`, xpc.ErrJSONSyntax, "[1]", 22},
+		{"truncated dictionary", `{"dictionary":{`, xpc.ErrJSONSyntax, "", 15},
+		{"truncated after payload", `{"int64":1`, xpc.ErrJSONSyntax, "", 10},
 		{"not an object", `5`, xpc.ErrNotTagged, "", 0},
 		{"empty object", `{}`, xpc.ErrNotTagged, "", 0},
 		{"unknown type", `{"integer":5}`, xpc.ErrNotTagged, "", 1},
@@ -317,6 +322,8 @@ func TestTaggedJSONMessageErrors(t *testing.T) {
 		{"flags too big", `{"flags":4294967296,"id":0,"body":null}`, xpc.ErrBadValue, "flags"},
 		{"bad body", `{"flags":1,"id":0,"body":{"dictionary":{"k":{"int64":"x"}}}}`, xpc.ErrBadValue, "body.k"},
 		{"bare value", `{"int64":1}`, xpc.ErrNotTagged, ""},
+		{"truncated", `{`, xpc.ErrJSONSyntax, ""},
+		{"truncated after a key", `{"flags":1,`, xpc.ErrJSONSyntax, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := xpc.UnmarshalTaggedJSONMessage([]byte(tc.in))
@@ -410,6 +417,10 @@ func TestFromPlainJSON(t *testing.T) {
 		{`"a\u0000"`, xpc.ErrBadString},
 		{`{"a":}`, xpc.ErrJSONSyntax},
 		{`[1,2`, xpc.ErrJSONSyntax},
+		{`[1,`, xpc.ErrJSONSyntax},
+		{`[`, xpc.ErrJSONSyntax},
+		{`{`, xpc.ErrJSONSyntax},
+		{`{"a":1`, xpc.ErrJSONSyntax},
 		{`1 2`, xpc.ErrTrailingBytes},
 		{strings.Repeat("[", 65) + strings.Repeat("]", 65), xpc.ErrTooDeep},
 	} {
