@@ -113,10 +113,7 @@ func (l *link) sendRefusal(eo *ErrorObject) {
 	if err != nil {
 		return
 	}
-	frame := make([]byte, wire.HeaderSize, wire.HeaderSize+len(body))
-	wire.PutHeader(frame, wire.Header{Kind: wire.KindRefused})
-	frame = append(frame, body...)
-	_ = l.sendNow(frame)
+	_ = l.sendNow(wire.RefusedFrame(body))
 }
 
 func (l *link) sendNoReply(ctx context.Context, id uint64) {

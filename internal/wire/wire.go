@@ -113,6 +113,15 @@ func PutHeader(b []byte, h Header) {
 	binary.LittleEndian.PutUint64(b[8:], h.ID)
 }
 
+// RefusedFrame returns a refused frame carrying body, an encoded error
+// object: the frame xpcd sends in answer to a lookup it cannot serve and a
+// listener sends to a peer it turns away. Send it with SendNow.
+func RefusedFrame(body []byte) []byte {
+	frame := make([]byte, HeaderSize, HeaderSize+len(body))
+	PutHeader(frame, Header{Kind: KindRefused})
+	return append(frame, body...)
+}
+
 // ParseHeader reads the header at the start of b. It fails on a short
 // frame, another version, an unknown kind or unknown flags.
 func ParseHeader(b []byte) (Header, error) {

@@ -133,3 +133,21 @@ func TestOutOfLine(t *testing.T) {
 		t.Fatal("an out-of-line body could be written after it was sealed")
 	}
 }
+
+// TestRefusedFrame: a refused frame is a refused header followed by the
+// body, and what SendNow sends of it parses back as such.
+func TestRefusedFrame(t *testing.T) {
+	body := []byte("an encoded error object")
+	frame := RefusedFrame(body)
+	if !bytes.Equal(frame[HeaderSize:], body) {
+		t.Fatalf("body %q, want %q", frame[HeaderSize:], body)
+	}
+	a, b := pair(t)
+	if err := SendNow(a, frame, nil); err != nil {
+		t.Fatal(err)
+	}
+	h, fds := recvFrame(t, b)
+	if h != (Header{Kind: KindRefused}) || len(fds) != 0 {
+		t.Errorf("header %+v with %d descriptors, want a bare refused header", h, len(fds))
+	}
+}

@@ -21,9 +21,7 @@ func refuse(end *xpc.FD, oe *opError) error {
 	if err != nil {
 		return fmt.Errorf("refusal: %w", err)
 	}
-	frame := make([]byte, wire.HeaderSize, wire.HeaderSize+len(body))
-	wire.PutHeader(frame, wire.Header{Kind: wire.KindRefused})
-	frame = append(frame, body...)
+	frame := wire.RefusedFrame(body)
 	rc, err := end.File().SyscallConn()
 	if err != nil {
 		return fmt.Errorf("refusal: %w", err)
