@@ -28,12 +28,12 @@ func NewListener(opts ...Option) (*Listener, error) {
 	}
 	a, b, err := sock.Pair()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("xpc: %w", err)
 	}
 	s, err := sock.New(a, "xpc-listener")
 	if err != nil {
 		unix.Close(b)
-		return nil, err
+		return nil, fmt.Errorf("xpc: %w", err)
 	}
 	return newAnonymousListener(cfg, s, b), nil
 }
@@ -145,7 +145,7 @@ func dialEndpoint(ctx context.Context, epfd int) (linkEnd, error) {
 	}
 	mine, theirs, err := sock.Pair()
 	if err != nil {
-		return linkEnd{}, err
+		return linkEnd{}, fmt.Errorf("xpc: %w", err)
 	}
 	defer unix.Close(theirs)
 	var hdr [wire.HeaderSize]byte
@@ -178,7 +178,7 @@ func dialEndpoint(ctx context.Context, epfd int) (linkEnd, error) {
 	s, err := sock.New(mine, "xpc-conn")
 	if err != nil {
 		peer.close()
-		return linkEnd{}, err
+		return linkEnd{}, fmt.Errorf("xpc: %w", err)
 	}
 	return linkEnd{s: s, peer: peer}, nil
 }

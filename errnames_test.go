@@ -160,6 +160,39 @@ func TestErrorTextsPrefixed(t *testing.T) {
 	}
 }
 
+// TestInternalErrorsUnprefixed checks that the transport's packages never
+// start an error's text with "xpc: ": the root package, which returns their
+// errors, names itself once, and would otherwise name itself twice or
+// depend on which internal call failed.
+func TestInternalErrorsUnprefixed(t *testing.T) {
+	fset := token.NewFileSet()
+	for _, dir := range []string{"internal/sock", "internal/wire"} {
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			af, err := parser.ParseFile(fset, f, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ast.Inspect(af, func(n ast.Node) bool {
+				lit, ok := n.(*ast.BasicLit)
+				if !ok || lit.Kind != token.STRING {
+					return true
+				}
+				if s, err := strconv.Unquote(lit.Value); err == nil && strings.HasPrefix(s, "xpc: ") {
+					t.Errorf("%s: %q: an internal package's error must not start with the prefix", fset.Position(lit.Pos()), s)
+				}
+				return true
+			})
+		}
+	}
+}
+
 func dialErr(path string) error {
 	_, err := DialUnix(context.Background(), path)
 	return err

@@ -50,7 +50,7 @@ func buildFrame(w *writer, k wire.Kind, id uint64, body Object, maxSize, maxFDs 
 	if len(frame) > wire.InlineMax {
 		memfd, err := wire.WriteOutOfLine(frame[wire.HeaderSize:])
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("xpc: %w", err)
 		}
 		fds = append(fds, memfd)
 		h.Flags |= wire.FlagOutOfLine

@@ -124,7 +124,7 @@ func (s *Socket) Send(ctx context.Context, p []byte, fds []int) error {
 		return s.werr
 	}
 	if s.wn != len(p) {
-		return fmt.Errorf("xpc: short datagram write: %d of %d bytes", s.wn, len(p))
+		return fmt.Errorf("short datagram write: %d of %d bytes", s.wn, len(p))
 	}
 	return nil
 }
@@ -145,7 +145,7 @@ func SendFD(fd int, p []byte, fds []int) error {
 		case err != nil:
 			return err
 		case n != len(p):
-			return fmt.Errorf("xpc: short datagram write: %d of %d bytes", n, len(p))
+			return fmt.Errorf("short datagram write: %d of %d bytes", n, len(p))
 		}
 		return nil
 	}

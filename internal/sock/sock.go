@@ -22,7 +22,7 @@ const MaxFDs = 253
 
 // ErrWouldBlock is returned by the calls that do not wait (RecvNow, and
 // SendFD's EAGAIN aside) when they would have to.
-var ErrWouldBlock = errors.New("xpc: send would block")
+var ErrWouldBlock = errors.New("send would block")
 
 // Socket is one end of a SOCK_SEQPACKET AF_UNIX socket, non-blocking and
 // registered with Go's poller. Reads need no buffer while idle: a buffer is
@@ -87,13 +87,13 @@ type Socket struct {
 func New(fd int, name string) (*Socket, error) {
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("xpc: set non-blocking: %w", err)
+		return nil, fmt.Errorf("set non-blocking: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), name)
 	rc, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("xpc: socket: %w", err)
+		return nil, fmt.Errorf("socket: %w", err)
 	}
 	s := &Socket{f: f, rc: rc, wsem: make(chan struct{}, 1)}
 	s.write = s.doWrite
@@ -111,7 +111,7 @@ func (s *Socket) SetOnBlock(fn func(delta int)) { s.onBlock = fn }
 func Pair() (int, int, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return -1, -1, fmt.Errorf("xpc: socketpair: %w", err)
+		return -1, -1, fmt.Errorf("socketpair: %w", err)
 	}
 	return fds[0], fds[1], nil
 }
@@ -208,7 +208,7 @@ func DupConn(c syscall.Conn) (int, error) {
 		return -1, err
 	}
 	if derr != nil {
-		return -1, fmt.Errorf("xpc: dup: %w", derr)
+		return -1, fmt.Errorf("dup: %w", derr)
 	}
 	return nfd, nil
 }

@@ -40,7 +40,7 @@ func (s *Socket) StartWatch() (*Watch, error) {
 	}
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
-		return nil, fmt.Errorf("xpc: epoll_create1: %w", err)
+		return nil, fmt.Errorf("epoll_create1: %w", err)
 	}
 	var cerr error
 	err = s.Control(func(fd int) {
@@ -55,13 +55,13 @@ func (s *Socket) StartWatch() (*Watch, error) {
 	}
 	if err != nil {
 		unix.Close(ep)
-		return nil, fmt.Errorf("xpc: watch socket: %w", s.closedErr(err))
+		return nil, fmt.Errorf("watch socket: %w", s.closedErr(err))
 	}
 	f := os.NewFile(uintptr(ep), "xpc-watch")
 	rc, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("xpc: watch socket: %w", err)
+		return nil, fmt.Errorf("watch socket: %w", err)
 	}
 	w := &Watch{f: f, rc: rc}
 	w.armSock, w.armEpoll = w.armSockFD, w.armEpollFD

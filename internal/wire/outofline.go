@@ -16,19 +16,19 @@ const outOfLineSeals = unix.F_SEAL_WRITE | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW
 func WriteOutOfLine(body []byte) (int, error) {
 	fd, err := unix.MemfdCreate("xpc-body", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
-		return -1, fmt.Errorf("xpc: memfd_create: %w", err)
+		return -1, fmt.Errorf("memfd_create: %w", err)
 	}
 	for off := 0; off < len(body); {
 		n, err := unix.Pwrite(fd, body[off:], int64(off))
 		if err != nil {
 			unix.Close(fd)
-			return -1, fmt.Errorf("xpc: write out-of-line body: %w", err)
+			return -1, fmt.Errorf("write out-of-line body: %w", err)
 		}
 		off += n
 	}
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, outOfLineSeals); err != nil {
 		unix.Close(fd)
-		return -1, fmt.Errorf("xpc: seal out-of-line body: %w", err)
+		return -1, fmt.Errorf("seal out-of-line body: %w", err)
 	}
 	return fd, nil
 }
