@@ -85,9 +85,10 @@ var ErrBootstrapClosed = errors.New("bootstrap closed")
 type Bootstrap struct {
 	cfg config
 
-	mu     sync.Mutex
-	conn   *Connection // nil until the first lookup, and after Close
-	closed bool
+	mu      sync.Mutex
+	conn    *Connection   // nil until the first lookup, and after Close
+	dialing chan struct{} // closed when the dial in progress ends; nil if none
+	closed  bool
 }
 
 // NewBootstrap returns a Bootstrap that connects, at its first lookup, to
@@ -103,30 +104,65 @@ func NewBootstrap(opts ...Option) (*Bootstrap, error) {
 }
 
 // get returns the live connection to xpcd, connecting if there is none.
+// One caller dials at a time; the others wait for it, each for as long as
+// its own ctx allows, and then use its connection or dial in turn.
 func (b *Bootstrap) get(ctx context.Context) (*Connection, error) {
+	for {
+		b.mu.Lock()
+		switch {
+		case b.closed:
+			b.mu.Unlock()
+			return nil, fmt.Errorf("xpc: %w", ErrBootstrapClosed)
+		case b.conn != nil && b.conn.Err() == nil:
+			c := b.conn
+			b.mu.Unlock()
+			return c, nil
+		case b.dialing != nil:
+			w := b.dialing
+			b.mu.Unlock()
+			select {
+			case <-w:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		old := b.conn
+		b.conn = nil
+		w := make(chan struct{})
+		b.dialing = w
+		b.mu.Unlock()
+		if old != nil {
+			old.Cancel()
+		}
+		return b.dial(ctx, w)
+	}
+}
+
+// dial connects to xpcd for get, which has set b.dialing to w, and makes
+// the connection b's unless b was closed meanwhile.
+func (b *Bootstrap) dial(ctx context.Context, w chan struct{}) (*Connection, error) {
+	c, err := dialBootstrap(ctx, b.cfg)
+	if err == nil {
+		// Wait for xpcd's hello, once per connection: an xpcd that turns
+		// the connection away (too many connections) says why in its
+		// place, and the lookup fails with that reason rather than with
+		// the lookup socket closed unread, which would look like an
+		// interruption.
+		if err = c.awaitHello(ctx); err != nil {
+			c.Cancel()
+		}
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
-		return nil, fmt.Errorf("xpc: %w", ErrBootstrapClosed)
-	}
-	if b.conn != nil && b.conn.Err() == nil {
-		return b.conn, nil
-	}
-	if b.conn != nil {
-		b.conn.Cancel()
-		b.conn = nil
-	}
-	c, err := dialBootstrap(ctx, b.cfg)
+	b.dialing = nil
+	close(w)
 	if err != nil {
 		return nil, err
 	}
-	// Wait for xpcd's hello, once per connection: an xpcd that turns the
-	// connection away (too many connections) says why in its place, and
-	// the lookup fails with that reason rather than with the lookup
-	// socket closed unread, which would look like an interruption.
-	if err := c.awaitHello(ctx); err != nil {
+	if b.closed {
 		c.Cancel()
-		return nil, err
+		return nil, fmt.Errorf("xpc: %w", ErrBootstrapClosed)
 	}
 	b.conn = c
 	return c, nil
