@@ -128,16 +128,6 @@ func (c *Connection) SetHandler(h Handler) {
 	c.handler = h
 }
 
-// replaceHandler gives an active connection a new handler, for what it
-// delivers from now on; a delivery in progress ends with the old one. It
-// is for the service runtime, which makes the bootstrap connection it was
-// adopted on its check-in channel (Service.tryAdopt).
-func (c *Connection) replaceHandler(h Handler) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.handler = h
-}
-
 // Activate starts the connection: from now on it sends, and delivers what
 // arrives to its handler. Activating twice does nothing.
 func (c *Connection) Activate() {

@@ -58,12 +58,17 @@ func bootstrapSockets(cfg config) []string {
 	return bootstrap.ClientSockets()
 }
 
-// dialBootstrap connects to the first bootstrap socket that answers.
-func dialBootstrap(ctx context.Context, cfg config) (*Connection, error) {
+// dialBootstrap connects to the first bootstrap socket that answers and
+// activates the connection with the handler that handler, if not nil,
+// returns for it, so that nothing xpcd sends arrives before the handler.
+func dialBootstrap(ctx context.Context, cfg config, handler func(*Connection) Handler) (*Connection, error) {
 	var errs []error
 	for _, path := range bootstrapSockets(cfg) {
 		c, err := DialUnix(ctx, path)
 		if err == nil {
+			if handler != nil {
+				c.SetHandler(handler(c))
+			}
 			c.Activate()
 			return c, nil
 		}
@@ -142,7 +147,7 @@ func (b *Bootstrap) get(ctx context.Context) (*Connection, error) {
 // dial connects to xpcd for get, which has set b.dialing to w, and makes
 // the connection b's unless b was closed meanwhile.
 func (b *Bootstrap) dial(ctx context.Context, w chan struct{}) (*Connection, error) {
-	c, err := dialBootstrap(ctx, b.cfg)
+	c, err := dialBootstrap(ctx, b.cfg, nil)
 	if err == nil {
 		// Wait for xpcd's hello, once per connection: an xpcd that turns
 		// the connection away (too many connections) says why in its

@@ -332,7 +332,12 @@ func (s *Service) readopt() {
 func (s *Service) tryAdopt() error {
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 	defer cancel()
-	ctl, err := dialBootstrap(ctx, s.cfg)
+	// The bootstrap connection becomes the check-in channel: it has the
+	// control handler from the start, so that what xpcd sends as soon as
+	// it has adopted the service finds it.
+	ctl, err := dialBootstrap(ctx, s.cfg, func(c *Connection) Handler {
+		return &controlHandler{s: s, ctl: c}
+	})
 	if err != nil {
 		return err
 	}
@@ -340,9 +345,6 @@ func (s *Service) tryAdopt() error {
 		ctl.Cancel()
 		return err
 	}
-	// Re-home the connection: the bootstrap connection becomes the
-	// check-in channel. Its handler is replaced by the control handler.
-	ctl.replaceHandler(&controlHandler{s: s, ctl: ctl})
 	s.mu.Lock()
 	s.ctl = ctl
 	s.reported = -1
@@ -353,11 +355,24 @@ func (s *Service) tryAdopt() error {
 	s.mu.Unlock()
 	for _, n := range names {
 		if err := checkin(ctx, ctl, n); err != nil {
+			s.dropChannel(ctl)
 			return err
 		}
 	}
 	s.kickReporter()
 	return nil
+}
+
+// dropChannel cancels ctl, a check-in channel that failed, after making
+// it no longer the current one: its end is not taken for xpcd's going
+// away, and the caller tries again with a new one.
+func (s *Service) dropChannel(ctl *Connection) {
+	s.mu.Lock()
+	if s.ctl == ctl {
+		s.ctl = nil
+	}
+	s.mu.Unlock()
+	ctl.Cancel()
 }
 
 // txSettle is how often the transaction count is reported to xpcd at most
