@@ -116,14 +116,20 @@ func newDialConnection(cfg config, dial func(ctx context.Context) (linkEnd, erro
 	return c
 }
 
-// SetHandler sets the handler. It must be called before Activate; a
-// connection without a handler answers every message wanting a reply with
-// ErrNoReply and ignores events.
+// SetHandler sets the handler. It must be called before Activate, and
+// panics on a connection that is active; a connection without a handler
+// answers every message wanting a reply with ErrNoReply and ignores
+// events. On a connection that has already ended (a peer its listener
+// cancelled before the listener's handler set it up, for one) it does
+// nothing, as Activate does: the handler would never be called.
 func (c *Connection) SetHandler(h Handler) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.state != stateInactive {
+	switch c.state {
+	case stateActive:
 		panic("xpc: SetHandler on a connection that was already activated")
+	case stateFinal:
+		return
 	}
 	c.handler = h
 }
