@@ -356,7 +356,7 @@ func (c *Connection) dialNew(ctx context.Context, w chan struct{}, selfRead bool
 		end.close()
 		return nil, err
 	}
-	l := newLink(c, end)
+	l := newLink(c, &c.cfg, c.reconnect, end)
 	c.link = l
 	c.workers.Add(1) // the link's count, until its last watcher ends
 	l.startReading(selfRead)
@@ -485,7 +485,7 @@ func newPeerConnection(cfg config, fd int) (*Connection, error) {
 		return nil, err
 	}
 	c := newConnection(cfg)
-	c.link = newLink(c, linkEnd{s: s, peer: peer})
+	c.link = newLink(c, &c.cfg, c.reconnect, linkEnd{s: s, peer: peer})
 	return c, nil
 }
 

@@ -299,9 +299,8 @@ func sendLookupOnce(ctx context.Context, cfg config, name string, req *Dictionar
 	defer closeRawFDs(fds)
 	var errs []error
 	for _, path := range bootstrapSockets(cfg) {
-		ref, err := sendFrameTo(ctx, path, frame, fds)
+		ref, err := sendFrameTo(ctx, path, name, frame, fds)
 		if err == nil {
-			ref.name = name
 			return ref, nil
 		}
 		if ctx.Err() != nil {
@@ -314,9 +313,10 @@ func sendLookupOnce(ctx context.Context, cfg config, name string, req *Dictionar
 
 // sendFrameTo connects to the listener at path, sends one frame without
 // waiting for anything, and closes. It returns the listener's identity as
-// the kernel recorded it at connect. The listener's hello is never read;
-// the frame, in its queue, is read all the same.
-func sendFrameTo(ctx context.Context, path string, frame []byte, fds []int) (*lookupRef, error) {
+// the kernel recorded it at connect, as the one that may refuse the lookup
+// of name. The listener's hello is never read; the frame, in its queue, is
+// read all the same.
+func sendFrameTo(ctx context.Context, path, name string, frame []byte, fds []int) (*lookupRef, error) {
 	if len(path) > maxSunPath {
 		return nil, fmt.Errorf("xpc: connect %s: %w", path, ErrPathTooLong)
 	}
@@ -333,7 +333,7 @@ func sendFrameTo(ctx context.Context, path string, frame []byte, fds []int) (*lo
 	if err := wire.SendNow(fd, frame, fds); err != nil {
 		return nil, fmt.Errorf("xpc: send to %s: %w", path, err)
 	}
-	return &lookupRef{pid: cred.Pid, uid: cred.Uid}, nil
+	return &lookupRef{name: name, pid: cred.Pid, uid: cred.Uid}, nil
 }
 
 // bootstrapError maps xpcd's error replies to the library's error values.
