@@ -122,26 +122,41 @@ func (s *Service) Listen(ctx context.Context, name string) (*Listener, error) {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("xpc: Listen(%q): already listening", name)
 	}
-	sl := &serviceListener{wake: make(chan struct{}, 1), stop: make(chan struct{})}
-	l := newListener(s.cfg, func(*Listener) { sl.run() }, func() {
-		close(sl.stop)
-		s.mu.Lock()
-		if s.listeners[name] == sl {
-			delete(s.listeners, name)
-		}
-		s.mu.Unlock()
-	})
-	sl.l = l
+	sl := newServiceListener(s.cfg, func(sl *serviceListener) { s.forget(name, sl) })
 	s.listeners[name] = sl
 	ctl := s.ctl
 	s.mu.Unlock()
 	if err := checkin(ctx, ctl, name); err != nil {
-		l.Cancel()
+		sl.l.Cancel()
 		sl.closeQueued()
 		return nil, err
 	}
-	return l, nil
+	return sl.l, nil
 }
+
+// forget removes sl, which has stopped, from the listeners if it is still
+// the one for name.
+func (s *Service) forget(name string, sl *serviceListener) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listeners[name] == sl {
+		delete(s.listeners, name)
+	}
+}
+
+// newServiceListener returns a serviceListener with its inactive
+// listener; stopped is called with it when the listener is cancelled.
+func newServiceListener(cfg config, stopped func(*serviceListener)) *serviceListener {
+	sl := &serviceListener{wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	sl.l = newListener(cfg, func(*Listener) { sl.run() }, func() {
+		sl.close()
+		stopped(sl)
+	})
+	return sl
+}
+
+// close stops run, which closes the clients still queued.
+func (sl *serviceListener) close() { close(sl.stop) }
 
 func checkin(ctx context.Context, ctl *Connection, name string) error {
 	if ctl == nil {

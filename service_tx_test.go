@@ -169,7 +169,7 @@ func TestServiceReadoptFails(t *testing.T) {
 	defer func() { l.Cancel(); waitClosed(t, l.Done(), "fake xpcd") }()
 
 	s := &Service{cfg: config{bootstrap: []string{path}}, tx: &Transactions{},
-		listeners: map[string]*serviceListener{"org.goxpc.test.x": {l: newListener(config{}, func(*Listener) {}, func() {})}}, terminating: make(chan struct{}),
+		listeners: map[string]*serviceListener{"org.goxpc.test.x": newServiceListener(config{}, func(*serviceListener) {})}, terminating: make(chan struct{}),
 		reported: -1, txKick: make(chan struct{}, 1)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	defer s.Close()
