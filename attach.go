@@ -63,6 +63,9 @@ func (d *FD) File() *os.File { return d.f }
 // Close closes the descriptor.
 func (d *FD) Close() error { return closeFile(d.f) }
 
+// setFile gives a decoded FD the descriptor that arrived for it.
+func (d *FD) setFile(f *os.File) { d.f = f }
+
 // Endpoint is an XPC endpoint: a reference to a listener that the holder can
 // connect to. It stands for one descriptor; connections give it meaning.
 type Endpoint struct{ f *os.File }
@@ -79,6 +82,9 @@ func (e *Endpoint) File() *os.File { return e.f }
 
 // Close closes the descriptor.
 func (e *Endpoint) Close() error { return closeFile(e.f) }
+
+// setFile gives a decoded Endpoint the descriptor that arrived for it.
+func (e *Endpoint) setFile(f *os.File) { e.f = f }
 
 func closeFile(f *os.File) error {
 	if f == nil {
@@ -127,6 +133,13 @@ func (s *SharedMemory) File() *os.File { return s.f }
 
 // Size returns the region's size in bytes.
 func (s *SharedMemory) Size() int { return s.size }
+
+// receivedSharedMemory returns a decoded SharedMemory of size bytes,
+// which gets its descriptor (setFile) once the whole body has decoded.
+func receivedSharedMemory(size int) *SharedMemory { return &SharedMemory{size: size} }
+
+// setFile gives a decoded SharedMemory the descriptor that arrived for it.
+func (s *SharedMemory) setFile(f *os.File) { s.f = f }
 
 // Bytes maps the region (once) and returns it. It is mapped read-write if
 // the memfd allows writes, read-only if it is sealed against them.

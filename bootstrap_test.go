@@ -3,10 +3,12 @@ package xpc
 import (
 	"context"
 	"errors"
+	"net"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/goxpc/xpc/internal/bootstrap"
 )
@@ -182,4 +184,56 @@ func TestBootstrapOptions(t *testing.T) {
 	if _, err := NewServiceConnection("org.goxpc.x", WithBootstrap(nil)); err == nil {
 		t.Error("WithBootstrap(nil) was accepted")
 	}
+}
+
+// TestBootstrapWaitBounded: while one lookup dials an xpcd that accepts but
+// never says hello, a second lookup through the same Bootstrap waits no
+// longer than its own context allows; Close ends the first.
+func TestBootstrapWaitBounded(t *testing.T) {
+	leakCheck(t)
+	path := filepath.Join(t.TempDir(), "mute.sock")
+	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	b, err := NewBootstrap(WithBootstrapSocket(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(testCtx(t))
+	first := make(chan error, 1)
+	go func() {
+		_, err := b.get(ctx)
+		first <- err
+	}()
+	// Wait until the first lookup is dialing.
+	for {
+		b.mu.Lock()
+		dialing := b.dialing != nil
+		b.mu.Unlock()
+		if dialing {
+			break
+		}
+		select {
+		case err := <-first:
+			t.Fatalf("first lookup ended: %v", err)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	short, cancelShort := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancelShort()
+	start := time.Now()
+	_, err = b.get(short)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second lookup: %v, want its deadline", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("second lookup took %v", d)
+	}
+	cancel()
+	if err := <-first; err == nil {
+		t.Fatal("first lookup succeeded without a hello")
+	}
+	b.Close()
 }

@@ -116,25 +116,21 @@ func newDialConnection(cfg config, dial func(ctx context.Context) (linkEnd, erro
 	return c
 }
 
-// SetHandler sets the handler. It must be called before Activate; a
-// connection without a handler answers every message wanting a reply with
-// ErrNoReply and ignores events.
+// SetHandler sets the handler. It must be called before Activate, and
+// panics on a connection that is active; a connection without a handler
+// answers every message wanting a reply with ErrNoReply and ignores
+// events. On a connection that has already ended (a peer its listener
+// cancelled before the listener's handler set it up, for one) it does
+// nothing, as Activate does: the handler would never be called.
 func (c *Connection) SetHandler(h Handler) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.state != stateInactive {
+	switch c.state {
+	case stateActive:
 		panic("xpc: SetHandler on a connection that was already activated")
+	case stateFinal:
+		return
 	}
-	c.handler = h
-}
-
-// replaceHandler gives an active connection a new handler, for what it
-// delivers from now on; a delivery in progress ends with the old one. It
-// is for the service runtime, which makes the bootstrap connection it was
-// adopted on its check-in channel (Service.tryAdopt).
-func (c *Connection) replaceHandler(h Handler) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.handler = h
 }
 
@@ -360,7 +356,7 @@ func (c *Connection) dialNew(ctx context.Context, w chan struct{}, selfRead bool
 		end.close()
 		return nil, err
 	}
-	l := newLink(c, end)
+	l := newLink(c, &c.cfg, c.reconnect, end)
 	c.link = l
 	c.workers.Add(1) // the link's count, until its last watcher ends
 	l.startReading(selfRead)
@@ -489,7 +485,7 @@ func newPeerConnection(cfg config, fd int) (*Connection, error) {
 		return nil, err
 	}
 	c := newConnection(cfg)
-	c.link = newLink(c, linkEnd{s: s, peer: peer})
+	c.link = newLink(c, &c.cfg, c.reconnect, linkEnd{s: s, peer: peer})
 	return c, nil
 }
 

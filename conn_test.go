@@ -487,7 +487,8 @@ func TestConnNotActivated(t *testing.T) {
 	c.Cancel()
 	waitClosed(t, c.Done(), "never-activated connection")
 	wantConnErr(t, c.Err(), ErrInvalid, ErrCanceled)
-	c.Activate() // does nothing now
+	c.Activate()    // does nothing now
+	c.SetHandler(h) // nor does this, nor panics
 	if err := c.Send(ctx, Dict()); !errors.Is(err, ErrCanceled) {
 		t.Errorf("Send after Cancel: %v", err)
 	}

@@ -103,7 +103,7 @@ func (s *fdSource) take(t Type, off int) (Attachment, error) {
 			return nil, &DecodeError{Offset: off, Err: ErrAttachments,
 				Detail: fmt.Sprintf("shmem object #%d: descriptor is not a memory file", s.next)}
 		}
-		a = &SharedMemory{size: int(st.Size)}
+		a = receivedSharedMemory(int(st.Size))
 	}
 	s.pending = append(s.pending, a)
 	return a, nil
@@ -128,11 +128,11 @@ func (s *fdSource) finish(off int) error {
 		f := os.NewFile(uintptr(s.fds[i]), "xpc-"+a.Type().String())
 		switch v := a.(type) {
 		case *FD:
-			v.f = f
+			v.setFile(f)
 		case *Endpoint:
-			v.f = f
+			v.setFile(f)
 		case *SharedMemory:
-			v.f = f
+			v.setFile(f)
 		}
 	}
 	return nil

@@ -80,15 +80,15 @@ func formatTo(b *strings.Builder, obj Object, depth int) {
 		formatDict(b, "error", &v.Dictionary, depth)
 	case *FD:
 		b.WriteString("<fd: ")
-		formatFile(b, v.f)
+		formatFile(b, v.File())
 		b.WriteByte('>')
 	case *SharedMemory:
 		b.WriteString("<shmem: ")
-		b.WriteString(strconv.Itoa(v.size))
+		b.WriteString(strconv.Itoa(v.Size()))
 		b.WriteString(" bytes>")
 	case *Endpoint:
 		b.WriteString("<endpoint: ")
-		formatFile(b, v.f)
+		formatFile(b, v.File())
 		b.WriteByte('>')
 	}
 }

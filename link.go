@@ -102,11 +102,14 @@ func (e linkEnd) close() {
 	e.peer.close()
 }
 
-func newLink(c *Connection, end linkEnd) *link {
-	l := &link{c: c, cfg: &c.cfg, s: end.s, reconnect: c.reconnect, lookup: end.lookup, pending: make(map[uint64]*Call)}
+// newLink returns c's link over end. cfg is c's configuration, which
+// never changes; reconnect says whether losing the link interrupts c
+// rather than ending it.
+func newLink(c *Connection, cfg *config, reconnect bool, end linkEnd) *link {
+	l := &link{c: c, cfg: cfg, s: end.s, reconnect: reconnect, lookup: end.lookup, pending: make(map[uint64]*Call)}
 	l.peer.Store(end.peer)
 	l.ctx, l.cancel = context.WithCancel(context.Background())
-	l.credits.init(c.cfg.maxUnread, l.waiting, l.sendStalled)
+	l.credits.init(cfg.maxUnread, l.waiting, l.sendStalled)
 	l.s.SetOnBlock(l.waiting)
 	return l
 }

@@ -58,12 +58,17 @@ func bootstrapSockets(cfg config) []string {
 	return bootstrap.ClientSockets()
 }
 
-// dialBootstrap connects to the first bootstrap socket that answers.
-func dialBootstrap(ctx context.Context, cfg config) (*Connection, error) {
+// dialBootstrap connects to the first bootstrap socket that answers and
+// activates the connection with the handler that handler, if not nil,
+// returns for it, so that nothing xpcd sends arrives before the handler.
+func dialBootstrap(ctx context.Context, cfg config, handler func(*Connection) Handler) (*Connection, error) {
 	var errs []error
 	for _, path := range bootstrapSockets(cfg) {
 		c, err := DialUnix(ctx, path)
 		if err == nil {
+			if handler != nil {
+				c.SetHandler(handler(c))
+			}
 			c.Activate()
 			return c, nil
 		}
@@ -85,9 +90,10 @@ var ErrBootstrapClosed = errors.New("bootstrap closed")
 type Bootstrap struct {
 	cfg config
 
-	mu     sync.Mutex
-	conn   *Connection // nil until the first lookup, and after Close
-	closed bool
+	mu      sync.Mutex
+	conn    *Connection   // nil until the first lookup, and after Close
+	dialing chan struct{} // closed when the dial in progress ends; nil if none
+	closed  bool
 }
 
 // NewBootstrap returns a Bootstrap that connects, at its first lookup, to
@@ -103,30 +109,65 @@ func NewBootstrap(opts ...Option) (*Bootstrap, error) {
 }
 
 // get returns the live connection to xpcd, connecting if there is none.
+// One caller dials at a time; the others wait for it, each for as long as
+// its own ctx allows, and then use its connection or dial in turn.
 func (b *Bootstrap) get(ctx context.Context) (*Connection, error) {
+	for {
+		b.mu.Lock()
+		switch {
+		case b.closed:
+			b.mu.Unlock()
+			return nil, fmt.Errorf("xpc: %w", ErrBootstrapClosed)
+		case b.conn != nil && b.conn.Err() == nil:
+			c := b.conn
+			b.mu.Unlock()
+			return c, nil
+		case b.dialing != nil:
+			w := b.dialing
+			b.mu.Unlock()
+			select {
+			case <-w:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		old := b.conn
+		b.conn = nil
+		w := make(chan struct{})
+		b.dialing = w
+		b.mu.Unlock()
+		if old != nil {
+			old.Cancel()
+		}
+		return b.dial(ctx, w)
+	}
+}
+
+// dial connects to xpcd for get, which has set b.dialing to w, and makes
+// the connection b's unless b was closed meanwhile.
+func (b *Bootstrap) dial(ctx context.Context, w chan struct{}) (*Connection, error) {
+	c, err := dialBootstrap(ctx, b.cfg, nil)
+	if err == nil {
+		// Wait for xpcd's hello, once per connection: an xpcd that turns
+		// the connection away (too many connections) says why in its
+		// place, and the lookup fails with that reason rather than with
+		// the lookup socket closed unread, which would look like an
+		// interruption.
+		if err = c.awaitHello(ctx); err != nil {
+			c.Cancel()
+		}
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
-		return nil, fmt.Errorf("xpc: %w", ErrBootstrapClosed)
-	}
-	if b.conn != nil && b.conn.Err() == nil {
-		return b.conn, nil
-	}
-	if b.conn != nil {
-		b.conn.Cancel()
-		b.conn = nil
-	}
-	c, err := dialBootstrap(ctx, b.cfg)
+	b.dialing = nil
+	close(w)
 	if err != nil {
 		return nil, err
 	}
-	// Wait for xpcd's hello, once per connection: an xpcd that turns the
-	// connection away (too many connections) says why in its place, and
-	// the lookup fails with that reason rather than with the lookup
-	// socket closed unread, which would look like an interruption.
-	if err := c.awaitHello(ctx); err != nil {
+	if b.closed {
 		c.Cancel()
-		return nil, err
+		return nil, fmt.Errorf("xpc: %w", ErrBootstrapClosed)
 	}
 	b.conn = c
 	return c, nil
@@ -258,9 +299,8 @@ func sendLookupOnce(ctx context.Context, cfg config, name string, req *Dictionar
 	defer closeRawFDs(fds)
 	var errs []error
 	for _, path := range bootstrapSockets(cfg) {
-		ref, err := sendFrameTo(ctx, path, frame, fds)
+		ref, err := sendFrameTo(ctx, path, name, frame, fds)
 		if err == nil {
-			ref.name = name
 			return ref, nil
 		}
 		if ctx.Err() != nil {
@@ -273,9 +313,10 @@ func sendLookupOnce(ctx context.Context, cfg config, name string, req *Dictionar
 
 // sendFrameTo connects to the listener at path, sends one frame without
 // waiting for anything, and closes. It returns the listener's identity as
-// the kernel recorded it at connect. The listener's hello is never read;
-// the frame, in its queue, is read all the same.
-func sendFrameTo(ctx context.Context, path string, frame []byte, fds []int) (*lookupRef, error) {
+// the kernel recorded it at connect, as the one that may refuse the lookup
+// of name. The listener's hello is never read; the frame, in its queue, is
+// read all the same.
+func sendFrameTo(ctx context.Context, path, name string, frame []byte, fds []int) (*lookupRef, error) {
 	if len(path) > maxSunPath {
 		return nil, fmt.Errorf("xpc: connect %s: %w", path, ErrPathTooLong)
 	}
@@ -292,7 +333,7 @@ func sendFrameTo(ctx context.Context, path string, frame []byte, fds []int) (*lo
 	if err := wire.SendNow(fd, frame, fds); err != nil {
 		return nil, fmt.Errorf("xpc: send to %s: %w", path, err)
 	}
-	return &lookupRef{pid: cred.Pid, uid: cred.Uid}, nil
+	return &lookupRef{name: name, pid: cred.Pid, uid: cred.Uid}, nil
 }
 
 // bootstrapError maps xpcd's error replies to the library's error values.

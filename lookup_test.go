@@ -244,7 +244,7 @@ func TestListenerReadsClientThatLeft(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Connected, sent and gone before the listener accepts.
-	if _, err := sendFrameTo(testCtx(t), path, frame, fds); err != nil {
+	if _, err := sendFrameTo(testCtx(t), path, "", frame, fds); err != nil {
 		t.Fatal(err)
 	}
 	l.Activate()

@@ -122,26 +122,41 @@ func (s *Service) Listen(ctx context.Context, name string) (*Listener, error) {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("xpc: Listen(%q): already listening", name)
 	}
-	sl := &serviceListener{wake: make(chan struct{}, 1), stop: make(chan struct{})}
-	l := newListener(s.cfg, func(*Listener) { sl.run() }, func() {
-		close(sl.stop)
-		s.mu.Lock()
-		if s.listeners[name] == sl {
-			delete(s.listeners, name)
-		}
-		s.mu.Unlock()
-	})
-	sl.l = l
+	sl := newServiceListener(s.cfg, func(sl *serviceListener) { s.forget(name, sl) })
 	s.listeners[name] = sl
 	ctl := s.ctl
 	s.mu.Unlock()
 	if err := checkin(ctx, ctl, name); err != nil {
-		l.Cancel()
+		sl.l.Cancel()
 		sl.closeQueued()
 		return nil, err
 	}
-	return l, nil
+	return sl.l, nil
 }
+
+// forget removes sl, which has stopped, from the listeners if it is still
+// the one for name.
+func (s *Service) forget(name string, sl *serviceListener) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listeners[name] == sl {
+		delete(s.listeners, name)
+	}
+}
+
+// newServiceListener returns a serviceListener with its inactive
+// listener; stopped is called with it when the listener is cancelled.
+func newServiceListener(cfg config, stopped func(*serviceListener)) *serviceListener {
+	sl := &serviceListener{wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	sl.l = newListener(cfg, func(*Listener) { sl.run() }, func() {
+		sl.close()
+		stopped(sl)
+	})
+	return sl
+}
+
+// close stops run, which closes the clients still queued.
+func (sl *serviceListener) close() { close(sl.stop) }
 
 func checkin(ctx context.Context, ctl *Connection, name string) error {
 	if ctl == nil {
@@ -332,7 +347,12 @@ func (s *Service) readopt() {
 func (s *Service) tryAdopt() error {
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 	defer cancel()
-	ctl, err := dialBootstrap(ctx, s.cfg)
+	// The bootstrap connection becomes the check-in channel: it has the
+	// control handler from the start, so that what xpcd sends as soon as
+	// it has adopted the service finds it.
+	ctl, err := dialBootstrap(ctx, s.cfg, func(c *Connection) Handler {
+		return &controlHandler{s: s, ctl: c}
+	})
 	if err != nil {
 		return err
 	}
@@ -340,9 +360,6 @@ func (s *Service) tryAdopt() error {
 		ctl.Cancel()
 		return err
 	}
-	// Re-home the connection: the bootstrap connection becomes the
-	// check-in channel. Its handler is replaced by the control handler.
-	ctl.replaceHandler(&controlHandler{s: s, ctl: ctl})
 	s.mu.Lock()
 	s.ctl = ctl
 	s.reported = -1
@@ -353,11 +370,24 @@ func (s *Service) tryAdopt() error {
 	s.mu.Unlock()
 	for _, n := range names {
 		if err := checkin(ctx, ctl, n); err != nil {
+			s.dropChannel(ctl)
 			return err
 		}
 	}
 	s.kickReporter()
 	return nil
+}
+
+// dropChannel cancels ctl, a check-in channel that failed, after making
+// it no longer the current one: its end is not taken for xpcd's going
+// away, and the caller tries again with a new one.
+func (s *Service) dropChannel(ctl *Connection) {
+	s.mu.Lock()
+	if s.ctl == ctl {
+		s.ctl = nil
+	}
+	s.mu.Unlock()
+	ctl.Cancel()
 }
 
 // txSettle is how often the transaction count is reported to xpcd at most

@@ -3,6 +3,7 @@ package xpc
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -130,5 +131,62 @@ func TestServiceTransactionReports(t *testing.T) {
 	}
 	if got[0] != 1 {
 		t.Errorf("first report %d, want 1", got[0])
+	}
+}
+
+// adoptXPCD is a restarted xpcd that adopts a service, telling it at once
+// (before its reply) that it is about to be stopped, and refuses its
+// check-ins.
+func adoptXPCD(ctx context.Context, m *Message) {
+	switch op, _ := m.Body.String(bootstrap.KeyOp); op {
+	case bootstrap.OpAdopt:
+		_ = m.Connection().Send(ctx, Dict(bootstrap.KeyOp, bootstrap.OpTerminate))
+		// Time for the message to be delivered before the reply.
+		time.Sleep(50 * time.Millisecond)
+		m.Reply(ctx, Dict())
+	case bootstrap.OpCheckin:
+		m.ReplyError(ctx, NewErrorObject("refused"))
+	}
+}
+
+// TestServiceReadoptFails: a check-in that fails after xpcd adopted the
+// service again ends the new channel, which is not left as the service's;
+// what xpcd sends before its adopt reply reaches the control handler.
+func TestServiceReadoptFails(t *testing.T) {
+	leakCheck(t)
+	path := filepath.Join(t.TempDir(), "bootstrap.sock")
+	l, err := ListenUnix(path, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peers := make(chan *Connection, 1)
+	l.SetHandler(func(p *Connection) {
+		p.SetHandler(HandlerFunc(adoptXPCD))
+		p.Activate()
+		peers <- p
+	})
+	l.Activate()
+	defer func() { l.Cancel(); waitClosed(t, l.Done(), "fake xpcd") }()
+
+	s := &Service{cfg: config{bootstrap: []string{path}}, tx: &Transactions{},
+		listeners: map[string]*serviceListener{"org.goxpc.test.x": newServiceListener(config{}, func(*serviceListener) {})}, terminating: make(chan struct{}),
+		reported: -1, txKick: make(chan struct{}, 1)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	defer s.Close()
+	if err := s.tryAdopt(); err == nil {
+		t.Fatal("adopted with a refused check-in")
+	}
+	s.mu.Lock()
+	ctl := s.ctl
+	s.mu.Unlock()
+	if ctl != nil {
+		t.Error("the failed channel is still the service's")
+	}
+	p := <-peers
+	waitClosed(t, p.Done(), "xpcd's end of the failed channel")
+	select {
+	case <-s.Terminating():
+	default:
+		t.Error("the message xpcd sent before its adopt reply was not handled")
 	}
 }
