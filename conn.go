@@ -482,7 +482,7 @@ func newPeerConnection(cfg config, fd int) (*Connection, error) {
 	s, err := sock.New(fd, "xpc-peer")
 	if err != nil {
 		peer.close()
-		return nil, err
+		return nil, fmt.Errorf("xpc: %w", err)
 	}
 	c := newConnection(cfg)
 	c.link = newLink(c, &c.cfg, c.reconnect, linkEnd{s: s, peer: peer})

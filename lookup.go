@@ -207,7 +207,7 @@ func (b *Bootstrap) Close() error {
 func lookupService(ctx context.Context, cfg config, name string) (linkEnd, error) {
 	mine, theirs, err := sock.Pair()
 	if err != nil {
-		return linkEnd{}, err
+		return linkEnd{}, fmt.Errorf("xpc: %w", err)
 	}
 	end := os.NewFile(uintptr(theirs), "xpc-service-end")
 	defer end.Close()
@@ -225,7 +225,7 @@ func lookupService(ctx context.Context, cfg config, name string) (linkEnd, error
 	}
 	s, err := sock.New(mine, "xpc-service")
 	if err != nil {
-		return linkEnd{}, err
+		return linkEnd{}, fmt.Errorf("xpc: %w", err)
 	}
 	return linkEnd{s: s, lookup: ref}, nil
 }
