@@ -531,3 +531,15 @@ func (c *Connection) cancelIfInactive(err error) {
 		c.invalidate(err)
 	}
 }
+
+// dropCurrent cancels c after clearing *cur, guarded by mu, if it is
+// still c: the owner of a current connection (a Bootstrap, a Service's
+// check-in channel) forgets one that failed before its end is seen.
+func dropCurrent(mu *sync.Mutex, cur **Connection, c *Connection) {
+	mu.Lock()
+	if *cur == c {
+		*cur = nil
+	}
+	mu.Unlock()
+	c.Cancel()
+}

@@ -174,14 +174,7 @@ func (b *Bootstrap) dial(ctx context.Context, w chan struct{}) (*Connection, err
 }
 
 // drop forgets c if it is still the current connection and cancels it.
-func (b *Bootstrap) drop(c *Connection) {
-	b.mu.Lock()
-	if b.conn == c {
-		b.conn = nil
-	}
-	b.mu.Unlock()
-	c.Cancel()
-}
+func (b *Bootstrap) drop(c *Connection) { dropCurrent(&b.mu, &b.conn, c) }
 
 // Close closes the connection to xpcd. Lookups through b fail from then on
 // (ErrInvalid, ErrCanceled and ErrBootstrapClosed); service connections

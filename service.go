@@ -381,14 +381,7 @@ func (s *Service) tryAdopt() error {
 // dropChannel cancels ctl, a check-in channel that failed, after making
 // it no longer the current one: its end is not taken for xpcd's going
 // away, and the caller tries again with a new one.
-func (s *Service) dropChannel(ctl *Connection) {
-	s.mu.Lock()
-	if s.ctl == ctl {
-		s.ctl = nil
-	}
-	s.mu.Unlock()
-	ctl.Cancel()
-}
+func (s *Service) dropChannel(ctl *Connection) { dropCurrent(&s.mu, &s.ctl, ctl) }
 
 // txSettle is how often the transaction count is reported to xpcd at most
 // while it is not zero, and how long after it has fallen to zero the zero
