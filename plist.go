@@ -209,6 +209,11 @@ func (p plistReader) value(v any, depth int) (Object, error) {
 	case time.Time:
 		return DateOf(v), nil
 	case plist.UID:
+		// A UID reads as a dictionary ({"CF$UID": n}): a container, which
+		// counts as a level as the writer counts it.
+		if err := plistDepth(depth); err != nil {
+			return nil, err
+		}
 		d := &Dictionary{}
 		if v <= math.MaxInt64 {
 			d.Set("CF$UID", Int64(v))
@@ -217,8 +222,8 @@ func (p plistReader) value(v any, depth int) (Object, error) {
 		}
 		return d, nil
 	case []any:
-		if depth >= DefaultMaxDepth {
-			return nil, &PlistError{Err: fmt.Errorf("%w: more than %d levels", ErrTooDeep, DefaultMaxDepth)}
+		if err := plistDepth(depth); err != nil {
+			return nil, err
 		}
 		a := make(Array, len(v))
 		for i, e := range v {
@@ -230,8 +235,8 @@ func (p plistReader) value(v any, depth int) (Object, error) {
 		}
 		return a, nil
 	case map[string]any:
-		if depth >= DefaultMaxDepth {
-			return nil, &PlistError{Err: fmt.Errorf("%w: more than %d levels", ErrTooDeep, DefaultMaxDepth)}
+		if err := plistDepth(depth); err != nil {
+			return nil, err
 		}
 		keys := make([]string, 0, len(v))
 		for k := range v {
@@ -252,6 +257,15 @@ func (p plistReader) value(v any, depth int) (Object, error) {
 		return d, nil
 	}
 	return nil, &PlistError{Err: fmt.Errorf("%w: unexpected %T from the parser", ErrNotRepresentable, v)}
+}
+
+// plistDepth refuses a container at depth DefaultMaxDepth, reading and
+// writing alike, so that what FromPlist reads ToPlist can write.
+func plistDepth(depth int) error {
+	if depth >= DefaultMaxDepth {
+		return &PlistError{Err: fmt.Errorf("%w: more than %d levels", ErrTooDeep, DefaultMaxDepth)}
+	}
+	return nil
 }
 
 func (p plistReader) double(f float64) Double {
@@ -400,8 +414,8 @@ func (w *plistWriter) value(obj Object, depth int) (any, error) {
 	case UUID:
 		return v.String(), nil
 	case Array:
-		if depth >= DefaultMaxDepth {
-			return nil, &PlistError{Err: fmt.Errorf("%w: more than %d levels", ErrTooDeep, DefaultMaxDepth)}
+		if err := plistDepth(depth); err != nil {
+			return nil, err
 		}
 		a := make([]any, len(v))
 		for i, e := range v {
@@ -416,8 +430,8 @@ func (w *plistWriter) value(obj Object, depth int) (any, error) {
 		if v == nil {
 			return nil, &PlistError{Err: ErrNilObject}
 		}
-		if depth >= DefaultMaxDepth {
-			return nil, &PlistError{Err: fmt.Errorf("%w: more than %d levels", ErrTooDeep, DefaultMaxDepth)}
+		if err := plistDepth(depth); err != nil {
+			return nil, err
 		}
 		m := make(map[string]any, v.Len())
 		for k, e := range v.All() {
