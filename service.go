@@ -44,6 +44,7 @@ type Service struct {
 
 	mu          sync.Mutex
 	ctl         *Connection
+	readopting  bool // a readopt loop runs
 	listeners   map[string]*serviceListener
 	terminating chan struct{}
 	termOnce    sync.Once
@@ -313,26 +314,32 @@ func (s *Service) currentListeners() []*Listener {
 // channelLost is told that the check-in channel ctl has ended: if it is
 // the current one, xpcd went away (restart, crash), and the service
 // checks in again once it is back.
+// One re-adoption runs at a time: a channel lost while it checks in is
+// left to it.
 func (s *Service) channelLost(ctl *Connection) {
 	s.mu.Lock()
 	current := s.ctl == ctl
 	if current {
 		s.ctl = nil
 	}
+	start := current && !s.readopting && s.ctx.Err() == nil
+	if start {
+		s.readopting = true
+	}
 	s.mu.Unlock()
-	if current && s.ctx.Err() == nil {
+	if start {
 		s.wg.Add(1)
 		go s.readopt()
 	}
 }
 
 // readopt reconnects to xpcd after it restarted, asks to be adopted, and
-// checks in again for every name.
+// checks in again for every name, until it has a channel.
 func (s *Service) readopt() {
 	defer s.wg.Done()
 	delay := 20 * time.Millisecond
 	for s.ctx.Err() == nil {
-		if err := s.tryAdopt(); err == nil {
+		if err := s.tryAdopt(); err == nil && s.readopted() {
 			return
 		}
 		select {
@@ -376,6 +383,18 @@ func (s *Service) tryAdopt() error {
 	}
 	s.kickReporter()
 	return nil
+}
+
+// readopted ends a re-adoption if the channel it made is still current;
+// one lost meanwhile (channelLost cleared it) is tried again.
+func (s *Service) readopted() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctl == nil {
+		return false
+	}
+	s.readopting = false
+	return true
 }
 
 // dropChannel cancels ctl, a check-in channel that failed, after making

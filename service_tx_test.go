@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,5 +189,49 @@ func TestServiceReadoptFails(t *testing.T) {
 	case <-s.Terminating():
 	default:
 		t.Error("the message xpcd sent before its adopt reply was not handled")
+	}
+}
+
+// TestServiceReadoptOnce: when xpcd's end of a new check-in channel goes
+// while the service checks in on it, the channel's end and the failed
+// check-in are one failure: one re-adoption goes on trying, backing off,
+// rather than each failure starting another beside it.
+func TestServiceReadoptOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bootstrap.sock")
+	l, err := ListenUnix(path, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var adopts atomic.Int32
+	l.SetHandler(func(p *Connection) {
+		p.SetHandler(HandlerFunc(func(ctx context.Context, m *Message) {
+			switch op, _ := m.Body.String(bootstrap.KeyOp); op {
+			case bootstrap.OpAdopt:
+				adopts.Add(1)
+				m.Reply(ctx, Dict())
+			case bootstrap.OpCheckin:
+				// xpcd goes away in the middle of the check-ins.
+				m.Connection().Cancel()
+			}
+		}))
+		p.Activate()
+	})
+	l.Activate()
+	defer func() { l.Cancel(); waitClosed(t, l.Done(), "fake xpcd") }()
+
+	s := &Service{cfg: config{bootstrap: []string{path}}, tx: &Transactions{},
+		listeners: map[string]*serviceListener{"org.goxpc.test.x": newServiceListener(config{}, func(*serviceListener) {})}, terminating: make(chan struct{}),
+		reported: -1, txKick: make(chan struct{}, 1)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	defer s.Close()
+	// The channel xpcd gave at launch is lost: re-adoption starts.
+	lost := &Connection{}
+	s.ctl = lost
+	s.channelLost(lost)
+	// One loop backs off 20, 40, 80, 160 ms...: at most 5 attempts in
+	// 350 ms, however fast the machine. Loops that multiply make dozens.
+	time.Sleep(350 * time.Millisecond)
+	if n := adopts.Load(); n > 6 || n == 0 {
+		t.Errorf("%d adopt requests in 350 ms, want 1 to 6: one re-adoption at a time", n)
 	}
 }
