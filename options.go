@@ -167,13 +167,7 @@ const (
 // limit is taken when nothing else is queued, so the size of a single
 // message is bounded by WithMaxMessageSize alone.
 func WithMaxQueuedBytes(n int64) Option {
-	return option("WithMaxQueuedBytes", connsAndListeners, func(c *config) error {
-		if n < wire.InitialWindow || n > wire.MaxLimitBytes {
-			return fmt.Errorf("xpc: WithMaxQueuedBytes(%d): must be between %d and %d", n, int64(wire.InitialWindow), int64(wire.MaxLimitBytes))
-		}
-		c.maxQueued = n
-		return nil
-	})
+	return byteLimit("WithMaxQueuedBytes", n, func(c *config) *int64 { return &c.maxQueued })
 }
 
 // WithMaxUnreadBytes sets how many out-of-line bytes (bodies over 64 KiB,
@@ -189,11 +183,17 @@ func WithMaxQueuedBytes(n int64) Option {
 // them have outstanding are held to the smaller of this limit and the
 // peer's WithMaxQueuedBytes.
 func WithMaxUnreadBytes(n int64) Option {
-	return option("WithMaxUnreadBytes", connsAndListeners, func(c *config) error {
+	return byteLimit("WithMaxUnreadBytes", n, func(c *config) *int64 { return &c.maxUnread })
+}
+
+// byteLimit is an option setting one of the byte limits, the field limit
+// picks, to n: at least the initial window, at most wire.MaxLimitBytes.
+func byteLimit(name string, n int64, limit func(*config) *int64) Option {
+	return option(name, connsAndListeners, func(c *config) error {
 		if n < wire.InitialWindow || n > wire.MaxLimitBytes {
-			return fmt.Errorf("xpc: WithMaxUnreadBytes(%d): must be between %d and %d", n, int64(wire.InitialWindow), int64(wire.MaxLimitBytes))
+			return fmt.Errorf("xpc: %s(%d): must be between %d and %d", name, n, int64(wire.InitialWindow), int64(wire.MaxLimitBytes))
 		}
-		c.maxUnread = n
+		*limit(c) = n
 		return nil
 	})
 }

@@ -150,30 +150,41 @@ func adoptXPCD(ctx context.Context, m *Message) {
 	}
 }
 
-// TestServiceReadoptFails: a check-in that fails after xpcd adopted the
-// service again ends the new channel, which is not left as the service's;
-// what xpcd sends before its adopt reply reaches the control handler.
-func TestServiceReadoptFails(t *testing.T) {
-	leakCheck(t)
+// serviceWithFakeXPCD returns a Service serving one name, whose xpcd is a
+// listener answering with xpcd; each of its connections goes to peers, if
+// not nil. Both end with the test.
+func serviceWithFakeXPCD(t *testing.T, xpcd HandlerFunc, peers chan<- *Connection) *Service {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "bootstrap.sock")
 	l, err := ListenUnix(path, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
-	peers := make(chan *Connection, 1)
 	l.SetHandler(func(p *Connection) {
-		p.SetHandler(HandlerFunc(adoptXPCD))
+		p.SetHandler(xpcd)
 		p.Activate()
-		peers <- p
+		if peers != nil {
+			peers <- p
+		}
 	})
 	l.Activate()
-	defer func() { l.Cancel(); waitClosed(t, l.Done(), "fake xpcd") }()
+	t.Cleanup(func() { l.Cancel(); waitClosed(t, l.Done(), "fake xpcd") })
 
 	s := &Service{cfg: config{bootstrap: []string{path}}, tx: &Transactions{},
 		listeners: map[string]*serviceListener{"org.goxpc.test.x": newServiceListener(config{}, func(*serviceListener) {})}, terminating: make(chan struct{}),
 		reported: -1, txKick: make(chan struct{}, 1)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestServiceReadoptFails: a check-in that fails after xpcd adopted the
+// service again ends the new channel, which is not left as the service's;
+// what xpcd sends before its adopt reply reaches the control handler.
+func TestServiceReadoptFails(t *testing.T) {
+	leakCheck(t)
+	peers := make(chan *Connection, 1)
+	s := serviceWithFakeXPCD(t, adoptXPCD, peers)
 	if err := s.tryAdopt(); err == nil {
 		t.Fatal("adopted with a refused check-in")
 	}
@@ -197,33 +208,17 @@ func TestServiceReadoptFails(t *testing.T) {
 // check-in are one failure: one re-adoption goes on trying, backing off,
 // rather than each failure starting another beside it.
 func TestServiceReadoptOnce(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "bootstrap.sock")
-	l, err := ListenUnix(path, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var adopts atomic.Int32
-	l.SetHandler(func(p *Connection) {
-		p.SetHandler(HandlerFunc(func(ctx context.Context, m *Message) {
-			switch op, _ := m.Body.String(bootstrap.KeyOp); op {
-			case bootstrap.OpAdopt:
-				adopts.Add(1)
-				m.Reply(ctx, Dict())
-			case bootstrap.OpCheckin:
-				// xpcd goes away in the middle of the check-ins.
-				m.Connection().Cancel()
-			}
-		}))
-		p.Activate()
-	})
-	l.Activate()
-	defer func() { l.Cancel(); waitClosed(t, l.Done(), "fake xpcd") }()
-
-	s := &Service{cfg: config{bootstrap: []string{path}}, tx: &Transactions{},
-		listeners: map[string]*serviceListener{"org.goxpc.test.x": newServiceListener(config{}, func(*serviceListener) {})}, terminating: make(chan struct{}),
-		reported: -1, txKick: make(chan struct{}, 1)}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-	defer s.Close()
+	s := serviceWithFakeXPCD(t, func(ctx context.Context, m *Message) {
+		switch op, _ := m.Body.String(bootstrap.KeyOp); op {
+		case bootstrap.OpAdopt:
+			adopts.Add(1)
+			m.Reply(ctx, Dict())
+		case bootstrap.OpCheckin:
+			// xpcd goes away in the middle of the check-ins.
+			m.Connection().Cancel()
+		}
+	}, nil)
 	// The channel xpcd gave at launch is lost: re-adoption starts.
 	lost := &Connection{}
 	s.ctl = lost
