@@ -85,6 +85,7 @@ type Connection struct {
 	link      *link
 	dialing   chan struct{}
 	final     error
+	reason    *Reason // the reason of final, or of the last interruption
 	queue     []event // queue[qhead:] is waiting for delivery
 	qhead     int
 	running   bool // a goroutine is delivering (the dispatcher role)
@@ -186,6 +187,26 @@ func (c *Connection) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.final
+}
+
+// Reason returns why the connection is invalid, or, while it lives, why it
+// was last interrupted; nil if neither has happened. Every connection has
+// one once it has failed (xpc_connection_copy_invalidation_reason in
+// libxpc): what xpcd or the listener said, the requirement clause the peer
+// failed, how the service ended, or what this side saw.
+func (c *Connection) Reason() *Reason {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reason
+}
+
+// noteReason records the reason of err, a connection's failure, for
+// Reason. Called with c.mu held.
+func (c *Connection) noteReason(err error) {
+	var ce *ConnError
+	if errors.As(err, &ce) && ce.Reason != nil {
+		c.reason = ce.Reason
+	}
 }
 
 // Peer returns the identity of the process at the other end, or nil while
@@ -400,6 +421,9 @@ func (c *Connection) linkDied(l *link, err error) (run bool) {
 	if c.link == l {
 		c.link = nil
 	}
+	if c.state != stateFinal {
+		c.noteReason(err)
+	}
 	c.mu.Unlock()
 	return c.enqueueRun(event{err: err}, true) // dropped if the connection is final
 }
@@ -421,6 +445,7 @@ func (c *Connection) invalidateRun(err error, inline bool) (run bool) {
 	wasActive := c.state == stateActive
 	c.state = stateFinal
 	c.final = err
+	c.noteReason(err)
 	l := c.link
 	c.link = nil
 	c.queue = append(c.queue, event{err: err, final: true})

@@ -3,6 +3,7 @@ package xpc
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // The errors of this package follow one scheme (CHANGES.md): a sentinel
@@ -22,9 +23,6 @@ var (
 	ErrInvalid = errors.New("invalid")
 	// ErrTerminationImminent: the service has been asked to exit.
 	ErrTerminationImminent = errors.New("termination imminent")
-	// ErrPeerRequirement: the peer failed a requirement set on the
-	// connection. Reserved for the peer-requirement layer.
-	ErrPeerRequirement = errors.New("peer requirement not met")
 )
 
 // Reasons a connection is invalid; each is matched by errors.Is alongside
@@ -33,6 +31,14 @@ var (
 	// ErrServiceNotFound: no service has the name looked up, in the
 	// domains the caller may see.
 	ErrServiceNotFound = errors.New("service not found")
+	// ErrOtherDomain: the name looked up is a service of another domain
+	// than the one asked for (WithDomain); the reason's Domain names it.
+	ErrOtherDomain = errors.New("service is in another domain")
+	// ErrPeerRequirement: the peer failed a requirement: the service, or a
+	// client, failed the requirement set on the connection, or the caller
+	// failed the requirement xpcd keeps for the name it looked up. The
+	// reason's Rule names the clause, its Peer the identity checked.
+	ErrPeerRequirement = errors.New("peer requirement not met")
 	// ErrDenied: the lookup or connection was refused (a listener that
 	// did not activate its new peer, a policy rule, ...).
 	ErrDenied = errors.New("denied")
@@ -84,24 +90,33 @@ var (
 )
 
 // ConnError is the error value of a connection-level failure: a Kind
-// (ErrInterrupted, ErrInvalid, ErrTerminationImminent, ErrPeerRequirement),
-// for an invalid connection a Reason, a human Detail and the underlying
-// cause, if any.
+// (ErrInterrupted, ErrInvalid, ErrTerminationImminent), the Reason, and
+// the underlying cause, if any. errors.Is matches the kind and the
+// reason's kind (ErrServiceNotFound, ErrDenied, ErrPeerRequirement, ...).
 type ConnError struct {
 	Kind   error
-	Reason error // for ErrInvalid: ErrServiceNotFound, ErrDenied, ErrCanceled, ErrPeerGone, ErrProtocol, ...
-	Detail string
-	Err    error // underlying cause, or nil
+	Reason *Reason // why; never nil in the errors this package makes
+	Err    error   // underlying cause, or nil
+	// reasonKind, if set, is what the reason is matched by in place of
+	// Reason.Kind(): a refusal with a code this package does not know
+	// counts as ErrDenied.
+	reasonKind error
 }
 
 // Error describes the failure: "xpc: invalid: peer gone: detail: cause".
 func (e *ConnError) Error() string {
 	s := "xpc: " + e.Kind.Error()
-	if e.Reason != nil {
-		s += ": " + e.Reason.Error()
+	if k := e.kindOfReason(); k != nil {
+		s += ": " + k.Error()
 	}
-	if e.Detail != "" {
-		s += ": " + e.Detail
+	if d := e.Reason.String(); d != "" {
+		s += ": " + d
+	}
+	// A code its kind does not already say (too-many-connections is
+	// ErrDenied's) is named too.
+	if r := e.Reason; r != nil && r.Code != "" && r.Code != ReasonUnknown && r.Code != reasonCodes[e.kindOfReason()] &&
+		!strings.Contains(s, r.Code) {
+		s += " (" + r.Code + ")"
 	}
 	if e.Err != nil {
 		s += ": " + causeText(e.Err)
@@ -109,9 +124,16 @@ func (e *ConnError) Error() string {
 	return s
 }
 
-// Is matches the kind and the reason.
+// Is matches the kind and the reason's kind.
 func (e *ConnError) Is(target error) bool {
-	return target == e.Kind || (e.Reason != nil && target == e.Reason)
+	return target == e.Kind || (target != nil && target == e.kindOfReason())
+}
+
+func (e *ConnError) kindOfReason() error {
+	if e.reasonKind != nil {
+		return e.reasonKind
+	}
+	return e.Reason.Kind()
 }
 
 // Unwrap returns the underlying cause.
@@ -133,12 +155,17 @@ func (e *wrapError) Error() string { return "xpc: " + e.what + ": " + causeText(
 
 func (e *wrapError) Unwrap() error { return e.err }
 
+// invalidError is the error of a connection made invalid by this side,
+// for reason (ErrPeerGone, ErrCanceled, ...).
 func invalidError(reason error, cause error, format string, args ...any) *ConnError {
-	return &ConnError{Kind: ErrInvalid, Reason: reason, Detail: fmt.Sprintf(format, args...), Err: cause}
+	r := &Reason{Code: reasonCodes[reason], Description: fmt.Sprintf(format, args...)}
+	return &ConnError{Kind: ErrInvalid, Reason: r, Err: cause, reasonKind: reason}
 }
 
+// interruptedError is the error of an interruption nobody said the reason
+// of.
 func interruptedError(cause error, format string, args ...any) *ConnError {
-	return &ConnError{Kind: ErrInterrupted, Detail: fmt.Sprintf(format, args...), Err: cause}
+	return &ConnError{Kind: ErrInterrupted, Reason: &Reason{Code: ReasonUnknown, Description: fmt.Sprintf(format, args...)}, Err: cause}
 }
 
 // RemoteError is returned by a send with reply when the peer answered with

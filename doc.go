@@ -187,16 +187,24 @@
 // *RemoteError: the peer's error object). CHANGES.md lists the names that
 // changed.
 //
-// Connection errors are *ConnError values tested with errors.Is:
+// Connection errors are *ConnError values tested with errors.Is, each
+// carrying a *Reason (its Code a stable word, its fields the rule, domain,
+// peer identity or exit status it names); Connection.Reason returns the
+// last one:
 //
-//   - ErrInterrupted: the named service went away. Pending replies fail;
-//     the connection stays usable and the next send reaches a new instance.
-//   - ErrInvalid: final. Always paired with a reason: ErrCanceled (your
-//     Cancel), ErrPeerGone (the peer vanished), ErrProtocol (it sent
+//   - ErrInterrupted: the named service went away (the reason says why:
+//     it exited or crashed, idle exit, upgrade, an administrator, memory
+//     pressure). Pending replies fail; the connection stays usable and
+//     the next send reaches a new instance.
+//   - ErrInvalid: final. Always paired with a reason's kind: ErrCanceled
+//     (your Cancel), ErrPeerGone (the peer vanished), ErrProtocol (it sent
 //     malformed frames), ErrPeerOverLimit (it went over a byte limit),
-//     ErrServiceNotFound, ErrDenied, ErrNotApproved (lookups).
+//     ErrPeerRequirement (it failed the connection's requirement, or you
+//     failed the name's), and for lookups ErrServiceNotFound (no such
+//     name anywhere you may look), ErrOtherDomain (it is in another
+//     domain), ErrDenied (a rule refused; the reason names it),
+//     ErrNotApproved.
 //   - ErrTerminationImminent: the service has announced that it will exit.
-//   - ErrPeerRequirement: reserved for peer requirements.
 //
 // When a peer goes, every pending reply fails at once with the connection's
 // error and the handler receives it as an event; the last event is always

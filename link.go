@@ -207,7 +207,7 @@ func (l *link) readControl(h wire.Header) error {
 		// One event per link: a peer repeating itself cannot grow the
 		// queue.
 		if !l.terminating.Swap(true) {
-			l.c.enqueue(event{err: &ConnError{Kind: ErrTerminationImminent, Detail: "the peer is about to exit"}})
+			l.c.enqueue(event{err: &ConnError{Kind: ErrTerminationImminent, Reason: &Reason{Code: ReasonUnknown, Description: "the peer is about to exit"}}})
 		}
 	case wire.KindCredit:
 		msgs, bytes := int(h.ID&(1<<wire.CreditBytesShift-1)), int64(h.ID>>wire.CreditBytesShift)

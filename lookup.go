@@ -341,26 +341,21 @@ func bootstrapError(err error, name string) error {
 	return refusalError(re.Object, name)
 }
 
-// refusalError maps the error object of a refusal (xpcd's error replies,
-// a refused frame) to the library's error values by its "reason" key;
-// what names what was refused when the object has no description.
+// refusalError is the error of a refusal (xpcd's error replies, a
+// refused frame): ErrInvalid with the reason the error object carries,
+// matched by its kind, or by ErrDenied if its code is one this package
+// does not know. what names what was refused when the object has no
+// description.
 func refusalError(eo *ErrorObject, what string) error {
-	desc := eo.Description()
-	if desc == "" {
-		desc = what
+	r := ReasonFromObject(eo)
+	if r.Description == "" {
+		r.Description = what
 	}
-	reason, _ := eo.String(bootstrap.KeyReason)
-	switch reason {
-	case bootstrap.ReasonNotFound, bootstrap.ReasonWrongDomain:
-		return invalidError(ErrServiceNotFound, nil, "%s", desc)
-	case bootstrap.ReasonDenied:
-		return invalidError(ErrDenied, nil, "%s", desc)
-	case bootstrap.ReasonNotApproved:
-		return invalidError(ErrNotApproved, nil, "%s", desc)
-	case "":
-		return invalidError(ErrDenied, nil, "%s", desc)
+	kind := r.Kind()
+	if kind == nil {
+		kind = ErrDenied
 	}
-	return invalidError(ErrDenied, nil, "%s (%s)", desc, reason)
+	return &ConnError{Kind: ErrInvalid, Reason: r, reasonKind: kind}
 }
 
 // readRefusal reads a refused frame: an error object, in the first frame

@@ -106,6 +106,11 @@ const (
 	KeyKind   = "kind"
 	KeyReason = "reason"
 	KeyRule   = "rule"
+	// KeyPeer: the identity a requirement was checked against
+	// (ReasonRequirementFailed).
+	KeyPeer = "peer"
+	// KeyExitStatus: how a service exited (ReasonExited).
+	KeyExitStatus = "exit_status"
 
 	KindInvalid = "invalid"
 )
@@ -159,6 +164,24 @@ const (
 	// is refused before anything is done; the description says why the
 	// state is read-only, as print does (KeyStateReadOnly).
 	ReasonReadOnlyState = "read-only-state"
+	// ReasonRequirementFailed: the caller failed the requirement of the
+	// name it looked up (MachServices → NAME → Requirement), or a peer
+	// failed a connection's requirement; KeyRule names the clause and
+	// KeyPeer the identity checked.
+	ReasonRequirementFailed = "requirement-failed"
+)
+
+// Reasons a service went away (ErrInterrupted) or is about to
+// (ErrTerminationImminent), as xpcd tells a client that asks and as a
+// service's termination announcement carries them.
+const (
+	ReasonExited         = "exited"          // exited by itself (KeyExitStatus)
+	ReasonSignaled       = "signaled"        // ended by a signal xpcd did not send (KeySignal)
+	ReasonIdleExit       = "idle-exit"       // stopped by xpcd when idle
+	ReasonUpgrade        = "upgrade"         // stopped by xpcd for a new version
+	ReasonKilled         = "killed"          // stopped by an administrator
+	ReasonMemoryPressure = "memory-pressure" // stopped by xpcd to free memory
+	ReasonThrottled      = "throttled"       // may not be started again yet
 )
 
 // Rules a refusal names (KeyRule in error replies and in a refused job's

@@ -206,7 +206,7 @@ func TestLookupErrors(t *testing.T) {
 			in           string
 		}{
 			{"test.nobody.home", "", xpc.ErrServiceNotFound, "no service named test.nobody.home"},
-			{"test.errs.svc", "system", xpc.ErrServiceNotFound, UserDomain(uint32(os.Geteuid()))},
+			{"test.errs.svc", "system", xpc.ErrOtherDomain, UserDomain(uint32(os.Geteuid()))},
 		} {
 			opts := []xpc.Option{xpc.WithBootstrapSocket(h.paths.Socket)}
 			if tc.domain != "" {
@@ -221,6 +221,10 @@ func TestLookupErrors(t *testing.T) {
 			c.Cancel()
 			if !errors.Is(err, xpc.ErrInvalid) || !errors.Is(err, tc.want) || errors.Is(err, xpc.ErrInterrupted) || !strings.Contains(err.Error(), tc.in) {
 				t.Fatalf("pipelined lookup %d of %s (domain %q): %v", i, tc.name, tc.domain, err)
+			}
+			var ce *xpc.ConnError
+			if tc.want == xpc.ErrOtherDomain && (!errors.As(err, &ce) || ce.Reason.Domain != UserDomain(uint32(os.Geteuid()))) {
+				t.Fatalf("pipelined lookup %d of %s in %s: the reason of %v does not name the domain it is in", i, tc.name, tc.domain, err)
 			}
 		}
 	}
