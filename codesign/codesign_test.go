@@ -706,3 +706,46 @@ func TestVerity(t *testing.T) {
 		t.Errorf("a fresh fs-verity file hashed %d times, want 1", n)
 	}
 }
+
+// A file that changes while it is hashed fails, and a signature file that
+// is not the one looked at before is answered but not kept.
+func TestChangedWhileRead(t *testing.T) {
+	fx := newFixture(t)
+	fx.aged()
+	p := fx.exe("app", 10_000)
+	fx.signBeside(p, testID)
+	f := fx.open(p)
+	k, err := statFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("more"))
+	w.Close()
+	if err := readAll(io.NewSectionReader(f, 0, k.size), f, k); err == nil || !strings.Contains(err.Error(), "changed") {
+		t.Fatalf("a file changed under the hash: %v", err)
+	}
+
+	q := fx.exe("app2", 10_000)
+	fx.signBeside(q, testID)
+	g := fx.open(q)
+	gk, err := statFile(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := fx.v.trust()
+	key := cacheKey{op: opVerify, file: gk, path: q, sig: fileKey{kind: keyAbsent}, gen: ts.gen}
+	r, keep := fx.v.verify(g, q, key, ts, fx.v.now())
+	if r.err != nil || keep {
+		t.Fatalf("signature file other than keyed: %v, kept %v", r.err, keep)
+	}
+	if key.sig, err = statPath(q + Suffix); err != nil {
+		t.Fatal(err)
+	}
+	if r, keep := fx.v.verify(g, q, key, ts, fx.v.now()); r.err != nil || !keep {
+		t.Fatalf("signature file as keyed: %v, kept %v", r.err, keep)
+	}
+}

@@ -84,9 +84,15 @@ func statFile(f *os.File) (fileKey, error) {
 
 // statPath keys the file at path, without following a final symbolic
 // link: keyAbsent if there is none.
-func statPath(path string) (fileKey, error) {
+func statPath(path string) (fileKey, error) { return statName(path, unix.AT_SYMLINK_NOFOLLOW) }
+
+// statFollow keys the file at path, following symbolic links: keyAbsent
+// if there is none.
+func statFollow(path string) (fileKey, error) { return statName(path, 0) }
+
+func statName(path string, flags int) (fileKey, error) {
 	var st unix.Statx_t
-	err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_SYNC_AS_STAT, statxMask, &st)
+	err := unix.Statx(unix.AT_FDCWD, path, flags|unix.AT_STATX_SYNC_AS_STAT, statxMask, &st)
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 		return fileKey{kind: keyAbsent}, nil
 	}

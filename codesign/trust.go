@@ -143,20 +143,6 @@ func checkOwner(k fileKey) error {
 	return nil
 }
 
-// statFollow keys the file at path, following symbolic links: keyAbsent
-// if there is none.
-func statFollow(path string) (fileKey, error) {
-	var st unix.Statx_t
-	err := unix.Statx(unix.AT_FDCWD, path, unix.AT_STATX_SYNC_AS_STAT, statxMask, &st)
-	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
-		return fileKey{kind: keyAbsent}, nil
-	}
-	if err != nil {
-		return fileKey{}, err
-	}
-	return fromStatx(&st), nil
-}
-
 // current reports whether the directory and its key files are as s saw
 // them: one stat of the directory (whose mtime changes when a file is
 // added, removed or renamed) and one of each key file (whose ctime
