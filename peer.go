@@ -22,6 +22,13 @@ import (
 // falls back to pidfd_open(pid) right after reading the credentials, which
 // leaves a short window in which a recycled pid could be picked up;
 // PIDFDFromKernel reports which was used.
+//
+// Requirement.Check reads what it needs beyond the credentials (the
+// executable, groups, cgroup) through the peer's /proc/PID directory,
+// opened by the first check that needs it and kept only if the pidfd's
+// process had not been reaped by then: it is that process's directory even
+// if the pid is given again. Exe, read at connect, is for display; a check
+// reads the executable again.
 type Peer struct {
 	PID int
 	UID uint32
