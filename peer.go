@@ -163,9 +163,10 @@ func (p *Peer) close() {
 var errPeerExited = errors.New("the peer process has exited")
 
 // exeID is what tells one executable file from another: the file's
-// identity and its change time, which a write to it moves.
+// identity, and its size and change time, which a write to it moves.
 type exeID struct {
 	dev, ino          uint64
+	size              int64
 	ctimeSec, ctimeNs int64
 }
 
@@ -176,7 +177,7 @@ type exeRecord struct {
 }
 
 func exeIDOf(st *unix.Stat_t) exeID {
-	return exeID{dev: st.Dev, ino: st.Ino, ctimeSec: st.Ctim.Sec, ctimeNs: st.Ctim.Nsec}
+	return exeID{dev: st.Dev, ino: st.Ino, size: st.Size, ctimeSec: st.Ctim.Sec, ctimeNs: st.Ctim.Nsec}
 }
 
 // procDirLocked returns p's /proc/PID directory (O_PATH), opening it on
