@@ -104,12 +104,31 @@ func askExitReason(ctx context.Context, cfg config, name string, pid int) (*Reas
 	if err != nil {
 		return nil, err
 	}
-	reply, err := bc.SendWithReply(ctx, Dict(bootstrap.KeyOp, bootstrap.OpExitReason, bootstrap.KeyName, name, bootstrap.KeyPID, pid))
-	if err != nil {
-		return nil, err
+	req := Dict(bootstrap.KeyOp, bootstrap.OpExitReason, bootstrap.KeyName, name, bootstrap.KeyPID, pid)
+	for retry := exitReasonRetry; ; retry *= 2 {
+		reply, err := bc.SendWithReply(ctx, req)
+		if err == nil {
+			return exitReasonOf(reply)
+		}
+		// Busy: a shared Bootstrap connection has as many questions
+		// waiting as xpcd allows one connection (many connections lost
+		// one service at once). xpcd answers a question at once once it
+		// has seen the exit: ask again, less and less often.
+		var re *RemoteError
+		if !errors.As(err, &re) || ReasonFromObject(re.Object).Code != ReasonBusy {
+			return nil, err
+		}
+		select {
+		case <-time.After(retry):
+		case <-ctx.Done():
+			return nil, err
+		}
 	}
-	return exitReasonOf(reply)
 }
+
+// exitReasonRetry is how long a question xpcd was too busy to take first
+// waits before it is asked again; each later wait is twice the one before.
+const exitReasonRetry = 10 * time.Millisecond
 
 // exitReasonOf reads OpExitReason's answer.
 func exitReasonOf(reply *Dictionary) (*Reason, error) {

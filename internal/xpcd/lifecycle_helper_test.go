@@ -47,6 +47,8 @@ import (
 //	hold     no reply until release: the request stays an open transaction
 //	release  answers every held request, then -> {"released": N}
 //	exit     {"status": N}: replies {}, then exits with status N
+//	drop     {"status": N, "after_ms": M}: replies {}, ends every client's
+//	         connection, and exits with status N M ms later
 func TestLifecycleService(t *testing.T) {
 	if os.Getenv("XPCD_LC_SERVICE") != "1" {
 		t.Skip("not a test: the service the lifecycle and isolation tests run")
@@ -58,6 +60,7 @@ type lcService struct {
 	terminating atomic.Bool
 	mu          sync.Mutex
 	held        []*xpc.Message
+	listeners   []*xpc.Listener
 }
 
 func lifecycleServiceMain() int {
@@ -96,6 +99,9 @@ func lifecycleServiceMain() int {
 			peer.Activate()
 		})
 		l.Activate()
+		s.mu.Lock()
+		s.listeners = append(s.listeners, l)
+		s.mu.Unlock()
 	}
 	terminating := svc.Terminating()
 	if os.Getenv("XPCD_LC_SIGTERM_ONLY") == "1" {
@@ -133,6 +139,20 @@ func (s *lcService) serve(ctx context.Context, name string, peer *xpc.Connection
 	case "exit":
 		status, _ := m.Body.Int64("status")
 		m.Reply(ctx, xpc.Dict())
+		os.Exit(int(status))
+	case "drop":
+		status, _ := m.Body.Int64("status")
+		after, _ := m.Body.Int64("after_ms")
+		m.Reply(ctx, xpc.Dict())
+		s.mu.Lock()
+		ls := s.listeners
+		s.mu.Unlock()
+		for _, l := range ls {
+			for _, p := range l.Peers() {
+				p.Cancel()
+			}
+		}
+		time.Sleep(time.Duration(after) * time.Millisecond)
 		os.Exit(int(status))
 	case "release":
 		s.mu.Lock()

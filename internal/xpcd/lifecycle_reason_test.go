@@ -161,6 +161,7 @@ func TestLifecycleInterruptedReasons(t *testing.T) {
 	}
 	job("test.lwhy.exit", nil, nil)
 	job("test.lwhy.crash", map[string]string{"XPCD_LC_DFL_SEGV": "1"}, nil)
+	job("test.lwhy.many", map[string]string{"XPCD_LC_DFL_SEGV": "1"}, nil)
 	job("test.lwhy.kill", nil, nil)
 	job("test.lwhy.kill9", nil, nil)
 	job("test.lwhy.bootout", nil, nil)
@@ -198,6 +199,39 @@ func TestLifecycleInterruptedReasons(t *testing.T) {
 		}
 		if r := ev.waitGone(t, 0); r == nil || r.Code != xpc.ReasonSignaled || r.Signal != int(syscall.SIGSEGV) {
 			t.Errorf("the event's reason %+v, want signaled by SIGSEGV", r)
+		}
+	})
+	t.Run("many through one Bootstrap", func(t *testing.T) {
+		// More connections than xpcd lets one bootstrap connection have
+		// questions waiting, all asking before the service has exited
+		// (it ends their connections first): those it turns away as
+		// busy ask again.
+		b, err := xpc.NewBootstrap(xpc.WithBootstrapSocket(h.paths.Socket))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		var logs []*eventLog
+		var conns []*xpc.Connection
+		for range 3 * maxWaitsPerSession {
+			c, err := xpc.NewServiceConnection("test.lwhy.many.svc", xpc.WithBootstrap(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev := &eventLog{}
+			c.SetHandler(ev)
+			c.Activate()
+			defer c.Cancel()
+			ping(t, c)
+			logs, conns = append(logs, ev), append(conns, c)
+		}
+		if _, err := call(t, conns[0], "drop", "status", 7, "after_ms", 100); err != nil {
+			t.Fatal(err)
+		}
+		for i, ev := range logs {
+			if r := ev.waitGone(t, 0); r == nil || r.Code != xpc.ReasonExited || r.ExitStatus != 7 {
+				t.Errorf("connection %d: reason %+v, want exited with status 7", i, r)
+			}
 		}
 	})
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
