@@ -243,9 +243,11 @@ func (m *supervisor) beginStop(inst *instance) {
 
 // termAnswerWait is how long xpcd waits for a service's answer to
 // terminate before it sends SIGTERM all the same: a service that does
-// not answer (one that hangs, or checked in through an xpcd of before
-// the answer) is stopped that much later, never later than ExitTimeOut
-// allows (termWait). The library tells its peers within half of it.
+// not answer (it hangs, or speaks the protocol without the library and
+// ignores the request) is stopped that much later, never later than
+// ExitTimeOut allows (termWait). The library tells its peers within half
+// of it, and a library of before the answer answers too: its handler
+// returns without replying, which sends the no-reply frame.
 const termAnswerWait = time.Second
 
 // termWait is how long SIGTERM waits for the answer to terminate, for a
