@@ -222,14 +222,14 @@ func (c *Connection) Peer() *Peer {
 	return c.link.remotePeer()
 }
 
-// announceTermination tells the peer that this process is about to exit.
-// A connection without a link has nobody to tell.
-func (c *Connection) announceTermination(ctx context.Context) error {
+// announceTermination tells the peer that this process is about to exit,
+// and why (wire.Term*). A connection without a link has nobody to tell.
+func (c *Connection) announceTermination(ctx context.Context, why uint64) error {
 	l := c.currentLink()
 	if l == nil {
 		return nil
 	}
-	return l.sendTerminating(ctx)
+	return l.sendTerminating(ctx, why)
 }
 
 // Transactions returns the count this connection's incoming requests are

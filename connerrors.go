@@ -133,6 +133,11 @@ func (e *ConnError) kindOfReason() error {
 	if e.reasonKind != nil {
 		return e.reasonKind
 	}
+	if e.Kind != ErrInvalid {
+		// An interruption's or a termination's reason has no kind:
+		// ReasonShuttingDown is ErrDenied's only in a refusal.
+		return nil
+	}
 	return e.Reason.Kind()
 }
 

@@ -194,8 +194,9 @@
 //
 //   - ErrInterrupted: the named service went away (the reason says why:
 //     it exited or crashed, idle exit, upgrade, an administrator, memory
-//     pressure). Pending replies fail; the connection stays usable and
-//     the next send reaches a new instance.
+//     pressure; as the service announced it, or else as xpcd tells the
+//     connection within 250 ms). Pending replies fail; the connection
+//     stays usable and the next send reaches a new instance.
 //   - ErrInvalid: final. Always paired with a reason's kind: ErrCanceled
 //     (your Cancel), ErrPeerGone (the peer vanished), ErrProtocol (it sent
 //     malformed frames), ErrPeerOverLimit (it went over a byte limit),
@@ -204,7 +205,8 @@
 //     name anywhere you may look), ErrOtherDomain (it is in another
 //     domain), ErrDenied (a rule refused; the reason names it),
 //     ErrNotApproved.
-//   - ErrTerminationImminent: the service has announced that it will exit.
+//   - ErrTerminationImminent: the service has announced that it will exit
+//     (the reason says why, if xpcd told it).
 //
 // When a peer goes, every pending reply fails at once with the connection's
 // error and the handler receives it as an event; the last event is always

@@ -26,7 +26,7 @@ import (
 //   - Reading is the read role's: only its holder reads s and runs handle,
 //     and so is the only writer of what handle sets: peer (once, from the
 //     hello; nil until then on a looked-up link), dialed (cleared by the
-//     hello), terminating, grantWanted, and the counts of what was read
+//     hello), announced, grantWanted, and the counts of what was read
 //     (outstanding and queued grow, ackDue).
 //   - Sending needs no role (send.go): any goroutine sends, the socket
 //     taking one datagram at a time; credits has its own lock.
@@ -63,7 +63,14 @@ type link struct {
 
 	outstanding atomic.Int32 // received messages not yet dequeued
 	ungranted   atomic.Int32 // dequeued messages not yet granted back
-	terminating atomic.Bool  // a terminating frame arrived
+	// announced is the reason of the terminating frame that arrived, nil
+	// until one has; the reader sets it, and whoever finds the link lost
+	// reads it (interruptionReason).
+	announced atomic.Pointer[Reason]
+	// whyOnce finds out why, once, on a link that can reconnect, the
+	// service went away: why (interruption.go).
+	whyOnce sync.Once
+	why     *Reason
 
 	// helloSeen, made only for a connection DialUnix made, is closed when
 	// the listener's hello has arrived or the link has died (see
@@ -147,10 +154,11 @@ func (l *link) dead() error {
 }
 
 // lostError is the error for a peer that went away: an interruption for a
-// connection that can reconnect, the end of any other.
+// connection that can reconnect, saying why (which may take
+// exitReasonWait to find out), the end of any other.
 func (l *link) lostError(cause error) error {
 	if l.reconnect {
-		return interruptedError(cause, "the service went away")
+		return &ConnError{Kind: ErrInterrupted, Reason: l.interruptionReason(), Err: cause}
 	}
 	return invalidError(ErrPeerGone, cause, "peer %s went away", peerName(l.peer.Load()))
 }
@@ -205,9 +213,10 @@ func (l *link) readControl(h wire.Header) error {
 	switch h.Kind {
 	case wire.KindTerminating:
 		// One event per link: a peer repeating itself cannot grow the
-		// queue.
-		if !l.terminating.Swap(true) {
-			l.c.enqueue(event{err: &ConnError{Kind: ErrTerminationImminent, Reason: &Reason{Code: ReasonUnknown, Description: "the peer is about to exit"}}})
+		// queue. The id says why (any id is accepted: a newer peer may
+		// know more reasons).
+		if r := terminationReason(h.ID); l.announced.CompareAndSwap(nil, r) {
+			l.c.enqueue(event{err: &ConnError{Kind: ErrTerminationImminent, Reason: r}})
 		}
 	case wire.KindCredit:
 		msgs, bytes := int(h.ID&(1<<wire.CreditBytesShift-1)), int64(h.ID>>wire.CreditBytesShift)

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/goxpc/xpc/internal/sock"
+	"github.com/goxpc/xpc/internal/wire"
 	"golang.org/x/sys/unix"
 )
 
@@ -141,7 +142,7 @@ func (l *Listener) AnnounceTermination(ctx context.Context) error {
 	}
 	var errs []error
 	for _, c := range l.Peers() {
-		if err := c.announceTermination(ctx); err != nil {
+		if err := c.announceTermination(ctx, wire.TermUnspecified); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -211,6 +212,7 @@ func (l *Listener) admit(fd int) {
 	fn := l.handler
 	l.peers[c] = struct{}{}
 	l.mu.Unlock()
+	l.peersChanged()
 	c.greet()
 	fn(c)
 	c.cancelIfInactive(invalidError(ErrDenied, nil, "the listener did not accept the connection"))
@@ -220,4 +222,20 @@ func (l *Listener) forget(c *Connection) {
 	l.mu.Lock()
 	delete(l.peers, c)
 	l.mu.Unlock()
+	l.peersChanged()
+}
+
+// peersChanged tells whoever counts the listener's peers (a Service, which
+// reports them to xpcd) that their number has changed.
+func (l *Listener) peersChanged() {
+	if fn := l.cfg.onPeers; fn != nil {
+		fn()
+	}
+}
+
+// peerCount returns how many peer connections are alive.
+func (l *Listener) peerCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.peers)
 }

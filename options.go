@@ -93,6 +93,10 @@ type config struct {
 	bootstrap      []string // bootstrap sockets to try; nil means from the environment
 	domain         string   // domain a service lookup is limited to; "" means any
 	boot           *Bootstrap
+	// onPeers, if set, is called when a listener made with this
+	// configuration gains or loses a peer: a Service's listeners tell it,
+	// to report their count to xpcd.
+	onPeers func()
 }
 
 // configure applies opts, given to the constructor ctor, over the

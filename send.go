@@ -131,9 +131,10 @@ func (l *link) sendControl(k wire.Kind, id uint64) {
 	}
 }
 
-// sendTerminating tells the peer that this process is about to exit.
-func (l *link) sendTerminating(ctx context.Context) error {
-	if err := l.sendHeader(ctx, wire.Header{Kind: wire.KindTerminating}); err != nil {
+// sendTerminating tells the peer that this process is about to exit, and
+// why (wire.Term*).
+func (l *link) sendTerminating(ctx context.Context, why uint64) error {
+	if err := l.sendHeader(ctx, wire.Header{Kind: wire.KindTerminating, ID: why}); err != nil {
 		return l.sendFailed(err)
 	}
 	return nil

@@ -29,7 +29,7 @@ var (
 //
 // Ownership: cfg, label, tx, ctx and the channels are set by CheckIn; mu
 // guards the check-in channel (ctl, replaced when xpcd restarts and the
-// service is adopted again), the listeners by name and the count last
+// service is adopted again), the listeners by name and the counts last
 // reported. The check-in channel's handler (controlHandler) runs on that
 // connection's dispatcher; the reporter (reportTransactions) and a
 // re-adoption (readopt) run on goroutines of their own, counted in wg.
@@ -49,8 +49,13 @@ type Service struct {
 	terminating chan struct{}
 	termOnce    sync.Once
 	reported    int // last transaction count sent, -1 to force a report
-	txKick      chan struct{}
-	txLooks     atomic.Int64 // times the reporter looked at the count (tests)
+	// reportedPeers is the open peer count last sent, -1 to force a
+	// report; peersDirty is set by a change of the count not reported
+	// yet, which has woken the reporter (and need not wake it again).
+	reportedPeers int
+	peersDirty    atomic.Bool
+	txKick        chan struct{}
+	txLooks       atomic.Int64 // times the reporter looked at the count (tests)
 }
 
 // serviceListener is a listener xpcd hands clients to: they arrive on the
@@ -91,8 +96,10 @@ func CheckIn(ctx context.Context, opts ...Option) (*Service, error) {
 	s := &Service{
 		cfg: cfg, label: os.Getenv(bootstrap.LabelEnv), tx: cfg.tx,
 		listeners: make(map[string]*serviceListener), terminating: make(chan struct{}), reported: -1,
-		txKick: make(chan struct{}, 1),
+		reportedPeers: -1, txKick: make(chan struct{}, 1),
 	}
+	// Its listeners tell it when their peers come and go.
+	s.cfg.onPeers = s.peersChanged
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.attach(ctl)
 	s.wg.Add(1)
@@ -109,7 +116,8 @@ func (s *Service) Transactions() *Transactions { return s.tx }
 
 // Terminating returns a channel closed when xpcd has said the service is
 // about to be stopped (idle exit, bootout, upgrade). The service's peers
-// have been told (ErrTerminationImminent); SIGTERM follows.
+// have been told (ErrTerminationImminent, with the reason xpcd gave), and
+// xpcd has had its answer; SIGTERM follows.
 func (s *Service) Terminating() <-chan struct{} { return s.terminating }
 
 // Listen checks in for name and returns an inactive listener that receives
@@ -238,7 +246,7 @@ func (s *Service) attach(ctl *Connection) {
 	ctl.SetHandler(&controlHandler{s: s, ctl: ctl})
 	s.mu.Lock()
 	s.ctl = ctl
-	s.reported = -1
+	s.reported, s.reportedPeers = -1, -1
 	s.mu.Unlock()
 	ctl.Activate()
 	s.kickReporter() // to send the count on the new channel
@@ -265,7 +273,7 @@ func (h *controlHandler) HandleMessage(ctx context.Context, m *Message) {
 			h.s.connectClient(name, end)
 		}
 	case bootstrap.OpTerminate:
-		h.s.terminate(ctx)
+		h.s.terminate(ctx, m)
 	}
 	_ = CloseAttachments(m.Body)
 }
@@ -289,15 +297,48 @@ func (s *Service) connectClient(name string, end *FD) {
 	}
 }
 
-// terminate tells every listener's peers, once, that the service is about
-// to be stopped, and closes Terminating's channel.
-func (s *Service) terminate(ctx context.Context) {
+// announceWait bounds how long the service spends telling its peers that
+// it is about to be stopped: a peer that does not read its socket is not
+// told, rather than hold up the others and xpcd's answer. (xpcd waits
+// for the answer longer than this.)
+const announceWait = 500 * time.Millisecond
+
+// terminate handles xpcd's terminate, m: the first tells every listener's
+// peers why the service is about to be stopped, then xpcd (if it asked
+// for an answer: an older xpcd does not), and then closes Terminating's
+// channel; xpcd sends SIGTERM once it has the answer.
+func (s *Service) terminate(ctx context.Context, m *Message) {
+	code, _ := m.Body.String(bootstrap.KeyReason)
+	first := false
 	s.termOnce.Do(func() {
-		for _, l := range s.currentListeners() {
-			_ = l.AnnounceTermination(ctx)
-		}
-		close(s.terminating)
+		first = true
+		actx, cancel := context.WithTimeout(ctx, announceWait)
+		announce(actx, s.currentListeners(), terminationNumber(code))
+		cancel()
 	})
+	if m.WantsReply() {
+		_ = m.Reply(ctx, Dict())
+	}
+	if first {
+		close(s.terminating)
+	}
+}
+
+// announce tells the peers of ls that this process is about to exit, and
+// why: first each one whose socket takes it at once, then, until ctx
+// ends, those whose socket was full.
+func announce(ctx context.Context, ls []*Listener, why uint64) {
+	var behind []*Connection
+	for _, l := range ls {
+		for _, c := range l.Peers() {
+			if err := c.announceTermination(noWait{}, why); errors.Is(wouldBlock(err), ErrWouldBlock) {
+				behind = append(behind, c)
+			}
+		}
+	}
+	for _, c := range behind {
+		_ = c.announceTermination(ctx, why)
+	}
 }
 
 // currentListeners returns the service's listeners.
@@ -369,7 +410,7 @@ func (s *Service) tryAdopt() error {
 	}
 	s.mu.Lock()
 	s.ctl = ctl
-	s.reported = -1
+	s.reported, s.reportedPeers = -1, -1
 	names := make([]string, 0, len(s.listeners))
 	for n := range s.listeners {
 		names = append(names, n)
@@ -401,112 +442,6 @@ func (s *Service) readopted() bool {
 // it no longer the current one: its end is not taken for xpcd's going
 // away, and the caller tries again with a new one.
 func (s *Service) dropChannel(ctl *Connection) { dropCurrent(&s.mu, &s.ctl, ctl) }
-
-// txSettle is how often the transaction count is reported to xpcd at most
-// while it is not zero, and how long after it has fallen to zero the zero
-// is reported.
-const txSettle = 100 * time.Millisecond
-
-// txChurnGap is the least time between two looks woken by the count
-// leaving zero when the first found it back at zero: transactions that
-// open and close faster than the reporter looks would otherwise wake it
-// once each. A count that stays above zero is reported at most this late.
-const txChurnGap = time.Millisecond
-
-// reportTransactions tells xpcd the transaction count. xpcd must never
-// believe a busy service clean, so a count that leaves zero is reported at
-// once; the rest can wait: other changes are reported at most once per
-// txSettle, so a service answering a stream of requests (each one a
-// transaction that opens and closes) sends no report per request, and
-// its reporter sleeps between looks instead of waking at each change.
-// xpcd then sees the service clean up to txSettle late, which delays an
-// idle exit (seconds long) by as much.
-func (s *Service) reportTransactions() {
-	defer s.wg.Done()
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	var sent time.Time
-	// churned: when a look woken by the count leaving zero found it at
-	// zero again (see txChurnGap).
-	var churned time.Time
-	wokeBusy := false
-	for {
-		s.txLooks.Add(1)
-		s.mu.Lock()
-		ctl, last := s.ctl, s.reported
-		s.mu.Unlock()
-		// Only a count that leaves a reported zero needs waking for.
-		var busy <-chan struct{}
-		var n int
-		if last == 0 {
-			busy, n = s.tx.armBusy()
-		} else {
-			n = s.tx.Count()
-		}
-		if wokeBusy && last == 0 && n == 0 {
-			churned = time.Now()
-		}
-		wokeBusy = false
-		due := ctl != nil && n != last &&
-			(last < 0 || (last == 0 && n > 0) || time.Since(sent) >= txSettle)
-		if due {
-			err := s.reportCount(ctl, n)
-			sent = time.Now()
-			if err == nil {
-				continue
-			}
-		}
-		// Look again when the count leaves zero, when a new channel
-		// comes, and, while anything but zero was reported or a change
-		// waits, after txSettle.
-		var tick <-chan time.Time
-		switch {
-		case ctl != nil && n != last:
-			// A change waits for its turn.
-			timer.Reset(max(txSettle-time.Since(sent), time.Millisecond))
-			tick = timer.C
-		case ctl != nil && last != 0:
-			// Busy, and reported: look again later.
-			timer.Reset(txSettle)
-			tick = timer.C
-		}
-		select {
-		case <-busy:
-			wokeBusy = true
-		case <-tick:
-		case <-s.txKick:
-		case <-s.ctx.Done():
-			timer.Stop()
-			return
-		}
-		timer.Stop()
-		if d := txChurnGap - time.Since(churned); wokeBusy && d > 0 {
-			timer.Reset(d)
-			select {
-			case <-timer.C:
-			case <-s.ctx.Done():
-				timer.Stop()
-				return
-			}
-		}
-	}
-}
-
-// reportCount sends the transaction count n to xpcd on ctl, and records it
-// as reported if ctl is still the check-in channel.
-func (s *Service) reportCount(ctl *Connection, n int) error {
-	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
-	err := ctl.Send(ctx, Dict(bootstrap.KeyOp, bootstrap.OpTransactions, bootstrap.KeyCount, n))
-	cancel()
-	if err == nil {
-		s.mu.Lock()
-		if s.ctl == ctl {
-			s.reported = n
-		}
-		s.mu.Unlock()
-	}
-	return err
-}
 
 // Close stops the runtime: the check-in channel and every listener.
 // Peer connections already made live on.

@@ -60,7 +60,7 @@ var adminSpecs = []adminSpec{
 		help:    "Lists every job of DOMAIN (system, user/UID), or of every domain you may read: pid, state, runs, last exit, label.",
 		maxArgs: 1, build: domainReq(bootstrap.OpList), render: renderList},
 	{op: bootstrap.OpPrint, args: "TARGET", summary: "print a job's (DOMAIN/LABEL) or a domain's state",
-		help:    "Prints everything xpcd knows of a job: state, pid, since when, why it was launched and by whom, runs, last exit, connections, transactions, program, plist path, throttle.",
+		help:    "Prints everything xpcd knows of a job: state, pid, since when, why it was launched and by whom, runs, last exit, connections (open now, and the running total), transactions, program, plist path, throttle.",
 		minArgs: 1, maxArgs: 1, build: targetReq(bootstrap.OpPrint), render: renderDict},
 	{op: bootstrap.OpPrintDisabled, args: "DOMAIN", summary: "list a domain's enable/disable overrides",
 		minArgs: 1, maxArgs: 1, build: domainReq(bootstrap.OpPrintDisabled), render: renderDict},

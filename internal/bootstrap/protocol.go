@@ -15,10 +15,14 @@ const (
 	// client for KeyName (KeySocket).
 	OpConnect = "connect"
 	// OpTransactions, on the check-in channel: the service's open
-	// transaction count (KeyCount).
+	// transaction count (KeyCount) and, from a library that counts them,
+	// its listeners' open peer connections (KeyConnections).
 	OpTransactions = "transactions"
 	// OpTerminate, on the check-in channel: xpcd is about to stop the
-	// service.
+	// service, for the reason KeyReason names (ReasonIdleExit, ...). Sent
+	// as a request: the service tells its peers, then replies, and xpcd
+	// sends SIGTERM once it has the answer (any answer) or has waited
+	// long enough.
 	OpTerminate = "terminate"
 	// OpAdopt: a service that lost its check-in channel when xpcd
 	// restarted checks in again for its job (KeyLabel).
@@ -42,6 +46,11 @@ const (
 	OpProcinfo       = "procinfo"       // which job a process (KeyPID) xpcd launched belongs to
 	OpRemoveDisabled = "remove-disabled"
 	OpWatch          = "watch" // stream a domain's or a job's changes (KeyEvent)
+	// OpExitReason asks why the process KeyPID, an instance of the service
+	// KeyName, went away; the answer has KeyReason (ReasonExited, ...),
+	// KeyExitStatus or KeySignal, and KeyDescription. The library asks it
+	// when a service connection loses its service unannounced.
+	OpExitReason = "exit-reason"
 )
 
 // Keys of requests.
@@ -61,6 +70,8 @@ const (
 	KeyKill   = "kill"   // OpKickstart: stop a running instance first
 	KeySignal = "signal" // OpKill's signal number (default SIGTERM)
 	KeyPID    = "pid"    // OpProcinfo's process; in replies, a job's process
+	// KeyConnections: OpTransactions' count of open peer connections.
+	KeyConnections = "connections"
 )
 
 // Keys of replies and of the messages OpWatch sends.
@@ -111,6 +122,8 @@ const (
 	KeyPeer = "peer"
 	// KeyExitStatus: how a service exited (ReasonExited).
 	KeyExitStatus = "exit_status"
+	// KeyDescription: OpExitReason's answer, for people.
+	KeyDescription = "description"
 
 	KindInvalid = "invalid"
 )
@@ -173,7 +186,8 @@ const (
 
 // Reasons a service went away (ErrInterrupted) or is about to
 // (ErrTerminationImminent), as xpcd tells a client that asks and as a
-// service's termination announcement carries them.
+// service's termination announcement carries them. ReasonShuttingDown
+// (xpcd is stopping, and stops its services) is one of them too.
 const (
 	ReasonExited         = "exited"          // exited by itself (KeyExitStatus)
 	ReasonSignaled       = "signaled"        // ended by a signal xpcd did not send (KeySignal)
@@ -182,6 +196,9 @@ const (
 	ReasonKilled         = "killed"          // stopped by an administrator
 	ReasonMemoryPressure = "memory-pressure" // stopped by xpcd to free memory
 	ReasonThrottled      = "throttled"       // may not be started again yet
+	// ReasonUnknown: xpcd does not know how it ended (it adopted the
+	// process, so is not its parent).
+	ReasonUnknown = "unknown"
 )
 
 // Rules a refusal names (KeyRule in error replies and in a refused job's

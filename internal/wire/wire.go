@@ -54,7 +54,7 @@ const (
 	KindReply       Kind = 3  // reply to request id, body (none with FlagNoReply)
 	KindCredit      Kind = 4  // id = messages (bits 0-15) and body bytes (bits 16-63) granted to the receiver of this frame
 	KindConnect     Kind = 5  // on an endpoint socket: one descriptor, a new connection
-	KindTerminating Kind = 6  // the sender is about to exit
+	KindTerminating Kind = 6  // the sender is about to exit; id = why (Term*)
 	KindHello       Kind = 7  // a service's first frame to a client: its identity rides on it
 	KindRefused     Kind = 8  // xpcd's answer to a pipelined lookup it cannot serve: an error body
 	KindAck         Kind = 9  // id = bytes of an out-of-line reply body the sender of this frame has read
@@ -89,6 +89,17 @@ func (k Kind) String() string {
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
+
+// Why the sender of a terminating frame is about to exit: the frame's id.
+// A receiver takes an id it does not know for TermUnspecified.
+const (
+	TermUnspecified    uint64 = 0 // not said (Listener.AnnounceTermination)
+	TermIdleExit       uint64 = 1 // xpcd stops it when idle
+	TermUpgrade        uint64 = 2 // xpcd stops it to start a new version
+	TermKilled         uint64 = 3 // an administrator stops it
+	TermMemoryPressure uint64 = 4 // xpcd stops it to free memory
+	TermShuttingDown   uint64 = 5 // xpcd is stopping, and stops its services
+)
 
 // Frame flags.
 const (

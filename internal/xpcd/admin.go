@@ -31,6 +31,7 @@ func init() {
 		bootstrap.OpBlame:          opBlame,
 		bootstrap.OpProcinfo:       opProcinfo,
 		bootstrap.OpRemoveDisabled: opRemoveDisabled,
+		bootstrap.OpExitReason:     opExitReason,
 	}
 }
 

@@ -101,6 +101,8 @@ func opKill(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opEr
 			oe = &opError{reason: bootstrap.ReasonNotRunning, desc: fmt.Sprintf("signal %s: %v", t, err)}
 			return
 		}
+		// If it ends of it, an administrator ended it (exitWhyOf).
+		j.inst.adminSignal = syscall.Signal(sig)
 		reply = xpc.Dict(bootstrap.KeyStatus, "signaled", bootstrap.KeyPID, j.inst.pid)
 	}); e != nil {
 		return nil, nil, e

@@ -2,6 +2,7 @@ package xpcd
 
 import (
 	"context"
+	"errors"
 	"os"
 	"sync"
 
@@ -46,6 +47,11 @@ type outItem struct {
 	// could not be sent (the connection ended, or the channel was
 	// closed first). It takes ownership of fd. nil: fd is closed.
 	failed func(outItem)
+	// answered, if set, makes msg a request: it is called, from a
+	// goroutine of its own, once the peer has answered (err nil, or the
+	// error it answered with) or the request failed (never sent, the
+	// connection or the channel ended first).
+	answered func(err error)
 }
 
 func newChannel(conn *xpc.Connection, limit int) *channel {
@@ -214,14 +220,29 @@ func (it outItem) deliver(ctx context.Context, conn *xpc.Connection) error {
 		return it.reply.ReplyError(ctx, it.replyErr)
 	case it.reply != nil:
 		return it.reply.Reply(ctx, it.msg)
+	case it.answered != nil:
+		// The answer is waited for beside the outbox, which goes on
+		// sending; ctx, the channel's, ends the wait when it closes.
+		call := conn.Go(ctx, it.msg)
+		go func() {
+			reply, err := call.Wait(ctx)
+			if reply != nil {
+				xpc.CloseAttachments(reply)
+			}
+			it.answered(err)
+		}()
+		return nil
 	}
 	return conn.Send(ctx, it.msg)
 }
 
 // tryDeliver is deliver if it can go without waiting; otherwise it sends
-// nothing (a reply is not used up) and fails with xpc.ErrWouldBlock.
+// nothing (a reply is not used up) and fails with xpc.ErrWouldBlock. A
+// request always goes through the outbox.
 func (it outItem) tryDeliver(conn *xpc.Connection) error {
 	switch {
+	case it.answered != nil:
+		return xpc.ErrWouldBlock
 	case it.reply != nil && it.replyErr != nil:
 		return it.reply.TryReplyError(it.replyErr)
 	case it.reply != nil:
@@ -231,6 +252,9 @@ func (it outItem) tryDeliver(conn *xpc.Connection) error {
 }
 
 func (it outItem) fail() {
+	if it.answered != nil {
+		go it.answered(errChannelClosed)
+	}
 	if it.failed != nil {
 		it.failed(it)
 		return
@@ -239,3 +263,6 @@ func (it outItem) fail() {
 		it.fd.Close()
 	}
 }
+
+// errChannelClosed is what a request that was never sent is answered with.
+var errChannelClosed = errors.New("the channel closed before the request was sent")

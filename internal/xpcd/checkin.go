@@ -37,6 +37,7 @@ func (m *supervisor) checkin(inst *instance, ch *channel, name string, msg *xpc.
 		return
 	}
 	inst.names[name] = true
+	inst.spoke = true
 	if !inst.txKnown {
 		inst.txKnown = true
 		inst.idleFrom = time.Now()
@@ -68,6 +69,7 @@ func (m *supervisor) transactions(inst *instance, ch *channel, n int) {
 	if j.inst != inst || inst.ch != ch {
 		return
 	}
+	inst.spoke = true
 	if n < 0 {
 		n = 0
 	}
@@ -81,6 +83,14 @@ func (m *supervisor) transactions(inst *instance, ch *channel, n int) {
 		m.armIdle(inst)
 	}
 	m.changed(j)
+}
+
+// connections: the instance reports its listeners' open peer connections
+// (with its transactions, when it reports them).
+func (m *supervisor) connections(inst *instance, ch *channel, n int) {
+	if inst.job.inst == inst && inst.ch == ch {
+		inst.conns, inst.connsKnown = n, true
+	}
 }
 
 // channelLost: the instance's check-in channel ended. The process may live
@@ -112,6 +122,7 @@ func (m *supervisor) adopt(label string, pid int, ch *channel, msg *xpc.Message)
 		old.conn.Cancel()
 	}
 	inst.ch = ch
+	inst.spoke = true
 	clear(inst.names)
 	ch.send(outItem{reply: msg, msg: &xpc.Dictionary{}})
 	m.log.Info("adopted", "target", inst.job.target(), "pid", pid)
@@ -182,7 +193,17 @@ func handleChannelMessage(ctx context.Context, m *supervisor, inst *instance, ch
 		if err != nil {
 			return
 		}
-		m.post(func() { m.transactions(inst, ch, int(n)) })
+		// The open connections, from a library that counts them.
+		conns, err := msg.Body.Int64(bootstrap.KeyConnections)
+		if err != nil || conns < 0 || conns > 1<<31 {
+			conns = -1
+		}
+		m.post(func() {
+			if conns >= 0 {
+				m.connections(inst, ch, int(conns))
+			}
+			m.transactions(inst, ch, int(n))
+		})
 	default:
 		if msg.WantsReply() {
 			msg.ReplyError(ctx, (&opError{reason: bootstrap.ReasonBadRequest, desc: fmt.Sprintf("unknown op %q on a check-in channel", op)}).object())

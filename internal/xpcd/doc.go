@@ -106,8 +106,10 @@
 //	supervisor.go   the loop, domains, shutdown
 //	job.go          a job's state machine: want, throttle, after an exit,
 //	                refusal
-//	instance.go     an instance: spawn, exit, stop, idle exit, pressure,
-//	                upgrade
+//	instance.go     an instance: spawn, exit, stop (terminate, then SIGTERM),
+//	                idle exit, pressure, upgrade
+//	exits.go        why instances ended: the ring of recent exits,
+//	                exit-reason
 //	load.go         loading and unloading a job's definition, its names
 //	clients.go      clients queued for a service and handed over
 //	checkin.go      the check-in channel, both sides; adopt

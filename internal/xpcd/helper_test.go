@@ -29,6 +29,8 @@ import (
 //	XPCD_TEST_EXIT=N          exit with status N at once (before checking in)
 //	XPCD_TEST_HOLD=1          hold a transaction open from the start
 //	XPCD_TEST_RUNTIME=1       use the library's runtime (xpc.CheckIn) instead
+//	XPCD_TEST_MUTE_TERM=1     ignore terminate (no answer, no exit): only
+//	                          SIGTERM, Go's default, ends it
 //
 // Requests on a client connection ({"cmd": ...}):
 //
@@ -200,6 +202,10 @@ func (ch channelHandler) HandleMessage(ctx context.Context, m *xpc.Message) {
 		c.SetHandler(xpc.HandlerFunc(func(ctx context.Context, m *xpc.Message) { ch.h.serve(ctx, name, m) }))
 		c.Activate()
 	case bootstrap.OpTerminate:
+		if os.Getenv("XPCD_TEST_MUTE_TERM") == "1" {
+			m.Defer() // a service that hangs: never answered
+			return
+		}
 		os.Exit(0)
 	}
 }
@@ -273,12 +279,19 @@ func (h *helper) serve(ctx context.Context, name string, m *xpc.Message) {
 // crash dies of SIGSEGV, as a crashing C program would: Go's own handler
 // is replaced by the default action, and no core is dumped.
 func crash() {
-	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
-	var act [4]uint64 // struct sigaction, all zero: SIG_DFL
-	syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(syscall.SIGSEGV), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
+	defaultSIGSEGV()
 	syscall.Kill(os.Getpid(), syscall.SIGSEGV)
 	time.Sleep(time.Second)
 	os.Exit(99)
+}
+
+// defaultSIGSEGV makes a SIGSEGV end the process as it would a C
+// program's: Go's own handler is replaced by the default action, and no
+// core is dumped.
+func defaultSIGSEGV() {
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	var act [4]uint64 // struct sigaction, all zero: SIG_DFL
+	syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(syscall.SIGSEGV), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
 }
 
 // runtimeMain is the service written with the library's runtime, as users

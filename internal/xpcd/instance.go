@@ -180,6 +180,7 @@ func (m *supervisor) exited(inst *instance, st exitStatus) {
 		inst.ch = nil
 	}
 	inst.proc.close()
+	m.recordExit(inst, st)
 	delete(m.byPID, inst.pid)
 	j.inst = nil
 	m.instanceGone()
@@ -196,8 +197,9 @@ func (m *supervisor) exited(inst *instance, st exitStatus) {
 	m.afterExit(j, inst, true)
 }
 
-// stop asks an instance to exit: terminate on its channel, SIGTERM, then
-// SIGKILL to its group after ExitTimeOut (never, if ExitTimeOut is 0).
+// stop asks an instance to exit, for why (stop*): terminate on its
+// channel, SIGTERM once the service has answered, and SIGKILL to its group
+// ExitTimeOut after the stop began (never, if ExitTimeOut is 0).
 func (m *supervisor) stop(inst *instance, why string) {
 	if inst.stopWhy != "" {
 		return
@@ -213,16 +215,14 @@ func (m *supervisor) stop(inst *instance, why string) {
 	m.changed(inst.job)
 }
 
+// beginStop stops inst: SIGKILL to its group is set for ExitTimeOut from
+// now, and SIGTERM goes once the service has told its peers why it is
+// about to go (beginTerminate), at once to a process that does not speak
+// the check-in protocol.
 func (m *supervisor) beginStop(inst *instance) {
 	j := inst.job
 	inst.stopAt = time.Now()
 	m.log.Info("stopping", "target", j.target(), "pid", inst.pid, "stop_reason", inst.stopWhy)
-	if inst.ch != nil {
-		inst.ch.send(outItem{msg: xpc.Dict(bootstrap.KeyOp, bootstrap.OpTerminate)})
-	}
-	if err := inst.proc.signal(syscall.SIGTERM); err != nil {
-		m.log.Debug("SIGTERM", "target", j.target(), "err", err)
-	}
 	if t := inst.def.ExitTimeOut; t > 0 {
 		var timer *time.Timer
 		timer = time.AfterFunc(t, func() {
@@ -235,6 +235,79 @@ func (m *supervisor) beginStop(inst *instance) {
 			})
 		})
 		inst.killTimer = timer
+	}
+	if !m.beginTerminate(inst) {
+		m.sigterm(inst)
+	}
+}
+
+// termAnswerWait is how long xpcd waits for a service's answer to
+// terminate before it sends SIGTERM all the same: a service that does
+// not answer (it hangs, or speaks the protocol without the library and
+// ignores the request) is stopped that much later, never later than
+// ExitTimeOut allows (termWait). The library tells its peers within half
+// of it, and a library of before the answer answers too: its handler
+// returns without replying, which sends the no-reply frame.
+const termAnswerWait = time.Second
+
+// termWait is how long SIGTERM waits for the answer to terminate, for a
+// job whose ExitTimeOut is exitTimeOut: termAnswerWait, and at most half
+// of ExitTimeOut, so that SIGTERM still comes well before SIGKILL.
+func termWait(exitTimeOut time.Duration) time.Duration {
+	if exitTimeOut > 0 {
+		return min(termAnswerWait, exitTimeOut/2)
+	}
+	return termAnswerWait
+}
+
+// beginTerminate sends terminate on the instance's check-in channel, with
+// why xpcd stops it: the library then tells the service's peers, and
+// answers. It reports whether SIGTERM is to wait for that answer (or
+// termWait): it is not for a process that has never spoken on its
+// channel, which has no clients (they are handed over after a check-in),
+// nor for one without a channel.
+func (m *supervisor) beginTerminate(inst *instance) bool {
+	if inst.ch == nil {
+		return false
+	}
+	msg := xpc.Dict(bootstrap.KeyOp, bootstrap.OpTerminate, bootstrap.KeyReason, stopCode(inst.stopWhy))
+	if !inst.spoke {
+		inst.ch.send(outItem{msg: msg})
+		return false
+	}
+	it := outItem{msg: msg, answered: func(error) {
+		// Any answer will do: an error, or the no-reply of a library
+		// that does not answer.
+		m.post(func() { m.terminated(inst, nil) })
+	}}
+	if !inst.ch.send(it) {
+		return false
+	}
+	var t *time.Timer
+	t = time.AfterFunc(termWait(inst.def.ExitTimeOut), func() {
+		m.post(func() { m.terminated(inst, t) })
+	})
+	inst.termTimer = t
+	return true
+}
+
+// terminated: the instance answered terminate, or (timer set, as its
+// termTimer) it did not in time. SIGTERM follows, once.
+func (m *supervisor) terminated(inst *instance, timer *time.Timer) {
+	if inst.job.inst != inst || inst.termSent || (timer != nil && inst.termTimer != timer) {
+		return
+	}
+	if inst.termTimer != nil {
+		inst.termTimer.Stop()
+		inst.termTimer = nil
+	}
+	m.sigterm(inst)
+}
+
+func (m *supervisor) sigterm(inst *instance) {
+	inst.termSent = true
+	if err := inst.proc.signal(syscall.SIGTERM); err != nil {
+		m.log.Debug("SIGTERM", "target", inst.job.target(), "err", err)
 	}
 }
 

@@ -58,7 +58,7 @@ func TestOnDemandLaunchOnce(t *testing.T) {
 	if strOf(d, "state") != "running" || intOf(d, "pid") != pids[0] || strOf(d, "launch_reason") != "demand" {
 		t.Errorf("job = %s", xpc.Format(d))
 	}
-	if intOf(d, "requester_pid") == 0 || intOf(d, "connections") != n {
+	if intOf(d, "requester_pid") == 0 || intOf(d, "connections_total") != n {
 		t.Errorf("requester_pid/connections: %s", xpc.Format(d))
 	}
 }

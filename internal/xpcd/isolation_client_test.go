@@ -31,6 +31,9 @@ type isoStep struct {
 	Name   string         `json:"name,omitempty"`
 	Domain string         `json:"domain,omitempty"`
 	Req    map[string]any `json:"req,omitempty"`
+	// Ints are more keys of the request, as integers (JSON's numbers in
+	// Req would be doubles).
+	Ints map[string]int64 `json:"ints,omitempty"`
 }
 
 // isoResult is what became of a step. Reason is xpcd's reason for an admin
@@ -107,6 +110,9 @@ func isoAdmin(ctx context.Context, sock string, s isoStep) isoResult {
 	req, err := xpc.ValueOf(s.Req)
 	if err != nil {
 		return isoResult{Error: err.Error()}
+	}
+	for k, v := range s.Ints {
+		req.(*xpc.Dictionary).Set(k, xpc.Int64(v))
 	}
 	c, err := xpc.DialUnix(ctx, sock)
 	if err != nil {

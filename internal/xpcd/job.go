@@ -2,6 +2,7 @@ package xpcd
 
 import (
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/goxpc/xpc"
@@ -123,7 +124,16 @@ type instance struct {
 	ch        *channel        // check-in channel, nil until there is one
 	names     map[string]bool // names checked in on ch
 	delivered int             // client sockets handed to it
-	tx        int             // its open transactions, as it reports
+	// conns is its listeners' open peer connections, as it reports
+	// (connsKnown: it has; a process that does not use the library does
+	// not).
+	conns      int
+	connsKnown bool
+	// spoke: it has said something on its check-in channel (checked in,
+	// reported, adopted): it speaks the protocol, and has peers to tell
+	// when it is stopped (beginStop).
+	spoke bool
+	tx    int // its open transactions, as it reports
 	// txKnown: it has checked in or reported its transactions. Idle and
 	// pressured exit wait for that: start-up is not idleness, and an
 	// adopted instance's count is unknown until it reports.
@@ -135,7 +145,16 @@ type instance struct {
 	stopWhy   string // xpcd asked it to stop, and why
 	stopAt    time.Time
 	killTimer *time.Timer
-	restart   launchReason // launch again right after it exits (kickstart -k)
+	// termTimer ends the wait for the answer to terminate; termSent: the
+	// SIGTERM that follows it has been sent (beginStop).
+	termTimer *time.Timer
+	termSent  bool
+	// adminSignal is the last signal an administrator sent it (kill),
+	// which may be why it ends (exitWhyOf).
+	adminSignal syscall.Signal
+	// exitWaiters are told why it ended, once it has (exit-reason).
+	exitWaiters []chan exitWhy
+	restart     launchReason // launch again right after it exits (kickstart -k)
 }
 
 func (inst *instance) attach(sp *spawned) {
@@ -151,6 +170,10 @@ func (inst *instance) stopTimers() {
 	if inst.killTimer != nil {
 		inst.killTimer.Stop()
 		inst.killTimer = nil
+	}
+	if inst.termTimer != nil {
+		inst.termTimer.Stop()
+		inst.termTimer = nil
 	}
 }
 

@@ -35,16 +35,20 @@ import (
 //	                           until SIGTERM (or until the test ends)
 //	XPCD_TEST_NAMES=a,b        listen for these names
 //	XPCD_LC_OWNER=PID          exit when this process (the test) ends
-//	XPCD_LC_EXIT_DELAY_MS=N    once told to stop (terminate or SIGTERM),
-//	                           linger N ms; requests that arrive meanwhile
-//	                           are never answered (lost in the exit)
 //	XPCD_LC_VALUE=V            returned by ping, to tell definitions apart
+//	XPCD_LC_DFL_SEGV=1         die of a SIGSEGV sent to it, as a C program
+//	                           would (not Go's exit status 2)
+//	XPCD_LC_SIGTERM_ONLY=1     exit at SIGTERM only, not when Terminating's
+//	                           channel closes
 //
 // Requests ({"cmd": ...}):
 //
 //	ping     -> {"pid", "name", "uid", "euid", "peer_uid", "value"}
 //	hold     no reply until release: the request stays an open transaction
 //	release  answers every held request, then -> {"released": N}
+//	exit     {"status": N}: replies {}, then exits with status N
+//	drop     {"status": N, "after_ms": M}: replies {}, ends every client's
+//	         connection, and exits with status N M ms later
 func TestLifecycleService(t *testing.T) {
 	if os.Getenv("XPCD_LC_SERVICE") != "1" {
 		t.Skip("not a test: the service the lifecycle and isolation tests run")
@@ -56,12 +60,16 @@ type lcService struct {
 	terminating atomic.Bool
 	mu          sync.Mutex
 	held        []*xpc.Message
+	listeners   []*xpc.Listener
 }
 
 func lifecycleServiceMain() int {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM)
 	ownerGone := watchOwner(os.Getenv("XPCD_LC_OWNER"))
+	if os.Getenv("XPCD_LC_DFL_SEGV") == "1" {
+		defaultSIGSEGV()
+	}
 	if os.Getenv("XPCD_LC_PLAIN") == "1" {
 		select {
 		case <-sigs:
@@ -91,20 +99,21 @@ func lifecycleServiceMain() int {
 			peer.Activate()
 		})
 		l.Activate()
+		s.mu.Lock()
+		s.listeners = append(s.listeners, l)
+		s.mu.Unlock()
+	}
+	terminating := svc.Terminating()
+	if os.Getenv("XPCD_LC_SIGTERM_ONLY") == "1" {
+		terminating = nil
 	}
 	select {
-	case <-svc.Terminating():
+	case <-terminating:
 	case <-sigs:
 	case <-ownerGone:
 		return 13
 	}
 	s.terminating.Store(true)
-	if ms, _ := strconv.Atoi(os.Getenv("XPCD_LC_EXIT_DELAY_MS")); ms > 0 {
-		select {
-		case <-time.After(time.Duration(ms) * time.Millisecond):
-		case <-ownerGone:
-		}
-	}
 	return 0
 }
 
@@ -127,6 +136,24 @@ func (s *lcService) serve(ctx context.Context, name string, peer *xpc.Connection
 		s.mu.Lock()
 		s.held = append(s.held, m)
 		s.mu.Unlock()
+	case "exit":
+		status, _ := m.Body.Int64("status")
+		m.Reply(ctx, xpc.Dict())
+		os.Exit(int(status))
+	case "drop":
+		status, _ := m.Body.Int64("status")
+		after, _ := m.Body.Int64("after_ms")
+		m.Reply(ctx, xpc.Dict())
+		s.mu.Lock()
+		ls := s.listeners
+		s.mu.Unlock()
+		for _, l := range ls {
+			for _, p := range l.Peers() {
+				p.Cancel()
+			}
+		}
+		time.Sleep(time.Duration(after) * time.Millisecond)
+		os.Exit(int(status))
 	case "release":
 		s.mu.Lock()
 		held := s.held

@@ -67,7 +67,7 @@ func TestLifecycleLoadColdLaunchOnce(t *testing.T) {
 	if strOf(d, "state") != "running" || intOf(d, "pid") != pids[0] || strOf(d, "launch_reason") != "demand" {
 		t.Errorf("job after the burst: %s", xpc.Format(d))
 	}
-	if intOf(d, "connections") != n || intOf(d, "queued") != 0 {
+	if intOf(d, "connections_total") != n || intOf(d, "queued") != 0 {
 		t.Errorf("connections/queued after the burst: %s", xpc.Format(d))
 	}
 }

@@ -27,7 +27,10 @@ import (
 //	launch_reason             string: demand, run-at-load, keep-alive, kickstart, upgrade,
 //	                          interval, calendar, watch-path, queue-directory
 //	requester_pid             int64, for demand
-//	connections               int64: clients queued + handed to the running instance
+//	connections               int64: the running instance's open peer connections, as
+//	                          it reports them; the string "unknown" if it does not
+//	                          (a process that does not use the library's Service)
+//	connections_total         int64: clients handed to the running instance since it started
 //	queued                    int64: clients waiting for the service
 //	transactions              int64: the instance's open transactions
 //	checked_in                array of strings: names the instance listens for
@@ -100,18 +103,24 @@ func setRunKeys(d *xpc.Dictionary, j *job) {
 	}
 }
 
-// setClientKeys sets jobDict's keys of the clients: connections, queued,
-// transactions, checked_in.
+// setClientKeys sets jobDict's keys of the clients: connections,
+// connections_total, queued, transactions, checked_in.
 func setClientKeys(d *xpc.Dictionary, j *job) {
 	inst := j.inst
-	conns, tx := len(j.queue), 0
+	var open xpc.Object = xpc.Int64(0)
+	total, tx := 0, 0
 	var names []string
 	if inst != nil {
-		conns += inst.delivered
+		open = xpc.String("unknown")
+		if inst.connsKnown {
+			open = xpc.Int64(inst.conns)
+		}
+		total = inst.delivered
 		tx = inst.tx
 		names = sortedKeys(inst.names)
 	}
-	d.Set("connections", xpc.Int64(conns))
+	d.Set(bootstrap.KeyConnections, open)
+	d.Set("connections_total", xpc.Int64(total))
 	d.Set("queued", xpc.Int64(len(j.queue)))
 	d.Set("transactions", xpc.Int64(tx))
 	if inst != nil && !inst.spawning {

@@ -108,6 +108,8 @@ type supervisor struct {
 	// a domain's is dropped once its jobs are installed.
 	history  map[string]map[string]jobHistory
 	watchers map[*watcher]struct{}
+	// exits are why the last instances ended (exits.go).
+	exits exitRing
 	// queuedBy counts, by uid, the client sockets xpcd holds for services
 	// (hold, release).
 	queuedBy map[uint32]int
@@ -345,7 +347,7 @@ func (m *supervisor) beginClose() (gone, settled chan struct{}) {
 			j.cancelThrottle()
 			m.disarm(j)
 			if m.stopOnClose && j.inst != nil {
-				m.stop(j.inst, "shutdown")
+				m.stop(j.inst, stopShutdown)
 			}
 		}
 	}
