@@ -180,5 +180,7 @@ func dialEndpoint(ctx context.Context, epfd int) (linkEnd, error) {
 		peer.close()
 		return linkEnd{}, fmt.Errorf("xpc: %w", err)
 	}
-	return linkEnd{s: s, peer: peer}, nil
+	// Until the listener's hello, it may turn us away with a refused
+	// frame in its place, as a path listener may (DialUnix).
+	return linkEnd{s: s, peer: peer, admission: true}, nil
 }
