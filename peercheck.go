@@ -27,14 +27,7 @@ func (cfg *config) checkPeer(p *Peer) error {
 // (Requirement.recheck). A frame before the peer is known (a service
 // that sent something ahead of its hello) fails.
 func (l *link) recheckPeer(r *Requirement) error {
-	p := l.peer.Load()
-	var err error
-	if p == nil {
-		err = r.Check(nil)
-	} else {
-		err = r.recheck(p)
-	}
-	if err != nil {
+	if err := r.recheck(l.peer.Load()); err != nil {
 		return requirementFailed(err)
 	}
 	return nil

@@ -50,9 +50,9 @@ func wantRequirementFailed(t *testing.T, err error, rule string, peer ...string)
 	return r
 }
 
-// selfPeer is how a requirement names this process: "pid N " (a space
+// selfName is how a requirement names this process: "pid N " (a space
 // after, so that pid 12 is not found in pid 123).
-func selfPeer() string { return fmt.Sprintf("pid %d ", os.Getpid()) }
+func selfName() string { return fmt.Sprintf("pid %d ", os.Getpid()) }
 
 // TestPeerRequirementOption: the zero Requirement is refused, and so is a
 // second requirement, with an *OptionError matching ErrOptionRepeated.
@@ -142,8 +142,8 @@ func TestPeerRequirementListenerRefuses(t *testing.T) {
 			c.Activate()
 			defer func() { c.Cancel(); waitClosed(t, c.Done(), "connection") }()
 			_, err = c.SendWithReply(testCtx(t), Dict("op", "x"))
-			wantRequirementFailed(t, err, rule, selfPeer(), "uid 0 ")
-			wantRequirementFailed(t, h.finalEvent(t), rule, selfPeer())
+			wantRequirementFailed(t, err, rule, selfName(), "uid 0 ")
+			wantRequirementFailed(t, h.finalEvent(t), rule, selfName())
 			if r := c.Reason(); r == nil || r.Code != ReasonRequirementFailed {
 				t.Errorf("Reason() = %+v", r)
 			}
@@ -159,12 +159,15 @@ func TestPeerRequirementListenerRefuses(t *testing.T) {
 func TestPeerRequirementClientRefuses(t *testing.T) {
 	rule := fmt.Sprintf("uid %d", otherUID)
 	opt := WithPeerRequirement(otherUIDRequirement())
+	// What the listeners received: nothing may have been sent.
+	var received atomic.Int64
+	counted := handlerFor(func(ctx context.Context, m *Message) { received.Add(1); echo(ctx, m) })
 	cases := []struct {
 		name string
 		make func(t *testing.T) *Connection
 	}{
 		{"endpoint", func(t *testing.T) *Connection {
-			l := serve(t, handlerFor(echo))
+			l := serve(t, counted)
 			ep, err := l.Endpoint()
 			if err != nil {
 				t.Fatal(err)
@@ -182,7 +185,7 @@ func TestPeerRequirementClientRefuses(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			serveOn(t, l, handlerFor(echo))
+			serveOn(t, l, counted)
 			c, err := DialUnix(testCtx(t), path, opt)
 			if err != nil {
 				t.Fatal(err)
@@ -215,13 +218,13 @@ func TestPeerRequirementClientRefuses(t *testing.T) {
 			c.Activate()
 			defer func() { c.Cancel(); waitClosed(t, c.Done(), "connection") }()
 			_, err := c.SendWithReply(testCtx(t), Dict("op", "x"))
-			wantRequirementFailed(t, err, rule, selfPeer())
-			wantRequirementFailed(t, h.finalEvent(t), rule, selfPeer())
+			wantRequirementFailed(t, err, rule, selfName())
+			wantRequirementFailed(t, h.finalEvent(t), rule, selfName())
 			if err := c.Send(testCtx(t), Dict("op", "y")); !errors.Is(err, ErrPeerRequirement) {
 				t.Errorf("send after the failure: %v", err)
 			}
-			if n := delivered.Load(); n != 0 {
-				t.Errorf("%d messages delivered", n)
+			if n, r := delivered.Load(), received.Load(); n != 0 || r != 0 {
+				t.Errorf("%d messages delivered, %d sent", n, r)
 			}
 		})
 	}
@@ -262,4 +265,42 @@ func TestPeerRequirementAccepted(t *testing.T) {
 	if c.Reason() != nil || served.Load() != 300 {
 		t.Errorf("reason %v, %d served", c.Reason(), served.Load())
 	}
+}
+
+// TestPeerRequirementExeAtConnect: an "exe" clause the peer's executable
+// does not meet fails at connect, both ways: the listener turns the
+// client away, and a client refuses the listener; each reason names the
+// clause and the executable checked.
+func TestPeerRequirementExeAtConnect(t *testing.T) {
+	leakCheck(t)
+	req := MustParseRequirement("exe /usr/libexec/goxpc-no-such-helper")
+	rule := req.String()
+	self := []string{selfName(), "exe " + testExe(t)}
+
+	g := newGuardedListener(t, mustListener(t, WithPeerRequirement(req)))
+	c := dial(t, g.l, nil)
+	_, err := c.SendWithReply(testCtx(t), Dict("op", "x"))
+	wantRequirementFailed(t, err, rule, self...)
+	g.wantUnseen(t)
+
+	l := serve(t, handlerFor(echo))
+	c = dial(t, l, nil, WithPeerRequirement(req))
+	_, err = c.SendWithReply(testCtx(t), Dict("op", "x"))
+	wantRequirementFailed(t, err, rule, self...)
+
+	// Met: served.
+	met := MustParseRequirement("exe " + quoteValue(testExe(t)))
+	c = dial(t, serve(t, handlerFor(echo), WithPeerRequirement(met)), nil, WithPeerRequirement(met))
+	if _, err := c.SendWithReply(testCtx(t), Dict("op", "x")); err != nil {
+		t.Fatalf("exe met: %v", err)
+	}
+}
+
+func mustListener(t *testing.T, opts ...Option) *Listener {
+	t.Helper()
+	l, err := NewListener(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
