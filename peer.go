@@ -22,6 +22,13 @@ import (
 // falls back to pidfd_open(pid) right after reading the credentials, which
 // leaves a short window in which a recycled pid could be picked up;
 // PIDFDFromKernel reports which was used.
+//
+// Requirement.Check reads what it needs beyond the credentials (the
+// executable, groups, cgroup) through the peer's /proc/PID directory,
+// opened by the first check that needs it and kept only if the pidfd's
+// process had not been reaped by then: it is that process's directory even
+// if the pid is given again. Exe, read at connect, is for display; a check
+// reads the executable again.
 type Peer struct {
 	PID int
 	UID uint32
@@ -156,9 +163,10 @@ func (p *Peer) close() {
 var errPeerExited = errors.New("the peer process has exited")
 
 // exeID is what tells one executable file from another: the file's
-// identity and its change time, which a write to it moves.
+// identity, and its size and change time, which a write to it moves.
 type exeID struct {
 	dev, ino          uint64
+	size              int64
 	ctimeSec, ctimeNs int64
 }
 
@@ -169,7 +177,7 @@ type exeRecord struct {
 }
 
 func exeIDOf(st *unix.Stat_t) exeID {
-	return exeID{dev: st.Dev, ino: st.Ino, ctimeSec: st.Ctim.Sec, ctimeNs: st.Ctim.Nsec}
+	return exeID{dev: st.Dev, ino: st.Ino, size: st.Size, ctimeSec: st.Ctim.Sec, ctimeNs: st.Ctim.Nsec}
 }
 
 // procDirLocked returns p's /proc/PID directory (O_PATH), opening it on

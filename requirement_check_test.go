@@ -597,3 +597,28 @@ func TestPeerCheckConcurrent(t *testing.T) {
 		t.Errorf("Check of a closed peer: %v", err)
 	}
 }
+
+// TestRequirementCheckPIDReuse: a Peer whose process was reaped while its
+// pid now names a live process (here the test itself, as if the pid had
+// been given again) reads nothing of that process: /proc/PID is kept only
+// while the pidfd's process has not been reaped.
+func TestRequirementCheckPIDReuse(t *testing.T) {
+	cmd := exec.Command(realPath(t, "true"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pidfd, err := unix.PidfdOpen(cmd.Process.Pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	p := newPeer(&unix.Ucred{Pid: int32(os.Getpid()), Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid())}, pidfd)
+	defer p.close()
+	req := "exe " + quoteValue(testExe(t))
+	if re := wantFail(t, p, req, req, "exited"); !errors.Is(re, errPeerExited) {
+		t.Errorf("%v, want the cause errPeerExited", re)
+	}
+	if procfdOf(p) >= 0 {
+		t.Error("the /proc directory of the pid's new process was kept")
+	}
+}

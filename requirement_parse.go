@@ -382,6 +382,14 @@ func quoteValue(v string) string {
 	if v != "" && v != "and" && v != "or" && v != "not" && !strings.ContainsAny(v, " \t()\"") {
 		return v
 	}
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
-	return `"` + r.Replace(v) + `"`
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(v); i++ {
+		if v[i] == '"' || v[i] == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(v[i])
+	}
+	b.WriteByte('"')
+	return b.String()
 }
