@@ -103,6 +103,9 @@ func (l *Listener) acceptOne(d *sock.Datagram) {
 // until it ends (so a connection made and never used must still be
 // cancelled); the caller keeps ep. It connects at the first send; if the
 // listener is gone by then, the send fails with ErrInvalid and ErrPeerGone.
+// A listener that turns the connection away (a requirement it sets with
+// WithPeerRequirement, or Listener.SetAdmission) makes it invalid with the
+// reason the listener gave, as for DialUnix.
 func NewEndpointConnection(ep *Endpoint, opts ...Option) (*Connection, error) {
 	cfg, err := configure(inNewEndpointConnection, opts)
 	if err != nil {
