@@ -360,9 +360,10 @@ func refusalError(eo *ErrorObject, what string) error {
 
 // readRefusal reads a refused frame: an error object, in the first frame
 // on the socket. Three senders may send one. On a connection DialUnix or
-// an endpoint made, the listener, which admits a peer with a hello and turns it away with
-// this (Listener.SetAdmission); only the listening process holds the
-// other end, so the frame is believed until the hello has come. On a
+// an endpoint made, the listener, which admits a peer with a hello and
+// turns it away with this (WithPeerRequirement, Listener.SetAdmission);
+// only the listening process holds the other end, so the frame is
+// believed until the hello has come. On a
 // looked-up link, xpcd, answering a pipelined lookup it could not serve;
 // it is believed only if the kernel stamped it with the pid and uid of
 // the xpcd the lookup went to; or the service, in place of its hello,
