@@ -354,6 +354,13 @@ func (c *Connection) getLink(ctx context.Context, selfRead bool) (*link, error) 
 // counted the dial in c.workers, and makes it the connection's.
 func (c *Connection) dialNew(ctx context.Context, w chan struct{}, selfRead bool) (*link, error) {
 	end, err := c.dialLink(ctx)
+	if err == nil && end.peer != nil {
+		// Known at connect (an endpoint's listener): checked before the
+		// link is used. A named service is checked at its hello.
+		if err = c.cfg.checkPeer(end.peer); err != nil {
+			end.close()
+		}
+	}
 
 	c.mu.Lock()
 	c.dialing = nil
@@ -520,12 +527,12 @@ func (c *Connection) setOnFinal(fn func(*Connection)) { c.onFinal = fn }
 
 // refuse turns a peer connection a listener accepted away, before its
 // handler sees it: the peer gets a refused frame holding eo in place of
-// the hello, and the connection ends.
-func (c *Connection) refuse(eo *ErrorObject) {
+// the hello, and the connection ends with err.
+func (c *Connection) refuse(eo *ErrorObject, err error) {
 	if l := c.currentLink(); l != nil {
 		l.sendRefusal(eo)
 	}
-	c.invalidate(invalidError(ErrDenied, nil, "turned away: %s", eo.Description()))
+	c.invalidate(err)
 }
 
 // greet sends an admitted peer connection's first frames, ahead of any

@@ -153,7 +153,9 @@
 // other, the constructor returns an *OptionError, matched by
 // ErrOptionNotApplicable, rather than ignore it. A bad value (WithMaxFDs(-1))
 // and options that conflict (WithBootstrap beside WithBootstrapSocket) are
-// errors too. Given twice, an option's last value counts.
+// errors too. Given twice, an option's last value counts, except
+// WithPeerRequirement's: a second requirement is an *OptionError matching
+// ErrOptionRepeated, never a silent replacement of the first.
 //
 // Every call that may wait takes a context. A context that has already
 // ended sends nothing: Send, SendWithReply, Go, Reply and ReplyError return
@@ -242,4 +244,29 @@
 // (SO_PEERCRED): pid, uid, gid, plus a pidfd (SO_PEERPIDFD, or pidfd_open
 // on kernels before 6.5) so that a recycled pid can never impersonate the
 // peer, and the executable path. A peer never describes itself.
+//
+// # Peer requirements
+//
+// WithPeerRequirement makes a connection, or each peer of a listener,
+// require a Requirement ("uid 0", "exe /usr/libexec/helper", "team
+// ABCDE12345 and identifier org.example.app"; docs/SECURITY.md has the
+// language) of the process at the other end. The peer is checked when it
+// becomes known: at connect for a connection made through an endpoint, a
+// path or a socket; at the hello of a named service, before any reply; as
+// each client connects to a listener, before SetAdmission's check and the
+// handler. Then it is checked again before each message, request and reply
+// it sends is handled, once that frame has been read, so that a peer that
+// executes another program after connecting fails from its next frame on.
+// While the peer runs the executable its last check examined, that costs
+// one fstatat of /proc/PID/exe through the /proc directory kept for the
+// peer, measured at about the cost of the floor of any such check (a
+// readlink of it, 3 µs on a small VM; BenchmarkPeerRequirement, and
+// docs/SECURITY.md), and one atomic load for a requirement met without
+// looking at the executable (uid, group, unit); a connection without a
+// requirement pays one comparison per frame. A peer that fails ends the
+// connection, invalid: pending replies fail, the frame is not delivered,
+// and the handler's last event says ErrInvalid and ErrPeerRequirement, its
+// Reason naming the clause (Rule) and the identity checked (Peer). A
+// listener sends its client that reason in a refused frame, so that the
+// client's connection fails the same way.
 package xpc

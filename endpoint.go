@@ -103,6 +103,9 @@ func (l *Listener) acceptOne(d *sock.Datagram) {
 // until it ends (so a connection made and never used must still be
 // cancelled); the caller keeps ep. It connects at the first send; if the
 // listener is gone by then, the send fails with ErrInvalid and ErrPeerGone.
+// A listener that turns the connection away (a requirement it sets with
+// WithPeerRequirement, or Listener.SetAdmission) makes it invalid with the
+// reason the listener gave, as for DialUnix.
 func NewEndpointConnection(ep *Endpoint, opts ...Option) (*Connection, error) {
 	cfg, err := configure(inNewEndpointConnection, opts)
 	if err != nil {
@@ -180,5 +183,7 @@ func dialEndpoint(ctx context.Context, epfd int) (linkEnd, error) {
 		peer.close()
 		return linkEnd{}, fmt.Errorf("xpc: %w", err)
 	}
-	return linkEnd{s: s, peer: peer}, nil
+	// Until the listener's hello, it may turn us away with a refused
+	// frame in its place, as a path listener may (DialUnix).
+	return linkEnd{s: s, peer: peer, admission: true}, nil
 }

@@ -77,9 +77,9 @@ type link struct {
 	// Connection.awaitHello).
 	helloSeen chan struct{}
 	helloOnce sync.Once
-	// dialed is set on a link DialUnix connected to a listener, until the
-	// listener's hello: the listener may refuse the connection, with a
-	// refused frame in place of the hello.
+	// dialed is set on a link DialUnix or an endpoint connected to a
+	// listener, until the listener's hello: the listener may refuse the
+	// connection, with a refused frame in place of the hello.
 	dialed atomic.Bool
 	// lookup is set on the client's end of a socket pair whose other end
 	// went to xpcd in a pipelined lookup: only that xpcd may refuse the
@@ -101,6 +101,9 @@ type linkEnd struct {
 	peer *Peer // nil if not known yet: a looked-up service's comes with its hello
 	// lookup is set for a pipelined lookup: who may refuse the link.
 	lookup *lookupRef
+	// admission is set for a link connected through an endpoint: its
+	// listener may refuse it in place of the hello (link.dialed).
+	admission bool
 }
 
 // close closes what a dial made, when it is not to be used.
@@ -115,6 +118,7 @@ func (e linkEnd) close() {
 func newLink(c *Connection, cfg *config, reconnect bool, end linkEnd) *link {
 	l := &link{c: c, cfg: cfg, s: end.s, reconnect: reconnect, lookup: end.lookup, pending: make(map[uint64]*Call)}
 	l.peer.Store(end.peer)
+	l.dialed.Store(end.admission)
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.credits.init(cfg.maxUnread, l.waiting, l.sendStalled)
 	l.s.SetOnBlock(l.waiting)
@@ -267,7 +271,8 @@ func (l *link) readHello(h wire.Header, d *sock.Datagram) error {
 	l.peer.Store(p)
 	// Stop stamping: only the hello's credentials were wanted.
 	_ = l.s.SetPassCred(false)
-	return nil
+	// The service is known now, before anything it sends is delivered.
+	return l.cfg.checkPeer(p)
 }
 
 // awaitAdmission readies a link DialUnix made, before it is used, to be
@@ -302,6 +307,14 @@ func (l *link) closeHelloSeen() {
 
 // readBody handles a frame carrying a body. It owns d's descriptors.
 func (l *link) readBody(h wire.Header, d *sock.Datagram, watcher bool) (bool, error) {
+	if r := l.cfg.req; r != nil {
+		// Read, so an exec before it was sent is seen; not yet
+		// delivered. Without a requirement, this branch is all it costs.
+		if err := l.recheckPeer(r); err != nil {
+			d.CloseFDs()
+			return false, err
+		}
+	}
 	if h.Flags&wire.FlagNoReply != 0 && h.Kind != wire.KindReply {
 		d.CloseFDs()
 		return false, l.protocolError("no-reply flag on a %v frame", h.Kind)

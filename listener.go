@@ -193,11 +193,17 @@ func (l *Listener) admit(fd int) {
 	if err != nil {
 		return
 	}
+	// The requirement (WithPeerRequirement) comes first: a peer that
+	// fails it is seen by neither the admission check nor the handler.
+	if err := l.cfg.checkPeer(c.Peer()); err != nil {
+		c.refuse(requirementRefusal(err), err)
+		return
+	}
 	if l.admission != nil {
 		// Set before Activate, which started this goroutine (or made
 		// the listener active, for a service's): no lock needed.
 		if eo := l.admission(c.Peer()); eo != nil {
-			c.refuse(eo)
+			c.refuse(eo, invalidError(ErrDenied, nil, "turned away: %s", eo.Description()))
 			return
 		}
 	}

@@ -359,14 +359,16 @@ func refusalError(eo *ErrorObject, what string) error {
 }
 
 // readRefusal reads a refused frame: an error object, in the first frame
-// on the socket. Two senders may send one. On a connection DialUnix made,
-// the listener, which admits a peer with a hello and turns it away with
-// this (Listener.SetAdmission); only the listening process holds the
-// other end, so the frame is believed until the hello has come. On a
+// on the socket. Three senders may send one. On a connection DialUnix or
+// an endpoint made, the listener, which admits a peer with a hello and
+// turns it away with this (WithPeerRequirement, Listener.SetAdmission);
+// only the listening process holds the other end, so the frame is
+// believed until the hello has come. On a
 // looked-up link, xpcd, answering a pipelined lookup it could not serve;
 // it is believed only if the kernel stamped it with the pid and uid of
-// the xpcd the lookup went to. Anything else is a protocol error. Either
-// way it ends the link.
+// the xpcd the lookup went to; or the service, in place of its hello,
+// whose only reason can be ReasonRequirementFailed. Anything else is a
+// protocol error. Either way it ends the link.
 func (l *link) readRefusal(h wire.Header, d *sock.Datagram) error {
 	dialed := l.dialed.Load()
 	ref := l.lookup
@@ -378,7 +380,8 @@ func (l *link) readRefusal(h wire.Header, d *sock.Datagram) error {
 		d.CloseFDs()
 		return l.protocolError("refused frame with descriptors, flags or an id")
 	}
-	if c := d.Cred; !dialed && (c == nil || c.Pid != ref.pid || c.Uid != ref.uid) {
+	c := d.Cred
+	if !dialed && c == nil {
 		return l.protocolError("refused frame not sent by xpcd (pid %d)", ref.pid)
 	}
 	dec := Decoder{Limits: Limits{MaxSize: l.cfg.maxRecvSize}}
@@ -393,6 +396,15 @@ func (l *link) readRefusal(h wire.Header, d *sock.Datagram) error {
 	}
 	if dialed {
 		return refusalError(eo, fmt.Sprintf("the listener (%s) turned the connection away", peerName(l.peer.Load())))
+	}
+	if c.Pid != ref.pid || c.Uid != ref.uid {
+		// Not xpcd: the service, which holds the end after it, may turn
+		// us away in place of its hello for one reason only, our failing
+		// its requirement (Service.Listen, WithPeerRequirement).
+		if code, _ := eo.String(bootstrap.KeyReason); code == ReasonRequirementFailed {
+			return refusalError(eo, fmt.Sprintf("the service %s (pid %d) turned the connection away", ref.name, c.Pid))
+		}
+		return l.protocolError("refused frame not sent by xpcd (pid %d)", ref.pid)
 	}
 	return bootstrapError(&RemoteError{Object: eo}, ref.name)
 }

@@ -17,26 +17,47 @@ import (
 //     constructors of connections and listeners (NewServiceConnection,
 //     NewEndpointConnection, NewConnectionFromFile, DialUnix, NewListener,
 //     ListenUnix, and CheckIn for the Service's listeners);
+//   - WithPeerRequirement: NewServiceConnection, NewEndpointConnection,
+//     NewConnectionFromFile, DialUnix, NewListener, ListenUnix and
+//     Service.Listen;
 //   - WithBootstrapSocket: NewServiceConnection and NewBootstrap;
 //   - WithDomain, WithBootstrap: NewServiceConnection.
 type Option func(*config) error
 
-// ErrOptionNotApplicable is the cause of an *OptionError: an Option given
-// to a constructor it does not apply to.
-var ErrOptionNotApplicable = errors.New("option does not apply")
+// The causes of an *OptionError.
+var (
+	// ErrOptionNotApplicable: an Option given to a constructor it does
+	// not apply to.
+	ErrOptionNotApplicable = errors.New("option does not apply")
+	// ErrOptionRepeated: an Option that may be given once, given twice
+	// (WithPeerRequirement: a second requirement must not silently
+	// replace the first).
+	ErrOptionRepeated = errors.New("option given twice")
+)
 
 // OptionError is the error of a constructor given an Option that does not
-// apply to it. It matches ErrOptionNotApplicable.
+// apply to it, or one it may be given once only, twice. It matches its
+// Err: ErrOptionNotApplicable or ErrOptionRepeated.
 type OptionError struct {
 	Option      string // the option, as "WithDomain"
 	Constructor string // the constructor, as "NewListener"
+	Err         error  // ErrOptionNotApplicable (also when nil) or ErrOptionRepeated
 }
 
 func (e *OptionError) Error() string {
+	if e.Err == ErrOptionRepeated {
+		return "xpc: " + e.Option + " given twice to " + e.Constructor
+	}
 	return "xpc: " + e.Option + " does not apply to " + e.Constructor
 }
 
-func (e *OptionError) Unwrap() error { return ErrOptionNotApplicable }
+// Unwrap returns Err, or ErrOptionNotApplicable if it is nil.
+func (e *OptionError) Unwrap() error {
+	if e.Err == nil {
+		return ErrOptionNotApplicable
+	}
+	return e.Err
+}
 
 // constructor is one of the functions that take Options, as a bit; a set
 // of them says which constructors an option applies to.
@@ -51,6 +72,7 @@ const (
 	inListenUnix
 	inCheckIn
 	inNewBootstrap
+	inListen // Service.Listen
 
 	// The limits and the transaction count apply to every constructor of
 	// a connection, and of a listener (whose peers they configure; a
@@ -61,7 +83,7 @@ const (
 
 func (k constructor) String() string {
 	names := [...]string{"NewServiceConnection", "NewEndpointConnection", "NewConnectionFromFile",
-		"DialUnix", "NewListener", "ListenUnix", "CheckIn", "NewBootstrap"}
+		"DialUnix", "NewListener", "ListenUnix", "CheckIn", "NewBootstrap", "Listen"}
 	for i, name := range names {
 		if k == 1<<i {
 			return name
@@ -76,7 +98,7 @@ func (k constructor) String() string {
 func option(name string, applies constructor, set func(*config) error) Option {
 	return func(c *config) error {
 		if c.ctor&applies == 0 {
-			return &OptionError{Option: name, Constructor: c.ctor.String()}
+			return &OptionError{Option: name, Constructor: c.ctor.String(), Err: ErrOptionNotApplicable}
 		}
 		return set(c)
 	}
@@ -97,6 +119,10 @@ type config struct {
 	// configuration gains or loses a peer: a Service's listeners tell it,
 	// to report their count to xpcd.
 	onPeers func()
+	// req is the requirement the peer must meet, checked when it becomes
+	// known and again on every message; nil means none, which costs the
+	// read path one comparison.
+	req *Requirement
 }
 
 // configure applies opts, given to the constructor ctor, over the
@@ -109,10 +135,8 @@ func configure(ctor constructor, opts []Option) (config, error) {
 		maxQueued:      DefaultMaxQueuedBytes,
 		maxUnread:      DefaultMaxUnreadBytes,
 	}
-	for _, o := range opts {
-		if err := o(&c); err != nil {
-			return c, err
-		}
+	if err := c.apply(ctor, opts); err != nil {
+		return c, err
 	}
 	if c.maxRecvSize == 0 {
 		c.maxRecvSize = c.maxMessageSize
@@ -121,6 +145,17 @@ func configure(ctor constructor, opts []Option) (config, error) {
 		c.tx = &Transactions{}
 	}
 	return c, nil
+}
+
+// apply applies opts, given to the constructor ctor, over c.
+func (c *config) apply(ctor constructor, opts []Option) error {
+	c.ctor = ctor
+	for _, o := range opts {
+		if err := o(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // WithMaxMessageSize sets the largest serialized message this end sends or
@@ -267,6 +302,45 @@ func WithBootstrap(b *Bootstrap) Option {
 			return fmt.Errorf("xpc: WithBootstrap(nil)")
 		}
 		c.boot = b
+		return nil
+	})
+}
+
+// WithPeerRequirement makes the connection, or each peer of the listener,
+// require r of the process at the other end (docs/SECURITY.md, "Peer
+// requirements"). It is checked when the peer becomes known, before
+// anything it sent is delivered: for a connection made by a dial or from a
+// socket (NewEndpointConnection, DialUnix, NewConnectionFromFile), against
+// the process the kernel names for the socket at connect; for a named
+// service (NewServiceConnection), when its first frame (the hello) names it;
+// on a listener (NewListener, ListenUnix, Service.Listen), as each client
+// connects, before the admission check (Listener.SetAdmission) and the
+// handler see it. A client that fails is sent a refused frame holding the
+// reason, so that its own connection fails with ErrInvalid and
+// ErrPeerRequirement and says which clause. It is checked again on every
+// message, request and reply that arrives: a peer that executes another
+// program after connecting fails from its next message on (doc.go, "Peer
+// requirements", says how this is found and what it costs).
+//
+// A connection whose peer fails ends, invalid (ErrInvalid and
+// ErrPeerRequirement): pending replies fail, the message is not delivered,
+// and the handler gets the error as its last event. The error is a
+// *ConnError whose Reason has Code ReasonRequirementFailed, Rule the
+// clause that failed and Peer the identity checked.
+//
+// r must not be the zero Requirement, and the option may be given once: a
+// second one is an *OptionError matching ErrOptionRepeated, not a
+// replacement.
+func WithPeerRequirement(r Requirement) Option {
+	return option("WithPeerRequirement", inNewServiceConnection|inNewEndpointConnection|inNewConnectionFromFile|
+		inDialUnix|inNewListener|inListenUnix|inListen, func(c *config) error {
+		if r.IsZero() {
+			return fmt.Errorf("xpc: WithPeerRequirement: the zero Requirement requires nothing (make one with ParseRequirement)")
+		}
+		if c.req != nil {
+			return &OptionError{Option: "WithPeerRequirement", Constructor: c.ctor.String(), Err: ErrOptionRepeated}
+		}
+		c.req = &r
 		return nil
 	})
 }

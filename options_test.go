@@ -48,6 +48,9 @@ var (
 			t.Cleanup(func() { b.Close() })
 			return WithBootstrap(b)
 		}, []string{"NewServiceConnection"}},
+		{"WithPeerRequirement", func(*testing.T) Option { return WithPeerRequirement(MustParseRequirement("uid 0")) },
+			[]string{"NewServiceConnection", "NewEndpointConnection", "NewConnectionFromFile", "DialUnix",
+				"NewListener", "ListenUnix", "Listen"}},
 	}
 )
 
@@ -118,6 +121,19 @@ func optionConstructors(t *testing.T) map[string]func(opt Option) error {
 			}
 			if err == nil {
 				t.Fatal("CheckIn worked outside xpcd")
+			}
+			return err
+		},
+		"Listen": func(o Option) error {
+			// The fake xpcd does not answer the check-in: an accepted
+			// option gets as far as ErrNoReply.
+			l, err := newTestService(t, &txRecorder{}).Listen(ctx, "com.example.options", o)
+			if errors.Is(err, ErrNoReply) {
+				return nil
+			}
+			if err == nil {
+				l.Cancel()
+				t.Fatal("Listen checked in with a fake xpcd that does not answer")
 			}
 			return err
 		},

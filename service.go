@@ -125,13 +125,22 @@ func (s *Service) Terminating() <-chan struct{} { return s.terminating }
 // job's plist does not list name in MachServices. The listener's handler
 // runs on the goroutine that delivers xpcd's messages to the service: like
 // any listener handler, it should set the connection up and return.
-func (s *Service) Listen(ctx context.Context, name string) (*Listener, error) {
+//
+// The listener is configured as CheckIn's options say, and then by opts,
+// of which WithPeerRequirement applies: the clients of this name must meet
+// it (xpcd's own check of who may look the name up, the job's plist
+// Requirement, comes before).
+func (s *Service) Listen(ctx context.Context, name string, opts ...Option) (*Listener, error) {
+	cfg := s.cfg
+	if err := cfg.apply(inListen, opts); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	if _, dup := s.listeners[name]; dup {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("xpc: Listen(%q): already listening", name)
 	}
-	sl := newServiceListener(s.cfg, func(sl *serviceListener) { s.forget(name, sl) })
+	sl := newServiceListener(cfg, func(sl *serviceListener) { s.forget(name, sl) })
 	s.listeners[name] = sl
 	ctl := s.ctl
 	s.mu.Unlock()

@@ -115,7 +115,12 @@ func NewConnectionFromFile(f *os.File, opts ...Option) (*Connection, error) {
 	if err != nil {
 		return nil, wrapf(err, "NewConnectionFromFile")
 	}
-	return newPeerConnection(cfg, fd)
+	c, err := newPeerConnection(cfg, fd)
+	if err != nil {
+		return nil, err
+	}
+	c.requirePeer()
+	return c, nil
 }
 
 // DialUnix returns an inactive connection to the listener bound at path
@@ -138,6 +143,7 @@ func DialUnix(ctx context.Context, path string, opts ...Option) (*Connection, er
 		return nil, err
 	}
 	c.awaitAdmission()
+	c.requirePeer()
 	return c, nil
 }
 
