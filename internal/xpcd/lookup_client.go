@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -123,16 +124,7 @@ func (s *server) runsOurExecutable(p *xpc.Peer) bool {
 // does not meet the name's requirement: reason requirement-failed, the
 // failing clause as the rule, the identity checked as the peer.
 func requirementFailed(name string, req xpc.Requirement, client *xpc.Peer, err error) *opError {
-	clause, who, cause := req.String(), "", error(nil)
-	if client != nil {
-		who = client.String()
-	}
-	var re *xpc.RequirementError
-	if errors.As(err, &re) {
-		clause, who, cause = re.Clause, re.Peer, re.Err
-	} else {
-		cause = err
-	}
+	clause, who, cause := failure(req, client, err)
 	desc := fmt.Sprintf("%s may be looked up only by a process that meets %q: %s fails %q", name, req.String(), who, clause)
 	if cause != nil {
 		desc += ": " + cause.Error()
@@ -141,6 +133,64 @@ func requirementFailed(name string, req xpc.Requirement, client *xpc.Peer, err e
 		extra: xpc.Dict(bootstrap.KeyRule, clause, bootstrap.KeyPeer, who)}
 }
 
+// failure reads Requirement.Check's error: the clause that failed, the
+// identity checked, and the cause, if any.
+func failure(req xpc.Requirement, p *xpc.Peer, err error) (clause, who string, cause error) {
+	var re *xpc.RequirementError
+	if errors.As(err, &re) {
+		return re.Clause, re.Peer, re.Err
+	}
+	if p != nil {
+		who = p.String()
+	}
+	return req.String(), who, err
+}
+
 // errNoIdentity: a lookup of a name with a requirement had no client
 // identity to check (only tests make such lookups).
 var errNoIdentity = errors.New("no identity to check it against")
+
+// keyRequirements is print's key of a job's names' requirements: name ->
+// requirement, for the names that have one.
+const keyRequirements = "requirements"
+
+// nameRequirement is one of a job's names and its requirement.
+type nameRequirement struct {
+	name string
+	req  xpc.Requirement
+}
+
+// requirementsOf lists j's names that have a requirement, in name order.
+func requirementsOf(j *job) []nameRequirement {
+	var out []nameRequirement
+	for _, name := range sortedKeys(j.def.MachServices) {
+		if r := j.def.MachServices[name].Requirement; !r.IsZero() {
+			out = append(out, nameRequirement{name, r})
+		}
+	}
+	return out
+}
+
+func requirementsDict(reqs []nameRequirement) *xpc.Dictionary {
+	d := xpc.NewDictionary(len(reqs))
+	for _, r := range reqs {
+		d.Set(r.name, xpc.String(r.req.String()))
+	}
+	return d
+}
+
+// lookupBlame says, for blame, who may look the names up and whether
+// caller would be refused.
+func lookupBlame(reqs []nameRequirement, caller *xpc.Peer) string {
+	var b strings.Builder
+	for _, r := range reqs {
+		fmt.Fprintf(&b, "; a lookup of %s requires %q", r.name, r.req.String())
+		if err := r.req.Check(caller); err != nil {
+			clause, who, _ := failure(r.req, caller, err)
+			fmt.Fprintf(&b, ": yours would be refused (%s fails %q)", who, clause)
+		} else {
+			b.WriteString(" (yours would pass)")
+		}
+	}
+	return b.String()
+}
