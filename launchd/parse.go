@@ -611,9 +611,9 @@ func (d *decoder) requirement(key keyPath, v xpc.Object) xpc.Requirement {
 	}
 	r, err := xpc.ParseRequirement(s)
 	if err != nil {
-		d.errs = append(d.errs, &Error{File: d.file, Key: string(key),
-			Reason: "bad requirement: " + strings.TrimPrefix(err.Error(), "xpc: "),
-			Err:    fmt.Errorf("%w: %w", ErrValueNotAllowed, err)})
+		// "bad requirement: column N: ..."
+		d.errs = append(d.errs, &Error{File: d.file, Key: string(key), Reason: strings.TrimPrefix(err.Error(), "xpc: "),
+			Err: fmt.Errorf("%w: %w", ErrValueNotAllowed, err)})
 		return xpc.Requirement{}
 	}
 	if r.IsZero() {

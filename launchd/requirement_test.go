@@ -2,6 +2,7 @@ package launchd
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/goxpc/xpc"
@@ -57,13 +58,16 @@ func TestMachServiceRequirement(t *testing.T) {
 // the column; one of the wrong type is ErrBadType.
 func TestMachServiceRequirementErrors(t *testing.T) {
 	key := "MachServices.com.example.x.Requirement"
-	_, err := Parse(testFile, []byte(doc(machEntry(`<key>Requirement</key><string>uid x</string>`))))
-	checkErr(t, err, ErrValueNotAllowed, key, "column 5")
+	_, err := Parse(testFile, []byte(doc(machEntry(`<key>Requirement</key><string>uid 0 exe /x</string>`))))
+	checkErr(t, err, ErrValueNotAllowed, key, "bad requirement: column 7: ")
+	if e := Errors(err)[0]; strings.Count(e.Reason, "bad requirement") != 1 {
+		t.Errorf("reason %q", e.Reason)
+	}
 	if !errors.Is(err, xpc.ErrBadRequirement) {
 		t.Errorf("%v: not ErrBadRequirement", err)
 	}
 	var se *xpc.RequirementSyntaxError
-	if !errors.As(err, &se) || se.Column != 5 {
+	if !errors.As(err, &se) || se.Column != 7 {
 		t.Errorf("%v: column %+v", err, se)
 	}
 	_, err = Parse(testFile, []byte(doc(machEntry(`<key>Requirement</key><integer>0</integer>`))))

@@ -101,6 +101,21 @@ func TestLookupRequirement(t *testing.T) {
 		ping(t, c)
 	}
 
+	// The clause named is the one that failed, of a requirement of
+	// several.
+	exeOK, exeNo := pass+" and exe "+h.exe, pass+" and exe /nonexistent/helper"
+	h.mustAdmin(bootstrap.OpBootstrap, bootstrap.KeyPath, h.writePlist(h.reqJob("test.req.exe",
+		map[string]string{"test.req.exe.ok": exeOK, "test.req.exe.no": exeNo}, "")))
+	if _, err := connectOnce(t, "test.req.exe.ok", sock); err != nil {
+		t.Errorf("a client that meets %q: %v", exeOK, err)
+	}
+	_, err = connectOnce(t, "test.req.exe.no", sock)
+	var ce *xpc.ConnError
+	if !errors.Is(err, xpc.ErrPeerRequirement) || !errors.As(err, &ce) || ce.Reason.Rule != "exe /nonexistent/helper" ||
+		!strings.Contains(ce.Reason.Description, exeNo) {
+		t.Errorf("a client that fails %q: %v", exeNo, err)
+	}
+
 	// Nobody who failed it started the service.
 	d := h.print("test.req.no")
 	if strOf(d, "state") != "waiting" || intOf(d, "runs") != 0 {
