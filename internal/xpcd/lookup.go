@@ -19,11 +19,10 @@ import (
 type lookupReq struct {
 	name, dom string
 	fd        *xpc.FD
-	// client made fd: the policy and the name's requirement judge it,
-	// and the service sees it. Owned by the lookup; nil only in tests.
-	client *xpc.Peer
-	uid    uint32 // client's
-	pid    int    // client's: the launch's requester
+	// The client made fd (lookupClient): the policy and the name's
+	// requirement judge it, and the service sees it.
+	uid    uint32 // the client's
+	pid    int    // the client's: the launch's requester
 	bucket uint32 // what the waiting socket counts under: the requester's (buckets.of)
 	// met is the requirement client was found to meet (its text);
 	// rounds counts the checks made.
@@ -55,9 +54,6 @@ func (ss *session) lookup(ctx context.Context, msg *xpc.Message) {
 		} else {
 			oe = ss.lookupNow(r)
 		}
-	}
-	if r.client != nil {
-		r.client.Close()
 	}
 	if oe == nil {
 		ss.reply(ctx, msg, nil)
@@ -96,12 +92,9 @@ func (ss *session) lookupArgs(msg *xpc.Message) (*lookupReq, *opError) {
 	case r.fd == nil:
 		return r, &opError{reason: bootstrap.ReasonBadRequest, desc: "lookup: no socket"}
 	}
-	client, oe := ss.lookupClient(name, r.fd)
-	if oe != nil {
-		return r, oe
-	}
-	r.client, r.uid, r.pid = client, client.UID, client.PID
-	return r, nil
+	mk, oe := ss.lookupClient(name, r.fd)
+	r.uid, r.pid = mk.uid, mk.pid
+	return r, oe
 }
 
 // lookupNow resolves a lookup sent as a request, checking the client
@@ -123,8 +116,7 @@ func (ss *session) lookupNow(r *lookupReq) *opError {
 }
 
 // lookupPipelined resolves a pipelined lookup, on the loop. A requirement
-// is checked in a goroutine of its own, which then tries again. It closes
-// r.client when done.
+// is checked in a goroutine of its own, which then tries again.
 func (ss *session) lookupPipelined(r *lookupReq) {
 	oe, need := ss.m.lookupFor(r)
 	if oe == nil && !need.IsZero() {
@@ -139,17 +131,14 @@ func (ss *session) lookupPipelined(r *lookupReq) {
 		}()
 		return
 	}
-	if oe == nil {
-		r.client.Close()
-		return
+	if oe != nil {
+		ss.lookupFailed(r, oe)
 	}
-	ss.lookupFailed(r, oe)
 }
 
 // lookupFailed tells the client of a pipelined lookup that it failed, or
 // passes the lookup on to the system instance.
 func (ss *session) lookupFailed(r *lookupReq, oe *opError) {
-	r.client.Close()
 	if ss.s.forwards(r.dom, oe) {
 		ss.forward(r.name, r.dom, r.fd, nil, oe)
 		return
@@ -157,18 +146,23 @@ func (ss *session) lookupFailed(r *lookupReq, oe *opError) {
 	ss.refused(r.name, r.fd, oe)
 }
 
-// check checks r's client against need, the requirement of the name it
-// looks up: nil when it meets it (r.met says so from then on), else the
-// refusal.
+// check checks r's client, the maker of r.fd (xpc.PeerOfSocket), against
+// need, the requirement of the name it looks up: nil when it meets it
+// (r.met says so from then on), else the refusal.
 func (r *lookupReq) check(need xpc.Requirement) *opError {
 	if r.rounds++; r.rounds > maxRequirementRounds {
 		return &opError{reason: bootstrap.ReasonBusy, desc: fmt.Sprintf("lookup of %s: its requirement kept changing while it was checked", r.name)}
 	}
-	if r.client == nil {
+	if r.fd == nil {
 		return requirementFailed(r.name, need, nil, errNoIdentity)
 	}
-	if err := need.Check(r.client); err != nil {
-		return requirementFailed(r.name, need, r.client, err)
+	client, err := xpc.PeerOfSocket(r.fd.File())
+	if err != nil {
+		return requirementFailed(r.name, need, nil, err)
+	}
+	defer client.Close()
+	if err := need.Check(client); err != nil {
+		return requirementFailed(r.name, need, client, err)
 	}
 	r.met = need.String()
 	return nil

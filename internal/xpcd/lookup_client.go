@@ -3,6 +3,7 @@ package xpcd
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
@@ -16,9 +17,9 @@ import (
 // client made (bootstrap.KeySocket); the service reads the identity of the
 // pair's maker from it (SO_PEERCRED, SO_PEERPIDFD), whoever hands it over.
 // So xpcd judges the lookup on that same identity, which it reads from the
-// socket the same way (xpc.PeerOfSocket), and accepts the socket only from
-// its maker (rule socket-creator): a process holding an end someone else
-// made cannot present it, and pass for them.
+// socket the same way, and accepts the socket only from its maker (rule
+// socket-creator): a process holding an end someone else made cannot
+// present it, and pass for them.
 //
 // The one exception is a lookup a --user instance passes on to the system
 // instance with its client's socket (forward.go): the requester is then
@@ -27,32 +28,78 @@ import (
 // and inode, through /proc, checked against the requester's pidfd after)
 // and the maker has the requester's uid. docs/SECURITY.md says why that
 // is enough and what remains.
+//
+// Every lookup pays for this check, so it reads no more than it needs:
+// the maker's credentials and a pidfd, which tells whether it is the
+// requester, in four or five system calls. The maker's full identity
+// (xpc.PeerOfSocket, which reads its executable too) is read only for a
+// name with a requirement.
+
+// maker is who made a lookup's socket, as the kernel recorded it.
+type maker struct {
+	pid int
+	uid uint32
+}
 
 // lookupClient reads who made fd, the socket a lookup of name carries,
-// and checks that the requester (the session's peer) may present it. The
-// caller owns the returned Peer (Close); on error there is none.
-func (ss *session) lookupClient(name string, fd *xpc.FD) (*xpc.Peer, *opError) {
-	client, err := xpc.PeerOfSocket(fd.File())
-	switch {
-	case errors.Is(err, unix.ESRCH):
-		return nil, creatorDenied(name, "the process that made the socket has exited")
-	case err != nil:
-		return nil, badRequest("lookup of %s: the socket: %v", name, err)
-	}
+// and checks that the requester (the session's peer) may present it.
+func (ss *session) lookupClient(name string, fd *xpc.FD) (maker, *opError) {
 	req := ss.peer
-	if client.PID > 0 && client.PID == req.PID && client.Alive() && sameProcess(client, ss.pidfdID) {
+	mk, same, alive, err := readMaker(fd.File(), ss.pidfdID, ss.s.pidfs)
+	switch {
+	case err != nil:
+		return mk, badRequest("lookup of %s: the socket: %v", name, err)
+	case mk.pid <= 0:
+		// In a pid namespace xpcd does not see.
+	case mk.pid == req.PID && (same || (!ss.s.pidfs && alive)):
 		// (Its uid may differ from the connection's, if the process
 		// changed its credentials between the two: the policy judges
 		// the maker's, which the service sees.)
-		return client, nil
-	}
-	if client.PID > 0 && client.PID != req.PID && client.UID == req.UID && ss.s.runsOurExecutable(req) && client.Alive() {
+		return mk, nil
+	case mk.pid != req.PID && mk.uid == req.UID && alive && ss.s.runsOurExecutable(req):
 		// An xpcd of the client's user passing its lookup on.
-		return client, nil
+		return mk, nil
 	}
-	oe := creatorDenied(name, fmt.Sprintf("the socket was made by %s, not by the requester (%s)", peerText(client), peerText(req)))
-	client.Close()
-	return nil, oe
+	why := fmt.Sprintf("the socket was made by pid %d uid %d, not by the requester (pid %d uid %d)", mk.pid, mk.uid, req.PID, req.UID)
+	if mk.pid == req.PID && !alive && !same {
+		why = fmt.Sprintf("the process that made the socket (pid %d uid %d) has exited", mk.pid, mk.uid)
+	}
+	return mk, creatorDenied(name, why)
+}
+
+// readMaker reads who made the socket f (SO_PEERCRED) and, through a
+// pidfd for it (SO_PEERPIDFD), whether it is the process whose pidfd
+// identity is reqID (on pidfs: same) and whether it still runs (alive,
+// not read when same).
+func readMaker(f *os.File, reqID uint64, pidfs bool) (mk maker, same, alive bool, err error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return mk, false, false, err
+	}
+	cerr := rc.Control(func(fd uintptr) {
+		var cred *unix.Ucred
+		if cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err != nil {
+			return
+		}
+		mk = maker{pid: int(cred.Pid), uid: cred.Uid}
+		pidfd, perr := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PEERPIDFD)
+		if errors.Is(perr, unix.ENOPROTOOPT) && mk.pid > 0 {
+			// Before Linux 6.5: by pid (docs/SECURITY.md).
+			pidfd, perr = unix.PidfdOpen(mk.pid, 0)
+		}
+		if perr != nil {
+			return // the maker is gone: neither same nor alive
+		}
+		defer unix.Close(pidfd)
+		var st unix.Stat_t
+		if same = pidfs && reqID != 0 && unix.Fstat(pidfd, &st) == nil && st.Ino == reqID; !same {
+			alive = unix.PidfdSendSignal(pidfd, 0, nil, 0) == nil
+		}
+	})
+	if cerr != nil {
+		err = cerr
+	}
+	return mk, same, alive, err
 }
 
 // creatorDenied is the refusal of a lookup by rule socket-creator.
@@ -61,35 +108,35 @@ func creatorDenied(name, why string) *opError {
 	return ruleOpError(re, "%s", re.Detail)
 }
 
-func peerText(p *xpc.Peer) string {
-	return fmt.Sprintf("pid %d uid %d", p.PID, p.UID)
+// onPIDFS reports whether this system's pidfds are on pidfs (Linux 6.9
+// and later), where a pidfd's inode identifies its process.
+func onPIDFS() bool {
+	fd, err := unix.PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	var fs unix.Statfs_t
+	return unix.Fstatfs(fd, &fs) == nil && fs.Type == unix.PID_FS_MAGIC
 }
 
-// pidfdID identifies the process a pidfd refers to: its inode on pidfs
-// (Linux 6.9 and later), which no other process ever has while the system
-// runs; 0 where pidfds are not on pidfs, or p has none.
-func pidfdID(p *xpc.Peer) uint64 {
+// pidfdID identifies the process p's pidfd refers to: its inode on pidfs
+// (pidfs: onPIDFS), which no other process ever has while the system
+// runs; 0 without pidfs, or if p has no pidfd.
+func pidfdID(p *xpc.Peer, pidfs bool) uint64 {
+	if !pidfs {
+		return 0
+	}
 	f, err := p.PIDFD()
 	if err != nil {
 		return 0
 	}
 	defer f.Close()
-	var fs unix.Statfs_t
 	var st unix.Stat_t
-	if unix.Fstatfs(int(f.Fd()), &fs) != nil || fs.Type != unix.PID_FS_MAGIC || unix.Fstat(int(f.Fd()), &st) != nil {
+	if unix.Fstat(int(f.Fd()), &st) != nil {
 		return 0
 	}
 	return st.Ino
-}
-
-// sameProcess reports whether client, of the requester's pid and alive,
-// is the requester itself, whose pidfd's identity (pidfdID, taken when it
-// connected) is requester. The pid alone could be a new process's if the
-// requester had exited and its bootstrap connection been passed on; the
-// pidfds tell them apart. Without pidfs (requester 0) the pid and the
-// client being alive must do (docs/SECURITY.md).
-func sameProcess(client *xpc.Peer, requester uint64) bool {
-	return requester == 0 || pidfdID(client) == requester
 }
 
 // exeID is an executable's file identity.

@@ -305,9 +305,12 @@ func TestLookupSocketCreator(t *testing.T) {
 	}
 }
 
-// sameProcess tells a process's pidfd from another's by its identity on
-// pidfs, not by the pid alone.
-func TestSameProcess(t *testing.T) {
+// readMaker tells the process that made a socket from another by its
+// pidfd's identity on pidfs, not by the pid alone.
+func TestReadMaker(t *testing.T) {
+	if !onPIDFS() {
+		t.Skip("skipped: pidfds are not on pidfs here (Linux before 6.9)")
+	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -320,11 +323,12 @@ func TestSameProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	id := pidfdID(p)
-	if id == 0 {
-		t.Skip("skipped: pidfds are not on pidfs here (Linux before 6.9)")
+	id := pidfdID(p, true)
+	mk, same, _, err := readMaker(a, id, true)
+	if err != nil || !same || mk.pid != os.Getpid() || mk.uid != uint32(os.Geteuid()) {
+		t.Errorf("readMaker with this process's identity %d: %+v same %v %v", id, mk, same, err)
 	}
-	if !sameProcess(p, id) || sameProcess(p, id+1) {
-		t.Errorf("sameProcess(p, its id %d) / (p, another's): %v / %v", id, sameProcess(p, id), sameProcess(p, id+1))
+	if mk, same, alive, err := readMaker(a, id+1, true); err != nil || same || !alive || mk.pid != os.Getpid() {
+		t.Errorf("readMaker with another process's identity: %+v same %v alive %v %v", mk, same, alive, err)
 	}
 }
