@@ -306,7 +306,9 @@ func TestLookupSocketCreator(t *testing.T) {
 }
 
 // readMaker tells the process that made a socket from another by its
-// pidfd's identity on pidfs, not by the pid alone.
+// pidfd's identity on pidfs, not by the pid alone, and so does
+// lookupClient: a requester of the maker's pid but another identity (a
+// process that got the pid later) may not present the socket.
 func TestReadMaker(t *testing.T) {
 	if !onPIDFS() {
 		t.Skip("skipped: pidfds are not on pidfs here (Linux before 6.9)")
@@ -330,5 +332,47 @@ func TestReadMaker(t *testing.T) {
 	}
 	if mk, same, alive, err := readMaker(a, id+1, true); err != nil || same || !alive || mk.pid != os.Getpid() {
 		t.Errorf("readMaker with another process's identity: %+v same %v alive %v %v", mk, same, alive, err)
+	}
+	ss := &session{s: &server{pidfs: true, exe: ownExecutable()}, peer: p, pidfdID: id}
+	if _, oe := ss.lookupClient("test.x", xpc.NewFD(a)); oe != nil {
+		t.Errorf("lookupClient, the maker asking: %v", oe)
+	}
+	ss.pidfdID = id + 1
+	if _, oe := ss.lookupClient("test.x", xpc.NewFD(a)); oe == nil || oe.reason != bootstrap.ReasonDenied {
+		t.Errorf("lookupClient, another process of the maker's pid asking: %v", oe)
+	}
+}
+
+// The policy judges the socket's maker, whom the service sees, not the
+// credentials the bootstrap connection was made with: a process that
+// connected to xpcd with another uid (on one thread) and made the socket
+// as root looks up, and is served, as root: it finds root's agent, and
+// meets its requirement.
+func TestLookupJudgesTheMaker(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: needs root, to connect as another uid")
+	}
+	t.Parallel()
+	h := newSystemHarness(t)
+	h.start()
+	// In root's own domain, which uid 4242 does not see.
+	extra := filepath.Join(h.dir, "extra")
+	os.Mkdir(extra, 0o755)
+	p := h.writePlist(h.reqJob("test.jm", map[string]string{"test.jm.svc": "uid 0"}, ""), extra)
+	h.mustAdmin(bootstrap.OpBootstrap, bootstrap.KeyDomain, UserDomain(0), bootstrap.KeyPath, p)
+	c := dialAs(t, h, 4242)
+	mine, err := lookupOn(t, c, "test.jm.svc")
+	if err != nil {
+		t.Fatalf("a lookup of a name that requires uid 0, on a connection of uid 4242, with a socket root made: %v", err)
+	}
+	sc, err := xpc.NewConnectionFromFile(mine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.SetHandler(xpc.HandlerFunc(func(context.Context, *xpc.Message) {}))
+	sc.Activate()
+	defer sc.Cancel()
+	if r, err := call(t, sc, "ping"); err != nil || intOf(r, "peer_uid") != 0 {
+		t.Errorf("the service saw %v %v, want uid 0", r, err)
 	}
 }
