@@ -176,10 +176,11 @@ func (ss *session) refused(name string, fd *xpc.FD, oe *opError) {
 	}
 }
 
-// lookup resolves name for a client (uid, pid) and queues its socket. A
-// name with a requirement is refused: there is no identity to check it
-// against (sessions use lookupFor). On success it owns fd; on error the
-// caller keeps it.
+// lookup resolves name for a client (uid, pid) and queues its socket, all
+// on the loop: a name's requirement is checked here against the maker of
+// fd. Sessions use lookupFor, which leaves that check to them, off the
+// loop; this is for the state machine's tests. On success it owns fd; on
+// error the caller keeps it.
 func (m *supervisor) lookup(uid, bucket uint32, pid int, name, reqDom string, fd *xpc.FD) *opError {
 	r := &lookupReq{name: name, dom: reqDom, fd: fd, uid: uid, pid: pid, bucket: bucket}
 	oe, need := m.lookupFor(r)
