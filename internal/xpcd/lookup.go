@@ -158,7 +158,7 @@ func (r *lookupReq) check(need xpc.Requirement) *opError {
 	}
 	client, err := xpc.PeerOfSocket(r.fd.File())
 	if err != nil {
-		return requirementFailed(r.name, need, nil, err)
+		return creatorDenied(r.name, fmt.Sprintf("the process that made the socket: %v", err))
 	}
 	defer client.Close()
 	if err := need.Check(client); err != nil {
