@@ -62,13 +62,16 @@ func (j *Job) ToDictionary() *xpc.Dictionary {
 	if len(j.MachServices) > 0 {
 		ms := entries{}
 		for name, s := range j.MachServices {
-			if s == (MachService{}) {
+			if s.IsZero() {
 				ms.set(name, xpc.Bool(true))
 				continue
 			}
 			o := entries{}
 			o.flag("HideUntilCheckIn", s.HideUntilCheckIn)
 			o.flag("ResetAtClose", s.ResetAtClose)
+			if !s.Requirement.IsZero() {
+				o.set("Requirement", xpc.String(s.Requirement.String()))
+			}
 			ms.set(name, o.dict())
 		}
 		e.set("MachServices", ms.dict())

@@ -45,6 +45,8 @@
 //	                        or dictionary of options
 //	  .ResetAtClose         bool                         false       clients' connections end (Invalid) when the job exits
 //	  .HideUntilCheckIn     bool                         false       lookups fail until the job checks in
+//	  .Requirement          string: a requirement        none        Requirement; who may look the name up (goxpc
+//	                                                                 extension, see below)
 //	RunAtLoad               bool                         false       RunAtLoad; start once at load
 //	KeepAlive               bool, or dictionary          false       KeepAlive; when to keep the job running
 //	  .SuccessfulExit       bool                         -           restart after exit status 0 (true) / after any other end (false)
@@ -92,6 +94,14 @@
 // after ExitTimeOut), and the next lookup of one of its names launches it
 // again. 0, or no key, means never. launchd ignores keys it does not know,
 // so a plist using it still loads on macOS.
+//
+// MachServices → NAME → Requirement is goxpc's own key too: a requirement
+// in the language of xpc.ParseRequirement ("uid 0", "team ABCDE12345 and
+// identifier org.example.app", ...) that a process must meet to look the
+// name up; xpcd refuses the lookup of anyone else itself, before the service
+// sees them (docs/SECURITY.md, "Lookup policy"). A string that does not
+// parse is an error naming the column. launchd has no such key (on macOS the
+// service checks its clients itself).
 //
 // # Differences from launchd
 //

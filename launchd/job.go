@@ -3,6 +3,8 @@ package launchd
 import (
 	"syscall"
 	"time"
+
+	"github.com/goxpc/xpc"
 )
 
 // Defaults launchd applies, and goxpc with it, when a key is absent.
@@ -118,6 +120,16 @@ type MachService struct {
 	// HideUntilCheckIn: lookups of the name fail until the job has
 	// started and checked in, instead of launching it on demand.
 	HideUntilCheckIn bool
+	// Requirement (goxpc extension) says who may look the name up: xpcd
+	// refuses a lookup by a process that does not meet it
+	// (docs/SECURITY.md, "Lookup policy"). The zero Requirement lets
+	// everyone who may see the domain look it up.
+	Requirement xpc.Requirement
+}
+
+// IsZero reports whether the entry has no options: MachServices NAME true.
+func (s MachService) IsZero() bool {
+	return !s.ResetAtClose && !s.HideUntilCheckIn && s.Requirement.IsZero()
 }
 
 // KeepAlive is launchd's KeepAlive key: either a bool (Always) or a

@@ -591,6 +591,7 @@ func (d *decoder) machServices(key keyPath, v xpc.Object) map[string]MachService
 			d.fields(k, sv, map[string]field{
 				"ResetAtClose":     func(k keyPath, v xpc.Object) { ms.ResetAtClose, _ = d.boolean(k, v) },
 				"HideUntilCheckIn": func(k keyPath, v xpc.Object) { ms.HideUntilCheckIn, _ = d.boolean(k, v) },
+				"Requirement":      func(k keyPath, v xpc.Object) { ms.Requirement = d.requirement(k, v) },
 			}, unsupportedMachServiceKeys)
 			services[name] = ms
 		default:
@@ -598,6 +599,27 @@ func (d *decoder) machServices(key keyPath, v xpc.Object) map[string]MachService
 		}
 	}
 	return nilIfEmpty(services)
+}
+
+// requirement reads a requirement string (xpc.ParseRequirement). A string
+// that does not parse is an error naming the column, which wraps
+// xpc.ErrBadRequirement as well as ErrValueNotAllowed.
+func (d *decoder) requirement(key keyPath, v xpc.Object) xpc.Requirement {
+	s, ok := d.str(key, v)
+	if !ok {
+		return xpc.Requirement{}
+	}
+	r, err := xpc.ParseRequirement(s)
+	if err != nil {
+		// "bad requirement: column N: ..."
+		d.errs = append(d.errs, &Error{File: d.file, Key: string(key), Reason: strings.TrimPrefix(err.Error(), "xpc: "),
+			Err: fmt.Errorf("%w: %w", ErrValueNotAllowed, err)})
+		return xpc.Requirement{}
+	}
+	if r.IsZero() {
+		d.fail(key, ErrValueNotAllowed, "empty requirement (to let everyone look the name up, remove the key)")
+	}
+	return r
 }
 
 func (d *decoder) keepAlive(key keyPath, v xpc.Object) KeepAlive {

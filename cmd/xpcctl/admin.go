@@ -217,24 +217,16 @@ func adminRequest(ctx context.Context, req *xpc.Dictionary) (*xpc.Dictionary, er
 	return c.SendWithReply(ctx, req)
 }
 
-// adminError renders an error reply as "reason: description", with the
-// plist errors of a refused bootstrap on the same line.
+// adminError renders an error reply as refusalText does, with the plist
+// errors of a refused bootstrap on the same line.
 func adminError(err error) string {
 	var re *xpc.RemoteError
 	if !errors.As(err, &re) {
 		return trimPrefix(err)
 	}
 	desc := re.Object.Description()
-	reason, _ := re.Object.String(bootstrap.KeyReason)
-	kind, _ := re.Object.String(bootstrap.KeyKind)
 	var b strings.Builder
-	if kind != "" {
-		b.WriteString(kind + ": ")
-	}
-	if reason != "" {
-		b.WriteString(reason + ": ")
-	}
-	b.WriteString(desc)
+	b.WriteString(objectText(re.Object))
 	if errs, err := re.Object.Array(bootstrap.KeyErrors); err == nil {
 		for _, e := range errs {
 			if d, ok := e.(*xpc.Dictionary); ok {
@@ -243,6 +235,42 @@ func adminError(err error) string {
 				}
 			}
 		}
+	}
+	return b.String()
+}
+
+// objectText renders an error object (an error reply, a refusal) as
+// refusalText does, from its kind, reason, description, rule, domain and
+// peer keys.
+func objectText(eo *xpc.ErrorObject) string {
+	str := func(k string) string { s, _ := eo.String(k); return s }
+	return refusalText(str(bootstrap.KeyKind), str(bootstrap.KeyReason), eo.Description(),
+		str(bootstrap.KeyRule), str(bootstrap.KeyDomain), str(bootstrap.KeyPeer))
+}
+
+// refusalText is how every command shows why something was refused or
+// failed: "KIND: REASON: DESCRIPTION", then the rule (or the requirement
+// clause), the domain and the peer the refusal names, where the
+// description does not say them already:
+//
+//	invalid: requirement-failed: org.x.helper may be looked up only by a process that meets "uid 0": ... fails "uid 0"
+//	invalid: wrong-domain: org.x.helper is a system daemon, not in user/1000; connect with WithDomain(system)
+func refusalText(kind, reason, desc, rule, domain, peer string) string {
+	var b strings.Builder
+	for _, s := range []string{kind, reason} {
+		if s != "" {
+			b.WriteString(s + ": ")
+		}
+	}
+	b.WriteString(desc)
+	var more []string
+	for _, kv := range [...][2]string{{"rule", rule}, {"domain", domain}, {"peer", peer}} {
+		if kv[1] != "" && !strings.Contains(desc, kv[1]) {
+			more = append(more, kv[0]+" "+kv[1])
+		}
+	}
+	if len(more) > 0 {
+		b.WriteString(" (" + strings.Join(more, ", ") + ")")
 	}
 	return b.String()
 }

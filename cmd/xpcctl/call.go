@@ -11,16 +11,22 @@ import (
 
 var callCommand = &command{
 	name:    "call",
-	args:    "[--tagged] [--timeout D] NAME [JSON]",
+	args:    "[--tagged] [--timeout D] [--domain DOMAIN] NAME [JSON]",
 	summary: "send a message to a named service and print the reply",
 	help: `Looks NAME up through xpcd (starting the service if it is not running),
 sends a dictionary and prints the reply as JSON. The message is a plain JSON
 object (integers become int64, other numbers double), or with --tagged the
 tagged JSON form; without JSON the message is an empty dictionary. The reply
-is printed as plain JSON, or tagged JSON with --tagged.
+is printed as plain JSON, or tagged JSON with --tagged. --domain looks the
+name up in that domain only (system, user/UID), as xpc.WithDomain does.
 
-Errors exit with status 1 and one line naming the kind and reason, such as
-"invalid: not found: org.example.missing".`,
+Errors exit with status 1 and one line naming the kind, the reason and why,
+with the rule or requirement clause, the domain and the peer the refusal
+names, as the other commands show them: "invalid: not-found: no service
+named org.example.missing in user/1000 or system", "invalid:
+requirement-failed: org.example.helper may be looked up only by a process
+that meets "uid 0": pid 4242 uid 1000 ... fails "uid 0"". An error the
+service itself replies is shown the same way, after "the service replied:".`,
 	run: runCall,
 }
 
@@ -28,6 +34,7 @@ func runCall(ctx context.Context, s stdio, c *command, args []string) int {
 	fs := c.flagSet(s)
 	tagged := fs.Bool("tagged", false, "read the message and print the reply as tagged JSON")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
+	domain := fs.String("domain", "", "look the name up in this domain only (system, user/UID)")
 	pos, code, ok := c.parse(s, fs, args)
 	if !ok {
 		return code
@@ -50,7 +57,11 @@ func runCall(ctx context.Context, s stdio, c *command, args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	conn, err := xpc.NewServiceConnection(name)
+	var opts []xpc.Option
+	if *domain != "" {
+		opts = append(opts, xpc.WithDomain(*domain))
+	}
+	conn, err := xpc.NewServiceConnection(name, opts...)
 	if err != nil {
 		return c.fail(s, "%v", trimPrefix(err))
 	}
@@ -58,7 +69,7 @@ func runCall(ctx context.Context, s stdio, c *command, args []string) int {
 	defer conn.Cancel()
 	reply, err := conn.SendWithReply(ctx, msg)
 	if err != nil {
-		return c.fail(s, "%v", trimPrefix(err))
+		return c.fail(s, "%s", callError(err))
 	}
 	defer xpc.CloseAttachments(reply)
 	var out []byte
@@ -87,6 +98,26 @@ func parseMessageJSON(data []byte, tagged bool) (xpc.Object, error) {
 		return xpc.UnmarshalTaggedJSON(data)
 	}
 	return xpc.FromPlainJSON(data)
+}
+
+// callError renders the error of a call: a connection's failure with its
+// reason, as refusalText shows every refusal, or the error the service
+// replied.
+func callError(err error) string {
+	var ce *xpc.ConnError
+	var re *xpc.RemoteError
+	switch {
+	case errors.As(err, &ce) && ce.Reason != nil:
+		r := ce.Reason
+		s := refusalText(ce.Kind.Error(), r.Code, r.Description, r.Rule, r.Domain, r.Peer)
+		if ce.Err != nil {
+			s += ": " + trimPrefix(ce.Err)
+		}
+		return s
+	case errors.As(err, &re) && !errors.Is(err, xpc.ErrReplyFailed):
+		return "the service replied: " + objectText(re.Object)
+	}
+	return trimPrefix(err)
 }
 
 // trimPrefix drops the library's "xpc: " prefix: xpcctl prints its own.

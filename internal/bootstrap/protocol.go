@@ -240,4 +240,9 @@ const (
 	// RuleOverrideLimit: a user's domain may have only so many
 	// enable/disable overrides.
 	RuleOverrideLimit = "override-limit"
+	// RuleSocketCreator: the socket a lookup carries (KeySocket) was made
+	// by the process that sends the lookup, or, for a lookup an xpcd
+	// passes on, by a process of the same uid as that xpcd, which runs the
+	// same executable as the xpcd it asks.
+	RuleSocketCreator = "socket-creator"
 )

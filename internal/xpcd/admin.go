@@ -260,6 +260,9 @@ func opPrint(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opE
 			var j *job
 			if j, oe = ss.m.findJob(t, ss.peer.UID, false); oe == nil {
 				reply = ss.m.jobDict(j)
+				if reqs := requirementsOf(j); len(reqs) > 0 {
+					reply.Set(keyRequirements, requirementsDict(reqs))
+				}
 			}
 			return
 		}
@@ -294,22 +297,30 @@ func boolDict(m map[string]bool) *xpc.Dictionary {
 	return d
 }
 
-// blame: {"op":"blame","target":DOMAIN/LABEL} -> {"why":TEXT}.
+// blame: {"op":"blame","target":DOMAIN/LABEL} -> {"why":TEXT}. The
+// text ends with who may look the job's names up, if a requirement
+// restricts it, and whether the caller would be refused.
 func opBlame(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opError) {
 	t, oe := ss.targetArg(body, true)
 	if oe != nil {
 		return nil, nil, oe
 	}
-	var reply *xpc.Dictionary
+	var why, state string
+	var reqs []nameRequirement
 	if e := ss.do(func() {
 		var j *job
 		if j, oe = ss.m.findJob(t, ss.peer.UID, false); oe == nil {
-			reply = xpc.Dict(bootstrap.KeyWhy, ss.m.blame(j), bootstrap.KeyState, j.stateOf())
+			why, state, reqs = ss.m.blame(j), j.stateOf(), requirementsOf(j)
 		}
 	}); e != nil {
 		return nil, nil, e
 	}
-	return reply, nil, oe
+	if oe != nil {
+		return nil, nil, oe
+	}
+	// (Checked here, off the loop: a requirement may read the caller's
+	// executable.)
+	return xpc.Dict(bootstrap.KeyWhy, why+lookupBlame(reqs, ss.peer), bootstrap.KeyState, state), nil, nil
 }
 
 // procinfo: {"op":"procinfo","pid":N} -> {"pid","domain","label",

@@ -49,8 +49,9 @@ type Config struct {
 	// counted.
 	MaxWatchesPerUser int
 	// SystemSocket is, for a --user instance, the system instance's
-	// bootstrap socket: a lookup that names no domain and that this
-	// instance answers with not-found is passed on to it, with the
+	// bootstrap socket: a lookup that names no domain, or the system
+	// domain, and that this instance answers with not-found is passed
+	// on to it, with the
 	// client's socket, so that a user's clients reach system daemons too
 	// (forward.go). "": lookups end here. cmd/xpcd sets it to the system
 	// instance's socket for a --user instance outside XPCD_ROOT.

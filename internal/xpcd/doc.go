@@ -67,6 +67,10 @@
 //	                    then posts (admin.go, ensure)
 //	forwarded lookups   a goroutine per lookup passed from a --user instance
 //	                    to the system instance (forward.go)
+//	requirements        a pipelined lookup of a name with a requirement
+//	                    checks it on a goroutine of its own, which posts
+//	                    the lookup again (lookup.go); a lookup request
+//	                    checks it on its session
 //
 // Sending. Each peer xpcd sends to on its own initiative (a service's
 // check-in channel, an xpcctl watching) has a channel (channel.go): the loop
@@ -98,7 +102,8 @@
 // check-in channel of a service xpcd launched is a connection it made at
 // the launch, handled by checkinHandler (checkin.go) in the same way. The
 // caller is the connection's Peer, the kernel's word, never anything a
-// request says.
+// request says; a lookup's is the maker of the socket it carries, which
+// must be the caller (lookup_client.go).
 //
 // # Where things are
 //
@@ -113,7 +118,10 @@
 //	load.go         loading and unloading a job's definition, its names
 //	clients.go      clients queued for a service and handed over
 //	checkin.go      the check-in channel, both sides; adopt
-//	lookup.go       lookups: a session's request, the loop's answer
+//	lookup.go       lookups: a session's request, the loop's answer, the
+//	                domains searched, a name's requirement
+//	lookup_client.go  whom a lookup is for (its socket's maker, rule
+//	                socket-creator); requirement refusals
 //	watch.go        watchers and what they are told
 //	schedule.go     StartInterval, StartCalendarInterval, QueueDirectories
 //	pathwatch.go    inotify for WatchPaths, QueueDirectories, PathState

@@ -12,24 +12,28 @@ import (
 // A lookup that names no domain searches the caller's user domain, then
 // system. A --user instance serves only the user domain, so a name it does
 // not have is passed on to the system instance (Config.SystemSocket), with
-// the client's socket: xpcd opens a connection of its own to the system
-// instance and sends it the same lookup, carrying the same socket, as a
-// request. The client's pipelined first message waits, unread, in that
-// socket, so nothing is lost: the system instance hands the socket to its
-// service, or answers with its refusal, which this xpcd passes on to the
-// client (into the socket, for a pipelined lookup). The system instance
-// sees the lookup come from this xpcd, which runs as the
-// client's user: the uid it goes by is the client's, the requester pid
-// xpcd's. Any other answer of the user instance (denied, busy, a name in
-// the user domain) is final, and so is a lookup that names a domain.
+// the client's socket, and so is a lookup naming the system domain: xpcd
+// opens a connection of its own to the system instance and sends it the
+// same lookup, carrying the same socket, as a request. The client's
+// pipelined first message waits, unread, in that socket, so nothing is
+// lost: the system instance hands the socket to its service, or answers
+// with its refusal, which this xpcd passes on to the client (into the
+// socket, for a pipelined lookup). The system instance sees the lookup
+// come from this xpcd and the socket made by the client, and accepts
+// that because this xpcd runs its executable as the client's user
+// (lookup_client.go): the client is who it judges, by uid and
+// requirement, and who the service sees. Any other answer of the user
+// instance (denied, busy, a name in the user domain) is final, and so is
+// a lookup that names the user domain.
 
 // forwardTimeout bounds a lookup passed to the system instance.
 const forwardTimeout = 10 * time.Second
 
 // forwards tells whether a lookup that failed with oe is passed on to the
-// system instance.
+// system instance: one naming no domain, or the system domain, which a
+// --user instance does not serve.
 func (s *server) forwards(dom string, oe *opError) bool {
-	return s.systemSocket != "" && dom == "" && oe.reason == bootstrap.ReasonNotFound
+	return s.systemSocket != "" && (dom == "" || dom == DomainSystem) && oe.reason == bootstrap.ReasonNotFound
 }
 
 // forward passes a lookup of name, with the client's socket fd, to the
@@ -39,7 +43,7 @@ func (s *server) forwards(dom string, oe *opError) bool {
 // believes because it comes from the xpcd it asked). If the system
 // instance cannot be reached, the client gets oe, this instance's own
 // answer. forward owns fd.
-func (ss *session) forward(name string, fd *xpc.FD, msg *xpc.Message, oe *opError) {
+func (ss *session) forward(name, dom string, fd *xpc.FD, msg *xpc.Message, oe *opError) {
 	s := ss.s
 	if msg != nil {
 		msg.Defer()
@@ -47,7 +51,7 @@ func (ss *session) forward(name string, fd *xpc.FD, msg *xpc.Message, oe *opErro
 	go func() {
 		ctx, cancel := context.WithTimeout(s.forwardCtx, forwardTimeout)
 		defer cancel()
-		err := s.forwardLookup(ctx, name, fd)
+		err := s.forwardLookup(ctx, name, dom, fd)
 		// The answer has time of its own: the lookup may have used up,
 		// or ended (xpcd closing), ctx, and a send with an ended
 		// context sends nothing.
@@ -93,7 +97,7 @@ func remoteExtra(o *xpc.ErrorObject) *xpc.Dictionary {
 
 // forwardLookup asks the system instance for name, with the client's
 // socket, as a request.
-func (s *server) forwardLookup(ctx context.Context, name string, fd *xpc.FD) error {
+func (s *server) forwardLookup(ctx context.Context, name, dom string, fd *xpc.FD) error {
 	c, err := xpc.DialUnix(ctx, s.systemSocket, xpc.WithMaxReceiveSize(maxRequestSize))
 	if err != nil {
 		return err
@@ -102,6 +106,9 @@ func (s *server) forwardLookup(ctx context.Context, name string, fd *xpc.FD) err
 	c.Activate()
 	defer c.Cancel()
 	req := xpc.Dict(bootstrap.KeyOp, bootstrap.OpLookup, bootstrap.KeyName, name)
+	if dom != "" {
+		req.Set(bootstrap.KeyDomain, xpc.String(dom))
+	}
 	req.Set(bootstrap.KeySocket, fd)
 	_, err = c.SendWithReply(ctx, req)
 	return err

@@ -3,6 +3,7 @@ package xpcd
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/goxpc/xpc"
@@ -14,66 +15,157 @@ import (
 // domains it may see, checked against the policy and the per-user limits,
 // and its socket queued for the service (clients.go).
 
+// lookupReq is one lookup on its way through xpcd.
+type lookupReq struct {
+	name, dom string
+	fd        *xpc.FD
+	// The client made fd (lookupClient): the policy and the name's
+	// requirement judge it, and the service sees it.
+	uid    uint32 // the client's
+	pid    int    // the client's: the launch's requester
+	bucket uint32 // what the waiting socket counts under: the requester's (buckets.of)
+	// met is the requirement client was found to meet (its text);
+	// rounds counts the checks made.
+	met    string
+	rounds int
+}
+
+// maxRequirementRounds bounds the checks of one lookup: a name's
+// requirement changes only when its job is loaded again.
+const maxRequirementRounds = 3
+
 // lookup: {"op":"lookup","name":NAME,"domain":DOMAIN?,"socket":FD}. As a
 // request it is answered with {} or an error. Sent as a one-way message it
 // is pipelined: the client is already writing to its end of the socket
 // pair, nobody waits for this session, and a failure is told to the client
 // on that socket (refuse).
 func (ss *session) lookup(ctx context.Context, msg *xpc.Message) {
-	body := msg.Body
-	fd, _ := body.Get(bootstrap.KeySocket).(*xpc.FD)
-	if fd != nil {
-		body.Delete(bootstrap.KeySocket)
-	}
-	xpc.CloseAttachments(body)
-	name, err := body.String(bootstrap.KeyName)
-	var oe *opError
-	switch {
-	case err != nil:
-		oe = &opError{reason: bootstrap.ReasonBadRequest, desc: "lookup: no name"}
-	case fd == nil:
-		oe = &opError{reason: bootstrap.ReasonBadRequest, desc: "lookup: no socket"}
-	}
-	dom, _ := body.String(bootstrap.KeyDomain)
+	r, oe := ss.lookupArgs(msg)
 	if oe == nil {
 		ss.ensureOwn()
-		if dn, owner, err := ParseDomain(dom); err == nil && dom != "" && mayRead(ss.peer.UID, dn, owner) {
+		if dn, owner, err := ParseDomain(r.dom); err == nil && r.dom != "" && mayRead(ss.peer.UID, dn, owner) {
 			ss.ensure(dn, owner)
 		}
-		uid, pid := ss.peer.UID, ss.peer.PID
 		if !msg.WantsReply() {
-			if ss.m.post(func() {
-				switch oe := ss.m.lookup(uid, ss.bucket, pid, name, dom, fd); {
-				case oe == nil:
-				case ss.s.forwards(dom, oe):
-					ss.forward(name, fd, nil, oe)
-				default:
-					ss.refused(name, fd, oe)
-				}
-			}) {
+			if ss.m.post(func() { ss.lookupPipelined(r) }) {
 				return
 			}
 			oe = &opError{reason: bootstrap.ReasonShuttingDown, desc: errStopped.Error()}
-		} else if e := ss.do(func() { oe = ss.m.lookup(uid, ss.bucket, pid, name, dom, fd) }); e != nil {
-			oe = e
+		} else {
+			oe = ss.lookupNow(r)
 		}
 	}
 	if oe == nil {
 		ss.reply(ctx, msg, nil)
 		return
 	}
-	switch {
-	case fd != nil && msg.WantsReply() && ss.s.forwards(dom, oe):
-		ss.forward(name, fd, msg, oe)
+	switch fd := r.fd; {
+	case fd != nil && msg.WantsReply() && ss.s.forwards(r.dom, oe):
+		ss.forward(r.name, r.dom, fd, msg, oe)
 	case fd != nil && !msg.WantsReply():
-		ss.refused(name, fd, oe)
+		ss.refused(r.name, fd, oe)
 	case fd != nil:
 		fd.Close()
 		fallthrough
 	default:
-		ss.log.Debug("lookup failed", "name", name, "reason", oe.reason, "err", oe.desc)
+		ss.log.Debug("lookup failed", "name", r.name, "reason", oe.reason, "err", oe.desc)
 		ss.fail(ctx, msg, oe)
 	}
+}
+
+// lookupArgs reads a lookup's name, domain and socket, and who made the
+// socket (lookupClient). r.fd is set whenever the request carried one.
+func (ss *session) lookupArgs(msg *xpc.Message) (*lookupReq, *opError) {
+	body := msg.Body
+	r := &lookupReq{bucket: ss.bucket}
+	r.fd, _ = body.Get(bootstrap.KeySocket).(*xpc.FD)
+	if r.fd != nil {
+		body.Delete(bootstrap.KeySocket)
+	}
+	xpc.CloseAttachments(body)
+	name, err := body.String(bootstrap.KeyName)
+	r.name = name
+	r.dom, _ = body.String(bootstrap.KeyDomain)
+	switch {
+	case err != nil:
+		return r, &opError{reason: bootstrap.ReasonBadRequest, desc: "lookup: no name"}
+	case r.fd == nil:
+		return r, &opError{reason: bootstrap.ReasonBadRequest, desc: "lookup: no socket"}
+	}
+	mk, oe := ss.lookupClient(name, r.fd)
+	r.uid, r.pid = mk.uid, mk.pid
+	return r, oe
+}
+
+// lookupNow resolves a lookup sent as a request, checking the client
+// against the name's requirement, if it has one, in this goroutine.
+func (ss *session) lookupNow(r *lookupReq) *opError {
+	for {
+		var oe *opError
+		var need xpc.Requirement
+		if e := ss.do(func() { oe, need = ss.m.lookupFor(r) }); e != nil {
+			return e
+		}
+		if oe != nil || need.IsZero() {
+			return oe
+		}
+		if oe := r.check(need); oe != nil {
+			return oe
+		}
+	}
+}
+
+// lookupPipelined resolves a pipelined lookup, on the loop. A requirement
+// is checked in a goroutine of its own, which then tries again.
+func (ss *session) lookupPipelined(r *lookupReq) {
+	oe, need := ss.m.lookupFor(r)
+	if oe == nil && !need.IsZero() {
+		go func() {
+			if oe := r.check(need); oe != nil {
+				ss.lookupFailed(r, oe)
+				return
+			}
+			if !ss.m.post(func() { ss.lookupPipelined(r) }) {
+				ss.lookupFailed(r, &opError{reason: bootstrap.ReasonShuttingDown, desc: errStopped.Error()})
+			}
+		}()
+		return
+	}
+	if oe != nil {
+		ss.lookupFailed(r, oe)
+	}
+}
+
+// lookupFailed tells the client of a pipelined lookup that it failed, or
+// passes the lookup on to the system instance.
+func (ss *session) lookupFailed(r *lookupReq, oe *opError) {
+	if ss.s.forwards(r.dom, oe) {
+		ss.forward(r.name, r.dom, r.fd, nil, oe)
+		return
+	}
+	ss.refused(r.name, r.fd, oe)
+}
+
+// check checks r's client, the maker of r.fd (xpc.PeerOfSocket), against
+// need, the requirement of the name it looks up: nil when it meets it
+// (r.met says so from then on), else the refusal.
+func (r *lookupReq) check(need xpc.Requirement) *opError {
+	if r.rounds++; r.rounds > maxRequirementRounds {
+		return &opError{reason: bootstrap.ReasonBusy, desc: fmt.Sprintf("lookup of %s: its requirement kept changing while it was checked", r.name)}
+	}
+	if r.fd == nil {
+		return requirementFailed(r.name, need, nil, errNoIdentity)
+	}
+	client, err := xpc.PeerOfSocket(r.fd.File())
+	if err != nil {
+		return creatorDenied(r.name, fmt.Sprintf("the process that made the socket: %v", err))
+	}
+	defer client.Close()
+	if err := need.Check(client); err != nil {
+		return requirementFailed(r.name, need, client, err)
+	}
+	r.met = need.String()
+	return nil
 }
 
 // refused tells the client of a pipelined lookup that it failed.
@@ -84,74 +176,127 @@ func (ss *session) refused(name string, fd *xpc.FD, oe *opError) {
 	}
 }
 
-// lookup resolves name for a client (uid, pid) and queues its socket.
-// On success it owns fd; on error the caller keeps it.
-//
-// bucket is what the client's waiting sockets are counted under
-// (buckets.of(uid)), worked out by the caller off the loop.
+// lookup resolves name for a client (uid, pid) and queues its socket, all
+// on the loop: a name's requirement is checked here against the maker of
+// fd. Sessions use lookupFor, which leaves that check to them, off the
+// loop; this is for the state machine's tests. On success it owns fd; on
+// error the caller keeps it.
 func (m *supervisor) lookup(uid, bucket uint32, pid int, name, reqDom string, fd *xpc.FD) *opError {
+	r := &lookupReq{name: name, dom: reqDom, fd: fd, uid: uid, pid: pid, bucket: bucket}
+	oe, need := m.lookupFor(r)
+	if oe == nil && !need.IsZero() {
+		oe = r.check(need)
+	}
+	return oe
+}
+
+// lookupFor resolves r's name for its client and queues its socket. If
+// the name has a requirement the client has not been found to meet
+// (r.met), nothing is done and the requirement is returned, to be checked
+// off the loop (lookupReq.check) before the client asks again. On success
+// it owns r.fd; otherwise the caller keeps it.
+func (m *supervisor) lookupFor(r *lookupReq) (*opError, xpc.Requirement) {
 	if m.closing {
-		return &opError{reason: bootstrap.ReasonShuttingDown, desc: "xpcd is shutting down"}
+		return &opError{reason: bootstrap.ReasonShuttingDown, desc: "xpcd is shutting down"}, xpc.Requirement{}
 	}
-	if err := launchd.CheckServiceName(name); err != nil {
-		return badRequest("lookup: %v", err)
+	j, oe := m.resolve(r.uid, r.name, r.dom)
+	if oe != nil {
+		return oe, xpc.Requirement{}
 	}
-	visible := m.visibleDomains(uid)
-	var j *job
-	if reqDom != "" {
-		dn, owner, err := ParseDomain(reqDom)
-		if err != nil {
-			return badRequest("lookup: %v", err)
-		}
-		if !mayRead(uid, dn, owner) {
-			return domainDenied(uid, "look up "+name+" in", dn)
-		}
-		if d := m.domains[dn]; d != nil {
-			j = d.names[name]
-		}
-		if j == nil {
-			for _, d := range visible {
-				if d.names[name] != nil {
-					oe := &opError{reason: bootstrap.ReasonWrongDomain,
-						desc: fmt.Sprintf("service %s is not in %s: it is in %s", name, dn, d.name)}
-					oe.extra = xpc.Dict(bootstrap.KeyDomain, d.name)
-					return oe
-				}
-			}
-			return notFound("no service named %s in %s", name, dn)
-		}
-	} else {
-		for _, d := range visible {
-			if j = d.names[name]; j != nil {
-				break
-			}
-		}
-		if j == nil {
-			var names []string
-			for _, d := range visible {
-				names = append(names, d.name)
-			}
-			if len(names) == 0 {
-				return notFound("no service named %s (no domain of uid %d is served here)", name, uid)
-			}
-			return notFound("no service named %s in %s", name, strings.Join(names, " or "))
-		}
+	name := r.name
+	if need := j.def.MachServices[name].Requirement; !need.IsZero() && need.String() != r.met {
+		return nil, need
 	}
 	switch {
 	case j.unloading:
-		return notFound("service %s: job %s is being unloaded", name, j.target())
+		return notFound("service %s: job %s is being unloaded", name, j.target()), xpc.Requirement{}
 	case j.disabled:
-		return notFound("service %s: job %s is disabled", name, j.target())
+		return notFound("service %s: job %s is disabled", name, j.target()), xpc.Requirement{}
 	case j.refused != nil:
-		return ruleOpError(j.refused, "service %s: job %s is refused: %s", name, j.target(), j.refused.Detail)
+		return ruleOpError(j.refused, "service %s: job %s is refused: %s", name, j.target(), j.refused.Detail), xpc.Requirement{}
 	case j.def.MachServices[name].HideUntilCheckIn && (j.inst == nil || !j.inst.names[name]):
-		return notFound("service %s is hidden until job %s checks in (HideUntilCheckIn)", name, j.target())
+		return notFound("service %s is hidden until job %s checks in (HideUntilCheckIn)", name, j.target()), xpc.Requirement{}
 	}
-	if oe := m.roomToQueue(j, bucket, name); oe != nil {
-		return oe
+	if oe := m.roomToQueue(j, r.bucket, name); oe != nil {
+		return oe, xpc.Requirement{}
 	}
-	m.demand(j, name, fd, bucket, pid)
+	m.demand(j, name, r.fd, r.bucket, r.pid)
+	return nil, xpc.Requirement{}
+}
+
+// resolve finds the job that provides name for a client of uid: in
+// reqDom if one is named (a user domain only for its user and root), else
+// in the domains it sees (visibleDomains). A name not there that another
+// domain the client may read has is a wrong-domain refusal naming that
+// domain (elsewhere).
+func (m *supervisor) resolve(uid uint32, name, reqDom string) (*job, *opError) {
+	if err := launchd.CheckServiceName(name); err != nil {
+		return nil, badRequest("lookup: %v", err)
+	}
+	if reqDom == "" {
+		visible := m.visibleDomains(uid)
+		var names []string
+		for _, d := range visible {
+			if j := d.names[name]; j != nil {
+				return j, nil
+			}
+			names = append(names, d.name)
+		}
+		if d := m.elsewhere(uid, name, visible); d != nil {
+			return nil, wrongDomain(name, strings.Join(names, " or "), d)
+		}
+		if len(names) == 0 {
+			return nil, notFound("no service named %s (no domain of uid %d is served here)", name, uid)
+		}
+		return nil, notFound("no service named %s in %s", name, strings.Join(names, " or "))
+	}
+	dn, owner, err := ParseDomain(reqDom)
+	if err != nil {
+		return nil, badRequest("lookup: %v", err)
+	}
+	if !mayRead(uid, dn, owner) {
+		return nil, domainDenied(uid, "look up "+name+" in", dn)
+	}
+	d := m.domains[dn]
+	if d != nil && d.names[name] != nil {
+		return d.names[name], nil
+	}
+	if other := m.elsewhere(uid, name, []*domain{d}); other != nil {
+		return nil, wrongDomain(name, dn, other)
+	}
+	if d == nil && m.userMode {
+		return nil, notFound("no service named %s in %s: this xpcd (a --user instance) serves %s only", name, dn, m.onlyDomain().name)
+	}
+	return nil, notFound("no service named %s in %s", name, dn)
+}
+
+// elsewhere returns the domain, other than those searched, that has name
+// and that uid sees or may read, preferring the ones it sees (its own,
+// system); nil if none. Only root may read domains it does not see.
+func (m *supervisor) elsewhere(uid uint32, name string, searched []*domain) *domain {
+	candidates := m.visibleDomains(uid)
+	if uid == 0 {
+		candidates = append(candidates, m.sortedDomains()...)
+	}
+	for _, d := range candidates {
+		if d.names[name] != nil && !slices.Contains(searched, d) && mayRead(uid, d.name, d.owner) {
+			return d
+		}
+	}
 	return nil
+}
+
+// wrongDomain is the refusal of a lookup of name in asked, for a name d
+// has: reason wrong-domain, naming d, and how to reach it.
+func wrongDomain(name, asked string, d *domain) *opError {
+	what := "a system daemon"
+	if d.name != DomainSystem {
+		what = "an agent of " + d.name
+	}
+	oe := &opError{reason: bootstrap.ReasonWrongDomain,
+		desc: fmt.Sprintf("%s is %s, not in %s; connect with WithDomain(%s)", name, what, asked, d.name)}
+	oe.extra = xpc.Dict(bootstrap.KeyDomain, d.name)
+	return oe
 }
 
 // roomToQueue checks that a client of uid may wait for job j: the job has

@@ -25,11 +25,15 @@ type server struct {
 
 	l *xpc.Listener
 	// systemSocket: a --user instance passes the lookups it cannot
-	// resolve, naming no domain, to the system instance there
+	// resolve, naming no domain or system, to the system instance there
 	// (forward.go); "" for none.
 	systemSocket string
-	forwardCtx   context.Context // ends when the server closes
-	endForwards  context.CancelFunc
+	// exe is the executable this xpcd runs: an xpcd running the same one
+	// may pass on its clients' lookups (lookup_client.go).
+	exe         exeID
+	pidfs       bool            // pidfds are on pidfs (onPIDFS)
+	forwardCtx  context.Context // ends when the server closes
+	endForwards context.CancelFunc
 	// maxPerUser caps a uid's sessions (Config.MaxConnectionsPerUser);
 	// negative: no cap.
 	maxPerUser int
@@ -50,7 +54,8 @@ type server struct {
 }
 
 func newServer(m *supervisor, paths bootstrap.Paths, user bool, log *slog.Logger) *server {
-	s := &server{m: m, paths: paths, user: user, log: log, sessions: map[*session]struct{}{}, perUser: map[uint32]int{}}
+	s := &server{m: m, paths: paths, user: user, log: log, sessions: map[*session]struct{}{}, perUser: map[uint32]int{},
+		exe: ownExecutable(), pidfs: onPIDFS()}
 	s.forwardCtx, s.endForwards = context.WithCancel(context.Background())
 	return s
 }
@@ -174,7 +179,7 @@ func (s *server) accept(conn *xpc.Connection) {
 		return
 	}
 	ss := &session{s: s, m: s.m, conn: conn, peer: peer, bucket: s.m.buckets.of(peer.UID),
-		log: s.log.With("peer_pid", peer.PID, "peer_uid", peer.UID)}
+		pidfdID: pidfdID(peer, s.pidfs), log: s.log.With("peer_pid", peer.PID, "peer_uid", peer.UID)}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -209,6 +214,10 @@ type session struct {
 	waiting atomic.Int32
 	// bucket is what the per-user limits count this peer under.
 	bucket uint32
+	// pidfdID identifies the peer's process (pidfdID), taken at
+	// connect: the connection closes the peer's pidfd when it ends,
+	// which may be before its last lookup is handled.
+	pidfdID uint64
 }
 
 func (ss *session) HandleEvent(err error) {
