@@ -181,6 +181,7 @@ func opExitReason(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc,
 	var known *exitWhy
 	var wait chan exitWhy
 	var inst *instance
+	var need xpc.Requirement // the name's lookup requirement, if it has one
 	if e := ss.do(func() {
 		// The running process first: a pid in the ring may since have
 		// been given to it.
@@ -189,14 +190,27 @@ func opExitReason(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc,
 			if !inst.spawning && len(inst.exitWaiters) < maxExitWaiters && mayKnowExit(uid, dom.name, dom.owner, inst.def.MachServices, name) {
 				wait = make(chan exitWhy, 1)
 				inst.exitWaiters = append(inst.exitWaiters, wait)
+				need = inst.def.MachServices[name].Requirement
 			}
 			return
 		}
 		if e, ok := ss.m.exits.find(pid); ok && mayKnowExit(uid, e.dom, e.owner, e.services, name) {
 			known = &e.why
+			need = e.services[name].Requirement
 		}
 	}); e != nil {
 		return nil, nil, e
+	}
+	// Only a caller that may look the name up learns how its process
+	// ended: one that meets the name's requirement too (checked off the
+	// loop, as a lookup's is).
+	if !need.IsZero() && need.Check(ss.peer) != nil {
+		if wait != nil {
+			ss.m.post(func() {
+				inst.exitWaiters = slices.DeleteFunc(inst.exitWaiters, func(w chan exitWhy) bool { return w == wait })
+			})
+		}
+		return nil, nil, unknown
 	}
 	switch {
 	case known != nil:

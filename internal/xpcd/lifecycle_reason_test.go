@@ -341,14 +341,16 @@ func TestLifecycleConnectionsOpen(t *testing.T) {
 }
 
 // exit-reason tells only a caller that may look the service up: user B is
-// not told why user A's agent ended, nor about it by another name; A is,
-// and anyone is about a system daemon.
+// not told why user A's agent ended, nor about it by another name, nor
+// about a system daemon whose name requires uid 0; A is, and anyone is
+// about a system daemon without a requirement.
 func TestExitReasonPolicy(t *testing.T) {
 	b := newTestUser(t)
 	t.Parallel()
 	in := newIsoInstance(t)
 	h := in.h
 	h.writePlist(h.lcJob("test.xr.sys", []string{"test.xr.sys.svc"}, nil, nil, in.exe), h.paths.Daemons)
+	h.writePlist(h.reqJob("test.xr.root", map[string]string{"test.xr.root.svc": "uid 0"}, in.exe), h.paths.Daemons)
 	h.start()
 	extra := filepath.Join(h.dir, "extra")
 	os.Mkdir(extra, 0o755)
@@ -361,7 +363,9 @@ func TestExitReasonPolicy(t *testing.T) {
 	}
 	aPID := intOf(h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, aTarget), "pid")
 	sysPID := h.lookupPing("test.xr.sys.svc")
-	for _, target := range []string{aTarget, sysTarget} {
+	rootPID := h.lookupPing("test.xr.root.svc")
+	rootTarget := "system/test.xr.root"
+	for _, target := range []string{aTarget, sysTarget, rootTarget} {
 		h.mustAdmin(bootstrap.OpKill, bootstrap.KeyTarget, target, bootstrap.KeySignal, int64(syscall.SIGKILL))
 		waitFor(t, target+" to end", func() bool {
 			return strOf(h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, target), "state") == "waiting"
@@ -375,6 +379,7 @@ func TestExitReasonPolicy(t *testing.T) {
 		ask("a", "test.xr.a.svc", aPID),
 		ask("a-as-sys", "test.xr.sys.svc", aPID),
 		ask("sys", "test.xr.sys.svc", sysPID),
+		ask("root-only", "test.xr.root.svc", rootPID),
 	})
 	resA := isoClient(t, in.exe, isoUserA, isoUserA, h.dir, []isoStep{ask("a", "test.xr.a.svc", aPID)})
 	for _, c := range []struct {
@@ -382,7 +387,8 @@ func TestExitReasonPolicy(t *testing.T) {
 		r   isoResult
 		ok  bool
 	}{{"B about A's agent", resB["a"], false}, {"B about A's agent as the daemon", resB["a-as-sys"], false},
-		{"B about the system daemon", resB["sys"], true}, {"A about its agent", resA["a"], true}} {
+		{"B about the system daemon", resB["sys"], true}, {"A about its agent", resA["a"], true},
+		{"B about a daemon whose name requires uid 0", resB["root-only"], false}} {
 		if c.r.OK != c.ok || (!c.ok && c.r.Reason != bootstrap.ReasonNotFound) {
 			t.Errorf("%s: %+v, want answered %v (else not-found)", c.who, c.r, c.ok)
 		}
@@ -390,5 +396,8 @@ func TestExitReasonPolicy(t *testing.T) {
 	d, err := h.admin(bootstrap.OpExitReason, bootstrap.KeyName, "test.xr.a.svc", bootstrap.KeyPID, aPID)
 	if err != nil || strOf(d, bootstrap.KeyReason) != bootstrap.ReasonKilled {
 		t.Errorf("root about A's agent: %v %v, want killed", d, err)
+	}
+	if d, err := h.admin(bootstrap.OpExitReason, bootstrap.KeyName, "test.xr.root.svc", bootstrap.KeyPID, rootPID); err != nil || strOf(d, bootstrap.KeyReason) != bootstrap.ReasonKilled {
+		t.Errorf("root about the daemon that requires uid 0: %v %v, want killed", d, err)
 	}
 }
