@@ -91,8 +91,6 @@ const (
 	ReasonKilled = bootstrap.ReasonKilled
 	// ReasonMemoryPressure: xpcd stopped the service to free memory.
 	ReasonMemoryPressure = bootstrap.ReasonMemoryPressure
-	// ReasonThrottled: the service may not be started again yet.
-	ReasonThrottled = bootstrap.ReasonThrottled
 	// ReasonUnknown: the service went away and nobody said why (xpcd did
 	// not answer, or the service was not started by xpcd).
 	ReasonUnknown = "unknown"

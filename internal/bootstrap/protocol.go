@@ -195,7 +195,6 @@ const (
 	ReasonUpgrade        = "upgrade"         // stopped by xpcd for a new version
 	ReasonKilled         = "killed"          // stopped by an administrator
 	ReasonMemoryPressure = "memory-pressure" // stopped by xpcd to free memory
-	ReasonThrottled      = "throttled"       // may not be started again yet
 	// ReasonUnknown: xpcd does not know how it ended (it adopted the
 	// process, so is not its parent).
 	ReasonUnknown = "unknown"
