@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -227,8 +228,10 @@ func (h *helper) serve(ctx context.Context, name string, m *xpc.Message) {
 		prio, _ := unix.Getpriority(unix.PRIO_PROCESS, 0)
 		io, _, _ := unix.Syscall(unix.SYS_IOPRIO_GET, 1, 0, 0)
 		// getpriority(2) returns 20 - nice.
+		nices, classes := threadPriorities()
 		m.Reply(ctx, xpc.Dict("umask", int64(mask), "nice", int64(20-prio),
-			"ioprio_class", int64(io>>13), "argv0", os.Args[0]))
+			"ioprio_class", int64(io>>13), "argv0", os.Args[0],
+			"thread_nice", nices, "thread_ioprio_class", classes))
 	case "crash":
 		crash()
 	case "exit":
@@ -328,4 +331,34 @@ func (h *helper) runtimeMain() int {
 			}
 		}
 	}
+}
+
+// threadPriorities returns the nice value and I/O class of each of the
+// process's threads: Linux keeps both per thread. A thread whose values
+// cannot be read is reported with nice -100 and class -1.
+func threadPriorities() (nices, classes []int64) {
+	ents, _ := os.ReadDir("/proc/self/task")
+	for _, e := range ents {
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		nice := int64(-100)
+		if b, err := os.ReadFile("/proc/self/task/" + e.Name() + "/stat"); err == nil {
+			// Fields after the command name, which is in parentheses:
+			// f[0] is field 3, the nice value field 19.
+			f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+			if len(f) > 19-3 {
+				if n, err := strconv.ParseInt(f[19-3], 10, 64); err == nil {
+					nice = n
+				}
+			}
+		}
+		class := int64(-1)
+		if io, _, errno := unix.Syscall(unix.SYS_IOPRIO_GET, 1, uintptr(tid), 0); errno == 0 {
+			class = int64(io >> 13)
+		}
+		nices, classes = append(nices, nice), append(classes, class)
+	}
+	return nices, classes
 }

@@ -3,6 +3,7 @@ package xpcd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -418,5 +419,51 @@ func TestUmaskAndProcessType(t *testing.T) {
 	}
 	if n := intOf(sched("test.bgnice.svc"), "nice"); n != 15 {
 		t.Errorf("Background with Nice 15: nice %d", n)
+	}
+}
+
+// TestPriorityEveryThread: a job's Nice and ProcessType hold for every
+// thread of its process, however late xpcd runs again after the fork.
+// Linux keeps both per thread, and a Go service has made several threads
+// before its main function: the process must start with them.
+func TestPriorityEveryThread(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.writePlist(testJob{label: "test.thr", names: []string{"test.thr.svc"},
+		extra: map[string]any{"ProcessType": "Background", "Nice": 15}})
+	h.start()
+	// xpcd gets the CPU back only once the new process runs more than
+	// one thread, as on a loaded machine.
+	if err := h.d.sup.call(testCtx(t), func() {
+		h.d.sup.launcher.(*execLauncher).afterFork = func(_ *spawnSpec, pid int) { waitThreads(pid, 2) }
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := call(t, h.mustLookup("test.thr.svc"), "sched")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nices, _ := r.Array("thread_nice")
+	classes, _ := r.Array("thread_ioprio_class")
+	if len(nices) < 2 || len(classes) != len(nices) {
+		t.Fatalf("threads: nice %v, I/O class %v", nices, classes)
+	}
+	for i := range nices {
+		if nices[i] != xpc.Int64(15) || classes[i] != xpc.Int64(ioprioClassIdle) {
+			t.Errorf("Background with Nice 15: threads have nice %v, I/O class %v; want 15 and idle (%d)",
+				nices, classes, ioprioClassIdle)
+			break
+		}
+	}
+}
+
+// waitThreads waits, for a bounded time, until process pid runs at least
+// n threads.
+func waitThreads(pid, n int) {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid)); err == nil && len(ents) >= n {
+			return
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -142,9 +143,6 @@ func (l *execLauncher) launch(spec *spawnSpec) (_ *spawned, err error) {
 	}
 	pid := proc.pid
 	// pid is our unreaped child: it cannot have been recycled.
-	// A negative Nice is root's to give: in system (and root's own
-	// domain), not in a user's.
-	applyPriority(pid, def, spec.domain == DomainSystem || spec.owner == 0)
 	st, _ := startTime(pid)
 	if out != nil {
 		out.start(pid)
@@ -174,7 +172,10 @@ func (l *execLauncher) start(spec *spawnSpec, id *ident, path string, argv []str
 			Credential: id.credential(l.root),
 		},
 	}
-	if err := cmd.Start(); err != nil {
+	// A negative Nice is root's to give: in system (and root's own
+	// domain), not in a user's.
+	prio := priorityOf(def, spec.domain == DomainSystem || spec.owner == 0)
+	if err := startWithPriority(prio, cmd.Start); err != nil {
 		return nil, fmt.Errorf("spawn %s: %w", exe, err)
 	}
 	pid := cmd.Process.Pid
@@ -438,28 +439,58 @@ const (
 	backgroundNice = 10
 )
 
-// applyPriority gives the new process pid the scheduling and I/O priority
-// its Nice and ProcessType ask for. Background: nice 10 (or its own Nice)
-// and the idle I/O class, which gets the disk only when nobody else wants
-// it. Standard, Adaptive and Interactive keep the normal class: Linux has
-// no boost to give an interactive job without privileges, and Adaptive's
-// boost while it serves requests is not done (it runs as Standard).
-// Failures are ignored, as launchd ignores them: the job runs either way.
+// priority is the scheduling and I/O priority of a job's process.
+type priority struct {
+	nice   int  // the nice value; 0 leaves xpcd's own
+	idleIO bool // the idle I/O class
+}
+
+// priorityOf is the priority def's Nice and ProcessType ask for.
+// Background: nice 10 (or its own Nice) and the idle I/O class, which gets
+// the disk only when nobody else wants it. Standard, Adaptive and
+// Interactive keep the normal class: Linux has no boost to give an
+// interactive job without privileges, and Adaptive's boost while it serves
+// requests is not done (it runs as Standard).
 //
 // A job whose definition is not root's (trusted false) gets no priority
 // its user could not give itself: a negative Nice is ignored for it.
-func applyPriority(pid int, def *launchd.Job, trusted bool) {
-	nice := def.Nice
-	if nice < 0 && !trusted {
-		nice = 0
+func priorityOf(def *launchd.Job, trusted bool) priority {
+	p := priority{nice: def.Nice}
+	if p.nice < 0 && !trusted {
+		p.nice = 0
 	}
 	if def.ProcessType == launchd.ProcessTypeBackground {
-		if nice == 0 {
-			nice = backgroundNice
+		p.idleIO = true
+		if p.nice == 0 {
+			p.nice = backgroundNice
 		}
-		unix.Syscall(unix.SYS_IOPRIO_SET, ioprioWhoProcess, uintptr(pid), ioprioClassIdle<<ioprioClassShift)
 	}
-	if nice != 0 {
-		unix.Setpriority(unix.PRIO_PROCESS, pid, nice)
+	return p
+}
+
+// startWithPriority calls start, which forks, on an OS thread of its own
+// given priority p first, so that the new process starts with p. Linux
+// keeps both values per thread, and a thread inherits them from the one
+// that makes it: a process changed after the fork would keep the old
+// values on the threads it had made by then (a Go program makes several
+// before its main function runs). The thread is never unlocked: it ends
+// with its goroutine, and p with it. Failures to set p are ignored, as
+// launchd ignores them: the job runs either way.
+func startWithPriority(p priority, start func() error) error {
+	if p == (priority{}) {
+		return start()
 	}
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// Who 0: the calling thread.
+		if p.idleIO {
+			unix.Syscall(unix.SYS_IOPRIO_SET, ioprioWhoProcess, 0, ioprioClassIdle<<ioprioClassShift)
+		}
+		if p.nice != 0 {
+			unix.Setpriority(unix.PRIO_PROCESS, 0, p.nice)
+		}
+		done <- start()
+	}()
+	return <-done
 }

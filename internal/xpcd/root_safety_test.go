@@ -834,6 +834,17 @@ func TestRestartRestoresUserDomains(t *testing.T) {
 	})
 	pid := intOf(h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, target), bootstrap.KeyPID)
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	// The agent serves, so its check-in is done: "running" says only that
+	// it was started, and an agent whose xpcd stops while it checks in
+	// fails that check-in and exits, leaving nothing to adopt.
+	c, err := h.lookup("test.restore.svc", bootstrap.KeyDomain, UserDomain(b.uid))
+	if err != nil {
+		t.Fatalf("lookup of the user's agent: %v", err)
+	}
+	if got := ping(t, c); got != pid {
+		t.Fatalf("the user's agent is pid %d, print said %d", got, pid)
+	}
+	c.Cancel()
 	h.close(first)
 
 	h.cfg.StopServicesOnClose = true
