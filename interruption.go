@@ -92,28 +92,81 @@ func (l *link) findWhy() *Reason {
 }
 
 // askExitReason asks xpcd why pid, an instance of the service name, went
-// away: on the Bootstrap's connection, or on one made for the question.
+// away: through the Bootstrap, which asks once for all its connections
+// that lost that process, or on a connection made for the question.
 func askExitReason(ctx context.Context, cfg config, name string, pid int) (*Reason, error) {
-	var bc *Connection
-	var err error
 	if cfg.boot != nil {
-		bc, err = cfg.boot.get(ctx)
-	} else if bc, err = dialBootstrap(ctx, cfg, nil); err == nil {
-		defer bc.Cancel()
+		return cfg.boot.exitReason(ctx, name, pid)
 	}
+	bc, err := dialBootstrap(ctx, cfg, nil)
 	if err != nil {
 		return nil, err
 	}
+	defer bc.Cancel()
+	return sendExitReason(ctx, bc, name, pid)
+}
+
+// whyKey names a question about an exit; whyCall is one in progress.
+type whyKey struct {
+	name string
+	pid  int
+}
+
+type whyCall struct {
+	done chan struct{}
+	r    *Reason
+	err  error
+}
+
+// exitReason asks xpcd, on b's connection, why pid of the service name
+// went away. Connections that lost the same process at once (many
+// connections to one service through one Bootstrap) share one question:
+// the first asks, the others wait for its answer, each as long as its
+// own ctx allows.
+func (b *Bootstrap) exitReason(ctx context.Context, name string, pid int) (*Reason, error) {
+	k := whyKey{name, pid}
+	b.mu.Lock()
+	w := b.whys[k]
+	if w == nil {
+		w = &whyCall{done: make(chan struct{})}
+		if b.whys == nil {
+			b.whys = make(map[whyKey]*whyCall)
+		}
+		b.whys[k] = w
+		b.mu.Unlock()
+		bc, err := b.get(ctx)
+		if err == nil {
+			w.r, w.err = sendExitReason(ctx, bc, name, pid)
+		} else {
+			w.err = err
+		}
+		b.mu.Lock()
+		delete(b.whys, k)
+		b.mu.Unlock()
+		close(w.done)
+		return w.r, w.err
+	}
+	b.mu.Unlock()
+	select {
+	case <-w.done:
+		return w.r, w.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// sendExitReason asks the question on bc, xpcd's connection.
+func sendExitReason(ctx context.Context, bc *Connection, name string, pid int) (*Reason, error) {
 	req := Dict(bootstrap.KeyOp, bootstrap.OpExitReason, bootstrap.KeyName, name, bootstrap.KeyPID, pid)
 	for retry := exitReasonRetry; ; retry *= 2 {
 		reply, err := bc.SendWithReply(ctx, req)
 		if err == nil {
 			return exitReasonOf(reply)
 		}
-		// Busy: a shared Bootstrap connection has as many questions
-		// waiting as xpcd allows one connection (many connections lost
-		// one service at once). xpcd answers a question at once once it
-		// has seen the exit: ask again, less and less often.
+		// Busy: the connection has as many questions waiting as xpcd
+		// allows one connection (many connections lost services at
+		// once). xpcd answers a question at once once it has seen the
+		// exit: ask again, less and less often.
 		var re *RemoteError
 		if !errors.As(err, &re) || ReasonFromObject(re.Object).Code != ReasonBusy {
 			return nil, err

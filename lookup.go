@@ -94,6 +94,7 @@ type Bootstrap struct {
 	conn    *Connection   // nil until the first lookup, and after Close
 	dialing chan struct{} // closed when the dial in progress ends; nil if none
 	closed  bool
+	whys    map[whyKey]*whyCall // exit-reason questions in progress (exitReason)
 }
 
 // NewBootstrap returns a Bootstrap that connects, at its first lookup, to
