@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,16 +51,15 @@ const (
 type signedProc struct {
 	cmd    *exec.Cmd
 	stdin  *os.File
-	lines  chan []byte   // its standard output, a line at a time; closed at its end
-	exited chan error    // cmd.Wait's result, put back by whoever takes it
-	mu     sync.Mutex    // one question at a time (ask)
-	quiet  chan struct{} // closed by the test's cleanup
+	lines  chan []byte // its standard output, a line at a time; closed at its end
+	exited chan error  // cmd.Wait's result, put back by whoever takes it
+	mu     sync.Mutex  // one question at a time (ask)
 }
 
 // startSignedProc runs exe as the named helper, with env added to the
 // test's environment, as cred's user if cred is not nil. When the test
 // ends its standard input is closed, and it is killed if it has not
-// exited by then, and waited for.
+// exited by then, and waited for, and what it wrote last is read.
 func startSignedProc(t testing.TB, exe, helper string, cred *syscall.Credential, env ...string) *signedProc {
 	t.Helper()
 	inR, inW, err := os.Pipe()
@@ -102,6 +102,8 @@ func startSignedProc(t testing.TB, exe, helper string, cred *syscall.Credential,
 			cmd.Process.Kill()
 			<-p.exited
 			t.Errorf("helper %s did not exit", helper)
+		}
+		for range p.lines { // until the reader has closed outR
 		}
 	})
 	return p
@@ -226,8 +228,9 @@ func signedTempDir(t testing.TB) string {
 	return dir
 }
 
-// copyExecutable copies the test binary to path, padded with zeros to
-// size bytes if it is smaller (a zero size: not padded), mode 0755.
+// copyExecutable copies the test binary to path, padded with
+// pseudo-random bytes to size bytes if it is smaller (a zero size: not
+// padded), mode 0755.
 func copyExecutable(t testing.TB, path string, size int64) {
 	t.Helper()
 	exe, err := os.Executable()
@@ -245,7 +248,7 @@ func copyExecutable(t testing.TB, path string, size int64) {
 	}
 	n, err := io.Copy(dst, src)
 	if err == nil && n < size {
-		err = dst.Truncate(size)
+		_, err = io.CopyN(dst, rand.NewChaCha8([32]byte{}), size-n)
 	}
 	if cerr := dst.Close(); err == nil {
 		err = cerr
@@ -399,6 +402,7 @@ type signedWorld struct {
 // signature error; a client requiring the same of a listener fails with
 // the signature error itself (errors.Is).
 func TestSignedPeers(t *testing.T) {
+	leakCheck(t)
 	cases := signedCases()
 	w := &signedWorld{dir: signedTempDir(t)}
 	ks := makeSignedKeys(t, t.TempDir(), filepath.Join(w.dir, "root"))
@@ -517,6 +521,7 @@ func wantSigned(t *testing.T, what string, o signedOutcome, want signedWant, who
 // ErrPeerRequirement, the identifier clause, the new executable, and
 // codesign.ErrUnsigned as its cause.
 func TestSignedPeerExec(t *testing.T) {
+	leakCheck(t)
 	dir := signedTempDir(t)
 	root := filepath.Join(dir, "root")
 	ks := makeSignedKeys(t, t.TempDir(), root)
