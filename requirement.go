@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/goxpc/xpc/codesign"
 )
 
 // ErrBadRequirement: a requirement string does not parse.
@@ -107,15 +109,29 @@ func (r Requirement) IsZero() bool { return r.root == nil }
 // and the cause, if any. What r needs beyond the uid and gid the kernel
 // gave at connect is read through p's pidfd-checked /proc directory, only
 // when a clause asks for it. Check records whether it passed and the
-// executable it examined, for recheck.
-func (r Requirement) Check(p *Peer) error {
+// executable it examined, for recheck. Signatures and digests are
+// verified by codesign.Default(), which trusts codesign.TrustDir().
+func (r Requirement) Check(p *Peer) error { return r.check(p, nil) }
+
+// CheckWith is Check with signatures and digests verified by v, and the
+// keys of v's trust directory, in place of codesign.Default(): for a
+// process whose trust directory is not the one its environment names (an
+// xpcd given --root checks lookups against ROOT/trust.d).
+func (r Requirement) CheckWith(p *Peer, v *codesign.Verifier) error {
+	if v == nil {
+		return r.check(p, nil)
+	}
+	return r.check(p, v)
+}
+
+func (r Requirement) check(p *Peer, v exeVerifier) error {
 	if r.IsZero() {
 		return nil
 	}
 	if p == nil {
 		return &RequirementError{Requirement: r.text, Clause: r.text, Peer: "no peer", Err: errNoPeer}
 	}
-	f := newPeerFacts(p)
+	f := newPeerFacts(p, v)
 	defer f.close()
 	o := f.eval(r.root)
 	f.record(o.v == met)

@@ -71,8 +71,13 @@ type peerFacts struct {
 	digest lazy[[32]byte]
 }
 
-func newPeerFacts(p *Peer) *peerFacts {
-	f := &peerFacts{p: p, v: p.verifier}
+// newPeerFacts gathers p's facts with v, or, if v is nil, with p's own
+// verifier (a test's fake), or else codesign.Default().
+func newPeerFacts(p *Peer, v exeVerifier) *peerFacts {
+	f := &peerFacts{p: p, v: v}
+	if f.v == nil {
+		f.v = p.verifier
+	}
 	if f.v == nil {
 		f.v = defaultVerifier{}
 	}

@@ -320,7 +320,7 @@ func opBlame(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opE
 	}
 	// (Checked here, off the loop: a requirement may read the caller's
 	// executable.)
-	return xpc.Dict(bootstrap.KeyWhy, why+lookupBlame(reqs, ss.peer), bootstrap.KeyState, state), nil, nil
+	return xpc.Dict(bootstrap.KeyWhy, why+lookupBlame(reqs, ss.peer, ss.m.trust), bootstrap.KeyState, state), nil, nil
 }
 
 // procinfo: {"op":"procinfo","pid":N} -> {"pid","domain","label",

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/goxpc/xpc"
+	"github.com/goxpc/xpc/codesign"
 	"github.com/goxpc/xpc/internal/bootstrap"
 )
 
@@ -165,6 +167,7 @@ func New(cfg Config) (*Daemon, error) {
 		stopOnClose: cfg.StopServicesOnClose,
 		root:        uid == 0,
 		maxWatches:  cfg.MaxWatchesPerUser,
+		trust:       trustOf(p),
 		instance:    instance,
 	})
 	srv := newServer(sup, p, user, log.With("component", "bootstrap"))
@@ -317,3 +320,13 @@ func (d *Daemon) closeLocked(ctx context.Context) error {
 
 // Paths returns the daemon's paths.
 func (d *Daemon) Paths() bootstrap.Paths { return d.cfg.Paths }
+
+// trustOf is the verifier of the instance laid out as p: a private
+// instance trusts its own ROOT/trust.d only, whether it was given XPCD_ROOT
+// or --root; the system's, /etc/xpc/trust.d (codesign.Default).
+func trustOf(p bootstrap.Paths) *codesign.Verifier {
+	if p.Root != "" {
+		return codesign.NewVerifier(filepath.Join(p.Root, "trust.d"))
+	}
+	return codesign.Default()
+}

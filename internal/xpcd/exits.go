@@ -204,7 +204,7 @@ func opExitReason(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc,
 	// Only a caller that may look the name up learns how its process
 	// ended: one that meets the name's requirement too (checked off the
 	// loop, as a lookup's is).
-	if !need.IsZero() && need.Check(ss.peer) != nil {
+	if !need.IsZero() && need.CheckWith(ss.peer, ss.m.trust) != nil {
 		if wait != nil {
 			ss.m.post(func() {
 				inst.exitWaiters = slices.DeleteFunc(inst.exitWaiters, func(w chan exitWhy) bool { return w == wait })

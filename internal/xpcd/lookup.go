@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/goxpc/xpc"
+	"github.com/goxpc/xpc/codesign"
 	"github.com/goxpc/xpc/internal/bootstrap"
 	"github.com/goxpc/xpc/launchd"
 )
@@ -28,6 +29,7 @@ type lookupReq struct {
 	// rounds counts the checks made.
 	met    string
 	rounds int
+	trust  *codesign.Verifier // verifies the signatures a requirement asks for
 }
 
 // maxRequirementRounds bounds the checks of one lookup: a name's
@@ -77,7 +79,7 @@ func (ss *session) lookup(ctx context.Context, msg *xpc.Message) {
 // socket (lookupClient). r.fd is set whenever the request carried one.
 func (ss *session) lookupArgs(msg *xpc.Message) (*lookupReq, *opError) {
 	body := msg.Body
-	r := &lookupReq{bucket: ss.bucket}
+	r := &lookupReq{bucket: ss.bucket, trust: ss.m.trust}
 	r.fd, _ = body.Get(bootstrap.KeySocket).(*xpc.FD)
 	if r.fd != nil {
 		body.Delete(bootstrap.KeySocket)
@@ -161,7 +163,7 @@ func (r *lookupReq) check(need xpc.Requirement) *opError {
 		return creatorDenied(r.name, fmt.Sprintf("the process that made the socket: %v", err))
 	}
 	defer client.Close()
-	if err := need.Check(client); err != nil {
+	if err := need.CheckWith(client, r.trust); err != nil {
 		return requirementFailed(r.name, need, client, err)
 	}
 	r.met = need.String()
@@ -182,7 +184,7 @@ func (ss *session) refused(name string, fd *xpc.FD, oe *opError) {
 // loop; this is for the state machine's tests. On success it owns fd; on
 // error the caller keeps it.
 func (m *supervisor) lookup(uid, bucket uint32, pid int, name, reqDom string, fd *xpc.FD) *opError {
-	r := &lookupReq{name: name, dom: reqDom, fd: fd, uid: uid, pid: pid, bucket: bucket}
+	r := &lookupReq{name: name, dom: reqDom, fd: fd, uid: uid, pid: pid, bucket: bucket, trust: m.trust}
 	oe, need := m.lookupFor(r)
 	if oe == nil && !need.IsZero() {
 		oe = r.check(need)

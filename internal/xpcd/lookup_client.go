@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/goxpc/xpc"
+	"github.com/goxpc/xpc/codesign"
 	"github.com/goxpc/xpc/internal/bootstrap"
 )
 
@@ -228,11 +229,11 @@ func requirementsDict(reqs []nameRequirement) *xpc.Dictionary {
 
 // lookupBlame says, for blame, who may look the names up and whether
 // caller would be refused.
-func lookupBlame(reqs []nameRequirement, caller *xpc.Peer) string {
+func lookupBlame(reqs []nameRequirement, caller *xpc.Peer, trust *codesign.Verifier) string {
 	var b strings.Builder
 	for _, r := range reqs {
 		fmt.Fprintf(&b, "; a lookup of %s requires %q", r.name, r.req.String())
-		if err := r.req.Check(caller); err != nil {
+		if err := r.req.CheckWith(caller, trust); err != nil {
 			clause, who, _ := failure(r.req, caller, err)
 			fmt.Fprintf(&b, ": yours would be refused (%s fails %q)", who, clause)
 		} else {

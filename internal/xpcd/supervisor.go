@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/goxpc/xpc"
+	"github.com/goxpc/xpc/codesign"
 	"github.com/goxpc/xpc/internal/bootstrap"
 	"github.com/goxpc/xpc/launchd"
 )
@@ -53,6 +54,10 @@ type supervisorConfig struct {
 	// instance is this xpcd's instance id, which every process it starts
 	// carries in its marker (marker.go).
 	instance string
+	// trust verifies the signatures names' requirements ask for, with the
+	// keys of this instance's trust directory (ROOT/trust.d, or
+	// /etc/xpc/trust.d); nil is codesign.Default().
+	trust *codesign.Verifier
 }
 
 // Limits.
