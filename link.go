@@ -21,8 +21,13 @@ import (
 //     never change; helloSeen is made before the link is used
 //     (awaitAdmission) and closed once.
 //   - mu guards the reply table (pending, abandoned, nextID), err and the
-//     read role (rd, read.go). err is set once, by fail, which then
-//     cancels ctx, closes the socket and fails every pending call.
+//     read role (rd, read.go). err is set once, by fail, which fails every
+//     pending call, then cancels ctx and closes the socket. A call leaves
+//     the table finished, in the critical section that takes it out, so
+//     whoever finds the link dead (its last watcher, which reports the
+//     end) finds each of its calls answered or failed, even while the
+//     goroutine that failed the link, or read a reply, has not yet
+//     returned.
 //   - Reading is the read role's: only its holder reads s and runs handle,
 //     and so is the only writer of what handle sets: peer (once, from the
 //     hello; nil until then on a looked-up link), dialed (cleared by the
@@ -134,7 +139,12 @@ func (l *link) fail(err error) {
 		return
 	}
 	l.err = err
-	pending := l.pending
+	// Each pending call fails before mu is let go: from then on, a reader
+	// that finds the link dead may end the connection (and Done close)
+	// while this goroutine is still in what follows.
+	for _, call := range l.pending {
+		call.finish(nil, err)
+	}
 	l.pending = nil
 	l.rd.wakeWaiter()
 	l.mu.Unlock()
@@ -143,9 +153,6 @@ func (l *link) fail(err error) {
 	l.credits.fail(err)
 	l.s.Close()
 	l.peer.Load().close()
-	for _, call := range pending {
-		call.finish(nil, err)
-	}
 }
 
 // remotePeer returns the peer's identity, nil while it is not known.
@@ -417,9 +424,11 @@ func (l *link) complete(id uint64, reply *Dictionary, err error) error {
 	delete(l.pending, id)
 	_, gaveUp := l.abandoned[id]
 	delete(l.abandoned, id)
+	if call != nil {
+		call.finish(reply, err) // under mu (see link)
+	}
 	l.mu.Unlock()
 	if call != nil {
-		call.finish(reply, err)
 		return nil
 	}
 	if gaveUp {
@@ -435,16 +444,13 @@ func (l *link) complete(id uint64, reply *Dictionary, err error) error {
 // result is in already. Its reply, when it comes, is discarded.
 func (l *link) abandon(id uint64, call *Call, cause error) {
 	l.mu.Lock()
-	owned := l.pending[id] == call
-	if owned {
+	if l.pending[id] == call {
 		delete(l.pending, id)
 		if l.abandoned == nil {
 			l.abandoned = make(map[uint64]struct{})
 		}
 		l.abandoned[id] = struct{}{}
+		call.finish(nil, cause) // under mu (see link)
 	}
 	l.mu.Unlock()
-	if owned {
-		call.finish(nil, cause)
-	}
 }

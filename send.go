@@ -40,12 +40,11 @@ func (l *link) request(ctx context.Context, call *Call, msg *Dictionary, selfRea
 	l.mu.Unlock()
 	if err := l.sendFrame(ctx, wire.KindRequest, id, msg); err != nil {
 		l.mu.Lock()
-		owned := l.pending[id] == call
-		delete(l.pending, id)
-		l.mu.Unlock()
-		if owned {
-			call.finish(nil, err)
+		if l.pending[id] == call {
+			delete(l.pending, id)
+			call.finish(nil, err) // under mu (see link)
 		}
+		l.mu.Unlock()
 	}
 }
 
