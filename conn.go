@@ -200,6 +200,16 @@ func (c *Connection) Reason() *Reason {
 	return c.reason
 }
 
+// noteFailure records the reason of err, with which a link of c failed,
+// unless c has ended already (its final error's reason stands).
+func (c *Connection) noteFailure(err error) {
+	c.mu.Lock()
+	if c.state != stateFinal {
+		c.noteReason(err)
+	}
+	c.mu.Unlock()
+}
+
 // noteReason records the reason of err, a connection's failure, for
 // Reason. Called with c.mu held.
 func (c *Connection) noteReason(err error) {

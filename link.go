@@ -133,6 +133,9 @@ func newLink(c *Connection, cfg *config, reconnect bool, end linkEnd) *link {
 // fail kills the link: the socket and the peer's pidfd close, every pending
 // call fails with err. It is idempotent; the first error stands.
 func (l *link) fail(err error) {
+	// The connection's Reason first: whoever sees a call fail below may
+	// ask it at once.
+	l.c.noteFailure(err)
 	l.mu.Lock()
 	if l.err != nil {
 		l.mu.Unlock()

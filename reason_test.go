@@ -3,6 +3,8 @@ package xpc
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 )
@@ -75,5 +77,22 @@ func TestConnectionReason(t *testing.T) {
 	}
 	if r := p.Reason(); r == nil || r.Code != ReasonCanceled {
 		t.Fatalf("after Cancel: %+v", r)
+	}
+}
+
+// The reason is there as soon as a call has failed with it, not only once
+// the handler has heard of the end.
+func TestReasonWhenCallFails(t *testing.T) {
+	other := MustParseRequirement(fmt.Sprintf("uid %d", os.Geteuid()+1))
+	for i := range 50 {
+		l := serve(t, handlerFor(func(ctx context.Context, m *Message) { _ = m.Reply(ctx, NewDictionary(0)) }), WithPeerRequirement(other))
+		c := dial(t, l, nil)
+		_, err := c.SendWithReply(testCtx(t), NewDictionary(0))
+		if !errors.Is(err, ErrPeerRequirement) {
+			t.Fatalf("round %d: %v, want the listener's refusal", i, err)
+		}
+		if r := c.Reason(); r == nil || r.Code != ReasonRequirementFailed {
+			t.Fatalf("round %d: Reason() right after the call failed with %v: %+v", i, err, r)
+		}
 	}
 }

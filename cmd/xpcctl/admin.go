@@ -333,9 +333,18 @@ func renderStatus(w io.Writer, reply *xpc.Dictionary) {
 	}
 	if pid, err := reply.Int64(bootstrap.KeyPID); err == nil {
 		fmt.Fprintf(w, "%s (pid %d)\n", status, pid)
-		return
+	} else {
+		fmt.Fprintln(w, status)
 	}
-	fmt.Fprintln(w, status)
+	// Keys that have no effect: a misspelled key may leave the job other
+	// than meant (an unrestricted name, say).
+	if ws, ok := reply.Get(bootstrap.KeyWarnings).(xpc.Array); ok {
+		for _, x := range ws {
+			if s, ok := x.(xpc.String); ok {
+				fmt.Fprintf(w, "warning: %s\n", s)
+			}
+		}
+	}
 }
 
 func renderBlame(w io.Writer, reply *xpc.Dictionary) {

@@ -54,3 +54,13 @@ func TestBootstrapSendsThePlist(t *testing.T) {
 		t.Fatalf("bootstrap of a missing plist: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// bootstrap prints the keys xpcd says have no effect, after the status.
+func TestStatusShowsWarnings(t *testing.T) {
+	var b strings.Builder
+	renderStatus(&b, xpc.Dict(bootstrap.KeyStatus, "loaded",
+		bootstrap.KeyWarnings, xpc.Array{xpc.String("MachServices.a.b.Requirment: unknown key: ignored")}))
+	if got, want := b.String(), "loaded\nwarning: MachServices.a.b.Requirment: unknown key: ignored\n"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}

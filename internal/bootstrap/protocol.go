@@ -86,6 +86,9 @@ const (
 	KeyStale     = "stale"     // overrides whose job is not loaded or whose plist is gone
 	KeyRemoved   = "removed"   // the overrides OpRemoveDisabled removed
 	KeyLoaded    = "loaded"    // OpEnable, OpDisable: whether the job is loaded
+	// KeyWarnings: the plist keys that have no effect ("KEY: why"), in
+	// OpBootstrap's reply and a job's print.
+	KeyWarnings = "warnings"
 	// KeyStateReadOnly (true) and KeyStateReadOnlyWhy (a sentence) are in
 	// print's replies, of a domain and of a job, when the state is
 	// read-only (ReasonReadOnlyState).

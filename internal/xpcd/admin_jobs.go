@@ -117,7 +117,8 @@ func opKill(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opEr
 // used at once); "upgrade pending" for changed settings of a running job
 // (it is stopped once clean and its next launch uses the new definition).
 // A plist that does not load fails with reason bad-plist and "errors":
-// [{file,key,reason,error}].
+// [{file,key,reason,error}]. Keys that have no effect (a misspelled
+// Requirement, say) are in the reply's "warnings", and logged.
 func opBootstrap(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opError) {
 	dom, owner, oe := ss.domainArg(body)
 	if oe != nil {
@@ -143,6 +144,14 @@ func opBootstrap(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, 
 	var reply *xpc.Dictionary
 	if e := ss.do(func() { reply, oe = ss.m.bootstrap(dom, owner, def) }); e != nil {
 		return nil, nil, e
+	}
+	if oe == nil && len(def.Warnings) > 0 {
+		ws := make([]string, len(def.Warnings))
+		for i, w := range def.Warnings {
+			ws[i] = w.String()
+			ss.log.Warn("bootstrap: ignored key", "domain", dom, "file", path, "key", w.Key, "reason", w.Reason)
+		}
+		reply.Set(bootstrap.KeyWarnings, strArray(ws))
 	}
 	return reply, nil, oe
 }

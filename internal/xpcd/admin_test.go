@@ -368,3 +368,20 @@ func TestLaunchFailure(t *testing.T) {
 		t.Errorf("blame: %q", why)
 	}
 }
+
+// bootstrap's reply lists the keys that have no effect: a misspelled
+// Requirement would otherwise leave a name open without a word.
+func TestBootstrapReportsWarnings(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.start()
+	other := filepath.Join(h.dir, "elsewhere")
+	os.Mkdir(other, 0o755)
+	path := h.writePlist(h.lcJob("test.warn", []string{"test.warn.svc"}, nil,
+		map[string]any{"MachServices": map[string]any{"test.warn.svc": map[string]any{"Requirment": "uid 0"}}}, ""), other)
+	r := h.mustAdmin(bootstrap.OpBootstrap, bootstrap.KeyPath, path)
+	ws, _ := r.Get(bootstrap.KeyWarnings).(xpc.Array)
+	if strOf(r, bootstrap.KeyStatus) != "loaded" || len(ws) != 1 || !strings.Contains(string(ws[0].(xpc.String)), "Requirment") {
+		t.Fatalf("bootstrap of a plist with a misspelled Requirement: %v", r)
+	}
+}

@@ -177,7 +177,7 @@ func setProblemKeys(d *xpc.Dictionary, j *job) {
 		for _, w := range j.def.Warnings {
 			ws = append(ws, w.String())
 		}
-		d.Set("warnings", strArray(ws))
+		d.Set(bootstrap.KeyWarnings, strArray(ws))
 	}
 }
 
