@@ -44,7 +44,7 @@ func requirementFailed(err error) *ConnError {
 		return invalidError(ErrPeerRequirement, err, "the peer's requirement could not be checked")
 	}
 	r := &Reason{Code: ReasonRequirementFailed, Rule: re.Clause, Peer: re.Peer,
-		Description: fmt.Sprintf("%s does not meet %q", re.Peer, re.Clause)}
+		Description: fmt.Sprintf("the peer (%s) fails %q of this connection's requirement", re.Peer, re.Clause)}
 	return &ConnError{Kind: ErrInvalid, Reason: r, Err: re.Err, reasonKind: ErrPeerRequirement}
 }
 
@@ -57,6 +57,7 @@ func requirementRefusal(err error) *ErrorObject {
 		return (&Reason{Code: ReasonRequirementFailed, Description: causeText(err)}).Object()
 	}
 	r := *ce.Reason
+	r.Description = fmt.Sprintf("the listener turned you away: you (%s) fail %q of its requirement", r.Peer, r.Rule)
 	if ce.Err != nil {
 		r.Description += ": " + causeText(ce.Err)
 	}
