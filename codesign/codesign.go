@@ -23,7 +23,15 @@ var (
 	// ErrUntrusted: the signature is made by a key not in the trust
 	// directory.
 	ErrUntrusted = errors.New("signed by an untrusted key")
+	// ErrFileTooLarge: the file is larger than MaxFileSize, and is not
+	// hashed.
+	ErrFileTooLarge = errors.New("file too large to verify")
 )
+
+// MaxFileSize is the largest file Verify and Digest hash: the file is
+// one a peer chose, and hashing costs its size in time (about 2 s per GiB
+// on a small machine), which a process checking peers must bound.
+const MaxFileSize = 1 << 30
 
 // Info is what a valid signature says about a file.
 type Info struct {
@@ -92,6 +100,9 @@ func (v *Verifier) Verify(f *os.File, path string) (*Info, error) {
 	}
 	if !fk.regular() {
 		return nil, fmt.Errorf("codesign: %s: %w: not a regular file", name, ErrUnsigned)
+	}
+	if fk.size > MaxFileSize {
+		return nil, fmt.Errorf("codesign: %s: %w: %d bytes, more than %d", name, ErrFileTooLarge, fk.size, int64(MaxFileSize))
 	}
 	k := cacheKey{op: opVerify, file: fk, path: path}
 	if path != "" {
@@ -194,6 +205,9 @@ func (v *Verifier) Digest(f *os.File) ([32]byte, error) {
 	}
 	if !fk.regular() {
 		return [32]byte{}, fmt.Errorf("codesign: %s: not a regular file", f.Name())
+	}
+	if fk.size > MaxFileSize {
+		return [32]byte{}, fmt.Errorf("codesign: %s: %w: %d bytes, more than %d", f.Name(), ErrFileTooLarge, fk.size, int64(MaxFileSize))
 	}
 	r := v.cache.do(cacheKey{op: opDigest, file: fk}, func() (result, bool) {
 		h := sha256.New()

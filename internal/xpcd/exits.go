@@ -172,6 +172,10 @@ func opExitReason(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc,
 	if err != nil {
 		return nil, nil, badRequest("exit-reason: no name")
 	}
+	if err := launchd.CheckServiceName(name); err != nil {
+		// Not echoed: the name is the caller's, of any length.
+		return nil, nil, badRequest("exit-reason: not a valid service name")
+	}
 	pid64, err := body.Int64(bootstrap.KeyPID)
 	if err != nil || pid64 <= 0 || pid64 > 1<<22 {
 		return nil, nil, badRequest("exit-reason: no pid, or not a process id")

@@ -111,7 +111,12 @@ func (ss *session) lookupNow(r *lookupReq) *opError {
 		if oe != nil || need.IsZero() {
 			return oe
 		}
-		if oe := r.check(need); oe != nil {
+		if oe := ss.s.checks.acquire(r.bucket, r.name); oe != nil {
+			return oe
+		}
+		oe = r.check(need)
+		ss.s.checks.release(r.bucket)
+		if oe != nil {
 			return oe
 		}
 	}
@@ -122,8 +127,14 @@ func (ss *session) lookupNow(r *lookupReq) *opError {
 func (ss *session) lookupPipelined(r *lookupReq) {
 	oe, need := ss.m.lookupFor(r)
 	if oe == nil && !need.IsZero() {
+		if oe := ss.s.checks.acquire(r.bucket, r.name); oe != nil {
+			ss.lookupFailed(r, oe)
+			return
+		}
 		go func() {
-			if oe := r.check(need); oe != nil {
+			oe := r.check(need)
+			ss.s.checks.release(r.bucket)
+			if oe != nil {
 				ss.lookupFailed(r, oe)
 				return
 			}

@@ -51,6 +51,8 @@ type server struct {
 	perUser map[uint32]int
 	closed  bool
 	waits   sync.WaitGroup // deferred replies being waited for
+	// checks bounds the lookups being checked against requirements.
+	checks checkLimiter
 }
 
 func newServer(m *supervisor, paths bootstrap.Paths, user bool, log *slog.Logger) *server {
