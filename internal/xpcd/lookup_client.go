@@ -55,7 +55,14 @@ func (ss *session) lookupClient(name string, fd *xpc.FD) (maker, *opError) {
 	case mk.pid == req.PID && (same || (!ss.s.pidfs && alive)):
 		// (Its uid may differ from the connection's, if the process
 		// changed its credentials between the two: the policy judges
-		// the maker's, which the service sees.)
+		// the maker's, which the service sees.) It must still run the
+		// program it ran when it connected: a process that made its
+		// bootstrap connection and this socket, then executed a trusted
+		// program, would otherwise hand a child its socket to talk as
+		// that program.
+		if now := exeOf(req); ss.exe != (exeID{}) && now != (exeID{}) && now != ss.exe {
+			return mk, creatorDenied(name, fmt.Sprintf("pid %d has executed another program since it connected to xpcd", mk.pid))
+		}
 		return mk, nil
 	case mk.pid != req.PID && mk.uid == req.UID && alive && ss.s.runsOurExecutable(req):
 		// An xpcd of the client's user passing its lookup on.
@@ -158,14 +165,21 @@ func ownExecutable() exeID {
 // /proc/PID/exe while p's pidfd shows it alive before and after, so the
 // pid was p's all along.
 func (s *server) runsOurExecutable(p *xpc.Peer) bool {
-	if s.exe == (exeID{}) || p.PID <= 0 || !p.Alive() {
-		return false
+	return s.exe != (exeID{}) && exeOf(p) == s.exe
+}
+
+// exeOf is the identity of the executable p runs, read through
+// /proc/PID/exe while p's pidfd shows it alive before and after, so the
+// pid was p's all along; the zero exeID if it cannot be read.
+func exeOf(p *xpc.Peer) exeID {
+	if p.PID <= 0 || !p.Alive() {
+		return exeID{}
 	}
 	var st unix.Stat_t
-	if unix.Stat("/proc/"+strconv.Itoa(p.PID)+"/exe", &st) != nil {
-		return false
+	if unix.Stat("/proc/"+strconv.Itoa(p.PID)+"/exe", &st) != nil || !p.Alive() {
+		return exeID{}
 	}
-	return exeID{st.Dev, st.Ino} == s.exe && p.Alive()
+	return exeID{st.Dev, st.Ino}
 }
 
 // requirementFailed is the refusal of a lookup of name by a client that
