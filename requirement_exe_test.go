@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestRequirementUnitOf: a bare unit name is the process's systemd unit,
@@ -152,4 +154,28 @@ func TestRequirementExeBindMount(t *testing.T) {
 		t.Errorf("recheck: %v", err)
 	}
 	wantMet(t, c.peer, "exe "+quoteValue(fake))
+}
+
+// TestRequirementExeOtherDevice: a file with the inode number of the file
+// at PATH on another device is another file.
+func TestRequirementExeOtherDevice(t *testing.T) {
+	exe := testExe(t)
+	var st unix.Stat_t
+	if err := unix.Stat(exe, &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		id   exeID
+		want verdict
+	}{
+		{exeID{dev: st.Dev, ino: st.Ino}, met},
+		{exeID{dev: st.Dev + 1, ino: st.Ino}, unmet},
+		{exeID{dev: st.Dev, ino: st.Ino + 1}, unmet},
+	} {
+		f := newPeerFacts(selfPeer(t), nil)
+		f.exe = lazy[exeFact]{v: exeFact{path: exe, id: tc.id, fd: -1}, done: true}
+		if v, err := f.exeIs(exe); v != tc.want {
+			t.Errorf("%+v: %v, %v; want %v", tc.id, v, err, tc.want)
+		}
+	}
 }
