@@ -171,8 +171,13 @@ func TestRequirementCheckSelf(t *testing.T) {
 	if g, err := user.LookupGroupId(strconv.Itoa(gid)); err == nil {
 		met = append(met, "group "+quoteValue(g.Name))
 	}
-	if i := strings.LastIndex(cg, "/"); i >= 0 && i < len(cg)-1 {
-		met = append(met, "unit "+quoteValue(cg[i+1:]))
+	for c := range strings.SplitSeq(cg, "/") {
+		if c != "" && !strings.HasPrefix(c, "_") {
+			met = append(met, "unit "+quoteValue(c)) // a slice, or the unit
+		}
+		if c != "" && !strings.HasSuffix(c, ".slice") {
+			break
+		}
 	}
 	status, err := os.ReadFile("/proc/self/status")
 	if err != nil {
@@ -191,8 +196,8 @@ func TestRequirementCheckSelf(t *testing.T) {
 	if want := fmt.Sprintf("pid %d uid %d exe %s", os.Getpid(), uid, exe); re.Peer != want {
 		t.Errorf("peer %q, want %q", re.Peer, want)
 	}
-	wantFail(t, p, fmt.Sprintf("uid %d and exe /nonexistent and unit /", uid), "exe /nonexistent", "")
-	wantFail(t, p, other+" or exe /nonexistent", other+" or exe /nonexistent", "")
+	wantFail(t, p, fmt.Sprintf("uid %d and exe /nonexistent and unit /", uid), "exe /nonexistent", "stat /nonexistent: no such file")
+	wantFail(t, p, other+" or exe /nonexistent", other+" or exe /nonexistent", "stat /nonexistent: no such file")
 	wantFail(t, p, fmt.Sprintf("not uid %d", uid), fmt.Sprintf("not uid %d", uid), "")
 	wantFail(t, p, "group 4243", "group 4243", "its groups are")
 	zero := strings.Repeat("0", 64)
@@ -536,34 +541,40 @@ func cgroup2Mount(t *testing.T) string {
 	return ""
 }
 
-// TestRequirementCheckUnit puts a child in a cgroup of the test's own and
-// checks unit by name (a whole path component) and by path prefix (whole
-// components).
+// TestRequirementCheckUnit puts a child in a cgroup of the test's own,
+// below a unit as a delegate would arrange it
+// (/xpc-req-test-PID.slice/leaf.service/inner.slice/fake.service), and
+// checks unit by name (the unit, leaf.service, or a slice above it) and by
+// path prefix (whole components).
 func TestRequirementCheckUnit(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("moving a process to another cgroup needs root")
 	}
 	mount := cgroup2Mount(t)
-	group := fmt.Sprintf("xpc-req-test-%d", os.Getpid())
-	base := filepath.Join(selfCgroup(t), group)
-	leaf := filepath.Join(mount, base, "leaf.service")
-	if err := os.MkdirAll(leaf, 0o755); err != nil {
+	group := fmt.Sprintf("xpc-req-test-%d.slice", os.Getpid())
+	base := "/" + group
+	path := base + "/leaf.service/inner.slice/fake.service"
+	if err := os.MkdirAll(filepath.Join(mount, path), 0o755); err != nil {
 		t.Skipf("cannot make a cgroup: %v", err)
 	}
 	t.Cleanup(func() {
-		os.Remove(leaf)
-		os.Remove(filepath.Dir(leaf))
+		for p := path; p != "/"; p = filepath.Dir(p) {
+			os.Remove(filepath.Join(mount, p))
+		}
 	})
 	c := startChild(t, exec.Command(realPath(t, "sleep"), "60"))
-	if err := os.WriteFile(filepath.Join(leaf, "cgroup.procs"), []byte(strconv.Itoa(c.peer.PID)), 0); err != nil {
+	if err := os.WriteFile(filepath.Join(mount, path, "cgroup.procs"), []byte(strconv.Itoa(c.peer.PID)), 0); err != nil {
 		t.Skipf("cannot move a process to a new cgroup: %v", err)
 	}
-	path := filepath.Join(base, "leaf.service")
-	for _, req := range []string{"unit leaf.service", "unit " + group, "unit " + base, "unit " + path, "unit /",
-		"not unit leaf"} {
+	for _, req := range []string{"unit leaf.service", "unit " + group, "unit " + base, "unit " + base + "/leaf.service",
+		"unit " + path, "unit /", "not unit leaf", "not unit fake.service", "not unit inner.slice"} {
 		wantMet(t, c.peer, req)
 	}
-	for _, u := range []string{"leaf", "service", base[:len(base)-1], path + "/x", "/leaf.service"} {
+	for _, u := range []string{"leaf", "service", "fake.service", "inner.slice"} {
+		req := "unit " + u
+		wantFail(t, c.peer, req, req, "its cgroup is "+path+", of unit leaf.service")
+	}
+	for _, u := range []string{base[:len(base)-1], path + "/x", "/leaf.service"} {
 		req := "unit " + u
 		wantFail(t, c.peer, req, req, "its cgroup is "+path)
 	}

@@ -3,13 +3,14 @@ package xpc
 import (
 	"errors"
 	"fmt"
+	"os"
 	"os/user"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/goxpc/xpc/codesign"
+	"golang.org/x/sys/unix"
 )
 
 // verdict is what a requirement, or a part of it, says of a peer. A fact
@@ -111,11 +112,7 @@ func (f *peerFacts) clause(n *reqNode) (verdict, error) {
 	case opGroup:
 		return f.group(n)
 	case opExe:
-		x, err := f.exe.get(f.loadExe)
-		if err != nil {
-			return unknown, err
-		}
-		return is(x.path == n.arg), nil
+		return f.exeIs(n.arg)
 	case opSHA256:
 		d, err := f.digest.get(f.loadDigest)
 		if err != nil {
@@ -128,14 +125,7 @@ func (f *peerFacts) clause(n *reqNode) (verdict, error) {
 	case opIdentifier, opTeam, opSigned:
 		return f.signed(n)
 	case opUnit:
-		cg, err := f.cgroup.get(f.loadCgroup)
-		if err != nil {
-			return unknown, err
-		}
-		if !inUnit(cg, n.arg) {
-			return unmet, fmt.Errorf("its cgroup is %s", cg)
-		}
-		return met, nil
+		return f.unit(n.arg)
 	}
 	panic("xpc: unknown requirement clause")
 }
@@ -206,12 +196,87 @@ func (f *peerFacts) signed(n *reqNode) (verdict, error) {
 	return met, nil
 }
 
-// inUnit reports whether cgroup path cg is unit or lies below it: unit is
-// a path prefix (whole components) if it starts with "/", else the name of
-// one of cg's components.
+// exeIs evaluates "exe PATH": the peer's executable must be the file at
+// PATH as this process sees it, symbolic links followed, told by its
+// device and inode. The path /proc/PID/exe shows proves nothing: a process
+// can run any file from any path it likes, bind-mounted there in a mount
+// namespace of its own. PATH is looked up once per Check; recheck compares
+// only the executable with the one the last passing Check examined. A
+// PATH that is not there is no one's executable; one that cannot be
+// looked up otherwise leaves the clause unknown.
+func (f *peerFacts) exeIs(path string) (verdict, error) {
+	x, err := f.exe.get(f.loadExe)
+	if err != nil {
+		return unknown, err
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		err = &os.PathError{Op: "stat", Path: path, Err: err}
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+			return unmet, err
+		}
+		return unknown, err
+	}
+	if st.Dev == x.id.dev && st.Ino == x.id.ino {
+		return met, nil
+	}
+	if x.path == path {
+		// The identity names PATH: say why it is not met.
+		return unmet, fmt.Errorf("its executable is not the file at %s: device %d:%d inode %d, not %d:%d inode %d",
+			path, unix.Major(x.id.dev), unix.Minor(x.id.dev), x.id.ino, unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+	}
+	return unmet, nil
+}
+
+// unit evaluates "unit NAME" on the peer's cgroup.
+func (f *peerFacts) unit(name string) (verdict, error) {
+	cg, err := f.cgroup.get(f.loadCgroup)
+	if err != nil {
+		return unknown, err
+	}
+	if inUnit(cg, name) {
+		return met, nil
+	}
+	if strings.HasPrefix(name, "/") {
+		return unmet, fmt.Errorf("its cgroup is %s", cg)
+	}
+	if _, u := unitOf(cg); u != "" {
+		return unmet, fmt.Errorf("its cgroup is %s, of unit %s", cg, u)
+	}
+	return unmet, fmt.Errorf("its cgroup is %s, of no unit", cg)
+}
+
+// inUnit reports whether cgroup path cg is in unit: if unit starts with
+// "/", whether it is a path prefix of cg (whole components); else whether
+// it is cg's systemd unit or one of the slices above that (unitOf). A
+// component below the unit is not looked at: a unit may delegate its
+// subtree (systemd's Delegate=, which every user@UID.service has), and
+// its delegate names what is there.
 func inUnit(cg, unit string) bool {
 	if strings.HasPrefix(unit, "/") {
 		return unit == "/" || cg == unit || strings.HasPrefix(cg, unit+"/")
 	}
-	return slices.Contains(strings.Split(path.Clean(cg), "/"), unit)
+	above, u := unitOf(cg)
+	return u == unit || slices.Contains(above, unit)
+}
+
+// unitOf returns the systemd unit of a process in cgroup cg, as
+// sd_pid_get_unit tells it: the first component that is not a slice (does
+// not end in ".slice"), and the slices before it; each component less
+// the one leading "_" with which systemd escapes some names. The unit is
+// "" if every component is a slice. A process outside the checker's
+// cgroup namespace, whose path starts with "/..", has the unit "..",
+// which no requirement names.
+func unitOf(cg string) (above []string, unit string) {
+	for c := range strings.SplitSeq(cg, "/") {
+		if c == "" {
+			continue
+		}
+		c = strings.TrimPrefix(c, "_")
+		if !strings.HasSuffix(c, ".slice") {
+			return above, c
+		}
+		above = append(above, c)
+	}
+	return above, ""
 }
