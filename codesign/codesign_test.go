@@ -259,11 +259,17 @@ func TestVerifyModified(t *testing.T) {
 		if aged {
 			time.Sleep(20 * time.Millisecond) // a new ctime tick
 		}
-		f, err := os.OpenFile(p, os.O_WRONLY, 0)
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.WriteAt([]byte{'X'}, 1000); err != nil {
+		// Flip a byte: writing a fixed one over random contents leaves
+		// the file as it was one time in 256.
+		b := make([]byte, 1)
+		if _, err := f.ReadAt(b, 1000); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt([]byte{^b[0]}, 1000); err != nil {
 			t.Fatal(err)
 		}
 		f.Close()
