@@ -339,7 +339,14 @@ func (w *inotifyWatch) resolve(e *watchEntry) {
 		for dir != "/" && !isDir(dir) {
 			dir = filepath.Dir(dir)
 		}
+		before := dirID(dir)
 		wd, err := w.add(dir, inDirMask)
+		if err == nil && dirID(dir) != before && try < 3 {
+			// Removed (or replaced) while the watch was added: the watch
+			// may be on a directory that is gone, whose removal it will
+			// never report. Look again.
+			err = unix.ENOENT
+		}
 		if err != nil && try < 3 {
 			continue // removed since we looked: look again
 		}
@@ -371,6 +378,15 @@ func (w *inotifyWatch) resolve(e *watchEntry) {
 		w.states[e.path] = e.exists
 		w.mu.Unlock()
 	}
+}
+
+// dirID is the identity of the directory at p, zero if there is none.
+func dirID(p string) [2]uint64 {
+	var st unix.Stat_t
+	if unix.Stat(p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return [2]uint64{}
+	}
+	return [2]uint64{st.Dev, st.Ino}
 }
 
 func isDir(p string) bool {
