@@ -219,6 +219,13 @@ func opExitReason(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc,
 	switch {
 	case known != nil:
 		return known.dict(), nil, nil
+	case wait == nil && ss.s.systemSocket != "":
+		// A user's instance passes lookups it cannot serve on to the
+		// system instance, so the process may be one of its services:
+		// ask it, as the lookup was passed on.
+		return nil, func(ctx context.Context) (*xpc.Dictionary, *opError) {
+			return ss.s.forwardExitReason(ctx, name, pid, unknown)
+		}, nil
 	case wait == nil:
 		return nil, nil, unknown
 	}

@@ -113,3 +113,30 @@ func (s *server) forwardLookup(ctx context.Context, name, dom string, fd *xpc.FD
 	_, err = c.SendWithReply(ctx, req)
 	return err
 }
+
+// forwardExitReason asks the system instance why pid, of the service
+// name, ended, for a client of this --user instance whose lookup of name
+// it may have passed on. The system instance answers as it would the
+// client: this xpcd runs as the client's user. If it cannot be asked,
+// the answer is oe, this instance's own.
+func (s *server) forwardExitReason(ctx context.Context, name string, pid int, oe *opError) (*xpc.Dictionary, *opError) {
+	ctx, cancel := context.WithTimeout(ctx, forwardTimeout)
+	defer cancel()
+	c, err := xpc.DialUnix(ctx, s.systemSocket, xpc.WithMaxReceiveSize(maxRequestSize))
+	if err != nil {
+		return nil, oe
+	}
+	c.SetHandler(xpc.HandlerFunc(func(context.Context, *xpc.Message) {}))
+	c.Activate()
+	defer c.Cancel()
+	reply, err := c.SendWithReply(ctx, xpc.Dict(bootstrap.KeyOp, bootstrap.OpExitReason, bootstrap.KeyName, name, bootstrap.KeyPID, pid))
+	var re *xpc.RemoteError
+	switch {
+	case err == nil:
+		return reply, nil
+	case errors.As(err, &re):
+		reason, _ := re.Object.String(bootstrap.KeyReason)
+		return nil, &opError{reason: reason, desc: re.Object.Description(), extra: remoteExtra(re.Object)}
+	}
+	return nil, oe
+}

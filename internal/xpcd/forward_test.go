@@ -68,3 +68,29 @@ func TestLookupGoesOnToSystem(t *testing.T) {
 		t.Errorf("with no system instance: %v, want ErrServiceNotFound", err)
 	}
 }
+
+// A user's instance passes an exit-reason question it cannot answer on to
+// the system instance, as it passed the lookup: a client that reached a
+// system daemon through it learns how the daemon ended.
+func TestExitReasonGoesOnToSystem(t *testing.T) {
+	sys := newSystemHarness(t)
+	sys.writePlist(sys.lcJob("test.fwx.sys", []string{"test.fwx.sys.svc"}, nil, nil, ""), sys.paths.Daemons)
+	sys.start()
+	usr := newHarness(t)
+	usr.cfg.SystemSocket = sys.paths.Socket
+	usr.start()
+	pid := sys.lookupPing("test.fwx.sys.svc")
+	target := "system/test.fwx.sys"
+	sys.mustAdmin(bootstrap.OpKill, bootstrap.KeyTarget, target, bootstrap.KeySignal, int64(9))
+	waitFor(t, target+" to end", func() bool {
+		return strOf(sys.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, target), "state") == "waiting"
+	})
+	r, err := usr.admin(bootstrap.OpExitReason, bootstrap.KeyName, "test.fwx.sys.svc", bootstrap.KeyPID, int64(pid))
+	if err != nil || strOf(r, bootstrap.KeyReason) != bootstrap.ReasonKilled {
+		t.Fatalf("exit-reason through the user's instance: %v %v, want killed", r, err)
+	}
+	// One neither instance knows is still not found.
+	if _, err := usr.admin(bootstrap.OpExitReason, bootstrap.KeyName, "test.fwx.nowhere", bootstrap.KeyPID, int64(pid)); reasonOf(err) != bootstrap.ReasonNotFound {
+		t.Fatalf("exit-reason of a name neither has: %v, want not-found", err)
+	}
+}
