@@ -60,7 +60,9 @@ func (ss *session) lookupClient(name string, fd *xpc.FD) (maker, *opError) {
 		// bootstrap connection and this socket, then executed a trusted
 		// program, would otherwise hand a child its socket to talk as
 		// that program.
-		if now := exeOf(req); ss.exe != (exeID{}) && now != (exeID{}) && now != ss.exe {
+		// (A pid reused since would read another program and refuse:
+		// its process, the requester, has exited.)
+		if now := exeOfPID(req.PID); ss.exe != (exeID{}) && now != (exeID{}) && now != ss.exe {
 			return mk, creatorDenied(name, fmt.Sprintf("pid %d has executed another program since it connected to xpcd", mk.pid))
 		}
 		return mk, nil
@@ -175,8 +177,19 @@ func exeOf(p *xpc.Peer) exeID {
 	if p.PID <= 0 || !p.Alive() {
 		return exeID{}
 	}
+	if id := exeOfPID(p.PID); p.Alive() {
+		return id
+	}
+	return exeID{}
+}
+
+// exeOfPID is the identity of the executable process pid runs, the zero
+// exeID if it cannot be read. Without exeOf's pidfd checks it may read a
+// process that got the pid after the one meant had exited: where a wrong
+// answer only refuses (session.exe), that costs nothing.
+func exeOfPID(pid int) exeID {
 	var st unix.Stat_t
-	if unix.Stat("/proc/"+strconv.Itoa(p.PID)+"/exe", &st) != nil || !p.Alive() {
+	if pid <= 0 || unix.Stat("/proc/"+strconv.Itoa(pid)+"/exe", &st) != nil {
 		return exeID{}
 	}
 	return exeID{st.Dev, st.Ino}

@@ -181,7 +181,7 @@ func (s *server) accept(conn *xpc.Connection) {
 		return
 	}
 	ss := &session{s: s, m: s.m, conn: conn, peer: peer, bucket: s.m.buckets.of(peer.UID),
-		pidfdID: pidfdID(peer, s.pidfs), exe: exeOf(peer), log: s.log.With("peer_pid", peer.PID, "peer_uid", peer.UID)}
+		pidfdID: pidfdID(peer, s.pidfs), exe: exeOfPID(peer.PID), log: s.log.With("peer_pid", peer.PID, "peer_uid", peer.UID)}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -220,8 +220,10 @@ type session struct {
 	// connect: the connection closes the peer's pidfd when it ends,
 	// which may be before its last lookup is handled.
 	pidfdID uint64
-	// exe is the executable the peer ran when it connected (exeOf): a
-	// lookup is refused once it runs another (lookupClient).
+	// exe is the executable the peer ran when it connected (exeOfPID; a
+	// pid reused before it was read gives one the peer never ran, which
+	// only refuses its lookups, and it has exited): a lookup is refused
+	// once it runs another (lookupClient).
 	exe exeID
 }
 
