@@ -185,17 +185,10 @@ const exitReasonRetry = 10 * time.Millisecond
 
 // exitReasonOf reads OpExitReason's answer.
 func exitReasonOf(reply *Dictionary) (*Reason, error) {
-	r := &Reason{}
-	r.Code, _ = reply.String(bootstrap.KeyReason)
+	r := reasonFromDict(reply)
 	if r.Code == "" {
 		return nil, errors.New("an answer without a reason")
 	}
 	r.Description, _ = reply.String(bootstrap.KeyDescription)
-	if n, err := reply.Int64(bootstrap.KeyExitStatus); err == nil && int64(int(n)) == n {
-		r.ExitStatus = int(n)
-	}
-	if n, err := reply.Int64(bootstrap.KeySignal); err == nil && n > 0 && n < 128 {
-		r.Signal = int(n)
-	}
 	return r, nil
 }

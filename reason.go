@@ -186,18 +186,28 @@ func (r *Reason) Object() *ErrorObject {
 // error reply carried (Object's form). Keys of the wrong type are
 // ignored; an object without a code gives ReasonDenied.
 func ReasonFromObject(eo *ErrorObject) *Reason {
-	r := &Reason{Description: eo.Description()}
-	r.Code, _ = eo.String(bootstrap.KeyReason)
+	r := reasonFromDict(&eo.Dictionary)
+	r.Description = eo.Description()
 	if r.Code == "" {
 		r.Code = ReasonDenied
 	}
-	r.Rule, _ = eo.String(bootstrap.KeyRule)
-	r.Domain, _ = eo.String(bootstrap.KeyDomain)
-	r.Peer, _ = eo.String(bootstrap.KeyPeer)
-	if n, ok := eo.Get(bootstrap.KeyExitStatus).(Int64); ok && int64(int(n)) == int64(n) {
+	return r
+}
+
+// reasonFromDict reads a reason's code and fields from d, an error
+// object's or an exit-reason answer's keys; values of the wrong type are
+// ignored. The description is the caller's: the two keep it under
+// different keys.
+func reasonFromDict(d *Dictionary) *Reason {
+	r := &Reason{}
+	r.Code, _ = d.String(bootstrap.KeyReason)
+	r.Rule, _ = d.String(bootstrap.KeyRule)
+	r.Domain, _ = d.String(bootstrap.KeyDomain)
+	r.Peer, _ = d.String(bootstrap.KeyPeer)
+	if n, ok := d.Get(bootstrap.KeyExitStatus).(Int64); ok && int64(int(n)) == int64(n) {
 		r.ExitStatus = int(n)
 	}
-	if n, ok := eo.Get(bootstrap.KeySignal).(Int64); ok && n > 0 && n < 128 {
+	if n, ok := d.Get(bootstrap.KeySignal).(Int64); ok && n > 0 && n < 128 {
 		r.Signal = int(n)
 	}
 	return r
