@@ -99,6 +99,9 @@ func (j *Job) ToDictionary() *xpc.Dictionary {
 	e.flag("EnableTransactions", j.EnableTransactions)
 	e.flag("EnablePressuredExit", j.EnablePressuredExit)
 	e.seconds("XPCIdleExitTimeout", j.IdleExitTimeout, false)
+	if ev := j.launchEventsObject(); ev != nil {
+		e.set("LaunchEvents", ev)
+	}
 	return e.dict()
 }
 

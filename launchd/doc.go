@@ -144,7 +144,7 @@
 // misspelled known one), keys launchd supports and goxpc does not yet
 // ("supported by launchd but not by goxpc: ignored": LimitLoadToHosts,
 // LimitLoadFromHosts, LimitLoadToSessionType, LimitLoadToHardware,
-// LimitLoadFromHardware, inetdCompatibility, Sockets, LaunchEvents,
+// LimitLoadFromHardware, inetdCompatibility, Sockets,
 // SoftResourceLimits, HardResourceLimits, LowPriorityIO,
 // LowPriorityBackgroundIO, MaterializeDatalessFiles,
 // AssociatedBundleIdentifiers, BundleProgram, LaunchOnlyOnce,

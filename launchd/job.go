@@ -109,6 +109,17 @@ type Job struct {
 	// to stop the job after it has been idle, with no connections and no
 	// open transactions, for this long. 0: never.
 	IdleExitTimeout time.Duration
+
+	// LaunchEvents are the events xpcd launches the job for (if it does
+	// not run) and delivers to its handler of the stream: by stream
+	// (StreamNotify, StreamUEvent), the descriptors by name. A plist's
+	// StreamIOKit is read as StreamUEvent; its activities
+	// (StreamActivity) are in Activities.
+	LaunchEvents map[string]map[string]*xpc.Dictionary
+	// Activities are the activities the job declares (LaunchEvents →
+	// com.apple.xpc.activity), by identifier: xpcd registers them when
+	// the job is loaded.
+	Activities map[string]xpc.ActivityCriteria
 }
 
 // MachService is one entry of MachServices: the name's options.

@@ -21,7 +21,6 @@ var unsupportedKeys = map[string]string{
 	"HopefullyExitsLast":           reasonDeprecated,
 	"InitGroups":                   reasonUnsupported,
 	"JetsamProperties":             reasonUnsupported,
-	"LaunchEvents":                 reasonUnsupported,
 	"LaunchOnlyOnce":               reasonUnsupported,
 	"LegacyTimers":                 reasonUnsupported,
 	"LimitLoadFromHardware":        reasonUnsupported,

@@ -279,6 +279,7 @@ func (d *decoder) job(root *xpc.Dictionary) *Job {
 		"EnableTransactions":  boolean(&j.EnableTransactions),
 		"EnablePressuredExit": boolean(&j.EnablePressuredExit),
 		"XPCIdleExitTimeout":  seconds(&j.IdleExitTimeout),
+		"LaunchEvents":        func(k keyPath, v xpc.Object) { d.launchEvents(k, v, j) },
 	}, unsupportedKeys)
 	return j
 }
