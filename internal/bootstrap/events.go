@@ -1,5 +1,10 @@
 package bootstrap
 
+import (
+	"strconv"
+	"strings"
+)
+
 // Activities, launch events and notifications (docs/XPCD.md, "Activities",
 // "Launch events", "Notifications"): the words of their operations.
 
@@ -96,3 +101,27 @@ const (
 	ActivityContinue = "continue"
 	ActivityDone     = "done"
 )
+
+// UserNotificationPrefix begins the notification names that belong to a
+// user: "user.uid.1000.com.example.changed" is user 1000's (as notifyd's
+// names are). Every other name is the system's.
+const UserNotificationPrefix = "user.uid."
+
+// NotificationOwner says whose the notification name is: user true and the
+// uid for a name "user.uid.UID.REST" (UID in decimal, no leading zeros,
+// REST not empty); user false for the system's names.
+func NotificationOwner(name string) (uid uint32, user bool) {
+	rest, ok := strings.CutPrefix(name, UserNotificationPrefix)
+	if !ok {
+		return 0, false
+	}
+	num, tail, ok := strings.Cut(rest, ".")
+	if !ok || tail == "" || num == "" || len(num) > 1 && num[0] == '0' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(num, 10, 32)
+	if err != nil {
+		return 0, false
+	}
+	return uint32(n), true
+}
