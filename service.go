@@ -56,6 +56,9 @@ type Service struct {
 	peersDirty    atomic.Bool
 	txKick        chan struct{}
 	txLooks       atomic.Int64 // times the reporter looked at the count (tests)
+
+	// events are the launch-event handlers by stream (events.go).
+	events map[string]*eventStream
 }
 
 // serviceListener is a listener xpcd hands clients to: they arrive on the
@@ -283,6 +286,8 @@ func (h *controlHandler) HandleMessage(ctx context.Context, m *Message) {
 		}
 	case bootstrap.OpTerminate:
 		h.s.terminate(ctx, m)
+	case bootstrap.OpEvent:
+		h.s.event(ctx, m)
 	}
 	_ = CloseAttachments(m.Body)
 }
@@ -430,6 +435,10 @@ func (s *Service) tryAdopt() error {
 			s.dropChannel(ctl)
 			return err
 		}
+	}
+	if err := s.declareHandlers(ctx, ctl); err != nil {
+		s.dropChannel(ctl)
+		return err
 	}
 	s.kickReporter()
 	return nil

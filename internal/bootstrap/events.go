@@ -125,3 +125,28 @@ func NotificationOwner(name string) (uid uint32, user bool) {
 	}
 	return uint32(n), true
 }
+
+// Launch-event streams, as the library names them to xpcd in
+// OpEventHandler and xpcd in OpEvent: the same strings as launchd's
+// StreamNotify, StreamUEvent, StreamIOKit and StreamActivity (the plist's
+// words), which the library cannot import.
+const (
+	StreamNotify   = "com.apple.notifyd.matching"
+	StreamUEvent   = "org.goxpc.uevent"
+	StreamIOKit    = "com.apple.iokit.matching" // read as StreamUEvent
+	StreamActivity = "com.apple.xpc.activity"
+)
+
+// EventStream returns the stream a service's handler for stream receives
+// the events of (StreamIOKit is StreamUEvent), and false for a name that
+// is not a stream of events delivered with OpEvent (activities have their
+// own operations).
+func EventStream(stream string) (string, bool) {
+	switch stream {
+	case StreamNotify, StreamUEvent:
+		return stream, true
+	case StreamIOKit:
+		return StreamUEvent, true
+	}
+	return "", false
+}

@@ -204,6 +204,8 @@ func handleChannelMessage(ctx context.Context, m *supervisor, inst *instance, ch
 			}
 			m.transactions(inst, ch, int(n))
 		})
+	case bootstrap.OpEventHandler:
+		eventHandlerRequest(ctx, m, inst, ch, msg)
 	default:
 		if msg.WantsReply() {
 			msg.ReplyError(ctx, (&opError{reason: bootstrap.ReasonBadRequest, desc: fmt.Sprintf("unknown op %q on a check-in channel", op)}).object())

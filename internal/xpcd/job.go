@@ -51,6 +51,9 @@ const (
 type launchReason struct {
 	why       string
 	requester int // the pid whose lookup caused a demand launch
+
+	// event, for reasonEvent: "STREAM NAME", the launch event (events.go).
+	event string
 }
 
 // job is one loaded job in one domain.
@@ -76,6 +79,10 @@ type job struct {
 	inst  *instance
 	queue []*pending // clients waiting for a name the instance has not checked in
 	sched *schedule  // StartInterval, StartCalendarInterval, WatchPaths, QueueDirectories (schedule.go)
+
+	// events: launch events, their descriptors and pending events
+	// (events.go); nil if none.
+	events *jobEvents
 
 	runs       int
 	lastLaunch time.Time
@@ -155,6 +162,7 @@ type instance struct {
 	// exitWaiters are told why it ended, once it has (exit-reason).
 	exitWaiters []chan exitWhy
 	restart     launchReason // launch again right after it exits (kickstart -k)
+	events      *instEvents  // its launch-event handlers (event_deliver.go)
 }
 
 func (inst *instance) attach(sp *spawned) {
@@ -300,6 +308,7 @@ func (m *supervisor) throttleEnded(j *job, t *time.Timer) {
 // unload, switch definitions, relaunch for queued clients, KeepAlive.
 func (m *supervisor) afterExit(j *job, inst *instance, ran bool) {
 	defer m.changed(j)
+	m.eventsEnded(inst, ran)
 	if j.unloading {
 		m.finishUnload(j)
 		return
@@ -330,6 +339,7 @@ func (m *supervisor) afterExit(j *job, inst *instance, ran bool) {
 		m.want(j, launchReason{why: reasonKeepAlive})
 	}
 	m.afterExitSchedule(j)
+	m.wantForEvents(j, ran)
 }
 
 // minUserThrottle is the shortest ThrottleInterval a job in another user's

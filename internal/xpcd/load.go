@@ -111,6 +111,7 @@ func (m *supervisor) addJob(d *domain, def *launchd.Job, start bool) (*job, *opE
 		d.names[name] = j
 	}
 	j.state = j.stateOf()
+	m.syncEvents(j)
 	if start {
 		m.syncSchedule(j)
 		m.atLoad(j)
@@ -158,6 +159,7 @@ func (m *supervisor) replaceDef(j *job, def *launchd.Job) {
 	j.queue = kept
 	j.disabled = m.effectiveDisabled(d.name, def)
 	m.syncSchedule(j)
+	m.syncEvents(j)
 	m.log.Info("definition replaced", "target", j.target(), "plist", def.Path)
 }
 
@@ -175,6 +177,7 @@ func (m *supervisor) finishUnload(j *job) {
 	m.dropQueue(j)
 	j.cancelThrottle()
 	m.disarm(j)
+	m.dropEvents(j)
 	m.otherJobsChanged(d)
 	for _, w := range j.unloadWaiters {
 		close(w)

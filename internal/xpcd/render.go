@@ -61,6 +61,7 @@ func (m *supervisor) jobDict(j *job) *xpc.Dictionary {
 	setClientKeys(d, j)
 	setDefinitionKeys(d, j)
 	setProblemKeys(d, j)
+	setEventKeys(d, j)
 	m.setStateReadOnly(d)
 	return d
 }
@@ -265,6 +266,8 @@ func (m *supervisor) blame(j *job) string {
 			}
 		case len(names) > 0:
 			fmt.Fprintf(&b, "waiting for demand: a lookup of %s launches it", strings.Join(names, ", "))
+		case len(j.def.LaunchEvents) > 0:
+			b.WriteString(eventsWaitText(j))
 		default:
 			b.WriteString("not running, and nothing starts it (no MachServices, RunAtLoad, KeepAlive, " +
 				"StartInterval, StartCalendarInterval, WatchPaths or QueueDirectories)")
@@ -283,6 +286,7 @@ func (m *supervisor) blame(j *job) string {
 	if n := len(j.queue); n > 0 {
 		fmt.Fprintf(&b, "; %d clients waiting", n)
 	}
+	b.WriteString(eventsBlame(j))
 	return b.String()
 }
 
@@ -309,6 +313,8 @@ func reasonText(r launchReason) string {
 		return "launched because a WatchPaths path changed"
 	case reasonQueue:
 		return "launched because a QueueDirectories directory is not empty"
+	case reasonEvent:
+		return eventReasonText(r)
 	case "":
 		return "launched"
 	}

@@ -129,6 +129,7 @@ type supervisor struct {
 	detached bool          // detachAll has run
 	allGone  chan struct{} // closed when closing and live reaches 0
 	settled  chan struct{} // closed when closing and inflight reaches 0
+	ev       eventState    // launch events' index and uevent listener (events.go)
 }
 
 // domain is one namespace of jobs and names.
@@ -372,6 +373,7 @@ func (m *supervisor) beginClose() (gone, settled chan struct{}) {
 // queue see their socket close and look the name up again.
 func (m *supervisor) detachAll() {
 	m.detached = true
+	m.stopUEvents()
 	for w := range m.watchers {
 		w.ch.close()
 		delete(m.watchers, w)
