@@ -2,6 +2,7 @@ package xpcd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -133,16 +134,24 @@ func (m *supervisor) eventAnswered(inst *instance, ch *channel, ev *pendingEvent
 	if i < 0 {
 		return
 	}
-	if err == nil {
+	var re *xpc.RemoteError
+	switch {
+	case err == nil:
 		j.events.pending = slices.Delete(j.events.pending, i, i+1)
 		m.log.Debug("launch event acknowledged", "target", j.target(), "pid", inst.pid, "stream", ev.stream, "id", ev.id)
-	} else {
+	case errors.As(err, &re) || errors.Is(err, xpc.ErrNoReply):
+		// The service answered, without acknowledging.
 		ev.to, ev.ch = nil, nil
 		if inst.ch == ch && inst.events != nil && inst.events.ch == ch {
 			delete(inst.events.handlers, ev.stream)
 			m.log.Warn("launch event refused by the service; waiting for it to set its handler again",
 				"target", j.target(), "pid", inst.pid, "stream", ev.stream, "id", ev.id, "err", err)
 		}
+	default:
+		// The channel ended: the event stays with the instance, which
+		// is dying (eventsEnded counts it) or gets it again on its
+		// next channel (inFlight).
+		return
 	}
 	if j.inst == inst {
 		m.deliverEvents(j)
