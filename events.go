@@ -22,7 +22,7 @@ const maxQueuedEvents = 64
 // stream: Name is the name of the job's descriptor (the plist's key under
 // the stream in LaunchEvents) that matched, ID the event's number, unique
 // in the job, and Payload what the event says: for launchd.StreamNotify
-// {Notification = NAME; notify_state = STATE}, for launchd.StreamUEvent the
+// {Notification = NAME; State = STATE (a uint64)}, for launchd.StreamUEvent the
 // uevent's properties (ACTION, DEVPATH, SUBSYSTEM, SEQNUM, ...).
 type Event struct {
 	Stream, Name string

@@ -36,6 +36,10 @@ const (
 	eventHandlerGrace = 10 * time.Second
 )
 
+// payloadState is the key of a notification's state in its event's
+// payload; launchd.NotificationKey is its name's.
+const payloadState = "State"
+
 // reasonEvent: launched to deliver a launch event (launchReason.event says
 // which).
 const reasonEvent = "event"
@@ -110,9 +114,7 @@ func (m *supervisor) syncEvents(j *job) {
 	m.unindexEvents(j)
 	def := j.def.LaunchEvents
 	if len(def[launchd.StreamNotify]) == 0 && len(def[launchd.StreamUEvent]) == 0 {
-		if j.events != nil {
-			j.events.pending = nil
-		}
+		j.events = nil
 		m.updateUEvents()
 		return
 	}
@@ -250,7 +252,7 @@ func (m *supervisor) notificationPosted(name string, state uint64) {
 	}
 	payload := xpc.NewDictionary(2)
 	payload.Set(launchd.NotificationKey, xpc.String(name))
-	payload.Set(bootstrap.KeyNotifyState, xpc.Uint64(state))
+	payload.Set(payloadState, xpc.Uint64(state))
 	owner, user := bootstrap.NotificationOwner(name)
 	for _, j := range sortedKeysBy(jobs, func(j *job) string { return j.target() }) {
 		if user && j.dom.name != DomainSystem && j.dom.owner != owner {
@@ -285,10 +287,20 @@ func (m *supervisor) queueEvent(j *job, stream, name string, payload *xpc.Dictio
 	}
 	e.pending = append(e.pending, ev)
 	m.log.Debug("launch event", "target", j.target(), "stream", stream, "event", name, "id", ev.id)
-	if j.inst != nil {
+	r := launchReason{why: reasonEvent, event: stream + " " + name}
+	_, unhandled := e.unhandled[stream]
+	switch {
+	case unhandled:
+		// It ran without handling the stream: this event does not
+		// launch it.
+	case j.inst != nil:
 		m.deliverEvents(j)
-	} else if _, no := e.unhandled[stream]; !no {
-		m.want(j, launchReason{why: reasonEvent, event: stream + " " + name})
+	case j.throttle != nil && j.throttleR.why == reasonDemand:
+		// The launch waits for the throttle: for this event too, even if
+		// the clients that asked for it go away meanwhile.
+		j.throttleR = r
+	default:
+		m.want(j, r)
 	}
 	m.changed(j)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,6 +43,10 @@ func TestEventsService(t *testing.T) {
 func eventsServiceMain() int {
 	ctx := context.Background()
 	ownerGone := watchOwner(os.Getenv("XPCD_LC_OWNER"))
+	if f, err := os.OpenFile(os.Getenv("XPCD_EV_LOG")+".crash", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644); err == nil {
+		debug.SetCrashOutput(f, debug.CrashOptions{})
+		f.Close()
+	}
 	svc, err := xpc.CheckIn(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "events service: CheckIn:", err)
@@ -120,6 +125,11 @@ func (h *harness) eventsJob(label, logPath, streams, mode string, env map[string
 	for k, v := range env {
 		e[k] = v
 	}
+	h.t.Cleanup(func() {
+		if b, _ := os.ReadFile(logPath + ".crash"); h.t.Failed() && len(b) > 0 {
+			h.t.Logf("%s's standard error:\n%s", label, b)
+		}
+	})
 	return testJob{label: label, env: e, extra: map[string]any{
 		"ProgramArguments": []any{h.exe, "-test.run=^TestEventsService$"},
 		"ThrottleInterval": 1,
@@ -194,7 +204,7 @@ func TestLaunchEventNotification(t *testing.T) {
 	}
 	f := strings.Fields(lines[0])
 	if f[2] != launchd.StreamNotify || f[3] != "changed" || !strings.Contains(lines[0], "Notification=org.goxpc.test.changed") ||
-		!strings.Contains(lines[0], bootstrap.KeyNotifyState+"=7") {
+		!strings.Contains(lines[0], payloadState+"=7") {
 		t.Errorf("event %q", lines[0])
 	}
 	if why := strOf(h.mustAdmin(bootstrap.OpBlame, bootstrap.KeyTarget, h.target("test.ev.notify")), bootstrap.KeyWhy); !strings.Contains(why, "launched by the launch event changed of "+launchd.StreamNotify) {
@@ -340,5 +350,33 @@ func TestLaunchEventUnhandledNoLoop(t *testing.T) {
 	}
 	if len(eventLines(logPath, 0)) != 0 {
 		t.Error("a handler the job never set got events")
+	}
+}
+
+// TestLaunchEventHandlersAfterRestart: a service adopted by the next xpcd
+// declares its handlers again, and its events reach it.
+func TestLaunchEventHandlersAfterRestart(t *testing.T) {
+	requireRoot(t)
+	h := newHarness(t)
+	h.cfg.StopServicesOnClose = false
+	logPath := filepath.Join(h.dir, "events.log")
+	h.writePlist(h.eventsJob("test.ev.adopt", logPath, launchd.StreamNotify, "ack", nil,
+		notifyEvents("changed", "org.goxpc.test.adopt")))
+	d1 := h.start()
+	h.post("org.goxpc.test.adopt", 1)
+	waitFor(t, "the first event", func() bool { return len(eventLines(logPath, 0)) == 1 })
+	pid := strings.Fields(eventLines(logPath, 0)[0])[0]
+	waitFor(t, "the acknowledgement", func() bool { _, n := h.streamStatus("test.ev.adopt", launchd.StreamNotify); return n == 0 })
+	h.close(d1)
+	h.cfg.StopServicesOnClose = true
+	h.start()
+	waitFor(t, "the handler declared to the new xpcd", func() bool {
+		return strings.Contains(h.logs.String(), "launch events: handler set") &&
+			strings.Count(h.logs.String(), "launch events: handler set") >= 2
+	})
+	h.post("org.goxpc.test.adopt", 2)
+	waitFor(t, "the event after the restart", func() bool { return len(eventLines(logPath, 0)) == 2 })
+	if got := strings.Fields(eventLines(logPath, 0)[1])[0]; got != pid {
+		t.Errorf("the event went to pid %s, want the adopted %s", got, pid)
 	}
 }
