@@ -15,6 +15,7 @@ import (
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/codesign"
 	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/goxpc/xpc/internal/criteria"
 )
 
 // Config configures a Daemon. The zero value of each optional field is
@@ -69,6 +70,15 @@ type Config struct {
 	// too-many-connections until one closes. Root (uid 0) has no cap.
 	// 0: DefaultMaxConnectionsPerUser; negative: no cap.
 	MaxConnectionsPerUser int
+	// Criteria answers the conditions activities' criteria ask about
+	// (battery, network, idle, pressure). nil: a criteria.Fake with
+	// nothing set, every condition unknown (so that only activities
+	// whose criteria ask nothing of the machine run).
+	Criteria criteria.Sources
+	// ActivityRecheck is how often the criteria of an activity waiting on
+	// a condition that cannot signal a change (pressure, power) are read
+	// again. 0: 30 s.
+	ActivityRecheck time.Duration
 }
 
 // DefaultMaxConnectionsPerUser is Config.MaxConnectionsPerUser's default.
@@ -169,6 +179,8 @@ func New(cfg Config) (*Daemon, error) {
 		maxWatches:  cfg.MaxWatchesPerUser,
 		trust:       trustOf(p),
 		instance:    instance,
+		criteria:    cfg.Criteria,
+		recheck:     cfg.ActivityRecheck,
 	})
 	srv := newServer(sup, p, user, log.With("component", "bootstrap"))
 	if user {
