@@ -79,9 +79,10 @@ type activities struct {
 	heap  actHeap
 	timer *time.Timer
 	// timerAt is what the timer is armed for; arms counts the times it
-	// was (re)armed, for tests.
+	// was (re)armed and fires the times it went off, for tests.
 	timerAt time.Time
 	arms    int
+	fires   int
 	// byUser counts the activities of each user domain with a limit.
 	byUser map[string]int
 	// stored are the records read at start of jobs not loaded yet (user

@@ -69,6 +69,7 @@ func (m *supervisor) armActivities() {
 // activityTimer: the earliest wake-up has come.
 func (m *supervisor) activityTimer() {
 	m.acts.timerAt = time.Time{}
+	m.acts.fires++
 	due := m.acts.heap.popDue(time.Now())
 	m.evaluate(due)
 	m.armActivities()
@@ -196,7 +197,7 @@ func (m *supervisor) startActivity(a *activity, manual bool) {
 	m.acts.heap.setWake(a, time.Time{})
 	m.armActivities()
 	if inst := j.inst; inst != nil {
-		if inst.acts[a.id] && inst.ch != nil && !inst.spawning && inst.stopWhy == "" {
+		if inst.acts[a.id] && !inst.spawning && inst.stopWhy == "" {
 			m.deliverActivity(a, inst)
 		}
 		return
