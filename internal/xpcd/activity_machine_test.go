@@ -269,8 +269,8 @@ func TestActivityMachineOneTimer(t *testing.T) {
 		var arms, fires, n int
 		var at time.Time
 		mc.do(func() { arms, fires, n, at = mc.m.acts.arms, mc.m.acts.fires, mc.m.acts.heap.Len(), mc.m.acts.timerAt })
-		if n != 50 || !at.Equal(t0.Add(time.Hour)) || fires != 0 {
-			t.Fatalf("heap %d, timer at %v, fires %d", n, at.Sub(t0), fires)
+		if n != 50 || !at.Equal(t0.Add(time.Hour)) || fires != 0 || arms != 1 {
+			t.Fatalf("heap %d, timer at %v, armed %d times, fires %d", n, at.Sub(t0), arms, fires)
 		}
 		sleepTo(t0, 59*time.Minute)
 		mc.do(func() { fires = mc.m.acts.fires })
