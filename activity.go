@@ -61,8 +61,8 @@ func (s ActivityState) String() string {
 
 // ActivityError is xpcd's refusal of an activity request: Reason says
 // why; for a limit, Reason.Rule is bootstrap's activity-limit
-// (docs/SECURITY.md). errors.Is matches the reason's kind (ErrDenied), and
-// ErrActivityNotFound for an activity that does not exist.
+// (docs/SECURITY.md). errors.Is matches the reason's kind (ErrDenied), or,
+// for an activity that does not exist, ErrActivityNotFound.
 type ActivityError struct {
 	ID     string
 	Reason *Reason
@@ -74,8 +74,8 @@ func (e *ActivityError) Error() string {
 
 // Is matches the reason's kind, and ErrActivityNotFound.
 func (e *ActivityError) Is(target error) bool {
-	if target == ErrActivityNotFound {
-		return e.Reason.Code == ReasonNotFound
+	if e.Reason.Code == ReasonNotFound {
+		return target == ErrActivityNotFound
 	}
 	k := e.Reason.Kind()
 	return k != nil && k == target
