@@ -255,10 +255,13 @@ func (m *supervisor) deferActivity(a *activity, why string) {
 // it was running, or was launched for, goes back to wait.
 func (m *supervisor) activitiesAfterExit(j *job) {
 	for _, a := range sortedActivities(j) {
-		switch a.phase {
-		case phaseRun:
+		switch {
+		case a.phase == phaseWait:
+		case m.closing:
+			m.resetWait(a) // xpcd stops it: no deferral, it runs again once due
+		case a.phase == phaseRun:
 			m.deferActivity(a, "its instance ended while it ran")
-		case phasePending:
+		case a.phase == phasePending:
 			m.deferActivity(a, "its instance ended before it registered for it")
 		}
 	}
