@@ -84,24 +84,23 @@ func opActivityList(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFun
 	var reply *xpc.Dictionary
 	var oe *opError
 	if e := ss.do(func() {
+		ds := ss.m.sortedDomains()
 		if only != "" {
-			if _, oe = ss.m.served(only, 0, false); oe != nil {
+			var d *domain
+			if d, oe = ss.m.served(only, 0, false); oe != nil {
 				return
 			}
+			ds = []*domain{d}
 		}
 		out := xpc.Array{}
-		for _, d := range ss.m.sortedDomains() {
-			if (only != "" && d.name != only) || !mayRead(ss.peer.UID, d.name, d.owner) {
-				continue
-			}
-			for _, j := range sortedJobs(d) {
-				for _, a := range sortedActivities(j) {
-					out = append(out, activityDict(a))
+		for _, d := range ds {
+			if mayRead(ss.peer.UID, d.name, d.owner) {
+				for _, j := range sortedJobs(d) {
+					out = append(out, jobActivities(j)...)
 				}
 			}
 		}
-		reply = xpc.NewDictionary(1)
-		reply.Set(bootstrap.KeyActivities, out)
+		reply = xpc.Dict(bootstrap.KeyActivities, out)
 	}); e != nil {
 		return nil, nil, e
 	}
