@@ -259,3 +259,27 @@ func TestActivityRunAndWhyNot(t *testing.T) {
 	f.Set(criteria.Network, true)
 	waitFor(t, "the run once the network came", func() bool { return countPrefix(h.actLog("act.net"), "run_net_") == 1 })
 }
+
+// A service that outlives xpcd registers its activities again once the
+// next xpcd adopts it, and gets them there, in the same process.
+func TestActivityAfterAdoption(t *testing.T) {
+	h, _ := newActHarness(t)
+	h.cfg.StopServicesOnClose = false
+	h.writePlist(h.actJob("act.adopt", map[string]any{"tick": map[string]any{"Interval": 2, "Priority": "Utility"}}, nil))
+	d := h.start()
+	waitFor(t, "a run", func() bool { return countPrefix(h.actLog("act.adopt"), "run_tick_") == 1 })
+	pid := intOf(h.print("act.adopt"), bootstrap.KeyPID)
+	h.close(d) // the service keeps running
+	h.cfg.StopServicesOnClose = true
+	h.start()
+	waitFor(t, "a run after the restart", func() bool { return countPrefix(h.actLog("act.adopt"), "run_tick_") >= 2 })
+	want := fmt.Sprintf("run_tick_%d", pid)
+	for _, l := range h.actLog("act.adopt") {
+		if strings.HasPrefix(l, "run_") && l != want {
+			t.Fatalf("run in another process: %v (want pid %d)", h.actLog("act.adopt"), pid)
+		}
+	}
+	if p := h.print("act.adopt"); intOf(p, bootstrap.KeyRuns) != 1 {
+		t.Errorf("relaunched: runs %d", intOf(p, bootstrap.KeyRuns))
+	}
+}
