@@ -177,9 +177,13 @@ func (m *supervisor) criteriaChanged() {
 // the loop stops.
 func (m *supervisor) watchCriteria() {
 	defer m.bg.Done()
+	changed := m.criteria.Changed()
 	for {
 		select {
-		case <-m.criteria.Changed():
+		case _, ok := <-changed:
+			if !ok {
+				return // the sources were closed
+			}
 			m.post(m.criteriaChanged)
 		case <-m.quit:
 			return

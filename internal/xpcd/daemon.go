@@ -73,7 +73,8 @@ type Config struct {
 	// Criteria answers the conditions activities' criteria ask about
 	// (battery, network, idle, pressure). nil: a criteria.Fake with
 	// nothing set, every condition unknown (so that only activities
-	// whose criteria ask nothing of the machine run).
+	// whose criteria ask nothing of the machine run). The caller closes
+	// it, after Close.
 	Criteria criteria.Sources
 	// ActivityRecheck is how often the criteria of an activity waiting on
 	// a condition that cannot signal a change (pressure, power) are read
