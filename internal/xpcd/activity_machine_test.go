@@ -2,8 +2,10 @@ package xpcd
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -282,6 +284,61 @@ func TestActivityMachineOneTimer(t *testing.T) {
 		t.Logf("50 activities: timer armed %d times at load, %d wake-ups in the first hour", arms, fires)
 		if fires != 1 {
 			t.Fatalf("%d wake-ups at the first due time", fires)
+		}
+	})
+}
+
+// Limits: a job may have maxActivitiesPerJob activities, a user domain of
+// a root xpcd maxActivitiesPerUserDomain over all its jobs; past either,
+// a registration is refused naming the rule, and a removal makes room.
+func TestActivityMachineLimits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newSupervisor(supervisorConfig{
+			log: slog.New(slog.NewTextHandler(io.Discard, nil)), launcher: &fakeLauncher{},
+			domains: map[string]uint32{"user/1000": 1000}, root: true,
+		})
+		d := m.domains["user/1000"]
+		if err := m.start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.close(context.Background()) })
+		c := utility(xpc.ActivityCriteria{Interval: time.Hour})
+		var refusals []*opError
+		m.call(context.Background(), func() {
+			for i := 0; m.acts.byUser[d.name] < maxActivitiesPerUserDomain; i++ {
+				j, oe := m.addJob(d, def(fmt.Sprintf("lim.%d", i), func(j *launchd.Job) { j.MachServices = nil }), false)
+				if oe != nil {
+					t.Fatal(oe)
+				}
+				j.inst = &instance{job: j}
+				for k := 0; ; k++ {
+					_, oe := m.activityRegister(j.inst, fmt.Sprintf("a%d", k), &c)
+					if oe != nil {
+						refusals = append(refusals, oe)
+						break
+					}
+				}
+				if i == 0 && len(j.acts) != maxActivitiesPerJob {
+					t.Errorf("first job: %d activities", len(j.acts))
+				}
+			}
+			x, _ := m.addJob(d, def("lim.extra", func(j *launchd.Job) { j.MachServices = nil }), false)
+			x.inst = &instance{job: x}
+			if _, oe := m.activityRegister(x.inst, "one", &c); oe != nil {
+				refusals = append(refusals, oe)
+			}
+			j := d.jobs["lim.0"]
+			m.removeActivity(j.acts["a0"])
+			if _, oe := m.activityRegister(j.inst, "again", &c); oe != nil {
+				t.Errorf("after a removal: %v", oe)
+			}
+		})
+		last := refusals[len(refusals)-1]
+		if last.reason != bootstrap.ReasonDenied || last.extra == nil || !strings.Contains(last.desc, "user/1000 has 1024 activities") {
+			t.Errorf("domain limit: %+v", last)
+		}
+		if rule, _ := refusals[0].extra.String(bootstrap.KeyRule); rule != bootstrap.RuleActivityLimit || !strings.Contains(refusals[0].desc, "64 activities") {
+			t.Errorf("job limit: %+v", refusals[0])
 		}
 	})
 }
