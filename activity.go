@@ -187,7 +187,9 @@ const activityCalls = 4
 // before, and the handler is first called with ActivityCheckIn; it fails
 // with ErrActivityNotFound when there is none. Criteria that cannot be
 // honoured fail with ErrBadCriteria; a refusal by xpcd (a limit) is an
-// *ActivityError.
+// *ActivityError. The handler's calls for one activity come one at a
+// time, on a goroutine of the registration's; Service.Close waits for a
+// call under way to return.
 func (s *Service) RegisterActivity(ctx context.Context, id string, criteria *ActivityCriteria, handler func(*Activity)) error {
 	if id == "" || handler == nil {
 		return fmt.Errorf("xpc: RegisterActivity(%q): want an identifier and a handler", id)
@@ -196,6 +198,9 @@ func (s *Service) RegisterActivity(ctx context.Context, id string, criteria *Act
 		if err := criteria.Check(); err != nil {
 			return err
 		}
+	}
+	if s.ctx == nil || s.ctx.Err() != nil {
+		return fmt.Errorf("xpc: RegisterActivity(%q): the service is closed", id)
 	}
 	r := &activityReg{id: id, crit: criteria, handler: handler, calls: make(chan *Activity, activityCalls),
 		ready: make(chan struct{}), quit: make(chan struct{})}
@@ -352,6 +357,9 @@ func (s *Service) activityMessage(op string, body *Dictionary) {
 	crit, _, _ := ParseActivityCriteria(dictOrNil(body.Get(bootstrap.KeyCriteria)))
 	a := &Activity{s: s, id: id, crit: crit, state: ActivityRun, endTx: s.tx.Begin()}
 	if r == nil {
+		if s.ctx.Err() != nil {
+			return // closing: xpcd finds the channel gone
+		}
 		// Not registered here (any more): xpcd runs it later.
 		a.state = ActivityDefer
 		a.endTx()
