@@ -69,6 +69,7 @@ func (l *Linux) connect(ctx context.Context) (*dbus.Conn, string) {
 	}
 	done := make(chan struct{})
 	l.dialing = done
+	l.dials++
 	l.mu.Unlock()
 
 	conn, err := dialBus(ctx, l.cfg.SystemBus)

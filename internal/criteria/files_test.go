@@ -172,7 +172,7 @@ func TestNetworkRoutes(t *testing.T) {
 		{"no operstate", map[string]string{route: head + v4def}, true, false, "eth0: operstate: no such file"},
 		{"no default route", map[string]string{route: head + v4net, route6: v6net}, true, false, "no default route"},
 		{"reject route", map[string]string{route: head + v4rej, eth0: "up\n"}, true, false, "no default route"},
-		{"loopback only", map[string]string{route: head + v4lo, route6: v6lo, "sys/class/net/lo/operstate": "unknown\n"}, true, false, "no default route"},
+		{"loopback only", map[string]string{route: head + v4lo, route6: v6lo, "sys/class/net/lo/operstate": "unknown\n", "sys/class/net/lo/flags": "0x9\n"}, true, false, "no default route"},
 		{"IPv6 default route", map[string]string{route: head, route6: v6lo + v6def, wlan0: "up\n"}, true, true, "default route via wlan0 up"},
 		{"no IPv6", map[string]string{route: head + v4def, eth0: "up\n"}, true, true, "eth0 up"},
 		{"no /proc/net/route", map[string]string{"proc": "<dir>"}, false, false, "/proc/net/route: route: no such file"},

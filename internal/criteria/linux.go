@@ -74,6 +74,7 @@ type Linux struct {
 	bus      *dbus.Conn    // nil: not connected
 	dialing  chan struct{} // closed when the dial under way ends
 	nextDial time.Time     // no dial before this
+	dials    int           // dials tried, for tests
 	busWhy   string        // why bus is nil, for Facts
 	routes   *os.File      // the rtnetlink socket, or nil
 }

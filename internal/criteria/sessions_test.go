@@ -104,6 +104,22 @@ func TestNoBus(t *testing.T) {
 	want(t, l, Network, 0, false, false, "/proc/net/route")
 }
 
+// TestBusRetryBounded: without a bus, Reads dial at most once per Retry.
+func TestBusRetryBounded(t *testing.T) {
+	l := newLinux(t, Config{Root: tree(t, nil), Retry: time.Second})
+	for range 20 {
+		want(t, l, UserIdle, 1000, false, false, "no system bus")
+	}
+	time.Sleep(1100 * time.Millisecond)
+	want(t, l, UserIdle, 1000, false, false, "no system bus")
+	l.mu.Lock()
+	dials := l.dials
+	l.mu.Unlock()
+	if dials != 2 {
+		t.Errorf("%d dials, want 2: one at NewLinux, one after Retry", dials)
+	}
+}
+
 func TestBusWithNoServices(t *testing.T) {
 	b := startBus(t, "")
 	l := newLinux(t, Config{Root: tree(t, nil), SystemBus: b.addr})
