@@ -172,6 +172,26 @@ func (m *fakeLogind) remove(id string) {
 	m.mu.Unlock()
 }
 
+// addGhost lists session id of uid with no object, as a session that
+// ends between ListSessions and reading it.
+func (m *fakeLogind) addGhost(id string, uid uint32) {
+	m.t.Helper()
+	path := dbus.ObjectPath(sessionPath + "/_" + id)
+	if err := m.conn.Export(ghost{}, path, propsIface); err != nil {
+		m.t.Fatal(err)
+	}
+	m.mu.Lock()
+	m.list = append(m.list, session{ID: id, UID: uid, Path: path})
+	m.mu.Unlock()
+}
+
+// ghost answers as logind (sd-bus) does for a session that is gone.
+type ghost struct{}
+
+func (ghost) GetAll(string) (map[string]dbus.Variant, *dbus.Error) {
+	return nil, dbus.NewError("org.freedesktop.DBus.Error.UnknownObject", []any{"Unknown object"})
+}
+
 // set sets a session's hint ("IdleHint", "LockedHint").
 func (m *fakeLogind) set(id, hint string, v bool) {
 	m.mu.Lock()

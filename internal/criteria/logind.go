@@ -81,8 +81,11 @@ func (l *Linux) readSessions(ctx context.Context, c Condition, uid uint32) Fact 
 func (l *Linux) sessionHint(ctx context.Context, s session, hint string, graphical bool) (has, counts bool, why string) {
 	call, err := l.busCall(ctx, sourceLogind, login1, s.Path, propsIface+".GetAll", login1+".Session")
 	var derr dbus.Error
-	if errors.As(err, &derr) && (derr.Name == "org.freedesktop.DBus.Error.UnknownObject" || derr.Name == login1+".NoSuchSession") {
-		return false, false, ""
+	if errors.As(err, &derr) {
+		switch derr.Name {
+		case "org.freedesktop.DBus.Error.UnknownObject", login1 + ".NoSuchSession":
+			return false, false, ""
+		}
 	}
 	if err != nil {
 		return false, false, "session " + s.ID + ": " + err.Error()

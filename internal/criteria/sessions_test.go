@@ -52,6 +52,8 @@ func TestLogindSessions(t *testing.T) {
 	m.remove("9")
 	waitChanged(t, l, "SessionRemoved")
 	want(t, l, UserIdle, 4242, true, true, "no session of uid 4242")
+	m.addGhost("10", 4242)
+	want(t, l, UserIdle, 4242, true, true, "no session of uid 4242")
 
 	// NetworkManager is not on this bus.
 	want(t, l, InexpensiveNetwork, 0, false, false, "NetworkManager is not on the system bus, and the kernel cannot tell")
