@@ -2,61 +2,15 @@ package criteria
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/godbus/dbus/v5"
 )
-
-// DefaultSystemBus is the system bus's address when
-// DBUS_SYSTEM_BUS_ADDRESS is not set (the D-Bus specification's).
-const DefaultSystemBus = "unix:path=/run/dbus/system_bus_socket"
-
-// Default pressure thresholds, in percent of "some avg10": the share of
-// the last ten seconds in which at least one task stalled on the resource.
-const (
-	DefaultCPUPressure    = 40.0
-	DefaultMemoryPressure = 10.0
-	DefaultIOPressure     = 30.0
-)
-
-// DefaultRetry is how long Linux waits, after failing to reach the
-// system bus or losing it, before a Read tries again.
-const DefaultRetry = 10 * time.Second
-
-// ErrBadConfig is the kind of error NewLinux gives for a Config it cannot
-// honour.
-var ErrBadConfig = errors.New("bad criteria config")
-
-// Config configures Linux. Its zero value reads the machine's /sys and
-// /proc, the system bus of DBUS_SYSTEM_BUS_ADDRESS or DefaultSystemBus,
-// with the default thresholds, and logs nothing.
-type Config struct {
-	// Root is the directory /sys and /proc are read under ("" is "/");
-	// tests point it at a fake tree. The kernel's route changes are
-	// watched (rtnetlink) only when Root is "/".
-	Root string
-	// SystemBus is the system bus's address ("unix:path=..." or
-	// "unix:abstract=...", several separated by ";"). "" is
-	// $DBUS_SYSTEM_BUS_ADDRESS, or DefaultSystemBus when that is unset.
-	SystemBus string
-	// CPUPressure, MemoryPressure, IOPressure are the thresholds, in
-	// percent (0 < t <= 100) of /proc/pressure's "some avg10", over which
-	// the machine is under that pressure. 0 is the default
-	// (DefaultCPUPressure, ...).
-	CPUPressure, MemoryPressure, IOPressure float64
-	// Retry is how long to wait before trying the system bus again after
-	// it could not be reached or was lost; 0 is DefaultRetry.
-	Retry time.Duration
-	// Log receives what the sources learn about themselves (the bus came
-	// or went); nil discards it.
-	Log *slog.Logger
-}
 
 // Linux answers conditions from the Linux machine's sources:
 // /sys/class/power_supply, the kernel's routes, /proc/pressure, and logind
@@ -76,7 +30,7 @@ type Linux struct {
 	nextDial time.Time     // no dial before this
 	dials    int           // dials tried, for tests
 	busWhy   string        // why bus is nil, for Facts
-	routes   *os.File      // the rtnetlink socket, or nil
+	routes   io.Closer     // the rtnetlink socket, or nil
 }
 
 // NewLinux returns the Linux sources of cfg. It connects to the system bus
@@ -84,32 +38,9 @@ type Linux struct {
 // not fail it: the conditions they answer are then unknown, and the bus is
 // tried again on a later Read. It fails only for a bad cfg.
 func NewLinux(ctx context.Context, cfg Config) (*Linux, error) {
-	if cfg.Root == "" {
-		cfg.Root = "/"
-	}
-	if cfg.SystemBus == "" {
-		cfg.SystemBus = os.Getenv("DBUS_SYSTEM_BUS_ADDRESS")
-	}
-	if cfg.SystemBus == "" {
-		cfg.SystemBus = DefaultSystemBus
-	}
-	for _, t := range []struct {
-		name string
-		v    *float64
-		def  float64
-	}{{"CPUPressure", &cfg.CPUPressure, DefaultCPUPressure}, {"MemoryPressure", &cfg.MemoryPressure, DefaultMemoryPressure}, {"IOPressure", &cfg.IOPressure, DefaultIOPressure}} {
-		if *t.v == 0 {
-			*t.v = t.def
-		}
-		if !(*t.v > 0 && *t.v <= 100) {
-			return nil, fmt.Errorf("%w: %s: want a percentage above 0 and at most 100, have %v", ErrBadConfig, t.name, *t.v)
-		}
-	}
-	if cfg.Retry < 0 {
-		return nil, fmt.Errorf("%w: Retry: negative (%v)", ErrBadConfig, cfg.Retry)
-	}
-	if cfg.Retry == 0 {
-		cfg.Retry = DefaultRetry
+	cfg, err := cfg.resolved()
+	if err != nil {
+		return nil, err
 	}
 	l := &Linux{cfg: cfg, log: cfg.Log, changed: make(chan struct{}, 1)}
 	if l.log == nil {
@@ -177,15 +108,17 @@ func (l *Linux) Close() error {
 	bus, routes := l.bus, l.routes
 	l.bus, l.routes = nil, nil
 	l.mu.Unlock()
-	var errs []error
+	var err error
 	if bus != nil {
-		errs = append(errs, bus.Close())
+		err = bus.Close()
 	}
 	if routes != nil {
-		errs = append(errs, routes.Close())
+		if rerr := routes.Close(); err == nil {
+			err = rerr
+		}
 	}
 	l.wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err != nil {
 		return fmt.Errorf("close: %w", err)
 	}
 	return nil
