@@ -9,7 +9,8 @@ import (
 
 const sourceNM = "NetworkManager"
 
-// NetworkManager's NMConnectivityState and NMMetered values.
+// NetworkManager's values of Connectivity (NM_CONNECTIVITY_*) and Metered
+// (NM_METERED_*).
 const (
 	nmConnectivityUnknown = 0
 	nmConnectivityFull    = 4

@@ -54,9 +54,10 @@ func scanRoutes(path string, skip int, line func(fields []string) error) error {
 	return nil
 }
 
-// ipv4Defaults lists the default routes of /proc/net/route:
+// ipv4Defaults lists the default routes of /proc/net/route: after a
+// header, lines of interface, destination, gateway, flags, references,
+// use, metric, mask, MTU, window and IRTT, in hex where numeric:
 //
-//	Iface Destination Gateway Flags RefCnt Use Metric Mask MTU Window IRTT
 //	eth0  00000000    0102A8C0 0003 0      0   100    00000000 0 0 0
 func ipv4Defaults(path string) ([]defaultRoute, error) {
 	var out []defaultRoute
