@@ -74,8 +74,9 @@ func (l *Linux) connect(ctx context.Context) (*dbus.Conn, string) {
 
 	conn, err := dialBus(ctx, l.cfg.SystemBus)
 	signals := make(chan *dbus.Signal, busSignals)
+	var owners map[string]string
 	if err == nil {
-		err = watchBus(ctx, conn, signals)
+		owners, err = watchBus(ctx, conn, signals)
 	}
 
 	l.mu.Lock()
@@ -94,30 +95,54 @@ func (l *Linux) connect(ctx context.Context) (*dbus.Conn, string) {
 	}
 	l.bus, l.busWhy = conn, ""
 	l.wg.Add(1)
-	go l.forward(conn, signals)
+	go l.forward(conn, signals, owners)
 	l.log.Info("criteria: connected to the system bus", "address", l.cfg.SystemBus)
 	return conn, ""
 }
 
-// watchBus adds the match rules of the signals Changed needs and
-// delivers them on signals; on error it closes conn.
-func watchBus(ctx context.Context, conn *dbus.Conn, signals chan *dbus.Signal) error {
+// watchBus delivers the signals Changed needs on signals (their match
+// rules) and returns the unique names that own logind's and
+// NetworkManager's names now ("" when none); on error it closes conn.
+func watchBus(ctx context.Context, conn *dbus.Conn, signals chan *dbus.Signal) (map[string]string, error) {
+	conn.Signal(signals)
 	for _, rule := range matchRules() {
 		if err := conn.AddMatchSignalContext(ctx, rule...); err != nil {
 			conn.Close()
-			return fmt.Errorf("add match: %w", err)
+			return nil, fmt.Errorf("add match: %w", err)
 		}
 	}
-	conn.Signal(signals)
-	return nil
+	owners := map[string]string{}
+	for _, name := range []string{login1, nmName} {
+		var owner string
+		err := conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.GetNameOwner", 0, name).Store(&owner)
+		var derr dbus.Error
+		if err != nil && !(errors.As(err, &derr) && derr.Name == "org.freedesktop.DBus.Error.NameHasNoOwner") {
+			conn.Close()
+			return nil, fmt.Errorf("owner of %s: %w", name, err)
+		}
+		owners[name] = owner
+	}
+	return owners, nil
 }
 
 // forward turns the bus's signals into Changed until the connection
 // closes (Close, or the bus went away), then forgets the connection.
-func (l *Linux) forward(conn *dbus.Conn, signals <-chan *dbus.Signal) {
+// Only signals from the bus itself and from the present owners of
+// logind's and NetworkManager's names count: a signal any client may send
+// straight to this connection does not.
+func (l *Linux) forward(conn *dbus.Conn, signals <-chan *dbus.Signal, owners map[string]string) {
 	defer l.wg.Done()
 	for s := range signals {
-		if s.Name != "org.freedesktop.DBus.NameAcquired" && s.Name != "org.freedesktop.DBus.NameLost" {
+		if s.Sender == "org.freedesktop.DBus" && s.Name == "org.freedesktop.DBus.NameOwnerChanged" && len(s.Body) == 3 {
+			name, _ := s.Body[0].(string)
+			owner, _ := s.Body[2].(string)
+			if _, ours := owners[name]; ours {
+				owners[name] = owner
+				l.notify()
+			}
+			continue
+		}
+		if s.Sender != "" && (s.Sender == owners[login1] || s.Sender == owners[nmName]) {
 			l.notify()
 		}
 	}

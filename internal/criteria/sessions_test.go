@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godbus/dbus/v5"
 	"go.uber.org/goleak"
 )
 
@@ -271,4 +272,55 @@ func openFDs(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(es)
+}
+
+// TestForgedSignalsIgnored: a client that sends logind's or
+// NetworkManager's signals straight to xpcd's connection, or broadcasts
+// them, does not signal Changed; only the names' owners do.
+func TestForgedSignalsIgnored(t *testing.T) {
+	b := startBus(t, "")
+	m := startLogind(t, b)
+	m.add("2", 1000, "user", "x11")
+	startNM(t, b, 4, 2)
+	l := newLinux(t, Config{Root: tree(t, nil), SystemBus: b.addr})
+	l.mu.Lock()
+	me := l.bus.Names()[0]
+	l.mu.Unlock()
+	hostile := b.connect(t)
+	for _, sig := range []struct {
+		path   dbus.ObjectPath
+		member string
+		body   []any
+	}{
+		{nmPath, propsIface + ".PropertiesChanged", []any{nmName, map[string]dbus.Variant{"Metered": dbus.MakeVariant(uint32(1))}, []string{}}},
+		{sessionPath + "/_2", propsIface + ".PropertiesChanged", []any{login1 + ".Session", map[string]dbus.Variant{"IdleHint": dbus.MakeVariant(true)}, []string{}}},
+		{login1Path, login1 + ".Manager.SessionNew", []any{"7", dbus.ObjectPath(sessionPath + "/_7")}},
+	} {
+		drain(l)
+		iface, member := sig.member[:strings.LastIndex(sig.member, ".")], sig.member[strings.LastIndex(sig.member, ".")+1:]
+		msg := &dbus.Message{Type: dbus.TypeSignal, Headers: map[dbus.HeaderField]dbus.Variant{
+			dbus.FieldPath:        dbus.MakeVariant(sig.path),
+			dbus.FieldInterface:   dbus.MakeVariant(iface),
+			dbus.FieldMember:      dbus.MakeVariant(member),
+			dbus.FieldDestination: dbus.MakeVariant(me),
+			dbus.FieldSignature:   dbus.MakeVariant(dbus.SignatureOf(sig.body...)),
+		}, Body: sig.body}
+		if call := hostile.Send(msg, nil); call.Err != nil {
+			t.Fatal(call.Err)
+		}
+		if err := hostile.Emit(sig.path, sig.member, sig.body...); err != nil {
+			t.Fatal(err)
+		}
+		// A round trip: the bus has passed the forged signals on.
+		if err := hostile.BusObject().Call("org.freedesktop.DBus.GetId", 0).Err; err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-l.Changed():
+			t.Errorf("Changed after a forged %s", sig.member)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	m.set("2", "LockedHint", true)
+	waitChanged(t, l, "the owner's signal")
 }
