@@ -222,18 +222,27 @@ func dialUnix(ctx context.Context, name string) (*dbus.Conn, error) {
 		c.Close()
 		return nil, err
 	}
+	// A cancelled ctx ends the dial at once, as its deadline would.
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
 	conn, err := dbus.NewConn(c)
 	if err != nil {
+		stop()
 		c.Close()
 		return nil, err
 	}
 	if err := conn.Auth(nil); err != nil {
+		stop()
 		conn.Close()
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
 	if err := conn.Hello(); err != nil {
+		stop()
 		conn.Close()
 		return nil, fmt.Errorf("hello: %w", err)
+	}
+	if !stop() {
+		conn.Close()
+		return nil, ctx.Err()
 	}
 	if err := c.SetDeadline(time.Time{}); err != nil {
 		conn.Close()

@@ -2,7 +2,9 @@ package criteria
 
 import (
 	"context"
+	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -323,4 +325,48 @@ func TestForgedSignalsIgnored(t *testing.T) {
 	}
 	m.set("2", "LockedHint", true)
 	waitChanged(t, l, "the owner's signal")
+}
+
+// TestSilentBus: a bus socket that accepts and never answers holds
+// NewLinux only until its context ends, by deadline or cancel.
+func TestSilentBus(t *testing.T) {
+	socket := filepath.Join(t.TempDir(), "silent")
+	ln, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	for _, cancelled := range []bool{false, true} {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		if cancelled {
+			ctx, cancel = context.WithCancel(context.Background())
+			time.AfterFunc(200*time.Millisecond, cancel)
+		}
+		start := time.Now()
+		l, err := NewLinux(ctx, Config{Root: tree(t, nil), SystemBus: "unix:path=" + socket, Retry: time.Hour})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("cancelled %v: NewLinux took %v", cancelled, d)
+		}
+		want(t, l, UserIdle, 1000, false, false, "no system bus")
+		l.Close()
+	}
 }
