@@ -86,9 +86,12 @@ func (l *Linux) connect(ctx context.Context) (*dbus.Conn, string) {
 	switch {
 	case err != nil:
 		l.nextDial = time.Now().Add(l.cfg.Retry)
-		l.busWhy = fmt.Sprintf("no system bus (%s): %v", l.cfg.SystemBus, err)
-		l.log.Info("criteria: no system bus; logind and NetworkManager conditions are unknown", "address", l.cfg.SystemBus, "err", err)
-		return nil, l.busWhy
+		why := fmt.Sprintf("no system bus (%s): %v", l.cfg.SystemBus, err)
+		if why != l.busWhy { // logged once, not at every retry
+			l.log.Info("criteria: no system bus; logind and NetworkManager conditions are unknown", "address", l.cfg.SystemBus, "err", err)
+		}
+		l.busWhy = why
+		return nil, why
 	case l.closed:
 		conn.Close()
 		return nil, "the sources are closed"

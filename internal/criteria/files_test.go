@@ -185,6 +185,13 @@ func TestNetworkRoutes(t *testing.T) {
 	})
 }
 
+func TestUnknownCondition(t *testing.T) {
+	l := newLinux(t, Config{Root: tree(t, nil)})
+	if f := l.Read(context.Background(), "moon-phase", 0); f.Known || f.Why != `no source for condition "moon-phase"` {
+		t.Errorf("Read of an unknown condition = %+v", f)
+	}
+}
+
 func TestInexpensiveNetworkWithoutBus(t *testing.T) {
 	l := newLinux(t, Config{Root: tree(t, nil)})
 	f := l.Read(context.Background(), InexpensiveNetwork, 0)

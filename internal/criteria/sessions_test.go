@@ -2,6 +2,7 @@ package criteria
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -111,7 +112,8 @@ func TestNoBus(t *testing.T) {
 
 // TestBusRetryBounded: without a bus, Reads dial at most once per Retry.
 func TestBusRetryBounded(t *testing.T) {
-	l := newLinux(t, Config{Root: tree(t, nil), Retry: time.Second})
+	var log strings.Builder
+	l := newLinux(t, Config{Root: tree(t, nil), Retry: time.Second, Log: slog.New(slog.NewTextHandler(&log, nil))})
 	for range 20 {
 		want(t, l, UserIdle, 1000, false, false, "no system bus")
 	}
@@ -122,6 +124,9 @@ func TestBusRetryBounded(t *testing.T) {
 	l.mu.Unlock()
 	if dials != 2 {
 		t.Errorf("%d dials, want 2: one at NewLinux, one after Retry", dials)
+	}
+	if n := strings.Count(log.String(), "no system bus"); n != 1 {
+		t.Errorf("logged %d times, want once:\n%s", n, log.String())
 	}
 }
 
