@@ -40,7 +40,7 @@ type testBus struct {
 
 // startBus starts a private dbus-daemon listening on socket (a new one in
 // a temporary directory when ""), stopped at the test's end.
-func startBus(t *testing.T, socket string) *testBus {
+func startBus(t testing.TB, socket string) *testBus {
 	t.Helper()
 	if _, err := exec.LookPath("dbus-daemon"); err != nil {
 		t.Skip("no dbus-daemon:", err)
@@ -80,7 +80,7 @@ func (b *testBus) stop() {
 }
 
 // connect returns a connection to b, closed at the test's end.
-func (b *testBus) connect(t *testing.T) *dbus.Conn {
+func (b *testBus) connect(t testing.TB) *dbus.Conn {
 	t.Helper()
 	conn, err := dbus.Connect(b.addr)
 	if err != nil {
@@ -91,7 +91,7 @@ func (b *testBus) connect(t *testing.T) *dbus.Conn {
 }
 
 // own makes conn the owner of name.
-func own(t *testing.T, conn *dbus.Conn, name string) {
+func own(t testing.TB, conn *dbus.Conn, name string) {
 	t.Helper()
 	reply, err := conn.RequestName(name, dbus.NameFlagDoNotQueue)
 	if err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
@@ -101,7 +101,7 @@ func own(t *testing.T, conn *dbus.Conn, name string) {
 
 // fakeLogind is org.freedesktop.login1's Manager and sessions.
 type fakeLogind struct {
-	t     *testing.T
+	t     testing.TB
 	conn  *dbus.Conn
 	mu    sync.Mutex
 	list  []session
@@ -110,7 +110,7 @@ type fakeLogind struct {
 }
 
 // startLogind exports a fake logind on b.
-func startLogind(t *testing.T, b *testBus) *fakeLogind {
+func startLogind(t testing.TB, b *testBus) *fakeLogind {
 	t.Helper()
 	m := &fakeLogind{t: t, conn: b.connect(t), props: map[string]*prop.Properties{}}
 	if err := m.conn.Export(m, login1Path, login1+".Manager"); err != nil {
@@ -207,7 +207,7 @@ type fakeNM struct {
 }
 
 // startNM exports a fake NetworkManager on b.
-func startNM(t *testing.T, b *testBus, connectivity, metered uint32) *fakeNM {
+func startNM(t testing.TB, b *testBus, connectivity, metered uint32) *fakeNM {
 	t.Helper()
 	n := &fakeNM{conn: b.connect(t)}
 	var err error
@@ -233,7 +233,7 @@ func drain(l *Linux) {
 }
 
 // waitChanged waits for Changed.
-func waitChanged(t *testing.T, l *Linux, what string) {
+func waitChanged(t testing.TB, l *Linux, what string) {
 	t.Helper()
 	select {
 	case <-l.Changed():
@@ -243,7 +243,7 @@ func waitChanged(t *testing.T, l *Linux, what string) {
 }
 
 // want checks what Read answers.
-func want(t *testing.T, l *Linux, c Condition, uid uint32, known, value bool, why string) {
+func want(t testing.TB, l *Linux, c Condition, uid uint32, known, value bool, why string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

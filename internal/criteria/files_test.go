@@ -12,7 +12,7 @@ import (
 
 // tree writes files (path under the root -> content) into a new root
 // directory. A content of "<dir>" makes a directory.
-func tree(t *testing.T, files map[string]string) string {
+func tree(t testing.TB, files map[string]string) string {
 	t.Helper()
 	root := t.TempDir()
 	for p, content := range files {
@@ -34,7 +34,7 @@ func tree(t *testing.T, files map[string]string) string {
 }
 
 // noBus is a system bus address where nothing listens.
-func noBus(t *testing.T) string {
+func noBus(t testing.TB) string {
 	return "unix:path=" + filepath.Join(t.TempDir(), "no-bus")
 }
 
