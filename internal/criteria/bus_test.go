@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -54,6 +55,8 @@ func startBus(t testing.TB, socket string) *testBus {
 		t.Fatal(err)
 	}
 	b := &testBus{socket: socket, cmd: exec.Command("dbus-daemon", "--config-file="+conf, "--print-address", "--nofork")}
+	// A test binary killed (a timeout) takes its daemon with it.
+	b.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := b.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
