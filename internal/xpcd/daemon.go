@@ -71,10 +71,10 @@ type Config struct {
 	// 0: DefaultMaxConnectionsPerUser; negative: no cap.
 	MaxConnectionsPerUser int
 	// Criteria answers the conditions activities' criteria ask about
-	// (battery, network, idle, pressure). nil: a criteria.Fake with
-	// nothing set, every condition unknown (so that only activities
-	// whose criteria ask nothing of the machine run). The caller closes
-	// it, after Close.
+	// (battery, network, idle, pressure). nil: the machine's own sources
+	// (sysfs, the kernel's routes, logind and NetworkManager on the
+	// system bus, /proc/pressure), which xpcd opens at Start and closes
+	// at Close. One given here is the caller's to close, after Close.
 	Criteria criteria.Sources
 	// ActivityRecheck is how often the criteria of an activity waiting on
 	// a condition that cannot signal a change (pressure, power) are read
@@ -165,6 +165,11 @@ func New(cfg Config) (*Daemon, error) {
 	jobs := newJobStore(sources, log.With("component", "jobs"))
 	outDir := outputDirFor(p.RunDir)
 	instance := instanceID(p.StateDir)
+	var machine *machineCriteria
+	if cfg.Criteria == nil {
+		machine = newMachineCriteria(log.With("component", "criteria"))
+		cfg.Criteria = machine
+	}
 	sup := newSupervisor(supervisorConfig{
 		log:         log.With("component", "supervisor"),
 		launcher:    &execLauncher{log: log.With("component", "service"), root: uid == 0, outputDir: outDir, instance: instance},
@@ -193,7 +198,11 @@ func New(cfg Config) (*Daemon, error) {
 		srv.maxTotal = defaultMaxConnections()
 	}
 	d := &Daemon{cfg: cfg, log: log, sup: sup}
-	d.comp = []component{binder{srv}, store, jobs, sup}
+	d.comp = []component{binder{srv}, store, jobs}
+	if machine != nil {
+		d.comp = append(d.comp, machine)
+	}
+	d.comp = append(d.comp, sup)
 	if cfg.PressureInterval > 0 {
 		d.comp = append(d.comp, pressureMonitor(sup, cfg.Pressure, cfg.PressureInterval, log.With("component", "pressure")))
 	}

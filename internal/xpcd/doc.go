@@ -26,6 +26,8 @@
 //	            written atomically (state.go, persist.go); read-only when the directory
 //	            cannot be written or a file is of a newer version
 //	jobs        reads the LaunchAgents/LaunchDaemons plists (jobstore.go)
+//	criteria    the machine's sources for activities' criteria, unless
+//	            Config.Criteria gives others (criteria.go)
 //	supervisor  domains, jobs, instances: the state machine (supervisor.go,
 //	            job.go, instance.go), processes (process.go, output.go); at start, before
 //	            its loop runs, it adopts what a previous xpcd left running
