@@ -55,7 +55,8 @@ type Service struct {
 	reportedPeers int
 	peersDirty    atomic.Bool
 	txKick        chan struct{}
-	txLooks       atomic.Int64 // times the reporter looked at the count (tests)
+	txLooks       atomic.Int64  // times the reporter looked at the count (tests)
+	acts          activityTable // RegisterActivity's registrations (activity.go)
 
 	// events are the launch-event handlers by stream (events.go).
 	events map[string]*eventStream
@@ -288,6 +289,8 @@ func (h *controlHandler) HandleMessage(ctx context.Context, m *Message) {
 		h.s.terminate(ctx, m)
 	case bootstrap.OpEvent:
 		h.s.event(ctx, m)
+	case bootstrap.OpActivity, bootstrap.OpActivityShouldDefer:
+		h.s.activityMessage(op, m.Body)
 	}
 	_ = CloseAttachments(m.Body)
 }
@@ -440,6 +443,7 @@ func (s *Service) tryAdopt() error {
 		s.dropChannel(ctl)
 		return err
 	}
+	s.reregisterActivities(ctx, ctl)
 	s.kickReporter()
 	return nil
 }

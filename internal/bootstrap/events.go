@@ -150,3 +150,16 @@ func EventStream(stream string) (string, bool) {
 	}
 	return "", false
 }
+
+// Activity words added with xpcd's scheduler (docs/XPCD.md, "Activities").
+const (
+	// RuleActivityLimit: a job may have only so many activities, and a
+	// user domain only so many over all its jobs (docs/SECURITY.md).
+	RuleActivityLimit = "activity-limit"
+	// ReasonBadCriteria: OpActivityRegister's KeyCriteria cannot be
+	// honoured (xpc.ErrBadCriteria).
+	ReasonBadCriteria = "bad-criteria"
+	// ReasonActivityNotRunning: OpActivityState for an activity that is
+	// not running (xpcd did not deliver it, or it has ended).
+	ReasonActivityNotRunning = "activity-not-running"
+)

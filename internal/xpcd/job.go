@@ -24,7 +24,8 @@ import (
 // exit (keep-alive), kickstart, an upgrade with clients waiting (upgrade),
 // and the schedule (schedule.go): StartInterval (interval),
 // StartCalendarInterval (calendar), WatchPaths (watch-path),
-// QueueDirectories (queue-directory).
+// QueueDirectories (queue-directory); an activity due (activity, in
+// activity_run.go).
 // After an exit xpcd did not ask for, the next launch waits until
 // ThrottleInterval after the previous launch; after a stop xpcd asked for
 // (idle, pressure, upgrade, kickstart -k, bootout) it does not.
@@ -77,8 +78,9 @@ type job struct {
 	refused *RuleError
 
 	inst  *instance
-	queue []*pending // clients waiting for a name the instance has not checked in
-	sched *schedule  // StartInterval, StartCalendarInterval, WatchPaths, QueueDirectories (schedule.go)
+	queue []*pending           // clients waiting for a name the instance has not checked in
+	sched *schedule            // StartInterval, StartCalendarInterval, WatchPaths, QueueDirectories (schedule.go)
+	acts  map[string]*activity // its activities, by identifier (activity.go)
 
 	// events: launch events, their descriptors and pending events
 	// (events.go); nil if none.
@@ -130,6 +132,7 @@ type instance struct {
 
 	ch        *channel        // check-in channel, nil until there is one
 	names     map[string]bool // names checked in on ch
+	acts      map[string]bool // activities registered or checked in for on ch
 	delivered int             // client sockets handed to it
 	// conns is its listeners' open peer connections, as it reports
 	// (connsKnown: it has; a process that does not use the library does
@@ -309,6 +312,7 @@ func (m *supervisor) throttleEnded(j *job, t *time.Timer) {
 func (m *supervisor) afterExit(j *job, inst *instance, ran bool) {
 	defer m.changed(j)
 	m.eventsEnded(inst, ran)
+	m.activitiesAfterExit(j)
 	if j.unloading {
 		m.finishUnload(j)
 		return
