@@ -34,13 +34,15 @@ import (
 //	                       load+2N, ...; fires missed while the loop was
 //	                       busy are skipped, not made up.
 //	StartCalendarInterval  at the next minute any entry matches, in local
-//	                       time (CalendarInterval.Next). The timer sleeps at
-//	                       most calendarRecheck and then looks at the wall
-//	                       clock again, so that a clock change or a suspend
-//	                       delays a start by no more than that: launchd fires
-//	                       once on wake for the events a sleep missed, and
-//	                       so does this, once. Events missed while xpcd did
-//	                       not run are not made up at start.
+//	                       time (CalendarInterval.Next). One wall-clock
+//	                       timer (walltimer.go) sleeps until the earliest
+//	                       such minute of all jobs, and wakes early only
+//	                       when the clock is set or the machine resumes:
+//	                       then every job's next minute is computed again
+//	                       from the new time. launchd fires once on wake
+//	                       for the events a sleep missed, and so does this,
+//	                       once. Events missed while xpcd did not run are
+//	                       not made up at start.
 //	WatchPaths             a path was modified, created, removed or
 //	                       replaced: start after watchDebounce, so that a
 //	                       burst of changes (a save, an install) is one
@@ -63,9 +65,6 @@ const (
 	// watchDebounce is how long a WatchPaths change waits for more
 	// before the job is started: the changes in it make one start.
 	watchDebounce = 100 * time.Millisecond
-	// calendarRecheck is the longest a calendar timer sleeps before it
-	// looks at the wall clock again.
-	calendarRecheck = time.Minute
 )
 
 // schedule is a scheduled job's timers and watch.
@@ -73,8 +72,7 @@ type schedule struct {
 	interval     *time.Timer
 	intervalNext time.Time
 
-	calendar     *time.Timer
-	calendarNext time.Time // zero: no entry can fire
+	calendarNext time.Time // zero: no entry can fire (or none is due)
 	calendarAt   int       // the entry of StartCalendarInterval due at calendarNext
 
 	watch    pathWatcher // nil if the job watches nothing, or it failed
@@ -128,7 +126,8 @@ func (m *supervisor) arm(j *job) {
 		m.armInterval(j, s, now)
 	}
 	if len(def.StartCalendarInterval) > 0 {
-		m.nextCalendar(j, s, now)
+		m.nextCalendar(j, s)
+		m.cal.reschedule(m)
 	}
 	if len(def.WatchPaths) > 0 || len(def.QueueDirectories) > 0 || len(def.KeepAlive.PathState) > 0 {
 		m.armWatch(j, s)
@@ -200,10 +199,14 @@ func (m *supervisor) disarm(j *job) {
 		return
 	}
 	j.sched = nil
-	for _, t := range []*time.Timer{s.interval, s.calendar, s.debounce} {
+	for _, t := range []*time.Timer{s.interval, s.debounce} {
 		if t != nil {
 			t.Stop()
 		}
+	}
+	if _, ok := m.cal.jobs[j]; ok {
+		delete(m.cal.jobs, j)
+		m.cal.reschedule(m)
 	}
 	if s.watch != nil {
 		s.watch.close()
@@ -221,7 +224,7 @@ func (s *schedule) nextStart() time.Time {
 	if s.interval != nil {
 		t = s.intervalNext
 	}
-	if s.calendar != nil && !s.calendarNext.IsZero() && (t.IsZero() || s.calendarNext.Before(t)) {
+	if !s.calendarNext.IsZero() && (t.IsZero() || s.calendarNext.Before(t)) {
 		t = s.calendarNext
 	}
 	return t
@@ -253,9 +256,30 @@ func (m *supervisor) intervalFired(j *job, s *schedule, t *time.Timer) {
 
 // --- StartCalendarInterval ---
 
-// nextCalendar finds the next minute an entry matches after now, and arms
-// the timer for it (or for calendarRecheck, if that is sooner).
-func (m *supervisor) nextCalendar(j *job, s *schedule, now time.Time) {
+// calendars is the supervisor's record of the jobs waiting for a
+// StartCalendarInterval minute, and the one clock that wakes for the
+// earliest of them (walltimer.go). Owned by the loop.
+type calendars struct {
+	jobs  map[*job]struct{} // the jobs with a calendarNext
+	clock *calendarClock    // running while jobs is not empty
+	next  time.Time         // what clock was last told
+	// now reads the wall clock, and newTimer makes the clock's timer;
+	// nil: time.Now and a timerfd. Tests fake both.
+	now      func() time.Time
+	newTimer func() (wallTimer, error)
+}
+
+func (c *calendars) wallNow() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
+}
+
+// nextCalendar finds the next minute an entry matches after now and
+// records it; the caller then calls reschedule.
+func (m *supervisor) nextCalendar(j *job, s *schedule) {
+	now := m.cal.wallNow()
 	s.calendarNext, s.calendarAt = time.Time{}, 0
 	for i, c := range j.def.StartCalendarInterval {
 		t := c.Next(now.In(time.Local))
@@ -264,37 +288,98 @@ func (m *supervisor) nextCalendar(j *job, s *schedule, now time.Time) {
 		}
 	}
 	if s.calendarNext.IsZero() {
-		s.calendar = nil
+		delete(m.cal.jobs, j)
 		return
 	}
-	m.armCalendar(j, s, now)
+	if m.cal.jobs == nil {
+		m.cal.jobs = map[*job]struct{}{}
+	}
+	m.cal.jobs[j] = struct{}{}
 }
 
-func (m *supervisor) armCalendar(j *job, s *schedule, now time.Time) {
-	d := min(s.calendarNext.Sub(now), calendarRecheck)
-	var t *time.Timer
-	t = time.AfterFunc(d, func() {
-		m.post(func() { m.calendarFired(j, s, t) })
-	})
-	s.calendar = t
+// reschedule gives the clock the earliest deadline of all jobs, starting
+// it for the first and stopping it after the last.
+func (c *calendars) reschedule(m *supervisor) {
+	var next time.Time
+	for j := range c.jobs {
+		if t := j.sched.calendarNext; next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	if next.IsZero() {
+		if c.clock != nil {
+			c.clock.stop()
+			c.clock, c.next = nil, time.Time{}
+		}
+		return
+	}
+	if c.clock == nil {
+		c.clock = m.startCalendarClock()
+		c.next = time.Time{}
+	}
+	if !next.Equal(c.next) {
+		c.next = next
+		c.clock.set(next)
+	}
 }
 
-// calendarFired: the timer woke. Its time is judged by the wall clock
-// (calendarNext has no monotonic reading), which a suspend or a clock
-// change may have moved: early, it looks again from now (the clock may
-// have gone back); late, it starts the job once and goes on from now.
-func (m *supervisor) calendarFired(j *job, s *schedule, t *time.Timer) {
-	if j.sched != s || s.calendar != t {
-		return
+// startCalendarClock starts the goroutine that waits for the calendar's
+// deadlines: on a timerfd, or (without one) on a Go timer that looks at
+// the clock again every calendarRecheck.
+func (m *supervisor) startCalendarClock() *calendarClock {
+	newTimer := m.cal.newTimer
+	if newTimer == nil {
+		newTimer = newTimerfdWall
 	}
-	now := time.Now()
-	if now.Before(s.calendarNext) {
-		m.nextCalendar(j, s, now)
-		m.changed(j)
-		return
+	timer, err := newTimer()
+	if err != nil {
+		m.log.Warn("no wall-clock timer: calendar starts look at the clock every minute", "err", err)
+		timer = newGoWall(calendarRecheck)
 	}
-	m.nextCalendar(j, s, now)
-	m.scheduledStart(j, reasonCalendar)
+	var c *calendarClock
+	due := func(set bool) { m.post(func() { m.calendarDue(c, set) }) }
+	fail := func(err error) {
+		m.log.Warn("wall-clock timer failed: calendar starts look at the clock every minute", "err", err)
+	}
+	m.bg.Add(1)
+	c = startCalendarClock(timer, due, fail, m.bg.Done)
+	return c
+}
+
+// calendarDue: the earliest deadline passed, or the clock was set (set).
+// Each job is judged by the wall clock now: one whose minute has come
+// starts once (a sleep or a clock set forward that skipped several
+// minutes makes one start), and goes on from now; after a clock set, the
+// others' next minute is computed again from now (the clock may have gone
+// back).
+func (m *supervisor) calendarDue(c *calendarClock, set bool) {
+	if m.cal.clock != c {
+		return // stopped meanwhile
+	}
+	now := m.cal.wallNow()
+	var due, moved []*job
+	for j := range m.cal.jobs {
+		if !now.Before(j.sched.calendarNext) {
+			due = append(due, j)
+		} else if set {
+			moved = append(moved, j)
+		}
+	}
+	for _, j := range moved {
+		if _, ok := m.cal.jobs[j]; ok {
+			m.nextCalendar(j, j.sched)
+			m.changed(j)
+		}
+	}
+	for _, j := range due {
+		if _, ok := m.cal.jobs[j]; ok { // not disarmed by a start before it
+			m.nextCalendar(j, j.sched)
+			m.scheduledStart(j, reasonCalendar)
+		}
+	}
+	// Told afresh: the clock forgets its deadline once it fired.
+	m.cal.next = time.Time{}
+	m.cal.reschedule(m)
 }
 
 // --- WatchPaths and QueueDirectories ---

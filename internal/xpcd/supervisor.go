@@ -113,6 +113,7 @@ type supervisor struct {
 	// a domain's is dropped once its jobs are installed.
 	history  map[string]map[string]jobHistory
 	watchers map[*watcher]struct{}
+	cal      calendars // StartCalendarInterval deadlines and their clock (schedule.go)
 	// exits are why the last instances ended (exits.go).
 	exits exitRing
 	// queuedBy counts, by uid, the client sockets xpcd holds for services
