@@ -287,24 +287,13 @@ func watchPressure(stop <-chan struct{}, src PressureSource, interval time.Durat
 
 // exeMonitor notices running services whose executable was replaced
 // (device, inode, size or modification time differ from when it started)
-// and tells the supervisor, which restarts them once clean.
+// and tells the supervisor, which restarts them once clean. It watches
+// their paths with inotify (exewatch.go); interval is how often it looks
+// at what it cannot watch.
 func exeMonitor(m *supervisor, interval time.Duration) *monitor {
-	tick := func() {
-		var list []exeWatched
-		if m.call(context.Background(), func() {
-			for _, inst := range m.byPID {
-				if !inst.upgrade && inst.stopWhy == "" && inst.exe != (fileID{}) {
-					list = append(list, exeWatched{inst, inst.def.Executable(), inst.exe, m.identOf(inst.job)})
-				}
-			}
-		}) != nil {
-			return
-		}
-		for _, inst := range changedExecutables(list) {
-			m.post(func() { m.upgradeDetected(inst) })
-		}
-	}
-	return &monitor{label: "upgrades", run: func(stop <-chan struct{}) { every(stop, interval, tick) }}
+	w := &exeWatch{m: m, interval: interval, efd: -1}
+	m.exeWatch = w
+	return &monitor{label: "upgrades", run: w.run, wake: w.kick}
 }
 
 // exeWatched is a running instance's executable, as it was at launch.
@@ -321,6 +310,25 @@ type exeWatched struct {
 // user may point anywhere through a symbolic link, tells them nothing
 // about files they cannot see.
 func changedExecutables(list []exeWatched) []*instance {
+	byUser, ids := groupByUser(list)
+	var out []*instance
+	for key, ws := range byUser {
+		asUser(ids[key], func() error {
+			for _, w := range ws {
+				id, err := statID(w.path)
+				if err == nil && id != w.id { // an error: being replaced, or gone; look again later
+					out = append(out, w.inst)
+				}
+			}
+			return nil
+		})
+	}
+	return out
+}
+
+// groupByUser groups list by the identity each is looked at as, which it
+// resolves (a job whose user cannot be resolved is left out).
+func groupByUser(list []exeWatched) (map[string][]exeWatched, map[string]*ident) {
 	byUser := map[string][]exeWatched{}
 	ids := map[string]*ident{}
 	for _, w := range list {
@@ -338,17 +346,5 @@ func changedExecutables(list []exeWatched) []*instance {
 		byUser[key] = append(byUser[key], w)
 		ids[key] = id
 	}
-	var out []*instance
-	for key, ws := range byUser {
-		asUser(ids[key], func() error {
-			for _, w := range ws {
-				id, err := statID(w.path)
-				if err == nil && id != w.id { // an error: being replaced, or gone; look again later
-					out = append(out, w.inst)
-				}
-			}
-			return nil
-		})
-	}
-	return out
+	return byUser, ids
 }

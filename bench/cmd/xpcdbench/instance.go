@@ -135,7 +135,10 @@ func xmlText(s string) string {
 }
 
 // writeJob writes DIR/LaunchAgents/LABEL.plist for a job serving name.
-func (l *lab) writeJob(root, label, name string) error {
+func (l *lab) writeJob(root, label, name string) error { return l.writeJobExtra(root, label, name, "") }
+
+// writeJobExtra is writeJob with more keys (plist XML, in the job's dict).
+func (l *lab) writeJobExtra(root, label, name, extra string) error {
 	dir := filepath.Join(root, "LaunchAgents")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -144,7 +147,7 @@ func (l *lab) writeJob(root, label, name string) error {
 	if l.procs > 0 {
 		env = fmt.Sprintf("\t<key>EnvironmentVariables</key>\n\t<dict>\n\t\t<key>GOMAXPROCS</key>\n\t\t<string>%d</string>\n\t</dict>\n", l.procs)
 	}
-	text := fmt.Sprintf(plistText, xmlText(label), xmlText(l.svcBin), xmlText(name), xmlText(name), env)
+	text := fmt.Sprintf(plistText, xmlText(label), xmlText(l.svcBin), xmlText(name), xmlText(name), env+extra)
 	return os.WriteFile(filepath.Join(dir, label+".plist"), []byte(text), 0o644)
 }
 
@@ -172,6 +175,11 @@ type startResult struct {
 // start runs xpcd --root root and waits until its bootstrap socket
 // accepts a connection and answers a list request.
 func (l *lab) start(ctx context.Context, root string) (*instance, startResult, error) {
+	return l.startBin(ctx, l.xpcdBin, root)
+}
+
+// startBin is start with another xpcd binary.
+func (l *lab) startBin(ctx context.Context, bin, root string) (*instance, startResult, error) {
 	in := &instance{
 		root: root,
 		sock: filepath.Join(root, "run", "bootstrap.sock"),
@@ -183,7 +191,7 @@ func (l *lab) start(ctx context.Context, root string) (*instance, startResult, e
 		return nil, startResult{}, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(l.xpcdBin, "--root", root)
+	cmd := exec.Command(bin, "--root", root)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = cleanEnv()
 	if l.procs > 0 {

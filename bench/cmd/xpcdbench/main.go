@@ -129,7 +129,10 @@ func run(args []string, out io.Writer) (err error) {
 	ncold := fs.Int("cold", 30, "cold launches")
 	njobs := fs.Int("jobs", 1000, "jobs for the start-up measurement")
 	starts := fs.Int("starts", 5, "xpcd starts with -jobs jobs (and as many with none)")
-	only := fs.String("only", "lookup,cold,jobs", "comma-separated measurements to run: lookup, cold, jobs")
+	only := fs.String("only", "lookup,cold,jobs", "comma-separated measurements to run: lookup, cold, jobs, idle")
+	idle := fs.Duration("idle", time.Minute, "the idle measurement's window")
+	settle := fs.Duration("settle", 5*time.Second, "how long each xpcd of the idle measurement is left alone before its window")
+	base := fs.String("base", "main", "the idle measurement's other xpcd: built from git revision `REV` of the repository (\"\": none)")
 	repo := fs.String("repo", "", "build xpcd from `DIR`/cmd/xpcd (default: the repository this bench module is in)")
 	keep := fs.Bool("keep", false, "keep the temporary directory (binaries, roots, xpcd logs)")
 	procs := fs.Int("gomaxprocs", 0, "run this process, xpcd and the services with GOMAXPROCS=`N` (0: Go's default, the CPU count)")
@@ -151,15 +154,18 @@ func run(args []string, out io.Writer) (err error) {
 	want := map[string]bool{}
 	for _, s := range strings.Split(*only, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "lookup", "cold", "jobs":
+		case "lookup", "cold", "jobs", "idle":
 			want[s] = true
 		case "":
 		default:
-			return fmt.Errorf("-only: unknown measurement %q (want lookup, cold, jobs)", s)
+			return fmt.Errorf("-only: unknown measurement %q (want lookup, cold, jobs, idle)", s)
 		}
 	}
 	if *n < 1 || *ncold < 1 || *njobs < 0 || *starts < 1 || *procs < 0 {
 		return errors.New("-n, -cold and -starts must be at least 1, -jobs and -gomaxprocs at least 0")
+	}
+	if *idle <= 0 || *settle < 0 {
+		return errors.New("-idle must be positive, -settle at least 0")
 	}
 	if *procs > 0 {
 		runtime.GOMAXPROCS(*procs)
@@ -215,7 +221,7 @@ func run(args []string, out io.Writer) (err error) {
 		Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(),
 		Started: time.Now().UTC().Truncate(time.Second), LoadStart: loadavg(),
 		Params: map[string]any{"n": *n, "cold": *ncold, "jobs": *njobs, "starts": *starts, "quick": *quick,
-			"only": *only, "uid": l.uid, "gomaxprocs": *procs},
+			"only": *only, "uid": l.uid, "gomaxprocs": *procs, "idle_s": idle.Seconds(), "settle_s": settle.Seconds(), "base": *base},
 	}
 	add := func(r Row) { rep.Rows = append(rep.Rows, r) }
 	goal := func(r Row, limit float64) Row {
@@ -333,6 +339,14 @@ func run(args []string, out io.Writer) (err error) {
 				fmt.Sprintf("lookup+connect with %d jobs loaded (%d connections)", jr.jobs, len(jr.lookup.connect))})
 			add(Row{"jobs_connect_first_reply_p50_us", us(jr.lookup.connect.pct(50)), "µs", "", nil, "the same: connection + first reply"})
 		}
+	}
+
+	if want["idle"] {
+		rows, err := runIdle(ctx, l, root, *base, *settle, *idle)
+		if err != nil {
+			return err
+		}
+		rep.Rows = append(rep.Rows, rows...)
 	}
 
 	rep.LoadEnd = loadavg()
