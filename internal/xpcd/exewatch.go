@@ -19,10 +19,13 @@ import (
 // replaced without looking at them on a timer: an inotify instance watches
 // every directory whose entries decide what an executable's path names
 // (the parent of each component of the path, and of each symbolic link
-// met resolving it, the targets' too), for the entry named on the way:
-// created, removed, renamed or written to, or its attributes changed.
-// Nothing else can change what stat of the path says, but a mount over a
-// directory on the way, which /proc/self/mountinfo's POLLPRI tells. An
+// met resolving it, the targets' too) for the entry named on the way
+// being created, removed or renamed, and the file the path leads to for
+// being written to or its attributes changed. Nothing else can change
+// what stat of the path says, but a mount over a directory on the way,
+// which /proc/self/mountinfo's POLLPRI tells. (Only entry changes are
+// asked of directories: the writes to other files of a busy directory
+// such as /tmp would wake xpcd for nothing.) An
 // event, a mount change, or the loop saying that an instance started or
 // ended (exesChanged) makes it watch the paths again (they may name
 // other directories now) and then look at each executable, as before.
@@ -31,9 +34,16 @@ import (
 // its directories (or an executable given by a relative path) is looked
 // at every Config.UpgradeInterval instead, while it runs.
 
-// exeWatchMask is what a watched directory reports.
-const exeWatchMask = unix.IN_ATTRIB | unix.IN_MODIFY | unix.IN_CLOSE_WRITE | unix.IN_CREATE | unix.IN_DELETE |
-	unix.IN_MOVED_FROM | unix.IN_MOVED_TO | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_ONLYDIR | unix.IN_DONT_FOLLOW
+const (
+	// exeDirMask is what a directory on the way reports: its entries
+	// created, removed or renamed, and its own end.
+	exeDirMask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO |
+		unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_ONLYDIR | unix.IN_DONT_FOLLOW
+	// exeFileMask is what the executable itself reports: its contents
+	// or attributes changed (its size and modification time among them).
+	exeFileMask = unix.IN_ATTRIB | unix.IN_MODIFY | unix.IN_CLOSE_WRITE | unix.IN_DELETE_SELF |
+		unix.IN_MOVE_SELF | unix.IN_DONT_FOLLOW
+)
 
 // exeWatch is the upgrades monitor's state.
 type exeWatch struct {
@@ -207,9 +217,17 @@ func (w *exeWatch) rewatch() (blind bool) {
 // watchPath adds the watches for path (as the calling thread's user) into
 // need; false if it could not watch all it should.
 func (w *exeWatch) watchPath(path string, need map[int32]map[string]bool) bool {
-	dirs, ok := resolveDirs(path)
+	dirs, file, ok := resolveDirs(path)
+	if file != "" {
+		wd, err := unix.InotifyAddWatch(w.ifd, file, exeFileMask)
+		if err != nil {
+			ok = false
+		} else if need[int32(wd)] == nil {
+			need[int32(wd)] = map[string]bool{}
+		}
+	}
 	for dir, names := range dirs {
-		wd, err := unix.InotifyAddWatch(w.ifd, dir, exeWatchMask)
+		wd, err := unix.InotifyAddWatch(w.ifd, dir, exeDirMask)
 		if err != nil {
 			ok = false
 			continue
@@ -257,14 +275,15 @@ func (w *exeWatch) look(list []exeWatched) {
 // resolveDirs returns the directories whose entries decide what path
 // names, each with the names in it that matter: the parent of each
 // component of path and of every symbolic link's target met resolving it,
-// as the calling thread's user sees them. ok is false if it could not
+// as the calling thread's user sees them; and the path, without links, of
+// the file it leads to ("" if none). ok is false if it could not
 // follow the path to its end through what exists (a relative path, a
 // loop, a component it may not look at); a component that does not
 // exist ends it with ok true: its directory is watched for it to appear.
-func resolveDirs(path string) (dirs map[string]map[string]bool, ok bool) {
+func resolveDirs(path string) (dirs map[string]map[string]bool, file string, ok bool) {
 	dirs = map[string]map[string]bool{}
 	if !filepath.IsAbs(path) {
-		return dirs, false
+		return dirs, "", false
 	}
 	add := func(p string) {
 		dir, name := filepath.Dir(p), filepath.Base(p)
@@ -273,14 +292,15 @@ func resolveDirs(path string) (dirs map[string]map[string]bool, ok bool) {
 		}
 		dirs[dir][name] = true
 	}
-	err := walkPath(path, func(next string, _ *unix.Stat_t, _ bool) error {
+	err := walkPath(path, func(next string, st *unix.Stat_t, _ bool) error {
 		add(next)
+		file = next // the last one reached is where path leads
 		return nil
 	})
 	var pe *fs.PathError
 	if errors.As(err, &pe) && pe.Op == "lstat" && errors.Is(err, unix.ENOENT) {
 		add(pe.Path) // watched for it to appear
-		return dirs, true
+		return dirs, "", true
 	}
-	return dirs, err == nil
+	return dirs, file, err == nil
 }

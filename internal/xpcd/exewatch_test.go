@@ -39,7 +39,7 @@ func TestResolveDirs(t *testing.T) {
 		}
 		return out
 	}
-	got, ok := resolveDirs(filepath.Join(dir, "usr", "bin", "prog"))
+	got, file, ok := resolveDirs(filepath.Join(dir, "usr", "bin", "prog"))
 	want := map[string][]string{
 		dir:                              {"current", "usr", "v1"},
 		filepath.Join(dir, "usr"):        {"bin"},
@@ -50,25 +50,28 @@ func TestResolveDirs(t *testing.T) {
 	if g := names(got); !ok || !maps.EqualFunc(g, want, slices.Equal) {
 		t.Errorf("through two links: %v (ok %v), want %v", g, ok, want)
 	}
+	if want := filepath.Join(dir, "v1", "bin", "prog"); file != want {
+		t.Errorf("leads to %q, want %q", file, want)
+	}
 	if _, ok := got[filepath.Dir(dir)]; !ok {
 		t.Errorf("the parent of %s is not watched: %v", dir, got)
 	}
-	got, ok = resolveDirs(filepath.Join(dir, "current", "sbin", "prog"))
+	got, file, ok = resolveDirs(filepath.Join(dir, "current", "sbin", "prog"))
 	want = map[string][]string{dir: {"current", "v1"}, filepath.Join(dir, "v1"): {"sbin"}}
-	if g := names(got); !ok || !maps.EqualFunc(g, want, slices.Equal) {
+	if g := names(got); !ok || file != "" || !maps.EqualFunc(g, want, slices.Equal) {
 		t.Errorf("a missing directory: %v (ok %v), want %v", g, ok, want)
 	}
-	if _, ok := resolveDirs(filepath.Join(dir, "loop")); ok {
+	if _, _, ok := resolveDirs(filepath.Join(dir, "loop")); ok {
 		t.Error("a link loop resolved")
 	}
-	if _, ok := resolveDirs("bin/prog"); ok {
+	if _, _, ok := resolveDirs("bin/prog"); ok {
 		t.Error("a relative path resolved")
 	}
 }
 
 // A replaced executable is noticed with no timer at all (an interval of
-// an hour): through inotify, for a rename over it and for a symbolic link
-// on its path pointed elsewhere. Between the changes, with the service
+// an hour): through inotify, for a symbolic link on its path pointed
+// elsewhere, a rename over it, and its modification time changed. Between the changes, with the service
 // running, the monitor does not look at the executable.
 func TestUpgradeNoticedWithoutTimer(t *testing.T) {
 	t.Parallel()
@@ -132,7 +135,21 @@ func TestUpgradeNoticedWithoutTimer(t *testing.T) {
 		d := h.print("test.lnt")
 		return strOf(d, "stop_reason") == "upgrade" && intOf(d, "runs") == 2 && strOf(d, "state") == "waiting"
 	})
-	if pid3 := pingInterrupted(t, c); pid3 == pid2 || pid3 == 0 {
+	pid3 := pingInterrupted(t, c)
+	if pid3 == pid2 || pid3 == 0 {
 		t.Fatalf("after the second upgrade, served by pid %d (the old one was %d)", pid3, pid2)
+	}
+
+	// The file itself touched: its modification time changed.
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(bin, "v2", "service"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the third upgrade", func() bool {
+		d := h.print("test.lnt")
+		return strOf(d, "stop_reason") == "upgrade" && intOf(d, "runs") == 3 && strOf(d, "state") == "waiting"
+	})
+	if pid4 := pingInterrupted(t, c); pid4 == pid3 || pid4 == 0 {
+		t.Fatalf("after the third upgrade, served by pid %d (the old one was %d)", pid4, pid3)
 	}
 }
