@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io/fs"
+	"maps"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -16,34 +17,45 @@ import (
 )
 
 // The upgrades monitor notices running services whose executable was
-// replaced without looking at them on a timer: an inotify instance watches
-// every directory whose entries decide what an executable's path names
-// (the parent of each component of the path, and of each symbolic link
-// met resolving it, the targets' too) for the entry named on the way
-// being created, removed or renamed, and the file the path leads to for
-// being written to or its attributes changed. Nothing else can change
-// what stat of the path says, but a mount over a directory on the way,
-// which /proc/self/mountinfo's POLLPRI tells. (Only entry changes are
-// asked of directories: the writes to other files of a busy directory
-// such as /tmp would wake xpcd for nothing.) An
-// event, a mount change, or the loop saying that an instance started or
-// ended (exesChanged) makes it watch the paths again (they may name
-// other directories now) and then look at each executable, as before.
-// Watches are added as the job's user, as the look is made: inotify needs
-// the right to read a directory, and a job whose user cannot watch one of
-// its directories (or an executable given by a relative path) is looked
-// at every Config.UpgradeInterval instead, while it runs.
+// replaced without looking at them on a timer. An inotify instance
+// watches, for each running executable's path, every inode reached
+// resolving it (each directory on the way, each symbolic link and what it
+// leads to, and the file at the end) for itself: moved, deleted, or its
+// link count or attributes changed, which is what renaming over it,
+// unlinking it or renaming it away does (the kernel reports the link
+// count of a file renamed over as IN_ATTRIB); and the file at the end
+// for being written to too. A component that does not exist is watched
+// for in its directory. Nothing else can change what stat of the path
+// says but a mount over a directory on the way, which
+// /proc/self/mountinfo's POLLPRI tells. Watching the inodes themselves,
+// not their directories' entries, keeps a busy directory on the way (/tmp)
+// from waking xpcd for every file made in it.
+//
+// An event, a mount change, or the loop saying that an instance started or
+// ended (exesChanged) makes it watch the paths again (they may lead
+// elsewhere now) and then look at each executable, as before. Watches are
+// added as the job's user, as the look is made: inotify needs the right to
+// read what it watches, and a job whose user cannot watch all of its
+// path (or whose executable is given by a relative path) is looked at
+// every Config.UpgradeInterval instead, while it runs.
 
 const (
-	// exeDirMask is what a directory on the way reports: its entries
-	// created, removed or renamed, and its own end.
-	exeDirMask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO |
-		unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_ONLYDIR | unix.IN_DONT_FOLLOW
-	// exeFileMask is what the executable itself reports: its contents
-	// or attributes changed (its size and modification time among them).
-	exeFileMask = unix.IN_ATTRIB | unix.IN_MODIFY | unix.IN_CLOSE_WRITE | unix.IN_DELETE_SELF |
-		unix.IN_MOVE_SELF | unix.IN_DONT_FOLLOW
+	// exeSelfMask is what each inode on the way reports: moved,
+	// deleted, or its attributes or link count changed.
+	exeSelfMask = unix.IN_ATTRIB | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_DONT_FOLLOW
+	// exeFileMask is what the executable itself reports: that, and its
+	// contents written to.
+	exeFileMask = exeSelfMask | unix.IN_MODIFY | unix.IN_CLOSE_WRITE
+	// exeMissingMask is what the directory of a missing component
+	// reports: an entry made or moved in.
+	exeMissingMask = unix.IN_CREATE | unix.IN_MOVED_TO | unix.IN_DONT_FOLLOW
 )
+
+// exeSpot is one inode to watch for an executable's path.
+type exeSpot struct {
+	mask  uint32
+	names map[string]bool // for a directory watched for missing names
+}
 
 // exeWatch is the upgrades monitor's state.
 type exeWatch struct {
@@ -180,29 +192,55 @@ func (w *exeWatch) readEvents() bool {
 	}
 }
 
-// rewatch watches the directories of the running instances' executables,
-// each as its job's user, drops the watches no longer needed, and then
-// looks at the executables. It reports whether some executable could not
-// be watched (and must be looked at every interval).
+// rewatch watches the paths of the running instances' executables, each
+// as its job's user, drops the watches no longer needed, and then looks at
+// the executables. It reports whether some executable could not be
+// watched (and must be looked at every interval).
 func (w *exeWatch) rewatch() (blind bool) {
 	list, ok := w.running()
 	if !ok {
 		return false
 	}
-	need := map[int32]map[string]bool{}
 	byUser, ids := groupByUser(list)
+	// What to watch, the same inode for several jobs once with what each
+	// needs (a watch's mask is replaced by each add), then added.
+	want := map[string]*exeSpot{}
+	paths := map[string][]string{}
 	for key, ws := range byUser {
 		err := asUser(ids[key], func() error {
 			for _, x := range ws {
-				if !w.watchPath(x.path, need) {
-					blind = true
+				spots, ok := exeSpots(x.path)
+				blind = blind || !ok
+				for p, sp := range spots {
+					if want[p] == nil {
+						want[p] = &exeSpot{names: map[string]bool{}}
+					}
+					want[p].mask |= sp.mask
+					maps.Copy(want[p].names, sp.names)
+					paths[key] = append(paths[key], p)
 				}
 			}
 			return nil
 		})
-		if err != nil {
-			blind = true
-		}
+		blind = blind || err != nil
+	}
+	need := map[int32]map[string]bool{}
+	for key, ps := range paths {
+		err := asUser(ids[key], func() error {
+			for _, p := range ps {
+				wd, err := unix.InotifyAddWatch(w.ifd, p, want[p].mask)
+				if err != nil {
+					blind = true
+					continue
+				}
+				if need[int32(wd)] == nil {
+					need[int32(wd)] = map[string]bool{}
+				}
+				maps.Copy(need[int32(wd)], want[p].names)
+			}
+			return nil
+		})
+		blind = blind || err != nil
 	}
 	for wd := range w.wds {
 		if need[wd] == nil {
@@ -212,34 +250,6 @@ func (w *exeWatch) rewatch() (blind bool) {
 	w.wds = need
 	w.look(list) // after the watches: a change from here on is seen
 	return blind
-}
-
-// watchPath adds the watches for path (as the calling thread's user) into
-// need; false if it could not watch all it should.
-func (w *exeWatch) watchPath(path string, need map[int32]map[string]bool) bool {
-	dirs, file, ok := resolveDirs(path)
-	if file != "" {
-		wd, err := unix.InotifyAddWatch(w.ifd, file, exeFileMask)
-		if err != nil {
-			ok = false
-		} else if need[int32(wd)] == nil {
-			need[int32(wd)] = map[string]bool{}
-		}
-	}
-	for dir, names := range dirs {
-		wd, err := unix.InotifyAddWatch(w.ifd, dir, exeDirMask)
-		if err != nil {
-			ok = false
-			continue
-		}
-		if need[int32(wd)] == nil {
-			need[int32(wd)] = map[string]bool{}
-		}
-		for n := range names {
-			need[int32(wd)][n] = true
-		}
-	}
-	return ok
 }
 
 // running lists the running instances whose executable is watched for
@@ -272,35 +282,34 @@ func (w *exeWatch) look(list []exeWatched) {
 	}
 }
 
-// resolveDirs returns the directories whose entries decide what path
-// names, each with the names in it that matter: the parent of each
-// component of path and of every symbolic link's target met resolving it,
-// as the calling thread's user sees them; and the path, without links, of
-// the file it leads to ("" if none). ok is false if it could not
-// follow the path to its end through what exists (a relative path, a
-// loop, a component it may not look at); a component that does not
-// exist ends it with ok true: its directory is watched for it to appear.
-func resolveDirs(path string) (dirs map[string]map[string]bool, file string, ok bool) {
-	dirs = map[string]map[string]bool{}
+// exeSpots returns what to watch for path, as the calling thread's user
+// sees it: each inode reached resolving it, symbolic links and their
+// targets' components included, for itself, and the directory of a
+// missing component for its name. ok is false if it could not follow the
+// path through what exists (a relative path, a loop, a component it may
+// not look at).
+func exeSpots(path string) (spots map[string]exeSpot, ok bool) {
+	spots = map[string]exeSpot{}
 	if !filepath.IsAbs(path) {
-		return dirs, "", false
+		return spots, false
 	}
-	add := func(p string) {
-		dir, name := filepath.Dir(p), filepath.Base(p)
-		if dirs[dir] == nil {
-			dirs[dir] = map[string]bool{}
-		}
-		dirs[dir][name] = true
-	}
-	err := walkPath(path, func(next string, st *unix.Stat_t, _ bool) error {
-		add(next)
-		file = next // the last one reached is where path leads
+	last := ""
+	err := walkPath(path, func(next string, _ *unix.Stat_t, _ bool) error {
+		spots[next] = exeSpot{mask: exeSelfMask}
+		last = next
 		return nil
 	})
 	var pe *fs.PathError
-	if errors.As(err, &pe) && pe.Op == "lstat" && errors.Is(err, unix.ENOENT) {
-		add(pe.Path) // watched for it to appear
-		return dirs, "", true
+	switch {
+	case errors.As(err, &pe) && pe.Op == "lstat" && errors.Is(err, unix.ENOENT):
+		dir := filepath.Dir(pe.Path)
+		spots[dir] = exeSpot{mask: exeSelfMask | exeMissingMask, names: map[string]bool{filepath.Base(pe.Path): true}}
+		return spots, true
+	case err != nil:
+		return spots, false
 	}
-	return dirs, file, err == nil
+	if last != "" {
+		spots[last] = exeSpot{mask: exeFileMask}
+	}
+	return spots, true
 }

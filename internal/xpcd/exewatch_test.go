@@ -1,20 +1,22 @@
 package xpcd
 
 import (
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/goxpc/xpc"
 )
 
-// resolveDirs names every directory whose entries decide what a path
-// names: each component's parent, through relative and absolute links,
-// and stops at a missing component, watching its directory for it.
-func TestResolveDirs(t *testing.T) {
+// exeSpots watches every inode reached resolving a path for itself, through
+// relative and absolute links, the file at the end for writes too, and
+// the directory of a missing component for its name.
+func TestExeSpots(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	must := func(err error) {
@@ -25,46 +27,40 @@ func TestResolveDirs(t *testing.T) {
 	}
 	must(os.MkdirAll(filepath.Join(dir, "v1", "bin"), 0o755))
 	must(os.WriteFile(filepath.Join(dir, "v1", "bin", "prog"), nil, 0o755))
-	must(os.Symlink("v1", filepath.Join(dir, "current")))                                                    // relative
-	must(os.MkdirAll(filepath.Join(dir, "usr", "bin"), 0o755))                                               //
+	must(os.Symlink("v1", filepath.Join(dir, "current"))) // relative
+	must(os.MkdirAll(filepath.Join(dir, "usr", "bin"), 0o755))
 	must(os.Symlink(filepath.Join(dir, "current", "bin", "prog"), filepath.Join(dir, "usr", "bin", "prog"))) // absolute
 	must(os.Symlink("loop", filepath.Join(dir, "loop")))
 
-	names := func(m map[string]map[string]bool) map[string][]string {
-		out := map[string][]string{}
-		for d, ns := range m {
-			if d == dir || len(d) > len(dir) && d[:len(dir)+1] == dir+"/" {
-				out[d] = slices.Sorted(maps.Keys(ns))
+	// Within dir, by path relative to it: the mask, and the names.
+	inside := func(spots map[string]exeSpot) map[string]string {
+		out := map[string]string{}
+		for p, sp := range spots {
+			if rel, err := filepath.Rel(dir, p); err == nil && !strings.HasPrefix(rel, "..") {
+				out[rel] = fmt.Sprintf("%#x %v", sp.mask, slices.Sorted(maps.Keys(sp.names)))
 			}
 		}
 		return out
 	}
-	got, file, ok := resolveDirs(filepath.Join(dir, "usr", "bin", "prog"))
-	want := map[string][]string{
-		dir:                              {"current", "usr", "v1"},
-		filepath.Join(dir, "usr"):        {"bin"},
-		filepath.Join(dir, "usr", "bin"): {"prog"},
-		filepath.Join(dir, "v1"):         {"bin"},
-		filepath.Join(dir, "v1", "bin"):  {"prog"},
-	}
-	if g := names(got); !ok || !maps.EqualFunc(g, want, slices.Equal) {
+	self, file := fmt.Sprintf("%#x []", exeSelfMask), fmt.Sprintf("%#x []", exeFileMask)
+	spots, ok := exeSpots(filepath.Join(dir, "usr", "bin", "prog"))
+	want := map[string]string{".": self, "usr": self, "usr/bin": self, "usr/bin/prog": self,
+		"current": self, "v1": self, "v1/bin": self, "v1/bin/prog": file}
+	if g := inside(spots); !ok || !maps.Equal(g, want) {
 		t.Errorf("through two links: %v (ok %v), want %v", g, ok, want)
 	}
-	if want := filepath.Join(dir, "v1", "bin", "prog"); file != want {
-		t.Errorf("leads to %q, want %q", file, want)
+	if _, ok := spots[filepath.Dir(dir)]; !ok {
+		t.Errorf("the parent of %s is not watched: %v", dir, spots)
 	}
-	if _, ok := got[filepath.Dir(dir)]; !ok {
-		t.Errorf("the parent of %s is not watched: %v", dir, got)
-	}
-	got, file, ok = resolveDirs(filepath.Join(dir, "current", "sbin", "prog"))
-	want = map[string][]string{dir: {"current", "v1"}, filepath.Join(dir, "v1"): {"sbin"}}
-	if g := names(got); !ok || file != "" || !maps.EqualFunc(g, want, slices.Equal) {
+	spots, ok = exeSpots(filepath.Join(dir, "current", "sbin", "prog"))
+	want = map[string]string{".": self, "current": self, "v1": fmt.Sprintf("%#x [sbin]", exeSelfMask|exeMissingMask)}
+	if g := inside(spots); !ok || !maps.Equal(g, want) {
 		t.Errorf("a missing directory: %v (ok %v), want %v", g, ok, want)
 	}
-	if _, _, ok := resolveDirs(filepath.Join(dir, "loop")); ok {
+	if _, ok := exeSpots(filepath.Join(dir, "loop")); ok {
 		t.Error("a link loop resolved")
 	}
-	if _, _, ok := resolveDirs("bin/prog"); ok {
+	if _, ok := exeSpots("bin/prog"); ok {
 		t.Error("a relative path resolved")
 	}
 }
