@@ -30,7 +30,7 @@
 //	            its loop runs, it adopts what a previous xpcd left running
 //	            (adopt.go, marker.go)
 //	pressure    asks the PressureSource (monitor.go)
-//	upgrades    notices replaced executables (monitor.go)
+//	upgrades    notices replaced executables (monitor.go, exewatch.go)
 //	bootstrap   accepts connections and answers requests (server.go,
 //	            admin.go), starting last
 //
@@ -55,13 +55,18 @@
 //	                    overrides apply when their write reports back
 //	                    (overrides.go)
 //	timers              throttle, idle exit, SIGKILL after ExitTimeOut,
-//	                    StartInterval, StartCalendarInterval, the WatchPaths
-//	                    debounce: time.AfterFunc, which posts
+//	                    StartInterval, the WatchPaths debounce:
+//	                    time.AfterFunc, which posts
+//	the calendar        one goroutine waits on a timerfd for the earliest
+//	                    StartCalendarInterval minute of all jobs
+//	                    (walltimer.go)
 //	paths               one goroutine per job with WatchPaths,
 //	                    QueueDirectories or a KeepAlive PathState reads its
 //	                    inotify instance (pathwatch.go); queue directories
 //	                    are listed on a goroutine per look (schedule.go)
-//	monitors            a ticker goroutine each (monitor.go)
+//	monitors            a goroutine each, which waits for the kernel: a
+//	                    PSI trigger, inotify (monitor.go, exewatch.go);
+//	                    a ticker only for what cannot notify
 //	output              a reader goroutine per output FIFO (output.go)
 //	a new user domain   the session that first uses it reads its plists,
 //	                    then posts (admin.go, ensure)
