@@ -52,13 +52,22 @@
 //     to the answer of its first list request, with its VmRSS, VmHWM and
 //     CPU time then; alternating with xpcd on an empty root. On the last
 //     one, list requests and connections to one of the jobs.
+//   - idle (only when named in -only): how often an idle xpcd wakes up.
+//     An xpcd with three jobs (a StartCalendarInterval three days away, a
+//     service started at load and left running, an on-demand job), and
+//     at the same time one built from git revision -base (main by
+//     default; "" for none) with the same jobs, are left alone for
+//     -settle once the service runs; then the context switches of all
+//     of each one's threads (voluntary and nonvoluntary, from
+//     /proc/PID/task/*/status) are counted over -idle (a minute by
+//     default). See docs/design/idle-wakeups.md.
 //
 // Goals (from the issue that asked for xpcd): lookup+connect p50 at most
 // 100 µs; cold launch to first reply at most the binary's own start plus
 // 5 ms; with 1,000 jobs, start at most 200 ms and RSS at most 50 MiB.
 //
 // Other flags: -n, -cold, -jobs, -starts set the counts; -only picks
-// measurements; -gomaxprocs N runs this process, xpcd and the services
+// measurements; -idle, -settle and -base set the idle measurement's; -gomaxprocs N runs this process, xpcd and the services
 // with GOMAXPROCS=N (without it, xpcd runs on one processor, its own
 // default, and the others on all); -repo DIR builds xpcd from another checkout; -keep
 // keeps the temporary directory (binaries, roots, xpcd's logs);
