@@ -20,12 +20,15 @@ import (
 // replaced without looking at them on a timer. An inotify instance
 // watches, for each running executable's path, every inode reached
 // resolving it (each directory on the way, each symbolic link and what it
-// leads to, and the file at the end) for itself: moved, deleted, or its
-// link count or attributes changed, which is what renaming over it,
-// unlinking it or renaming it away does (the kernel reports the link
-// count of a file renamed over as IN_ATTRIB); and the file at the end
-// for being written to too. A component that does not exist is watched
-// for in its directory. Nothing else can change what stat of the path
+// leads to, and the file at the end) for itself: a link or file for being
+// moved, deleted, or its link count or attributes changed, which is what
+// renaming over it, unlinking it or renaming it away does (the kernel
+// reports the link count of a file renamed over as IN_ATTRIB), and the
+// file at the end for being written to too; a directory for being moved
+// or deleted only (it cannot be renamed over, or removed, while it holds
+// the path's next component, and its IN_ATTRIB would also report every
+// file whose attributes or links change in it). A component that does not
+// exist is watched for in its directory. Nothing else can change what stat of the path
 // says but a mount over a directory on the way, which
 // /proc/self/mountinfo's POLLPRI tells. Watching the inodes themselves,
 // not their directories' entries, keeps a busy directory on the way (/tmp)
@@ -40,8 +43,11 @@ import (
 // every Config.UpgradeInterval instead, while it runs.
 
 const (
-	// exeSelfMask is what each inode on the way reports: moved,
-	// deleted, or its attributes or link count changed.
+	// exeDirMask is what a directory on the way reports: moved or
+	// deleted.
+	exeDirMask = unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_DONT_FOLLOW | unix.IN_ONLYDIR
+	// exeSelfMask is what a link on the way reports: moved, deleted, or
+	// its attributes or link count changed.
 	exeSelfMask = unix.IN_ATTRIB | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_DONT_FOLLOW
 	// exeFileMask is what the executable itself reports: that, and its
 	// contents written to.
@@ -294,8 +300,12 @@ func exeSpots(path string) (spots map[string]exeSpot, ok bool) {
 		return spots, false
 	}
 	last := ""
-	err := walkPath(path, func(next string, _ *unix.Stat_t, _ bool) error {
-		spots[next] = exeSpot{mask: exeSelfMask}
+	err := walkPath(path, func(next string, st *unix.Stat_t, _ bool) error {
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			spots[next] = exeSpot{mask: exeDirMask}
+		} else {
+			spots[next] = exeSpot{mask: exeSelfMask}
+		}
 		last = next
 		return nil
 	})
@@ -303,7 +313,7 @@ func exeSpots(path string) (spots map[string]exeSpot, ok bool) {
 	switch {
 	case errors.As(err, &pe) && pe.Op == "lstat" && errors.Is(err, unix.ENOENT):
 		dir := filepath.Dir(pe.Path)
-		spots[dir] = exeSpot{mask: exeSelfMask | exeMissingMask, names: map[string]bool{filepath.Base(pe.Path): true}}
+		spots[dir] = exeSpot{mask: exeDirMask | exeMissingMask, names: map[string]bool{filepath.Base(pe.Path): true}}
 		return spots, true
 	case err != nil:
 		return spots, false

@@ -42,10 +42,10 @@ func TestExeSpots(t *testing.T) {
 		}
 		return out
 	}
-	self, file := fmt.Sprintf("%#x []", exeSelfMask), fmt.Sprintf("%#x []", exeFileMask)
+	dirm, link, file := fmt.Sprintf("%#x []", exeDirMask), fmt.Sprintf("%#x []", exeSelfMask), fmt.Sprintf("%#x []", exeFileMask)
 	spots, ok := exeSpots(filepath.Join(dir, "usr", "bin", "prog"))
-	want := map[string]string{".": self, "usr": self, "usr/bin": self, "usr/bin/prog": self,
-		"current": self, "v1": self, "v1/bin": self, "v1/bin/prog": file}
+	want := map[string]string{".": dirm, "usr": dirm, "usr/bin": dirm, "usr/bin/prog": link,
+		"current": link, "v1": dirm, "v1/bin": dirm, "v1/bin/prog": file}
 	if g := inside(spots); !ok || !maps.Equal(g, want) {
 		t.Errorf("through two links: %v (ok %v), want %v", g, ok, want)
 	}
@@ -53,7 +53,7 @@ func TestExeSpots(t *testing.T) {
 		t.Errorf("the parent of %s is not watched: %v", dir, spots)
 	}
 	spots, ok = exeSpots(filepath.Join(dir, "current", "sbin", "prog"))
-	want = map[string]string{".": self, "current": self, "v1": fmt.Sprintf("%#x [sbin]", exeSelfMask|exeMissingMask)}
+	want = map[string]string{".": dirm, "current": link, "v1": fmt.Sprintf("%#x [sbin]", exeDirMask|exeMissingMask)}
 	if g := inside(spots); !ok || !maps.Equal(g, want) {
 		t.Errorf("a missing directory: %v (ok %v), want %v", g, ok, want)
 	}
@@ -67,7 +67,8 @@ func TestExeSpots(t *testing.T) {
 
 // A replaced executable is noticed with no timer at all (an interval of
 // an hour): through inotify, for a symbolic link on its path pointed
-// elsewhere, a rename over it, and its modification time changed. Between the changes, with the service
+// elsewhere, a rename over it, its modification time changed, and a
+// directory on its path renamed away. Between the changes, with the service
 // running, the monitor does not look at the executable.
 func TestUpgradeNoticedWithoutTimer(t *testing.T) {
 	t.Parallel()
@@ -145,7 +146,28 @@ func TestUpgradeNoticedWithoutTimer(t *testing.T) {
 		d := h.print("test.lnt")
 		return strOf(d, "stop_reason") == "upgrade" && intOf(d, "runs") == 3 && strOf(d, "state") == "waiting"
 	})
-	if pid4 := pingInterrupted(t, c); pid4 == pid3 || pid4 == 0 {
+	pid4 := pingInterrupted(t, c)
+	if pid4 == pid3 || pid4 == 0 {
 		t.Fatalf("after the third upgrade, served by pid %d (the old one was %d)", pid4, pid3)
+	}
+
+	// A directory on the way renamed, and another put in its place.
+	v3 := filepath.Join(bin, "v3")
+	os.Mkdir(v3, 0o755)
+	if err := os.WriteFile(filepath.Join(v3, "service"), append(b, 0, 0, 0), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(bin, "v2"), filepath.Join(bin, "v2.old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(v3, filepath.Join(bin, "v2")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the fourth upgrade", func() bool {
+		d := h.print("test.lnt")
+		return strOf(d, "stop_reason") == "upgrade" && intOf(d, "runs") == 4 && strOf(d, "state") == "waiting"
+	})
+	if pid5 := pingInterrupted(t, c); pid5 == pid4 || pid5 == 0 {
+		t.Fatalf("after the fourth upgrade, served by pid %d (the old one was %d)", pid5, pid4)
 	}
 }
