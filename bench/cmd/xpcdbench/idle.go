@@ -1,13 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -27,41 +23,6 @@ type idleResult struct {
 	wakeups  int64 // voluntary + nonvoluntary context switches, all threads
 	vol, inv int64
 	threads  int // at the end
-}
-
-// buildBase builds xpcd at git revision rev of the repository root (from
-// `git archive`, which leaves the repository as it is) into l.tmp.
-func (l *lab) buildBase(ctx context.Context, root, rev string) (string, error) {
-	src := filepath.Join(l.tmp, "base-src")
-	if err := os.MkdirAll(src, 0o755); err != nil {
-		return "", err
-	}
-	archive := exec.CommandContext(ctx, "git", "-C", root, "archive", "--format=tar", rev)
-	untar := exec.CommandContext(ctx, "tar", "-x", "-C", src)
-	pipe, err := archive.StdoutPipe()
-	if err != nil {
-		return "", err
-	}
-	untar.Stdin = pipe
-	var stderr strings.Builder
-	archive.Stderr = &stderr
-	if err := archive.Start(); err != nil {
-		return "", fmt.Errorf("git archive %s: %w", rev, err)
-	}
-	if out, err := untar.CombinedOutput(); err != nil {
-		archive.Wait()
-		return "", fmt.Errorf("tar: %v\n%s", err, out)
-	}
-	if err := archive.Wait(); err != nil {
-		return "", fmt.Errorf("git archive %s: %v\n%s", rev, err, stderr.String())
-	}
-	bin := filepath.Join(l.tmp, "xpcd-base")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/xpcd")
-	cmd.Dir = src
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/xpcd at %s: %v\n%s", rev, err, out)
-	}
-	return bin, nil
 }
 
 // writeIdleJobs writes the idle measurement's three jobs into root.
@@ -145,42 +106,6 @@ func measureIdle(ctx context.Context, l *lab, bins []struct{ label, bin string }
 		out = append(out, r)
 	}
 	return out, nil
-}
-
-// ctxSwitches sums voluntary_ctxt_switches and nonvoluntary_ctxt_switches
-// over pid's threads (/proc/PID/task/*/status), and counts the threads. A
-// thread that ended in between takes its count with it; xpcd's threads
-// are the Go runtime's, which it keeps, except the short ones that act as
-// a job's user (none here: the jobs are root's).
-func ctxSwitches(pid int) (vol, inv int64, threads int) {
-	dir := "/proc/" + strconv.Itoa(pid) + "/task"
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return 0, 0, 0
-	}
-	for _, e := range ents {
-		f, err := os.Open(filepath.Join(dir, e.Name(), "status"))
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			k, v, ok := strings.Cut(sc.Text(), ":")
-			if !ok {
-				continue
-			}
-			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			switch k {
-			case "voluntary_ctxt_switches":
-				vol += n
-			case "nonvoluntary_ctxt_switches":
-				inv += n
-			}
-		}
-		f.Close()
-		threads++
-	}
-	return vol, inv, threads
 }
 
 // runIdle builds the base xpcd (unless base is ""), measures both and

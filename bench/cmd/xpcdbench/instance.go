@@ -103,6 +103,41 @@ func (l *lab) build(ctx context.Context, root, bench string) error {
 	return nil
 }
 
+// buildBase builds xpcd at git revision rev of the repository root (from
+// `git archive`, which leaves the repository as it is) into l.tmp.
+func (l *lab) buildBase(ctx context.Context, root, rev string) (string, error) {
+	src := filepath.Join(l.tmp, "base-src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return "", err
+	}
+	archive := exec.CommandContext(ctx, "git", "-C", root, "archive", "--format=tar", rev)
+	untar := exec.CommandContext(ctx, "tar", "-x", "-C", src)
+	pipe, err := archive.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	untar.Stdin = pipe
+	var stderr strings.Builder
+	archive.Stderr = &stderr
+	if err := archive.Start(); err != nil {
+		return "", fmt.Errorf("git archive %s: %w", rev, err)
+	}
+	if out, err := untar.CombinedOutput(); err != nil {
+		archive.Wait()
+		return "", fmt.Errorf("tar: %v\n%s", err, out)
+	}
+	if err := archive.Wait(); err != nil {
+		return "", fmt.Errorf("git archive %s: %v\n%s", rev, err, stderr.String())
+	}
+	bin := filepath.Join(l.tmp, "xpcd-base")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/xpcd")
+	cmd.Dir = src
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/xpcd at %s: %v\n%s", rev, err, out)
+	}
+	return bin, nil
+}
+
 // plist is a job definition: the service binary, listening for name. It
 // is launched on demand only, and ThrottleInterval 0 lets the cold-launch
 // benchmark relaunch it as soon as it has exited.
