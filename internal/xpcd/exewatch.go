@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io/fs"
 	"maps"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -56,6 +57,11 @@ const (
 	// reports: an entry made or moved in.
 	exeMissingMask = unix.IN_CREATE | unix.IN_MOVED_TO | unix.IN_DONT_FOLLOW
 )
+
+// exeRewatchGap is the least time between two rewatches: what happens
+// meanwhile (a package manager replacing many files, a user touching a
+// file of theirs in a loop) makes one.
+const exeRewatchGap = 100 * time.Millisecond
 
 // exeSpot is one inode to watch for an executable's path.
 type exeSpot struct {
@@ -126,45 +132,63 @@ func (w *exeWatch) run(stop <-chan struct{}) {
 	}
 	defer unix.Close(mfd)
 	w.wds = map[int32]map[string]bool{}
-	again := true
-	blind := false
+	again, blind := true, false
+	var last time.Time // the last rewatch
 	for {
 		select {
 		case <-stop:
 			return
 		default:
 		}
-		if again {
-			blind = w.rewatch()
-			again = false
-		}
 		timeout := -1
-		if blind {
-			timeout = int(w.interval.Milliseconds())
+		switch wait := exeRewatchGap - time.Since(last); {
+		case again && wait <= 0:
+			blind = w.rewatch()
+			again, last = false, time.Now()
+		case again:
+			timeout = max(1, int(wait.Milliseconds())) // events gather meanwhile
 		}
-		fds := []unix.PollFd{{Fd: int32(w.ifd), Events: unix.POLLIN}, {Fd: int32(efd), Events: unix.POLLIN},
-			{Fd: int32(mfd), Events: unix.POLLPRI}}
-		n, err := unix.Poll(fds, timeout)
-		switch {
-		case err != nil && !errors.Is(err, unix.EINTR):
+		if blind && timeout < 0 {
+			timeout = max(1, int(w.interval.Milliseconds()))
+		}
+		more, err := w.wait(efd, mfd, timeout, !again)
+		if err != nil {
 			w.m.log.Warn("watching executables", "err", err)
 			every(stop, w.interval, func() { w.look(nil) })
 			return
-		case n == 0 && err == nil:
-			w.look(nil) // the interval, for what is not watched
 		}
-		if fds[1].Revents != 0 {
-			var b [8]byte
-			unix.Read(efd, b[:])
-			again = true
-		}
-		if fds[2].Revents != 0 {
-			again = true // a mount or unmount
-		}
-		if fds[0].Revents != 0 && w.readEvents() {
-			again = true
-		}
+		again = again || more
 	}
+}
+
+// wait polls inotify, the kick eventfd and the mount table for timeout
+// ms (-1: until one of them has something), and tells whether the paths
+// must be watched again. look: a poll that timed out is the interval of
+// what cannot be watched, and looks at the executables.
+func (w *exeWatch) wait(efd, mfd, timeout int, look bool) (again bool, err error) {
+	fds := []unix.PollFd{{Fd: int32(w.ifd), Events: unix.POLLIN}, {Fd: int32(efd), Events: unix.POLLIN},
+		{Fd: int32(mfd), Events: unix.POLLPRI}}
+	n, err := unix.Poll(fds, timeout)
+	switch {
+	case errors.Is(err, unix.EINTR):
+		return false, nil
+	case err != nil:
+		return false, os.NewSyscallError("poll", err)
+	case n == 0 && look:
+		w.look(nil)
+	}
+	if fds[1].Revents != 0 {
+		var b [8]byte
+		unix.Read(efd, b[:])
+		again = true
+	}
+	if fds[2].Revents != 0 {
+		again = true // a mount or unmount
+	}
+	if fds[0].Revents != 0 && w.readEvents() {
+		again = true
+	}
+	return again, nil
 }
 
 // readEvents reads what inotify has and tells whether any of it matters:
