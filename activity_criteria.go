@@ -52,9 +52,15 @@ const (
 // criteria). Scheduling, as xpcd does it (docs/XPCD.md, "Activities"):
 //
 //   - An activity is due Delay after its base: the time it was
-//     registered, or, for a repeating one, the start of its last run. It
-//     runs when it is due and every criterion holds; until then it waits,
-//     and `xpcctl activity print` names each criterion not met.
+//     registered (or its criteria changed), or, for a repeating one, the
+//     start of its last completed run (one the service said was done; a
+//     run deferred, or cut short by its process ending, leaves the base
+//     where it was). It runs when it is due and every criterion holds;
+//     until then it waits, and `xpcctl activity print` names each
+//     criterion not met.
+//   - A run the service defers is retried once it is eligible again,
+//     after a backoff (1 s, doubling, at most 5 minutes) that done
+//     resets.
 //   - Interval makes an activity repeating, every Interval. Unless set,
 //     Delay is then Interval (so that Interval is kept as given) and
 //     GracePeriod half of it. (macOS's scheduler may run such an activity

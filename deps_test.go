@@ -11,11 +11,12 @@ import (
 // reason in the commit that adds it, and an entry here.
 func TestDeps(t *testing.T) {
 	allowed := map[string]string{
-		"golang.org/x/sys":    "the syscalls: SCM_RIGHTS, pidfds, memfd, inotify",
-		"howett.net/plist":    "property lists (launchd.plist, Info.plist)",
-		"go.uber.org/goleak":  "goroutine leak checks, in tests only",
-		"aead.dev/minisign":   "executable signatures in the minisign format (codesign)",
-		"golang.org/x/crypto": "BLAKE2b, scrypt and ed25519 for aead.dev/minisign",
+		"golang.org/x/sys":          "the syscalls: SCM_RIGHTS, pidfds, memfd, inotify",
+		"howett.net/plist":          "property lists (launchd.plist, Info.plist)",
+		"go.uber.org/goleak":        "goroutine leak checks, in tests only",
+		"aead.dev/minisign":         "executable signatures in the minisign format (codesign)",
+		"golang.org/x/crypto":       "BLAKE2b, scrypt and ed25519 for aead.dev/minisign",
+		"github.com/godbus/dbus/v5": "logind and NetworkManager, which speak only D-Bus (internal/criteria)",
 	}
 	data, err := os.ReadFile("go.mod")
 	if err != nil {

@@ -55,7 +55,8 @@ type Service struct {
 	reportedPeers int
 	peersDirty    atomic.Bool
 	txKick        chan struct{}
-	txLooks       atomic.Int64 // times the reporter looked at the count (tests)
+	txLooks       atomic.Int64  // times the reporter looked at the count (tests)
+	acts          activityTable // RegisterActivity's registrations (activity.go)
 }
 
 // serviceListener is a listener xpcd hands clients to: they arrive on the
@@ -283,6 +284,8 @@ func (h *controlHandler) HandleMessage(ctx context.Context, m *Message) {
 		}
 	case bootstrap.OpTerminate:
 		h.s.terminate(ctx, m)
+	case bootstrap.OpActivity, bootstrap.OpActivityShouldDefer:
+		h.s.activityMessage(op, m.Body)
 	}
 	_ = CloseAttachments(m.Body)
 }
@@ -431,6 +434,7 @@ func (s *Service) tryAdopt() error {
 			return err
 		}
 	}
+	s.reregisterActivities(ctx, ctl)
 	s.kickReporter()
 	return nil
 }

@@ -70,6 +70,7 @@ func init() {
 		plistLintCommand,
 	}
 	commands = append(commands, adminCommands()...)
+	commands = append(commands, activityCommands()...)
 	commands = append(commands, signCommands()...)
 	commands = append(commands,
 		&command{

@@ -125,3 +125,16 @@ func NotificationOwner(name string) (uid uint32, user bool) {
 	}
 	return uint32(n), true
 }
+
+// Activity words added with xpcd's scheduler (docs/XPCD.md, "Activities").
+const (
+	// RuleActivityLimit: a job may have only so many activities, and a
+	// user domain only so many over all its jobs (docs/SECURITY.md).
+	RuleActivityLimit = "activity-limit"
+	// ReasonBadCriteria: OpActivityRegister's KeyCriteria cannot be
+	// honoured (xpc.ErrBadCriteria).
+	ReasonBadCriteria = "bad-criteria"
+	// ReasonActivityNotRunning: OpActivityState for an activity that is
+	// not running (xpcd did not deliver it, or it has ended).
+	ReasonActivityNotRunning = "activity-not-running"
+)

@@ -32,6 +32,9 @@ func init() {
 		bootstrap.OpProcinfo:       opProcinfo,
 		bootstrap.OpRemoveDisabled: opRemoveDisabled,
 		bootstrap.OpExitReason:     opExitReason,
+		bootstrap.OpActivityList:   opActivityList,
+		bootstrap.OpActivityPrint:  opActivityPrint,
+		bootstrap.OpActivityRun:    opActivityRun,
 	}
 }
 
@@ -262,6 +265,9 @@ func opPrint(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opE
 				reply = ss.m.jobDict(j)
 				if reqs := requirementsOf(j); len(reqs) > 0 {
 					reply.Set(keyRequirements, requirementsDict(reqs))
+				}
+				if acts := jobActivities(j); acts != nil {
+					reply.Set(bootstrap.KeyActivities, acts)
 				}
 			}
 			return

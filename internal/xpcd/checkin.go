@@ -103,6 +103,7 @@ func (m *supervisor) channelLost(inst *instance, ch *channel) {
 	}
 	inst.ch = nil
 	clear(inst.names)
+	clear(inst.acts)
 	m.log.Info("check-in channel closed", "target", inst.job.target(), "pid", inst.pid)
 	m.changed(inst.job)
 }
@@ -124,6 +125,7 @@ func (m *supervisor) adopt(label string, pid int, ch *channel, msg *xpc.Message)
 	inst.ch = ch
 	inst.spoke = true
 	clear(inst.names)
+	clear(inst.acts)
 	ch.send(outItem{reply: msg, msg: &xpc.Dictionary{}})
 	m.log.Info("adopted", "target", inst.job.target(), "pid", pid)
 	m.changed(inst.job)
@@ -204,6 +206,8 @@ func handleChannelMessage(ctx context.Context, m *supervisor, inst *instance, ch
 			}
 			m.transactions(inst, ch, int(n))
 		})
+	case bootstrap.OpActivityRegister, bootstrap.OpActivityUnregister, bootstrap.OpActivityState:
+		activityChannelMessage(ctx, m, inst, ch, op, msg)
 	default:
 		if msg.WantsReply() {
 			msg.ReplyError(ctx, (&opError{reason: bootstrap.ReasonBadRequest, desc: fmt.Sprintf("unknown op %q on a check-in channel", op)}).object())

@@ -15,6 +15,7 @@ import (
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/codesign"
 	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/goxpc/xpc/internal/criteria"
 )
 
 // Config configures a Daemon. The zero value of each optional field is
@@ -71,6 +72,16 @@ type Config struct {
 	// too-many-connections until one closes. Root (uid 0) has no cap.
 	// 0: DefaultMaxConnectionsPerUser; negative: no cap.
 	MaxConnectionsPerUser int
+	// Criteria answers the conditions activities' criteria ask about
+	// (battery, network, idle, pressure). nil: the machine's own sources
+	// (sysfs, the kernel's routes, logind and NetworkManager on the
+	// system bus, /proc/pressure), which xpcd opens at Start and closes
+	// at Close. One given here is the caller's to close, after Close.
+	Criteria criteria.Sources
+	// ActivityRecheck is how often the criteria of an activity waiting on
+	// a condition that cannot signal a change (pressure, power) are read
+	// again. 0: 30 s.
+	ActivityRecheck time.Duration
 }
 
 // DefaultMaxConnectionsPerUser is Config.MaxConnectionsPerUser's default.
@@ -156,6 +167,11 @@ func New(cfg Config) (*Daemon, error) {
 	jobs := newJobStore(sources, log.With("component", "jobs"))
 	outDir := outputDirFor(p.RunDir)
 	instance := instanceID(p.StateDir)
+	var machine *machineCriteria
+	if cfg.Criteria == nil {
+		machine = newMachineCriteria(log.With("component", "criteria"))
+		cfg.Criteria = machine
+	}
 	sup := newSupervisor(supervisorConfig{
 		log:         log.With("component", "supervisor"),
 		launcher:    &execLauncher{log: log.With("component", "service"), root: uid == 0, outputDir: outDir, instance: instance},
@@ -171,6 +187,8 @@ func New(cfg Config) (*Daemon, error) {
 		maxWatches:  cfg.MaxWatchesPerUser,
 		trust:       trustOf(p),
 		instance:    instance,
+		criteria:    cfg.Criteria,
+		recheck:     cfg.ActivityRecheck,
 	})
 	srv := newServer(sup, p, user, log.With("component", "bootstrap"))
 	if user {
@@ -182,7 +200,11 @@ func New(cfg Config) (*Daemon, error) {
 		srv.maxTotal = defaultMaxConnections()
 	}
 	d := &Daemon{cfg: cfg, log: log, sup: sup}
-	d.comp = []component{binder{srv}, store, jobs, sup}
+	d.comp = []component{binder{srv}, store, jobs}
+	if machine != nil {
+		d.comp = append(d.comp, machine)
+	}
+	d.comp = append(d.comp, sup)
 	if cfg.PressureInterval > 0 {
 		d.comp = append(d.comp, pressureMonitor(sup, cfg.Pressure, cfg.PressureInterval, log.With("component", "pressure")))
 	}

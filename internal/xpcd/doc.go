@@ -21,10 +21,13 @@
 //
 //	socket      binds the bootstrap socket first, so that a second xpcd on
 //	            the same paths fails before it touches anything
-//	state       the state directory: overrides.json and processes.json,
+//	state       the state directory: overrides.json, processes.json and
+//	            activities.json,
 //	            written atomically (state.go, persist.go); read-only when the directory
 //	            cannot be written or a file is of a newer version
 //	jobs        reads the LaunchAgents/LaunchDaemons plists (jobstore.go)
+//	criteria    the machine's sources for activities' criteria, unless
+//	            Config.Criteria gives others (criteria.go)
 //	supervisor  domains, jobs, instances: the state machine (supervisor.go,
 //	            job.go, instance.go), processes (process.go, output.go); at start, before
 //	            its loop runs, it adopts what a previous xpcd left running
@@ -55,11 +58,16 @@
 //	                    overrides apply when their write reports back
 //	                    (overrides.go)
 //	timers              throttle, idle exit, SIGKILL after ExitTimeOut,
-//	                    StartInterval, the WatchPaths debounce:
+//	                    StartInterval, the WatchPaths debounce,
+//	                    activities (one timer for all):
 //	                    time.AfterFunc, which posts
 //	the calendar        one goroutine waits on a timerfd for the earliest
 //	                    StartCalendarInterval minute of all jobs
 //	                    (walltimer.go)
+//	criteria            an activity's criteria are read by a goroutine
+//	                    per batch, which posts the answers; a goroutine
+//	                    posts each change the criteria sources signal
+//	                    (activity_run.go)
 //	paths               one goroutine per job with WatchPaths,
 //	                    QueueDirectories or a KeepAlive PathState reads its
 //	                    inotify instance (pathwatch.go); queue directories
@@ -155,6 +163,13 @@
 //	refuse.go       the refused frame of a pipelined lookup
 //	channel.go      sending to a peer without holding up the loop
 //	monitor.go      memory pressure and replaced executables
+//	activity.go     activities: the table, limits, declared and
+//	                registered ones; activity_sched.go the schedule's
+//	                arithmetic and the heap under the one timer;
+//	                activity_run.go criteria reads, launches, delivery;
+//	                activity_checkin.go, activity_admin.go,
+//	                activity_state.go the channel, the requests,
+//	                activities.json
 //
 // The protocol's words (ops, keys, reasons, rules) are in
 // internal/bootstrap, shared with the library and xpcctl.

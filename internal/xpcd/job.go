@@ -24,7 +24,8 @@ import (
 // exit (keep-alive), kickstart, an upgrade with clients waiting (upgrade),
 // and the schedule (schedule.go): StartInterval (interval),
 // StartCalendarInterval (calendar), WatchPaths (watch-path),
-// QueueDirectories (queue-directory).
+// QueueDirectories (queue-directory); an activity due (activity, in
+// activity_run.go).
 // After an exit xpcd did not ask for, the next launch waits until
 // ThrottleInterval after the previous launch; after a stop xpcd asked for
 // (idle, pressure, upgrade, kickstart -k, bootout) it does not.
@@ -74,8 +75,9 @@ type job struct {
 	refused *RuleError
 
 	inst  *instance
-	queue []*pending // clients waiting for a name the instance has not checked in
-	sched *schedule  // StartInterval, StartCalendarInterval, WatchPaths, QueueDirectories (schedule.go)
+	queue []*pending           // clients waiting for a name the instance has not checked in
+	sched *schedule            // StartInterval, StartCalendarInterval, WatchPaths, QueueDirectories (schedule.go)
+	acts  map[string]*activity // its activities, by identifier (activity.go)
 
 	runs       int
 	lastLaunch time.Time
@@ -123,6 +125,7 @@ type instance struct {
 
 	ch        *channel        // check-in channel, nil until there is one
 	names     map[string]bool // names checked in on ch
+	acts      map[string]bool // activities registered or checked in for on ch
 	delivered int             // client sockets handed to it
 	// conns is its listeners' open peer connections, as it reports
 	// (connsKnown: it has; a process that does not use the library does
@@ -300,6 +303,7 @@ func (m *supervisor) throttleEnded(j *job, t *time.Timer) {
 // unload, switch definitions, relaunch for queued clients, KeepAlive.
 func (m *supervisor) afterExit(j *job, inst *instance, ran bool) {
 	defer m.changed(j)
+	m.activitiesAfterExit(j)
 	if j.unloading {
 		m.finishUnload(j)
 		return

@@ -107,6 +107,7 @@ func (m *supervisor) addJob(d *domain, def *launchd.Job, start bool) (*job, *opE
 	j.disabled = m.effectiveDisabled(d.name, def)
 	m.restoreHistory(j)
 	d.jobs[def.Label] = j
+	m.addJobActivities(j)
 	for name := range def.MachServices {
 		d.names[name] = j
 	}
@@ -158,6 +159,7 @@ func (m *supervisor) replaceDef(j *job, def *launchd.Job) {
 	j.queue = kept
 	j.disabled = m.effectiveDisabled(d.name, def)
 	m.syncSchedule(j)
+	m.syncDeclared(j)
 	m.log.Info("definition replaced", "target", j.target(), "plist", def.Path)
 }
 
@@ -175,6 +177,7 @@ func (m *supervisor) finishUnload(j *job) {
 	m.dropQueue(j)
 	j.cancelThrottle()
 	m.disarm(j)
+	m.removeJobActivities(j)
 	m.otherJobsChanged(d)
 	for _, w := range j.unloadWaiters {
 		close(w)

@@ -71,7 +71,7 @@ const maxMarkerLen = 16 + 16 + 64 + 32 + 32 + launchd.MaxLabelLen + 5
 // launchReasons are the launch reasons a marker may hold.
 var launchReasons = map[string]bool{
 	reasonDemand: true, reasonRunAtLoad: true, reasonKeepAlive: true, reasonKickstart: true, reasonUpgrade: true,
-	reasonInterval: true, reasonCalendar: true, reasonWatchPath: true, reasonQueue: true,
+	reasonInterval: true, reasonCalendar: true, reasonWatchPath: true, reasonQueue: true, reasonActivity: true,
 }
 
 // isHex reports whether s is n lower-case hexadecimal digits.

@@ -25,7 +25,7 @@ import (
 //	last_exit_at              date
 //	stop_reason               string: why xpcd stopped (stops) it
 //	launch_reason             string: demand, run-at-load, keep-alive, kickstart, upgrade,
-//	                          interval, calendar, watch-path, queue-directory
+//	                          interval, calendar, watch-path, queue-directory, activity
 //	requester_pid             int64, for demand
 //	connections               int64: the running instance's open peer connections, as
 //	                          it reports them; the string "unknown" if it does not
@@ -283,6 +283,9 @@ func (m *supervisor) blame(j *job) string {
 	if n := len(j.queue); n > 0 {
 		fmt.Fprintf(&b, "; %d clients waiting", n)
 	}
+	if s := activityBlame(j); s != "" {
+		b.WriteString("; " + s)
+	}
 	return b.String()
 }
 
@@ -309,6 +312,8 @@ func reasonText(r launchReason) string {
 		return "launched because a WatchPaths path changed"
 	case reasonQueue:
 		return "launched because a QueueDirectories directory is not empty"
+	case reasonActivity:
+		return "launched to run an activity that is due"
 	case "":
 		return "launched"
 	}

@@ -281,7 +281,8 @@ func (ss *session) HandleMessage(ctx context.Context, msg *xpc.Message) {
 	switch op {
 	case bootstrap.OpAdopt:
 		ss.adopt(ctx, msg)
-	case bootstrap.OpCheckin, bootstrap.OpTransactions:
+	case bootstrap.OpCheckin, bootstrap.OpTransactions,
+		bootstrap.OpActivityRegister, bootstrap.OpActivityUnregister, bootstrap.OpActivityState:
 		ss.channelMessage(ctx, op, msg)
 	case bootstrap.OpWatch:
 		ss.startWatch(ctx, msg)

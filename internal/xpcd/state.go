@@ -21,6 +21,7 @@ import (
 //	overrides.json   enable/disable overrides, by domain and label
 //	processes.json   the processes xpcd launched and still supervises, and
 //	                 every loaded job's history: run count and last exit
+//	activities.json  activities: criteria, base, last run (activity_state.go)
 //
 // Every write is atomic: a temporary file in the same directory is written
 // and fsynced, renamed over the old file, and the directory fsynced; a
@@ -38,9 +39,10 @@ import (
 // change overrides are refused (bootstrap.ReasonReadOnlyState); processes
 // launched meanwhile are not recorded.
 const (
-	overridesFile = "overrides.json"
-	processesFile = "processes.json"
-	stateVersion  = 1
+	overridesFile  = "overrides.json"
+	processesFile  = "processes.json"
+	activitiesFile = "activities.json"
+	stateVersion   = 1
 )
 
 // overridesDoc is the format of overrides.json. true: disabled; false:
@@ -130,17 +132,19 @@ type stateStore struct {
 	dir string
 	log *slog.Logger
 
-	overrides *persister
-	processes *persister
+	overrides  *persister
+	processes  *persister
+	activities *persister
 
 	// readOnly says why the state is read-only; "" if it is not. Set by
 	// start and never changed after, so anyone may read it then.
 	readOnly string
 
 	// What start read.
-	loadedOverrides map[string]map[string]bool
-	loadedProcesses []processRecord
-	loadedHistory   []jobHistory
+	loadedOverrides  map[string]map[string]bool
+	loadedProcesses  []processRecord
+	loadedHistory    []jobHistory
+	loadedActivities []activityRecord
 }
 
 func newStateStore(dir string, log *slog.Logger) *stateStore {
@@ -166,6 +170,7 @@ func (s *stateStore) start(context.Context) error {
 	}
 	s.overrides = newPersister(s.dir, overridesFile, s.log)
 	s.processes = newPersister(s.dir, processesFile, s.log)
+	s.activities = newPersister(s.dir, activitiesFile, s.log)
 	return nil
 }
 
@@ -209,12 +214,14 @@ func cannotWrite(err error) bool {
 func (s *stateStore) load() {
 	var od overridesDoc
 	var pd processesDoc
+	var ad activitiesDoc
 	files := []struct {
 		name, lost string
 		into       any
 	}{
 		{overridesFile, "starting without the overrides", &od},
 		{processesFile, "running services cannot be adopted, job histories are lost", &pd},
+		{activitiesFile, "activities registered by services and their last runs are lost", &ad},
 	}
 	var corrupt []string
 	for _, f := range files {
@@ -247,11 +254,12 @@ func (s *stateStore) load() {
 	}
 	s.loadedProcesses = pd.Processes
 	s.loadedHistory = pd.History
+	s.loadedActivities = ad.Activities
 }
 
 func (s *stateStore) close(ctx context.Context) error {
 	var errs []error
-	for _, p := range []*persister{s.overrides, s.processes} {
+	for _, p := range []*persister{s.overrides, s.processes, s.activities} {
 		if p != nil {
 			errs = append(errs, p.close(ctx))
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/codesign"
 	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/goxpc/xpc/internal/criteria"
 	"github.com/goxpc/xpc/launchd"
 )
 
@@ -58,6 +59,13 @@ type supervisorConfig struct {
 	// keys of this instance's trust directory (ROOT/trust.d, or
 	// /etc/xpc/trust.d); nil is codesign.Default().
 	trust *codesign.Verifier
+	// criteria answers activities' criteria; nil is a criteria.Fake
+	// with nothing set (every condition unknown).
+	criteria criteria.Sources
+	// recheck is how often the criteria of an activity that waits on a
+	// condition that cannot signal (pressure, power) are read again;
+	// 0: defaultRecheck.
+	recheck time.Duration
 }
 
 // Limits.
@@ -131,6 +139,8 @@ type supervisor struct {
 	detached bool          // detachAll has run
 	allGone  chan struct{} // closed when closing and live reaches 0
 	settled  chan struct{} // closed when closing and inflight reaches 0
+	// acts is the activities' scheduler (activity.go).
+	acts *activities
 }
 
 // domain is one namespace of jobs and names.
@@ -156,6 +166,13 @@ func newSupervisor(cfg supervisorConfig) *supervisor {
 		watchers:         map[*watcher]struct{}{},
 		queuedBy:         map[uint32]int{},
 		buckets:          newBuckets(),
+		acts:             newActivities(),
+	}
+	if m.criteria == nil {
+		m.criteria = criteria.NewFake()
+	}
+	if m.recheck <= 0 {
+		m.recheck = defaultRecheck
 	}
 	for name, owner := range cfg.domains {
 		m.addDomain(newDomain(name, owner))
@@ -189,6 +206,7 @@ func (m *supervisor) start(context.Context) error {
 			m.history[h.Domain][h.Label] = h
 		}
 	}
+	m.restoreActivities()
 	if m.jobs != nil {
 		for _, dn := range sortedKeys(m.jobs.initial) {
 			if d := m.domains[dn]; d != nil {
@@ -207,6 +225,8 @@ func (m *supervisor) start(context.Context) error {
 	m.adoptMarked(marked, adopted)
 	m.cleanOutputs(adopted)
 	go m.run()
+	m.bg.Add(1)
+	go m.watchCriteria()
 	// Now through the loop: jobs that start at load.
 	m.post(func() {
 		for _, d := range m.sortedDomains() {
@@ -237,6 +257,7 @@ func (m *supervisor) installJobs(d *domain, jobs []*launchd.Job, errs []loadErro
 	}
 	// The history of jobs of d that are not loaded any more goes.
 	delete(m.history, d.name)
+	delete(m.acts.stored, d.name)
 	if start {
 		m.otherJobsChanged(d)
 	}
@@ -349,6 +370,7 @@ func (m *supervisor) beginClose() (gone, settled chan struct{}) {
 	m.allGone = make(chan struct{})
 	m.settled = make(chan struct{})
 	gone, settled = m.allGone, m.settled
+	m.stopActivities()
 	for _, d := range m.domains {
 		for _, j := range d.jobs {
 			j.cancelThrottle()
@@ -406,6 +428,7 @@ func (m *supervisor) detachAll() {
 	}
 	m.outputs = nil
 	m.saveProcesses()
+	m.stopActivities()
 }
 
 // trackOutput remembers a running output reader, forgetting those that

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/goxpc/xpc/xpctest"
+)
+
+func TestParseActivityTarget(t *testing.T) {
+	for in, want := range map[string][3]string{
+		"com.x/tick":           {"", "com.x", "tick"},
+		"system/com.x/tick":    {"system", "com.x", "tick"},
+		"user/501/com.x/a.b/c": {"user/501", "com.x", "a.b/c"},
+		"com.x":                {},
+		"user/501":             {},
+		"system/com.x":         {},
+		"com.x/":               {},
+		"/tick":                {},
+		"user/501/com.x/":      {},
+	} {
+		dom, label, id, err := parseActivityTarget(in)
+		if got := [3]string{dom, label, id}; got != want || (err == nil) != (want != [3]string{}) {
+			t.Errorf("%q: %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+// activity list, print and run against a private xpcd, with a job that
+// declares an activity due in an hour.
+func TestActivityCommands(t *testing.T) {
+	s := xpctest.NewServer(t)
+	t.Setenv(bootstrap.RootEnv, s.Root)
+	p := filepath.Join(t.TempDir(), "test.act.plist")
+	plist := xpctest.AgentPlist("test.act", []string{"/bin/sleep", "5"}, nil, map[string]any{
+		"LaunchEvents": map[string]any{"com.apple.xpc.activity": map[string]any{
+			"hourly": map[string]any{"Interval": 3600, "Priority": "Utility", "RequireNetworkConnectivity": true}}}})
+	if err := os.WriteFile(p, plist, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dom := "user/" + strconv.Itoa(os.Geteuid())
+	if r := runCmd(t, nil, "bootstrap", dom, p); r.code != 0 {
+		t.Fatalf("bootstrap: %d %s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runCmd(t, nil, "activity", "list"); r.code != 0 || !strings.Contains(r.stdout, "wait (due)") ||
+		!strings.Contains(r.stdout, dom+"/test.act/hourly") {
+		t.Errorf("activity list: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runCmd(t, nil, "activity", "print", "test.act/hourly"); r.code != 0 ||
+		!strings.Contains(r.stdout, "RequireNetworkConnectivity: unknown") || !strings.Contains(r.stdout, "not due until") {
+		t.Errorf("activity print: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runCmd(t, nil, "activity", "run", dom+"/test.act/hourly"); r.code != 0 || strings.TrimSpace(r.stdout) != "started" {
+		t.Errorf("activity run: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runCmd(t, nil, "activity", "print", "test.act/nope"); r.code != 1 || !strings.Contains(r.stderr, "not-found") {
+		t.Errorf("print of an unknown activity: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runCmd(t, nil, "activity", "run", "test.act"); r.code != 2 {
+		t.Errorf("run without an ID: exit %d", r.code)
+	}
+}
