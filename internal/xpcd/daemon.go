@@ -34,11 +34,13 @@ type Config struct {
 	// Pressure tells whether memory is short. nil: PSIMemory{} (Linux's
 	// /proc/pressure/memory, some avg10 above 10%).
 	Pressure PressureSource
-	// PressureInterval is how often Pressure is asked. 0: 5 s; negative:
+	// PressureInterval is how often Pressure is asked (a
+	// PressureNotifier only around its notifications). 0: 5 s; negative:
 	// never.
 	PressureInterval time.Duration
-	// UpgradeInterval is how often running services' executables are
-	// checked for replacement. 0: 1 s; negative: never.
+	// UpgradeInterval is how often running services' executables that
+	// cannot be watched with inotify are checked for replacement (the
+	// others are looked at when they change). 0: 1 s; negative: never.
 	UpgradeInterval time.Duration
 	// StopServicesOnClose makes Close stop every service (terminate,
 	// SIGTERM, then SIGKILL when Close's context ends), as a test wants.

@@ -33,7 +33,7 @@
 //	            its loop runs, it adopts what a previous xpcd left running
 //	            (adopt.go, marker.go)
 //	pressure    asks the PressureSource (monitor.go)
-//	upgrades    notices replaced executables (monitor.go)
+//	upgrades    notices replaced executables (monitor.go, exewatch.go)
 //	bootstrap   accepts connections and answers requests (server.go,
 //	            admin.go), starting last
 //
@@ -58,9 +58,12 @@
 //	                    overrides apply when their write reports back
 //	                    (overrides.go)
 //	timers              throttle, idle exit, SIGKILL after ExitTimeOut,
-//	                    StartInterval, StartCalendarInterval, the WatchPaths
-//	                    debounce, activities (one timer for all):
+//	                    StartInterval, the WatchPaths debounce,
+//	                    activities (one timer for all):
 //	                    time.AfterFunc, which posts
+//	the calendar        one goroutine waits on a timerfd for the earliest
+//	                    StartCalendarInterval minute of all jobs
+//	                    (walltimer.go)
 //	criteria            an activity's criteria are read by a goroutine
 //	                    per batch, which posts the answers; a goroutine
 //	                    posts each change the criteria sources signal
@@ -69,7 +72,9 @@
 //	                    QueueDirectories or a KeepAlive PathState reads its
 //	                    inotify instance (pathwatch.go); queue directories
 //	                    are listed on a goroutine per look (schedule.go)
-//	monitors            a ticker goroutine each (monitor.go)
+//	monitors            a goroutine each, which waits for the kernel: a
+//	                    PSI trigger, inotify (monitor.go, exewatch.go);
+//	                    a ticker only for what cannot notify
 //	output              a reader goroutine per output FIFO (output.go)
 //	a new user domain   the session that first uses it reads its plists,
 //	                    then posts (admin.go, ensure)

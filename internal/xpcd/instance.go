@@ -113,6 +113,7 @@ func (m *supervisor) spawned(inst *instance, sp *spawned, conn *xpc.Connection, 
 	inst.idleFrom = inst.started
 	j.runs++
 	m.byPID[inst.pid] = inst
+	m.exesChanged()
 	m.log.Info("launched", "target", j.target(), "pid", inst.pid)
 	if m.detached {
 		// Shutdown gave up waiting for this launch and has let go of
@@ -182,6 +183,7 @@ func (m *supervisor) exited(inst *instance, st exitStatus) {
 	inst.proc.close()
 	m.recordExit(inst, st)
 	delete(m.byPID, inst.pid)
+	m.exesChanged()
 	j.inst = nil
 	m.instanceGone()
 	j.lastExit = &st

@@ -37,6 +37,23 @@ func checkTrusted(path string, owners []uint32, noLinks bool) error {
 	if err := trustedInode("/", owners); err != nil {
 		return err
 	}
+	return walkPath(path, func(next string, st *unix.Stat_t, final bool) error {
+		if err := trusted(next, st, owners); err != nil {
+			return err
+		}
+		if noLinks && final && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			return fmt.Errorf("%w: %s is a symbolic link", errNotTrusted, next)
+		}
+		return nil
+	})
+}
+
+// walkPath follows the absolute path from / as the kernel resolves it,
+// calling visit with each component it reaches, lstat'ed (before a
+// symbolic link is followed); final is true for path's own last
+// component, reached through no link. It stops at visit's first error, or
+// returns lstat's (an *fs.PathError naming the component) or readlink's.
+func walkPath(path string, visit func(next string, st *unix.Stat_t, final bool) error) error {
 	rest := splitPath(path)
 	cur, links := "/", 0
 	for len(rest) > 0 {
@@ -54,15 +71,12 @@ func checkTrusted(path string, owners []uint32, noLinks bool) error {
 		if err := unix.Lstat(next, &st); err != nil {
 			return &fs.PathError{Op: "lstat", Path: next, Err: err}
 		}
-		if err := trusted(next, &st, owners); err != nil {
+		if err := visit(next, &st, len(rest) == 0 && links == 0); err != nil {
 			return err
 		}
 		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
 			cur = next
 			continue
-		}
-		if noLinks && len(rest) == 0 && links == 0 {
-			return fmt.Errorf("%w: %s is a symbolic link", errNotTrusted, next)
 		}
 		if links++; links > maxLinks {
 			return &fs.PathError{Op: "resolve", Path: path, Err: unix.ELOOP}

@@ -34,13 +34,15 @@ import (
 //	                       load+2N, ...; fires missed while the loop was
 //	                       busy are skipped, not made up.
 //	StartCalendarInterval  at the next minute any entry matches, in local
-//	                       time (CalendarInterval.Next). The timer sleeps at
-//	                       most calendarRecheck and then looks at the wall
-//	                       clock again, so that a clock change or a suspend
-//	                       delays a start by no more than that: launchd fires
-//	                       once on wake for the events a sleep missed, and
-//	                       so does this, once. Events missed while xpcd did
-//	                       not run are not made up at start.
+//	                       time (CalendarInterval.Next). One wall-clock
+//	                       timer (walltimer.go) sleeps until the earliest
+//	                       such minute of all jobs, and wakes early only
+//	                       when the clock is set or the machine resumes:
+//	                       then every job's next minute is computed again
+//	                       from the new time. launchd fires once on wake
+//	                       for the events a sleep missed, and so does this,
+//	                       once. Events missed while xpcd did not run are
+//	                       not made up at start.
 //	WatchPaths             a path was modified, created, removed or
 //	                       replaced: start after watchDebounce, so that a
 //	                       burst of changes (a save, an install) is one
@@ -63,9 +65,6 @@ const (
 	// watchDebounce is how long a WatchPaths change waits for more
 	// before the job is started: the changes in it make one start.
 	watchDebounce = 100 * time.Millisecond
-	// calendarRecheck is the longest a calendar timer sleeps before it
-	// looks at the wall clock again.
-	calendarRecheck = time.Minute
 )
 
 // schedule is a scheduled job's timers and watch.
@@ -73,8 +72,7 @@ type schedule struct {
 	interval     *time.Timer
 	intervalNext time.Time
 
-	calendar     *time.Timer
-	calendarNext time.Time // zero: no entry can fire
+	calendarNext time.Time // zero: no entry can fire (or none is due)
 	calendarAt   int       // the entry of StartCalendarInterval due at calendarNext
 
 	watch    pathWatcher // nil if the job watches nothing, or it failed
@@ -128,7 +126,8 @@ func (m *supervisor) arm(j *job) {
 		m.armInterval(j, s, now)
 	}
 	if len(def.StartCalendarInterval) > 0 {
-		m.nextCalendar(j, s, now)
+		m.nextCalendar(j, s)
+		m.cal.reschedule(m)
 	}
 	if len(def.WatchPaths) > 0 || len(def.QueueDirectories) > 0 || len(def.KeepAlive.PathState) > 0 {
 		m.armWatch(j, s)
@@ -200,10 +199,14 @@ func (m *supervisor) disarm(j *job) {
 		return
 	}
 	j.sched = nil
-	for _, t := range []*time.Timer{s.interval, s.calendar, s.debounce} {
+	for _, t := range []*time.Timer{s.interval, s.debounce} {
 		if t != nil {
 			t.Stop()
 		}
+	}
+	if _, ok := m.cal.jobs[j]; ok {
+		delete(m.cal.jobs, j)
+		m.cal.reschedule(m)
 	}
 	if s.watch != nil {
 		s.watch.close()
@@ -221,7 +224,7 @@ func (s *schedule) nextStart() time.Time {
 	if s.interval != nil {
 		t = s.intervalNext
 	}
-	if s.calendar != nil && !s.calendarNext.IsZero() && (t.IsZero() || s.calendarNext.Before(t)) {
+	if !s.calendarNext.IsZero() && (t.IsZero() || s.calendarNext.Before(t)) {
 		t = s.calendarNext
 	}
 	return t
@@ -251,51 +254,7 @@ func (m *supervisor) intervalFired(j *job, s *schedule, t *time.Timer) {
 	m.scheduledStart(j, reasonInterval)
 }
 
-// --- StartCalendarInterval ---
-
-// nextCalendar finds the next minute an entry matches after now, and arms
-// the timer for it (or for calendarRecheck, if that is sooner).
-func (m *supervisor) nextCalendar(j *job, s *schedule, now time.Time) {
-	s.calendarNext, s.calendarAt = time.Time{}, 0
-	for i, c := range j.def.StartCalendarInterval {
-		t := c.Next(now.In(time.Local))
-		if !t.IsZero() && (s.calendarNext.IsZero() || t.Before(s.calendarNext)) {
-			s.calendarNext, s.calendarAt = t, i
-		}
-	}
-	if s.calendarNext.IsZero() {
-		s.calendar = nil
-		return
-	}
-	m.armCalendar(j, s, now)
-}
-
-func (m *supervisor) armCalendar(j *job, s *schedule, now time.Time) {
-	d := min(s.calendarNext.Sub(now), calendarRecheck)
-	var t *time.Timer
-	t = time.AfterFunc(d, func() {
-		m.post(func() { m.calendarFired(j, s, t) })
-	})
-	s.calendar = t
-}
-
-// calendarFired: the timer woke. Its time is judged by the wall clock
-// (calendarNext has no monotonic reading), which a suspend or a clock
-// change may have moved: early, it looks again from now (the clock may
-// have gone back); late, it starts the job once and goes on from now.
-func (m *supervisor) calendarFired(j *job, s *schedule, t *time.Timer) {
-	if j.sched != s || s.calendar != t {
-		return
-	}
-	now := time.Now()
-	if now.Before(s.calendarNext) {
-		m.nextCalendar(j, s, now)
-		m.changed(j)
-		return
-	}
-	m.nextCalendar(j, s, now)
-	m.scheduledStart(j, reasonCalendar)
-}
+// --- StartCalendarInterval: calendar.go ---
 
 // --- WatchPaths and QueueDirectories ---
 

@@ -88,8 +88,15 @@ func (w *fakeWatch) fireState(watch, queue, state bool) {
 	f(watch, queue, state)
 }
 
-// newSchedMachine is newMachine with a fake watcher.
+// newSchedMachine is newMachine with a fake watcher and a fake wall clock
+// (synctest's, which a timerfd does not follow).
 func newSchedMachine(t *testing.T, defs ...*launchd.Job) (*machine, *fakeWatches) {
+	mc, fw, _ := newCalendarMachine(t, defs...)
+	return mc, fw
+}
+
+// newCalendarMachine is newSchedMachine, and also returns its wall clock.
+func newCalendarMachine(t *testing.T, defs ...*launchd.Job) (*machine, *fakeWatches, *fakeWall) {
 	fl := &fakeLauncher{}
 	fw := &fakeWatches{}
 	m := newSupervisor(supervisorConfig{
@@ -99,6 +106,8 @@ func newSchedMachine(t *testing.T, defs ...*launchd.Job) (*machine, *fakeWatches
 		userMode: true,
 		newWatch: fw.new,
 	})
+	wall := newFakeWall()
+	m.cal.now, m.cal.newTimer = wall.now, wall.newTimer
 	d := m.domains["user/0"]
 	for _, def := range defs {
 		if _, err := m.addJob(d, def, false); err != nil {
@@ -110,7 +119,7 @@ func newSchedMachine(t *testing.T, defs ...*launchd.Job) (*machine, *fakeWatches
 	}
 	t.Cleanup(func() { m.close(context.Background()) })
 	synctest.Wait()
-	return &machine{t: t, m: m, fl: fl, d: d}, fw
+	return &machine{t: t, m: m, fl: fl, d: d}, fw, wall
 }
 
 // startTimes returns when each launch happened, relative to t0.

@@ -121,6 +121,8 @@ type supervisor struct {
 	// a domain's is dropped once its jobs are installed.
 	history  map[string]map[string]jobHistory
 	watchers map[*watcher]struct{}
+	cal      calendars // StartCalendarInterval deadlines and their clock (schedule.go)
+	exeWatch *exeWatch // the upgrades monitor, told when instances start and end (exewatch.go)
 	// exits are why the last instances ended (exits.go).
 	exits exitRing
 	// queuedBy counts, by uid, the client sockets xpcd holds for services

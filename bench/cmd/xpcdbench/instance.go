@@ -103,6 +103,41 @@ func (l *lab) build(ctx context.Context, root, bench string) error {
 	return nil
 }
 
+// buildBase builds xpcd at git revision rev of the repository root (from
+// `git archive`, which leaves the repository as it is) into l.tmp.
+func (l *lab) buildBase(ctx context.Context, root, rev string) (string, error) {
+	src := filepath.Join(l.tmp, "base-src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return "", err
+	}
+	archive := exec.CommandContext(ctx, "git", "-C", root, "archive", "--format=tar", rev)
+	untar := exec.CommandContext(ctx, "tar", "-x", "-C", src)
+	pipe, err := archive.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	untar.Stdin = pipe
+	var stderr strings.Builder
+	archive.Stderr = &stderr
+	if err := archive.Start(); err != nil {
+		return "", fmt.Errorf("git archive %s: %w", rev, err)
+	}
+	if out, err := untar.CombinedOutput(); err != nil {
+		archive.Wait()
+		return "", fmt.Errorf("tar: %v\n%s", err, out)
+	}
+	if err := archive.Wait(); err != nil {
+		return "", fmt.Errorf("git archive %s: %v\n%s", rev, err, stderr.String())
+	}
+	bin := filepath.Join(l.tmp, "xpcd-base")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/xpcd")
+	cmd.Dir = src
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/xpcd at %s: %v\n%s", rev, err, out)
+	}
+	return bin, nil
+}
+
 // plist is a job definition: the service binary, listening for name. It
 // is launched on demand only, and ThrottleInterval 0 lets the cold-launch
 // benchmark relaunch it as soon as it has exited.
@@ -135,7 +170,10 @@ func xmlText(s string) string {
 }
 
 // writeJob writes DIR/LaunchAgents/LABEL.plist for a job serving name.
-func (l *lab) writeJob(root, label, name string) error {
+func (l *lab) writeJob(root, label, name string) error { return l.writeJobExtra(root, label, name, "") }
+
+// writeJobExtra is writeJob with more keys (plist XML, in the job's dict).
+func (l *lab) writeJobExtra(root, label, name, extra string) error {
 	dir := filepath.Join(root, "LaunchAgents")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -144,7 +182,7 @@ func (l *lab) writeJob(root, label, name string) error {
 	if l.procs > 0 {
 		env = fmt.Sprintf("\t<key>EnvironmentVariables</key>\n\t<dict>\n\t\t<key>GOMAXPROCS</key>\n\t\t<string>%d</string>\n\t</dict>\n", l.procs)
 	}
-	text := fmt.Sprintf(plistText, xmlText(label), xmlText(l.svcBin), xmlText(name), xmlText(name), env)
+	text := fmt.Sprintf(plistText, xmlText(label), xmlText(l.svcBin), xmlText(name), xmlText(name), env+extra)
 	return os.WriteFile(filepath.Join(dir, label+".plist"), []byte(text), 0o644)
 }
 
@@ -172,6 +210,11 @@ type startResult struct {
 // start runs xpcd --root root and waits until its bootstrap socket
 // accepts a connection and answers a list request.
 func (l *lab) start(ctx context.Context, root string) (*instance, startResult, error) {
+	return l.startBin(ctx, l.xpcdBin, root)
+}
+
+// startBin is start with another xpcd binary.
+func (l *lab) startBin(ctx context.Context, bin, root string) (*instance, startResult, error) {
 	in := &instance{
 		root: root,
 		sock: filepath.Join(root, "run", "bootstrap.sock"),
@@ -183,7 +226,7 @@ func (l *lab) start(ctx context.Context, root string) (*instance, startResult, e
 		return nil, startResult{}, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(l.xpcdBin, "--root", root)
+	cmd := exec.Command(bin, "--root", root)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = cleanEnv()
 	if l.procs > 0 {

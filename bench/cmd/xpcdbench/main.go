@@ -52,13 +52,22 @@
 //     to the answer of its first list request, with its VmRSS, VmHWM and
 //     CPU time then; alternating with xpcd on an empty root. On the last
 //     one, list requests and connections to one of the jobs.
+//   - idle (only when named in -only): how often an idle xpcd wakes up.
+//     An xpcd with three jobs (a StartCalendarInterval three days away, a
+//     service started at load and left running, an on-demand job), and
+//     at the same time one built from git revision -base (main by
+//     default; "" for none) with the same jobs, are left alone for
+//     -settle once the service runs; then the context switches of all
+//     of each one's threads (voluntary and nonvoluntary, from
+//     /proc/PID/task/*/status) are counted over -idle (a minute by
+//     default). See docs/design/idle-wakeups.md.
 //
 // Goals (from the issue that asked for xpcd): lookup+connect p50 at most
 // 100 µs; cold launch to first reply at most the binary's own start plus
 // 5 ms; with 1,000 jobs, start at most 200 ms and RSS at most 50 MiB.
 //
 // Other flags: -n, -cold, -jobs, -starts set the counts; -only picks
-// measurements; -gomaxprocs N runs this process, xpcd and the services
+// measurements; -idle, -settle and -base set the idle measurement's; -gomaxprocs N runs this process, xpcd and the services
 // with GOMAXPROCS=N (without it, xpcd runs on one processor, its own
 // default, and the others on all); -repo DIR builds xpcd from another checkout; -keep
 // keeps the temporary directory (binaries, roots, xpcd's logs);
@@ -129,7 +138,10 @@ func run(args []string, out io.Writer) (err error) {
 	ncold := fs.Int("cold", 30, "cold launches")
 	njobs := fs.Int("jobs", 1000, "jobs for the start-up measurement")
 	starts := fs.Int("starts", 5, "xpcd starts with -jobs jobs (and as many with none)")
-	only := fs.String("only", "lookup,cold,jobs", "comma-separated measurements to run: lookup, cold, jobs")
+	only := fs.String("only", "lookup,cold,jobs", "comma-separated measurements to run: lookup, cold, jobs, idle")
+	idle := fs.Duration("idle", time.Minute, "the idle measurement's window")
+	settle := fs.Duration("settle", 5*time.Second, "how long each xpcd of the idle measurement is left alone before its window")
+	base := fs.String("base", "main", "the idle measurement's other xpcd: built from git revision `REV` of the repository (\"\": none)")
 	repo := fs.String("repo", "", "build xpcd from `DIR`/cmd/xpcd (default: the repository this bench module is in)")
 	keep := fs.Bool("keep", false, "keep the temporary directory (binaries, roots, xpcd logs)")
 	procs := fs.Int("gomaxprocs", 0, "run this process, xpcd and the services with GOMAXPROCS=`N` (0: Go's default, the CPU count)")
@@ -151,15 +163,18 @@ func run(args []string, out io.Writer) (err error) {
 	want := map[string]bool{}
 	for _, s := range strings.Split(*only, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "lookup", "cold", "jobs":
+		case "lookup", "cold", "jobs", "idle":
 			want[s] = true
 		case "":
 		default:
-			return fmt.Errorf("-only: unknown measurement %q (want lookup, cold, jobs)", s)
+			return fmt.Errorf("-only: unknown measurement %q (want lookup, cold, jobs, idle)", s)
 		}
 	}
 	if *n < 1 || *ncold < 1 || *njobs < 0 || *starts < 1 || *procs < 0 {
 		return errors.New("-n, -cold and -starts must be at least 1, -jobs and -gomaxprocs at least 0")
+	}
+	if *idle <= 0 || *settle < 0 {
+		return errors.New("-idle must be positive, -settle at least 0")
 	}
 	if *procs > 0 {
 		runtime.GOMAXPROCS(*procs)
@@ -215,7 +230,7 @@ func run(args []string, out io.Writer) (err error) {
 		Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(),
 		Started: time.Now().UTC().Truncate(time.Second), LoadStart: loadavg(),
 		Params: map[string]any{"n": *n, "cold": *ncold, "jobs": *njobs, "starts": *starts, "quick": *quick,
-			"only": *only, "uid": l.uid, "gomaxprocs": *procs},
+			"only": *only, "uid": l.uid, "gomaxprocs": *procs, "idle_s": idle.Seconds(), "settle_s": settle.Seconds(), "base": *base},
 	}
 	add := func(r Row) { rep.Rows = append(rep.Rows, r) }
 	goal := func(r Row, limit float64) Row {
@@ -333,6 +348,14 @@ func run(args []string, out io.Writer) (err error) {
 				fmt.Sprintf("lookup+connect with %d jobs loaded (%d connections)", jr.jobs, len(jr.lookup.connect))})
 			add(Row{"jobs_connect_first_reply_p50_us", us(jr.lookup.connect.pct(50)), "µs", "", nil, "the same: connection + first reply"})
 		}
+	}
+
+	if want["idle"] {
+		rows, err := runIdle(ctx, l, root, *base, *settle, *idle)
+		if err != nil {
+			return err
+		}
+		rep.Rows = append(rep.Rows, rows...)
 	}
 
 	rep.LoadEnd = loadavg()

@@ -72,3 +72,38 @@ func TestModulePath(t *testing.T) {
 		t.Errorf("modulePath = %q", got)
 	}
 }
+
+// The idle measurement's plists load as intended: a calendar entry three
+// days on at noon, a job started at load, one on demand.
+func TestIdlePlists(t *testing.T) {
+	l := &lab{tmp: t.TempDir(), svcBin: "/opt/bench/service"}
+	root, err := l.newRoot("idle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 3, 9, 0, 0, 0, time.Local) // a Thursday
+	if err := l.writeIdleJobs(root, now); err != nil {
+		t.Fatal(err)
+	}
+	load := func(label string) *launchd.Job {
+		t.Helper()
+		j, err := launchd.Load(filepath.Join(root, "LaunchAgents", label+".plist"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(j.Warnings) > 0 {
+			t.Errorf("%s: warnings %v", label, j.Warnings)
+		}
+		return j
+	}
+	cal := load("bench.idle.calendar")
+	if len(cal.StartCalendarInterval) != 1 || cal.StartsAtLoad() {
+		t.Fatalf("calendar job: %v, starts at load %v", cal.StartCalendarInterval, cal.StartsAtLoad())
+	}
+	if next := cal.StartCalendarInterval[0].Next(now); !next.Equal(time.Date(2026, 12, 6, 12, 0, 0, 0, time.Local)) {
+		t.Errorf("calendar job next at %v, want Sunday noon", next)
+	}
+	if !load("bench.idle.running").StartsAtLoad() || load("bench.idle.demand").StartsAtLoad() {
+		t.Error("the running job does not start at load, or the on-demand one does")
+	}
+}

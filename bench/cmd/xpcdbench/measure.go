@@ -553,3 +553,39 @@ func median(v []int) int {
 	slices.Sort(s)
 	return s[(len(s)-1)/2]
 }
+
+// ctxSwitches sums voluntary_ctxt_switches and nonvoluntary_ctxt_switches
+// over pid's threads (/proc/PID/task/*/status), and counts the threads. A
+// thread that ended in between takes its count with it; xpcd's threads
+// are the Go runtime's, which it keeps, except the short ones that act as
+// a job's user (none here: the jobs are root's).
+func ctxSwitches(pid int) (vol, inv int64, threads int) {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, 0, 0
+	}
+	for _, e := range ents {
+		f, err := os.Open(dir + "/" + e.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			k, v, ok := strings.Cut(sc.Text(), ":")
+			if !ok {
+				continue
+			}
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			switch k {
+			case "voluntary_ctxt_switches":
+				vol += n
+			case "nonvoluntary_ctxt_switches":
+				inv += n
+			}
+		}
+		f.Close()
+		threads++
+	}
+	return vol, inv, threads
+}
