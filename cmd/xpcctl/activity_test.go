@@ -51,7 +51,7 @@ func TestActivityCommands(t *testing.T) {
 		t.Errorf("activity list: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if r := runCmd(t, nil, "activity", "print", "test.act/hourly"); r.code != 0 ||
-		!strings.Contains(r.stdout, "RequireNetworkConnectivity: unknown") || !strings.Contains(r.stdout, "not due until") {
+		!strings.Contains(r.stdout, "RequireNetworkConnectivity") || !strings.Contains(r.stdout, "not due until") {
 		t.Errorf("activity print: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if r := runCmd(t, nil, "activity", "run", dom+"/test.act/hourly"); r.code != 0 || strings.TrimSpace(r.stdout) != "started" {

@@ -68,6 +68,9 @@
 //	                    per batch, which posts the answers; a goroutine
 //	                    posts each change the criteria sources signal
 //	                    (activity_run.go)
+//	uevents             one internal/uevent listener goroutine while a
+//	                    loaded job declares uevent descriptors; it matches
+//	                    off the loop and posts the matches (events.go)
 //	paths               one goroutine per job with WatchPaths,
 //	                    QueueDirectories or a KeepAlive PathState reads its
 //	                    inotify instance (pathwatch.go); queue directories
@@ -170,6 +173,13 @@
 //	                activity_checkin.go, activity_admin.go,
 //	                activity_state.go the channel, the requests,
 //	                activities.json
+//	events.go       launch events: descriptors, matching, the per-job
+//	                queue; event_deliver.go handlers, acknowledgement,
+//	                instances that end; event_render.go print and blame
+//	criteria.go     the machine's criteria sources, as a component
+//	calendar.go     StartCalendarInterval; walltimer.go the one
+//	                wall-clock timer under it; exewatch.go replaced
+//	                executables, by inotify
 //
 // The protocol's words (ops, keys, reasons, rules) are in
 // internal/bootstrap, shared with the library and xpcctl.
