@@ -187,7 +187,8 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.UpgradeInterval > 0 {
 		d.comp = append(d.comp, exeMonitor(sup, cfg.UpgradeInterval))
 	}
-	d.comp = append(d.comp, srv)
+	srv.notes = newNotifyRegistry(notifyConfig{})
+	d.comp = append(d.comp, srv.notes, srv)
 	return d, nil
 }
 
