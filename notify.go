@@ -176,6 +176,10 @@ func (n *Notifier) remove(r *NotifyRegistration) bool {
 	return false
 }
 
+// Done is closed when the Notifier's connection to xpcd has ended: after
+// Close, or when xpcd went away.
+func (n *Notifier) Done() <-chan struct{} { return n.conn.Done() }
+
 // Close ends the connection and every registration.
 func (n *Notifier) Close() error {
 	n.mu.Lock()
