@@ -40,7 +40,9 @@ func TestNotifyCommands(t *testing.T) {
 	defer cancel()
 	var out, errb syncBuffer
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"notify", "watch", "--json", "com.example.a", "com.example.b"}, nil, &out, &errb) }()
+	go func() {
+		done <- run(ctx, []string{"notify", "watch", "--json", "com.example.a", "com.example.b"}, nil, &out, &errb)
+	}()
 	deadline := time.Now().Add(15 * time.Second)
 	for !strings.Contains(errb.String(), "watching") {
 		if time.Now().After(deadline) {
