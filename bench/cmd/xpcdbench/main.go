@@ -129,7 +129,9 @@ func run(args []string, out io.Writer) (err error) {
 	ncold := fs.Int("cold", 30, "cold launches")
 	njobs := fs.Int("jobs", 1000, "jobs for the start-up measurement")
 	starts := fs.Int("starts", 5, "xpcd starts with -jobs jobs (and as many with none)")
-	only := fs.String("only", "lookup,cold,jobs", "comma-separated measurements to run: lookup, cold, jobs")
+	nposts := fs.Int("notify", 500, "posts for the notify measurement")
+	subs := fs.Int("subscribers", 100, "subscriber processes for the notify measurement")
+	only := fs.String("only", "lookup,cold,jobs,notify", "comma-separated measurements to run: lookup, cold, jobs, notify")
 	repo := fs.String("repo", "", "build xpcd from `DIR`/cmd/xpcd (default: the repository this bench module is in)")
 	keep := fs.Bool("keep", false, "keep the temporary directory (binaries, roots, xpcd logs)")
 	procs := fs.Int("gomaxprocs", 0, "run this process, xpcd and the services with GOMAXPROCS=`N` (0: Go's default, the CPU count)")
@@ -147,15 +149,16 @@ func run(args []string, out io.Writer) (err error) {
 		setDefault(fs, "n", n, 300)
 		setDefault(fs, "cold", ncold, 10)
 		setDefault(fs, "starts", starts, 2)
+		setDefault(fs, "notify", nposts, 100)
 	}
 	want := map[string]bool{}
 	for _, s := range strings.Split(*only, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "lookup", "cold", "jobs":
+		case "lookup", "cold", "jobs", "notify":
 			want[s] = true
 		case "":
 		default:
-			return fmt.Errorf("-only: unknown measurement %q (want lookup, cold, jobs)", s)
+			return fmt.Errorf("-only: unknown measurement %q (want lookup, cold, jobs, notify)", s)
 		}
 	}
 	if *n < 1 || *ncold < 1 || *njobs < 0 || *starts < 1 || *procs < 0 {
@@ -215,7 +218,7 @@ func run(args []string, out io.Writer) (err error) {
 		Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(),
 		Started: time.Now().UTC().Truncate(time.Second), LoadStart: loadavg(),
 		Params: map[string]any{"n": *n, "cold": *ncold, "jobs": *njobs, "starts": *starts, "quick": *quick,
-			"only": *only, "uid": l.uid, "gomaxprocs": *procs},
+			"only": *only, "uid": l.uid, "gomaxprocs": *procs, "notify": *nposts, "subscribers": *subs},
 	}
 	add := func(r Row) { rep.Rows = append(rep.Rows, r) }
 	goal := func(r Row, limit float64) Row {
@@ -333,6 +336,15 @@ func run(args []string, out io.Writer) (err error) {
 				fmt.Sprintf("lookup+connect with %d jobs loaded (%d connections)", jr.jobs, len(jr.lookup.connect))})
 			add(Row{"jobs_connect_first_reply_p50_us", us(jr.lookup.connect.pct(50)), "µs", "", nil, "the same: connection + first reply"})
 		}
+	}
+
+	if want["notify"] {
+		fmt.Fprintf(os.Stderr, "xpcdbench: notify, %d posts to %d subscriber processes, and the raw fan-out\n", *nposts, *subs)
+		rows, err := notifyRows(ctx, l, max(1, *subs), max(1, *nposts))
+		if err != nil {
+			return err
+		}
+		rep.Rows = append(rep.Rows, rows...)
 	}
 
 	rep.LoadEnd = loadavg()
