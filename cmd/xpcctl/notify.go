@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"strconv"
 	"time"
@@ -43,70 +44,75 @@ once, with the latest state. With --json, each line is {"name": ..., "state": ..
 	}
 }
 
-func runNotifyPost(ctx context.Context, s stdio, c *command, args []string) int {
+// withNotifier parses args (flags set up by flags, then one NAME, or with
+// many at least one), connects to xpcd and calls fn with the names. A
+// timeout of 0 means none.
+func (c *command) withNotifier(ctx context.Context, s stdio, args []string, many bool, timeout time.Duration,
+	flags func(fs *flag.FlagSet), fn func(ctx context.Context, nt *xpc.Notifier, names []string) int) int {
 	fs := c.flagSet(s)
-	state := fs.String("state", "", "set the notification's state to this unsigned 64-bit number first")
-	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
+	if timeout > 0 {
+		fs.DurationVar(&timeout, "timeout", timeout, "give up after this long")
+	}
+	flags(fs)
 	pos, code, ok := c.parse(s, fs, args)
 	if !ok {
 		return code
 	}
-	if len(pos) != 1 {
+	switch {
+	case len(pos) == 0 && many:
+		return c.usageError(s, "want at least one NAME")
+	case len(pos) != 1 && !many:
 		return c.usageError(s, "want one NAME")
 	}
-	var n uint64
-	if *state != "" {
-		var err error
-		if n, err = strconv.ParseUint(*state, 0, 64); err != nil {
-			return c.usageError(s, fmt.Sprintf("--state %q: not an unsigned 64-bit number", *state))
-		}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
 	nt, err := xpc.NewNotifier(ctx)
 	if err != nil {
 		return c.fail(s, "%s", trimPrefix(err))
 	}
 	defer nt.Close()
-	if *state != "" {
-		err = nt.PostState(ctx, pos[0], n)
-	} else {
-		err = nt.Post(ctx, pos[0])
+	return fn(ctx, nt, pos)
+}
+
+func runNotifyPost(ctx context.Context, s stdio, c *command, args []string) int {
+	var state string
+	flags := func(fs *flag.FlagSet) {
+		fs.StringVar(&state, "state", "", "set the notification's state to this unsigned 64-bit number first")
 	}
-	if err != nil {
-		return c.fail(s, "%s", trimPrefix(err))
-	}
-	return exitOK
+	return c.withNotifier(ctx, s, args, false, time.Minute, flags, func(ctx context.Context, nt *xpc.Notifier, names []string) int {
+		var err error
+		if state == "" {
+			err = nt.Post(ctx, names[0])
+		} else if n, perr := strconv.ParseUint(state, 0, 64); perr != nil {
+			return c.usageError(s, fmt.Sprintf("--state %q: not an unsigned 64-bit number", state))
+		} else {
+			err = nt.PostState(ctx, names[0], n)
+		}
+		if err != nil {
+			return c.fail(s, "%s", trimPrefix(err))
+		}
+		return exitOK
+	})
 }
 
 func runNotifyGet(ctx context.Context, s stdio, c *command, args []string) int {
-	fs := c.flagSet(s)
-	asJSON := fs.Bool("json", false, "print {\"name\": NAME, \"state\": STATE}")
-	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
-	pos, code, ok := c.parse(s, fs, args)
-	if !ok {
-		return code
-	}
-	if len(pos) != 1 {
-		return c.usageError(s, "want one NAME")
-	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	nt, err := xpc.NewNotifier(ctx)
-	if err != nil {
-		return c.fail(s, "%s", trimPrefix(err))
-	}
-	defer nt.Close()
-	st, err := nt.State(ctx, pos[0])
-	if err != nil {
-		return c.fail(s, "%s", trimPrefix(err))
-	}
-	if *asJSON {
-		fmt.Fprintln(s.out, notifyJSON(pos[0], st))
+	var asJSON bool
+	flags := func(fs *flag.FlagSet) { fs.BoolVar(&asJSON, "json", false, "print {\"name\": NAME, \"state\": STATE}") }
+	return c.withNotifier(ctx, s, args, false, time.Minute, flags, func(ctx context.Context, nt *xpc.Notifier, names []string) int {
+		st, err := nt.State(ctx, names[0])
+		if err != nil {
+			return c.fail(s, "%s", trimPrefix(err))
+		}
+		if asJSON {
+			fmt.Fprintln(s.out, notifyJSON(names[0], st))
+		} else {
+			fmt.Fprintln(s.out, st)
+		}
 		return exitOK
-	}
-	fmt.Fprintln(s.out, st)
-	return exitOK
+	})
 }
 
 // notifyJSON is one post as a line of JSON.
@@ -125,24 +131,22 @@ type notifyPost struct {
 }
 
 func runNotifyWatch(ctx context.Context, s stdio, c *command, args []string) int {
-	fs := c.flagSet(s)
-	asJSON := fs.Bool("json", false, "print each post as one JSON object per line")
-	pos, code, ok := c.parse(s, fs, args)
-	if !ok {
-		return code
+	var asJSON bool
+	flags := func(fs *flag.FlagSet) {
+		fs.BoolVar(&asJSON, "json", false, "print each post as one JSON object per line")
 	}
-	if len(pos) == 0 {
-		return c.usageError(s, "want at least one NAME")
-	}
-	nt, err := xpc.NewNotifier(ctx)
-	if err != nil {
-		return c.fail(s, "%s", trimPrefix(err))
-	}
-	defer nt.Close()
+	return c.withNotifier(ctx, s, args, true, 0, flags, func(ctx context.Context, nt *xpc.Notifier, names []string) int {
+		return c.watchNotifications(ctx, s, nt, names, asJSON)
+	})
+}
+
+// watchNotifications registers for names and prints each post until ctx
+// ends.
+func (c *command) watchNotifications(ctx context.Context, s stdio, nt *xpc.Notifier, names []string, asJSON bool) int {
 	// Each registration's handler runs one call at a time and coalesces
 	// what comes meanwhile, so that a slow terminal holds up nothing.
 	posts := make(chan notifyPost)
-	for _, name := range pos {
+	for _, name := range names {
 		_, err := nt.Register(ctx, name, func(name string, state uint64) {
 			select {
 			case posts <- notifyPost{name, state}:
@@ -153,7 +157,7 @@ func runNotifyWatch(ctx context.Context, s stdio, c *command, args []string) int
 			return c.fail(s, "%s", trimPrefix(err))
 		}
 	}
-	fmt.Fprintf(s.err, "watching %d notification(s); interrupt to stop\n", len(pos))
+	fmt.Fprintf(s.err, "watching %d notification(s); interrupt to stop\n", len(names))
 	for {
 		select {
 		case <-ctx.Done():
@@ -161,7 +165,7 @@ func runNotifyWatch(ctx context.Context, s stdio, c *command, args []string) int
 		case <-nt.Done():
 			return c.fail(s, "xpcd closed the connection")
 		case p := <-posts:
-			if *asJSON {
+			if asJSON {
 				fmt.Fprintln(s.out, notifyJSON(p.name, p.state))
 				continue
 			}

@@ -2,6 +2,8 @@ package xpcd
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/goxpc/xpc"
@@ -101,10 +103,7 @@ func (r *notifyRegistry) start(context.Context) error { return nil }
 func (r *notifyRegistry) close(context.Context) error {
 	r.mu.Lock()
 	r.closed = true
-	clients := make([]*notifyClient, 0, len(r.clients))
-	for c := range r.clients {
-		clients = append(clients, c)
-	}
+	clients := slices.Collect(maps.Keys(r.clients))
 	r.mu.Unlock()
 	for _, c := range clients {
 		r.drop(c)
