@@ -27,7 +27,7 @@ var ErrNotifierClosed = errors.New("notifier closed")
 // Reason.Rule names the rule: bootstrap's notify-name, notify-post or
 // notify-limit).
 func PostNotification(ctx context.Context, name string, opts ...Option) error {
-	n, err := NewNotifier(ctx, opts...)
+	n, err := newNotifier(ctx, inPostNotification, opts)
 	if err != nil {
 		return err
 	}
@@ -49,10 +49,15 @@ type Notifier struct {
 }
 
 // NewNotifier connects to xpcd: the one WithBootstrapSocket names, or else
-// the one the environment selects, as NewBootstrap. It takes the options
-// NewBootstrap takes. It fails with ErrInterrupted when no xpcd answers.
+// the one the environment selects, as NewBootstrap does; WithBootstrapSocket
+// is the only option it takes. It fails with ErrInterrupted when no xpcd
+// answers.
 func NewNotifier(ctx context.Context, opts ...Option) (*Notifier, error) {
-	cfg, err := configure(inNewBootstrap, opts)
+	return newNotifier(ctx, inNewNotifier, opts)
+}
+
+func newNotifier(ctx context.Context, ctor constructor, opts []Option) (*Notifier, error) {
+	cfg, err := configure(ctor, opts)
 	if err != nil {
 		return nil, err
 	}
