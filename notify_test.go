@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,6 +56,23 @@ func notifyHelper(name, sock string) int {
 }
 
 const notifyTimeout = 15 * time.Second
+
+// runPendingFinalizers collects garbage and waits for the finalizers it
+// queued. An *os.File dropped without Close by an earlier test closes its
+// descriptor when the collector finds it; if that number was closed and
+// reused meanwhile, it closes someone else's (TestOutOfBand's failed
+// DecodeValue leaves such files over descriptors the test closes itself),
+// and these tests, which hold many descriptors, were its victims.
+func runPendingFinalizers() {
+	for range 2 {
+		done := make(chan struct{})
+		s := new(int)
+		runtime.SetFinalizer(s, func(*int) { close(done) })
+		s = nil
+		runtime.GC()
+		<-done
+	}
+}
 
 func notifyCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), notifyTimeout)
@@ -124,6 +142,7 @@ func (p *notifyProc) next(t *testing.T) string {
 // A post reaches the handlers registered in other processes, with the
 // state; State reads it.
 func TestNotifyAcrossProcesses(t *testing.T) {
+	runPendingFinalizers()
 	srv := xpctest.NewServer(t)
 	ctx := notifyCtx(t)
 	var procs []*notifyProc
