@@ -52,7 +52,6 @@
 //     to the answer of its first list request, with its VmRSS, VmHWM and
 //     CPU time then; alternating with xpcd on an empty root. On the last
 //     one, list requests and connections to one of the jobs.
-//
 //   - notify: -subscribers processes registered for one notification
 //     (xpc.Notifier), -notify posts, each timed to the last handler's
 //     call; against the same fan-out over raw AF_UNIX sockets in as many
