@@ -389,3 +389,33 @@ func TestNotifyNoGoroutineLeak(t *testing.T) {
 		return names <= 1 && regs == 0 && runtime.NumGoroutine() <= before+2
 	})
 }
+
+// The same rules for a client that is another user's process: the test
+// binary, run as a user made for the test, against a root xpcd.
+func TestNotifyRightsAsUser(t *testing.T) {
+	b, in, h := startRootWithUser(t)
+	mine, theirs := fmt.Sprintf("user.uid.%d.x", b.uid), fmt.Sprintf("user.uid.%d.x", isoUserA)
+	step := func(id, op, name string) isoStep {
+		return isoStep{ID: id, Op: "admin", Req: map[string]any{bootstrap.KeyOp: op, bootstrap.KeyName: name}}
+	}
+	steps := []isoStep{
+		step("post-system", bootstrap.OpNotifyPost, "com.example.sys"),
+		step("register-theirs", bootstrap.OpNotifyRegister, theirs),
+		step("get-theirs", bootstrap.OpNotifyGet, theirs),
+		step("post-theirs", bootstrap.OpNotifyPost, theirs),
+		step("post-mine", bootstrap.OpNotifyPost, mine),
+		step("register-system", bootstrap.OpNotifyRegister, "com.example.sys"),
+	}
+	res := isoClient(t, in.exe, b.uid, b.gid, h.dir, steps)
+	for id, ok := range map[string]bool{"post-system": false, "register-theirs": false, "get-theirs": false,
+		"post-theirs": false, "post-mine": true, "register-system": true} {
+		if r := res[id]; r.OK != ok || !ok && r.Reason != bootstrap.ReasonDenied {
+			t.Errorf("%s as uid %d: %+v, want ok %v", id, b.uid, r, ok)
+		}
+	}
+	// A system job's grant to the user lets them post it.
+	grantJob(t, h, DomainSystem, "test.grant.user", "com.example.sys", fmt.Sprintf("uid %d", b.uid))
+	if r := isoClient(t, in.exe, b.uid, b.gid, h.dir, steps[:1])["post-system"]; !r.OK {
+		t.Errorf("a granted post as uid %d: %+v", b.uid, r)
+	}
+}
