@@ -73,6 +73,8 @@ const (
 	inCheckIn
 	inNewBootstrap
 	inListen // Service.Listen
+	inNewNotifier
+	inPostNotification
 
 	// The limits and the transaction count apply to every constructor of
 	// a connection, and of a listener (whose peers they configure; a
@@ -83,7 +85,7 @@ const (
 
 func (k constructor) String() string {
 	names := [...]string{"NewServiceConnection", "NewEndpointConnection", "NewConnectionFromFile",
-		"DialUnix", "NewListener", "ListenUnix", "CheckIn", "NewBootstrap", "Listen"}
+		"DialUnix", "NewListener", "ListenUnix", "CheckIn", "NewBootstrap", "Listen", "NewNotifier", "PostNotification"}
 	for i, name := range names {
 		if k == 1<<i {
 			return name
@@ -269,7 +271,7 @@ func WithTransactions(t *Transactions) Option {
 // and NewBootstrap; CheckIn takes its channel to xpcd from the environment
 // xpcd launched the process with.
 func WithBootstrapSocket(path string) Option {
-	return option("WithBootstrapSocket", inNewServiceConnection|inNewBootstrap, func(c *config) error {
+	return option("WithBootstrapSocket", inNewServiceConnection|inNewBootstrap|inNewNotifier|inPostNotification, func(c *config) error {
 		if path == "" {
 			return fmt.Errorf("xpc: WithBootstrapSocket(\"\")")
 		}

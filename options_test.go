@@ -38,7 +38,7 @@ var (
 		{"WithMaxFDs", func(*testing.T) Option { return WithMaxFDs(8) }, connsAndListenersNames},
 		{"WithTransactions", func(*testing.T) Option { return WithTransactions(&Transactions{}) }, connsAndListenersNames},
 		{"WithBootstrapSocket", func(*testing.T) Option { return WithBootstrapSocket("/nonexistent/xpcd.sock") },
-			[]string{"NewServiceConnection", "NewBootstrap"}},
+			[]string{"NewServiceConnection", "NewBootstrap", "NewNotifier", "PostNotification"}},
 		{"WithDomain", func(*testing.T) Option { return WithDomain("system") }, []string{"NewServiceConnection"}},
 		{"WithBootstrap", func(t *testing.T) Option {
 			b, err := NewBootstrap()
@@ -84,8 +84,24 @@ func optionConstructors(t *testing.T) map[string]func(opt Option) error {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { listener(target, nil) })
+	// Those that connect at once find no xpcd at the socket the
+	// options name: the options were accepted.
+	noXPCD := func(err error) error {
+		if errors.Is(err, ErrInterrupted) {
+			return nil
+		}
+		return err
+	}
 	return map[string]func(Option) error{
 		"NewServiceConnection": func(o Option) error { return connection(NewServiceConnection("com.example.options", o)) },
+		"NewNotifier": func(o Option) error {
+			n, err := NewNotifier(ctx, o)
+			if err == nil {
+				n.Close()
+			}
+			return noXPCD(err)
+		},
+		"PostNotification": func(o Option) error { return noXPCD(PostNotification(ctx, "com.example.options", o)) },
 		"NewEndpointConnection": func(o Option) error {
 			l, err := NewListener()
 			if err != nil {

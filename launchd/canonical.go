@@ -102,6 +102,9 @@ func (j *Job) ToDictionary() *xpc.Dictionary {
 	if ev := j.launchEventsObject(); ev != nil {
 		e.set("LaunchEvents", ev)
 	}
+	if n := j.notificationsObject(); n != nil {
+		e.set(NotificationsKey, n)
+	}
 	return e.dict()
 }
 

@@ -120,6 +120,10 @@ type Job struct {
 	// com.apple.xpc.activity), by identifier: xpcd registers them when
 	// the job is loaded.
 	Activities map[string]xpc.ActivityCriteria
+	// Notifications (goxpc extension, key Notifications) grants the
+	// right to post notifications: by name, who may post it besides
+	// root. xpcd honours it in the system domain only.
+	Notifications map[string]NotificationGrant
 }
 
 // MachService is one entry of MachServices: the name's options.

@@ -280,6 +280,7 @@ func (d *decoder) job(root *xpc.Dictionary) *Job {
 		"EnablePressuredExit": boolean(&j.EnablePressuredExit),
 		"XPCIdleExitTimeout":  seconds(&j.IdleExitTimeout),
 		"LaunchEvents":        func(k keyPath, v xpc.Object) { d.launchEvents(k, v, j) },
+		NotificationsKey:      func(k keyPath, v xpc.Object) { j.Notifications = d.notifications(k, v) },
 	}, unsupportedKeys)
 	return j
 }

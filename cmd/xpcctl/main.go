@@ -72,6 +72,7 @@ func init() {
 	commands = append(commands, adminCommands()...)
 	commands = append(commands, activityCommands()...)
 	commands = append(commands, signCommands()...)
+	commands = append(commands, notifyCommands()...)
 	commands = append(commands,
 		&command{
 			name:    "help",

@@ -163,3 +163,19 @@ const (
 	// not running (xpcd did not deliver it, or it has ended).
 	ReasonActivityNotRunning = "activity-not-running"
 )
+
+// Rules of notifications (docs/SECURITY.md, "Notifications").
+const (
+	// RuleNotifyName: a user other than root may register for, get and
+	// post only their own notification names (NotificationOwner) and,
+	// for all but posting, the system's.
+	RuleNotifyName = "notify-name"
+	// RuleNotifyPost: a system notification name may be posted only by
+	// root or by a process that meets a grant for it (Notifications →
+	// NAME → PostRequirement in a system-domain job).
+	RuleNotifyPost = "notify-post"
+	// RuleNotifyLimit: a user other than root may have only so many
+	// names with a state, and only so many registrations, on one
+	// connection and in all.
+	RuleNotifyLimit = "notify-limit"
+)

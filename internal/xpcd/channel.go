@@ -52,6 +52,10 @@ type outItem struct {
 	// error it answered with) or the request failed (never sent, the
 	// connection or the channel ended first).
 	answered func(err error)
+	// sent, if set, is called once msg is written, from the goroutine
+	// that wrote it: the outbox's, or send's caller (who must not hold
+	// a lock sent takes).
+	sent func()
 }
 
 func newChannel(conn *xpc.Connection, limit int) *channel {
@@ -91,6 +95,11 @@ func (c *channel) send(it outItem) bool {
 			}
 			if len(c.items) > 0 {
 				c.startLocked()
+			}
+			if it.sent != nil {
+				c.mu.Unlock()
+				it.sent()
+				c.mu.Lock()
 			}
 			return true
 		}
@@ -197,6 +206,9 @@ func (c *channel) run() {
 			}
 			if it.fd != nil {
 				it.fd.Close()
+			}
+			if it.sent != nil {
+				it.sent()
 			}
 		}
 		c.mu.Lock()

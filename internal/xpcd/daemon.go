@@ -211,7 +211,12 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.UpgradeInterval > 0 {
 		d.comp = append(d.comp, exeMonitor(sup, cfg.UpgradeInterval))
 	}
-	d.comp = append(d.comp, srv)
+	// Every post is offered to the launch events of the jobs (events.go),
+	// which live on the loop.
+	srv.notes = newNotifyRegistry(notifyConfig{onPost: func(name string, state uint64) {
+		sup.post(func() { sup.notificationPosted(name, state) })
+	}})
+	d.comp = append(d.comp, srv.notes, srv)
 	return d, nil
 }
 

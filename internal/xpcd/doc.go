@@ -34,6 +34,9 @@
 //	            (adopt.go, marker.go)
 //	pressure    asks the PressureSource (monitor.go)
 //	upgrades    notices replaced executables (monitor.go, exewatch.go)
+//	notify      the notification registry (notify.go): names' states
+//	            and registrations; each post is also offered to the
+//	            jobs' launch events on the loop
 //	bootstrap   accepts connections and answers requests (server.go,
 //	            admin.go), starting last
 //
@@ -177,6 +180,9 @@
 //	                queue; event_deliver.go handlers, acknowledgement,
 //	                instances that end; event_render.go print and blame
 //	criteria.go     the machine's criteria sources, as a component
+//	notify.go       notifications: the registry (its own owner, beside
+//	                the loop), coalesced delivery; notify_session.go
+//	                the requests, whose a name is, grants
 //	calendar.go     StartCalendarInterval; walltimer.go the one
 //	                wall-clock timer under it; exewatch.go replaced
 //	                executables, by inotify

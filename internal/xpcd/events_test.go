@@ -145,14 +145,10 @@ func notifyEvents(kv ...string) map[string]any {
 	return map[string]any{launchd.StreamNotify: descs}
 }
 
-// post posts a notification to the daemon's launch events, as the
-// notification registry does.
+// post posts a notification as a client does (OpNotifyPost), as root.
 func (h *harness) post(name string, state uint64) {
 	h.t.Helper()
-	m := h.d.sup
-	if err := m.call(testCtx(h.t), func() { m.notificationPosted(name, state) }); err != nil {
-		h.t.Fatal(err)
-	}
+	h.mustAdmin(bootstrap.OpNotifyPost, bootstrap.KeyName, name, bootstrap.KeyNotifyState, state)
 }
 
 // streamStatus returns print's status of stream, and its pending count.

@@ -53,6 +53,7 @@ type server struct {
 	waits   sync.WaitGroup // deferred replies being waited for
 	// checks bounds the lookups being checked against requirements.
 	checks checkLimiter
+	notes  *notifyRegistry // notifications (notify.go)
 }
 
 func newServer(m *supervisor, paths bootstrap.Paths, user bool, log *slog.Logger) *server {
@@ -211,6 +212,7 @@ type session struct {
 	adopted *instance
 	adoptCh *channel
 	watch   *watcher
+	notes   *notifyClient // its notification registrations, from the first
 	// waiting counts the requests answered later (a waitFunc) still
 	// waiting; at most maxWaitsPerSession.
 	waiting atomic.Int32
@@ -236,6 +238,7 @@ func (ss *session) HandleEvent(err error) {
 		// was cut off (debug: a hostile client must not fill the log).
 		ss.log.Debug("connection cut off", "err", err)
 	}
+	ss.endNotify()
 	adopted, adoptCh, w := ss.adopted, ss.adoptCh, ss.watch
 	ss.m.post(func() {
 		if w != nil {
@@ -286,6 +289,8 @@ func (ss *session) HandleMessage(ctx context.Context, msg *xpc.Message) {
 		ss.channelMessage(ctx, op, msg)
 	case bootstrap.OpWatch:
 		ss.startWatch(ctx, msg)
+	case bootstrap.OpNotifyPost, bootstrap.OpNotifyRegister, bootstrap.OpNotifyCancel, bootstrap.OpNotifyGet:
+		ss.notifyOp(ctx, op, msg)
 	default:
 		h := adminOps[op]
 		if h == nil {

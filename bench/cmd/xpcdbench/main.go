@@ -61,10 +61,15 @@
 //     of each one's threads (voluntary and nonvoluntary, from
 //     /proc/PID/task/*/status) are counted over -idle (a minute by
 //     default). See docs/design/idle-wakeups.md.
+//   - notify: -subscribers processes registered for one notification
+//     (xpc.Notifier), -notify posts, each timed to the last handler's
+//     call; against the same fan-out over raw AF_UNIX sockets in as many
+//     processes, in alternating blocks (notify.go).
 //
 // Goals (from the issue that asked for xpcd): lookup+connect p50 at most
 // 100 µs; cold launch to first reply at most the binary's own start plus
-// 5 ms; with 1,000 jobs, start at most 200 ms and RSS at most 50 MiB.
+// 5 ms; with 1,000 jobs, start at most 200 ms and RSS at most 50 MiB; a
+// post reaching 100 handlers in 100 processes, p50 at most 2 ms (issue 15).
 //
 // Other flags: -n, -cold, -jobs, -starts set the counts; -only picks
 // measurements; -idle, -settle and -base set the idle measurement's; -gomaxprocs N runs this process, xpcd and the services
@@ -138,7 +143,9 @@ func run(args []string, out io.Writer) (err error) {
 	ncold := fs.Int("cold", 30, "cold launches")
 	njobs := fs.Int("jobs", 1000, "jobs for the start-up measurement")
 	starts := fs.Int("starts", 5, "xpcd starts with -jobs jobs (and as many with none)")
-	only := fs.String("only", "lookup,cold,jobs", "comma-separated measurements to run: lookup, cold, jobs, idle")
+	nposts := fs.Int("notify", 500, "posts for the notify measurement")
+	subs := fs.Int("subscribers", 100, "subscriber processes for the notify measurement")
+	only := fs.String("only", "lookup,cold,jobs,notify", "comma-separated measurements to run: lookup, cold, jobs, notify, idle")
 	idle := fs.Duration("idle", time.Minute, "the idle measurement's window")
 	settle := fs.Duration("settle", 5*time.Second, "how long each xpcd of the idle measurement is left alone before its window")
 	base := fs.String("base", "main", "the idle measurement's other xpcd: built from git revision `REV` of the repository (\"\": none)")
@@ -159,15 +166,16 @@ func run(args []string, out io.Writer) (err error) {
 		setDefault(fs, "n", n, 300)
 		setDefault(fs, "cold", ncold, 10)
 		setDefault(fs, "starts", starts, 2)
+		setDefault(fs, "notify", nposts, 100)
 	}
 	want := map[string]bool{}
 	for _, s := range strings.Split(*only, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "lookup", "cold", "jobs", "idle":
+		case "lookup", "cold", "jobs", "notify", "idle":
 			want[s] = true
 		case "":
 		default:
-			return fmt.Errorf("-only: unknown measurement %q (want lookup, cold, jobs, idle)", s)
+			return fmt.Errorf("-only: unknown measurement %q (want lookup, cold, jobs, notify, idle)", s)
 		}
 	}
 	if *n < 1 || *ncold < 1 || *njobs < 0 || *starts < 1 || *procs < 0 {
@@ -230,7 +238,8 @@ func run(args []string, out io.Writer) (err error) {
 		Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(),
 		Started: time.Now().UTC().Truncate(time.Second), LoadStart: loadavg(),
 		Params: map[string]any{"n": *n, "cold": *ncold, "jobs": *njobs, "starts": *starts, "quick": *quick,
-			"only": *only, "uid": l.uid, "gomaxprocs": *procs, "idle_s": idle.Seconds(), "settle_s": settle.Seconds(), "base": *base},
+			"only": *only, "uid": l.uid, "gomaxprocs": *procs, "notify": *nposts, "subscribers": *subs,
+			"idle_s": idle.Seconds(), "settle_s": settle.Seconds(), "base": *base},
 	}
 	add := func(r Row) { rep.Rows = append(rep.Rows, r) }
 	goal := func(r Row, limit float64) Row {
@@ -348,6 +357,15 @@ func run(args []string, out io.Writer) (err error) {
 				fmt.Sprintf("lookup+connect with %d jobs loaded (%d connections)", jr.jobs, len(jr.lookup.connect))})
 			add(Row{"jobs_connect_first_reply_p50_us", us(jr.lookup.connect.pct(50)), "µs", "", nil, "the same: connection + first reply"})
 		}
+	}
+
+	if want["notify"] {
+		fmt.Fprintf(os.Stderr, "xpcdbench: notify, %d posts to %d subscriber processes, and the raw fan-out\n", *nposts, *subs)
+		rows, err := notifyRows(ctx, l, max(1, *subs), max(1, *nposts))
+		if err != nil {
+			return err
+		}
+		rep.Rows = append(rep.Rows, rows...)
 	}
 
 	if want["idle"] {

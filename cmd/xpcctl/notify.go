@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/goxpc/xpc"
+)
+
+// notify post, notify get, notify watch: named notifications through
+// xpcd (docs/XPCD.md, "Notifications"), with the library's Notifier.
+
+const notifyTalksTo = "\n\nTalks to the xpcd that XPCD_ROOT selects, or else the user's and then the system's."
+
+func notifyCommands() []*command {
+	return []*command{
+		{
+			name: "notify post", args: "[--state N] NAME",
+			summary: "post a notification",
+			help: `Posts the notification NAME: every registration of it is told. With
+--state, sets its 64-bit state first. Names "user.uid.UID.…" are user UID's;
+posting another name (the system's) takes root or a grant in a system job's
+plist (Notifications → NAME → PostRequirement).` + notifyTalksTo,
+			run: runNotifyPost,
+		},
+		{
+			name: "notify get", args: "[--json] NAME",
+			summary: "print a notification's state",
+			help:    `Prints the 64-bit state of the notification NAME (0 if no post set one).` + notifyTalksTo,
+			run:     runNotifyGet,
+		},
+		{
+			name: "notify watch", args: "[--json] NAME...",
+			summary: "print each post of notifications as it comes",
+			help: `Registers for each NAME and prints one line per post, "TIME NAME STATE",
+until interrupted. Posts that come faster than they are printed are told
+once, with the latest state. With --json, each line is {"name": ..., "state": ...}.` + notifyTalksTo,
+			run: runNotifyWatch,
+		},
+	}
+}
+
+// withNotifier parses args (flags set up by flags, then one NAME, or with
+// many at least one), connects to xpcd and calls fn with the names. A
+// timeout of 0 means none.
+func (c *command) withNotifier(ctx context.Context, s stdio, args []string, many bool, timeout time.Duration,
+	flags func(fs *flag.FlagSet), fn func(ctx context.Context, nt *xpc.Notifier, names []string) int) int {
+	fs := c.flagSet(s)
+	if timeout > 0 {
+		fs.DurationVar(&timeout, "timeout", timeout, "give up after this long")
+	}
+	flags(fs)
+	pos, code, ok := c.parse(s, fs, args)
+	if !ok {
+		return code
+	}
+	switch {
+	case len(pos) == 0 && many:
+		return c.usageError(s, "want at least one NAME")
+	case len(pos) != 1 && !many:
+		return c.usageError(s, "want one NAME")
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	nt, err := xpc.NewNotifier(ctx)
+	if err != nil {
+		return c.fail(s, "%s", trimPrefix(err))
+	}
+	defer nt.Close()
+	return fn(ctx, nt, pos)
+}
+
+func runNotifyPost(ctx context.Context, s stdio, c *command, args []string) int {
+	var state string
+	flags := func(fs *flag.FlagSet) {
+		fs.StringVar(&state, "state", "", "set the notification's state to this unsigned 64-bit number first")
+	}
+	return c.withNotifier(ctx, s, args, false, time.Minute, flags, func(ctx context.Context, nt *xpc.Notifier, names []string) int {
+		var err error
+		if state == "" {
+			err = nt.Post(ctx, names[0])
+		} else if n, perr := strconv.ParseUint(state, 0, 64); perr != nil {
+			return c.usageError(s, fmt.Sprintf("--state %q: not an unsigned 64-bit number", state))
+		} else {
+			err = nt.PostState(ctx, names[0], n)
+		}
+		if err != nil {
+			return c.fail(s, "%s", trimPrefix(err))
+		}
+		return exitOK
+	})
+}
+
+func runNotifyGet(ctx context.Context, s stdio, c *command, args []string) int {
+	var asJSON bool
+	flags := func(fs *flag.FlagSet) { fs.BoolVar(&asJSON, "json", false, "print {\"name\": NAME, \"state\": STATE}") }
+	return c.withNotifier(ctx, s, args, false, time.Minute, flags, func(ctx context.Context, nt *xpc.Notifier, names []string) int {
+		st, err := nt.State(ctx, names[0])
+		if err != nil {
+			return c.fail(s, "%s", trimPrefix(err))
+		}
+		if asJSON {
+			fmt.Fprintln(s.out, notifyJSON(names[0], st))
+		} else {
+			fmt.Fprintln(s.out, st)
+		}
+		return exitOK
+	})
+}
+
+// notifyJSON is one post as a line of JSON.
+func notifyJSON(name string, state uint64) string {
+	b, _ := json.Marshal(struct {
+		Name  string `json:"name"`
+		State uint64 `json:"state"`
+	}{name, state})
+	return string(b)
+}
+
+// notifyPost is one post watch prints.
+type notifyPost struct {
+	name  string
+	state uint64
+}
+
+func runNotifyWatch(ctx context.Context, s stdio, c *command, args []string) int {
+	var asJSON bool
+	flags := func(fs *flag.FlagSet) {
+		fs.BoolVar(&asJSON, "json", false, "print each post as one JSON object per line")
+	}
+	return c.withNotifier(ctx, s, args, true, 0, flags, func(ctx context.Context, nt *xpc.Notifier, names []string) int {
+		return c.watchNotifications(ctx, s, nt, names, asJSON)
+	})
+}
+
+// watchNotifications registers for names and prints each post until ctx
+// ends.
+func (c *command) watchNotifications(ctx context.Context, s stdio, nt *xpc.Notifier, names []string, asJSON bool) int {
+	// Each registration's handler runs one call at a time and coalesces
+	// what comes meanwhile, so that a slow terminal holds up nothing.
+	posts := make(chan notifyPost)
+	for _, name := range names {
+		_, err := nt.Register(ctx, name, func(name string, state uint64) {
+			select {
+			case posts <- notifyPost{name, state}:
+			case <-ctx.Done():
+			}
+		})
+		if err != nil {
+			return c.fail(s, "%s", trimPrefix(err))
+		}
+	}
+	fmt.Fprintf(s.err, "watching %d notification(s); interrupt to stop\n", len(names))
+	for {
+		select {
+		case <-ctx.Done():
+			return exitOK
+		case <-nt.Done():
+			return c.fail(s, "xpcd closed the connection")
+		case p := <-posts:
+			if asJSON {
+				fmt.Fprintln(s.out, notifyJSON(p.name, p.state))
+				continue
+			}
+			fmt.Fprintf(s.out, "%s %s %d\n", time.Now().Format("15:04:05.000"), p.name, p.state)
+		}
+	}
+}
