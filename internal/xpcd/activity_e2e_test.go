@@ -232,6 +232,11 @@ func TestActivityRunAndWhyNot(t *testing.T) {
 	h.writePlist(h.actJob("act.hour", map[string]any{"hourly": map[string]any{"Interval": 3600, "Priority": "Utility"}}, nil))
 	h.writePlist(h.actJob("act.net", map[string]any{"net": map[string]any{"Delay": 1, "Priority": "Utility", "RequireNetworkConnectivity": true}}, nil))
 	h.start()
+	// Its activity is what starts the job, and blame says so.
+	why := strOf(h.mustAdmin(bootstrap.OpBlame, bootstrap.KeyTarget, h.target("act.hour")), bootstrap.KeyWhy)
+	if !strings.HasPrefix(why, "waiting for its activities") {
+		t.Errorf("blame: %q", why)
+	}
 	r := h.mustAdmin(bootstrap.OpActivityRun, bootstrap.KeyTarget, h.target("act.hour"), bootstrap.KeyActivityID, "hourly")
 	if strOf(r, bootstrap.KeyStatus) != "started" {
 		t.Errorf("activity-run: %v", r)

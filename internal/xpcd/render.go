@@ -215,30 +215,7 @@ func (m *supervisor) blame(j *job) string {
 	inst := j.inst
 	switch st := j.stateOf(); st {
 	case "spawning", "running", "exiting":
-		if st == "spawning" {
-			fmt.Fprintf(&b, "spawning: %s", reasonText(inst.reason))
-		} else {
-			fmt.Fprintf(&b, "running as pid %d since %s: %s", inst.pid, ts(inst.started), reasonText(inst.reason))
-		}
-		if inst.adopted {
-			b.WriteString("; adopted after xpcd restarted")
-		}
-		if inst.stopWhy != "" {
-			fmt.Fprintf(&b, "; stopping (%s) since %s", stopText(inst.stopWhy), ts(inst.stopAt))
-			if def.ExitTimeOut > 0 {
-				fmt.Fprintf(&b, ", SIGKILL at %s", ts(inst.stopAt.Add(def.ExitTimeOut)))
-			}
-		} else if inst.upgrade {
-			b.WriteString("; upgrade pending: it restarts on the new version once it has no open transactions")
-		}
-		if inst.tx > 0 {
-			fmt.Fprintf(&b, "; %d open transactions", inst.tx)
-		} else if def.IdleExitTimeout > 0 && inst.stopWhy == "" {
-			fmt.Fprintf(&b, "; idle since %s, exits after %v idle", ts(inst.idleFrom), def.IdleExitTimeout)
-		}
-		if sched := m.scheduleText(j); len(sched) > 0 {
-			b.WriteString("; schedule: " + strings.Join(sched, "; ") + " (a start due while it runs is skipped)")
-		}
+		m.blameRunning(&b, j, st == "spawning")
 	case "refused":
 		fmt.Fprintf(&b, "refused at %s by rule %s: %s; not launched again until its plist changes or it is kickstarted",
 			ts(j.lastLaunch), j.refused.Rule, j.refused.Detail)
@@ -252,26 +229,7 @@ func (m *supervisor) blame(j *job) string {
 			b.WriteString("disabled by the Disabled key of " + def.Path)
 		}
 	default:
-		if j.unloading {
-			b.WriteString("being unloaded")
-			break
-		}
-		names := sortedKeys(def.MachServices)
-		sched := m.scheduleText(j)
-		switch {
-		case len(sched) > 0:
-			b.WriteString("waiting: " + strings.Join(sched, "; "))
-			if len(names) > 0 {
-				fmt.Fprintf(&b, "; a lookup of %s also launches it", strings.Join(names, ", "))
-			}
-		case len(names) > 0:
-			fmt.Fprintf(&b, "waiting for demand: a lookup of %s launches it", strings.Join(names, ", "))
-		case len(j.def.LaunchEvents) > 0:
-			b.WriteString(eventsWaitText(j))
-		default:
-			b.WriteString("not running, and nothing starts it (no MachServices, RunAtLoad, KeepAlive, " +
-				"StartInterval, StartCalendarInterval, WatchPaths or QueueDirectories)")
-		}
+		m.blameWaiting(&b, j)
 	}
 	if inst == nil || inst.spawning {
 		if j.err != "" {
@@ -291,6 +249,64 @@ func (m *supervisor) blame(j *job) string {
 		b.WriteString("; " + s)
 	}
 	return b.String()
+}
+
+// blameRunning says why j's instance runs (or spawns), and what will stop
+// it.
+func (m *supervisor) blameRunning(b *strings.Builder, j *job, spawning bool) {
+	def, inst := j.def, j.inst
+	ts := func(t time.Time) string { return t.Format(time.RFC3339) }
+	if spawning {
+		fmt.Fprintf(b, "spawning: %s", reasonText(inst.reason))
+	} else {
+		fmt.Fprintf(b, "running as pid %d since %s: %s", inst.pid, ts(inst.started), reasonText(inst.reason))
+	}
+	if inst.adopted {
+		b.WriteString("; adopted after xpcd restarted")
+	}
+	if inst.stopWhy != "" {
+		fmt.Fprintf(b, "; stopping (%s) since %s", stopText(inst.stopWhy), ts(inst.stopAt))
+		if def.ExitTimeOut > 0 {
+			fmt.Fprintf(b, ", SIGKILL at %s", ts(inst.stopAt.Add(def.ExitTimeOut)))
+		}
+	} else if inst.upgrade {
+		b.WriteString("; upgrade pending: it restarts on the new version once it has no open transactions")
+	}
+	if inst.tx > 0 {
+		fmt.Fprintf(b, "; %d open transactions", inst.tx)
+	} else if def.IdleExitTimeout > 0 && inst.stopWhy == "" {
+		fmt.Fprintf(b, "; idle since %s, exits after %v idle", ts(inst.idleFrom), def.IdleExitTimeout)
+	}
+	if sched := m.scheduleText(j); len(sched) > 0 {
+		b.WriteString("; schedule: " + strings.Join(sched, "; ") + " (a start due while it runs is skipped)")
+	}
+}
+
+// blameWaiting says what will start j, which does not run.
+func (m *supervisor) blameWaiting(b *strings.Builder, j *job) {
+	if j.unloading {
+		b.WriteString("being unloaded")
+		return
+	}
+	def := j.def
+	names := sortedKeys(def.MachServices)
+	sched := m.scheduleText(j)
+	switch {
+	case len(sched) > 0:
+		b.WriteString("waiting: " + strings.Join(sched, "; "))
+		if len(names) > 0 {
+			fmt.Fprintf(b, "; a lookup of %s also launches it", strings.Join(names, ", "))
+		}
+	case len(names) > 0:
+		fmt.Fprintf(b, "waiting for demand: a lookup of %s launches it", strings.Join(names, ", "))
+	case len(def.LaunchEvents) > 0:
+		b.WriteString(eventsWaitText(j))
+	case len(def.Activities) > 0:
+		b.WriteString("waiting for its activities: one that is due, with its criteria met, launches it")
+	default:
+		b.WriteString("not running, and nothing starts it (no MachServices, RunAtLoad, KeepAlive, " +
+			"StartInterval, StartCalendarInterval, WatchPaths, QueueDirectories, LaunchEvents or activities)")
+	}
 }
 
 func reasonText(r launchReason) string {
