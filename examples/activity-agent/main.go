@@ -1,0 +1,86 @@
+// Command activity-agent is a per-user agent that does work when it should,
+// with no client ever connecting: xpcd launches it for a repeating activity
+// and for a notification (see org.goxpc.example.activity.plist beside it).
+//
+// Its plist declares, under LaunchEvents:
+//
+//   - com.apple.xpc.activity → org.goxpc.example.activity.tick: every 3 s
+//     (Interval), at Utility priority. (The default, Maintenance, is also
+//     held back while the machine is under CPU, memory or I/O pressure, for
+//     up to its GracePeriod, half the interval.)
+//   - com.apple.notifyd.matching → config-changed: each post of
+//     org.goxpc.example.config-changed (xpcctl notify post).
+//
+// and an idle-exit timeout of 1 s, so that the agent exits between runs
+// and xpcd launches it again for the next: the schedule is xpcd's, not
+// the process's. xpcctl shows what xpcd knows:
+//
+//	xpcctl activity list
+//	xpcctl activity print org.goxpc.example.activity/org.goxpc.example.activity.tick
+//	xpcctl activity run org.goxpc.example.activity/org.goxpc.example.activity.tick
+//	xpcctl notify post --state 7 org.goxpc.example.config-changed
+//	xpcctl print user/$(id -u)/org.goxpc.example.activity
+//
+// The agent logs each run and each event on its standard error.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/goxpc/xpc"
+	"github.com/goxpc/xpc/launchd"
+)
+
+// Tick is the identifier of the activity the plist declares.
+const Tick = "org.goxpc.example.activity.tick"
+
+func main() {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := run(ctx, log); err != nil {
+		log.Error("activity-agent", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, log *slog.Logger) error {
+	svc, err := xpc.CheckIn(ctx)
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+	// Set the event handler first: the event this instance may have been
+	// launched for waits in xpcd until it is set. Returning from the
+	// handler acknowledges the event.
+	err = svc.HandleEvents(ctx, launchd.StreamNotify, func(ctx context.Context, ev *xpc.Event) {
+		name, _ := ev.Payload.String(launchd.NotificationKey)
+		state, _ := ev.Payload.Uint64("State")
+		log.Info("event", "descriptor", ev.Name, "id", ev.ID, "notification", name, "state", state)
+	})
+	if err != nil {
+		return err
+	}
+	// Criteria nil: check in for the activity the plist declares. The
+	// handler is called once with ActivityCheckIn, then with ActivityRun
+	// each time xpcd runs it; returning from a run says it is done.
+	err = svc.RegisterActivity(ctx, Tick, nil, func(a *xpc.Activity) {
+		if a.State() != xpc.ActivityRun {
+			return
+		}
+		log.Info("activity run", "activity", a.Identifier(), "pid", os.Getpid())
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("activity-agent ready", "pid", os.Getpid())
+	select {
+	case <-ctx.Done():
+	case <-svc.Terminating():
+	}
+	return nil
+}
