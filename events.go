@@ -19,9 +19,11 @@ var ErrUnknownStream = errors.New("unknown launch-event stream")
 const maxQueuedEvents = 64
 
 // Event is one launch event, as xpcd delivers it to the handler of its
-// stream: Name is the name of the job's descriptor (the plist's key under
-// the stream in LaunchEvents) that matched, ID the event's number, unique
-// in the job, and Payload what the event says: for launchd.StreamNotify
+// stream: Stream is the stream's Linux name (launchd.StreamUEvent for a
+// handler set for launchd.StreamIOKit, which is read as it), Name the name
+// of the job's descriptor (the plist's key under the stream in
+// LaunchEvents) that matched, ID the event's number, unique in the job, and
+// Payload what the event says: for launchd.StreamNotify
 // {Notification = NAME; State = STATE (a uint64)}, for launchd.StreamUEvent the
 // uevent's properties (ACTION, DEVPATH, SUBSYSTEM, SEQNUM, ...).
 type Event struct {
