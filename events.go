@@ -80,7 +80,11 @@ func (s *Service) HandleEvents(ctx context.Context, stream string, handler func(
 	}
 	canon, ok := bootstrap.EventStream(stream)
 	if !ok {
-		return fmt.Errorf("xpc: HandleEvents(%q): %w", stream, ErrUnknownStream)
+		hint := fmt.Sprintf("the streams are %s and %s (or %s)", bootstrap.StreamNotify, bootstrap.StreamUEvent, bootstrap.StreamIOKit)
+		if stream == bootstrap.StreamActivity {
+			hint = "activities are run through Service.RegisterActivity"
+		}
+		return fmt.Errorf("xpc: HandleEvents(%q): %w: %s", stream, ErrUnknownStream, hint)
 	}
 	if handler == nil {
 		return fmt.Errorf("xpc: HandleEvents(%q): a nil handler", stream)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -154,8 +155,17 @@ func TestHandleEventsErrors(t *testing.T) {
 	x := &eventsXPCD{}
 	s, _ := newEventsService(t, x)
 	for _, st := range []string{"com.example.nope", bootstrap.StreamActivity, ""} {
-		if err := s.HandleEvents(ctx, st, fn); !errors.Is(err, ErrUnknownStream) {
+		err := s.HandleEvents(ctx, st, fn)
+		if !errors.Is(err, ErrUnknownStream) {
 			t.Errorf("stream %q: %v", st, err)
+		}
+		// The error says what to use instead.
+		want := bootstrap.StreamNotify
+		if st == bootstrap.StreamActivity {
+			want = "RegisterActivity"
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("stream %q: %v, want it to name %s", st, err, want)
 		}
 	}
 	if err := s.HandleEvents(ctx, bootstrap.StreamNotify, nil); err == nil {
