@@ -83,7 +83,8 @@ func CheckIn(ctx context.Context, opts ...Option) (*Service, error) {
 	}
 	fdText := os.Getenv(bootstrap.CheckinFDEnv)
 	if fdText == "" {
-		return nil, fmt.Errorf("xpc: %w: no %s check-in channel", ErrNotLaunched, bootstrap.CheckinFDEnv)
+		return nil, fmt.Errorf("xpc: %w: no %s check-in channel; xpcd starts a service from its job plist "+
+			"(xpcctl kickstart DOMAIN/LABEL starts it by hand)", ErrNotLaunched, bootstrap.CheckinFDEnv)
 	}
 	fd, err := strconv.Atoi(fdText)
 	if err != nil || fd < 0 {
