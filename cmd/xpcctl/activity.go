@@ -64,19 +64,21 @@ func activityReq(op string) func([]string, adminFlags) (*xpc.Dictionary, error) 
 	}
 }
 
-// parseActivityTarget splits [DOMAIN/]LABEL/ID; DOMAIN is system or
-// user/UID, and ID is everything after the label.
+// parseActivityTarget splits [DOMAIN/]LABEL/ID; DOMAIN is system,
+// user/UID or gui/UID (the same domain, as everywhere else), and ID is
+// everything after the label.
 func parseActivityTarget(s string) (dom, label, id string, err error) {
 	rest := s
 	switch {
 	case strings.HasPrefix(rest, "system/"):
 		dom, rest = "system", strings.TrimPrefix(rest, "system/")
-	case strings.HasPrefix(rest, "user/"):
-		uid, tail, ok := strings.Cut(strings.TrimPrefix(rest, "user/"), "/")
+	case strings.HasPrefix(rest, "user/"), strings.HasPrefix(rest, "gui/"):
+		kind, after, _ := strings.Cut(rest, "/")
+		uid, tail, ok := strings.Cut(after, "/")
 		if !ok {
 			return "", "", "", fmt.Errorf("%q: want [DOMAIN/]LABEL/ID", s)
 		}
-		dom, rest = "user/"+uid, tail
+		dom, rest = kind+"/"+uid, tail
 	}
 	label, id, ok := strings.Cut(rest, "/")
 	if !ok || label == "" || id == "" {

@@ -16,6 +16,8 @@ func TestParseActivityTarget(t *testing.T) {
 		"com.x/tick":           {"", "com.x", "tick"},
 		"system/com.x/tick":    {"system", "com.x", "tick"},
 		"user/501/com.x/a.b/c": {"user/501", "com.x", "a.b/c"},
+		"gui/501/com.x/tick":   {"gui/501", "com.x", "tick"},
+		"gui/501":              {},
 		"com.x":                {},
 		"user/501":             {},
 		"system/com.x":         {},
