@@ -252,7 +252,12 @@ func activityBlame(j *job) string {
 	now := time.Now()
 	parts := make([]string, 0, len(j.acts))
 	for _, a := range sortedActivities(j) {
-		parts = append(parts, a.id+": "+a.whyText(now))
+		w := a.whyText(now)
+		if a.phase == phaseWait && a.evaluated && !a.evaluating {
+			// blame does not read the sources; activity print does.
+			w += fmt.Sprintf(", its criteria not met (xpcctl activity print %s/%s/%s says which)", j.dom.name, j.def.Label, a.id)
+		}
+		parts = append(parts, a.id+": "+w)
 	}
 	return "activities (they launch it when due): " + strings.Join(parts, "; ")
 }
