@@ -26,7 +26,7 @@ package main
 
 import (
 	"context"
-	"log/slog"
+	"log"
 	"os"
 	"os/signal"
 	"syscall"
@@ -39,16 +39,17 @@ import (
 const Tick = "org.goxpc.example.activity.tick"
 
 func main() {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	if err := run(ctx, log); err != nil {
-		log.Error("activity-agent", "err", err)
-		os.Exit(1)
+	err := serve(ctx)
+	stop()
+	if err != nil {
+		log.Fatalf("activity-agent failed: %v", err)
 	}
 }
 
-func run(ctx context.Context, log *slog.Logger) error {
+// serve checks in, sets the handlers and runs until xpcd stops the agent.
+func serve(ctx context.Context) error {
 	svc, err := xpc.CheckIn(ctx)
 	if err != nil {
 		return err
@@ -57,27 +58,28 @@ func run(ctx context.Context, log *slog.Logger) error {
 	// Set the event handler first: the event this instance may have been
 	// launched for waits in xpcd until it is set. Returning from the
 	// handler acknowledges the event.
-	err = svc.HandleEvents(ctx, launchd.StreamNotify, func(ctx context.Context, ev *xpc.Event) {
-		name, _ := ev.Payload.String(launchd.NotificationKey)
-		state, _ := ev.Payload.Uint64("State")
-		log.Info("event", "descriptor", ev.Name, "id", ev.ID, "notification", name, "state", state)
-	})
-	if err != nil {
+	onEvent := func(_ context.Context, ev *xpc.Event) {
+		// The payload of a notification: its name and 64-bit state.
+		if name, err := ev.Payload.String(launchd.NotificationKey); err == nil {
+			state, _ := ev.Payload.Uint64("State")
+			log.Printf("event descriptor=%s id=%d notification=%s state=%d", ev.Name, ev.ID, name, state)
+		}
+	}
+	if err := svc.HandleEvents(ctx, launchd.StreamNotify, onEvent); err != nil {
 		return err
 	}
 	// Criteria nil: check in for the activity the plist declares. The
 	// handler is called once with ActivityCheckIn, then with ActivityRun
 	// each time xpcd runs it; returning from a run says it is done.
 	err = svc.RegisterActivity(ctx, Tick, nil, func(a *xpc.Activity) {
-		if a.State() != xpc.ActivityRun {
-			return
+		if a.State() == xpc.ActivityRun {
+			log.Printf("activity run id=%s pid=%d", a.Identifier(), os.Getpid())
 		}
-		log.Info("activity run", "activity", a.Identifier(), "pid", os.Getpid())
 	})
 	if err != nil {
 		return err
 	}
-	log.Info("activity-agent ready", "pid", os.Getpid())
+	log.Printf("activity-agent ready pid=%d", os.Getpid())
 	select {
 	case <-ctx.Done():
 	case <-svc.Terminating():

@@ -44,7 +44,7 @@ func TestActivityAgentExample(t *testing.T) {
 		return logged("notification=org.goxpc.example.config-changed state=7") == 1
 	})
 	waitFor(t, "two runs of the activity, and the agent launched again", func() bool {
-		return logged("msg=\"activity run\"") >= 2 && intOf(h.print(label), bootstrap.KeyRuns) >= 2
+		return logged("activity run id=org.goxpc.example.activity.tick") >= 2 && intOf(h.print(label), bootstrap.KeyRuns) >= 2
 	})
 	d := h.print(label)
 	ev, _ := d.Get("launch_events").(*xpc.Dictionary)
@@ -52,7 +52,7 @@ func TestActivityAgentExample(t *testing.T) {
 	if notify == nil || intOf(notify, "pending") != 0 {
 		t.Errorf("launch_events after the event: %s", xpc.Format(ev))
 	}
-	if logged("notification=") != 1 || logged("level=ERROR") != 0 {
+	if logged("notification=") != 1 || logged("activity-agent failed") != 0 {
 		b, _ := os.ReadFile(stderr)
 		t.Errorf("the agent's log:\n%s", b)
 	}
