@@ -63,8 +63,9 @@ const (
 //     resets.
 //   - Interval makes an activity repeating, every Interval. Unless set,
 //     Delay is then Interval (so that Interval is kept as given) and
-//     GracePeriod half of it. (macOS's scheduler may run such an activity
-//     anywhere from Interval/2 on; xpcd does not run it early.)
+//     GracePeriod half of it, in whole seconds (rounded down). (macOS's
+//     scheduler may run such an activity anywhere from Interval/2 on;
+//     xpcd does not run it early.)
 //   - GracePeriod is how long past due a PriorityMaintenance activity may
 //     be held back while the machine is under pressure; past it only the
 //     other criteria hold it.
@@ -109,7 +110,7 @@ func (c ActivityCriteria) Normalized() ActivityCriteria {
 			c.Delay = c.Interval
 		}
 		if c.GracePeriod == 0 {
-			c.GracePeriod = c.Interval / criteriaDefaultGraceOfIntervalShare
+			c.GracePeriod = (c.Interval / criteriaDefaultGraceOfIntervalShare).Truncate(time.Second)
 		}
 	}
 	if c.Priority == "" {

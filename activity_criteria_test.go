@@ -16,6 +16,12 @@ func TestActivityCriteria(t *testing.T) {
 	if !n.Repeating || n.Delay != 4*time.Second || n.GracePeriod != 2*time.Second || n.Priority != PriorityMaintenance {
 		t.Errorf("normalized: %+v", n)
 	}
+	// An odd interval's grace period is whole seconds, so that the
+	// criteria in force read back as they are.
+	odd := ActivityCriteria{Interval: 3 * time.Second}.Normalized()
+	if odd.GracePeriod != time.Second || odd.Check() != nil {
+		t.Errorf("odd interval: %+v %v", odd, odd.Check())
+	}
 	d := c.Dictionary()
 	d.Set(CriteriaDelay, Uint64(3))
 	d.Set("Other", Bool(true))

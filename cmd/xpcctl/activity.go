@@ -105,7 +105,11 @@ func renderActivities(w io.Writer, reply *xpc.Dictionary) {
 		}
 		str := func(k string) string { s, _ := a.String(k); return s }
 		state := str(bootstrap.KeyActivityState)
-		if w := str("waiting_for"); w != "" {
+		switch w := str("waiting_for"); w {
+		case "":
+		case "due": // waiting for its due time
+			state += " (not due)"
+		default:
 			state += " (" + w + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s/%s/%s\n", state, date(a, "last_run"), date(a, "next_eligible"),

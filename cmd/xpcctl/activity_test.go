@@ -48,7 +48,7 @@ func TestActivityCommands(t *testing.T) {
 	if r := runCmd(t, nil, "bootstrap", dom, p); r.code != 0 {
 		t.Fatalf("bootstrap: %d %s%s", r.code, r.stdout, r.stderr)
 	}
-	if r := runCmd(t, nil, "activity", "list"); r.code != 0 || !strings.Contains(r.stdout, "wait (due)") ||
+	if r := runCmd(t, nil, "activity", "list"); r.code != 0 || !strings.Contains(r.stdout, "wait (not due)") ||
 		!strings.Contains(r.stdout, dom+"/test.act/hourly") {
 		t.Errorf("activity list: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}

@@ -74,7 +74,10 @@ func TestNotifyCommands(t *testing.T) {
 	if r := runCmd(t, nil, "notify", "post", "--state", "-1", "n"); r.code != exitUsage {
 		t.Errorf("a negative state: exit %d", r.code)
 	}
-	if r := runCmd(t, nil, "notify", "post", "a b"); r.code != exitFail || !strings.Contains(r.stderr, bootstrap.ReasonBadRequest) {
+	// A bad name is a bad request, and does not read like the refusal of
+	// a rule (notify-post is one).
+	if r := runCmd(t, nil, "notify", "post", "a b"); r.code != exitFail || !strings.Contains(r.stderr, bootstrap.ReasonBadRequest) ||
+		strings.Contains(r.stderr, bootstrap.RuleNotifyPost) {
 		t.Errorf("a bad name: exit %d: %s", r.code, r.stderr)
 	}
 	if r := runCmd(t, nil, "notify", "watch"); r.code != exitUsage {

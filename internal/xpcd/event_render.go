@@ -82,7 +82,7 @@ func eventStatus(j *job, stream string, now time.Time) string {
 	if n == 0 {
 		return "no events pending"
 	}
-	head := fmt.Sprintf("%d events pending for %s: ", n, stream)
+	head := fmt.Sprintf("%d %s pending for %s: ", n, plural(n, "event", "events"), stream)
 	for _, ev := range e.pending {
 		if ev.stream == stream && ev.inFlight(inst) {
 			return head + fmt.Sprintf("event %d (%s) delivered %ds ago, not yet acknowledged",
@@ -153,4 +153,12 @@ func eventsWaitText(j *job) string {
 		}
 	}
 	return "waiting for launch events: " + strings.Join(parts, "; ")
+}
+
+// plural is one or many, by n.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

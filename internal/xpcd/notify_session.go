@@ -18,7 +18,7 @@ import (
 func (ss *session) notifyOp(ctx context.Context, op string, msg *xpc.Message) {
 	name, _ := msg.Body.String(bootstrap.KeyName)
 	if p := launchd.NotificationNameProblem(name); p != "" {
-		ss.fail(ctx, msg, &opError{reason: bootstrap.ReasonBadRequest, desc: fmt.Sprintf("%s: %s", op, p)})
+		ss.fail(ctx, msg, &opError{reason: bootstrap.ReasonBadRequest, desc: p})
 		return
 	}
 	reg := ss.s.notes
