@@ -249,7 +249,7 @@ func (m *supervisor) activityRegister(inst *instance, id string, crit *xpc.Activ
 		}
 		a = m.newActivity(j, id, *crit, now)
 		a.registered = true
-		m.log.Info("activity registered", "target", j.target(), "activity", id)
+		m.log.Debug("activity registered", "target", j.target(), "activity", id)
 	case crit != nil:
 		m.setCriteria(a, *crit, now)
 		a.registered = true
@@ -266,7 +266,7 @@ func (m *supervisor) activityUnregister(inst *instance, id string) *opError {
 	if a == nil {
 		return nil
 	}
-	m.log.Info("activity unregistered", "target", inst.job.target(), "activity", id)
+	m.log.Debug("activity unregistered", "target", inst.job.target(), "activity", id)
 	m.removeActivity(a)
 	m.saveActivities()
 	return nil
