@@ -238,8 +238,9 @@ const (
 	// waiting for services at once (reason ReasonBusy).
 	RuleQueueLimit = "queue-limit"
 	// RuleCheckLimit: a user other than root may have only so many lookups
-	// being checked against names' requirements at once, and all such
-	// users together only so many more (reason ReasonBusy).
+	// (and posts of granted notifications) being checked against
+	// requirements at once, and all such users together only so many more
+	// (reason ReasonBusy).
 	RuleCheckLimit = "check-limit"
 	// RuleJobLimit: a user may load only so many jobs into their domain.
 	RuleJobLimit = "job-limit"
