@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"time"
+	"unicode/utf8"
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
@@ -305,10 +306,16 @@ func (m *supervisor) activityOf(t Target, id string, uid uint32, modify bool) (*
 	return a, nil
 }
 
-// checkActivityID refuses an identifier that is empty or too long.
+// checkActivityID refuses an identifier that is empty, too long, or not
+// UTF-8: activities.json could not keep it (JSON would replace its bad
+// bytes, so after a restart it would name another activity, or the same
+// as another identifier).
 func checkActivityID(id string) *opError {
 	if id == "" || len(id) > maxActivityID {
 		return badRequest("activity identifier: want 1 to %d bytes, have %d", maxActivityID, len(id))
+	}
+	if !utf8.ValidString(id) {
+		return badRequest("activity identifier %q: not UTF-8", id)
 	}
 	return nil
 }

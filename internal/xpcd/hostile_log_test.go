@@ -2,6 +2,7 @@ package xpcd
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/goxpc/xpc"
+	"github.com/goxpc/xpc/internal/bootstrap"
 	"github.com/goxpc/xpc/launchd"
 )
 
@@ -78,5 +80,29 @@ func TestServiceLoopsDoNotFillTheLog(t *testing.T) {
 	}
 	if n := count("launch event refused by the service; waiting for it to set its handler again"); n != 1 {
 		t.Errorf("the first refusal: %d lines, want 1", n)
+	}
+}
+
+// An activity identifier activities.json cannot keep as it is (not UTF-8:
+// JSON replaces the bad bytes, so that two identifiers come back as one,
+// or as another than the service registers) is refused; what JSON keeps
+// round-trips.
+func TestActivityIDsRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, id := range []string{"a\xff", "a\xfe", "\xc3"} {
+		if oe := checkActivityID(id); oe == nil || oe.reason != bootstrap.ReasonBadRequest {
+			t.Errorf("identifier %q: %v, want a bad request", id, oe)
+		}
+	}
+	for _, id := range []string{"a", "com.example.backup", "é/\n\"x\"", strings.Repeat("x", maxActivityID)} {
+		if oe := checkActivityID(id); oe != nil {
+			t.Errorf("identifier %q: %v", id, oe)
+			continue
+		}
+		b, _ := json.Marshal(activityRecord{ID: id})
+		var back activityRecord
+		if err := json.Unmarshal(b, &back); err != nil || back.ID != id {
+			t.Errorf("identifier %q comes back from activities.json as %q (%v)", id, back.ID, err)
+		}
 	}
 }
