@@ -94,7 +94,13 @@ type activities struct {
 	evalBusy  bool
 	evalQueue []*activity
 	saveTimer *time.Timer
-	stopped   bool
+	// saving: a write of activities.json is under way off the loop;
+	// saveAgain: another was asked for meanwhile. saveGen numbers the
+	// writes, saveTook is how long the last one took.
+	saving, saveAgain bool
+	saveGen           uint64
+	saveTook          time.Duration
+	stopped           bool
 }
 
 func newActivities() *activities {
