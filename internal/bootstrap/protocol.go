@@ -242,7 +242,8 @@ const (
 	// requirements at once, and all such users together only so many more
 	// (reason ReasonBusy).
 	RuleCheckLimit = "check-limit"
-	// RuleJobLimit: a user may load only so many jobs into their domain.
+	// RuleJobLimit: a user may load only so many jobs into their domains
+	// (counted by bucket: every uid without an account together).
 	RuleJobLimit = "job-limit"
 	// RuleOverrideLimit: a user's domain may have only so many
 	// enable/disable overrides.

@@ -84,8 +84,10 @@ type activities struct {
 	timerAt time.Time
 	arms    int
 	fires   int
-	// byUser counts the activities of each user domain with a limit.
-	byUser map[string]int
+	// byUser counts the activities of the user domains with a limit, by
+	// their owners' bucket: a user's and those of every uid without an
+	// account together.
+	byUser map[uint32]int
 	// stored are the records read at start of jobs not loaded yet (user
 	// domains made later), by domain and label.
 	stored map[string]map[string][]activityRecord
@@ -104,7 +106,7 @@ type activities struct {
 }
 
 func newActivities() *activities {
-	return &activities{byUser: map[string]int{}, stored: map[string]map[string][]activityRecord{}}
+	return &activities{byUser: map[uint32]int{}, stored: map[string]map[string][]activityRecord{}}
 }
 
 // limited tells whether d's activities count against the user domain
@@ -119,8 +121,8 @@ func (m *supervisor) actRoom(j *job) *opError {
 	switch {
 	case len(j.acts) >= maxActivitiesPerJob:
 		re = refusedBy(bootstrap.RuleActivityLimit, "job %s has %d activities, the limit", j.target(), len(j.acts))
-	case m.actLimited(j.dom) && m.acts.byUser[j.dom.name] >= maxActivitiesPerUserDomain:
-		re = refusedBy(bootstrap.RuleActivityLimit, "%s has %d activities, the limit", j.dom.name, m.acts.byUser[j.dom.name])
+	case m.actLimited(j.dom) && m.acts.byUser[j.dom.bucket] >= maxActivitiesPerUserDomain:
+		re = refusedBy(bootstrap.RuleActivityLimit, "%s has %d activities, the limit", bucketName(j.dom.bucket), m.acts.byUser[j.dom.bucket])
 	default:
 		return nil
 	}
@@ -135,7 +137,7 @@ func (m *supervisor) newActivity(j *job, id string, c xpc.ActivityCriteria, now 
 	}
 	j.acts[id] = a
 	if m.actLimited(j.dom) {
-		m.acts.byUser[j.dom.name]++
+		m.acts.byUser[j.dom.bucket]++
 	}
 	m.schedule(a)
 	return a
@@ -153,8 +155,8 @@ func (m *supervisor) removeActivity(a *activity) {
 		delete(j.acts, a.id)
 	}
 	if m.actLimited(j.dom) {
-		if m.acts.byUser[j.dom.name]--; m.acts.byUser[j.dom.name] <= 0 {
-			delete(m.acts.byUser, j.dom.name)
+		if m.acts.byUser[j.dom.bucket]--; m.acts.byUser[j.dom.bucket] <= 0 {
+			delete(m.acts.byUser, j.dom.bucket)
 		}
 	}
 	m.acts.heap.setWake(a, time.Time{})
