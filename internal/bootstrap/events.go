@@ -163,7 +163,8 @@ func EventStream(stream string) (string, bool) {
 // Activity words added with xpcd's scheduler (docs/XPCD.md, "Activities").
 const (
 	// RuleActivityLimit: a job may have only so many activities, and a
-	// user domain only so many over all its jobs (docs/SECURITY.md).
+	// user only so many over all the jobs of their domains (counted by
+	// bucket, as RuleJobLimit; docs/SECURITY.md).
 	RuleActivityLimit = "activity-limit"
 	// ReasonBadCriteria: OpActivityRegister's KeyCriteria cannot be
 	// honoured (xpc.ErrBadCriteria).

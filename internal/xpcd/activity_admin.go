@@ -92,7 +92,7 @@ func opActivityList(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFun
 		ds := ss.m.sortedDomains()
 		if only != "" {
 			var d *domain
-			if d, oe = ss.m.served(only, 0, false); oe != nil {
+			if d, oe = ss.m.served(only, 0); oe != nil {
 				return
 			}
 			ds = []*domain{d}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -135,6 +136,10 @@ type stateStore struct {
 	overrides  *persister
 	processes  *persister
 	activities *persister
+	// actMu orders the encodings of activities.json; actGen is the
+	// generation last handed to its persister (activity_state.go).
+	actMu  sync.Mutex
+	actGen uint64
 
 	// readOnly says why the state is read-only; "" if it is not. Set by
 	// start and never changed after, so anyone may read it then.
