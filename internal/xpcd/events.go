@@ -102,6 +102,9 @@ type eventState struct {
 	notify map[string]map[*job]bool // notification name -> jobs with a descriptor for it
 	ujobs  map[*job]bool            // jobs with uevent descriptors
 	rules  atomic.Pointer[[]ueventRule]
+	// names is notify's keys, published by the loop for the notification
+	// registry to read: a post of another name is not handed to the loop.
+	names atomic.Pointer[map[string]struct{}]
 	// stop ends the uevent listener; nil when none runs.
 	stop context.CancelFunc
 }
@@ -115,6 +118,7 @@ func (m *supervisor) syncEvents(j *job) {
 	def := j.def.LaunchEvents
 	if len(def[launchd.StreamNotify]) == 0 && len(def[launchd.StreamUEvent]) == 0 {
 		j.events = nil
+		m.publishNotified()
 		m.updateUEvents()
 		return
 	}
@@ -149,6 +153,7 @@ func (m *supervisor) syncEvents(j *job) {
 		m.ev.ujobs[j] = true
 	}
 	e.pending = slices.DeleteFunc(e.pending, func(ev *pendingEvent) bool { return !declared(j.def, ev.stream, ev.name) })
+	m.publishNotified()
 	m.updateUEvents()
 }
 
@@ -162,7 +167,29 @@ func declared(def *launchd.Job, stream, name string) bool {
 func (m *supervisor) dropEvents(j *job) {
 	m.unindexEvents(j)
 	j.events = nil
+	m.publishNotified()
 	m.updateUEvents()
+}
+
+// publishNotified publishes the names of the notifications some job has a
+// descriptor for (notificationWatched).
+func (m *supervisor) publishNotified() {
+	names := make(map[string]struct{}, len(m.ev.notify))
+	for n := range m.ev.notify {
+		names[n] = struct{}{}
+	}
+	m.ev.names.Store(&names)
+}
+
+// notificationWatched reports whether some job has a descriptor for the
+// notification name. Any goroutine may ask.
+func (m *supervisor) notificationWatched(name string) bool {
+	names := m.ev.names.Load()
+	if names == nil {
+		return false
+	}
+	_, ok := (*names)[name]
+	return ok
 }
 
 // unindexEvents takes j out of the indexes.
