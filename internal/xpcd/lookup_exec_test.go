@@ -78,6 +78,12 @@ func execLookupConnect(t *testing.T) {
 	if err := unix.Connect(c, &unix.SockaddrUnix{Name: os.Getenv("XPCD_EXEC_LOOKUP_SOCK")}); err != nil {
 		t.Fatal(err)
 	}
+	// Wait until xpcd has accepted the connection (its hello arrives; it
+	// is left for the library to read): xpcd records the program a peer
+	// runs when it accepts it (docs/SECURITY.md).
+	if _, _, err := unix.Recvfrom(c, make([]byte, 1), unix.MSG_PEEK); err != nil {
+		t.Fatal(err)
+	}
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET, 0)
 	if err != nil {
 		t.Fatal(err)
