@@ -84,3 +84,40 @@ func TestNotifyCommands(t *testing.T) {
 		t.Errorf("watch of nothing: exit %d", r.code)
 	}
 }
+
+// notify watch keeps watching across an xpcd restart, and says on stderr
+// that it reconnected.
+func TestNotifyWatchAcrossRestart(t *testing.T) {
+	s := xpctest.NewServer(t)
+	t.Setenv(bootstrap.RootEnv, s.Root)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"notify", "watch", "--json", "com.example.r"}, nil, &out, &errb)
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	waitFor := func(b *syncBuffer, want string) {
+		t.Helper()
+		for !strings.Contains(b.String(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("printed %q, want %s (stderr: %s)", b.String(), want, errb.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFor(&errb, "watching")
+	s.Restart()
+	waitFor(&errb, "reconnected")
+	// The call every reconnection makes, with the restarted xpcd's state.
+	waitFor(&out, `{"name":"com.example.r","state":0}`)
+	if r := runCmd(t, nil, "notify", "post", "--state", "3", "com.example.r"); r.code != 0 {
+		t.Fatalf("post: exit %d: %s", r.code, r.stderr)
+	}
+	waitFor(&out, `{"name":"com.example.r","state":3}`)
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Errorf("watch: exit %d: %s", code, errb.String())
+	}
+}
