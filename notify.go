@@ -93,21 +93,34 @@ func newNotifier(ctx context.Context, ctor constructor, opts []Option) (*Notifie
 	}
 	n := &Notifier{cfg: cfg, reconnect: ctor == inNewNotifier, done: make(chan struct{}),
 		regs: map[string][]*NotifyRegistration{}}
-	conn, err := n.dial(ctx)
-	if err != nil {
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if _, _, err := n.dial(ctx); err != nil {
+		n.cancel()
 		return nil, err
 	}
-	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.mu.Lock()
-	n.conn = conn
-	n.mu.Unlock()
 	return n, nil
 }
 
-// dial connects to xpcd, with n's handler from the start: notifications
-// may come before the reply that registered for them.
-func (n *Notifier) dial(ctx context.Context) (*Connection, error) {
-	return dialBootstrap(ctx, n.cfg, func(c *Connection) Handler { return notifierHandler{n, c} })
+// dial connects to xpcd and makes the connection n's current one (install)
+// before it is activated: its end, however soon, is seen (lost), and
+// notifications, which may come before the reply that registered for
+// them, find n's handler. It returns the names registered for, and
+// ErrNotifierClosed, the connection cancelled, if n was closed meanwhile.
+func (n *Notifier) dial(ctx context.Context) (*Connection, []string, error) {
+	var names []string
+	installed := false
+	c, err := dialBootstrap(ctx, n.cfg, func(c *Connection) Handler {
+		names, installed = n.install(c)
+		return notifierHandler{n, c}
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if !installed {
+		c.Cancel()
+		return nil, nil, fmt.Errorf("xpc: %w", ErrNotifierClosed)
+	}
+	return c, names, nil
 }
 
 // Post posts name: registrations of it are told, with its state unchanged.

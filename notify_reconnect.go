@@ -3,7 +3,6 @@ package xpc
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/goxpc/xpc/internal/bootstrap"
@@ -85,20 +84,15 @@ func (n *Notifier) reconnectLoop() {
 }
 
 // tryReconnect makes a connection to xpcd, the current one from the
-// start (requests made meanwhile use it), and registers on it every name
+// start (dial; requests made meanwhile use it), and registers on it every name
 // registered for, each name's registrations then told once (resume). It
 // returns the registrations xpcd refused, which it has ended.
 func (n *Notifier) tryReconnect() ([]*NotifyRegistration, error) {
 	ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
 	defer cancel()
-	c, err := n.dial(ctx)
+	c, names, err := n.dial(ctx)
 	if err != nil {
 		return nil, err
-	}
-	names, ok := n.install(c)
-	if !ok {
-		c.Cancel()
-		return nil, fmt.Errorf("xpc: %w", ErrNotifierClosed)
 	}
 	var refused []*NotifyRegistration
 	for _, name := range names {
