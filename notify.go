@@ -37,15 +37,45 @@ func PostNotification(ctx context.Context, name string, opts ...Option) error {
 
 // Notifier is one connection to xpcd for notifications: posting, reading
 // states and registering. It is safe for concurrent use; Close ends its
-// registrations. When xpcd goes away its registrations end too, and its
-// calls fail with ErrInterrupted: make a new Notifier.
+// registrations.
+//
+// When its connection ends without Close (xpcd stopped, as a restart or an
+// upgrade does), the Notifier reconnects by itself: it tries again, 20 ms
+// after the loss and then at twice the wait each time, at most 1 s apart,
+// until xpcd answers or Close; it then registers every live registration
+// again and tells each one once (below). Meanwhile Post, PostState, State
+// and Register fail at once with ErrInterrupted. Done is closed only by
+// Close: a reconnection never gives up.
+//
+// After a reconnection, each registration's handler is called once with
+// the name's state as the restarted xpcd has it (and Check reports a
+// post), unless a post reached it since: a post made while the Notifier
+// was disconnected cannot be known (xpcd keeps no states across a
+// restart, and a post need not change one), so every reconnection counts
+// as one. A handler so errs on one call too many, never on a post
+// missed. A registration the restarted xpcd refuses ends: its Err says
+// why, and SetReconnectHandler's function is given it.
+//
+// Ownership: mu guards the connection (conn, nil while disconnected, err
+// then saying why), the registrations by name and the reconnection's
+// state. Each connection's handler (notifierHandler) runs on that
+// connection's dispatcher; the reconnection (reconnectLoop) runs on a
+// goroutine of its own, counted in wg, which Close waits for.
 type Notifier struct {
-	conn *Connection
+	cfg       config
+	reconnect bool // PostNotification's does not
+	ctx       context.Context
+	cancel    context.CancelFunc // ends ctx, at Close
+	done      chan struct{}
+	wg        sync.WaitGroup
 
-	mu     sync.Mutex
-	regs   map[string][]*NotifyRegistration // by name
-	err    error                            // why the connection ended; nil while it lives
-	closed bool
+	mu           sync.Mutex
+	conn         *Connection
+	regs         map[string][]*NotifyRegistration // by name
+	err          error                            // why there is no connection; nil while there is one
+	reconnecting bool                             // a reconnectLoop runs
+	onReconnect  func(refused []*NotifyRegistration)
+	closed       bool
 }
 
 // NewNotifier connects to xpcd: the one WithBootstrapSocket names, or else
@@ -61,13 +91,36 @@ func newNotifier(ctx context.Context, ctor constructor, opts []Option) (*Notifie
 	if err != nil {
 		return nil, err
 	}
-	n := &Notifier{regs: map[string][]*NotifyRegistration{}}
-	conn, err := dialBootstrap(ctx, cfg, func(*Connection) Handler { return notifierHandler{n} })
-	if err != nil {
+	n := &Notifier{cfg: cfg, reconnect: ctor == inNewNotifier, done: make(chan struct{}),
+		regs: map[string][]*NotifyRegistration{}}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if _, _, err := n.dial(ctx); err != nil {
+		n.cancel()
 		return nil, err
 	}
-	n.conn = conn
 	return n, nil
+}
+
+// dial connects to xpcd and makes the connection n's current one (install)
+// before it is activated: its end, however soon, is seen (lost), and
+// notifications, which may come before the reply that registered for
+// them, find n's handler. It returns the names registered for, and
+// ErrNotifierClosed, the connection cancelled, if n was closed meanwhile.
+func (n *Notifier) dial(ctx context.Context) (*Connection, []string, error) {
+	var names []string
+	installed := false
+	c, err := dialBootstrap(ctx, n.cfg, func(c *Connection) Handler {
+		names, installed = n.install(c)
+		return notifierHandler{n, c}
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if !installed {
+		c.Cancel()
+		return nil, nil, fmt.Errorf("xpc: %w", ErrNotifierClosed)
+	}
+	return c, names, nil
 }
 
 // Post posts name: registrations of it are told, with its state unchanged.
@@ -88,6 +141,10 @@ func (n *Notifier) State(ctx context.Context, name string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	return notifyState(reply, name)
+}
+
+func notifyState(reply *Dictionary, name string) (uint64, error) {
 	state, err := reply.Uint64(bootstrap.KeyNotifyState)
 	if err != nil {
 		return 0, fmt.Errorf("xpc: state of notification %s: %w", name, err)
@@ -97,30 +154,37 @@ func (n *Notifier) State(ctx context.Context, name string) (uint64, error) {
 
 // request sends one request about name and waits for its answer.
 func (n *Notifier) request(ctx context.Context, name string, kv ...any) (*Dictionary, error) {
-	if err := n.usable(); err != nil {
+	conn, err := n.current()
+	if err != nil {
 		return nil, err
 	}
+	return sendNotify(ctx, conn, name, kv...)
+}
+
+// sendNotify sends one request about name on conn and waits for its
+// answer.
+func sendNotify(ctx context.Context, conn *Connection, name string, kv ...any) (*Dictionary, error) {
 	if name == "" || !validCString(name) {
 		return nil, fmt.Errorf("xpc: notification %q: not a valid name", name)
 	}
-	reply, err := n.conn.SendWithReply(ctx, Dict(append(kv, bootstrap.KeyName, name)...))
+	reply, err := conn.SendWithReply(ctx, Dict(append(kv, bootstrap.KeyName, name)...))
 	if err != nil {
 		return nil, notifyError(err, name)
 	}
 	return reply, nil
 }
 
-// usable says why n may not be used, or nil.
-func (n *Notifier) usable() error {
+// current returns n's connection, or why it has none.
+func (n *Notifier) current() (*Connection, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	switch {
 	case n.closed:
-		return fmt.Errorf("xpc: %w", ErrNotifierClosed)
+		return nil, fmt.Errorf("xpc: %w", ErrNotifierClosed)
 	case n.err != nil:
-		return n.err
+		return nil, n.err
 	}
-	return nil
+	return n.conn, nil
 }
 
 // notifyError maps xpcd's refusals to the library's errors, as lookups'
@@ -141,7 +205,7 @@ func notifyError(err error, name string) error {
 // made while it runs are told in one later call, with the latest state.
 // handler may be nil, for a registration read with Check.
 func (n *Notifier) Register(ctx context.Context, name string, handler func(name string, state uint64)) (*NotifyRegistration, error) {
-	if err := n.usable(); err != nil {
+	if _, err := n.current(); err != nil {
 		return nil, err
 	}
 	r := &NotifyRegistration{n: n, name: name, handler: handler}
@@ -181,11 +245,13 @@ func (n *Notifier) remove(r *NotifyRegistration) bool {
 	return false
 }
 
-// Done is closed when the Notifier's connection to xpcd has ended: after
-// Close, or when xpcd went away.
-func (n *Notifier) Done() <-chan struct{} { return n.conn.Done() }
+// Done is closed once Close has ended the Notifier. (Losing xpcd does not
+// end it: it reconnects.)
+func (n *Notifier) Done() <-chan struct{} { return n.done }
 
-// Close ends the connection and every registration.
+// Close ends the connection, a reconnection under way, and every
+// registration; it waits for the reconnection to stop (a handler call
+// under way completes on its own).
 func (n *Notifier) Close() error {
 	n.mu.Lock()
 	if n.closed {
@@ -193,30 +259,42 @@ func (n *Notifier) Close() error {
 		return nil
 	}
 	n.closed = true
-	regs := n.regs
-	n.regs = map[string][]*NotifyRegistration{}
+	regs, conn := n.regs, n.conn
+	n.regs, n.conn = map[string][]*NotifyRegistration{}, nil
 	n.mu.Unlock()
 	for _, list := range regs {
 		for _, r := range list {
 			r.stop()
 		}
 	}
-	n.conn.Cancel()
+	n.cancel()
+	if conn != nil {
+		conn.Cancel()
+	}
+	n.wg.Wait()
+	close(n.done)
 	return nil
 }
 
 // notified delivers a post xpcd told of.
 func (n *Notifier) notified(name string, state uint64) {
-	n.mu.Lock()
-	list := n.regs[name]
-	n.mu.Unlock()
-	for _, r := range list {
+	for _, r := range n.registrations(name) {
 		r.post(state)
 	}
 }
 
-// notifierHandler reads what xpcd sends a Notifier.
-type notifierHandler struct{ n *Notifier }
+// registrations returns the registrations of name.
+func (n *Notifier) registrations(name string) []*NotifyRegistration {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.regs[name]
+}
+
+// notifierHandler reads what xpcd sends a Notifier on c.
+type notifierHandler struct {
+	n *Notifier
+	c *Connection
+}
 
 func (h notifierHandler) HandleMessage(_ context.Context, m *Message) {
 	if op, _ := m.Body.String(bootstrap.KeyOp); op != bootstrap.OpNotify {
@@ -230,14 +308,9 @@ func (h notifierHandler) HandleMessage(_ context.Context, m *Message) {
 }
 
 func (h notifierHandler) HandleEvent(err error) {
-	if !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrInterrupted) {
-		return
+	if errors.Is(err, ErrInvalid) || errors.Is(err, ErrInterrupted) {
+		h.n.lost(h.c, err)
 	}
-	h.n.mu.Lock()
-	if h.n.err == nil {
-		h.n.err = interruptedError(err, "notifications: the connection to xpcd ended")
-	}
-	h.n.mu.Unlock()
 }
 
 // NotifyRegistration is one registration for a name (Notifier.Register).
@@ -251,7 +324,9 @@ type NotifyRegistration struct {
 	latest   uint64 // the state of the latest post
 	running  bool   // a goroutine is calling handler
 	pending  bool   // posted while handler ran
+	missed   bool   // may have missed a post while the Notifier reconnected
 	canceled bool
+	err      error // why xpcd ended it
 }
 
 // Name is the name registered for.
@@ -267,6 +342,16 @@ func (r *NotifyRegistration) Check() bool {
 	return p
 }
 
+// Err says why the registration ended, if xpcd ended it: a restarted
+// xpcd that the Notifier reconnected to refused it (ErrDenied, the
+// *ConnError's Reason.Rule naming the rule). It is nil while the
+// registration lives, and after Cancel or the Notifier's Close.
+func (r *NotifyRegistration) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
 // Cancel ends the registration: its handler is not called again (a call
 // under way completes). It does not wait for xpcd.
 func (r *NotifyRegistration) Cancel() {
@@ -276,8 +361,12 @@ func (r *NotifyRegistration) Cancel() {
 	}
 	// The last registration of the name: xpcd may stop telling of it.
 	// If the request cannot go without waiting, xpcd goes on until the
-	// Notifier closes, and its notifications are dropped here.
-	_ = r.n.conn.TrySend(Dict(bootstrap.KeyOp, bootstrap.OpNotifyCancel, bootstrap.KeyName, r.name))
+	// Notifier closes, and its notifications are dropped here. Without
+	// a connection there is nothing to tell: a reconnection registers
+	// only the names still in the table.
+	if conn, err := r.n.current(); err == nil {
+		_ = conn.TrySend(Dict(bootstrap.KeyOp, bootstrap.OpNotifyCancel, bootstrap.KeyName, r.name))
+	}
 }
 
 func (r *NotifyRegistration) stop() {
@@ -294,7 +383,7 @@ func (r *NotifyRegistration) post(state uint64) {
 		r.mu.Unlock()
 		return
 	}
-	r.posted, r.latest = true, state
+	r.posted, r.latest, r.missed = true, state, false
 	if r.handler == nil || r.running {
 		r.pending = r.handler != nil
 		r.mu.Unlock()

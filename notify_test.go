@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
 	"github.com/goxpc/xpc/xpctest"
+	"go.uber.org/goleak"
 )
 
 // The notification tests' helper: the test binary re-executed with
@@ -301,5 +303,299 @@ func TestNotifyErrors(t *testing.T) {
 	}
 	if _, err := n.Register(ctx, "n", nil); !errors.Is(err, xpc.ErrNotifierClosed) {
 		t.Errorf("after Close: %v", err)
+	}
+}
+
+// A registration in another process outlives xpcd being stopped and
+// started again on the same paths: its handler is called once when it is
+// registered again (xpcd keeps no states across a restart: 0), and the
+// posts after that reach it.
+func TestNotifyReconnectAcrossProcesses(t *testing.T) {
+	runPendingFinalizers()
+	srv := xpctest.NewServer(t)
+	ctx := notifyCtx(t)
+	p := startNotifyHelper(t, srv, "com.example.restart")
+	post := func(state uint64) {
+		t.Helper()
+		n, err := xpc.NewNotifier(ctx, xpc.WithBootstrapSocket(srv.Socket))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer n.Close()
+		if err := n.PostState(ctx, "com.example.restart", state); err != nil {
+			t.Fatal(err)
+		}
+	}
+	post(7)
+	if l := p.next(t); l != "post com.example.restart 7" {
+		t.Fatalf("helper got %q", l)
+	}
+	for round := range 2 {
+		srv.Restart()
+		if l := p.next(t); l != "post com.example.restart 0" {
+			t.Fatalf("restart %d: helper got %q, want its call on reconnecting", round+1, l)
+		}
+		post(uint64(8 + round))
+		if l, want := p.next(t), fmt.Sprintf("post com.example.restart %d", 8+round); l != want {
+			t.Fatalf("restart %d: helper got %q, want %q", round+1, l, want)
+		}
+	}
+}
+
+// A post made while a Notifier was disconnected, which changed the state,
+// gives its registration one handler call with the new state, and Check
+// reports it; requests made while disconnected fail at once with
+// ErrInterrupted. The Notifier reaches xpcd through a symbolic link,
+// removed while xpcd restarts, so that the post surely comes first.
+func TestNotifyPostWhileDisconnected(t *testing.T) {
+	srv := xpctest.NewServer(t)
+	ctx := notifyCtx(t)
+	link := filepath.Join(t.TempDir(), "xpcd.sock")
+	if err := os.Symlink(srv.Socket, link); err != nil {
+		t.Fatal(err)
+	}
+	n, err := xpc.NewNotifier(ctx, xpc.WithBootstrapSocket(link))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	reconnected := make(chan []*xpc.NotifyRegistration, 1)
+	n.SetReconnectHandler(func(refused []*xpc.NotifyRegistration) { reconnected <- refused })
+	calls := make(chan uint64, 16)
+	r, err := n.Register(ctx, "com.example.down", func(_ string, state uint64) { calls <- state })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.PostState(ctx, "com.example.down", 7); err != nil {
+		t.Fatal(err)
+	}
+	if s := nextCall(t, calls); s != 7 || !r.Check() {
+		t.Fatalf("call with %d", s)
+	}
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	srv.Restart()
+	// Once the Notifier has seen its connection end, requests fail at
+	// once, however long their context.
+	waitUntil(t, func() bool {
+		start := time.Now()
+		_, err := n.State(ctx, "com.example.down")
+		if err != nil && !errors.Is(err, xpc.ErrInterrupted) {
+			t.Fatalf("State while disconnected: %v", err)
+		}
+		if time.Since(start) > 2*time.Second {
+			t.Fatalf("State while disconnected took %v", time.Since(start))
+		}
+		return err != nil
+	})
+	for _, err := range []error{n.Post(ctx, "com.example.down"), func() error {
+		_, err := n.Register(ctx, "com.example.other", nil)
+		return err
+	}()} {
+		if !errors.Is(err, xpc.ErrInterrupted) {
+			t.Fatalf("a request while disconnected: %v", err)
+		}
+	}
+	select {
+	case <-n.Done():
+		t.Fatal("Done closed by losing xpcd")
+	default:
+	}
+	// Posts the Notifier cannot see, the last changing the state.
+	for _, st := range []uint64{8, 9} {
+		if err := xpc.PostNotification(ctx, "com.example.down", xpc.WithBootstrapSocket(srv.Socket)); err != nil {
+			t.Fatal(err)
+		}
+		p, err := xpc.NewNotifier(ctx, xpc.WithBootstrapSocket(srv.Socket))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = p.PostState(ctx, "com.example.down", st)
+		p.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(srv.Socket, link); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case refused := <-reconnected:
+		if len(refused) != 0 {
+			t.Fatalf("refused on reconnecting: %v", refused)
+		}
+	case <-time.After(notifyTimeout):
+		t.Fatal("no reconnection")
+	}
+	if s := nextCall(t, calls); s != 9 {
+		t.Fatalf("call with %d after reconnecting, want 9", s)
+	}
+	select {
+	case s := <-calls:
+		t.Fatalf("a second call after reconnecting, with %d", s)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if !r.Check() || r.Check() || r.Err() != nil {
+		t.Errorf("after reconnecting: Check should report one post; Err %v", r.Err())
+	}
+	if err := n.PostState(ctx, "com.example.down", 10); err != nil {
+		t.Fatal(err)
+	}
+	if s := nextCall(t, calls); s != 10 {
+		t.Fatalf("call with %d, want 10", s)
+	}
+}
+
+func nextCall(t *testing.T, calls <-chan uint64) uint64 {
+	t.Helper()
+	select {
+	case s := <-calls:
+		return s
+	case <-time.After(notifyTimeout):
+		t.Fatal("the handler was not called")
+		return 0
+	}
+}
+
+// Close while a Notifier tries to reconnect ends it at once, and leaves no
+// goroutine behind.
+func TestNotifyCloseWhileReconnecting(t *testing.T) {
+	srv := xpctest.NewServer(t)
+	ctx := notifyCtx(t)
+	ignore := goleak.IgnoreCurrent()
+	n, err := xpc.NewNotifier(ctx, xpc.WithBootstrapSocket(srv.Socket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	called := make(chan uint64, 4)
+	if _, err := n.Register(ctx, "com.example.close", func(_ string, s uint64) { called <- s }); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	waitUntil(t, func() bool { return n.Post(ctx, "com.example.close") != nil })
+	// Let it try a few times.
+	time.Sleep(200 * time.Millisecond)
+	closed := make(chan struct{})
+	go func() {
+		n.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	select {
+	case <-n.Done():
+	default:
+		t.Error("Done not closed after Close")
+	}
+	if err := n.Post(ctx, "com.example.close"); !errors.Is(err, xpc.ErrNotifierClosed) {
+		t.Errorf("after Close: %v", err)
+	}
+	goleak.VerifyNone(t, ignore)
+	if len(called) != 0 {
+		t.Errorf("the handler was called with %d", <-called)
+	}
+}
+
+// fakeNotifyd answers a Notifier's requests as xpcd would, refusing
+// registrations of the names in refuse; stop ends it and its connections,
+// as xpcd's stopping does.
+type fakeNotifyd struct {
+	l      *xpc.Listener
+	refuse map[string]bool
+}
+
+func startFakeNotifyd(t *testing.T, path string, refuse ...string) *fakeNotifyd {
+	t.Helper()
+	f := &fakeNotifyd{refuse: map[string]bool{}}
+	for _, name := range refuse {
+		f.refuse[name] = true
+	}
+	l, err := xpc.ListenUnix(path, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.l = l
+	l.SetHandler(func(p *xpc.Connection) {
+		p.SetHandler(xpc.HandlerFunc(f.handle))
+		p.Activate()
+	})
+	l.Activate()
+	t.Cleanup(f.stop)
+	return f
+}
+
+func (f *fakeNotifyd) handle(ctx context.Context, m *xpc.Message) {
+	op, _ := m.Body.String(bootstrap.KeyOp)
+	name, _ := m.Body.String(bootstrap.KeyName)
+	switch {
+	case op == bootstrap.OpNotifyRegister && f.refuse[name]:
+		r := &xpc.Reason{Code: xpc.ReasonDenied, Rule: bootstrap.RuleNotifyName, Description: "not yours: " + name}
+		_ = m.ReplyError(ctx, r.Object())
+	case op == bootstrap.OpNotifyGet:
+		_ = m.Reply(ctx, xpc.Dict(bootstrap.KeyNotifyState, uint64(0)))
+	default:
+		_ = m.Reply(ctx, xpc.Dict())
+	}
+}
+
+func (f *fakeNotifyd) stop() {
+	f.l.Cancel()
+	<-f.l.Done()
+	for _, p := range f.l.Peers() {
+		p.Cancel()
+		<-p.Done()
+	}
+}
+
+// A registration the restarted xpcd refuses ends, with the refusal in its
+// Err and given to the reconnect handler; the others go on.
+func TestNotifyRefusedOnReconnect(t *testing.T) {
+	ctx := notifyCtx(t)
+	path := filepath.Join(t.TempDir(), "xpcd.sock")
+	f := startFakeNotifyd(t, path)
+	n, err := xpc.NewNotifier(ctx, xpc.WithBootstrapSocket(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	reconnected := make(chan []*xpc.NotifyRegistration, 1)
+	n.SetReconnectHandler(func(refused []*xpc.NotifyRegistration) { reconnected <- refused })
+	calls := map[string]chan uint64{"com.example.kept": make(chan uint64, 4), "com.example.refused": make(chan uint64, 4)}
+	regs := map[string]*xpc.NotifyRegistration{}
+	for name, ch := range calls {
+		if regs[name], err = n.Register(ctx, name, func(_ string, s uint64) { ch <- s }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.stop()
+	startFakeNotifyd(t, path, "com.example.refused")
+	var refused []*xpc.NotifyRegistration
+	select {
+	case refused = <-reconnected:
+	case <-time.After(notifyTimeout):
+		t.Fatal("no reconnection")
+	}
+	if len(refused) != 1 || refused[0] != regs["com.example.refused"] {
+		t.Fatalf("refused %v", refused)
+	}
+	err = regs["com.example.refused"].Err()
+	var ce *xpc.ConnError
+	if !errors.Is(err, xpc.ErrDenied) || !errors.As(err, &ce) || ce.Reason.Rule != bootstrap.RuleNotifyName {
+		t.Errorf("the refused registration's Err: %v", err)
+	}
+	if err := regs["com.example.kept"].Err(); err != nil {
+		t.Errorf("the kept registration's Err: %v", err)
+	}
+	if s := nextCall(t, calls["com.example.kept"]); s != 0 {
+		t.Errorf("kept: called with %d", s)
+	}
+	select {
+	case s := <-calls["com.example.refused"]:
+		t.Errorf("the refused registration's handler was called with %d", s)
+	case <-time.After(100 * time.Millisecond):
 	}
 }

@@ -38,7 +38,10 @@ plist (Notifications → NAME → PostRequirement).` + notifyTalksTo,
 			summary: "print each post of notifications as it comes",
 			help: `Registers for each NAME and prints one line per post, "TIME NAME STATE",
 until interrupted. Posts that come faster than they are printed are told
-once, with the latest state. With --json, each line is {"name": ..., "state": ...}.` + notifyTalksTo,
+once, with the latest state. With --json, each line is {"name": ..., "state": ...}.
+When xpcd restarts, watch reconnects by itself and says so on stderr; each
+NAME is then printed once with its state in the restarted xpcd, since a post
+made meanwhile cannot be known.` + notifyTalksTo,
 			run: runNotifyWatch,
 		},
 	}
@@ -141,11 +144,19 @@ func runNotifyWatch(ctx context.Context, s stdio, c *command, args []string) int
 }
 
 // watchNotifications registers for names and prints each post until ctx
-// ends.
+// ends. When xpcd restarts, the Notifier reconnects by itself; watch says
+// so on stderr, and names the registrations the restarted xpcd refused.
 func (c *command) watchNotifications(ctx context.Context, s stdio, nt *xpc.Notifier, names []string, asJSON bool) int {
 	// Each registration's handler runs one call at a time and coalesces
 	// what comes meanwhile, so that a slow terminal holds up nothing.
 	posts := make(chan notifyPost)
+	reconnected := make(chan []*xpc.NotifyRegistration)
+	nt.SetReconnectHandler(func(refused []*xpc.NotifyRegistration) {
+		select {
+		case reconnected <- refused:
+		case <-ctx.Done():
+		}
+	})
 	for _, name := range names {
 		_, err := nt.Register(ctx, name, func(name string, state uint64) {
 			select {
@@ -158,12 +169,19 @@ func (c *command) watchNotifications(ctx context.Context, s stdio, nt *xpc.Notif
 		}
 	}
 	fmt.Fprintf(s.err, "watching %d notification(s); interrupt to stop\n", len(names))
+	live := len(names)
 	for {
 		select {
 		case <-ctx.Done():
 			return exitOK
-		case <-nt.Done():
-			return c.fail(s, "xpcd closed the connection")
+		case refused := <-reconnected:
+			for _, r := range refused {
+				fmt.Fprintf(s.err, "%s: no longer watched: %s\n", r.Name(), trimPrefix(r.Err()))
+			}
+			if live -= len(refused); live == 0 {
+				return c.fail(s, "xpcd restarted and refused every notification")
+			}
+			fmt.Fprintf(s.err, "xpcd restarted: reconnected, watching %d notification(s)\n", live)
 		case p := <-posts:
 			if asJSON {
 				fmt.Fprintln(s.out, notifyJSON(p.name, p.state))

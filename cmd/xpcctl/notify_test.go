@@ -84,3 +84,53 @@ func TestNotifyCommands(t *testing.T) {
 		t.Errorf("watch of nothing: exit %d", r.code)
 	}
 }
+
+// watchRun is a notify watch running in the background.
+type watchRun struct {
+	out, err syncBuffer
+	done     chan int
+	cancel   context.CancelFunc
+	deadline time.Time
+}
+
+// startWatch runs notify watch with args and waits until it watches.
+func startWatch(t *testing.T, args ...string) *watchRun {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	w := &watchRun{done: make(chan int, 1), cancel: cancel, deadline: time.Now().Add(15 * time.Second)}
+	go func() { w.done <- run(ctx, append([]string{"notify", "watch"}, args...), nil, &w.out, &w.err) }()
+	w.waitFor(t, &w.err, "watching")
+	return w
+}
+
+// waitFor waits until b, w's out or err, holds want.
+func (w *watchRun) waitFor(t *testing.T, b *syncBuffer, want string) {
+	t.Helper()
+	for !strings.Contains(b.String(), want) {
+		if time.Now().After(w.deadline) {
+			t.Fatalf("printed %q, want %s (stderr: %s)", b.String(), want, w.err.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// notify watch keeps watching across an xpcd restart, and says on stderr
+// that it reconnected.
+func TestNotifyWatchAcrossRestart(t *testing.T) {
+	s := xpctest.NewServer(t)
+	t.Setenv(bootstrap.RootEnv, s.Root)
+	w := startWatch(t, "--json", "com.example.r")
+	s.Restart()
+	w.waitFor(t, &w.err, "reconnected")
+	// The call every reconnection makes, with the restarted xpcd's state.
+	w.waitFor(t, &w.out, `{"name":"com.example.r","state":0}`)
+	if r := runCmd(t, nil, "notify", "post", "--state", "3", "com.example.r"); r.code != 0 {
+		t.Fatalf("post: exit %d: %s", r.code, r.stderr)
+	}
+	w.waitFor(t, &w.out, `{"name":"com.example.r","state":3}`)
+	w.cancel()
+	if code := <-w.done; code != exitOK {
+		t.Errorf("watch: exit %d: %s", code, w.err.String())
+	}
+}
