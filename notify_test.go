@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,24 +58,6 @@ func notifyHelper(name, sock string) int {
 
 const notifyTimeout = 15 * time.Second
 
-// runPendingFinalizers collects garbage and waits for the finalizers it
-// queued. An *os.File dropped without Close by an earlier test closes its
-// descriptor when the collector finds it; if that number was closed and
-// reused meanwhile, it closes someone else's (TestOutOfBand's failed
-// DecodeValue leaves such files over descriptors the test closes itself),
-// and these tests, which hold many descriptors, were its victims.
-func runPendingFinalizers() {
-	for range 2 {
-		done := make(chan struct{})
-		// Not a tiny allocation, whose finalizer may never run.
-		runtime.SetFinalizer(new([64]byte), func(*[64]byte) { close(done) })
-		runtime.GC()
-		select {
-		case <-done:
-		case <-time.After(time.Second):
-		}
-	}
-}
 
 func notifyCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), notifyTimeout)
@@ -146,7 +127,6 @@ func (p *notifyProc) next(t *testing.T) string {
 // A post reaches the handlers registered in other processes, with the
 // state; State reads it.
 func TestNotifyAcrossProcesses(t *testing.T) {
-	runPendingFinalizers()
 	srv := xpctest.NewServer(t)
 	ctx := notifyCtx(t)
 	var procs []*notifyProc
@@ -311,7 +291,6 @@ func TestNotifyErrors(t *testing.T) {
 // registered again (xpcd keeps no states across a restart: 0), and the
 // posts after that reach it.
 func TestNotifyReconnectAcrossProcesses(t *testing.T) {
-	runPendingFinalizers()
 	srv := xpctest.NewServer(t)
 	ctx := notifyCtx(t)
 	p := startNotifyHelper(t, srv, "com.example.restart")
