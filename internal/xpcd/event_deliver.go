@@ -138,6 +138,7 @@ func (m *supervisor) eventAnswered(inst *instance, ch *channel, ev *pendingEvent
 	switch {
 	case err == nil:
 		j.events.pending = slices.Delete(j.events.pending, i, i+1)
+		m.saveEvents()
 		m.log.Debug("launch event acknowledged", "target", j.target(), "pid", inst.pid, "stream", ev.stream, "id", ev.id)
 	case errors.As(err, &re) || errors.Is(err, xpc.ErrNoReply):
 		// The service answered, without acknowledging.
@@ -177,6 +178,7 @@ func (m *supervisor) eventsEnded(inst *instance, ran bool) {
 			continue
 		}
 		ev.to, ev.ch = nil, nil
+		m.saveEvents()
 		if ev.deaths++; ev.deaths < maxEventDeaths {
 			kept = append(kept, ev)
 			continue
@@ -215,9 +217,10 @@ func (m *supervisor) dropEvent(j *job, ev *pendingEvent, why string, now time.Ti
 	m.log.Error("launch event dropped", "target", j.target(), "stream", ev.stream, "event", ev.name, "id", ev.id, "why", why)
 }
 
-// wantForEvents launches j again after an instance ended, if events of a
-// stream it handles wait. After a launch that failed it does not: the next
-// event (or anything else) launches it.
+// wantForEvents launches j, if events of a stream it handles wait: after
+// an instance ended, after it is enabled again, and for the events it got
+// back when xpcd restarted. After a launch that failed it does not: the
+// next event (or anything else) launches it.
 func (m *supervisor) wantForEvents(j *job, ran bool) {
 	e := j.events
 	if !ran || e == nil || j.inst != nil {

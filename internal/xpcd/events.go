@@ -62,6 +62,9 @@ type jobEvents struct {
 	// the job (no relaunch loop), until an instance sets a handler or the
 	// definition changes.
 	unhandled map[string]time.Time
+	// restored: it got events recorded before xpcd restarted, and has
+	// not been launched for them yet (installedEvents).
+	restored bool
 }
 
 // pendingEvent is an event waiting for its acknowledgement.
@@ -104,6 +107,12 @@ type eventState struct {
 	rules  atomic.Pointer[[]ueventRule]
 	// stop ends the uevent listener; nil when none runs.
 	stop context.CancelFunc
+	// stored: events.json's records of jobs not loaded (yet), by domain
+	// and label (event_state.go); saveTimer: a write is due;
+	// saveStopped: xpcd let go of its jobs, nothing more is written.
+	stored      map[string]map[string]jobEventsRecord
+	saveTimer   *time.Timer
+	saveStopped bool
 }
 
 // syncEvents reads the launch events of j's definition (at load, and when
@@ -114,7 +123,11 @@ func (m *supervisor) syncEvents(j *job) {
 	m.unindexEvents(j)
 	def := j.def.LaunchEvents
 	if len(def[launchd.StreamNotify]) == 0 && len(def[launchd.StreamUEvent]) == 0 {
+		if j.events != nil && len(j.events.pending) > 0 {
+			m.saveEvents()
+		}
 		j.events = nil
+		m.takeStoredEvents(j)
 		m.updateUEvents()
 		return
 	}
@@ -148,7 +161,14 @@ func (m *supervisor) syncEvents(j *job) {
 		}
 		m.ev.ujobs[j] = true
 	}
+	if m.takeStoredEvents(j) {
+		e.restored = true
+	}
+	n := len(e.pending)
 	e.pending = slices.DeleteFunc(e.pending, func(ev *pendingEvent) bool { return !declared(j.def, ev.stream, ev.name) })
+	if len(e.pending) != n {
+		m.saveEvents()
+	}
 	m.updateUEvents()
 }
 
@@ -161,6 +181,9 @@ func declared(def *launchd.Job, stream, name string) bool {
 // dropEvents forgets j's launch events (it is unloaded).
 func (m *supervisor) dropEvents(j *job) {
 	m.unindexEvents(j)
+	if j.events != nil && len(j.events.pending) > 0 {
+		m.saveEvents()
+	}
 	j.events = nil
 	m.updateUEvents()
 }
@@ -286,6 +309,7 @@ func (m *supervisor) queueEvent(j *job, stream, name string, payload *xpc.Dictio
 		m.log.Debug("launch events: queue full, oldest dropped", "target", j.target(), "stream", old.stream, "id", old.id)
 	}
 	e.pending = append(e.pending, ev)
+	m.saveEvents()
 	m.log.Debug("launch event", "target", j.target(), "stream", stream, "event", name, "id", ev.id)
 	r := launchReason{why: reasonEvent, event: stream + " " + name}
 	_, unhandled := e.unhandled[stream]

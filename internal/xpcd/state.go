@@ -22,6 +22,7 @@ import (
 //	processes.json   the processes xpcd launched and still supervises, and
 //	                 every loaded job's history: run count and last exit
 //	activities.json  activities: criteria, base, last run (activity_state.go)
+//	events.json      pending launch events, by job (event_state.go)
 //
 // Every write is atomic: a temporary file in the same directory is written
 // and fsynced, renamed over the old file, and the directory fsynced; a
@@ -42,6 +43,7 @@ const (
 	overridesFile  = "overrides.json"
 	processesFile  = "processes.json"
 	activitiesFile = "activities.json"
+	eventsFile     = "events.json"
 	stateVersion   = 1
 )
 
@@ -135,6 +137,7 @@ type stateStore struct {
 	overrides  *persister
 	processes  *persister
 	activities *persister
+	events     *persister
 
 	// readOnly says why the state is read-only; "" if it is not. Set by
 	// start and never changed after, so anyone may read it then.
@@ -145,6 +148,7 @@ type stateStore struct {
 	loadedProcesses  []processRecord
 	loadedHistory    []jobHistory
 	loadedActivities []activityRecord
+	loadedEvents     []jobEventsRecord
 }
 
 func newStateStore(dir string, log *slog.Logger) *stateStore {
@@ -171,6 +175,7 @@ func (s *stateStore) start(context.Context) error {
 	s.overrides = newPersister(s.dir, overridesFile, s.log)
 	s.processes = newPersister(s.dir, processesFile, s.log)
 	s.activities = newPersister(s.dir, activitiesFile, s.log)
+	s.events = newPersister(s.dir, eventsFile, s.log)
 	return nil
 }
 
@@ -215,6 +220,7 @@ func (s *stateStore) load() {
 	var od overridesDoc
 	var pd processesDoc
 	var ad activitiesDoc
+	var ed eventsDoc
 	files := []struct {
 		name, lost string
 		into       any
@@ -222,6 +228,7 @@ func (s *stateStore) load() {
 		{overridesFile, "starting without the overrides", &od},
 		{processesFile, "running services cannot be adopted, job histories are lost", &pd},
 		{activitiesFile, "activities registered by services and their last runs are lost", &ad},
+		{eventsFile, "pending launch events are lost", &ed},
 	}
 	var corrupt []string
 	for _, f := range files {
@@ -255,11 +262,12 @@ func (s *stateStore) load() {
 	s.loadedProcesses = pd.Processes
 	s.loadedHistory = pd.History
 	s.loadedActivities = ad.Activities
+	s.loadedEvents = ed.Jobs
 }
 
 func (s *stateStore) close(ctx context.Context) error {
 	var errs []error
-	for _, p := range []*persister{s.overrides, s.processes, s.activities} {
+	for _, p := range []*persister{s.overrides, s.processes, s.activities, s.events} {
 		if p != nil {
 			errs = append(errs, p.close(ctx))
 		}

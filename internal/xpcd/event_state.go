@@ -1,0 +1,239 @@
+package xpcd
+
+import (
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/goxpc/xpc"
+)
+
+// events.json keeps every job's pending launch events (queued, or
+// delivered and not acknowledged yet), so that they survive xpcd being
+// stopped or killed and started again on the same state directory: each
+// with its stream, descriptor name, ID, arrival time, the count of
+// instances that died with it, and its payload in tagged JSON; and each
+// job's next event ID, so that IDs are not given twice. Writes go through
+// the file's persister, at most one every eventSaveDelay (the latest
+// state), and once more as xpcd stops; nothing is written while the state
+// is read-only.
+//
+// At load, a job gets back the events recorded for its domain and label
+// whose descriptor its definition still declares; the others are dropped
+// with a log line, as are those of jobs no longer loaded once their domain
+// is. A job that does not run is launched for them; an instance adopted
+// gets them once it declares its handler again.
+//
+// The file is bounded: at most maxPendingEvents events a job, each at most
+// maxEventRecordBytes (a notification's payload is its name, at most
+// launchd.MaxNotificationNameLen bytes, and its state; a uevent's at most
+// uevent.MaxMessage bytes in uevent.MaxProps properties, in JSON at most
+// six bytes for one).
+
+// Bounds of events.json.
+const (
+	// eventSaveDelay is how long a change waits for more before the
+	// file is written.
+	eventSaveDelay = 100 * time.Millisecond
+	// maxEventRecordBytes bounds one event's record in the file.
+	maxEventRecordBytes = 56 << 10
+)
+
+// eventsDoc is the format of events.json.
+type eventsDoc struct {
+	Version int               `json:"version"`
+	Jobs    []jobEventsRecord `json:"jobs"`
+}
+
+// jobEventsRecord is one job's pending events in events.json.
+type jobEventsRecord struct {
+	Domain  string        `json:"domain"`
+	Label   string        `json:"label"`
+	NextID  uint64        `json:"next_id"`
+	Pending []eventRecord `json:"pending"`
+}
+
+// eventRecord is one pending event in events.json.
+type eventRecord struct {
+	Stream  string          `json:"stream"`
+	Name    string          `json:"name"`
+	ID      uint64          `json:"id"`
+	At      time.Time       `json:"at"`
+	Deaths  int             `json:"deaths,omitempty"`
+	Payload json.RawMessage `json:"payload"` // tagged JSON (xpc.MarshalTaggedJSON)
+}
+
+// restoreEvents takes the records read at start, for syncEvents to give
+// the jobs they belong to.
+func (m *supervisor) restoreEvents() {
+	if m.store == nil {
+		return
+	}
+	m.ev.stored = map[string]map[string]jobEventsRecord{}
+	for _, r := range m.store.loadedEvents {
+		if m.ev.stored[r.Domain] == nil {
+			m.ev.stored[r.Domain] = map[string]jobEventsRecord{}
+		}
+		m.ev.stored[r.Domain][r.Label] = r
+	}
+}
+
+// takeStoredEvents gives j the events recorded for it before xpcd
+// restarted, those of descriptors its definition still declares; it
+// reports whether it got any.
+func (m *supervisor) takeStoredEvents(j *job) bool {
+	r, ok := m.ev.stored[j.dom.name][j.def.Label]
+	if !ok {
+		return false
+	}
+	delete(m.ev.stored[j.dom.name], j.def.Label)
+	if j.events == nil {
+		m.log.Warn("launch events: recorded events dropped, the job declares no launch events now", "target", j.target(), "events", len(r.Pending))
+		m.saveEvents()
+		return false
+	}
+	e := j.events
+	e.nextID = max(e.nextID, r.NextID)
+	if len(r.Pending) > maxPendingEvents {
+		r.Pending = r.Pending[len(r.Pending)-maxPendingEvents:]
+	}
+	for _, rec := range r.Pending {
+		e.nextID = max(e.nextID, rec.ID)
+		payload, err := xpc.UnmarshalTaggedJSON(rec.Payload)
+		d, isDict := payload.(*xpc.Dictionary)
+		switch {
+		case !declared(j.def, rec.Stream, rec.Name):
+			m.log.Warn("launch events: recorded event dropped, the job no longer declares its descriptor",
+				"target", j.target(), "stream", rec.Stream, "event", rec.Name, "id", rec.ID)
+		case err != nil || !isDict:
+			m.log.Error("launch events: recorded event dropped, its payload is not a dictionary",
+				"target", j.target(), "stream", rec.Stream, "event", rec.Name, "id", rec.ID, "err", err)
+		case slices.ContainsFunc(e.pending, func(p *pendingEvent) bool { return p.id == rec.ID }):
+		default:
+			e.pending = append(e.pending, &pendingEvent{stream: rec.Stream, name: rec.Name, id: rec.ID,
+				payload: d, at: rec.At, deaths: min(max(rec.Deaths, 0), maxEventDeaths-1)})
+		}
+	}
+	m.log.Info("launch events: restored", "target", j.target(), "pending", len(e.pending))
+	m.saveEvents()
+	return len(e.pending) > 0
+}
+
+// installedEvents: the jobs of d are loaded (installJobs). The events
+// recorded for jobs of d that are not loaded go; a job of d that got
+// events back and does not run is launched for them: now if the loop
+// runs (start), else once it does, after the processes are adopted.
+func (m *supervisor) installedEvents(d *domain, start bool) {
+	for _, l := range sortedKeys(m.ev.stored[d.name]) {
+		m.log.Warn("launch events: recorded events dropped, the job is not loaded", "target", d.name+"/"+l,
+			"events", len(m.ev.stored[d.name][l].Pending))
+	}
+	if len(m.ev.stored[d.name]) > 0 {
+		delete(m.ev.stored, d.name)
+		m.saveEvents()
+	}
+	var jobs []*job
+	for _, l := range sortedKeys(d.jobs) {
+		if j := d.jobs[l]; j.events != nil && j.events.restored {
+			j.events.restored = false
+			jobs = append(jobs, j)
+		}
+	}
+	launch := func() {
+		for _, j := range jobs {
+			if !j.removed && j.inst == nil {
+				m.wantForEvents(j, true)
+			}
+		}
+	}
+	switch {
+	case len(jobs) == 0:
+	case start:
+		launch()
+	default:
+		time.AfterFunc(0, func() { m.post(launch) })
+	}
+}
+
+// saveEvents writes events.json soon.
+func (m *supervisor) saveEvents() {
+	if m.store == nil || m.ev.saveTimer != nil || m.ev.saveStopped {
+		return
+	}
+	m.ev.saveTimer = time.AfterFunc(eventSaveDelay, func() {
+		m.post(func() {
+			m.ev.saveTimer = nil
+			m.writeEvents()
+		})
+	})
+}
+
+// stopEvents: xpcd is letting go of its jobs. The events are written a
+// last time, as they stand, and no more after.
+func (m *supervisor) stopEvents() {
+	if m.ev.saveStopped {
+		return
+	}
+	if m.ev.saveTimer != nil {
+		m.ev.saveTimer.Stop()
+		m.ev.saveTimer = nil
+	}
+	m.writeEvents()
+	m.ev.saveStopped = true
+}
+
+// writeEvents writes events.json now (in the background).
+func (m *supervisor) writeEvents() {
+	if m.store == nil || m.ev.saveStopped {
+		return
+	}
+	recs := []jobEventsRecord{}
+	for _, d := range m.sortedDomains() {
+		for _, j := range sortedJobs(d) {
+			if r, ok := m.eventsRecord(j); ok {
+				recs = append(recs, r)
+			}
+		}
+	}
+	for _, dn := range sortedKeys(m.ev.stored) {
+		for _, l := range sortedKeys(m.ev.stored[dn]) {
+			recs = append(recs, m.ev.stored[dn][l])
+		}
+	}
+	m.store.saveEvents(recs)
+}
+
+// eventsRecord is j's pending events as events.json keeps them; false if
+// it has none.
+func (m *supervisor) eventsRecord(j *job) (jobEventsRecord, bool) {
+	e := j.events
+	if e == nil || len(e.pending) == 0 {
+		return jobEventsRecord{}, false
+	}
+	r := jobEventsRecord{Domain: j.dom.name, Label: j.def.Label, NextID: e.nextID}
+	for _, ev := range e.pending {
+		b, err := xpc.MarshalTaggedJSON(ev.payload)
+		if err != nil || len(b) > maxEventRecordBytes {
+			m.log.Error("launch events: event not recorded, its payload cannot be written", "target", j.target(),
+				"stream", ev.stream, "id", ev.id, "bytes", len(b), "err", err)
+			continue
+		}
+		r.Pending = append(r.Pending, eventRecord{Stream: ev.stream, Name: ev.name, ID: ev.id, At: ev.at,
+			Deaths: ev.deaths, Payload: b})
+	}
+	return r, true
+}
+
+// saveEvents writes the event records, in the background (nothing, if
+// the state is read-only).
+func (s *stateStore) saveEvents(recs []jobEventsRecord) {
+	if s.readOnly != "" || s.events == nil {
+		return
+	}
+	b, err := json.MarshalIndent(eventsDoc{Version: stateVersion, Jobs: recs}, "", "\t")
+	if err != nil {
+		s.log.Error("state: encode launch events", "err", err)
+		return
+	}
+	s.events.put(b)
+}

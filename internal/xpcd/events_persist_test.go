@@ -1,0 +1,150 @@
+package xpcd
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/goxpc/xpc/launchd"
+)
+
+// TestLaunchEventSurvivesRestart: an event posted while the job is
+// disabled waits through xpcd being stopped and started again on the same
+// state directory, and is delivered exactly once when the job is enabled;
+// the next event gets a new ID.
+func TestLaunchEventSurvivesRestart(t *testing.T) {
+	requireRoot(t)
+	h := newHarness(t)
+	logPath := filepath.Join(h.dir, "events.log")
+	const label = "test.ev.persist"
+	h.writePlist(h.eventsJob(label, logPath, launchd.StreamNotify, "ack", nil, notifyEvents("changed", "org.goxpc.test.persist")))
+	d1 := h.start()
+	h.mustAdmin(bootstrap.OpDisable, bootstrap.KeyTarget, h.target(label))
+	h.post("org.goxpc.test.persist", 5)
+	if _, n := h.streamStatus(label, launchd.StreamNotify); n != 1 {
+		t.Fatalf("%d events pending for the disabled job, want 1", n)
+	}
+	h.close(d1)
+	if b, err := os.ReadFile(filepath.Join(h.paths.StateDir, eventsFile)); err != nil || !strings.Contains(string(b), label) {
+		t.Fatalf("%s after the stop: %v\n%s", eventsFile, err, b)
+	}
+	h.start()
+	if _, n := h.streamStatus(label, launchd.StreamNotify); n != 1 {
+		t.Fatalf("%d events pending after the restart, want 1", n)
+	}
+	time.Sleep(time.Second)
+	if d := h.print(label); intOf(d, bootstrap.KeyRuns) != 0 || len(eventLines(logPath, 0)) != 0 {
+		t.Fatalf("the disabled job ran: runs %d", intOf(d, bootstrap.KeyRuns))
+	}
+	h.mustAdmin(bootstrap.OpEnable, bootstrap.KeyTarget, h.target(label))
+	waitFor(t, "the event delivered once the job is enabled", func() bool { return len(eventLines(logPath, 0)) > 0 })
+	waitFor(t, "the acknowledgement", func() bool { _, n := h.streamStatus(label, launchd.StreamNotify); return n == 0 })
+	time.Sleep(time.Second)
+	lines := eventLines(logPath, 0)
+	if len(lines) != 1 || !strings.Contains(lines[0], payloadState+"=5") || strings.Fields(lines[0])[1] != "1" {
+		t.Fatalf("handler saw %q, want event 1 once", lines)
+	}
+	h.post("org.goxpc.test.persist", 6)
+	waitFor(t, "the next event", func() bool { return len(eventLines(logPath, 0)) == 2 })
+	if id := strings.Fields(eventLines(logPath, 0)[1])[1]; id != "2" {
+		t.Errorf("the next event has ID %s, want 2", id)
+	}
+}
+
+// TestLaunchEventUnackedAdoptedRestart: an event delivered and not
+// acknowledged when xpcd stops is delivered again to the instance the next
+// xpcd adopts, and acknowledged once.
+func TestLaunchEventUnackedAdoptedRestart(t *testing.T) {
+	requireRoot(t)
+	h := newHarness(t)
+	h.cfg.StopServicesOnClose = false
+	logPath := filepath.Join(h.dir, "events.log")
+	const label = "test.ev.persist.adopt"
+	h.writePlist(h.eventsJob(label, logPath, launchd.StreamNotify, "slow-once", map[string]string{"XPCD_EV_SLOW_MS": "2000"},
+		notifyEvents("changed", "org.goxpc.test.persist.adopt")))
+	d1 := h.start()
+	h.post("org.goxpc.test.persist.adopt", 1)
+	waitFor(t, "the first delivery", func() bool { return len(eventLines(logPath, 0)) == 1 })
+	h.close(d1)
+	h.cfg.StopServicesOnClose = true
+	h.start()
+	waitFor(t, "the event delivered again", func() bool { return len(eventLines(logPath, 0)) == 2 })
+	waitFor(t, "the acknowledgement", func() bool { _, n := h.streamStatus(label, launchd.StreamNotify); return n == 0 })
+	time.Sleep(time.Second)
+	lines := eventLines(logPath, 0)
+	if len(lines) != 2 {
+		t.Fatalf("handler saw %d deliveries, want 2:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	first, second := strings.Fields(lines[0]), strings.Fields(lines[1])
+	if first[0] != second[0] || first[1] != second[1] {
+		t.Errorf("first delivery %v, second %v: want the same event in the adopted process", first, second)
+	}
+	if d := h.print(label); intOf(d, bootstrap.KeyRuns) != 1 {
+		t.Errorf("runs %d, want 1 (the adopted instance)", intOf(d, bootstrap.KeyRuns))
+	}
+}
+
+// TestLaunchEventUnackedRestartRelaunch: an event whose instance ended
+// unacknowledged as xpcd stopped launches the job when xpcd starts again,
+// and the new instance acknowledges it.
+func TestLaunchEventUnackedRestartRelaunch(t *testing.T) {
+	requireRoot(t)
+	h := newHarness(t)
+	logPath := filepath.Join(h.dir, "events.log")
+	const label = "test.ev.persist.relaunch"
+	h.writePlist(h.eventsJob(label, logPath, launchd.StreamNotify, "hang-once", nil,
+		notifyEvents("changed", "org.goxpc.test.persist.relaunch")))
+	d1 := h.start()
+	h.post("org.goxpc.test.persist.relaunch", 1)
+	waitFor(t, "the first delivery", func() bool { return len(eventLines(logPath, 0)) == 1 })
+	first := strings.Fields(eventLines(logPath, 0)[0])
+	h.close(d1)
+	if pid, _ := strconv.Atoi(first[0]); syscall.Kill(pid, 0) == nil {
+		t.Fatalf("the instance %d runs on after the stop", pid)
+	}
+	h.start()
+	waitFor(t, "the event delivered to a new instance", func() bool { return len(eventLines(logPath, 0)) == 2 })
+	waitFor(t, "the acknowledgement", func() bool { _, n := h.streamStatus(label, launchd.StreamNotify); return n == 0 })
+	time.Sleep(time.Second)
+	lines := eventLines(logPath, 0)
+	if len(lines) != 2 {
+		t.Fatalf("handler saw %d deliveries, want 2:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	if second := strings.Fields(lines[1]); second[0] == first[0] || second[1] != first[1] {
+		t.Errorf("first delivery %v, second %v: want the same event in another process", first, second)
+	}
+	if d := h.print(label); strOf(d, bootstrap.KeyLaunchReason) != reasonEvent {
+		t.Errorf("launch_reason %q, want %q", strOf(d, bootstrap.KeyLaunchReason), reasonEvent)
+	}
+}
+
+// TestLaunchEventCorruptState: an events.json that does not parse is moved
+// aside, and xpcd starts and delivers events.
+func TestLaunchEventCorruptState(t *testing.T) {
+	requireRoot(t)
+	h := newHarness(t)
+	logPath := filepath.Join(h.dir, "events.log")
+	const label = "test.ev.persist.corrupt"
+	h.writePlist(h.eventsJob(label, logPath, launchd.StreamNotify, "ack", nil, notifyEvents("changed", "org.goxpc.test.persist.corrupt")))
+	if err := os.MkdirAll(h.paths.StateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(h.paths.StateDir, eventsFile)
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	if b, err := os.ReadFile(path + ".corrupt"); err != nil || string(b) != "{not json" {
+		t.Errorf("corrupt file not kept aside: %q %v", b, err)
+	}
+	if !strings.Contains(h.logs.String(), "pending launch events are lost") {
+		t.Error("the corrupt file is not reported")
+	}
+	h.post("org.goxpc.test.persist.corrupt", 1)
+	waitFor(t, "the event", func() bool { return len(eventLines(logPath, 0)) == 1 })
+}
