@@ -1,7 +1,9 @@
 package xpcd
 
 import (
+	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
 	"github.com/goxpc/xpc/launchd"
 )
@@ -147,4 +150,83 @@ func TestLaunchEventCorruptState(t *testing.T) {
 	}
 	h.post("org.goxpc.test.persist.corrupt", 1)
 	waitFor(t, "the event", func() bool { return len(eventLines(logPath, 0)) == 1 })
+}
+
+// TestLaunchEventKill9: the real xpcd is killed with SIGKILL while an event
+// it delivered is not acknowledged; the next xpcd delivers it again to the
+// adopted service, which acknowledges it once.
+func TestLaunchEventKill9(t *testing.T) {
+	requireRoot(t)
+	h := newHarness(t)
+	bin := filepath.Join(h.dir, "bin")
+	os.Mkdir(bin, 0o755)
+	xpcdBin := filepath.Join(buildPackages(t, bin, "github.com/goxpc/xpc/cmd/xpcd"), "xpcd")
+	logPath := filepath.Join(h.dir, "events.log")
+	const label = "test.ev.persist.k9"
+	h.writePlist(h.eventsJob(label, logPath, launchd.StreamNotify, "slow-once", map[string]string{"XPCD_EV_SLOW_MS": "3000"},
+		notifyEvents("changed", "org.goxpc.test.persist.k9")))
+	x1, x1exited := startRealXpcd(t, h, xpcdBin)
+	h.post("org.goxpc.test.persist.k9", 1)
+	waitFor(t, "the first delivery", func() bool { return len(eventLines(logPath, 0)) == 1 })
+	waitFor(t, "the event in "+eventsFile, func() bool {
+		b, _ := os.ReadFile(filepath.Join(h.paths.StateDir, eventsFile))
+		return strings.Contains(string(b), label)
+	})
+	x1.Process.Signal(syscall.SIGKILL)
+	<-x1exited
+	startRealXpcd(t, h, xpcdBin)
+	waitFor(t, "the event delivered again", func() bool { return len(eventLines(logPath, 0)) == 2 })
+	waitFor(t, "the acknowledgement", func() bool { _, n := h.streamStatus(label, launchd.StreamNotify); return n == 0 })
+	time.Sleep(time.Second)
+	lines := eventLines(logPath, 0)
+	if len(lines) != 2 {
+		t.Fatalf("handler saw %d deliveries, want 2:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	if first, second := strings.Fields(lines[0]), strings.Fields(lines[1]); first[0] != second[0] || first[1] != second[1] {
+		t.Errorf("first delivery %v, second %v: want the same event in the adopted process", first, second)
+	}
+}
+
+// startRealXpcd runs xpcdBin as a user instance on h's root until the test
+// ends, and waits until it answers; the channel is closed when it exits.
+func startRealXpcd(t *testing.T, h *harness, xpcdBin string) (*exec.Cmd, <-chan struct{}) {
+	t.Helper()
+	logf, err := os.OpenFile(filepath.Join(h.dir, "xpcd.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(xpcdBin, "--user", "--root", h.dir, "--log-level", "debug")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-exited
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(h.dir, "xpcd.log"))
+			t.Logf("xpcd's log:\n%s", b)
+		}
+	})
+	waitFor(t, "xpcd to answer", func() bool {
+		select {
+		case <-exited:
+			t.Fatalf("xpcd exited: %v", cmd.ProcessState)
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		c, err := xpc.DialUnix(ctx, h.paths.Socket)
+		if err != nil {
+			return false
+		}
+		c.Activate()
+		defer c.Cancel()
+		_, err = c.SendWithReply(ctx, xpc.Dict(bootstrap.KeyOp, bootstrap.OpList))
+		return err == nil
+	})
+	return cmd, exited
 }
