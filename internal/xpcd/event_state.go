@@ -24,19 +24,23 @@ import (
 // is. A job that does not run is launched for them; an instance adopted
 // gets them once it declares its handler again.
 //
-// The file is bounded: at most maxPendingEvents events a job, each at most
-// maxEventRecordBytes (a notification's payload is its name, at most
-// launchd.MaxNotificationNameLen bytes, and its state; a uevent's at most
-// uevent.MaxMessage bytes in uevent.MaxProps properties, in JSON at most
-// six bytes for one).
+// The file is bounded: at most maxPendingEvents events a job, each with
+// a payload of at most maxEventPayloadBytes in tagged JSON (the largest
+// xpcd can queue, a uevent of uevent.MaxMessage bytes in uevent.MaxProps
+// properties every byte of which JSON escapes, is about 46 KiB; a
+// notification's, of a launchd.MaxNotificationNameLen name, about 3 KiB;
+// the kernel's uevents are at most 2 KiB, and a few hundred bytes in
+// practice), and 200 bytes and its descriptor's name besides: at most
+// about 3.6 MiB a job, tens of KiB in practice. An event whose payload is
+// larger is not recorded (logged).
 
 // Bounds of events.json.
 const (
 	// eventSaveDelay is how long a change waits for more before the
 	// file is written.
 	eventSaveDelay = 100 * time.Millisecond
-	// maxEventRecordBytes bounds one event's record in the file.
-	maxEventRecordBytes = 56 << 10
+	// maxEventPayloadBytes bounds one event's payload in the file.
+	maxEventPayloadBytes = 56 << 10
 )
 
 // eventsDoc is the format of events.json.
@@ -213,7 +217,7 @@ func (m *supervisor) eventsRecord(j *job) (jobEventsRecord, bool) {
 	r := jobEventsRecord{Domain: j.dom.name, Label: j.def.Label, NextID: e.nextID}
 	for _, ev := range e.pending {
 		b, err := xpc.MarshalTaggedJSON(ev.payload)
-		if err != nil || len(b) > maxEventRecordBytes {
+		if err != nil || len(b) > maxEventPayloadBytes {
 			m.log.Error("launch events: event not recorded, its payload cannot be written", "target", j.target(),
 				"stream", ev.stream, "id", ev.id, "bytes", len(b), "err", err)
 			continue
