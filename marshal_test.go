@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/goxpc/xpc"
+	"golang.org/x/sys/unix"
 )
 
 // typicalRequest is the struct form of the typical request the codec
@@ -831,11 +832,14 @@ func dupFDs(t *testing.T, att []xpc.Attachment) []int {
 	t.Helper()
 	var fds []int
 	for _, a := range att {
-		d, err := xpc.DupFD(int(a.File().Fd()))
+		// A bare descriptor, which no *os.File owns: one would close it
+		// when collected, after the test closed it and the number went to
+		// someone else.
+		d, err := unix.FcntlInt(a.File().Fd(), unix.F_DUPFD_CLOEXEC, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		fds = append(fds, int(d.File().Fd()))
+		fds = append(fds, d)
 	}
 	return fds
 }

@@ -37,6 +37,12 @@ const (
 	MaxLaunchEvents = 64
 	// MaxNotificationNameLen is the longest notification name, in bytes.
 	MaxNotificationNameLen = 512
+	// MaxUEventPattern is the longest value of a StreamUEvent descriptor,
+	// in bytes, and MaxUEventKeys the most properties one matches: every
+	// kernel device event is matched against every descriptor, so what
+	// one costs is bounded.
+	MaxUEventPattern = 1024
+	MaxUEventKeys    = 16
 )
 
 // launchEvents reads LaunchEvents: stream → name → descriptor.
@@ -151,6 +157,14 @@ func (d *decoder) ueventDescriptor(key keyPath, desc *xpc.Dictionary) *xpc.Dicti
 		s, ok := d.str(k, desc.Get(prop))
 		if !ok {
 			continue
+		}
+		if len(s) > MaxUEventPattern {
+			d.fail(k, ErrValueNotAllowed, fmt.Sprintf("longer than %d bytes", MaxUEventPattern))
+			continue
+		}
+		if out.Len() == MaxUEventKeys {
+			d.fail(k, ErrValueNotAllowed, fmt.Sprintf("more than %d properties in one descriptor", MaxUEventKeys))
+			break
 		}
 		if _, err := path.Match(s, ""); err != nil {
 			d.fail(k, ErrValueNotAllowed, fmt.Sprintf("bad pattern %q: %v", s, err))

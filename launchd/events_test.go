@@ -2,6 +2,7 @@ package launchd
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -85,12 +86,20 @@ func TestLaunchEventsErrors(t *testing.T) {
 		"no notification":   `<key>com.apple.notifyd.matching</key><dict><key>a</key><dict/></dict>`,
 		"bad notification":  `<key>com.apple.notifyd.matching</key><dict><key>a</key><dict><key>Notification</key><string>a b</string></dict></dict>`,
 		"bad pattern":       `<key>org.goxpc.uevent</key><dict><key>a</key><dict><key>DEVNAME</key><string>[</string></dict></dict>`,
+		"long pattern":      `<key>org.goxpc.uevent</key><dict><key>a</key><dict><key>DEVPATH</key><string>` + strings.Repeat("*?", MaxUEventPattern) + `</string></dict></dict>`,
 		"bad event name":    `<key>org.goxpc.uevent</key><dict><key>a/b</key><dict><key>DEVNAME</key><string>x</string></dict></dict>`,
 	} {
 		_, err := Parse(testFile, []byte(doc(minimal+`<key>LaunchEvents</key><dict>`+body+`</dict>`)))
 		if !errors.Is(err, ErrValueNotAllowed) && !errors.Is(err, ErrMissingKey) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+	var keys strings.Builder
+	for i := range MaxUEventKeys + 1 {
+		keys.WriteString(fmt.Sprintf("<key>K%d</key><string>x</string>", i))
+	}
+	if _, err := Parse(testFile, []byte(doc(minimal+`<key>LaunchEvents</key><dict><key>org.goxpc.uevent</key><dict><key>a</key><dict>`+keys.String()+`</dict></dict></dict>`))); !errors.Is(err, ErrValueNotAllowed) {
+		t.Errorf("more than %d properties: %v", MaxUEventKeys, err)
 	}
 	var many strings.Builder
 	for i := range MaxLaunchEvents + 1 {

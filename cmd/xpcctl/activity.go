@@ -18,7 +18,7 @@ import (
 var activitySpecs = []adminSpec{
 	{op: bootstrap.OpActivityList, args: "[DOMAIN]", summary: "list the activities xpcd schedules",
 		help:    "Lists every activity of DOMAIN (system, user/UID), or of every domain you may read: state, last run, when it is next eligible, DOMAIN/LABEL/ID.",
-		maxArgs: 1, build: domainReq(bootstrap.OpActivityList), render: renderActivities},
+		maxArgs: 1, build: domainReq(bootstrap.OpActivityList), render: renderActivities, fetch: activityPages},
 	{op: bootstrap.OpActivityPrint, args: "[DOMAIN/]LABEL/ID", summary: "print an activity: criteria, state, last run, and why it has not run yet",
 		help: "Prints an activity's criteria, state, last run and next eligible time and, while it waits, each criterion not met now " +
 			"and why (unmet). Without DOMAIN, your own user domain.",
@@ -61,6 +61,24 @@ func activityReq(op string) func([]string, adminFlags) (*xpc.Dictionary, error) 
 			req.Set(bootstrap.KeyLabel, xpc.String(label))
 		}
 		return req, nil
+	}
+}
+
+// activityPages asks for an activity list page by page (bootstrap.KeyMore,
+// KeySkip) and returns it whole.
+func activityPages(ctx context.Context, req *xpc.Dictionary) (*xpc.Dictionary, error) {
+	var all xpc.Array
+	for {
+		reply, err := adminRequest(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		acts, _ := reply.Array(bootstrap.KeyActivities)
+		all = append(all, acts...)
+		if more, _ := reply.Bool(bootstrap.KeyMore); !more || len(acts) == 0 {
+			return xpc.Dict(bootstrap.KeyActivities, all), nil
+		}
+		req.Set(bootstrap.KeySkip, xpc.Int64(len(all)))
 	}
 }
 

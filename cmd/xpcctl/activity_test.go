@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -64,5 +65,40 @@ func TestActivityCommands(t *testing.T) {
 	}
 	if r := runCmd(t, nil, "activity", "run", "test.act"); r.code != 2 {
 		t.Errorf("run without an ID: exit %d", r.code)
+	}
+}
+
+// activity list asks for every page: more activities than one reply
+// holds are all listed.
+func TestActivityListPages(t *testing.T) {
+	s := xpctest.NewServer(t)
+	t.Setenv(bootstrap.RootEnv, s.Root)
+	dom := "user/" + strconv.Itoa(os.Geteuid())
+	const jobs, per = 17, 64 // 1088 > bootstrap.MaxListedActivities
+	for i := range jobs {
+		acts := map[string]any{}
+		for k := range per {
+			acts[fmt.Sprintf("a%02d", k)] = map[string]any{"Interval": 3600}
+		}
+		label := fmt.Sprintf("test.pages%02d", i)
+		p := filepath.Join(t.TempDir(), label+".plist")
+		plist := xpctest.AgentPlist(label, []string{"/bin/sleep", "5"}, nil, map[string]any{
+			"LaunchEvents": map[string]any{"com.apple.xpc.activity": acts}})
+		if err := os.WriteFile(p, plist, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if r := runCmd(t, nil, "bootstrap", dom, p); r.code != 0 {
+			t.Fatalf("bootstrap: %d %s%s", r.code, r.stdout, r.stderr)
+		}
+	}
+	r := runCmd(t, nil, "activity", "list", dom)
+	if r.code != 0 {
+		t.Fatalf("activity list: %d %s", r.code, r.stderr)
+	}
+	if n := strings.Count(r.stdout, "/test.pages"); n != jobs*per {
+		t.Errorf("listed %d activities, want %d", n, jobs*per)
+	}
+	if !strings.Contains(r.stdout, "/test.pages16/a63") {
+		t.Error("the last activity is not listed")
 	}
 }

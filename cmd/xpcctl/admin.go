@@ -32,6 +32,9 @@ type adminSpec struct {
 	wait    bool // bootout's --wait
 	build   func(pos []string, flags adminFlags) (*xpc.Dictionary, error)
 	render  func(w io.Writer, reply *xpc.Dictionary)
+	// fetch sends the request and returns the whole answer; nil is
+	// adminRequest (one request, one reply).
+	fetch func(ctx context.Context, req *xpc.Dictionary) (*xpc.Dictionary, error)
 }
 
 type adminFlags struct {
@@ -167,7 +170,11 @@ func runAdmin(ctx context.Context, s stdio, c *command, spec *adminSpec, args []
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	reply, err := adminRequest(ctx, req)
+	fetch := spec.fetch
+	if fetch == nil {
+		fetch = adminRequest
+	}
+	reply, err := fetch(ctx, req)
 	if err != nil {
 		return c.fail(s, "%s", adminError(err))
 	}

@@ -90,6 +90,15 @@ const (
 	KeyEventID       = "event_id"       // an event's number, unique in its job
 	KeyPayload       = "payload"        // what an event says (a dictionary)
 	KeyNotifyState   = "notify_state"   // a notification's 64-bit state (uint64)
+	// KeySkip: OpActivityList's first activity to answer (0 by default);
+	// KeyMore (true) in its reply: there are more after these, asked for
+	// with KeySkip the count so far. A reply holds at most
+	// MaxListedActivities, to stay within a message's size.
+	KeySkip = "skip"
+	KeyMore = "more"
+	// MaxListedActivities is the most activities one OpActivityList reply
+	// holds.
+	MaxListedActivities = 1000
 )
 
 // States of an activity (KeyActivityState), xpc_activity's.
@@ -154,7 +163,8 @@ func EventStream(stream string) (string, bool) {
 // Activity words added with xpcd's scheduler (docs/XPCD.md, "Activities").
 const (
 	// RuleActivityLimit: a job may have only so many activities, and a
-	// user domain only so many over all its jobs (docs/SECURITY.md).
+	// user only so many over all the jobs of their domains (counted by
+	// bucket, as RuleJobLimit; docs/SECURITY.md).
 	RuleActivityLimit = "activity-limit"
 	// ReasonBadCriteria: OpActivityRegister's KeyCriteria cannot be
 	// honoured (xpc.ErrBadCriteria).

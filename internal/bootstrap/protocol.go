@@ -238,10 +238,12 @@ const (
 	// waiting for services at once (reason ReasonBusy).
 	RuleQueueLimit = "queue-limit"
 	// RuleCheckLimit: a user other than root may have only so many lookups
-	// being checked against names' requirements at once, and all such
-	// users together only so many more (reason ReasonBusy).
+	// (and posts of granted notifications) being checked against
+	// requirements at once, and all such users together only so many more
+	// (reason ReasonBusy).
 	RuleCheckLimit = "check-limit"
-	// RuleJobLimit: a user may load only so many jobs into their domain.
+	// RuleJobLimit: a user may load only so many jobs into their domains
+	// (counted by bucket: every uid without an account together).
 	RuleJobLimit = "job-limit"
 	// RuleOverrideLimit: a user's domain may have only so many
 	// enable/disable overrides.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"time"
+	"unicode/utf8"
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
@@ -83,8 +84,10 @@ type activities struct {
 	timerAt time.Time
 	arms    int
 	fires   int
-	// byUser counts the activities of each user domain with a limit.
-	byUser map[string]int
+	// byUser counts the activities of the user domains with a limit, by
+	// their owners' bucket: a user's and those of every uid without an
+	// account together.
+	byUser map[uint32]int
 	// stored are the records read at start of jobs not loaded yet (user
 	// domains made later), by domain and label.
 	stored map[string]map[string][]activityRecord
@@ -93,11 +96,17 @@ type activities struct {
 	evalBusy  bool
 	evalQueue []*activity
 	saveTimer *time.Timer
-	stopped   bool
+	// saving: a write of activities.json is under way off the loop;
+	// saveAgain: another was asked for meanwhile. saveGen numbers the
+	// writes, saveTook is how long the last one took.
+	saving, saveAgain bool
+	saveGen           uint64
+	saveTook          time.Duration
+	stopped           bool
 }
 
 func newActivities() *activities {
-	return &activities{byUser: map[string]int{}, stored: map[string]map[string][]activityRecord{}}
+	return &activities{byUser: map[uint32]int{}, stored: map[string]map[string][]activityRecord{}}
 }
 
 // limited tells whether d's activities count against the user domain
@@ -112,8 +121,8 @@ func (m *supervisor) actRoom(j *job) *opError {
 	switch {
 	case len(j.acts) >= maxActivitiesPerJob:
 		re = refusedBy(bootstrap.RuleActivityLimit, "job %s has %d activities, the limit", j.target(), len(j.acts))
-	case m.actLimited(j.dom) && m.acts.byUser[j.dom.name] >= maxActivitiesPerUserDomain:
-		re = refusedBy(bootstrap.RuleActivityLimit, "%s has %d activities, the limit", j.dom.name, m.acts.byUser[j.dom.name])
+	case m.actLimited(j.dom) && m.acts.byUser[j.dom.bucket] >= maxActivitiesPerUserDomain:
+		re = refusedBy(bootstrap.RuleActivityLimit, "%s has %d activities, the limit", bucketName(j.dom.bucket), m.acts.byUser[j.dom.bucket])
 	default:
 		return nil
 	}
@@ -128,7 +137,7 @@ func (m *supervisor) newActivity(j *job, id string, c xpc.ActivityCriteria, now 
 	}
 	j.acts[id] = a
 	if m.actLimited(j.dom) {
-		m.acts.byUser[j.dom.name]++
+		m.acts.byUser[j.dom.bucket]++
 	}
 	m.schedule(a)
 	return a
@@ -146,8 +155,8 @@ func (m *supervisor) removeActivity(a *activity) {
 		delete(j.acts, a.id)
 	}
 	if m.actLimited(j.dom) {
-		if m.acts.byUser[j.dom.name]--; m.acts.byUser[j.dom.name] <= 0 {
-			delete(m.acts.byUser, j.dom.name)
+		if m.acts.byUser[j.dom.bucket]--; m.acts.byUser[j.dom.bucket] <= 0 {
+			delete(m.acts.byUser, j.dom.bucket)
 		}
 	}
 	m.acts.heap.setWake(a, time.Time{})
@@ -249,7 +258,7 @@ func (m *supervisor) activityRegister(inst *instance, id string, crit *xpc.Activ
 		}
 		a = m.newActivity(j, id, *crit, now)
 		a.registered = true
-		m.log.Info("activity registered", "target", j.target(), "activity", id)
+		m.log.Debug("activity registered", "target", j.target(), "activity", id)
 	case crit != nil:
 		m.setCriteria(a, *crit, now)
 		a.registered = true
@@ -266,7 +275,7 @@ func (m *supervisor) activityUnregister(inst *instance, id string) *opError {
 	if a == nil {
 		return nil
 	}
-	m.log.Info("activity unregistered", "target", inst.job.target(), "activity", id)
+	m.log.Debug("activity unregistered", "target", inst.job.target(), "activity", id)
 	m.removeActivity(a)
 	m.saveActivities()
 	return nil
@@ -305,10 +314,16 @@ func (m *supervisor) activityOf(t Target, id string, uid uint32, modify bool) (*
 	return a, nil
 }
 
-// checkActivityID refuses an identifier that is empty or too long.
+// checkActivityID refuses an identifier that is empty, too long, or not
+// UTF-8: activities.json could not keep it (JSON would replace its bad
+// bytes, so after a restart it would name another activity, or the same
+// as another identifier).
 func checkActivityID(id string) *opError {
 	if id == "" || len(id) > maxActivityID {
 		return badRequest("activity identifier: want 1 to %d bytes, have %d", maxActivityID, len(id))
+	}
+	if !utf8.ValidString(id) {
+		return badRequest("activity identifier %q: not UTF-8", id)
 	}
 	return nil
 }

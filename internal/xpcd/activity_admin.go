@@ -69,10 +69,15 @@ func activityDict(a *activity) *xpc.Dictionary {
 	return d
 }
 
-// activity-list: {"domain":D?} -> {"activities":[ACTIVITY...]}. Without a
-// domain: every domain the caller may read.
+// activity-list: {"domain":D?, "skip":N?} -> {"activities":[ACTIVITY...],
+// "more":true?}. Without a domain: every domain the caller may read. At
+// most bootstrap.MaxListedActivities in one reply, from the skip-th on.
 func opActivityList(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opError) {
 	ss.ensureOwn()
+	skip := 0
+	if v, err := body.Int64(bootstrap.KeySkip); err == nil && v > 0 && v < 1<<31 {
+		skip = int(v)
+	}
 	var only string
 	if s, err := body.String(bootstrap.KeyDomain); err == nil && s != "" {
 		name, _, oe := ss.domainArg(body)
@@ -87,20 +92,34 @@ func opActivityList(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFun
 		ds := ss.m.sortedDomains()
 		if only != "" {
 			var d *domain
-			if d, oe = ss.m.served(only, 0, false); oe != nil {
+			if d, oe = ss.m.served(only, 0); oe != nil {
 				return
 			}
 			ds = []*domain{d}
 		}
-		out := xpc.Array{}
+		out, more := xpc.Array{}, false
+		n := 0
 		for _, d := range ds {
-			if mayRead(ss.peer.UID, d.name, d.owner) {
-				for _, j := range sortedJobs(d) {
-					out = append(out, jobActivities(j)...)
+			if !mayRead(ss.peer.UID, d.name, d.owner) {
+				continue
+			}
+			for _, j := range sortedJobs(d) {
+				for _, a := range sortedActivities(j) {
+					switch {
+					case n < skip:
+					case len(out) < bootstrap.MaxListedActivities:
+						out = append(out, activityDict(a))
+					default:
+						more = true
+					}
+					n++
 				}
 			}
 		}
 		reply = xpc.Dict(bootstrap.KeyActivities, out)
+		if more {
+			reply.Set(bootstrap.KeyMore, xpc.Bool(true))
+		}
 	}); e != nil {
 		return nil, nil, e
 	}

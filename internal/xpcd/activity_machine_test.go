@@ -305,7 +305,7 @@ func TestActivityMachineLimits(t *testing.T) {
 		c := utility(xpc.ActivityCriteria{Interval: time.Hour})
 		var refusals []*opError
 		m.call(context.Background(), func() {
-			for i := 0; m.acts.byUser[d.name] < maxActivitiesPerUserDomain; i++ {
+			for i := 0; m.acts.byUser[d.bucket] < maxActivitiesPerUserDomain; i++ {
 				j, oe := m.addJob(d, def(fmt.Sprintf("lim.%d", i), func(j *launchd.Job) { j.MachServices = nil }), false)
 				if oe != nil {
 					t.Fatal(oe)
@@ -334,7 +334,7 @@ func TestActivityMachineLimits(t *testing.T) {
 			}
 		})
 		last := refusals[len(refusals)-1]
-		if last.reason != bootstrap.ReasonDenied || last.extra == nil || !strings.Contains(last.desc, "user/1000 has 1024 activities") {
+		if last.reason != bootstrap.ReasonDenied || last.extra == nil || !strings.Contains(last.desc, "has 1024 activities") {
 			t.Errorf("domain limit: %+v", last)
 		}
 		if rule, _ := refusals[0].extra.String(bootstrap.KeyRule); rule != bootstrap.RuleActivityLimit || !strings.Contains(refusals[0].desc, "64 activities") {

@@ -218,7 +218,7 @@ func (m *supervisor) startActivity(a *activity, manual bool) {
 func (m *supervisor) deliverActivity(a *activity, inst *instance) {
 	now := time.Now()
 	a.phase, a.runStart, a.lastRun, a.runPID, a.shouldDefer, a.evalAt = phaseRun, now, now, inst.pid, false, now
-	m.log.Info("activity run", "target", a.job.target(), "activity", a.id, "pid", inst.pid)
+	m.log.Debug("activity run", "target", a.job.target(), "activity", a.id, "pid", inst.pid)
 	m.sendActivity(a, xpc.Dict(bootstrap.KeyOp, bootstrap.OpActivity, bootstrap.KeyActivityID, a.id,
 		bootstrap.KeyCriteria, xpc.Object(a.crit.Dictionary())))
 	m.schedule(a)
@@ -235,7 +235,7 @@ func (m *supervisor) sendActivity(a *activity, msg *xpc.Dictionary) {
 // activityDone: the run has ended. A repeating activity is due again
 // Interval after the run started; a one-shot one is removed.
 func (m *supervisor) activityDone(a *activity) {
-	m.log.Info("activity done", "target", a.job.target(), "activity", a.id)
+	m.log.Debug("activity done", "target", a.job.target(), "activity", a.id)
 	if !a.crit.Repeating {
 		m.removeActivity(a)
 		m.saveActivities()
@@ -250,7 +250,7 @@ func (m *supervisor) activityDone(a *activity) {
 func (m *supervisor) deferActivity(a *activity, why string) {
 	a.defers++
 	a.deferUntil = time.Now().Add(deferBackoff(a.defers))
-	m.log.Info("activity deferred", "target", a.job.target(), "activity", a.id, "why", why, "until", a.deferUntil)
+	m.log.Debug("activity deferred", "target", a.job.target(), "activity", a.id, "why", why, "until", a.deferUntil)
 	m.resetWait(a)
 	m.saveActivities()
 }

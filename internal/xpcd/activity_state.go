@@ -11,9 +11,9 @@ import (
 // its base, last run and deferrals, so that registrations and last runs
 // survive xpcd being stopped, every process killed, and xpcd started again
 // on the same state directory. An activity running when xpcd stopped is
-// recorded as waiting. Writes go through the file's persister, at most
-// one every activitySaveDelay (the latest state), and once more as xpcd
-// stops.
+// recorded as waiting. Writes go through the file's persister, the latest
+// state, encoded off the loop, at most one every activitySaveDelay (or
+// longer: saveActivities), and once more as xpcd stops.
 
 // activitySaveDelay is how long a change waits for more before the file is
 // written.
@@ -52,12 +52,16 @@ func (m *supervisor) restoreActivities() {
 	}
 }
 
-// saveActivities writes activities.json soon.
+// saveActivities writes activities.json soon: after activitySaveDelay, or
+// activitySaveFactor times as long as the last write took if that is
+// longer, so that however often users change their activities, writing
+// them takes at most about a tenth of xpcd's time.
 func (m *supervisor) saveActivities() {
 	if m.store == nil || m.acts.saveTimer != nil || m.acts.stopped {
 		return
 	}
-	m.acts.saveTimer = time.AfterFunc(activitySaveDelay, func() {
+	delay := max(activitySaveDelay, activitySaveFactor*m.acts.saveTook)
+	m.acts.saveTimer = time.AfterFunc(delay, func() {
 		m.post(func() {
 			m.acts.saveTimer = nil
 			m.writeActivities()
@@ -65,9 +69,19 @@ func (m *supervisor) saveActivities() {
 	})
 }
 
-// writeActivities writes activities.json now (in the background).
+// activitySaveFactor: see saveActivities.
+const activitySaveFactor = 10
+
+// writeActivities writes activities.json: the records are taken here, on
+// the loop, and encoded and written off it, one write at a time (one asked
+// for meanwhile follows it). Once xpcd stops, the last is written at once,
+// after any under way.
 func (m *supervisor) writeActivities() {
 	if m.store == nil {
+		return
+	}
+	if m.acts.saving && !m.acts.stopped {
+		m.acts.saveAgain = true
 		return
 	}
 	recs := []activityRecord{}
@@ -83,7 +97,27 @@ func (m *supervisor) writeActivities() {
 			recs = append(recs, m.acts.stored[dn][l]...)
 		}
 	}
-	m.store.saveActivities(recs)
+	m.acts.saveGen++
+	gen := m.acts.saveGen
+	if m.acts.stopped {
+		m.store.saveActivities(gen, recs, false)
+		return
+	}
+	m.acts.saving = true
+	m.bg.Add(1)
+	go func() {
+		defer m.bg.Done()
+		start := time.Now()
+		m.store.saveActivities(gen, recs, true)
+		took := time.Since(start)
+		m.post(func() {
+			m.acts.saving, m.acts.saveTook = false, took
+			if m.acts.saveAgain {
+				m.acts.saveAgain = false
+				m.saveActivities()
+			}
+		})
+	}()
 }
 
 // record is a as activities.json keeps it: running or not, waiting.
@@ -93,16 +127,28 @@ func (a *activity) record() activityRecord {
 		Defers: a.defers, DeferUntil: a.deferUntil}
 }
 
-// saveActivities writes the activity records, in the background (nothing,
-// if the state is read-only).
-func (s *stateStore) saveActivities(recs []activityRecord) {
+// saveActivities encodes the activity records of generation gen and hands
+// them to the file's persister, waiting for the write if wait (nothing, if
+// the state is read-only, or a later generation was handed over already).
+func (s *stateStore) saveActivities(gen uint64, recs []activityRecord, wait bool) {
 	if s.readOnly != "" || s.activities == nil {
 		return
 	}
+	s.actMu.Lock()
+	if gen <= s.actGen {
+		s.actMu.Unlock()
+		return
+	}
+	s.actGen = gen
 	b, err := json.MarshalIndent(activitiesDoc{Version: stateVersion, Activities: recs}, "", "\t")
 	if err != nil {
+		s.actMu.Unlock()
 		s.log.Error("state: encode activities", "err", err)
 		return
 	}
-	s.activities.put(b)
+	done := s.activities.put(b)
+	s.actMu.Unlock()
+	if wait {
+		<-done
+	}
 }

@@ -137,11 +137,12 @@ func (ss *session) ensure(dom string, owner uint32) {
 		return
 	}
 	jobs, errs := m.jobs.scan(source{domain: dom, owner: owner, dir: m.agentsDir})
+	bucket := m.buckets.of(owner)
 	ss.do(func() {
 		if m.domains[dom] != nil || m.closing {
 			return
 		}
-		d := newDomain(dom, owner)
+		d := newDomain(dom, owner, bucket)
 		m.addDomain(d)
 		m.installJobs(d, jobs, errs, true)
 		m.log.Info("user domain created", "domain", dom, "jobs", len(d.jobs))
@@ -171,14 +172,10 @@ func (m *supervisor) onlyDomain() *domain {
 }
 
 // served returns the domain, or an error saying this xpcd does not serve
-// it. In the system instance, a user domain is made on first use.
-func (m *supervisor) served(name string, owner uint32, create bool) (*domain, *opError) {
+// it. In the system instance, a user domain is made on first use
+// (bootstrap, ensure).
+func (m *supervisor) served(name string, owner uint32) (*domain, *opError) {
 	if d := m.domains[name]; d != nil {
-		return d, nil
-	}
-	if create && !m.userMode && name != DomainSystem {
-		d := newDomain(name, owner)
-		m.addDomain(d)
 		return d, nil
 	}
 	if m.userMode {
@@ -196,7 +193,7 @@ func (m *supervisor) findJob(t Target, uid uint32, modify bool) (*job, *opError)
 	if !mayRead(uid, t.Domain, t.UID) {
 		return nil, domainDenied(uid, "read", t.Domain)
 	}
-	d, oe := m.served(t.Domain, t.UID, false)
+	d, oe := m.served(t.Domain, t.UID)
 	if oe != nil {
 		return nil, oe
 	}
@@ -226,7 +223,7 @@ func opList(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opEr
 	var oe *opError
 	if e := ss.do(func() {
 		if only != "" {
-			if _, oe = ss.m.served(only, 0, false); oe != nil {
+			if _, oe = ss.m.served(only, 0); oe != nil {
 				return
 			}
 		}
@@ -277,7 +274,7 @@ func opPrint(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opE
 			return
 		}
 		var d *domain
-		if d, oe = ss.m.served(t.Domain, t.UID, false); oe != nil {
+		if d, oe = ss.m.served(t.Domain, t.UID); oe != nil {
 			return
 		}
 		jobs := xpc.Array{}

@@ -142,7 +142,11 @@ func opBootstrap(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, 
 		return nil, nil, &opError{reason: bootstrap.ReasonBadPlist, desc: strings.Join(descs, "; "), extra: xpc.Dict(bootstrap.KeyErrors, errs)}
 	}
 	var reply *xpc.Dictionary
-	if e := ss.do(func() { reply, oe = ss.m.bootstrap(dom, owner, def) }); e != nil {
+	bucket := ss.bucket // what the domain counts under, if made now: looked up off the loop
+	if owner != ss.peer.UID {
+		bucket = ss.m.buckets.of(owner)
+	}
+	if e := ss.do(func() { reply, oe = ss.m.bootstrap(dom, owner, bucket, def) }); e != nil {
 		return nil, nil, e
 	}
 	if oe == nil && len(def.Warnings) > 0 {

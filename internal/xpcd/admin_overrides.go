@@ -174,7 +174,7 @@ func setEnabled(ss *session, body *xpc.Dictionary, disable bool) (*xpc.Dictionar
 	if e := ss.do(func() {
 		m := ss.m
 		if m.userMode && m.domains[t.Domain] == nil {
-			_, oe = m.served(t.Domain, t.UID, false)
+			_, oe = m.served(t.Domain, t.UID)
 			return
 		}
 		if oe = m.roomForOverride(t); oe != nil {

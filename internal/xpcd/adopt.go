@@ -48,7 +48,7 @@ func (m *supervisor) restoreUserDomains(marked []markedProcess) {
 			continue
 		}
 		jobs, errs := m.jobs.scan(source{domain: name, owner: want[name], dir: m.agentsDir})
-		d := newDomain(name, want[name])
+		d := newDomain(name, want[name], m.buckets.of(want[name])) // the loop does not run yet
 		m.addDomain(d)
 		m.installJobs(d, jobs, errs, false)
 		m.log.Info("user domain made at start for the processes it still has", "domain", name, "jobs", len(d.jobs))

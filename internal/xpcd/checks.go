@@ -14,7 +14,9 @@ import (
 // and CPU. So few run at once: at most maxChecksPerUser for one user
 // (bucket) other than root, and maxChecks for all of them together; a
 // lookup past either is refused at once with reason busy and rule
-// check-limit. Root's lookups are not counted.
+// check-limit. Root's lookups are not counted. A post of a system
+// notification a grant allows (notify_session.go) checks the poster the
+// same way, and counts the same.
 const (
 	maxChecksPerUser = 4
 	maxChecks        = 16
@@ -27,8 +29,21 @@ type checkLimiter struct {
 	nonRoot int
 }
 
-// acquire takes a check for a client of bucket, or says why not.
+// acquire takes a check for a lookup of name by a client of bucket, or
+// says why not.
 func (l *checkLimiter) acquire(bucket uint32, name string) *opError {
+	re := l.take(bucket)
+	if re == nil {
+		return nil
+	}
+	oe := ruleOpError(re, "service %s: %s", name, re.Detail)
+	oe.reason = bootstrap.ReasonBusy
+	return oe
+}
+
+// take takes a check for a client of bucket (a lookup's, or a post's of
+// a granted notification), or says which rule refuses it.
+func (l *checkLimiter) take(bucket uint32) *RuleError {
 	if bucket == 0 {
 		return nil
 	}
@@ -37,9 +52,9 @@ func (l *checkLimiter) acquire(bucket uint32, name string) *opError {
 	var detail string
 	switch {
 	case l.byUser[bucket] >= maxChecksPerUser:
-		detail = fmt.Sprintf("%s has %d lookups being checked against requirements, the limit", bucketName(bucket), l.byUser[bucket])
+		detail = fmt.Sprintf("%s has %d lookups or posts being checked against requirements, the limit", bucketName(bucket), l.byUser[bucket])
 	case l.nonRoot >= maxChecks:
-		detail = fmt.Sprintf("users other than root have %d lookups being checked against requirements, the limit for all of them", l.nonRoot)
+		detail = fmt.Sprintf("users other than root have %d lookups or posts being checked against requirements, the limit for all of them", l.nonRoot)
 	default:
 		if l.byUser == nil {
 			l.byUser = map[uint32]int{}
@@ -48,10 +63,7 @@ func (l *checkLimiter) acquire(bucket uint32, name string) *opError {
 		l.nonRoot++
 		return nil
 	}
-	re := refusedBy(bootstrap.RuleCheckLimit, "%s", detail)
-	oe := ruleOpError(re, "service %s: %s", name, re.Detail)
-	oe.reason = bootstrap.ReasonBusy
-	return oe
+	return refusedBy(bootstrap.RuleCheckLimit, "%s", detail)
 }
 
 // release gives back a check acquire took for bucket.

@@ -211,10 +211,13 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.UpgradeInterval > 0 {
 		d.comp = append(d.comp, exeMonitor(sup, cfg.UpgradeInterval))
 	}
-	// Every post is offered to the launch events of the jobs (events.go),
-	// which live on the loop.
+	// A post is offered to the launch events of the jobs (events.go),
+	// which live on the loop, if some job has a descriptor for its name:
+	// others never reach the loop.
 	srv.notes = newNotifyRegistry(notifyConfig{onPost: func(name string, state uint64) {
-		sup.post(func() { sup.notificationPosted(name, state) })
+		if sup.notificationWatched(name) {
+			sup.post(func() { sup.notificationPosted(name, state) })
+		}
 	}})
 	d.comp = append(d.comp, srv.notes, srv)
 	return d, nil

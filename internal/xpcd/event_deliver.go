@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -22,6 +23,11 @@ type instEvents struct {
 	ch       *channel        // the channel handlers were declared on
 	handlers map[string]bool // streams with a handler on ch
 	ever     map[string]bool // streams it has had a handler for
+	// refused: streams whose event it refused, which the log has said
+	// once: a service that sets its handler and refuses in a loop must
+	// not fill root's log (and have its lines dropped by the journal's
+	// rate limit, with everyone else's).
+	refused map[string]bool
 }
 
 // eventHandlerRequest: OpEventHandler on the check-in channel ch of inst,
@@ -144,8 +150,16 @@ func (m *supervisor) eventAnswered(inst *instance, ch *channel, ev *pendingEvent
 		// The service answered, without acknowledging.
 		ev.to, ev.ch = nil, nil
 		if inst.ch == ch && inst.events != nil && inst.events.ch == ch {
-			delete(inst.events.handlers, ev.stream)
-			m.log.Warn("launch event refused by the service; waiting for it to set its handler again",
+			ie := inst.events
+			delete(ie.handlers, ev.stream)
+			level := slog.LevelWarn
+			if ie.refused[ev.stream] {
+				level = slog.LevelDebug
+			} else if ie.refused == nil {
+				ie.refused = map[string]bool{}
+			}
+			ie.refused[ev.stream] = true
+			m.log.Log(context.Background(), level, "launch event refused by the service; waiting for it to set its handler again",
 				"target", j.target(), "pid", inst.pid, "stream", ev.stream, "id", ev.id, "err", err)
 		}
 	default:

@@ -14,9 +14,9 @@ import (
 // with its stream, descriptor name, ID, arrival time, the count of
 // instances that died with it, and its payload in tagged JSON; and each
 // job's next event ID, so that IDs are not given twice. Writes go through
-// the file's persister, at most one every eventSaveDelay (the latest
-// state), and once more as xpcd stops; nothing is written while the state
-// is read-only.
+// the file's persister, the latest state, encoded off the loop, at most
+// one every eventSaveDelay (or longer: saveEvents), and once more as xpcd
+// stops; nothing is written while the state is read-only.
 //
 // At load, a job gets back the events recorded for its domain and label
 // whose descriptor its definition still declares; the others are dropped
@@ -65,6 +65,8 @@ type eventRecord struct {
 	At      time.Time       `json:"at"`
 	Deaths  int             `json:"deaths,omitempty"`
 	Payload json.RawMessage `json:"payload"` // tagged JSON (xpc.MarshalTaggedJSON)
+	// payload is the payload until saveEvents encodes it, off the loop.
+	payload *xpc.Dictionary
 }
 
 // restoreEvents takes the records read at start, for syncEvents to give
@@ -159,42 +161,54 @@ func (m *supervisor) installedEvents(d *domain, start bool) {
 	}
 }
 
-// saveEvents writes events.json soon.
+// saveEvents writes events.json soon: after eventSaveDelay, or
+// activitySaveFactor times as long as the last write took if that is
+// longer (as activities.json).
 func (m *supervisor) saveEvents() {
-	if m.store == nil || m.ev.saveTimer != nil || m.ev.saveStopped {
+	sv := &m.ev.save
+	if m.store == nil || sv.timer != nil || sv.stopped {
 		return
 	}
-	m.ev.saveTimer = time.AfterFunc(eventSaveDelay, func() {
+	sv.timer = time.AfterFunc(max(eventSaveDelay, activitySaveFactor*sv.took), func() {
 		m.post(func() {
-			m.ev.saveTimer = nil
+			sv.timer = nil
 			m.writeEvents()
 		})
 	})
 }
 
 // stopEvents: xpcd is letting go of its jobs. The events are written a
-// last time, as they stand, and no more after.
+// last time, as they stand, at once.
 func (m *supervisor) stopEvents() {
-	if m.ev.saveStopped {
+	sv := &m.ev.save
+	if sv.stopped {
 		return
 	}
-	if m.ev.saveTimer != nil {
-		m.ev.saveTimer.Stop()
-		m.ev.saveTimer = nil
+	sv.stopped = true
+	if sv.timer != nil {
+		sv.timer.Stop()
+		sv.timer = nil
 	}
 	m.writeEvents()
-	m.ev.saveStopped = true
 }
 
-// writeEvents writes events.json now (in the background).
+// writeEvents writes events.json: the records are taken here, on the loop
+// (payloads are never changed once made), and encoded and written off it,
+// one write at a time (one asked for meanwhile follows it). Once xpcd
+// stops, the last is written at once, after any under way.
 func (m *supervisor) writeEvents() {
-	if m.store == nil || m.ev.saveStopped {
+	sv := &m.ev.save
+	if m.store == nil {
+		return
+	}
+	if sv.busy && !sv.stopped {
+		sv.again = true
 		return
 	}
 	recs := []jobEventsRecord{}
 	for _, d := range m.sortedDomains() {
 		for _, j := range sortedJobs(d) {
-			if r, ok := m.eventsRecord(j); ok {
+			if r, ok := eventsRecord(j); ok {
 				recs = append(recs, r)
 			}
 		}
@@ -204,40 +218,100 @@ func (m *supervisor) writeEvents() {
 			recs = append(recs, m.ev.stored[dn][l])
 		}
 	}
-	m.store.saveEvents(recs)
+	sv.gen++
+	gen := sv.gen
+	if sv.stopped {
+		m.store.saveEvents(gen, recs, false)
+		return
+	}
+	sv.busy = true
+	m.bg.Add(1)
+	go func() {
+		defer m.bg.Done()
+		start := time.Now()
+		m.store.saveEvents(gen, recs, true)
+		took := time.Since(start)
+		m.post(func() {
+			sv.busy, sv.took = false, took
+			if sv.again {
+				sv.again = false
+				m.saveEvents()
+			}
+		})
+	}()
 }
 
-// eventsRecord is j's pending events as events.json keeps them; false if
-// it has none.
-func (m *supervisor) eventsRecord(j *job) (jobEventsRecord, bool) {
+// eventSaver is where the writes of events.json stand (writeEvents).
+type eventSaver struct {
+	timer   *time.Timer   // a write is due
+	busy    bool          // one is under way, off the loop
+	again   bool          // another was asked for meanwhile
+	took    time.Duration // how long the last took
+	gen     uint64        // the generation of the last taken
+	stopped bool          // xpcd let go of its jobs
+}
+
+// eventsRecord is j's pending events as events.json keeps them, their
+// payloads not yet encoded; false if it has none.
+func eventsRecord(j *job) (jobEventsRecord, bool) {
 	e := j.events
 	if e == nil || len(e.pending) == 0 {
 		return jobEventsRecord{}, false
 	}
 	r := jobEventsRecord{Domain: j.dom.name, Label: j.def.Label, NextID: e.nextID}
 	for _, ev := range e.pending {
-		b, err := xpc.MarshalTaggedJSON(ev.payload)
-		if err != nil || len(b) > maxEventPayloadBytes {
-			m.log.Error("launch events: event not recorded, its payload cannot be written", "target", j.target(),
-				"stream", ev.stream, "id", ev.id, "bytes", len(b), "err", err)
-			continue
-		}
 		r.Pending = append(r.Pending, eventRecord{Stream: ev.stream, Name: ev.name, ID: ev.id, At: ev.at,
-			Deaths: ev.deaths, Payload: b})
+			Deaths: ev.deaths, payload: ev.payload})
 	}
 	return r, true
 }
 
-// saveEvents writes the event records, in the background (nothing, if
-// the state is read-only).
-func (s *stateStore) saveEvents(recs []jobEventsRecord) {
+// saveEvents encodes the event records of generation gen and hands them
+// to the file's persister, waiting for the write if wait (nothing, if the
+// state is read-only, or a later generation was handed over already). An
+// event whose payload cannot be encoded within maxEventPayloadBytes is
+// left out.
+func (s *stateStore) saveEvents(gen uint64, recs []jobEventsRecord, wait bool) {
 	if s.readOnly != "" || s.events == nil {
 		return
 	}
+	s.evMu.Lock()
+	if gen <= s.evGen {
+		s.evMu.Unlock()
+		return
+	}
+	s.evGen = gen
+	for i := range recs {
+		recs[i].Pending = s.encodePayloads(recs[i])
+	}
 	b, err := json.MarshalIndent(eventsDoc{Version: stateVersion, Jobs: recs}, "", "\t")
 	if err != nil {
+		s.evMu.Unlock()
 		s.log.Error("state: encode launch events", "err", err)
 		return
 	}
-	s.events.put(b)
+	done := s.events.put(b)
+	s.evMu.Unlock()
+	if wait {
+		<-done
+	}
+}
+
+// encodePayloads returns r's events with their payloads encoded, but for
+// those that cannot be within maxEventPayloadBytes.
+func (s *stateStore) encodePayloads(r jobEventsRecord) []eventRecord {
+	kept := make([]eventRecord, 0, len(r.Pending))
+	for _, ev := range r.Pending {
+		if ev.payload != nil {
+			b, err := xpc.MarshalTaggedJSON(ev.payload)
+			if err != nil || len(b) > maxEventPayloadBytes {
+				s.log.Error("launch events: event not recorded, its payload cannot be written", "target", r.Domain+"/"+r.Label,
+					"stream", ev.Stream, "id", ev.ID, "bytes", len(b), "err", err)
+				continue
+			}
+			ev.Payload, ev.payload = b, nil
+		}
+		kept = append(kept, ev)
+	}
+	return kept
 }

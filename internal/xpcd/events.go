@@ -105,14 +105,15 @@ type eventState struct {
 	notify map[string]map[*job]bool // notification name -> jobs with a descriptor for it
 	ujobs  map[*job]bool            // jobs with uevent descriptors
 	rules  atomic.Pointer[[]ueventRule]
+	// names is notify's keys, published by the loop for the notification
+	// registry to read: a post of another name is not handed to the loop.
+	names atomic.Pointer[map[string]struct{}]
 	// stop ends the uevent listener; nil when none runs.
 	stop context.CancelFunc
 	// stored: events.json's records of jobs not loaded (yet), by domain
-	// and label (event_state.go); saveTimer: a write is due;
-	// saveStopped: xpcd let go of its jobs, nothing more is written.
-	stored      map[string]map[string]jobEventsRecord
-	saveTimer   *time.Timer
-	saveStopped bool
+	// and label; save: where its writes stand (event_state.go).
+	stored map[string]map[string]jobEventsRecord
+	save   eventSaver
 }
 
 // syncEvents reads the launch events of j's definition (at load, and when
@@ -128,6 +129,7 @@ func (m *supervisor) syncEvents(j *job) {
 		}
 		j.events = nil
 		m.takeStoredEvents(j)
+		m.publishNotified()
 		m.updateUEvents()
 		return
 	}
@@ -169,6 +171,7 @@ func (m *supervisor) syncEvents(j *job) {
 	if len(e.pending) != n {
 		m.saveEvents()
 	}
+	m.publishNotified()
 	m.updateUEvents()
 }
 
@@ -185,7 +188,29 @@ func (m *supervisor) dropEvents(j *job) {
 		m.saveEvents()
 	}
 	j.events = nil
+	m.publishNotified()
 	m.updateUEvents()
+}
+
+// publishNotified publishes the names of the notifications some job has a
+// descriptor for (notificationWatched).
+func (m *supervisor) publishNotified() {
+	names := make(map[string]struct{}, len(m.ev.notify))
+	for n := range m.ev.notify {
+		names[n] = struct{}{}
+	}
+	m.ev.names.Store(&names)
+}
+
+// notificationWatched reports whether some job has a descriptor for the
+// notification name. Any goroutine may ask.
+func (m *supervisor) notificationWatched(name string) bool {
+	names := m.ev.names.Load()
+	if names == nil {
+		return false
+	}
+	_, ok := (*names)[name]
+	return ok
 }
 
 // unindexEvents takes j out of the indexes.

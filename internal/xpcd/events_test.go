@@ -187,6 +187,10 @@ func TestLaunchEventNotification(t *testing.T) {
 	h.writePlist(h.eventsJob("test.ev.notify", logPath, launchd.StreamNotify, "ack", nil,
 		notifyEvents("changed", "org.goxpc.test.changed", "theirs", other)))
 	h.start()
+	// Only the names some job has a descriptor for reach the loop.
+	if m := h.d.sup; !m.notificationWatched("org.goxpc.test.changed") || m.notificationWatched("org.goxpc.test.other") {
+		t.Error("notificationWatched: want the declared name only")
+	}
 	h.post(other, 1)
 	h.post("org.goxpc.test.changed", 7)
 	waitFor(t, "the event to reach the handler", func() bool { return len(eventLines(logPath, 0)) > 0 })

@@ -222,6 +222,22 @@ func (w *exeWatch) readEvents() bool {
 	}
 }
 
+// Bounds on the upgrades monitor's watches (bootstrap.RuleWatchLimit's
+// kind, but never refused: past them an executable is looked at every
+// interval instead). Every watch counts against root's inotify limit
+// (fs.inotify.max_user_watches), which everything root runs shares, and a
+// user chooses how deep their program's path goes and how many symbolic
+// links it runs through.
+const (
+	// maxExeSpots is the most components (so inodes) resolving one
+	// executable's path may reach, each symbolic link's included; the
+	// walk stops there and the path is not watched.
+	maxExeSpots = 128
+	// maxExeSpotsPerUser is the most inodes watched for the executables
+	// of one user's (bucket's) jobs together; root's are not counted.
+	maxExeSpotsPerUser = 1024
+)
+
 // rewatch watches the paths of the running instances' executables, each
 // as its job's user, drops the watches no longer needed, and then looks at
 // the executables. It reports whether some executable could not be
@@ -232,28 +248,7 @@ func (w *exeWatch) rewatch() (blind bool) {
 		return false
 	}
 	byUser, ids := groupByUser(list)
-	// What to watch, the same inode for several jobs once with what each
-	// needs (a watch's mask is replaced by each add), then added.
-	want := map[string]*exeSpot{}
-	paths := map[string][]string{}
-	for key, ws := range byUser {
-		err := asUser(ids[key], func() error {
-			for _, x := range ws {
-				spots, ok := exeSpots(x.path)
-				blind = blind || !ok
-				for p, sp := range spots {
-					if want[p] == nil {
-						want[p] = &exeSpot{names: map[string]bool{}}
-					}
-					want[p].mask |= sp.mask
-					maps.Copy(want[p].names, sp.names)
-					paths[key] = append(paths[key], p)
-				}
-			}
-			return nil
-		})
-		blind = blind || err != nil
-	}
+	want, paths, blind := w.plan(byUser, ids)
 	need := map[int32]map[string]bool{}
 	for key, ps := range paths {
 		err := asUser(ids[key], func() error {
@@ -280,6 +275,68 @@ func (w *exeWatch) rewatch() (blind bool) {
 	w.wds = need
 	w.look(list) // after the watches: a change from here on is seen
 	return blind
+}
+
+// plan says what to watch for each user's executables, as that user: the
+// same inode for several jobs once with what each needs (a watch's mask
+// is replaced by each add); paths lists each user's. An executable whose
+// path needs more than maxExeSpots, or more than its user has left of
+// maxExeSpotsPerUser, is not watched, and blind says so.
+func (w *exeWatch) plan(byUser map[string][]exeWatched, ids map[string]*ident) (want map[string]*exeSpot, paths map[string][]string, blind bool) {
+	want, paths = map[string]*exeSpot{}, map[string][]string{}
+	used := map[uint32]map[string]bool{} // by bucket: the paths watched for its executables
+	for key, ws := range byUser {
+		id := ids[key]
+		var counted map[string]bool
+		if !id.privileged() {
+			b := w.m.buckets.of(id.uid)
+			if used[b] == nil {
+				used[b] = map[string]bool{}
+			}
+			counted = used[b]
+		}
+		err := asUser(id, func() error {
+			for _, x := range ws {
+				spots, ok := exeSpots(x.path)
+				if ok && counted != nil && !fitSpots(counted, spots) {
+					ok = false
+				}
+				if !ok {
+					blind = true
+					continue
+				}
+				for p, sp := range spots {
+					if want[p] == nil {
+						want[p] = &exeSpot{names: map[string]bool{}}
+					}
+					want[p].mask |= sp.mask
+					maps.Copy(want[p].names, sp.names)
+					paths[key] = append(paths[key], p)
+				}
+			}
+			return nil
+		})
+		blind = blind || err != nil
+	}
+	return want, paths, blind
+}
+
+// fitSpots adds spots' paths to counted, a user's, if they fit in
+// maxExeSpotsPerUser together, and tells whether they did.
+func fitSpots(counted map[string]bool, spots map[string]exeSpot) bool {
+	n := len(counted)
+	for p := range spots {
+		if !counted[p] {
+			n++
+		}
+	}
+	if n > maxExeSpotsPerUser {
+		return false
+	}
+	for p := range spots {
+		counted[p] = true
+	}
+	return true
 }
 
 // running lists the running instances whose executable is watched for
@@ -324,7 +381,13 @@ func exeSpots(path string) (spots map[string]exeSpot, ok bool) {
 		return spots, false
 	}
 	last := ""
+	visits := 0
 	err := walkPath(path, func(next string, st *unix.Stat_t, _ bool) error {
+		// Each component reached counts, again or not: the walk is
+		// bounded, not only what it finds.
+		if visits++; visits > maxExeSpots {
+			return errTooManySpots
+		}
 		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			spots[next] = exeSpot{mask: exeDirMask}
 		} else {
@@ -337,6 +400,9 @@ func exeSpots(path string) (spots map[string]exeSpot, ok bool) {
 	switch {
 	case errors.As(err, &pe) && pe.Op == "lstat" && errors.Is(err, unix.ENOENT):
 		dir := filepath.Dir(pe.Path)
+		if _, seen := spots[dir]; !seen && len(spots) >= maxExeSpots {
+			return spots, false
+		}
 		spots[dir] = exeSpot{mask: exeDirMask | exeMissingMask, names: map[string]bool{filepath.Base(pe.Path): true}}
 		return spots, true
 	case err != nil:
@@ -347,3 +413,6 @@ func exeSpots(path string) (spots map[string]exeSpot, ok bool) {
 	}
 	return spots, true
 }
+
+// errTooManySpots: a path needs more than maxExeSpots watches.
+var errTooManySpots = errors.New("too many inodes on the way")

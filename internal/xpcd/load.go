@@ -40,16 +40,19 @@ func (ss *session) readPlist(body *xpc.Dictionary, dom string, owner uint32, pat
 	return loadPlistFile(dom, owner, f, path)
 }
 
-func (m *supervisor) bootstrap(dom string, owner uint32, def *launchd.Job) (*xpc.Dictionary, *opError) {
-	d, oe := m.served(dom, owner, true)
+func (m *supervisor) bootstrap(dom string, owner, bucket uint32, def *launchd.Job) (*xpc.Dictionary, *opError) {
+	if m.domains[dom] == nil && !m.userMode && dom != DomainSystem {
+		m.addDomain(newDomain(dom, owner, bucket))
+	}
+	d, oe := m.served(dom, owner)
 	if oe != nil {
 		return nil, oe
 	}
 	status := func(s string) *xpc.Dictionary { return xpc.Dict(bootstrap.KeyStatus, s, bootstrap.KeyLabel, def.Label) }
 	j := d.jobs[def.Label]
 	if j == nil {
-		if m.root && d.name != DomainSystem && d.owner != 0 && len(d.jobs) >= maxJobsPerUserDomain {
-			re := refusedBy(bootstrap.RuleJobLimit, "%s has %d jobs loaded, the limit", d.name, len(d.jobs))
+		if n := m.bucketJobs(d); m.root && d.name != DomainSystem && d.owner != 0 && n >= maxJobsPerUserDomain {
+			re := refusedBy(bootstrap.RuleJobLimit, "%s has %d jobs loaded, the limit", bucketName(d.bucket), n)
 			return nil, ruleOpError(re, "bootstrap %s: %s", def.Label, re.Detail)
 		}
 		if _, oe := m.addJob(d, def, true); oe != nil {

@@ -416,7 +416,7 @@ func TestMachineOtherJobEnabled(t *testing.T) {
 		}
 		// b is loaded: a starts.
 		mc.do(func() {
-			if _, oe := mc.m.bootstrap("user/0", 0, def("b", nil)); oe != nil {
+			if _, oe := mc.m.bootstrap("user/0", 0, 0, def("b", nil)); oe != nil {
 				t.Errorf("bootstrap b: %v", oe)
 			}
 		})

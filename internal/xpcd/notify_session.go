@@ -54,7 +54,11 @@ func (ss *session) notifyOp(ctx context.Context, op string, msg *xpc.Message) {
 	}
 	if re != nil {
 		ss.log.Debug("notification refused", "op", op, "name", name, "err", re)
-		ss.fail(ctx, msg, ruleOpError(re, "%s %s: %s", op, name, re.Detail))
+		oe := ruleOpError(re, "%s %s: %s", op, name, re.Detail)
+		if re.Rule == bootstrap.RuleCheckLimit {
+			oe.reason = bootstrap.ReasonBusy // as a lookup's: try again later
+		}
+		ss.fail(ctx, msg, oe)
 		return
 	}
 	ss.reply(ctx, msg, reply)
@@ -106,6 +110,12 @@ func (ss *session) mayPostNotification(name string) *RuleError {
 		return refusedBy(bootstrap.RuleNotifyPost, "%s is a system notification: only root may post it, "+
 			"or a process a system job grants it to (%s → %s → PostRequirement)", name, launchd.NotificationsKey, name)
 	}
+	// The checks hold the poster's descriptors and may hash its
+	// executable: as many at once as lookups' (checks.go).
+	if re := ss.s.checks.take(ss.bucket); re != nil {
+		return re
+	}
+	defer ss.s.checks.release(ss.bucket)
 	var first string
 	for _, g := range grants {
 		err := g.req.CheckWith(ss.peer, ss.m.trust)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -138,6 +139,13 @@ type stateStore struct {
 	processes  *persister
 	activities *persister
 	events     *persister
+	// actMu orders the encodings of activities.json; actGen is the
+	// generation last handed to its persister (activity_state.go); evMu
+	// and evGen, those of events.json (event_state.go).
+	actMu  sync.Mutex
+	actGen uint64
+	evMu   sync.Mutex
+	evGen  uint64
 
 	// readOnly says why the state is read-only; "" if it is not. Set by
 	// start and never changed after, so anyone may read it then.

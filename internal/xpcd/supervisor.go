@@ -149,6 +149,7 @@ type supervisor struct {
 type domain struct {
 	name   string
 	owner  uint32
+	bucket uint32          // the owner's, for the per-user limits (buckets.go)
 	jobs   map[string]*job // by label
 	names  map[string]*job // MachServices name -> job
 	errors []loadError     // plists rejected at start
@@ -177,7 +178,7 @@ func newSupervisor(cfg supervisorConfig) *supervisor {
 		m.recheck = defaultRecheck
 	}
 	for name, owner := range cfg.domains {
-		m.addDomain(newDomain(name, owner))
+		m.addDomain(newDomain(name, owner, m.buckets.of(owner)))
 	}
 	return m
 }
@@ -188,8 +189,23 @@ func (m *supervisor) addDomain(d *domain) {
 	m.seen.Store(d.name, true)
 }
 
-func newDomain(name string, owner uint32) *domain {
-	return &domain{name: name, owner: owner, jobs: map[string]*job{}, names: map[string]*job{}}
+// newDomain makes a domain; bucket is what its owner counts under in the
+// per-user limits (buckets.of, looked up off the loop).
+func newDomain(name string, owner, bucket uint32) *domain {
+	return &domain{name: name, owner: owner, bucket: bucket, jobs: map[string]*job{}, names: map[string]*job{}}
+}
+
+// bucketJobs counts the jobs loaded in the user domains of d's bucket:
+// those of a user and of every uid without an account count together
+// (bootstrap.RuleJobLimit).
+func (m *supervisor) bucketJobs(d *domain) int {
+	n := 0
+	for _, o := range m.domains {
+		if o.name != DomainSystem && o.owner != 0 && o.bucket == d.bucket {
+			n += len(o.jobs)
+		}
+	}
+	return n
 }
 
 func (m *supervisor) name() string { return "supervisor" }
