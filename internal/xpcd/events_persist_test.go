@@ -230,3 +230,39 @@ func startRealXpcd(t *testing.T, h *harness, xpcdBin string) (*exec.Cmd, <-chan 
 	})
 	return cmd, exited
 }
+
+// TestLaunchEventReadOnlyState: events recorded by a newer xpcd, in this
+// version's format, are delivered, and events.json is never written while
+// the state is read-only.
+func TestLaunchEventReadOnlyState(t *testing.T) {
+	requireRoot(t)
+	h := newHarness(t)
+	logPath := filepath.Join(h.dir, "events.log")
+	const label = "test.ev.persist.ro"
+	h.writePlist(h.eventsJob(label, logPath, launchd.StreamNotify, "ack", nil, notifyEvents("changed", "org.goxpc.test.persist.ro")))
+	if err := os.MkdirAll(h.paths.StateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(h.paths.StateDir, eventsFile)
+	doc := []byte(`{"version":2,"jobs":[{"domain":"` + UserDomain(uint32(os.Geteuid())) + `","label":"` + label + `","next_id":7,"pending":[` +
+		`{"stream":"` + launchd.StreamNotify + `","name":"changed","id":7,"at":"2026-01-02T03:04:05Z",` +
+		`"payload":{"dictionary":{"Notification":{"string":"org.goxpc.test.persist.ro"},"State":{"uint64":3}}}}]}]}`)
+	if err := os.WriteFile(path, doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d1 := h.start()
+	waitFor(t, "the recorded event delivered", func() bool { return len(eventLines(logPath, 0)) == 1 })
+	if line := eventLines(logPath, 0)[0]; strings.Fields(line)[1] != "7" || !strings.Contains(line, payloadState+"=3") {
+		t.Errorf("delivered %q, want event 7 with state 3", line)
+	}
+	waitFor(t, "the acknowledgement", func() bool { _, n := h.streamStatus(label, launchd.StreamNotify); return n == 0 })
+	h.post("org.goxpc.test.persist.ro", 4)
+	waitFor(t, "the next event", func() bool { return len(eventLines(logPath, 0)) == 2 })
+	if id := strings.Fields(eventLines(logPath, 0)[1])[1]; id != "8" {
+		t.Errorf("the next event has ID %s, want 8", id)
+	}
+	h.close(d1)
+	if b, err := os.ReadFile(path); err != nil || string(b) != string(doc) {
+		t.Errorf("%s was written while the state is read-only: %q %v", eventsFile, b, err)
+	}
+}
