@@ -176,7 +176,8 @@ func (m *supervisor) eventAnswered(inst *instance, ch *channel, ev *pendingEvent
 
 // eventsEnded accounts for the events of an instance that ended (ran: its
 // process ran; false for a launch that failed): each in its hands counts
-// one death, and goes after maxEventDeaths; each stream it never set a
+// one death (but for an instance xpcd stopped as it shuts down), and goes
+// after maxEventDeaths; each stream it never set a
 // handler for while its events waited is taken for unhandled, and its
 // events no longer launch the job.
 func (m *supervisor) eventsEnded(inst *instance, ran bool) {
@@ -193,6 +194,11 @@ func (m *supervisor) eventsEnded(inst *instance, ran bool) {
 		}
 		ev.to, ev.ch = nil, nil
 		m.saveEvents()
+		if inst.stopWhy == stopShutdown {
+			// xpcd stopped it to shut down: not the event's doing.
+			kept = append(kept, ev)
+			continue
+		}
 		if ev.deaths++; ev.deaths < maxEventDeaths {
 			kept = append(kept, ev)
 			continue

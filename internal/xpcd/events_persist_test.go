@@ -2,6 +2,7 @@ package xpcd
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,6 +108,11 @@ func TestLaunchEventUnackedRestartRelaunch(t *testing.T) {
 	waitFor(t, "the first delivery", func() bool { return len(eventLines(logPath, 0)) == 1 })
 	first := strings.Fields(eventLines(logPath, 0)[0])
 	h.close(d1)
+	var doc eventsDoc
+	if b, err := os.ReadFile(filepath.Join(h.paths.StateDir, eventsFile)); err != nil || json.Unmarshal(b, &doc) != nil ||
+		len(doc.Jobs) != 1 || len(doc.Jobs[0].Pending) != 1 || doc.Jobs[0].Pending[0].Deaths != 0 {
+		t.Errorf("%s after the stop: %+v %v (want the event, no death counted: xpcd stopped the instance)", eventsFile, doc, err)
+	}
 	if pid, _ := strconv.Atoi(first[0]); syscall.Kill(pid, 0) == nil {
 		t.Fatalf("the instance %d runs on after the stop", pid)
 	}
