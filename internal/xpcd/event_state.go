@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/goxpc/xpc"
+	"github.com/goxpc/xpc/launchd"
 )
 
 // events.json keeps every job's pending launch events (queued, or
@@ -108,13 +109,14 @@ func (m *supervisor) takeStoredEvents(j *job) bool {
 		payload, err := xpc.UnmarshalTaggedJSON(rec.Payload)
 		d, isDict := payload.(*xpc.Dictionary)
 		switch {
-		case !declared(j.def, rec.Stream, rec.Name):
+		case rec.Stream != launchd.StreamNotify && rec.Stream != launchd.StreamUEvent || !declared(j.def, rec.Stream, rec.Name):
 			m.log.Warn("launch events: recorded event dropped, the job no longer declares its descriptor",
 				"target", j.target(), "stream", rec.Stream, "event", rec.Name, "id", rec.ID)
 		case err != nil || !isDict:
 			m.log.Error("launch events: recorded event dropped, its payload is not a dictionary",
 				"target", j.target(), "stream", rec.Stream, "event", rec.Name, "id", rec.ID, "err", err)
 		case slices.ContainsFunc(e.pending, func(p *pendingEvent) bool { return p.id == rec.ID }):
+			// An ID the file has twice: kept once.
 		default:
 			e.pending = append(e.pending, &pendingEvent{stream: rec.Stream, name: rec.Name, id: rec.ID,
 				payload: d, at: rec.At, deaths: min(max(rec.Deaths, 0), maxEventDeaths-1)})
