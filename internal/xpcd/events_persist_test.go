@@ -272,3 +272,44 @@ func TestLaunchEventReadOnlyState(t *testing.T) {
 		t.Errorf("%s was written while the state is read-only: %q %v", eventsFile, b, err)
 	}
 }
+
+// TestLaunchEventRestoreDrops: recorded events of a job no longer loaded,
+// or of a descriptor the job no longer declares, are dropped with a log
+// line, and go from events.json.
+func TestLaunchEventRestoreDrops(t *testing.T) {
+	requireRoot(t)
+	h := newHarness(t)
+	logPath := filepath.Join(h.dir, "events.log")
+	const label = "test.ev.persist.drops"
+	h.writePlist(h.eventsJob(label, logPath, launchd.StreamNotify, "ack", nil, notifyEvents("changed", "org.goxpc.test.persist.drops")))
+	if err := os.MkdirAll(h.paths.StateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	rec := func(label, name string) string {
+		return `{"domain":"` + UserDomain(uint32(os.Geteuid())) + `","label":"` + label + `","next_id":1,"pending":[` +
+			`{"stream":"` + launchd.StreamNotify + `","name":"` + name + `","id":1,"at":"2026-01-02T03:04:05Z",` +
+			`"payload":{"dictionary":{"Notification":{"string":"x"},"State":{"uint64":3}}}}]}`
+	}
+	path := filepath.Join(h.paths.StateDir, eventsFile)
+	doc := `{"version":1,"jobs":[` + rec(label, "gone") + `,` + rec("test.ev.persist.unloaded", "changed") + `]}`
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d1 := h.start()
+	for _, want := range []string{"recorded event dropped, the job no longer declares its descriptor",
+		"recorded events dropped, the job is not loaded"} {
+		if !strings.Contains(h.logs.String(), want) {
+			t.Errorf("the log does not say %q", want)
+		}
+	}
+	if _, n := h.streamStatus(label, launchd.StreamNotify); n != 0 {
+		t.Errorf("%d events pending, want 0", n)
+	}
+	h.close(d1)
+	if b, _ := os.ReadFile(path); strings.Contains(string(b), "test.ev.persist") {
+		t.Errorf("%s keeps the dropped events:\n%s", eventsFile, b)
+	}
+	if len(eventLines(logPath, 0)) != 0 {
+		t.Error("a dropped event was delivered")
+	}
+}
