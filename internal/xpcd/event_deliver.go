@@ -144,6 +144,7 @@ func (m *supervisor) eventAnswered(inst *instance, ch *channel, ev *pendingEvent
 	switch {
 	case err == nil:
 		j.events.pending = slices.Delete(j.events.pending, i, i+1)
+		m.saveEvents()
 		m.log.Debug("launch event acknowledged", "target", j.target(), "pid", inst.pid, "stream", ev.stream, "id", ev.id)
 	case errors.As(err, &re) || errors.Is(err, xpc.ErrNoReply):
 		// The service answered, without acknowledging.
@@ -175,7 +176,8 @@ func (m *supervisor) eventAnswered(inst *instance, ch *channel, ev *pendingEvent
 
 // eventsEnded accounts for the events of an instance that ended (ran: its
 // process ran; false for a launch that failed): each in its hands counts
-// one death, and goes after maxEventDeaths; each stream it never set a
+// one death (but for an instance xpcd stopped as it shuts down), and goes
+// after maxEventDeaths; each stream it never set a
 // handler for while its events waited is taken for unhandled, and its
 // events no longer launch the job.
 func (m *supervisor) eventsEnded(inst *instance, ran bool) {
@@ -191,6 +193,12 @@ func (m *supervisor) eventsEnded(inst *instance, ran bool) {
 			continue
 		}
 		ev.to, ev.ch = nil, nil
+		m.saveEvents()
+		if inst.stopWhy == stopShutdown {
+			// xpcd stopped it to shut down: not the event's doing.
+			kept = append(kept, ev)
+			continue
+		}
 		if ev.deaths++; ev.deaths < maxEventDeaths {
 			kept = append(kept, ev)
 			continue
@@ -229,9 +237,10 @@ func (m *supervisor) dropEvent(j *job, ev *pendingEvent, why string, now time.Ti
 	m.log.Error("launch event dropped", "target", j.target(), "stream", ev.stream, "event", ev.name, "id", ev.id, "why", why)
 }
 
-// wantForEvents launches j again after an instance ended, if events of a
-// stream it handles wait. After a launch that failed it does not: the next
-// event (or anything else) launches it.
+// wantForEvents launches j, if events of a stream it handles wait: after
+// an instance ended, after it is enabled again, and for the events it got
+// back when xpcd restarted. After a launch that failed it does not: the
+// next event (or anything else) launches it.
 func (m *supervisor) wantForEvents(j *job, ran bool) {
 	e := j.events
 	if !ran || e == nil || j.inst != nil {

@@ -62,6 +62,9 @@ type jobEvents struct {
 	// the job (no relaunch loop), until an instance sets a handler or the
 	// definition changes.
 	unhandled map[string]time.Time
+	// restored: it got events recorded before xpcd restarted, and has
+	// not been launched for them yet (installedEvents).
+	restored bool
 }
 
 // pendingEvent is an event waiting for its acknowledgement.
@@ -107,6 +110,10 @@ type eventState struct {
 	names atomic.Pointer[map[string]struct{}]
 	// stop ends the uevent listener; nil when none runs.
 	stop context.CancelFunc
+	// stored: events.json's records of jobs not loaded (yet), by domain
+	// and label; save: where its writes stand (event_state.go).
+	stored map[string]map[string]jobEventsRecord
+	save   eventSaver
 }
 
 // syncEvents reads the launch events of j's definition (at load, and when
@@ -117,7 +124,11 @@ func (m *supervisor) syncEvents(j *job) {
 	m.unindexEvents(j)
 	def := j.def.LaunchEvents
 	if len(def[launchd.StreamNotify]) == 0 && len(def[launchd.StreamUEvent]) == 0 {
+		if j.events != nil && len(j.events.pending) > 0 {
+			m.saveEvents()
+		}
 		j.events = nil
+		m.takeStoredEvents(j)
 		m.publishNotified()
 		m.updateUEvents()
 		return
@@ -152,7 +163,14 @@ func (m *supervisor) syncEvents(j *job) {
 		}
 		m.ev.ujobs[j] = true
 	}
+	if m.takeStoredEvents(j) {
+		e.restored = true
+	}
+	n := len(e.pending)
 	e.pending = slices.DeleteFunc(e.pending, func(ev *pendingEvent) bool { return !declared(j.def, ev.stream, ev.name) })
+	if len(e.pending) != n {
+		m.saveEvents()
+	}
 	m.publishNotified()
 	m.updateUEvents()
 }
@@ -166,6 +184,9 @@ func declared(def *launchd.Job, stream, name string) bool {
 // dropEvents forgets j's launch events (it is unloaded).
 func (m *supervisor) dropEvents(j *job) {
 	m.unindexEvents(j)
+	if j.events != nil && len(j.events.pending) > 0 {
+		m.saveEvents()
+	}
 	j.events = nil
 	m.publishNotified()
 	m.updateUEvents()
@@ -313,6 +334,7 @@ func (m *supervisor) queueEvent(j *job, stream, name string, payload *xpc.Dictio
 		m.log.Debug("launch events: queue full, oldest dropped", "target", j.target(), "stream", old.stream, "id", old.id)
 	}
 	e.pending = append(e.pending, ev)
+	m.saveEvents()
 	m.log.Debug("launch event", "target", j.target(), "stream", stream, "event", name, "id", ev.id)
 	r := launchReason{why: reasonEvent, event: stream + " " + name}
 	_, unhandled := e.unhandled[stream]

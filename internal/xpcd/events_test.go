@@ -31,6 +31,8 @@ import (
 //	                        have yet (the test kills the process), acknowledge
 //	                        one it has
 //	XPCD_EV_MODE=hang       always hang
+//	XPCD_EV_MODE=slow-once  take XPCD_EV_SLOW_MS ms in the handler for an event
+//	                        the log does not have yet, then acknowledge it
 //	XPCD_EV_EXIT_MS=N       exit N ms after starting
 //	XPCD_LC_OWNER=PID       exit when the test ends
 func TestEventsService(t *testing.T) {
@@ -63,6 +65,9 @@ func eventsServiceMain() int {
 			if mode == "hang" || mode == "hang-once" && !seen {
 				<-ownerGone
 				os.Exit(13)
+			}
+			if ms, _ := strconv.Atoi(os.Getenv("XPCD_EV_SLOW_MS")); mode == "slow-once" && !seen {
+				time.Sleep(time.Duration(ms) * time.Millisecond)
 			}
 		})
 		if err != nil {

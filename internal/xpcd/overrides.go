@@ -157,6 +157,7 @@ func (m *supervisor) applyDisabled(dom, label string) bool {
 	m.syncSchedule(j)
 	if !j.disabled && was {
 		m.atLoad(j)
+		m.wantForEvents(j, true)
 	}
 	m.changed(j)
 	if was != j.disabled {

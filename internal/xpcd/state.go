@@ -23,6 +23,7 @@ import (
 //	processes.json   the processes xpcd launched and still supervises, and
 //	                 every loaded job's history: run count and last exit
 //	activities.json  activities: criteria, base, last run (activity_state.go)
+//	events.json      pending launch events, by job (event_state.go)
 //
 // Every write is atomic: a temporary file in the same directory is written
 // and fsynced, renamed over the old file, and the directory fsynced; a
@@ -43,6 +44,7 @@ const (
 	overridesFile  = "overrides.json"
 	processesFile  = "processes.json"
 	activitiesFile = "activities.json"
+	eventsFile     = "events.json"
 	stateVersion   = 1
 )
 
@@ -136,10 +138,14 @@ type stateStore struct {
 	overrides  *persister
 	processes  *persister
 	activities *persister
+	events     *persister
 	// actMu orders the encodings of activities.json; actGen is the
-	// generation last handed to its persister (activity_state.go).
+	// generation last handed to its persister (activity_state.go); evMu
+	// and evGen, those of events.json (event_state.go).
 	actMu  sync.Mutex
 	actGen uint64
+	evMu   sync.Mutex
+	evGen  uint64
 
 	// readOnly says why the state is read-only; "" if it is not. Set by
 	// start and never changed after, so anyone may read it then.
@@ -150,6 +156,7 @@ type stateStore struct {
 	loadedProcesses  []processRecord
 	loadedHistory    []jobHistory
 	loadedActivities []activityRecord
+	loadedEvents     []jobEventsRecord
 }
 
 func newStateStore(dir string, log *slog.Logger) *stateStore {
@@ -176,6 +183,7 @@ func (s *stateStore) start(context.Context) error {
 	s.overrides = newPersister(s.dir, overridesFile, s.log)
 	s.processes = newPersister(s.dir, processesFile, s.log)
 	s.activities = newPersister(s.dir, activitiesFile, s.log)
+	s.events = newPersister(s.dir, eventsFile, s.log)
 	return nil
 }
 
@@ -220,6 +228,7 @@ func (s *stateStore) load() {
 	var od overridesDoc
 	var pd processesDoc
 	var ad activitiesDoc
+	var ed eventsDoc
 	files := []struct {
 		name, lost string
 		into       any
@@ -227,6 +236,7 @@ func (s *stateStore) load() {
 		{overridesFile, "starting without the overrides", &od},
 		{processesFile, "running services cannot be adopted, job histories are lost", &pd},
 		{activitiesFile, "activities registered by services and their last runs are lost", &ad},
+		{eventsFile, "pending launch events are lost", &ed},
 	}
 	var corrupt []string
 	for _, f := range files {
@@ -260,11 +270,12 @@ func (s *stateStore) load() {
 	s.loadedProcesses = pd.Processes
 	s.loadedHistory = pd.History
 	s.loadedActivities = ad.Activities
+	s.loadedEvents = ed.Jobs
 }
 
 func (s *stateStore) close(ctx context.Context) error {
 	var errs []error
-	for _, p := range []*persister{s.overrides, s.processes, s.activities} {
+	for _, p := range []*persister{s.overrides, s.processes, s.activities, s.events} {
 		if p != nil {
 			errs = append(errs, p.close(ctx))
 		}

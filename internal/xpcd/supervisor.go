@@ -225,6 +225,7 @@ func (m *supervisor) start(context.Context) error {
 		}
 	}
 	m.restoreActivities()
+	m.restoreEvents()
 	if m.jobs != nil {
 		for _, dn := range sortedKeys(m.jobs.initial) {
 			if d := m.domains[dn]; d != nil {
@@ -276,6 +277,7 @@ func (m *supervisor) installJobs(d *domain, jobs []*launchd.Job, errs []loadErro
 	// The history of jobs of d that are not loaded any more goes.
 	delete(m.history, d.name)
 	delete(m.acts.stored, d.name)
+	m.installedEvents(d, start)
 	if start {
 		m.otherJobsChanged(d)
 	}
@@ -448,6 +450,7 @@ func (m *supervisor) detachAll() {
 	m.outputs = nil
 	m.saveProcesses()
 	m.stopActivities()
+	m.stopEvents()
 }
 
 // trackOutput remembers a running output reader, forgetting those that
