@@ -58,7 +58,6 @@ func notifyHelper(name, sock string) int {
 
 const notifyTimeout = 15 * time.Second
 
-
 func notifyCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), notifyTimeout)
 	t.Cleanup(cancel)
