@@ -245,8 +245,9 @@ const (
 	// RuleJobLimit: a user may load only so many jobs into their domains
 	// (counted by bucket: every uid without an account together).
 	RuleJobLimit = "job-limit"
-	// RuleOverrideLimit: a user's domain may have only so many
-	// enable/disable overrides.
+	// RuleOverrideLimit: a user's domains may have only so many
+	// enable/disable overrides together (counted by bucket, as
+	// RuleJobLimit).
 	RuleOverrideLimit = "override-limit"
 	// RuleSocketCreator: the socket a lookup carries (KeySocket) was made
 	// by the process that sends the lookup, or, for a lookup an xpcd

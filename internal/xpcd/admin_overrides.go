@@ -171,13 +171,14 @@ func setEnabled(ss *session, body *xpc.Dictionary, disable bool) (*xpc.Dictionar
 	}
 	res := make(chan error, 1)
 	loaded := false // written on the loop before res
+	bucket := ss.m.buckets.of(t.UID) // the user database, off the loop
 	if e := ss.do(func() {
 		m := ss.m
 		if m.userMode && m.domains[t.Domain] == nil {
 			_, oe = m.served(t.Domain, t.UID)
 			return
 		}
-		if oe = m.roomForOverride(t); oe != nil {
+		if oe = m.roomForOverride(t, bucket); oe != nil {
 			return
 		}
 		m.changeOverrides(&overrideRequest{

@@ -114,21 +114,32 @@ func (m *supervisor) overridesWritten(batch []*overrideRequest, wanted map[strin
 	m.writeOverrides()
 }
 
-// roomForOverride refuses a new override in a user's domain that has
-// maxOverridesPerUserDomain of them, written or waiting to be
+// roomForOverride refuses a new override in a user's domain when the
+// domains of the owner's bucket (bucket, found off the loop) have
+// maxOverridesPerUserDomain of them together, written or waiting to be
 // (bootstrap.RuleOverrideLimit): every label may be given one, loaded or
-// not, and each one is in overrides.json, rewritten whole at every change.
-func (m *supervisor) roomForOverride(t Target) *opError {
+// not, each one is in overrides.json, rewritten whole at every change, and
+// a user with subordinate uids could otherwise have that many for each.
+func (m *supervisor) roomForOverride(t Target, bucket uint32) *opError {
 	if t.Domain == DomainSystem || t.UID == 0 {
 		return nil
 	}
 	if _, ok := m.overrides[t.Domain][t.Label]; ok {
 		return nil
 	}
-	n := len(m.overrides[t.Domain])
+	if m.ovBucket == nil {
+		m.ovBucket = map[string]uint32{}
+	}
+	m.ovBucket[t.Domain] = bucket
+	n := 0
+	for dom, ovs := range m.overrides {
+		if b, ok := m.ovBucket[dom]; ok && b == bucket {
+			n += len(ovs)
+		}
+	}
 	for _, r := range m.ovQueue {
 		for _, c := range r.changes {
-			if c.dom == t.Domain {
+			if b, ok := m.ovBucket[c.dom]; ok && b == bucket {
 				n++
 			}
 		}
@@ -136,8 +147,20 @@ func (m *supervisor) roomForOverride(t Target) *opError {
 	if n < maxOverridesPerUserDomain {
 		return nil
 	}
-	re := refusedBy(bootstrap.RuleOverrideLimit, "%s has %d enable/disable overrides, the limit (xpcctl remove-disabled drops those of jobs not loaded)", t.Domain, n)
+	re := refusedBy(bootstrap.RuleOverrideLimit, "%s has %d enable/disable overrides, the limit (xpcctl remove-disabled drops those of jobs not loaded)", bucketName(bucket), n)
 	return ruleOpError(re, "%s: %s", t, re.Detail)
+}
+
+// bucketOverrides finds the bucket of the owner of each user domain with
+// overrides from the state directory (at start, before the loop runs: the
+// user database may be slow to answer).
+func (m *supervisor) bucketOverrides() {
+	m.ovBucket = map[string]uint32{}
+	for dom := range m.overrides {
+		if _, uid, err := ParseDomain(dom); err == nil && dom != DomainSystem && uid != 0 {
+			m.ovBucket[dom] = m.buckets.of(uid)
+		}
+	}
 }
 
 // applyDisabled brings a loaded job in line with the committed overrides

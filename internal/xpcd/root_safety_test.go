@@ -815,6 +815,38 @@ func TestOverridesPerUserDomain(t *testing.T) {
 	}
 }
 
+// The override limit counts by bucket: uids without an account (a user's
+// subordinate uids) share one limit, however many domains they have; a
+// uid with an account has its own. Overrides read from the state count too
+// (bucketOverrides, at start).
+func TestOverridesPerBucket(t *testing.T) {
+	h := newSystemHarness(t)
+	h.start()
+	m := h.d.sup
+	m.buckets.setLookup(func(uid uint32) bool { return uid < 2000 })
+	if err := m.call(testCtx(t), func() {
+		o := map[string]bool{}
+		for i := range maxOverridesPerUserDomain {
+			o[fmt.Sprintf("test.ov.%d", i)] = true
+		}
+		m.overrides["user/60001"] = o
+		m.bucketOverrides()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := h.admin(bootstrap.OpDisable, bootstrap.KeyTarget, "user/60002/test.ov.new")
+	var re *xpc.RemoteError
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), "uids without an account") {
+		t.Fatalf("another uid without an account, past the limit: %v", err)
+	}
+	if r, _ := re.Object.String(bootstrap.KeyRule); r != bootstrap.RuleOverrideLimit {
+		t.Errorf("refusal names rule %q (%v)", r, err)
+	}
+	if _, err := h.admin(bootstrap.OpDisable, bootstrap.KeyTarget, "user/1001/test.ov.new"); err != nil {
+		t.Errorf("a uid with an account: %v", err)
+	}
+}
+
 // A system xpcd that restarts makes at once the user domains whose
 // processes still run, and adopts them: they are not left unsupervised
 // until their user comes back, and their RunAtLoad agents do not start a

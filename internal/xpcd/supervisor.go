@@ -128,6 +128,9 @@ type supervisor struct {
 	// queuedBy counts, by uid, the client sockets xpcd holds for services
 	// (hold, release).
 	queuedBy map[uint32]int
+	// ovBucket is the bucket (buckets.go) of the owner of each user domain
+	// with overrides, for their limit (roomForOverride).
+	ovBucket map[string]uint32
 	// buckets says what each uid counts under in the per-user limits.
 	buckets *buckets
 	// outputs are the output readers still running: an instance's
@@ -216,6 +219,7 @@ func (m *supervisor) name() string { return "supervisor" }
 func (m *supervisor) start(context.Context) error {
 	if m.store != nil {
 		m.overrides = m.store.loadedOverrides
+		m.bucketOverrides()
 		m.history = map[string]map[string]jobHistory{}
 		for _, h := range m.store.loadedHistory {
 			if m.history[h.Domain] == nil {
