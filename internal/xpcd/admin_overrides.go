@@ -170,7 +170,7 @@ func setEnabled(ss *session, body *xpc.Dictionary, disable bool) (*xpc.Dictionar
 		return nil, nil, oe
 	}
 	res := make(chan error, 1)
-	loaded := false // written on the loop before res
+	loaded := false                  // written on the loop before res
 	bucket := ss.m.buckets.of(t.UID) // the user database, off the loop
 	if e := ss.do(func() {
 		m := ss.m
