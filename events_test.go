@@ -3,7 +3,6 @@ package xpc
 import (
 	"context"
 	"errors"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/goxpc/xpc/internal/bootstrap"
-	"github.com/goxpc/xpc/internal/sock"
 )
 
 // eventsXPCD is xpcd's end of a check-in channel for the HandleEvents
@@ -43,33 +41,7 @@ func (x *eventsXPCD) streams() []string {
 // and xpcd's end of it.
 func newEventsService(t *testing.T, x *eventsXPCD) (*Service, *Connection) {
 	t.Helper()
-	a, b, err := sock.Pair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fa, fb := os.NewFile(uintptr(a), "svc"), os.NewFile(uintptr(b), "xpcd")
-	defer fa.Close()
-	defer fb.Close()
-	xpcdEnd, err := NewConnectionFromFile(fb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	xpcdEnd.SetHandler(x)
-	xpcdEnd.Activate()
-	ctl, err := NewConnectionFromFile(fa)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Service{tx: &Transactions{}, listeners: map[string]*serviceListener{},
-		terminating: make(chan struct{}), reported: -1, txKick: make(chan struct{}, 1)}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.attach(ctl)
-	t.Cleanup(func() {
-		s.Close()
-		xpcdEnd.Cancel()
-		waitClosed(t, xpcdEnd.Done(), "xpcd end")
-	})
-	return s, xpcdEnd
+	return newServiceXPCDEnd(t, x)
 }
 
 func eventRequest(stream string, id uint64) *Dictionary {

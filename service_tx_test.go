@@ -2,7 +2,6 @@ package xpc
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/goxpc/xpc/internal/bootstrap"
-	"github.com/goxpc/xpc/internal/sock"
 )
 
 // txRecorder is xpcd's end of a check-in channel: it records the
@@ -58,35 +56,7 @@ func (r *txRecorder) waitLast(t *testing.T, want int64) {
 // newTestService returns a Service whose check-in channel ends at rec.
 func newTestService(t *testing.T, rec *txRecorder) *Service {
 	t.Helper()
-	a, b, err := sock.Pair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fa, fb := os.NewFile(uintptr(a), "svc"), os.NewFile(uintptr(b), "xpcd")
-	defer fa.Close()
-	defer fb.Close()
-	xpcdEnd, err := NewConnectionFromFile(fb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	xpcdEnd.SetHandler(rec)
-	xpcdEnd.Activate()
-	ctl, err := NewConnectionFromFile(fa)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Service{tx: &Transactions{}, listeners: map[string]*serviceListener{},
-		terminating: make(chan struct{}), reported: -1, txKick: make(chan struct{}, 1)}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.attach(ctl)
-	s.wg.Add(1)
-	go s.reportTransactions()
-	t.Cleanup(func() {
-		s.Close()
-		xpcdEnd.Cancel()
-		waitClosed(t, xpcdEnd.Done(), "xpcd end")
-		waitClosed(t, ctl.Done(), "check-in channel")
-	})
+	s, _ := newServiceXPCDEnd(t, rec)
 	return s
 }
 
