@@ -332,13 +332,34 @@ func (w *inotifyWatch) resolveChanged(e *watchEntry) bool {
 
 // resolve (re)places e's watches: the nearest existing directory above its
 // path, then the path itself. The directory comes first, so that a path
-// created meanwhile is either found or reported.
+// created meanwhile is either found or reported. A directory below the one
+// watched, made while its watch was added, was not seen by it: then the
+// watches are placed again, from there.
 func (w *inotifyWatch) resolve(e *watchEntry) {
-	for try := 0; ; try++ {
-		dir := filepath.Dir(e.path)
-		for dir != "/" && !isDir(dir) {
-			dir = filepath.Dir(dir)
+	for range maxResolves {
+		w.resolveOnce(e)
+		if nearestDir(e.path) == e.dir {
+			return
 		}
+	}
+}
+
+// maxResolves bounds how often resolve places a path's watches again while
+// directories on its way keep appearing.
+const maxResolves = 8
+
+// nearestDir is the nearest existing directory above p.
+func nearestDir(p string) string {
+	dir := filepath.Dir(p)
+	for dir != "/" && !isDir(dir) {
+		dir = filepath.Dir(dir)
+	}
+	return dir
+}
+
+func (w *inotifyWatch) resolveOnce(e *watchEntry) {
+	for try := 0; ; try++ {
+		dir := nearestDir(e.path)
 		before := dirID(dir)
 		wd, err := w.add(dir, inDirMask)
 		if err == nil && dirID(dir) != before && try < 3 {
