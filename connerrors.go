@@ -197,10 +197,15 @@ func replyFailedObject(cause error) *ErrorObject {
 }
 
 // Is reports whether target is ErrReplyFailed and the peer sent this error
-// in place of a reply it could not send.
+// in place of a reply it could not send, or target is a CodedError of the
+// error's domain and code.
 func (e *RemoteError) Is(target error) bool {
-	if target != ErrReplyFailed || e.Object == nil {
+	if e.Object == nil {
 		return false
+	}
+	if target != ErrReplyFailed {
+		c, ok := target.(CodedError)
+		return ok && e.Domain() != "" && c.ErrorDomain() == e.Domain() && c.ErrorCode() == e.Code()
 	}
 	v, _ := e.Object.Get(replyFailedKey).(Bool)
 	return bool(v)

@@ -125,6 +125,9 @@ type config struct {
 	// known and again on every message; nil means none, which costs the
 	// read path one comparison.
 	req *Requirement
+	// strict makes Message.Decode and Connection.Invoke decode strictly
+	// (WithStrictDecoding).
+	strict bool
 }
 
 // configure applies opts, given to the constructor ctor, over the
@@ -343,6 +346,17 @@ func WithPeerRequirement(r Requirement) Option {
 			return &OptionError{Option: "WithPeerRequirement", Constructor: c.ctor.String(), Err: ErrOptionRepeated}
 		}
 		c.req = &r
+		return nil
+	})
+}
+
+// WithStrictDecoding makes Message.Decode and Connection.Invoke on the
+// connections made with it (or, given to a listener, on its peers) decode
+// strictly, as ObjectIntoStrict does: a key with no field, or a field tagged
+// required with no key, is an error instead of being skipped or left zero.
+func WithStrictDecoding() Option {
+	return option("WithStrictDecoding", connsAndListeners|inListen, func(c *config) error {
+		c.strict = true
 		return nil
 	})
 }

@@ -51,6 +51,8 @@ var (
 		{"WithPeerRequirement", func(*testing.T) Option { return WithPeerRequirement(MustParseRequirement("uid 0")) },
 			[]string{"NewServiceConnection", "NewEndpointConnection", "NewConnectionFromFile", "DialUnix",
 				"NewListener", "ListenUnix", "Listen"}},
+		{"WithStrictDecoding", func(*testing.T) Option { return WithStrictDecoding() },
+			append(append([]string{}, connsAndListenersNames...), "Listen")},
 	}
 )
 
