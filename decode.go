@@ -16,6 +16,10 @@ import (
 // safe for concurrent use.
 type Decoder struct {
 	Limits Limits
+	// Strict makes DecodeValue decode as ObjectIntoStrict does: a key with
+	// no field, or a field tagged required with no key, is an error. Decode
+	// ignores it.
+	Strict bool
 }
 
 // Decode parses a body holding no out-of-band objects, with default limits.

@@ -104,6 +104,12 @@ var (
 	ErrUnsupportedType = errors.New("unsupported Go type")
 	ErrOverflow        = errors.New("value does not fit the Go type")
 	ErrNotPointer      = errors.New("target is not a non-nil pointer")
+	// ErrUnknownKey: strict decoding (ObjectIntoStrict) met a dictionary
+	// key that no field of the struct has.
+	ErrUnknownKey = errors.New("unknown key")
+	// ErrMissingKey: strict decoding (ObjectIntoStrict) found no key for a
+	// field tagged required.
+	ErrMissingKey = errors.New("missing required key")
 )
 
 // FieldError reports a problem converting between a Go value and XPC at one

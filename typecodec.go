@@ -48,8 +48,9 @@ type (
 	seqCodec    struct{ elem *typeCodec } // slices and arrays
 	mapCodec    struct{ elem *typeCodec }
 	structCodec struct {
-		fields []structField
-		byName map[string]int
+		fields      []structField
+		byName      map[string]int
+		anyRequired bool // a field is tagged required
 	}
 )
 
@@ -60,6 +61,7 @@ type structField struct {
 	typ       reflect.Type
 	omitEmpty bool
 	omitZero  bool
+	required  bool // strict decoding wants the key
 	isZero    func(reflect.Value) bool
 	codec     *typeCodec
 }
@@ -317,6 +319,7 @@ func (b *codecBuilder) structCodec(t reflect.Type) *structCodec {
 		f := &c.fields[i]
 		f.codec = b.codec(f.typ)
 		c.byName[f.name] = i
+		c.anyRequired = c.anyRequired || f.required
 	}
 	return c
 }
@@ -414,6 +417,8 @@ func candidateField(q embedded, i, depth int) (f fieldCandidate, inner embedded,
 		case "omitzero":
 			f.omitZero = true
 			f.isZero = zeroTest(ft)
+		case "required":
+			f.required = true
 		}
 	}
 	return f, inner, true

@@ -31,6 +31,7 @@ func (dec *Decoder) DecodeValue(body []byte, fds []int, v any) error {
 	d.r = reader{b: body, lim: dec.Limits}
 	d.fds = fdSource{fds: fds, pending: d.fds.pending[:0]}
 	d.r.att = &d.fds
+	d.strict = dec.Strict
 	err = d.run(rv)
 	if err != nil {
 		d.fds.abandon()
@@ -62,18 +63,39 @@ func (d *decState) release() {
 // ValueOf. Out-of-band objects in obj are placed in v as they are (the same
 // *FD pointers), still owned by obj's holder.
 func ObjectInto(obj Object, v any) error {
+	_, err := objectInto(obj, v, false)
+	return err
+}
+
+// ObjectIntoStrict is ObjectInto that also refuses what ObjectInto lets
+// pass, for a peer that must send exactly what the Go type describes: a
+// dictionary key with no field in a struct (ErrUnknownKey, saying which
+// field it differs from only in case, if one), and a struct field tagged
+// `xpc:",required"` whose key is absent (ErrMissingKey). Both are the cause
+// of a *FieldError naming the key's path. The rule holds in nested and
+// embedded structs and in structs inside maps, slices and arrays.
+func ObjectIntoStrict(obj Object, v any) error {
+	_, err := objectInto(obj, v, true)
+	return err
+}
+
+// objectInto is ObjectInto, strict or not. It also returns the out-of-band
+// objects of obj that have no place in v (under keys with no field, past the
+// end of a Go array), which the caller may close.
+func objectInto(obj Object, v any, strict bool) ([]Attachment, error) {
 	rv, err := target(v)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	lim := Limits{MaxSize: math.MaxInt}
 	var w writer
 	w.reset(nil, lim)
 	if err := w.body(MagicLocal, obj); err != nil {
-		return err
+		return nil, err
 	}
-	d := &decState{r: reader{b: w.b, lim: lim, att: &replaySource{att: w.att}}}
-	return d.run(rv)
+	d := &decState{r: reader{b: w.b, lim: lim, att: &replaySource{att: w.att}}, strict: strict}
+	err = d.run(rv)
+	return d.skipped, err
 }
 
 func target(v any) (reflect.Value, error) {
@@ -105,6 +127,7 @@ type decState struct {
 	r       reader
 	fds     fdSource     // the source of out-of-band objects, for DecodeValue
 	skipped []Attachment // out-of-band objects under keys with no field
+	strict  bool         // ObjectIntoStrict's rules: unknown keys and missing required keys are errors
 }
 
 func (d *decState) run(rv reflect.Value) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"reflect"
+	"strings"
 )
 
 // The decoders of the Go types that hold other values: pointers, slices,
@@ -150,6 +151,9 @@ func (c *structCodec) decode(d *decState, v reflect.Value, _ Type, _, _ int) err
 			return w.duplicate(&d.r)
 		}
 		if !known {
+			if d.strict {
+				return c.unknownKey(string(w.key))
+			}
 			if err := d.skip(); err != nil {
 				return err
 			}
@@ -171,7 +175,32 @@ func (c *structCodec) decode(d *decState, v reflect.Value, _ Type, _, _ int) err
 			return prefixField(err, f.name)
 		}
 	}
-	return w.close(&d.r)
+	if err := w.close(&d.r); err != nil || !d.strict || !c.anyRequired {
+		return err
+	}
+	return c.missingKey(&fields)
+}
+
+// unknownKey is strict decoding's error for a key with no field, naming
+// the field whose key differs from it only in case, if there is one.
+func (c *structCodec) unknownKey(key string) error {
+	for i := range c.fields {
+		if strings.EqualFold(c.fields[i].name, key) {
+			return &FieldError{Path: key, Err: fmt.Errorf("%w; keys are case-sensitive: did you mean %s?", ErrUnknownKey, c.fields[i].name)}
+		}
+	}
+	return &FieldError{Path: key, Err: ErrUnknownKey}
+}
+
+// missingKey is strict decoding's error for the first field tagged
+// required that the dictionary did not set, or nil.
+func (c *structCodec) missingKey(set *fieldSet) error {
+	for i := range c.fields {
+		if c.fields[i].required && !set.has(i) {
+			return &FieldError{Path: c.fields[i].name, Err: ErrMissingKey}
+		}
+	}
+	return nil
 }
 
 // embeddedFieldAlloc follows index through embedded structs, allocating nil
@@ -203,6 +232,15 @@ func (s *fieldSet) init(n int) {
 	if n > 64 {
 		s.more = make([]uint64, (n+63)/64)
 	}
+}
+
+// has reports whether field i is marked.
+func (s *fieldSet) has(i int) bool {
+	w := s.small
+	if s.more != nil {
+		w = s.more[i>>6]
+	}
+	return w&(uint64(1)<<(i&63)) != 0
 }
 
 // add marks field i, reporting false if it was marked already.

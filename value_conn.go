@@ -1,9 +1,6 @@
 package xpc
 
-import (
-	"context"
-	"fmt"
-)
+import "context"
 
 // Typed messages: Go values in and out of messages, by the conversion rules
 // of Marshal (see "Go values" in the package documentation).
@@ -21,11 +18,23 @@ func (c *Connection) SendValue(ctx context.Context, v any) error {
 
 // Invoke converts req to a dictionary with ValueOf, sends it as
 // SendWithReply does, and decodes the reply into the value reply points to
-// with ObjectInto (strictly, on a connection made WithStrictDecoding). A
-// reply that is an error object is returned as a *RemoteError, which
-// errors.Is and errors.As match against the peer's error (CodedError). With
-// reply nil the reply's body is not decoded.
+// with ObjectInto (with ObjectIntoStrict on a connection made
+// WithStrictDecoding). A reply that is an error object is returned as a
+// *RemoteError, which errors.Is and errors.As match against the peer's
+// error (CodedError). With reply nil the reply's body is not decoded.
+// reply, unless nil, must be a non-nil pointer; Invoke checks this before
+// sending.
+//
+// Descriptors in the reply: those placed in reply (an *FD field, say)
+// belong to the caller, who must close them; the others (under keys with
+// no field) are closed by Invoke, as are all of them when reply is nil or
+// the reply does not decode.
 func (c *Connection) Invoke(ctx context.Context, req, reply any) error {
+	if reply != nil {
+		if _, err := target(reply); err != nil {
+			return err
+		}
+	}
 	d, err := dictionaryOf(req)
 	if err != nil {
 		return err
@@ -35,17 +44,23 @@ func (c *Connection) Invoke(ctx context.Context, req, reply any) error {
 		return err
 	}
 	if reply == nil {
+		_ = CloseAttachments(r)
 		return nil
 	}
-	return objectInto(r, reply, c.cfg.strict)
+	return decodeBody(r, reply, c.cfg.strict)
 }
 
-// Decode stores the message's body in the Go value v points to, by the
-// conversion rules of ObjectInto (strictly, on a connection made
+// Decode stores the message's body in the Go value v points to, with
+// ObjectInto (with ObjectIntoStrict on a connection made
 // WithStrictDecoding).
+//
+// Decode settles the body's descriptors: those placed in v belong to the
+// handler through v; the others (under keys with no field) are closed; on
+// error all of them are closed. So the handler closes only what it took
+// into v, and decodes a body once.
 func (m *Message) Decode(v any) error {
 	strict := m.conn != nil && m.conn.cfg.strict
-	return objectInto(m.Body, v, strict)
+	return decodeBody(m.Body, v, strict)
 }
 
 // ReplyValue converts v to a dictionary with ValueOf and replies with it as
@@ -74,10 +89,16 @@ func dictionaryOf(v any) (*Dictionary, error) {
 	return d, nil
 }
 
-// objectInto is ObjectInto, strict or not.
-func objectInto(obj Object, v any, strict bool) error {
-	if strict {
-		return fmt.Errorf("xpc: strict decoding: %w", ErrUnsupportedType) // replaced by the strict decoder
+// decodeBody decodes body into v and closes the descriptors of body that
+// v did not take: those with no place in v, or all of them on error.
+func decodeBody(body *Dictionary, v any, strict bool) error {
+	skipped, err := objectInto(body, v, strict)
+	if err != nil {
+		_ = CloseAttachments(body)
+		return err
 	}
-	return ObjectInto(obj, v)
+	for _, a := range skipped {
+		_ = a.Close()
+	}
+	return nil
 }
