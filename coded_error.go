@@ -113,20 +113,24 @@ func (e *RemoteError) Code() int {
 
 // As restores the peer's error: target must point to a CodedError type
 // (a *T or a T) whose ErrorDomain is the error's domain; the error's info is
-// decoded into a new value of the type (ObjectInto), and it matches if its
-// ErrorCode is then the error's code. A target of type **DomainError takes
-// any remote error, coded or not.
+// decoded into a new value of the type (ObjectInto, so keys the type does
+// not know are skipped), and it matches if its ErrorCode is then the
+// error's code. Info that does not decode into the type does not match. A
+// target of type **DomainError takes any remote error, coded or not; a
+// target pointing to an interface that *DomainError implements (such as
+// CodedError) takes a coded remote error as a *DomainError.
 func (e *RemoteError) As(target any) bool {
 	tv := reflect.ValueOf(target)
-	if tv.Kind() != reflect.Pointer || tv.IsNil() {
+	if tv.Kind() != reflect.Pointer || tv.IsNil() || e.Object == nil {
 		return false
 	}
 	t := tv.Type().Elem()
-	if t == reflect.TypeFor[*DomainError]() {
+	domainErr := reflect.TypeFor[*DomainError]()
+	if t == domainErr || t.Kind() == reflect.Interface && e.Domain() != "" && domainErr.Implements(t) {
 		tv.Elem().Set(reflect.ValueOf(&DomainError{Domain: e.Domain(), Code: e.Code(), Description: e.Object.Description()}))
 		return true
 	}
-	if !t.Implements(reflect.TypeFor[CodedError]()) || e.Domain() == "" {
+	if t.Kind() == reflect.Interface || !t.Implements(reflect.TypeFor[CodedError]()) || e.Domain() == "" {
 		return false
 	}
 	v := newValue(t)

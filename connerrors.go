@@ -213,5 +213,8 @@ func (e *RemoteError) Is(target error) bool {
 
 // Error returns the error object's description.
 func (e *RemoteError) Error() string {
+	if e.Object == nil {
+		return "xpc: peer replied with error"
+	}
 	return "xpc: peer replied with error: " + e.Object.Description()
 }
