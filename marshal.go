@@ -107,9 +107,9 @@ var (
 	// ErrUnknownKey: strict decoding (ObjectIntoStrict) met a dictionary
 	// key that no field of the struct has.
 	ErrUnknownKey = errors.New("unknown key")
-	// ErrMissingKey: strict decoding (ObjectIntoStrict) found no key for a
+	// ErrRequiredKey: strict decoding (ObjectIntoStrict) found no key for a
 	// field tagged required.
-	ErrMissingKey = errors.New("missing required key")
+	ErrRequiredKey = errors.New("missing required key")
 )
 
 // FieldError reports a problem converting between a Go value and XPC at one

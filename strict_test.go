@@ -79,10 +79,10 @@ func TestStrictDecoding(t *testing.T) {
 		{"unknown key in a slice element", with(good, "list", Array{inner("", false), inner("x", false)}), "list[1].x", ErrUnknownKey, ""},
 		{"unknown key in an array element", with(good, "arr", Array{inner("x", false)}), "arr[0].x", ErrUnknownKey, ""},
 		{"unknown key in a map value", with(good, "map", Dict("k", inner("x", false))), "map.k.x", ErrUnknownKey, ""},
-		{"missing top-level required key (embedded)", with(good, "owner", nil), "owner", ErrMissingKey, ""},
-		{"missing required key in a nested struct", with(good, "inner", inner("", true)), "inner.id", ErrMissingKey, ""},
-		{"missing required key in a slice element", with(good, "list", Array{inner("", true)}), "list[0].id", ErrMissingKey, ""},
-		{"missing required key in a map value", with(good, "map", Dict("k", inner("", true))), "map.k.id", ErrMissingKey, ""},
+		{"missing top-level required key (embedded)", with(good, "owner", nil), "owner", ErrRequiredKey, ""},
+		{"missing required key in a nested struct", with(good, "inner", inner("", true)), "inner.id", ErrRequiredKey, ""},
+		{"missing required key in a slice element", with(good, "list", Array{inner("", true)}), "list[0].id", ErrRequiredKey, ""},
+		{"missing required key in a map value", with(good, "map", Dict("k", inner("", true))), "map.k.id", ErrRequiredKey, ""},
 	}
 	var v strictOuter
 	if err := ObjectIntoStrict(good, &v); err != nil {
@@ -153,7 +153,7 @@ func TestStrictManyFields(t *testing.T) {
 		key := "F" + strconv.Itoa(missing)
 		err := ObjectIntoStrict(with(full, key, nil), reflect.New(typ).Interface())
 		var fe *FieldError
-		if !errors.Is(err, ErrMissingKey) || !errors.As(err, &fe) || fe.Path != key {
+		if !errors.Is(err, ErrRequiredKey) || !errors.As(err, &fe) || fe.Path != key {
 			t.Errorf("without %s: got %v", key, err)
 		}
 	}
@@ -177,7 +177,7 @@ func TestRequiredIgnoredWhenNotStrict(t *testing.T) {
 	if err := ObjectInto(Dict(), &v); err != nil {
 		t.Errorf("ObjectInto of an empty dictionary: %v", err)
 	}
-	if err := ObjectIntoStrict(Dict("A", Int64(1)), &v); !errors.Is(err, ErrMissingKey) || !strings.Contains(err.Error(), "b: ") {
+	if err := ObjectIntoStrict(Dict("A", Int64(1)), &v); !errors.Is(err, ErrRequiredKey) || !strings.Contains(err.Error(), "b: ") {
 		t.Errorf("strict without b: %v", err)
 	}
 }

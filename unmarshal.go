@@ -63,39 +63,68 @@ func (d *decState) release() {
 // ValueOf. Out-of-band objects in obj are placed in v as they are (the same
 // *FD pointers), still owned by obj's holder.
 func ObjectInto(obj Object, v any) error {
-	_, err := objectInto(obj, v, false)
-	return err
+	return objectInto(obj, v, false, false)
 }
 
 // ObjectIntoStrict is ObjectInto that also refuses what ObjectInto lets
 // pass, for a peer that must send exactly what the Go type describes: a
 // dictionary key with no field in a struct (ErrUnknownKey, saying which
 // field it differs from only in case, if one), and a struct field tagged
-// `xpc:",required"` whose key is absent (ErrMissingKey). Both are the cause
+// `xpc:",required"` whose key is absent (ErrRequiredKey). Both are the cause
 // of a *FieldError naming the key's path. The rule holds in nested and
 // embedded structs and in structs inside maps, slices and arrays.
 func ObjectIntoStrict(obj Object, v any) error {
-	_, err := objectInto(obj, v, true)
+	return objectInto(obj, v, true, false)
+}
+
+// objectInto is ObjectInto, strict or not. With own, v's holder owns obj's
+// descriptors: on success those with no place in v (under keys with no
+// field, past the end of a Go array) are closed.
+func objectInto(obj Object, v any, strict, own bool) error {
+	rv, err := target(v)
+	if err != nil {
+		return err
+	}
+	w := getScratch()
+	defer putScratch(w)
+	if err := w.body(MagicLocal, obj); err != nil {
+		return err
+	}
+	d := decStatePool.Get().(*decState)
+	d.replay = replaySource{att: w.att}
+	d.r = reader{b: w.b, lim: w.lim, att: &d.replay}
+	d.strict = strict
+	err = d.run(rv)
+	if err == nil && own {
+		for _, a := range d.skipped {
+			_ = a.Close()
+		}
+	}
+	d.release()
 	return err
 }
 
-// objectInto is ObjectInto, strict or not. It also returns the out-of-band
-// objects of obj that have no place in v (under keys with no field, past the
-// end of a Go array), which the caller may close.
-func objectInto(obj Object, v any, strict bool) ([]Attachment, error) {
-	rv, err := target(v)
-	if err != nil {
-		return nil, err
+// scratchPool keeps the buffers that ValueOf and ObjectInto convert values
+// through (the wire form is the one definition of what a value becomes), so
+// that a conversion allocates only what its result holds.
+var scratchPool = sync.Pool{New: func() any { return new(writer) }}
+
+// maxScratch is the largest buffer scratchPool keeps.
+const maxScratch = 64 << 10
+
+// getScratch returns an empty writer without a size limit.
+func getScratch() *writer {
+	w := scratchPool.Get().(*writer)
+	w.reset(w.b[:0], Limits{MaxSize: math.MaxInt})
+	return w
+}
+
+func putScratch(w *writer) {
+	if cap(w.b) > maxScratch {
+		w.b = nil
 	}
-	lim := Limits{MaxSize: math.MaxInt}
-	var w writer
-	w.reset(nil, lim)
-	if err := w.body(MagicLocal, obj); err != nil {
-		return nil, err
-	}
-	d := &decState{r: reader{b: w.b, lim: lim, att: &replaySource{att: w.att}}, strict: strict}
-	err = d.run(rv)
-	return d.skipped, err
+	w.reset(w.b[:0], Limits{})
+	scratchPool.Put(w)
 }
 
 func target(v any) (reflect.Value, error) {
@@ -127,6 +156,7 @@ type decState struct {
 	r       reader
 	fds     fdSource     // the source of out-of-band objects, for DecodeValue
 	skipped []Attachment // out-of-band objects under keys with no field
+	replay  replaySource // the source of out-of-band objects, for ObjectInto
 	strict  bool         // ObjectIntoStrict's rules: unknown keys and missing required keys are errors
 }
 

@@ -197,7 +197,7 @@ func (c *structCodec) unknownKey(key string) error {
 func (c *structCodec) missingKey(set *fieldSet) error {
 	for i := range c.fields {
 		if c.fields[i].required && !set.has(i) {
-			return &FieldError{Path: c.fields[i].name, Err: ErrMissingKey}
+			return &FieldError{Path: c.fields[i].name, Err: ErrRequiredKey}
 		}
 	}
 	return nil

@@ -1,9 +1,6 @@
 package xpc
 
-import (
-	"math"
-	"reflect"
-)
+import "reflect"
 
 // ValueOf converts a Go value to an XPC object by the conversion rules of
 // Marshal: a struct or map becomes a *Dictionary (a struct's keys in field
@@ -20,15 +17,14 @@ func ValueOf(v any) (Object, error) {
 	}
 	// Through bytes: the wire form is the one definition of what a value
 	// becomes, and the out-of-band objects are replayed into the result.
-	lim := Limits{MaxSize: math.MaxInt}
-	var w writer
-	w.reset(nil, lim)
+	w := getScratch()
+	defer putScratch(w)
 	w.u32(MagicLocal)
 	w.u32(Version)
 	rv := reflect.ValueOf(v)
-	if err := codecFor(rv.Type()).enc(&w, rv, 0); err != nil {
+	if err := codecFor(rv.Type()).enc(w, rv, 0); err != nil {
 		return nil, asFieldError(err)
 	}
-	r := reader{b: w.b, lim: lim, att: &replaySource{att: w.att}}
+	r := reader{b: w.b, lim: w.lim, att: &replaySource{att: w.att}}
 	return r.body()
 }

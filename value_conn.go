@@ -92,13 +92,9 @@ func dictionaryOf(v any) (*Dictionary, error) {
 // decodeBody decodes body into v and closes the descriptors of body that
 // v did not take: those with no place in v, or all of them on error.
 func decodeBody(body *Dictionary, v any, strict bool) error {
-	skipped, err := objectInto(body, v, strict)
+	err := objectInto(body, v, strict, true)
 	if err != nil {
 		_ = CloseAttachments(body)
-		return err
 	}
-	for _, a := range skipped {
-		_ = a.Close()
-	}
-	return nil
+	return err
 }
