@@ -41,28 +41,116 @@
 // Marshal and Unmarshal convert Go values, usually structs tagged
 // `xpc:"name,omitempty"`, straight to and from serialized bodies, the way
 // encoding/json does for JSON; ValueOf and ObjectInto do the same to and
-// from Objects. The conversion rules are listed at the top of marshal.go and
-// summarized here:
+// from Objects, Encoder.EncodeValue and Decoder.DecodeValue with
+// descriptors. The conversion rules:
 //
-//	Go                                   XPC
-//	bool                                 bool
-//	int, int8 ... int64, time.Duration   int64 (range checked when decoding)
-//	uint, uint8 ... uint64, uintptr      uint64 (range checked when decoding)
-//	float32, float64                     double
-//	string                               string
-//	[]byte, [N]byte                      data
-//	xpc.UUID                             uuid
-//	time.Time                            date
-//	struct                               dictionary, one entry per exported field
-//	map[string]T                         dictionary, keys sorted when encoding
-//	other slices and arrays              array (a nil slice is an empty array)
-//	pointer                              the value pointed to; nil is null (or omitted with omitempty)
-//	interface                            the dynamic value; decodes to int64, uint64, float64,
-//	                                     string, []byte, time.Time, UUID, map[string]any, []any
-//	xpc.Object and its concrete types    themselves
-//	*FD, *SharedMemory, *Endpoint        out of band
-//	Marshaler, Unmarshaler               their own conversion
-//	encoding.TextMarshaler               string
+//	Go type                          XPC type      notes
+//	-------------------------------  ------------  ---------------------------------------------
+//	bool                             bool
+//	int, int8 ... int64              int64         decode: uint64 accepted if it fits; range checked
+//	uint, uint8 ... uint64, uintptr  uint64        decode: int64 accepted if >= 0; range checked
+//	float32, float64                 double        decode: int64/uint64 accepted; float32 range checked
+//	string                           string        must be UTF-8 without NUL bytes
+//	[]byte                           data          nil encodes as empty data; decode copies
+//	[N]byte (not xpc.UUID)           data          decode needs exactly N bytes
+//	xpc.UUID                         uuid          decode: a string in 8-4-4-4-12 form accepted
+//	time.Time                        date          ns since 1970 UTC, saturating (DateOf); decodes in UTC;
+//	                                               the minimum date decodes as the zero time.Time
+//	time.Duration                    int64         nanoseconds (it is an int64)
+//	struct                           dictionary    one key per field, in field order (see below)
+//	map[string]T                     dictionary    keys sorted, so output is deterministic
+//	[]T, [N]T                        array         nil slice encodes as an empty array
+//	*T                               as T          nil: omitted with omitempty, else null
+//	interface (any)                  dynamic       nil: null; decode to natural values (below)
+//	xpc.Object, *xpc.Dictionary, ... as is         the object itself, any concrete Object type
+//	*xpc.FD, *SharedMemory, *Endpoint fd, shmem,   out of band: need an Encoder / a Decoder
+//	                                 endpoint      with fds; Marshal and Unmarshal refuse them
+//	Marshaler / Unmarshaler          any           MarshalXPC / UnmarshalXPC decide
+//	encoding.TextMarshaler           string        when the type is not handled above
+//	chan, func, complex, unsafe ptr  -             ErrUnsupportedType
+//	map with non-string keys         -             ErrUnsupportedType
+//
+// Decoding into an empty interface gives natural Go values: null -> nil,
+// bool -> bool, int64 -> int64, uint64 -> uint64, double -> float64,
+// date -> time.Time, data -> []byte, string -> string, uuid -> xpc.UUID,
+// array -> []any, dictionary -> map[string]any, and error, fd, shmem and
+// endpoint objects as themselves (*xpc.ErrorObject, *xpc.FD, ...). A non-empty
+// interface field (xpc.Object, xpc.Attachment) receives the decoded object
+// if it implements the interface. An interface already holding a non-nil
+// pointer is decoded into the pointed-to value, as encoding/json does.
+//
+// Null decodes to the zero value of any Go type (nil for pointers, maps,
+// slices and interfaces), except that an Unmarshaler and a non-empty
+// interface receive Null{} itself.
+//
+// Struct fields and tags: a field's key is its name as written in Go, or
+// the name given in an `xpc:"name"` tag. `xpc:"-"` skips the field;
+// unexported fields are skipped. Options after the name: "omitempty" leaves
+// out false, 0, "", nil pointers and interfaces, and empty slices, maps,
+// arrays and strings; "omitzero" leaves out zero values (using an IsZero()
+// bool method if the type has one, so it omits a zero time.Time);
+// "required" makes strict decoding (below) refuse a dictionary without the
+// key, and changes nothing else. Embedded structs (and pointers to them)
+// without a tag name have their fields flattened into the outer dictionary,
+// as encoding/json does: on a name clash the shallower field wins, then a
+// tagged one; fields that still tie are all left out. A nil embedded
+// pointer contributes no keys.
+//
+// Keys are case-sensitive, unlike encoding/json's: a key that differs from
+// a field's only in case ("name" for Name) is not that field's, and leaves
+// it alone. Decoding into a struct sets the fields whose keys appear and
+// leaves the others alone; keys with no field are checked and skipped, so
+// that an older peer reads a newer peer's messages (fields added later are
+// ignored; fields removed stay zero). Maps are added to (made if nil);
+// slices are replaced, reusing their storage; arrays receive as many
+// elements as fit and the rest are zeroed. On error the target may be
+// partly filled.
+//
+// Strict decoding (ObjectIntoStrict, Decoder.Strict, and Message.Decode and
+// Connection.Invoke on a connection made WithStrictDecoding) refuses instead
+// what the lax rules let pass: a key with no field is ErrUnknownKey (naming
+// the field it differs from only in case, if one does), and a missing key
+// of a field tagged required is ErrRequiredKey, both the cause of a
+// *FieldError naming the key's path. The rule holds in nested and embedded
+// structs and in the structs of maps, slices and arrays. Use it where both
+// ends are built together; it gives up the versioning rule above.
+//
+// Errors: a problem with a part of the Go value (an unsupported type, a
+// type mismatch, a number out of range, an invalid string, nesting too
+// deep, a MarshalXPC/UnmarshalXPC error, an unknown or missing key when
+// strict) is a *FieldError naming the path to it ("config.ports[2]": XPC
+// keys and indexes). Its cause is testable with errors.Is
+// (ErrUnsupportedType, ErrOverflow, ErrBadString, ErrTooDeep,
+// ErrUnknownKey, ErrRequiredKey) or errors.As (*TypeMismatchError).
+// Malformed input is a *DecodeError with its offset, as from Decode. Errors
+// about the body as a whole (too large, out-of-band objects where none can
+// go) are *EncodeError, as from Encode.
+//
+// Typed messages: Connection.SendValue and Connection.Invoke send a Go
+// value (a struct, a map with string keys, or a *Dictionary) as a message,
+// and Invoke decodes the reply into another; a handler reads a message with
+// Message.Decode and answers with Message.ReplyValue:
+//
+//	var f Forecast
+//	err := conn.Invoke(ctx, Request{City: "Oslo"}, &f)
+//
+//	func (s *service) HandleMessage(ctx context.Context, m *xpc.Message) {
+//		var req Request
+//		if err := m.Decode(&req); err != nil {
+//			m.ReplyError(ctx, xpc.ErrorObjectOf(err))
+//			return
+//		}
+//		m.ReplyValue(ctx, s.forecast(req))
+//	}
+//
+// A value that is not a dictionary is a *FieldError (a *TypeMismatchError)
+// and nothing is sent. Descriptors a decoded message or reply brought
+// belong, once decoded, to the value when placed in it (an *FD field), and
+// are closed otherwise (under keys with no field, or all of them when the
+// value does not decode). Errors cross with their domain and code:
+// ErrorObjectOf turns an error into the error object a reply carries, and
+// the *RemoteError the caller gets matches the service's CodedError with
+// errors.Is and restores it with errors.As (DomainError makes sentinels).
 //
 // # Wire format
 //

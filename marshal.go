@@ -1,77 +1,8 @@
 package xpc
 
-// Go values <-> XPC objects, by reflection, like encoding/json.
-//
-// Conversion rules
-//
-//	Go type                          XPC type      notes
-//	-------------------------------  ------------  ---------------------------------------------
-//	bool                             bool
-//	int, int8 ... int64              int64         decode: uint64 accepted if it fits; range checked
-//	uint, uint8 ... uint64, uintptr  uint64        decode: int64 accepted if >= 0; range checked
-//	float32, float64                 double        decode: int64/uint64 accepted; float32 range checked
-//	string                           string        must be UTF-8 without NUL bytes
-//	[]byte                           data          nil encodes as empty data; decode copies
-//	[N]byte (not xpc.UUID)           data          decode needs exactly N bytes
-//	xpc.UUID                         uuid          decode: a string in 8-4-4-4-12 form accepted
-//	time.Time                        date          ns since 1970 UTC, saturating (DateOf); decodes in UTC;
-//	                                               the minimum date decodes as the zero time.Time
-//	time.Duration                    int64         nanoseconds (it is an int64)
-//	struct                           dictionary    one key per field, in field order (see Tags)
-//	map[string]T                     dictionary    keys sorted, so output is deterministic
-//	[]T, [N]T                        array         nil slice encodes as an empty array
-//	*T                               as T          nil: omitted with omitempty, else null
-//	interface (any)                  dynamic       nil: null; decode to natural values (below)
-//	xpc.Object, *xpc.Dictionary, ... as is         the object itself, any concrete Object type
-//	*xpc.FD, *SharedMemory, *Endpoint fd, shmem,   out of band: need an Encoder / a Decoder
-//	                                 endpoint      with fds; Marshal and Unmarshal refuse them
-//	Marshaler / Unmarshaler          any           MarshalXPC / UnmarshalXPC decide
-//	encoding.TextMarshaler           string        when the type is not handled above
-//	chan, func, complex, unsafe ptr  -             ErrUnsupportedType
-//	map with non-string keys         -             ErrUnsupportedType
-//
-// Decoding into an empty interface gives natural Go values: null -> nil,
-// bool -> bool, int64 -> int64, uint64 -> uint64, double -> float64,
-// date -> time.Time, data -> []byte, string -> string, uuid -> xpc.UUID,
-// array -> []any, dictionary -> map[string]any, and error, fd, shmem and
-// endpoint objects as themselves (*xpc.ErrorObject, *xpc.FD, ...). A non-empty
-// interface field (xpc.Object, xpc.Attachment) receives the decoded object
-// if it implements the interface. An interface already holding a non-nil
-// pointer is decoded into the pointed-to value, as encoding/json does.
-//
-// Null decodes to the zero value of any Go type (nil for pointers, maps,
-// slices and interfaces), except that an Unmarshaler and a non-empty
-// interface receive Null{} itself.
-//
-// Tags
-//
-// A field's key is its name as written in Go, or the name given in an
-// `xpc:"name"` tag. `xpc:"-"` skips the field; unexported fields are skipped.
-// Options after the name: "omitempty" leaves out false, 0, "", nil pointers
-// and interfaces, and empty slices, maps, arrays and strings; "omitzero"
-// leaves out zero values (using an IsZero() bool method if the type has one,
-// so it omits a zero time.Time). Embedded structs (and pointers to them)
-// without a tag name have their fields flattened into the outer dictionary,
-// as encoding/json does: on a name clash the shallower field wins, then a
-// tagged one; fields that still tie are all left out. A nil embedded pointer
-// contributes no keys.
-//
-// Decoding into a struct sets the fields whose keys appear and leaves the
-// others alone; keys with no field are checked and skipped. Maps are added
-// to (made if nil); slices are replaced, reusing their storage; arrays
-// receive as many elements as fit and the rest are zeroed. On error the
-// target may be partly filled.
-//
-// Errors
-//
-// A problem with a part of the Go value (an unsupported type, a type
-// mismatch, a number out of range, an invalid string, nesting too deep,
-// a MarshalXPC/UnmarshalXPC error) is a *FieldError naming the path to it
-// ("Config.Ports[2]": XPC keys and indexes). Its cause is testable with
-// errors.Is (ErrUnsupportedType, ErrOverflow, ErrBadString, ErrTooDeep)
-// or errors.As (*TypeMismatchError). Malformed input is a *DecodeError with
-// its offset, as from Decode. Errors about the body as a whole (too large,
-// out-of-band objects where none can go) are *EncodeError, as from Encode.
+// Go values <-> XPC objects, by reflection, like encoding/json. The
+// conversion rules, the struct tags and the errors are documented in the
+// package documentation, section "Go values" (doc.go).
 
 import (
 	"encoding"
@@ -193,9 +124,12 @@ func unsupported(t reflect.Type) error {
 }
 
 // Marshal serializes v (usually a struct or a pointer to one) as a local
-// ("@XPC") body, by the conversion rules above. It returns an error if v
-// holds out-of-band objects (fd, shmem, endpoint), which need a transport:
-// use Encoder.EncodeValue for those.
+// ("@XPC") body, by the conversion rules in the package documentation ("Go
+// values"): a struct becomes a dictionary of its exported fields, keyed by
+// name or `xpc:"name"` tag (case-sensitive), with the options omitempty,
+// omitzero and required. It returns an error if v holds out-of-band objects
+// (fd, shmem, endpoint), which need a transport: use Encoder.EncodeValue for
+// those.
 func Marshal(v any) ([]byte, error) {
 	var w writer
 	w.reset(make([]byte, 0, 128), Limits{})
