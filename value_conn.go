@@ -93,7 +93,7 @@ func dictionaryOf(v any) (*Dictionary, error) {
 // v did not take: those with no place in v, or all of them on error.
 func decodeBody(body *Dictionary, v any, strict bool) error {
 	err := objectInto(body, v, strict, true)
-	if err != nil {
+	if err != nil && body != nil {
 		_ = CloseAttachments(body)
 	}
 	return err

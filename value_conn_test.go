@@ -347,3 +347,13 @@ func TestValueDescriptors(t *testing.T) {
 	waitFDs(t, junk, 0)
 	waitFDs(t, keep, 0)
 }
+
+// TestDecodeNoBody: a Message made without a body (as a unit test may)
+// decodes to an error, not a panic.
+func TestDecodeNoBody(t *testing.T) {
+	var m Message
+	var v forecastRequest
+	if err := m.Decode(&v); !errors.Is(err, ErrNilObject) || !strings.HasPrefix(err.Error(), "xpc: ") {
+		t.Errorf("Decode of no body: %v", err)
+	}
+}
