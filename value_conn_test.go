@@ -3,6 +3,7 @@ package xpc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -68,8 +69,12 @@ func forecastService(ctx context.Context, m *Message) {
 		_ = m.ReplyError(ctx, ErrorObjectOf(err))
 		return
 	}
-	if req.City == "Atlantis" {
+	switch req.City {
+	case "Atlantis":
 		_ = m.ReplyError(ctx, ErrorObjectOf(errNoSuchCity))
+		return
+	case "Quota":
+		_ = m.ReplyError(ctx, ErrorObjectOf(fmt.Errorf("forecast: %w", &quotaError{Limit: 5, Used: 6, User: "ann"})))
 		return
 	}
 	temps := make([]float64, req.Days)
@@ -105,6 +110,10 @@ func TestInvoke(t *testing.T) {
 	var re *RemoteError
 	if !errors.Is(err, errNoSuchCity) || !errors.As(err, &re) || re.Code() != 1 {
 		t.Errorf("Invoke of an error reply: %v", err)
+	}
+	var qe *quotaError
+	if err := c.Invoke(ctx, forecastRequest{City: "Quota"}, &r); !errors.As(err, &qe) || *qe != (quotaError{Limit: 5, Used: 6, User: "ann"}) {
+		t.Errorf("Invoke of a struct error: %v (%+v)", err, qe)
 	}
 	// Not strict: a reply with keys the type lacks decodes.
 	var small struct {
