@@ -29,6 +29,7 @@ func checkMethod(p *packages.Package, ifc string, fn *types.Func, want map[strin
 		}
 		m.Err = true
 	}
+	rel := types.RelativeTo(p.Types)
 	used := map[string]bool{}
 	for i := 1; i < ps.Len(); i++ {
 		v := ps.At(i)
@@ -39,17 +40,17 @@ func checkMethod(p *packages.Package, ifc string, fn *types.Func, want map[strin
 			}
 			pr.Iface = n
 		} else if why := unsupported(v.Type(), want, p); why != "" {
-			return nil, where("parameter %d (%s): %s", i+1, types.TypeString(v.Type(), nil), why)
+			return nil, where("parameter %d (%s): %s", i+1, types.TypeString(v.Type(), rel), why)
 		}
 		m.Params = append(m.Params, pr)
 	}
 	for i := 0; i < rs.Len()-1; i++ {
 		t := rs.At(i).Type()
 		if localIface(p, t, want) != "" {
-			return nil, where("result %d (%s): interfaces cross only as arguments", i+1, types.TypeString(t, nil))
+			return nil, where("result %d (%s): interfaces cross only as arguments", i+1, types.TypeString(t, rel))
 		}
 		if why := unsupported(t, want, p); why != "" {
-			return nil, where("result %d (%s): %s", i+1, types.TypeString(t, nil), why)
+			return nil, where("result %d (%s): %s", i+1, types.TypeString(t, rel), why)
 		}
 		m.Results = append(m.Results, q.typeString(t))
 	}

@@ -4,6 +4,7 @@ import (
 	"go/types"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // qualifier writes types as the output package sees them, and collects the
@@ -43,9 +44,8 @@ func (q *qualifier) qualify(p *types.Package) string {
 func (q *qualifier) typeString(t types.Type) string { return types.TypeString(t, q.qualify) }
 
 // imports returns the import lines the file needs beyond the fixed three,
-// sorted by path.
-func (q *qualifier) imports() []string {
-	var lines []string
+// sorted by path: those of the standard library, then the others.
+func (q *qualifier) imports() (std, other []string) {
 	for path, name := range q.byPath {
 		switch path {
 		case "context", "github.com/goxpc/xpc", "github.com/goxpc/xpc/typed":
@@ -55,10 +55,16 @@ func (q *qualifier) imports() []string {
 		if name != lastElem(path) {
 			line = name + " " + line
 		}
-		lines = append(lines, line)
+		if first, _, _ := strings.Cut(path, "/"); strings.Contains(first, ".") {
+			other = append(other, line)
+		} else {
+			std = append(std, line)
+		}
 	}
-	sort.Slice(lines, func(i, j int) bool { return unquoted(lines[i]) < unquoted(lines[j]) })
-	return lines
+	for _, lines := range [][]string{std, other} {
+		sort.Slice(lines, func(i, j int) bool { return unquoted(lines[i]) < unquoted(lines[j]) })
+	}
+	return std, other
 }
 
 func lastElem(path string) string {
