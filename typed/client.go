@@ -15,8 +15,8 @@ type Conn interface {
 	SendWithReply(ctx context.Context, msg *xpc.Dictionary) (*xpc.Dictionary, error)
 }
 
-// Request is one call being built by a generated client: NewRequest, an
-// Arg (or LocalArg) for each argument, then Call or Send, which end it.
+// Request is one call being built by a generated client: NewRequest, then
+// Call or Send, which end it.
 type Request struct {
 	method string
 	body   *xpc.Dictionary
@@ -24,20 +24,29 @@ type Request struct {
 	locals []*xpc.Listener
 }
 
-// NewRequest starts a request for the method called name with room for
-// nargs arguments. name is given as an xpc.Object (xpc.String("Forecast"))
-// so that a constant name costs the call nothing.
-func NewRequest(name xpc.Object, nargs int) Request {
-	d := xpc.NewDictionary(nargs + 1)
+// NewRequest starts a request for the method called name with the given
+// arguments, each converted with xpc.ValueOf, except a LocalObject, which
+// is served in place (Local). name is given as an xpc.Object
+// (xpc.String("Forecast")) so that a constant name costs the call nothing.
+// An argument that does not convert is an error Call or Send returns.
+func NewRequest(name xpc.Object, args ...any) Request {
+	d := xpc.NewDictionary(len(args) + 1)
 	d.Set(MethodKey, name)
 	method, _ := name.(xpc.String)
-	return Request{method: string(method), body: d}
+	r := Request{method: string(method), body: d}
+	for i, v := range args {
+		r.arg(i, v)
+	}
+	return r
 }
 
-// Arg sets the argument at position i to v, converted with xpc.ValueOf. An
-// error is kept for Call or Send to return.
-func (r *Request) Arg(i int, v any) {
+// arg sets the argument at position i to v.
+func (r *Request) arg(i int, v any) {
 	if r.err != nil {
+		return
+	}
+	if l, ok := v.(LocalObject); ok {
+		r.local(i, l)
 		return
 	}
 	obj, err := xpc.ValueOf(v)
@@ -48,26 +57,40 @@ func (r *Request) Arg(i int, v any) {
 	r.body.Set(ArgKey(i), obj)
 }
 
-// LocalArg passes impl, a local implementation of an interface, as the
-// argument at position i: it serves impl on a new anonymous listener
-// through the handler newServer makes (the generated server constructor,
-// such as NewWeatherServer), and sends the listener's endpoint, through
-// which the other side calls back. The listener and its connections are
-// cancelled when the call ends (Call returns), so impl is called back only
-// while the call is in progress. A nil impl is sent as no argument, which
-// the other side reads as nil.
-func LocalArg[T any, H xpc.Handler](r *Request, i int, impl T, newServer func(T) H) {
-	if r.err != nil || any(impl) == nil {
+// LocalObject is a local implementation of an interface passed as an
+// argument: Local makes one.
+type LocalObject struct {
+	handler func() xpc.Handler
+}
+
+// Local makes impl, a local implementation of an interface, an argument
+// of a request: the request serves it on a new anonymous listener through
+// the handler newServer makes (the generated server constructor, such as
+// NewWeatherServer), and sends the listener's endpoint, through which the
+// other side calls back. The listener and its connections are cancelled
+// when the call ends (Call returns), so impl is called back only while the
+// call is in progress. A nil impl is sent as no argument, which the other
+// side reads as nil.
+func Local[T any, H xpc.Handler](impl T, newServer func(T) H) LocalObject {
+	if any(impl) == nil {
+		return LocalObject{}
+	}
+	return LocalObject{handler: func() xpc.Handler { return newServer(impl) }}
+}
+
+// local serves l and sets the argument at position i to its endpoint.
+func (r *Request) local(i int, l LocalObject) {
+	if l.handler == nil {
 		return
 	}
-	l, err := xpc.NewListener()
+	ln, err := xpc.NewListener()
 	if err != nil {
 		r.err = fmt.Errorf("typed: %s: argument %d: %w", r.method, i, err)
 		return
 	}
-	r.locals = append(r.locals, l)
-	ServeListener(l, newServer(impl))
-	ep, err := l.Endpoint()
+	r.locals = append(r.locals, ln)
+	ServeListener(ln, l.handler())
+	ep, err := ln.Endpoint()
 	if err != nil {
 		r.err = fmt.Errorf("typed: %s: argument %d: %w", r.method, i, err)
 		return
@@ -75,22 +98,34 @@ func LocalArg[T any, H xpc.Handler](r *Request, i int, impl T, newServer func(T)
 	r.body.Set(ArgKey(i), ep)
 }
 
-// Call sends the request and waits for its reply, which it returns, or for
-// the error that ends the call: the connection's (xpc.ErrInterrupted,
-// xpc.ErrInvalid with its reason), ctx's, or the error the service's
-// method returned, as a *xpc.RemoteError that errors.Is and errors.As
-// match against the service's error (xpc.CodedError). It ends the request:
-// local arguments stop being served.
-func (r *Request) Call(ctx context.Context, c Conn) (Reply, error) {
+// Call sends the request, waits for its reply and stores the reply's
+// results in the values results point to, by position (xpc.ObjectInto). It
+// returns the error that ends the call: the connection's
+// (xpc.ErrInterrupted, xpc.ErrInvalid with its reason), ctx's, the error
+// the service's method returned, as a *xpc.RemoteError that errors.Is and
+// errors.As match against the service's error (xpc.CodedError), or
+// ErrBadReply for a result that does not decode. A result the reply lacks
+// (a service older than the interface) is left unchanged: its zero value.
+// Call ends the request: local arguments stop being served.
+func (r *Request) Call(ctx context.Context, c Conn, results ...any) error {
 	defer r.end()
 	if r.err != nil {
-		return Reply{}, r.err
+		return r.err
 	}
 	d, err := c.SendWithReply(ctx, r.body)
 	if err != nil {
-		return Reply{}, err
+		return err
 	}
-	return Reply{method: r.method, body: d}, nil
+	for i, v := range results {
+		obj := d.Get(ResultKey(i))
+		if obj == nil {
+			continue
+		}
+		if err := xpc.ObjectInto(obj, v); err != nil {
+			return fmt.Errorf("typed: %s: result %d: %w: %w", r.method, i, ErrBadReply, err)
+		}
+	}
+	return nil
 }
 
 // Send sends the request of a one-way method, without waiting for
@@ -125,31 +160,4 @@ func (r *Request) end() {
 			ep.Close()
 		}
 	}
-}
-
-// Reply is the reply to a two-way call.
-type Reply struct {
-	method string
-	body   *xpc.Dictionary
-}
-
-// Body returns the reply's dictionary.
-func (r Reply) Body() *xpc.Dictionary { return r.body }
-
-// Result stores the result at position i in the value v points to
-// (xpc.ObjectInto). A result the reply lacks (a service older than the
-// interface) leaves v unchanged, its zero value; one that does not decode
-// is an error matching ErrBadReply.
-func (r Reply) Result(i int, v any) error {
-	if r.body == nil {
-		return nil
-	}
-	obj := r.body.Get(ResultKey(i))
-	if obj == nil {
-		return nil
-	}
-	if err := xpc.ObjectInto(obj, v); err != nil {
-		return fmt.Errorf("typed: %s: result %d: %w: %w", r.method, i, ErrBadReply, err)
-	}
-	return nil
 }

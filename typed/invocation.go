@@ -8,7 +8,7 @@ import (
 )
 
 // Invocation is one request being served, as generated server code sees
-// it: Arg (or RemoteArg) for each argument, then Result for each result.
+// it: Args (and RemoteArg) for the arguments, then Results.
 type Invocation struct {
 	msg     *xpc.Message
 	body    *xpc.Dictionary
@@ -16,6 +16,20 @@ type Invocation struct {
 	reply   *xpc.Dictionary
 	taken   uint64 // arguments (by position, below 64) the method owns
 	remotes []*xpc.Connection
+}
+
+// Args stores the arguments in the values ptrs point to, by position
+// (Arg); a nil pointer skips its position.
+func (in *Invocation) Args(ptrs ...any) error {
+	for i, p := range ptrs {
+		if p == nil {
+			continue
+		}
+		if err := in.Arg(i, p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Arg stores the argument at position i in the value v points to
@@ -66,17 +80,25 @@ func RemoteArg[T any](in *Invocation, i int, newClient func(Conn) T) (T, error) 
 	return newClient(c), nil
 }
 
-// Result sets the result at position i to v, converted with xpc.ValueOf. It
-// returns an error matching ErrBadResult if v does not convert.
-func (in *Invocation) Result(i int, v any) error {
-	obj, err := xpc.ValueOf(v)
+// Results returns err if it is not nil (the method failed); otherwise it
+// sets the reply's results, by position, to rs, each converted with
+// xpc.ValueOf, and returns an error matching ErrBadResult if one does not
+// convert.
+func (in *Invocation) Results(err error, rs ...any) error {
 	if err != nil {
-		return fmt.Errorf("typed: %s: result %d: %w: %w", in.method, i, ErrBadResult, err)
+		return err
 	}
-	if in.reply == nil {
-		in.reply = xpc.NewDictionary(1)
+	if len(rs) == 0 {
+		return nil
 	}
-	in.reply.Set(ResultKey(i), obj)
+	in.reply = xpc.NewDictionary(len(rs))
+	for i, v := range rs {
+		obj, err := xpc.ValueOf(v)
+		if err != nil {
+			return fmt.Errorf("typed: %s: result %d: %w: %w", in.method, i, ErrBadResult, err)
+		}
+		in.reply.Set(ResultKey(i), obj)
+	}
 	return nil
 }
 

@@ -90,7 +90,7 @@ func TestDispatchLeavesArgumentDescriptors(t *testing.T) {
 	svc := typed.NewService[fdTaker]("FDTaker", typed.Method[fdTaker]{Name: "Take",
 		Invoke: func(ctx context.Context, impl fdTaker, in *typed.Invocation) error {
 			var a0 *xpc.FD
-			if err := in.Arg(0, &a0); err != nil {
+			if err := in.Args(&a0); err != nil {
 				return err
 			}
 			return impl.Take(ctx, a0)
@@ -155,17 +155,15 @@ func TestBadReply(t *testing.T) {
 
 func TestArgumentThatDoesNotConvert(t *testing.T) {
 	c := &fakeConn{reply: xpc.NewDictionary(0)}
-	req := typed.NewRequest(xpc.String("M"), 1)
-	req.Arg(0, make(chan int))
-	if _, err := req.Call(context.Background(), c); err == nil || c.sent != nil {
+	req := typed.NewRequest(xpc.String("M"), make(chan int))
+	if err := req.Call(context.Background(), c); err == nil || c.sent != nil {
 		t.Errorf("Call with an argument that does not convert: %v, sent %v", err, c.sent)
 	}
 }
 
 func TestOneWayRefusesLocal(t *testing.T) {
 	c := &fakeConn{}
-	req := typed.NewRequest(xpc.String("M"), 1)
-	typed.LocalArg(&req, 0, v1.Progress(&progress1{}), v1.NewProgressServer)
+	req := typed.NewRequest(xpc.String("M"), typed.Local(v1.Progress(&progress1{}), v1.NewProgressServer))
 	if err := req.Send(context.Background(), c); !errors.Is(err, typed.ErrBadArguments) || c.sent != nil {
 		t.Errorf("Send with a local object: %v, sent %v", err, c.sent)
 	}
@@ -293,4 +291,28 @@ func waitFDs(t *testing.T, n int) {
 		}
 	}
 	t.Errorf("%d descriptors open after the call, %d before", got, n)
+}
+
+// TestNilLocal: a nil local object crosses as no argument.
+func TestNilLocal(t *testing.T) {
+	c := &fakeConn{reply: xpc.NewDictionary(0)}
+	req := typed.NewRequest(xpc.String("M"), typed.Local(v1.Progress(nil), v1.NewProgressServer))
+	if err := req.Call(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	if a := c.sent.Get(typed.ArgKey(0)); a != nil {
+		t.Errorf("a nil local object was sent as %v", a)
+	}
+}
+
+// TestResultThatDoesNotConvert: the client gets ErrBadResult.
+func TestResultThatDoesNotConvert(t *testing.T) {
+	svc := typed.NewService[fdTaker]("FDTaker", typed.Method[fdTaker]{Name: "Take",
+		Invoke: func(ctx context.Context, impl fdTaker, in *typed.Invocation) error {
+			return in.Results(nil, "fine", make(chan int))
+		}})
+	srv := typed.NewServer(svc, fdTaker(nil))
+	if _, err := srv.Dispatch(context.Background(), nil, xpc.Dict(typed.MethodKey, "Take")); !errors.Is(err, typed.ErrBadResult) {
+		t.Errorf("a result that does not convert: %v, want ErrBadResult", err)
+	}
 }

@@ -110,33 +110,31 @@ func writeClientMethod(b *bytes.Buffer, ifc string, m *method) {
 		fmt.Fprintf(b, "\n// %s calls %s on the service.\n", m.Name, m.Name)
 	}
 	fmt.Fprintf(b, "func (c *%sClient) %s {\n", ifc, sig)
-	fmt.Fprintf(b, "\treq := typed.NewRequest(xpc.String(%q), %d)\n", m.Name, len(m.Params))
-	for i, p := range m.Params {
+	args := []string{fmt.Sprintf("xpc.String(%q)", m.Name)}
+	for _, p := range m.Params {
 		if p.Iface != "" {
-			fmt.Fprintf(b, "\ttyped.LocalArg(&req, %d, %s, New%sServer)\n", i, p.Name, p.Iface)
+			args = append(args, fmt.Sprintf("typed.Local(%s, New%sServer)", p.Name, p.Iface))
 		} else {
-			fmt.Fprintf(b, "\treq.Arg(%d, %s)\n", i, p.Name)
+			args = append(args, p.Name)
 		}
 	}
-	if m.OneWay {
+	fmt.Fprintf(b, "\treq := typed.NewRequest(%s)\n", strings.Join(args, ", "))
+	switch {
+	case m.OneWay:
 		b.WriteString("\t_ = req.Send(ctx, c.conn)\n}\n")
 		return
-	}
-	var zeros []string
-	for _, t := range m.Results {
-		zeros = append(zeros, "*new("+t+")")
-	}
-	fail := "return " + strings.Join(append(zeros, "err"), ", ")
-	if len(m.Results) == 0 {
-		b.WriteString("\t_, err := req.Call(ctx, c.conn)\n\treturn err\n}\n")
+	case len(m.Results) == 0:
+		b.WriteString("\treturn req.Call(ctx, c.conn)\n}\n")
 		return
 	}
-	fmt.Fprintf(b, "\trep, err := req.Call(ctx, c.conn)\n\tif err != nil {\n\t\t%s\n\t}\n", fail)
-	var rs []string
+	var ptrs, rs, zeros []string
 	for i, t := range m.Results {
-		fmt.Fprintf(b, "\tvar r%d %s\n\tif err := rep.Result(%d, &r%d); err != nil {\n\t\t%s\n\t}\n", i, t, i, i, fail)
+		fmt.Fprintf(b, "\tvar r%d %s\n", i, t)
+		ptrs = append(ptrs, "&r"+strconv.Itoa(i))
 		rs = append(rs, "r"+strconv.Itoa(i))
+		zeros = append(zeros, "*new("+t+")")
 	}
+	fmt.Fprintf(b, "\tif err := req.Call(ctx, c.conn, %s); err != nil {\n\t\treturn %s, err\n\t}\n", strings.Join(ptrs, ", "), strings.Join(zeros, ", "))
 	fmt.Fprintf(b, "\treturn %s, nil\n}\n", strings.Join(rs, ", "))
 }
 
@@ -167,15 +165,27 @@ func writeServerMethod(b *bytes.Buffer, ifc string, m *method) {
 		b.WriteString("OneWay: true, ")
 	}
 	fmt.Fprintf(b, "Invoke: func(ctx context.Context, impl %s, in *typed.Invocation) error {\n", ifc)
-	var args []string
+	var args, ptrs []string
 	for i, p := range m.Params {
 		a := "a" + strconv.Itoa(i)
 		args = append(args, a)
 		if p.Iface != "" {
-			fmt.Fprintf(b, "\t\t%s, err := typed.RemoteArg(in, %d, func(c typed.Conn) %s { return New%sClient(c) })\n\t\tif err != nil {\n\t\t\treturn err\n\t\t}\n", a, i, p.Iface, p.Iface)
+			ptrs = append(ptrs, "nil")
 			continue
 		}
-		fmt.Fprintf(b, "\t\tvar %s %s\n\t\tif err := in.Arg(%d, &%s); err != nil {\n\t\t\treturn err\n\t\t}\n", a, p.Type, i, a)
+		fmt.Fprintf(b, "\t\tvar %s %s\n", a, p.Type)
+		ptrs = append(ptrs, "&"+a)
+	}
+	for len(ptrs) > 0 && ptrs[len(ptrs)-1] == "nil" {
+		ptrs = ptrs[:len(ptrs)-1]
+	}
+	if len(ptrs) > 0 {
+		fmt.Fprintf(b, "\t\tif err := in.Args(%s); err != nil {\n\t\t\treturn err\n\t\t}\n", strings.Join(ptrs, ", "))
+	}
+	for i, p := range m.Params {
+		if p.Iface != "" {
+			fmt.Fprintf(b, "\t\ta%d, err := typed.RemoteArg(in, %d, func(c typed.Conn) %s { return New%sClient(c) })\n\t\tif err != nil {\n\t\t\treturn err\n\t\t}\n", i, i, p.Iface, p.Iface)
+		}
 	}
 	call := fmt.Sprintf("impl.%s(ctx%s)", m.Name, prefixed(args))
 	switch {
@@ -188,15 +198,7 @@ func writeServerMethod(b *bytes.Buffer, ifc string, m *method) {
 		for i := range m.Results {
 			rs = append(rs, "r"+strconv.Itoa(i))
 		}
-		fmt.Fprintf(b, "\t\t%s, err := %s\n\t\tif err != nil {\n\t\t\treturn err\n\t\t}\n", strings.Join(rs, ", "), call)
-		for i, r := range rs {
-			last := i == len(rs)-1
-			if last {
-				fmt.Fprintf(b, "\t\treturn in.Result(%d, %s)\n", i, r)
-			} else {
-				fmt.Fprintf(b, "\t\tif err := in.Result(%d, %s); err != nil {\n\t\t\treturn err\n\t\t}\n", i, r)
-			}
-		}
+		fmt.Fprintf(b, "\t\t%s, err := %s\n\t\treturn in.Results(err, %s)\n", strings.Join(rs, ", "), call, strings.Join(rs, ", "))
 	}
 	b.WriteString("\t}},\n")
 }

@@ -10,10 +10,9 @@ import (
 // qualifier writes types as the output package sees them, and collects the
 // imports they need, naming each one uniquely.
 type qualifier struct {
-	self    *types.Package
-	byPath  map[string]string // import path -> name in the file
-	taken   map[string]bool   // names in use
-	ownName string
+	self   *types.Package
+	byPath map[string]string // import path -> name in the file
+	taken  map[string]bool   // names in use
 }
 
 func newQualifier(self *types.Package) *qualifier {

@@ -24,13 +24,9 @@ var _ Weather = (*WeatherClient)(nil)
 
 // Caller calls Caller on the service.
 func (c *WeatherClient) Caller(ctx context.Context) (int, error) {
-	req := typed.NewRequest(xpc.String("Caller"), 0)
-	rep, err := req.Call(ctx, c.conn)
-	if err != nil {
-		return *new(int), err
-	}
+	req := typed.NewRequest(xpc.String("Caller"))
 	var r0 int
-	if err := rep.Result(0, &r0); err != nil {
+	if err := req.Call(ctx, c.conn, &r0); err != nil {
 		return *new(int), err
 	}
 	return r0, nil
@@ -38,21 +34,15 @@ func (c *WeatherClient) Caller(ctx context.Context) (int, error) {
 
 // Crash calls Crash on the service.
 func (c *WeatherClient) Crash(ctx context.Context) error {
-	req := typed.NewRequest(xpc.String("Crash"), 0)
-	_, err := req.Call(ctx, c.conn)
-	return err
+	req := typed.NewRequest(xpc.String("Crash"))
+	return req.Call(ctx, c.conn)
 }
 
 // Forecast calls Forecast on the service.
 func (c *WeatherClient) Forecast(ctx context.Context, r Request) (Forecast, error) {
-	req := typed.NewRequest(xpc.String("Forecast"), 1)
-	req.Arg(0, r)
-	rep, err := req.Call(ctx, c.conn)
-	if err != nil {
-		return *new(Forecast), err
-	}
+	req := typed.NewRequest(xpc.String("Forecast"), r)
 	var r0 Forecast
-	if err := rep.Result(0, &r0); err != nil {
+	if err := req.Call(ctx, c.conn, &r0); err != nil {
 		return *new(Forecast), err
 	}
 	return r0, nil
@@ -60,17 +50,10 @@ func (c *WeatherClient) Forecast(ctx context.Context, r Request) (Forecast, erro
 
 // LastReport calls LastReport on the service.
 func (c *WeatherClient) LastReport(ctx context.Context) (string, float64, error) {
-	req := typed.NewRequest(xpc.String("LastReport"), 0)
-	rep, err := req.Call(ctx, c.conn)
-	if err != nil {
-		return *new(string), *new(float64), err
-	}
+	req := typed.NewRequest(xpc.String("LastReport"))
 	var r0 string
-	if err := rep.Result(0, &r0); err != nil {
-		return *new(string), *new(float64), err
-	}
 	var r1 float64
-	if err := rep.Result(1, &r1); err != nil {
+	if err := req.Call(ctx, c.conn, &r0, &r1); err != nil {
 		return *new(string), *new(float64), err
 	}
 	return r0, r1, nil
@@ -79,24 +62,15 @@ func (c *WeatherClient) LastReport(ctx context.Context) (string, float64, error)
 // Report sends a one-way Report request: it does not wait, and
 // failures are not reported.
 func (c *WeatherClient) Report(ctx context.Context, city string, temp float64) {
-	req := typed.NewRequest(xpc.String("Report"), 2)
-	req.Arg(0, city)
-	req.Arg(1, temp)
+	req := typed.NewRequest(xpc.String("Report"), city, temp)
 	_ = req.Send(ctx, c.conn)
 }
 
 // Watch calls Watch on the service.
 func (c *WeatherClient) Watch(ctx context.Context, city string, days int, p Progress) (int, error) {
-	req := typed.NewRequest(xpc.String("Watch"), 3)
-	req.Arg(0, city)
-	req.Arg(1, days)
-	typed.LocalArg(&req, 2, p, NewProgressServer)
-	rep, err := req.Call(ctx, c.conn)
-	if err != nil {
-		return *new(int), err
-	}
+	req := typed.NewRequest(xpc.String("Watch"), city, days, typed.Local(p, NewProgressServer))
 	var r0 int
-	if err := rep.Result(0, &r0); err != nil {
+	if err := req.Call(ctx, c.conn, &r0); err != nil {
 		return *new(int), err
 	}
 	return r0, nil
@@ -113,42 +87,27 @@ func NewWeatherServer(impl Weather) *typed.Server[Weather] {
 var weatherService = typed.NewService[Weather]("Weather",
 	typed.Method[Weather]{Name: "Caller", Invoke: func(ctx context.Context, impl Weather, in *typed.Invocation) error {
 		r0, err := impl.Caller(ctx)
-		if err != nil {
-			return err
-		}
-		return in.Result(0, r0)
+		return in.Results(err, r0)
 	}},
 	typed.Method[Weather]{Name: "Crash", Invoke: func(ctx context.Context, impl Weather, in *typed.Invocation) error {
 		return impl.Crash(ctx)
 	}},
 	typed.Method[Weather]{Name: "Forecast", Invoke: func(ctx context.Context, impl Weather, in *typed.Invocation) error {
 		var a0 Request
-		if err := in.Arg(0, &a0); err != nil {
+		if err := in.Args(&a0); err != nil {
 			return err
 		}
 		r0, err := impl.Forecast(ctx, a0)
-		if err != nil {
-			return err
-		}
-		return in.Result(0, r0)
+		return in.Results(err, r0)
 	}},
 	typed.Method[Weather]{Name: "LastReport", Invoke: func(ctx context.Context, impl Weather, in *typed.Invocation) error {
 		r0, r1, err := impl.LastReport(ctx)
-		if err != nil {
-			return err
-		}
-		if err := in.Result(0, r0); err != nil {
-			return err
-		}
-		return in.Result(1, r1)
+		return in.Results(err, r0, r1)
 	}},
 	typed.Method[Weather]{Name: "Report", OneWay: true, Invoke: func(ctx context.Context, impl Weather, in *typed.Invocation) error {
 		var a0 string
-		if err := in.Arg(0, &a0); err != nil {
-			return err
-		}
 		var a1 float64
-		if err := in.Arg(1, &a1); err != nil {
+		if err := in.Args(&a0, &a1); err != nil {
 			return err
 		}
 		impl.Report(ctx, a0, a1)
@@ -156,11 +115,8 @@ var weatherService = typed.NewService[Weather]("Weather",
 	}},
 	typed.Method[Weather]{Name: "Watch", Invoke: func(ctx context.Context, impl Weather, in *typed.Invocation) error {
 		var a0 string
-		if err := in.Arg(0, &a0); err != nil {
-			return err
-		}
 		var a1 int
-		if err := in.Arg(1, &a1); err != nil {
+		if err := in.Args(&a0, &a1); err != nil {
 			return err
 		}
 		a2, err := typed.RemoteArg(in, 2, func(c typed.Conn) Progress { return NewProgressClient(c) })
@@ -168,10 +124,7 @@ var weatherService = typed.NewService[Weather]("Weather",
 			return err
 		}
 		r0, err := impl.Watch(ctx, a0, a1, a2)
-		if err != nil {
-			return err
-		}
-		return in.Result(0, r0)
+		return in.Results(err, r0)
 	}},
 )
 
@@ -190,11 +143,8 @@ var _ Progress = (*ProgressClient)(nil)
 
 // Update calls Update on the service.
 func (c *ProgressClient) Update(ctx context.Context, done int, total int) error {
-	req := typed.NewRequest(xpc.String("Update"), 2)
-	req.Arg(0, done)
-	req.Arg(1, total)
-	_, err := req.Call(ctx, c.conn)
-	return err
+	req := typed.NewRequest(xpc.String("Update"), done, total)
+	return req.Call(ctx, c.conn)
 }
 
 // NewProgressServer returns an xpc.Handler that serves impl's Progress
@@ -208,11 +158,8 @@ func NewProgressServer(impl Progress) *typed.Server[Progress] {
 var progressService = typed.NewService[Progress]("Progress",
 	typed.Method[Progress]{Name: "Update", Invoke: func(ctx context.Context, impl Progress, in *typed.Invocation) error {
 		var a0 int
-		if err := in.Arg(0, &a0); err != nil {
-			return err
-		}
 		var a1 int
-		if err := in.Arg(1, &a1); err != nil {
+		if err := in.Args(&a0, &a1); err != nil {
 			return err
 		}
 		return impl.Update(ctx, a0, a1)
