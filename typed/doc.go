@@ -52,7 +52,7 @@
 //
 // An argument whose type is an interface given to the generator crosses as
 // an endpoint: the client serves the local object on a new anonymous
-// listener (LocalArg) and sends the listener's endpoint; the server calls
+// listener (Local) and sends the listener's endpoint; the server calls
 // back through a generated client over a connection to that endpoint
 // (RemoteArg). The callback works while the call is in progress: when the
 // server's method returns, its connection is cancelled, and when the

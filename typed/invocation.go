@@ -53,7 +53,7 @@ func (in *Invocation) Arg(i int, v any) error {
 }
 
 // RemoteArg returns a proxy for the object the client passed as the
-// argument at position i (LocalArg): a connection to the endpoint it sent,
+// argument at position i (Local): a connection to the endpoint it sent,
 // wrapped by newClient (the generated client constructor, such as
 // NewWeatherClient). The proxy works until the method returns; then its
 // connection is cancelled. An absent argument gives T's zero value (nil);

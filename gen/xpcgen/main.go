@@ -1,7 +1,8 @@
 // Command xpcgen writes the XPC client and server of Go interfaces: for
-// each interface named with -type, a client (NewXClient) that implements
-// the interface by calling a service over a typed.Conn, and a server
-// (NewXServer) that dispatches a service's requests to an implementation.
+// each interface named with -type (Weather, say), a client
+// (NewWeatherClient) that implements the interface by calling a service
+// over a typed.Conn, and a server (NewWeatherServer) that dispatches a
+// service's requests to an implementation.
 // Both are one file, written in the interfaces' package and run by
 // go generate:
 //
