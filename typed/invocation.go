@@ -16,6 +16,7 @@ type Invocation struct {
 	reply   *xpc.Dictionary
 	taken   uint64 // arguments (by position, below 64) the method owns
 	remotes []*xpc.Connection
+	ctx     callContext // the method's context
 }
 
 // Args stores the arguments in the values ptrs point to, by position
@@ -135,6 +136,21 @@ func (in *Invocation) tookKey(k string) bool {
 
 // messageKey is the context key of the message a method serves.
 type messageKey struct{}
+
+// callContext is the context a method is given: its connection's, plus
+// the message (messageKey).
+type callContext struct {
+	context.Context
+	msg *xpc.Message
+}
+
+// Value returns the message for messageKey, and the parent's values.
+func (c *callContext) Value(key any) any {
+	if _, ok := key.(messageKey); ok {
+		return c.msg
+	}
+	return c.Context.Value(key)
+}
 
 // MessageFromContext returns the message whose method ctx was given to, or
 // nil outside a method served by a Server.

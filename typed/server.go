@@ -82,7 +82,7 @@ func (s *Server[T]) HandleEvent(error) {}
 // in tests. Descriptors in body that the method's arguments do not take
 // are closed before Dispatch returns.
 func (s *Server[T]) Dispatch(ctx context.Context, m *xpc.Message, body *xpc.Dictionary) (*xpc.Dictionary, error) {
-	in := Invocation{msg: m, body: body}
+	in := &Invocation{msg: m, body: body}
 	defer in.end()
 	if body == nil {
 		return nil, fmt.Errorf("typed: %s: no request: %w", s.svc.name, ErrBadArguments)
@@ -96,10 +96,10 @@ func (s *Server[T]) Dispatch(ctx context.Context, m *xpc.Message, body *xpc.Dict
 		return nil, fmt.Errorf("typed: %s: method %q: %w", s.svc.name, name, ErrUnimplemented)
 	}
 	in.method = meth.Name
-	if m != nil {
-		ctx = context.WithValue(ctx, messageKey{}, m)
-	}
-	if err := meth.Invoke(ctx, s.impl, &in); err != nil {
+	// The method's context carries the message; it lives in the
+	// invocation, which costs no allocation of its own.
+	in.ctx = callContext{Context: ctx, msg: m}
+	if err := meth.Invoke(&in.ctx, s.impl, in); err != nil {
 		return nil, err
 	}
 	if in.reply == nil {
