@@ -3,6 +3,8 @@ package typed
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/goxpc/xpc"
 )
@@ -123,15 +125,11 @@ func (in *Invocation) end() {
 
 // tookKey reports whether the argument under key k was taken by the method.
 func (in *Invocation) tookKey(k string) bool {
-	if in.taken == 0 {
+	if in.taken == 0 || !strings.HasPrefix(k, ArgKeyPrefix) {
 		return false
 	}
-	for i := 0; i < 64; i++ {
-		if in.taken&(1<<i) != 0 && ArgKey(i) == k {
-			return true
-		}
-	}
-	return false
+	i, err := strconv.Atoi(k[len(ArgKeyPrefix):])
+	return err == nil && i >= 0 && i < 64 && in.taken&(1<<i) != 0 && ArgKey(i) == k
 }
 
 // messageKey is the context key of the message a method serves.
