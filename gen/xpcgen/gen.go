@@ -141,7 +141,7 @@ func writeClientMethod(b *bytes.Buffer, ifc string, m *method) {
 // writeServer writes ifc's server constructor and method table.
 func writeServer(b *bytes.Buffer, ifc *iface) {
 	n := ifc.Name
-	table := strings.ToLower(n[:1]) + n[1:] + "Service"
+	table := serviceVar(n)
 	fmt.Fprintf(b, `
 // New%[1]sServer returns an xpc.Handler that serves impl's %[1]s
 // methods to the clients of a connection (typed.ServeListener serves a
@@ -210,3 +210,6 @@ func prefixed(list []string) string {
 	}
 	return ", " + strings.Join(list, ", ")
 }
+
+// serviceVar is the name of the method table of the interface n.
+func serviceVar(n string) string { return strings.ToLower(n[:1]) + n[1:] + "Service" }

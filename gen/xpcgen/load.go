@@ -102,6 +102,11 @@ func model(p *packages.Package, names []string, q *qualifier) ([]*iface, error) 
 		if it.NumMethods() == 0 {
 			return nil, fmt.Errorf("xpcgen: %s: %s has no methods", p.Fset.Position(obj.Pos()), n)
 		}
+		for _, g := range generatedNames(n) {
+			if o := p.Types.Scope().Lookup(g); o != nil {
+				return nil, fmt.Errorf("xpcgen: %s: %s is declared already; the generated code for %s declares it", p.Fset.Position(o.Pos()), g, n)
+			}
+		}
 		ifc := &iface{Name: n}
 		for i := 0; i < it.NumMethods(); i++ {
 			m, err := checkMethod(p, n, it.Method(i), want, q)
@@ -113,4 +118,10 @@ func model(p *packages.Package, names []string, q *qualifier) ([]*iface, error) 
 		out = append(out, ifc)
 	}
 	return out, nil
+}
+
+// generatedNames are the package-level names the output declares for the
+// interface n.
+func generatedNames(n string) []string {
+	return []string{n + "Client", "New" + n + "Client", "New" + n + "Server", serviceVar(n)}
 }

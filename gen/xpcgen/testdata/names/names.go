@@ -8,6 +8,8 @@ import (
 	htmltemplate "html/template"
 	"text/template"
 	"time"
+
+	"github.com/goxpc/xpc"
 )
 
 // Clash has parameters named like the generated code's own variables and
@@ -17,6 +19,7 @@ type Clash interface {
 	Unnamed(context.Context, string, int) error
 	Templates(ctx context.Context, h htmltemplate.HTML, t *template.Template) error
 	Any(ctx context.Context, v any, m map[string]any) ([]any, error)
+	File(ctx context.Context, f *xpc.FD) (*xpc.Endpoint, error)
 	Embedded
 }
 

@@ -70,3 +70,10 @@ type Generic[T any] interface {
 type Empty interface{}
 
 type NotAnInterface struct{}
+
+type Taken interface {
+	M(ctx context.Context) error
+}
+
+// NewTakenClient is a name the generated code for Taken would declare.
+func NewTakenClient() {}
