@@ -316,3 +316,26 @@ func TestResultThatDoesNotConvert(t *testing.T) {
 		t.Errorf("a result that does not convert: %v, want ErrBadResult", err)
 	}
 }
+
+// troubled returns results and a plain error (one with no domain) at once.
+type troubled struct{ weather1 }
+
+func (*troubled) LastReport(ctx context.Context) (string, float64, error) {
+	return "Oslo", 1, errors.New("plain trouble")
+}
+
+// TestPlainErrorAndExactlyOne: an error without a domain arrives as a
+// *xpc.RemoteError with its text, and the results the method returned
+// beside it do not reach the caller.
+func TestPlainErrorAndExactlyOne(t *testing.T) {
+	ctx := testContext(t)
+	c := serveInProcess(t, v1.NewWeatherServer(&troubled{}))
+	city, temp, err := v1.NewWeatherClient(c).LastReport(ctx)
+	var re *xpc.RemoteError
+	if !errors.As(err, &re) || re.Object.Description() != "plain trouble" || re.Domain() != "" {
+		t.Errorf("LastReport error = %v, want a *xpc.RemoteError saying plain trouble, with no domain", err)
+	}
+	if city != "" || temp != 0 {
+		t.Errorf("LastReport results with an error = %q, %v, want zero values", city, temp)
+	}
+}
