@@ -143,7 +143,7 @@ func (r *Request) Send(ctx context.Context, c Conn) error {
 
 // end stops serving the request's local arguments: their listeners, with
 // every connection made through them, are cancelled, and the endpoints in
-// the body are closed (a send sent duplicates).
+// the body are closed (the connection sent duplicates of them).
 func (r *Request) end() {
 	if len(r.locals) == 0 {
 		return

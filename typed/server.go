@@ -7,11 +7,14 @@ import (
 	"github.com/goxpc/xpc"
 )
 
-// Method is one method of a Service: its name on the wire, whether it is
-// one-way, and the generated function that decodes its arguments from in,
-// calls it on impl and stores its results in in.
+// Method is one method of a Service: its name on the wire, and the
+// generated function that decodes its arguments from in, calls it on impl
+// and stores its results in in.
 type Method[T any] struct {
-	Name   string
+	Name string
+	// OneWay records that the method has no results: its clients send
+	// without wanting a reply. A request for it that wants one anyway
+	// gets an empty reply once the method returns.
 	OneWay bool
 	Invoke func(ctx context.Context, impl T, in *Invocation) error
 }
