@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/goxpc/xpc"
-	"github.com/goxpc/xpc/typed"
 	v1 "github.com/goxpc/xpc/typed/internal/weatherv1"
 )
 
@@ -14,7 +13,7 @@ import (
 // this process over an endpoint connection.
 
 func BenchmarkGeneratedCall(b *testing.B) {
-	c := benchConn(b)
+	c := serveInProcess(b, v1.NewWeatherServer(&weather1{}))
 	w := v1.NewWeatherClient(c)
 	ctx := context.Background()
 	req := v1.Request{City: "Paris", Days: 3}
@@ -27,30 +26,21 @@ func BenchmarkGeneratedCall(b *testing.B) {
 }
 
 func BenchmarkHandBuiltCall(b *testing.B) {
-	l, err := xpc.NewListener()
-	if err != nil {
-		b.Fatal(err)
-	}
 	var impl weather1
-	l.SetHandler(func(peer *xpc.Connection) {
-		peer.SetHandler(xpc.HandlerFunc(func(ctx context.Context, m *xpc.Message) {
-			var r v1.Request
-			if err := xpc.ObjectInto(m.Body, &r); err != nil {
-				m.ReplyError(ctx, xpc.ErrorObjectOf(err))
-				return
-			}
-			f, err := impl.Forecast(ctx, r)
-			if err != nil {
-				m.ReplyError(ctx, xpc.ErrorObjectOf(err))
-				return
-			}
-			obj, _ := xpc.ValueOf(f)
-			m.Reply(ctx, obj.(*xpc.Dictionary))
-		}))
-		peer.Activate()
-	})
-	l.Activate()
-	c := connectBench(b, l)
+	c := serveInProcess(b, xpc.HandlerFunc(func(ctx context.Context, m *xpc.Message) {
+		var r v1.Request
+		if err := xpc.ObjectInto(m.Body, &r); err != nil {
+			m.ReplyError(ctx, xpc.ErrorObjectOf(err))
+			return
+		}
+		f, err := impl.Forecast(ctx, r)
+		if err != nil {
+			m.ReplyError(ctx, xpc.ErrorObjectOf(err))
+			return
+		}
+		obj, _ := xpc.ValueOf(f)
+		m.Reply(ctx, obj.(*xpc.Dictionary))
+	}))
 	ctx := context.Background()
 	req := v1.Request{City: "Paris", Days: 3}
 	b.ReportAllocs()
@@ -68,34 +58,4 @@ func BenchmarkHandBuiltCall(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-}
-
-func benchConn(b *testing.B) *xpc.Connection {
-	l, err := xpc.NewListener()
-	if err != nil {
-		b.Fatal(err)
-	}
-	typed.ServeListener(l, v1.NewWeatherServer(&weather1{}))
-	return connectBench(b, l)
-}
-
-func connectBench(b *testing.B, l *xpc.Listener) *xpc.Connection {
-	ep, err := l.Endpoint()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ep.Close()
-	c, err := xpc.NewEndpointConnection(ep)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c.Activate()
-	b.Cleanup(func() {
-		c.Cancel()
-		l.Cancel()
-		for _, p := range l.Peers() {
-			p.Cancel()
-		}
-	})
-	return c
 }

@@ -18,30 +18,43 @@ var errNoPeer = errors.New("no peer in the method's context")
 
 // serveInProcess serves h on an anonymous listener and returns an active
 // connection to it; the test's cleanup cancels both.
-func serveInProcess(t *testing.T, h xpc.Handler) *xpc.Connection {
-	t.Helper()
+func serveInProcess(tb testing.TB, h xpc.Handler) *xpc.Connection {
+	return connectInProcess(tb, listenInProcess(tb, h))
+}
+
+// listenInProcess serves h on a new anonymous listener, which the test's
+// cleanup cancels with its peers.
+func listenInProcess(tb testing.TB, h xpc.Handler) *xpc.Listener {
+	tb.Helper()
 	l, err := xpc.NewListener()
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	typed.ServeListener(l, h)
-	ep, err := l.Endpoint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ep.Close()
-	c, err := xpc.NewEndpointConnection(ep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Activate()
-	t.Cleanup(func() {
-		c.Cancel()
+	tb.Cleanup(func() {
 		l.Cancel()
 		for _, p := range l.Peers() {
 			p.Cancel()
 		}
 	})
+	return l
+}
+
+// connectInProcess returns an active connection to l, which the test's
+// cleanup cancels.
+func connectInProcess(tb testing.TB, l *xpc.Listener) *xpc.Connection {
+	tb.Helper()
+	ep, err := l.Endpoint()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ep.Close()
+	c, err := xpc.NewEndpointConnection(ep)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.Activate()
+	tb.Cleanup(c.Cancel)
 	return c
 }
 

@@ -211,22 +211,8 @@ func TestCallbackLifetime(t *testing.T) {
 // listener went away is the connection's typed error, not a hang.
 func TestCallsFailWhenTheConnectionGoes(t *testing.T) {
 	ctx := testContext(t)
-	l, err := xpc.NewListener()
-	if err != nil {
-		t.Fatal(err)
-	}
-	typed.ServeListener(l, v1.NewWeatherServer(&weather1{}))
-	ep, err := l.Endpoint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ep.Close()
-	c, err := xpc.NewEndpointConnection(ep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Activate()
-	defer c.Cancel()
+	l := listenInProcess(t, v1.NewWeatherServer(&weather1{}))
+	c := connectInProcess(t, l)
 	w := v1.NewWeatherClient(c)
 	if _, err := w.Caller(ctx); err != nil {
 		t.Fatal(err)
@@ -245,13 +231,8 @@ func TestCallsFailWhenTheConnectionGoes(t *testing.T) {
 // when the method returns, even while the client's listener lives on.
 func TestRemoteArgLifetime(t *testing.T) {
 	ctx := testContext(t)
-	l, err := xpc.NewListener()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var p progress1
-	typed.ServeListener(l, v1.NewProgressServer(&p))
-	defer l.Cancel()
+	l := listenInProcess(t, v1.NewProgressServer(&p))
 	ep, err := l.Endpoint()
 	if err != nil {
 		t.Fatal(err)
