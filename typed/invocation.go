@@ -1,0 +1,178 @@
+package typed
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/goxpc/xpc"
+)
+
+// Invocation is one request being served, as generated server code sees
+// it: Args (and RemoteArg) for the arguments, then Results.
+type Invocation struct {
+	msg     *xpc.Message
+	body    *xpc.Dictionary
+	method  string
+	reply   *xpc.Dictionary
+	taken   uint64 // arguments (by position, below 64) the method owns
+	remotes []*xpc.Connection
+	ctx     callContext // the method's context
+}
+
+// Args stores the arguments in the values ptrs point to, by position
+// (Arg); a nil pointer skips its position.
+func (in *Invocation) Args(ptrs ...any) error {
+	for i, p := range ptrs {
+		if p == nil {
+			continue
+		}
+		if err := in.Arg(i, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Arg stores the argument at position i in the value v points to
+// (xpc.ObjectInto). An argument the request lacks (a client older than the
+// interface) leaves v unchanged, its zero value; one that does not decode
+// is an error matching ErrBadArguments, which the generated code returns
+// without calling the method. Descriptors (*xpc.FD, *xpc.SharedMemory) in
+// an argument that decodes belong to the method from then on.
+func (in *Invocation) Arg(i int, v any) error {
+	obj := in.body.Get(ArgKey(i))
+	if obj == nil {
+		return nil
+	}
+	if err := xpc.ObjectInto(obj, v); err != nil {
+		return fmt.Errorf("typed: %s: argument %d: %w: %w", in.method, i, ErrBadArguments, err)
+	}
+	if i >= 0 && i < 64 {
+		in.taken |= 1 << i
+	}
+	return nil
+}
+
+// RemoteArg returns a proxy for the object the client passed as the
+// argument at position i (Local): a connection to the endpoint it sent,
+// wrapped by newClient (the generated client constructor, such as
+// NewWeatherClient). The proxy works until the method returns; then its
+// connection is cancelled. An absent argument gives T's zero value (nil);
+// one that is not an endpoint an error matching ErrBadArguments.
+func RemoteArg[T any](in *Invocation, i int, newClient func(Conn) T) (T, error) {
+	var zero T
+	obj := in.body.Get(ArgKey(i))
+	if obj == nil {
+		return zero, nil
+	}
+	if _, null := obj.(xpc.Null); null {
+		return zero, nil
+	}
+	ep, ok := obj.(*xpc.Endpoint)
+	if !ok {
+		return zero, fmt.Errorf("typed: %s: argument %d: %w: %v where an endpoint belongs", in.method, i, ErrBadArguments, obj.Type())
+	}
+	c, err := xpc.NewEndpointConnection(ep)
+	if err != nil {
+		return zero, fmt.Errorf("typed: %s: argument %d: %w: %w", in.method, i, ErrBadArguments, err)
+	}
+	c.Activate()
+	in.remotes = append(in.remotes, c)
+	return newClient(c), nil
+}
+
+// Results returns err if it is not nil (the method failed); otherwise it
+// sets the reply's results, by position, to rs, each converted with
+// xpc.ValueOf, and returns an error matching ErrBadResult if one does not
+// convert.
+func (in *Invocation) Results(err error, rs ...any) error {
+	if err != nil {
+		return err
+	}
+	if len(rs) == 0 {
+		return nil
+	}
+	in.reply = xpc.NewDictionary(len(rs))
+	for i, v := range rs {
+		obj, err := xpc.ValueOf(v)
+		if err != nil {
+			return fmt.Errorf("typed: %s: result %d: %w: %w", in.method, i, ErrBadResult, err)
+		}
+		in.reply.Set(ResultKey(i), obj)
+	}
+	return nil
+}
+
+// end cancels the proxies' connections and closes the descriptors in the
+// request that no argument took.
+func (in *Invocation) end() {
+	for _, c := range in.remotes {
+		c.Cancel()
+	}
+	in.remotes = nil
+	if in.body == nil {
+		return
+	}
+	for k, v := range in.body.All() {
+		if in.tookKey(k) {
+			continue
+		}
+		xpc.CloseAttachments(v)
+	}
+}
+
+// tookKey reports whether the argument under key k was taken by the method.
+func (in *Invocation) tookKey(k string) bool {
+	if in.taken == 0 || !strings.HasPrefix(k, ArgKeyPrefix) {
+		return false
+	}
+	i, err := strconv.Atoi(k[len(ArgKeyPrefix):])
+	return err == nil && i >= 0 && i < 64 && in.taken&(1<<i) != 0 && ArgKey(i) == k
+}
+
+// messageKey is the context key of the message a method serves.
+type messageKey struct{}
+
+// callContext is the context a method is given: its connection's, plus
+// the message (messageKey).
+type callContext struct {
+	context.Context
+	msg *xpc.Message
+}
+
+// Value returns the message for messageKey, and the parent's values.
+func (c *callContext) Value(key any) any {
+	if _, ok := key.(messageKey); ok {
+		return c.msg
+	}
+	return c.Context.Value(key)
+}
+
+// MessageFromContext returns the message whose method ctx was given to, or
+// nil outside a method served by a Server.
+func MessageFromContext(ctx context.Context) *xpc.Message {
+	m, _ := ctx.Value(messageKey{}).(*xpc.Message)
+	return m
+}
+
+// PeerFromContext returns the identity of the process that called the
+// method ctx was given to (as the kernel gave it when that process
+// connected), or nil outside a method served by a Server.
+func PeerFromContext(ctx context.Context) *xpc.Peer {
+	if m := MessageFromContext(ctx); m != nil {
+		return m.Peer()
+	}
+	return nil
+}
+
+// ConnectionFromContext returns the connection the method ctx was given to
+// was called on (NSXPCConnection's currentConnection), or nil outside a
+// method served by a Server.
+func ConnectionFromContext(ctx context.Context) *xpc.Connection {
+	if m := MessageFromContext(ctx); m != nil {
+		return m.Connection()
+	}
+	return nil
+}
