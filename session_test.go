@@ -204,6 +204,8 @@ func TestSessionNoReconnect(t *testing.T) {
 	}
 	call := s.conn.Go(testCtx(t), Dict("hold", true))
 	f.serviceSide(t).Cancel()
+	// Over without a send: the session hears of the interruption.
+	waitClosed(t, s.Done(), "session")
 	_, err = s.SendWithReply(testCtx(t), Dict("x", 2))
 	se := sessionErr(t, err)
 	if !errors.Is(err, ErrInterrupted) || !errors.Is(err, ErrInvalid) || !se.CanRetry ||
@@ -218,7 +220,6 @@ func TestSessionNoReconnect(t *testing.T) {
 			t.Errorf("later send: %v", err)
 		}
 	}
-	waitClosed(t, s.Done(), "session")
 	if err := h.nextEvent(t); err != error(se) {
 		t.Errorf("handler's last event %v, want the session's error", err)
 	}
@@ -271,5 +272,19 @@ func TestNewSessionNoXPCD(t *testing.T) {
 	se := sessionErr(t, err)
 	if !errors.Is(err, ErrInterrupted) || !se.CanRetry {
 		t.Errorf("%v, CanRetry %v", err, se.CanRetry)
+	}
+}
+
+// TestSessionGateBounded: decisions left by clients that never reached
+// the listener's handler do not pile up.
+func TestSessionGateBounded(t *testing.T) {
+	g := &sessionGate{decide: func(r *SessionRequest) { r.Accept(nil) }, accepted: make(map[*Peer]Handler)}
+	for range 100 {
+		if eo := g.admit(&Peer{}); eo != nil {
+			t.Fatal(eo.Description())
+		}
+	}
+	if n := len(g.accepted); n > maxGateEntries {
+		t.Errorf("%d decisions kept, want at most %d", n, maxGateEntries)
 	}
 }
