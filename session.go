@@ -49,7 +49,7 @@ func (e *SessionError) Is(target error) bool {
 	case ErrInvalid:
 		return true
 	case ErrDenied:
-		return e.Reason.Code == ReasonSessionRejected
+		return e.Reason != nil && e.Reason.Code == ReasonSessionRejected
 	}
 	return false
 }
@@ -101,8 +101,8 @@ type Session struct {
 // NewSession starts a session with the service named name, through xpcd,
 // with the options NewServiceConnection takes. h receives the messages
 // the service sends, and, as its last event, the *SessionError that ends
-// the session; nil answers every message that wants a reply with
-// ErrNoReply.
+// the session (also when NewSession fails); nil answers every message
+// that wants a reply with ErrNoReply.
 //
 // It looks the name up at once, as Swift's XPCSession initializer
 // connects: it fails if no xpcd answers, or ctx ends first, and xpcd
@@ -114,7 +114,7 @@ type Session struct {
 func NewSession(ctx context.Context, name string, h Handler, opts ...Option) (*Session, error) {
 	c, err := NewServiceConnection(name, opts...)
 	if err != nil {
-		return nil, err
+		return nil, renamed(err, "NewSession")
 	}
 	return startSession(ctx, c, h)
 }
@@ -127,9 +127,22 @@ func NewSession(ctx context.Context, name string, h Handler, opts ...Option) (*S
 func NewEndpointSession(ctx context.Context, ep *Endpoint, h Handler, opts ...Option) (*Session, error) {
 	c, err := NewEndpointConnection(ep, opts...)
 	if err != nil {
-		return nil, err
+		return nil, renamed(err, "NewEndpointSession")
 	}
 	return startSession(ctx, c, h)
+}
+
+// renamed returns err, the error of the constructor a session's
+// connection is made with, naming the session's constructor ctor if it is
+// an *OptionError: the two take the same options.
+func renamed(err error, ctor string) error {
+	var oe *OptionError
+	if errors.As(err, &oe) {
+		e := *oe
+		e.Constructor = ctor
+		return &e
+	}
+	return err
 }
 
 // startSession makes c, not yet shared, a session's connection, activates

@@ -49,7 +49,8 @@ func (r *SessionRequest) Reject(reason string) {
 // session, in place of SetHandler and SetAdmission (it sets both). fn runs
 // on the listener's accept goroutine, one client at a time, after the
 // listener's peer requirement (WithPeerRequirement) has passed and before
-// anything is sent to the client; it should be quick. An accepted client
+// anything is sent to the client; it decides before it returns, and
+// should be quick. An accepted client
 // is activated with the handler Accept was given. It must be called before
 // Activate, and works on every listener: NewListener's, ListenUnix's and
 // Service.Listen's (a client that looked the name up through xpcd gets the
