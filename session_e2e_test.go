@@ -205,4 +205,44 @@ func TestSessionRefusedEndToEnd(t *testing.T) {
 		}
 		s.Cancel()
 	}
+
+	// A client that is not a session gets the rejection as well.
+	c := srv.Connect(t, sessionRejectName)
+	_, err := c.SendWithReply(ctx, xpc.NewDictionary(0))
+	var ce *xpc.ConnError
+	if !errors.Is(err, xpc.ErrSessionRejected) || !errors.As(err, &ce) || ce.Reason.Description != sessionRejection {
+		t.Errorf("a plain connection to a rejecting service: %v", err)
+	}
+}
+
+// TestSessionsConcurrent: sessions started together with one service are
+// each accepted with their own handler.
+func TestSessionsConcurrent(t *testing.T) {
+	srv, _ := sessionServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 8
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			s, err := xpc.NewSession(ctx, sessionName, nil, xpc.WithBootstrapSocket(srv.Socket))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer s.Cancel()
+			reply, err := s.SendWithReply(ctx, xpc.NewDictionary(0))
+			if err == nil {
+				if peer, _ := reply.Int64("peer_pid"); peer != int64(os.Getpid()) {
+					err = fmt.Errorf("the service saw pid %d", peer)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
 }
