@@ -201,8 +201,11 @@ func (s *Session) end(err error) *SessionError {
 // in its place. Other errors (a context's, a *RemoteError, a message's
 // own) leave the session as it was.
 func (s *Session) check(err error) error {
+	if err == nil {
+		return nil // before ce, which escapes: no allocation per call
+	}
 	var ce *ConnError
-	if err == nil || !errors.As(err, &ce) || ce.Kind == ErrTerminationImminent {
+	if !errors.As(err, &ce) || ce.Kind == ErrTerminationImminent {
 		return err
 	}
 	se := s.end(err)
