@@ -234,6 +234,35 @@
 //     next request). A handler that can panic on a peer's input should
 //     recover itself and answer with ReplyError.
 //
+// # Sessions
+//
+// A Session (NewSession, NewEndpointSession) is Swift's XPCSession: a
+// client of one instance of its peer that never reconnects silently. When
+// that instance goes (it exits, crashes, is idled out or upgraded), or the
+// listener rejects the session, or its owner cancels it, the session is
+// over: pending replies and every later send fail with one *SessionError,
+// whose Reason says why and CanRetry whether a new session may well work.
+// A listener decides on each incoming session with SetSessionHandler:
+// SessionRequest.Accept with the handler of its messages, or
+// SessionRequest.Reject with a reason the client receives (matching
+// ErrSessionRejected).
+//
+//	l.SetSessionHandler(func(r *xpc.SessionRequest) {
+//		if r.Peer().UID != 0 {
+//			r.Reject("root only")
+//			return
+//		}
+//		r.Accept(xpc.HandlerFunc(serve))
+//	})
+//
+//	s, err := xpc.NewSession(ctx, "org.example.weather", nil)
+//	...
+//	reply, err := s.SendWithReply(ctx, req)
+//	var se *xpc.SessionError
+//	if errors.As(err, &se) && se.CanRetry {
+//		// make a new session
+//	}
+//
 // # Options and contexts
 //
 // Constructors take options (WithMaxMessageSize, WithDomain, ...). Each

@@ -368,7 +368,8 @@ func refusalError(eo *ErrorObject, what string) error {
 // looked-up link, xpcd, answering a pipelined lookup it could not serve;
 // it is believed only if the kernel stamped it with the pid and uid of
 // the xpcd the lookup went to; or the service, in place of its hello,
-// whose only reason can be ReasonRequirementFailed. Anything else is a
+// whose only reasons can be ReasonRequirementFailed and
+// ReasonSessionRejected. Anything else is a
 // protocol error. Either way it ends the link.
 func (l *link) readRefusal(h wire.Header, d *sock.Datagram) error {
 	dialed := l.dialed.Load()
@@ -400,9 +401,10 @@ func (l *link) readRefusal(h wire.Header, d *sock.Datagram) error {
 	}
 	if c.Pid != ref.pid || c.Uid != ref.uid {
 		// Not xpcd: the service, which holds the end after it, may turn
-		// us away in place of its hello for one reason only, our failing
-		// its requirement (Service.Listen, WithPeerRequirement).
-		if code, _ := eo.String(bootstrap.KeyReason); code == ReasonRequirementFailed {
+		// us away in place of its hello for two reasons only, our failing
+		// its requirement (Service.Listen, WithPeerRequirement) and its
+		// rejecting the session (Listener.SetSessionHandler).
+		if code, _ := eo.String(bootstrap.KeyReason); code == ReasonRequirementFailed || code == ReasonSessionRejected {
 			return refusalError(eo, fmt.Sprintf("the service %s (pid %d) turned the connection away", ref.name, c.Pid))
 		}
 		return l.protocolError("refused frame not sent by xpcd (pid %d)", ref.pid)

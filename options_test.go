@@ -25,7 +25,7 @@ func newConfig(opts []Option) (config, error) { return configure(^constructor(0)
 // in optionConstructors.
 var (
 	connsAndListenersNames = []string{"NewServiceConnection", "NewEndpointConnection", "NewConnectionFromFile",
-		"DialUnix", "NewListener", "ListenUnix", "CheckIn"}
+		"DialUnix", "NewListener", "ListenUnix", "CheckIn", "NewSession", "NewEndpointSession"}
 	optionRules = []struct {
 		name    string
 		make    func(t *testing.T) Option
@@ -38,8 +38,8 @@ var (
 		{"WithMaxFDs", func(*testing.T) Option { return WithMaxFDs(8) }, connsAndListenersNames},
 		{"WithTransactions", func(*testing.T) Option { return WithTransactions(&Transactions{}) }, connsAndListenersNames},
 		{"WithBootstrapSocket", func(*testing.T) Option { return WithBootstrapSocket("/nonexistent/xpcd.sock") },
-			[]string{"NewServiceConnection", "NewBootstrap", "NewNotifier", "PostNotification"}},
-		{"WithDomain", func(*testing.T) Option { return WithDomain("system") }, []string{"NewServiceConnection"}},
+			[]string{"NewServiceConnection", "NewBootstrap", "NewNotifier", "PostNotification", "NewSession"}},
+		{"WithDomain", func(*testing.T) Option { return WithDomain("system") }, []string{"NewServiceConnection", "NewSession"}},
 		{"WithBootstrap", func(t *testing.T) Option {
 			b, err := NewBootstrap()
 			if err != nil {
@@ -47,10 +47,10 @@ var (
 			}
 			t.Cleanup(func() { b.Close() })
 			return WithBootstrap(b)
-		}, []string{"NewServiceConnection"}},
+		}, []string{"NewServiceConnection", "NewSession"}},
 		{"WithPeerRequirement", func(*testing.T) Option { return WithPeerRequirement(MustParseRequirement("uid 0")) },
 			[]string{"NewServiceConnection", "NewEndpointConnection", "NewConnectionFromFile", "DialUnix",
-				"NewListener", "ListenUnix", "Listen"}},
+				"NewListener", "ListenUnix", "Listen", "NewSession", "NewEndpointSession"}},
 		{"WithStrictDecoding", func(*testing.T) Option { return WithStrictDecoding() },
 			append(append([]string{}, connsAndListenersNames...), "Listen")},
 	}
@@ -116,6 +116,37 @@ func optionConstructors(t *testing.T) map[string]func(opt Option) error {
 			}
 			defer ep.Close()
 			return connection(NewEndpointConnection(ep, o))
+		},
+		"NewSession": func(o Option) error {
+			s, err := NewSession(ctx, "com.example.options", nil, o)
+			if err == nil {
+				s.Cancel()
+				waitClosed(t, s.Done(), "session")
+			}
+			return noXPCD(err)
+		},
+		"NewEndpointSession": func(o Option) error {
+			l, err := NewListener()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ep, err := l.Endpoint()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ep.Close()
+			l.SetHandler(func(p *Connection) { p.Cancel() })
+			l.Activate()
+			defer func() { l.Cancel(); waitClosed(t, l.Done(), "listener") }()
+			s, err := NewEndpointSession(ctx, ep, nil, o)
+			if err == nil {
+				s.Cancel()
+				waitClosed(t, s.Done(), "session")
+			}
+			if errors.Is(err, ErrInvalid) {
+				return nil // connected: the options were accepted
+			}
+			return err
 		},
 		"NewConnectionFromFile": func(o Option) error {
 			a, b, err := sock.Pair()

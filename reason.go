@@ -76,6 +76,9 @@ const (
 	// ReasonOverLimit: the peer went over one of the connection's byte
 	// limits (ErrPeerOverLimit).
 	ReasonOverLimit = "over-limit"
+	// ReasonSessionRejected: the listener rejected the session
+	// (SessionRequest.Reject); Description says why (ErrSessionRejected).
+	ReasonSessionRejected = "session-rejected"
 
 	// ReasonExited: the service exited by itself; ExitStatus says how.
 	ReasonExited = bootstrap.ReasonExited
@@ -112,6 +115,7 @@ var reasonKinds = map[string]error{
 	ReasonPeerGone:           ErrPeerGone,
 	ReasonProtocol:           ErrProtocol,
 	ReasonOverLimit:          ErrPeerOverLimit,
+	ReasonSessionRejected:    ErrSessionRejected,
 }
 
 // reasonCodes is reasonKinds the other way, for the connection's own
@@ -126,6 +130,7 @@ var reasonCodes = map[error]string{
 	ErrPeerGone:        ReasonPeerGone,
 	ErrProtocol:        ReasonProtocol,
 	ErrPeerOverLimit:   ReasonOverLimit,
+	ErrSessionRejected: ReasonSessionRejected,
 }
 
 // Kind returns the error kind the reason is matched by (ErrServiceNotFound,
