@@ -47,6 +47,7 @@ type Server struct {
 	t      testing.TB
 	cfg    config
 	daemon *xpcd.Daemon
+	inproc *xpcd.InProcess // the in-process services (serve.go)
 	quiet  atomic.Bool // set once the test's log may no longer be written
 }
 
@@ -54,7 +55,8 @@ type Server struct {
 type Option func(*config)
 
 type config struct {
-	plists map[string][]byte
+	plists   map[string][]byte
+	handlers map[string]xpc.Handler // WithHandler's, by name
 	logger *slog.Logger
 	keep   bool
 }
@@ -78,7 +80,7 @@ func KeepServicesOnClose() Option { return func(c *config) { c.keep = true } }
 // start.
 func NewServer(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	cfg := config{plists: make(map[string][]byte)}
+	cfg := config{plists: make(map[string][]byte), handlers: make(map[string]xpc.Handler)}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -88,9 +90,12 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 		t.Fatalf("xpctest: %v", err)
 	}
 	t.Cleanup(func() { os.RemoveAll(root) })
-	s := &Server{Root: root, t: t, cfg: cfg}
+	s := &Server{Root: root, t: t, cfg: cfg, inproc: xpcd.NewInProcess()}
 	paths := bootstrap.ForRoot(root, true)
 	s.Socket = paths.Socket
+	for name, h := range cfg.handlers {
+		s.inproc.Add(name, serveInProcess(name, h))
+	}
 	if err := os.MkdirAll(paths.Agents, 0o755); err != nil {
 		t.Fatalf("xpctest: %v", err)
 	}
@@ -118,6 +123,7 @@ func (s *Server) start() {
 		User:                true,
 		Logger:              logger,
 		StopServicesOnClose: !s.cfg.keep,
+		InProcess:           s.inproc,
 	})
 	if err != nil {
 		s.t.Fatalf("xpctest: %v", err)
@@ -131,7 +137,7 @@ func (s *Server) start() {
 }
 
 // Close stops xpcd (and, unless KeepServicesOnClose was given, its
-// services). It is called by the test's cleanup; calling it earlier is
+// services; its in-process services always). It is called by the test's cleanup; calling it earlier is
 // fine.
 func (s *Server) Close() {
 	if s.daemon == nil {
@@ -141,6 +147,11 @@ func (s *Server) Close() {
 	defer cancel()
 	if err := s.daemon.Close(ctx); err != nil {
 		s.t.Errorf("xpctest: stop xpcd: %v", err)
+	}
+	// In-process services end with their xpcd: the next could not
+	// adopt them.
+	if err := s.inproc.Stop(ctx); err != nil {
+		s.t.Errorf("xpctest: %v", err)
 	}
 	s.daemon = nil
 }
