@@ -48,7 +48,7 @@ type Server struct {
 	cfg    config
 	daemon *xpcd.Daemon
 	inproc *xpcd.InProcess // the in-process services (serve.go)
-	quiet  atomic.Bool // set once the test's log may no longer be written
+	quiet  atomic.Bool     // set once the test's log may no longer be written
 }
 
 // Option configures NewServer.
@@ -57,8 +57,8 @@ type Option func(*config)
 type config struct {
 	plists   map[string][]byte
 	handlers map[string]xpc.Handler // WithHandler's, by name
-	logger *slog.Logger
-	keep   bool
+	logger   *slog.Logger
+	keep     bool
 }
 
 // WithPlist adds a job plist, written as LaunchAgents/name before xpcd
