@@ -116,3 +116,34 @@ func openFDs(t *testing.T) int {
 	}
 	return len(ents)
 }
+
+// TestServeInProcessRestartAndBootout: an in-process service (WithHandler)
+// ends with its xpcd, and a restarted xpcd launches a new instance on the
+// next request; bootout stops it and unloads it; nothing is left behind.
+func TestServeInProcessRestartAndBootout(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	fds := openFDs(t)
+	t.Run("serve", func(t *testing.T) {
+		h := &counter{}
+		srv := xpctest.NewServer(t, xpctest.WithHandler(inprocName, h), xpctest.KeepServicesOnClose())
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		conn := srv.Connect(t, inprocName)
+		callUntil(t, ctx, conn)
+		srv.Restart()
+		if r := callUntil(t, ctx, conn); func() int64 { n, _ := r.Int64("n"); return n }() != 2 {
+			t.Errorf("after the restart: %s", xpc.Format(r))
+		}
+		_, err := srv.Admin(ctx, xpc.Dict(bootstrap.KeyOp, bootstrap.OpBootout, bootstrap.KeyTarget, target(), bootstrap.KeyWait, true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.SendWithReply(ctx, xpc.NewDictionary(0)); !errors.Is(err, xpc.ErrInterrupted) && !errors.Is(err, xpc.ErrInvalid) {
+			t.Errorf("after bootout: %v", err)
+		}
+	})
+	goleak.VerifyNone(t, ignore)
+	if after := openFDs(t); after > fds {
+		t.Errorf("%d descriptors open after the server closed, %d before", after, fds)
+	}
+}
