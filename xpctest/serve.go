@@ -3,7 +3,6 @@ package xpctest
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -68,7 +67,7 @@ func (s *Server) Serve(t testing.TB, name string, h xpc.Handler) {
 func inProcessPlist(name string) []byte {
 	exe, err := os.Executable()
 	if err != nil {
-		exe = filepath.Clean(os.Args[0])
+		exe = os.Args[0]
 	}
 	return AgentPlist(name, []string{exe}, []string{name}, map[string]any{"ThrottleInterval": 1})
 }

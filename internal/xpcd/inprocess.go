@@ -2,7 +2,6 @@ package xpcd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -120,10 +119,6 @@ func (p *InProcess) start(spec *spawnSpec, run InProcessFunc, log *slog.Logger) 
 	return &spawned{proc: q, pid: q.pid, checkin: mine}, nil
 }
 
-// errInProcessGone: a record of an in-process instance, which ended with
-// the xpcd that started it.
-var errInProcessGone = errors.New("an in-process instance does not outlive its xpcd")
-
 // inProcessLauncher starts the jobs p names in process and hands every
 // other one to the exec launcher.
 type inProcessLauncher struct {
@@ -141,7 +136,9 @@ func (l inProcessLauncher) launch(spec *spawnSpec) (*spawned, error) {
 
 func (l inProcessLauncher) adopt(rec processRecord) (*spawned, error) {
 	if rec.PID <= 0 {
-		return nil, errInProcessGone
+		// A record of an in-process instance, which ended with the
+		// xpcd that started it.
+		return nil, fmt.Errorf("pid %d: an in-process instance does not outlive its xpcd", rec.PID)
 	}
 	return l.launcher.adopt(rec)
 }
