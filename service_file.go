@@ -21,7 +21,7 @@ import (
 // bootstrap sockets CheckIn's would (XPCD_ROOT's, or the system's): an
 // xpcd that did not start it refuses.
 func CheckInFile(ctx context.Context, f *os.File, label string, opts ...Option) (*Service, error) {
-	cfg, err := configure(inCheckIn, opts)
+	cfg, err := configure(inCheckInFile, opts)
 	if err != nil {
 		return nil, err
 	}
