@@ -59,7 +59,10 @@ func OneWay() MessageOption { return func(c *messageConfig) { c.oneWay = true } 
 // does not convert.
 //
 // Hand the message to the handler with Handle; the Recorder then has what
-// the caller of SendWithReply (or Invoke) would have got.
+// the caller of SendWithReply (or Invoke) would have got. (Calling the
+// handler's HandleMessage directly works too, but a handler that returns
+// without replying or deferring then leaves the message unanswered, where
+// Handle answers it with no reply, as a connection does.)
 func NewMessage(t testing.TB, body any, opts ...MessageOption) (*xpc.Message, *Recorder) {
 	t.Helper()
 	var cfg messageConfig
