@@ -33,7 +33,7 @@ func CheckInFile(ctx context.Context, f *os.File, label string, opts ...Option) 
 	}
 	ctl, err := NewConnectionFromFile(f)
 	if err != nil {
-		return nil, fmt.Errorf("xpc: %w: %s", ErrNotLaunched, causeText(err))
+		return nil, err // f is not a connected SOCK_SEQPACKET socket
 	}
 	return startService(cfg, ctl, label), nil
 }
