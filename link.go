@@ -42,6 +42,10 @@ import (
 //     are sent and shrinks with the peer's acks, read by the reader;
 //     acking is held by the one goroutine sending acknowledgements.
 type link struct {
+	// local is set, alone with peer, on the link of a message made by
+	// NewLocalMessage, which has no connection: where its answer goes.
+	local *localSink
+
 	c    *Connection
 	cfg  *config // the connection's, which never changes
 	s    *sock.Socket

@@ -116,6 +116,9 @@ func (m *Message) reply(ctx context.Context, body Object) error {
 		}
 		prev = msgDeferred
 	}
+	if m.link.local != nil {
+		return m.link.local.reply(body) // NewLocalMessage's (message_local.go)
+	}
 	err := m.link.sendMessage(ctx, wire.KindReply, m.id, body)
 	if unsent := (*unsentError)(nil); errors.As(err, &unsent) {
 		// The reply cannot be sent as it is (it does not encode, is too

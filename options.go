@@ -75,17 +75,19 @@ const (
 	inListen // Service.Listen
 	inNewNotifier
 	inPostNotification
+	inCheckInFile
 
 	// The limits and the transaction count apply to every constructor of
 	// a connection, and of a listener (whose peers they configure; a
 	// Service's configuration is its listeners').
 	connsAndListeners = inNewServiceConnection | inNewEndpointConnection | inNewConnectionFromFile |
-		inDialUnix | inNewListener | inListenUnix | inCheckIn
+		inDialUnix | inNewListener | inListenUnix | inCheckIn | inCheckInFile
 )
 
 func (k constructor) String() string {
 	names := [...]string{"NewServiceConnection", "NewEndpointConnection", "NewConnectionFromFile",
-		"DialUnix", "NewListener", "ListenUnix", "CheckIn", "NewBootstrap", "Listen", "NewNotifier", "PostNotification"}
+		"DialUnix", "NewListener", "ListenUnix", "CheckIn", "NewBootstrap", "Listen", "NewNotifier", "PostNotification",
+		"CheckInFile"}
 	for i, name := range names {
 		if k == 1<<i {
 			return name

@@ -25,7 +25,7 @@ func newConfig(opts []Option) (config, error) { return configure(^constructor(0)
 // in optionConstructors.
 var (
 	connsAndListenersNames = []string{"NewServiceConnection", "NewEndpointConnection", "NewConnectionFromFile",
-		"DialUnix", "NewListener", "ListenUnix", "CheckIn", "NewSession", "NewEndpointSession"}
+		"DialUnix", "NewListener", "ListenUnix", "CheckIn", "CheckInFile", "NewSession", "NewEndpointSession"}
 	optionRules = []struct {
 		name    string
 		make    func(t *testing.T) Option
@@ -170,6 +170,20 @@ func optionConstructors(t *testing.T) map[string]func(opt Option) error {
 			}
 			if err == nil {
 				t.Fatal("CheckIn worked outside xpcd")
+			}
+			return err
+		},
+		"CheckInFile": func(o Option) error {
+			a, b, err := sock.Pair()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeRaw(b)
+			f := os.NewFile(uintptr(a), "options-test")
+			defer f.Close()
+			s, err := CheckInFile(ctx, f, "com.example.options", o)
+			if err == nil {
+				s.Close()
 			}
 			return err
 		},

@@ -98,8 +98,14 @@ func CheckIn(ctx context.Context, opts ...Option) (*Service, error) {
 	}
 	// The channel is not passed on to our own children.
 	os.Unsetenv(bootstrap.CheckinFDEnv)
+	return startService(cfg, ctl, os.Getenv(bootstrap.LabelEnv)), nil
+}
+
+// startService runs the service runtime of job label over ctl, its
+// check-in channel (CheckIn's, CheckInFile's).
+func startService(cfg config, ctl *Connection, label string) *Service {
 	s := &Service{
-		cfg: cfg, label: os.Getenv(bootstrap.LabelEnv), tx: cfg.tx,
+		cfg: cfg, label: label, tx: cfg.tx,
 		listeners: make(map[string]*serviceListener), terminating: make(chan struct{}), reported: -1,
 		reportedPeers: -1, txKick: make(chan struct{}, 1),
 	}
@@ -109,7 +115,7 @@ func CheckIn(ctx context.Context, opts ...Option) (*Service, error) {
 	s.attach(ctl)
 	s.wg.Add(1)
 	go s.reportTransactions()
-	return s, nil
+	return s
 }
 
 // Label returns the job's label, as xpcd named it.

@@ -248,15 +248,7 @@ func (s *Session) SendValue(ctx context.Context, v any) error {
 // SendWithReply does, and decodes the reply into the value reply points
 // to, as Connection.Invoke does.
 func (s *Session) Invoke(ctx context.Context, req, reply any) error {
-	d, err := dictionaryOf(req)
-	if err != nil {
-		return err
-	}
-	r, err := s.SendWithReply(ctx, d)
-	if err != nil || reply == nil {
-		return err
-	}
-	return objectInto(r, reply, s.conn.cfg.strict)
+	return invoke(ctx, s.SendWithReply, s.conn.cfg.strict, req, reply)
 }
 
 // Cancel ends the session: pending replies and later sends fail with a

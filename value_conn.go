@@ -30,6 +30,11 @@ func (c *Connection) SendValue(ctx context.Context, v any) error {
 // no field) are closed by Invoke, as are all of them when reply is nil or
 // the reply does not decode.
 func (c *Connection) Invoke(ctx context.Context, req, reply any) error {
+	return invoke(ctx, c.SendWithReply, c.cfg.strict, req, reply)
+}
+
+// invoke is Invoke over sendWithReply (a Connection's or a Session's).
+func invoke(ctx context.Context, sendWithReply func(context.Context, *Dictionary) (*Dictionary, error), strict bool, req, reply any) error {
 	if reply != nil {
 		if _, err := target(reply); err != nil {
 			return err
@@ -39,7 +44,7 @@ func (c *Connection) Invoke(ctx context.Context, req, reply any) error {
 	if err != nil {
 		return err
 	}
-	r, err := c.SendWithReply(ctx, d)
+	r, err := sendWithReply(ctx, d)
 	if err != nil {
 		return err
 	}
@@ -47,7 +52,7 @@ func (c *Connection) Invoke(ctx context.Context, req, reply any) error {
 		_ = CloseAttachments(r)
 		return nil
 	}
-	return decodeBody(r, reply, c.cfg.strict)
+	return decodeBody(r, reply, strict)
 }
 
 // Decode stores the message's body in the Go value v points to, with

@@ -1,24 +1,3 @@
-// Package xpctest runs a private xpcd for tests, in the spirit of
-// net/http/httptest: one call starts an xpcd in a temporary directory with
-// the job plists you give it, and the test's cleanup stops it.
-//
-//	func TestEcho(t *testing.T) {
-//		srv := xpctest.NewServer(t, xpctest.WithPlist("echo.plist",
-//			xpctest.AgentPlist("org.example.echo", []string{echoBinary}, "org.example.echo")))
-//		conn := srv.Connect(t, "org.example.echo")
-//		reply, err := conn.SendWithReply(ctx, xpc.Dict("hello", "world"))
-//		...
-//	}
-//
-// The server is an XPCD_ROOT instance: its socket, state and LaunchAgents
-// directory live under Server.Root. Programs it starts inherit
-// XPCD_ROOT=Root, so the library inside them finds this server and no other;
-// Env gives the same variable for commands such as xpcctl.
-//
-// A common pattern is to run the test binary itself as the service: give
-// AgentPlist the arguments os.Args[0], "-test.run=^TestHelperService$" and
-// have TestHelperService serve only when an environment variable set in the
-// plist's EnvironmentVariables says so.
 package xpctest
 
 import (
@@ -44,19 +23,22 @@ type Server struct {
 	// Socket is the bootstrap socket's path.
 	Socket string
 
-	t      testing.TB
+	t      testing.TB // nil for a server made by Start
+	log    *slog.Logger
 	cfg    config
 	daemon *xpcd.Daemon
-	quiet  atomic.Bool // set once the test's log may no longer be written
+	inproc *xpcd.InProcess // the in-process services (serve.go)
+	quiet  atomic.Bool     // set once the test's log may no longer be written
 }
 
 // Option configures NewServer.
 type Option func(*config)
 
 type config struct {
-	plists map[string][]byte
-	logger *slog.Logger
-	keep   bool
+	plists   map[string][]byte
+	handlers map[string]xpc.Handler // WithHandler's, by name
+	logger   *slog.Logger
+	keep     bool
 }
 
 // WithPlist adds a job plist, written as LaunchAgents/name before xpcd
@@ -78,28 +60,10 @@ func KeepServicesOnClose() Option { return func(c *config) { c.keep = true } }
 // start.
 func NewServer(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	cfg := config{plists: make(map[string][]byte)}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	// sun_path is 108 bytes: t.TempDir() can be longer than that allows.
-	root, err := os.MkdirTemp("", "xpctest-")
+	s, err := newServer(t, opts)
 	if err != nil {
 		t.Fatalf("xpctest: %v", err)
 	}
-	t.Cleanup(func() { os.RemoveAll(root) })
-	s := &Server{Root: root, t: t, cfg: cfg}
-	paths := bootstrap.ForRoot(root, true)
-	s.Socket = paths.Socket
-	if err := os.MkdirAll(paths.Agents, 0o755); err != nil {
-		t.Fatalf("xpctest: %v", err)
-	}
-	for name, data := range cfg.plists {
-		if err := os.WriteFile(filepath.Join(paths.Agents, name), data, 0o644); err != nil {
-			t.Fatalf("xpctest: %v", err)
-		}
-	}
-	s.start()
 	t.Cleanup(func() {
 		s.Close()
 		s.quiet.Store(true)
@@ -107,60 +71,152 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 	return s
 }
 
-func (s *Server) start() {
-	s.t.Helper()
-	logger := s.cfg.logger
-	if logger == nil {
-		logger = slog.New(slog.NewTextHandler(testWriter{s.t, &s.quiet}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+// Start starts a private xpcd as NewServer does, for code that has no
+// testing.TB (an Example, a TestMain). xpcd's log goes to WithLogger's
+// logger, or nowhere. The caller stops the server with Close, which also
+// removes its directory; until then, Restart and AddPlist panic where
+// NewServer's would fail the test.
+func Start(opts ...Option) (*Server, error) { return newServer(nil, opts) }
+
+// newServer makes the server's directory and starts xpcd; t, if not nil,
+// removes the directory at its cleanup (Close does otherwise).
+func newServer(t testing.TB, opts []Option) (_ *Server, err error) {
+	cfg := config{plists: make(map[string][]byte), handlers: make(map[string]xpc.Handler)}
+	for _, o := range opts {
+		o(&cfg)
 	}
+	// sun_path is 108 bytes: t.TempDir() can be longer than that allows.
+	root, err := os.MkdirTemp("", "xpctest-")
+	if err != nil {
+		return nil, err
+	}
+	if t != nil {
+		t.Cleanup(func() { os.RemoveAll(root) })
+	} else {
+		defer func() {
+			if err != nil {
+				os.RemoveAll(root)
+			}
+		}()
+	}
+	s := &Server{Root: root, t: t, cfg: cfg, inproc: xpcd.NewInProcess()}
+	paths := bootstrap.ForRoot(root, true)
+	s.Socket = paths.Socket
+	for name, h := range cfg.handlers {
+		s.inproc.Add(name, serveInProcess(name, h))
+	}
+	if err := os.MkdirAll(paths.Agents, 0o755); err != nil {
+		return nil, err
+	}
+	for name, data := range cfg.plists {
+		if err := os.WriteFile(filepath.Join(paths.Agents, name), data, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.start(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) start() error {
+	logger := s.cfg.logger
+	switch {
+	case logger != nil:
+	case s.t != nil:
+		logger = slog.New(slog.NewTextHandler(testWriter{s.t, &s.quiet}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	default:
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s.log = logger
 	d, err := xpcd.New(xpcd.Config{
 		Paths:               bootstrap.ForRoot(s.Root, true),
 		User:                true,
 		Logger:              logger,
 		StopServicesOnClose: !s.cfg.keep,
+		InProcess:           s.inproc,
 	})
 	if err != nil {
-		s.t.Fatalf("xpctest: %v", err)
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := d.Start(ctx); err != nil {
-		s.t.Fatalf("xpctest: start xpcd: %v", err)
+		return fmt.Errorf("start xpcd: %w", err)
 	}
 	s.daemon = d
+	return nil
 }
 
 // Close stops xpcd (and, unless KeepServicesOnClose was given, its
-// services). It is called by the test's cleanup; calling it earlier is
-// fine.
+// services; its in-process services always). It is called by the test's
+// cleanup; calling it earlier is fine. A server made by Start also loses
+// its directory.
 func (s *Server) Close() {
+	s.stop()
+	if s.t == nil {
+		os.RemoveAll(s.Root)
+	}
+}
+
+func (s *Server) stop() {
 	if s.daemon == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := s.daemon.Close(ctx); err != nil {
-		s.t.Errorf("xpctest: stop xpcd: %v", err)
+		s.errorf("stop xpcd: %v", err)
+	}
+	// In-process services end with their xpcd: the next could not
+	// adopt them.
+	if err := s.inproc.Stop(ctx); err != nil {
+		s.errorf("%v", err)
 	}
 	s.daemon = nil
+}
+
+// errorf reports a failure of the server: to the test, or to the log of
+// a server without one.
+func (s *Server) errorf(format string, args ...any) {
+	if s.t != nil {
+		s.t.Errorf("xpctest: "+format, args...)
+		return
+	}
+	s.log.Error(fmt.Sprintf("xpctest: "+format, args...))
+}
+
+// fatalf fails the test, or panics for a server without one (Start).
+func (s *Server) fatalf(format string, args ...any) {
+	if s.t != nil {
+		s.t.Helper()
+		s.t.Fatalf("xpctest: "+format, args...)
+	}
+	panic(fmt.Sprintf("xpctest: "+format, args...))
 }
 
 // Restart stops xpcd and starts a new one on the same directory, as a
 // restart of the real daemon would; services keep running if
 // KeepServicesOnClose was given.
 func (s *Server) Restart() {
-	s.t.Helper()
-	s.Close()
-	s.start()
+	if s.t != nil {
+		s.t.Helper()
+	}
+	s.stop()
+	if err := s.start(); err != nil {
+		s.fatalf("%v", err)
+	}
 }
 
 // AddPlist writes a plist into LaunchAgents; it is loaded at the next
 // Restart (or by an xpcctl bootstrap).
 func (s *Server) AddPlist(name string, data []byte) string {
-	s.t.Helper()
+	if s.t != nil {
+		s.t.Helper()
+	}
 	path := filepath.Join(s.Root, "LaunchAgents", name)
 	if err := os.WriteFile(path, data, 0o644); err != nil {
-		s.t.Fatalf("xpctest: %v", err)
+		s.fatalf("%v", err)
 	}
 	return path
 }

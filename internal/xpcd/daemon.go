@@ -82,6 +82,12 @@ type Config struct {
 	// a condition that cannot signal a change (pressure, power) are read
 	// again. 0: 30 s.
 	ActivityRecheck time.Duration
+
+	// InProcess, if set, runs the jobs it names inside this process
+	// instead of exec'ing them (inprocess.go). Only xpctest sets it, for
+	// the xpcd a test runs in its own process; cmd/xpcd never does. nil:
+	// every job is exec'd.
+	InProcess *InProcess
 }
 
 // DefaultMaxConnectionsPerUser is Config.MaxConnectionsPerUser's default.
@@ -172,9 +178,13 @@ func New(cfg Config) (*Daemon, error) {
 		machine = newMachineCriteria(log.With("component", "criteria"))
 		cfg.Criteria = machine
 	}
+	var launch launcher = &execLauncher{log: log.With("component", "service"), root: uid == 0, outputDir: outDir, instance: instance}
+	if cfg.InProcess != nil {
+		launch = inProcessLauncher{launcher: launch, p: cfg.InProcess, log: log.With("component", "service")}
+	}
 	sup := newSupervisor(supervisorConfig{
 		log:         log.With("component", "supervisor"),
-		launcher:    &execLauncher{log: log.With("component", "service"), root: uid == 0, outputDir: outDir, instance: instance},
+		launcher:    launch,
 		store:       store,
 		jobs:        jobs,
 		domains:     domains,
