@@ -31,7 +31,9 @@
 //	supervisor  domains, jobs, instances: the state machine (supervisor.go,
 //	            job.go, instance.go), processes (process.go, output.go); at start, before
 //	            its loop runs, it adopts what a previous xpcd left running
-//	            (adopt.go, marker.go)
+//	            (adopt.go, marker.go); Config.InProcess, which only xpctest
+//	            sets, runs chosen jobs on goroutines of this process instead
+//	            (inprocess.go)
 //	pressure    asks the PressureSource (monitor.go)
 //	upgrades    notices replaced executables (monitor.go, exewatch.go)
 //	notify      the notification registry (notify.go): names' states
