@@ -37,6 +37,6 @@ func ExampleErrorObjectOf() {
 		}
 	}
 	// Output:
-	// no such city: xpc: peer replied with error: forecast for Atlantis: no such city
+	// no such city: xpc: peer replied with error: forecast for Atlantis: no such city (org.example.weather code 1)
 	// quota: 100
 }

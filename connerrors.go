@@ -211,10 +211,14 @@ func (e *RemoteError) Is(target error) bool {
 	return bool(v)
 }
 
-// Error returns the error object's description.
+// Error returns the error object's description, and the domain and code
+// of a coded error.
 func (e *RemoteError) Error() string {
 	if e.Object == nil {
 		return "xpc: peer replied with error"
+	}
+	if d := e.Domain(); d != "" {
+		return fmt.Sprintf("xpc: peer replied with error: %s (%s code %d)", e.Object.Description(), d, e.Code())
 	}
 	return "xpc: peer replied with error: " + e.Object.Description()
 }

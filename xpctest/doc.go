@@ -47,7 +47,7 @@
 //		srv.Serve(t, "org.example.greeter", xpc.HandlerFunc(greet))
 //		conn := srv.Connect(t, "org.example.greeter")
 //		var g greeting
-//		if err := conn.Invoke(ctx, greetRequest{Name: "world"}, &g); err != nil {
+//		if err := conn.Invoke(t.Context(), greetRequest{Name: "world"}, &g); err != nil {
 //			t.Fatal(err)
 //		}
 //		...

@@ -33,8 +33,12 @@ func WithHandler(name string, h xpc.Handler) Option {
 
 // Serve serves h under name in process, as WithHandler does, on a server
 // already running: the job's plist is written to LaunchAgents and loaded
-// at once (as xpcctl bootstrap would). It fails the test if xpcd refuses
-// the job.
+// at once (as xpcctl bootstrap would). It fails the test if the name is
+// served in process already (WithHandler, or an earlier Serve) or xpcd
+// refuses the job.
+//
+// h runs in the test's process: a panic in it is not recovered (as in a
+// real service, whose process it would end) and ends the test binary.
 //
 // Every peer connection of name gets h as its handler. The job is
 // launched on demand, by the first client of name; xpcctl print shows it
@@ -45,7 +49,9 @@ func WithHandler(name string, h xpc.Handler) Option {
 // by Close, KeepServicesOnClose or not.
 func (s *Server) Serve(t testing.TB, name string, h xpc.Handler) {
 	t.Helper()
-	s.inproc.Add(name, serveInProcess(name, h))
+	if !s.inproc.Add(name, serveInProcess(name, h)) {
+		t.Fatalf("xpctest: serve %s: the name is served already", name)
+	}
 	path := s.AddPlist(name+".plist", inProcessPlist(name))
 	f, err := os.Open(path)
 	if err != nil {

@@ -48,6 +48,13 @@ func main() {
 	if *out == "" {
 		*out = defaultOutput(names)
 	}
+	if st, err := os.Stat(*dir); err != nil || !st.IsDir() {
+		// Under go -C the working directory is the generator's, so a
+		// relative -dir is read from there, not from the package.
+		wd, _ := os.Getwd()
+		fmt.Fprintf(os.Stderr, "xpcgen: -dir %s: not a directory (read from %s; give the package's directory, e.g. -dir $PWD under go generate)\n", *dir, wd)
+		os.Exit(2)
+	}
 	src, err := Generate(*dir, *out, names)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -51,11 +51,16 @@ func NewInProcess() *InProcess {
 }
 
 // Add makes the job label (in any domain) run in process, by run, from its
-// next launch on. A second Add for label replaces the first.
-func (p *InProcess) Add(label string, run InProcessFunc) {
+// next launch on. It reports false, and changes nothing, if label runs in
+// process already.
+func (p *InProcess) Add(label string, run InProcessFunc) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if _, ok := p.run[label]; ok {
+		return false
+	}
 	p.run[label] = run
+	return true
 }
 
 // Stop stops every in-process instance still running (those a daemon
