@@ -41,7 +41,7 @@ func TestGolden(t *testing.T) {
 func TestRefused(t *testing.T) {
 	names := []string{"NoContext", "ContextSecond", "NotLastError", "NoError", "Variadic", "Channel", "Func",
 		"Complex", "OtherInterface", "ErrorArgument", "IntKeys", "OneWayCallback,Callback", "CallbackResult,Callback",
-		"Generic", "Empty", "NotAnInterface", "Missing", "Taken"}
+		"Generic", "Empty", "NotAnInterface", "Missing", "Taken", "Several"}
 	dir := filepath.Join("testdata", "refused")
 	abs, err := filepath.Abs(dir)
 	if err != nil {

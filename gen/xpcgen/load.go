@@ -82,6 +82,7 @@ func model(p *packages.Package, names []string, q *qualifier) ([]*iface, error) 
 		want[n] = true
 	}
 	var out []*iface
+	var errs []error
 	for _, n := range names {
 		obj := p.Types.Scope().Lookup(n)
 		if obj == nil {
@@ -109,13 +110,19 @@ func model(p *packages.Package, names []string, q *qualifier) ([]*iface, error) 
 		}
 		ifc := &iface{Name: n}
 		for i := 0; i < it.NumMethods(); i++ {
+			// Every method is checked, so that one run reports
+			// every problem.
 			m, err := checkMethod(p, n, it.Method(i), want, q)
 			if err != nil {
-				return nil, err
+				errs = append(errs, err)
+				continue
 			}
 			ifc.Methods = append(ifc.Methods, m)
 		}
 		out = append(out, ifc)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return out, nil
 }

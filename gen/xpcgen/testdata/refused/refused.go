@@ -77,3 +77,10 @@ type Taken interface {
 
 // NewTakenClient is a name the generated code for Taken would declare.
 func NewTakenClient() {}
+
+// Several has two bad methods: both are reported in one run.
+type Several interface {
+	A(v int) error
+	B(ctx context.Context, c chan int) error
+	C(ctx context.Context) error
+}
