@@ -6,36 +6,38 @@
 // It is the shape of a privileged helper: it acts for unprivileged callers
 // and must know who is asking. It never believes what a request says about
 // its sender; it asks the kernel. Each client's connection carries the
-// identity the kernel recorded when the client made its socket
-// (Connection.Peer: SO_PEERCRED, and a pidfd that cannot be confused with
-// a later process of the same pid).
+// identity the kernel recorded when the client made its socket (SO_PEERCRED,
+// and a pidfd that cannot be confused with a later process of the same pid),
+// and inside a method typed.PeerFromContext returns it.
 //
-// Requests:
+// Its contract is the Go interface api.Privileged (package api beside it):
 //
-//	{"op":"whoami"}    -> {"uid","gid","pid","exe"}: the caller, as the kernel
-//	                      attests it; {"daemon_euid","daemon_pid"}: the daemon
-//	{"op":"shutdown"}  -> {"status":"shutting down"}, and the daemon exits,
-//	                      if the caller is root; otherwise an error whose
-//	                      "reason" is "denied"
+//	WhoAmI    the caller (uid, gid, pid, exe) as the kernel attests it, and
+//	          the daemon's euid and pid
+//	Shutdown  the daemon replies and exits, if the caller is root;
+//	          otherwise an *api.DeniedError (domain api.Domain, code
+//	          api.CodeDenied), which the client restores with errors.As
 //
-// Other requests get an error whose "reason" is "bad-request". The client
-// beside it (client/) sends one request and prints the reply.
+// The server that dispatches requests to the methods, and the client the
+// program in client/ calls them through, are generated from the interface by
+// xpcgen (api/privileged_xpc.go; docs/TYPED.md). A request for a method the
+// daemon does not have gets typed.ErrUnimplemented.
 package main
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"log/slog"
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/goxpc/xpc"
+	"github.com/goxpc/xpc/examples/privileged-daemon/api"
+	"github.com/goxpc/xpc/typed"
 )
-
-// Name is the service name the daemon listens for.
-const Name = "org.goxpc.example.privileged"
 
 func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -53,12 +55,12 @@ func run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer svc.Close()
-	l, err := svc.Listen(ctx, Name)
+	l, err := svc.Listen(ctx, api.Name)
 	if err != nil {
 		return err
 	}
-	shutdown := make(chan struct{})
-	var once sync.Once
+	d := &daemon{log: log, shutdown: make(chan struct{})}
+	h := stopAfterReply{Server: api.NewPrivilegedServer(d), d: d}
 	l.SetHandler(func(peer *xpc.Connection) {
 		who := peer.Peer()
 		if who == nil {
@@ -68,54 +70,75 @@ func run(ctx context.Context, log *slog.Logger) error {
 			return
 		}
 		log.Info("client connected", "peer", who.String())
-		peer.SetHandler(xpc.HandlerFunc(func(ctx context.Context, m *xpc.Message) {
-			if handle(ctx, log, who, m) {
-				once.Do(func() { close(shutdown) })
-			}
-		}))
+		peer.SetHandler(h)
 		peer.Activate()
 	})
 	l.Activate()
-	log.Info("privileged-daemon ready", "pid", os.Getpid(), "euid", os.Geteuid(), "name", Name)
+	log.Info("privileged-daemon ready", "pid", os.Getpid(), "euid", os.Geteuid(), "name", api.Name)
 	select {
 	case <-ctx.Done():
 	case <-svc.Terminating():
 		log.Info("xpcd asked us to exit")
-	case <-shutdown:
+	case <-d.shutdown:
 		log.Info("shutting down at root's request")
 	}
 	return nil
 }
 
-// handle answers one request from who; it reports whether the daemon
-// should shut down.
-func handle(ctx context.Context, log *slog.Logger, who *xpc.Peer, m *xpc.Message) (shutdown bool) {
-	if !m.WantsReply() {
-		return false
-	}
-	op, _ := m.Body.String("op")
-	switch op {
-	case "whoami":
-		m.Reply(ctx, xpc.Dict(
-			"uid", int64(who.UID), "gid", int64(who.GID), "pid", who.PID, "exe", who.Exe,
-			"daemon_euid", os.Geteuid(), "daemon_pid", os.Getpid()))
-	case "shutdown":
-		if who.UID != 0 {
-			log.Warn("shutdown refused", "peer", who.String())
-			refuse(ctx, m, "denied", "shutdown: only root may stop %s (caller uid %d)", Name, who.UID)
-			return false
-		}
-		m.Reply(ctx, xpc.Dict("status", "shutting down"))
-		return true
-	default:
-		refuse(ctx, m, "bad-request", "unknown op %q: want whoami or shutdown", op)
-	}
-	return false
+// errNoPeer is returned to a call that arrived without a kernel identity,
+// which the listener's handler never lets happen.
+var errNoPeer = errors.New("privileged-daemon: the caller has no kernel identity")
+
+// daemon implements api.Privileged.
+type daemon struct {
+	log *slog.Logger
+	// stopping is set by a Shutdown that succeeded; stopAfterReply then
+	// closes shutdown once the reply is sent.
+	stopping atomic.Bool
+	once     sync.Once
+	shutdown chan struct{}
 }
 
-// refuse answers with an error object: a description and a reason.
-func refuse(ctx context.Context, m *xpc.Message, reason, format string, args ...any) {
-	e := xpc.NewErrorObject(fmt.Sprintf(format, args...))
-	e.Set("reason", xpc.String(reason))
-	m.ReplyError(ctx, e)
+var _ api.Privileged = (*daemon)(nil)
+
+// WhoAmI returns the caller's identity as the kernel gave it.
+func (d *daemon) WhoAmI(ctx context.Context) (api.Identity, error) {
+	who := typed.PeerFromContext(ctx)
+	if who == nil {
+		return api.Identity{}, errNoPeer
+	}
+	return api.Identity{
+		UID: int64(who.UID), GID: int64(who.GID), PID: int64(who.PID), Exe: who.Exe,
+		DaemonEUID: int64(os.Geteuid()), DaemonPID: int64(os.Getpid()),
+	}, nil
+}
+
+// Shutdown lets root stop the daemon.
+func (d *daemon) Shutdown(ctx context.Context) (api.Status, error) {
+	who := typed.PeerFromContext(ctx)
+	if who == nil {
+		return api.Status{}, errNoPeer
+	}
+	if who.UID != 0 {
+		d.log.Warn("shutdown refused", "peer", who.String())
+		return api.Status{}, &api.DeniedError{Op: "shutdown", UID: int64(who.UID)}
+	}
+	d.stopping.Store(true)
+	return api.Status{Status: "shutting down"}, nil
+}
+
+// stopAfterReply serves the generated server and, once a successful
+// Shutdown's reply has been sent, tells run to return.
+type stopAfterReply struct {
+	*typed.Server[api.Privileged]
+	d *daemon
+}
+
+// HandleMessage dispatches m, then stops the daemon if m was root's
+// Shutdown.
+func (h stopAfterReply) HandleMessage(ctx context.Context, m *xpc.Message) {
+	h.Server.HandleMessage(ctx, m)
+	if h.d.stopping.Load() {
+		h.d.once.Do(func() { close(h.d.shutdown) })
+	}
 }
