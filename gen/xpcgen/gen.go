@@ -20,7 +20,7 @@ const (
 // Generate returns the source of the file out, in the package in dir, for
 // the interfaces names.
 func Generate(dir, out string, names []string) ([]byte, error) {
-	p, err := load(dir, out)
+	p, err := load(dir, out, names)
 	if err != nil {
 		return nil, err
 	}

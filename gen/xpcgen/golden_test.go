@@ -96,3 +96,19 @@ func checkCompiles(t *testing.T, dir, out string, src []byte) {
 		}
 	}
 }
+
+// TestFirstGeneration generates for a package whose code already uses the
+// names the output declares: their being undefined is not an error, or the
+// first generation could never happen. Other errors still are.
+func TestFirstGeneration(t *testing.T) {
+	src, err := Generate(filepath.Join("testdata", "firstuse"), "counter_xpc.go", []string{"Counter"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(src, []byte("func NewCounterServer(")) {
+		t.Errorf("no server in:\n%s", src)
+	}
+	if _, err := Generate(filepath.Join("testdata", "refused"), "x_xpc.go", []string{"Taken"}); err == nil {
+		t.Error("a package whose generated name is declared already was accepted")
+	}
+}

@@ -15,8 +15,10 @@ import (
 
 // load type-checks the package in dir. The output file, if it is there
 // already, is read as an empty file of the package: stale generated code
-// must not stop its own regeneration.
-func load(dir, out string) (*packages.Package, error) {
+// must not stop its own regeneration. For the same reason, code of the
+// package that uses the names the output declares for the interfaces
+// names (NewWeatherClient, ...) before they exist is no error.
+func load(dir, out string, names []string) (*packages.Package, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("xpcgen: %w", err)
@@ -42,14 +44,42 @@ func load(dir, out string) (*packages.Package, error) {
 		return nil, fmt.Errorf("xpcgen: %s holds %d packages, want 1", dir, len(pkgs))
 	}
 	p := pkgs[0]
-	if len(p.Errors) > 0 {
-		var msgs []string
-		for _, e := range p.Errors {
+	var msgs []string
+	for _, e := range p.Errors {
+		if !onlyUndefined(e.Msg, names) {
 			msgs = append(msgs, e.Error())
 		}
+	}
+	if len(msgs) > 0 {
 		return nil, fmt.Errorf("xpcgen: package %s does not compile:\n\t%s", p.PkgPath, strings.Join(msgs, "\n\t"))
 	}
 	return p, nil
+}
+
+// onlyUndefined reports whether msg, an error of the package's (from the
+// type checker, or the compiler's lines under a "# package" heading), says
+// only that names the output declares for the interfaces names are
+// undefined.
+func onlyUndefined(msg string, names []string) bool {
+	generated := map[string]bool{}
+	for _, n := range names {
+		for _, g := range generatedNames(n) {
+			generated[g] = true
+		}
+	}
+	some := false
+	for _, line := range strings.Split(strings.TrimSpace(msg), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "# ") {
+			continue
+		}
+		_, name, ok := strings.Cut(line, "undefined: ")
+		if !ok || !generated[name] {
+			return false
+		}
+		some = true
+	}
+	return some
 }
 
 // iface is one interface to generate for.
