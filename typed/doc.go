@@ -59,7 +59,11 @@
 // client's call returns, the listener and every connection made through it
 // are cancelled, so nothing outlives the call. For this reason only
 // two-way methods take interface arguments. A nil local object crosses as
-// a missing argument and arrives as nil.
+// a missing argument and arrives as nil. Each call the method makes
+// through a callback ends after DefaultCallbackTimeout (or what
+// Server.SetCallbackTimeout sets) when its context has no earlier
+// deadline, so that a client whose callback never answers cannot hold the
+// method.
 //
 // # Descriptors
 //

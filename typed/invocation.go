@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/goxpc/xpc"
 )
@@ -19,6 +20,8 @@ type Invocation struct {
 	taken   uint64 // arguments (by position, below 64) the method owns
 	remotes []*xpc.Connection
 	ctx     callContext // the method's context
+	// callbackTimeout bounds calls through callback proxies (Server's).
+	callbackTimeout time.Duration
 }
 
 // Args stores the arguments in the values ptrs point to, by position
@@ -80,7 +83,41 @@ func RemoteArg[T any](in *Invocation, i int, newClient func(Conn) T) (T, error) 
 	}
 	c.Activate()
 	in.remotes = append(in.remotes, c)
-	return newClient(c), nil
+	d := in.callbackTimeout
+	if d <= 0 {
+		d = DefaultCallbackTimeout
+	}
+	return newClient(boundedConn{c: c, d: d}), nil
+}
+
+// boundedConn is a callback proxy's connection: a call through it whose
+// context has no deadline within d gets one d away, so that a client that
+// never answers its callback cannot hold the method (SetCallbackTimeout).
+type boundedConn struct {
+	c *xpc.Connection
+	d time.Duration
+}
+
+func (b boundedConn) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= b.d {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, b.d)
+}
+
+// Send sends msg as the connection's Send does, within the bound.
+func (b boundedConn) Send(ctx context.Context, msg *xpc.Dictionary) error {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.c.Send(ctx, msg)
+}
+
+// SendWithReply sends msg as the connection's SendWithReply does, and
+// waits for the reply within the bound.
+func (b boundedConn) SendWithReply(ctx context.Context, msg *xpc.Dictionary) (*xpc.Dictionary, error) {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.c.SendWithReply(ctx, msg)
 }
 
 // Results returns err if it is not nil (the method failed); otherwise it

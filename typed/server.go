@@ -3,6 +3,7 @@ package typed
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/goxpc/xpc"
 )
@@ -50,6 +51,25 @@ func (s *Service[T]) Name() string { return s.name }
 type Server[T any] struct {
 	svc  *Service[T]
 	impl T
+	// callbackTimeout bounds each call a method makes through a callback
+	// proxy (RemoteArg); set before the server serves.
+	callbackTimeout time.Duration
+}
+
+// DefaultCallbackTimeout is how long a method's call through a callback
+// proxy may take when the method's context gives it no earlier deadline.
+const DefaultCallbackTimeout = 30 * time.Second
+
+// SetCallbackTimeout sets how long each call a method makes through a
+// callback proxy (an interface argument, RemoteArg) may take when the
+// method's context has no earlier deadline: DefaultCallbackTimeout unless
+// set. A client that never answers its callback would otherwise hold the
+// method, its goroutine and the caller's connection for as long as the
+// client's process lives (a method's context does not end while the
+// method runs on the goroutine that would see the caller go). d <= 0
+// restores the default. Call it before the server serves.
+func (s *Server[T]) SetCallbackTimeout(d time.Duration) {
+	s.callbackTimeout = d
 }
 
 // NewServer returns a handler that serves impl with svc's methods.
@@ -85,7 +105,7 @@ func (s *Server[T]) HandleEvent(error) {}
 // in tests. Descriptors in body that the method's arguments do not take
 // are closed before Dispatch returns.
 func (s *Server[T]) Dispatch(ctx context.Context, m *xpc.Message, body *xpc.Dictionary) (*xpc.Dictionary, error) {
-	in := &Invocation{msg: m, body: body}
+	in := &Invocation{msg: m, body: body, callbackTimeout: s.callbackTimeout}
 	defer in.end()
 	if body == nil {
 		return nil, fmt.Errorf("typed: %s: no request: %w", s.svc.name, ErrBadArguments)
