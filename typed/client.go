@@ -116,6 +116,7 @@ func (r *Request) Call(ctx context.Context, c Conn, results ...any) error {
 	if err != nil {
 		return err
 	}
+	defer closeUnplaced(d, len(results))
 	for i, v := range results {
 		obj := d.Get(ResultKey(i))
 		if obj == nil {
@@ -126,6 +127,24 @@ func (r *Request) Call(ctx context.Context, c Conn, results ...any) error {
 		}
 	}
 	return nil
+}
+
+// closeUnplaced closes the descriptors of the reply d under keys that are
+// not among the n results the caller decodes (a newer service's extra
+// results, or a hostile one's): nobody else would.
+func closeUnplaced(d *xpc.Dictionary, n int) {
+	for k, v := range d.All() {
+		placed := false
+		for i := range n {
+			if k == ResultKey(i) {
+				placed = true
+				break
+			}
+		}
+		if !placed {
+			_ = xpc.CloseAttachments(v)
+		}
+	}
 }
 
 // Send sends the request of a one-way method, without waiting for
