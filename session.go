@@ -237,11 +237,7 @@ func (s *Session) SendWithReply(ctx context.Context, msg *Dictionary) (*Dictiona
 // SendValue converts v to a dictionary with ValueOf and sends it as Send
 // does.
 func (s *Session) SendValue(ctx context.Context, v any) error {
-	d, err := dictionaryOf(v)
-	if err != nil {
-		return err
-	}
-	return s.Send(ctx, d)
+	return sendValue(ctx, s.Send, v)
 }
 
 // Invoke converts req to a dictionary with ValueOf, sends it as

@@ -9,11 +9,16 @@ import "context"
 // *Dictionary) to a dictionary with ValueOf and sends it as Send does,
 // without waiting for a reply.
 func (c *Connection) SendValue(ctx context.Context, v any) error {
+	return sendValue(ctx, c.Send, v)
+}
+
+// sendValue is SendValue over send (a Connection's or a Session's).
+func sendValue(ctx context.Context, send func(context.Context, *Dictionary) error, v any) error {
 	d, err := dictionaryOf(v)
 	if err != nil {
 		return err
 	}
-	return c.Send(ctx, d)
+	return send(ctx, d)
 }
 
 // Invoke converts req to a dictionary with ValueOf, sends it as
