@@ -27,6 +27,17 @@ func (c *counter) HandleMessage(ctx context.Context, m *xpc.Message) {
 
 func (c *counter) HandleEvent(error) {}
 
+// interruptions counts the ErrInterrupted events a client connection gets.
+type interruptions struct{ n atomic.Int64 }
+
+func (*interruptions) HandleMessage(context.Context, *xpc.Message) {}
+
+func (i *interruptions) HandleEvent(err error) {
+	if errors.Is(err, xpc.ErrInterrupted) {
+		i.n.Add(1)
+	}
+}
+
 // callUntil calls conn until it answers (a relaunch is throttled) or
 // 20 s have passed.
 func callUntil(t *testing.T, ctx context.Context, conn *xpc.Connection) *xpc.Dictionary {
@@ -68,7 +79,14 @@ func TestServeInProcess(t *testing.T) {
 			t.Fatalf("running before any client: %s", xpc.Format(pr))
 		}
 
-		conn := srv.Connect(t, inprocName)
+		events := &interruptions{}
+		conn, err := xpc.NewServiceConnection(inprocName, xpc.WithBootstrapSocket(srv.Socket))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetHandler(events)
+		conn.Activate()
+		defer conn.Cancel()
 		r := callUntil(t, ctx, conn)
 		if n, _ := r.Int64("n"); n != 1 {
 			t.Errorf("first answer n=%d", n)
@@ -87,13 +105,15 @@ func TestServeInProcess(t *testing.T) {
 		if _, err := srv.Admin(ctx, xpc.Dict(bootstrap.KeyOp, bootstrap.OpKill, bootstrap.KeyTarget, target())); err != nil {
 			t.Fatal(err)
 		}
+		// kill is asynchronous: the instance may answer once more. The
+		// interruption reaches either a call in flight or, between calls,
+		// the connection's handler; after it the next call relaunches.
 		_, err = conn.SendWithReply(ctx, xpc.NewDictionary(0))
-		for err == nil {
-			// kill is asynchronous: the instance may answer once more.
+		for err == nil && events.n.Load() == 0 {
 			time.Sleep(20 * time.Millisecond)
 			_, err = conn.SendWithReply(ctx, xpc.NewDictionary(0))
 		}
-		if !errors.Is(err, xpc.ErrInterrupted) {
+		if err != nil && !errors.Is(err, xpc.ErrInterrupted) {
 			t.Fatalf("call after kill: %v, want ErrInterrupted", err)
 		}
 		r = callUntil(t, ctx, conn)
