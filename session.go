@@ -20,9 +20,9 @@ var ErrSessionRejected = errors.New("session rejected")
 // last event its handler receives. Reason says why, and CanRetry whether a
 // new session may well work: true when the peer went away (it exited,
 // crashed, was idled out, upgraded or stopped; xpcd was busy or did not
-// answer), false when it will not (no such service, denied, a failed
-// requirement, rejected by the listener, cancelled by its owner, a
-// protocol error).
+// answer; xpcd could not start it now, ErrLaunchFailed), false when it
+// will not (no such service, denied, a failed requirement, rejected by the
+// listener, cancelled by its owner, a protocol error).
 //
 // errors.Is matches ErrInvalid (a session is over for good), the
 // connection error's kinds (ErrInterrupted for a service that went away;
@@ -62,7 +62,9 @@ func newSessionError(err error) *SessionError {
 	if errors.As(err, &ce) && ce.Reason != nil {
 		r = ce.Reason
 	}
-	return &SessionError{Reason: r, CanRetry: canRetry(r.Code), Err: err}
+	// xpcd could not start the service now (ErrLaunchFailed): it may
+	// later.
+	return &SessionError{Reason: r, CanRetry: canRetry(r.Code) || errors.Is(err, ErrLaunchFailed), Err: err}
 }
 
 // canRetry says whether a new session may well work after one ended for

@@ -192,7 +192,7 @@ func opBootout(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *o
 				}
 			}
 			j.next = nil
-			m.dropQueue(j)
+			m.unloadedWhile(j, false)
 			j.cancelThrottle()
 			m.syncSchedule(j)
 			if j.inst == nil {

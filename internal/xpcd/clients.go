@@ -20,6 +20,9 @@ func (m *supervisor) demand(j *job, name string, fd *xpc.FD, uid uint32, request
 	m.hold(p)
 	if inst := j.inst; inst != nil && inst.ready(name) {
 		m.deliver(inst, p)
+	} else if oe := m.throttledFor(j, name); oe != nil {
+		m.release(p)
+		m.refusePending(p, oe)
 	} else {
 		j.queue = append(j.queue, p)
 		m.want(j, launchReason{why: reasonDemand, requester: requester})
