@@ -255,11 +255,12 @@ func opPrint(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opE
 		return nil, nil, oe
 	}
 	var reply *xpc.Dictionary
+	var pj *programJob // failfast_program.go
 	if e := ss.do(func() {
 		if t.Label != "" {
 			var j *job
 			if j, oe = ss.m.findJob(t, ss.peer.UID, false); oe == nil {
-				reply = ss.m.jobDict(j)
+				reply, pj = ss.m.jobDict(j), programJobOf(j)
 				if reqs := requirementsOf(j); len(reqs) > 0 {
 					reply.Set(keyRequirements, requirementsDict(reqs))
 				}
@@ -289,6 +290,7 @@ func opPrint(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opE
 	}); e != nil {
 		return nil, nil, e
 	}
+	ss.warnProgram(reply, pj)
 	return reply, nil, oe
 }
 

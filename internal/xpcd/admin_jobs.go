@@ -157,6 +157,7 @@ func opBootstrap(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, 
 		}
 		reply.Set(bootstrap.KeyWarnings, strArray(ws))
 	}
+	ss.warnProgram(reply, &programJob{def: def, dom: dom, owner: owner}) // failfast_program.go
 	return reply, nil, oe
 }
 

@@ -8,10 +8,12 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/goxpc/xpc/launchd"
 )
 
 // Clients fail fast: each case below is a service xpcd cannot start now,
@@ -218,4 +220,38 @@ func TestFailFastServedCrashStillRelaunches(t *testing.T) {
 	if pid2, _ := r.Int64("pid"); pid2 == pid1 {
 		t.Fatalf("same pid %d", pid1)
 	}
+}
+
+// A crash before the instance checked the name in: the queued clients are
+// refused (failfast.go), nothing is launched for them, and a client
+// arriving during the throttle that follows is refused at once, not
+// queued; once the throttle is over, a lookup launches the job again.
+func TestMachineEarlyCrashRefusesQueue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mc := newMachine(t, def("c", func(j *launchd.Job) { j.ThrottleInterval = 10 * time.Second }))
+		mc.lookup("c.svc")
+		mc.lookup("c.svc")
+		mc.fl.launches()[0].die(exitStatus{known: true, signal: syscall.SIGSEGV})
+		synctest.Wait()
+		queued := func() (n int) {
+			mc.do(func() { n = len(mc.d.jobs["c"].queue) })
+			return n
+		}
+		if st, n := mc.state("c"), queued(); st != "waiting" || n != 0 {
+			t.Fatalf("after the crash: state %s, %d queued", st, n)
+		}
+		mc.lookup("c.svc")
+		if st, n := mc.state("c"), queued(); st != "waiting" || n != 0 {
+			t.Fatalf("a lookup during the throttle: state %s, %d queued", st, n)
+		}
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if n := len(mc.fl.launches()); n != 1 {
+			t.Fatalf("%d launches during the throttle", n)
+		}
+		mc.lookup("c.svc")
+		if n, q := len(mc.fl.launches()), queued(); n != 2 || q != 1 {
+			t.Fatalf("after the throttle: %d launches, %d queued", n, q)
+		}
+	})
 }
