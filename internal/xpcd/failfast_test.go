@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -254,4 +255,45 @@ func TestMachineEarlyCrashRefusesQueue(t *testing.T) {
 			t.Fatalf("after the throttle: %d launches, %d queued", n, q)
 		}
 	})
+}
+
+// TestFailFastLatency measures, and logs, a client's send to a service
+// whose exec fails, to its error: the lookup, xpcd's launch attempt (a
+// missing program fails its check before the fork; one that is not
+// executable fails in exec; one that exits at once, before checking in,
+// is launched and reaped) and the refusal. ThrottleInterval 0, so each
+// send launches again. Not a pass/fail test of speed: the goal, under
+// 50 ms from xpcd knowing, is a tenth of the bound it checks.
+func TestFailFastLatency(t *testing.T) {
+	h := newHarness(t)
+	noexec := filepath.Join(h.dir, "noexec")
+	if err := os.WriteFile(noexec, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for label, prog := range map[string]string{"missing": filepath.Join(h.dir, "none"), "noexec": noexec} {
+		h.writePlist(testJob{label: "lat." + label, names: []string{"lat." + label + ".svc"}, program: prog,
+			extra: map[string]any{"ThrottleInterval": 0}})
+	}
+	h.writePlist(testJob{label: "lat.exits", names: []string{"lat.exits.svc"}, extra: map[string]any{
+		"ThrottleInterval": 0, "ProgramArguments": []any{"/bin/sh", "-c", "exit 3"}}})
+	h.start()
+	for _, label := range []string{"missing", "noexec", "exits"} {
+		c := ffConn(t, h, "lat."+label+".svc")
+		const n = 200
+		took := make([]time.Duration, 0, n)
+		for range n {
+			start := time.Now()
+			_, err := c.SendWithReply(testCtx(t), xpc.Dict("cmd", "ping"))
+			took = append(took, time.Since(start))
+			if !errors.Is(err, xpc.ErrLaunchFailed) {
+				t.Fatal(err)
+			}
+		}
+		slices.Sort(took)
+		t.Logf("%s program, send to error over %d sends: median %v, p90 %v, max %v", label, n,
+			took[n/2], took[n*9/10], took[n-1])
+		if took[n/2] > 500*time.Millisecond {
+			t.Errorf("median %v", took[n/2])
+		}
+	}
 }
