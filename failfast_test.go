@@ -135,6 +135,21 @@ func TestNoBootstrap(t *testing.T) {
 	}
 	_, err = c.SendWithReply(testCtx(t), Dict("n", Int64(1)))
 	check(err)
+	// Through a shared Bootstrap, the same.
+	b, err := NewBootstrap(WithBootstrapSocket(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	bc, err := NewServiceConnection("org.goxpc.test.nobody", WithBootstrap(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc.SetHandler(newTestHandler(nil))
+	bc.Activate()
+	defer bc.Cancel()
+	_, err = bc.SendWithReply(testCtx(t), Dict("n", Int64(1)))
+	check(err)
 	// A socket file nobody listens on (xpcd died): ECONNREFUSED.
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {

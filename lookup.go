@@ -64,10 +64,21 @@ func bootstrapSockets(cfg config) []string {
 	return bootstrap.ClientSockets()
 }
 
-// dialBootstrap connects to the first bootstrap socket that answers and
+// dialBootstrap is dialFirst for the Notifier and a Service's adoption,
+// for which no xpcd running is an interruption they wait out.
+func dialBootstrap(ctx context.Context, cfg config, handler func(*Connection) Handler) (*Connection, error) {
+	c, err := dialFirst(ctx, cfg, handler)
+	if nb := (*noBootstrapError)(nil); errors.As(err, &nb) {
+		return nil, interruptedError(nb.err, "no bootstrap server (xpcd) answers")
+	}
+	return c, err
+}
+
+// dialFirst connects to the first bootstrap socket that answers and
 // activates the connection with the handler that handler, if not nil,
 // returns for it, so that nothing xpcd sends arrives before the handler.
-func dialBootstrap(ctx context.Context, cfg config, handler func(*Connection) Handler) (*Connection, error) {
+// With nothing listening on any, it fails with ErrNoBootstrap.
+func dialFirst(ctx context.Context, cfg config, handler func(*Connection) Handler) (*Connection, error) {
 	var errs []error
 	for _, path := range bootstrapSockets(cfg) {
 		c, err := DialUnix(ctx, path)
@@ -193,7 +204,7 @@ func (b *Bootstrap) get(ctx context.Context) (*Connection, error) {
 // dial connects to xpcd for get, which has set b.dialing to w, and makes
 // the connection b's unless b was closed meanwhile.
 func (b *Bootstrap) dial(ctx context.Context, w chan struct{}) (*Connection, error) {
-	c, err := dialBootstrap(ctx, b.cfg, nil)
+	c, err := dialFirst(ctx, b.cfg, nil)
 	if err == nil {
 		// Wait for xpcd's hello, once per connection: an xpcd that turns
 		// the connection away (too many connections) says why in its
