@@ -152,8 +152,9 @@ var reasonCodes = map[error]string{
 }
 
 // Kind returns the error kind the reason is matched by (ErrServiceNotFound,
-// ErrDenied, ...), or nil if its code has none: an interruption's reasons
-// have none, and neither has a code this package does not know. A refusal
+// ErrDenied, ErrLaunchFailed, ...), or nil if its code has none: an
+// interruption's reasons (ReasonExited, ...) have none, and neither has a
+// code this package does not know. A refusal
 // with a code unknown here counts as ErrDenied (refusalError).
 func (r *Reason) Kind() error {
 	if r == nil {
