@@ -3,6 +3,7 @@ package xpc
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -61,6 +62,8 @@ func newSessionError(err error) *SessionError {
 	r := &Reason{Code: ReasonUnknown, Description: "the session ended"}
 	if errors.As(err, &ce) && ce.Reason != nil {
 		r = ce.Reason
+	} else if errors.Is(err, ErrNoBootstrap) {
+		r.Description = strings.TrimPrefix(err.Error(), "xpc: ")
 	}
 	// xpcd could not start the service now (ErrLaunchFailed): it may
 	// later.
@@ -199,7 +202,8 @@ func (s *Session) end(err error) *SessionError {
 }
 
 // check returns err, the result of a send on the session's connection: a
-// connection error ends the session, and the session's error is returned
+// connection error, or no xpcd running (ErrNoBootstrap), ends the
+// session, and the session's error is returned
 // in its place. Other errors (a context's, a *RemoteError, a message's
 // own) leave the session as it was.
 func (s *Session) check(err error) error {
@@ -207,7 +211,7 @@ func (s *Session) check(err error) error {
 		return nil // before ce, which escapes: no allocation per call
 	}
 	var ce *ConnError
-	if !errors.As(err, &ce) || ce.Kind == ErrTerminationImminent {
+	if !errors.Is(err, ErrNoBootstrap) && (!errors.As(err, &ce) || ce.Kind == ErrTerminationImminent) {
 		return err
 	}
 	se := s.end(err)
