@@ -180,3 +180,25 @@ func TestReadProcNumbersEndedProcess(t *testing.T) {
 		t.Errorf("an ended process: %+v, %v; want errProcessChanged", n, err)
 	}
 }
+
+// The numbers are read as the caller: another user reads them of a
+// process of root's as /proc lets them (all of them, without hidepid).
+func TestAddProcKeysAsAnotherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to read as another user")
+	}
+	st, err := startTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := xpc.NewDictionary(0)
+	addProcKeys(d, &procQuery{pid: os.Getpid(), startTime: st}, &ident{uid: 65534, gid: 65534})
+	if intOf(d, "uid") != 0 || intOf(d, "rss_bytes") <= 0 || d.Get("cpu_user_ms") == nil {
+		t.Errorf("read as uid 65534: %s", xpc.Format(d))
+	}
+	none := xpc.NewDictionary(0)
+	addProcKeys(none, nil, nil)
+	if none.Len() != 0 {
+		t.Errorf("no process: %s", xpc.Format(none))
+	}
+}
