@@ -26,6 +26,14 @@ import (
 // maxLogLine bounds one logged line; longer lines are split.
 const maxLogLine = 16 << 10
 
+// stop drains before it lets go: it reads on until the FIFO has been
+// empty for drainIdle, or has no writer left, for at most drainMax, so
+// that the lines a service wrote before it stopped are logged.
+const (
+	drainIdle = 100 * time.Millisecond
+	drainMax  = time.Second
+)
+
 var outputSeq atomic.Uint64
 
 // output reads one FIFO and logs its lines.
@@ -36,6 +44,7 @@ type output struct {
 	done chan struct{}
 	// started: run was started (done will close).
 	started bool
+	drainBy atomic.Int64 // set by stop: drain until then (UnixNano)
 }
 
 // newOutput makes a FIFO in dir and returns its reader and a writer for
@@ -90,6 +99,9 @@ func (o *output) run(log *slog.Logger) {
 			log.Info("output", "line", string(line))
 		}
 		if err == nil || errors.Is(err, bufio.ErrBufferFull) {
+			if by := o.drainBy.Load(); by != 0 {
+				o.f.SetReadDeadline(time.Unix(0, min(time.Now().Add(drainIdle).UnixNano(), by)))
+			}
 			continue
 		}
 		if errors.Is(err, io.EOF) {
@@ -114,13 +126,15 @@ func (o *output) finished() bool {
 	}
 }
 
-// stop stops reading. With unlink, the FIFO is removed too; without, it
+// stop stops reading, once it has drained what is in the FIFO. With unlink, the FIFO is removed too; without, it
 // stays for the next xpcd to reopen.
 func (o *output) stop(unlink bool) {
-	o.f.Close()
 	if o.started {
+		o.drainBy.Store(time.Now().Add(drainMax).UnixNano())
+		o.f.SetReadDeadline(time.Now().Add(drainIdle))
 		<-o.done
 	}
+	o.f.Close()
 	if unlink {
 		os.Remove(o.path)
 	}
