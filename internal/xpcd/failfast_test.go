@@ -91,7 +91,25 @@ func TestFailFastLaunchFailed(t *testing.T) {
 	if !strings.Contains(r.Description, "no such file") || !strings.Contains(r.Description, "tries again at") {
 		t.Errorf("throttled: description %q: want the last failure and when", r.Description)
 	}
-	// A session ends with it, and may be tried again.
+	// A new definition is tried afresh: its clients are no longer refused
+	// for the old one's failure, but wait (here, for the throttle).
+	dir := filepath.Join(h.dir, "plists")
+	os.MkdirAll(dir, 0o755)
+	p := h.writePlist(testJob{label: "test.ff.missing", names: []string{"test.ff.missing.svc"},
+		extra: map[string]any{"ThrottleInterval": 60}}, dir)
+	if s := strOf(h.mustAdmin(bootstrap.OpBootstrap, bootstrap.KeyPath, p), bootstrap.KeyStatus); s != "upgraded" {
+		t.Fatalf("bootstrap of the fixed plist: %s", s)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := c.SendWithReply(ctx, xpc.Dict("cmd", "ping")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("after the fix: %v, want it to wait", err)
+	}
+	// Broken again: a session ends with it, and may be tried again.
+	p = h.writePlist(testJob{label: "test.ff.missing", names: []string{"test.ff.missing.svc"}, program: missing,
+		extra: map[string]any{"ThrottleInterval": 60}}, dir)
+	h.mustAdmin(bootstrap.OpBootout, bootstrap.KeyTarget, h.target("test.ff.missing"), bootstrap.KeyWait, true)
+	h.mustAdmin(bootstrap.OpBootstrap, bootstrap.KeyPath, p)
 	s, err := xpc.NewSession(testCtx(t), "test.ff.missing.svc", nil, xpc.WithBootstrapSocket(h.paths.Socket))
 	if err != nil {
 		t.Fatal(err)
@@ -99,8 +117,8 @@ func TestFailFastLaunchFailed(t *testing.T) {
 	defer s.Cancel()
 	_, err = s.SendWithReply(testCtx(t), xpc.Dict("cmd", "ping"))
 	var se *xpc.SessionError
-	if !errors.As(err, &se) || !se.CanRetry || se.Reason.Code != xpc.ReasonThrottled || !errors.Is(err, xpc.ErrLaunchFailed) {
-		t.Errorf("session: %v, want a *SessionError, throttled, CanRetry", err)
+	if !errors.As(err, &se) || !se.CanRetry || se.Reason.Code != xpc.ReasonLaunchFailed || !errors.Is(err, xpc.ErrLaunchFailed) {
+		t.Errorf("session: %v, want a *SessionError, launch-failed, CanRetry", err)
 	}
 }
 
