@@ -23,6 +23,22 @@ var (
 	ErrInvalid = errors.New("invalid")
 	// ErrTerminationImminent: the service has been asked to exit.
 	ErrTerminationImminent = errors.New("termination imminent")
+	// ErrLaunchFailed: xpcd cannot start the named service now, and told
+	// the clients waiting for it at once rather than let them wait out
+	// their deadlines. It comes with ErrInterrupted: the connection stays
+	// usable, and the next send looks the name up again. The *ConnError's
+	// Reason says why: ReasonLaunchFailed (the program is missing, not
+	// executable, ...), ReasonExited or ReasonSignaled (the service ended
+	// before it checked the name in), ReasonThrottled (it did, and xpcd
+	// waits before the next launch), ReasonDisabled or ReasonNotFound (its
+	// job was disabled, or unloaded, while the client waited).
+	ErrLaunchFailed = errors.New("launch failed")
+	// ErrNoBootstrap: no xpcd is running: nothing listens on the
+	// bootstrap socket (it is not there, or refuses connections). The
+	// error names the socket and how to start xpcd. It is not
+	// ErrInterrupted; the connection stays usable, and a send after xpcd
+	// has started works.
+	ErrNoBootstrap = errors.New("no xpcd is running")
 )
 
 // Reasons a connection is invalid; each is matched by errors.Is alongside

@@ -315,7 +315,16 @@
 //     it exited or crashed, idle exit, upgrade, an administrator, memory
 //     pressure; as the service announced it, or else as xpcd tells the
 //     connection within 250 ms). Pending replies fail; the connection
-//     stays usable and the next send reaches a new instance.
+//     stays usable and the next send reaches a new instance. Paired with
+//     ErrLaunchFailed when xpcd cannot start the service now and tells the
+//     waiting clients at once rather than let them wait out their
+//     deadlines: ReasonLaunchFailed (its program is missing or not
+//     executable, ...), ReasonExited or ReasonSignaled (it ended before
+//     checking the name in), ReasonThrottled (after such an end, xpcd
+//     waits before the next launch; the description says until when),
+//     ReasonDisabled or ReasonNotFound (its job was disabled or unloaded
+//     while the client waited). Test errors.Is(err, ErrLaunchFailed) and
+//     read the reason for the detail.
 //   - ErrInvalid: final. Always paired with a reason's kind: ErrCanceled
 //     (your Cancel), ErrPeerGone (the peer vanished), ErrProtocol (it sent
 //     malformed frames), ErrPeerOverLimit (it went over a byte limit),
@@ -329,7 +338,10 @@
 //
 // When a peer goes, every pending reply fails at once with the connection's
 // error and the handler receives it as an event; the last event is always
-// the ErrInvalid one. Per-message failures (ErrTooLarge,
+// the ErrInvalid one. With nothing listening on the bootstrap socket, a
+// send to a named service fails with ErrNoBootstrap ("no xpcd is
+// running", naming the socket and how to start xpcd), not a *ConnError;
+// the connection stays usable. Per-message failures (ErrTooLarge,
 // ErrTooManyFDs, ErrNoReply, *RemoteError, a context's error) leave the
 // connection as it was.
 //

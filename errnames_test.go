@@ -138,7 +138,7 @@ func TestErrorTextsPrefixed(t *testing.T) {
 		{"dial, path too long", dialErr("/" + strings.Repeat("p", 200)), ErrPathTooLong},
 		{"connection from nil", func() error { _, err := NewConnectionFromFile(nil); return err }(), ErrNilObject},
 		{"connection from a file", connectionFromFileErr(t), unix.ENOTSOCK},
-		{"lookup without xpcd", lookupErr(t), ErrInterrupted},
+		{"lookup without xpcd", lookupErr(t), ErrNoBootstrap},
 		{"protocol error", protocolErr(t), ErrProtocol},
 		{"reply failed", replyFailedErr(t), ErrReplyFailed},
 		{"not launched", notLaunchedErr(t), ErrNotLaunched},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/goxpc/xpc/internal/bootstrap"
@@ -28,8 +29,13 @@ import (
 // makes the connection invalid (ErrServiceNotFound, ErrDenied, ...) when xpcd's
 // answer arrives: pending replies fail with that error and the handler
 // gets it as its last event; a one-way Send made before then has already
-// returned nil, as in XPC. If no xpcd answers at all, the send fails with
-// ErrInterrupted and the connection stays usable.
+// returned nil, as in XPC. When xpcd cannot start the service (its
+// launch failed, it ended before checking the name in, it is throttled
+// after that, its job was disabled or unloaded), it says so at once: the
+// send fails with ErrInterrupted and ErrLaunchFailed, the reason saying
+// why, and the connection stays usable. If nothing listens on the
+// bootstrap socket, the send fails with ErrNoBootstrap; if no xpcd
+// answers otherwise, with ErrInterrupted; the connection stays usable.
 //
 // Peer is the service's identity as the kernel stamped it on the service's
 // first frame (SO_PASSCRED and SO_PASSPIDFD: pid, uid, gid and a pidfd,
@@ -58,10 +64,21 @@ func bootstrapSockets(cfg config) []string {
 	return bootstrap.ClientSockets()
 }
 
-// dialBootstrap connects to the first bootstrap socket that answers and
+// dialBootstrap is dialFirst for the Notifier and a Service's adoption,
+// for which no xpcd running is an interruption they wait out.
+func dialBootstrap(ctx context.Context, cfg config, handler func(*Connection) Handler) (*Connection, error) {
+	c, err := dialFirst(ctx, cfg, handler)
+	if nb := (*noBootstrapError)(nil); errors.As(err, &nb) {
+		return nil, interruptedError(nb.err, "no bootstrap server (xpcd) answers")
+	}
+	return c, err
+}
+
+// dialFirst connects to the first bootstrap socket that answers and
 // activates the connection with the handler that handler, if not nil,
 // returns for it, so that nothing xpcd sends arrives before the handler.
-func dialBootstrap(ctx context.Context, cfg config, handler func(*Connection) Handler) (*Connection, error) {
+// With nothing listening on any, it fails with ErrNoBootstrap.
+func dialFirst(ctx context.Context, cfg config, handler func(*Connection) Handler) (*Connection, error) {
 	var errs []error
 	for _, path := range bootstrapSockets(cfg) {
 		c, err := DialUnix(ctx, path)
@@ -74,8 +91,47 @@ func dialBootstrap(ctx context.Context, cfg config, handler func(*Connection) Ha
 		}
 		errs = append(errs, err)
 	}
-	return nil, interruptedError(errors.Join(errs...), "no bootstrap server (xpcd) answers")
+	return nil, unreachable(bootstrapSockets(cfg), errs)
 }
+
+// unreachable is the error of a lookup or a dial that no bootstrap socket
+// of paths answered, errs saying why for each: ErrNoBootstrap if nothing
+// listens on any (no xpcd is running), an interruption otherwise.
+func unreachable(paths []string, errs []error) error {
+	cause := errors.Join(errs...)
+	if len(errs) == 0 {
+		return interruptedError(cause, "no bootstrap server (xpcd) answers")
+	}
+	for _, err := range errs {
+		if !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ECONNREFUSED) {
+			return interruptedError(cause, "no bootstrap server (xpcd) answers")
+		}
+	}
+	return &noBootstrapError{paths: paths[:len(errs)], err: cause}
+}
+
+// noBootstrapError is ErrNoBootstrap's error: nothing listens on paths.
+type noBootstrapError struct {
+	paths []string
+	err   error // each connect's error
+}
+
+// Error says it on one line, with the fix: "xpc: no xpcd is running:
+// nothing listens on PATH; start xpcd --user, or systemctl --user start
+// xpcd" (for the system instance's socket alone, xpcd as root).
+func (e *noBootstrapError) Error() string {
+	fix := "start xpcd --user, or systemctl --user start xpcd"
+	if len(e.paths) == 1 && e.paths[0] == bootstrap.System().Socket {
+		fix = "start xpcd as root, or systemctl start xpcd"
+	}
+	return fmt.Sprintf("xpc: %v: nothing listens on %s; %s", ErrNoBootstrap, strings.Join(e.paths, " or "), fix)
+}
+
+// Is matches ErrNoBootstrap.
+func (e *noBootstrapError) Is(target error) bool { return target == ErrNoBootstrap }
+
+// Unwrap returns the connects' errors.
+func (e *noBootstrapError) Unwrap() error { return e.err }
 
 // ErrBootstrapClosed is the cause of a lookup through a Bootstrap that was
 // closed.
@@ -148,7 +204,7 @@ func (b *Bootstrap) get(ctx context.Context) (*Connection, error) {
 // dial connects to xpcd for get, which has set b.dialing to w, and makes
 // the connection b's unless b was closed meanwhile.
 func (b *Bootstrap) dial(ctx context.Context, w chan struct{}) (*Connection, error) {
-	c, err := dialBootstrap(ctx, b.cfg, nil)
+	c, err := dialFirst(ctx, b.cfg, nil)
 	if err == nil {
 		// Wait for xpcd's hello, once per connection: an xpcd that turns
 		// the connection away (too many connections) says why in its
@@ -302,7 +358,7 @@ func sendLookupOnce(ctx context.Context, cfg config, name string, req *Dictionar
 		}
 		errs = append(errs, err)
 	}
-	return nil, interruptedError(errors.Join(errs...), "no bootstrap server (xpcd) answers")
+	return nil, unreachable(bootstrapSockets(cfg), errs)
 }
 
 // sendFrameTo connects to the listener at path, sends one frame without
@@ -339,7 +395,26 @@ func bootstrapError(err error, name string) error {
 		}
 		return interruptedError(err, "lookup of %s", name)
 	}
+	if waitEnded(re.Object) {
+		r := ReasonFromObject(re.Object)
+		if r.Description == "" {
+			r.Description = name
+		}
+		return &ConnError{Kind: ErrInterrupted, Reason: r, reasonKind: ErrLaunchFailed}
+	}
 	return refusalError(re.Object, name)
+}
+
+// waitEnded reports whether xpcd's refusal eo ended the client's wait for
+// the service rather than refused the name (bootstrap.KeyRetry, or a code
+// that only such a refusal has): the connection is interrupted, not made
+// invalid, and the next send looks the name up again.
+func waitEnded(eo *ErrorObject) bool {
+	if retry, _ := eo.Get(bootstrap.KeyRetry).(Bool); retry {
+		return true
+	}
+	code, _ := eo.String(bootstrap.KeyReason)
+	return code == ReasonLaunchFailed || code == ReasonThrottled || code == ReasonDisabled
 }
 
 // refusalError is the error of a refusal (xpcd's error replies, a

@@ -284,7 +284,7 @@ func TestTrySendDoesNotConnect(t *testing.T) {
 	if err := c.TrySend(Dict()); !errors.Is(err, ErrWouldBlock) {
 		t.Fatalf("TrySend on a connection with no link: %v, want ErrWouldBlock", err)
 	}
-	if err := c.Send(testCtx(t), Dict()); !errors.Is(err, ErrInterrupted) {
-		t.Fatalf("Send with no xpcd: %v, want ErrInterrupted", err)
+	if err := c.Send(testCtx(t), Dict()); !errors.Is(err, ErrNoBootstrap) {
+		t.Fatalf("Send with no xpcd: %v, want ErrNoBootstrap", err)
 	}
 }

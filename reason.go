@@ -66,6 +66,20 @@ const (
 	// as an invalid name (ErrDenied).
 	ReasonBadRequest = bootstrap.ReasonBadRequest
 
+	// ReasonLaunchFailed: xpcd could not launch the service (its program
+	// is missing or not executable, its user unknown, a rule refused
+	// it); Description says why, and Rule names a rule that refused it
+	// (ErrInterrupted and ErrLaunchFailed).
+	ReasonLaunchFailed = bootstrap.ReasonLaunchFailed
+	// ReasonThrottled: the service's last instance ended before it
+	// checked the name in, and xpcd waits before it launches it again;
+	// Description says how it ended and when xpcd tries again
+	// (ErrInterrupted and ErrLaunchFailed).
+	ReasonThrottled = bootstrap.ReasonThrottled
+	// ReasonDisabled: the service's job was disabled while the client
+	// waited for it (ErrInterrupted and ErrLaunchFailed).
+	ReasonDisabled = bootstrap.ReasonDisabled
+
 	// ReasonCanceled: the connection's owner cancelled it (ErrCanceled).
 	ReasonCanceled = "canceled"
 	// ReasonPeerGone: the peer closed its end or exited (ErrPeerGone).
@@ -116,6 +130,9 @@ var reasonKinds = map[string]error{
 	ReasonProtocol:           ErrProtocol,
 	ReasonOverLimit:          ErrPeerOverLimit,
 	ReasonSessionRejected:    ErrSessionRejected,
+	ReasonLaunchFailed:       ErrLaunchFailed,
+	ReasonThrottled:          ErrLaunchFailed,
+	ReasonDisabled:           ErrLaunchFailed,
 }
 
 // reasonCodes is reasonKinds the other way, for the connection's own
@@ -131,11 +148,13 @@ var reasonCodes = map[error]string{
 	ErrProtocol:        ReasonProtocol,
 	ErrPeerOverLimit:   ReasonOverLimit,
 	ErrSessionRejected: ReasonSessionRejected,
+	ErrLaunchFailed:    ReasonLaunchFailed,
 }
 
 // Kind returns the error kind the reason is matched by (ErrServiceNotFound,
-// ErrDenied, ...), or nil if its code has none: an interruption's reasons
-// have none, and neither has a code this package does not know. A refusal
+// ErrDenied, ErrLaunchFailed, ...), or nil if its code has none: an
+// interruption's reasons (ReasonExited, ...) have none, and neither has a
+// code this package does not know. A refusal
 // with a code unknown here counts as ErrDenied (refusalError).
 func (r *Reason) Kind() error {
 	if r == nil {

@@ -3,6 +3,7 @@ package xpc
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -20,9 +21,9 @@ var ErrSessionRejected = errors.New("session rejected")
 // last event its handler receives. Reason says why, and CanRetry whether a
 // new session may well work: true when the peer went away (it exited,
 // crashed, was idled out, upgraded or stopped; xpcd was busy or did not
-// answer), false when it will not (no such service, denied, a failed
-// requirement, rejected by the listener, cancelled by its owner, a
-// protocol error).
+// answer; xpcd could not start it now, ErrLaunchFailed), false when it
+// will not (no such service, denied, a failed requirement, rejected by the
+// listener, cancelled by its owner, a protocol error).
 //
 // errors.Is matches ErrInvalid (a session is over for good), the
 // connection error's kinds (ErrInterrupted for a service that went away;
@@ -61,8 +62,12 @@ func newSessionError(err error) *SessionError {
 	r := &Reason{Code: ReasonUnknown, Description: "the session ended"}
 	if errors.As(err, &ce) && ce.Reason != nil {
 		r = ce.Reason
+	} else if errors.Is(err, ErrNoBootstrap) {
+		r.Description = strings.TrimPrefix(err.Error(), "xpc: ")
 	}
-	return &SessionError{Reason: r, CanRetry: canRetry(r.Code), Err: err}
+	// xpcd could not start the service now (ErrLaunchFailed): it may
+	// later.
+	return &SessionError{Reason: r, CanRetry: canRetry(r.Code) || errors.Is(err, ErrLaunchFailed), Err: err}
 }
 
 // canRetry says whether a new session may well work after one ended for
@@ -197,7 +202,8 @@ func (s *Session) end(err error) *SessionError {
 }
 
 // check returns err, the result of a send on the session's connection: a
-// connection error ends the session, and the session's error is returned
+// connection error, or no xpcd running (ErrNoBootstrap), ends the
+// session, and the session's error is returned
 // in its place. Other errors (a context's, a *RemoteError, a message's
 // own) leave the session as it was.
 func (s *Session) check(err error) error {
@@ -205,7 +211,7 @@ func (s *Session) check(err error) error {
 		return nil // before ce, which escapes: no allocation per call
 	}
 	var ce *ConnError
-	if !errors.As(err, &ce) || ce.Kind == ErrTerminationImminent {
+	if !errors.Is(err, ErrNoBootstrap) && (!errors.As(err, &ce) || ce.Kind == ErrTerminationImminent) {
 		return err
 	}
 	se := s.end(err)

@@ -265,12 +265,13 @@ func TestSessionLostRace(t *testing.T) {
 }
 
 // TestNewSessionNoXPCD: with no xpcd to look the name up, NewSession fails
-// at once, with a *SessionError that may be retried.
+// at once, with a *SessionError that may be retried, matching
+// ErrNoBootstrap.
 func TestNewSessionNoXPCD(t *testing.T) {
 	leakCheck(t)
 	_, err := NewSession(testCtx(t), "org.goxpc.test.none", nil, WithBootstrapSocket(t.TempDir()+"/none.sock"))
 	se := sessionErr(t, err)
-	if !errors.Is(err, ErrInterrupted) || !se.CanRetry {
+	if !errors.Is(err, ErrNoBootstrap) || errors.Is(err, ErrInterrupted) || !se.CanRetry {
 		t.Errorf("%v, CanRetry %v", err, se.CanRetry)
 	}
 }

@@ -25,7 +25,13 @@ with the rule or requirement clause, the domain and the peer the refusal
 names, as the other commands show them: "invalid: not-found: no service
 named org.example.missing in user/1000 or system", "invalid:
 requirement-failed: org.example.helper may be looked up only by a process
-that meets "uid 0": pid 4242 uid 1000 ... fails "uid 0"". An error the
+that meets "uid 0": pid 4242 uid 1000 ... fails "uid 0"". A service xpcd
+cannot start fails at once, not at the timeout, with why: "interrupted:
+launch-failed: service org.example.svc: job user/1000/org.example: launch
+failed: spawn /opt/x: no such file or directory", "interrupted: exited: ...
+exited with status 3, before checking in org.example.svc", "interrupted:
+throttled: ...". With no xpcd running: "no xpcd is running: nothing listens
+on PATH; start xpcd --user, or systemctl --user start xpcd". An error the
 service itself replies is shown the same way, after "the service replied:".`,
 	run: runCall,
 }

@@ -257,11 +257,12 @@ func opPrint(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opE
 	}
 	var reply *xpc.Dictionary
 	var proc *procQuery // print's status keys (render_status.go)
+	var pj *programJob  // failfast_program.go
 	if e := ss.do(func() {
 		if t.Label != "" {
 			var j *job
 			if j, oe = ss.m.findJob(t, ss.peer.UID, false); oe == nil {
-				reply = ss.m.jobDict(j)
+				reply, pj = ss.m.jobDict(j), programJobOf(j)
 				proc = setStatusKeys(reply, j, ss.peer.UID)
 				if reqs := requirementsOf(j); len(reqs) > 0 {
 					reply.Set(keyRequirements, requirementsDict(reqs))
@@ -295,6 +296,7 @@ func opPrint(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opE
 	if proc != nil {
 		addProcKeys(reply, proc, callerIdent(ss.peer.UID, ss.peer.GID, true))
 	}
+	ss.warnProgram(reply, pj)
 	return reply, nil, oe
 }
 

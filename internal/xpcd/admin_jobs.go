@@ -157,6 +157,7 @@ func opBootstrap(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, 
 		}
 		reply.Set(bootstrap.KeyWarnings, strArray(ws))
 	}
+	ss.warnProgram(reply, &programJob{def: def, dom: dom, owner: owner}) // failfast_program.go
 	return reply, nil, oe
 }
 
@@ -192,7 +193,7 @@ func opBootout(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *o
 				}
 			}
 			j.next = nil
-			m.dropQueue(j)
+			m.unloadedWhile(j, false)
 			j.cancelThrottle()
 			m.syncSchedule(j)
 			if j.inst == nil {

@@ -32,11 +32,13 @@ func (m *supervisor) checkin(inst *instance, ch *channel, name string, msg *xpc.
 		return
 	}
 	if _, ok := inst.def.MachServices[name]; !ok {
+		inst.checkins.undeclared = name
 		reply(&opError{reason: bootstrap.ReasonNotDeclared,
 			desc: fmt.Sprintf("service %q is not declared in the MachServices of job %s (%s)", name, inst.def.Label, inst.def.Path)})
 		return
 	}
 	inst.names[name] = true
+	inst.checkins.add(name)
 	inst.spoke = true
 	if !inst.txKnown {
 		inst.txKnown = true

@@ -10,16 +10,21 @@ import (
 // Clients waiting for a service. Each looked-up client's socket is held
 // (queued, and counted for its user) until the job's instance has checked
 // the name in, then handed over on the check-in channel; a socket whose
-// client has gone, or whose job goes, is closed and let go.
+// client has gone is closed and let go, and one whose job cannot be
+// launched now, or goes, is refused with the reason (failfast.go).
 
 // demand queues a client socket for name, or hands it over at once if the
-// instance has checked the name in, and launches the job if need be. It
-// takes ownership of fd.
+// instance has checked the name in, and launches the job if need be; a
+// client of a job throttled after an instance that ended before checking
+// name in is refused at once (throttledFor). It takes ownership of fd.
 func (m *supervisor) demand(j *job, name string, fd *xpc.FD, uid uint32, requester int) {
 	p := &pending{name: name, fd: fd, uid: uid, requester: requester, at: time.Now()}
 	m.hold(p)
 	if inst := j.inst; inst != nil && inst.ready(name) {
 		m.deliver(inst, p)
+	} else if oe := m.throttledFor(j, name); oe != nil {
+		m.release(p)
+		m.refusePending(p, oe)
 	} else {
 		j.queue = append(j.queue, p)
 		m.want(j, launchReason{why: reasonDemand, requester: requester})

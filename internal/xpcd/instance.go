@@ -96,6 +96,7 @@ func (m *supervisor) spawned(inst *instance, sp *spawned, conn *xpc.Connection, 
 	if err != nil {
 		m.log.Error("launch failed", "target", j.target(), "err", err)
 		j.err = "launch failed: " + err.Error()
+		m.launchFailed(j, err)
 		j.inst = nil
 		m.instanceGone()
 		j.notBefore = j.lastLaunch.Add(m.throttleOf(j, inst.def))
@@ -196,6 +197,7 @@ func (m *supervisor) exited(inst *instance, st exitStatus) {
 	} else {
 		j.notBefore = time.Time{}
 	}
+	m.instanceEnded(inst, exitWhyOf(inst, st))
 	m.afterExit(j, inst, true)
 }
 

@@ -76,6 +76,7 @@ type job struct {
 	// tried again until the definition changes or an administrator
 	// kickstarts it; lookups fail with the rule meanwhile.
 	refused *RuleError
+	early   *earlyEnd // how the last instance ended on its own, or did not launch (failfast.go)
 
 	inst  *instance
 	queue []*pending           // clients waiting for a name the instance has not checked in
@@ -166,6 +167,7 @@ type instance struct {
 	exitWaiters []chan exitWhy
 	restart     launchReason // launch again right after it exits (kickstart -k)
 	events      *instEvents  // its launch-event handlers (event_deliver.go)
+	checkins    checkins     // the names it ever checked in, or tried to (failfast.go)
 }
 
 func (inst *instance) attach(sp *spawned) {

@@ -147,6 +147,7 @@ func (m *supervisor) replaceDef(j *job, def *launchd.Job) {
 	m.disarm(j) // the new definition's schedule starts afresh
 	j.def, j.fp = def, def.Fingerprint()
 	j.refused = nil // a new definition is tried afresh
+	j.early = nil   // and its clients wait for it (failfast.go)
 	for name := range def.MachServices {
 		d.names[name] = j
 	}

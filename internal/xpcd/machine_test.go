@@ -248,13 +248,16 @@ func TestMachineKeepAliveThrottle(t *testing.T) {
 	})
 }
 
-// A crash with clients queued: they stay queued for the next instance,
-// which is launched (throttled) for them.
+// A crash of an instance that had checked the name in (it served), with
+// clients queued: they stay queued for the next instance, which is
+// launched (throttled) for them.
 func TestMachineCrashKeepsQueue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		mc := newMachine(t, def("c", nil))
 		mc.lookup("c.svc")
 		mc.lookup("c.svc")
+		inst := mc.inst("c")
+		mc.do(func() { inst.checkins.add("c.svc") })
 		mc.fl.launches()[0].die(exitStatus{known: true, signal: syscall.SIGSEGV})
 		synctest.Wait()
 		if st := mc.state("c"); st != "throttled" {

@@ -174,7 +174,7 @@ func (m *supervisor) applyDisabled(dom, label string) bool {
 	was := j.disabled
 	j.disabled = m.effectiveDisabled(dom, j.def)
 	if j.disabled {
-		m.dropQueue(j)
+		m.unloadedWhile(j, true)
 		j.cancelThrottle()
 	}
 	m.syncSchedule(j)
