@@ -120,11 +120,7 @@ type noBootstrapError struct {
 // nothing listens on PATH; start xpcd --user, or systemctl --user start
 // xpcd" (for the system instance's socket alone, xpcd as root).
 func (e *noBootstrapError) Error() string {
-	fix := "start xpcd --user, or systemctl --user start xpcd"
-	if len(e.paths) == 1 && e.paths[0] == bootstrap.System().Socket {
-		fix = "start xpcd as root, or systemctl start xpcd"
-	}
-	return fmt.Sprintf("xpc: %v: nothing listens on %s; %s", ErrNoBootstrap, strings.Join(e.paths, " or "), fix)
+	return fmt.Sprintf("xpc: %v: nothing listens on %s; %s", ErrNoBootstrap, strings.Join(e.paths, " or "), bootstrap.StartHint(e.paths))
 }
 
 // Is matches ErrNoBootstrap.

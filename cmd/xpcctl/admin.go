@@ -201,7 +201,8 @@ func openPlist(req *xpc.Dictionary) (*os.File, error) {
 // dialXPCD connects to the first bootstrap socket that answers.
 func dialXPCD(ctx context.Context, h xpc.Handler) (*xpc.Connection, error) {
 	var errs []error
-	for _, path := range bootstrap.ClientSockets() {
+	paths := bootstrap.ClientSockets()
+	for _, path := range paths {
 		c, err := xpc.DialUnix(ctx, path)
 		if err == nil {
 			if h != nil {
@@ -212,7 +213,20 @@ func dialXPCD(ctx context.Context, h xpc.Handler) (*xpc.Connection, error) {
 		}
 		errs = append(errs, err)
 	}
-	return nil, fmt.Errorf("no xpcd answers: %w", errors.Join(errs...))
+	return nil, noXPCD(paths, errs)
+}
+
+// noXPCD is the error of a dial no bootstrap socket of paths answered,
+// errs saying why for each: xpc.ErrNoBootstrap, on one line with how to
+// start xpcd, when nothing listens on any, as the library says it.
+func noXPCD(paths []string, errs []error) error {
+	cause := errors.Join(errs...)
+	for _, err := range errs {
+		if !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("no xpcd answers: %w", cause)
+		}
+	}
+	return fmt.Errorf("%w: nothing listens on %s; %s", xpc.ErrNoBootstrap, strings.Join(paths, " or "), bootstrap.StartHint(paths))
 }
 
 func adminRequest(ctx context.Context, req *xpc.Dictionary) (*xpc.Dictionary, error) {

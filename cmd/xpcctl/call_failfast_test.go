@@ -78,4 +78,10 @@ func TestCallFailsFast(t *testing.T) {
 	if r.code != 1 || r.stderr != want {
 		t.Errorf("no xpcd: exit %d, stderr\n%q, want\n%q", r.code, r.stderr, want)
 	}
+	// The administrative verbs say it the same way.
+	r = runCmd(t, nil, "list")
+	want = strings.Replace(want, "xpcctl call:", "xpcctl list:", 1)
+	if r.code != 1 || r.stderr != want {
+		t.Errorf("no xpcd, list: exit %d, stderr\n%q, want\n%q", r.code, r.stderr, want)
+	}
 }

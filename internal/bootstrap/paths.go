@@ -96,3 +96,13 @@ func ClientSockets() []string {
 	}
 	return []string{User().Socket, System().Socket}
 }
+
+// StartHint says how to start the xpcd that would listen on sockets, for
+// an error saying that none does: the system instance's when sockets is
+// its socket alone, a user instance's otherwise.
+func StartHint(sockets []string) string {
+	if len(sockets) == 1 && sockets[0] == System().Socket {
+		return "start xpcd as root, or systemctl start xpcd"
+	}
+	return "start xpcd --user, or systemctl --user start xpcd"
+}
