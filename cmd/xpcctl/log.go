@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/goxpc/xpc"
+	"github.com/goxpc/xpc/internal/bootstrap"
+)
+
+var logCommand = &command{
+	name:    "log",
+	args:    "[-f] [-n N] TARGET",
+	summary: "show a job's log: its output and crash records",
+	help: `Prints the last lines of the log xpcd keeps of the job TARGET (DOMAIN/LABEL,
+as user/UID/LABEL or system/LABEL): what it wrote to standard output and
+error when it names no file for them, and its crash records. Each line is
+"TIME PID STREAM PRIORITY TEXT"; the further lines of a panic or a crash
+record start with a tab. -n N prints the last N lines (default 10, as tail
+does; 0 none); -f then goes on printing lines as they are written, until
+interrupted. Only root and the domain's user may read a job's log.`,
+	run: runLog,
+}
+
+func runLog(ctx context.Context, s stdio, c *command, args []string) int {
+	fs := c.flagSet(s)
+	follow := fs.Bool("f", false, "go on printing lines as they are written")
+	n := fs.Int("n", bootstrap.LogLinesDefault, "print the last `N` lines")
+	pos, code, ok := c.parse(s, fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 {
+		return c.usageError(s, "want one TARGET (DOMAIN/LABEL)")
+	}
+	if *n < 0 {
+		return c.usageError(s, "-n: want 0 or more lines")
+	}
+	req := xpc.Dict(bootstrap.KeyOp, bootstrap.OpLog, bootstrap.KeyTarget, pos[0],
+		bootstrap.KeyLogLines, int64(min(*n, bootstrap.LogLinesMax)), bootstrap.KeyFollow, *follow)
+	events := make(chan *xpc.Dictionary, 64)
+	var h xpc.Handler
+	if *follow {
+		h = logHandler{events: events}
+	}
+	conn, err := dialXPCD(ctx, h)
+	if err != nil {
+		return c.fail(s, "%v", err)
+	}
+	defer conn.Cancel()
+	reply, err := conn.SendWithReply(ctx, req)
+	if err != nil {
+		return c.fail(s, "%s", adminError(err))
+	}
+	if trunc, _ := reply.Bool(bootstrap.KeyLogTruncated); trunc {
+		fmt.Fprintf(s.err, "xpcctl: log: older lines left out (a reply holds at most %d KiB)\n", bootstrap.LogReplyMax>>10)
+	}
+	printLogLines(s, reply)
+	if !*follow {
+		return exitOK
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return exitOK
+		case <-conn.Done():
+			return c.fail(s, "xpcd closed the connection")
+		case ev := <-events:
+			if ev == nil {
+				return c.fail(s, "fell too far behind; xpcd stopped sending")
+			}
+			printLogLines(s, ev)
+		}
+	}
+}
+
+func printLogLines(s stdio, d *xpc.Dictionary) {
+	lines, _ := d.Array(bootstrap.KeyLogLines)
+	for _, l := range lines {
+		if str, ok := l.(xpc.String); ok {
+			fmt.Fprintln(s.out, string(str))
+		}
+	}
+}
+
+// logHandler passes on the messages of a followed log; nil for an
+// overflow.
+type logHandler struct{ events chan *xpc.Dictionary }
+
+func (h logHandler) HandleMessage(ctx context.Context, m *xpc.Message) {
+	var ev *xpc.Dictionary
+	if over, _ := m.Body.Bool(bootstrap.KeyOverflow); !over {
+		if _, err := m.Body.Array(bootstrap.KeyLogLines); err != nil {
+			return
+		}
+		ev = m.Body
+	}
+	select {
+	case h.events <- ev:
+	case <-ctx.Done():
+	}
+}
+
+func (h logHandler) HandleEvent(error) {}
