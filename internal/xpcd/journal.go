@@ -26,7 +26,7 @@ const DefaultJournalSocket = "/run/systemd/journal/socket"
 
 // journal sends records to a journal socket.
 type journal struct {
-	addr  unix.SockaddrUnix
+	path  string
 	mu    sync.RWMutex // closed and fd: sends hold it for reading
 	fd    int
 	drops atomic.Uint64
@@ -49,7 +49,7 @@ func openJournal(path string) (*journal, error) {
 	if err != nil {
 		return nil, os.NewSyscallError("socket", err)
 	}
-	return &journal{addr: unix.SockaddrUnix{Name: path}, fd: fd}, nil
+	return &journal{path: path, fd: fd}, nil
 }
 
 // send sends r as an entry of identifier label, job target. It reports
@@ -69,7 +69,9 @@ func (j *journal) send(r logRecord, label, target string) bool {
 	if j.fd < 0 {
 		return true // closed: not a drop
 	}
-	if err := unix.Sendto(j.fd, b, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, &j.addr); err != nil {
+	// An address of its own for each send: Sendto writes into it.
+	addr := unix.SockaddrUnix{Name: j.path}
+	if err := unix.Sendto(j.fd, b, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, &addr); err != nil {
 		j.drops.Add(1)
 		return false
 	}
