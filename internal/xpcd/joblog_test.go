@@ -28,7 +28,7 @@ type fakeJournal struct {
 	bad  []string
 }
 
-func newFakeJournal(t *testing.T) *fakeJournal {
+func newFakeJournal(t testing.TB) *fakeJournal {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "jr")
 	if err != nil {
