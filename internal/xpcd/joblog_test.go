@@ -421,7 +421,6 @@ func TestOpLog(t *testing.T) {
 		t.Errorf("print's last lines: %v", ls)
 	}
 
-
 	// Follow: the last lines, then each new one.
 	got := make(chan string, 16)
 	fc := h.dial(xpc.HandlerFunc(func(_ context.Context, m *xpc.Message) {
