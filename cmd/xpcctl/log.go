@@ -38,10 +38,10 @@ func runLog(ctx context.Context, s stdio, c *command, args []string) int {
 	}
 	req := xpc.Dict(bootstrap.KeyOp, bootstrap.OpLog, bootstrap.KeyTarget, pos[0],
 		bootstrap.KeyLogLines, int64(min(*n, bootstrap.LogLinesMax)), bootstrap.KeyFollow, *follow)
-	events := make(chan *xpc.Dictionary, 64)
+	lh := &logHandler{s: s, ready: make(chan struct{}), overflow: make(chan struct{})}
 	var h xpc.Handler
 	if *follow {
-		h = logHandler{events: events}
+		h = lh
 	}
 	conn, err := dialXPCD(ctx, h)
 	if err != nil {
@@ -59,18 +59,16 @@ func runLog(ctx context.Context, s stdio, c *command, args []string) int {
 	if !*follow {
 		return exitOK
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			return exitOK
-		case <-conn.Done():
-			return c.fail(s, "xpcd closed the connection")
-		case ev := <-events:
-			if ev == nil {
-				return c.fail(s, "fell too far behind; xpcd stopped sending")
-			}
-			printLogLines(s, ev)
-		}
+	// The lines written since come to the handler, which prints them
+	// once the reply's are out.
+	close(lh.ready)
+	select {
+	case <-ctx.Done():
+		return exitOK
+	case <-lh.overflow:
+		return c.fail(s, "fell too far behind; xpcd stopped sending")
+	case <-conn.Done():
+		return c.fail(s, "xpcd closed the connection")
 	}
 }
 
@@ -83,22 +81,27 @@ func printLogLines(s stdio, d *xpc.Dictionary) {
 	}
 }
 
-// logHandler passes on the messages of a followed log; nil for an
-// overflow.
-type logHandler struct{ events chan *xpc.Dictionary }
-
-func (h logHandler) HandleMessage(ctx context.Context, m *xpc.Message) {
-	var ev *xpc.Dictionary
-	if over, _ := m.Body.Bool(bootstrap.KeyOverflow); !over {
-		if _, err := m.Body.Array(bootstrap.KeyLogLines); err != nil {
-			return
-		}
-		ev = m.Body
-	}
-	select {
-	case h.events <- ev:
-	case <-ctx.Done():
-	}
+// logHandler prints the lines of a followed log once ready is closed, and
+// closes overflow when xpcd says this client fell behind.
+type logHandler struct {
+	s        stdio
+	ready    chan struct{}
+	overflow chan struct{}
+	over     bool
 }
 
-func (h logHandler) HandleEvent(error) {}
+func (h *logHandler) HandleMessage(ctx context.Context, m *xpc.Message) {
+	select {
+	case <-h.ready:
+	case <-ctx.Done():
+		return
+	}
+	if over, _ := m.Body.Bool(bootstrap.KeyOverflow); over && !h.over {
+		h.over = true
+		close(h.overflow)
+		return
+	}
+	printLogLines(h.s, m.Body)
+}
+
+func (h *logHandler) HandleEvent(error) {}

@@ -10,8 +10,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
@@ -48,7 +49,7 @@ const (
 	// before it is told it overflowed and is dropped.
 	logFollowLimit = 1024
 	// noFollow: a log file that is a symbolic link is not opened.
-	noFollow = syscall.O_NOFOLLOW
+	noFollow = unix.O_NOFOLLOW
 )
 
 // logRecord is one record of a job's log: a line, a panic or a crash.
