@@ -220,7 +220,7 @@ func New(cfg Config) (*Daemon, error) {
 		srv.maxTotal = defaultMaxConnections()
 	}
 	d := &Daemon{cfg: cfg, log: log, sup: sup}
-	d.comp = []component{binder{srv}, store, jobs, logsComponent{logs}}
+	d.comp = []component{binder{srv}, store, jobs, logsComponent{logs, store}}
 	if machine != nil {
 		d.comp = append(d.comp, machine)
 	}

@@ -349,12 +349,21 @@ func (ls *jobLogs) record(dom, label string, r logRecord) {
 
 // logsComponent opens the journal's socket at start (before the
 // supervisor adopts or starts anything) and closes it at close; records
-// written after go only to the files.
-type logsComponent struct{ ls *jobLogs }
+// written after go only to the files. It starts after the state store,
+// and keeps no files when the state is read-only.
+type logsComponent struct {
+	ls    *jobLogs
+	state *stateStore // nil: no state store (tests)
+}
 
 func (logsComponent) name() string { return "logs" }
 
 func (c logsComponent) start(context.Context) error {
+	if c.state != nil && c.state.readOnly != "" {
+		// Nothing is written into a read-only state directory.
+		c.ls.dir = ""
+		c.ls.log.Warn("job logs are not written: the state is read-only (the journal and xpcd's log still get the lines)", "why", c.state.readOnly)
+	}
 	if c.ls.journalPath == "-" {
 		return nil
 	}

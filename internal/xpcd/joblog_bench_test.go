@@ -25,7 +25,7 @@ func BenchmarkOutputLine(b *testing.B) {
 				sock = newFakeJournal(b).path
 			}
 			ls := newJobLogs(filepath.Join(dir, "logs"), 64<<20, sock, discardLogger())
-			c := logsComponent{ls}
+			c := logsComponent{ls: ls}
 			c.start(context.Background())
 			defer c.close(context.Background())
 			o, w, err := newOutput(filepath.Join(dir, "out"), outputSink{log: discardLogger(), logs: ls, dom: "user/0", label: "bench"}, [2]bool{true, false})
