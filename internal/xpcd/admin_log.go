@@ -49,13 +49,12 @@ func (ss *session) logRequest(ctx context.Context, msg *xpc.Message) {
 		ss.fail(ctx, msg, notFound("log %s: this xpcd keeps no logs", t))
 		return
 	}
-	jl := ls.get(t.Domain, t.Label, false)
 	if !follow {
-		lines, truncated := jl.lastLines(int(n))
+		lines, truncated := ls.peek(t.Domain, t.Label).lastLines(int(n))
 		ss.reply(ctx, msg, logReply(lines, truncated))
 		return
 	}
-	if oe := ls.follow(ss, jl, msg, int(n)); oe != nil {
+	if oe := ls.follow(ss, t.Domain, t.Label, msg, int(n)); oe != nil {
 		ss.fail(ctx, msg, oe)
 	}
 }
@@ -75,7 +74,7 @@ func logReply(lines []string, truncated bool) *xpc.Dictionary {
 // follow makes ss follow jl: the reply (its last n lines) goes first,
 // through the follower's channel, then every record written. The file is
 // read under jl's lock, so that no record falls between the two.
-func (ls *jobLogs) follow(ss *session, jl *jobLog, msg *xpc.Message, n int) *opError {
+func (ls *jobLogs) follow(ss *session, dom, label string, msg *xpc.Message, n int) *opError {
 	ls.mu.Lock()
 	if ls.follows[ss] != nil {
 		ls.mu.Unlock()
@@ -85,6 +84,11 @@ func (ls *jobLogs) follow(ss *session, jl *jobLog, msg *xpc.Message, n int) *opE
 		re := refusedBy(bootstrap.RuleLogFollowLimit, "%s follows %d logs already, the limit", bucketName(ss.bucket), ls.nfollow[ss.bucket])
 		ls.mu.Unlock()
 		return ruleOpError(re, "log: %s", re.Detail)
+	}
+	jl := ls.logs[logKey(dom, label)]
+	if jl == nil {
+		jl = ls.newLog(dom, label)
+		ls.logs[logKey(dom, label)] = jl
 	}
 	f := &logFollower{ch: newChannel(ss.conn, logFollowLimit), bucket: ss.bucket, jl: jl}
 	ls.follows[ss] = f
@@ -122,12 +126,16 @@ func (ls *jobLogs) unfollow(ss *session) {
 		}
 	}
 	ls.mu.Unlock()
-	if f != nil {
-		f.jl.mu.Lock()
-		f.jl.dropFollower(f)
-		f.jl.mu.Unlock()
-		f.ch.close()
+	if f == nil {
+		return
 	}
+	f.jl.mu.Lock()
+	f.jl.dropFollower(f)
+	f.jl.mu.Unlock()
+	f.ch.close()
+	ls.mu.Lock()
+	ls.evictLocked()
+	ls.mu.Unlock()
 }
 
 // lastLines reads the last n lines of the log's files.

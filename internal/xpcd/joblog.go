@@ -2,6 +2,8 @@ package xpcd
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -48,6 +50,9 @@ const (
 	// logFollowLimit is how many messages a follower may fall behind
 	// before it is told it overflowed and is dropped.
 	logFollowLimit = 1024
+	// maxLogName bounds an escaped name, so that LABEL.log.1 fits in a
+	// file name (255 bytes).
+	maxLogName = 200
 	// noFollow: a log file that is a symbolic link is not opened.
 	noFollow = unix.O_NOFOLLOW
 )
@@ -96,6 +101,12 @@ func logName(s string) string {
 	}
 	if b.Len() == 0 {
 		return "%"
+	}
+	if b.Len() > maxLogName {
+		// Past what a file name may hold: cut, and told apart by a hash
+		// of the whole.
+		sum := sha256.Sum256([]byte(s))
+		return b.String()[:maxLogName-34] + "~" + hex.EncodeToString(sum[:16])
 	}
 	return b.String()
 }
@@ -167,14 +178,19 @@ func (ls *jobLogs) get(dom, label string, ref bool) *jobLog {
 	k := logKey(dom, label)
 	jl := ls.logs[k]
 	if jl == nil {
-		jl = &jobLog{ls: ls, dom: dom, label: label}
-		if ls.dir != "" {
-			jl.path = filepath.Join(ls.dir, logName(dom), logName(label)+".log")
-		}
+		jl = ls.newLog(dom, label)
 		ls.logs[k] = jl
 	}
 	if ref {
 		jl.refs++
+	}
+	return jl
+}
+
+func (ls *jobLogs) newLog(dom, label string) *jobLog {
+	jl := &jobLog{ls: ls, dom: dom, label: label}
+	if ls.dir != "" {
+		jl.path = filepath.Join(ls.dir, logName(dom), logName(label)+".log")
 	}
 	return jl
 }
@@ -186,12 +202,8 @@ func (jl *jobLog) release() {
 	ls.mu.Lock()
 	jl.refs--
 	idle := jl.refs == 0
-	if idle && len(ls.logs) > maxIdleLogs {
-		for k, o := range ls.logs {
-			if o.refs == 0 && o.idle() {
-				delete(ls.logs, k)
-			}
-		}
+	if idle {
+		ls.evictLocked()
 	}
 	ls.mu.Unlock()
 	if idle {
@@ -202,6 +214,31 @@ func (jl *jobLog) release() {
 		}
 		jl.mu.Unlock()
 	}
+}
+
+// evictLocked forgets the logs nobody writes or follows, once there are
+// more than maxIdleLogs; ls.mu is held.
+func (ls *jobLogs) evictLocked() {
+	if len(ls.logs) <= maxIdleLogs {
+		return
+	}
+	for k, o := range ls.logs {
+		if o.refs == 0 && o.idle() {
+			delete(ls.logs, k)
+		}
+	}
+}
+
+// peek returns the log of dom/label if it is known, else one not
+// remembered (for reading its files): a request naming labels that never
+// ran leaves nothing behind.
+func (ls *jobLogs) peek(dom, label string) *jobLog {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if jl := ls.logs[logKey(dom, label)]; jl != nil {
+		return jl
+	}
+	return ls.newLog(dom, label)
 }
 
 // idle reports whether no connection follows the log (without jl.mu,

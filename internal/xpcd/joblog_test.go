@@ -192,6 +192,20 @@ func TestJobLogNamesStayInside(t *testing.T) {
 	if logName("a/b") == logName("a%2Fb") {
 		t.Error("two labels share a file")
 	}
+	// Long labels fit in a file name, and stay apart.
+	long := strings.Repeat("a", 300)
+	if a, b := logName(long), logName(long+"b"); a == b || len(a) > maxLogName {
+		t.Errorf("long labels: %q %q", a, b)
+	}
+	ls.record("user/0", long, logRecord{at: time.Now(), stream: "out", prio: 6, text: "long"})
+	if ls.warned.Load() {
+		t.Error("a long label's log could not be written")
+	}
+	// Reading a log that never was leaves nothing behind.
+	n := len(ls.logs)
+	if lines, _ := ls.peek("user/0", "test.never").lastLines(5); len(lines) != 0 || len(ls.logs) != n {
+		t.Errorf("a log never written: %q, %d logs remembered, was %d", lines, len(ls.logs), n)
+	}
 }
 
 // Each stream's lines get their priority (stderr error, stdout info, or
