@@ -110,7 +110,8 @@ func newOutput(dir string, sink outputSink, want [2]bool) (*output, [2]*os.File,
 		}
 		if err := unix.Mkfifo(path, 0o600); err != nil {
 			o.stop(true)
-			return nil, w, fmt.Errorf("output FIFO: %w", err)
+			closeFiles(w[:])
+			return nil, [2]*os.File{}, fmt.Errorf("output FIFO: %w", err)
 		}
 		st, err := openStream(path, i == 1)
 		if err == nil {
