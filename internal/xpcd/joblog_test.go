@@ -238,7 +238,7 @@ func TestOutputPrioritiesAndJournal(t *testing.T) {
 	}
 	waitFor(t, "the journal's entries", func() bool { return len(fj.entries()) == len(want)+1 })
 	for _, e := range fj.entries() {
-		if e["SYSLOG_IDENTIFIER"] != "test.prio" || e["SYSLOG_PID"] != "4242" || e["XPC_JOB"] != "user/0/test.prio" {
+		if e["SYSLOG_IDENTIFIER"] != "test.prio" || e["SYSLOG_PID"] != "4242" || e["OBJECT_PID"] != "4242" || e["XPC_JOB"] != "user/0/test.prio" {
 			t.Errorf("entry %q", e)
 		}
 		msg := e["MESSAGE"]

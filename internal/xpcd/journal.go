@@ -60,7 +60,11 @@ func (j *journal) send(r logRecord, label, target string) bool {
 	b = appendJournalField(b, "PRIORITY", strconv.Itoa(r.prio))
 	b = appendJournalField(b, "SYSLOG_IDENTIFIER", label)
 	if r.pid > 0 {
-		b = appendJournalField(b, "SYSLOG_PID", strconv.Itoa(r.pid))
+		// OBJECT_PID: journald, which sees xpcd as the sender, adds the
+		// service's own OBJECT_UID, OBJECT_COMM, ... while it runs.
+		pid := strconv.Itoa(r.pid)
+		b = appendJournalField(b, "SYSLOG_PID", pid)
+		b = appendJournalField(b, "OBJECT_PID", pid)
 	}
 	b = appendJournalField(b, "XPC_JOB", target)
 	b = appendJournalField(b, "XPC_STREAM", r.stream)
