@@ -69,4 +69,10 @@
 // AgentPlist the arguments os.Args[0], "-test.run=^TestHelperService$" and
 // have TestHelperService serve only when an environment variable set in the
 // plist's EnvironmentVariables says so.
+//
+// What such a service writes to its standard output and error (unless its
+// plist names StandardOutPath or StandardErrorPath) goes to the test's log,
+// or WithLogger's logger, and the server keeps it: Output returns the lines
+// of a job, WaitOutput waits for them. Every line a service wrote before it
+// stopped (it exited, was killed, or the server closed) is there.
 package xpctest

@@ -59,9 +59,9 @@ func target() string { return fmt.Sprintf("user/%d/%s", os.Geteuid(), inprocName
 
 // TestServeInProcess: a handler served in process (Server.Serve) is
 // launched on demand by a client's request, answers in the test's own
-// process, is shown by print as running with no pid, is stopped by kill and
-// launched again by the next request, and leaves no goroutine or
-// descriptor once the server is closed.
+// process, is shown by print as running with no pid (nor numbers of a
+// process), is stopped by kill and launched again by the next request,
+// and leaves no goroutine or descriptor once the server is closed.
 func TestServeInProcess(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	fds := openFDs(t)
@@ -100,6 +100,10 @@ func TestServeInProcess(t *testing.T) {
 		}
 		if st, _ := pr.String("state"); st != "running" || pr.Get(bootstrap.KeyPID) != nil {
 			t.Errorf("print: want running, with no pid: %s", xpc.Format(pr))
+		}
+		// Nor numbers of a process: it has none of its own.
+		if pr.Get("started_at") == nil || pr.Get("rss_bytes") != nil || pr.Get("uid") != nil {
+			t.Errorf("print: want started_at, and no process numbers: %s", xpc.Format(pr))
 		}
 
 		if _, err := srv.Admin(ctx, xpc.Dict(bootstrap.KeyOp, bootstrap.OpKill, bootstrap.KeyTarget, target())); err != nil {

@@ -28,6 +28,7 @@ type Server struct {
 	cfg    config
 	daemon *xpcd.Daemon
 	inproc *xpcd.InProcess // the in-process services (serve.go)
+	output *outputLog      // what services wrote (output.go)
 	quiet  atomic.Bool     // set once the test's log may no longer be written
 }
 
@@ -99,7 +100,7 @@ func newServer(t testing.TB, opts []Option) (_ *Server, err error) {
 			}
 		}()
 	}
-	s := &Server{Root: root, t: t, cfg: cfg, inproc: xpcd.NewInProcess()}
+	s := &Server{Root: root, t: t, cfg: cfg, inproc: xpcd.NewInProcess(), output: newOutputLog()}
 	paths := bootstrap.ForRoot(root, true)
 	s.Socket = paths.Socket
 	for name, h := range cfg.handlers {
@@ -128,6 +129,7 @@ func (s *Server) start() error {
 	default:
 		logger = slog.New(slog.DiscardHandler)
 	}
+	logger = slog.New(outputHandler{next: logger.Handler(), log: s.output})
 	s.log = logger
 	d, err := xpcd.New(xpcd.Config{
 		Paths:               bootstrap.ForRoot(s.Root, true),

@@ -11,11 +11,14 @@ package bootstrap
 // closes; one that falls behind gets {"overflow":true} and no more.
 const OpLog = "log"
 
-// Keys of OpLog's request and replies, and of print's reply.
+// Keys of OpLog's request and replies, and of a job's print.
 const (
-	// KeyLogLines: in a request, how many lines; in a reply, a follow
-	// message and a job's print, the lines (strings, oldest first).
+	// KeyLogLines: in a request, how many lines; in a reply and a follow
+	// message, the lines (strings, oldest first).
 	KeyLogLines = "log_lines"
+	// KeyLog: in a job's print, its last log lines (strings, oldest
+	// first), for a caller who may read its log.
+	KeyLog = "log"
 	// KeyFollow (true): go on sending the lines written from now on.
 	KeyFollow = "follow"
 	// KeyLogTruncated (true): in OpLog's reply, some of the lines asked

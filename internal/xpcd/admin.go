@@ -246,7 +246,8 @@ func opList(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opEr
 	return reply, nil, oe
 }
 
-// print: {"op":"print","target":T}. A job: its dictionary. A domain:
+// print: {"op":"print","target":T}. A job: its dictionary, with print's
+// status keys (render_status.go). A domain:
 // {"domain":D,"jobs":[...],"errors":[...],"overrides":{LABEL:disabled}},
 // and state_read_only, state_read_only_why if the state is read-only.
 func opPrint(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opError) {
@@ -255,11 +256,13 @@ func opPrint(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opE
 		return nil, nil, oe
 	}
 	var reply *xpc.Dictionary
+	var proc *procQuery // print's status keys (render_status.go)
 	if e := ss.do(func() {
 		if t.Label != "" {
 			var j *job
 			if j, oe = ss.m.findJob(t, ss.peer.UID, false); oe == nil {
 				reply = ss.m.jobDict(j)
+				proc = setStatusKeys(reply, j, ss.peer.UID)
 				if reqs := requirementsOf(j); len(reqs) > 0 {
 					reply.Set(keyRequirements, requirementsDict(reqs))
 				}
@@ -289,6 +292,9 @@ func opPrint(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opE
 		ss.m.setStateReadOnly(reply)
 	}); e != nil {
 		return nil, nil, e
+	}
+	if proc != nil {
+		addProcKeys(reply, proc, callerIdent(ss.peer.UID, ss.peer.GID, true))
 	}
 	return reply, nil, oe
 }

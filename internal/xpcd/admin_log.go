@@ -205,7 +205,7 @@ func max64(a, b int64) int64 {
 	return b
 }
 
-// setLogKeys adds to a job's print its last log lines (bootstrap.KeyLogLines),
+// setLogKeys adds to a job's print its last log lines (bootstrap.KeyLog),
 // when the caller may read its log, and how many records the journal did
 // not take ("log_journal_drops").
 func (ss *session) setLogKeys(d *xpc.Dictionary, dom string, owner uint32, label string) {
@@ -218,7 +218,7 @@ func (ss *session) setLogKeys(d *xpc.Dictionary, dom string, owner uint32, label
 		for i, l := range lines {
 			arr[i] = xpc.String(l)
 		}
-		d.Set(bootstrap.KeyLogLines, arr)
+		d.Set(bootstrap.KeyLog, arr)
 	}
 	if drops > 0 {
 		d.Set("log_journal_drops", xpc.Int64(int64(drops)))

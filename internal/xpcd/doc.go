@@ -177,6 +177,8 @@
 //	admin_jobs.go   kickstart, kill, bootstrap, bootout
 //	admin_overrides.go  enable, disable, print-disabled, remove-disabled
 //	render.go       JOB, LOADERR and blame's sentences
+//	render_status.go  print's status keys: the definition, and the
+//	                running process read from /proc off the loop
 //	forward.go      lookups passed on to the system instance
 //	refuse.go       the refused frame of a pipelined lookup
 //	channel.go      sending to a peer without holding up the loop

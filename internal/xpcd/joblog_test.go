@@ -438,7 +438,7 @@ func TestOpLog(t *testing.T) {
 	if lines, _ := r.Array(bootstrap.KeyLogLines); len(lines) != bootstrap.LogLinesDefault {
 		t.Errorf("default lines: %s", xpc.Format(r))
 	}
-	if ls, _ := h.print("test.oplog").Array(bootstrap.KeyLogLines); len(ls) != logTailLines || !strings.HasSuffix(string(ls[4].(xpc.String)), "line 30") {
+	if ls, _ := h.print("test.oplog").Array(bootstrap.KeyLog); len(ls) != logTailLines || !strings.HasSuffix(string(ls[4].(xpc.String)), "line 30") {
 		t.Errorf("print's last lines: %v", ls)
 	}
 

@@ -50,6 +50,14 @@ const (
 	prioInfo = 6
 )
 
+// stop drains before it lets go: it reads on until the FIFO has been
+// empty for drainIdle, or has no writer left, for at most drainMax, so
+// that the lines a service wrote before it stopped are logged.
+const (
+	drainIdle = 100 * time.Millisecond
+	drainMax  = time.Second
+)
+
 var outputSeq atomic.Uint64
 
 // outputSink is where an output's lines go: xpcd's log, and the job's
@@ -70,6 +78,7 @@ type output struct {
 	jl      *jobLog      // while started
 	// started: run was started (done will close).
 	started bool
+	drainBy atomic.Int64 // set by stop: drain until then (UnixNano)
 
 	mu      sync.Mutex
 	errTail []string // the last lines of standard error
@@ -225,6 +234,9 @@ func (o *output) run(s *outStream, pid int, log *slog.Logger) {
 			o.line(s, pid, string(line), &p, log)
 		}
 		if err == nil || errors.Is(err, bufio.ErrBufferFull) {
+			if by := o.drainBy.Load(); by != 0 {
+				s.f.SetReadDeadline(time.Unix(0, min(time.Now().Add(drainIdle).UnixNano(), by)))
+			}
 			continue
 		}
 		if errors.Is(err, io.EOF) {
@@ -346,14 +358,19 @@ func (o *output) finished() bool {
 	}
 }
 
-// stop stops reading. With unlink, the FIFOs are removed too; without,
-// they stay for the next xpcd to reopen.
+// stop stops reading, once it has drained what is in the FIFOs. With
+// unlink, the FIFOs are removed too; without, they stay for the next xpcd
+// to reopen.
 func (o *output) stop(unlink bool) {
+	if o.started {
+		o.drainBy.Store(time.Now().Add(drainMax).UnixNano())
+		for _, s := range o.streams {
+			s.f.SetReadDeadline(time.Now().Add(drainIdle))
+		}
+		<-o.done
+	}
 	for _, s := range o.streams {
 		s.f.Close()
-	}
-	if o.started {
-		<-o.done
 	}
 	if unlink {
 		for _, s := range o.streams {
