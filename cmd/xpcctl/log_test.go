@@ -53,6 +53,10 @@ func TestLogCommand(t *testing.T) {
 	if got := strings.Split(strings.TrimSpace(out.String()), "\n"); len(got) != 2 || !strings.HasSuffix(got[0], "line 15") {
 		t.Errorf("log -f -n 1:\n%s", out.String())
 	}
+	// print shows the last lines too.
+	if r := runCmd(t, nil, "print", target); !strings.Contains(r.stdout, "\nLog:\n") || !strings.Contains(r.stdout, "late line") {
+		t.Errorf("print: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	if r := runCmd(t, nil, "log", "-n", "-1", target); r.code != exitUsage {
 		t.Errorf("log -n -1: exit %d", r.code)
 	}
