@@ -172,9 +172,9 @@ type logFollower struct {
 	jl     *jobLog
 }
 
-// get returns the log of dom/label, creating it. ref: an output reader
-// will write it (release when done).
-func (ls *jobLogs) get(dom, label string, ref bool) *jobLog {
+// acquire returns the log of dom/label, creating it, for a writer, who
+// releases it when done.
+func (ls *jobLogs) acquire(dom, label string) *jobLog {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	k := logKey(dom, label)
@@ -183,9 +183,7 @@ func (ls *jobLogs) get(dom, label string, ref bool) *jobLog {
 		jl = ls.newLog(dom, label)
 		ls.logs[k] = jl
 	}
-	if ref {
-		jl.refs++
-	}
+	jl.refs++
 	return jl
 }
 
@@ -197,7 +195,7 @@ func (ls *jobLogs) newLog(dom, label string) *jobLog {
 	return jl
 }
 
-// release: an output reader is done with jl. The file of a log nobody
+// release: a writer is done with jl. The file of a log nobody
 // writes is closed; past maxIdleLogs, idle logs are forgotten.
 func (jl *jobLog) release() {
 	ls := jl.ls
@@ -381,7 +379,7 @@ func (ls *jobLogs) record(dom, label string, r logRecord) {
 	if ls == nil {
 		return
 	}
-	jl := ls.get(dom, label, true)
+	jl := ls.acquire(dom, label)
 	jl.write(r)
 	jl.release()
 }

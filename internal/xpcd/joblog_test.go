@@ -126,7 +126,7 @@ func TestJobLogRotatesAtTheCap(t *testing.T) {
 	dir := t.TempDir()
 	const max = 1000
 	ls := newJobLogs(dir, max, "-", discardLogger())
-	jl := ls.get("user/0", "test.rot", true)
+	jl := ls.acquire("user/0", "test.rot")
 	for i := range 500 {
 		jl.write(logRecord{at: time.Now(), pid: 7, stream: "out", prio: 6, text: fmt.Sprintf("line %d", i)})
 		cur, _ := os.Stat(jl.path)

@@ -191,7 +191,7 @@ func (o *output) paths() []string {
 func (o *output) start(pid int) {
 	o.started = true
 	if o.sink.logs != nil {
-		o.jl = o.sink.logs.get(o.sink.dom, o.sink.label, true)
+		o.jl = o.sink.logs.acquire(o.sink.dom, o.sink.label)
 	}
 	o.running.Store(int32(len(o.streams)))
 	if len(o.streams) == 0 {
