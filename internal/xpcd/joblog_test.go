@@ -398,14 +398,17 @@ func TestLogAcrossRestart(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.cfg.StopServicesOnClose = false
-	const n = 150
+	const n = 250
 	h.writePlist(shJob("test.steady", fmt.Sprintf(`i=1; while [ $i -le %d ]; do echo "line $i"; echo "eline $i" >&2; i=$((i+1)); sleep 0.01; done; sleep 0.2`, n)))
-	d1 := h.start()
-	waitFor(t, "some lines", func() bool { return strings.Contains(h.jobLogText("test.steady"), "line 20\n") })
-	h.close(d1)
-	time.Sleep(300 * time.Millisecond)
-	h.cfg.StopServicesOnClose = true
-	h.start()
+	d := h.start()
+	// Twice: the second restart finds the FIFOs the first one reopened.
+	for i, at := range []int{20, 80} {
+		waitFor(t, "some lines", func() bool { return strings.Contains(h.jobLogText("test.steady"), fmt.Sprintf(" eline %d\n", at)) })
+		h.close(d)
+		time.Sleep(300 * time.Millisecond)
+		h.cfg.StopServicesOnClose = i == 1 // the last one stops it
+		d = h.start()
+	}
 	waitFor(t, "the last line", func() bool {
 		text := h.jobLogText("test.steady")
 		return strings.Contains(text, fmt.Sprintf(" line %d\n", n)) && strings.Contains(text, fmt.Sprintf(" eline %d\n", n))
