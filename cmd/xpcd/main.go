@@ -88,8 +88,10 @@ func run(args []string, stderr io.Writer) int {
 	format := fs.String("log-format", "text", "log format: text or json")
 	maxConns := fs.Int("max-connections-per-user", xpcd.DefaultMaxConnectionsPerUser,
 		"at most `N` (at least 1) bootstrap connections open at once per user; root has no cap")
+	journal := fs.String("journal-socket", xpcd.DefaultJournalSocket, "send services' lines to the journal's native `SOCKET`, if it exists; - for none")
+	jobLogMax := fs.Int64("job-log-max-bytes", xpcd.DefaultJobLogMaxBytes, "rotate each job's log at `N` bytes (at least 4096)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: xpcd [--user] [--root DIR] [--max-connections-per-user N] [--log-level LEVEL] [--log-format text|json]")
+		fmt.Fprintln(stderr, "usage: xpcd [--user] [--root DIR] [--max-connections-per-user N] [--journal-socket SOCKET] [--job-log-max-bytes N] [--log-level LEVEL] [--log-format text|json]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -105,6 +107,10 @@ func run(args []string, stderr io.Writer) int {
 	}
 	if *maxConns < 1 {
 		fmt.Fprintf(stderr, "xpcd: --max-connections-per-user %d: want at least 1\n", *maxConns)
+		return exitUsage
+	}
+	if *jobLogMax < 4096 {
+		fmt.Fprintf(stderr, "xpcd: --job-log-max-bytes %d: want at least 4096\n", *jobLogMax)
 		return exitUsage
 	}
 	var lv slog.Level
@@ -133,7 +139,8 @@ func run(args []string, stderr io.Writer) int {
 		log.Error("the system instance needs root; use --user (or --root DIR) for a private one")
 		return exitFail
 	}
-	cfg := xpcd.Config{Paths: paths, User: *user, Logger: log, MaxConnectionsPerUser: *maxConns}
+	cfg := xpcd.Config{Paths: paths, User: *user, Logger: log, MaxConnectionsPerUser: *maxConns,
+		JournalSocket: *journal, JobLogMaxBytes: *jobLogMax}
 	if *user && paths.Root == "" {
 		// Lookups the user's domain cannot answer go on to system.
 		cfg.SystemSocket = bootstrap.System().Socket

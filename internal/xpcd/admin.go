@@ -270,6 +270,7 @@ func opPrint(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opE
 				if acts := jobActivities(j); acts != nil {
 					reply.Set(bootstrap.KeyActivities, acts)
 				}
+				ss.setLogKeys(reply, j.dom.name, j.dom.owner, j.def.Label) // admin_log.go
 			}
 			return
 		}

@@ -104,7 +104,9 @@ func (m *supervisor) adoptInstance(j *job, rec processRecord, sp *spawned, outpu
 		inst.upgrade = true // acted on once it reports it is clean
 	}
 	if sp.output != nil {
-		outputs[sp.output.path] = true
+		for _, p := range sp.output.paths() {
+			outputs[p] = true
+		}
 	}
 	m.watchExit(inst)
 }

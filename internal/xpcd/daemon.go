@@ -82,6 +82,14 @@ type Config struct {
 	// a condition that cannot signal a change (pressure, power) are read
 	// again. 0: 30 s.
 	ActivityRecheck time.Duration
+	// JobLogMaxBytes caps each job's log file in the state directory
+	// (joblog.go); at the cap it is rotated, keeping one older file, so a
+	// job's log takes at most twice this. 0: DefaultJobLogMaxBytes.
+	JobLogMaxBytes int64
+	// JournalSocket is the journal's native socket, to which each line of
+	// a job's log is also sent when the socket exists (journal.go). "":
+	// DefaultJournalSocket; "-": none.
+	JournalSocket string
 
 	// InProcess, if set, runs the jobs it names inside this process
 	// instead of exec'ing them (inprocess.go). Only xpctest sets it, for
@@ -178,7 +186,8 @@ func New(cfg Config) (*Daemon, error) {
 		machine = newMachineCriteria(log.With("component", "criteria"))
 		cfg.Criteria = machine
 	}
-	var launch launcher = &execLauncher{log: log.With("component", "service"), root: uid == 0, outputDir: outDir, instance: instance}
+	logs := newJobLogs(filepath.Join(p.StateDir, "logs"), cfg.JobLogMaxBytes, cfg.JournalSocket, log.With("component", "logs"))
+	var launch launcher = &execLauncher{log: log.With("component", "service"), root: uid == 0, outputDir: outDir, instance: instance, logs: logs}
 	if cfg.InProcess != nil {
 		launch = inProcessLauncher{launcher: launch, p: cfg.InProcess, log: log.With("component", "service")}
 	}
@@ -199,6 +208,7 @@ func New(cfg Config) (*Daemon, error) {
 		instance:    instance,
 		criteria:    cfg.Criteria,
 		recheck:     cfg.ActivityRecheck,
+		logs:        logs,
 	})
 	srv := newServer(sup, p, user, log.With("component", "bootstrap"))
 	if user {
@@ -210,7 +220,7 @@ func New(cfg Config) (*Daemon, error) {
 		srv.maxTotal = defaultMaxConnections()
 	}
 	d := &Daemon{cfg: cfg, log: log, sup: sup}
-	d.comp = []component{binder{srv}, store, jobs}
+	d.comp = []component{binder{srv}, store, jobs, logsComponent{logs, store}}
 	if machine != nil {
 		d.comp = append(d.comp, machine)
 	}

@@ -26,6 +26,8 @@
 //	            written atomically (state.go, persist.go); read-only when the directory
 //	            cannot be written or a file is of a newer version
 //	jobs        reads the LaunchAgents/LaunchDaemons plists (jobstore.go)
+//	logs        the jobs' logs (joblog.go): opens the journal's socket
+//	            (journal.go); keeps no files when the state is read-only
 //	criteria    the machine's sources for activities' criteria, unless
 //	            Config.Criteria gives others (criteria.go)
 //	supervisor  domains, jobs, instances: the state machine (supervisor.go,
@@ -83,7 +85,10 @@
 //	monitors            a goroutine each, which waits for the kernel: a
 //	                    PSI trigger, inotify (monitor.go, exewatch.go);
 //	                    a ticker only for what cannot notify
-//	output              a reader goroutine per output FIFO (output.go)
+//	output              a reader goroutine per output FIFO (output.go), which
+//	                    writes the job's log and the journal (joblog.go,
+//	                    journal.go); a crash record waits for the readers
+//	                    on a goroutine of its own (crash.go)
 //	a new user domain   the session that first uses it reads its plists,
 //	                    then posts (admin.go, ensure)
 //	forwarded lookups   a goroutine per lookup passed from a --user instance
@@ -149,7 +154,12 @@
 //	process.go      the launcher and process interfaces (faked in tests),
 //	                fork/exec
 //	pidfd.go        pidfds, exit status, /proc stat
-//	output.go       output FIFOs and their readers
+//	output.go       output FIFOs and their readers: priorities, panics,
+//	                the last lines of stderr
+//	joblog.go       a job's log file, rotation, print's last lines
+//	journal.go      the journal's native protocol
+//	crash.go        crash records
+//	admin_log.go    OpLog: reading and following a job's log
 //	adopt.go        taking over processes a previous xpcd started
 //	marker.go       the XPCD_INSTANCE marker and the /proc scan
 //	state.go        processes.json, overrides.json

@@ -145,6 +145,7 @@ func (r *exitRing) find(pid int) (pastExit, bool) {
 // recordExit remembers why inst ended, and tells those waiting to know.
 func (m *supervisor) recordExit(inst *instance, st exitStatus) {
 	why := exitWhyOf(inst, st)
+	m.noteCrash(inst, why) // crash.go
 	m.exits.add(pastExit{pid: inst.pid, dom: inst.job.dom.name, owner: inst.job.dom.owner, services: inst.def.MachServices, why: why})
 	for _, w := range inst.exitWaiters {
 		w <- why // buffered: never waits

@@ -76,9 +76,10 @@ type spawned struct {
 // check-in pair on descriptor 3.
 type execLauncher struct {
 	log       *slog.Logger
-	root      bool   // xpcd runs as root: UserName/GroupName apply
-	outputDir string // where output FIFOs are made
-	instance  string // this xpcd's instance id (marker.go)
+	root      bool     // xpcd runs as root: UserName/GroupName apply
+	outputDir string   // where output FIFOs are made
+	instance  string   // this xpcd's instance id (marker.go)
+	logs      *jobLogs // the jobs' logs (joblog.go); nil: xpcd's log only
 	// afterFork, if set, is called right after a process has started,
 	// before anything is recorded of it: tests make xpcd die there.
 	afterFork func(spec *spawnSpec, pid int)
@@ -195,12 +196,11 @@ func (l *execLauncher) start(spec *spawnSpec, id *ident, path string, argv []str
 // openStdio opens the job's standard input, output and error: the files
 // it names, opened as the job's user (id) so that it gets nothing it could
 // not open itself, and created (0644, by the umask) as theirs; /dev/null
-// for input it does not name; and for output it does not name, one FIFO
-// whose lines go to xpcd's log. The caller closes the three files; out is
-// the FIFO's reader, if one was made.
+// for input it does not name; and for each output it does not name, a FIFO
+// whose lines go to xpcd's log and the job's (output.go). The caller closes
+// the three files; out is the FIFOs' reader, if one was made.
 func (l *execLauncher) openStdio(spec *spawnSpec, id *ident) (stdio [3]*os.File, out *output, err error) {
 	def := spec.def
-	var fifoW *os.File
 	defer func() {
 		if err != nil && out != nil {
 			out.stop(true)
@@ -215,16 +215,10 @@ func (l *execLauncher) openStdio(spec *spawnSpec, id *ident) (stdio [3]*os.File,
 		{"StandardOutPath", def.StandardOutPath, os.O_WRONLY | os.O_APPEND | os.O_CREATE},
 		{"StandardErrorPath", def.StandardErrorPath, os.O_WRONLY | os.O_APPEND | os.O_CREATE},
 	}
+	var fifos [2]bool
 	for i, f := range files {
 		if f.path == "" {
-			if fifoW == nil {
-				if out, fifoW, err = newOutput(l.outputDir, l.log.With("label", def.Label, "domain", spec.domain)); err != nil {
-					return stdio, nil, err
-				}
-				stdio[i] = fifoW
-			} else if stdio[i], err = dupOSFile(fifoW); err != nil {
-				return stdio, out, fmt.Errorf("output FIFO: %w", err)
-			}
+			fifos[i-1] = true // (standard input is never "")
 			continue
 		}
 		err = asUser(id, func() error {
@@ -241,16 +235,18 @@ func (l *execLauncher) openStdio(spec *spawnSpec, id *ident) (stdio [3]*os.File,
 			return stdio, out, fmt.Errorf("%s: %w", f.key, err)
 		}
 	}
-	return stdio, out, nil
-}
-
-// dupOSFile duplicates f (close-on-exec).
-func dupOSFile(f *os.File) (*os.File, error) {
-	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
+	if fifos[0] || fifos[1] {
+		var w [2]*os.File
+		if out, w, err = newOutput(l.outputDir, l.sinkFor(spec.domain, def.Label), fifos); err != nil {
+			return stdio, nil, err
+		}
+		for i, f := range w {
+			if f != nil {
+				stdio[i+1] = f
+			}
+		}
 	}
-	return os.NewFile(uintptr(fd), f.Name()), nil
+	return stdio, out, nil
 }
 
 // programOwners are the users who may own a job's program and the
@@ -377,7 +373,7 @@ func (l *execLauncher) adopt(rec processRecord) (*spawned, error) {
 	}
 	sp := &spawned{proc: proc, pid: rec.PID, startTime: st, exe: rec.Exe, marker: rec.Marker}
 	if rec.Output != "" {
-		if o, err := reopenOutput(rec.Output, l.log.With("label", rec.Label, "domain", rec.Domain)); err == nil {
+		if o, err := reopenOutput(rec.Output, l.sinkFor(rec.Domain, rec.Label)); err == nil {
 			o.start(rec.PID)
 			sp.output = o
 		}

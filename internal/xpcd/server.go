@@ -239,6 +239,7 @@ func (ss *session) HandleEvent(err error) {
 		ss.log.Debug("connection cut off", "err", err)
 	}
 	ss.endNotify()
+	ss.m.logs.unfollow(ss) // admin_log.go
 	adopted, adoptCh, w := ss.adopted, ss.adoptCh, ss.watch
 	ss.m.post(func() {
 		if w != nil {
@@ -289,6 +290,8 @@ func (ss *session) HandleMessage(ctx context.Context, msg *xpc.Message) {
 		ss.channelMessage(ctx, op, msg)
 	case bootstrap.OpWatch:
 		ss.startWatch(ctx, msg)
+	case bootstrap.OpLog:
+		ss.logRequest(ctx, msg) // admin_log.go
 	case bootstrap.OpNotifyPost, bootstrap.OpNotifyRegister, bootstrap.OpNotifyCancel, bootstrap.OpNotifyGet:
 		ss.notifyOp(ctx, op, msg)
 	default:

@@ -66,6 +66,9 @@ type supervisorConfig struct {
 	// condition that cannot signal (pressure, power) are read again;
 	// 0: defaultRecheck.
 	recheck time.Duration
+	// logs are the jobs' logs (joblog.go): crash records, OpLog; nil
+	// keeps none.
+	logs *jobLogs
 }
 
 // Limits.

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/goxpc/xpc"
+	"github.com/goxpc/xpc/internal/bootstrap"
+)
+
+var logCommand = &command{
+	name:    "log",
+	args:    "[-f] [-n N] TARGET",
+	summary: "show a job's log: its output and crash records",
+	help: `Prints the last lines of the log xpcd keeps of the job TARGET (DOMAIN/LABEL,
+as user/UID/LABEL or system/LABEL): what it wrote to standard output and
+error when it names no file for them, and its crash records. Each line is
+"TIME PID STREAM PRIORITY TEXT"; the further lines of a panic or a crash
+record start with a tab. -n N prints the last N lines (default 10, as tail
+does; 0 none); -f then goes on printing lines as they are written, until
+interrupted. Only root and the domain's user may read a job's log.`,
+	run: runLog,
+}
+
+func runLog(ctx context.Context, s stdio, c *command, args []string) int {
+	fs := c.flagSet(s)
+	follow := fs.Bool("f", false, "go on printing lines as they are written")
+	n := fs.Int("n", bootstrap.LogLinesDefault, "print the last `N` lines")
+	pos, code, ok := c.parse(s, fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 {
+		return c.usageError(s, "want one TARGET (DOMAIN/LABEL)")
+	}
+	if *n < 0 {
+		return c.usageError(s, "-n: want 0 or more lines")
+	}
+	req := xpc.Dict(bootstrap.KeyOp, bootstrap.OpLog, bootstrap.KeyTarget, pos[0],
+		bootstrap.KeyLogLines, int64(min(*n, bootstrap.LogLinesMax)), bootstrap.KeyFollow, *follow)
+	lh := &logHandler{s: s, ready: make(chan struct{}), overflow: make(chan struct{})}
+	var h xpc.Handler
+	if *follow {
+		h = lh
+	}
+	conn, err := dialXPCD(ctx, h)
+	if err != nil {
+		return c.fail(s, "%v", err)
+	}
+	defer conn.Cancel()
+	reply, err := conn.SendWithReply(ctx, req)
+	if err != nil {
+		return c.fail(s, "%s", adminError(err))
+	}
+	if trunc, _ := reply.Bool(bootstrap.KeyLogTruncated); trunc {
+		fmt.Fprintf(s.err, "xpcctl: log: older lines left out (a reply holds at most %d KiB)\n", bootstrap.LogReplyMax>>10)
+	}
+	printLogLines(s, reply)
+	if !*follow {
+		return exitOK
+	}
+	// The lines written since come to the handler, which prints them
+	// once the reply's are out.
+	close(lh.ready)
+	select {
+	case <-ctx.Done():
+		return exitOK
+	case <-lh.overflow:
+		return c.fail(s, "fell too far behind; xpcd stopped sending")
+	case <-conn.Done():
+		return c.fail(s, "xpcd closed the connection")
+	}
+}
+
+func printLogLines(s stdio, d *xpc.Dictionary) {
+	lines, _ := d.Array(bootstrap.KeyLogLines)
+	for _, l := range lines {
+		if str, ok := l.(xpc.String); ok {
+			fmt.Fprintln(s.out, string(str))
+		}
+	}
+}
+
+// logHandler prints the lines of a followed log once ready is closed, and
+// closes overflow when xpcd says this client fell behind.
+type logHandler struct {
+	s        stdio
+	ready    chan struct{}
+	overflow chan struct{}
+	over     bool
+}
+
+func (h *logHandler) HandleMessage(ctx context.Context, m *xpc.Message) {
+	select {
+	case <-h.ready:
+	case <-ctx.Done():
+		return
+	}
+	if over, _ := m.Body.Bool(bootstrap.KeyOverflow); over && !h.over {
+		h.over = true
+		close(h.overflow)
+		return
+	}
+	printLogLines(h.s, m.Body)
+}
+
+func (h *logHandler) HandleEvent(error) {}
