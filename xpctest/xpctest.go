@@ -137,6 +137,9 @@ func (s *Server) start() error {
 		Logger:              logger,
 		StopServicesOnClose: !s.cfg.keep,
 		InProcess:           s.inproc,
+		// A test's services write to the test's log, never to the
+		// machine's journal.
+		JournalSocket: "-",
 	})
 	if err != nil {
 		return err

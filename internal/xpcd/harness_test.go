@@ -79,6 +79,7 @@ func newHarness(t *testing.T) *harness {
 		PressureInterval:    -1,
 		UpgradeInterval:     -1,
 		StopServicesOnClose: true,
+		JournalSocket:       "-",
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
