@@ -59,13 +59,10 @@ func monitorDenied(uid uint32, what string) *opError {
 
 // opMonitor: {"op":"monitor","target":DOMAIN/LABEL | "pid":PID,
 // "socket":FD} -> {"status":"attached","pid":PID} or
-// {"status":"waiting"}. Permission is checked first; then the socket must
-// be an AF_UNIX SOCK_SEQPACKET socket.
+// {"status":"waiting"}. Permission is checked first (for a pid, once the
+// loop has found its job); then the socket must be an AF_UNIX
+// SOCK_SEQPACKET socket.
 func opMonitor(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opError) {
-	end, _ := body.Get(bootstrap.KeySocket).(*xpc.FD)
-	if end == nil || end.File() == nil {
-		return nil, nil, badRequest("monitor: no socket (%s): send one end of a SOCK_SEQPACKET socket pair", bootstrap.KeySocket)
-	}
 	var t Target
 	pid, perr := body.Int64(bootstrap.KeyPID)
 	if perr != nil {
@@ -76,11 +73,17 @@ func opMonitor(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *o
 		if !mayMonitor(ss.peer.UID, t.Domain, t.UID) {
 			return nil, nil, monitorDenied(ss.peer.UID, t.String())
 		}
-		ss.ensure(t.Domain, t.UID)
+	}
+	end, _ := body.Get(bootstrap.KeySocket).(*xpc.FD)
+	if end == nil || end.File() == nil {
+		return nil, nil, badRequest("monitor: no socket (%s): send one end of a SOCK_SEQPACKET socket pair", bootstrap.KeySocket)
 	}
 	f, oe := monitorSocket(end)
 	if oe != nil {
 		return nil, nil, oe
+	}
+	if perr != nil {
+		ss.ensure(t.Domain, t.UID)
 	}
 	sub := &monitorSub{uid: ss.peer.UID, bucket: ss.bucket, f: f}
 	var reply *xpc.Dictionary
