@@ -29,7 +29,9 @@ func mirrored(t *testing.T, m *mirror, h func(ctx context.Context, msg *Message)
 // other, the monitor's.
 func monitorPair(t *testing.T, m *mirror) *os.File {
 	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	// Non-blocking, so that the monitor's end is pollable and its reads
+	// take deadlines.
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,12 +182,18 @@ func TestMirrorSlowMonitorDrops(t *testing.T) {
 	// record carries the count.
 	read := 0
 	buf := make([]byte, bootstrap.MonitorRecordMax)
-	for {
-		if _, _, err := unix.Recvfrom(int(mon.Fd()), buf, unix.MSG_DONTWAIT); err != nil {
-			break
-		}
-		read++
+	rc, err := mon.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
 	}
+	rc.Read(func(fd uintptr) bool {
+		for {
+			if _, _, err := unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT); err != nil {
+				return true
+			}
+			read++
+		}
+	})
 	if _, err := c.SendWithReply(ctx, Dict("last", true)); err != nil {
 		t.Fatal(err)
 	}

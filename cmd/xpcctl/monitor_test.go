@@ -90,10 +90,13 @@ func TestMonitorShowsRequestAndReply(t *testing.T) {
 	}
 	pid := strconv.Itoa(os.Getpid())
 	req := regexp.MustCompile(`^\d\d:\d\d:\d\d\.\d{6} → pid ` + pid + ` request #(\d+) \d+ B 0 fds <dictionary> \{.*"cmd" => <string: "ping">`)
-	rep := regexp.MustCompile(`^\d\d:\d\d:\d\d\.\d{6} ← pid ` + pid + ` reply #(\d+) \d+ B 0 fds [0-9.]+[nµm]?s <dictionary> \{.*"answer" => <string: "pong to ping">`)
+	rep := regexp.MustCompile(`^\d\d:\d\d:\d\d\.\d{6} ← pid ` + pid + ` reply #(\d+) \d+ B 0 fds (\S+) <dictionary> \{.*"answer" => <string: "pong to ping">`)
 	m1, m2 := req.FindStringSubmatch(lines[0]), rep.FindStringSubmatch(lines[1])
 	if m1 == nil || m2 == nil || m1[1] != m2[1] {
 		t.Fatalf("monitor printed:\n%s", strings.Join(lines, "\n"))
+	}
+	if d, err := time.ParseDuration(m2[2]); err != nil || d <= 0 {
+		t.Errorf("reply latency %q (%v)", m2[2], err)
 	}
 }
 

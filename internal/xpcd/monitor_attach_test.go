@@ -1,6 +1,8 @@
 package xpcd
 
 import (
+	"errors"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -16,7 +18,7 @@ import (
 // the end it sends (an FD object, which the caller closes once sent).
 func monitorEnds(t *testing.T) (*os.File, *xpc.FD) {
 	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,5 +223,23 @@ func TestMonitorOtherUserRefused(t *testing.T) {
 		if r.OK || r.Reason != bootstrap.ReasonDenied || !strings.Contains(r.Error, bootstrap.RuleMonitorAccess) {
 			t.Errorf("%s: %+v, want denied by rule %s", s.ID, r, bootstrap.RuleMonitorAccess)
 		}
+	}
+}
+
+// A job booted out lets its monitors go: the monitor's end reads the end
+// of the socket, which xpcctl reports.
+func TestMonitorEndsWithTheJob(t *testing.T) {
+	h := newHarness(t)
+	h.writePlist(testJob{label: "test.monout", names: []string{"test.monout.svc"}})
+	h.start()
+	mon, _, err := h.attachMonitor(bootstrap.KeyTarget, h.target("test.monout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.mustAdmin(bootstrap.OpBootout, bootstrap.KeyTarget, h.target("test.monout"), bootstrap.KeyWait, true)
+	mon.SetReadDeadline(time.Now().Add(testTimeout))
+	var b [64]byte
+	if n, err := mon.Read(b[:]); !errors.Is(err, io.EOF) {
+		t.Fatalf("monitor after bootout: %d bytes, %v; want the end", n, err)
 	}
 }
