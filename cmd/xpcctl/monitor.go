@@ -3,10 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -47,8 +44,7 @@ func runMonitor(ctx context.Context, s stdio, c *command, args []string) int {
 	if !ok {
 		return code
 	}
-	pidSet := false
-	fs.Visit(func(f *flag.Flag) { pidSet = pidSet || f.Name == "pid" })
+	pidSet := *pid != 0 // no process has pid 0
 	if len(pos) > 1 || (len(pos) == 1) == pidSet {
 		return c.usageError(s, "give a TARGET or --pid PID")
 	}
@@ -104,15 +100,14 @@ func readMonitor(ctx context.Context, s stdio, c *command, f *os.File, asJSON bo
 	v := &monitorView{requests: map[reqKey]time.Time{}}
 	buf := make([]byte, bootstrap.MonitorRecordMax+4096)
 	for {
-		n, err := f.Read(buf)
-		if err != nil {
-			if ctx.Err() != nil {
-				return exitOK
-			}
-			if errors.Is(err, io.EOF) {
-				return c.fail(s, "the monitor ended: the job was unloaded, or xpcd stopped")
-			}
+		n, err := recvRecord(f, buf)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return exitOK
+		case err != nil:
 			return c.fail(s, "%v", err)
+		case n == 0:
+			return c.fail(s, "the monitor ended: the job was unloaded, or xpcd stopped")
 		}
 		obj, err := xpc.Decode(buf[:n])
 		rec, _ := obj.(*xpc.Dictionary)
@@ -126,6 +121,24 @@ func readMonitor(ctx context.Context, s stdio, c *command, f *os.File, asJSON bo
 			fmt.Fprintln(s.out, v.line(rec))
 		}
 	}
+}
+
+// recvRecord reads one datagram from f into buf, waiting in the runtime's
+// poller (so that f's read deadline ends the wait). 0 bytes and no error
+// is the end: every holder of the other end has closed it.
+func recvRecord(f *os.File, buf []byte) (n int, err error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	rerr := rc.Read(func(fd uintptr) bool {
+		n, _, err = unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
+		return err != unix.EAGAIN
+	})
+	if rerr != nil {
+		return 0, rerr
+	}
+	return n, err
 }
 
 // reqKey names a request: its connection and id.
