@@ -120,6 +120,10 @@ func monitorSocket(end *xpc.FD) (*os.File, *opError) {
 // attaches sub: at once to a running instance that has checked in, or
 // else to the next instance as it checks in.
 func (m *supervisor) attachMonitor(sub *monitorSub, t Target, pid int64, byPID bool) (*xpc.Dictionary, *opError) {
+	if m.closing {
+		// detachAll may have let go of the monitors already.
+		return nil, &opError{reason: bootstrap.ReasonShuttingDown, desc: "monitor: xpcd is stopping"}
+	}
 	var j *job
 	if byPID {
 		inst := m.byPID[int(pid)]
