@@ -79,61 +79,92 @@ func (m *mirror) record(l *link, dir string, h wire.Header, body []byte, nfds in
 	if sinks == nil {
 		return
 	}
-	d := mirrorRecord(l, dir, h, body, nfds)
-	for _, s := range *sinks {
-		s.write(d)
-	}
-}
-
-// mirrorRecord is the record of one frame.
-func mirrorRecord(l *link, dir string, h wire.Header, body []byte, nfds int) *Dictionary {
-	d := NewDictionary(12)
-	d.Set(bootstrap.KeyMonTime, DateOf(time.Now()))
-	d.Set(bootstrap.KeyMonDir, String(dir))
-	switch h.Kind {
-	case wire.KindRequest:
-		d.Set(bootstrap.KeyMonKind, String(bootstrap.MonRequest))
-		d.Set(bootstrap.KeyMonID, Uint64(h.ID))
-	case wire.KindReply:
-		d.Set(bootstrap.KeyMonKind, String(bootstrap.MonReply))
-		d.Set(bootstrap.KeyMonReplyTo, Uint64(h.ID))
-		if h.Flags&wire.FlagNoReply != 0 {
-			d.Set(bootstrap.KeyMonNoReply, Bool(true))
-		}
-	default:
-		d.Set(bootstrap.KeyMonKind, String(bootstrap.MonMessage))
-	}
+	f := mirrorFrame{at: DateOf(time.Now()), dir: dir, h: h, size: len(body), nfds: nfds, body: body}
 	conn := -1
 	_ = l.s.Control(func(fd int) { conn = fd })
-	d.Set(bootstrap.KeyMonConn, Int64(conn))
+	f.conn = conn
 	if p := l.peer.Load(); p != nil {
-		d.Set(bootstrap.KeyMonPID, Int64(p.PID))
-		d.Set(bootstrap.KeyMonUID, Int64(p.UID))
+		f.peer, f.pid, f.uid = true, p.PID, p.UID
 	}
-	d.Set(bootstrap.KeyMonSize, Int64(len(body)))
-	d.Set(bootstrap.KeyMonFDs, Int64(nfds))
-	if len(body) > bootstrap.MonitorBodyMax {
-		body = body[:bootstrap.MonitorBodyMax]
-		d.Set(bootstrap.KeyMonTruncated, Bool(true))
+	w := framePool.Get().(*writer)
+	for _, s := range *sinks {
+		s.write(w, &f)
 	}
-	d.Set(bootstrap.KeyMonBody, Data(body))
-	return d
+	w.reset(w.b[:0], Limits{})
+	if cap(w.b) > wire.InlineMax {
+		w.b = nil
+	}
+	framePool.Put(w)
 }
 
-// write sends d to the monitor if its socket takes it at once; otherwise
-// it counts a drop. A monitor whose far end has gone is detached.
-func (s *mirrorSink) write(d *Dictionary) {
+// mirrorFrame is what the record of one frame says.
+type mirrorFrame struct {
+	at         Date
+	dir        string
+	h          wire.Header
+	conn       int // the link's descriptor: unique among the open ones
+	peer       bool
+	pid        int
+	uid        uint32
+	size, nfds int
+	body       []byte
+}
+
+// encode writes the record into w, an encoded dictionary of
+// bootstrap.KeyMon* keys, field by field (no value is boxed), and returns
+// it. dropped is the count of records dropped before it.
+func (f *mirrorFrame) encode(w *writer, dropped uint64) []byte {
+	w.reset(w.b[:0], Limits{})
+	w.u32(MagicLocal)
+	w.u32(Version)
+	pos, _ := w.open(TypeDictionary)
+	n := 0
+	num := func(k string, t Type, v uint64) { w.cstr(k); w.u32(uint32(t)); w.u64(v); n++ }
+	str := func(k, v string) { w.cstr(k); _ = w.str(v); n++ }
+	yes := func(k string) { w.cstr(k); w.u32(uint32(TypeBool)); w.u32(1); n++ }
+	num(bootstrap.KeyMonTime, TypeDate, uint64(f.at))
+	str(bootstrap.KeyMonDir, f.dir)
+	switch f.h.Kind {
+	case wire.KindRequest:
+		str(bootstrap.KeyMonKind, bootstrap.MonRequest)
+		num(bootstrap.KeyMonID, TypeUint64, f.h.ID)
+	case wire.KindReply:
+		str(bootstrap.KeyMonKind, bootstrap.MonReply)
+		num(bootstrap.KeyMonReplyTo, TypeUint64, f.h.ID)
+		if f.h.Flags&wire.FlagNoReply != 0 {
+			yes(bootstrap.KeyMonNoReply)
+		}
+	default:
+		str(bootstrap.KeyMonKind, bootstrap.MonMessage)
+	}
+	num(bootstrap.KeyMonConn, TypeInt64, uint64(int64(f.conn)))
+	if f.peer {
+		num(bootstrap.KeyMonPID, TypeInt64, uint64(int64(f.pid)))
+		num(bootstrap.KeyMonUID, TypeInt64, uint64(f.uid))
+	}
+	num(bootstrap.KeyMonSize, TypeInt64, uint64(f.size))
+	num(bootstrap.KeyMonFDs, TypeInt64, uint64(f.nfds))
+	body := f.body
+	if len(body) > bootstrap.MonitorBodyMax {
+		body = body[:bootstrap.MonitorBodyMax]
+		yes(bootstrap.KeyMonTruncated)
+	}
+	w.cstr(bootstrap.KeyMonBody)
+	_ = w.data(body)
+	n++
+	if dropped > 0 {
+		num(bootstrap.KeyMonDropped, TypeUint64, dropped)
+	}
+	_ = w.close(pos, n)
+	return w.b
+}
+
+// write sends f's record to the monitor if its socket takes it at once;
+// otherwise it counts a drop. A monitor whose far end has gone is
+// detached. w is the writer to encode it with.
+func (s *mirrorSink) write(w *writer, f *mirrorFrame) {
 	n := s.dropped.Swap(0)
-	if n > 0 {
-		d.Set(bootstrap.KeyMonDropped, Uint64(n))
-	} else {
-		d.Delete(bootstrap.KeyMonDropped)
-	}
-	b, err := Encode(d)
-	if err != nil {
-		s.dropped.Add(n + 1)
-		return
-	}
+	b := f.encode(w, n)
 	var serr error
 	cerr := s.rc.Write(func(fd uintptr) bool {
 		// Never waits; a monitor gone is EPIPE, not SIGPIPE.
