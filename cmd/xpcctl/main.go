@@ -73,7 +73,7 @@ func init() {
 	commands = append(commands, activityCommands()...)
 	commands = append(commands, signCommands()...)
 	commands = append(commands, notifyCommands()...)
-	commands = append(commands, monitorCommand)
+	commands = append(commands, monitorCommand, captureCommand)
 	commands = append(commands,
 		&command{
 			name:    "help",

@@ -44,31 +44,59 @@ func runMonitor(ctx context.Context, s stdio, c *command, args []string) int {
 	if !ok {
 		return code
 	}
-	pidSet := *pid != 0 // no process has pid 0
-	if len(pos) > 1 || (len(pos) == 1) == pidSet {
+	req, what, ok := monitorRequest(pos, *pid)
+	if !ok {
 		return c.usageError(s, "give a TARGET or --pid PID")
 	}
-	req := xpc.Dict(bootstrap.KeyOp, bootstrap.OpMonitor)
-	what := ""
-	if pidSet {
-		req.Set(bootstrap.KeyPID, xpc.Int64(*pid))
-		what = "pid " + strconv.FormatInt(*pid, 10)
-	} else {
-		req.Set(bootstrap.KeyTarget, xpc.String(pos[0]))
-		what = pos[0]
-	}
-	f, reply, err := attachMonitor(ctx, req)
-	if err != nil {
-		return c.fail(s, "%s", adminError(err))
+	f, code, ok := openMonitor(ctx, s, c, req, what)
+	if !ok {
+		return code
 	}
 	defer f.Close()
+	v := &monitorView{requests: map[reqKey]time.Time{}}
+	return readMonitor(ctx, s, c, f, func(rec *xpc.Dictionary) error {
+		var err error
+		if *asJSON {
+			_, err = s.out.Write(append(v.json(rec), '\n'))
+		} else {
+			_, err = fmt.Fprintln(s.out, v.line(rec))
+		}
+		return err
+	})
+}
+
+// monitorRequest makes OpMonitor's request from the positional arguments
+// (a TARGET, or none with a pid), and says what it monitors; ok is false
+// if they do not name one thing.
+func monitorRequest(pos []string, pid int64) (req *xpc.Dictionary, what string, ok bool) {
+	pidSet := pid != 0 // no process has pid 0
+	if len(pos) > 1 || (len(pos) == 1) == pidSet {
+		return nil, "", false
+	}
+	req = xpc.Dict(bootstrap.KeyOp, bootstrap.OpMonitor)
+	if pidSet {
+		req.Set(bootstrap.KeyPID, xpc.Int64(pid))
+		return req, "pid " + strconv.FormatInt(pid, 10), true
+	}
+	req.Set(bootstrap.KeyTarget, xpc.String(pos[0]))
+	return req, pos[0], true
+}
+
+// openMonitor attaches a monitor as req asks, says so on stderr, and
+// returns the socket to read records from; or, with ok false, the exit
+// status.
+func openMonitor(ctx context.Context, s stdio, c *command, req *xpc.Dictionary, what string) (_ *os.File, code int, ok bool) {
+	f, reply, err := attachMonitor(ctx, req)
+	if err != nil {
+		return nil, c.fail(s, "%s", adminError(err)), false
+	}
 	if st, _ := reply.String(bootstrap.KeyStatus); st == bootstrap.MonitorWaiting {
 		fmt.Fprintf(s.err, "Monitoring %s: not running; waiting for its next instance. Ctrl-C ends.\n", what)
 	} else {
 		p, _ := reply.Int64(bootstrap.KeyPID)
 		fmt.Fprintf(s.err, "Monitoring %s (pid %d). Ctrl-C ends.\n", what, p)
 	}
-	return readMonitor(ctx, s, c, f, *asJSON)
+	return f, exitOK, true
 }
 
 // attachMonitor makes the socket pair, sends xpcd req with one end, and
@@ -91,13 +119,12 @@ func attachMonitor(ctx context.Context, req *xpc.Dictionary) (*os.File, *xpc.Dic
 	return ours, reply, nil
 }
 
-// readMonitor prints the records that arrive on f until ctx ends (exit
-// status 0) or every holder of the socket's other end has let it go (the
-// job was unloaded, or xpcd stopped: 1).
-func readMonitor(ctx context.Context, s stdio, c *command, f *os.File, asJSON bool) int {
+// readMonitor hands emit the records that arrive on f until ctx ends
+// (exit status 0), emit fails, or every holder of the socket's other end
+// has let it go (the job was unloaded, or xpcd stopped: 1).
+func readMonitor(ctx context.Context, s stdio, c *command, f *os.File, emit func(*xpc.Dictionary) error) int {
 	stop := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
-	v := &monitorView{requests: map[reqKey]time.Time{}}
 	buf := make([]byte, bootstrap.MonitorRecordMax+4096)
 	for {
 		n, err := recvRecord(f, buf)
@@ -112,13 +139,11 @@ func readMonitor(ctx context.Context, s stdio, c *command, f *os.File, asJSON bo
 		obj, err := xpc.Decode(buf[:n])
 		rec, _ := obj.(*xpc.Dictionary)
 		if err != nil || rec == nil {
-			fmt.Fprintf(s.err, "xpcctl monitor: a record that does not decode: %v\n", err)
+			fmt.Fprintf(s.err, "xpcctl %s: a record that does not decode: %v\n", c.name, err)
 			continue
 		}
-		if asJSON {
-			s.out.Write(append(v.json(rec), '\n'))
-		} else {
-			fmt.Fprintln(s.out, v.line(rec))
+		if err := emit(rec); err != nil {
+			return c.fail(s, "%v", err)
 		}
 	}
 }
