@@ -337,6 +337,7 @@ func (l *link) readBody(h wire.Header, d *sock.Datagram, watcher bool) (bool, er
 	if err != nil {
 		return false, err
 	}
+	l.cfg.mirror.received(l, h, body, len(fds))
 	if h.Kind == wire.KindReply && h.Flags&wire.FlagNoReply != 0 {
 		if len(body) != 0 || len(fds) != 0 {
 			closeRawFDs(fds)

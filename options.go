@@ -130,6 +130,9 @@ type config struct {
 	// strict makes Message.Decode and Connection.Invoke decode strictly
 	// (WithStrictDecoding).
 	strict bool
+	// mirror is the monitors of the Service whose listener made this
+	// connection (mirror.go); nil for any other connection.
+	mirror *mirror
 }
 
 // configure applies opts, given to the constructor ctor, over the

@@ -100,6 +100,7 @@ func (l *link) sendFrame(ctx context.Context, k wire.Kind, id uint64, body Objec
 	if err := wire.Send(ctx, l.s, frame, fds); err != nil {
 		return l.sendFailed(err)
 	}
+	l.cfg.mirror.sent(l, k, id, w.b[wire.HeaderSize:], len(w.att))
 	return nil
 }
 

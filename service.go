@@ -60,6 +60,7 @@ type Service struct {
 
 	// events are the launch-event handlers by stream (events.go).
 	events map[string]*eventStream
+	mirror mirror // the monitors xpcd attached (mirror.go)
 }
 
 // serviceListener is a listener xpcd hands clients to: they arrive on the
@@ -146,6 +147,7 @@ func (s *Service) Listen(ctx context.Context, name string, opts ...Option) (*Lis
 	if err := cfg.apply(inListen, opts); err != nil {
 		return nil, err
 	}
+	cfg.mirror = &s.mirror
 	s.mu.Lock()
 	if _, dup := s.listeners[name]; dup {
 		s.mu.Unlock()
@@ -298,6 +300,8 @@ func (h *controlHandler) HandleMessage(ctx context.Context, m *Message) {
 		h.s.event(ctx, m)
 	case bootstrap.OpActivity, bootstrap.OpActivityShouldDefer:
 		h.s.activityMessage(op, m.Body)
+	case bootstrap.OpMonitor:
+		h.s.mirror.attach(m.Body.Get(bootstrap.KeySocket))
 	}
 	_ = CloseAttachments(m.Body)
 }
@@ -490,6 +494,7 @@ func (s *Service) Close() error {
 	if ctl != nil {
 		ctl.Cancel()
 	}
+	s.mirror.close()
 	s.wg.Wait()
 	return nil
 }

@@ -74,6 +74,7 @@ func init() {
 	commands = append(commands, signCommands()...)
 	commands = append(commands, notifyCommands()...)
 	commands = append(commands, logCommand)
+	commands = append(commands, monitorCommand, captureCommand)
 	commands = append(commands,
 		&command{
 			name:    "help",

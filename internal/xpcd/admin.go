@@ -35,6 +35,7 @@ func init() {
 		bootstrap.OpActivityList:   opActivityList,
 		bootstrap.OpActivityPrint:  opActivityPrint,
 		bootstrap.OpActivityRun:    opActivityRun,
+		bootstrap.OpMonitor:        opMonitor,
 	}
 }
 

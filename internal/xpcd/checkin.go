@@ -47,6 +47,7 @@ func (m *supervisor) checkin(inst *instance, ch *channel, name string, msg *xpc.
 	reply(nil)
 	m.log.Debug("checked in", "target", j.target(), "pid", inst.pid, "name", name)
 	if inst.stopWhy == "" {
+		m.giveMonitors(inst) // before its clients, so it sees their first message
 		m.flush(inst, name)
 		if !m.upgradeIfClean(inst) {
 			m.armIdle(inst)

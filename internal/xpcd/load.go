@@ -185,6 +185,7 @@ func (m *supervisor) finishUnload(j *job) {
 	m.disarm(j)
 	m.dropEvents(j)
 	m.removeJobActivities(j)
+	m.dropMonitors(j)
 	m.otherJobsChanged(d)
 	for _, w := range j.unloadWaiters {
 		close(w)

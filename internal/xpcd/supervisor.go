@@ -149,6 +149,8 @@ type supervisor struct {
 	acts *activities
 	// ev is launch events' index and uevent listener (events.go).
 	ev eventState
+	// mon is the message monitors attached to jobs (monitor_attach.go).
+	mon monitorTable
 }
 
 // domain is one namespace of jobs and names.
@@ -424,6 +426,7 @@ func (m *supervisor) beginClose() (gone, settled chan struct{}) {
 func (m *supervisor) detachAll() {
 	m.detached = true
 	m.stopUEvents()
+	m.dropMonitors(nil)
 	for w := range m.watchers {
 		w.ch.close()
 		delete(m.watchers, w)
