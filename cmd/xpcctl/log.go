@@ -16,16 +16,17 @@ var logCommand = &command{
 as user/UID/LABEL or system/LABEL): what it wrote to standard output and
 error when it names no file for them, and its crash records. Each line is
 "TIME PID STREAM PRIORITY TEXT"; the further lines of a panic or a crash
-record start with a tab. -n N prints the last N lines (default 10, as tail
-does; 0 none); -f then goes on printing lines as they are written, until
+record start with a tab. -n N prints the last N records (default 10, as
+journalctl -n counts entries; 0 none): a panic or a crash record comes with
+all its lines. -f then goes on printing records as they are written, until
 interrupted. Only root and the domain's user may read a job's log.`,
 	run: runLog,
 }
 
 func runLog(ctx context.Context, s stdio, c *command, args []string) int {
 	fs := c.flagSet(s)
-	follow := fs.Bool("f", false, "go on printing lines as they are written")
-	n := fs.Int("n", bootstrap.LogLinesDefault, "print the last `N` lines")
+	follow := fs.Bool("f", false, "go on printing records as they are written")
+	n := fs.Int("n", bootstrap.LogLinesDefault, "print the last `N` records")
 	pos, code, ok := c.parse(s, fs, args)
 	if !ok {
 		return code
@@ -34,7 +35,7 @@ func runLog(ctx context.Context, s stdio, c *command, args []string) int {
 		return c.usageError(s, "want one TARGET (DOMAIN/LABEL)")
 	}
 	if *n < 0 {
-		return c.usageError(s, "-n: want 0 or more lines")
+		return c.usageError(s, "-n: want 0 or more records")
 	}
 	req := xpc.Dict(bootstrap.KeyOp, bootstrap.OpLog, bootstrap.KeyTarget, pos[0],
 		bootstrap.KeyLogLines, int64(min(*n, bootstrap.LogLinesMax)), bootstrap.KeyFollow, *follow)

@@ -164,6 +164,39 @@ func TestJobLogRotatesAtTheCap(t *testing.T) {
 	}
 }
 
+// log -n and print count records, as journalctl counts entries: a panic
+// or a crash record comes whole, never as the tail of its stack, and
+// print shows each by its first line.
+func TestJobLogTailCountsRecords(t *testing.T) {
+	t.Parallel()
+	ls := newJobLogs(t.TempDir(), 1<<20, "-", discardLogger())
+	jl := ls.acquire("user/0", "test.rec")
+	defer jl.release()
+	rec := func(stream string, text string) {
+		jl.write(logRecord{at: time.Now(), pid: 7, stream: stream, prio: 3, text: text})
+	}
+	rec("out", "before")
+	rec("err", "panic: boom\n\ngoroutine 1 [running]:\nmain.main()\n\t/x/main.go:3 +0x1")
+	rec("xpcd", "crashed: test.rec (pid 7) exited with status 2; the last lines of its standard error:\n  panic: boom\n  main.main()")
+	lines, trunc := jl.lastLines(2)
+	if len(lines) != 8 || !strings.HasSuffix(lines[0], " err 3 panic: boom") || !strings.Contains(lines[5], " xpcd 3 crashed: ") || trunc {
+		t.Errorf("the last 2 records: %q %v", lines, trunc)
+	}
+	if lines, _ = jl.lastLines(1); len(lines) != 3 || !strings.Contains(lines[0], "crashed: ") {
+		t.Errorf("the last record: %q", lines)
+	}
+	tail, _ := ls.lastLines("user/0", "test.rec")
+	want := []string{" out 3 before", " err 3 panic: boom (+4 lines)", "exited with status 2; the last lines of its standard error: (+2 lines)"}
+	if len(tail) != len(want) {
+		t.Fatalf("print's tail: %q", tail)
+	}
+	for i, w := range want {
+		if !strings.HasSuffix(tail[i], w) {
+			t.Errorf("print's tail %d: %q, want ...%q", i, tail[i], w)
+		}
+	}
+}
+
 // No label or domain names a path outside the logs directory.
 func TestJobLogNamesStayInside(t *testing.T) {
 	t.Parallel()
