@@ -63,7 +63,7 @@ var adminSpecs = []adminSpec{
 		help:    "Lists every job of DOMAIN (system, user/UID), or of every domain you may read: pid, state, runs, last exit, label.",
 		maxArgs: 1, build: domainReq(bootstrap.OpList), render: renderList},
 	{op: bootstrap.OpPrint, args: "TARGET", summary: "print a job's (DOMAIN/LABEL) or a domain's state",
-		help:    "Prints everything xpcd knows of a job, as systemctl status does: state and uptime, pid and why it was launched, program, arguments, user, directory, standard files, memory and CPU time of the running process, environment; then runs, last exit, connections (open now, and the running total), transactions, plist path, throttle and the rest. --json gives the reply as it is.",
+		help:    "Prints everything xpcd knows of a job, as systemctl status does: state and uptime, pid and why it was launched, program, arguments, user, directory, standard files, memory and CPU time of the running process, how the last instance ended and why the last launch failed, environment; then runs, connections (open now, and the running total), transactions, plist path, throttle and the rest. --json gives the reply as it is.",
 		minArgs: 1, maxArgs: 1, build: targetReq(bootstrap.OpPrint), render: renderPrint},
 	{op: bootstrap.OpPrintDisabled, args: "DOMAIN", summary: "list a domain's enable/disable overrides",
 		minArgs: 1, maxArgs: 1, build: domainReq(bootstrap.OpPrintDisabled), render: renderDict},
