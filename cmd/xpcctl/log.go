@@ -18,8 +18,9 @@ error when it names no file for them, and its crash records. Each line is
 "TIME PID STREAM PRIORITY TEXT"; the further lines of a panic or a crash
 record start with a tab. -n N prints the last N records (default 10, as
 journalctl -n counts entries; 0 none): a panic or a crash record comes with
-all its lines. -f then goes on printing records as they are written, until
-interrupted. Only root and the domain's user may read a job's log.`,
+all its lines; a log with no records says so on standard error. -f then
+goes on printing records as they are written, until interrupted. Only root
+and the domain's user may read a job's log.`,
 	run: runLog,
 }
 
@@ -57,6 +58,10 @@ func runLog(ctx context.Context, s stdio, c *command, args []string) int {
 		fmt.Fprintf(s.err, "xpcctl: log: older lines left out (a reply holds at most %d KiB)\n", bootstrap.LogReplyMax>>10)
 	}
 	printLogLines(s, reply)
+	if lines, _ := reply.Array(bootstrap.KeyLogLines); len(lines) == 0 && *n > 0 && !*follow {
+		// Said, as journalctl says "-- No entries --", not left blank.
+		fmt.Fprintf(s.err, "xpcctl log: %s has no records (a job's output goes to its StandardOutPath and StandardErrorPath when it names them)\n", pos[0])
+	}
 	if !*follow {
 		return exitOK
 	}
