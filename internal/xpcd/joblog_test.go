@@ -343,7 +343,7 @@ func TestCrashRecord(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.writePlist(shJob("test.crash", `echo starting; i=1; while [ $i -le 30 ]; do echo "err line $i" >&2; i=$((i+1)); done; exit 3`))
-	h.writePlist(shJob("test.segv", `echo dying >&2; kill -SEGV $$`))
+	h.writePlist(shJob("test.segv", `echo '<4>dying' >&2; kill -SEGV $$`))
 	h.writePlist(shJob("test.clean", `echo bye >&2; exit 0`))
 	h.start()
 	waitFor(t, "the crash records", func() bool {
@@ -354,7 +354,7 @@ func TestCrashRecord(t *testing.T) {
 		!strings.Contains(text, "\t  err line 30\n") || strings.Contains(text, "\t  err line 10\n") {
 		t.Errorf("crash record:\n%s", text)
 	}
-	if text := h.jobLogText("test.segv"); !strings.Contains(text, "xpcd 3 crashed: test.segv") || !strings.Contains(text, "SIGSEGV") || !strings.Contains(text, "\t  dying") {
+	if text := h.jobLogText("test.segv"); !strings.Contains(text, "xpcd 3 crashed: test.segv") || !strings.Contains(text, "SIGSEGV") || !strings.Contains(text, "\t  dying") || strings.Contains(text, "<4>") {
 		t.Errorf("crash record of a signal:\n%s", text)
 	}
 	if logs := h.logs.String(); !strings.Contains(logs, "level=ERROR msg=crashed component=supervisor target="+h.target("test.crash")) {
