@@ -48,6 +48,16 @@ func targetReq(op string) func([]string, adminFlags) (*xpc.Dictionary, error) {
 	}
 }
 
+// targetProblem says, of a TARGET that is a label alone (as systemctl
+// takes a unit), that it names no domain and which targets it may mean;
+// "" for any other, which xpcd judges.
+func targetProblem(t string) string {
+	if t == "" || t == "system" || strings.Contains(t, "/") {
+		return ""
+	}
+	return fmt.Sprintf("TARGET %q names no domain: want DOMAIN/LABEL, as user/%d/%s or system/%s", t, os.Geteuid(), t, t)
+}
+
 func domainReq(op string) func([]string, adminFlags) (*xpc.Dictionary, error) {
 	return func(pos []string, _ adminFlags) (*xpc.Dictionary, error) {
 		d := xpc.Dict(bootstrap.KeyOp, op)
@@ -158,6 +168,9 @@ func runAdmin(ctx context.Context, s stdio, c *command, spec *adminSpec, args []
 	req, err := spec.build(pos, f)
 	if err != nil {
 		return c.usageError(s, err.Error())
+	}
+	if t, _ := req.String(bootstrap.KeyTarget); targetProblem(t) != "" {
+		return c.usageError(s, targetProblem(t))
 	}
 	if spec.op == bootstrap.OpBootstrap {
 		// xpcd reads the plist through this descriptor, opened with our

@@ -64,3 +64,20 @@ func TestStatusShowsWarnings(t *testing.T) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 }
+
+// A label alone, as systemctl takes a unit, is a usage error that names
+// the targets it may mean, before xpcd is asked; a domain alone is not.
+func TestTargetWithoutDomain(t *testing.T) {
+	want := "user/" + strconv.Itoa(os.Geteuid()) + "/com.example.svc or system/com.example.svc"
+	for _, args := range [][]string{{"print", "com.example.svc"}, {"blame", "com.example.svc"}, {"kickstart", "com.example.svc"}, {"log", "com.example.svc"}} {
+		r := runCmd(t, nil, args...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "names no domain") || !strings.Contains(r.stderr, want) {
+			t.Errorf("%v: exit %d\n%s", args, r.code, r.stderr)
+		}
+	}
+	for _, ok := range []string{"system", "user/0", "system/com.example.svc", "user/0/com.example.svc", "gui/501/x"} {
+		if p := targetProblem(ok); p != "" {
+			t.Errorf("%s: %s", ok, p)
+		}
+	}
+}

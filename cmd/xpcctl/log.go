@@ -35,6 +35,9 @@ func runLog(ctx context.Context, s stdio, c *command, args []string) int {
 	if len(pos) != 1 {
 		return c.usageError(s, "want one TARGET (DOMAIN/LABEL)")
 	}
+	if p := targetProblem(pos[0]); p != "" {
+		return c.usageError(s, p)
+	}
 	if *n < 0 {
 		return c.usageError(s, "-n: want 0 or more records")
 	}
