@@ -77,7 +77,7 @@ func runLog(ctx context.Context, s stdio, c *command, args []string) int {
 	case <-lh.overflow:
 		return c.fail(s, "fell too far behind; xpcd stopped sending")
 	case <-conn.Done():
-		return c.fail(s, "xpcd closed the connection (it stopped or restarted); the job's lines are still kept: run xpcctl log -f again once it is back")
+		return c.fail(s, "xpcd closed the connection (it stopped or restarted): run xpcctl log -f again once it is back")
 	}
 }
 
