@@ -70,7 +70,7 @@ func domainReq(op string) func([]string, adminFlags) (*xpc.Dictionary, error) {
 
 var adminSpecs = []adminSpec{
 	{op: bootstrap.OpList, args: "[DOMAIN]", summary: "list the jobs xpcd has loaded",
-		help:    "Lists every job of DOMAIN (system, user/UID), or of every domain you may read: pid, state, runs, last exit, label.",
+		help:    "Lists every job of DOMAIN (system, user/UID), or of every domain you may read: pid, state, runs, last exit (\"launch failed\" when the last launch failed), label.",
 		maxArgs: 1, build: domainReq(bootstrap.OpList), render: renderList},
 	{op: bootstrap.OpPrint, args: "TARGET", summary: "print a job's (DOMAIN/LABEL) or a domain's state",
 		help:    "Prints everything xpcd knows of a job, as systemctl status does: state and uptime, pid and why it was launched, program, arguments, user, directory, standard files, memory and CPU time of the running process, how the last instance ended and why the last launch failed, environment; then runs, connections (open now, and the running total), transactions, plist path, throttle and the rest. --json gives the reply as it is.",
@@ -340,7 +340,11 @@ func renderList(w io.Writer, reply *xpc.Dictionary) {
 		state, _ := j.String(bootstrap.KeyState)
 		runs, _ := j.Int64(bootstrap.KeyRuns)
 		last, err := j.String(bootstrap.KeyLastExit)
-		if err != nil {
+		if _, failed := j.String("error"); failed == nil {
+			// Its last launch failed: newer than any exit, and what
+			// one scans a list for (print and blame say why).
+			last = "launch failed"
+		} else if err != nil {
 			last = "-"
 		}
 		label, _ := j.String(bootstrap.KeyLabel)

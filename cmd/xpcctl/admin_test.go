@@ -81,3 +81,25 @@ func TestTargetWithoutDomain(t *testing.T) {
 		}
 	}
 }
+
+// list shows a job whose last launch failed as such, not as "-".
+func TestRenderListLaunchFailed(t *testing.T) {
+	job := func(label string, kv ...any) *xpc.Dictionary {
+		return xpc.Dict(append([]any{bootstrap.KeyLabel, label, bootstrap.KeyDomain, "user/501", bootstrap.KeyState, "waiting"}, kv...)...)
+	}
+	reply := xpc.Dict(bootstrap.KeyJobs, xpc.Array{
+		job("a.missing", "error", "launch failed: spawn /x: no such file or directory"),
+		job("b.crashed", bootstrap.KeyRuns, 1, bootstrap.KeyLastExit, "exited with status 2"),
+		job("c.new"),
+	})
+	var b strings.Builder
+	renderList(&b, reply)
+	want := `PID  STATE    RUNS  LAST EXIT             LABEL
+-    waiting  0     launch failed         user/501/a.missing
+-    waiting  1     exited with status 2  user/501/b.crashed
+-    waiting  0     -                     user/501/c.new
+`
+	if b.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
