@@ -28,10 +28,11 @@ var (
 	// their deadlines. It comes with ErrInterrupted: the connection stays
 	// usable, and the next send looks the name up again. The *ConnError's
 	// Reason says why: ReasonLaunchFailed (the program is missing, not
-	// executable, ...), ReasonExited or ReasonSignaled (the service ended
-	// before it checked the name in), ReasonThrottled (it did, and xpcd
-	// waits before the next launch), ReasonDisabled or ReasonNotFound (its
-	// job was disabled, or unloaded, while the client waited).
+	// executable, ...), ReasonExited, ReasonSignaled, ReasonKilled or
+	// ReasonUnknown (the service ended before it checked the name in),
+	// ReasonThrottled (one of those happened just before, and xpcd waits
+	// before the next launch), ReasonDisabled or ReasonNotFound (its job
+	// was disabled, or unloaded, while the client waited).
 	ErrLaunchFailed = errors.New("launch failed")
 	// ErrNoBootstrap: no xpcd is running: nothing listens on the
 	// bootstrap socket (it is not there, or refuses connections). The

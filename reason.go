@@ -71,10 +71,10 @@ const (
 	// it); Description says why, and Rule names a rule that refused it
 	// (ErrInterrupted and ErrLaunchFailed).
 	ReasonLaunchFailed = bootstrap.ReasonLaunchFailed
-	// ReasonThrottled: the service's last instance ended before it
-	// checked the name in, and xpcd waits before it launches it again;
-	// Description says how it ended and when xpcd tries again
-	// (ErrInterrupted and ErrLaunchFailed).
+	// ReasonThrottled: the service's last launch failed, or its last
+	// instance ended before it checked the name in, and xpcd waits before
+	// it launches it again; Description says what failed and when xpcd
+	// tries again (ErrInterrupted and ErrLaunchFailed).
 	ReasonThrottled = bootstrap.ReasonThrottled
 	// ReasonDisabled: the service's job was disabled while the client
 	// waited for it (ErrInterrupted and ErrLaunchFailed).

@@ -57,7 +57,7 @@ func (o *outputLog) get(label string) ([]string, <-chan struct{}) {
 // standard output and standard error (when the job's plist names no
 // StandardOutPath or StandardErrorPath), in the order xpcd read them: in
 // order for each stream, and each line written whole (at most 4096 bytes,
-// PIPE_BUF) stays whole. Lines a service wrote and then exited, or was
+// PIPE_BUF) stays whole. The lines of a service that has exited, or was
 // killed, are all there once xpcd has read them (WaitOutput waits for
 // them); after Close, every line written before the services stopped is.
 // The server keeps the first 16 MiB of lines, all jobs together; the log

@@ -48,6 +48,16 @@ func targetReq(op string) func([]string, adminFlags) (*xpc.Dictionary, error) {
 	}
 }
 
+// targetProblem says, of a TARGET that is a label alone (as systemctl
+// takes a unit), that it names no domain and which targets it may mean;
+// "" for any other, which xpcd judges.
+func targetProblem(t string) string {
+	if t == "" || t == "system" || strings.Contains(t, "/") {
+		return ""
+	}
+	return fmt.Sprintf("TARGET %q names no domain: want DOMAIN/LABEL, as user/%d/%s or system/%s", t, os.Geteuid(), t, t)
+}
+
 func domainReq(op string) func([]string, adminFlags) (*xpc.Dictionary, error) {
 	return func(pos []string, _ adminFlags) (*xpc.Dictionary, error) {
 		d := xpc.Dict(bootstrap.KeyOp, op)
@@ -60,10 +70,10 @@ func domainReq(op string) func([]string, adminFlags) (*xpc.Dictionary, error) {
 
 var adminSpecs = []adminSpec{
 	{op: bootstrap.OpList, args: "[DOMAIN]", summary: "list the jobs xpcd has loaded",
-		help:    "Lists every job of DOMAIN (system, user/UID), or of every domain you may read: pid, state, runs, last exit, label.",
+		help:    "Lists every job of DOMAIN (system, user/UID), or of every domain you may read: pid, state, runs, last exit (\"launch failed\" when the last launch failed), label.",
 		maxArgs: 1, build: domainReq(bootstrap.OpList), render: renderList},
 	{op: bootstrap.OpPrint, args: "TARGET", summary: "print a job's (DOMAIN/LABEL) or a domain's state",
-		help:    "Prints everything xpcd knows of a job, as systemctl status does: state and uptime, pid and why it was launched, program, arguments, user, directory, standard files, memory and CPU time of the running process, environment; then runs, last exit, connections (open now, and the running total), transactions, plist path, throttle and the rest. --json gives the reply as it is.",
+		help:    "Prints everything xpcd knows of a job, as systemctl status does: state and uptime, pid and why it was launched, program, arguments, user, directory, standard files, memory and CPU time of the running process, how the last instance ended and why the last launch failed, environment; then runs, connections (open now, and the running total), transactions, plist path, throttle and the rest. --json gives the reply as it is.",
 		minArgs: 1, maxArgs: 1, build: targetReq(bootstrap.OpPrint), render: renderPrint},
 	{op: bootstrap.OpPrintDisabled, args: "DOMAIN", summary: "list a domain's enable/disable overrides",
 		minArgs: 1, maxArgs: 1, build: domainReq(bootstrap.OpPrintDisabled), render: renderDict},
@@ -158,6 +168,9 @@ func runAdmin(ctx context.Context, s stdio, c *command, spec *adminSpec, args []
 	req, err := spec.build(pos, f)
 	if err != nil {
 		return c.usageError(s, err.Error())
+	}
+	if t, _ := req.String(bootstrap.KeyTarget); targetProblem(t) != "" {
+		return c.usageError(s, targetProblem(t))
 	}
 	if spec.op == bootstrap.OpBootstrap {
 		// xpcd reads the plist through this descriptor, opened with our
@@ -327,7 +340,11 @@ func renderList(w io.Writer, reply *xpc.Dictionary) {
 		state, _ := j.String(bootstrap.KeyState)
 		runs, _ := j.Int64(bootstrap.KeyRuns)
 		last, err := j.String(bootstrap.KeyLastExit)
-		if err != nil {
+		if _, failed := j.String("error"); failed == nil {
+			// Its last launch failed: newer than any exit, and what
+			// one scans a list for (print and blame say why).
+			last = "launch failed"
+		} else if err != nil {
 			last = "-"
 		}
 		label, _ := j.String(bootstrap.KeyLabel)

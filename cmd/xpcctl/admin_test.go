@@ -64,3 +64,42 @@ func TestStatusShowsWarnings(t *testing.T) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 }
+
+// A label alone, as systemctl takes a unit, is a usage error that names
+// the targets it may mean, before xpcd is asked; a domain alone is not.
+func TestTargetWithoutDomain(t *testing.T) {
+	want := "user/" + strconv.Itoa(os.Geteuid()) + "/com.example.svc or system/com.example.svc"
+	for _, args := range [][]string{{"print", "com.example.svc"}, {"blame", "com.example.svc"}, {"kickstart", "com.example.svc"}, {"log", "com.example.svc"}} {
+		r := runCmd(t, nil, args...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "names no domain") || !strings.Contains(r.stderr, want) {
+			t.Errorf("%v: exit %d\n%s", args, r.code, r.stderr)
+		}
+	}
+	for _, ok := range []string{"system", "user/0", "system/com.example.svc", "user/0/com.example.svc", "gui/501/x"} {
+		if p := targetProblem(ok); p != "" {
+			t.Errorf("%s: %s", ok, p)
+		}
+	}
+}
+
+// list shows a job whose last launch failed as such, not as "-".
+func TestRenderListLaunchFailed(t *testing.T) {
+	job := func(label string, kv ...any) *xpc.Dictionary {
+		return xpc.Dict(append([]any{bootstrap.KeyLabel, label, bootstrap.KeyDomain, "user/501", bootstrap.KeyState, "waiting"}, kv...)...)
+	}
+	reply := xpc.Dict(bootstrap.KeyJobs, xpc.Array{
+		job("a.missing", "error", "launch failed: spawn /x: no such file or directory"),
+		job("b.crashed", bootstrap.KeyRuns, 1, bootstrap.KeyLastExit, "exited with status 2"),
+		job("c.new"),
+	})
+	var b strings.Builder
+	renderList(&b, reply)
+	want := `PID  STATE    RUNS  LAST EXIT             LABEL
+-    waiting  0     launch failed         user/501/a.missing
+-    waiting  1     exited with status 2  user/501/b.crashed
+-    waiting  0     -                     user/501/c.new
+`
+	if b.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+}

@@ -16,16 +16,18 @@ var logCommand = &command{
 as user/UID/LABEL or system/LABEL): what it wrote to standard output and
 error when it names no file for them, and its crash records. Each line is
 "TIME PID STREAM PRIORITY TEXT"; the further lines of a panic or a crash
-record start with a tab. -n N prints the last N lines (default 10, as tail
-does; 0 none); -f then goes on printing lines as they are written, until
-interrupted. Only root and the domain's user may read a job's log.`,
+record start with a tab. -n N prints the last N records (default 10, as
+journalctl -n counts entries; 0 none): a panic or a crash record comes with
+all its lines; a log with no records says so on standard error. -f then
+goes on printing records as they are written, until interrupted. Only root
+and the domain's user may read a job's log.`,
 	run: runLog,
 }
 
 func runLog(ctx context.Context, s stdio, c *command, args []string) int {
 	fs := c.flagSet(s)
-	follow := fs.Bool("f", false, "go on printing lines as they are written")
-	n := fs.Int("n", bootstrap.LogLinesDefault, "print the last `N` lines")
+	follow := fs.Bool("f", false, "go on printing records as they are written")
+	n := fs.Int("n", bootstrap.LogLinesDefault, "print the last `N` records")
 	pos, code, ok := c.parse(s, fs, args)
 	if !ok {
 		return code
@@ -33,8 +35,11 @@ func runLog(ctx context.Context, s stdio, c *command, args []string) int {
 	if len(pos) != 1 {
 		return c.usageError(s, "want one TARGET (DOMAIN/LABEL)")
 	}
+	if p := targetProblem(pos[0]); p != "" {
+		return c.usageError(s, p)
+	}
 	if *n < 0 {
-		return c.usageError(s, "-n: want 0 or more lines")
+		return c.usageError(s, "-n: want 0 or more records")
 	}
 	req := xpc.Dict(bootstrap.KeyOp, bootstrap.OpLog, bootstrap.KeyTarget, pos[0],
 		bootstrap.KeyLogLines, int64(min(*n, bootstrap.LogLinesMax)), bootstrap.KeyFollow, *follow)
@@ -56,6 +61,10 @@ func runLog(ctx context.Context, s stdio, c *command, args []string) int {
 		fmt.Fprintf(s.err, "xpcctl: log: older lines left out (a reply holds at most %d KiB)\n", bootstrap.LogReplyMax>>10)
 	}
 	printLogLines(s, reply)
+	if lines, _ := reply.Array(bootstrap.KeyLogLines); len(lines) == 0 && *n > 0 && !*follow {
+		// Said, as journalctl says "-- No entries --", not left blank.
+		fmt.Fprintf(s.err, "xpcctl log: %s has no records (a job's output goes to its StandardOutPath and StandardErrorPath when it names them)\n", pos[0])
+	}
 	if !*follow {
 		return exitOK
 	}
@@ -68,7 +77,7 @@ func runLog(ctx context.Context, s stdio, c *command, args []string) int {
 	case <-lh.overflow:
 		return c.fail(s, "fell too far behind; xpcd stopped sending")
 	case <-conn.Done():
-		return c.fail(s, "xpcd closed the connection")
+		return c.fail(s, "xpcd closed the connection (it stopped or restarted): run xpcctl log -f again once it is back")
 	}
 }
 

@@ -57,6 +57,10 @@ func TestLogCommand(t *testing.T) {
 	if r := runCmd(t, nil, "print", target); !strings.Contains(r.stdout, "\nLog:\n") || !strings.Contains(r.stdout, "late line") {
 		t.Errorf("print: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// A log with no records says so, on stderr.
+	if r := runCmd(t, nil, "log", "user/"+strconv.Itoa(os.Geteuid())+"/test.never"); r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "has no records") {
+		t.Errorf("log of a job that never wrote: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	if r := runCmd(t, nil, "log", "-n", "-1", target); r.code != exitUsage {
 		t.Errorf("log -n -1: exit %d", r.code)
 	}

@@ -13,7 +13,8 @@ import (
 
 // print of a job is shown as systemctl status shows a unit: a state line,
 // then the running instance and its definition ("Program:", "Arguments:",
-// "User:", "Memory:", "CPU:", ...), then every other key of the reply as
+// "User:", "Memory:", "CPU:", ...), how the last instance ended and why the
+// last launch failed ("Last exit:", "Error:"), then every other key of the reply as
 // renderDict shows it, then the last lines of its log. print of a domain,
 // and --json, show the reply as it is.
 
@@ -26,6 +27,7 @@ var statusKeys = map[string]bool{
 	"user": true, "group": true, "working_directory": true, "stdin": true, "stdout": true, "stderr": true,
 	"rss_bytes": true, "cgroup": true, "cgroup_memory_bytes": true, "threads": true, "cpu_user_ms": true,
 	"cpu_system_ms": true, "environment": true, "environment_names": true, "log": true,
+	bootstrap.KeyLastExit: true, "last_exit_at": true, "error": true,
 }
 
 func renderPrint(w io.Writer, reply *xpc.Dictionary) { renderPrintAt(w, reply, time.Now()) }
@@ -75,6 +77,10 @@ func renderPrintAt(w io.Writer, reply *xpc.Dictionary, now time.Time) {
 	if c := cpuText(reply); c != "" {
 		line("CPU", c)
 	}
+	// How the last instance ended, and why the last launch failed, are
+	// what one looks for after a crash: here, not among the details.
+	line("Last exit", lastExitText(reply, now))
+	line("Error", str("error"))
 	width := 0
 	for _, l := range block {
 		width = max(width, len(l[0]))
@@ -103,6 +109,16 @@ func stateText(reply *xpc.Dictionary, state string, now time.Time) string {
 	if ok {
 		t := at.Time()
 		s += fmt.Sprintf(" since %s; %s ago", t.In(now.Location()).Format("2006-01-02 15:04:05 MST"), now.Sub(t).Truncate(time.Second))
+	}
+	return s
+}
+
+// lastExitText is "exited with status 2 at T; 5s ago", or "".
+func lastExitText(reply *xpc.Dictionary, now time.Time) string {
+	s, _ := reply.String(bootstrap.KeyLastExit)
+	if at, ok := reply.Get("last_exit_at").(xpc.Date); ok && s != "" {
+		t := at.Time()
+		s += fmt.Sprintf(" at %s; %s ago", t.In(now.Location()).Format("2006-01-02 15:04:05 MST"), now.Sub(t).Truncate(time.Second))
 	}
 	return s
 }

@@ -76,6 +76,31 @@ Environment (values shown to root and the domain's user):
 	}
 }
 
+// After a crash, or a launch that failed, the status block says how the
+// last instance ended and why, as systemctl status's Active and Main PID
+// lines do, rather than among the details.
+func TestRenderPrintLastExit(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 5, 30, 0, time.UTC)
+	reply := xpc.Dict(bootstrap.KeyLabel, "org.example.svc", bootstrap.KeyDomain, "system", bootstrap.KeyState, "waiting",
+		"since", now.Add(-time.Minute), "program", "/usr/libexec/svc", bootstrap.KeyRuns, 1,
+		bootstrap.KeyLastExit, "exited with status 2", "last_exit_status", 2, "last_exit_at", now.Add(-time.Minute),
+		"error", "launch failed: spawn /usr/libexec/svc: no such file or directory")
+	var b strings.Builder
+	renderPrintAt(&b, reply, now)
+	want := `○ system/org.example.svc
+    State: waiting since 2026-12-03 12:04:30 UTC; 1m0s ago
+  Program: /usr/libexec/svc
+Last exit: exited with status 2 at 2026-12-03 12:04:30 UTC; 1m0s ago
+    Error: launch failed: spawn /usr/libexec/svc: no such file or directory
+Details:
+	runs = 1
+	last_exit_status = 2
+`
+	if got := b.String(); got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
 // xpcctl print of a running job shows its process's numbers, end to end.
 func TestPrintRunningJob(t *testing.T) {
 	plist := xpctest.AgentPlist("test.ctl.status", []string{"/bin/sleep", "60"}, nil,

@@ -4,20 +4,22 @@ package bootstrap
 // crash records), read with OpLog.
 
 // OpLog reads a job's log: {"op":"log","target":DOMAIN/LABEL,
-// "log_lines"?:N,"follow"?:true}. The reply's KeyLogLines are the last N
-// lines (LogLinesDefault when N is not given, at most LogLinesMax, and at
-// most LogReplyMax bytes of them). With KeyFollow, the connection then
-// gets one {"log_lines":[...]} message for each record written, until it
-// closes; one that falls behind gets {"overflow":true} and no more.
+// "log_lines"?:N,"follow"?:true}. The reply's KeyLogLines are the lines of
+// the last N records (a panic's or a crash record's further lines, which
+// start with a tab, come with it; LogLinesDefault when N is not given, at
+// most LogLinesMax, and at most LogReplyMax bytes of lines). With
+// KeyFollow, the connection then gets one {"log_lines":[...]} message for
+// each record written, until it closes; one that falls behind gets
+// {"overflow":true} and no more.
 const OpLog = "log"
 
 // Keys of OpLog's request and replies, and of a job's print.
 const (
-	// KeyLogLines: in a request, how many lines; in a reply and a follow
+	// KeyLogLines: in a request, how many records; in a reply and a follow
 	// message, the lines (strings, oldest first).
 	KeyLogLines = "log_lines"
-	// KeyLog: in a job's print, its last log lines (strings, oldest
-	// first), for a caller who may read its log.
+	// KeyLog: in a job's print, its last log records, each by its first
+	// line (strings, oldest first), for a caller who may read its log.
 	KeyLog = "log"
 	// KeyFollow (true): go on sending the lines written from now on.
 	KeyFollow = "follow"
@@ -28,13 +30,13 @@ const (
 
 // Bounds of OpLog.
 const (
-	// LogLinesDefault is how many lines OpLog answers when the request
-	// does not say (as tail and journalctl -n).
+	// LogLinesDefault is how many records OpLog answers when the request
+	// does not say (as journalctl -n).
 	LogLinesDefault = 10
-	// LogLinesMax is the most lines one OpLog reply holds.
+	// LogLinesMax is the most records one OpLog reply holds.
 	LogLinesMax = 10000
 	// LogReplyMax bounds the bytes of lines in one OpLog reply; the
-	// oldest lines asked for are left out past it.
+	// oldest records asked for are left out past it.
 	LogReplyMax = 512 << 10
 )
 

@@ -138,16 +138,17 @@ func (ls *jobLogs) unfollow(ss *session) {
 	ls.mu.Unlock()
 }
 
-// lastLines reads the last n lines of the log's files.
+// lastLines reads the lines of the last n records of the log's files.
 func (jl *jobLog) lastLines(n int) ([]string, bool) {
 	jl.mu.Lock()
 	defer jl.mu.Unlock()
 	return jl.readTail(n)
 }
 
-// readTail returns the last n lines of the files (the rotated one, then
-// the current one), of at most bootstrap.LogReplyMax bytes together, and
-// whether lines were left out for that bound; jl.mu is held.
+// readTail returns the lines of the last n records of the files (the
+// rotated one, then the current one), of at most bootstrap.LogReplyMax
+// bytes together, and whether records were left out for that bound;
+// jl.mu is held.
 func (jl *jobLog) readTail(n int) ([]string, bool) {
 	if jl.path == "" || n == 0 {
 		return nil, false
@@ -166,16 +167,30 @@ func (jl *jobLog) readTail(n int) ([]string, bool) {
 	if !whole {
 		lines = lines[1:] // it may have been cut
 	}
-	truncated := !whole && len(lines) < n
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
+	// n counts records, as journalctl -n counts entries: a panic or a
+	// crash record comes whole, never as the tail of its further lines.
+	for len(lines) > 0 && isFurtherLine(lines[0]) {
+		lines = lines[1:]
 	}
+	start, records := len(lines), 0
+	for start > 0 && records < n {
+		start--
+		if !isFurtherLine(lines[start]) {
+			records++
+		}
+	}
+	truncated := !whole && records < n
+	lines = lines[start:]
 	out := make([]string, len(lines))
 	for i, l := range lines {
 		out[i] = string(l)
 	}
 	return out, truncated
 }
+
+// isFurtherLine reports whether l is a further line of a record (a
+// panic's, a crash record's), which logRecord.format starts with a tab.
+func isFurtherLine(l []byte) bool { return len(l) > 0 && l[0] == '\t' }
 
 // readEnd reads the last max bytes of the file at path; whole: it had
 // no more.

@@ -35,7 +35,8 @@ import (
 const DefaultJobLogMaxBytes = 1 << 20
 
 const (
-	// logTailLines is how many of a job's last lines print shows.
+	// logTailLines is how many of a job's last records print shows,
+	// each by its first line.
 	logTailLines = 5
 	// logTailLineMax bounds each of those lines, in bytes.
 	logTailLineMax = 512
@@ -161,7 +162,7 @@ type jobLog struct {
 	// tmu guards tail and drops, which print reads on the loop: never
 	// held across I/O.
 	tmu   sync.Mutex
-	tail  []string // the last lines, for print
+	tail  []string // the last records' first lines, for print
 	drops uint64   // records the journal did not take
 }
 
@@ -280,20 +281,24 @@ func (jl *jobLog) dropFollower(f *logFollower) {
 	}
 }
 
-// keepTail keeps the last lines for print, and counts a record the
-// journal dropped.
+// keepTail keeps the last records for print, each by its first line (a
+// panic's or a crash record's says how many more lines the log has: the
+// tail of a stack alone says nothing), and counts a record the journal
+// dropped.
 func (jl *jobLog) keepTail(lines []string, dropped bool) {
 	jl.tmu.Lock()
 	defer jl.tmu.Unlock()
 	if dropped {
 		jl.drops++
 	}
-	for _, l := range lines[max(0, len(lines)-logTailLines):] {
-		if len(l) > logTailLineMax {
-			l = l[:logTailLineMax]
-		}
-		jl.tail = append(jl.tail, l)
+	l := lines[0]
+	if len(l) > logTailLineMax {
+		l = l[:logTailLineMax]
 	}
+	if len(lines) > 1 {
+		l += " (+" + strconv.Itoa(len(lines)-1) + " lines)"
+	}
+	jl.tail = append(jl.tail, l)
 	if n := len(jl.tail) - logTailLines; n > 0 {
 		jl.tail = append(jl.tail[:0], jl.tail[n:]...)
 	}

@@ -164,6 +164,39 @@ func TestJobLogRotatesAtTheCap(t *testing.T) {
 	}
 }
 
+// log -n and print count records, as journalctl counts entries: a panic
+// or a crash record comes whole, never as the tail of its stack, and
+// print shows each by its first line.
+func TestJobLogTailCountsRecords(t *testing.T) {
+	t.Parallel()
+	ls := newJobLogs(t.TempDir(), 1<<20, "-", discardLogger())
+	jl := ls.acquire("user/0", "test.rec")
+	defer jl.release()
+	rec := func(stream string, text string) {
+		jl.write(logRecord{at: time.Now(), pid: 7, stream: stream, prio: 3, text: text})
+	}
+	rec("out", "before")
+	rec("err", "panic: boom\n\ngoroutine 1 [running]:\nmain.main()\n\t/x/main.go:3 +0x1")
+	rec("xpcd", "crashed: test.rec (pid 7) exited with status 2; the last lines of its standard error:\n  panic: boom\n  main.main()")
+	lines, trunc := jl.lastLines(2)
+	if len(lines) != 8 || !strings.HasSuffix(lines[0], " err 3 panic: boom") || !strings.Contains(lines[5], " xpcd 3 crashed: ") || trunc {
+		t.Errorf("the last 2 records: %q %v", lines, trunc)
+	}
+	if lines, _ = jl.lastLines(1); len(lines) != 3 || !strings.Contains(lines[0], "crashed: ") {
+		t.Errorf("the last record: %q", lines)
+	}
+	tail, _ := ls.lastLines("user/0", "test.rec")
+	want := []string{" out 3 before", " err 3 panic: boom (+4 lines)", "exited with status 2; the last lines of its standard error: (+2 lines)"}
+	if len(tail) != len(want) {
+		t.Fatalf("print's tail: %q", tail)
+	}
+	for i, w := range want {
+		if !strings.HasSuffix(tail[i], w) {
+			t.Errorf("print's tail %d: %q, want ...%q", i, tail[i], w)
+		}
+	}
+}
+
 // No label or domain names a path outside the logs directory.
 func TestJobLogNamesStayInside(t *testing.T) {
 	t.Parallel()
@@ -310,7 +343,7 @@ func TestCrashRecord(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.writePlist(shJob("test.crash", `echo starting; i=1; while [ $i -le 30 ]; do echo "err line $i" >&2; i=$((i+1)); done; exit 3`))
-	h.writePlist(shJob("test.segv", `echo dying >&2; kill -SEGV $$`))
+	h.writePlist(shJob("test.segv", `echo '<4>dying' >&2; kill -SEGV $$`))
 	h.writePlist(shJob("test.clean", `echo bye >&2; exit 0`))
 	h.start()
 	waitFor(t, "the crash records", func() bool {
@@ -321,7 +354,7 @@ func TestCrashRecord(t *testing.T) {
 		!strings.Contains(text, "\t  err line 30\n") || strings.Contains(text, "\t  err line 10\n") {
 		t.Errorf("crash record:\n%s", text)
 	}
-	if text := h.jobLogText("test.segv"); !strings.Contains(text, "xpcd 3 crashed: test.segv") || !strings.Contains(text, "SIGSEGV") || !strings.Contains(text, "\t  dying") {
+	if text := h.jobLogText("test.segv"); !strings.Contains(text, "xpcd 3 crashed: test.segv") || !strings.Contains(text, "SIGSEGV") || !strings.Contains(text, "\t  dying") || strings.Contains(text, "<4>") {
 		t.Errorf("crash record of a signal:\n%s", text)
 	}
 	if logs := h.logs.String(); !strings.Contains(logs, "level=ERROR msg=crashed component=supervisor target="+h.target("test.crash")) {

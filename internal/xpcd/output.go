@@ -251,14 +251,19 @@ func (o *output) run(s *outStream, pid int, log *slog.Logger) {
 // line handles one line of stream s.
 func (o *output) line(s *outStream, pid int, text string, p *panicBlock, log *slog.Logger) {
 	prio, stream := prioInfo, "out"
+	prefixed := len(text) >= 3 && text[0] == '<' && text[1] >= '0' && text[1] <= '7' && text[2] == '>'
 	if s.err {
 		prio, stream = prioErr, "err"
-		o.keepErr(text)
+		if prefixed {
+			o.keepErr(text[3:]) // a crash record shows the line as the log does
+		} else {
+			o.keepErr(text)
+		}
 		if p.add(text) {
 			return
 		}
 	}
-	if len(text) >= 3 && text[0] == '<' && text[1] >= '0' && text[1] <= '7' && text[2] == '>' {
+	if prefixed {
 		prio, text = int(text[1]-'0'), text[3:]
 	}
 	o.emit(log, logRecord{at: time.Now(), pid: pid, stream: stream, prio: prio, text: text})

@@ -232,9 +232,12 @@ func (m *supervisor) blame(j *job) string {
 		m.blameWaiting(&b, j)
 	}
 	if inst == nil || inst.spawning {
-		if j.err != "" {
+		switch {
+		case j.refused != nil:
+			// The refusal above is the last launch's failure: said once.
+		case j.err != "":
 			fmt.Fprintf(&b, "; the last launch failed at %s: %s", ts(j.lastLaunch), strings.TrimPrefix(j.err, "launch failed: "))
-		} else if j.lastExit != nil {
+		case j.lastExit != nil:
 			fmt.Fprintf(&b, "; the last instance %s at %s", j.lastExit, ts(j.lastExitAt))
 			if j.lastStop != "" {
 				fmt.Fprintf(&b, " after xpcd stopped it (%s)", stopText(j.lastStop))

@@ -380,6 +380,11 @@ func TestProgramOwnership(t *testing.T) {
 		if d := h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, target); strOf(d, "state") != "refused" || strOf(d, bootstrap.KeyRule) != bootstrap.RuleProgramOwner {
 			t.Errorf("%s: %s", c.label, xpc.Format(d))
 		}
+		// blame says why once, with the rule.
+		why := strOf(h.mustAdmin(bootstrap.OpBlame, bootstrap.KeyTarget, target), bootstrap.KeyWhy)
+		if !strings.Contains(why, "by rule "+bootstrap.RuleProgramOwner) || strings.Count(why, "path may be changed") != 1 {
+			t.Errorf("%s: blame: %s", c.label, why)
+		}
 	}
 }
 
