@@ -571,3 +571,32 @@ func ruleOf(err error) string {
 	}
 	return ""
 }
+
+// xpcd's own log has each line at its priority's level, so that
+// --log-level warn still shows standard error and drops debug lines.
+func TestOutputLevels(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	dir := t.TempDir()
+	o, w, err := newOutput(filepath.Join(dir, "out"), outputSink{log: log, dom: "user/0", label: "test.levels"}, [2]bool{true, true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.start(4242)
+	w[0].WriteString("plain out\n<4>warned out\n<7>debug out\n")
+	w[1].WriteString("plain err\n")
+	w[0].Close()
+	w[1].Close()
+	select {
+	case <-o.done:
+	case <-time.After(testTimeout):
+		t.Fatal("the readers did not end")
+	}
+	for _, s := range []string{`level=INFO msg=output pid=4242 line="plain out"`, `level=WARN msg=output pid=4242 line="warned out"`,
+		`level=DEBUG msg=output pid=4242 line="debug out"`, `level=ERROR msg=output pid=4242 line="plain err"`} {
+		if !strings.Contains(buf.String(), s) {
+			t.Errorf("xpcd's log lacks %q:\n%s", s, buf.String())
+		}
+	}
+}

@@ -2,6 +2,7 @@ package xpcd
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -271,10 +272,26 @@ func (o *output) line(s *outStream, pid int, text string, p *panicBlock, log *sl
 
 // emit writes r to xpcd's log and the job's.
 func (o *output) emit(log *slog.Logger, r logRecord) {
-	log.Info("output", "line", r.text, "stream", r.stream, "priority", r.prio)
+	log.Log(context.Background(), prioLevel(r.prio), "output", "line", r.text, "stream", r.stream, "priority", r.prio)
 	if o.jl != nil {
 		o.jl.write(r)
 	}
+}
+
+// prioLevel is the level of xpcd's log for a line of syslog priority p:
+// emergency to error (0-3) at error, warning (4) at warning, notice and
+// info (5, 6) at info, debug (7) at debug. So xpcd --log-level warn still
+// shows what services write to standard error.
+func prioLevel(p int) slog.Level {
+	switch {
+	case p <= 3:
+		return slog.LevelError
+	case p == 4:
+		return slog.LevelWarn
+	case p <= 6:
+		return slog.LevelInfo
+	}
+	return slog.LevelDebug
 }
 
 // keepErr keeps line among the last lines of standard error.
