@@ -6,6 +6,7 @@
 // Usage:
 //
 //	xpcd [--user] [--root DIR] [--max-connections-per-user N]
+//	     [--journal-socket SOCKET] [--job-log-max-bytes N]
 //	     [--log-level LEVEL] [--log-format text|json]
 //
 // As root, xpcd serves the system domain (jobs in /etc/xpc/LaunchDaemons,
@@ -19,6 +20,12 @@
 // next is turned away with reason too-many-connections (the client's
 // error matches xpc.ErrDenied) until one of that user's closes. N must be
 // at least 1.
+//
+// --job-log-max-bytes N (default 1 MiB) caps each job's log in the state
+// directory, which is rotated once; --journal-socket SOCKET (default
+// /run/systemd/journal/socket, used if it exists; "-" for none) is where
+// each line of a service's output is also sent (docs/XPCD.md, "Service
+// logs").
 //
 // xpcd logs to standard error, services' output included, and tells
 // systemd it is ready (sd_notify READY=1) when NOTIFY_SOCKET is set. On
