@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"os"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
@@ -60,11 +62,7 @@ func (ss *session) logRequest(ctx context.Context, msg *xpc.Message) {
 }
 
 func logReply(lines []string, truncated bool) *xpc.Dictionary {
-	arr := make(xpc.Array, len(lines))
-	for i, l := range lines {
-		arr[i] = xpc.String(l)
-	}
-	d := xpc.Dict(bootstrap.KeyLogLines, arr)
+	d := xpc.Dict(bootstrap.KeyLogLines, logArray(lines))
 	if truncated {
 		d.Set(bootstrap.KeyLogTruncated, xpc.Bool(true))
 	}
@@ -214,13 +212,24 @@ func (ss *session) setLogKeys(d *xpc.Dictionary, dom string, owner uint32, label
 	}
 	lines, drops := ss.m.logs.lastLines(dom, label)
 	if len(lines) > 0 {
-		arr := make(xpc.Array, len(lines))
-		for i, l := range lines {
-			arr[i] = xpc.String(l)
-		}
-		d.Set(bootstrap.KeyLog, arr)
+		d.Set(bootstrap.KeyLog, logArray(lines))
 	}
 	if drops > 0 {
 		d.Set("log_journal_drops", xpc.Int64(int64(drops)))
 	}
+}
+
+// logArray is lines as the strings of a reply. A service's output is
+// bytes: a NUL byte, or bytes that are not UTF-8 (binary output, Latin-1,
+// a long line cut in a character), would make the whole reply fail to
+// encode, so each is shown as U+FFFD. The files keep the bytes.
+func logArray(lines []string) xpc.Array {
+	arr := make(xpc.Array, len(lines))
+	for i, l := range lines {
+		if !utf8.ValidString(l) || strings.IndexByte(l, 0) >= 0 {
+			l = strings.ReplaceAll(strings.ToValidUTF8(l, "\uFFFD"), "\x00", "\uFFFD")
+		}
+		arr[i] = xpc.String(l)
+	}
+	return arr
 }

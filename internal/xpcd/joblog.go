@@ -260,10 +260,7 @@ func (jl *jobLog) write(r logRecord) {
 	lines := strings.Split(strings.TrimSuffix(line, "\n"), "\n")
 	jl.keepTail(lines, dropped)
 	if len(jl.followers) > 0 {
-		arr := make(xpc.Array, len(lines))
-		for i, l := range lines {
-			arr[i] = xpc.String(l)
-		}
+		arr := logArray(lines)
 		for f := range jl.followers {
 			if !f.ch.send(outItem{msg: xpc.Dict(bootstrap.KeyLogLines, arr)}) {
 				jl.dropFollower(f)
