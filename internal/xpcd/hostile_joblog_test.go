@@ -2,7 +2,9 @@ package xpcd
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -71,5 +73,37 @@ func TestLogOfBytesThatAreNotText(t *testing.T) {
 		check("followed", ls, 1)
 	case <-time.After(testTimeout):
 		t.Fatal("the follower got nothing")
+	}
+}
+
+// A log outlives its job, and labels are the user's: loading job after
+// job under new labels must not grow root's state directory without
+// bound. Past maxLogFilesPerDomain files in a domain, the oldest are
+// removed, never one a job is writing.
+func TestJobLogFilesPerDomainAreBounded(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ls := newJobLogs(dir, 1<<10, "-", discardLogger())
+	const dom = "user/4321"
+	held := ls.acquire(dom, "test.held")
+	defer held.release()
+	held.write(logRecord{at: time.Now(), stream: "out", prio: 6, text: "still running"})
+	for i := range maxLogFilesPerDomain + 100 {
+		ls.record(dom, fmt.Sprintf("test.label%d", i), logRecord{at: time.Now(), stream: "out", prio: 6, text: "x"})
+	}
+	held.write(logRecord{at: time.Now(), stream: "out", prio: 6, text: "and on"})
+	ents, err := os.ReadDir(filepath.Join(dir, logName(dom)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) > maxLogFilesPerDomain {
+		t.Errorf("%d files in the domain's directory, the bound is %d", len(ents), maxLogFilesPerDomain)
+	}
+	if b, err := os.ReadFile(held.path); err != nil || !strings.Contains(string(b), "still running") {
+		t.Errorf("the log of a running job was removed: %v", err)
+	}
+	last := fmt.Sprintf("test.label%d", maxLogFilesPerDomain+99)
+	if lines, _ := ls.peek(dom, last).lastLines(1); len(lines) != 1 {
+		t.Errorf("the newest log: %q", lines)
 	}
 }

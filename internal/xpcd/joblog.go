@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,6 +54,13 @@ const (
 	// maxLogName bounds an escaped name, so that LABEL.log.1 fits in a
 	// file name (255 bytes).
 	maxLogName = 200
+	// maxLogFilesPerDomain bounds the files of a domain's directory: a
+	// log outlives its job, and labels are the user's to choose, so a
+	// user loading job after job would otherwise fill root's disk. Past
+	// it, the files least recently written that no job is writing are
+	// removed (pruneLocked). Enough for every job a user may load, and
+	// their rotated files.
+	maxLogFilesPerDomain = 2*maxJobsPerUserDomain + 64
 	// noFollow: a log file that is a symbolic link is not opened.
 	noFollow = unix.O_NOFOLLOW
 )
@@ -326,6 +335,9 @@ func (jl *jobLog) writeFile(line string) {
 // said once for all logs, and the log keeps no file from then on.
 func (jl *jobLog) open(trunc bool) bool {
 	err := os.MkdirAll(filepath.Dir(jl.path), 0o700)
+	if _, serr := os.Lstat(jl.path); err == nil && errors.Is(serr, os.ErrNotExist) {
+		jl.ls.prune(filepath.Dir(jl.path), jl.dom)
+	}
 	if err == nil {
 		flag := os.O_WRONLY | os.O_CREATE | os.O_APPEND | noFollow
 		if trunc {
@@ -345,6 +357,40 @@ func (jl *jobLog) open(trunc bool) bool {
 	jl.failed = true
 	jl.ls.warn(err)
 	return false
+}
+
+// prune removes, from dir (dom's), the files least recently written
+// until a new one keeps it within maxLogFilesPerDomain, sparing the logs
+// that jobs write now. It is called with a log's mu held, before the
+// file of a label that has none yet is made.
+func (ls *jobLogs) prune(dir, dom string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) < maxLogFilesPerDomain {
+		return
+	}
+	open := map[string]bool{}
+	ls.mu.Lock()
+	for _, o := range ls.logs {
+		if o.dom == dom && o.refs > 0 && o.path != "" {
+			open[filepath.Base(o.path)] = true
+		}
+	}
+	ls.mu.Unlock()
+	type old struct {
+		name string
+		at   time.Time
+	}
+	var olds []old
+	for _, e := range ents {
+		base := strings.TrimSuffix(e.Name(), ".1")
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() && !open[base] {
+			olds = append(olds, old{e.Name(), info.ModTime()})
+		}
+	}
+	slices.SortFunc(olds, func(a, b old) int { return a.at.Compare(b.at) })
+	for _, o := range olds[:min(len(olds), len(ents)-maxLogFilesPerDomain+1)] {
+		os.Remove(filepath.Join(dir, o.name))
+	}
 }
 
 // warn says, once, that job logs cannot be written.
