@@ -58,7 +58,7 @@ const (
 	// log outlives its job, and labels are the user's to choose, so a
 	// user loading job after job would otherwise fill root's disk. Past
 	// it, the files least recently written that no job is writing are
-	// removed (pruneLocked). Enough for every job a user may load, and
+	// removed (prune). Enough for every job a user may load, and
 	// their rotated files.
 	maxLogFilesPerDomain = 2*maxJobsPerUserDomain + 64
 	// noFollow: a log file that is a symbolic link is not opened.
