@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
 )
@@ -105,5 +107,52 @@ func TestJobLogFilesPerDomainAreBounded(t *testing.T) {
 	last := fmt.Sprintf("test.label%d", maxLogFilesPerDomain+99)
 	if lines, _ := ls.peek(dom, last).lastLines(1); len(lines) != 1 {
 		t.Errorf("the newest log: %q", lines)
+	}
+}
+
+// A follower that never reads, of a job writing long lines, must not make
+// xpcd hold a megabyte per message it falls behind: past logFollowBytes
+// of lines queued, it is told it overflowed and dropped, long before
+// logFollowLimit messages (here 300 lines of 16 KiB, under the count).
+func TestLogFollowerBoundedInBytes(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.start()
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: h.paths.Socket}); err != nil {
+		t.Fatal(err)
+	}
+	dom := UserDomain(uint32(os.Geteuid()))
+	body, err := xpc.Encode(xpc.Dict(bootstrap.KeyOp, bootstrap.OpLog, bootstrap.KeyTarget, dom+"/test.loud", bootstrap.KeyFollow, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A request as the library frames it: version 1, kind 2, no flags,
+	// no descriptor, id 1.
+	frame := append([]byte{1, 2, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0}, body...)
+	if err := unix.Sendmsg(fd, frame, nil, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	ls := h.d.sup.logs
+	followers := func() int32 {
+		ls.mu.Lock()
+		jl := ls.logs[logKey(dom, "test.loud")]
+		ls.mu.Unlock()
+		if jl == nil {
+			return -1
+		}
+		return jl.nfollowers.Load()
+	}
+	waitFor(t, "the follower", func() bool { return followers() == 1 })
+	line := strings.Repeat("x", maxLogLine)
+	for range 300 {
+		ls.record(dom, "test.loud", logRecord{at: time.Now(), stream: "out", prio: 6, text: line})
+	}
+	if n := followers(); n != 0 {
+		t.Errorf("a follower %d MiB behind is still followed", 300*maxLogLine>>20)
 	}
 }

@@ -49,8 +49,11 @@ const (
 	// follow at once (bootstrap.RuleLogFollowLimit).
 	maxLogFollowersPerUser = 8
 	// logFollowLimit is how many messages a follower may fall behind
-	// before it is told it overflowed and is dropped.
+	// before it is told it overflowed and is dropped; logFollowBytes, how
+	// many bytes of lines (a message may hold a 16 KiB line, or a 64 KiB
+	// panic).
 	logFollowLimit = 1024
+	logFollowBytes = 1 << 20
 	// maxLogName bounds an escaped name, so that LABEL.log.1 fits in a
 	// file name (255 bytes).
 	maxLogName = 200
@@ -179,6 +182,17 @@ type logFollower struct {
 	ch     *channel
 	bucket uint32
 	jl     *jobLog
+	queued atomic.Int64 // bytes of lines queued, not yet sent
+}
+
+// send queues lines (n bytes) to f; false if f is too far behind, or
+// gone, and is to be dropped.
+func (f *logFollower) send(lines xpc.Array, n int64) bool {
+	if f.queued.Add(n) > logFollowBytes {
+		f.ch.send(outItem{msg: xpc.Dict("overflow", true)})
+		return false
+	}
+	return f.ch.send(outItem{msg: xpc.Dict(bootstrap.KeyLogLines, lines), sent: func() { f.queued.Add(-n) }})
 }
 
 // acquire returns the log of dom/label, creating it, for a writer, who
@@ -271,7 +285,7 @@ func (jl *jobLog) write(r logRecord) {
 	if len(jl.followers) > 0 {
 		arr := logArray(lines)
 		for f := range jl.followers {
-			if !f.ch.send(outItem{msg: xpc.Dict(bootstrap.KeyLogLines, arr)}) {
+			if !f.send(arr, int64(len(line))) {
 				jl.dropFollower(f)
 			}
 		}
