@@ -46,8 +46,8 @@ func TestLogOfBytesThatAreNotText(t *testing.T) {
 	}
 	ls, _ := r.Array(bootstrap.KeyLogLines)
 	check("log", ls, 4)
-	if s := string(ls[0].(xpc.String)); !strings.HasSuffix(s, "nul\uFFFDbyte") {
-		t.Errorf("the NUL line: %q", s)
+	if !strings.Contains(xpc.Format(r), "nul\uFFFDbyte") { // the streams' order is not known
+		t.Errorf("no NUL line: %s", xpc.Format(r))
 	}
 	pr, err := h.admin(bootstrap.OpPrint, bootstrap.KeyTarget, tgt)
 	if err != nil {
