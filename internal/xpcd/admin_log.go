@@ -91,6 +91,9 @@ func (ls *jobLogs) follow(ss *session, dom, label string, msg *xpc.Message, n in
 	f := &logFollower{ch: newChannel(ss.conn, logFollowLimit), bucket: ss.bucket, jl: jl}
 	ls.follows[ss] = f
 	ls.nfollow[ss.bucket]++
+	// Counted now, under ls.mu, so that jl is not evicted as idle
+	// before f is among its followers.
+	jl.nfollowers.Add(1)
 	ls.mu.Unlock()
 	msg.Defer()
 	jl.mu.Lock()
@@ -105,7 +108,8 @@ func (ls *jobLogs) follow(ss *session, dom, label string, msg *xpc.Message, n in
 	ls.mu.Unlock()
 	if still {
 		jl.followers[f] = struct{}{}
-		jl.nfollowers.Add(1)
+	} else {
+		jl.nfollowers.Add(-1)
 	}
 	return nil
 }

@@ -156,3 +156,52 @@ func TestLogFollowerBoundedInBytes(t *testing.T) {
 		t.Errorf("a follower %d MiB behind is still followed", 300*maxLogLine>>20)
 	}
 }
+
+// A log followed is never forgotten: with more than maxIdleLogs logs,
+// one whose follower was being attached (past ls.mu, before jl.mu) was
+// evicted as idle, and the follower, left on a log nobody writes, got
+// nothing more.
+func TestFollowedLogIsNotEvicted(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.start()
+	ls := h.d.sup.logs
+	dom := UserDomain(uint32(os.Geteuid()))
+	jl := ls.acquire(dom, "test.followed")
+	jl.release()
+	jl.mu.Lock() // holds the follow between ls.mu and jl.mu
+	got := make(chan string, 16)
+	fc := h.dial(xpc.HandlerFunc(func(_ context.Context, m *xpc.Message) {
+		ls, _ := m.Body.Array(bootstrap.KeyLogLines)
+		for _, l := range ls {
+			got <- string(l.(xpc.String))
+		}
+	}))
+	defer fc.Cancel()
+	replied := make(chan error, 1)
+	go func() {
+		_, err := fc.SendWithReply(testCtx(t), xpc.Dict(bootstrap.KeyOp, bootstrap.OpLog, bootstrap.KeyTarget, dom+"/test.followed", bootstrap.KeyFollow, true))
+		replied <- err
+	}()
+	waitFor(t, "the follow to start", func() bool {
+		ls.mu.Lock()
+		defer ls.mu.Unlock()
+		return len(ls.follows) == 1
+	})
+	for i := range maxIdleLogs + 10 {
+		ls.record(dom, fmt.Sprintf("test.idle%d", i), logRecord{at: time.Now(), stream: "out", prio: 6, text: "x"})
+	}
+	jl.mu.Unlock()
+	if err := <-replied; err != nil {
+		t.Fatalf("follow: %v", err)
+	}
+	ls.record(dom, "test.followed", logRecord{at: time.Now(), stream: "out", prio: 6, text: "for the follower"})
+	select {
+	case l := <-got:
+		if !strings.HasSuffix(l, "for the follower") {
+			t.Errorf("followed line %q", l)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the follower got nothing: its log was forgotten")
+	}
+}
