@@ -205,3 +205,18 @@ func TestFollowedLogIsNotEvicted(t *testing.T) {
 		t.Fatal("the follower got nothing: its log was forgotten")
 	}
 }
+
+// A line starting "panic:" on standard error does not take every later
+// line of a service that lives on: past panicWindow, a line ends the
+// panic's record and is logged as itself, while the service runs.
+func TestPanicLineDoesNotHoldBackLaterLines(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.writePlist(shJob("test.echoes", `echo "panic: what a client sent" >&2; echo "in the panic" >&2; sleep 1.5; echo "later line" >&2; exec sleep 60`))
+	h.start()
+	waitFor(t, "the later line", func() bool { return strings.Contains(h.jobLogText("test.echoes"), " err 3 later line\n") })
+	text := h.jobLogText("test.echoes")
+	if !strings.Contains(text, " err 3 panic: what a client sent\n\tin the panic\n") {
+		t.Errorf("the panic's record:\n%s", text)
+	}
+}
