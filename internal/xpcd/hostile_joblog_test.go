@@ -220,3 +220,20 @@ func TestPanicLineDoesNotHoldBackLaterLines(t *testing.T) {
 		t.Errorf("the panic's record:\n%s", text)
 	}
 }
+
+// The name a service tried to check in, which its MachServices do not
+// declare, is the service's to choose: a refusal of its waiting clients
+// (root's included) names it only if it is a service name, never with
+// a line of its own making or kilobytes of text.
+func TestFailFastUndeclaredNameIsNotEchoed(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	bad := "x\nxpcd: all is well " + strings.Repeat("a", 8<<10)
+	h.writePlist(testJob{label: "test.ff.hud", names: []string{bad},
+		extra: map[string]any{"MachServices": map[string]any{"test.ff.hud.svc": true}}})
+	h.start()
+	r := ffCall(t, ffConn(t, h, "test.ff.hud.svc"), xpc.ReasonExited)
+	if strings.Contains(r.Description, "\n") || len(r.Description) > 1024 {
+		t.Errorf("description of %d bytes: %q", len(r.Description), r.Description[:min(len(r.Description), 200)])
+	}
+}
