@@ -237,3 +237,36 @@ func TestFailFastUndeclaredNameIsNotEchoed(t *testing.T) {
 		t.Errorf("description of %d bytes: %q", len(r.Description), r.Description[:min(len(r.Description), 200)])
 	}
 }
+
+// The journal limits entries by sender, and xpcd is the sender of every
+// job's: a user's domain gets journalBurst records at once, then
+// journalRate a second, so that one user's service writing in a loop
+// cannot use up the limit for everyone's lines. The system domain and
+// root's own are not limited, and another user has a quota of their own.
+func TestJournalQuotaPerUserDomain(t *testing.T) {
+	var j journal
+	t0 := time.Now()
+	sent := func(dom string, n int, at time.Time) int {
+		k := 0
+		for range n {
+			if j.allow(dom, at) {
+				k++
+			}
+		}
+		return k
+	}
+	if n := sent("user/4321", 3*journalBurst, t0); n != journalBurst {
+		t.Errorf("a burst of a user's domain: %d records sent, want %d", n, journalBurst)
+	}
+	if n := sent("user/4322", 10, t0); n != 10 {
+		t.Errorf("another user's: %d of 10", n)
+	}
+	for _, dom := range []string{DomainSystem, UserDomain(0)} {
+		if n := sent(dom, 3*journalBurst, t0); n != 3*journalBurst {
+			t.Errorf("%s: %d records sent, want all", dom, n)
+		}
+	}
+	if n := sent("user/4321", 3*journalRate, t0.Add(2*time.Second)); n != 2*journalRate {
+		t.Errorf("2 s later: %d records sent, want %d", n, 2*journalRate)
+	}
+}

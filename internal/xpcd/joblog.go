@@ -279,7 +279,8 @@ func (jl *jobLog) write(r logRecord) {
 	jl.mu.Lock()
 	defer jl.mu.Unlock()
 	jl.writeFile(line)
-	dropped := jl.ls.journal != nil && !jl.ls.journal.send(r, jl.label, jl.dom+"/"+jl.label)
+	j := jl.ls.journal
+	dropped := j != nil && (!j.allow(jl.dom, time.Now()) || !j.send(r, jl.label, jl.dom+"/"+jl.label))
 	lines := strings.Split(strings.TrimSuffix(line, "\n"), "\n")
 	jl.keepTail(lines, dropped)
 	if len(jl.followers) > 0 {
