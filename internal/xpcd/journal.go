@@ -32,6 +32,9 @@ type journal struct {
 	fd    int
 	drops atomic.Uint64
 
+	// quota: users' domains have a quota (when xpcd is root: a user's
+	// own xpcd sends only their lines).
+	quota  bool
 	qmu    sync.Mutex
 	quotas map[string]*journalQuota // by domain, for users' domains
 }
@@ -42,7 +45,8 @@ type journal struct {
 // included. So a user's domain sends at most journalBurst records at
 // once and journalRate a second after that; the others are dropped
 // and counted as the journal's drops (the job's files keep them). The
-// system domain's and root's own are not limited.
+// system domain's and root's own are not limited, nor a user's own
+// xpcd's.
 const (
 	journalBurst = 1000
 	journalRate  = 100
@@ -61,7 +65,7 @@ type journalQuota struct {
 // allow reports whether a record of domain dom may be sent now, and
 // takes it from dom's quota.
 func (j *journal) allow(dom string, now time.Time) bool {
-	if dom == DomainSystem || dom == UserDomain(0) {
+	if !j.quota || dom == DomainSystem || dom == UserDomain(0) {
 		return true
 	}
 	j.qmu.Lock()
@@ -110,7 +114,7 @@ func openJournal(path string) (*journal, error) {
 	if err != nil {
 		return nil, os.NewSyscallError("socket", err)
 	}
-	return &journal{path: path, fd: fd}, nil
+	return &journal{path: path, fd: fd, quota: os.Geteuid() == 0}, nil
 }
 
 // send sends r as an entry of identifier label, job target. It reports
