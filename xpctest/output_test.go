@@ -18,16 +18,17 @@ import (
 )
 
 // TestHelperWriter is a service, run by xpcd with XPCTEST_WRITE=N: it
-// writes N lines to standard output ("out I") and N to standard error
-// ("err I"), then makes the file XPCTEST_MARK, then exits, or with
+// writes N lines to standard output ("out I", after XPCTEST_PREFIX if set,
+// such as a "<7>" priority) and N to standard error ("err I"), then makes the file XPCTEST_MARK, then exits, or with
 // XPCTEST_HOLD=1 waits to be stopped.
 func TestHelperWriter(t *testing.T) {
 	n, err := strconv.Atoi(os.Getenv("XPCTEST_WRITE"))
 	if err != nil {
 		t.Skip("run by xpcd as a service")
 	}
+	prefix := os.Getenv("XPCTEST_PREFIX")
 	for i := range n {
-		fmt.Fprintf(os.Stdout, "out %d\n", i)
+		fmt.Fprintf(os.Stdout, "%sout %d\n", prefix, i)
 		fmt.Fprintf(os.Stderr, "err %d\n", i)
 	}
 	if err := os.WriteFile(os.Getenv("XPCTEST_MARK"), nil, 0o644); err != nil {
@@ -69,6 +70,8 @@ func TestOutputKeepsEveryLine(t *testing.T) {
 			env := map[string]string{"XPCTEST_WRITE": strconv.Itoa(writerLines), "XPCTEST_MARK": mark}
 			if c.hold {
 				env["XPCTEST_HOLD"] = "1"
+			} else {
+				env["XPCTEST_PREFIX"] = "<7>" // lines at debug level: Output has them too
 			}
 			label := "org.goxpc.xpctest.writer"
 			plist := xpctest.AgentPlist(label, []string{os.Args[0], "-test.run=^TestHelperWriter$"}, nil,
@@ -76,7 +79,7 @@ func TestOutputKeepsEveryLine(t *testing.T) {
 			opts := []xpctest.Option{xpctest.WithPlist("writer.plist", plist)}
 			if !c.hold {
 				// A logger that drops the lines: Output has them all
-				// the same.
+				// the same, those at debug level too.
 				opts = append(opts, xpctest.WithLogger(slog.New(slog.DiscardHandler)))
 			}
 			srv := xpctest.NewServer(t, opts...)

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
@@ -85,10 +88,33 @@ func printLogLines(s stdio, d *xpc.Dictionary) {
 	lines, _ := d.Array(bootstrap.KeyLogLines)
 	for _, l := range lines {
 		if str, ok := l.(xpc.String); ok {
-			fmt.Fprintln(s.out, string(str))
+			fmt.Fprintln(s.out, shown(string(str)))
 		}
 	}
 }
+
+// shown is a line a service wrote, as it may be written to a terminal:
+// each control character but a tab (an escape sequence would move the
+// cursor, retitle or talk to the terminal of whoever reads the log, root
+// included; a carriage return would hide what came before it on the
+// line) is written as Go writes it in a string ("\x1b", "\r").
+func shown(s string) string {
+	if !strings.ContainsFunc(s, isControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if isControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool { return r != '\t' && unicode.IsControl(r) }
 
 // logHandler prints the lines of a followed log once ready is closed, and
 // closes overflow when xpcd says this client fell behind.

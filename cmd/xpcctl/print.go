@@ -93,7 +93,7 @@ func renderPrintAt(w io.Writer, reply *xpc.Dictionary, now time.Time) {
 	if lines, ok := reply.Get("log").(xpc.Array); ok && len(lines) > 0 {
 		fmt.Fprintln(w, "\nLog:")
 		for _, s := range stringsOf(lines) {
-			fmt.Fprintln(w, "  "+s)
+			fmt.Fprintln(w, "  "+shown(s))
 		}
 	}
 }
@@ -217,7 +217,7 @@ func renderEnv(w io.Writer, reply *xpc.Dictionary) {
 		fmt.Fprintln(w, "Environment:")
 		for _, k := range env.Keys() {
 			v, _ := env.String(k)
-			fmt.Fprintf(w, "  %s=%s\n", k, v)
+			fmt.Fprintf(w, "  %s=%s\n", shown(k), shown(v))
 		}
 	} else if names, ok := reply.Get("environment_names").(xpc.Array); ok && len(names) > 0 {
 		fmt.Fprintln(w, "Environment (values shown to root and the domain's user):")

@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"os"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
@@ -60,11 +62,7 @@ func (ss *session) logRequest(ctx context.Context, msg *xpc.Message) {
 }
 
 func logReply(lines []string, truncated bool) *xpc.Dictionary {
-	arr := make(xpc.Array, len(lines))
-	for i, l := range lines {
-		arr[i] = xpc.String(l)
-	}
-	d := xpc.Dict(bootstrap.KeyLogLines, arr)
+	d := xpc.Dict(bootstrap.KeyLogLines, logArray(lines))
 	if truncated {
 		d.Set(bootstrap.KeyLogTruncated, xpc.Bool(true))
 	}
@@ -93,6 +91,9 @@ func (ls *jobLogs) follow(ss *session, dom, label string, msg *xpc.Message, n in
 	f := &logFollower{ch: newChannel(ss.conn, logFollowLimit), bucket: ss.bucket, jl: jl}
 	ls.follows[ss] = f
 	ls.nfollow[ss.bucket]++
+	// Counted now, under ls.mu, so that jl is not evicted as idle
+	// before f is among its followers.
+	jl.nfollowers.Add(1)
 	ls.mu.Unlock()
 	msg.Defer()
 	jl.mu.Lock()
@@ -107,7 +108,8 @@ func (ls *jobLogs) follow(ss *session, dom, label string, msg *xpc.Message, n in
 	ls.mu.Unlock()
 	if still {
 		jl.followers[f] = struct{}{}
-		jl.nfollowers.Add(1)
+	} else {
+		jl.nfollowers.Add(-1)
 	}
 	return nil
 }
@@ -229,13 +231,24 @@ func (ss *session) setLogKeys(d *xpc.Dictionary, dom string, owner uint32, label
 	}
 	lines, drops := ss.m.logs.lastLines(dom, label)
 	if len(lines) > 0 {
-		arr := make(xpc.Array, len(lines))
-		for i, l := range lines {
-			arr[i] = xpc.String(l)
-		}
-		d.Set(bootstrap.KeyLog, arr)
+		d.Set(bootstrap.KeyLog, logArray(lines))
 	}
 	if drops > 0 {
 		d.Set("log_journal_drops", xpc.Int64(int64(drops)))
 	}
+}
+
+// logArray is lines as the strings of a reply. A service's output is
+// bytes: a NUL byte, or bytes that are not UTF-8 (binary output, Latin-1,
+// a long line cut in a character), would make the whole reply fail to
+// encode, so each is shown as U+FFFD. The files keep the bytes.
+func logArray(lines []string) xpc.Array {
+	arr := make(xpc.Array, len(lines))
+	for i, l := range lines {
+		if !utf8.ValidString(l) || strings.IndexByte(l, 0) >= 0 {
+			l = strings.ReplaceAll(strings.ToValidUTF8(l, "\uFFFD"), "\x00", "\uFFFD")
+		}
+		arr[i] = xpc.String(l)
+	}
+	return arr
 }

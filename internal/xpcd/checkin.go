@@ -8,6 +8,7 @@ import (
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/goxpc/xpc/launchd"
 )
 
 // The check-in channel (docs/XPCD.md): what a service tells xpcd on it
@@ -32,7 +33,10 @@ func (m *supervisor) checkin(inst *instance, ch *channel, name string, msg *xpc.
 		return
 	}
 	if _, ok := inst.def.MachServices[name]; !ok {
-		inst.checkins.undeclared = name
+		if launchd.CheckServiceName(name) == nil {
+			// Only a name: clients are told it (failfast.go).
+			inst.checkins.undeclared = name
+		}
 		reply(&opError{reason: bootstrap.ReasonNotDeclared,
 			desc: fmt.Sprintf("service %q is not declared in the MachServices of job %s (%s)", name, inst.def.Label, inst.def.Path)})
 		return

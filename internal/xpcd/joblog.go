@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,11 +50,21 @@ const (
 	// follow at once (bootstrap.RuleLogFollowLimit).
 	maxLogFollowersPerUser = 8
 	// logFollowLimit is how many messages a follower may fall behind
-	// before it is told it overflowed and is dropped.
+	// before it is told it overflowed and is dropped; logFollowBytes, how
+	// many bytes of lines (a message may hold a 16 KiB line, or a 64 KiB
+	// panic).
 	logFollowLimit = 1024
+	logFollowBytes = 1 << 20
 	// maxLogName bounds an escaped name, so that LABEL.log.1 fits in a
 	// file name (255 bytes).
 	maxLogName = 200
+	// maxLogFilesPerDomain bounds the files of a domain's directory: a
+	// log outlives its job, and labels are the user's to choose, so a
+	// user loading job after job would otherwise fill root's disk. Past
+	// it, the files least recently written that no job is writing are
+	// removed (prune). Enough for every job a user may load, and
+	// their rotated files.
+	maxLogFilesPerDomain = 2*maxJobsPerUserDomain + 64
 	// noFollow: a log file that is a symbolic link is not opened.
 	noFollow = unix.O_NOFOLLOW
 )
@@ -171,6 +183,17 @@ type logFollower struct {
 	ch     *channel
 	bucket uint32
 	jl     *jobLog
+	queued atomic.Int64 // bytes of lines queued, not yet sent
+}
+
+// send queues lines (n bytes) to f; false if f is too far behind, or
+// gone, and is to be dropped.
+func (f *logFollower) send(lines xpc.Array, n int64) bool {
+	if f.queued.Add(n) > logFollowBytes {
+		f.ch.send(outItem{msg: xpc.Dict("overflow", true)})
+		return false
+	}
+	return f.ch.send(outItem{msg: xpc.Dict(bootstrap.KeyLogLines, lines), sent: func() { f.queued.Add(-n) }})
 }
 
 // acquire returns the log of dom/label, creating it, for a writer, who
@@ -257,16 +280,14 @@ func (jl *jobLog) write(r logRecord) {
 	jl.mu.Lock()
 	defer jl.mu.Unlock()
 	jl.writeFile(line)
-	dropped := jl.ls.journal != nil && !jl.ls.journal.send(r, jl.label, jl.dom+"/"+jl.label)
+	j := jl.ls.journal
+	dropped := j != nil && (!j.allow(jl.dom, time.Now()) || !j.send(r, jl.label, jl.dom+"/"+jl.label))
 	lines := strings.Split(strings.TrimSuffix(line, "\n"), "\n")
 	jl.keepTail(lines, dropped)
 	if len(jl.followers) > 0 {
-		arr := make(xpc.Array, len(lines))
-		for i, l := range lines {
-			arr[i] = xpc.String(l)
-		}
+		arr := logArray(lines)
 		for f := range jl.followers {
-			if !f.ch.send(outItem{msg: xpc.Dict(bootstrap.KeyLogLines, arr)}) {
+			if !f.send(arr, int64(len(line))) {
 				jl.dropFollower(f)
 			}
 		}
@@ -334,6 +355,9 @@ func (jl *jobLog) writeFile(line string) {
 // said once for all logs, and the log keeps no file from then on.
 func (jl *jobLog) open(trunc bool) bool {
 	err := os.MkdirAll(filepath.Dir(jl.path), 0o700)
+	if _, serr := os.Lstat(jl.path); err == nil && errors.Is(serr, os.ErrNotExist) {
+		jl.ls.prune(filepath.Dir(jl.path), jl.dom)
+	}
 	if err == nil {
 		flag := os.O_WRONLY | os.O_CREATE | os.O_APPEND | noFollow
 		if trunc {
@@ -353,6 +377,40 @@ func (jl *jobLog) open(trunc bool) bool {
 	jl.failed = true
 	jl.ls.warn(err)
 	return false
+}
+
+// prune removes, from dir (dom's), the files least recently written
+// until a new one keeps it within maxLogFilesPerDomain, sparing the logs
+// that jobs write now. It is called with a log's mu held, before the
+// file of a label that has none yet is made.
+func (ls *jobLogs) prune(dir, dom string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) < maxLogFilesPerDomain {
+		return
+	}
+	open := map[string]bool{}
+	ls.mu.Lock()
+	for _, o := range ls.logs {
+		if o.dom == dom && o.refs > 0 && o.path != "" {
+			open[filepath.Base(o.path)] = true
+		}
+	}
+	ls.mu.Unlock()
+	type old struct {
+		name string
+		at   time.Time
+	}
+	var olds []old
+	for _, e := range ents {
+		base := strings.TrimSuffix(e.Name(), ".1")
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() && !open[base] {
+			olds = append(olds, old{e.Name(), info.ModTime()})
+		}
+	}
+	slices.SortFunc(olds, func(a, b old) int { return a.at.Compare(b.at) })
+	for _, o := range olds[:min(len(olds), len(ents)-maxLogFilesPerDomain+1)] {
+		os.Remove(filepath.Join(dir, o.name))
+	}
 }
 
 // warn says, once, that job logs cannot be written.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -30,6 +31,70 @@ type journal struct {
 	mu    sync.RWMutex // closed and fd: sends hold it for reading
 	fd    int
 	drops atomic.Uint64
+
+	// quota: users' domains have a quota (when xpcd is root: a user's
+	// own xpcd sends only their lines).
+	quota  bool
+	qmu    sync.Mutex
+	quotas map[string]*journalQuota // by domain, for users' domains
+}
+
+// The journal rate-limits entries by their sender, and xpcd sends every
+// job's: one user's service writing in a loop would use up the limit
+// and have the journal drop every other service's lines, root's
+// included. So a user's domain sends at most journalBurst records at
+// once and journalRate a second after that; the others are dropped
+// and counted as the journal's drops (the job's files keep them). The
+// system domain's and root's own are not limited, nor a user's own
+// xpcd's.
+const (
+	journalBurst = 1000
+	journalRate  = 100
+	// maxJournalQuotas bounds the domains remembered; past it, those
+	// whose quota is whole again are forgotten, and if none is, a new
+	// domain's records are dropped until one is.
+	maxJournalQuotas = 4096
+)
+
+// journalQuota is what a domain may still send.
+type journalQuota struct {
+	tokens float64
+	at     time.Time
+}
+
+// allow reports whether a record of domain dom may be sent now, and
+// takes it from dom's quota.
+func (j *journal) allow(dom string, now time.Time) bool {
+	if !j.quota || dom == DomainSystem || dom == UserDomain(0) {
+		return true
+	}
+	j.qmu.Lock()
+	defer j.qmu.Unlock()
+	q := j.quotas[dom]
+	if q == nil {
+		if len(j.quotas) >= maxJournalQuotas {
+			for d, o := range j.quotas {
+				if o.tokens+now.Sub(o.at).Seconds()*journalRate >= journalBurst {
+					delete(j.quotas, d)
+				}
+			}
+			if len(j.quotas) >= maxJournalQuotas {
+				return false
+			}
+		}
+		if j.quotas == nil {
+			j.quotas = map[string]*journalQuota{}
+		}
+		q = &journalQuota{tokens: journalBurst, at: now}
+		j.quotas[dom] = q
+	}
+	q.tokens = min(journalBurst, q.tokens+now.Sub(q.at).Seconds()*journalRate)
+	q.at = now
+	if q.tokens < 1 {
+		return false
+	}
+	q.tokens--
+	return true
 }
 
 // openJournal returns a writer to the journal socket at path, or nil
@@ -49,7 +114,7 @@ func openJournal(path string) (*journal, error) {
 	if err != nil {
 		return nil, os.NewSyscallError("socket", err)
 	}
-	return &journal{path: path, fd: fd}, nil
+	return &journal{path: path, fd: fd, quota: os.Geteuid() == 0}, nil
 }
 
 // send sends r as an entry of identifier label, job target. It reports

@@ -32,8 +32,8 @@ import (
 // output: 6, info) unless it starts with "<N>", N from 0 to 7, as
 // sd-daemon's prefixes do, which sets it and is taken off. On standard
 // error, a line starting "panic:" or "fatal error:" starts a Go panic,
-// which is kept to the end of the output (at most maxPanicBytes) and
-// written as one record. The last lines of standard error are kept for a
+// which is kept to the end of the output (at most maxPanicBytes, and
+// panicWindow) and written as one record. The last lines of standard error are kept for a
 // crash record (crash.go).
 
 const (
@@ -46,6 +46,14 @@ const (
 	// error kept for a crash record.
 	errTailLines = 20
 	errTailBytes = 4 << 10
+	// panicWindow bounds how long after its first line a panic takes
+	// the lines of standard error: a Go program writes its panic at
+	// once, and dies. A line later than that ends the record and is
+	// logged as any line, so that a service that writes "panic:" and
+	// lives on (a daemon echoing what a client sent) does not have
+	// every later line of its standard error held back, and past
+	// maxPanicBytes left out, until it exits.
+	panicWindow = time.Second
 	// Priorities of lines without a prefix.
 	prioErr  = 3
 	prioInfo = 6
@@ -259,6 +267,10 @@ func (o *output) line(s *outStream, pid int, text string, p *panicBlock, log *sl
 			o.keepErr(text[3:]) // a crash record shows the line as the log does
 		} else {
 			o.keepErr(text)
+		}
+		if p.active && time.Since(p.at) > panicWindow {
+			o.emit(log, p.record(pid))
+			*p = panicBlock{}
 		}
 		if p.add(text) {
 			return
