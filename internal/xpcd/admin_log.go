@@ -157,17 +157,21 @@ func (jl *jobLog) readTail(n int) ([]string, bool) {
 	}
 	limit := int64(bootstrap.LogReplyMax)
 	data, whole := readEnd(jl.path, limit)
+	cut := !whole // data may begin inside a line
 	if whole {
 		var prev []byte
 		prev, whole = readEnd(jl.path+".1", limit-int64(len(data)))
+		// With no room left for the rotated file, nothing of it is
+		// read, and the current file's first line is whole.
+		cut = !whole && len(prev) > 0
 		data = append(prev, data...)
 	}
 	if len(data) == 0 {
-		return nil, false
+		return nil, !whole
 	}
 	lines := bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))
-	if !whole {
-		lines = lines[1:] // it may have been cut
+	if cut {
+		lines = lines[1:]
 	}
 	// n counts records, as journalctl -n counts entries: a panic or a
 	// crash record comes whole, never as the tail of its further lines.

@@ -600,3 +600,34 @@ func TestOutputLevels(t *testing.T) {
 		}
 	}
 }
+
+// When the current file alone fills a log reply, its first line is whole
+// and is kept; the rotated file's lines are left out, and it says so.
+func TestJobLogTailCurrentFileFillsReply(t *testing.T) {
+	t.Parallel()
+	ls := newJobLogs(t.TempDir(), 1<<20, "-", discardLogger())
+	jl := ls.acquire("user/0", "test.full")
+	defer jl.release()
+	var b strings.Builder
+	for i := 0; b.Len() < bootstrap.LogReplyMax; i++ {
+		fmt.Fprintf(&b, "%-63s\n", fmt.Sprintf("line %d", i))
+	}
+	if b.Len() != bootstrap.LogReplyMax {
+		t.Fatalf("%d bytes, not %d", b.Len(), bootstrap.LogReplyMax)
+	}
+	if err := os.MkdirAll(filepath.Dir(jl.path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(jl.path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(jl.path+".1", []byte("older\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	jl.mu.Lock()
+	lines, trunc := jl.readTail(bootstrap.LogLinesMax)
+	jl.mu.Unlock()
+	if len(lines) != bootstrap.LogReplyMax/64 || strings.TrimSpace(lines[0]) != "line 0" || !trunc {
+		t.Errorf("%d lines, the first %q, truncated %v", len(lines), lines[0], trunc)
+	}
+}
