@@ -252,20 +252,9 @@ func TestOutputPrioritiesAndJournal(t *testing.T) {
 	c := logsComponent{ls: ls}
 	c.start(context.Background())
 	defer c.close(context.Background())
-	o, w, err := newOutput(filepath.Join(dir, "out"), outputSink{log: discardLogger(), logs: ls, dom: "user/0", label: "test.prio"}, [2]bool{true, true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.start(4242)
-	w[0].WriteString("plain out\n<2>critical out\n<9>not a priority\n")
-	w[1].WriteString("plain err\n<7>debug err\npanic: boom\n\ngoroutine 1 [running]:\nmain.main()\n\t/x/main.go:3 +0x1\n")
-	w[0].Close()
-	w[1].Close()
-	select {
-	case <-o.done:
-	case <-time.After(testTimeout):
-		t.Fatal("the readers did not end")
-	}
+	writeOutput(t, filepath.Join(dir, "out"), outputSink{log: discardLogger(), logs: ls, dom: "user/0", label: "test.prio"},
+		"plain out\n<2>critical out\n<9>not a priority\n",
+		"plain err\n<7>debug err\npanic: boom\n\ngoroutine 1 [running]:\nmain.main()\n\t/x/main.go:3 +0x1\n")
 	want := map[string]string{ // MESSAGE -> PRIORITY
 		"plain out": "6", "critical out": "2", "<9>not a priority": "6", "plain err": "3", "debug err": "7",
 	}
@@ -578,21 +567,8 @@ func TestOutputLevels(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	dir := t.TempDir()
-	o, w, err := newOutput(filepath.Join(dir, "out"), outputSink{log: log, dom: "user/0", label: "test.levels"}, [2]bool{true, true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.start(4242)
-	w[0].WriteString("plain out\n<4>warned out\n<7>debug out\n")
-	w[1].WriteString("plain err\n")
-	w[0].Close()
-	w[1].Close()
-	select {
-	case <-o.done:
-	case <-time.After(testTimeout):
-		t.Fatal("the readers did not end")
-	}
+	writeOutput(t, filepath.Join(t.TempDir(), "out"), outputSink{log: log, dom: "user/0", label: "test.levels"},
+		"plain out\n<4>warned out\n<7>debug out\n", "plain err\n")
 	for _, s := range []string{`level=INFO msg=output pid=4242 line="plain out"`, `level=WARN msg=output pid=4242 line="warned out"`,
 		`level=DEBUG msg=output pid=4242 line="debug out"`, `level=ERROR msg=output pid=4242 line="plain err"`} {
 		if !strings.Contains(buf.String(), s) {
@@ -629,5 +605,25 @@ func TestJobLogTailCurrentFileFillsReply(t *testing.T) {
 	jl.mu.Unlock()
 	if len(lines) != bootstrap.LogReplyMax/64 || strings.TrimSpace(lines[0]) != "line 0" || !trunc {
 		t.Errorf("%d lines, the first %q, truncated %v", len(lines), lines[0], trunc)
+	}
+}
+
+// writeOutput writes stdout and stderr, as pid 4242, into a new output in
+// dir with sink, and waits until its readers have read them all.
+func writeOutput(t *testing.T, dir string, sink outputSink, stdout, stderr string) {
+	t.Helper()
+	o, w, err := newOutput(dir, sink, [2]bool{true, true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.start(4242)
+	w[0].WriteString(stdout)
+	w[1].WriteString(stderr)
+	w[0].Close()
+	w[1].Close()
+	select {
+	case <-o.done:
+	case <-time.After(testTimeout):
+		t.Fatal("the readers did not end")
 	}
 }
