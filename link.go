@@ -94,6 +94,9 @@ type link struct {
 	// went to xpcd in a pipelined lookup: only that xpcd may refuse the
 	// connection, with a refused frame ahead of the service's hello.
 	lookup *lookupRef
+	// refusing is set by the reader once it has a refused frame in hand,
+	// until it ends the link with it (sendFailed waits for that).
+	refusing atomic.Bool
 
 	// Byte limits (WithMaxQueuedBytes, WithMaxUnreadBytes).
 	queued         atomic.Int64 // body bytes of received messages not yet dequeued

@@ -443,6 +443,7 @@ func refusalError(eo *ErrorObject, what string) error {
 // ReasonSessionRejected. Anything else is a
 // protocol error. Either way it ends the link.
 func (l *link) readRefusal(h wire.Header, d *sock.Datagram) error {
+	l.refusing.Store(true)
 	dialed := l.dialed.Load()
 	ref := l.lookup
 	if !dialed && (ref == nil || l.peer.Load() != nil) {

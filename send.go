@@ -190,8 +190,26 @@ func peerClosed(err error) bool {
 }
 
 // refusalGrace is how long a send that found the peer gone, on a link that
-// may be refused, waits for a reader that has the refusal in hand.
-const refusalGrace = 100 * time.Millisecond
+// may be refused, waits for a reader that may have the refusal in hand;
+// refusalHeld how long, at most, once the reader has said it has
+// (link.refusing), however slowly it is scheduled.
+const (
+	refusalGrace = 100 * time.Millisecond
+	refusalHeld  = 5 * time.Second
+)
+
+// awaitRefusal waits up to d for the link to end, and reports whether it
+// has.
+func (l *link) awaitRefusal(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-l.ctx.Done():
+		return true
+	case <-t.C:
+		return false
+	}
+}
 
 // sendFailed turns a socket error into the link's death, and returns the
 // error the send fails with.
@@ -213,12 +231,8 @@ func (l *link) sendFailed(err error) error {
 		}
 		// Or a reader has just taken the refusal off the socket and
 		// is about to end the link with it: let its reason stand.
-		t := time.NewTimer(refusalGrace)
-		select {
-		case <-l.ctx.Done():
-			t.Stop()
+		if l.awaitRefusal(refusalGrace) || (l.refusing.Load() && l.awaitRefusal(refusalHeld)) {
 			return l.dead()
-		case <-t.C:
 		}
 	}
 	e := l.lostError(err)
