@@ -194,7 +194,7 @@ func runAdmin(ctx context.Context, s stdio, c *command, spec *adminSpec, args []
 	if *asJSON {
 		return printJSON(s, c, reply)
 	}
-	spec.render(s.out, reply)
+	spec.render(terminal{s.out}, reply)
 	return exitOK
 }
 

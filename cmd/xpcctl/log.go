@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"unicode"
@@ -98,7 +99,14 @@ func printLogLines(s stdio, d *xpc.Dictionary) {
 // cursor, retitle or talk to the terminal of whoever reads the log, root
 // included; a carriage return would hide what came before it on the
 // line) is written as Go writes it in a string ("\x1b", "\r").
-func shown(s string) string {
+func shown(s string) string { return escapeControls(s, false) }
+
+// escapeControls writes each control character of s but a tab, and with
+// keepNewlines a newline, as Go writes it in a string.
+func escapeControls(s string, keepNewlines bool) string {
+	isControl := func(r rune) bool {
+		return r != '\t' && (r != '\n' || !keepNewlines) && unicode.IsControl(r)
+	}
 	if !strings.ContainsFunc(s, isControl) {
 		return s
 	}
@@ -114,7 +122,18 @@ func shown(s string) string {
 	return b.String()
 }
 
-func isControl(r rune) bool { return r != '\t' && unicode.IsControl(r) }
+// terminal is a writer for what xpcctl renders of xpcd's replies: the
+// strings in them (labels, program paths, arguments, descriptions) are a
+// user's, and reach the terminal of whoever reads them, root included,
+// with their control characters escaped (escapeControls), lines kept.
+type terminal struct{ w io.Writer }
+
+func (t terminal) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(t.w, escapeControls(string(p), true)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
 
 // logHandler prints the lines of a followed log once ready is closed, and
 // closes overflow when xpcd says this client fell behind.

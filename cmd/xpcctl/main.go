@@ -226,7 +226,8 @@ func (c *command) usageError(s stdio, msg string) int {
 func (c *command) fail(s stdio, format string, args ...any) int {
 	msg := fmt.Sprintf(format, args...)
 	msg = strings.ReplaceAll(msg, "\n", " ")
-	fmt.Fprintf(s.err, "xpcctl %s: %s\n", c.name, msg)
+	// An error may quote a user's words (a label, a path): see terminal.
+	fmt.Fprintf(s.err, "xpcctl %s: %s\n", c.name, escapeControls(msg, false))
 	return exitFail
 }
 

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	howettplist "howett.net/plist"
+
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
 	"github.com/goxpc/xpc/xpctest"
@@ -127,5 +129,35 @@ func TestPrintRunningJob(t *testing.T) {
 	r = runCmd(t, nil, "print", "--json", target)
 	if r.code != 0 || !strings.Contains(r.stdout, `"rss_bytes"`) || !strings.Contains(r.stdout, `"arguments"`) {
 		t.Errorf("print --json:\n%s%s", r.stdout, r.stderr)
+	}
+}
+
+// What xpcctl renders of xpcd's replies reaches the terminal with its
+// control characters escaped: a user's plist could otherwise retitle,
+// clear or drive the terminal of root reading its print.
+func TestRenderEscapesControls(t *testing.T) {
+	// XML cannot carry an escape character: a binary plist can.
+	bad := "\x1b]0;owned\a\x1b[2J\rhidden"
+	plist, err := howettplist.Marshal(map[string]any{"Label": "test.ctl.escape", "Program": "/nonexistent/" + bad,
+		"ProgramArguments": []string{"sh", bad}, "WorkingDirectory": "/" + bad}, howettplist.BinaryFormat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := xpctest.NewServer(t, xpctest.WithPlist("escape.plist", plist))
+	t.Setenv(bootstrap.RootEnv, s.Root)
+	target := "user/" + strconv.Itoa(os.Geteuid()) + "/test.ctl.escape"
+	// And in errors: a kickstart of a job whose program does not exist.
+	r := runCmd(t, nil, "kickstart", target)
+	if r.code == 0 || strings.ContainsAny(r.stderr, "\x1b\a\r") || !strings.Contains(r.stderr, `\x1b]0;owned`) {
+		t.Errorf("kickstart: exit %d, stderr %q", r.code, r.stderr)
+	}
+	for _, args := range [][]string{{"print", target}, {"blame", target}, {"list"}} {
+		r := runCmd(t, nil, args...)
+		if r.code != 0 || strings.ContainsAny(r.stdout, "\x1b\a\r") {
+			t.Errorf("%s: exit %d, control characters in:\n%q%s", args[0], r.code, r.stdout, r.stderr)
+		}
+		if args[0] == "print" && !strings.Contains(r.stdout, `\x1b]0;owned\a\x1b[2J\rhidden`) {
+			t.Errorf("print does not show the argument escaped:\n%s", r.stdout)
+		}
 	}
 }
