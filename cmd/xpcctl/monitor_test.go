@@ -178,22 +178,36 @@ func TestMonitorBinaryCtrlC(t *testing.T) {
 		}
 		close(lines)
 	}()
+	// The monitor may attach between a request and its reply: its first
+	// line is then a reply. Requests go on until a request's line is
+	// followed by its reply's.
 	var got []string
+	paired := func() bool {
+		n := len(got)
+		return n >= 2 && strings.Contains(got[n-2], "→") && strings.Contains(got[n-1], "←")
+	}
 	deadline := time.After(30 * time.Second)
-	for len(got) < 2 {
+	for !paired() {
 		if _, err := c.SendWithReply(context.Background(), xpc.Dict("cmd", "bin")); err != nil {
 			t.Fatal(err)
 		}
-		select {
-		case l := <-lines:
-			got = append(got, l)
-			got = append(got, <-lines)
-		case <-time.After(50 * time.Millisecond):
-		case <-deadline:
-			t.Fatalf("xpcctl monitor printed nothing; stderr:\n%s", errb.String())
+		wait := time.After(50 * time.Millisecond)
+	read:
+		for !paired() {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("xpcctl monitor ended; printed:\n%s\nstderr:\n%s", strings.Join(got, "\n"), errb.String())
+				}
+				got = append(got, l)
+			case <-wait:
+				break read
+			case <-deadline:
+				t.Fatalf("xpcctl monitor printed no request and its reply:\n%s\nstderr:\n%s", strings.Join(got, "\n"), errb.String())
+			}
 		}
 	}
-	if !strings.Contains(got[0], "→") || !strings.Contains(got[1], "←") || !strings.Contains(got[1], `"pong to bin"`) {
+	if last := got[len(got)-1]; !strings.Contains(last, `"pong to bin"`) {
 		t.Fatalf("printed:\n%s", strings.Join(got, "\n"))
 	}
 	cmd.Process.Signal(os.Interrupt)
