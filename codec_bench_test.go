@@ -34,13 +34,13 @@ func benchTypicalDict() *Dictionary {
 	return d
 }
 
-// benchVectorBody reads the 1076-byte go-ios capture from the shared vectors
-// and returns its body, skipping the benchmark when the file is not there.
+// benchVectorBody reads the 1076-byte capture of testdata/vectors and
+// returns its body.
 func benchVectorBody(b *testing.B) []byte {
 	b.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "shared", "vectors", "go-ios_xpc_dict.bin"))
+	raw, err := os.ReadFile(filepath.Join("testdata", "vectors", "go-ios_xpc_dict.bin"))
 	if err != nil {
-		b.Skipf("vector not available: %v", err)
+		b.Fatal(err)
 	}
 	_, body, err := ParseWrapper(raw)
 	if err != nil {

@@ -112,16 +112,34 @@ func TestRemoteMagic(t *testing.T) {
 	}
 }
 
+// vectorsDir is testdata/vectors: the messages captured from Apple
+// devices, copied from the project's shared vectors (its README.md).
 func vectorsDir(t testing.TB) string {
 	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "shared", "vectors"))
+	dir, err := filepath.Abs(filepath.Join("testdata", "vectors"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(dir); err != nil {
-		t.Fatalf("vectors not found beside the checkout: %v", err)
-	}
 	return dir
+}
+
+// TestVectorsMatchShared: the copies in testdata are the bytes of the
+// shared vectors, when those are beside the checkout.
+func TestVectorsMatchShared(t *testing.T) {
+	shared := filepath.Join("..", "shared", "vectors")
+	names, err := filepath.Glob(filepath.Join(shared, "*.bin"))
+	if err != nil || len(names) == 0 {
+		t.Skip("no ../shared/vectors beside the checkout")
+	}
+	for _, p := range names {
+		want, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readVector(t, filepath.Base(p)); !bytes.Equal(got, want) {
+			t.Errorf("testdata/vectors/%s differs from %s", filepath.Base(p), p)
+		}
+	}
 }
 
 func readVector(t testing.TB, name string) []byte {

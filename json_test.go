@@ -14,25 +14,14 @@ import (
 	"github.com/goxpc/xpc"
 )
 
-// jsonTestVector reads a file of ../shared/vectors, found by walking up from
-// the working directory (CI always has shared/ beside the checkout).
+// jsonTestVector reads a file of testdata/vectors.
 func jsonTestVector(t testing.TB, name string) []byte {
 	t.Helper()
-	dir, err := os.Getwd()
+	b, err := os.ReadFile(filepath.Join("testdata", "vectors", name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		p := filepath.Join(dir, "shared", "vectors", name)
-		if b, err := os.ReadFile(p); err == nil {
-			return b
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatalf("no shared/vectors/%s above the working directory", name)
-		}
-		dir = parent
-	}
+	return b
 }
 
 func jsonTestDict(pairs ...any) *xpc.Dictionary {

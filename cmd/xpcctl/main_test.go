@@ -26,25 +26,14 @@ func runCmd(t *testing.T, stdin []byte, args ...string) result {
 	return result{code, out.String(), errb.String()}
 }
 
-// vectorPath finds shared/vectors/name by walking up from the working
-// directory: CI checks the repository out with shared/ beside it.
+// vectorPath is the path of the repository's testdata/vectors/name.
 func vectorPath(t *testing.T, name string) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
+	p := filepath.Join("..", "..", "testdata", "vectors", name)
+	if _, err := os.Stat(p); err != nil {
 		t.Fatal(err)
 	}
-	for {
-		p := filepath.Join(dir, "shared", "vectors", name)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatalf("no shared/vectors/%s above %s", name, dir)
-		}
-		dir = parent
-	}
+	return p
 }
 
 var vectorNames = []string{"go-ios_xpc_empty_dict.bin", "go-ios_xpc_dict.bin"}
