@@ -5,6 +5,7 @@
 // Usage:
 //
 //	xpcctl <command> [arguments]
+//	xpcctl --version
 //
 // Run 'xpcctl help' for the list of commands and 'xpcctl help <command>'
 // for one command's options. Exit status: 0 on success, 1 when the command
@@ -23,6 +24,7 @@ import (
 	"syscall"
 
 	"github.com/goxpc/xpc"
+	"github.com/goxpc/xpc/internal/buildinfo"
 )
 
 func main() {
@@ -98,6 +100,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "-h", "-help", "--help":
 		writeUsage(stdout)
 		return exitOK
+	case "--version", "-version":
+		fmt.Fprintln(stdout, buildinfo.Line("xpcctl"))
+		return exitOK
 	}
 	cmd, rest, err := lookup(args)
 	if err != nil {
@@ -142,7 +147,7 @@ func equalWords(a, b []string) bool {
 func writeUsage(w io.Writer) {
 	var b strings.Builder
 	b.WriteString("xpcctl controls goxpc services and converts XPC data.\n\n")
-	b.WriteString("Usage:\n  xpcctl <command> [arguments]\n\nCommands:\n")
+	b.WriteString("Usage:\n  xpcctl <command> [arguments]\n  xpcctl --version\n\nCommands:\n")
 	width := 0
 	for _, c := range commands {
 		width = max(width, len(c.name))

@@ -425,3 +425,12 @@ func TestDecodeJSONEncodeNaN(t *testing.T) {
 		t.Errorf("round trip: decode exit %d, encode exit %d %s", dec.code, enc.code, enc.stderr)
 	}
 }
+
+// xpcctl --version prints one line, with the Go version.
+func TestVersion(t *testing.T) {
+	r := runCmd(t, nil, "--version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "xpcctl ") || !strings.Contains(r.stdout, "go1.") ||
+		strings.Count(r.stdout, "\n") != 1 || r.stderr != "" {
+		t.Errorf("xpcctl --version: %+v", r)
+	}
+}

@@ -8,6 +8,7 @@
 //	xpcd [--user] [--root DIR] [--max-connections-per-user N]
 //	     [--journal-socket SOCKET] [--job-log-max-bytes N]
 //	     [--log-level LEVEL] [--log-format text|json]
+//	xpcd --version
 //
 // As root, xpcd serves the system domain (jobs in /etc/xpc/LaunchDaemons,
 // socket /run/xpc/bootstrap.sock); with --user, one user's domain (jobs in
@@ -52,6 +53,7 @@ import (
 	"time"
 
 	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/goxpc/xpc/internal/buildinfo"
 	"github.com/goxpc/xpc/internal/xpcd"
 )
 
@@ -69,7 +71,7 @@ func main() {
 	if n := procs(os.Getenv); n > 0 {
 		runtime.GOMAXPROCS(n)
 	}
-	os.Exit(run(os.Args[1:], os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // procs is the GOMAXPROCS xpcd sets for itself: 1, unless the GOMAXPROCS
@@ -86,7 +88,7 @@ func procs(getenv func(string) string) int {
 	return 1
 }
 
-func run(args []string, stderr io.Writer) int {
+func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("xpcd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	user := fs.Bool("user", false, "serve the current user's domain only")
@@ -97,8 +99,9 @@ func run(args []string, stderr io.Writer) int {
 		"at most `N` (at least 1) bootstrap connections open at once per user; root has no cap")
 	journal := fs.String("journal-socket", xpcd.DefaultJournalSocket, "send services' lines to the journal's native `SOCKET`, if it exists; - for none")
 	jobLogMax := fs.Int64("job-log-max-bytes", xpcd.DefaultJobLogMaxBytes, "rotate each job's log at `N` bytes (at least 4096)")
+	version := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: xpcd [--user] [--root DIR] [--max-connections-per-user N] [--journal-socket SOCKET] [--job-log-max-bytes N] [--log-level LEVEL] [--log-format text|json]")
+		fmt.Fprintln(stderr, "usage: xpcd [--user] [--root DIR] [--max-connections-per-user N] [--journal-socket SOCKET] [--job-log-max-bytes N] [--log-level LEVEL] [--log-format text|json] [--version]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -106,6 +109,10 @@ func run(args []string, stderr io.Writer) int {
 			return exitOK
 		}
 		return exitUsage
+	}
+	if *version {
+		fmt.Fprintln(stdout, buildinfo.Line("xpcd"))
+		return exitOK
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "xpcd: unexpected argument %q\n", fs.Arg(0))

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,14 +19,25 @@ func TestUsage(t *testing.T) {
 	for _, args := range [][]string{{"--bogus"}, {"extra"}, {"--log-level", "loud"}, {"--log-format", "xml"},
 		{"--max-connections-per-user", "0"}, {"--max-connections-per-user", "-1"}, {"--max-connections-per-user", "x"}} {
 		var stderr bytes.Buffer
-		if code := run(args, &stderr); code != exitUsage {
+		if code := run(args, io.Discard, &stderr); code != exitUsage {
 			t.Errorf("xpcd %v: exit %d, want %d\n%s", args, code, exitUsage, stderr.String())
 		}
 	}
 	var stderr bytes.Buffer
-	if code := run([]string{"-h"}, &stderr); code != exitOK || !strings.Contains(stderr.String(), "--user") ||
+	if code := run([]string{"-h"}, io.Discard, &stderr); code != exitOK || !strings.Contains(stderr.String(), "--user") ||
 		!strings.Contains(stderr.String(), "-max-connections-per-user N") {
 		t.Errorf("xpcd -h: exit %d\n%s", code, stderr.String())
+	}
+}
+
+// xpcd --version prints one line, with the Go version, and starts
+// nothing.
+func TestVersion(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"--version"}, &stdout, &stderr); code != exitOK ||
+		!strings.HasPrefix(stdout.String(), "xpcd ") || !strings.Contains(stdout.String(), "go1.") ||
+		strings.Count(stdout.String(), "\n") != 1 || stderr.Len() != 0 {
+		t.Errorf("xpcd --version: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
 	}
 }
 
@@ -78,7 +90,7 @@ func TestRunUntilSIGTERM(t *testing.T) {
 	t.Setenv("NOTIFY_SOCKET", filepath.Join(dir, "notify"))
 	var stderr bytes.Buffer
 	done := make(chan int)
-	go func() { done <- run([]string{"--user", "--root", dir, "--log-format", "json"}, &stderr) }()
+	go func() { done <- run([]string{"--user", "--root", dir, "--log-format", "json"}, io.Discard, &stderr) }()
 	if got := readNotify(t, n); !strings.HasPrefix(got, "READY=1\n") {
 		t.Fatalf("notification %q", got)
 	}
