@@ -259,6 +259,9 @@ func (h *harness) serviceConn(name string) (*xpc.Connection, *eventLog) {
 	return c, ev
 }
 
+// cmdModule is the module of xpcd and xpcctl, which lives in cmd/.
+const cmdModule = "github.com/goxpc/xpc/cmd"
+
 // buildPackages builds the main packages with the go command into dir,
 // each binary named after its package's directory, and returns dir. It
 // builds with the race detector when the test binary has it, so that the
@@ -279,6 +282,11 @@ func buildPackages(t *testing.T, dir string, pkgs ...string) string {
 		args = append(args, "-race")
 	}
 	cmd := exec.CommandContext(ctx, goCmd, append(args, pkgs...)...)
+	// The commands are a module of their own (cmd/go.mod): their packages
+	// are built from there. A test builds from one module at a time.
+	if strings.HasPrefix(pkgs[0], cmdModule+"/") {
+		cmd.Dir = filepath.Join("..", "..", "cmd")
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %v: %v\n%s", pkgs, err, out)
 	}

@@ -83,14 +83,15 @@ func modulePath(gomod []byte) string {
 	return ""
 }
 
-// build compiles xpcd (from the main module), the benchmark's service and
-// the floor baseline (from the bench module) into l.tmp.
+// build compiles xpcd (from the commands' module), the benchmark's service
+// and the floor baseline (from the bench module) into l.tmp.
 func (l *lab) build(ctx context.Context, root, bench string) error {
 	l.xpcdBin = filepath.Join(l.tmp, "xpcd")
 	l.svcBin = filepath.Join(l.tmp, "service")
 	l.floor = filepath.Join(l.tmp, "floor")
+	dir, pkg := xpcdPackage(root)
 	for _, b := range []struct{ dir, out, pkg string }{
-		{root, l.xpcdBin, "./cmd/xpcd"},
+		{dir, l.xpcdBin, pkg},
 		{bench, l.svcBin, "./cmd/xpcdbench/service"},
 		{bench, l.floor, "./cmd/xpcdbench/floor"},
 	} {
@@ -130,12 +131,23 @@ func (l *lab) buildBase(ctx context.Context, root, rev string) (string, error) {
 		return "", fmt.Errorf("git archive %s: %v\n%s", rev, err, stderr.String())
 	}
 	bin := filepath.Join(l.tmp, "xpcd-base")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/xpcd")
-	cmd.Dir = src
+	dir, pkg := xpcdPackage(src)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
+	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/xpcd at %s: %v\n%s", rev, err, out)
 	}
 	return bin, nil
+}
+
+// xpcdPackage says where to build xpcd in the repository at root: in cmd,
+// a module of its own since the commands moved there, or, for a revision
+// from before that, at the root, whose module then held cmd/xpcd.
+func xpcdPackage(root string) (dir, pkg string) {
+	if _, err := os.Stat(filepath.Join(root, "cmd", "go.mod")); err == nil {
+		return filepath.Join(root, "cmd"), "./xpcd"
+	}
+	return root, "./cmd/xpcd"
 }
 
 // plist is a job definition: the service binary, listening for name. It

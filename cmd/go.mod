@@ -1,0 +1,17 @@
+module github.com/goxpc/xpc/cmd
+
+go 1.26.0
+
+require (
+	github.com/goxpc/xpc v0.0.0
+	golang.org/x/sys v0.50.0
+	howett.net/plist v1.0.1
+)
+
+require (
+	aead.dev/minisign v0.3.0 // indirect
+	github.com/godbus/dbus/v5 v5.2.4 // indirect
+	golang.org/x/crypto v0.13.0 // indirect
+)
+
+replace github.com/goxpc/xpc => ../
