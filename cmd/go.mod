@@ -4,6 +4,8 @@ go 1.26.0
 
 require (
 	github.com/goxpc/xpc v0.0.0
+	github.com/spf13/cobra v1.10.2
+	github.com/spf13/pflag v1.0.9
 	golang.org/x/sys v0.50.0
 	howett.net/plist v1.0.1
 )
@@ -11,6 +13,7 @@ require (
 require (
 	aead.dev/minisign v0.3.0 // indirect
 	github.com/godbus/dbus/v5 v5.2.4 // indirect
+	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	golang.org/x/crypto v0.13.0 // indirect
 )
 

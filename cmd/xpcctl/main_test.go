@@ -371,14 +371,27 @@ func TestDocs(t *testing.T) {
 			}
 		}
 	}
-	for _, args := range [][]string{{"nope"}, {"plist"}, {"plist", "nope"}, {}} {
-		r := runCmd(t, nil, args...)
-		if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, "Usage:\n  xpcctl <command>") {
-			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
+	for _, tc := range []struct {
+		args  []string
+		usage string
+	}{
+		{[]string{"nope"}, "xpcctl <command>"}, {[]string{}, "xpcctl <command>"},
+		{[]string{"plist"}, "xpcctl plist <command>"}, {[]string{"plist", "nope"}, "xpcctl plist <command>"},
+	} {
+		r := runCmd(t, nil, tc.args...)
+		if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, "Usage:\n  "+tc.usage) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", tc.args, r.code, r.stdout, r.stderr)
 		}
 	}
 	if r := runCmd(t, nil, "help", "nope"); r.code != 2 {
 		t.Errorf("help nope: exit %d", r.code)
+	}
+	// A misspelt command gets what it may have meant.
+	for _, tc := range [][]string{{"lsit"}, {"plist", "lnit"}} {
+		r := runCmd(t, nil, tc...)
+		if r.code != 2 || !strings.Contains(r.stderr, "Did you mean") && !strings.Contains(r.stderr, "did you mean") {
+			t.Errorf("%v: exit %d, stderr %q", tc, r.code, r.stderr)
+		}
 	}
 }
 
