@@ -65,7 +65,10 @@ var choicesRE = regexp.MustCompile(`--([a-z][a-z0-9-]*) ([a-z0-9-]+(?:\|[a-z0-9-
 func (c *command) addCompletions(ctx context.Context, s stdio, cc *cobra.Command) {
 	for _, m := range choicesRE.FindAllStringSubmatch(c.args, -1) {
 		if cc.Flags().Lookup(m[1]) != nil {
-			cc.RegisterFlagCompletionFunc(m[1], cobra.FixedCompletions(strings.Split(m[2], "|"), cobra.ShellCompDirectiveNoFileComp))
+			choices := strings.Split(m[2], "|")
+			cc.RegisterFlagCompletionFunc(m[1], func(_ *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+				return prefixed(choices, toComplete), cobra.ShellCompDirectiveNoFileComp
+			})
 		}
 	}
 	words := positionals(c.args, cc.Flags())

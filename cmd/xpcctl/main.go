@@ -126,8 +126,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // builds its own, so nothing is shared between runs.
 func newRoot(ctx context.Context, s stdio, code *int) *cobra.Command {
 	root := &cobra.Command{
-		Use:           "xpcctl",
-		Short:         "control goxpc services and convert XPC data",
+		Use:   "xpcctl",
+		Short: "control goxpc services and convert XPC data",
+		Long: "xpcctl controls goxpc services, as launchctl does launchd's, and converts XPC data and\n" +
+			"property lists, as plutil does. Run 'xpcctl help' for the list of commands.\n\n" + instanceHelp,
 		Version:       buildinfo.Line("xpcctl"),
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -202,7 +204,7 @@ func (c *command) cobraCommand(ctx context.Context, s stdio, code *int) *cobra.C
 	cc := &cobra.Command{
 		Use:                   strings.TrimSpace(words[len(words)-1] + " " + c.args),
 		Short:                 c.summary,
-		Long:                  c.summary + ".\n\n" + c.help,
+		Long:                  c.help,
 		Args:                  cobra.ArbitraryArgs,
 		DisableFlagsInUseLine: true,
 	}
