@@ -4,12 +4,16 @@
 //
 // Usage:
 //
-//	xpcctl <command> [arguments]
+//	xpcctl [--system|--user] <command> [arguments]
 //	xpcctl --version
 //
 // Run 'xpcctl help' for the list of commands and 'xpcctl help <command>'
-// for one command's options. Exit status: 0 on success, 1 when the command
-// failed (bad input, unreadable file), 2 for a usage error.
+// for one command's options. Long flags take two dashes; a one-letter flag
+// is only a long one's shorthand (-k|--kill). --system and --user choose
+// the xpcd to talk to. 'xpcctl completion bash|zsh|fish' prints a shell
+// completion script; the hidden 'xpcctl gen-man DIR' writes the man pages.
+// Exit status: 0 on success, 1 when the command failed (bad input,
+// unreadable file, a refusal), 2 for a usage error.
 package main
 
 import (

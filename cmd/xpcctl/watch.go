@@ -35,14 +35,15 @@ line is the whole job record as one JSON object, as xpcd sends it.
 func setupWatch(fs *pflag.FlagSet) runFunc {
 	asJSON := fs.Bool("json", false, "print each change as the job's whole record, one JSON object per line")
 	return func(ctx context.Context, s stdio, c *command, pos []string) int {
-		if len(pos) > 1 {
-			return c.usageError(s, "too many arguments")
-		}
-		return runWatch(ctx, s, c, lastArg(pos), *asJSON)
+		return runWatch(ctx, s, c, pos, *asJSON)
 	}
 }
 
-func runWatch(ctx context.Context, s stdio, c *command, target string, asJSON bool) int {
+func runWatch(ctx context.Context, s stdio, c *command, pos []string, asJSON bool) int {
+	if len(pos) > 1 {
+		return c.usageError(s, "too many arguments")
+	}
+	target := lastArg(pos)
 	events := make(chan *xpc.Dictionary, 64)
 	h := watchHandler{events: events}
 	conn, err := dialXPCD(ctx, s.xpcd, h)
