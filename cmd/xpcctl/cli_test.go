@@ -188,6 +188,18 @@ func TestCompletion(t *testing.T) {
 	}
 }
 
+// A long flag written with one dash, as xpcctl took them before, is a
+// usage error that says how to write it.
+func TestOneDashLongFlag(t *testing.T) {
+	r := runCmd(t, nil, "list", "-json")
+	if r.code != 2 || !strings.Contains(r.stderr, "long flags take two dashes: --json\n") {
+		t.Errorf("list -json: %+v", r)
+	}
+	if r := runCmd(t, nil, "list", "-jx"); r.code != 2 || strings.Contains(r.stderr, "two dashes") {
+		t.Errorf("list -jx: %+v", r)
+	}
+}
+
 // --system and --user choose the instance; both at once is a usage error.
 func TestInstanceFlags(t *testing.T) {
 	runDir := t.TempDir()

@@ -23,6 +23,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -215,8 +216,8 @@ func (c *command) cobraCommand(ctx context.Context, s stdio, code *int) *cobra.C
 	cc.Hidden = c.hidden
 	rf := c.setup(cc.Flags())
 	cc.SetHelpFunc(func(cc *cobra.Command, _ []string) { c.writeHelp(s.out, cc) })
-	cc.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return fmt.Errorf("%w\nUsage: %s", err, c.synopsis())
+	cc.SetFlagErrorFunc(func(cc *cobra.Command, err error) error {
+		return fmt.Errorf("%w%s\nUsage: %s", err, twoDashes(cc, err), c.synopsis())
 	})
 	cc.RunE = func(cc *cobra.Command, pos []string) error {
 		s := s
@@ -231,6 +232,20 @@ func (c *command) cobraCommand(ctx context.Context, s stdio, code *int) *cobra.C
 	}
 	c.addCompletions(ctx, s, cc)
 	return cc
+}
+
+// oneDashRE finds the word pflag read as shorthands: "unknown shorthand
+// flag: 'j' in -json".
+var oneDashRE = regexp.MustCompile(`in -([a-z][a-z0-9-]+)$`)
+
+// twoDashes says, of a long flag written with one dash (as xpcctl took
+// them before its flags had one spelling), how to write it.
+func twoDashes(cc *cobra.Command, err error) string {
+	m := oneDashRE.FindStringSubmatch(err.Error())
+	if m == nil || cc.Flags().Lookup(m[1]) == nil {
+		return ""
+	}
+	return "; long flags take two dashes: --" + m[1]
 }
 
 // writeUsage lists xpcctl's commands, or those of group ("plist").
