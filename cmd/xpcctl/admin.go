@@ -280,7 +280,7 @@ func printJSON(s stdio, c *command, reply *xpc.Dictionary) int {
 
 func renderList(w io.Writer, reply *xpc.Dictionary) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PID\tSTATE\tRUNS\tLAST EXIT\tLABEL")
+	fmt.Fprintln(tw, "PID\tSTATE\tRUNS\tLAST EXIT\tLABEL\tSERVICES")
 	jobs, _ := reply.Array(bootstrap.KeyJobs)
 	for _, o := range jobs {
 		j, ok := o.(*xpc.Dictionary)
@@ -292,6 +292,10 @@ func renderList(w io.Writer, reply *xpc.Dictionary) {
 			pid = strconv.FormatInt(p, 10)
 		}
 		state, _ := j.String(bootstrap.KeyState)
+		if gone, _ := j.Bool(bootstrap.KeyPlistDeleted); gone {
+			// Unloaded once it exits (print and blame say more).
+			state += " (plist deleted)"
+		}
 		runs, _ := j.Int64(bootstrap.KeyRuns)
 		last, err := j.String(bootstrap.KeyLastExit)
 		if _, failed := j.String("error"); failed == nil {
@@ -303,7 +307,7 @@ func renderList(w io.Writer, reply *xpc.Dictionary) {
 		}
 		label, _ := j.String(bootstrap.KeyLabel)
 		dom, _ := j.String(bootstrap.KeyDomain)
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s/%s\n", pid, state, runs, last, dom, label)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s/%s\t%s\n", pid, state, runs, last, dom, label, servicesColumn(j))
 	}
 	tw.Flush()
 	// Plists that did not load are part of the answer too.
@@ -315,6 +319,38 @@ func renderList(w io.Writer, reply *xpc.Dictionary) {
 			}
 		}
 	}
+}
+
+// maxServicesColumn bounds list's SERVICES column, in bytes: names past it
+// are counted ("+N"), not shown (print shows them all).
+const maxServicesColumn = 60
+
+// servicesColumn is the service names a job of list serves, comma
+// separated, "-" for none. The first name is always shown whole (a name is
+// at most 127 bytes); the others while the column, with room for "+N"
+// naming how many are left out, stays within maxServicesColumn.
+func servicesColumn(j *xpc.Dictionary) string {
+	names, _ := j.Array(bootstrap.KeyMachServices)
+	var b strings.Builder
+	for i, o := range names {
+		s, _ := o.(xpc.String)
+		room := maxServicesColumn
+		if left := len(names) - i - 1; left > 0 {
+			room -= len(",+") + len(strconv.Itoa(left))
+		}
+		if i > 0 && b.Len()+1+len(s) > room {
+			fmt.Fprintf(&b, ",+%d", len(names)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(string(s))
+	}
+	if b.Len() == 0 {
+		return "-"
+	}
+	return b.String()
 }
 
 func renderStatus(w io.Writer, reply *xpc.Dictionary) {
