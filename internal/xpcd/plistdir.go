@@ -1,6 +1,7 @@
 package xpcd
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -149,4 +150,9 @@ func plistLabel(path string) string {
 	}
 	label, _ := d.String("Label")
 	return label
+}
+
+// plistDeletedText says what became of a marked job, for refusals.
+func plistDeletedText(j *job) string {
+	return fmt.Sprintf("job %s: its plist %s was deleted; it is not launched again, and is unloaded when its instance exits", j.target(), j.gone)
 }

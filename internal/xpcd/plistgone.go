@@ -2,7 +2,6 @@ package xpcd
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -253,9 +252,4 @@ func (m *supervisor) plistBack(j *job, def *launchd.Job) {
 // deleted.
 func (m *supervisor) dropLoadError(d *domain, path string) {
 	d.errors = slices.DeleteFunc(d.errors, func(le loadError) bool { return le.File == path })
-}
-
-// plistDeletedText says what became of a marked job, for refusals.
-func plistDeletedText(j *job) string {
-	return fmt.Sprintf("job %s: its plist %s was deleted; it is not launched again, and is unloaded when its instance exits", j.target(), j.gone)
 }
