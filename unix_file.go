@@ -20,7 +20,7 @@ import (
 // a socket of another domain or type, unix.EPROTOTYPE; one that is not
 // listening, unix.EINVAL.
 func NewListenerFromFile(f *os.File, opts ...Option) (*Listener, error) {
-	cfg, err := configure(inListenUnix, opts)
+	cfg, err := configure(inNewListenerFromFile, opts)
 	if err != nil {
 		return nil, err
 	}
