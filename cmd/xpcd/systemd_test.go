@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -223,5 +224,25 @@ func TestSystemNeedsRoot(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitFail || !strings.Contains(string(out), "needs root") {
 		t.Errorf("xpcd --system as a user: %v\n%s", err, out)
+	}
+}
+
+// A watchdog meant for another process (WATCHDOG_PID), or none, gets no
+// pings, and a malformed WATCHDOG_USEC none either.
+func TestWatchdogNotOurs(t *testing.T) {
+	dir := shortTempDir(t)
+	n := listenNotify(t, filepath.Join(dir, "notify"))
+	t.Setenv("NOTIFY_SOCKET", filepath.Join(dir, "notify"))
+	log := slog.New(slog.DiscardHandler)
+	for _, env := range [][2]string{{"100000", "1"}, {"", ""}, {"soon", ""}} {
+		t.Setenv("WATCHDOG_USEC", env[0])
+		t.Setenv("WATCHDOG_PID", env[1])
+		// With a watchdog to ping, the nil daemon would be probed.
+		startWatchdog(nil, log)()
+	}
+	n.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	b := make([]byte, 64)
+	if k, err := n.Read(b); err == nil {
+		t.Errorf("notification %q", b[:k])
 	}
 }

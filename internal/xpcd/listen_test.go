@@ -1,12 +1,10 @@
 package xpcd
 
 import (
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -100,31 +98,5 @@ func TestPassedListenerRefused(t *testing.T) {
 				t.Errorf("state written although the socket was refused")
 			}
 		})
-	}
-}
-
-// Alive answers while the loop turns and times out while it is stuck in a
-// step, which is what keeps cmd/xpcd from pinging systemd's watchdog then.
-func TestAliveStuckLoop(t *testing.T) {
-	h := newHarness(t)
-	d := h.start()
-	if err := d.Alive(testCtx(t)); err != nil {
-		t.Fatalf("Alive: %v", err)
-	}
-	release := make(chan struct{})
-	d.sup.post(func() { <-release })
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	err := d.Alive(ctx)
-	cancel()
-	close(release)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Alive with the loop stuck: %v, want context.DeadlineExceeded", err)
-	}
-	if err := d.Alive(testCtx(t)); err != nil {
-		t.Fatalf("Alive after the loop went on: %v", err)
-	}
-	h.close(d)
-	if err := d.Alive(testCtx(t)); err == nil {
-		t.Fatal("Alive after Close: nil")
 	}
 }
