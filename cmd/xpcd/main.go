@@ -51,6 +51,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -123,6 +124,7 @@ func newCommand(o *options, stdout, stderr io.Writer, code *int) *cobra.Command 
 	}
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
+	cmd.SetFlagErrorFunc(oneDash)
 	f := cmd.Flags()
 	f.SortFlags = false
 	f.BoolVar(&o.system, "system", false, "serve the system instance (as root): the system domain and every user's")
@@ -138,6 +140,18 @@ func newCommand(o *options, stdout, stderr io.Writer, code *int) *cobra.Command 
 	f.StringVar(&o.genMan, "gen-man", "", "write the manual page xpcd.8 into `DIR` and exit")
 	_ = f.MarkHidden("gen-man")
 	return cmd
+}
+
+// oneDash says, of a long flag written with one dash (as xpcd took them
+// before its flags had one spelling), how to write it: pflag reads -user
+// as the shorthands u, s, e and r ("unknown shorthand flag: 'u' in -user").
+func oneDash(cmd *cobra.Command, err error) error {
+	_, word, ok := strings.Cut(err.Error(), " in -")
+	word, _, _ = strings.Cut(word, "=")
+	if ok && cmd.Flags().Lookup(word) != nil {
+		return fmt.Errorf("%w; long flags take two dashes: --%s", err, word)
+	}
+	return err
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

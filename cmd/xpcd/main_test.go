@@ -41,6 +41,11 @@ func TestUsage(t *testing.T) {
 		!strings.Contains(stderr.String(), "--user") {
 		t.Errorf("xpcd --root DIR: exit %d, the error does not name both --system and --user:\n%s", code, stderr.String())
 	}
+	stderr.Reset()
+	if code := run([]string{"-user", "-log-level=debug"}, io.Discard, &stderr); code != exitUsage ||
+		!strings.Contains(stderr.String(), "long flags take two dashes: --user") {
+		t.Errorf("xpcd -user: exit %d\n%s", code, stderr.String())
+	}
 	var stdout bytes.Buffer
 	stderr.Reset()
 	if code := run([]string{"-h"}, &stdout, &stderr); code != exitOK || !strings.Contains(stdout.String(), "--system") ||
