@@ -174,7 +174,7 @@ func TestNoBootstrap(t *testing.T) {
 	}
 	// The system instance's socket: its own fix.
 	e := unreachable([]string{bootstrap.System().Socket}, []error{unix.ENOENT})
-	if !strings.HasSuffix(e.Error(), "; start xpcd as root, or systemctl start xpcd") {
+	if !strings.HasSuffix(e.Error(), "; start xpcd --system as root, or systemctl start xpcd") {
 		t.Errorf("system socket: %v", e)
 	}
 	// Another failure is still an interruption.

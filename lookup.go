@@ -118,7 +118,7 @@ type noBootstrapError struct {
 
 // Error says it on one line, with the fix: "xpc: no xpcd is running:
 // nothing listens on PATH; start xpcd --user, or systemctl --user start
-// xpcd" (for the system instance's socket alone, xpcd as root).
+// xpcd" (for the system instance's socket alone, xpcd --system as root).
 func (e *noBootstrapError) Error() string {
 	return fmt.Sprintf("xpc: %v: nothing listens on %s; %s", ErrNoBootstrap, strings.Join(e.paths, " or "), bootstrap.StartHint(e.paths))
 }

@@ -16,10 +16,11 @@ import (
 //     WithMaxUnreadBytes, WithMaxFDs) and WithTransactions: the
 //     constructors of connections and listeners (NewServiceConnection,
 //     NewEndpointConnection, NewConnectionFromFile, DialUnix, NewListener,
-//     ListenUnix, and CheckIn for the Service's listeners);
+//     ListenUnix, NewListenerFromFile, and CheckIn for the Service's
+//     listeners);
 //   - WithPeerRequirement: NewServiceConnection, NewEndpointConnection,
-//     NewConnectionFromFile, DialUnix, NewListener, ListenUnix and
-//     Service.Listen;
+//     NewConnectionFromFile, DialUnix, NewListener, ListenUnix,
+//     NewListenerFromFile and Service.Listen;
 //   - WithBootstrapSocket: NewServiceConnection and NewBootstrap;
 //   - WithDomain, WithBootstrap: NewServiceConnection.
 type Option func(*config) error
@@ -76,18 +77,19 @@ const (
 	inNewNotifier
 	inPostNotification
 	inCheckInFile
+	inNewListenerFromFile
 
 	// The limits and the transaction count apply to every constructor of
 	// a connection, and of a listener (whose peers they configure; a
 	// Service's configuration is its listeners').
 	connsAndListeners = inNewServiceConnection | inNewEndpointConnection | inNewConnectionFromFile |
-		inDialUnix | inNewListener | inListenUnix | inCheckIn | inCheckInFile
+		inDialUnix | inNewListener | inListenUnix | inCheckIn | inCheckInFile | inNewListenerFromFile
 )
 
 func (k constructor) String() string {
 	names := [...]string{"NewServiceConnection", "NewEndpointConnection", "NewConnectionFromFile",
 		"DialUnix", "NewListener", "ListenUnix", "CheckIn", "NewBootstrap", "Listen", "NewNotifier", "PostNotification",
-		"CheckInFile"}
+		"CheckInFile", "NewListenerFromFile"}
 	for i, name := range names {
 		if k == 1<<i {
 			return name
@@ -323,9 +325,9 @@ func WithBootstrap(b *Bootstrap) Option {
 // socket (NewEndpointConnection, DialUnix, NewConnectionFromFile), against
 // the process the kernel names for the socket at connect; for a named
 // service (NewServiceConnection), when its first frame (the hello) names it;
-// on a listener (NewListener, ListenUnix, Service.Listen), as each client
-// connects, before the admission check (Listener.SetAdmission) and the
-// handler see it. A client that fails is sent a refused frame holding the
+// on a listener (NewListener, ListenUnix, NewListenerFromFile,
+// Service.Listen), as each client connects, before the admission check
+// (Listener.SetAdmission) and the handler see it. A client that fails is sent a refused frame holding the
 // reason, so that its own connection fails with ErrInvalid and
 // ErrPeerRequirement and says which clause. It is checked again on every
 // message, request and reply that arrives: a peer that executes another
@@ -343,7 +345,7 @@ func WithBootstrap(b *Bootstrap) Option {
 // replacement.
 func WithPeerRequirement(r Requirement) Option {
 	return option("WithPeerRequirement", inNewServiceConnection|inNewEndpointConnection|inNewConnectionFromFile|
-		inDialUnix|inNewListener|inListenUnix|inListen, func(c *config) error {
+		inDialUnix|inNewListener|inListenUnix|inNewListenerFromFile|inListen, func(c *config) error {
 		if r.IsZero() {
 			return fmt.Errorf("xpc: WithPeerRequirement: the zero Requirement requires nothing (make one with ParseRequirement)")
 		}

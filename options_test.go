@@ -14,6 +14,7 @@ import (
 
 	"github.com/goxpc/xpc/internal/bootstrap"
 	"github.com/goxpc/xpc/internal/sock"
+	"golang.org/x/sys/unix"
 )
 
 // newConfig is the configuration of a connection made by hand in a test
@@ -25,7 +26,7 @@ func newConfig(opts []Option) (config, error) { return configure(^constructor(0)
 // in optionConstructors.
 var (
 	connsAndListenersNames = []string{"NewServiceConnection", "NewEndpointConnection", "NewConnectionFromFile",
-		"DialUnix", "NewListener", "ListenUnix", "CheckIn", "CheckInFile", "NewSession", "NewEndpointSession"}
+		"DialUnix", "NewListener", "ListenUnix", "NewListenerFromFile", "CheckIn", "CheckInFile", "NewSession", "NewEndpointSession"}
 	optionRules = []struct {
 		name    string
 		make    func(t *testing.T) Option
@@ -50,7 +51,7 @@ var (
 		}, []string{"NewServiceConnection", "NewSession"}},
 		{"WithPeerRequirement", func(*testing.T) Option { return WithPeerRequirement(MustParseRequirement("uid 0")) },
 			[]string{"NewServiceConnection", "NewEndpointConnection", "NewConnectionFromFile", "DialUnix",
-				"NewListener", "ListenUnix", "Listen", "NewSession", "NewEndpointSession"}},
+				"NewListener", "ListenUnix", "NewListenerFromFile", "Listen", "NewSession", "NewEndpointSession"}},
 		{"WithStrictDecoding", func(*testing.T) Option { return WithStrictDecoding() },
 			append(append([]string{}, connsAndListenersNames...), "Listen")},
 	}
@@ -161,6 +162,10 @@ func optionConstructors(t *testing.T) map[string]func(opt Option) error {
 		"DialUnix":    func(o Option) error { return connection(DialUnix(ctx, dialTo, o)) },
 		"NewListener": func(o Option) error { return listener(NewListener(o)) },
 		"ListenUnix":  func(o Option) error { return listener(ListenUnix(path(), 0o600, o)) },
+		"NewListenerFromFile": func(o Option) error {
+			f, _ := bindSocket(t, unix.SOCK_SEQPACKET, true)
+			return listener(NewListenerFromFile(f, o))
+		},
 		"CheckIn": func(o Option) error {
 			// Not launched by xpcd: an accepted option gets as far as
 			// ErrNotLaunched.

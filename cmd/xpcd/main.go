@@ -5,16 +5,18 @@
 //
 // Usage:
 //
-//	xpcd [--user] [--root DIR] [--max-connections-per-user N]
+//	xpcd --system | --user [--root DIR] [--max-connections-per-user N]
 //	     [--journal-socket SOCKET] [--job-log-max-bytes N]
 //	     [--log-level LEVEL] [--log-format text|json]
 //	xpcd --version
 //
-// As root, xpcd serves the system domain (jobs in /etc/xpc/LaunchDaemons,
-// socket /run/xpc/bootstrap.sock); with --user, one user's domain (jobs in
+// xpcd with no flags prints its usage and exits 2: the instance is named
+// with exactly one of --system and --user. --system, as root, serves the
+// system domain (jobs in /etc/xpc/LaunchDaemons, socket
+// /run/xpc/bootstrap.sock); --user, one user's domain (jobs in
 // $XDG_CONFIG_HOME/xpc/LaunchAgents, socket $XDG_RUNTIME_DIR/xpc/
 // bootstrap.sock). --root DIR (or XPCD_ROOT=DIR) puts a whole private
-// instance under DIR.
+// instance under DIR, with either.
 //
 // --max-connections-per-user N (default 256) caps the connections to the
 // bootstrap socket one user may have open at once; root has no cap. The
@@ -28,31 +30,31 @@
 // each line of a service's output is also sent (docs/XPCD.md, "Service
 // logs").
 //
-// xpcd logs to standard error, services' output included, and tells
-// systemd it is ready (sd_notify READY=1) when NOTIFY_SOCKET is set. On
-// SIGTERM or SIGINT it shuts itself down and leaves the services running;
-// the next xpcd adopts them.
+// Under systemd (serve.go), xpcd serves the bootstrap socket systemd passes
+// (LISTEN_FDS) instead of making one, says when it is ready and stopping
+// (NOTIFY_SOCKET), and pings the watchdog (WATCHDOG_USEC) while its
+// supervisor loop answers. The hidden --gen-man DIR writes the manual page
+// xpcd.8 into DIR (man.go).
+//
+// xpcd logs to standard error, services' output included. On SIGTERM or
+// SIGINT it shuts itself down and leaves the services running; the next
+// xpcd adopts them.
 //
 // Exit status: 0 after a clean shutdown, 1 if xpcd could not start or did
 // not shut down cleanly, 2 for a usage error.
 package main
 
 import (
-	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
-	"os/signal"
 	"runtime"
 	"strings"
-	"syscall"
-	"time"
 
-	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/spf13/cobra"
+
 	"github.com/goxpc/xpc/internal/buildinfo"
 	"github.com/goxpc/xpc/internal/xpcd"
 )
@@ -63,9 +65,6 @@ const (
 	exitFail  = 1
 	exitUsage = 2
 )
-
-// shutdownTimeout bounds a graceful shutdown.
-const shutdownTimeout = 30 * time.Second
 
 func main() {
 	if n := procs(os.Getenv); n > 0 {
@@ -88,128 +87,135 @@ func procs(getenv func(string) string) int {
 	return 1
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("xpcd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	user := fs.Bool("user", false, "serve the current user's domain only")
-	root := fs.String("root", "", "put the whole instance under `DIR` (as XPCD_ROOT does)")
-	level := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
-	format := fs.String("log-format", "text", "log format: text or json")
-	maxConns := fs.Int("max-connections-per-user", xpcd.DefaultMaxConnectionsPerUser,
-		"at most `N` (at least 1) bootstrap connections open at once per user; root has no cap")
-	journal := fs.String("journal-socket", xpcd.DefaultJournalSocket, "send services' lines to the journal's native `SOCKET`, if it exists; - for none")
-	jobLogMax := fs.Int64("job-log-max-bytes", xpcd.DefaultJobLogMaxBytes, "rotate each job's log at `N` bytes (at least 4096)")
-	version := fs.Bool("version", false, "print the version and exit")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: xpcd [--user] [--root DIR] [--max-connections-per-user N] [--journal-socket SOCKET] [--job-log-max-bytes N] [--log-level LEVEL] [--log-format text|json] [--version]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if *version {
-		fmt.Fprintln(stdout, buildinfo.Line("xpcd"))
-		return exitOK
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "xpcd: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return exitUsage
-	}
-	if *maxConns < 1 {
-		fmt.Fprintf(stderr, "xpcd: --max-connections-per-user %d: want at least 1\n", *maxConns)
-		return exitUsage
-	}
-	if *jobLogMax < 4096 {
-		fmt.Fprintf(stderr, "xpcd: --job-log-max-bytes %d: want at least 4096\n", *jobLogMax)
-		return exitUsage
-	}
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(*level)); err != nil {
-		fmt.Fprintf(stderr, "xpcd: --log-level %q: want debug, info, warn or error\n", *level)
-		return exitUsage
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	var h slog.Handler
-	switch *format {
-	case "text":
-		h = slog.NewTextHandler(stderr, opts)
-	case "json":
-		h = slog.NewJSONHandler(stderr, opts)
-	default:
-		fmt.Fprintf(stderr, "xpcd: --log-format %q: want text or json\n", *format)
-		return exitUsage
-	}
-	log := slog.New(h)
-
-	paths := bootstrap.FromEnv(*user)
-	if *root != "" {
-		paths = bootstrap.ForRoot(*root, *user)
-	}
-	if !*user && paths.Root == "" && os.Geteuid() != 0 {
-		log.Error("the system instance needs root; use --user (or --root DIR) for a private one")
-		return exitFail
-	}
-	cfg := xpcd.Config{Paths: paths, User: *user, Logger: log, MaxConnectionsPerUser: *maxConns,
-		JournalSocket: *journal, JobLogMaxBytes: *jobLogMax}
-	if *user && paths.Root == "" {
-		// Lookups the user's domain cannot answer go on to system.
-		cfg.SystemSocket = bootstrap.System().Socket
-	}
-	d, err := xpcd.New(cfg)
-	if err != nil {
-		log.Error("bad configuration", "err", err)
-		return exitFail
-	}
-
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	signal.Ignore(syscall.SIGPIPE, syscall.SIGHUP)
-	defer signal.Stop(sigs)
-
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	err = d.Start(ctx)
-	cancel()
-	if err != nil {
-		log.Error("cannot start", "err", err)
-		return exitFail
-	}
-	if err := sdNotify("READY=1\nSTATUS=serving " + paths.Socket); err != nil {
-		log.Warn("sd_notify", "err", err)
-	}
-
-	sig := <-sigs
-	log.Info("shutting down; services keep running", "signal", sig.String())
-	sdNotify("STOPPING=1")
-	ctx, cancel = context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := d.Close(ctx); err != nil {
-		log.Error("shutdown", "err", err)
-		return exitFail
-	}
-	return exitOK
+// options are xpcd's flags.
+type options struct {
+	system, user bool
+	root         string
+	level        string
+	format       string
+	maxConns     int
+	journal      string
+	jobLogMax    int64
+	version      bool
+	genMan       string
 }
 
-// sdNotify sends state to systemd's notification socket, if NOTIFY_SOCKET
-// names one: a single datagram to that path, or to the abstract socket
-// named after the '@' (Go's net package maps a leading '@' to the
-// abstract namespace's NUL).
-func sdNotify(state string) error {
-	path := os.Getenv("NOTIFY_SOCKET")
-	if path == "" {
-		return nil
+// newCommand returns xpcd's command; running it sets code, the exit
+// status.
+func newCommand(o *options, stdout, stderr io.Writer, code *int) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "xpcd --system | --user [flags]",
+		Short: "goxpc's bootstrap server and service manager",
+		Long:  longHelp,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unexpected argument %q", args[0])
+			}
+			return nil
+		},
+		SilenceErrors:         true,
+		SilenceUsage:          true,
+		DisableFlagsInUseLine: true,
+		CompletionOptions:     cobra.CompletionOptions{DisableDefaultCmd: true},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			*code = o.run(cmd, stdout, stderr)
+			return nil
+		},
 	}
-	if !strings.HasPrefix(path, "/") && !strings.HasPrefix(path, "@") {
-		return fmt.Errorf("NOTIFY_SOCKET %q: not a path or abstract socket", path)
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	cmd.SetFlagErrorFunc(oneDash)
+	f := cmd.Flags()
+	f.SortFlags = false
+	f.BoolVar(&o.system, "system", false, "serve the system instance (as root): the system domain and every user's")
+	f.BoolVar(&o.user, "user", false, "serve the current user's domain only")
+	f.StringVar(&o.root, "root", "", "put the whole instance under `DIR` (as XPCD_ROOT does)")
+	f.IntVar(&o.maxConns, "max-connections-per-user", xpcd.DefaultMaxConnectionsPerUser,
+		"at most `N` (at least 1) bootstrap connections open at once per user; root has no cap")
+	f.StringVar(&o.journal, "journal-socket", xpcd.DefaultJournalSocket, "send services' lines to the journal's native `SOCKET`, if it exists; - for none")
+	f.Int64Var(&o.jobLogMax, "job-log-max-bytes", xpcd.DefaultJobLogMaxBytes, "rotate each job's log at `N` bytes (at least 4096)")
+	f.StringVar(&o.level, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	f.StringVar(&o.format, "log-format", "text", "log `FORMAT`: text or json")
+	f.BoolVar(&o.version, "version", false, "print the version and exit")
+	f.StringVar(&o.genMan, "gen-man", "", "write the manual page xpcd.8 into `DIR` and exit")
+	_ = f.MarkHidden("gen-man")
+	return cmd
+}
+
+// oneDash says, of a long flag written with one dash (as xpcd took them
+// before its flags had one spelling), how to write it: pflag reads -user
+// as the shorthands u, s, e and r ("unknown shorthand flag: 'u' in -user").
+func oneDash(cmd *cobra.Command, err error) error {
+	_, word, ok := strings.Cut(err.Error(), " in -")
+	word, _, _ = strings.Cut(word, "=")
+	if ok && cmd.Flags().Lookup(word) != nil {
+		return fmt.Errorf("%w; long flags take two dashes: --%s", err, word)
 	}
-	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_, err = c.Write([]byte(state))
 	return err
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	var o options
+	code := exitOK
+	cmd := newCommand(&o, stdout, stderr, &code)
+	cmd.SetArgs(args)
+	if err := cmd.Execute(); err != nil {
+		// Every error of Execute is one of the command line's.
+		fmt.Fprintf(stderr, "xpcd: %v\n", err)
+		fmt.Fprintln(stderr, "Run 'xpcd --help' for usage.")
+		return exitUsage
+	}
+	return code
+}
+
+// run runs xpcd as the flags say and returns its exit status.
+func (o *options) run(cmd *cobra.Command, stdout, stderr io.Writer) int {
+	switch {
+	case o.version:
+		fmt.Fprintln(stdout, buildinfo.Line("xpcd"))
+		return exitOK
+	case o.genMan != "":
+		if err := genMan(cmd, o.genMan); err != nil {
+			fmt.Fprintf(stderr, "xpcd: --gen-man: %v\n", err)
+			return exitFail
+		}
+		return exitOK
+	case cmd.Flags().NFlag() == 0:
+		cmd.SetOut(stderr)
+		_ = cmd.Usage()
+		return exitUsage
+	}
+	log, err := o.check(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "xpcd: %v\n", err)
+		fmt.Fprintln(stderr, "Run 'xpcd --help' for usage.")
+		return exitUsage
+	}
+	return o.serve(log)
+}
+
+// check validates the flags and returns the logger they ask for.
+func (o *options) check(stderr io.Writer) (*slog.Logger, error) {
+	switch {
+	case o.system && o.user:
+		return nil, errors.New("--system and --user: give one of them, not both")
+	case !o.system && !o.user:
+		return nil, errors.New("give --system (the system instance, as root) or --user (yours)")
+	case o.maxConns < 1:
+		return nil, fmt.Errorf("--max-connections-per-user %d: want at least 1", o.maxConns)
+	case o.jobLogMax < 4096:
+		return nil, fmt.Errorf("--job-log-max-bytes %d: want at least 4096", o.jobLogMax)
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(o.level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", o.level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch o.format {
+	case "text":
+		return slog.New(slog.NewTextHandler(stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", o.format)
 }

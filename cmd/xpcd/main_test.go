@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,18 +13,54 @@ import (
 	"github.com/goxpc/xpc/internal/bootstrap"
 )
 
+// TestMain runs xpcd itself when a test re-executes the test binary as
+// xpcd (asXpcd), so that LISTEN_PID can name the process that runs it.
+func TestMain(m *testing.M) {
+	if os.Getenv("XPCD_TEST_AS_XPCD") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
 func TestUsage(t *testing.T) {
-	for _, args := range [][]string{{"--bogus"}, {"extra"}, {"--log-level", "loud"}, {"--log-format", "xml"},
-		{"--max-connections-per-user", "0"}, {"--max-connections-per-user", "-1"}, {"--max-connections-per-user", "x"}} {
+	for _, args := range [][]string{{"--bogus"}, {"extra", "--user"}, {"--user", "--log-level", "loud"},
+		{"--user", "--log-format", "xml"}, {"--user", "--max-connections-per-user", "0"},
+		{"--user", "--max-connections-per-user", "-1"}, {"--user", "--max-connections-per-user", "x"},
+		{"--user", "--job-log-max-bytes", "100"}, {"--user", "--system"}, {"--root", t.TempDir()},
+		{"--log-level", "debug"}} {
 		var stderr bytes.Buffer
 		if code := run(args, io.Discard, &stderr); code != exitUsage {
 			t.Errorf("xpcd %v: exit %d, want %d\n%s", args, code, exitUsage, stderr.String())
 		}
+		if !strings.HasPrefix(stderr.String(), "xpcd: ") {
+			t.Errorf("xpcd %v: stderr %q", args, stderr.String())
+		}
 	}
 	var stderr bytes.Buffer
-	if code := run([]string{"-h"}, io.Discard, &stderr); code != exitOK || !strings.Contains(stderr.String(), "--user") ||
-		!strings.Contains(stderr.String(), "-max-connections-per-user N") {
-		t.Errorf("xpcd -h: exit %d\n%s", code, stderr.String())
+	if code := run([]string{"--root", t.TempDir()}, io.Discard, &stderr); !strings.Contains(stderr.String(), "--system") ||
+		!strings.Contains(stderr.String(), "--user") {
+		t.Errorf("xpcd --root DIR: exit %d, the error does not name both --system and --user:\n%s", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := run([]string{"-user", "-log-level=debug"}, io.Discard, &stderr); code != exitUsage ||
+		!strings.Contains(stderr.String(), "long flags take two dashes: --user") {
+		t.Errorf("xpcd -user: exit %d\n%s", code, stderr.String())
+	}
+	var stdout bytes.Buffer
+	stderr.Reset()
+	if code := run([]string{"-h"}, &stdout, &stderr); code != exitOK || !strings.Contains(stdout.String(), "--system") ||
+		!strings.Contains(stdout.String(), "--max-connections-per-user N") || strings.Contains(stdout.String(), "gen-man") {
+		t.Errorf("xpcd -h: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+}
+
+// xpcd with no flags starts nothing: it prints its usage to standard error
+// and exits 2.
+func TestNoFlags(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(nil, &stdout, &stderr); code != exitUsage || stdout.Len() != 0 ||
+		!strings.Contains(stderr.String(), "xpcd --system | --user") || !strings.Contains(stderr.String(), "--root DIR") {
+		t.Errorf("xpcd: exit %d, stdout %q, stderr:\n%s", code, stdout.String(), stderr.String())
 	}
 }
 
@@ -41,51 +75,40 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-func listenNotify(t *testing.T, name string) *net.UnixConn {
-	t.Helper()
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: name, Net: "unixgram"})
+// --gen-man DIR writes xpcd.8 with the sections a manual page needs, the
+// options before the files, and without the hidden flag.
+func TestGenMan(t *testing.T) {
+	dir := t.TempDir()
+	var stderr bytes.Buffer
+	if code := run([]string{"--gen-man", dir}, io.Discard, &stderr); code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "xpcd.8"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-func readNotify(t *testing.T, c *net.UnixConn) string {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	b := make([]byte, 4096)
-	n, err := c.Read(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b[:n])
-}
-
-func TestSdNotify(t *testing.T) {
-	for _, name := range []string{filepath.Join(t.TempDir(), "notify"), fmt.Sprintf("@xpcd-test-%d", os.Getpid())} {
-		c := listenNotify(t, name)
-		t.Setenv("NOTIFY_SOCKET", name)
-		if err := sdNotify("READY=1"); err != nil {
-			t.Fatalf("%s: %v", name, err)
+	page := string(b)
+	last := -1
+	for _, sec := range []string{"NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "FILES", "SIGNALS", "ENVIRONMENT", "EXIT STATUS", "SEE ALSO"} {
+		i := strings.Index(page, "\n.SH "+sec+"\n")
+		if i < last {
+			t.Errorf("section %s missing or out of order", sec)
 		}
-		if got := readNotify(t, c); got != "READY=1" {
-			t.Errorf("%s: got %q", name, got)
+		last = i
+	}
+	for _, want := range []string{`.TH "XPCD" "8"`, `\fB--system\fP`, "WATCHDOG_USEC", "LISTEN_FDS"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("xpcd.8 lacks %q", want)
 		}
 	}
-	t.Setenv("NOTIFY_SOCKET", "")
-	if err := sdNotify("READY=1"); err != nil {
-		t.Errorf("without NOTIFY_SOCKET: %v", err)
+	if strings.Contains(page, "gen-man") {
+		t.Error("xpcd.8 names the hidden --gen-man")
 	}
 }
 
 // xpcd starts, says it is ready, and shuts down cleanly on SIGTERM.
 func TestRunUntilSIGTERM(t *testing.T) {
-	dir, err := os.MkdirTemp("", "xpcd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
+	dir := shortTempDir(t)
 	n := listenNotify(t, filepath.Join(dir, "notify"))
 	t.Setenv("NOTIFY_SOCKET", filepath.Join(dir, "notify"))
 	var stderr bytes.Buffer
@@ -111,6 +134,9 @@ func TestRunUntilSIGTERM(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), `"msg":"xpcd stopped"`) {
 		t.Errorf("log:\n%s", stderr.String())
+	}
+	if _, err := os.Stat(bootstrap.ForRoot(dir, true).Socket); err == nil {
+		t.Error("the socket xpcd made is still there after it stopped")
 	}
 }
 

@@ -102,7 +102,7 @@ func ClientSockets() []string {
 // its socket alone, a user instance's otherwise.
 func StartHint(sockets []string) string {
 	if len(sockets) == 1 && sockets[0] == System().Socket {
-		return "start xpcd as root, or systemctl start xpcd"
+		return "start xpcd --system as root, or systemctl start xpcd"
 	}
 	return "start xpcd --user, or systemctl --user start xpcd"
 }

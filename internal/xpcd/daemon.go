@@ -91,6 +91,14 @@ type Config struct {
 	// DefaultJournalSocket; "-": none.
 	JournalSocket string
 
+	// Listener, if set, is the bootstrap socket, already bound and
+	// listening, as systemd's socket activation passes it: it must be an
+	// AF_UNIX SOCK_SEQPACKET socket listening on Paths.Socket, with no
+	// wider mode than xpcd gives its own (listen.go); xpcd serves a
+	// duplicate and never removes the socket's path. The caller closes
+	// its own. nil: xpcd creates the socket, and removes it at Close.
+	Listener *os.File
+
 	// InProcess, if set, runs the jobs it names inside this process
 	// instead of exec'ing them (inprocess.go). Only xpctest sets it, for
 	// the xpcd a test runs in its own process; cmd/xpcd never does. nil:
@@ -211,6 +219,7 @@ func New(cfg Config) (*Daemon, error) {
 		logs:        logs,
 	})
 	srv := newServer(sup, p, user, log.With("component", "bootstrap"))
+	srv.passed = cfg.Listener
 	if user {
 		srv.systemSocket = cfg.SystemSocket
 	}

@@ -20,7 +20,9 @@
 // (daemon.go):
 //
 //	socket      binds the bootstrap socket first, so that a second xpcd on
-//	            the same paths fails before it touches anything
+//	            the same paths fails before it touches anything, or checks
+//	            the one passed in (Config.Listener, listen.go), which it
+//	            never removes
 //	state       the state directory: overrides.json, processes.json and
 //	            activities.json,
 //	            written atomically (state.go, persist.go); read-only when the directory
@@ -52,7 +54,9 @@
 // a closure: post runs it later, call runs it and waits (never from the
 // loop). One loop rather than one goroutine per job, because lookups, name
 // uniqueness, memory pressure and watch look across jobs; each step is
-// short.
+// short. Daemon.Alive hands it a no-op and waits, bounded by a context:
+// cmd/xpcd pings systemd's watchdog only when that returns in time
+// (alive.go).
 //
 // The loop never waits. What can block runs on a goroutine of its own and
 // reports back with post:

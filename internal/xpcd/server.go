@@ -24,6 +24,8 @@ type server struct {
 	log   *slog.Logger
 
 	l *xpc.Listener
+	// passed is the socket the caller bound (Config.Listener), or nil.
+	passed *os.File
 	// systemSocket: a --user instance passes the lookups it cannot
 	// resolve, naming no domain or system, to the system instance there
 	// (forward.go); "" for none.
@@ -82,14 +84,14 @@ func (s *server) bind() error {
 	if err := os.Chmod(s.paths.RunDir, dirMode); err != nil {
 		return fmt.Errorf("run directory: %w", err)
 	}
-	l, err := xpc.ListenUnix(s.paths.Socket, sockMode, connOptions()...)
+	l, err := s.listen(sockMode)
 	if err != nil {
 		return err
 	}
 	l.SetAdmission(s.admit)
 	l.SetHandler(s.accept)
 	s.l = l
-	s.log.Info("listening", "socket", s.paths.Socket, "mode", sockMode)
+	s.log.Info("listening", "socket", s.paths.Socket, "mode", sockMode, "passed", s.passed != nil)
 	return nil
 }
 

@@ -225,6 +225,17 @@ func (l *lab) start(ctx context.Context, root string) (*instance, startResult, e
 	return l.startBin(ctx, l.xpcdBin, root)
 }
 
+// instanceFlags are the flags that name the instance for bin: --system
+// for an xpcd that has it (and then starts nothing without it), none for
+// an older one, built from a base revision, whose default it was.
+func instanceFlags(bin string) []string {
+	out, _ := exec.Command(bin, "--help").CombinedOutput()
+	if strings.Contains(string(out), "--system") {
+		return []string{"--system"}
+	}
+	return nil
+}
+
 // startBin is start with another xpcd binary.
 func (l *lab) startBin(ctx context.Context, bin, root string) (*instance, startResult, error) {
 	in := &instance{
@@ -238,7 +249,7 @@ func (l *lab) startBin(ctx context.Context, bin, root string) (*instance, startR
 		return nil, startResult{}, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(bin, "--root", root)
+	cmd := exec.Command(bin, append(instanceFlags(bin), "--root", root)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = cleanEnv()
 	if l.procs > 0 {

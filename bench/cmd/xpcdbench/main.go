@@ -12,7 +12,7 @@
 // It builds xpcd (./cmd/xpcd of the repository) and a small service
 // (./cmd/xpcdbench/service of the bench module) into a temporary
 // directory with `go build`, runs every xpcd it needs there as
-// `xpcd --root DIR` (a private instance: DIR/run/bootstrap.sock,
+// `xpcd --system --root DIR` (a private instance: DIR/run/bootstrap.sock,
 // DIR/LaunchAgents), and stops every xpcd and service it started before it
 // exits, on error, ^C and SIGTERM too (if it is killed outright, the
 // kernel kills xpcd and the services: both ask for PR_SET_PDEATHSIG).

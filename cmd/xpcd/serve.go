@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/activation"
+	"github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/goxpc/xpc/internal/xpcd"
+)
+
+// shutdownTimeout bounds a graceful shutdown.
+const shutdownTimeout = 30 * time.Second
+
+// serve runs the instance the flags name until SIGTERM or SIGINT.
+func (o *options) serve(log *slog.Logger) int {
+	paths := bootstrap.FromEnv(o.user)
+	if o.root != "" {
+		paths = bootstrap.ForRoot(o.root, o.user)
+	}
+	if o.system && paths.Root == "" && os.Geteuid() != 0 {
+		log.Error("the system instance (--system) needs root; use --user, or --root DIR for a private one")
+		return exitFail
+	}
+	passed, err := passedSocket()
+	if err != nil {
+		log.Error("socket activation", "err", err)
+		return exitFail
+	}
+	if passed != nil {
+		// xpcd serves a duplicate.
+		defer passed.Close()
+	}
+	cfg := xpcd.Config{Paths: paths, User: o.user, Logger: log, MaxConnectionsPerUser: o.maxConns,
+		JournalSocket: o.journal, JobLogMaxBytes: o.jobLogMax, Listener: passed}
+	if o.user && paths.Root == "" {
+		// Lookups the user's domain cannot answer go on to system.
+		cfg.SystemSocket = bootstrap.System().Socket
+	}
+	d, err := xpcd.New(cfg)
+	if err != nil {
+		log.Error("bad configuration", "err", err)
+		return exitFail
+	}
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	signal.Ignore(syscall.SIGPIPE, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	err = d.Start(ctx)
+	cancel()
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return exitFail
+	}
+	notify(log, "READY=1\nSTATUS=serving "+paths.Socket)
+	stopWatchdog := startWatchdog(d, log)
+
+	sig := <-sigs
+	log.Info("shutting down; services keep running", "signal", sig.String())
+	stopWatchdog()
+	notify(log, "STOPPING=1")
+	ctx, cancel = context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := d.Close(ctx); err != nil {
+		log.Error("shutdown", "err", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+// passedSocket returns the bootstrap socket systemd's socket activation
+// passed (LISTEN_FDS, LISTEN_PID), or nil when it passed none. More than
+// one is an error: xpcd has one socket. The variables are removed from
+// xpcd's environment either way. xpcd checks the socket itself
+// (xpcd.Config.Listener).
+func passedSocket() (*os.File, error) {
+	files := activation.Files(true)
+	switch len(files) {
+	case 0:
+		return nil, nil
+	case 1:
+		return files[0], nil
+	}
+	for _, f := range files {
+		f.Close()
+	}
+	return nil, fmt.Errorf("%d sockets passed (LISTEN_FDS), want one: the bootstrap socket", len(files))
+}
+
+// notify tells systemd state, when NOTIFY_SOCKET asks for it.
+func notify(log *slog.Logger, state string) {
+	if _, err := daemon.SdNotify(false, state); err != nil {
+		log.Warn("sd_notify", "err", err)
+	}
+}
+
+// startWatchdog pings systemd's watchdog (WATCHDOG=1) at half the interval
+// WATCHDOG_USEC asks for, each time after the supervisor loop has answered
+// a probe (xpcd.Daemon.Alive) within that half: a stuck loop sends no ping,
+// and systemd restarts xpcd. The function it returns stops the pings and
+// waits for their goroutine to end. Without a watchdog it does nothing.
+func startWatchdog(d *xpcd.Daemon, log *slog.Logger) (stop func()) {
+	interval, err := daemon.SdWatchdogEnabled(false)
+	if err != nil {
+		log.Warn("watchdog", "err", err)
+	}
+	if err != nil || interval <= 0 {
+		return func() {}
+	}
+	log.Info("watchdog", "interval", interval)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { watchdog(ctx, d, interval/2, log) })
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
+
+// watchdog pings every period while the loop answers, until ctx ends.
+func watchdog(ctx context.Context, d *xpcd.Daemon, period time.Duration, log *slog.Logger) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		probe, cancel := context.WithTimeout(ctx, period)
+		err := d.Alive(probe)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			log.Error("watchdog: no ping", "err", err)
+		} else {
+			notify(log, "WATCHDOG=1")
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
