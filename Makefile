@@ -39,7 +39,7 @@ INSTALL_DATA ?= $(INSTALL) -m 0644
 # The Debian package (packaging/deb/build reads these).
 VERSION ?=
 MAINTAINER ?= goxpc developers <xpc@goxpc.invalid>
-export VERSION MAINTAINER
+export VERSION MAINTAINER GOBUILDFLAGS
 
 B := $(BUILDDIR)
 UNITS_SYSTEM := $(notdir $(wildcard contrib/systemd/system/*.service contrib/systemd/system/*.socket))
