@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/goxpc/xpc"
+	"github.com/spf13/pflag"
 )
 
 var decodeCommand = &command{
@@ -26,31 +27,28 @@ Malformed input prints one line naming the problem and its byte offset and
 exits with status 1. A body holding fd, shmem or endpoint objects cannot be
 decoded from a file: the descriptors they stand for arrive beside the body
 on a connection, and a file has none.`,
-	run: runDecode,
+	setup: setupDecode,
 }
 
-func runDecode(ctx context.Context, s stdio, c *command, args []string) int {
-	fs := c.flagSet(s)
+func setupDecode(fs *pflag.FlagSet) runFunc {
 	asJSON := fs.Bool("json", false, "print tagged JSON instead of the description")
-	pos, code, ok := c.parse(s, fs, args)
-	if !ok {
-		return code
+	return func(ctx context.Context, s stdio, c *command, pos []string) int {
+		if len(pos) > 1 {
+			return c.usageError(s, "too many arguments")
+		}
+		data, name, err := readInput(s, firstOr(pos, ""))
+		if err != nil {
+			return c.fail(s, "%v", err)
+		}
+		out, err := decodeOutput(data, *asJSON)
+		if err != nil {
+			return c.fail(s, "%s: %v", name, err)
+		}
+		if _, err := s.out.Write(out); err != nil {
+			return c.fail(s, "write: %v", err)
+		}
+		return exitOK
 	}
-	if len(pos) > 1 {
-		return c.usageError(s, "too many arguments")
-	}
-	data, name, err := readInput(s, firstOr(pos, ""))
-	if err != nil {
-		return c.fail(s, "%v", err)
-	}
-	out, err := decodeOutput(data, *asJSON)
-	if err != nil {
-		return c.fail(s, "%s: %v", name, err)
-	}
-	if _, err := s.out.Write(out); err != nil {
-		return c.fail(s, "write: %v", err)
-	}
-	return exitOK
 }
 
 func firstOr(args []string, def string) string {

@@ -4,27 +4,33 @@
 //
 // Usage:
 //
-//	xpcctl <command> [arguments]
+//	xpcctl [--system|--user] <command> [arguments]
 //	xpcctl --version
 //
 // Run 'xpcctl help' for the list of commands and 'xpcctl help <command>'
-// for one command's options. Exit status: 0 on success, 1 when the command
-// failed (bad input, unreadable file), 2 for a usage error.
+// for one command's options. Long flags take two dashes; a one-letter flag
+// is only a long one's shorthand (-k|--kill). --system and --user choose
+// the xpcd to talk to. 'xpcctl completion bash|zsh|fish' prints a shell
+// completion script; the hidden 'xpcctl gen-man DIR' writes the man pages.
+// Exit status: 0 on success, 1 when the command failed (bad input,
+// unreadable file, a refusal), 2 for a usage error.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/buildinfo"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func main() {
@@ -41,26 +47,33 @@ const (
 	exitUsage = 2
 )
 
-// stdio is what a command reads from and writes to.
+// stdio is what a command reads from and writes to, and the xpcd it talks
+// to (--system, --user).
 type stdio struct {
-	in  io.Reader
-	out io.Writer
-	err io.Writer
+	in   io.Reader
+	out  io.Writer
+	err  io.Writer
+	xpcd instance
 }
 
+// runFunc runs a command with its positional arguments, its flags already
+// parsed, and returns the exit status.
+type runFunc func(ctx context.Context, s stdio, c *command, pos []string) int
+
 // command is one entry of the command table. name may be two words for a
-// command in a group ("plist lint"); the group word alone prints the group's
-// commands.
+// command in a group ("plist lint"); the group word alone says which
+// commands it has.
 type command struct {
 	name    string // as typed: "decode", "plist convert"
-	args    string // synopsis after the name: "[--json] [FILE]"
+	args    string // synopsis after the name, flags included: "[--json] [FILE]"
 	summary string // one line for the command list
 	help    string // what 'xpcctl help NAME' says below the synopsis
-	run     func(ctx context.Context, s stdio, cmd *command, args []string) int
+	// setup declares the command's flags on fs and returns what runs it.
+	setup  func(fs *pflag.FlagSet) runFunc
+	hidden bool // not listed, no man page: gen-man
 }
 
 // commands is the table of commands, in the order the usage lists them.
-// Later commands (list, print, call, bootstrap, ...) are added here.
 var commands []*command
 
 func init() {
@@ -77,85 +90,191 @@ func init() {
 	commands = append(commands, notifyCommands()...)
 	commands = append(commands, logCommand)
 	commands = append(commands, monitorCommand, captureCommand)
-	commands = append(commands,
-		&command{
-			name:    "help",
-			args:    "[COMMAND]",
-			summary: "show help for xpcctl or for one command",
-			help:    "With no argument, lists the commands; with one, prints that command's usage and options.",
-			run:     runHelp,
-		},
-	)
+	commands = append(commands, completionCommand, genManCommand)
 }
 
 // run is the whole program, testable: it parses args (without the program
 // name), runs the command and returns the exit status.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	s := stdio{in: stdin, out: stdout, err: stderr}
-	if len(args) == 0 {
-		writeUsage(stderr)
-		return exitUsage
+	code := exitOK
+	root := newRoot(ctx, s, &code)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return code
 	}
-	switch args[0] {
-	case "-h", "-help", "--help":
-		writeUsage(stdout)
-		return exitOK
-	case "--version", "-version":
-		fmt.Fprintln(stdout, buildinfo.Line("xpcctl"))
-		return exitOK
+	// Cobra's own errors (an unknown command or flag, a bad flag value),
+	// and a group's.
+	name := cmd.CommandPath()
+	lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
+	for i, l := range lines {
+		// Cobra's "did you mean" indents with a tab, which escapeControls
+		// would show as \t.
+		lines[i] = escapeControls(strings.ReplaceAll(l, "\t", "  "), false)
 	}
-	cmd, rest, err := lookup(args)
-	if err != nil {
-		fmt.Fprintf(stderr, "xpcctl: %v\n\n", err)
-		writeUsage(stderr)
-		return exitUsage
+	fmt.Fprintf(stderr, "%s: %s\n", name, strings.Join(lines, "\n"))
+	if cmd == root || cmd.Name() == "help" || cmd.HasSubCommands() {
+		fmt.Fprintln(stderr)
+		group := ""
+		if cmd != root && cmd.Name() != "help" {
+			group = cmd.Name()
+		}
+		writeUsage(stderr, group)
+	} else {
+		fmt.Fprintf(stderr, "Run 'xpcctl help %s' for details.\n", strings.TrimPrefix(name, "xpcctl "))
 	}
-	return cmd.run(ctx, s, cmd, rest)
+	return exitUsage
 }
 
-// lookup finds the command args start with and returns the arguments after
-// its name.
-func lookup(args []string) (*command, []string, error) {
-	group := false
+// newRoot builds xpcctl's command tree from the command table. Each run
+// builds its own, so nothing is shared between runs.
+func newRoot(ctx context.Context, s stdio, code *int) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "xpcctl",
+		Short: "control goxpc services and convert XPC data",
+		Long: "xpcctl controls goxpc services, as launchctl does launchd's, and converts XPC data and\n" +
+			"property lists, as plutil does. Run 'xpcctl help' for the list of commands.\n\n" + instanceHelp,
+		Version:       buildinfo.Line("xpcctl"),
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		RunE: func(*cobra.Command, []string) error {
+			writeUsage(s.err, "")
+			*code = exitUsage
+			return nil
+		},
+	}
+	root.CompletionOptions.DisableDefaultCmd = true // ours is in the table
+	addInstanceFlags(root)
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.SetIn(s.in)
+	root.SetOut(s.out)
+	root.SetErr(s.err)
+	root.SetHelpFunc(func(cc *cobra.Command, _ []string) {
+		writeUsage(s.out, strings.TrimSpace(strings.TrimPrefix(cc.CommandPath(), "xpcctl")))
+	})
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [COMMAND]",
+		Short: "show help for xpcctl or for one command",
+		RunE: func(_ *cobra.Command, args []string) error {
+			target, rest, err := root.Find(args)
+			if err != nil {
+				return err
+			}
+			if len(rest) > 0 {
+				return fmt.Errorf("unknown command %q for %q", rest[0], target.CommandPath())
+			}
+			return target.Help()
+		},
+	})
+	groups := map[string]*cobra.Command{}
 	for _, c := range commands {
-		words := strings.Fields(c.name)
-		if len(args) >= len(words) && equalWords(args[:len(words)], words) {
-			return c, args[len(words):], nil
+		parent := root
+		if words := strings.Fields(c.name); len(words) > 1 {
+			if groups[words[0]] == nil {
+				groups[words[0]] = newGroup(words[0], s, code)
+				root.AddCommand(groups[words[0]])
+			}
+			parent = groups[words[0]]
 		}
-		if len(words) > 1 && words[0] == args[0] {
-			group = true
-		}
+		parent.AddCommand(c.cobraCommand(ctx, s, code))
 	}
-	if group {
-		if len(args) == 1 {
-			return nil, nil, fmt.Errorf("%q needs a subcommand", args[0])
-		}
-		return nil, nil, fmt.Errorf("unknown command %q", args[0]+" "+args[1])
-	}
-	return nil, nil, fmt.Errorf("unknown command %q", args[0])
+	return root
 }
 
-func equalWords(a, b []string) bool {
-	for i := range b {
-		if a[i] != b[i] {
-			return false
-		}
+// newGroup is the command of a group word ("plist"): alone, or with a
+// word that is none of its commands, it is a usage error.
+func newGroup(word string, s stdio, code *int) *cobra.Command {
+	return &cobra.Command{
+		Use:                        word,
+		Short:                      word + " commands",
+		Args:                       cobra.ArbitraryArgs,
+		SuggestionsMinimumDistance: 2,
+		RunE: func(g *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return fmt.Errorf("%q needs a subcommand", word)
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], g.CommandPath())
+			if sug := g.SuggestionsFor(args[0]); len(sug) > 0 {
+				msg += "; did you mean " + strings.Join(sug, " or ") + "?"
+			}
+			return errors.New(msg)
+		},
 	}
-	return true
 }
 
-func writeUsage(w io.Writer) {
+// cobraCommand is c as a command of the tree; running it sets *code.
+func (c *command) cobraCommand(ctx context.Context, s stdio, code *int) *cobra.Command {
+	words := strings.Fields(c.name)
+	cc := &cobra.Command{
+		Use:                   strings.TrimSpace(words[len(words)-1] + " " + c.args),
+		Short:                 c.summary,
+		Long:                  c.help,
+		Args:                  cobra.ArbitraryArgs,
+		DisableFlagsInUseLine: true,
+	}
+	cc.Hidden = c.hidden
+	rf := c.setup(cc.Flags())
+	cc.SetHelpFunc(func(cc *cobra.Command, _ []string) { c.writeHelp(s.out, cc) })
+	cc.SetFlagErrorFunc(func(cc *cobra.Command, err error) error {
+		return fmt.Errorf("%w%s\nUsage: %s", err, twoDashes(cc, err), c.synopsis())
+	})
+	cc.RunE = func(cc *cobra.Command, pos []string) error {
+		s := s
+		inst, err := chosenInstance(cc)
+		if err != nil {
+			*code = c.usageError(s, err.Error())
+			return nil
+		}
+		s.xpcd = inst
+		*code = rf(ctx, s, c, pos)
+		return nil
+	}
+	c.addCompletions(ctx, s, cc)
+	return cc
+}
+
+// oneDashRE finds the word pflag read as shorthands: "unknown shorthand
+// flag: 'j' in -json".
+var oneDashRE = regexp.MustCompile(`in -([a-z][a-z0-9-]+)$`)
+
+// twoDashes says, of a long flag written with one dash (as xpcctl took
+// them before its flags had one spelling), how to write it.
+func twoDashes(cc *cobra.Command, err error) string {
+	m := oneDashRE.FindStringSubmatch(err.Error())
+	if m == nil || cc.Flags().Lookup(m[1]) == nil {
+		return ""
+	}
+	return "; long flags take two dashes: --" + m[1]
+}
+
+// writeUsage lists xpcctl's commands, or those of group ("plist").
+func writeUsage(w io.Writer, group string) {
 	var b strings.Builder
-	b.WriteString("xpcctl controls goxpc services and converts XPC data.\n\n")
-	b.WriteString("Usage:\n  xpcctl <command> [arguments]\n  xpcctl --version\n\nCommands:\n")
-	width := 0
+	list := []*command{}
 	for _, c := range commands {
+		if !c.hidden && (group == "" || strings.HasPrefix(c.name, group+" ")) {
+			list = append(list, c)
+		}
+	}
+	if group == "" {
+		b.WriteString("xpcctl controls goxpc services and converts XPC data.\n\n")
+		b.WriteString("Usage:\n  xpcctl [--system|--user] <command> [arguments]\n  xpcctl --version\n\nCommands:\n")
+		list = append(list, &command{name: "help", summary: "show help for xpcctl or for one command"})
+	} else {
+		fmt.Fprintf(&b, "Usage:\n  xpcctl %s <command> [arguments]\n\nCommands:\n", group)
+	}
+	width := 0
+	for _, c := range list {
 		width = max(width, len(c.name))
 	}
-	for _, c := range commands {
+	for _, c := range list {
 		fmt.Fprintf(&b, "  %-*s  %s\n", width, c.name, c.summary)
 	}
 	b.WriteString("\nRun 'xpcctl help <command>' or 'xpcctl <command> -h' for a command's usage and options.\n")
+	if group == "" {
+		b.WriteString("\n" + instanceHelp + "\n")
+	}
 	io.WriteString(w, b.String())
 }
 
@@ -167,55 +286,29 @@ func (c *command) synopsis() string {
 	return "xpcctl " + c.name + " " + c.args
 }
 
-// flagSet returns a FlagSet for c whose errors go to stderr. Its usage is
-// printed by parse, not by the flag package.
-func (c *command) flagSet(s stdio) *flag.FlagSet {
-	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	fs.SetOutput(s.err)
-	fs.Usage = func() {}
-	return fs
-}
-
-func (c *command) writeHelp(w io.Writer, fs *flag.FlagSet) {
+// writeHelp prints c's synopsis, help and options: cc's own flags, then
+// the global ones (--system, --user). The help flag goes without saying.
+func (c *command) writeHelp(w io.Writer, cc *cobra.Command) {
 	fmt.Fprintf(w, "Usage: %s\n\n%s\n", c.synopsis(), c.help)
-	if fs == nil {
-		return
-	}
-	hasFlags := false
-	fs.VisitAll(func(*flag.Flag) { hasFlags = true })
-	if hasFlags {
-		fmt.Fprintf(w, "\nOptions:\n")
-		fs.SetOutput(w)
-		fs.PrintDefaults()
+	for _, part := range []struct {
+		title string
+		fs    *pflag.FlagSet
+	}{{"Options", cc.LocalNonPersistentFlags()}, {"Global options", cc.InheritedFlags()}} {
+		if usage := flagUsages(part.fs); usage != "" {
+			fmt.Fprintf(w, "\n%s:\n%s", part.title, usage)
+		}
 	}
 }
 
-// parse parses args with flags and positional arguments in any order (a
-// "--" ends the flags). On -h it prints the help to stdout; on a bad flag the
-// flag package has said why on stderr and parse adds the synopsis. It
-// returns the positional arguments, or ok false and the exit status.
-func (c *command) parse(s stdio, fs *flag.FlagSet, args []string) (pos []string, code int, ok bool) {
-	for {
-		err := fs.Parse(args)
-		if errors.Is(err, flag.ErrHelp) {
-			c.writeHelp(s.out, fs)
-			return nil, exitOK, false
+// flagUsages is fs's option list without the help flag.
+func flagUsages(fs *pflag.FlagSet) string {
+	shown := pflag.NewFlagSet("", pflag.ContinueOnError)
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Name != "help" {
+			shown.AddFlag(f)
 		}
-		if err != nil {
-			c.usageError(s, "")
-			return nil, exitUsage, false
-		}
-		rest := fs.Args()
-		consumed := len(args) - len(rest)
-		if consumed > 0 && args[consumed-1] == "--" {
-			return append(pos, rest...), 0, true
-		}
-		if len(rest) == 0 {
-			return pos, 0, true
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
+	})
+	return shown.FlagUsages()
 }
 
 // usageError prints msg (if any) and the synopsis to stderr.
@@ -234,34 +327,6 @@ func (c *command) fail(s stdio, format string, args ...any) int {
 	// An error may quote a user's words (a label, a path): see terminal.
 	fmt.Fprintf(s.err, "xpcctl %s: %s\n", c.name, escapeControls(msg, false))
 	return exitFail
-}
-
-func runHelp(ctx context.Context, s stdio, c *command, args []string) int {
-	if len(args) > 0 && strings.HasPrefix(args[0], "-") {
-		if args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
-			c.writeHelp(s.out, nil)
-			return exitOK
-		}
-		return c.usageError(s, "unknown flag "+args[0])
-	}
-	if len(args) == 0 {
-		writeUsage(s.out)
-		return exitOK
-	}
-	target, rest, err := lookup(args)
-	if err != nil {
-		fmt.Fprintf(s.err, "xpcctl help: %v\n\n", err)
-		writeUsage(s.err)
-		return exitUsage
-	}
-	if len(rest) > 0 {
-		return c.usageError(s, "too many arguments")
-	}
-	if target == c {
-		c.writeHelp(s.out, nil)
-		return exitOK
-	}
-	return target.run(ctx, s, target, []string{"-h"})
 }
 
 // maxInput bounds what a command reads: the largest body the codec accepts

@@ -233,7 +233,7 @@ func TestEncodeErrors(t *testing.T) {
 		{"bad flags", val, []string{"--wrap", "--flags", "0x1_0000_0000"}, 2, "--flags"},
 		{"flags too big", val, []string{"--wrap", "--flags", "4294967296"}, 2, "--flags"},
 		{"octal-looking flags are decimal", val, []string{"--wrap", "--flags", "010"}, 0, ""},
-		{"unknown flag", val, []string{"--nope"}, 2, "not defined"},
+		{"unknown flag", val, []string{"--nope"}, 2, "unknown flag: --nope"},
 		{"two files", val, []string{"a", "b"}, 2, "too many"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -354,7 +354,11 @@ func TestDocs(t *testing.T) {
 		}
 	}
 	for _, c := range commands {
-		if !strings.Contains(usage.stdout, "\n  "+c.name+" ") {
+		if c.hidden {
+			if strings.Contains(usage.stdout, "\n  "+c.name+" ") {
+				t.Errorf("usage lists hidden %q", c.name)
+			}
+		} else if !strings.Contains(usage.stdout, "\n  "+c.name+" ") {
 			t.Errorf("usage does not list %q:\n%s", c.name, usage.stdout)
 		}
 		if c.summary == "" || c.help == "" || strings.HasSuffix(c.summary, ".") {
@@ -371,14 +375,27 @@ func TestDocs(t *testing.T) {
 			}
 		}
 	}
-	for _, args := range [][]string{{"nope"}, {"plist"}, {"plist", "nope"}, {}} {
-		r := runCmd(t, nil, args...)
-		if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, "Usage:\n  xpcctl <command>") {
-			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
+	for _, tc := range []struct {
+		args  []string
+		usage string
+	}{
+		{[]string{"nope"}, "xpcctl [--system|--user] <command>"}, {[]string{}, "xpcctl [--system|--user] <command>"},
+		{[]string{"plist"}, "xpcctl plist <command>"}, {[]string{"plist", "nope"}, "xpcctl plist <command>"},
+	} {
+		r := runCmd(t, nil, tc.args...)
+		if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, "Usage:\n  "+tc.usage) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", tc.args, r.code, r.stdout, r.stderr)
 		}
 	}
 	if r := runCmd(t, nil, "help", "nope"); r.code != 2 {
 		t.Errorf("help nope: exit %d", r.code)
+	}
+	// A misspelt command gets what it may have meant.
+	for _, tc := range [][]string{{"lsit"}, {"plist", "lnit"}} {
+		r := runCmd(t, nil, tc...)
+		if r.code != 2 || !strings.Contains(r.stderr, "Did you mean") && !strings.Contains(r.stderr, "did you mean") {
+			t.Errorf("%v: exit %d, stderr %q", tc, r.code, r.stderr)
+		}
 	}
 }
 

@@ -8,11 +8,12 @@ import (
 	"os"
 
 	"github.com/goxpc/xpc"
+	"github.com/spf13/pflag"
 )
 
 var plistConvertCommand = &command{
 	name:    "plist convert",
-	args:    "--to xml|binary|json [-o OUT] FILE",
+	args:    "--to xml|binary|json [-o|--output OUT] FILE",
 	summary: "convert a property list to XML, binary or tagged JSON",
 	help: `Reads FILE ("-" for standard input): a property list in XML, binary,
 OpenStep or GNUstep form, or a value in tagged JSON. Writes it in the form
@@ -21,7 +22,7 @@ tagged JSON. Like plutil -convert, but never in place.
 
 Property lists have no null, uuid, error or descriptor values and keep no
 key order: see the conversion rules in the xpc package documentation.`,
-	run: runPlistConvert,
+	setup: setupPlistConvert,
 }
 
 var plistLintCommand = &command{
@@ -32,17 +33,18 @@ var plistLintCommand = &command{
 "FILE: OK" or "FILE: " and the reason, as plutil -lint does. A list is
 also refused if a value in it has no XPC form (a string holding NUL).
 Exits with status 1 if any file is bad.`,
-	run: runPlistLint,
+	setup: func(*pflag.FlagSet) runFunc { return runPlistLint },
 }
 
-func runPlistConvert(ctx context.Context, s stdio, c *command, args []string) int {
-	fs := c.flagSet(s)
+func setupPlistConvert(fs *pflag.FlagSet) runFunc {
 	to := fs.String("to", "", "output `format`: xml, binary or json (tagged JSON)")
-	outPath := fs.String("o", "", "write to `OUT` instead of standard output")
-	pos, code, ok := c.parse(s, fs, args)
-	if !ok {
-		return code
+	outPath := fs.StringP("output", "o", "", "write to `OUT` instead of standard output")
+	return func(ctx context.Context, s stdio, c *command, pos []string) int {
+		return plistConvert(s, c, pos, *to, *outPath)
 	}
+}
+
+func plistConvert(s stdio, c *command, pos []string, to, outPath string) int {
 	switch {
 	case len(pos) == 0:
 		return c.usageError(s, "no input FILE")
@@ -50,7 +52,7 @@ func runPlistConvert(ctx context.Context, s stdio, c *command, args []string) in
 		return c.usageError(s, "too many arguments")
 	}
 	var convert func(xpc.Object) ([]byte, error)
-	switch *to {
+	switch to {
 	case "xml":
 		convert = func(o xpc.Object) ([]byte, error) { return xpc.ToPlist(o, xpc.PlistXML) }
 	case "binary":
@@ -66,7 +68,7 @@ func runPlistConvert(ctx context.Context, s stdio, c *command, args []string) in
 	case "":
 		return c.usageError(s, "--to is required")
 	default:
-		return c.usageError(s, fmt.Sprintf("--to %q: want xml, binary or json", *to))
+		return c.usageError(s, fmt.Sprintf("--to %q: want xml, binary or json", to))
 	}
 
 	data, name, err := readInput(s, pos[0])
@@ -81,8 +83,8 @@ func runPlistConvert(ctx context.Context, s stdio, c *command, args []string) in
 	if err != nil {
 		return c.fail(s, "%s: %v", name, err)
 	}
-	if *outPath != "" && *outPath != "-" {
-		if err := os.WriteFile(*outPath, out, 0o644); err != nil {
+	if outPath != "" && outPath != "-" {
+		if err := os.WriteFile(outPath, out, 0o644); err != nil {
 			return c.fail(s, "%v", err)
 		}
 		return exitOK
@@ -112,12 +114,7 @@ func readPlistOrJSON(data []byte) (xpc.Object, error) {
 	return obj, err
 }
 
-func runPlistLint(ctx context.Context, s stdio, c *command, args []string) int {
-	fs := c.flagSet(s)
-	pos, code, ok := c.parse(s, fs, args)
-	if !ok {
-		return code
-	}
+func runPlistLint(ctx context.Context, s stdio, c *command, pos []string) int {
 	if len(pos) == 0 {
 		return c.usageError(s, "no FILE")
 	}
