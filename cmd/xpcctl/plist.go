@@ -25,17 +25,6 @@ key order: see the conversion rules in the xpc package documentation.`,
 	setup: setupPlistConvert,
 }
 
-var plistLintCommand = &command{
-	name:    "plist lint",
-	args:    "FILE...",
-	summary: "check that property lists parse",
-	help: `Parses each FILE ("-" for standard input) as a property list and prints
-"FILE: OK" or "FILE: " and the reason, as plutil -lint does. A list is
-also refused if a value in it has no XPC form (a string holding NUL).
-Exits with status 1 if any file is bad.`,
-	setup: func(*pflag.FlagSet) runFunc { return runPlistLint },
-}
-
 func setupPlistConvert(fs *pflag.FlagSet) runFunc {
 	to := fs.String("to", "", "output `format`: xml, binary or json (tagged JSON)")
 	outPath := fs.StringP("output", "o", "", "write to `OUT` instead of standard output")
@@ -112,28 +101,6 @@ func readPlistOrJSON(data []byte) (xpc.Object, error) {
 	}
 	obj, _, err := xpc.FromPlist(data)
 	return obj, err
-}
-
-func runPlistLint(ctx context.Context, s stdio, c *command, pos []string) int {
-	if len(pos) == 0 {
-		return c.usageError(s, "no FILE")
-	}
-	status := exitOK
-	for _, path := range pos {
-		data, name, err := readInput(s, path)
-		if err == nil {
-			_, _, err = xpc.FromPlist(data)
-		} else {
-			name = path
-		}
-		if err != nil {
-			fmt.Fprintf(s.out, "%s: %s\n", name, oneLine(err.Error()))
-			status = exitFail
-			continue
-		}
-		fmt.Fprintf(s.out, "%s: OK\n", name)
-	}
-	return status
 }
 
 func oneLine(s string) string {
