@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,9 +34,9 @@ func TestPlistConvert(t *testing.T) {
 	if err != nil || !bytes.HasPrefix(bin, []byte("bplist00")) {
 		t.Fatalf("binary output %q %v", bin[:min(len(bin), 8)], err)
 	}
-	js := runCmd(t, bin, "plist", "convert", "--to", "json", "-")
+	js := runCmd(t, bin, "plist", "convert", "--to", "tagged-json", "-")
 	if js.code != 0 || !strings.Contains(js.stdout, `"Label": {`) {
-		t.Fatalf("to json: %+v", js)
+		t.Fatalf("to tagged-json: %+v", js)
 	}
 	back := runCmd(t, []byte(js.stdout), "plist", "convert", "--to", "xml", "-")
 	if back.code != 0 || back.stdout != xml.stdout {
@@ -53,11 +55,15 @@ func TestPlistConvert(t *testing.T) {
 		want string
 	}{
 		{"no --to", nil, []string{"-"}, 2, "--to is required"},
-		{"bad --to", nil, []string{"--to", "yaml", "-"}, 2, "want xml, binary or json"},
+		{"bad --to", nil, []string{"--to", "yaml", "-"}, 2, "want xml, binary, json or tagged-json"},
 		{"no file", nil, []string{"--to", "xml"}, 2, "no input FILE"},
 		{"bad plist", []byte("<plist><integer>x</integer></plist>"), []string{"--to", "xml", "-"}, 1, "malformed property list"},
 		{"null to plist", []byte(`{"null":null}`), []string{"--to", "xml", "-"}, 1, "null has no property-list form"},
 		{"bad tagged JSON", []byte(`{"int64":"x"}`), []string{"--to", "xml", "-"}, 1, "offset"},
+		{"date to JSON", nil, []string{"--to", "json", xmlFile}, 1, "ExampleInstalled: a date has no plain JSON form; --to tagged-json keeps every value"},
+		{"big JSON integer", []byte(`[18446744073709551616]`), []string{"--to", "xml", "-"}, 1, "does not fit in 64 bits"},
+		{"duplicate JSON key", []byte(`{"a": 1, "a": 2}`), []string{"--to", "xml", "-"}, 1, `key "a" given twice`},
+		{"deep JSON", []byte(strings.Repeat("[", 100) + strings.Repeat("]", 100)), []string{"--to", "xml", "-"}, 1, "nested deeper than"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runCmd(t, tc.in, append([]string{"plist", "convert"}, tc.args...)...)
@@ -65,6 +71,51 @@ func TestPlistConvert(t *testing.T) {
 				t.Errorf("exit %d (want %d), stdout %q, stderr %q (want %q)", r.code, tc.code, r.stdout, r.stderr, tc.want)
 			}
 		})
+	}
+}
+
+// --to json writes plain JSON, as plutil -convert json does, and plain
+// JSON reads back with its integers, reals and strings as they were.
+func TestPlistConvertPlainJSON(t *testing.T) {
+	in := `<plist><dict><key>b</key><array><integer>-1</integer><real>2</real><real>2.5</real>` +
+		`<real>1e300</real><true/><string>a&lt;b&amp;"c"&#x9;</string></array>` +
+		`<key>a</key><integer>18446744073709551615</integer><key>c.d</key><dict/><key>e</key><array/></dict></plist>`
+	want := `{
+  "a": 18446744073709551615,
+  "b": [
+    -1,
+    2.0,
+    2.5,
+    1e+300,
+    true,
+    "a<b&\"c\"\t"
+  ],
+  "c.d": {},
+  "e": []
+}
+`
+	js := runCmd(t, []byte(in), "plist", "convert", "--to", "json", "-")
+	if js.code != 0 || js.stdout != want {
+		t.Fatalf("exit %d\n%s%s\nwant\n%s", js.code, js.stdout, js.stderr, want)
+	}
+	viaJSON := runCmd(t, []byte(js.stdout), "plist", "convert", "--to", "xml", "-")
+	direct := runCmd(t, []byte(in), "plist", "convert", "--to", "xml", "-")
+	if viaJSON.code != 0 || viaJSON.stdout != direct.stdout {
+		t.Errorf("plist -> JSON -> XML:\n%s%s\nwant\n%s", viaJSON.stdout, viaJSON.stderr, direct.stdout)
+	}
+	// What plain JSON cannot carry is refused, naming where it is.
+	for _, tc := range []struct {
+		obj  xpc.Object
+		want string
+	}{
+		{xpc.Dict("k", xpc.Array{xpc.Data("x")}), "k[0]: a data has no plain JSON form"},
+		{xpc.Dict("a.b", xpc.Dict("c", xpc.Date(0))), `"a.b".c: a date has no plain JSON form`},
+		{xpc.Double(math.Inf(1)), "the root: the real +Inf has no plain JSON form"},
+	} {
+		_, err := marshalPlainJSON(tc.obj)
+		if !errors.Is(err, errNoPlainJSON) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", xpc.Format(tc.obj), err, tc.want)
+		}
 	}
 }
 
