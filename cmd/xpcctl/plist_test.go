@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
@@ -293,5 +294,70 @@ func TestPlistLintEscapes(t *testing.T) {
 	r := runCmd(t, nil, "plist", "lint", p)
 	if r.code != 0 || strings.Contains(r.stdout, "\x1b") || !strings.Contains(r.stdout, `a\x1b[2Jb.plist`) {
 		t.Errorf("exit %d: %q", r.code, r.stdout)
+	}
+}
+
+// plist print lays a plist out as plutil -p does, and escapes what a
+// terminal would act on.
+func TestPlistPrint(t *testing.T) {
+	long := make([]byte, 40)
+	for i := range long {
+		long[i] = byte(i)
+	}
+	obj := xpc.Dict(
+		"b", xpc.Array{xpc.Int64(-1), xpc.Uint64(18446744073709551615), xpc.Double(2.5), xpc.Double(math.Inf(-1)), xpc.Bool(true)},
+		"a\x1b[2J\u202e", "x\u202ey\x07\n",
+		"d", xpc.Data(long),
+		"e", xpc.Data{0xde, 0xad, 0xbe, 0xef, 0x01},
+		"f", xpc.Dict(),
+		"g", xpc.Array{},
+		"h", xpc.Date(time.Date(2024, 3, 1, 12, 30, 45, 0, time.UTC).UnixNano()),
+		"i", xpc.Data{},
+	)
+	bin, err := xpc.ToPlist(obj, xpc.PlistBinary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{
+  "a\x1b[2J\u202e" => "x\u202ey\a\n"
+  "b" => [
+    0 => -1
+    1 => 18446744073709551615
+    2 => 2.5
+    3 => -Inf
+    4 => true
+  ]
+  "d" => {length = 40, bytes = 0x00010203 04050607 08090a0b 0c0d0e0f 10111213 14151617 ... 20212223 24252627}
+  "e" => {length = 5, bytes = 0xdeadbeef 01}
+  "f" => {
+  }
+  "g" => [
+  ]
+  "h" => 2024-03-01 12:30:45 +0000
+  "i" => {length = 0, bytes = 0x}
+}
+`
+	r := runCmd(t, bin, "plist", "print", "-")
+	if r.code != 0 || r.stdout != want {
+		t.Errorf("exit %d:\n%s%s\nwant\n%s", r.code, r.stdout, r.stderr, want)
+	}
+	// JSON input, and a scalar root.
+	if r := runCmd(t, []byte(`["x", 1.0]`), "plist", "print", "-"); r.code != 0 || r.stdout != "[\n  0 => \"x\"\n  1 => 1\n]\n" {
+		t.Errorf("JSON: %+v", r)
+	}
+	for _, tc := range []struct {
+		args []string
+		in   string
+		code int
+		want string
+	}{
+		{[]string{"plist", "print"}, "", 2, "no FILE"},
+		{[]string{"plist", "print", "a", "b"}, "", 2, "too many arguments"},
+		{[]string{"plist", "print", "-"}, "<plist><dict>", 1, "malformed property list"},
+		{[]string{"plist", "print", "/nonexistent/x.plist"}, "", 1, "no such file"},
+	} {
+		if r := runCmd(t, []byte(tc.in), tc.args...); r.code != tc.code || !strings.Contains(r.stderr, tc.want) || r.stdout != "" {
+			t.Errorf("%q: %+v", tc.args, r)
+		}
 	}
 }
