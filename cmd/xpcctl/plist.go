@@ -75,13 +75,9 @@ func plistConvert(s stdio, c *command, pos []string, to, outPath string) int {
 		return c.usageError(s, fmt.Sprintf("--to %q: want xml, binary, json or tagged-json", to))
 	}
 
-	data, name, err := readInput(s, pos[0])
+	obj, name, err := readPlistInput(s, pos[0])
 	if err != nil {
 		return c.fail(s, "%v", err)
-	}
-	obj, err := readPlistOrJSON(data)
-	if err != nil {
-		return c.fail(s, "%s: %v", name, err)
 	}
 	out, err := convert(obj)
 	if err != nil {
@@ -97,6 +93,21 @@ func plistConvert(s stdio, c *command, pos []string, to, outPath string) int {
 		return c.fail(s, "write: %v", err)
 	}
 	return exitOK
+}
+
+// readPlistInput reads the property list or JSON document in the named
+// file, or standard input for "-", as readPlistOrJSON does. It returns
+// the name to use in messages; its errors name the file already.
+func readPlistInput(s stdio, path string) (xpc.Object, string, error) {
+	data, name, err := readInput(s, path)
+	if err != nil {
+		return nil, name, err
+	}
+	obj, err := readPlistOrJSON(data)
+	if err != nil {
+		return nil, name, fmt.Errorf("%s: %w", name, err)
+	}
+	return obj, name, nil
 }
 
 // taggedTypes are the keys of tagged JSON's one-key objects.

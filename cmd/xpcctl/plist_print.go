@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -38,13 +38,9 @@ func runPlistPrint(ctx context.Context, s stdio, c *command, pos []string) int {
 	case len(pos) > 1:
 		return c.usageError(s, "too many arguments")
 	}
-	data, name, err := readInput(s, pos[0])
+	obj, _, err := readPlistInput(s, pos[0])
 	if err != nil {
 		return c.fail(s, "%v", err)
-	}
-	obj, err := readPlistOrJSON(data)
-	if err != nil {
-		return c.fail(s, "%s: %v", name, err)
 	}
 	w := bufio.NewWriter(terminal{s.out})
 	printPlist(w, obj, 0)
@@ -71,7 +67,7 @@ func printPlist(w io.Writer, obj xpc.Object, depth int) {
 	case *xpc.Dictionary:
 		io.WriteString(w, "{\n")
 		keys := o.Keys()
-		slices.Sort(keys) // byte order, as FromPlist's
+		sort.Strings(keys) // byte order, as FromPlist's
 		for _, k := range keys {
 			fmt.Fprintf(w, "%s%s => ", indent, strconv.Quote(k))
 			printPlist(w, o.Get(k), depth+1)
