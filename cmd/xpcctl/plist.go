@@ -129,7 +129,7 @@ func readPlistOrJSON(data []byte) (xpc.Object, error) {
 	if looksTagged(trimmed) {
 		obj, jerr = xpc.UnmarshalTaggedJSON(data)
 	} else {
-		obj, jerr = unmarshalPlainJSON(data)
+		obj, jerr = xpc.FromPlainJSON(data)
 	}
 	if jerr == nil {
 		return obj, nil

@@ -3,10 +3,10 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"unicode"
 
@@ -49,8 +49,8 @@ func FuzzPlistText(f *testing.F) {
 			}
 		}
 		if js, err := marshalPlainJSON(obj); err == nil {
-			back, err := unmarshalPlainJSON(js)
-			if err != nil && !strings.Contains(err.Error(), "deeper") {
+			back, err := xpc.FromPlainJSON(js)
+			if err != nil && !errors.Is(err, xpc.ErrTooDeep) {
 				t.Fatalf("JSON %s does not read back: %v", js, err)
 			}
 			if err == nil {
@@ -59,6 +59,5 @@ func FuzzPlistText(f *testing.F) {
 				}
 			}
 		}
-		_ = xpc.Format(obj)
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -18,7 +17,10 @@ import (
 // always with a '.' or an exponent, so that it reads back as a real) and
 // booleans. Data and dates have no JSON form and are refused, as plutil
 // refuses them, naming where they are; so are NaN and the infinities.
-// Tagged JSON (--to tagged-json) keeps every value.
+// Tagged JSON (--to tagged-json) keeps every value. (xpc.ToPlainJSON,
+// call's form, writes data and dates as strings, keeps a dictionary's
+// order and writes the real 2 as an integer; xpc.FromPlainJSON reads
+// plain JSON back.)
 
 // errNoPlainJSON is the kind of a value plain JSON cannot carry.
 var errNoPlainJSON = errors.New("no plain JSON form")
@@ -106,103 +108,4 @@ func jsonPathKey(path, key string) string {
 		return key
 	}
 	return path + "." + key
-}
-
-// unmarshalPlainJSON reads a plain JSON document: objects become
-// dictionaries, numbers without a fraction or exponent integers (Int64,
-// or Uint64 above its range), others reals, null Null. A key given twice,
-// nesting deeper than xpc.DefaultMaxDepth, an integer beyond 64 bits and
-// anything after the value are errors.
-func unmarshalPlainJSON(data []byte) (xpc.Object, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	obj, err := plainRead(dec, 0)
-	if err != nil {
-		return nil, fmt.Errorf("JSON at offset %d: %w", dec.InputOffset(), err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("JSON at offset %d: data after the value", dec.InputOffset())
-	}
-	return obj, nil
-}
-
-func plainRead(dec *json.Decoder, depth int) (xpc.Object, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	switch t := tok.(type) {
-	case json.Delim:
-		if depth >= xpc.DefaultMaxDepth {
-			return nil, fmt.Errorf("nested deeper than %d", xpc.DefaultMaxDepth)
-		}
-		if t == '[' {
-			return plainArray(dec, depth)
-		}
-		return plainObject(dec, depth)
-	case string:
-		return xpc.String(t), nil
-	case bool:
-		return xpc.Bool(t), nil
-	case nil:
-		return xpc.Null{}, nil
-	case json.Number:
-		return plainNumber(t)
-	}
-	return nil, fmt.Errorf("unexpected %v", tok)
-}
-
-func plainArray(dec *json.Decoder, depth int) (xpc.Object, error) {
-	a := xpc.Array{}
-	for dec.More() {
-		v, err := plainRead(dec, depth+1)
-		if err != nil {
-			return nil, err
-		}
-		a = append(a, v)
-	}
-	_, err := dec.Token() // ']'
-	return a, err
-}
-
-func plainObject(dec *json.Decoder, depth int) (xpc.Object, error) {
-	d := xpc.NewDictionary(0)
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		k, _ := tok.(string)
-		if strings.IndexByte(k, 0) >= 0 {
-			return nil, fmt.Errorf("key %q holds NUL", k)
-		}
-		if d.Get(k) != nil {
-			return nil, fmt.Errorf("key %q given twice", k)
-		}
-		v, err := plainRead(dec, depth+1)
-		if err != nil {
-			return nil, err
-		}
-		d.Set(k, v)
-	}
-	_, err := dec.Token() // '}'
-	return d, err
-}
-
-func plainNumber(n json.Number) (xpc.Object, error) {
-	s := n.String()
-	if !strings.ContainsAny(s, ".eE") {
-		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-			return xpc.Int64(i), nil
-		}
-		if u, err := strconv.ParseUint(s, 10, 64); err == nil {
-			return xpc.Uint64(u), nil
-		}
-		return nil, fmt.Errorf("integer %s does not fit in 64 bits", s)
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return nil, fmt.Errorf("number %s: out of range", s)
-	}
-	return xpc.Double(f), nil
 }

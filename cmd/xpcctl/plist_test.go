@@ -62,9 +62,9 @@ func TestPlistConvert(t *testing.T) {
 		{"null to plist", []byte(`{"null":null}`), []string{"--to", "xml", "-"}, 1, "null has no property-list form"},
 		{"bad tagged JSON", []byte(`{"int64":"x"}`), []string{"--to", "xml", "-"}, 1, "offset"},
 		{"date to JSON", nil, []string{"--to", "json", xmlFile}, 1, "ExampleInstalled: a date has no plain JSON form; --to tagged-json keeps every value"},
-		{"big JSON integer", []byte(`[18446744073709551616]`), []string{"--to", "xml", "-"}, 1, "does not fit in 64 bits"},
-		{"duplicate JSON key", []byte(`{"a": 1, "a": 2}`), []string{"--to", "xml", "-"}, 1, `key "a" given twice`},
-		{"deep JSON", []byte(strings.Repeat("[", 100) + strings.Repeat("]", 100)), []string{"--to", "xml", "-"}, 1, "nested deeper than"},
+		{"big JSON integer", []byte(`[18446744073709551616]`), []string{"--to", "xml", "-"}, 1, "out of the int64 and uint64 ranges"},
+		{"duplicate JSON key", []byte(`{"a": 1, "a": 2}`), []string{"--to", "xml", "-"}, 1, `duplicate dictionary key: "a"`},
+		{"deep JSON", []byte(strings.Repeat("[", 100) + strings.Repeat("]", 100)), []string{"--to", "xml", "-"}, 1, "nesting too deep"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runCmd(t, tc.in, append([]string{"plist", "convert"}, tc.args...)...)
