@@ -81,9 +81,12 @@ func lintOwner(domain string) (uint32, error) {
 // lintFile prints path's problems, or "path: OK", and reports whether
 // path is good.
 func lintFile(w io.Writer, stdin io.Reader, path string, owner uint32) bool {
-	if path != "-" {
+	switch {
+	case path != "-":
 		stdin = nil
-	} else {
+	case stdin == nil:
+		stdin, path = strings.NewReader(""), "<stdin>"
+	default:
 		path = "<stdin>"
 	}
 	errs, warns := lintProblems(stdin, path, owner)
