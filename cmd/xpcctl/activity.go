@@ -34,13 +34,7 @@ func activityCommands() []*command {
 	cmds := make([]*command, 0, len(activitySpecs))
 	for i := range activitySpecs {
 		spec := &activitySpecs[i]
-		cmds = append(cmds, &command{
-			name: "activity " + strings.TrimPrefix(spec.op, "activity-"), args: "[--json] " + spec.args, summary: spec.summary,
-			help: spec.help + "\n\nTalks to the xpcd that XPCD_ROOT selects, or else the user's and then the system's.",
-			run: func(ctx context.Context, s stdio, c *command, args []string) int {
-				return runAdmin(ctx, s, c, spec, args)
-			},
-		})
+		cmds = append(cmds, spec.command("activity "+strings.TrimPrefix(spec.op, "activity-"), spec.help))
 	}
 	return cmds
 }
@@ -66,10 +60,10 @@ func activityReq(op string) func([]string, adminFlags) (*xpc.Dictionary, error) 
 
 // activityPages asks for an activity list page by page (bootstrap.KeyMore,
 // KeySkip) and returns it whole.
-func activityPages(ctx context.Context, req *xpc.Dictionary) (*xpc.Dictionary, error) {
+func activityPages(ctx context.Context, inst instance, req *xpc.Dictionary) (*xpc.Dictionary, error) {
 	var all xpc.Array
 	for {
-		reply, err := adminRequest(ctx, req)
+		reply, err := adminRequest(ctx, inst, req)
 		if err != nil {
 			return nil, err
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,13 +29,13 @@ type adminSpec struct {
 	help    string
 	minArgs int
 	maxArgs int
-	kick    bool // kickstart's -k
+	kick    bool // kickstart's -k/--kill
 	wait    bool // bootout's --wait
 	build   func(pos []string, flags adminFlags) (*xpc.Dictionary, error)
 	render  func(w io.Writer, reply *xpc.Dictionary)
 	// fetch sends the request and returns the whole answer; nil is
 	// adminRequest (one request, one reply).
-	fetch func(ctx context.Context, req *xpc.Dictionary) (*xpc.Dictionary, error)
+	fetch func(ctx context.Context, inst instance, req *xpc.Dictionary) (*xpc.Dictionary, error)
 }
 
 type adminFlags struct {
@@ -81,7 +82,7 @@ var adminSpecs = []adminSpec{
 		minArgs: 1, maxArgs: 1, build: targetReq(bootstrap.OpEnable), render: renderStatus},
 	{op: bootstrap.OpDisable, args: "DOMAIN/LABEL", summary: "disable a job (persisted): it will not be launched",
 		minArgs: 1, maxArgs: 1, build: targetReq(bootstrap.OpDisable), render: renderStatus},
-	{op: bootstrap.OpKickstart, args: "[-k] DOMAIN/LABEL", summary: "start a job now (-k: restart it if it runs)",
+	{op: bootstrap.OpKickstart, args: "[-k|--kill] DOMAIN/LABEL", summary: "start a job now (-k|--kill: restart it if it runs)",
 		minArgs: 1, maxArgs: 1, kick: true, render: renderStatus,
 		build: func(pos []string, f adminFlags) (*xpc.Dictionary, error) {
 			return xpc.Dict(bootstrap.KeyOp, bootstrap.OpKickstart, bootstrap.KeyTarget, pos[0], bootstrap.KeyKill, f.kill), nil
@@ -135,36 +136,49 @@ func adminCommands() []*command {
 		if help == "" {
 			help = strings.ToUpper(spec.summary[:1]) + spec.summary[1:] + "."
 		}
-		cmds = append(cmds, &command{
-			name: spec.op, args: "[--json] " + spec.args, summary: spec.summary,
-			help: help + "\n\nTalks to the xpcd that XPCD_ROOT selects, or else the user's and then the system's.",
-			run: func(ctx context.Context, s stdio, c *command, args []string) int {
-				return runAdmin(ctx, s, c, spec, args)
-			},
-		})
+		cmds = append(cmds, spec.command(spec.op, help))
 	}
 	cmds = append(cmds, watchCommand)
 	return cmds
 }
 
-func runAdmin(ctx context.Context, s stdio, c *command, spec *adminSpec, args []string) int {
-	fs := c.flagSet(s)
+// command is the command that runs spec, named name.
+func (spec *adminSpec) command(name, help string) *command {
+	return &command{
+		name: name, args: "[--json] [--timeout D] " + spec.args, summary: spec.summary,
+		help:  help + "\n\n" + instanceHelp,
+		setup: spec.setup,
+	}
+}
+
+// setup declares an admin command's flags: --json and --timeout, and
+// kickstart's -k/--kill and bootout's --wait.
+func (spec *adminSpec) setup(fs *pflag.FlagSet) runFunc {
 	asJSON := fs.Bool("json", false, "print the reply as JSON")
 	var f adminFlags
 	if spec.kick {
-		fs.BoolVar(&f.kill, "k", false, "if the job runs, stop it first and start it again")
+		fs.BoolVarP(&f.kill, "kill", "k", false, "if the job runs, stop it first and start it again")
 	}
 	if spec.wait {
 		fs.BoolVar(&f.wait, "wait", false, "return once the job has exited")
 	}
-	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
-	pos, code, ok := c.parse(s, fs, args)
-	if !ok {
-		return code
+	timeout := timeoutFlag(fs, time.Minute)
+	return func(ctx context.Context, s stdio, c *command, pos []string) int {
+		if len(pos) < spec.minArgs || len(pos) > max(spec.maxArgs, spec.minArgs) {
+			return c.usageError(s, "wrong number of arguments")
+		}
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		return runAdmin(ctx, s, c, spec, pos, f, *asJSON)
 	}
-	if len(pos) < spec.minArgs || len(pos) > max(spec.maxArgs, spec.minArgs) {
-		return c.usageError(s, "wrong number of arguments")
-	}
+}
+
+// timeoutFlag declares --timeout with the default def.
+func timeoutFlag(fs *pflag.FlagSet, def time.Duration) *time.Duration {
+	return fs.Duration("timeout", def, "give up after `D`, a duration (30s, 2m)")
+}
+
+func runAdmin(ctx context.Context, s stdio, c *command, spec *adminSpec, pos []string, f adminFlags, asJSON bool) int {
 	req, err := spec.build(pos, f)
 	if err != nil {
 		return c.usageError(s, err.Error())
@@ -181,17 +195,15 @@ func runAdmin(ctx context.Context, s stdio, c *command, spec *adminSpec, args []
 		}
 		defer plist.Close()
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
 	fetch := spec.fetch
 	if fetch == nil {
 		fetch = adminRequest
 	}
-	reply, err := fetch(ctx, req)
+	reply, err := fetch(ctx, s.xpcd, req)
 	if err != nil {
-		return c.fail(s, "%s", adminError(err))
+		return c.failed(s, lastArg(pos), err)
 	}
-	if *asJSON {
+	if asJSON {
 		return printJSON(s, c, reply)
 	}
 	spec.render(terminal{s.out}, reply)
@@ -211,10 +223,10 @@ func openPlist(req *xpc.Dictionary) (*os.File, error) {
 	return f, nil
 }
 
-// dialXPCD connects to the first bootstrap socket that answers.
-func dialXPCD(ctx context.Context, h xpc.Handler) (*xpc.Connection, error) {
+// dialXPCD connects to the first bootstrap socket of inst that answers.
+func dialXPCD(ctx context.Context, inst instance, h xpc.Handler) (*xpc.Connection, error) {
 	var errs []error
-	paths := bootstrap.ClientSockets()
+	paths := inst.sockets()
 	for _, path := range paths {
 		c, err := xpc.DialUnix(ctx, path)
 		if err == nil {
@@ -242,71 +254,13 @@ func noXPCD(paths []string, errs []error) error {
 	return fmt.Errorf("%w: nothing listens on %s; %s", xpc.ErrNoBootstrap, strings.Join(paths, " or "), bootstrap.StartHint(paths))
 }
 
-func adminRequest(ctx context.Context, req *xpc.Dictionary) (*xpc.Dictionary, error) {
-	c, err := dialXPCD(ctx, nil)
+func adminRequest(ctx context.Context, inst instance, req *xpc.Dictionary) (*xpc.Dictionary, error) {
+	c, err := dialXPCD(ctx, inst, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Cancel()
 	return c.SendWithReply(ctx, req)
-}
-
-// adminError renders an error reply as refusalText does, with the plist
-// errors of a refused bootstrap on the same line.
-func adminError(err error) string {
-	var re *xpc.RemoteError
-	if !errors.As(err, &re) {
-		return trimPrefix(err)
-	}
-	desc := re.Object.Description()
-	var b strings.Builder
-	b.WriteString(objectText(re.Object))
-	if errs, err := re.Object.Array(bootstrap.KeyErrors); err == nil {
-		for _, e := range errs {
-			if d, ok := e.(*xpc.Dictionary); ok {
-				if s, err := d.String(bootstrap.KeyError); err == nil && !strings.Contains(desc, s) {
-					b.WriteString("; " + s)
-				}
-			}
-		}
-	}
-	return b.String()
-}
-
-// objectText renders an error object (an error reply, a refusal) as
-// refusalText does, from its kind, reason, description, rule, domain and
-// peer keys.
-func objectText(eo *xpc.ErrorObject) string {
-	str := func(k string) string { s, _ := eo.String(k); return s }
-	return refusalText(str(bootstrap.KeyKind), str(bootstrap.KeyReason), eo.Description(),
-		str(bootstrap.KeyRule), str(bootstrap.KeyDomain), str(bootstrap.KeyPeer))
-}
-
-// refusalText is how every command shows why something was refused or
-// failed: "KIND: REASON: DESCRIPTION", then the rule (or the requirement
-// clause), the domain and the peer the refusal names, where the
-// description does not say them already:
-//
-//	invalid: requirement-failed: org.x.helper may be looked up only by a process that meets "uid 0": ... fails "uid 0"
-//	invalid: wrong-domain: org.x.helper is a system daemon, not in user/1000; connect with WithDomain(system)
-func refusalText(kind, reason, desc, rule, domain, peer string) string {
-	var b strings.Builder
-	for _, s := range []string{kind, reason} {
-		if s != "" {
-			b.WriteString(s + ": ")
-		}
-	}
-	b.WriteString(desc)
-	var more []string
-	for _, kv := range [...][2]string{{"rule", rule}, {"domain", domain}, {"peer", peer}} {
-		if kv[1] != "" && !strings.Contains(desc, kv[1]) {
-			more = append(more, kv[0]+" "+kv[1])
-		}
-	}
-	if len(more) > 0 {
-		b.WriteString(" (" + strings.Join(more, ", ") + ")")
-	}
-	return b.String()
 }
 
 func printJSON(s stdio, c *command, reply *xpc.Dictionary) int {
@@ -326,7 +280,7 @@ func printJSON(s stdio, c *command, reply *xpc.Dictionary) int {
 
 func renderList(w io.Writer, reply *xpc.Dictionary) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PID\tSTATE\tRUNS\tLAST EXIT\tLABEL")
+	fmt.Fprintln(tw, "PID\tSTATE\tRUNS\tLAST EXIT\tLABEL\tSERVICES")
 	jobs, _ := reply.Array(bootstrap.KeyJobs)
 	for _, o := range jobs {
 		j, ok := o.(*xpc.Dictionary)
@@ -338,6 +292,10 @@ func renderList(w io.Writer, reply *xpc.Dictionary) {
 			pid = strconv.FormatInt(p, 10)
 		}
 		state, _ := j.String(bootstrap.KeyState)
+		if gone, _ := j.Bool(bootstrap.KeyPlistDeleted); gone {
+			// Unloaded once it exits (print and blame say more).
+			state += " (plist deleted)"
+		}
 		runs, _ := j.Int64(bootstrap.KeyRuns)
 		last, err := j.String(bootstrap.KeyLastExit)
 		if _, failed := j.String("error"); failed == nil {
@@ -349,7 +307,7 @@ func renderList(w io.Writer, reply *xpc.Dictionary) {
 		}
 		label, _ := j.String(bootstrap.KeyLabel)
 		dom, _ := j.String(bootstrap.KeyDomain)
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s/%s\n", pid, state, runs, last, dom, label)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s/%s\t%s\n", pid, state, runs, last, dom, label, servicesColumn(j))
 	}
 	tw.Flush()
 	// Plists that did not load are part of the answer too.
@@ -361,6 +319,38 @@ func renderList(w io.Writer, reply *xpc.Dictionary) {
 			}
 		}
 	}
+}
+
+// maxServicesColumn bounds list's SERVICES column, in bytes: names past it
+// are counted ("+N"), not shown (print shows them all).
+const maxServicesColumn = 60
+
+// servicesColumn is the service names a job of list serves, comma
+// separated, "-" for none. The first name is always shown whole (a name is
+// at most 127 bytes); the others while the column, with room for "+N"
+// naming how many are left out, stays within maxServicesColumn.
+func servicesColumn(j *xpc.Dictionary) string {
+	names, _ := j.Array(bootstrap.KeyMachServices)
+	var b strings.Builder
+	for i, o := range names {
+		s, _ := o.(xpc.String)
+		room := maxServicesColumn
+		if left := len(names) - i - 1; left > 0 {
+			room -= len(",+") + len(strconv.Itoa(left))
+		}
+		if i > 0 && b.Len()+1+len(s) > room {
+			fmt.Fprintf(&b, ",+%d", len(names)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(string(s))
+	}
+	if b.Len() == 0 {
+		return "-"
+	}
+	return b.String()
 }
 
 func renderStatus(w io.Writer, reply *xpc.Dictionary) {
@@ -459,98 +449,3 @@ func parseSignal(s string) (syscall.Signal, error) {
 	}
 	return 0, fmt.Errorf("unknown signal %q", s)
 }
-
-var watchCommand = &command{
-	name:    "watch",
-	args:    "[--json] [TARGET]",
-	summary: "stream job state changes as they happen",
-	help: `Prints one line per change of state of the jobs of TARGET (a domain, or
-DOMAIN/LABEL), or of every job you may read, until interrupted. The first
-lines give the current state of each job. With --json, each line is one job
-as a JSON object.`,
-	run: runWatch,
-}
-
-func runWatch(ctx context.Context, s stdio, c *command, args []string) int {
-	fs := c.flagSet(s)
-	asJSON := fs.Bool("json", false, "print each change as one JSON object per line")
-	pos, code, ok := c.parse(s, fs, args)
-	if !ok {
-		return code
-	}
-	if len(pos) > 1 {
-		return c.usageError(s, "too many arguments")
-	}
-	events := make(chan *xpc.Dictionary, 64)
-	h := watchHandler{events: events}
-	conn, err := dialXPCD(ctx, h)
-	if err != nil {
-		return c.fail(s, "%v", err)
-	}
-	defer conn.Cancel()
-	req := xpc.Dict(bootstrap.KeyOp, bootstrap.OpWatch)
-	if len(pos) == 1 {
-		req.Set(bootstrap.KeyTarget, xpc.String(pos[0]))
-	}
-	if _, err := conn.SendWithReply(ctx, req); err != nil {
-		return c.fail(s, "%s", adminError(err))
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return exitOK
-		case <-conn.Done():
-			return c.fail(s, "xpcd closed the connection")
-		case ev := <-events:
-			if ev == nil {
-				return c.fail(s, "fell too far behind; xpcd stopped sending")
-			}
-			if *asJSON {
-				out, err := xpc.ToPlainJSON(ev)
-				if err != nil {
-					return c.fail(s, "event: %v", err)
-				}
-				fmt.Fprintf(s.out, "%s\n", out)
-				continue
-			}
-			fmt.Fprintln(s.out, watchLine(ev))
-		}
-	}
-}
-
-func watchLine(j *xpc.Dictionary) string {
-	dom, _ := j.String(bootstrap.KeyDomain)
-	label, _ := j.String(bootstrap.KeyLabel)
-	state, _ := j.String(bootstrap.KeyState)
-	line := fmt.Sprintf("%s %s/%s %s", time.Now().Format("15:04:05.000"), dom, label, state)
-	if pid, err := j.Int64(bootstrap.KeyPID); err == nil {
-		line += fmt.Sprintf(" pid=%d", pid)
-	}
-	if r, err := j.String(bootstrap.KeyLaunchReason); err == nil {
-		line += " reason=" + r
-	}
-	if e, err := j.String(bootstrap.KeyLastExit); err == nil {
-		line += " last_exit=" + strconv.Quote(e)
-	}
-	return line
-}
-
-type watchHandler struct{ events chan *xpc.Dictionary }
-
-func (h watchHandler) HandleMessage(ctx context.Context, m *xpc.Message) {
-	if over, _ := m.Body.Bool(bootstrap.KeyOverflow); over {
-		select {
-		case h.events <- nil:
-		case <-ctx.Done():
-		}
-		return
-	}
-	if ev, err := m.Body.Dictionary(bootstrap.KeyEvent); err == nil {
-		select {
-		case h.events <- ev:
-		case <-ctx.Done():
-		}
-	}
-}
-
-func (h watchHandler) HandleEvent(error) {}

@@ -94,10 +94,10 @@ func TestRenderListLaunchFailed(t *testing.T) {
 	})
 	var b strings.Builder
 	renderList(&b, reply)
-	want := `PID  STATE    RUNS  LAST EXIT             LABEL
--    waiting  0     launch failed         user/501/a.missing
--    waiting  1     exited with status 2  user/501/b.crashed
--    waiting  0     -                     user/501/c.new
+	want := `PID  STATE    RUNS  LAST EXIT             LABEL               SERVICES
+-    waiting  0     launch failed         user/501/a.missing  -
+-    waiting  1     exited with status 2  user/501/b.crashed  -
+-    waiting  0     -                     user/501/c.new      -
 `
 	if b.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)

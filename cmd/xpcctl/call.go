@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/goxpc/xpc"
+	"github.com/spf13/pflag"
 )
 
 var callCommand = &command{
@@ -20,38 +20,44 @@ tagged JSON form; without JSON the message is an empty dictionary. The reply
 is printed as plain JSON, or tagged JSON with --tagged. --domain looks the
 name up in that domain only (system, user/UID), as xpc.WithDomain does.
 
-Errors exit with status 1 and one line naming the kind, the reason and why,
-with the rule or requirement clause, the domain and the peer the refusal
-names, as the other commands show them: "invalid: not-found: no service
-named org.example.missing in user/1000 or system", "invalid:
-requirement-failed: org.example.helper may be looked up only by a process
-that meets "uid 0": pid 4242 uid 1000 ... fails "uid 0"". A service xpcd
-cannot start fails at once, not at the timeout, with why: "interrupted:
-launch-failed: service org.example.svc: job user/1000/org.example: launch
-failed: spawn /opt/x: no such file or directory", "interrupted: exited: ...
-exited with status 3, before checking in org.example.svc", "interrupted:
-throttled: ...". With no xpcd running: "no xpcd is running: nothing listens
-on PATH; start xpcd --user, or systemctl --user start xpcd". An error the
-service itself replies is shown the same way, after "the service replied:".`,
-	run: runCall,
+Errors exit with status 1 and one line, as every command shows them:
+"xpcctl call: NAME: REASON: DESCRIPTION", with the rule or requirement
+clause, the domain and the peer the refusal names: "xpcctl call:
+org.example.missing: not-found: no service named org.example.missing in
+user/1000 or system", "xpcctl call: org.example.helper: requirement-failed:
+org.example.helper may be looked up only by a process that meets "uid 0":
+pid 4242 uid 1000 ... fails "uid 0"". A service xpcd cannot start fails at
+once, not at the timeout, with why: "launch-failed: service org.example.svc:
+job user/1000/org.example: launch failed: spawn /opt/x: no such file or
+directory", "exited: ... exited with status 3, before checking in
+org.example.svc", "throttled: ...". With no xpcd running: "no xpcd is
+running: nothing listens on PATH; start xpcd --user, or systemctl --user
+start xpcd". An error the service itself replies is shown the same way,
+after "the service replied:".
+
+` + instanceHelp,
+	setup: setupCall,
 }
 
-func runCall(ctx context.Context, s stdio, c *command, args []string) int {
-	fs := c.flagSet(s)
+func setupCall(fs *pflag.FlagSet) runFunc {
 	tagged := fs.Bool("tagged", false, "read the message and print the reply as tagged JSON")
-	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
-	domain := fs.String("domain", "", "look the name up in this domain only (system, user/UID)")
-	pos, code, ok := c.parse(s, fs, args)
-	if !ok {
-		return code
+	timeout := timeoutFlag(fs, 30*time.Second)
+	domain := fs.String("domain", "", "look the name up in this `DOMAIN` only (system, user/UID)")
+	return func(ctx context.Context, s stdio, c *command, pos []string) int {
+		if len(pos) < 1 || len(pos) > 2 {
+			return c.usageError(s, "want NAME and at most one JSON argument")
+		}
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		return runCall(ctx, s, c, pos, *tagged, *domain)
 	}
-	if len(pos) < 1 || len(pos) > 2 {
-		return c.usageError(s, "want NAME and at most one JSON argument")
-	}
+}
+
+func runCall(ctx context.Context, s stdio, c *command, pos []string, tagged bool, domain string) int {
 	name := pos[0]
 	msg := xpc.NewDictionary(0)
 	if len(pos) == 2 {
-		obj, err := parseMessageJSON([]byte(pos[1]), *tagged)
+		obj, err := parseMessageJSON([]byte(pos[1]), tagged)
 		if err != nil {
 			return c.fail(s, "message: %v", err)
 		}
@@ -61,25 +67,27 @@ func runCall(ctx context.Context, s stdio, c *command, args []string) int {
 		}
 		msg = d
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	var opts []xpc.Option
-	if *domain != "" {
-		opts = append(opts, xpc.WithDomain(*domain))
+	opts := s.xpcd.options()
+	if domain != "" {
+		opts = append(opts, xpc.WithDomain(domain))
 	}
 	conn, err := xpc.NewServiceConnection(name, opts...)
 	if err != nil {
-		return c.fail(s, "%v", trimPrefix(err))
+		return c.failed(s, name, err)
 	}
 	conn.Activate()
 	defer conn.Cancel()
 	reply, err := conn.SendWithReply(ctx, msg)
 	if err != nil {
-		return c.fail(s, "%s", callError(err))
+		var re *xpc.RemoteError
+		if errors.As(err, &re) && !errors.Is(err, xpc.ErrReplyFailed) {
+			return c.fail(s, "%s: the service replied: %s", name, objectText(re.Object))
+		}
+		return c.failed(s, name, err)
 	}
 	defer xpc.CloseAttachments(reply)
 	var out []byte
-	if *tagged {
+	if tagged {
 		out, err = xpc.MarshalTaggedJSONIndent(reply, "", "  ")
 	} else {
 		out, err = xpc.ToPlainJSON(reply)
@@ -104,33 +112,4 @@ func parseMessageJSON(data []byte, tagged bool) (xpc.Object, error) {
 		return xpc.UnmarshalTaggedJSON(data)
 	}
 	return xpc.FromPlainJSON(data)
-}
-
-// callError renders the error of a call: a connection's failure with its
-// reason, as refusalText shows every refusal, or the error the service
-// replied.
-func callError(err error) string {
-	var ce *xpc.ConnError
-	var re *xpc.RemoteError
-	switch {
-	case errors.As(err, &ce) && ce.Reason != nil:
-		r := ce.Reason
-		s := refusalText(ce.Kind.Error(), r.Code, r.Description, r.Rule, r.Domain, r.Peer)
-		if ce.Err != nil {
-			s += ": " + trimPrefix(ce.Err)
-		}
-		return s
-	case errors.As(err, &re) && !errors.Is(err, xpc.ErrReplyFailed):
-		return "the service replied: " + objectText(re.Object)
-	}
-	return trimPrefix(err)
-}
-
-// trimPrefix drops the library's "xpc: " prefix: xpcctl prints its own.
-func trimPrefix(err error) string {
-	var ce *xpc.ConnError
-	if errors.As(err, &ce) {
-		return strings.TrimPrefix(ce.Error(), "xpc: ")
-	}
-	return strings.TrimPrefix(err.Error(), "xpc: ")
 }

@@ -30,9 +30,9 @@ func TestCallFailsFast(t *testing.T) {
 		name string
 		want []string
 	}{
-		{"test.ctl.missing.svc", []string{"xpcctl call: interrupted: launch-failed: service test.ctl.missing.svc: ", missing + ": no such file or directory"}},
-		{"test.ctl.missing.svc", []string{"xpcctl call: interrupted: throttled: service test.ctl.missing.svc: ", "tries again at"}},
-		{"test.ctl.exit.svc", []string{"xpcctl call: interrupted: exited: service test.ctl.exit.svc: ", "exited with status 3, before checking in test.ctl.exit.svc"}},
+		{"test.ctl.missing.svc", []string{"xpcctl call: test.ctl.missing.svc: launch-failed: service test.ctl.missing.svc: ", missing + ": no such file or directory"}},
+		{"test.ctl.missing.svc", []string{"xpcctl call: test.ctl.missing.svc: throttled: service test.ctl.missing.svc: ", "tries again at"}},
+		{"test.ctl.exit.svc", []string{"xpcctl call: test.ctl.exit.svc: exited: service test.ctl.exit.svc: ", "exited with status 3, before checking in test.ctl.exit.svc"}},
 	} {
 		start := time.Now()
 		r := runCmd(t, nil, "call", "--timeout", "10s", tc.name)
@@ -73,14 +73,14 @@ func TestCallFailsFast(t *testing.T) {
 	none := t.TempDir()
 	t.Setenv(bootstrap.RootEnv, none)
 	r := runCmd(t, nil, "call", "--timeout", "10s", "test.ctl.missing.svc")
-	want := "xpcctl call: no xpcd is running: nothing listens on " + bootstrap.ForRoot(none, false).Socket +
+	want := "xpcctl call: test.ctl.missing.svc: no xpcd is running: nothing listens on " + bootstrap.ForRoot(none, false).Socket +
 		"; start xpcd --user, or systemctl --user start xpcd\n"
 	if r.code != 1 || r.stderr != want {
 		t.Errorf("no xpcd: exit %d, stderr\n%q, want\n%q", r.code, r.stderr, want)
 	}
 	// The administrative verbs say it the same way.
 	r = runCmd(t, nil, "list")
-	want = strings.Replace(want, "xpcctl call:", "xpcctl list:", 1)
+	want = strings.Replace(want, "xpcctl call: test.ctl.missing.svc:", "xpcctl list:", 1)
 	if r.code != 1 || r.stderr != want {
 		t.Errorf("no xpcd, list: exit %d, stderr\n%q, want\n%q", r.code, r.stderr, want)
 	}

@@ -29,10 +29,10 @@ func TestCallShowsReasons(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"call", "test.ctl.req.svc"}, []string{"invalid: requirement-failed: test.ctl.req.svc ",
+		{[]string{"call", "test.ctl.req.svc"}, []string{"xpcctl call: test.ctl.req.svc: requirement-failed: test.ctl.req.svc ",
 			fmt.Sprintf("pid %d uid %d", os.Getpid(), uid), fmt.Sprintf("fails %q", fail)}},
-		{[]string{"call", "test.ctl.nowhere"}, []string{"invalid: not-found: no service named test.ctl.nowhere"}},
-		{[]string{"call", "--domain", "system", "test.ctl.open.svc"}, []string{"invalid: wrong-domain: test.ctl.open.svc is an agent of " + dom,
+		{[]string{"call", "test.ctl.nowhere"}, []string{"xpcctl call: test.ctl.nowhere: not-found: no service named test.ctl.nowhere"}},
+		{[]string{"call", "--domain", "system", "test.ctl.open.svc"}, []string{"xpcctl call: test.ctl.open.svc: wrong-domain: test.ctl.open.svc is an agent of " + dom,
 			"WithDomain(" + dom + ")"}},
 	} {
 		r := runCmd(t, nil, tc.args...)

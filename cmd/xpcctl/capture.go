@@ -9,6 +9,7 @@ import (
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/spf13/pflag"
 )
 
 var captureCommand = &command{
@@ -21,21 +22,24 @@ XPC body (cut at 64 KiB; the original length is the whole), on one interface of
 link type USER0 (147); the packet's direction flag says inbound (into the
 service) or outbound, and its comment gives the peer's pid, the kind and id or
 reply-to, and the descriptor count. Attaching follows monitor's rules. Ctrl-C
-ends it; the file is complete after each packet.`,
-	run: runCapture,
+ends it; the file is complete after each packet.
+
+` + instanceHelp,
+	setup: setupCapture,
 }
 
-func runCapture(ctx context.Context, s stdio, c *command, args []string) int {
-	fs := c.flagSet(s)
-	pid := fs.Int64("pid", 0, "capture the running instance with this pid")
-	pos, code, ok := c.parse(s, fs, args)
-	if !ok {
-		return code
+func setupCapture(fs *pflag.FlagSet) runFunc {
+	pid := fs.Int64("pid", 0, "capture the running instance with this `PID`")
+	return func(ctx context.Context, s stdio, c *command, pos []string) int {
+		return runCapture(ctx, s, c, pos, *pid)
 	}
+}
+
+func runCapture(ctx context.Context, s stdio, c *command, pos []string, pid int64) int {
 	if len(pos) == 0 {
 		return c.usageError(s, "no FILE")
 	}
-	req, what, ok := monitorRequest(pos[:len(pos)-1], *pid)
+	req, what, ok := monitorRequest(pos[:len(pos)-1], pid)
 	if !ok {
 		return c.usageError(s, "give a TARGET or --pid PID, then FILE")
 	}

@@ -5,12 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/goxpc/xpc"
+	"github.com/spf13/pflag"
 )
 
 var encodeCommand = &command{
@@ -28,7 +28,7 @@ body with the RemoteXPC magic, the only magic a RemoteXPC message's body has
 {"flags":N,"id":N,"body":VALUE}; --flags and --id override its header. For a
 bare value the header defaults to flags 0x101 (always-set|data) and id 0.
 N is decimal or 0x-prefixed hex.`,
-	run: runEncode,
+	setup: setupEncode,
 }
 
 // encodeOptions are encode's flags, checked.
@@ -38,25 +38,26 @@ type encodeOptions struct {
 	flags, id *uint64 // with --wrap: the header's, when given
 }
 
-func runEncode(ctx context.Context, s stdio, c *command, args []string) int {
-	fs := c.flagSet(s)
-	magic := fs.String("magic", "", "body magic `kind`: local (\"@XPC\", the default) or remote (RemoteXPC)")
+func setupEncode(fs *pflag.FlagSet) runFunc {
+	magic := fs.String("magic", "", "the body's magic, `local|remote`: local (\"@XPC\", the default) or remote (RemoteXPC)")
 	wrap := fs.Bool("wrap", false, "write a RemoteXPC message (implies --magic remote)")
 	flagsArg := fs.String("flags", "", "with --wrap: the header's flags `N`")
 	idArg := fs.String("id", "", "with --wrap: the header's message id `N`")
-	pos, code, ok := c.parse(s, fs, args)
-	if !ok {
-		return code
+	return func(ctx context.Context, s stdio, c *command, pos []string) int {
+		if len(pos) > 1 {
+			return c.usageError(s, "too many arguments")
+		}
+		set := map[string]bool{}
+		fs.Visit(func(f *pflag.Flag) { set[f.Name] = true })
+		opts, msg := checkEncodeFlags(*magic, *wrap, set, *flagsArg, *idArg)
+		if msg != "" {
+			return c.usageError(s, msg)
+		}
+		return runEncode(s, c, pos, opts)
 	}
-	if len(pos) > 1 {
-		return c.usageError(s, "too many arguments")
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	opts, msg := checkEncodeFlags(*magic, *wrap, set, *flagsArg, *idArg)
-	if msg != "" {
-		return c.usageError(s, msg)
-	}
+}
+
+func runEncode(s stdio, c *command, pos []string, opts encodeOptions) int {
 	data, name, err := readInput(s, firstOr(pos, ""))
 	if err != nil {
 		return c.fail(s, "%v", err)

@@ -10,66 +10,70 @@ import (
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/spf13/pflag"
 )
 
 var logCommand = &command{
 	name:    "log",
-	args:    "[-f] [-n N] TARGET",
+	args:    "[-f|--follow] [-n|--lines N] TARGET",
 	summary: "show a job's log: its output and crash records",
 	help: `Prints the last lines of the log xpcd keeps of the job TARGET (DOMAIN/LABEL,
 as user/UID/LABEL or system/LABEL): what it wrote to standard output and
 error when it names no file for them, and its crash records. Each line is
 "TIME PID STREAM PRIORITY TEXT"; the further lines of a panic or a crash
-record start with a tab. -n N prints the last N records (default 10, as
-journalctl -n counts entries; 0 none): a panic or a crash record comes with
-all its lines; a log with no records says so on standard error. -f then
-goes on printing records as they are written, until interrupted. Only root
-and the domain's user may read a job's log.`,
-	run: runLog,
+record start with a tab. -n|--lines N prints the last N records (default
+10, as journalctl -n counts entries; 0 none): a panic or a crash record
+comes with all its lines; a log with no records says so on standard error.
+-f|--follow then goes on printing records as they are written, until
+interrupted. Only root and the domain's user may read a job's log.
+
+` + instanceHelp,
+	setup: setupLog,
 }
 
-func runLog(ctx context.Context, s stdio, c *command, args []string) int {
-	fs := c.flagSet(s)
-	follow := fs.Bool("f", false, "go on printing records as they are written")
-	n := fs.Int("n", bootstrap.LogLinesDefault, "print the last `N` records")
-	pos, code, ok := c.parse(s, fs, args)
-	if !ok {
-		return code
+func setupLog(fs *pflag.FlagSet) runFunc {
+	follow := fs.BoolP("follow", "f", false, "go on printing records as they are written")
+	n := fs.IntP("lines", "n", bootstrap.LogLinesDefault, "print the last `N` records")
+	return func(ctx context.Context, s stdio, c *command, pos []string) int {
+		return runLog(ctx, s, c, pos, *follow, *n)
 	}
+}
+
+func runLog(ctx context.Context, s stdio, c *command, pos []string, follow bool, n int) int {
 	if len(pos) != 1 {
 		return c.usageError(s, "want one TARGET (DOMAIN/LABEL)")
 	}
 	if p := targetProblem(pos[0]); p != "" {
 		return c.usageError(s, p)
 	}
-	if *n < 0 {
-		return c.usageError(s, "-n: want 0 or more records")
+	if n < 0 {
+		return c.usageError(s, "--lines: want 0 or more records")
 	}
 	req := xpc.Dict(bootstrap.KeyOp, bootstrap.OpLog, bootstrap.KeyTarget, pos[0],
-		bootstrap.KeyLogLines, int64(min(*n, bootstrap.LogLinesMax)), bootstrap.KeyFollow, *follow)
+		bootstrap.KeyLogLines, int64(min(n, bootstrap.LogLinesMax)), bootstrap.KeyFollow, follow)
 	lh := &logHandler{s: s, ready: make(chan struct{}), overflow: make(chan struct{})}
 	var h xpc.Handler
-	if *follow {
+	if follow {
 		h = lh
 	}
-	conn, err := dialXPCD(ctx, h)
+	conn, err := dialXPCD(ctx, s.xpcd, h)
 	if err != nil {
-		return c.fail(s, "%v", err)
+		return c.failed(s, pos[0], err)
 	}
 	defer conn.Cancel()
 	reply, err := conn.SendWithReply(ctx, req)
 	if err != nil {
-		return c.fail(s, "%s", adminError(err))
+		return c.failed(s, pos[0], err)
 	}
 	if trunc, _ := reply.Bool(bootstrap.KeyLogTruncated); trunc {
 		fmt.Fprintf(s.err, "xpcctl: log: older lines left out (a reply holds at most %d KiB)\n", bootstrap.LogReplyMax>>10)
 	}
 	printLogLines(s, reply)
-	if lines, _ := reply.Array(bootstrap.KeyLogLines); len(lines) == 0 && *n > 0 && !*follow {
+	if lines, _ := reply.Array(bootstrap.KeyLogLines); len(lines) == 0 && n > 0 && !follow {
 		// Said, as journalctl says "-- No entries --", not left blank.
 		fmt.Fprintf(s.err, "xpcctl log: %s has no records (a job's output goes to its StandardOutPath and StandardErrorPath when it names them)\n", pos[0])
 	}
-	if !*follow {
+	if !follow {
 		return exitOK
 	}
 	// The lines written since come to the handler, which prints them
@@ -81,7 +85,7 @@ func runLog(ctx context.Context, s stdio, c *command, args []string) int {
 	case <-lh.overflow:
 		return c.fail(s, "fell too far behind; xpcd stopped sending")
 	case <-conn.Done():
-		return c.fail(s, "xpcd closed the connection (it stopped or restarted): run xpcctl log -f again once it is back")
+		return c.fail(s, "xpcd closed the connection (it stopped or restarted): run xpcctl log --follow again once it is back")
 	}
 }
 

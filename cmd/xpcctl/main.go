@@ -4,22 +4,26 @@
 //
 // Usage:
 //
-//	xpcctl <command> [arguments]
+//	xpcctl [--system|--user] <command> [arguments]
 //	xpcctl --version
 //
 // Run 'xpcctl help' for the list of commands and 'xpcctl help <command>'
-// for one command's options. Exit status: 0 on success, 1 when the command
-// failed (bad input, unreadable file), 2 for a usage error.
+// for one command's options. Long flags take two dashes; a one-letter flag
+// is only a long one's shorthand (-k|--kill). --system and --user choose
+// the xpcd to talk to. 'xpcctl completion bash|zsh|fish' prints a shell
+// completion script; the hidden 'xpcctl gen-man DIR' writes the man pages.
+// Exit status: 0 on success, 1 when the command failed (bad input,
+// unreadable file, a refusal), 2 for a usage error.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -43,11 +47,13 @@ const (
 	exitUsage = 2
 )
 
-// stdio is what a command reads from and writes to.
+// stdio is what a command reads from and writes to, and the xpcd it talks
+// to (--system, --user).
 type stdio struct {
-	in  io.Reader
-	out io.Writer
-	err io.Writer
+	in   io.Reader
+	out  io.Writer
+	err  io.Writer
+	xpcd instance
 }
 
 // runFunc runs a command with its positional arguments, its flags already
@@ -63,10 +69,8 @@ type command struct {
 	summary string // one line for the command list
 	help    string // what 'xpcctl help NAME' says below the synopsis
 	// setup declares the command's flags on fs and returns what runs it.
-	setup func(fs *pflag.FlagSet) runFunc
-	// run, for a command without setup, parses its own flags: it is given
-	// every argument after the command's name.
-	run runFunc
+	setup  func(fs *pflag.FlagSet) runFunc
+	hidden bool // not listed, no man page: gen-man
 }
 
 // commands is the table of commands, in the order the usage lists them.
@@ -87,6 +91,7 @@ func init() {
 	commands = append(commands, notifyCommands()...)
 	commands = append(commands, logCommand)
 	commands = append(commands, monitorCommand, captureCommand)
+	commands = append(commands, completionCommand, genManCommand)
 }
 
 // run is the whole program, testable: it parses args (without the program
@@ -127,8 +132,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // builds its own, so nothing is shared between runs.
 func newRoot(ctx context.Context, s stdio, code *int) *cobra.Command {
 	root := &cobra.Command{
-		Use:           "xpcctl",
-		Short:         "control goxpc services and convert XPC data",
+		Use:   "xpcctl",
+		Short: "control goxpc services and convert XPC data",
+		Long: "xpcctl controls goxpc services, as launchctl does launchd's, and converts XPC data and\n" +
+			"property lists, as plutil does. Run 'xpcctl help' for the list of commands.\n\n" + instanceHelp,
 		Version:       buildinfo.Line("xpcctl"),
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -138,6 +145,8 @@ func newRoot(ctx context.Context, s stdio, code *int) *cobra.Command {
 			return nil
 		},
 	}
+	root.CompletionOptions.DisableDefaultCmd = true // ours is in the table
+	addInstanceFlags(root)
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetIn(s.in)
 	root.SetOut(s.out)
@@ -201,25 +210,43 @@ func (c *command) cobraCommand(ctx context.Context, s stdio, code *int) *cobra.C
 	cc := &cobra.Command{
 		Use:                   strings.TrimSpace(words[len(words)-1] + " " + c.args),
 		Short:                 c.summary,
-		Long:                  c.summary + ".\n\n" + c.help,
+		Long:                  c.help,
 		Args:                  cobra.ArbitraryArgs,
 		DisableFlagsInUseLine: true,
 	}
-	rf := c.run
-	if c.setup != nil {
-		rf = c.setup(cc.Flags())
-	} else {
-		cc.DisableFlagParsing = true
-	}
-	cc.SetHelpFunc(func(cc *cobra.Command, _ []string) { c.writeHelp(s.out, cc.Flags()) })
-	cc.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return fmt.Errorf("%w\nUsage: %s", err, c.synopsis())
+	cc.Hidden = c.hidden
+	rf := c.setup(cc.Flags())
+	cc.SetHelpFunc(func(cc *cobra.Command, _ []string) { c.writeHelp(s.out, cc) })
+	cc.SetFlagErrorFunc(func(cc *cobra.Command, err error) error {
+		return fmt.Errorf("%w%s\nUsage: %s", err, twoDashes(cc, err), c.synopsis())
 	})
-	cc.RunE = func(_ *cobra.Command, pos []string) error {
+	cc.RunE = func(cc *cobra.Command, pos []string) error {
+		s := s
+		inst, err := chosenInstance(cc)
+		if err != nil {
+			*code = c.usageError(s, err.Error())
+			return nil
+		}
+		s.xpcd = inst
 		*code = rf(ctx, s, c, pos)
 		return nil
 	}
+	c.addCompletions(ctx, s, cc)
 	return cc
+}
+
+// oneDashRE finds the word pflag read as shorthands: "unknown shorthand
+// flag: 'j' in -json".
+var oneDashRE = regexp.MustCompile(`in -([a-z][a-z0-9-]+)$`)
+
+// twoDashes says, of a long flag written with one dash (as xpcctl took
+// them before its flags had one spelling), how to write it.
+func twoDashes(cc *cobra.Command, err error) string {
+	m := oneDashRE.FindStringSubmatch(err.Error())
+	if m == nil || cc.Flags().Lookup(m[1]) == nil {
+		return ""
+	}
+	return "; long flags take two dashes: --" + m[1]
 }
 
 // writeUsage lists xpcctl's commands, or those of group ("plist").
@@ -227,16 +254,14 @@ func writeUsage(w io.Writer, group string) {
 	var b strings.Builder
 	list := []*command{}
 	for _, c := range commands {
-		if group == "" || strings.HasPrefix(c.name, group+" ") {
+		if !c.hidden && (group == "" || strings.HasPrefix(c.name, group+" ")) {
 			list = append(list, c)
 		}
 	}
 	if group == "" {
 		b.WriteString("xpcctl controls goxpc services and converts XPC data.\n\n")
-		b.WriteString("Usage:\n  xpcctl <command> [arguments]\n  xpcctl --version\n\nCommands:\n")
-		list = append(list,
-			&command{name: "completion", summary: "print a shell completion script: bash, zsh or fish"},
-			&command{name: "help", summary: "show help for xpcctl or for one command"})
+		b.WriteString("Usage:\n  xpcctl [--system|--user] <command> [arguments]\n  xpcctl --version\n\nCommands:\n")
+		list = append(list, &command{name: "help", summary: "show help for xpcctl or for one command"})
 	} else {
 		fmt.Fprintf(&b, "Usage:\n  xpcctl %s <command> [arguments]\n\nCommands:\n", group)
 	}
@@ -248,6 +273,9 @@ func writeUsage(w io.Writer, group string) {
 		fmt.Fprintf(&b, "  %-*s  %s\n", width, c.name, c.summary)
 	}
 	b.WriteString("\nRun 'xpcctl help <command>' or 'xpcctl <command> -h' for a command's usage and options.\n")
+	if group == "" {
+		b.WriteString("\n" + instanceHelp + "\n")
+	}
 	io.WriteString(w, b.String())
 }
 
@@ -259,62 +287,29 @@ func (c *command) synopsis() string {
 	return "xpcctl " + c.name + " " + c.args
 }
 
-// flagSet returns a FlagSet for a command that parses its own flags (run,
-// not setup); its errors go to stderr, its usage is printed by parse.
-func (c *command) flagSet(s stdio) *flag.FlagSet {
-	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	fs.SetOutput(s.err)
-	fs.Usage = func() {}
-	return fs
-}
-
-// writeHelp prints c's synopsis, help and options (fs: a pflag or a flag
-// FlagSet, or nil).
-func (c *command) writeHelp(w io.Writer, fs any) {
+// writeHelp prints c's synopsis, help and options: cc's own flags, then
+// the global ones (--system, --user). The help flag goes without saying.
+func (c *command) writeHelp(w io.Writer, cc *cobra.Command) {
 	fmt.Fprintf(w, "Usage: %s\n\n%s\n", c.synopsis(), c.help)
-	switch fs := fs.(type) {
-	case *pflag.FlagSet:
-		if fs.HasAvailableFlags() {
-			fmt.Fprintf(w, "\nOptions:\n%s", fs.FlagUsages())
-		}
-	case *flag.FlagSet:
-		hasFlags := false
-		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
-		if hasFlags {
-			fmt.Fprintf(w, "\nOptions:\n")
-			fs.SetOutput(w)
-			fs.PrintDefaults()
+	for _, part := range []struct {
+		title string
+		fs    *pflag.FlagSet
+	}{{"Options", cc.LocalNonPersistentFlags()}, {"Global options", cc.InheritedFlags()}} {
+		if usage := flagUsages(part.fs); usage != "" {
+			fmt.Fprintf(w, "\n%s:\n%s", part.title, usage)
 		}
 	}
 }
 
-// parse parses args with flags and positional arguments in any order (a
-// "--" ends the flags), for a command that parses its own. On -h it prints
-// the help to stdout; on a bad flag the flag package has said why on
-// stderr and parse adds the synopsis. It returns the positional arguments,
-// or ok false and the exit status.
-func (c *command) parse(s stdio, fs *flag.FlagSet, args []string) (pos []string, code int, ok bool) {
-	for {
-		err := fs.Parse(args)
-		if errors.Is(err, flag.ErrHelp) {
-			c.writeHelp(s.out, fs)
-			return nil, exitOK, false
+// flagUsages is fs's option list without the help flag.
+func flagUsages(fs *pflag.FlagSet) string {
+	shown := pflag.NewFlagSet("", pflag.ContinueOnError)
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Name != "help" {
+			shown.AddFlag(f)
 		}
-		if err != nil {
-			c.usageError(s, "")
-			return nil, exitUsage, false
-		}
-		rest := fs.Args()
-		consumed := len(args) - len(rest)
-		if consumed > 0 && args[consumed-1] == "--" {
-			return append(pos, rest...), 0, true
-		}
-		if len(rest) == 0 {
-			return pos, 0, true
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
+	})
+	return shown.FlagUsages()
 }
 
 // usageError prints msg (if any) and the synopsis to stderr.

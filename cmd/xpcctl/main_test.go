@@ -233,7 +233,7 @@ func TestEncodeErrors(t *testing.T) {
 		{"bad flags", val, []string{"--wrap", "--flags", "0x1_0000_0000"}, 2, "--flags"},
 		{"flags too big", val, []string{"--wrap", "--flags", "4294967296"}, 2, "--flags"},
 		{"octal-looking flags are decimal", val, []string{"--wrap", "--flags", "010"}, 0, ""},
-		{"unknown flag", val, []string{"--nope"}, 2, "not defined"},
+		{"unknown flag", val, []string{"--nope"}, 2, "unknown flag: --nope"},
 		{"two files", val, []string{"a", "b"}, 2, "too many"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -274,7 +274,11 @@ func TestDocs(t *testing.T) {
 		}
 	}
 	for _, c := range commands {
-		if !strings.Contains(usage.stdout, "\n  "+c.name+" ") {
+		if c.hidden {
+			if strings.Contains(usage.stdout, "\n  "+c.name+" ") {
+				t.Errorf("usage lists hidden %q", c.name)
+			}
+		} else if !strings.Contains(usage.stdout, "\n  "+c.name+" ") {
 			t.Errorf("usage does not list %q:\n%s", c.name, usage.stdout)
 		}
 		if c.summary == "" || c.help == "" || strings.HasSuffix(c.summary, ".") {
@@ -295,7 +299,7 @@ func TestDocs(t *testing.T) {
 		args  []string
 		usage string
 	}{
-		{[]string{"nope"}, "xpcctl <command>"}, {[]string{}, "xpcctl <command>"},
+		{[]string{"nope"}, "xpcctl [--system|--user] <command>"}, {[]string{}, "xpcctl [--system|--user] <command>"},
 		{[]string{"plist"}, "xpcctl plist <command>"}, {[]string{"plist", "nope"}, "xpcctl plist <command>"},
 	} {
 		r := runCmd(t, nil, tc.args...)

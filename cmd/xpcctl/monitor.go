@@ -13,6 +13,7 @@ import (
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/spf13/pflag"
 )
 
 var monitorCommand = &command{
@@ -32,19 +33,22 @@ A job that is not running is monitored from its next instance on, and each
 instance after. Only root and the domain's user may monitor a job (rule
 monitor-access). A monitor that reads too slowly loses records, never slows
 the service: the next line says how many were dropped. Bodies over 64 KiB are
-shown truncated. Ctrl-C ends it.`,
-	run: runMonitor,
+shown truncated. Ctrl-C ends it.
+
+` + instanceHelp,
+	setup: setupMonitor,
 }
 
-func runMonitor(ctx context.Context, s stdio, c *command, args []string) int {
-	fs := c.flagSet(s)
+func setupMonitor(fs *pflag.FlagSet) runFunc {
 	asJSON := fs.Bool("json", false, "print one JSON object per message (the body in tagged JSON)")
-	pid := fs.Int64("pid", 0, "monitor the running instance with this pid")
-	pos, code, ok := c.parse(s, fs, args)
-	if !ok {
-		return code
+	pid := fs.Int64("pid", 0, "monitor the running instance with this `PID`")
+	return func(ctx context.Context, s stdio, c *command, pos []string) int {
+		return runMonitor(ctx, s, c, pos, *pid, *asJSON)
 	}
-	req, what, ok := monitorRequest(pos, *pid)
+}
+
+func runMonitor(ctx context.Context, s stdio, c *command, pos []string, pid int64, asJSON bool) int {
+	req, what, ok := monitorRequest(pos, pid)
 	if !ok {
 		return c.usageError(s, "give a TARGET or --pid PID")
 	}
@@ -56,7 +60,7 @@ func runMonitor(ctx context.Context, s stdio, c *command, args []string) int {
 	v := &monitorView{requests: map[reqKey]time.Time{}}
 	return readMonitor(ctx, s, c, f, func(rec *xpc.Dictionary) error {
 		var err error
-		if *asJSON {
+		if asJSON {
 			_, err = s.out.Write(append(v.json(rec), '\n'))
 		} else {
 			_, err = fmt.Fprintln(s.out, v.line(rec))
@@ -86,9 +90,9 @@ func monitorRequest(pos []string, pid int64) (req *xpc.Dictionary, what string, 
 // returns the socket to read records from; or, with ok false, the exit
 // status.
 func openMonitor(ctx context.Context, s stdio, c *command, req *xpc.Dictionary, what string) (_ *os.File, code int, ok bool) {
-	f, reply, err := attachMonitor(ctx, req)
+	f, reply, err := attachMonitor(ctx, s.xpcd, req)
 	if err != nil {
-		return nil, c.fail(s, "%s", adminError(err)), false
+		return nil, c.failed(s, what, err), false
 	}
 	if st, _ := reply.String(bootstrap.KeyStatus); st == bootstrap.MonitorWaiting {
 		fmt.Fprintf(s.err, "Monitoring %s: not running; waiting for its next instance. Ctrl-C ends.\n", what)
@@ -101,7 +105,7 @@ func openMonitor(ctx context.Context, s stdio, c *command, req *xpc.Dictionary, 
 
 // attachMonitor makes the socket pair, sends xpcd req with one end, and
 // returns the other end (non-blocking, pollable) with xpcd's reply.
-func attachMonitor(ctx context.Context, req *xpc.Dictionary) (*os.File, *xpc.Dictionary, error) {
+func attachMonitor(ctx context.Context, inst instance, req *xpc.Dictionary) (*os.File, *xpc.Dictionary, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("socket pair: %w", err)
@@ -109,7 +113,7 @@ func attachMonitor(ctx context.Context, req *xpc.Dictionary) (*os.File, *xpc.Dic
 	ours, theirs := os.NewFile(uintptr(fds[0]), "monitor"), os.NewFile(uintptr(fds[1]), "monitor-service")
 	req.Set(bootstrap.KeySocket, xpc.NewFD(theirs))
 	actx, cancel := context.WithTimeout(ctx, time.Minute)
-	reply, err := adminRequest(actx, req)
+	reply, err := adminRequest(actx, inst, req)
 	cancel()
 	theirs.Close()
 	if err != nil {

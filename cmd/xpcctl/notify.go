@@ -3,35 +3,35 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/goxpc/xpc"
+	"github.com/spf13/pflag"
 )
 
 // notify post, notify get, notify watch: named notifications through
 // xpcd (docs/XPCD.md, "Notifications"), with the library's Notifier.
 
-const notifyTalksTo = "\n\nTalks to the xpcd that XPCD_ROOT selects, or else the user's and then the system's."
+const notifyTalksTo = "\n\n" + instanceHelp
 
 func notifyCommands() []*command {
 	return []*command{
 		{
-			name: "notify post", args: "[--state N] NAME",
+			name: "notify post", args: "[--state N] [--timeout D] NAME",
 			summary: "post a notification",
 			help: `Posts the notification NAME: every registration of it is told. With
 --state, sets its 64-bit state first. Names "user.uid.UID.…" are user UID's;
 posting another name (the system's) takes root or a grant in a system job's
 plist (Notifications → NAME → PostRequirement).` + notifyTalksTo,
-			run: runNotifyPost,
+			setup: setupNotifyPost,
 		},
 		{
-			name: "notify get", args: "[--json] NAME",
+			name: "notify get", args: "[--json] [--timeout D] NAME",
 			summary: "print a notification's state",
 			help:    `Prints the 64-bit state of the notification NAME (0 if no post set one).` + notifyTalksTo,
-			run:     runNotifyGet,
+			setup:   setupNotifyGet,
 		},
 		{
 			name: "notify watch", args: "[--json] NAME...",
@@ -42,25 +42,15 @@ once, with the latest state. With --json, each line is {"name": ..., "state": ..
 When xpcd restarts, watch reconnects by itself and says so on stderr; each
 NAME is then printed once with its state in the restarted xpcd, since a post
 made meanwhile cannot be known.` + notifyTalksTo,
-			run: runNotifyWatch,
+			setup: setupNotifyWatch,
 		},
 	}
 }
 
-// withNotifier parses args (flags set up by flags, then one NAME, or with
-// many at least one), connects to xpcd and calls fn with the names. A
-// timeout of 0 means none.
-func (c *command) withNotifier(ctx context.Context, s stdio, args []string, many bool, timeout time.Duration,
-	flags func(fs *flag.FlagSet), fn func(ctx context.Context, nt *xpc.Notifier, names []string) int) int {
-	fs := c.flagSet(s)
-	if timeout > 0 {
-		fs.DurationVar(&timeout, "timeout", timeout, "give up after this long")
-	}
-	flags(fs)
-	pos, code, ok := c.parse(s, fs, args)
-	if !ok {
-		return code
-	}
+// withNotifier checks pos (one NAME, or with many at least one), connects
+// to xpcd and calls fn with the names. A timeout of 0 means none.
+func (c *command) withNotifier(ctx context.Context, s stdio, pos []string, many bool, timeout time.Duration,
+	fn func(ctx context.Context, nt *xpc.Notifier, names []string) int) int {
 	switch {
 	case len(pos) == 0 && many:
 		return c.usageError(s, "want at least one NAME")
@@ -72,50 +62,52 @@ func (c *command) withNotifier(ctx context.Context, s stdio, args []string, many
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	nt, err := xpc.NewNotifier(ctx)
+	nt, err := xpc.NewNotifier(ctx, s.xpcd.options()...)
 	if err != nil {
-		return c.fail(s, "%s", trimPrefix(err))
+		return c.failed(s, lastArg(pos), err)
 	}
 	defer nt.Close()
 	return fn(ctx, nt, pos)
 }
 
-func runNotifyPost(ctx context.Context, s stdio, c *command, args []string) int {
-	var state string
-	flags := func(fs *flag.FlagSet) {
-		fs.StringVar(&state, "state", "", "set the notification's state to this unsigned 64-bit number first")
+func setupNotifyPost(fs *pflag.FlagSet) runFunc {
+	state := fs.String("state", "", "set the notification's state to this unsigned 64-bit `N` first")
+	timeout := timeoutFlag(fs, time.Minute)
+	return func(ctx context.Context, s stdio, c *command, pos []string) int {
+		return c.withNotifier(ctx, s, pos, false, *timeout, func(ctx context.Context, nt *xpc.Notifier, names []string) int {
+			var err error
+			if *state == "" {
+				err = nt.Post(ctx, names[0])
+			} else if n, perr := strconv.ParseUint(*state, 0, 64); perr != nil {
+				return c.usageError(s, fmt.Sprintf("--state %q: not an unsigned 64-bit number", *state))
+			} else {
+				err = nt.PostState(ctx, names[0], n)
+			}
+			if err != nil {
+				return c.failed(s, names[0], err)
+			}
+			return exitOK
+		})
 	}
-	return c.withNotifier(ctx, s, args, false, time.Minute, flags, func(ctx context.Context, nt *xpc.Notifier, names []string) int {
-		var err error
-		if state == "" {
-			err = nt.Post(ctx, names[0])
-		} else if n, perr := strconv.ParseUint(state, 0, 64); perr != nil {
-			return c.usageError(s, fmt.Sprintf("--state %q: not an unsigned 64-bit number", state))
-		} else {
-			err = nt.PostState(ctx, names[0], n)
-		}
-		if err != nil {
-			return c.fail(s, "%s", trimPrefix(err))
-		}
-		return exitOK
-	})
 }
 
-func runNotifyGet(ctx context.Context, s stdio, c *command, args []string) int {
-	var asJSON bool
-	flags := func(fs *flag.FlagSet) { fs.BoolVar(&asJSON, "json", false, "print {\"name\": NAME, \"state\": STATE}") }
-	return c.withNotifier(ctx, s, args, false, time.Minute, flags, func(ctx context.Context, nt *xpc.Notifier, names []string) int {
-		st, err := nt.State(ctx, names[0])
-		if err != nil {
-			return c.fail(s, "%s", trimPrefix(err))
-		}
-		if asJSON {
-			fmt.Fprintln(s.out, notifyJSON(names[0], st))
-		} else {
-			fmt.Fprintln(s.out, st)
-		}
-		return exitOK
-	})
+func setupNotifyGet(fs *pflag.FlagSet) runFunc {
+	asJSON := fs.Bool("json", false, "print {\"name\": NAME, \"state\": STATE}")
+	timeout := timeoutFlag(fs, time.Minute)
+	return func(ctx context.Context, s stdio, c *command, pos []string) int {
+		return c.withNotifier(ctx, s, pos, false, *timeout, func(ctx context.Context, nt *xpc.Notifier, names []string) int {
+			st, err := nt.State(ctx, names[0])
+			if err != nil {
+				return c.failed(s, names[0], err)
+			}
+			if *asJSON {
+				fmt.Fprintln(s.out, notifyJSON(names[0], st))
+			} else {
+				fmt.Fprintln(s.out, st)
+			}
+			return exitOK
+		})
+	}
 }
 
 // notifyJSON is one post as a line of JSON.
@@ -133,14 +125,13 @@ type notifyPost struct {
 	state uint64
 }
 
-func runNotifyWatch(ctx context.Context, s stdio, c *command, args []string) int {
-	var asJSON bool
-	flags := func(fs *flag.FlagSet) {
-		fs.BoolVar(&asJSON, "json", false, "print each post as one JSON object per line")
+func setupNotifyWatch(fs *pflag.FlagSet) runFunc {
+	asJSON := fs.Bool("json", false, "print each post as one JSON object per line")
+	return func(ctx context.Context, s stdio, c *command, pos []string) int {
+		return c.withNotifier(ctx, s, pos, true, 0, func(ctx context.Context, nt *xpc.Notifier, names []string) int {
+			return c.watchNotifications(ctx, s, nt, names, *asJSON)
+		})
 	}
-	return c.withNotifier(ctx, s, args, true, 0, flags, func(ctx context.Context, nt *xpc.Notifier, names []string) int {
-		return c.watchNotifications(ctx, s, nt, names, asJSON)
-	})
 }
 
 // watchNotifications registers for names and prints each post until ctx
@@ -165,7 +156,7 @@ func (c *command) watchNotifications(ctx context.Context, s stdio, nt *xpc.Notif
 			}
 		})
 		if err != nil {
-			return c.fail(s, "%s", trimPrefix(err))
+			return c.failed(s, name, err)
 		}
 	}
 	fmt.Fprintf(s.err, "watching %d notification(s); interrupt to stop\n", len(names))
@@ -176,7 +167,7 @@ func (c *command) watchNotifications(ctx context.Context, s stdio, nt *xpc.Notif
 			return exitOK
 		case refused := <-reconnected:
 			for _, r := range refused {
-				fmt.Fprintf(s.err, "%s: no longer watched: %s\n", r.Name(), trimPrefix(r.Err()))
+				fmt.Fprintf(s.err, "%s: no longer watched: %s\n", r.Name(), errorText(r.Err()))
 			}
 			if live -= len(refused); live == 0 {
 				return c.fail(s, "xpcd restarted and refused every notification")

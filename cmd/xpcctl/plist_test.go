@@ -199,7 +199,7 @@ func compareLintBootstrap(t *testing.T, dom, p string) {
 	}
 	var bootErrs []string
 	if boot.code != 0 {
-		msg, ok := strings.CutPrefix(strings.TrimSuffix(boot.stderr, "\n"), "xpcctl bootstrap: invalid: bad-plist: ")
+		msg, ok := strings.CutPrefix(strings.TrimSuffix(boot.stderr, "\n"), "xpcctl bootstrap: "+p+": bad-plist: ")
 		if !ok {
 			t.Fatalf("bootstrap: exit %d\n%s%s", boot.code, boot.stdout, boot.stderr)
 		}

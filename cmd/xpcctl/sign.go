@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/goxpc/xpc/codesign"
+	"github.com/spf13/pflag"
 )
 
 // signCommands are the commands that make and check executables'
@@ -34,12 +34,12 @@ PREFIX.pub, the public key. Copy PREFIX.pub into the trust directory for
 what the key signs to be trusted. Existing files are never replaced.
 
 ` + trustHelp,
-	run: runKeygen,
+	setup: func(*pflag.FlagSet) runFunc { return runKeygen },
 }
 
 var signCommand = &command{
 	name:    "sign",
-	args:    "-k KEY -i IDENTIFIER [-t TEAM] [--xattr] FILE",
+	args:    "-k|--key KEY -i|--identifier IDENTIFIER [-t|--team TEAM] [--xattr] FILE",
 	summary: "sign an executable as an identifier and team",
 	help: `Signs FILE's contents with the private key KEY (made by keygen, or any
 unencrypted minisign key) as IDENTIFIER and TEAM: writes the signature to
@@ -47,7 +47,7 @@ FILE.minisig beside it, or with --xattr to FILE's extended attribute
 user.xpc.minisig, which wins over a FILE.minisig. Identifiers and teams
 are printable ASCII without spaces or = " ' ( ) \, at most 255 and 64
 bytes. Changing FILE afterwards breaks the signature.`,
-	run: runSign,
+	setup: setupSign,
 }
 
 var verifyCommand = &command{
@@ -62,29 +62,24 @@ otherwise prints one line saying why (not signed, bad signature,
 untrusted key) and exits 1.
 
 ` + trustHelp,
-	run: runVerify,
+	setup: setupVerify,
 }
 
 var codesignCommand = &command{
 	name:    "codesign",
-	args:    "-d [--trust DIR] FILE",
+	args:    "-d|--display [--trust DIR] FILE",
 	summary: "display an executable's signature, as codesign -d does",
-	help: `With -d, prints what FILE's signature says, one KEY=VALUE a line:
+	help: `With -d|--display, prints what FILE's signature says, one KEY=VALUE a line:
 Executable, Identifier, TeamIdentifier, KeyID, Timestamp, Signature (where
 it is kept), SHA256 (of FILE's contents), and Trusted: "yes", or "no: "
 and why (checked against DIR, by default the trust directory). Exits 1
 when FILE has no signature that parses. To sign, use sign.
 
 ` + trustHelp,
-	run: runCodesign,
+	setup: setupCodesign,
 }
 
-func runKeygen(ctx context.Context, s stdio, c *command, args []string) int {
-	fs := c.flagSet(s)
-	pos, code, ok := c.parse(s, fs, args)
-	if !ok {
-		return code
-	}
+func runKeygen(ctx context.Context, s stdio, c *command, pos []string) int {
 	if len(pos) != 1 {
 		return c.usageError(s, "want one PREFIX")
 	}
@@ -97,27 +92,28 @@ func runKeygen(ctx context.Context, s stdio, c *command, args []string) int {
 	return exitOK
 }
 
-func runSign(ctx context.Context, s stdio, c *command, args []string) int {
-	fs := c.flagSet(s)
-	keyPath := fs.String("k", "", "the private `KEY` file")
+func setupSign(fs *pflag.FlagSet) runFunc {
+	keyPath := fs.StringP("key", "k", "", "the private `KEY` file")
 	var id codesign.Identity
-	fs.StringVar(&id.Identifier, "i", "", "the `IDENTIFIER` to sign as, e.g. org.example.app")
-	fs.StringVar(&id.Team, "t", "", "the `TEAM` to sign as, e.g. ABCDE12345 (none if not given)")
+	fs.StringVarP(&id.Identifier, "identifier", "i", "", "the `IDENTIFIER` to sign as, e.g. org.example.app")
+	fs.StringVarP(&id.Team, "team", "t", "", "the `TEAM` to sign as, e.g. ABCDE12345 (none if not given)")
 	xattr := fs.Bool("xattr", false, "write the signature to FILE's extended attribute "+codesign.XattrName+", not beside it")
-	pos, code, ok := c.parse(s, fs, args)
-	if !ok {
-		return code
+	return func(ctx context.Context, s stdio, c *command, pos []string) int {
+		return runSign(s, c, pos, *keyPath, id, *xattr)
 	}
+}
+
+func runSign(s stdio, c *command, pos []string, keyPath string, id codesign.Identity, xattr bool) int {
 	switch {
 	case len(pos) != 1:
 		return c.usageError(s, "want one FILE")
-	case *keyPath == "" || id.Identifier == "":
-		return c.usageError(s, "-k KEY and -i IDENTIFIER are needed")
+	case keyPath == "" || id.Identifier == "":
+		return c.usageError(s, "--key KEY and --identifier IDENTIFIER are needed")
 	}
 	if err := id.Validate(); err != nil {
 		return c.fail(s, "%v", err)
 	}
-	key, err := codesign.ReadPrivateKey(*keyPath)
+	key, err := codesign.ReadPrivateKey(keyPath)
 	if err != nil {
 		return c.fail(s, "%s", strings.TrimPrefix(err.Error(), "codesign: "))
 	}
@@ -130,7 +126,7 @@ func runSign(ctx context.Context, s stdio, c *command, args []string) int {
 	where := pos[0] + codesign.Suffix
 	switch {
 	case err != nil:
-	case *xattr:
+	case xattr:
 		where = "xattr " + codesign.XattrName
 		err = codesign.WriteXattr(f, sig)
 	default:
@@ -140,7 +136,7 @@ func runSign(ctx context.Context, s stdio, c *command, args []string) int {
 		return c.fail(s, "%s", strings.TrimPrefix(err.Error(), "codesign: "))
 	}
 	fmt.Fprintf(s.out, "%s: signed as %s with key %s, in %s\n", pos[0], id, codesign.FormatKeyID(key.ID()), where)
-	if _, err := codesign.Inspect(f, ""); !*xattr && !errors.Is(err, codesign.ErrUnsigned) {
+	if _, err := codesign.Inspect(f, ""); !xattr && !errors.Is(err, codesign.ErrUnsigned) {
 		fmt.Fprintf(s.err, "xpcctl sign: note: %s also has a signature in xattr %s, which wins over %s\n",
 			pos[0], codesign.XattrName, where)
 	}
@@ -153,27 +149,29 @@ func openExecutable(path string) (*os.File, error) {
 	return os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 }
 
-// trustFlag returns c's flag set with --trust.
-func trustFlag(c *command, s stdio) (*string, *flag.FlagSet) {
-	fs := c.flagSet(s)
-	return fs.String("trust", codesign.TrustDir(), "the trust `DIR`ectory whose *.pub keys are trusted"), fs
+// trustFlag declares --trust.
+func trustFlag(fs *pflag.FlagSet) *string {
+	return fs.String("trust", codesign.TrustDir(), "the trust `DIR`ectory whose *.pub keys are trusted")
 }
 
-func runVerify(ctx context.Context, s stdio, c *command, args []string) int {
-	dir, fs := trustFlag(c, s)
-	pos, code, ok := c.parse(s, fs, args)
-	if !ok {
-		return code
+func setupVerify(fs *pflag.FlagSet) runFunc {
+	dir := trustFlag(fs)
+	return func(ctx context.Context, s stdio, c *command, pos []string) int {
+		if len(pos) != 1 {
+			return c.usageError(s, "want one FILE")
+		}
+		return runVerify(s, c, pos[0], *dir)
 	}
-	if len(pos) != 1 {
-		return c.usageError(s, "want one FILE")
-	}
+}
+
+func runVerify(s stdio, c *command, file, dir string) int {
+	pos := []string{file}
 	f, err := openExecutable(pos[0])
 	if err != nil {
 		return c.fail(s, "%v", err)
 	}
 	defer f.Close()
-	v := codesign.NewVerifier(*dir)
+	v := codesign.NewVerifier(dir)
 	info, err := v.Verify(f, pos[0])
 	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), "codesign: ")
@@ -186,16 +184,18 @@ func runVerify(ctx context.Context, s stdio, c *command, args []string) int {
 	return exitOK
 }
 
-func runCodesign(ctx context.Context, s stdio, c *command, args []string) int {
-	dir, fs := trustFlag(c, s)
-	display := fs.Bool("d", false, "display FILE's signature")
-	pos, code, ok := c.parse(s, fs, args)
-	if !ok {
-		return code
+func setupCodesign(fs *pflag.FlagSet) runFunc {
+	dir := trustFlag(fs)
+	display := fs.BoolP("display", "d", false, "display FILE's signature")
+	return func(ctx context.Context, s stdio, c *command, pos []string) int {
+		return runCodesign(s, c, pos, *display, *dir)
 	}
+}
+
+func runCodesign(s stdio, c *command, pos []string, display bool, dir string) int {
 	switch {
-	case !*display:
-		return c.usageError(s, "only -d (display) is supported; use sign to sign, verify to check")
+	case !display:
+		return c.usageError(s, "only -d|--display is supported; use sign to sign, verify to check")
 	case len(pos) != 1:
 		return c.usageError(s, "want one FILE")
 	}
@@ -208,7 +208,7 @@ func runCodesign(ctx context.Context, s stdio, c *command, args []string) int {
 	if err != nil {
 		return c.fail(s, "%s", strings.TrimPrefix(err.Error(), "codesign: "))
 	}
-	v := codesign.NewVerifier(*dir)
+	v := codesign.NewVerifier(dir)
 	digest, err := v.Digest(f)
 	if err != nil {
 		return c.fail(s, "%s", strings.TrimPrefix(err.Error(), "codesign: "))

@@ -37,6 +37,8 @@ func opKickstart(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, 
 		switch {
 		case j.unloading:
 			oe = &opError{reason: bootstrap.ReasonDraining, desc: fmt.Sprintf("job %s is being unloaded", t)}
+		case j.gone != "":
+			oe = &opError{reason: bootstrap.ReasonDraining, desc: plistDeletedText(j)}
 		case j.disabled:
 			oe = &opError{reason: bootstrap.ReasonDisabled, desc: fmt.Sprintf("job %s is disabled (xpcctl enable %s)", t, t)}
 		case j.inst != nil && !kill:

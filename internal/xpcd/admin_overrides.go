@@ -139,7 +139,9 @@ func opRemoveDisabled(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitF
 }
 
 // enable, disable: {"op":"enable"|"disable","target":DOMAIN/LABEL} ->
-// {"status":"enabled"|"disabled","loaded":bool}. The override is written
+// {"status":"enabled"|"disabled","loaded":bool}. A label the domain does
+// not know (knownLabel) is refused with not-found, and no override is
+// stored for it. The override is written
 // before it applies and before the reply: if it cannot be written, the
 // request fails with bootstrap.ReasonIO and nothing changes. It holds across
 // restarts and reloads, for a job loaded now or later. A disabled job is
@@ -167,6 +169,9 @@ func setEnabled(ss *session, body *xpc.Dictionary, disable bool) (*xpc.Dictionar
 		op, status = bootstrap.OpDisable, "disabled"
 	}
 	if oe := ss.m.refuseReadOnly(op + " " + t.String()); oe != nil {
+		return nil, nil, oe
+	}
+	if oe := ss.knownLabel(t, disable); oe != nil {
 		return nil, nil, oe
 	}
 	res := make(chan error, 1)

@@ -84,8 +84,12 @@ func TestEnableDisablePersisted(t *testing.T) {
 
 	h.mustAdmin(bootstrap.OpDisable, bootstrap.KeyTarget, h.target("test.dis"))
 	h.mustAdmin(bootstrap.OpEnable, bootstrap.KeyTarget, h.target("test.en"))
-	// An override for a job that is not loaded is kept too.
+	// An override for a job that is not loaded any more is kept too.
+	other := filepath.Join(h.dir, "elsewhere")
+	os.Mkdir(other, 0o755)
+	h.mustAdmin(bootstrap.OpBootstrap, bootstrap.KeyPath, h.writePlist(testJob{label: "test.gone"}, other))
 	h.mustAdmin(bootstrap.OpDisable, bootstrap.KeyTarget, h.target("test.gone"))
+	h.mustAdmin(bootstrap.OpBootout, bootstrap.KeyTarget, h.target("test.gone"), bootstrap.KeyWait, true)
 	_, err := h.lookup("test.dis.svc")
 	if reasonOf(err) != bootstrap.ReasonNotFound || !strings.Contains(err.Error(), "disabled") {
 		t.Errorf("lookup of a disabled job: %v", err)

@@ -91,6 +91,13 @@
 //	                    on a goroutine of its own (crash.go)
 //	a new user domain   the session that first uses it reads its plists,
 //	                    then posts (admin.go, ensure)
+//	plist directories   one inotify goroutine watches the domains'
+//	                    directories; after a quiet spell a goroutine
+//	                    looks at the plists of the jobs loaded from them
+//	                    and posts what was deleted or put back
+//	                    (plistgone.go); enable and disable of a label
+//	                    not loaded read the directories on the session
+//	                    (plistdir.go)
 //	forwarded lookups   a goroutine per lookup passed from a --user instance
 //	                    to the system instance (forward.go)
 //	requirements        a pipelined lookup of a name with a requirement
@@ -166,6 +173,9 @@
 //	persist.go      atomic writes, one writer per file
 //	overrides.go    enable and disable, committed once on disk
 //	jobstore.go     where plists come from, and loading them
+//	plistdir.go     a domain's directories; labels of plists not loaded
+//	plistgone.go    plists deleted from them: jobs forgotten, or
+//	                reloaded when their plist is put back
 //	ident.go        acting as a user; RuleError and the rules
 //	pathtrust.go    who may change a path: program-owner, dir-owner;
 //	                xpcd's own directories

@@ -66,8 +66,12 @@ type job struct {
 	// replaces def once the running instance has stopped.
 	next *launchd.Job
 
-	disabled      bool
-	unloading     bool // booted out: removed once its instance is gone
+	disabled  bool
+	unloading bool // booted out: removed once its instance is gone
+	// gone is the plist, in one of the domain's directories, that was
+	// deleted while the job ran: it is not launched again, and is
+	// removed once its instance is gone (plistgone.go).
+	gone          string
 	removed       bool // unloaded: no longer in its domain
 	unloadWaiters []chan struct{}
 	err           string // the last launch's failure, if it failed
@@ -272,7 +276,7 @@ func (m *supervisor) stateWantsRunning(j *job) bool {
 // that runs, or is already due to, is left alone: clients queued for it go
 // to the instance, or are reconsidered when it exits.
 func (m *supervisor) want(j *job, r launchReason) {
-	if j.inst != nil || j.disabled || j.unloading || m.closing || j.throttle != nil || j.refused != nil {
+	if j.inst != nil || j.disabled || j.unloading || j.gone != "" || m.closing || j.throttle != nil || j.refused != nil {
 		return
 	}
 	now := time.Now()
@@ -317,6 +321,10 @@ func (m *supervisor) afterExit(j *job, inst *instance, ran bool) {
 	m.activitiesAfterExit(j)
 	if j.unloading {
 		m.finishUnload(j)
+		return
+	}
+	if j.gone != "" {
+		m.forgetJob(j) // its plist was deleted (plistgone.go)
 		return
 	}
 	if j.next != nil {

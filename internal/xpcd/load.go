@@ -65,15 +65,37 @@ func (m *supervisor) bootstrap(dom string, owner, bucket uint32, def *launchd.Jo
 	if j.unloading {
 		return nil, &opError{reason: bootstrap.ReasonDraining, desc: fmt.Sprintf("job %s is still draining after bootout; try again when it has exited", j.target())}
 	}
+	// A job whose plist was deleted (plistgone.go) is loaded again from
+	// the plist given, as one put back would be.
+	gone := j.gone
+	j.gone = ""
+	s, oe := m.redefine(j, def)
+	if oe != nil {
+		j.gone = gone
+		return nil, oe
+	}
+	if gone != "" {
+		m.syncSchedule(j)
+		m.changed(j)
+	}
+	return status(s), nil
+}
+
+// redefine gives the loaded job j the definition def (bootstrap of its
+// label again): the same settings (Fingerprint) change nothing; others
+// replace the definition at once if it does not run, or once the running
+// instance has drained. It returns the status bootstrap replies.
+func (m *supervisor) redefine(j *job, def *launchd.Job) (string, *opError) {
+	d := j.dom
 	fp := def.Fingerprint()
 	if fp == j.fp && j.next == nil {
-		return status("already loaded"), nil
+		return "already loaded", nil
 	}
 	if j.next != nil && fp == j.next.Fingerprint() {
-		return status("upgrade pending"), nil
+		return "upgrade pending", nil
 	}
 	if oe := m.checkNames(d, def, j); oe != nil {
-		return nil, oe
+		return "", oe
 	}
 	if j.inst == nil {
 		m.replaceDef(j, def)
@@ -81,7 +103,7 @@ func (m *supervisor) bootstrap(dom string, owner, bucket uint32, def *launchd.Jo
 			m.atLoad(j)
 		}
 		m.changed(j)
-		return status("upgraded"), nil
+		return "upgraded", nil
 	}
 	// Reserve the new names now; the old ones go when the instance does.
 	j.next = def
@@ -91,7 +113,7 @@ func (m *supervisor) bootstrap(dom string, owner, bucket uint32, def *launchd.Jo
 	j.inst.upgrade = true
 	m.upgradeIfClean(j.inst)
 	m.changed(j)
-	return status("upgrade pending"), nil
+	return "upgrade pending", nil
 }
 
 // addJob loads def into d. With replace, a job with the same label is an

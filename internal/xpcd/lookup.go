@@ -223,6 +223,8 @@ func (m *supervisor) lookupFor(r *lookupReq) (*opError, xpc.Requirement) {
 	switch {
 	case j.unloading:
 		return notFound("service %s: job %s is being unloaded", name, j.target()), xpc.Requirement{}
+	case j.gone != "":
+		return notFound("service %s: %s", name, plistDeletedText(j)), xpc.Requirement{}
 	case j.disabled:
 		return notFound("service %s: job %s is disabled", name, j.target()), xpc.Requirement{}
 	case j.refused != nil:

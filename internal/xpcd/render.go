@@ -47,6 +47,7 @@ import (
 //	queue_directories         array of strings: its QueueDirectories, if any
 //	disabled                  bool
 //	upgrade_pending           bool
+//	plist_deleted             bool: its plist was deleted (plistgone.go)
 //	error                     string: the last launch's failure
 //	warnings                  array of strings: keys of the plist that have no effect
 //	state_read_only           bool, if xpcd's state is read-only (enable and
@@ -140,7 +141,7 @@ func setDefinitionKeys(d *xpc.Dictionary, j *job) {
 	if j.throttle != nil {
 		d.Set("throttled_until", xpc.DateOf(j.throttleAt))
 	}
-	d.Set("mach_services", strArray(sortedKeys(def.MachServices)))
+	d.Set(bootstrap.KeyMachServices, strArray(sortedKeys(def.MachServices)))
 	d.Set("keep_alive", xpc.Bool(!def.KeepAlive.IsZero()))
 	d.Set("run_at_load", xpc.Bool(def.StartsAtLoad()))
 	d.Set("idle_exit_timeout_s", xpc.Int64(def.IdleExitTimeout/time.Second))
@@ -161,11 +162,15 @@ func setDefinitionKeys(d *xpc.Dictionary, j *job) {
 }
 
 // setProblemKeys sets jobDict's keys of what keeps the job from running
-// as defined: disabled, upgrade_pending, rule, error, warnings.
+// as defined: disabled, upgrade_pending, plist_deleted, rule, error,
+// warnings.
 func setProblemKeys(d *xpc.Dictionary, j *job) {
 	d.Set("disabled", xpc.Bool(j.disabled))
 	if (j.inst != nil && j.inst.upgrade) || j.next != nil {
 		d.Set("upgrade_pending", xpc.Bool(true))
+	}
+	if j.gone != "" {
+		d.Set(bootstrap.KeyPlistDeleted, xpc.Bool(true))
 	}
 	if j.refused != nil {
 		d.Set(bootstrap.KeyRule, xpc.String(j.refused.Rule))
@@ -266,6 +271,9 @@ func (m *supervisor) blameRunning(b *strings.Builder, j *job, spawning bool) {
 	}
 	if inst.adopted {
 		b.WriteString("; adopted after xpcd restarted")
+	}
+	if j.gone != "" {
+		fmt.Fprintf(b, "; its plist %s was deleted: it is not launched again, and is unloaded when it exits", j.gone)
 	}
 	if inst.stopWhy != "" {
 		fmt.Fprintf(b, "; stopping (%s) since %s", stopText(inst.stopWhy), ts(inst.stopAt))

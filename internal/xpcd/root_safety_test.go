@@ -791,10 +791,13 @@ func TestLimitsPerAccount(t *testing.T) {
 }
 
 // A user's domain may have only so many enable/disable overrides (any
-// label may get one, loaded or not, and overrides.json is rewritten whole
-// at each change); one it has already may still change.
+// label the domain knows may get one, loaded or not, and overrides.json
+// is rewritten whole at each change); one it has already may still
+// change.
 func TestOverridesPerUserDomain(t *testing.T) {
 	h := newSystemHarness(t)
+	h.writePlist(testJob{label: "test.ov.new"}, h.paths.Agents)
+	h.writePlist(testJob{label: "test.ov.new"}, h.paths.Daemons)
 	h.start()
 	const dom = "user/1001"
 	if err := h.d.sup.call(testCtx(t), func() {
@@ -826,6 +829,7 @@ func TestOverridesPerUserDomain(t *testing.T) {
 // (bucketOverrides, at start).
 func TestOverridesPerBucket(t *testing.T) {
 	h := newSystemHarness(t)
+	h.writePlist(testJob{label: "test.ov.new"}, h.paths.Agents)
 	h.start()
 	m := h.d.sup
 	m.buckets.setLookup(func(uid uint32) bool { return uid < 2000 })

@@ -151,6 +151,9 @@ type supervisor struct {
 	ev eventState
 	// mon is the message monitors attached to jobs (monitor_attach.go).
 	mon monitorTable
+	// plists watches the domains' directories for deleted plists
+	// (plistgone.go); nil if there are none.
+	plists *plistWatch
 }
 
 // domain is one namespace of jobs and names.
@@ -252,6 +255,7 @@ func (m *supervisor) start(context.Context) error {
 	adopted := m.adoptAll()
 	m.adoptMarked(marked, adopted)
 	m.cleanOutputs(adopted)
+	m.watchPlistDirs()
 	go m.run()
 	m.bg.Add(1)
 	go m.watchCriteria()
@@ -400,6 +404,7 @@ func (m *supervisor) beginClose() (gone, settled chan struct{}) {
 	m.settled = make(chan struct{})
 	gone, settled = m.allGone, m.settled
 	m.stopActivities()
+	m.stopPlistWatch()
 	for _, d := range m.domains {
 		for _, j := range d.jobs {
 			j.cancelThrottle()
