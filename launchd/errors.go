@@ -13,9 +13,11 @@ var (
 	// regular file, or it is larger than MaxFileSize. (Errors from the file
 	// system itself, such as fs.ErrNotExist, are wrapped as they are.)
 	ErrBadFile = errors.New("unusable job file")
-	// ErrNotJob: the input is not a job definition: not a property list,
-	// or its root is not a dictionary. The property-list parser's error
-	// (xpc.ErrBadPlist) is wrapped beside it.
+	// ErrNotJob: the input is not a job definition: not a property list
+	// (empty, JSON, junk, or OpenStep text that is not a dictionary: the
+	// reason begins "not a property list"), or its root is not a
+	// dictionary. The property-list parser's error (xpc.ErrBadPlist) is
+	// wrapped beside it.
 	ErrNotJob = errors.New("not a launchd.plist")
 	// ErrMissingKey: a required key is absent (Label; Program or
 	// ProgramArguments).

@@ -152,7 +152,7 @@ func TestCompletion(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"plist", "convert", "--to", ""}, []string{"xml", "binary", "json"}},
+		{[]string{"plist", "convert", "--to", ""}, []string{"xml", "binary", "json", "tagged-json"}},
 		{[]string{"encode", "--magic", "r"}, []string{"remote"}},
 		{[]string{"completion", "f"}, []string{"fish"}},
 		{[]string{"kic"}, []string{"kickstart\tstart a job now (-k|--kill: restart it if it runs)"}},

@@ -83,6 +83,7 @@ func init() {
 		encodeCommand,
 		plistConvertCommand,
 		plistLintCommand,
+		plistPrintCommand,
 	}
 	commands = append(commands, adminCommands()...)
 	commands = append(commands, activityCommands()...)

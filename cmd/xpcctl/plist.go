@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/goxpc/xpc"
 	"github.com/spf13/pflag"
@@ -13,35 +14,50 @@ import (
 
 var plistConvertCommand = &command{
 	name:    "plist convert",
-	args:    "--to xml|binary|json [-o|--output OUT] FILE",
-	summary: "convert a property list to XML, binary or tagged JSON",
+	args:    "--to xml|binary|json|tagged-json [-o|--output OUT] FILE",
+	summary: "convert a property list to XML, binary, JSON or tagged JSON",
 	help: `Reads FILE ("-" for standard input): a property list in XML, binary,
-OpenStep or GNUstep form, or a value in tagged JSON. Writes it in the form
---to names, to OUT or standard output: an XML or binary property list, or
-tagged JSON. Like plutil -convert, but never in place.
+OpenStep or GNUstep form, or JSON, plain or tagged. Writes it in the form
+--to names, to OUT or standard output. Like plutil -convert, but never in
+place.
+
+  xml, binary   a property list
+  json          plain JSON, as plutil -convert json writes it: objects with
+                sorted keys, arrays, strings, numbers, booleans. Data and
+                dates have no JSON form and are refused, naming where they
+                are, as plutil refuses them; so are NaN and infinities.
+  tagged-json   tagged JSON, which keeps every value and type (see the xpc
+                package documentation)
+
+JSON input is tagged JSON when it is an object of one key naming a type
+({"dictionary": {...}}), plain JSON otherwise; in plain JSON a number
+without a fraction or exponent is an integer, others are reals.
 
 Property lists have no null, uuid, error or descriptor values and keep no
 key order: see the conversion rules in the xpc package documentation.`,
 	setup: setupPlistConvert,
 }
 
-var plistLintCommand = &command{
-	name:    "plist lint",
-	args:    "FILE...",
-	summary: "check that property lists parse",
-	help: `Parses each FILE ("-" for standard input) as a property list and prints
-"FILE: OK" or "FILE: " and the reason, as plutil -lint does. A list is
-also refused if a value in it has no XPC form (a string holding NUL).
-Exits with status 1 if any file is bad.`,
-	setup: func(*pflag.FlagSet) runFunc { return runPlistLint },
-}
-
 func setupPlistConvert(fs *pflag.FlagSet) runFunc {
-	to := fs.String("to", "", "output `format`: xml, binary or json (tagged JSON)")
+	to := fs.String("to", "", "output `format`: xml, binary, json (plain) or tagged-json")
 	outPath := fs.StringP("output", "o", "", "write to `OUT` instead of standard output")
 	return func(ctx context.Context, s stdio, c *command, pos []string) int {
 		return plistConvert(s, c, pos, *to, *outPath)
 	}
+}
+
+// plistWriters are the forms plist convert writes, by --to.
+var plistWriters = map[string]func(xpc.Object) ([]byte, error){
+	"xml":    func(o xpc.Object) ([]byte, error) { return xpc.ToPlist(o, xpc.PlistXML) },
+	"binary": func(o xpc.Object) ([]byte, error) { return xpc.ToPlist(o, xpc.PlistBinary) },
+	"json":   marshalPlainJSON,
+	"tagged-json": func(o xpc.Object) ([]byte, error) {
+		js, err := xpc.MarshalTaggedJSON(o)
+		if err != nil {
+			return nil, err
+		}
+		return indentJSON(js)
+	},
 }
 
 func plistConvert(s stdio, c *command, pos []string, to, outPath string) int {
@@ -51,33 +67,17 @@ func plistConvert(s stdio, c *command, pos []string, to, outPath string) int {
 	case len(pos) > 1:
 		return c.usageError(s, "too many arguments")
 	}
-	var convert func(xpc.Object) ([]byte, error)
-	switch to {
-	case "xml":
-		convert = func(o xpc.Object) ([]byte, error) { return xpc.ToPlist(o, xpc.PlistXML) }
-	case "binary":
-		convert = func(o xpc.Object) ([]byte, error) { return xpc.ToPlist(o, xpc.PlistBinary) }
-	case "json":
-		convert = func(o xpc.Object) ([]byte, error) {
-			js, err := xpc.MarshalTaggedJSON(o)
-			if err != nil {
-				return nil, err
-			}
-			return indentJSON(js)
-		}
-	case "":
+	convert := plistWriters[to]
+	switch {
+	case to == "":
 		return c.usageError(s, "--to is required")
-	default:
-		return c.usageError(s, fmt.Sprintf("--to %q: want xml, binary or json", to))
+	case convert == nil:
+		return c.usageError(s, fmt.Sprintf("--to %q: want xml, binary, json or tagged-json", to))
 	}
 
-	data, name, err := readInput(s, pos[0])
+	obj, name, err := readPlistInput(s, pos[0])
 	if err != nil {
 		return c.fail(s, "%v", err)
-	}
-	obj, err := readPlistOrJSON(data)
-	if err != nil {
-		return c.fail(s, "%s: %v", name, err)
 	}
 	out, err := convert(obj)
 	if err != nil {
@@ -95,45 +95,62 @@ func plistConvert(s stdio, c *command, pos []string, to, outPath string) int {
 	return exitOK
 }
 
-// readPlistOrJSON reads a property list or, if data is a JSON object, a
-// value in tagged JSON. A JSON document that is not tagged JSON is tried as
-// a plist too (an OpenStep "{}" is valid JSON) before its JSON error is
-// reported.
-func readPlistOrJSON(data []byte) (xpc.Object, error) {
-	if trimmed := bytes.TrimSpace(data); len(trimmed) > 0 && trimmed[0] == '{' && json.Valid(trimmed) {
-		obj, jerr := xpc.UnmarshalTaggedJSON(data)
-		if jerr == nil {
-			return obj, nil
-		}
-		if obj, _, err := xpc.FromPlist(data); err == nil {
-			return obj, nil
-		}
-		return nil, jerr
+// readPlistInput reads the property list or JSON document in the named
+// file, or standard input for "-", as readPlistOrJSON does. It returns
+// the name to use in messages; its errors name the file already.
+func readPlistInput(s stdio, path string) (xpc.Object, string, error) {
+	data, name, err := readInput(s, path)
+	if err != nil {
+		return nil, name, err
 	}
-	obj, _, err := xpc.FromPlist(data)
-	return obj, err
+	obj, err := readPlistOrJSON(data)
+	if err != nil {
+		return nil, name, fmt.Errorf("%s: %w", name, err)
+	}
+	return obj, name, nil
 }
 
-func runPlistLint(ctx context.Context, s stdio, c *command, pos []string) int {
-	if len(pos) == 0 {
-		return c.usageError(s, "no FILE")
+// taggedTypes are the keys of tagged JSON's one-key objects.
+var taggedTypes = []string{"null", "bool", "int64", "uint64", "double", "date", "data", "string",
+	"uuid", "array", "dictionary", "error", "fd", "shmem", "endpoint"}
+
+// readPlistOrJSON reads a property list, or a JSON document: tagged JSON
+// if it is an object of one key naming a type, plain JSON otherwise. A
+// JSON document that does not read as JSON is tried as a plist too (an
+// OpenStep "{}" is valid JSON) before its JSON error is reported.
+func readPlistOrJSON(data []byte) (xpc.Object, error) {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 || (trimmed[0] != '{' && trimmed[0] != '[') || !json.Valid(trimmed) {
+		obj, _, err := xpc.FromPlist(data)
+		return obj, err
 	}
-	status := exitOK
-	for _, path := range pos {
-		data, name, err := readInput(s, path)
-		if err == nil {
-			_, _, err = xpc.FromPlist(data)
-		} else {
-			name = path
-		}
-		if err != nil {
-			fmt.Fprintf(s.out, "%s: %s\n", name, oneLine(err.Error()))
-			status = exitFail
-			continue
-		}
-		fmt.Fprintf(s.out, "%s: OK\n", name)
+	var obj xpc.Object
+	var jerr error
+	if looksTagged(trimmed) {
+		obj, jerr = xpc.UnmarshalTaggedJSON(data)
+	} else {
+		obj, jerr = xpc.FromPlainJSON(data)
 	}
-	return status
+	if jerr == nil {
+		return obj, nil
+	}
+	if obj, _, err := xpc.FromPlist(data); err == nil {
+		return obj, nil
+	}
+	return nil, jerr
+}
+
+// looksTagged reports whether js, valid JSON, is an object of one key
+// that names a type, as every tagged JSON value is.
+func looksTagged(js []byte) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(js, &m) != nil || len(m) != 1 {
+		return false
+	}
+	for k := range m {
+		return slices.Contains(taggedTypes, k)
+	}
+	return false
 }
 
 func oneLine(s string) string {

@@ -1,11 +1,8 @@
 package xpcd
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
@@ -62,33 +59,10 @@ func programWarning(id *ident, exe string) string {
 	}
 	var w string
 	if err := asUser(id, func() error {
-		w = checkExecutable(exe)
+		w = bootstrap.ProgramProblem(exe)
 		return nil
 	}); err != nil {
 		return fmt.Sprintf("program %s cannot be checked: %v", exe, err)
 	}
 	return w
-}
-
-// checkExecutable is programWarning's look, made with the job user's
-// rights.
-func checkExecutable(exe string) string {
-	var st unix.Stat_t
-	err := unix.Stat(exe, &st)
-	switch {
-	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR):
-		return fmt.Sprintf("program %s does not exist; launches will fail", exe)
-	case errors.Is(err, unix.EACCES):
-		return fmt.Sprintf("program %s cannot be checked: its user cannot search a directory on its path; launches will fail", exe)
-	case err != nil:
-		return fmt.Sprintf("program %s cannot be checked: %v", exe, err)
-	case st.Mode&unix.S_IFMT == unix.S_IFDIR:
-		return fmt.Sprintf("program %s is a directory; launches will fail", exe)
-	case st.Mode&unix.S_IFMT != unix.S_IFREG:
-		return fmt.Sprintf("program %s is not a regular file; launches will fail", exe)
-	}
-	if err := unix.Faccessat(unix.AT_FDCWD, exe, unix.X_OK, unix.AT_EACCESS); err != nil {
-		return fmt.Sprintf("program %s is not executable by its user; launches will fail", exe)
-	}
-	return ""
 }

@@ -3,7 +3,6 @@ package xpcd
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -126,20 +125,12 @@ func loadPlist(domain string, owner uint32, path string) (*launchd.Job, []loadEr
 // loadPlistFile reads one job definition for a domain owned by owner from
 // f, opened by whoever asked (xpcd for its own directories, the requester
 // for bootstrap). Besides the launchd package's validation, the file must
-// belong to root or the owner and be writable by nobody else (launchd's
-// rule: whoever can write a job definition can run code as its user).
+// belong to root or the owner and be writable by nobody else
+// (bootstrap.PlistFileProblem, which xpcctl's plist lint applies too).
 func loadPlistFile(domain string, owner uint32, f *os.File, path string) (*launchd.Job, []loadError) {
 	if fi, err := f.Stat(); err == nil {
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			self := uint32(os.Geteuid())
-			if st.Uid != 0 && st.Uid != owner && st.Uid != self {
-				return nil, []loadError{{Domain: domain, File: path,
-					Reason: fmt.Sprintf("dubious ownership: owned by uid %d, want root or uid %d (rule %s)", st.Uid, owner, bootstrap.RulePlistOwner)}}
-			}
-			if fi.Mode().Perm()&0o022 != 0 {
-				return nil, []loadError{{Domain: domain, File: path,
-					Reason: fmt.Sprintf("dubious permissions %v: writable by group or others (rule %s)", fi.Mode().Perm(), bootstrap.RulePlistOwner)}}
-			}
+		if why := bootstrap.PlistFileProblem(fi, owner, uint32(os.Geteuid())); why != "" {
+			return nil, []loadError{{Domain: domain, File: path, Reason: why}}
 		}
 	}
 	j, err := launchd.LoadFile(f, path)
