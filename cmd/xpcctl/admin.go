@@ -255,7 +255,7 @@ func noXPCD(paths []string, errs []error) error {
 }
 
 func adminRequest(ctx context.Context, inst instance, req *xpc.Dictionary) (*xpc.Dictionary, error) {
-	c, err := dialXPCD(ctx, inst, nil)
+	c, err := dialXPCD(ctx, inst.forRequest(req), nil)
 	if err != nil {
 		return nil, err
 	}

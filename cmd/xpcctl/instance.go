@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
@@ -24,8 +26,9 @@ const (
 // instanceHelp is the line every command's help and the usage give of the
 // instance xpcctl talks to.
 const instanceHelp = `Talks to the xpcd that XPCD_ROOT selects, or else the user's and then the
-system's; --system talks to the system instance only, --user to the user's
-(with XPCD_ROOT, that instance's).`
+system's (the system's alone for the system domain or another user's);
+--system talks to the system instance only, --user to the user's (with
+XPCD_ROOT, that instance's).`
 
 // addInstanceFlags declares the global --system and --user on root.
 func addInstanceFlags(root *cobra.Command) {
@@ -61,6 +64,38 @@ func (i instance) sockets() []string {
 		return []string{bootstrap.User().Socket}
 	}
 	return bootstrap.ClientSockets()
+}
+
+// forTarget is the instance a request naming target (a domain, or
+// DOMAIN/LABEL) goes to. With no --system, --user or XPCD_ROOT, a domain
+// a user's instance never serves (system, or another user's) goes to the
+// system instance, as launchctl print system needs no flag; otherwise i.
+func (i instance) forTarget(target string) instance {
+	if i != anyInstance || target == "" || os.Getenv(bootstrap.RootEnv) != "" {
+		return i
+	}
+	if target == "system" || strings.HasPrefix(target, "system/") {
+		return systemInstance
+	}
+	kind, rest, _ := strings.Cut(target, "/")
+	if kind != "user" && kind != "gui" {
+		return i
+	}
+	uid, _, _ := strings.Cut(rest, "/")
+	if n, err := strconv.ParseUint(uid, 10, 32); err == nil && n != uint64(os.Geteuid()) {
+		return systemInstance
+	}
+	return i
+}
+
+// forRequest is the instance req goes to: forTarget of the domain or
+// target it names.
+func (i instance) forRequest(req *xpc.Dictionary) instance {
+	t, _ := req.String(bootstrap.KeyTarget)
+	if t == "" {
+		t, _ = req.String(bootstrap.KeyDomain)
+	}
+	return i.forTarget(t)
 }
 
 // options are the library options that make a lookup or a Notifier use

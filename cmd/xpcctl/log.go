@@ -56,7 +56,7 @@ func runLog(ctx context.Context, s stdio, c *command, pos []string, follow bool,
 	if follow {
 		h = lh
 	}
-	conn, err := dialXPCD(ctx, s.xpcd, h)
+	conn, err := dialXPCD(ctx, s.xpcd.forTarget(pos[0]), h)
 	if err != nil {
 		return c.failed(s, pos[0], err)
 	}

@@ -46,7 +46,7 @@ func runWatch(ctx context.Context, s stdio, c *command, pos []string, asJSON boo
 	target := lastArg(pos)
 	events := make(chan *xpc.Dictionary, 64)
 	h := watchHandler{events: events}
-	conn, err := dialXPCD(ctx, s.xpcd, h)
+	conn, err := dialXPCD(ctx, s.xpcd.forTarget(target), h)
 	if err != nil {
 		return c.failed(s, target, err)
 	}
