@@ -18,7 +18,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -139,7 +138,12 @@ func newRoot(ctx context.Context, s stdio, code *int) *cobra.Command {
 		Version:       buildinfo.Line("xpcctl"),
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		RunE: func(*cobra.Command, []string) error {
+		// xpcctl's own word that names no command: see unknownCommand.
+		Args: cobra.ArbitraryArgs,
+		RunE: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return unknownCommand("", args[0])
+			}
 			writeUsage(s.err, "")
 			*code = exitUsage
 			return nil
@@ -163,7 +167,7 @@ func newRoot(ctx context.Context, s stdio, code *int) *cobra.Command {
 				return err
 			}
 			if len(rest) > 0 {
-				return fmt.Errorf("unknown command %q for %q", rest[0], target.CommandPath())
+				return unknownCommand(strings.TrimSpace(strings.TrimPrefix(target.CommandPath(), "xpcctl")), rest[0])
 			}
 			return target.Help()
 		},
@@ -187,19 +191,14 @@ func newRoot(ctx context.Context, s stdio, code *int) *cobra.Command {
 // word that is none of its commands, it is a usage error.
 func newGroup(word string, s stdio, code *int) *cobra.Command {
 	return &cobra.Command{
-		Use:                        word,
-		Short:                      word + " commands",
-		Args:                       cobra.ArbitraryArgs,
-		SuggestionsMinimumDistance: 2,
-		RunE: func(g *cobra.Command, args []string) error {
+		Use:   word,
+		Short: word + " commands",
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(_ *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return fmt.Errorf("%q needs a subcommand", word)
 			}
-			msg := fmt.Sprintf("unknown command %q for %q", args[0], g.CommandPath())
-			if sug := g.SuggestionsFor(args[0]); len(sug) > 0 {
-				msg += "; did you mean " + strings.Join(sug, " or ") + "?"
-			}
-			return errors.New(msg)
+			return unknownCommand(word, args[0])
 		},
 	}
 }

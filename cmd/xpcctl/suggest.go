@@ -1,0 +1,99 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// maxSuggestions bounds the commands "did you mean" names, and
+// maxWordSuggested the length of a word it looks at (the edit distance
+// costs its length times a name's).
+const (
+	maxSuggestions   = 3
+	maxWordSuggested = 64
+)
+
+// unknownCommand is the error of word, which names no command of group
+// ("" for xpcctl's own, "plist" for plist's), with the commands it may
+// have meant: one line, the same for xpcctl and for a group.
+func unknownCommand(group, word string) error {
+	path := strings.TrimSpace("xpcctl " + group)
+	msg := fmt.Sprintf("unknown command %q for %q", word, path)
+	if sug := suggest(group, word); len(sug) > 0 {
+		msg += "; did you mean " + strings.Join(sug, " or ") + "?"
+	}
+	return errors.New(msg)
+}
+
+// suggest returns the commands of group a mistyped word may have meant:
+// those nearest to it, within two edits (a command that starts with word
+// counts as one). Of xpcctl's own, a group's command matches by its last
+// word too, one edit further, so that "lint" finds "plist lint"; a
+// group's are named by their last word.
+func suggest(group, word string) []string {
+	if len(word) > maxWordSuggested {
+		return nil
+	}
+	word = strings.ToLower(word)
+	best := 3
+	var names []string
+	add := func(name, typed string, extra int) {
+		d := editDistance(word, typed)
+		if strings.HasPrefix(typed, word) {
+			d = min(d, 1)
+		}
+		d += extra
+		switch {
+		case d > best || slices.Contains(names, name):
+		case d < best:
+			best, names = d, []string{name}
+		default:
+			names = append(names, name)
+		}
+	}
+	for _, c := range commands {
+		if c.hidden {
+			continue
+		}
+		words := strings.Fields(c.name)
+		switch {
+		case group != "" && len(words) == 2 && words[0] == group:
+			add(words[1], words[1], 0)
+		case group == "":
+			add(words[0], words[0], 0)
+			if len(words) == 2 {
+				add(c.name, words[1], 1)
+			}
+		}
+	}
+	if group == "" {
+		add("help", "help", 0)
+	}
+	if best > 2 {
+		return nil
+	}
+	return names[:min(len(names), maxSuggestions)]
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			sub := prev[j-1]
+			if a[i-1] != b[j-1] {
+				sub++
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, sub)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// A mistyped command gets one line naming the nearest commands, the same
+// for xpcctl's own, a group's, and help's; a group's command is found by
+// its last word.
+func TestDidYouMean(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"lst"}, `xpcctl: unknown command "lst" for "xpcctl"; did you mean list?` + "\n"},
+		{[]string{"LIST"}, `did you mean list?`},
+		{[]string{"lint", "x.plist"}, `did you mean plist lint or list?`},
+		{[]string{"boot"}, `did you mean bootstrap or bootout?`},
+		{[]string{"kickstrat"}, `did you mean kickstart?`},
+		{[]string{"hlep"}, `did you mean help?`},
+		{[]string{"plist", "lnt"}, `xpcctl plist: unknown command "lnt" for "xpcctl plist"; did you mean lint?` + "\n"},
+		{[]string{"help", "lst"}, `xpcctl help: unknown command "lst" for "xpcctl"; did you mean list?` + "\n"},
+		{[]string{"help", "plist", "lnt"}, `unknown command "lnt" for "xpcctl plist"; did you mean lint?`},
+		{[]string{"zzzz"}, `xpcctl: unknown command "zzzz" for "xpcctl"` + "\n"},
+		{[]string{strings.Repeat("l", 1000)}, `for "xpcctl"` + "\n"},
+	} {
+		r := runCmd(t, nil, tc.args...)
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) || strings.Contains(r.stderr, "Did you mean") {
+			t.Errorf("%.20q: exit %d, stderr %.300q, want 2 and %q", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+}
+
+func TestEditDistance(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{{"", "", 0}, {"", "abc", 3}, {"list", "lst", 1}, {"kickstart", "kickstrat", 2}, {"boot", "post", 2}} {
+		if got := editDistance(tc.a, tc.b); got != tc.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+		if got := editDistance(tc.b, tc.a); got != tc.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.b, tc.a, got, tc.want)
+		}
+	}
+}
