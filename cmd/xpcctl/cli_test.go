@@ -94,7 +94,9 @@ func TestGenMan(t *testing.T) {
 		}
 		return string(b)
 	}
-	if top := read("xpcctl.1"); !strings.Contains(top, `.TH "XPCCTL" "1"`) || !strings.Contains(top, "goxpc") {
+	// Its synopsis is the usage's.
+	if top := read("xpcctl.1"); !strings.Contains(top, `.TH "XPCCTL" "1"`) || !strings.Contains(top, "goxpc") ||
+		!strings.Contains(top, `\fBxpcctl [--system|--user] <command> [arguments]\fP`) {
 		t.Errorf("xpcctl.1:\n%s", top)
 	}
 	root := newRoot(context.Background(), stdio{}, new(int))

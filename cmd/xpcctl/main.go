@@ -131,8 +131,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // builds its own, so nothing is shared between runs.
 func newRoot(ctx context.Context, s stdio, code *int) *cobra.Command {
 	root := &cobra.Command{
-		Use:   "xpcctl",
-		Short: "control goxpc services and convert XPC data",
+		// The synopsis the usage and the man page give (the page is
+		// made from markdown, where <command> would be a tag).
+		Use:                   `xpcctl [--system|--user] \<command\> [arguments]`,
+		DisableFlagsInUseLine: true,
+		Short:                 "control goxpc services and convert XPC data",
 		Long: "xpcctl controls goxpc services, as launchctl does launchd's, and converts XPC data and\n" +
 			"property lists, as plutil does. Run 'xpcctl help' for the list of commands.\n\n" + instanceHelp,
 		Version:       buildinfo.Line("xpcctl"),
