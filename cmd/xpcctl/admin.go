@@ -71,10 +71,20 @@ func domainReq(op string) func([]string, adminFlags) (*xpc.Dictionary, error) {
 
 var adminSpecs = []adminSpec{
 	{op: bootstrap.OpList, args: "[DOMAIN]", summary: "list the jobs xpcd has loaded",
-		help:    "Lists every job of DOMAIN (system, user/UID), or of every domain you may read: pid, state, runs, last exit (\"launch failed\" when the last launch failed), label.",
+		help: `Lists every job of DOMAIN (system, user/UID), or of every domain you may
+read, one a line: pid, state, runs, last exit ("launch failed" when the
+last launch failed), DOMAIN/LABEL, and the service names it serves
+(SERVICES; past the column's width, +N counts the rest, which print
+names); then "not loaded: " and why, for each plist that did not load.`,
 		maxArgs: 1, build: domainReq(bootstrap.OpList), render: renderList},
 	{op: bootstrap.OpPrint, args: "TARGET", summary: "print a job's (DOMAIN/LABEL) or a domain's state",
-		help:    "Prints everything xpcd knows of a job, as systemctl status does: state and uptime, pid and why it was launched, program, arguments, user, directory, standard files, memory and CPU time of the running process, how the last instance ended and why the last launch failed, environment; then runs, connections (open now, and the running total), transactions, plist path, throttle and the rest. --json gives the reply as it is.",
+		help: `Prints everything xpcd knows of a job, as systemctl status does: state
+and uptime, pid and why it was launched, program, arguments, user,
+directory, standard files, memory and CPU time of the running process,
+how the last instance ended and why the last launch failed, environment;
+then runs, connections (open now, and the running total), transactions,
+plist path, throttle and the rest. Of a domain (system, user/UID), its
+jobs. --json gives the reply as it is.`,
 		minArgs: 1, maxArgs: 1, build: targetReq(bootstrap.OpPrint), render: renderPrint},
 	{op: bootstrap.OpPrintDisabled, args: "DOMAIN", summary: "list a domain's enable/disable overrides",
 		minArgs: 1, maxArgs: 1, build: domainReq(bootstrap.OpPrintDisabled), render: renderDict},
@@ -88,7 +98,9 @@ var adminSpecs = []adminSpec{
 			return xpc.Dict(bootstrap.KeyOp, bootstrap.OpKickstart, bootstrap.KeyTarget, pos[0], bootstrap.KeyKill, f.kill), nil
 		}},
 	{op: bootstrap.OpKill, args: "SIGNAL DOMAIN/LABEL", summary: "send a signal to a running job",
-		help:    "SIGNAL is a name (TERM, SIGKILL) or a number. The signal goes through the job's pidfd, never a bare pid.",
+		help: `Sends SIGNAL to the running instance of the job DOMAIN/LABEL. SIGNAL is
+a name (TERM, SIGKILL) or a number. The signal goes through the job's
+pidfd, never a bare pid.`,
 		minArgs: 2, maxArgs: 2, render: renderStatus,
 		build: func(pos []string, _ adminFlags) (*xpc.Dictionary, error) {
 			sig, err := parseSignal(pos[0])
@@ -98,7 +110,11 @@ var adminSpecs = []adminSpec{
 			return xpc.Dict(bootstrap.KeyOp, bootstrap.OpKill, bootstrap.KeyTarget, pos[1], bootstrap.KeySignal, int64(sig)), nil
 		}},
 	{op: bootstrap.OpBootstrap, args: "DOMAIN PATH", summary: "load a job plist into a domain",
-		help:    "Idempotent: the same plist again is \"already loaded\"; a changed plist upgrades the job. A bad plist is refused with its file, key and reason.",
+		help: `Loads the job plist PATH into DOMAIN (system, user/UID), as launchctl
+bootstrap does; xpcd reads the file through a descriptor opened with your
+rights. Idempotent: the same plist again is "already loaded"; a changed
+plist upgrades the job. A bad plist is refused with its file, key and
+reason ('xpcctl plist lint' checks one offline).`,
 		minArgs: 2, maxArgs: 2, render: renderStatus,
 		build: func(pos []string, _ adminFlags) (*xpc.Dictionary, error) {
 			path, err := filepath.Abs(pos[1])
@@ -108,7 +124,9 @@ var adminSpecs = []adminSpec{
 			return xpc.Dict(bootstrap.KeyOp, bootstrap.OpBootstrap, bootstrap.KeyDomain, pos[0], bootstrap.KeyPath, path), nil
 		}},
 	{op: bootstrap.OpBootout, args: "[--wait] DOMAIN/LABEL", summary: "unload a job, stopping it if it runs",
-		help:    "Idempotent: a job that is not loaded is \"not loaded\". --wait returns once the job has exited.",
+		help: `Unloads the job DOMAIN/LABEL, stopping it if it runs, as launchctl
+bootout does. Idempotent: a job that is not loaded is "not loaded".
+--wait returns once the job has exited.`,
 		minArgs: 1, maxArgs: 1, wait: true, render: renderStatus,
 		build: func(pos []string, f adminFlags) (*xpc.Dictionary, error) {
 			return xpc.Dict(bootstrap.KeyOp, bootstrap.OpBootout, bootstrap.KeyTarget, pos[0], bootstrap.KeyWait, f.wait), nil
