@@ -1,6 +1,7 @@
-// Command xpcctl is goxpc's command line: it will carry launchctl's verbs
-// for xpcd, and today decodes and encodes XPC messages and converts
-// property lists, as plutil does.
+// Command xpcctl is goxpc's command line: launchctl's verbs for xpcd
+// (list, print, bootstrap, kickstart, ...), a service's log and messages,
+// calls to a named service, and plutil's work on XPC messages and
+// property lists (decode, encode, plist convert, lint and print).
 //
 // Usage:
 //
