@@ -160,7 +160,11 @@ func newRoot(ctx context.Context, s stdio, code *int) *cobra.Command {
 	root.SetOut(s.out)
 	root.SetErr(s.err)
 	root.SetHelpFunc(func(cc *cobra.Command, _ []string) {
-		writeUsage(s.out, strings.TrimSpace(strings.TrimPrefix(cc.CommandPath(), "xpcctl")))
+		group := strings.TrimSpace(strings.TrimPrefix(cc.CommandPath(), "xpcctl"))
+		if group == "help" {
+			group = "" // help -h: the usage, which says how help is used
+		}
+		writeUsage(s.out, group)
 	})
 	root.SetHelpCommand(&cobra.Command{
 		Use:   "help [COMMAND]",

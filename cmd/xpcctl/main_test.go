@@ -371,3 +371,12 @@ func TestVersion(t *testing.T) {
 		t.Errorf("xpcctl --version: %+v", r)
 	}
 }
+
+// help -h is the usage, with its list of commands.
+func TestHelpHelp(t *testing.T) {
+	r := runCmd(t, nil, "help", "-h")
+	if r.code != 0 || !strings.Contains(r.stdout, "Usage:\n  xpcctl [--system|--user] <command> [arguments]") ||
+		!strings.Contains(r.stdout, "  list ") {
+		t.Errorf("help -h: %+v", r)
+	}
+}
