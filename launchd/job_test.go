@@ -841,17 +841,6 @@ func TestCheckNames(t *testing.T) {
 	}
 }
 
-func TestEditDistance(t *testing.T) {
-	for _, tt := range []struct {
-		a, b string
-		d    int
-	}{{"", "", 0}, {"abc", "abc", 0}, {"abc", "abd", 1}, {"Minutes", "Minute", 1}, {"Crashd", "Crashed", 1}, {"abc", "xyz", 3}, {"a", "abcd", 3}} {
-		if d := editDistance(tt.a, tt.b, 10); d != tt.d {
-			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, d, tt.d)
-		}
-	}
-}
-
 // fuzzSeeds are the plists of the tests above.
 func fuzzSeeds(f *testing.F) [][]byte {
 	full, err := os.ReadFile("testdata/com.example.full.plist")

@@ -1,6 +1,10 @@
 package launchd
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/goxpc/xpc/internal/editdist"
+)
 
 // Reasons given in Warnings.
 const (
@@ -76,7 +80,7 @@ func unknownReason(key string, candidates []string) string {
 		if strings.EqualFold(k, key) {
 			return "unknown key: ignored (keys are case-sensitive; did you mean " + k + "?)"
 		}
-		if d := editDistance(key, k, bestDist); d < bestDist {
+		if d := editdist.Distance(key, k, bestDist); d < bestDist {
 			best, bestDist = k, d
 		}
 	}
@@ -84,37 +88,4 @@ func unknownReason(key string, candidates []string) string {
 		return "unknown key: ignored (did you mean " + best + "?)"
 	}
 	return reasonUnknown
-}
-
-// editDistance returns the Levenshtein distance between a and b, or limit
-// if it is limit or more (or the strings are too long to bother).
-func editDistance(a, b string, limit int) int {
-	if len(a) > 64 || len(b) > 64 {
-		return limit
-	}
-	if d := len(a) - len(b); d >= limit || -d >= limit {
-		return limit
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		rowMin := cur[0]
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			rowMin = min(rowMin, cur[j])
-		}
-		if rowMin >= limit {
-			return limit
-		}
-		prev, cur = cur, prev
-	}
-	return min(prev[len(b)], limit)
 }

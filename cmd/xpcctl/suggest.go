@@ -5,15 +5,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/goxpc/xpc/internal/editdist"
 )
 
-// maxSuggestions bounds the commands "did you mean" names, and
-// maxWordSuggested the length of a word it looks at (the edit distance
-// costs its length times a name's).
-const (
-	maxSuggestions   = 3
-	maxWordSuggested = 64
-)
+// maxSuggestions bounds the commands "did you mean" names.
+const maxSuggestions = 3
 
 // unknownCommand is the error of word, which names no command of group
 // ("" for xpcctl's own, "plist" for plist's), with the commands it may
@@ -33,14 +30,14 @@ func unknownCommand(group, word string) error {
 // word too, one edit further, so that "lint" finds "plist lint"; a
 // group's are named by their last word.
 func suggest(group, word string) []string {
-	if len(word) > maxWordSuggested {
+	if len(word) > editdist.MaxLen {
 		return nil
 	}
 	word = strings.ToLower(word)
 	best := 3
 	var names []string
 	add := func(name, typed string, extra int) {
-		d := editDistance(word, typed)
+		d := editdist.Distance(word, typed, 3)
 		if strings.HasPrefix(typed, word) {
 			d = min(d, 1)
 		}
@@ -75,25 +72,4 @@ func suggest(group, word string) []string {
 		return nil
 	}
 	return names[:min(len(names), maxSuggestions)]
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			sub := prev[j-1]
-			if a[i-1] != b[j-1] {
-				sub++
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, sub)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
