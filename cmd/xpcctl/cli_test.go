@@ -164,11 +164,25 @@ func TestCompletion(t *testing.T) {
 		}
 	}
 
-	// No xpcd: nothing, and nothing said.
+	// No xpcd: nothing, and nothing said; a DOMAIN is your own or system,
+	// where one bootstraps the first job.
 	t.Setenv(bootstrap.RootEnv, t.TempDir())
 	r := runCmd(t, nil, "__complete", "print", "")
 	if r.code != 0 || r.stdout != ":4\n" || strings.Contains(r.stderr, "xpcd") {
 		t.Errorf("__complete print with no xpcd: %+v", r)
+	}
+	own := fmt.Sprintf("user/%d", os.Geteuid())
+	if got := complete("bootstrap", ""); !slices.Equal(got, []string{own}) {
+		t.Errorf("__complete bootstrap with XPCD_ROOT and no xpcd: %q, want %q", got, own)
+	}
+	t.Setenv(bootstrap.RootEnv, "")
+	os.Unsetenv(bootstrap.RootEnv)
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	if got := complete("bootstrap", ""); !slices.Contains(got, own) || !slices.Contains(got, "system") {
+		t.Errorf("__complete bootstrap with no user xpcd: %q, want %q and system", got, own)
+	}
+	if got := complete("--user", "bootstrap", ""); !slices.Equal(got, []string{own}) {
+		t.Errorf("__complete --user bootstrap with no xpcd: %q, want %q", got, own)
 	}
 
 	s := xpctest.NewServer(t, xpctest.WithPlist("test.comp.plist", xpctest.AgentPlist("test.comp", []string{"/bin/sleep", "60"}, nil, nil)))

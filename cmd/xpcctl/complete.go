@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,7 +22,8 @@ var completionCommand = &command{
 	summary: "print a shell completion script: bash, zsh or fish",
 	help: `Prints the script that completes xpcctl's commands, options and arguments
 in the shell named: option values with fixed choices, and jobs and domains
-from the xpcd that answers (nothing when none does). To use it now:
+from the xpcd that answers (nothing when none does; a DOMAIN is also your
+own user/UID and system). To use it now:
 
   source <(xpcctl completion bash)
   xpcctl completion fish | source
@@ -61,7 +64,7 @@ var choicesRE = regexp.MustCompile(`--([a-z][a-z0-9-]*) ([a-z0-9-]+(?:\|[a-z0-9-
 // synopsis, the one place that says them: an option written with fixed
 // values ("--to xml|binary|json") completes to them, a TARGET or
 // DOMAIN/LABEL to the jobs of the xpcd that answers, a DOMAIN to its
-// domains, a FILE, PATH, PREFIX or DIR to files; anything else to nothing.
+// domains and withOwnDomains, a FILE, PATH, PREFIX or DIR to files; anything else to nothing.
 func (c *command) addCompletions(ctx context.Context, s stdio, cc *cobra.Command) {
 	for _, m := range choicesRE.FindAllStringSubmatch(c.args, -1) {
 		if cc.Flags().Lookup(m[1]) != nil {
@@ -101,9 +104,26 @@ func completeWord(ctx context.Context, s stdio, word, toComplete string) ([]stri
 		return prefixed(append(doms, jobs...), toComplete), cobra.ShellCompDirectiveNoFileComp
 	case w == "DOMAIN":
 		_, doms := reachableJobs(ctx, s)
-		return prefixed(doms, toComplete), cobra.ShellCompDirectiveNoFileComp
+		return prefixed(withOwnDomains(doms, s.xpcd), toComplete), cobra.ShellCompDirectiveNoFileComp
 	}
 	return nil, cobra.ShellCompDirectiveNoFileComp
+}
+
+// withOwnDomains is doms with the domains one bootstraps into before they
+// have jobs: your own, and system unless XPCD_ROOT or --user names a
+// user's instance (without them, requests naming system go to the system
+// xpcd: instance.forTarget).
+func withOwnDomains(doms []string, inst instance) []string {
+	own := []string{"user/" + strconv.Itoa(os.Geteuid())}
+	if os.Getenv(bootstrap.RootEnv) == "" && inst != userInstance {
+		own = append(own, "system")
+	}
+	for _, d := range own {
+		if !slices.Contains(doms, d) {
+			doms = append(doms, d)
+		}
+	}
+	return doms
 }
 
 // prefixed is the words of list that start with prefix.
