@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -155,5 +156,28 @@ func TestProcs(t *testing.T) {
 	}
 	if n := procs(env("4")); n != 0 {
 		t.Errorf("with GOMAXPROCS=4: %d, want 0 (left as the runtime set it)", n)
+	}
+}
+
+// A second xpcd for an instance one already serves says so and exits 1,
+// leaving the first one's socket alone.
+func TestInstanceAlreadyServed(t *testing.T) {
+	dir := shortTempDir(t)
+	path := bootstrap.ForRoot(dir, true).Socket
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("unixpacket", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var stderr bytes.Buffer
+	code := run([]string{"--user", "--root", dir}, io.Discard, &stderr)
+	if code != exitFail || !strings.Contains(stderr.String(), "another xpcd serves "+path+"; stop it first") {
+		t.Errorf("exit %d, log:\n%s", code, stderr.String())
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("the first one's socket: %v", err)
 	}
 }

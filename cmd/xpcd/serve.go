@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -59,6 +60,11 @@ func (o *options) serve(log *slog.Logger) int {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	err = d.Start(ctx)
 	cancel()
+	if errors.Is(err, syscall.EADDRINUSE) {
+		// A live socket at the path: the instance is already served.
+		log.Error("cannot start: another xpcd serves "+paths.Socket+"; stop it first", "err", err)
+		return exitFail
+	}
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return exitFail
