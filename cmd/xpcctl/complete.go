@@ -30,7 +30,8 @@ own user/UID and system). To use it now:
 
 or install it where the shell loads completions from (bash:
 /usr/share/bash-completion/completions/xpcctl; zsh: _xpcctl in a directory
-of $fpath; fish: ~/.config/fish/completions/xpcctl.fish).`,
+of $fpath; fish: ~/.config/fish/completions/xpcctl.fish). The bash script
+needs the bash-completion package (its _get_comp_words_by_ref).`,
 	setup: func(*pflag.FlagSet) runFunc { return runCompletion },
 }
 
