@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/goxpc/xpc"
 	"github.com/spf13/pflag"
@@ -105,9 +107,22 @@ func readPlistInput(s stdio, path string) (xpc.Object, string, error) {
 	}
 	obj, err := readPlistOrJSON(data)
 	if err != nil {
-		return nil, name, fmt.Errorf("%s: %w", name, err)
+		return nil, name, fmt.Errorf("%s: %w", name, plistReadError(err))
 	}
 	return obj, name, nil
+}
+
+// plistReadError words a document FromPlist refused whole as plist lint
+// does, "not a property list: DETAIL", without the library's prefixes
+// ("xpc: plist: malformed property list: plist: "); any other error is
+// err.
+func plistReadError(err error) error {
+	var pe *xpc.PlistError
+	if !errors.As(err, &pe) || pe.Path != "" || !errors.Is(err, xpc.ErrBadPlist) {
+		return err
+	}
+	detail := strings.TrimPrefix(strings.TrimPrefix(pe.Err.Error(), xpc.ErrBadPlist.Error()+": "), "plist: ")
+	return fmt.Errorf("not a property list: %s", detail)
 }
 
 // taggedTypes are the keys of tagged JSON's one-key objects.

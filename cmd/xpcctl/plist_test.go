@@ -58,7 +58,7 @@ func TestPlistConvert(t *testing.T) {
 		{"no --to", nil, []string{"-"}, 2, "--to is required"},
 		{"bad --to", nil, []string{"--to", "yaml", "-"}, 2, "want xml, binary, json or tagged-json"},
 		{"no file", nil, []string{"--to", "xml"}, 2, "no input FILE"},
-		{"bad plist", []byte("<plist><integer>x</integer></plist>"), []string{"--to", "xml", "-"}, 1, "malformed property list"},
+		{"bad plist", []byte("<plist><integer>x</integer></plist>"), []string{"--to", "xml", "-"}, 1, "xpcctl plist convert: <stdin>: not a property list: error parsing XML property list"},
 		{"null to plist", []byte(`{"null":null}`), []string{"--to", "xml", "-"}, 1, "null has no property-list form"},
 		{"bad tagged JSON", []byte(`{"int64":"x"}`), []string{"--to", "xml", "-"}, 1, "offset"},
 		{"date to JSON", nil, []string{"--to", "json", xmlFile}, 1, "ExampleInstalled: a date has no plain JSON form; --to tagged-json keeps every value"},
@@ -353,7 +353,7 @@ func TestPlistPrint(t *testing.T) {
 	}{
 		{[]string{"plist", "print"}, "", 2, "no FILE"},
 		{[]string{"plist", "print", "a", "b"}, "", 2, "too many arguments"},
-		{[]string{"plist", "print", "-"}, "<plist><dict>", 1, "malformed property list"},
+		{[]string{"plist", "print", "-"}, "<plist><dict>", 1, "xpcctl plist print: <stdin>: not a property list: error parsing XML"},
 		{[]string{"plist", "print", "/nonexistent/x.plist"}, "", 1, "no such file"},
 	} {
 		if r := runCmd(t, []byte(tc.in), tc.args...); r.code != tc.code || !strings.Contains(r.stderr, tc.want) || r.stdout != "" {
