@@ -199,8 +199,16 @@ func TestCompletion(t *testing.T) {
 	if got := complete("print", "system/"); len(got) != 0 {
 		t.Errorf("__complete print system/: %q", got)
 	}
-	if got := complete("kill", ""); len(got) != 0 {
+	if got := complete("kill", "u"); !slices.Equal(got, []string{"USR1", "USR2"}) {
 		t.Errorf("__complete kill SIGNAL: %q", got)
+	}
+	if got := complete("kill", "TERM", ""); !slices.Contains(got, dom+"/test.comp") {
+		t.Errorf("__complete kill TERM: %q", got)
+	}
+	for _, args := range [][]string{{"call", "--domain", ""}, {"plist", "lint", "--domain", "u"}} {
+		if got := complete(args...); !slices.Contains(got, dom) {
+			t.Errorf("__complete %q: %q, want %s", args, got, dom)
+		}
 	}
 }
 

@@ -64,8 +64,9 @@ var choicesRE = regexp.MustCompile(`--([a-z][a-z0-9-]*) ([a-z0-9-]+(?:\|[a-z0-9-
 // addCompletions completes cc's option values and arguments from c's
 // synopsis, the one place that says them: an option written with fixed
 // values ("--to xml|binary|json") completes to them, a TARGET or
-// DOMAIN/LABEL to the jobs of the xpcd that answers, a DOMAIN to its
-// domains and withOwnDomains, a FILE, PATH, PREFIX or DIR to files; anything else to nothing.
+// DOMAIN/LABEL to the jobs of the xpcd that answers, a DOMAIN (and
+// --domain) to its domains and withOwnDomains, a SIGNAL to signalNames, a
+// FILE, PATH, PREFIX or DIR to files; anything else to nothing.
 func (c *command) addCompletions(ctx context.Context, s stdio, cc *cobra.Command) {
 	for _, m := range choicesRE.FindAllStringSubmatch(c.args, -1) {
 		if cc.Flags().Lookup(m[1]) != nil {
@@ -74,6 +75,14 @@ func (c *command) addCompletions(ctx context.Context, s stdio, cc *cobra.Command
 				return prefixed(choices, toComplete), cobra.ShellCompDirectiveNoFileComp
 			})
 		}
+	}
+	if cc.Flags().Lookup("domain") != nil {
+		// call --domain, plist lint --domain.
+		cc.RegisterFlagCompletionFunc("domain", func(cc *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+			s := s
+			s.xpcd, _ = chosenInstance(cc)
+			return completeWord(ctx, s, "DOMAIN", toComplete)
+		})
 	}
 	words := positionals(c.args, cc.Flags())
 	cc.ValidArgsFunction = func(cc *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
@@ -106,6 +115,8 @@ func completeWord(ctx context.Context, s stdio, word, toComplete string) ([]stri
 	case w == "DOMAIN":
 		_, doms := reachableJobs(ctx, s)
 		return prefixed(withOwnDomains(doms, s.xpcd), toComplete), cobra.ShellCompDirectiveNoFileComp
+	case w == "SIGNAL":
+		return prefixed(signalNames, strings.ToUpper(toComplete)), cobra.ShellCompDirectiveNoFileComp
 	}
 	return nil, cobra.ShellCompDirectiveNoFileComp
 }
@@ -126,6 +137,10 @@ func withOwnDomains(doms []string, inst instance) []string {
 	}
 	return doms
 }
+
+// signalNames are the signals kill's SIGNAL completes to, as kill -l
+// names them: those one sends a service.
+var signalNames = []string{"TERM", "KILL", "HUP", "INT", "QUIT", "USR1", "USR2", "STOP", "CONT"}
 
 // prefixed is the words of list that start with prefix.
 func prefixed(list []string, prefix string) []string {
