@@ -63,6 +63,10 @@ func runEncode(s stdio, c *command, pos []string, opts encodeOptions) int {
 		return c.fail(s, "%v", err)
 	}
 	out, err := encodeOutput(data, opts)
+	if errors.Is(err, xpc.ErrNotTagged) {
+		// Plain JSON, most likely: say which form encode reads.
+		return c.fail(s, "%s: %v (encode reads tagged JSON, {\"dictionary\": {...}}, as decode --json prints it; plist convert --to tagged-json turns plain JSON into it)", name, err)
+	}
 	if err != nil {
 		return c.fail(s, "%s: %v", name, err)
 	}

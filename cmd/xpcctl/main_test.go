@@ -380,3 +380,11 @@ func TestHelpHelp(t *testing.T) {
 		t.Errorf("help -h: %+v", r)
 	}
 }
+
+// encode given plain JSON says which form it reads, and how to get it.
+func TestEncodePlainJSON(t *testing.T) {
+	r := runCmd(t, []byte(`{"a":1}`), "encode")
+	if r.code != 1 || !strings.Contains(r.stderr, "encode reads tagged JSON") || !strings.Contains(r.stderr, "plist convert --to tagged-json") {
+		t.Errorf("encode of plain JSON: %+v", r)
+	}
+}
