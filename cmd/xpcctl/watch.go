@@ -164,7 +164,8 @@ func watchChanges(a, b *xpc.Dictionary) []string {
 }
 
 // watchValue is a record's value as a watch line shows it: "-" for none,
-// a string quoted if it has spaces, a dictionary or array by its size.
+// a string quoted if it has spaces, a dictionary by its size, an array as
+// watchArray shows it.
 func watchValue(v xpc.Object) string {
 	switch v := v.(type) {
 	case nil:
@@ -185,9 +186,28 @@ func watchValue(v xpc.Object) string {
 	case *xpc.Dictionary:
 		return fmt.Sprintf("{%d keys}", v.Len())
 	case xpc.Array:
-		return fmt.Sprintf("[%d items]", len(v))
+		return watchArray(v)
 	}
 	return xpc.Format(v)
+}
+
+// maxWatchArray bounds the text of an array a watch line shows whole.
+const maxWatchArray = 64
+
+// watchArray is an array of a few short strings (the names a job checked
+// in) whole, "[a,b]", and any other by its size, "[5 items]".
+func watchArray(v xpc.Array) string {
+	names := make([]string, 0, len(v))
+	n := 0
+	for _, o := range v {
+		s, ok := o.(xpc.String)
+		n += len(s) + 1
+		if !ok || n > maxWatchArray || strings.ContainsAny(string(s), ", \t\"[]") {
+			return fmt.Sprintf("[%d items]", len(v))
+		}
+		names = append(names, string(s)) // the line is escaped as printed
+	}
+	return "[" + strings.Join(names, ",") + "]"
 }
 
 type watchHandler struct{ events chan *xpc.Dictionary }
