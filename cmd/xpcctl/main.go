@@ -343,7 +343,8 @@ func readInput(s stdio, path string) ([]byte, string, error) {
 	if path == "" || path == "-" {
 		r, name = s.in, "<stdin>"
 	} else {
-		f, err := os.Open(path)
+		// O_NONBLOCK: opening a FIFO must not wait for a writer.
+		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 		if err != nil {
 			return nil, name, err
 		}
