@@ -87,3 +87,33 @@ func TestInheritedDescriptorsStayInXpcd(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A notification socket nobody reads, its queue full, holds xpcd no
+// longer than notifyTimeout a notification: not its start, nor its
+// shutdown (which waits for the watchdog's pings to end).
+func TestNotifySocketNotRead(t *testing.T) {
+	dir := shortTempDir(t)
+	name := filepath.Join(dir, "notify")
+	listenNotify(t, name)
+	fill, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fill)
+	for {
+		if err := unix.Sendto(fill, []byte("WATCHDOG=1"), 0, &unix.SockaddrUnix{Name: name}); err != nil {
+			break
+		}
+	}
+	t.Setenv("NOTIFY_SOCKET", name)
+	done := make(chan error, 1)
+	go func() { done <- sdNotify("STOPPING=1") }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("a notification to a full queue was sent")
+		}
+	case <-time.After(10 * notifyTimeout):
+		t.Fatal("a notification to a full queue waits")
+	}
+}

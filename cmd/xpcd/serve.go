@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -148,11 +149,34 @@ func closeInheritedOnExec() error {
 	return nil
 }
 
+// notifyTimeout bounds one notification: a notification socket whose
+// reader does not read (its queue full) must not hold xpcd, neither its
+// start, nor its shutdown, which waits for the watchdog's goroutine.
+const notifyTimeout = time.Second
+
 // notify tells systemd state, when NOTIFY_SOCKET asks for it.
 func notify(log *slog.Logger, state string) {
-	if _, err := daemon.SdNotify(false, state); err != nil {
+	if err := sdNotify(state); err != nil {
 		log.Warn("sd_notify", "err", err)
 	}
+}
+
+// sdNotify sends state as daemon.SdNotify does, within notifyTimeout.
+func sdNotify(state string) error {
+	name := os.Getenv("NOTIFY_SOCKET")
+	if name == "" {
+		return nil
+	}
+	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: name, Net: "unixgram"})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := conn.SetWriteDeadline(time.Now().Add(notifyTimeout)); err != nil {
+		return err
+	}
+	_, err = conn.Write([]byte(state))
+	return err
 }
 
 // startWatchdog pings systemd's watchdog (WATCHDOG=1) at half the interval
