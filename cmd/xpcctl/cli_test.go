@@ -336,3 +336,30 @@ func TestWatchCommand(t *testing.T) {
 		t.Errorf("watch: exit %d, stderr %q", code, w.err.String())
 	}
 }
+
+// gen-man into a directory another user may write: a symbolic link
+// planted at a page's name is replaced, not followed.
+func TestGenManReplacesPlantedLink(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"xpcctl.1", "xpcctl-list.1"} {
+		if err := os.Symlink(victim, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := runCmd(t, nil, "gen-man", dir); r.code != 0 {
+		t.Fatalf("gen-man: %+v", r)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep" {
+		t.Errorf("gen-man wrote through a link: %q", b)
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("%s: %v", e.Name(), e.Type())
+		}
+	}
+}

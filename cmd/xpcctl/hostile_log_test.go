@@ -35,3 +35,26 @@ func TestLogAndPrintEscapeControlCharacters(t *testing.T) {
 		t.Errorf("print:\n%s", out)
 	}
 }
+
+// A bidirectional override or isolate, a zero width or a line separator in
+// what a user chose (a program's argument, a service's line, an error's
+// description) is escaped too: it would make the line read otherwise than
+// it runs.
+func TestEscapeBidiAndInvisibles(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"rm -rf /\u202e/ylno", `rm -rf /\u202e/ylno`},
+		{"a\u2066b\u2069c\u200fd\u061ce", `a\u2066b\u2069c\u200fd\u061ce`},
+		{"a\u200bb\u2028c\u00a0d", `a\u200bb\u2028c\u00a0d`},
+		{"ümlaut → 日本 ✓\tok", "ümlaut → 日本 ✓\tok"},
+	} {
+		if got := escapeControls(tc.in, false); got != tc.want {
+			t.Errorf("escapeControls(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	var b strings.Builder
+	c := &command{name: "call"}
+	c.fail(stdio{err: &b}, "%s", "denied: \u202eevil")
+	if got := b.String(); got != "xpcctl call: denied: \\u202eevil\n" {
+		t.Errorf("fail wrote %q", got)
+	}
+}

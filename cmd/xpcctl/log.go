@@ -106,10 +106,14 @@ func printLogLines(s stdio, d *xpc.Dictionary) {
 func shown(s string) string { return escapeControls(s, false) }
 
 // escapeControls writes each control character of s but a tab, and with
-// keepNewlines a newline, as Go writes it in a string.
+// keepNewlines a newline, as Go writes it in a string; so too each other
+// character Go would not print bare in a string (strconv.IsPrint), as
+// plist print does: the bidirectional overrides and isolates (U+202E,
+// U+2066: they make a line read in another order than it runs), zero
+// widths, the line and paragraph separators, other spaces than ' '.
 func escapeControls(s string, keepNewlines bool) string {
 	isControl := func(r rune) bool {
-		return r != '\t' && (r != '\n' || !keepNewlines) && unicode.IsControl(r)
+		return r != '\t' && (r != '\n' || !keepNewlines) && (unicode.IsControl(r) || !strconv.IsPrint(r))
 	}
 	if !strings.ContainsFunc(s, isControl) {
 		return s

@@ -26,6 +26,7 @@ import (
 	"regexp"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/buildinfo"
@@ -34,10 +35,35 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go interrupted(sigs, cancel)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
 	os.Exit(code)
+}
+
+// interruptGrace is how long a command has to end after SIGINT or SIGTERM
+// has cancelled its context.
+const interruptGrace = 2 * time.Second
+
+// interrupted cancels the commands' context at the first SIGINT or
+// SIGTERM, so that those that talk to xpcd or a service (log --follow,
+// watch, monitor) end cleanly. A command still running interruptGrace
+// later, or at a second signal (one that reads a file or standard input,
+// say, which no context stops), is ended by the signal as if xpcctl had
+// not caught it.
+func interrupted(sigs chan os.Signal, cancel context.CancelFunc) {
+	sig := <-sigs
+	cancel()
+	select {
+	case <-sigs:
+	case <-time.After(interruptGrace):
+	}
+	signal.Reset(os.Interrupt, syscall.SIGTERM)
+	if s, ok := sig.(syscall.Signal); ok {
+		syscall.Kill(os.Getpid(), s)
+	}
 }
 
 // Exit statuses.
@@ -350,7 +376,8 @@ func readInput(s stdio, path string) ([]byte, string, error) {
 	if path == "" || path == "-" {
 		r, name = s.in, "<stdin>"
 	} else {
-		f, err := os.Open(path)
+		// O_NONBLOCK: opening a FIFO must not wait for a writer.
+		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 		if err != nil {
 			return nil, name, err
 		}

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
+	"strings"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
 	"github.com/spf13/pflag"
+
+	"github.com/goxpc/xpc/cmd/internal/manfile"
 )
 
 var genManCommand = &command{
@@ -32,9 +37,28 @@ func runGenMan(ctx context.Context, s stdio, c *command, pos []string) int {
 	}
 	root := newRoot(ctx, s, new(int))
 	root.DisableAutoGenTag = true // the pages are the same at each build
-	header := manHeader
-	if err := doc.GenManTree(root, &header, pos[0]); err != nil {
+	if err := genManTree(root, pos[0]); err != nil {
 		return c.fail(s, "%v", err)
 	}
 	return exitOK
+}
+
+// genManTree writes the pages doc.GenManTree writes, each through
+// manfile.Write: cmd's and those of its commands, named by their paths
+// ("xpcctl-plist-lint.1").
+func genManTree(cmd *cobra.Command, dir string) error {
+	for _, c := range cmd.Commands() {
+		if !c.IsAvailableCommand() || c.IsAdditionalHelpTopicCommand() {
+			continue
+		}
+		if err := genManTree(c, dir); err != nil {
+			return err
+		}
+	}
+	header := manHeader
+	var b bytes.Buffer
+	if err := doc.GenMan(cmd, &header, &b); err != nil {
+		return err
+	}
+	return manfile.Write(dir, strings.ReplaceAll(cmd.CommandPath(), " ", "-")+"."+header.Section, b.Bytes())
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -358,6 +359,32 @@ func TestPlistPrint(t *testing.T) {
 	} {
 		if r := runCmd(t, []byte(tc.in), tc.args...); r.code != tc.code || !strings.Contains(r.stderr, tc.want) || r.stdout != "" {
 			t.Errorf("%q: %+v", tc.args, r)
+		}
+	}
+}
+
+// A FIFO named to plist print, convert, decode or encode is read as it is
+// (empty, with no writer): the command does not wait for a writer, which
+// SIGINT would not end.
+func TestInputFIFONoWait(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"plist", "print", fifo}, {"plist", "convert", "--to", "json", fifo}, {"decode", fifo}, {"encode", fifo}} {
+		done := make(chan result, 1)
+		go func() { done <- runCmd(t, nil, args...) }()
+		select {
+		case r := <-done:
+			if r.code != exitFail || !strings.Contains(r.stderr, fifo) {
+				t.Errorf("%v: exit %d, stderr %q", args, r.code, r.stderr)
+			}
+		case <-time.After(10 * time.Second):
+			// Let the command go before failing.
+			if f, err := os.OpenFile(fifo, os.O_RDWR, 0); err == nil {
+				defer f.Close()
+			}
+			t.Fatalf("%v waits for a writer", args)
 		}
 	}
 }

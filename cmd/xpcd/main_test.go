@@ -181,3 +181,26 @@ func TestInstanceAlreadyServed(t *testing.T) {
 		t.Errorf("the first one's socket: %v", err)
 	}
 }
+
+// --gen-man into a directory another user may write: a symbolic link
+// planted at xpcd.8 is replaced, not followed.
+func TestGenManReplacesPlantedLink(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(dir, "xpcd.8")); err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	if code := run([]string{"--gen-man", dir}, io.Discard, &stderr); code != exitOK {
+		t.Fatalf("--gen-man: %d\n%s", code, stderr.String())
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep" {
+		t.Errorf("--gen-man wrote through a link: %q", b)
+	}
+	if fi, err := os.Lstat(filepath.Join(dir, "xpcd.8")); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o644 {
+		t.Errorf("xpcd.8: %v %v", fi, err)
+	}
+}

@@ -2,11 +2,11 @@ package main
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
+
+	"github.com/goxpc/xpc/cmd/internal/manfile"
 )
 
 // longHelp is xpcd --help's description.
@@ -87,7 +87,7 @@ func genMan(cmd *cobra.Command, dir string) error {
 	if err := doc.GenMan(cmd, &doc.GenManHeader{Title: "XPCD", Section: "8", Source: "goxpc", Manual: "System Manager's Manual"}, &b); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "xpcd.8"), optionsFirst(b.Bytes()), 0o644)
+	return manfile.Write(dir, "xpcd.8", optionsFirst(b.Bytes()))
 }
 
 // optionsFirst moves page's OPTIONS section before its FILES section.

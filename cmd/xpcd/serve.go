@@ -5,14 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/coreos/go-systemd/v22/daemon"
+	"golang.org/x/sys/unix"
 
 	"github.com/goxpc/xpc/internal/bootstrap"
 	"github.com/goxpc/xpc/internal/xpcd"
@@ -29,6 +33,10 @@ func (o *options) serve(log *slog.Logger) int {
 	}
 	if o.system && paths.Root == "" && os.Geteuid() != 0 {
 		log.Error("the system instance (--system) needs root; use --user, or --root DIR for a private one")
+		return exitFail
+	}
+	if err := closeInheritedOnExec(); err != nil {
+		log.Error("descriptors xpcd inherited", "err", err)
 		return exitFail
 	}
 	passed, err := passedSocket()
@@ -91,6 +99,14 @@ func (o *options) serve(log *slog.Logger) int {
 // xpcd's environment either way. xpcd checks the socket itself
 // (xpcd.Config.Listener).
 func passedSocket() (*os.File, error) {
+	if n, ok := listenFDs(); ok && n > 1 {
+		// activation.Files would make n files first (and panic on a
+		// count too large to allocate).
+		for _, k := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"} {
+			os.Unsetenv(k)
+		}
+		return nil, fmt.Errorf("%d sockets passed (LISTEN_FDS), want one: the bootstrap socket", n)
+	}
 	files := activation.Files(true)
 	switch len(files) {
 	case 0:
@@ -104,11 +120,69 @@ func passedSocket() (*os.File, error) {
 	return nil, fmt.Errorf("%d sockets passed (LISTEN_FDS), want one: the bootstrap socket", len(files))
 }
 
+// listenFDs returns LISTEN_FDS when LISTEN_PID names this process and
+// LISTEN_FDS is a number.
+func listenFDs() (int, bool) {
+	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
+		return 0, false
+	}
+	n, err := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+	return n, err == nil
+}
+
+// closeInheritedOnExec marks every descriptor above standard error that
+// xpcd inherited close-on-exec, so that none reaches a job: the jobs of a
+// root xpcd run as other users, and whatever started xpcd (a root shell,
+// a wrapper, a socket activation meant for another process) may have left
+// descriptors open that are no user's business. xpcd's own descriptors
+// are close-on-exec already; a job gets only its standard files and its
+// check-in socket.
+func closeInheritedOnExec() error {
+	err := unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
+	if err == nil || (err != unix.ENOSYS && err != unix.EINVAL) {
+		return err
+	}
+	// Before Linux 5.11: one by one.
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
+	return nil
+}
+
+// notifyTimeout bounds one notification: a notification socket whose
+// reader does not read (its queue full) must not hold xpcd, neither its
+// start, nor its shutdown, which waits for the watchdog's goroutine.
+const notifyTimeout = time.Second
+
 // notify tells systemd state, when NOTIFY_SOCKET asks for it.
 func notify(log *slog.Logger, state string) {
-	if _, err := daemon.SdNotify(false, state); err != nil {
+	if err := sdNotify(state); err != nil {
 		log.Warn("sd_notify", "err", err)
 	}
+}
+
+// sdNotify sends state as daemon.SdNotify does, within notifyTimeout.
+func sdNotify(state string) error {
+	name := os.Getenv("NOTIFY_SOCKET")
+	if name == "" {
+		return nil
+	}
+	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: name, Net: "unixgram"})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := conn.SetWriteDeadline(time.Now().Add(notifyTimeout)); err != nil {
+		return err
+	}
+	_, err = conn.Write([]byte(state))
+	return err
 }
 
 // startWatchdog pings systemd's watchdog (WATCHDOG=1) at half the interval

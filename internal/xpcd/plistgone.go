@@ -22,7 +22,8 @@ import (
 //	              refused, and it is unloaded when its instance exits; the
 //	              clients it has keep their connections
 //	put back      a marked job whose plist is at the same path again is
-//	              reloaded from it, as bootstrap reloads a job
+//	              reloaded from it, as bootstrap reloads a job; a plist
+//	              of another Label there leaves it marked
 //
 // A job whose plist is elsewhere (xpcctl bootstrap of another path) keeps
 // launchd's meaning: its file is not watched. The load errors of plists
@@ -192,6 +193,10 @@ func (m *supervisor) plistsSeen(looks []plistLook) {
 		case l.j.removed || l.j.unloading || sourcePath(l.j) != l.path:
 		case l.gone:
 			m.plistDeleted(l.j, l.path)
+		case l.j.gone != "" && l.def != nil && l.def.Label != l.j.def.Label:
+			// Labels are unique in a domain, and the job is known by
+			// its own: this is another job's plist.
+			m.log.Error("plist put back with another Label; the job stays marked deleted", "target", l.j.target(), "file", l.path, "label", l.def.Label)
 		case l.j.gone != "" && l.def != nil:
 			m.plistBack(l.j, l.def)
 		case l.j.gone != "" && l.errs != nil:

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
@@ -179,5 +180,32 @@ func TestDeletedPlistPutBack(t *testing.T) {
 	r := h.mustAdmin(bootstrap.OpBootstrap, bootstrap.KeyPath, h.writePlist(j, other))
 	if strOf(r, bootstrap.KeyStatus) != "already loaded" || marked() {
 		t.Errorf("bootstrap of a marked job: %s; print: %s", xpc.Format(r), xpc.Format(h.print("test.del.back")))
+	}
+}
+
+// A plist put back at a marked job's path with another Label does not
+// reload the job as that label (labels are unique in a domain, and the
+// job is known by its own): the job stays marked.
+func TestDeletedPlistPutBackOtherLabel(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	path := h.writePlist(testJob{label: "test.del.mine", names: []string{"test.del.mine.svc"}})
+	h.start()
+	ping(t, h.mustLookup("test.del.mine.svc"))
+	marked := func() bool { return h.print("test.del.mine").Get(bootstrap.KeyPlistDeleted) == xpc.Bool(true) }
+	os.Remove(path)
+	waitFor(t, "the job to be marked", marked)
+	other := h.plist(testJob{label: "test.del.theirs", names: []string{"test.del.theirs.svc"}})
+	if err := os.WriteFile(path, other, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Time for several looks.
+	time.Sleep(10 * plistDebounce)
+	d := h.print("test.del.mine")
+	if got := strOf(d, bootstrap.KeyLabel); got != "test.del.mine" || !marked() {
+		t.Errorf("after a plist of another label was put back: %s", xpc.Format(d))
+	}
+	if _, err := h.lookup("test.del.theirs.svc"); reasonOf(err) != bootstrap.ReasonNotFound {
+		t.Errorf("lookup of the other plist's name: %v", err)
 	}
 }
