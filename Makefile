@@ -13,6 +13,16 @@
 
 GO ?= go
 GOBUILDFLAGS ?= -trimpath
+# Extra linker flags (packaging/deb/build strips with -s -w).
+GOLDFLAGS ?=
+# What --version prints when the toolchain recorded no version or commit
+# (a build from a tarball, or with -buildvcs=false): from git when this is a
+# checkout; a tarball's packager sets XPC_VERSION (and XPC_COMMIT) itself.
+XPC_VERSION ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null)
+XPC_COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+XPC_MODIFIED ?= $(shell git rev-parse --verify -q HEAD >/dev/null 2>&1 && { git diff --quiet HEAD -- 2>/dev/null || echo true; })
+BUILDINFO := github.com/goxpc/xpc/internal/buildinfo
+STAMP := -X $(BUILDINFO).version=$(XPC_VERSION) -X $(BUILDINFO).commit=$(XPC_COMMIT) -X $(BUILDINFO).modified=$(XPC_MODIFIED)
 BUILDDIR ?= bin
 
 PREFIX ?= /usr/local
@@ -53,7 +63,7 @@ build: $(B)/xpcd $(B)/xpcctl
 
 # go decides what to rebuild: the binaries are always handed to it.
 $(B)/xpcd $(B)/xpcctl: FORCE
-	$(GO) build -C cmd $(GOBUILDFLAGS) -o $(abspath $@) ./$(notdir $@)
+	$(GO) build -C cmd $(GOBUILDFLAGS) -ldflags='$(GOLDFLAGS) $(STAMP)' -o $(abspath $@) ./$(notdir $@)
 
 man: $(B)/xpcd $(B)/xpcctl
 	rm -rf $(B)/man

@@ -5,22 +5,37 @@ import (
 	"strings"
 )
 
-// Line is one line for a command's --version: "NAME VERSION (commit
-// REVISION[, modified], GOVERSION)", with "(devel)" for a version the
-// toolchain did not know (a build from a checkout) and no commit when it
-// recorded none (built with -buildvcs=false, or outside a repository).
+// version and commit are set only by the linker (-X, see the package
+// documentation) and never written at run time.
+var (
+	version  string
+	commit   string
+	modified string // "true" when the tree had changes
+)
+
+// Line is the --version line of the command called name: the name, the
+// version ("(devel)" when none is known), and in parentheses the commit
+// (with ", modified" when the tree had changes) and the Go version.
 func Line(name string) string {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
-		return name + " (no build information)"
+		bi = &debug.BuildInfo{}
 	}
-	return lineOf(name, bi)
+	return lineOf(name, bi, stamp{version: version, commit: commit, modified: modified})
 }
 
-func lineOf(name string, bi *debug.BuildInfo) string {
-	version := bi.Main.Version
-	if version == "" {
-		version = "(devel)"
+// stamp is what the linker was told.
+type stamp struct {
+	version, commit, modified string
+}
+
+func lineOf(name string, bi *debug.BuildInfo, st stamp) string {
+	v := bi.Main.Version
+	if v == "" || v == "(devel)" {
+		v = st.version
+	}
+	if v == "" {
+		v = "(devel)"
 	}
 	var rev, modified string
 	for _, s := range bi.Settings {
@@ -30,6 +45,9 @@ func lineOf(name string, bi *debug.BuildInfo) string {
 		case "vcs.modified":
 			modified = s.Value
 		}
+	}
+	if rev == "" {
+		rev, modified = st.commit, st.modified
 	}
 	var extra []string
 	if rev != "" {
@@ -42,6 +60,11 @@ func lineOf(name string, bi *debug.BuildInfo) string {
 		}
 		extra = append(extra, c)
 	}
-	extra = append(extra, bi.GoVersion)
-	return name + " " + version + " (" + strings.Join(extra, ", ") + ")"
+	if bi.GoVersion != "" {
+		extra = append(extra, bi.GoVersion)
+	}
+	if len(extra) == 0 {
+		return name + " " + v
+	}
+	return name + " " + v + " (" + strings.Join(extra, ", ") + ")"
 }
