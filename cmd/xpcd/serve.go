@@ -198,14 +198,29 @@ func startWatchdog(d *xpcd.Daemon, log *slog.Logger) (stop func()) {
 	if err != nil || interval <= 0 {
 		return func() {}
 	}
-	log.Info("watchdog", "interval", interval)
+	period := pingPeriod(interval)
+	if period > interval/2 {
+		log.Warn("watchdog: interval too short to keep, pinging as often as xpcd can", "interval", interval, "every", period)
+	} else {
+		log.Info("watchdog", "interval", interval)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { watchdog(ctx, d, interval/2, log) })
+	wg.Go(func() { watchdog(ctx, d, period, log) })
 	return func() {
 		cancel()
 		wg.Wait()
 	}
+}
+
+// minPing is the shortest time between watchdog pings: a WATCHDOG_USEC of
+// a few microseconds would otherwise turn the pings into a busy loop.
+const minPing = 10 * time.Millisecond
+
+// pingPeriod is how often to ping a watchdog of the given interval: half
+// of it, and never more often than every minPing.
+func pingPeriod(interval time.Duration) time.Duration {
+	return max(interval/2, minPing)
 }
 
 // watchdog pings every period while the loop answers, until ctx ends.

@@ -246,3 +246,16 @@ func TestWatchdogNotOurs(t *testing.T) {
 		t.Errorf("notification %q", b[:k])
 	}
 }
+
+// A tiny WATCHDOG_USEC does not turn the pings into a busy loop.
+func TestPingPeriod(t *testing.T) {
+	for _, c := range []struct{ interval, want time.Duration }{
+		{time.Second, 500 * time.Millisecond},
+		{time.Microsecond, minPing},
+		{2 * minPing, minPing},
+	} {
+		if got := pingPeriod(c.interval); got != c.want {
+			t.Errorf("pingPeriod(%v) = %v, want %v", c.interval, got, c.want)
+		}
+	}
+}
