@@ -377,6 +377,16 @@ func TestEncodeErrors(t *testing.T) {
 	if _, err := Encode(bad); !errors.Is(err, ErrBadString) {
 		t.Fatalf("bad key: %v", err)
 	}
+	// A NUL after a non-ASCII rune is still a NUL: C peers would read
+	// the string, or the key, cut short at it.
+	if _, err := Encode(String("é\x00x")); !errors.Is(err, ErrBadString) {
+		t.Fatalf("NUL after non-ASCII: %v", err)
+	}
+	bad = NewDictionary(1)
+	bad.Set("é\x00", Null{})
+	if _, err := Encode(bad); !errors.Is(err, ErrBadString) {
+		t.Fatalf("key with NUL after non-ASCII: %v", err)
+	}
 	// A dictionary that holds itself is stopped by the depth limit.
 	cyc := NewDictionary(1)
 	cyc.Set("self", cyc)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -157,7 +158,8 @@ func validCString(s string) bool {
 			return false
 		}
 		if c >= utf8.RuneSelf {
-			return utf8.ValidString(s[i:])
+			rest := s[i:]
+			return strings.IndexByte(rest, 0) < 0 && utf8.ValidString(rest)
 		}
 	}
 	return true

@@ -24,7 +24,7 @@ func FuzzPlistText(f *testing.F) {
 		}
 	}
 	for _, s := range []string{"", "{}", `{"a": [1, 2.5, "x\u001b"]}`, `{"dictionary": {}}`, "hello", "\x00\xff",
-		"{Label = x; Program = /bin/true;}", "bplist00", "<plist><array><data>AAEC</data><date>2024-01-01T00:00:00Z</date></array></plist>"} {
+		"{Label = x; Program = /bin/true;}", `"ڍ\000"`, "bplist00", "<plist><array><data>AAEC</data><date>2024-01-01T00:00:00Z</date></array></plist>"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
