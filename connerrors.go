@@ -68,6 +68,10 @@ var (
 	ErrProtocol = errors.New("protocol error")
 	// ErrNotApproved: the service is not approved to run.
 	ErrNotApproved = errors.New("not approved")
+	// ErrNotInBundle: the name looked up is an XPC service of an
+	// application bundle, visible only to the processes started from that
+	// bundle (Apple's error 147, "not in your bundle").
+	ErrNotInBundle = errors.New("service not in your bundle")
 	// ErrPeerOverLimit: the peer went over one of the connection's byte
 	// limits: it queued more message and request bytes than
 	// WithMaxQueuedBytes allows, or left more out-of-line reply bytes

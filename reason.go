@@ -55,6 +55,11 @@ const (
 	// ReasonNotApproved: the service is not approved to run
 	// (ErrNotApproved).
 	ReasonNotApproved = bootstrap.ReasonNotApproved
+	// ReasonNotInBundle: the name is an XPC service of an application
+	// bundle the caller was not started from (Apple's error 147, "not in
+	// your bundle"); only the bundle's own processes may look it up
+	// (ErrNotInBundle).
+	ReasonNotInBundle = bootstrap.ReasonNotInBundle
 	// ReasonBusy: too many clients wait for the service (ErrDenied).
 	ReasonBusy = bootstrap.ReasonBusy
 	// ReasonTooManyConnections: xpcd turned the caller away at connect,
@@ -121,6 +126,7 @@ var reasonKinds = map[string]error{
 	ReasonDenied:             ErrDenied,
 	ReasonRequirementFailed:  ErrPeerRequirement,
 	ReasonNotApproved:        ErrNotApproved,
+	ReasonNotInBundle:        ErrNotInBundle,
 	ReasonBusy:               ErrDenied,
 	ReasonTooManyConnections: ErrDenied,
 	ReasonShuttingDown:       ErrDenied,
@@ -143,6 +149,7 @@ var reasonCodes = map[error]string{
 	ErrDenied:          ReasonDenied,
 	ErrPeerRequirement: ReasonRequirementFailed,
 	ErrNotApproved:     ReasonNotApproved,
+	ErrNotInBundle:     ReasonNotInBundle,
 	ErrCanceled:        ReasonCanceled,
 	ErrPeerGone:        ReasonPeerGone,
 	ErrProtocol:        ReasonProtocol,
