@@ -95,6 +95,7 @@ type options struct {
 	format       string
 	maxConns     int
 	journal      string
+	appUser      string
 	jobLogMax    int64
 	version      bool
 	genMan       string
@@ -134,6 +135,7 @@ func newCommand(o *options, stdout, stderr io.Writer, code *int) *cobra.Command 
 		"at most `N` (at least 1) bootstrap connections open at once per user; root has no cap")
 	f.StringVar(&o.journal, "journal-socket", xpcd.DefaultJournalSocket, "send services' lines to the journal's native `SOCKET`, if it exists; - for none")
 	f.Int64Var(&o.jobLogMax, "job-log-max-bytes", xpcd.DefaultJobLogMaxBytes, "rotate each job's log at `N` bytes (at least 4096)")
+	f.StringVar(&o.appUser, "app-service-user", xpcd.DefaultAppServiceUser, "run application bundles' System XPC services as `USER` (not root)")
 	f.StringVar(&o.level, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	f.StringVar(&o.format, "log-format", "text", "log `FORMAT`: text or json")
 	f.BoolVar(&o.version, "version", false, "print the version and exit")

@@ -238,6 +238,7 @@ func opList(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opEr
 			}
 			errs = append(errs, domainErrors(d)...)
 		}
+		jobs = append(jobs, ss.m.appJobDicts(ss.peer.UID, only)...) // apps_print.go
 		reply = xpc.NewDictionary(2)
 		reply.Set(bootstrap.KeyJobs, jobs)
 		reply.Set(bootstrap.KeyErrors, errs)
@@ -252,6 +253,9 @@ func opList(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opEr
 // {"domain":D,"jobs":[...],"errors":[...],"overrides":{LABEL:disabled}},
 // and state_read_only, state_read_only_why if the state is read-only.
 func opPrint(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opError) {
+	if s, _ := body.String(bootstrap.KeyTarget); isAppTarget(s) {
+		return opPrintApps(ss, s) // apps_print.go
+	}
 	t, oe := ss.targetArg(body, false)
 	if oe != nil {
 		return nil, nil, oe

@@ -90,6 +90,11 @@ type Config struct {
 	// a job's log is also sent when the socket exists (journal.go). "":
 	// DefaultJournalSocket; "-": none.
 	JournalSocket string
+	// AppServiceUser is the account a root xpcd runs the System XPC
+	// services of application bundles as (docs/APPS.md). "":
+	// DefaultAppServiceUser, nobody. Never root's code: a bundle's
+	// services never run as root.
+	AppServiceUser string
 
 	// Listener, if set, is the bootstrap socket, already bound and
 	// listening, as systemd's socket activation passes it: it must be an
@@ -184,6 +189,9 @@ func New(cfg Config) (*Daemon, error) {
 		log = slog.Default()
 	}
 	uid := uint32(os.Geteuid())
+	if err := checkAppServiceUser(cfg.AppServiceUser); err != nil {
+		return nil, err
+	}
 	domains, sources := initialDomains(p, user, uid)
 	store := newStateStore(p.StateDir, log.With("component", "state"))
 	jobs := newJobStore(sources, log.With("component", "jobs"))
@@ -217,6 +225,8 @@ func New(cfg Config) (*Daemon, error) {
 		criteria:    cfg.Criteria,
 		recheck:     cfg.ActivityRecheck,
 		logs:        logs,
+
+		appServiceUser: cfg.AppServiceUser,
 	})
 	srv := newServer(sup, p, user, log.With("component", "bootstrap"))
 	srv.passed = cfg.Listener

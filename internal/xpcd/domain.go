@@ -22,6 +22,9 @@ func ParseDomain(s string) (name string, uid uint32, err error) {
 		return DomainSystem, 0, nil
 	}
 	kind, rest, ok := strings.Cut(s, "/")
+	if ok && (kind == "pid" || kind == "apps") {
+		return "", 0, appDomainError(s) // apps_print.go
+	}
 	if !ok || (kind != "user" && kind != "gui") {
 		return "", 0, fmt.Errorf("domain %q: want system, user/UID or gui/UID", s)
 	}

@@ -214,6 +214,7 @@ func (m *supervisor) finishUnload(j *job) {
 	}
 	j.unloadWaiters = nil
 	j.removed = true
+	m.appJobGone(j)
 	m.log.Info("unloaded", "target", j.target())
 	if len(m.watchers) > 0 {
 		dict := m.jobDict(j)

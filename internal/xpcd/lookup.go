@@ -30,6 +30,9 @@ type lookupReq struct {
 	met    string
 	rounds int
 	trust  *codesign.Verifier // verifies the signatures a requirement asks for
+	// app is the client as the pid domain sees it (apps_resolve.go);
+	// nil when it is not the session's peer.
+	app *appClient
 }
 
 // maxRequirementRounds bounds the checks of one lookup: a name's
@@ -96,6 +99,9 @@ func (ss *session) lookupArgs(msg *xpc.Message) (*lookupReq, *opError) {
 	}
 	mk, oe := ss.lookupClient(name, r.fd)
 	r.uid, r.pid = mk.uid, mk.pid
+	if oe == nil && r.dom == "" && r.pid == ss.peer.PID {
+		r.app = ss.appOf()
+	}
 	return r, oe
 }
 
@@ -212,7 +218,7 @@ func (m *supervisor) lookupFor(r *lookupReq) (*opError, xpc.Requirement) {
 	if m.closing {
 		return &opError{reason: bootstrap.ReasonShuttingDown, desc: "xpcd is shutting down"}, xpc.Requirement{}
 	}
-	j, oe := m.resolve(r.uid, r.name, r.dom)
+	j, oe := m.resolveWithApps(r)
 	if oe != nil {
 		return oe, xpc.Requirement{}
 	}

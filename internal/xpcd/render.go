@@ -367,6 +367,8 @@ func stopText(why string) string {
 		return "kickstart -k"
 	case stopShutdown:
 		return "xpcd shutting down"
+	case stopAppExited:
+		return "its application exited"
 	}
 	return why
 }

@@ -229,6 +229,9 @@ type session struct {
 	// only refuses its lookups, and it has exited): a lookup is refused
 	// once it runs another (lookupClient).
 	exe exeID
+	// app is the peer as the pid domain sees it, once read (appOf).
+	app     *appClient
+	appDone bool
 }
 
 func (ss *session) HandleEvent(err error) {

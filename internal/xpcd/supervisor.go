@@ -69,6 +69,9 @@ type supervisorConfig struct {
 	// logs are the jobs' logs (joblog.go): crash records, OpLog; nil
 	// keeps none.
 	logs *jobLogs
+	// appServiceUser is whom System XPC services of bundles run as
+	// (apps_domain.go); "" is DefaultAppServiceUser.
+	appServiceUser string
 }
 
 // Limits.
@@ -154,6 +157,8 @@ type supervisor struct {
 	// plists watches the domains' directories for deleted plists
 	// (plistgone.go); nil if there are none.
 	plists *plistWatch
+	// apps is the pid domains and app service instances (apps_domain.go).
+	apps *apps
 }
 
 // domain is one namespace of jobs and names.
@@ -181,6 +186,7 @@ func newSupervisor(cfg supervisorConfig) *supervisor {
 		queuedBy:         map[uint32]int{},
 		buckets:          newBuckets(),
 		acts:             newActivities(),
+		apps:             newApps(),
 	}
 	if m.criteria == nil {
 		m.criteria = criteria.NewFake()
@@ -430,6 +436,7 @@ func (m *supervisor) beginClose() (gone, settled chan struct{}) {
 // queue see their socket close and look the name up again.
 func (m *supervisor) detachAll() {
 	m.detached = true
+	m.closeApps()
 	m.stopUEvents()
 	m.dropMonitors(nil)
 	for w := range m.watchers {

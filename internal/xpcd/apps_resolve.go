@@ -1,0 +1,118 @@
+package xpcd
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/goxpc/xpc"
+	"github.com/goxpc/xpc/bundle"
+)
+
+// Which application bundle a client was started from. A process started
+// from a bundle is its main executable or one of its XPC services: the
+// executable it runs, read through /proc/PID/exe while the client's
+// pidfd shows it alive before and after, is where bundle.Find finds it,
+// and bundle.Read reads the bundle, both with the client's own rights
+// (asUser): xpcd opens nothing in a user's bundle as root. This happens
+// in the session's goroutine, once per session (a session's process is
+// fixed, and lookupClient refuses its lookups once it runs another
+// program), never on the loop.
+
+// appClient is a process as the pid domain sees it.
+type appClient struct {
+	pid    int
+	start  uint64 // its start time: pid and start identify the process
+	uid    uint32
+	bucket uint32
+	exe    string         // the executable it ran when resolved
+	b      *bundle.Bundle // nil: not started from a bundle
+	// untrusted says, for each System service of b, why root cannot
+	// trust its path (rule bundle-trust); absent: trusted.
+	untrusted map[string]error
+}
+
+// appOf is the session's process as an appClient, resolved on first use
+// and kept (nil if it cannot be read: it has exited). Called from the
+// session's handler only.
+func (ss *session) appOf() *appClient {
+	if ss.appDone {
+		return ss.app
+	}
+	ss.appDone = true
+	ss.app = resolveApp(ss.peer, ss.bucket)
+	if ss.app != nil && ss.app.b != nil {
+		// Names of a bundle its user has run, for not-in-bundle
+		// (apps.known).
+		app := ss.app
+		ss.m.post(func() { ss.m.apps.remember(app) })
+	}
+	return ss.app
+}
+
+// resolveApp reads which bundle p was started from, with p's rights.
+func resolveApp(p *xpc.Peer, bucket uint32) *appClient {
+	if p.PID <= 0 || !p.Alive() {
+		return nil
+	}
+	exe, err := os.Readlink("/proc/" + strconv.Itoa(p.PID) + "/exe")
+	start, serr := startTime(p.PID)
+	if err != nil || serr != nil || !p.Alive() {
+		return nil
+	}
+	app := &appClient{pid: p.PID, start: start, uid: p.UID, bucket: bucket, exe: exe}
+	id := callerIdent(p.UID, p.GID, true)
+	asUser(id, func() error {
+		app.b, app.untrusted = readAppBundle(exe)
+		return nil
+	})
+	return app
+}
+
+// readAppBundle finds and reads the bundle exe belongs to (nil if none
+// or a malformed one) and checks the path of each of its System services
+// (untrusted). Run with the client's rights.
+func readAppBundle(exe string) (*bundle.Bundle, map[string]error) {
+	root, err := bundle.Find(exe)
+	if err != nil {
+		return nil, nil
+	}
+	b, err := bundle.Read(root)
+	if err != nil {
+		return nil, nil
+	}
+	var untrusted map[string]error
+	for _, s := range b.Services {
+		if s.Type != bundle.System {
+			continue
+		}
+		if err := systemServiceTrusted(b, s); err != nil {
+			if untrusted == nil {
+				untrusted = map[string]error{}
+			}
+			untrusted[s.Identifier] = err
+		}
+	}
+	return b, untrusted
+}
+
+// systemServiceTrusted checks that nobody but root can change what a
+// System service runs: its executable, its Info.plist, the bundle's
+// Info.plist, and every directory above them (checkTrusted).
+func systemServiceTrusted(b *bundle.Bundle, s *bundle.Service) error {
+	paths := []string{s.Executable}
+	for _, p := range []string{
+		filepath.Join(s.Dir, "Info.plist"), filepath.Join(s.Dir, "Contents", "Info.plist"),
+		filepath.Join(b.Root, "Info.plist"), filepath.Join(b.Root, "Contents", "Info.plist"),
+	} {
+		if _, err := os.Lstat(p); err == nil {
+			paths = append(paths, p)
+		}
+	}
+	for _, p := range paths {
+		if err := checkTrusted(p, []uint32{0}, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
