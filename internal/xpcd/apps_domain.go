@@ -468,3 +468,12 @@ func checkAppServiceUser(name string) error {
 	}
 	return nil
 }
+
+// jobDomains are every domain with jobs: m.domains, then the app domains.
+func (m *supervisor) jobDomains() []*domain {
+	out := make([]*domain, 0, len(m.domains)+len(m.apps.pids)+len(m.apps.users)+1)
+	for _, d := range m.domains {
+		out = append(out, d)
+	}
+	return append(out, m.appDomains()...)
+}

@@ -141,7 +141,7 @@ func (m *supervisor) pruneQueues(j *job, uid int64) {
 	jobs := []*job{j}
 	if j == nil {
 		jobs = nil
-		for _, d := range m.domains {
+		for _, d := range m.jobDomains() {
 			for _, o := range d.jobs {
 				jobs = append(jobs, o)
 			}

@@ -411,7 +411,7 @@ func (m *supervisor) beginClose() (gone, settled chan struct{}) {
 	gone, settled = m.allGone, m.settled
 	m.stopActivities()
 	m.stopPlistWatch()
-	for _, d := range m.domains {
+	for _, d := range m.jobDomains() { // app domains too (apps_domain.go)
 		for _, j := range d.jobs {
 			j.cancelThrottle()
 			m.disarm(j)
@@ -443,7 +443,7 @@ func (m *supervisor) detachAll() {
 		w.ch.close()
 		delete(m.watchers, w)
 	}
-	for _, d := range m.domains {
+	for _, d := range m.jobDomains() { // app domains too (apps_domain.go)
 		for _, j := range d.jobs {
 			m.dropQueue(j)
 			j.cancelThrottle()

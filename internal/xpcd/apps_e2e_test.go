@@ -1,0 +1,437 @@
+package xpcd
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/goxpc/xpc"
+	"github.com/goxpc/xpc/bundle"
+	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/goxpc/xpc/internal/bundletest"
+)
+
+// End-to-end tests of the pid domain: a bundle in a temporary directory
+// whose executables are copies of the test binary. The main executable is
+// run by the test as an application (TestHelperAppClient: it looks names
+// up when told, on its standard input); each XPC service is the test's
+// helper service (helperMain, selected by XPCD_TEST_APPSVC in the
+// service's EnvironmentVariables, see TestMain), which checks its
+// identifier in and answers ping with its pid.
+
+// appEnv is the environment of a test bundle's service named id.
+func appEnv(id string) map[string]string {
+	return map[string]string{"XPCD_TEST_APPSVC": "1", "XPCD_TEST_NAMES": id}
+}
+
+// makeTestBundle makes a bundle of the test binary under dir with the
+// services given and returns it, read.
+func makeTestBundle(t *testing.T, h *harness, dir, id string, services ...bundletest.ServiceSpec) *bundle.Bundle {
+	t.Helper()
+	for i := range services {
+		if services[i].Environment == nil {
+			services[i].Environment = appEnv(services[i].Identifier)
+		}
+	}
+	root := bundletest.Make(t, dir, bundletest.Spec{Identifier: id, Exe: h.exe, Services: services})
+	b, err := bundle.Read(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// appsDir makes a directory for bundles under the harness's, traversable
+// by everyone.
+func appsDir(t *testing.T, h *harness) string {
+	t.Helper()
+	dir := filepath.Join(h.dir, "apps")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// testApp is a running application of a test bundle.
+type testApp struct {
+	t   *testing.T
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+	pid int
+}
+
+// startApp runs exe (a bundle's main executable: a copy of the test
+// binary) as an application that talks to h's xpcd.
+func startApp(t *testing.T, h *harness, exe string) *testApp {
+	t.Helper()
+	cmd := exec.Command(exe, "-test.run=^TestHelperAppClient$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "XPCD_APP_CLIENT=1", "XPCD_APP_SOCK="+h.paths.Socket)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	a := &testApp{t: t, cmd: cmd, in: in, out: bufio.NewScanner(out), pid: cmd.Process.Pid}
+	t.Cleanup(a.exit)
+	return a
+}
+
+// ask sends the application a command and returns its answer.
+func (a *testApp) ask(cmd string) string {
+	a.t.Helper()
+	if _, err := fmt.Fprintln(a.in, cmd); err != nil {
+		a.t.Fatalf("app %d: %v", a.pid, err)
+	}
+	for a.out.Scan() {
+		if r, ok := strings.CutPrefix(a.out.Text(), "APP: "); ok {
+			return r
+		}
+	}
+	a.t.Fatalf("app %d ended without answering %q", a.pid, cmd)
+	return ""
+}
+
+// lookup has the application look name up and ping it: the service's pid.
+func (a *testApp) lookup(name string) int {
+	a.t.Helper()
+	r := a.ask("lookup " + name)
+	pid, err := strconv.Atoi(strings.TrimPrefix(r, "ok "))
+	if err != nil || !strings.HasPrefix(r, "ok ") {
+		a.t.Fatalf("app %d: lookup %s: %s", a.pid, name, r)
+	}
+	return pid
+}
+
+// exit ends the application and waits for it.
+func (a *testApp) exit() {
+	if a.in != nil {
+		a.in.Close()
+		a.in = nil
+		a.cmd.Wait()
+	}
+}
+
+// TestHelperAppClient is the application of the pid domain's tests: for
+// each line "lookup NAME" on its standard input it looks NAME up at
+// XPCD_APP_SOCK, pings it, keeps the connection and prints "APP: ok PID",
+// or "APP: err KIND: ERROR" (KIND not-in-bundle, not-found, denied or
+// other); it exits when its input ends.
+func TestHelperAppClient(t *testing.T) {
+	if os.Getenv("XPCD_APP_CLIENT") != "1" {
+		t.Skip("not a test: the application the pid domain's tests run")
+	}
+	sock := os.Getenv("XPCD_APP_SOCK")
+	var conns []*xpc.Connection
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		name, ok := strings.CutPrefix(in.Text(), "lookup ")
+		if !ok {
+			fmt.Println("APP: err other: unknown command")
+			continue
+		}
+		c, err := xpc.NewServiceConnection(name, xpc.WithBootstrapSocket(sock))
+		if err != nil {
+			fmt.Println("APP: err other: " + err.Error())
+			continue
+		}
+		c.SetHandler(xpc.HandlerFunc(func(context.Context, *xpc.Message) {}))
+		c.Activate()
+		conns = append(conns, c)
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		r, err := c.SendWithReply(ctx, xpc.Dict("cmd", "ping"))
+		cancel()
+		if err != nil {
+			fmt.Printf("APP: err %s: %v\n", errKind(err), err)
+			continue
+		}
+		fmt.Printf("APP: ok %d\n", intOf(r, "pid"))
+	}
+	for _, c := range conns {
+		c.Cancel()
+	}
+	os.Exit(0)
+}
+
+// errKind names the kind of a lookup's error.
+func errKind(err error) string {
+	switch {
+	case errors.Is(err, xpc.ErrNotInBundle):
+		return bootstrap.ReasonNotInBundle
+	case errors.Is(err, xpc.ErrServiceNotFound):
+		return bootstrap.ReasonNotFound
+	case errors.Is(err, xpc.ErrDenied):
+		return bootstrap.ReasonDenied
+	}
+	return "other"
+}
+
+// libLookup looks name up from the test process, through the library,
+// and pings it.
+func libLookup(t *testing.T, h *harness, name string) (int, error) {
+	t.Helper()
+	c, err := xpc.NewServiceConnection(name, xpc.WithBootstrapSocket(h.paths.Socket))
+	if err != nil {
+		return 0, err
+	}
+	c.SetHandler(xpc.HandlerFunc(func(context.Context, *xpc.Message) {}))
+	c.Activate()
+	defer c.Cancel()
+	r, err := c.SendWithReply(testCtx(t), xpc.Dict("cmd", "ping"))
+	if err != nil {
+		return 0, err
+	}
+	return intOf(r, "pid"), nil
+}
+
+// listed returns list's jobs by target (DOMAIN/LABEL).
+func listed(h *harness) map[string]*xpc.Dictionary {
+	h.t.Helper()
+	out := map[string]*xpc.Dictionary{}
+	jobs, _ := h.mustAdmin(bootstrap.OpList).Get(bootstrap.KeyJobs).(xpc.Array)
+	for _, o := range jobs {
+		if d, ok := o.(*xpc.Dictionary); ok {
+			out[strOf(d, bootstrap.KeyDomain)+"/"+strOf(d, bootstrap.KeyLabel)] = d
+		}
+	}
+	return out
+}
+
+// A bundle's XPC service is launched for the application and found by
+// nobody else: the test process, of the same user, is told not-in-bundle
+// (errors.Is ErrNotInBundle), and a name no bundle has stays not-found.
+// Two applications of the bundle get an instance each of an Application
+// service, and share the one instance of a User service.
+func TestAppServicesPerApplication(t *testing.T) {
+	t.Parallel()
+	h := newSystemHarness(t)
+	h.start()
+	const appSvc, userSvc = "org.test.pd.helper", "org.test.pd.shared"
+	b := makeTestBundle(t, h, appsDir(t, h), "org.test.pd",
+		bundletest.ServiceSpec{Name: "Helper", Identifier: appSvc, Type: bundle.Application},
+		bundletest.ServiceSpec{Name: "Shared", Identifier: userSvc, Type: bundle.User})
+
+	app1 := startApp(t, h, b.Executable)
+	s1 := app1.lookup(appSvc)
+	if _, err := libLookup(t, h, appSvc); !errors.Is(err, xpc.ErrNotInBundle) {
+		t.Fatalf("lookup of %s by a process not of its bundle: %v, want ErrNotInBundle", appSvc, err)
+	}
+	if _, err := libLookup(t, h, "org.test.pd.none"); !errors.Is(err, xpc.ErrServiceNotFound) || errors.Is(err, xpc.ErrNotInBundle) {
+		t.Fatalf("lookup of a name no bundle has: %v, want ErrServiceNotFound", err)
+	}
+	app2 := startApp(t, h, b.Executable)
+	s2 := app2.lookup(appSvc)
+	if s1 == s2 {
+		t.Fatalf("two applications share the Application service's instance (pid %d)", s1)
+	}
+	if again := app1.lookup(appSvc); again != s1 {
+		t.Fatalf("app 1's second lookup: pid %d, want its instance %d", again, s1)
+	}
+	u1, u2 := app1.lookup(userSvc), app2.lookup(userSvc)
+	if u1 != u2 {
+		t.Fatalf("User service: pids %d and %d, want one instance", u1, u2)
+	}
+	jobs := listed(h)
+	for _, target := range []string{
+		PIDDomain(app1.pid) + "/" + appSvc, PIDDomain(app2.pid) + "/" + appSvc, AppsDomain(0) + "/" + userSvc,
+	} {
+		if jobs[target] == nil {
+			t.Errorf("list has no %s: %v", target, jobs)
+		}
+	}
+	if pid := intOf(jobs[PIDDomain(app1.pid)+"/"+appSvc], bootstrap.KeyPID); pid != s1 {
+		t.Errorf("list: pid %d for app 1's instance, want %d", pid, s1)
+	}
+}
+
+// When the application exits, its Application instance is stopped (stop
+// reason app-exited) and its pid domain goes, leaving no descriptor
+// open; its User instance stays. Not parallel: it counts descriptors.
+func TestAppExitStopsItsInstances(t *testing.T) {
+	before := openFDs(t)
+	h := newSystemHarness(t)
+	d := h.start()
+	const appSvc, userSvc = "org.test.px.helper", "org.test.px.shared"
+	b := makeTestBundle(t, h, appsDir(t, h), "org.test.px",
+		bundletest.ServiceSpec{Name: "Helper", Identifier: appSvc, Type: bundle.Application},
+		bundletest.ServiceSpec{Name: "Shared", Identifier: userSvc, Type: bundle.User})
+	app := startApp(t, h, b.Executable)
+	svc := app.lookup(appSvc)
+	shared := app.lookup(userSvc)
+	p := h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, PIDDomain(app.pid))
+	if inst, _ := p.Get(bootstrap.KeyInstances).(xpc.Array); len(inst) != 1 {
+		t.Fatalf("print %s: instances %v, want 1", PIDDomain(app.pid), xpc.Format(p))
+	}
+	app.exit()
+	waitFor(t, "the application's instance to go", func() bool {
+		_, ok := listed(h)[PIDDomain(app.pid)+"/"+appSvc]
+		return !ok
+	})
+	if err := processGone(svc); err != nil {
+		t.Errorf("the Application instance: %v", err)
+	}
+	if !strings.Contains(h.logs.String(), "stop_reason="+stopAppExited) {
+		t.Errorf("no stop with reason %s in the log", stopAppExited)
+	}
+	if j := listed(h)[AppsDomain(0)+"/"+userSvc]; intOf(j, bootstrap.KeyPID) != shared {
+		t.Errorf("the User instance after the application exited: %v, want pid %d running", j, shared)
+	}
+	h.close(d) // stops the User instance
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var leaked []string
+		for fd, target := range openFDs(t) {
+			if before[fd] != target {
+				leaked = append(leaked, strconv.Itoa(fd)+" -> "+target)
+			}
+		}
+		if len(leaked) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("descriptors left open: %v", leaked)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// processGone waits a little for pid to be gone (reaped).
+func processGone(pid int) error {
+	for range 250 {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err != nil {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("pid %d still runs", pid)
+}
+
+// print pid/PID shows a bundle application's bundle, identity, services
+// and instances; a plain process's pid domain is empty; another user may
+// not print it (rule pid-domain-access).
+func TestPrintPIDDomain(t *testing.T) {
+	t.Parallel()
+	in := newIsoInstance(t)
+	h := in.h
+	h.start()
+	const appSvc, userSvc = "org.test.pp.helper", "org.test.pp.shared"
+	b := makeTestBundle(t, h, appsDir(t, h), "org.test.pp",
+		bundletest.ServiceSpec{Name: "Helper", Identifier: appSvc, Type: bundle.Application},
+		bundletest.ServiceSpec{Name: "Shared", Identifier: userSvc, Type: bundle.User})
+	app := startApp(t, h, b.Executable)
+	svc := app.lookup(appSvc)
+	p := h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, PIDDomain(app.pid))
+	if strOf(p, bootstrap.KeyBundle) != b.Root || strOf(p, bootstrap.KeyBundleID) != "org.test.pp" ||
+		strOf(p, bootstrap.KeyBundleIdentity) != "org.test.pp" || strOf(p, bootstrap.KeyDomain) != PIDDomain(app.pid) {
+		t.Errorf("print %s: %s", PIDDomain(app.pid), xpc.Format(p))
+	}
+	services, _ := p.Get(bootstrap.KeyServices).(xpc.Array)
+	types := map[string]string{}
+	for _, o := range services {
+		d := o.(*xpc.Dictionary)
+		types[strOf(d, bootstrap.KeyName)] = strOf(d, bootstrap.KeyServiceType)
+		if strOf(d, bootstrap.KeyName) == appSvc && intOf(d, bootstrap.KeyPID) != svc {
+			t.Errorf("print: %s: pid %d, want %d", appSvc, intOf(d, bootstrap.KeyPID), svc)
+		}
+	}
+	if types[appSvc] != "Application" || types[userSvc] != "User" {
+		t.Errorf("print: services %v", types)
+	}
+	inst, _ := p.Get(bootstrap.KeyInstances).(xpc.Array)
+	if len(inst) != 1 || intOf(inst[0].(*xpc.Dictionary), bootstrap.KeyPID) != svc {
+		t.Errorf("print: instances %v, want %s at pid %d", inst, appSvc, svc)
+	}
+	// The test process: no bundle, no services.
+	own := h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, PIDDomain(os.Getpid()))
+	if own.Get(bootstrap.KeyBundle) != nil || len(own.Get(bootstrap.KeyServices).(xpc.Array)) != 0 {
+		t.Errorf("print of a plain process's pid domain: %s", xpc.Format(own))
+	}
+	// The job itself, by its target.
+	if j := h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, PIDDomain(app.pid)+"/"+appSvc); intOf(j, bootstrap.KeyPID) != svc {
+		t.Errorf("print of the instance's job: %s", xpc.Format(j))
+	}
+	// A pid domain is not a domain to change.
+	if _, err := h.admin(bootstrap.OpKickstart, bootstrap.KeyTarget, PIDDomain(app.pid)+"/"+appSvc); err == nil ||
+		!strings.Contains(err.Error(), "pid or apps domain") {
+		t.Errorf("kickstart in a pid domain: %v", err)
+	}
+	// nobody may not print root's application's pid domain.
+	res := isoClient(t, in.exe, isoUserA, isoUserA, h.dir, []isoStep{
+		{ID: "p", Op: "admin", Req: map[string]any{bootstrap.KeyOp: bootstrap.OpPrint, bootstrap.KeyTarget: PIDDomain(app.pid)}},
+	})
+	if r := res["p"]; r.OK || !strings.Contains(r.Error, bootstrap.RulePIDDomainAccess) {
+		t.Errorf("nobody's print of root's pid domain: %+v, want refused by %s", r, bootstrap.RulePIDDomainAccess)
+	}
+	if _, err := h.admin(bootstrap.OpPrint, bootstrap.KeyTarget, "pid/999999999"); reasonOf(err) != bootstrap.ReasonNotFound {
+		t.Errorf("print of no process: %v", err)
+	}
+}
+
+// A System service runs only from a bundle root alone can change: from a
+// directory anyone may write, its lookup is refused by rule bundle-trust,
+// and nothing is launched.
+func TestAppSystemServiceUntrusted(t *testing.T) {
+	t.Parallel()
+	h := newSystemHarness(t)
+	h.start()
+	dir := appsDir(t, h)
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	const sysSvc = "org.test.ps.daemon"
+	b := makeTestBundle(t, h, dir, "org.test.ps",
+		bundletest.ServiceSpec{Name: "Daemon", Identifier: sysSvc, Type: bundle.System})
+	app := startApp(t, h, b.Executable)
+	r := app.ask("lookup " + sysSvc)
+	if !strings.HasPrefix(r, "err "+bootstrap.ReasonDenied) || !strings.Contains(r, bootstrap.RuleBundleTrust) {
+		t.Fatalf("lookup of a System service from an untrusted path: %s, want denied by %s", r, bootstrap.RuleBundleTrust)
+	}
+	if d := listed(h)[DomainAppsSystem+"/"+sysSvc]; d != nil {
+		t.Errorf("a job was made: %s", xpc.Format(d))
+	}
+}
+
+// From a root-owned path a System service runs, once for the machine, as
+// the configured unprivileged user (nobody), never as root.
+func TestAppSystemServiceRunsAsNobody(t *testing.T) {
+	t.Parallel()
+	in := newIsoInstance(t)
+	h := in.h
+	h.start()
+	const sysSvc = "org.test.pn.daemon"
+	b := makeTestBundle(t, h, appsDir(t, h), "org.test.pn",
+		bundletest.ServiceSpec{Name: "Daemon", Identifier: sysSvc, Type: bundle.System})
+	app1, app2 := startApp(t, h, b.Executable), startApp(t, h, b.Executable)
+	p1, p2 := app1.lookup(sysSvc), app2.lookup(sysSvc)
+	if p1 != p2 {
+		t.Errorf("System service: pids %d and %d, want one instance", p1, p2)
+	}
+	d := h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, DomainAppsSystem+"/"+sysSvc)
+	st, err := os.Stat("/proc/" + strconv.Itoa(p1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid := statUID(st); uid != isoUserA {
+		t.Errorf("the System service runs as uid %d, want %d (nobody): %s", uid, isoUserA, xpc.Format(d))
+	}
+}
+
+// statUID is the owner of what st describes.
+func statUID(st os.FileInfo) uint32 { return st.Sys().(*syscall.Stat_t).Uid }
