@@ -64,7 +64,7 @@ func appsDir(t *testing.T, h *harness) string {
 
 // testApp is a running application of a test bundle.
 type testApp struct {
-	t   *testing.T
+	t   testing.TB
 	cmd *exec.Cmd
 	in  io.WriteCloser
 	out *bufio.Scanner
@@ -73,10 +73,16 @@ type testApp struct {
 
 // startApp runs exe (a bundle's main executable: a copy of the test
 // binary) as an application that talks to h's xpcd.
-func startApp(t *testing.T, h *harness, exe string) *testApp {
+func startApp(t testing.TB, h *harness, exe string) *testApp {
+	t.Helper()
+	return startAppAt(t, h.paths.Socket, exe)
+}
+
+// startAppAt runs exe as an application that talks to the xpcd at sock.
+func startAppAt(t testing.TB, sock, exe string) *testApp {
 	t.Helper()
 	cmd := exec.Command(exe, "-test.run=^TestHelperAppClient$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "XPCD_APP_CLIENT=1", "XPCD_APP_SOCK="+h.paths.Socket)
+	cmd.Env = append(os.Environ(), "XPCD_APP_CLIENT=1", "XPCD_APP_SOCK="+sock)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -143,6 +149,10 @@ func TestHelperAppClient(t *testing.T) {
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		name, ok := strings.CutPrefix(in.Text(), "lookup ")
+		if in.Text() == "noop" {
+			fmt.Println("APP: ok 0")
+			continue
+		}
 		if !ok {
 			fmt.Println("APP: err other: unknown command")
 			continue

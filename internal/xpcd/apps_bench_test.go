@@ -1,0 +1,196 @@
+package xpcd
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/goxpc/xpc"
+	"github.com/goxpc/xpc/bundle"
+	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/goxpc/xpc/internal/bundletest"
+)
+
+// BenchmarkColdLaunchApp compares the first use of an application's XPC
+// service with the first use of a launch-on-demand agent, in one run: the
+// time from a lookup to the service's first reply, the service not
+// running. Sub-benchmarks:
+//
+//	agent/plain     an agent (user/0), looked up by the test process
+//	agent/app       the same agent, looked up by a bundle's application
+//	                (its pid domain is searched first)
+//	appservice      the bundle's Application service, by the application
+//
+// The service is the test's helper (helperMain, started directly:
+// XPCD_TEST_APPSVC) in all three, and the agent's program is the bundle
+// service's executable itself. The application
+// is a copy of the test binary driven through a pipe (startApp): the
+// pipe's round trip is in both app figures. Each iteration starts with
+// the service stopped (the agent booted out and in again; the
+// application a new process, its instance gone with the last one)
+// outside the timer. Run as root:
+//
+//	go test -run '^$' -bench ColdLaunchApp -benchtime 30x ./internal/xpcd/
+func BenchmarkColdLaunchApp(b *testing.B) {
+	dir, err := os.MkdirTemp("", "xpcd")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	paths := bootstrap.ForRoot(dir, false)
+	os.MkdirAll(paths.Agents, 0o755)
+	const agent, appSvc = "bench.cold.agent", "org.bench.cold.helper"
+	apps := filepath.Join(dir, "apps")
+	os.Mkdir(apps, 0o755)
+	root := bundletest.Make(b, apps, bundletest.Spec{Identifier: "org.bench.cold", Exe: exe, Services: []bundletest.ServiceSpec{
+		{Name: "Helper", Identifier: appSvc, Type: bundle.Application, Environment: appEnv(appSvc)}}})
+	bd, err := bundle.Read(root)
+	if err != nil {
+		b.Fatal(err)
+	}
+	job, err := xpc.ValueOf(map[string]any{
+		"Label": agent, "Program": bd.Service(appSvc).Executable,
+		"EnvironmentVariables": map[string]any{"XPCD_TEST_APPSVC": "1", "XPCD_TEST_NAMES": agent},
+		"MachServices":         map[string]any{agent: true},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	text, err := xpc.ToPlist(job, xpc.PlistXML)
+	if err != nil {
+		b.Fatal(err)
+	}
+	plist := filepath.Join(dir, agent+".plist")
+	if err := os.WriteFile(plist, text, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	d, err := New(Config{Paths: paths, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), PressureInterval: -1,
+		UpgradeInterval: -1, StopServicesOnClose: true, JournalSocket: "-"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if err := d.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	admin := func(op string, kv ...any) *xpc.Dictionary {
+		c, err := xpc.DialUnix(ctx, paths.Socket)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.SetHandler(xpc.HandlerFunc(func(context.Context, *xpc.Message) {}))
+		c.Activate()
+		defer c.Cancel()
+		r, err := c.SendWithReply(ctx, xpc.Dict(append([]any{bootstrap.KeyOp, op}, kv...)...))
+		if err != nil {
+			b.Fatalf("%s: %v", op, err)
+		}
+		return r
+	}
+	target := UserDomain(0) + "/" + agent
+	load := func() { admin(bootstrap.OpBootstrap, bootstrap.KeyDomain, UserDomain(0), bootstrap.KeyPath, plist) }
+	restartAgent := func() {
+		admin(bootstrap.OpBootout, bootstrap.KeyTarget, target, bootstrap.KeyWait, true)
+		load()
+	}
+	load()
+	b.Run("agent/plain", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			restartAgent()
+			b.StartTimer()
+			c, err := xpc.NewServiceConnection(agent, xpc.WithBootstrapSocket(paths.Socket))
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.SetHandler(xpc.HandlerFunc(func(context.Context, *xpc.Message) {}))
+			c.Activate()
+			if _, err := c.SendWithReply(ctx, xpc.Dict("cmd", "ping")); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			c.Cancel()
+			b.StartTimer()
+		}
+	})
+	b.Run("agent/app", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			restartAgent()
+			app := startAppAt(b, paths.Socket, bd.Executable)
+			app.ask("noop")
+			b.StartTimer()
+			app.lookup(agent)
+			b.StopTimer()
+			app.exit()
+			b.StartTimer()
+		}
+	})
+	b.Run("appservice", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			app := startAppAt(b, paths.Socket, bd.Executable)
+			app.ask("noop")
+			b.StartTimer()
+			app.lookup(appSvc)
+			b.StopTimer()
+			app.exit()
+			for {
+				jobs, _ := admin(bootstrap.OpList).Get(bootstrap.KeyJobs).(xpc.Array)
+				found := false
+				for _, o := range jobs {
+					if jd, ok := o.(*xpc.Dictionary); ok && strOf(jd, bootstrap.KeyDomain) == PIDDomain(app.pid) {
+						found = true
+					}
+				}
+				if !found {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			b.StartTimer()
+		}
+	})
+}
+
+// BenchmarkResolveApp is what a session pays, once, on its first lookup
+// to know its pid domain (readAppBundle): for a process not started from
+// a bundle (the test binary) and for a bundle's application with one
+// service.
+func BenchmarkResolveApp(b *testing.B) {
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	root := bundletest.Make(b, b.TempDir(), bundletest.Spec{Identifier: "org.bench.resolve", Services: []bundletest.ServiceSpec{
+		{Name: "Helper", Identifier: "org.bench.resolve.helper"}}})
+	bd, err := bundle.Read(root)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("plain", func(b *testing.B) {
+		for b.Loop() {
+			if bb, _ := readAppBundle(exe); bb != nil {
+				b.Fatal("the test binary in a bundle")
+			}
+		}
+	})
+	b.Run("bundle", func(b *testing.B) {
+		for b.Loop() {
+			if bb, _ := readAppBundle(bd.Executable); bb == nil {
+				b.Fatal("no bundle")
+			}
+		}
+	})
+}
