@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/bundle"
@@ -40,7 +42,7 @@ func (ss *session) appOf() *appClient {
 		return ss.app
 	}
 	ss.appDone = true
-	ss.app = resolveApp(ss.peer, ss.bucket)
+	ss.app = ss.s.apps.resolve(ss.peer, ss.bucket)
 	if ss.app != nil && ss.app.b != nil {
 		// Names of a bundle its user has run, for not-in-bundle
 		// (apps.known).
@@ -50,22 +52,65 @@ func (ss *session) appOf() *appClient {
 	return ss.app
 }
 
-// resolveApp reads which bundle p was started from, with p's rights.
-func resolveApp(p *xpc.Peer, bucket uint32) *appClient {
+// plainExes remembers, for a while, the executables that are in no
+// bundle as their users see them: most sessions are of such processes,
+// and each would otherwise pay a thread with the user's identity
+// (asUser) and bundle.Find's look around the executable. Its methods are
+// safe for concurrent use.
+type plainExes struct {
+	mu sync.Mutex
+	m  map[plainKey]time.Time // when it was found in no bundle
+}
+
+// plainKey is an executable, by path and file, as a user sees it.
+type plainKey struct {
+	path     string
+	exe      exeID
+	uid, gid uint32
+}
+
+const (
+	// plainTTL is how long an executable found in no bundle is taken
+	// to be in none: a bundle made around it is seen after that.
+	plainTTL = 2 * time.Second
+	// maxPlainExes bounds plainExes; past it, it starts afresh.
+	maxPlainExes = 1024
+)
+
+// resolve reads which bundle p was started from, with p's rights; nil
+// if p has gone.
+func (c *plainExes) resolve(p *xpc.Peer, bucket uint32) *appClient {
 	if p.PID <= 0 || !p.Alive() {
 		return nil
 	}
 	exe, err := os.Readlink("/proc/" + strconv.Itoa(p.PID) + "/exe")
 	start, serr := startTime(p.PID)
-	if err != nil || serr != nil || !p.Alive() {
+	id := exeOfPID(p.PID)
+	if err != nil || serr != nil || id == (exeID{}) || !p.Alive() {
 		return nil
 	}
 	app := &appClient{pid: p.PID, start: start, uid: p.UID, bucket: bucket, exe: exe}
-	id := callerIdent(p.UID, p.GID, true)
-	asUser(id, func() error {
+	key := plainKey{path: exe, exe: id, uid: p.UID, gid: p.GID}
+	c.mu.Lock()
+	at, ok := c.m[key]
+	c.mu.Unlock()
+	if ok && time.Since(at) < plainTTL {
+		return app
+	}
+	asUser(callerIdent(p.UID, p.GID, true), func() error {
 		app.b, app.untrusted = readAppBundle(exe)
 		return nil
 	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if app.b != nil {
+		delete(c.m, key)
+		return app
+	}
+	if c.m == nil || len(c.m) >= maxPlainExes {
+		c.m = map[plainKey]time.Time{}
+	}
+	c.m[key] = time.Now()
 	return app
 }
 

@@ -56,6 +56,8 @@ type server struct {
 	// checks bounds the lookups being checked against requirements.
 	checks checkLimiter
 	notes  *notifyRegistry // notifications (notify.go)
+	// apps remembers the executables in no bundle (apps_resolve.go).
+	apps plainExes
 }
 
 func newServer(m *supervisor, paths bootstrap.Paths, user bool, log *slog.Logger) *server {
