@@ -34,7 +34,7 @@ import (
 // application a new process, its instance gone with the last one)
 // outside the timer. Run as root:
 //
-//	go test -run '^$' -bench ColdLaunchApp -benchtime 30x ./internal/xpcd/
+//	go test -run '^$' -bench BenchmarkColdLaunchApp -benchtime 30x ./internal/xpcd/
 func BenchmarkColdLaunchApp(b *testing.B) {
 	dir, err := os.MkdirTemp("", "xpcd")
 	if err != nil {
