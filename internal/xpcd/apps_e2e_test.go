@@ -29,9 +29,32 @@ import (
 // service's EnvironmentVariables, see TestMain), which checks its
 // identifier in and answers ping with its pid.
 
+// appEnvSock is appEnv with the socket of h's xpcd, for "lookup".
+func appEnvSock(h *harness, id string) map[string]string {
+	env := appEnv(id)
+	env["XPCD_APP_SOCK"] = h.paths.Socket
+	return env
+}
+
 // appEnv is the environment of a test bundle's service named id.
 func appEnv(id string) map[string]string {
 	return map[string]string{"XPCD_TEST_APPSVC": "1", "XPCD_TEST_NAMES": id}
+}
+
+// pingService looks name up at sock and pings it: its pid.
+func pingService(ctx context.Context, sock, name string) (int, error) {
+	c, err := xpc.NewServiceConnection(name, xpc.WithBootstrapSocket(sock))
+	if err != nil {
+		return 0, err
+	}
+	c.SetHandler(xpc.HandlerFunc(func(context.Context, *xpc.Message) {}))
+	c.Activate()
+	defer c.Cancel()
+	r, err := c.SendWithReply(ctx, xpc.Dict("cmd", "ping"))
+	if err != nil {
+		return 0, err
+	}
+	return intOf(r, "pid"), nil
 }
 
 // makeTestBundle makes a bundle of the test binary under dir with the
@@ -151,6 +174,29 @@ func TestHelperAppClient(t *testing.T) {
 		name, ok := strings.CutPrefix(in.Text(), "lookup ")
 		if in.Text() == "noop" {
 			fmt.Println("APP: ok 0")
+			continue
+		}
+		if svc, sib, isSib := strings.Cut(strings.TrimPrefix(in.Text(), "sibling "), " "); isSib && strings.HasPrefix(in.Text(), "sibling ") {
+			// Have svc look sib up.
+			c, err := xpc.NewServiceConnection(svc, xpc.WithBootstrapSocket(sock))
+			if err != nil {
+				fmt.Println("APP: err other: " + err.Error())
+				continue
+			}
+			c.SetHandler(xpc.HandlerFunc(func(context.Context, *xpc.Message) {}))
+			c.Activate()
+			conns = append(conns, c)
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			r, err := c.SendWithReply(ctx, xpc.Dict("cmd", "lookup", "name", sib))
+			cancel()
+			switch {
+			case err != nil:
+				fmt.Printf("APP: err %s: %v\n", errKind(err), err)
+			case r.Get("error") != nil:
+				fmt.Printf("APP: err sibling: %s\n", strOf(r, "error"))
+			default:
+				fmt.Printf("APP: ok %d\n", intOf(r, "pid"))
+			}
 			continue
 		}
 		if !ok {
@@ -445,3 +491,31 @@ func TestAppSystemServiceRunsAsNobody(t *testing.T) {
 
 // statUID is the owner of what st describes.
 func statUID(st os.FileInfo) uint32 { return st.Sys().(*syscall.Stat_t).Uid }
+
+// An XPC service looking up a sibling service of its bundle counts as the
+// application it was launched for: app 1's helper reaches app 1's
+// instance of the sibling, not a new one, and app 2 gets its own.
+func TestAppServiceSibling(t *testing.T) {
+	t.Parallel()
+	h := newSystemHarness(t)
+	h.start()
+	const a, b = "org.test.sib.a", "org.test.sib.b"
+	bd := makeTestBundle(t, h, appsDir(t, h), "org.test.sib",
+		bundletest.ServiceSpec{Name: "A", Identifier: a, Environment: appEnvSock(h, a)},
+		bundletest.ServiceSpec{Name: "B", Identifier: b, Environment: appEnvSock(h, b)})
+	app1, app2 := startApp(t, h, bd.Executable), startApp(t, h, bd.Executable)
+	r := app1.ask("sibling " + a + " " + b)
+	viaA, err := strconv.Atoi(strings.TrimPrefix(r, "ok "))
+	if err != nil {
+		t.Fatalf("app 1's %s looking up %s: %s", a, b, r)
+	}
+	if direct := app1.lookup(b); direct != viaA {
+		t.Errorf("app 1's own lookup of %s: pid %d, its %s's: %d; want one instance", b, direct, a, viaA)
+	}
+	if other := app2.lookup(b); other == viaA {
+		t.Errorf("app 2 got app 1's instance of %s (pid %d)", b, other)
+	}
+	if jobs := listed(h); jobs[PIDDomain(app1.pid)+"/"+b] == nil || jobs[PIDDomain(app2.pid)+"/"+b] == nil {
+		t.Errorf("list: %v", jobs)
+	}
+}

@@ -42,6 +42,7 @@ import (
 //	checkin NAME    check another name in -> {} or {"error": description, "reason": reason}
 //	env KEY         -> {"value": $KEY}
 //	uid             -> {"uid": UID}
+//	lookup NAME     ping NAME at $XPCD_APP_SOCK -> {"pid": ITS PID} or {"error": ...}
 //	sched           -> {"umask", "nice", "ioprio_class", "argv0"}
 //
 // The service reports its transaction count on its channel, as the
@@ -273,6 +274,15 @@ func (h *helper) serve(ctx context.Context, name string, m *xpc.Message) {
 		m.Reply(ctx, xpc.Dict())
 	case "uid":
 		m.Reply(ctx, xpc.Dict("uid", os.Getuid()))
+	case "lookup":
+		// Ping a sibling service (apps_e2e_test.go).
+		n, _ := m.Body.String("name")
+		pid, err := pingService(ctx, os.Getenv("XPCD_APP_SOCK"), n)
+		if err != nil {
+			m.Reply(ctx, xpc.Dict("error", err.Error()))
+			return
+		}
+		m.Reply(ctx, xpc.Dict("pid", pid))
 	case "env":
 		k, _ := m.Body.String("key")
 		m.Reply(ctx, xpc.Dict("value", os.Getenv(k)))
