@@ -1,0 +1,100 @@
+package xpcd
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/goxpc/xpc"
+	"github.com/goxpc/xpc/bundle"
+	"github.com/goxpc/xpc/internal/bootstrap"
+)
+
+// A user may have only maxAppsPerUser applications with Application
+// instances at once: the next application's lookup is refused by rule
+// app-limit, and once one of the others exits (its instance stopped and
+// its pid domain gone) there is room again. Root is not counted. The
+// applications are sleep processes given a bundle by hand; the launcher
+// is the state machine tests' fake.
+func TestAppLimit(t *testing.T) {
+	t.Parallel()
+	fl := &fakeLauncher{}
+	m := newSupervisor(supervisorConfig{
+		log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		launcher: fl,
+		domains:  map[string]uint32{DomainSystem: 0},
+	})
+	if err := m.start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.close(context.Background()) })
+	const name = "org.test.limit.helper"
+	b := &bundle.Bundle{Root: "/nonexistent/Limit.app", Identifier: "org.test.limit",
+		Services: []*bundle.Service{{Identifier: name, Name: "Helper", Executable: "/nonexistent/Limit.app/XPCServices/Helper.xpc/Helper"}}}
+	app := func(uid uint32) (*appClient, *exec.Cmd) {
+		cmd := exec.Command("sleep", "60")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		st, err := startTime(cmd.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &appClient{pid: cmd.Process.Pid, start: st, uid: uid, bucket: uid, b: b}, cmd
+	}
+	lookup := func(a *appClient) *opError {
+		t.Helper()
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(fds[0])
+		fd := xpc.NewFD(os.NewFile(uintptr(fds[1]), "client"))
+		r := &lookupReq{name: name, fd: fd, uid: a.uid, pid: a.pid, bucket: a.bucket, app: a}
+		var oe *opError
+		if err := m.call(context.Background(), func() { oe, _ = m.lookupFor(r) }); err != nil {
+			t.Fatal(err)
+		}
+		if oe != nil {
+			fd.Close()
+		}
+		return oe
+	}
+	const uid = 4242
+	var first *exec.Cmd
+	for i := range maxAppsPerUser {
+		a, cmd := app(uid)
+		if i == 0 {
+			first = cmd
+		}
+		if oe := lookup(a); oe != nil {
+			t.Fatalf("application %d: %v", i, oe)
+		}
+	}
+	extra, _ := app(uid)
+	oe := lookup(extra)
+	if oe == nil || !strings.Contains(oe.desc, bootstrap.RuleAppLimit) {
+		t.Fatalf("application %d: %v, want refused by %s", maxAppsPerUser+1, oe, bootstrap.RuleAppLimit)
+	}
+	if root, _ := app(0); lookup(root) != nil {
+		t.Errorf("root's application refused")
+	}
+	first.Process.Kill()
+	first.Wait()
+	// The first application's instance is stopped (app-exited); it ends.
+	waitFor(t, "the first instance to be stopped", func() bool {
+		p := fl.launches()[0]
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.sigs) > 0
+	})
+	fl.launches()[0].die(exitStatus{known: true})
+	waitFor(t, "room for another application", func() bool { return lookup(extra) == nil })
+}
