@@ -84,7 +84,11 @@ directory, standard files, memory and CPU time of the running process,
 how the last instance ended and why the last launch failed, environment;
 then runs, connections (open now, and the running total), transactions,
 plist path, throttle and the rest. Of a domain (system, user/UID), its
-jobs. --json gives the reply as it is.`,
+jobs. Of a process's pid domain (pid/PID), the application bundle it was
+started from (root, identifier, identity from its signature), the
+bundle's XPC services with their type and domain, and the instances
+running for it; empty for a process not started from a bundle. --json
+gives the reply as it is.`,
 		minArgs: 1, maxArgs: 1, build: targetReq(bootstrap.OpPrint), render: renderPrint},
 	{op: bootstrap.OpPrintDisabled, args: "DOMAIN", summary: "list a domain's enable/disable overrides",
 		minArgs: 1, maxArgs: 1, build: domainReq(bootstrap.OpPrintDisabled), render: renderDict},
