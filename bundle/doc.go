@@ -81,6 +81,26 @@
 // directories, MaxInfoPlistSize bytes per Info.plist and
 // launchd.MaxFileSize per job plist: what Read holds in memory is bounded.
 //
+// # Which bundle a program belongs to
+//
+// Find (and FindFile, for a running program, through /proc/PID/exe)
+// returns the root of the bundle whose main executable, or one of whose
+// services' executables, a file is. It looks at the directories above the
+// file, nearest first and at most eight, never taking one named Contents,
+// MacOS, XPCServices or NAME.xpc as a root, Reads each that has an
+// Info.plist, and takes the first that claims the file: the same cleaned
+// path and the same file (device and inode). A copy or a hard link of a
+// bundle's executable elsewhere belongs to no bundle.
+//
+// # Identity
+//
+// A bundle's Identity is its CFBundleIdentifier and, when its main
+// executable is signed (package codesign) by a trusted key for that
+// identifier, the signed team. Bundle.Identify verifies the signature: an
+// unsigned executable gives an unsigned Identity; a signature for another
+// identifier, by an untrusted key, or that does not match the file is an
+// error wrapping ErrBadBundle.
+//
 // # Errors
 //
 // Read, Find and Identify return *Error, which names the file or directory
