@@ -34,9 +34,8 @@
 // bytes. Read takes these keys and ignores the others:
 //
 //   - CFBundleIdentifier (string, required): the bundle's identity, in
-//     reverse-DNS form; it must be a valid service name
-//     (launchd.CheckServiceName: ASCII letters, digits, '.', '_', '-', at
-//     most 127 bytes). A service's identifier is the name its clients
+//     reverse-DNS form (CheckIdentifier: ASCII letters, digits, '.', '_',
+//     '-', at most 127 bytes, no empty part between dots). A service's identifier is the name its clients
 //     look up; it must differ from the application's and from the other
 //     services'.
 //   - CFBundleExecutable (string, required): the executable's path,
