@@ -82,8 +82,9 @@
 //
 // # Which bundle a program belongs to
 //
-// Find (and FindFile, for a running program, through /proc/PID/exe)
-// returns the root of the bundle whose main executable, or one of whose
+// Find (and FindFile, for a running program, through /proc/PID/exe; and
+// FindBundle, which returns the bundle as read) returns the root of the
+// bundle whose main executable, or one of whose
 // services' executables, a file is. It looks at the directories above the
 // file, nearest first and at most eight, never taking one named Contents,
 // MacOS, XPCServices or NAME.xpc as a root, Reads each that has an
