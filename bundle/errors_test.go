@@ -40,6 +40,9 @@ func TestReadErrors(t *testing.T) {
 		{name: "identifier invalid", break_: func(t *testing.T, p paths) {
 			info(t, p.base+"/Info.plist", map[string]any{"CFBundleIdentifier": "org/example", "CFBundleExecutable": "app"})
 		}, path: func(p paths) string { return p.base + "/Info.plist" }, reason: "CFBundleIdentifier"},
+		{name: "identifier with empty part", break_: func(t *testing.T, p paths) {
+			info(t, p.base+"/Info.plist", map[string]any{"CFBundleIdentifier": "..", "CFBundleExecutable": "app"})
+		}, path: func(p paths) string { return p.base + "/Info.plist" }, reason: "empty part between dots"},
 		{name: "no executable key", break_: func(t *testing.T, p paths) {
 			info(t, p.base+"/Info.plist", map[string]any{"CFBundleIdentifier": "org.example.app"})
 		}, path: func(p paths) string { return p.base + "/Info.plist" }, reason: "CFBundleExecutable missing"},
@@ -136,7 +139,7 @@ func TestReadErrors(t *testing.T) {
 		}, path: func(p paths) string { return p.base + "/XPCServices/S.xpc" }, reason: "not a directory"},
 		{name: "service without Info.plist", break_: func(t *testing.T, p paths) {
 			os.MkdirAll(p.svc, 0o755)
-		}, path: func(p paths) string { return p.svc + "/Info.plist" }, reason: "no such file"},
+		}, path: func(p paths) string { return p.svc + "/Info.plist" }, reason: "Info.plist missing"},
 		{name: "service is the app", spec: withService, break_: func(t *testing.T, p paths) {
 			info(t, p.svc+"/Info.plist", map[string]any{"CFBundleIdentifier": "org.example.app", "CFBundleExecutable": "S"})
 		}, path: func(p paths) string { return p.base + "/XPCServices/S.xpc" }, reason: "is the application's"},
@@ -182,7 +185,7 @@ func TestReadErrors(t *testing.T) {
 		}, path: func(p paths) string { return p.base + "/Library/LaunchAgents/org.example.a.plist" }, reason: `no ".."`},
 		{name: "plist BundleProgram missing", spec: func(s *bundletest.Spec) {
 			s.Agents = []bundletest.PlistSpec{{Label: "org.example.a", Extra: map[string]any{"BundleProgram": "bin/nothing"}}}
-		}, path: func(p paths) string { return p.dir + "/bin" }, reason: "no such file"},
+		}, path: func(p paths) string { return p.dir + "/bin/nothing" }, reason: "executable missing"},
 		{name: "plist BundleProgram not executable", spec: func(s *bundletest.Spec) {
 			s.Agents = []bundletest.PlistSpec{{Label: "org.example.a", Extra: map[string]any{"BundleProgram": "data"}}}
 		}, break_: func(t *testing.T, p paths) {
@@ -210,6 +213,7 @@ func TestReadErrors(t *testing.T) {
 				if c.break_ != nil {
 					c.break_(t, p)
 				}
+				fds := openFDs(t)
 				done := make(chan struct{})
 				var err error
 				go func() {
@@ -221,12 +225,15 @@ func TestReadErrors(t *testing.T) {
 				case <-time.After(10 * time.Second):
 					t.Fatal("Read hangs")
 				}
+				if n := openFDs(t); n != fds {
+					t.Errorf("%d descriptors open after Read, %d before", n, fds)
+				}
 				want := c.path(p)
 				var be *bundle.Error
 				switch {
 				case err == nil:
 					t.Fatal("no error")
-				case c.reason != "no such file" && !errors.Is(err, bundle.ErrBadBundle):
+				case !errors.Is(err, bundle.ErrBadBundle):
 					t.Errorf("%v: not ErrBadBundle", err)
 				case !errors.As(err, &be) || be.Path != want:
 					t.Errorf("%v: want it to name %s", err, want)
@@ -264,4 +271,14 @@ func pathsOf(dir string, layout bundle.Layout) paths {
 // serviceInfo rewrites service S's Info.plist with these XPCService keys.
 func serviceInfo(t *testing.T, p paths, keys map[string]any) {
 	info(t, p.svc+"/Info.plist", map[string]any{"CFBundleIdentifier": "org.example.app.S", "CFBundleExecutable": "S", "XPCService": keys})
+}
+
+// openFDs counts the process's open descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
 }

@@ -5,6 +5,7 @@ package bundletest
 
 import (
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -62,9 +63,9 @@ type PlistSpec struct {
 	// Label is the job's Label; required.
 	Label string
 	// Extra holds more keys (such as "MachServices"), of the types
-	// xpc.ValueOf takes, or xpc.Objects. BundleProgram defaults to the
-	// main executable's path relative to ROOT; Extra may set another,
-	// or set it to nil to leave it out.
+	// xpc.ValueOf takes (xpc.Object values included). BundleProgram
+	// defaults to the main executable's path relative to ROOT; Extra may
+	// set another, or set it to nil to leave it out.
 	Extra map[string]any
 }
 
@@ -176,7 +177,7 @@ func Make(t testing.TB, root string, s Spec) string {
 
 // WritePlist writes the dictionary m as an XML property list at path,
 // mode 0644. Values are as xpc.ValueOf takes them (map[string]any for a
-// dictionary), or xpc.Objects.
+// dictionary), or xpc.Object values.
 func WritePlist(t testing.TB, path string, m map[string]any) {
 	t.Helper()
 	obj, err := xpc.ValueOf(m)
@@ -223,6 +224,22 @@ func writeExe(t testing.TB, path, src string) {
 		t.Fatalf("bundletest: copying %s: %v", src, err)
 	}
 	if err := out.Close(); err != nil {
+		t.Fatalf("bundletest: %v", err)
+	}
+}
+
+// Chown gives the bundle at dir, and everything in it, to uid and gid,
+// for tests of bundles that belong to another user. It changes links
+// themselves, never what they point to.
+func Chown(t testing.TB, dir string, uid, gid int) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
+	if err != nil {
 		t.Fatalf("bundletest: %v", err)
 	}
 }
