@@ -183,14 +183,15 @@ func BenchmarkColdLaunchApp(b *testing.B) {
 
 // BenchmarkResolveApp is what a session pays, once, on its first lookup
 // to know its pid domain (readAppBundle): for a process not started from
-// a bundle (the test binary) and for a bundle's application with one
-// service.
+// a bundle (the test process itself) and for a bundle's application with
+// one service (its main executable, a copy of the test binary, running
+// as TestHelperAppClient).
 func BenchmarkResolveApp(b *testing.B) {
 	exe, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
 	}
-	root := bundletest.Make(b, b.TempDir(), bundletest.Spec{Identifier: "org.bench.resolve", Services: []bundletest.ServiceSpec{
+	root := bundletest.Make(b, b.TempDir(), bundletest.Spec{Identifier: "org.bench.resolve", Exe: exe, Services: []bundletest.ServiceSpec{
 		{Name: "Helper", Identifier: "org.bench.resolve.helper"}}})
 	bd, err := bundle.Read(root)
 	if err != nil {
@@ -198,14 +199,16 @@ func BenchmarkResolveApp(b *testing.B) {
 	}
 	b.Run("plain", func(b *testing.B) {
 		for b.Loop() {
-			if bb, _ := readAppBundle(exe); bb != nil {
+			if bb, _ := readAppBundle(os.Getpid(), exe); bb != nil {
 				b.Fatal("the test binary in a bundle")
 			}
 		}
 	})
+	app := startAppAt(b, "/nonexistent", bd.Executable)
+	defer app.exit()
 	b.Run("bundle", func(b *testing.B) {
 		for b.Loop() {
-			if bb, _ := readAppBundle(bd.Executable); bb == nil {
+			if bb, _ := readAppBundle(app.pid, bd.Executable); bb == nil {
 				b.Fatal("no bundle")
 			}
 		}

@@ -151,7 +151,7 @@ func (ss *session) printPID(pid int) (*xpc.Dictionary, waitFunc, *opError) {
 	var idt bundle.Identity
 	var idErr error
 	asUser(callerIdent(p.uid, p.gid, true), func() error {
-		if b, _ = readAppBundle(p.exe); b != nil {
+		if b, _ = readAppBundle(pid, p.exe); b != nil {
 			idt, idErr = b.Identify(ss.m.trust)
 		}
 		return nil

@@ -98,7 +98,7 @@ func (c *plainExes) resolve(p *xpc.Peer, bucket uint32) *appClient {
 		return app
 	}
 	asUser(callerIdent(p.UID, p.GID, true), func() error {
-		app.b, app.untrusted = readAppBundle(exe)
+		app.b, app.untrusted = readAppBundle(p.PID, exe)
 		return nil
 	})
 	c.mu.Lock()
@@ -114,15 +114,16 @@ func (c *plainExes) resolve(p *xpc.Peer, bucket uint32) *appClient {
 	return app
 }
 
-// readAppBundle finds and reads the bundle exe belongs to (nil if none
-// or a malformed one) and checks the path of each of its System services
-// (untrusted). Run with the client's rights.
-func readAppBundle(exe string) (*bundle.Bundle, map[string]error) {
-	root, err := bundle.Find(exe)
+// readAppBundle finds and reads the bundle that process pid, running exe
+// (its /proc/PID/exe), was started from (nil if none, or a malformed
+// one), and checks the path of each of its System services (untrusted).
+// Run with the client's rights.
+func readAppBundle(pid int, exe string) (*bundle.Bundle, map[string]error) {
+	fi, err := os.Stat("/proc/" + strconv.Itoa(pid) + "/exe")
 	if err != nil {
 		return nil, nil
 	}
-	b, err := bundle.Read(root)
+	b, err := bundle.FindBundle(exe, fi)
 	if err != nil {
 		return nil, nil
 	}
