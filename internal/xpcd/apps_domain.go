@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -476,4 +477,16 @@ func (m *supervisor) jobDomains() []*domain {
 		out = append(out, d)
 	}
 	return append(out, m.appDomains()...)
+}
+
+// logDomain is the domain a job's log is kept under (joblog.go), owner
+// being dom's owner: an Application instance's is its user's apps domain
+// ("apps/UID"), so that the instances of a service for all of a user's
+// applications write one log, and no directory is made for every
+// application's pid. Other domains keep their own.
+func logDomain(dom string, owner uint32) string {
+	if strings.HasPrefix(dom, pidDomainPrefix) {
+		return AppsDomain(owner)
+	}
+	return dom
 }

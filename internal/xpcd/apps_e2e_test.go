@@ -315,6 +315,19 @@ func TestAppServicesPerApplication(t *testing.T) {
 	if pid := intOf(jobs[PIDDomain(app1.pid)+"/"+appSvc], bootstrap.KeyPID); pid != s1 {
 		t.Errorf("list: pid %d for app 1's instance, want %d", pid, s1)
 	}
+	// The instances' logs are their user's, one file per service: no
+	// directory for each application's pid.
+	logs := filepath.Join(h.paths.StateDir, "logs")
+	waitFor(t, "the Application service's log", func() bool {
+		_, err := os.Stat(filepath.Join(logs, logName(AppsDomain(0)), appSvc+".log"))
+		return err == nil
+	})
+	ents, _ := os.ReadDir(logs)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), logName(pidDomainPrefix)) {
+			t.Errorf("a log directory for a pid domain: %s", e.Name())
+		}
+	}
 }
 
 // When the application exits, its Application instance is stopped (stop

@@ -29,7 +29,7 @@ func (m *supervisor) noteCrash(inst *instance, why exitWhy) {
 		return
 	}
 	out, log, logs := inst.out, m.log, m.logs
-	dom, label, pid := inst.job.dom.name, inst.def.Label, inst.pid
+	dom, label, pid := logDomain(inst.job.dom.name, inst.job.dom.owner), inst.def.Label, inst.pid
 	target := inst.job.target()
 	go func() {
 		var tail []string

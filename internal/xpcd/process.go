@@ -237,7 +237,7 @@ func (l *execLauncher) openStdio(spec *spawnSpec, id *ident) (stdio [3]*os.File,
 	}
 	if fifos[0] || fifos[1] {
 		var w [2]*os.File
-		if out, w, err = newOutput(l.outputDir, l.sinkFor(spec.domain, def.Label), fifos); err != nil {
+		if out, w, err = newOutput(l.outputDir, l.sinkFor(logDomain(spec.domain, spec.owner), def.Label), fifos); err != nil {
 			return stdio, nil, err
 		}
 		for i, f := range w {
