@@ -84,14 +84,18 @@ func boundSocket(t *testing.T, path string, typ int, listen bool) *os.File {
 
 // asXpcd returns the test binary run as xpcd with args, socket passed as
 // descriptor 3 with LISTEN_FDS=1 and LISTEN_PID its own pid (set by a
-// shell that then execs it), as systemd's socket activation does.
+// shell that then execs it), as systemd's socket activation does. It is
+// killed after asXpcdTimeout: an xpcd that serves where it should refuse
+// fails the test instead of hanging it (and outliving it).
 func asXpcd(t *testing.T, socket *os.File, env []string, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("/bin/sh", append([]string{"-c", `LISTEN_PID=$$ exec "$0" "$@"`, exe}, args...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), asXpcdTimeout)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, "/bin/sh", append([]string{"-c", `LISTEN_PID=$$ exec "$0" "$@"`, exe}, args...)...)
 	cmd.Env = append(os.Environ(), "XPCD_TEST_AS_XPCD=1", "LISTEN_FDS=1")
 	cmd.Env = append(cmd.Env, env...)
 	cmd.ExtraFiles = []*os.File{socket}
@@ -99,6 +103,9 @@ func asXpcd(t *testing.T, socket *os.File, env []string, args ...string) (*exec.
 	cmd.Stderr = &stderr
 	return cmd, &stderr
 }
+
+// asXpcdTimeout bounds an xpcd asXpcd runs.
+const asXpcdTimeout = 30 * time.Second
 
 // Under systemd's socket activation xpcd serves the socket it is passed:
 // it says it is ready, answers through that socket, pings the watchdog
