@@ -5,9 +5,12 @@ package appbundle_test
 import (
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/goxpc/xpc/bundle"
+	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/goxpc/xpc/xpctest"
 )
 
 func TestBuildReads(t *testing.T) {
@@ -24,12 +27,12 @@ func TestBuildReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := b.Service("org.goxpc.example.app.helper")
-	if b.Identifier != "org.goxpc.example.app" || b.Executable != filepath.Join(root, "bin", "app") || len(b.Services) != 1 || s == nil ||
-		s.Type != bundle.Application || s.IdleExitTimeout.Seconds() != 10 {
-		t.Fatalf("%+v %+v", b, s)
+	svc := b.Service("org.goxpc.example.app.helper")
+	if b.Identifier != "org.goxpc.example.app" || b.Executable != filepath.Join(root, "bin", "app") || len(b.Services) != 1 || svc == nil ||
+		svc.Type != bundle.Application || svc.IdleExitTimeout.Seconds() != 10 {
+		t.Fatalf("%+v %+v", b, svc)
 	}
-	for _, exe := range []string{b.Executable, s.Executable} {
+	for _, exe := range []string{b.Executable, svc.Executable} {
 		if r, err := bundle.Find(exe); err != nil || r != root {
 			t.Errorf("Find(%s) = %q, %v", exe, r, err)
 		}
@@ -42,5 +45,12 @@ func TestBuildReads(t *testing.T) {
 		t.Error("the app reached a service with no xpcd")
 	} else if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
 		t.Errorf("app: %v, want exit status 2", err)
+	}
+	// With an xpcd, the app's pid domain has its service.
+	s := xpctest.NewServer(t)
+	app = exec.Command(b.Executable, "hi")
+	app.Env = []string{bootstrap.RootEnv + "=" + s.Root}
+	if out, err := app.CombinedOutput(); err != nil || !strings.HasPrefix(string(out), "HI (from org.goxpc.example.app.helper, pid ") {
+		t.Errorf("app with an xpcd: %v\n%s", err, out)
 	}
 }
