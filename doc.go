@@ -332,7 +332,8 @@
 //     failed the name's), and for lookups ErrServiceNotFound (no such
 //     name anywhere you may look), ErrOtherDomain (it is in another
 //     domain), ErrDenied (a rule refused; the reason names it),
-//     ErrNotApproved.
+//     ErrNotApproved, ErrNotInBundle (an application bundle's XPC
+//     service, and you were not started from that bundle).
 //   - ErrTerminationImminent: the service has announced that it will exit
 //     (the reason says why, if xpcd told it).
 //
