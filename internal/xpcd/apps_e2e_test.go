@@ -104,8 +104,19 @@ func startApp(t testing.TB, h *harness, exe string) *testApp {
 // startAppAt runs exe as an application that talks to the xpcd at sock.
 func startAppAt(t testing.TB, sock, exe string) *testApp {
 	t.Helper()
+	return startAppAs(t, sock, exe, nil)
+}
+
+// startAppAs is startAppAt with cred, if not nil, as the application's
+// identity.
+func startAppAs(t testing.TB, sock, exe string, cred *syscall.Credential) *testApp {
+	t.Helper()
 	cmd := exec.Command(exe, "-test.run=^TestHelperAppClient$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "XPCD_APP_CLIENT=1", "XPCD_APP_SOCK="+sock)
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		cmd.Dir = "/"
+	}
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -530,5 +541,44 @@ func TestAppServiceSibling(t *testing.T) {
 	}
 	if jobs := listed(h); jobs[PIDDomain(app1.pid)+"/"+b] == nil || jobs[PIDDomain(app2.pid)+"/"+b] == nil {
 		t.Errorf("list: %v", jobs)
+	}
+}
+
+// An application of another user (nobody) gets its instances run as that
+// user, Application and User alike, never as root; it may print its own
+// pid domain; and root's processes are not told not-in-bundle of its
+// bundle's names (another user's bundles stay unseen).
+func TestAppServicesRunAsTheUser(t *testing.T) {
+	t.Parallel()
+	in := newIsoInstance(t)
+	h := in.h
+	h.start()
+	const appSvc, userSvc = "org.test.pu.helper", "org.test.pu.shared"
+	b := makeTestBundle(t, h, appsDir(t, h), "org.test.pu",
+		bundletest.ServiceSpec{Name: "Helper", Identifier: appSvc, Type: bundle.Application},
+		bundletest.ServiceSpec{Name: "Shared", Identifier: userSvc, Type: bundle.User})
+	app := startAppAs(t, h.paths.Socket, b.Executable, &syscall.Credential{Uid: isoUserA, Gid: isoUserA, Groups: []uint32{}})
+	for _, name := range []string{appSvc, userSvc} {
+		pid := app.lookup(name)
+		st, err := os.Stat("/proc/" + strconv.Itoa(pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uid := statUID(st); uid != isoUserA {
+			t.Errorf("%s runs as uid %d, want %d", name, uid, isoUserA)
+		}
+	}
+	jobs := listed(h)
+	if jobs[PIDDomain(app.pid)+"/"+appSvc] == nil || jobs[AppsDomain(isoUserA)+"/"+userSvc] == nil {
+		t.Errorf("list: %v", jobs)
+	}
+	if _, err := libLookup(t, h, appSvc); !errors.Is(err, xpc.ErrServiceNotFound) || errors.Is(err, xpc.ErrNotInBundle) {
+		t.Errorf("root's lookup of another user's bundle's service: %v, want not found", err)
+	}
+	res := isoClient(t, in.exe, isoUserA, isoUserA, h.dir, []isoStep{
+		{ID: "p", Op: "admin", Req: map[string]any{bootstrap.KeyOp: bootstrap.OpPrint, bootstrap.KeyTarget: PIDDomain(app.pid)}},
+	})
+	if r := res["p"]; !r.OK {
+		t.Errorf("nobody's print of its own application's pid domain: %+v", r)
 	}
 }
