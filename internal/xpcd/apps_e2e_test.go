@@ -462,6 +462,17 @@ func TestPrintPIDDomain(t *testing.T) {
 	if _, err := h.admin(bootstrap.OpPrint, bootstrap.KeyTarget, "pid/999999999"); reasonOf(err) != bootstrap.ReasonNotFound {
 		t.Errorf("print of no process: %v", err)
 	}
+	for _, bad := range []string{"pid/", "pid/abc", "pid/0", "pid/-1", "pid/01", "pid/1x", "apps/", "apps/x", "apps/01", "apps/-1",
+		"pid/99999999999999999999", "apps/4294967296"} {
+		if _, err := h.admin(bootstrap.OpPrint, bootstrap.KeyTarget, bad); reasonOf(err) != bootstrap.ReasonBadRequest {
+			t.Errorf("print %q: %v, want bad-request", bad, err)
+		}
+	}
+	for _, none := range []string{"apps/12345", "apps/system", "apps/0/org.none", "pid/1/org.none"} {
+		if _, err := h.admin(bootstrap.OpPrint, bootstrap.KeyTarget, none); reasonOf(err) != bootstrap.ReasonNotFound {
+			t.Errorf("print %q: %v, want not-found", none, err)
+		}
+	}
 }
 
 // A System service runs only from a bundle root alone can change: from a
