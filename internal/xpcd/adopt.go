@@ -64,6 +64,10 @@ func (m *supervisor) adoptAll() map[string]bool {
 	}
 	for _, rec := range m.store.loadedProcesses {
 		log := m.log.With("domain", rec.Domain, "label", rec.Label, "pid", rec.PID)
+		if isAppDomain(rec.Domain) {
+			m.stopOrphanApp(rec, log) // apps_domain.go
+			continue
+		}
 		j := m.jobOf(rec.Domain, rec.Label)
 		if j == nil || j.inst != nil {
 			log.Warn("adopt: the job is not loaded any more; leaving its process alone")

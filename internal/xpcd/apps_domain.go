@@ -3,6 +3,7 @@ package xpcd
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"os/user"
@@ -489,4 +490,40 @@ func logDomain(dom string, owner uint32) string {
 		return AppsDomain(owner)
 	}
 	return dom
+}
+
+// isAppDomain reports whether dom names a pid or apps domain.
+func isAppDomain(dom string) bool {
+	return strings.HasPrefix(dom, pidDomainPrefix) || strings.HasPrefix(dom, appsDomainUser)
+}
+
+// stopOrphanApp stops an app service instance a previous xpcd started
+// (rec, from processes.json): its pid domain went with that xpcd, so it
+// cannot be adopted, and a service that retries its adoption would run
+// for ever. If it is still that process (launcher.adopt checks its start
+// time and marker) it is stopped as a stray is: SIGTERM, then SIGKILL.
+// The next lookup starts a new instance.
+func (m *supervisor) stopOrphanApp(rec processRecord, log *slog.Logger) {
+	rec.Output = "" // its output is not read again
+	sp, err := m.launcher.adopt(rec)
+	if err != nil {
+		log.Info("adopt: the process has gone", "err", err)
+		return
+	}
+	log.Warn("adopt: an app service instance, whose application's pid domain went with the previous xpcd; stopping it")
+	m.stopStray(sp, strayExitTimeout, log)
+}
+
+// isAppDomainName reports whether s is the canonical name of a pid or
+// apps domain: "pid/PID", "apps/UID" or "apps/system".
+func isAppDomainName(s string) bool {
+	kind, id, ok := strings.Cut(s, "/")
+	if !ok || (kind+"/" != pidDomainPrefix && kind+"/" != appsDomainUser) {
+		return false
+	}
+	if kind+"/" == appsDomainUser && id == "system" {
+		return true
+	}
+	n, err := strconv.ParseUint(id, 10, 32)
+	return err == nil && strconv.FormatUint(n, 10) == id && (n > 0 || kind+"/" == appsDomainUser)
 }

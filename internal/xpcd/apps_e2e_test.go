@@ -593,3 +593,39 @@ func TestAppServicesRunAsTheUser(t *testing.T) {
 		t.Errorf("nobody's print of its own application's pid domain: %+v", r)
 	}
 }
+
+// An instance running when xpcd stops (leaving services running) cannot
+// be adopted by the next xpcd, its application's pid domain being gone:
+// the next xpcd stops it at start, and a new lookup starts a new one.
+func TestAppServiceOrphanStoppedAtRestart(t *testing.T) {
+	t.Parallel()
+	h := newSystemHarness(t)
+	h.cfg.StopServicesOnClose = false
+	d := h.start()
+	const appSvc = "org.test.po.helper"
+	b := makeTestBundle(t, h, appsDir(t, h), "org.test.po",
+		bundletest.ServiceSpec{Name: "Helper", Identifier: appSvc, Type: bundle.Application})
+	app := startApp(t, h, b.Executable)
+	first := app.lookup(appSvc)
+	h.close(d)
+	h.start()
+	// Sooner than the helper gives up its re-adoption (10 s) by itself.
+	for deadline := time.Now().Add(3 * time.Second); runs(first); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the orphan instance (pid %d) still runs", first)
+		}
+	}
+	if again := app.lookup(appSvc); again == first {
+		t.Errorf("the same instance after the restart (pid %d)", again)
+	}
+}
+
+// runs reports whether pid is a process that has not ended (a zombie has).
+func runs(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
+}

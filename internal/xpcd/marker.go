@@ -58,7 +58,7 @@ func parseMarker(s string) (marker, bool) {
 		!launchReasons[f[3]] || launchd.CheckLabel(f[5]) != nil {
 		return marker{}, false
 	}
-	if dom, _, err := ParseDomain(f[4]); err != nil || dom != f[4] {
+	if dom, _, err := ParseDomain(f[4]); (err != nil || dom != f[4]) && !isAppDomainName(f[4]) { // apps_domain.go
 		return marker{}, false
 	}
 	return marker{instance: f[0], nonce: f[1], fingerprint: f[2], reason: f[3], domain: f[4], label: f[5]}, true
