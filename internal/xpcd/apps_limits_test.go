@@ -86,15 +86,31 @@ func TestAppLimit(t *testing.T) {
 	if root, _ := app(0); lookup(root) != nil {
 		t.Errorf("root's application refused")
 	}
+	// The fake instance of the first application, by its pid (spawns
+	// finish in any order).
+	var instPID int
+	waitFor(t, "the first instance to be launched", func() bool {
+		m.call(context.Background(), func() {
+			if pd := m.apps.pids[first.Process.Pid]; pd != nil && pd.d.jobs[name] != nil && pd.d.jobs[name].inst != nil {
+				instPID = pd.d.jobs[name].inst.pid
+			}
+		})
+		return instPID > 0
+	})
+	var inst *fakeProc
+	for _, p := range fl.launches() {
+		if p.pid == instPID {
+			inst = p
+		}
+	}
 	first.Process.Kill()
 	first.Wait()
-	// The first application's instance is stopped (app-exited); it ends.
+	// It is stopped (app-exited), and ends.
 	waitFor(t, "the first instance to be stopped", func() bool {
-		p := fl.launches()[0]
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return len(p.sigs) > 0
+		inst.mu.Lock()
+		defer inst.mu.Unlock()
+		return len(inst.sigs) > 0
 	})
-	fl.launches()[0].die(exitStatus{known: true})
+	inst.die(exitStatus{known: true})
 	waitFor(t, "room for another application", func() bool { return lookup(extra) == nil })
 }
