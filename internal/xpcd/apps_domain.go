@@ -451,9 +451,7 @@ func (m *supervisor) appDomains() []*domain {
 
 // mayReadApps reports whether uid may read the app domain d: root and its
 // owner; apps/system everyone.
-func mayReadApps(uid uint32, d *domain) bool {
-	return uid == 0 || d.name == DomainAppsSystem || uid == d.owner
-}
+func mayReadApps(uid uint32, d *domain) bool { return mayRead(uid, d.name, d.owner) }
 
 // errRootAppUser: Config.AppServiceUser names root.
 var errRootAppUser = errors.New("the System XPC services of bundles must not run as root")

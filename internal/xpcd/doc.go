@@ -37,7 +37,9 @@
 //	            its loop runs, it adopts what a previous xpcd left running
 //	            (adopt.go, marker.go); Config.InProcess, which only xpctest
 //	            sets, runs chosen jobs on goroutines of this process instead
-//	            (inprocess.go)
+//	            (inprocess.go); the pid domain, an application bundle's XPC
+//	            services seen by its processes, instances made on demand
+//	            (apps_domain.go, apps_resolve.go, apps_print.go)
 //	pressure    asks the PressureSource (monitor.go)
 //	upgrades    notices replaced executables (monitor.go, exewatch.go)
 //	notify      the notification registry (notify.go): names' states
@@ -64,7 +66,9 @@
 //	a launch            one goroutine per launch: fork and exec, the job's
 //	                    files opened as its user (job.go, process.go,
 //	                    ident.go)
-//	a running process   one goroutine per instance waits on its pidfd
+//	a running process   one goroutine per instance waits on its pidfd,
+//	                    and one per application with instances
+//	                    (apps_domain.go)
 //	state writes        one writer goroutine per file (state.go);
 //	                    overrides apply when their write reports back
 //	                    (overrides.go)

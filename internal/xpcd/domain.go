@@ -82,7 +82,7 @@ func ParseTarget(s string) (Target, error) {
 // the jobs of, the domain owned by owner: anyone may use system; a user
 // domain is its owner's and root's.
 func mayRead(uid uint32, dom string, owner uint32) bool {
-	return uid == 0 || dom == DomainSystem || uid == owner
+	return uid == 0 || dom == DomainSystem || dom == DomainAppsSystem || uid == owner
 }
 
 // mayModify reports whether a caller with uid may change the domain (load,
