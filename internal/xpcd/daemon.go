@@ -90,6 +90,11 @@ type Config struct {
 	// a job's log is also sent when the socket exists (journal.go). "":
 	// DefaultJournalSocket; "-": none.
 	JournalSocket string
+	// AdminGroups are the groups whose members may approve the daemons
+	// users register from application bundles (xpcctl approval approve);
+	// root always may. nil: DefaultAdminGroups (sudo, wheel, admin);
+	// empty: root alone.
+	AdminGroups []string
 
 	// Listener, if set, is the bootstrap socket, already bound and
 	// listening, as systemd's socket activation passes it: it must be an
@@ -217,6 +222,7 @@ func New(cfg Config) (*Daemon, error) {
 		criteria:    cfg.Criteria,
 		recheck:     cfg.ActivityRecheck,
 		logs:        logs,
+		adminGroups: cfg.AdminGroups,
 	})
 	srv := newServer(sup, p, user, log.With("component", "bootstrap"))
 	srv.passed = cfg.Listener

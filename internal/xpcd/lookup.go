@@ -227,6 +227,8 @@ func (m *supervisor) lookupFor(r *lookupReq) (*opError, xpc.Requirement) {
 		return notFound("service %s: %s", name, plistDeletedText(j)), xpc.Requirement{}
 	case j.disabled:
 		return notFound("service %s: job %s is disabled", name, j.target()), xpc.Requirement{}
+	case m.unapproved(j):
+		return notApproved("service "+name, j, m.reg.gate[j.target()]), xpc.Requirement{}
 	case j.refused != nil:
 		return ruleOpError(j.refused, "service %s: job %s is refused: %s", name, j.target(), j.refused.Detail), xpc.Requirement{}
 	case j.def.MachServices[name].HideUntilCheckIn && (j.inst == nil || !j.inst.names[name]):

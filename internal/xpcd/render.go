@@ -57,6 +57,9 @@ func (m *supervisor) jobDict(j *job) *xpc.Dictionary {
 	d.Set(bootstrap.KeyLabel, xpc.String(j.def.Label))
 	d.Set(bootstrap.KeyDomain, xpc.String(j.dom.name))
 	d.Set(bootstrap.KeyState, xpc.String(j.stateOf()))
+	if j.inst == nil && m.unapproved(j) {
+		d.Set(bootstrap.KeyState, xpc.String(bootstrap.StateUnapproved)) // registry.go
+	}
 	d.Set("since", xpc.DateOf(j.since))
 	setRunKeys(d, j)
 	setClientKeys(d, j)
