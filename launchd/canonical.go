@@ -34,6 +34,7 @@ func (j *Job) ToDictionary() *xpc.Dictionary {
 	if j.Program != "" {
 		e.set("Program", xpc.String(j.Program))
 	}
+	e.str("BundleProgram", j.BundleProgram)
 	if j.ProgramArguments != nil {
 		e.set("ProgramArguments", stringArray(j.ProgramArguments))
 	}

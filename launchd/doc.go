@@ -147,7 +147,7 @@
 // LimitLoadFromHardware, inetdCompatibility, Sockets,
 // SoftResourceLimits, HardResourceLimits, LowPriorityIO,
 // LowPriorityBackgroundIO, MaterializeDatalessFiles,
-// AssociatedBundleIdentifiers, BundleProgram, LaunchOnlyOnce,
+// AssociatedBundleIdentifiers, LaunchOnlyOnce,
 // SessionCreate, InitGroups, RootDirectory, EnableGlobbing, Debug,
 // WaitForDebugger, StartOnMount, TimeOut, JetsamProperties, LegacyTimers,
 // POSIXSpawnType, the launch constraints; the Mach-only MachServices

@@ -19,8 +19,8 @@ var (
 	// dictionary. The property-list parser's error (xpc.ErrBadPlist) is
 	// wrapped beside it.
 	ErrNotJob = errors.New("not a launchd.plist")
-	// ErrMissingKey: a required key is absent (Label; Program or
-	// ProgramArguments).
+	// ErrMissingKey: a required key is absent (Label; Program,
+	// ProgramArguments or BundleProgram).
 	ErrMissingKey = errors.New("missing key")
 	// ErrBadType: a value has the wrong property-list type, such as a
 	// string where a bool belongs.

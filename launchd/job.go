@@ -46,6 +46,14 @@ type Job struct {
 	// Program is the absolute path of the executable. If empty, the
 	// executable is ProgramArguments[0].
 	Program string
+	// BundleProgram is the executable's path relative to the root of the
+	// application bundle the plist belongs to (in a bundle's
+	// Library/LaunchAgents or Library/LaunchDaemons), such as
+	// "Contents/MacOS/helper": it stays inside the bundle (no "..", not
+	// absolute). It stands in for Program; package bundle resolves it and
+	// sets Program to the absolute path. A job with BundleProgram and no
+	// Program has no Executable and cannot run until that is done.
+	BundleProgram string
 	// ProgramArguments is the argument vector, argv[0] included. If nil,
 	// the argument vector is [Program].
 	ProgramArguments []string
@@ -234,10 +242,14 @@ func CrashSignal(sig syscall.Signal) bool {
 }
 
 // Executable returns the path to execute: Program, or ProgramArguments[0]
-// when there is no Program.
+// when there is no Program. It is "" for a job whose BundleProgram is not
+// resolved (no Program): its ProgramArguments[0] may then be any string.
 func (j *Job) Executable() string {
 	if j.Program != "" {
 		return j.Program
+	}
+	if j.BundleProgram != "" {
+		return ""
 	}
 	if len(j.ProgramArguments) > 0 {
 		return j.ProgramArguments[0]

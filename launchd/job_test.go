@@ -215,7 +215,7 @@ var validationTests = []struct {
 	// Required keys.
 	{"no label", programEntry, ErrMissingKey, "Label", "required key missing"},
 	{"label in other case", programEntry + `<key>label</key><string>x</string>`, ErrMissingKey, "Label", `found "label": keys are case-sensitive`},
-	{"no program", labelEntry, ErrMissingKey, "Program", "Program or ProgramArguments"},
+	{"no program", labelEntry, ErrMissingKey, "Program", "Program, ProgramArguments or BundleProgram"},
 	// Label.
 	{"label type", programEntry + `<key>Label</key><integer>1</integer>`, ErrBadType, "Label", "want string, have integer"},
 	{"label empty", programEntry + `<key>Label</key><string></string>`, ErrValueNotAllowed, "Label", "must not be empty"},
@@ -228,6 +228,11 @@ var validationTests = []struct {
 	{"program relative", labelEntry + `<key>Program</key><string>bin/helper</string>`, ErrValueNotAllowed, "Program", `must be an absolute path, have "bin/helper"`},
 	{"program tilde", labelEntry + `<key>Program</key><string>~/bin/helper</string>`, ErrValueNotAllowed, "Program", "~ is not expanded"},
 	{"program type", labelEntry + `<key>Program</key><array/>`, ErrBadType, "Program", "want string, have array"},
+	{"bundle program absolute", labelEntry + `<key>BundleProgram</key><string>/usr/bin/true</string>`, ErrValueNotAllowed, "BundleProgram", "must be a path relative to the bundle"},
+	{"bundle program dotdot", labelEntry + `<key>BundleProgram</key><string>Contents/../../evil</string>`, ErrValueNotAllowed, "BundleProgram", `no ".."`},
+	{"bundle program unclean", labelEntry + `<key>BundleProgram</key><string>Contents//MacOS/x</string>`, ErrValueNotAllowed, "BundleProgram", "clean relative path"},
+	{"bundle program empty", labelEntry + `<key>BundleProgram</key><string></string>`, ErrValueNotAllowed, "BundleProgram", "must not be empty"},
+	{"bundle program type", labelEntry + `<key>BundleProgram</key><true/>`, ErrBadType, "BundleProgram", "want string, have bool"},
 	{"args relative", labelEntry + `<key>ProgramArguments</key><array><string>sleep</string></array>`, ErrValueNotAllowed, "ProgramArguments[0]", "launchd would search PATH; goxpc requires an absolute path"},
 	{"args empty", labelEntry + programEntry + `<key>ProgramArguments</key><array/>`, ErrValueNotAllowed, "ProgramArguments", "must not be empty"},
 	{"args entry type", labelEntry + programEntry + `<key>ProgramArguments</key><array><string>a</string><integer>2</integer></array>`, ErrBadType, "ProgramArguments[1]", "want string, have integer"},

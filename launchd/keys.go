@@ -17,7 +17,6 @@ const (
 // launchd has honored) that goxpc reads past with a warning, and why.
 var unsupportedKeys = map[string]string{
 	"AssociatedBundleIdentifiers":  reasonUnsupported,
-	"BundleProgram":                reasonUnsupported,
 	"Debug":                        reasonUnsupported,
 	"EnableGlobbing":               reasonUnsupported,
 	"HardResourceLimits":           reasonUnsupported,

@@ -212,9 +212,11 @@ func (d *decoder) job(root *xpc.Dictionary) *Job {
 	if root.Get("Label") == nil {
 		d.fail("Label", ErrMissingKey, missingReason(root, "Label"))
 	}
-	hasProgram := root.Get("Program") != nil
+	// BundleProgram stands in for Program: package bundle resolves it to
+	// an absolute Program inside the application bundle.
+	hasProgram := root.Get("Program") != nil || root.Get("BundleProgram") != nil
 	if !hasProgram && root.Get("ProgramArguments") == nil {
-		d.fail("Program", ErrMissingKey, "required key missing: a job needs Program or ProgramArguments"+caseHint(root, "Program", "ProgramArguments"))
+		d.fail("Program", ErrMissingKey, "required key missing: a job needs Program, ProgramArguments or BundleProgram"+caseHint(root, "Program", "ProgramArguments", "BundleProgram"))
 	}
 	boolean := func(dst *bool) field {
 		return func(k keyPath, v xpc.Object) { *dst, _ = d.boolean(k, v) }
@@ -239,6 +241,7 @@ func (d *decoder) job(root *xpc.Dictionary) *Job {
 			}
 		},
 		"Program":          absPath(&j.Program),
+		"BundleProgram":    func(k keyPath, v xpc.Object) { j.BundleProgram = d.bundlePath(k, v) },
 		"ProgramArguments": func(k keyPath, v xpc.Object) { j.ProgramArguments = d.programArguments(k, v, hasProgram) },
 		"Disabled":         boolean(&j.Disabled),
 		"UserName":         func(k keyPath, v xpc.Object) { j.UserName = d.account(k, v, "user") },
@@ -419,6 +422,51 @@ func (d *decoder) absPath(key keyPath, v xpc.Object) (string, bool) {
 	}
 	return s, true
 }
+
+// bundlePath reads a path relative to an application bundle's root.
+func (d *decoder) bundlePath(key keyPath, v xpc.Object) string {
+	s, ok := d.str(key, v)
+	if !ok {
+		return ""
+	}
+	if r := RelativePathProblem(s); r != "" {
+		d.fail(key, ErrValueNotAllowed, r)
+		return ""
+	}
+	return s
+}
+
+// RelativePathProblem says why p is not a path that stays inside the
+// directory it is relative to, or "": it must be non-empty, relative,
+// clean (no "." or ".." elements, no doubled or trailing '/'), without
+// NUL, and at most 4095 bytes. BundleProgram and an Info.plist's
+// CFBundleExecutable are such paths.
+func RelativePathProblem(p string) string {
+	switch {
+	case p == "":
+		return "must not be empty"
+	case p == ".":
+		return "must name a file, not \".\""
+	case len(p) > maxRelPathLen:
+		return fmt.Sprintf("longer than %d bytes", maxRelPathLen)
+	case strings.IndexByte(p, 0) >= 0:
+		return "must not contain NUL"
+	case path.IsAbs(p):
+		return fmt.Sprintf("must be a path relative to the bundle, have %q", p)
+	}
+	for _, e := range strings.Split(p, "/") {
+		if e == ".." {
+			return fmt.Sprintf("must stay inside the bundle: no \"..\" (have %q)", p)
+		}
+	}
+	if path.Clean(p) != p {
+		return fmt.Sprintf("must be a clean relative path (no \".\" elements, doubled or trailing '/'), have %q", p)
+	}
+	return ""
+}
+
+// maxRelPathLen is PATH_MAX less the NUL.
+const maxRelPathLen = 4095
 
 // pathProblem says why p is not an absolute path, or "".
 func pathProblem(p string) string {

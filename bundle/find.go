@@ -1,0 +1,111 @@
+package bundle
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// maxFindDepth is how many directories above an executable Find looks at
+// for a bundle's root: enough for a service of the Contents layout
+// (ROOT/Contents/XPCServices/N.xpc/Contents/MacOS/X) and a main
+// executable a few directories down (ROOT/lib/app/bin/X).
+const maxFindDepth = 8
+
+// Find returns the root of the application bundle whose main executable
+// or XPC service executable is exe, an absolute path such as
+// /proc/PID/exe gives. It looks at the directories above exe, nearest
+// first and at most eight, for one with Info.plist or Contents/Info.plist,
+// skipping directories named Contents, MacOS, XPCServices or NAME.xpc
+// (parts of a bundle, never its root); it Reads each such bundle and
+// returns the first whose main executable or one of whose services'
+// executables is exe: the same cleaned path, and the same file
+// (os.SameFile, by device and inode).
+//
+// The error wraps ErrNotBundle when no bundle claims exe. When a
+// directory above exe looked like a bundle but did not Read, the nearest
+// such error (wrapping ErrBadBundle) is returned instead, so that a broken
+// bundle is not mistaken for no bundle.
+func Find(exe string) (string, error) {
+	if !filepath.IsAbs(exe) {
+		return "", &Error{Path: exe, Err: fmt.Errorf("%w: not an absolute path", ErrNotBundle)}
+	}
+	exe = filepath.Clean(exe)
+	fi, err := os.Lstat(exe)
+	if err != nil {
+		return "", &Error{Path: exe, Err: err}
+	}
+	if !fi.Mode().IsRegular() {
+		return "", &Error{Path: exe, Err: fmt.Errorf("%w: not a regular file", ErrNotBundle)}
+	}
+	var firstBad error
+	dir := exe
+	for range maxFindDepth {
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			break
+		}
+		dir = parent
+		if notRoot(filepath.Base(dir)) || !looksLikeBundle(dir) {
+			continue
+		}
+		b, err := Read(dir)
+		if err != nil {
+			if firstBad == nil && errors.Is(err, ErrBadBundle) {
+				firstBad = err
+			}
+			continue
+		}
+		if b.claims(exe, fi) {
+			return b.Root, nil
+		}
+	}
+	if firstBad != nil {
+		return "", firstBad
+	}
+	return "", &Error{Path: exe, Err: fmt.Errorf("%w: no bundle above it has it as its executable or a service's", ErrNotBundle)}
+}
+
+// notRoot reports whether a directory of this name is a part of a bundle
+// rather than the root of one.
+func notRoot(name string) bool {
+	switch name {
+	case "Contents", "MacOS", "XPCServices":
+		return true
+	}
+	return strings.HasSuffix(name, ".xpc")
+}
+
+// looksLikeBundle reports whether dir holds either layout's Info.plist,
+// without following a link.
+func looksLikeBundle(dir string) bool {
+	for _, p := range []string{"Info.plist", "Contents/Info.plist"} {
+		if _, err := os.Lstat(filepath.Join(dir, p)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// claims reports whether exe, whose Lstat is fi, is b's main executable
+// or a service's.
+func (b *Bundle) claims(exe string, fi os.FileInfo) bool {
+	same := func(p string) bool {
+		if p != exe {
+			return false
+		}
+		pi, err := os.Lstat(p)
+		return err == nil && os.SameFile(fi, pi)
+	}
+	if same(b.Executable) {
+		return true
+	}
+	for _, s := range b.Services {
+		if same(s.Executable) {
+			return true
+		}
+	}
+	return false
+}
