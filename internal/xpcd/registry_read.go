@@ -37,8 +37,11 @@ func readRegistration(who *ident, trust *codesign.Verifier, root, kind, plist st
 	}
 	var rd *bundleRead
 	var oe *opError
+	// (Asked here: on the thread that takes who's identity, Geteuid is
+	// who's.)
+	asRoot := os.Geteuid() == 0
 	err := asUser(who, func() error {
-		rd, oe = readBundleAs(trust, root, kind, plist)
+		rd, oe = readBundleAs(trust, root, kind, plist, asRoot)
 		return nil
 	})
 	if err != nil {
@@ -49,7 +52,8 @@ func readRegistration(who *ident, trust *codesign.Verifier, root, kind, plist st
 
 // readBundleAs is readRegistration's work, on the thread that has taken
 // the user's identity.
-func readBundleAs(trust *codesign.Verifier, root, kind, plist string) (*bundleRead, *opError) {
+// asRoot: xpcd runs as root, and a daemon's program must be root's.
+func readBundleAs(trust *codesign.Verifier, root, kind, plist string, asRoot bool) (*bundleRead, *opError) {
 	b, err := bundle.Read(root)
 	if err != nil {
 		if errors.Is(err, bundle.ErrNotBundle) || errors.Is(err, fs.ErrNotExist) {
@@ -85,7 +89,7 @@ func readBundleAs(trust *codesign.Verifier, root, kind, plist string) (*bundleRe
 	if kind != bootstrap.AppKindDaemon {
 		return rd, nil
 	}
-	if os.Geteuid() == 0 {
+	if asRoot {
 		if err := checkTrusted(rd.program, []uint32{0}, false); err != nil {
 			if errors.Is(err, errNotTrusted) {
 				re := refusedBy(bootstrap.RuleProgramOwner, "daemon program %s: %v", rd.program, err)
