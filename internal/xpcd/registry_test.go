@@ -482,7 +482,6 @@ func TestAppBundleMovedAndDeleted(t *testing.T) {
 	waitFor(t, "the stale registration's job to go", func() bool { return h.stateOfTarget(target) == "error: "+bootstrap.ReasonNotFound })
 }
 
-
 // Registrations, approvals and their gates survive a restart of xpcd.
 func TestAppRegistryPersists(t *testing.T) {
 	h := newSystemHarness(t)
@@ -513,4 +512,6 @@ func TestAppRegistryPersists(t *testing.T) {
 	})
 }
 
-func bundleIdentity(identifier string) bundle.Identity { return bundle.Identity{Identifier: identifier} }
+func bundleIdentity(identifier string) bundle.Identity {
+	return bundle.Identity{Identifier: identifier}
+}
