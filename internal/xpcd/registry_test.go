@@ -16,6 +16,7 @@ import (
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/bundle"
+	"github.com/goxpc/xpc/codesign"
 	"github.com/goxpc/xpc/internal/bootstrap"
 	"github.com/goxpc/xpc/internal/bundletest"
 )
@@ -174,6 +175,12 @@ func TestAppRegisterStatusWatchUnregister(t *testing.T) {
 	h := newSystemHarness(t)
 	h.start()
 	root := bundletest.Make(t, appsDir(t, h), bundletest.Spec{Identifier: "org.example.regapp"})
+	// A main app that takes half a second to stop: unregister must wait
+	// for it.
+	slow := "#!/bin/sh\ntrap 'sleep 0.5; exit 0' TERM\nwhile :; do sleep 0.05; done\n"
+	if err := os.WriteFile(filepath.Join(root, "app"), []byte(slow), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	u := newAppClient(t, h, regUser, regUser)
 	if s := u.status(root, bootstrap.AppKindMain, ""); s != bootstrap.AppStatusNotRegistered {
 		t.Fatalf("status before register: %q", s)
@@ -284,6 +291,9 @@ func TestAppDaemonApproval(t *testing.T) {
 	target := DomainSystem + "/" + id + ".daemon"
 	if s := h.stateOfTarget(target); s != bootstrap.StateUnapproved {
 		t.Fatalf("daemon waiting for approval is %q", s)
+	}
+	if n := intOf(h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, target), bootstrap.KeyRuns); n != 0 {
+		t.Fatalf("daemon waiting for approval was launched %d times", n)
 	}
 	if _, err := h.lookup(id + ".daemon.svc"); reasonOf(err) != bootstrap.ReasonNotApproved {
 		t.Fatalf("lookup of an unapproved daemon's name: %v (reason %q)", err, reasonOf(err))
@@ -514,4 +524,76 @@ func TestAppRegistryPersists(t *testing.T) {
 
 func bundleIdentity(identifier string) bundle.Identity {
 	return bundle.Identity{Identifier: identifier}
+}
+
+// signBundle signs the main executable of the bundle at root (its file
+// "app") as identifier, team, with a key it makes and trusts in trustDir.
+func signBundle(t *testing.T, trustDir, root, identifier, team string) {
+	t.Helper()
+	keys := t.TempDir()
+	if _, err := codesign.WriteKeyPair(filepath.Join(keys, "test")); err != nil {
+		t.Fatal(err)
+	}
+	key, err := codesign.ReadPrivateKey(filepath.Join(keys, "test.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := os.ReadFile(filepath.Join(keys, "test.pub"))
+	if err == nil {
+		err = os.MkdirAll(trustDir, 0o755)
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(trustDir, "test.pub"), pub, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(root, "app")
+	f, err := os.Open(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sig, err := codesign.Sign(f, key, codesign.Identity{Identifier: identifier, Team: team})
+	if err == nil {
+		err = codesign.WriteBeside(exe, sig)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An unsigned bundle cannot take over the registration of a signed bundle
+// with the same identifier; the signed one, moved, still can.
+func TestAppUnsignedCannotTakeOverSigned(t *testing.T) {
+	h := newSystemHarness(t)
+	dir := appsDir(t, h)
+	id := "org.example.regsigned"
+	signed := bundletest.Make(t, dir, bundletest.Spec{Identifier: id, Name: "Signed.app"})
+	signBundle(t, filepath.Join(h.dir, "trust.d"), signed, id, "ABCDE12345")
+	unsigned := bundletest.Make(t, dir, bundletest.Spec{Identifier: id, Name: "Impostor.app"})
+	h.start()
+	u := newAppClient(t, h, regUser, regUser)
+	u.must(bootstrap.OpAppRegister, signed, bootstrap.AppKindMain, "")
+	regs := listRegs(t, u, false)
+	if len(regs) != 1 || !boolOf(regs[0], bootstrap.KeyAppSigned) || strOf(regs[0], bootstrap.KeyAppTeam) != "ABCDE12345" {
+		t.Fatalf("signed registration: %v", regs)
+	}
+	_, err := u.req(bootstrap.OpAppRegister, unsigned, bootstrap.AppKindMain, "")
+	if ruleOfErr(err) != bootstrap.RuleAppIdentity {
+		t.Fatalf("unsigned bundle registering over a signed one: %v", err)
+	}
+	regs = listRegs(t, u, false)
+	if len(regs) != 1 || strOf(regs[0], bootstrap.KeyAppBundle) != signed {
+		t.Fatalf("after the refused takeover: %v", regs)
+	}
+	// The signed bundle, moved, still updates its registration.
+	moved := filepath.Join(dir, "SignedMoved.app")
+	if err := os.Rename(signed, moved); err != nil {
+		t.Fatal(err)
+	}
+	u.must(bootstrap.OpAppRegister, moved, bootstrap.AppKindMain, "")
+	if regs = listRegs(t, u, false); len(regs) != 1 || strOf(regs[0], bootstrap.KeyAppBundle) != moved {
+		t.Fatalf("after the signed bundle moved: %v", regs)
+	}
 }
