@@ -1,6 +1,7 @@
 // Package appservice registers an application bundle's main app, agents
-// and daemons with xpcd, in the spirit of macOS's SMAppService: Register,
-// Unregister, Status, and Watch, which xpcd pushes every change to.
+// and daemons with xpcd, in the spirit of the app services of macOS's
+// Service Management framework: Register, Unregister, Status, and Watch,
+// which xpcd pushes every change to.
 //
 // A bundle is a directory laid out as package bundle describes (its
 // Info.plist names CFBundleIdentifier; agents are in
@@ -14,7 +15,7 @@
 //   - Daemon: Library/LaunchDaemons/NAME, into the system domain of the
 //     system xpcd. A daemon registered by a user other than root is loaded
 //     but not started until an administrator approves it (xpcctl approval
-//     approve ID), or until the PolicyKit authority xpcd may be configured
+//     approve ID), or until the polkit authority xpcd may be configured
 //     with says yes: its Status is RequiresApproval meanwhile. Its program
 //     must be one only root can change (xpcd's program-owner rule), or
 //     Register is refused before anything is done.

@@ -8,14 +8,14 @@ package bootstrap
 // Library/LaunchDaemons). xpcd reads the bundle with the requester's
 // rights.
 const (
-	// OpAppRegister registers the service: {"status": AppStatus*,
+	// OpAppRegister registers the service: {"status": S,
 	// "label", "domain", "approval_id"?}. Registering again (the same
 	// bundle identity from any path) updates the registration.
 	OpAppRegister = "app-register"
 	// OpAppUnregister unregisters it and answers once its job has
 	// stopped and is unloaded ({"status": AppStatusNotRegistered}).
 	OpAppUnregister = "app-unregister"
-	// OpAppStatus answers {"status": AppStatus*}.
+	// OpAppStatus answers {"status": S}, S one of the AppStatus constants.
 	OpAppStatus = "app-status"
 	// OpAppWatch streams the service's status: the reply, then one
 	// {"status": S} message now and at every change, until the

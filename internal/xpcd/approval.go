@@ -13,7 +13,7 @@ import (
 )
 
 // Approval of daemons registered by users other than root: approval list,
-// approve, deny, and the approval authority (PolicyKit) that may approve
+// approve, deny, and the approval authority (polkit) that may approve
 // one at once when it is registered.
 
 // DefaultAdminGroups are the groups whose members approve daemons when
