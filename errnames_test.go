@@ -18,7 +18,7 @@ import (
 )
 
 // publicPackages are the module's packages users import, by directory.
-var publicPackages = []string{".", "launchd", "xpctest", "typed"}
+var publicPackages = []string{".", "launchd", "xpctest", "typed", "bundle"}
 
 // exportedSentinels returns, for each exported package-level variable named
 // Err* in dir's non-test files, the text given to errors.New ("" when it is

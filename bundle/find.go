@@ -3,6 +3,7 @@ package bundle
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,12 +33,24 @@ func Find(exe string) (string, error) {
 	if !filepath.IsAbs(exe) {
 		return "", &Error{Path: exe, Err: fmt.Errorf("%w: not an absolute path", ErrNotBundle)}
 	}
-	exe = filepath.Clean(exe)
 	fi, err := os.Lstat(exe)
 	if err != nil {
 		return "", &Error{Path: exe, Err: err}
 	}
-	if !fi.Mode().IsRegular() {
+	return FindFile(exe, fi)
+}
+
+// FindFile is Find for a running program, whose executable's path may
+// have been replaced since it started: fi describes the file the program
+// runs (os.Stat of /proc/PID/exe, which reaches that very file), and exe
+// is its path (os.Readlink of /proc/PID/exe). The bundle's executable at
+// exe must be the file fi describes.
+func FindFile(exe string, fi fs.FileInfo) (string, error) {
+	if !filepath.IsAbs(exe) {
+		return "", &Error{Path: exe, Err: fmt.Errorf("%w: not an absolute path", ErrNotBundle)}
+	}
+	exe = filepath.Clean(exe)
+	if fi == nil || !fi.Mode().IsRegular() {
 		return "", &Error{Path: exe, Err: fmt.Errorf("%w: not a regular file", ErrNotBundle)}
 	}
 	var firstBad error

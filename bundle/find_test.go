@@ -94,3 +94,32 @@ func TestFindLookAlike(t *testing.T) {
 		t.Errorf("broken bundle: %v, want ErrBadBundle", err)
 	}
 }
+
+// TestFindFile: what a running program's executable is decides, not what
+// its path holds now: a bundle whose executable was replaced after the
+// program started does not claim the program.
+func TestFindFile(t *testing.T) {
+	dir := bundletest.Make(t, t.TempDir(), bundletest.Spec{Identifier: "org.example.app"})
+	exe := dir + "/app"
+	running, err := os.Stat(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := bundle.FindFile(exe, running); err != nil || r != dir {
+		t.Fatalf("FindFile = %q, %v", r, err)
+	}
+	// Replaced: a new file at the same path.
+	os.Rename(exe, dir+"/old")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := bundle.FindFile(exe, running); !errors.Is(err, bundle.ErrNotBundle) {
+		t.Errorf("replaced: %q, %v; want ErrNotBundle", r, err)
+	}
+	if r, err := bundle.Find(exe); err != nil || r != dir {
+		t.Errorf("Find of the new file = %q, %v", r, err)
+	}
+	if _, err := bundle.FindFile(exe, nil); !errors.Is(err, bundle.ErrNotBundle) {
+		t.Errorf("nil FileInfo: %v", err)
+	}
+}

@@ -39,6 +39,10 @@ func readInfo(d *dir, rel string, service bool) (info, error) {
 	p := d.join(rel)
 	data, err := d.readFile(rel, MaxInfoPlistSize)
 	if err != nil {
+		if isNotExist(err) {
+			// Read found the application's; a service must have one.
+			return info{}, &Error{Path: p, Err: fmt.Errorf("%w: Info.plist missing", ErrBadBundle)}
+		}
 		return info{}, err
 	}
 	in, err := parseInfo(data, service)

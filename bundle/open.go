@@ -178,6 +178,9 @@ func (d *dir) openFile(rel string) (*os.File, error) {
 func (d *dir) checkExecutable(rel string) (string, error) {
 	parent, last, err := d.walk(rel)
 	if err != nil {
+		if isNotExist(err) {
+			return "", &Error{Path: d.join(rel), Err: fmt.Errorf("%w: executable missing", ErrBadBundle)}
+		}
 		return "", err
 	}
 	defer parent.Close()

@@ -142,6 +142,9 @@ func lintProblems(stdin io.Reader, path string, owner uint32) (errs, warns []str
 		}
 		return errs, nil
 	}
+	if why := bootstrap.BundleProgramProblem(job.BundleProgram, job.Program); why != "" {
+		return []string{path + ": BundleProgram: " + why}, nil
+	}
 	for _, w := range job.Warnings {
 		warns = append(warns, w.String())
 	}

@@ -145,6 +145,8 @@ func lintPlists() map[string]struct {
 		"word":        {[]byte("hello\n"), 0o644},
 		"root array":  {[]byte(`<plist><array/></plist>`), 0o644},
 		"writable":    {agent("test.lint.writable", nil), 0o666},
+		// A BundleProgram is resolved only by an application's bundle.
+		"bundle program": {[]byte(`<plist><dict><key>Label</key><string>test.lint.bp</string><key>BundleProgram</key><string>Contents/MacOS/helper</string></dict></plist>`), 0o644},
 	}
 }
 

@@ -62,9 +62,9 @@ type PlistSpec struct {
 	// Label is the job's Label; required.
 	Label string
 	// Extra holds more keys (such as "MachServices"), of the types
-	// xpc.ValueOf takes, or xpc.Objects. BundleProgram defaults to the
-	// main executable's path relative to ROOT; Extra may set another,
-	// or set it to nil to leave it out.
+	// xpc.ValueOf takes (xpc.Object values included). BundleProgram
+	// defaults to the main executable's path relative to ROOT; Extra may
+	// set another, or set it to nil to leave it out.
 	Extra map[string]any
 }
 
@@ -176,7 +176,7 @@ func Make(t testing.TB, root string, s Spec) string {
 
 // WritePlist writes the dictionary m as an XML property list at path,
 // mode 0644. Values are as xpc.ValueOf takes them (map[string]any for a
-// dictionary), or xpc.Objects.
+// dictionary), or xpc.Object values.
 func WritePlist(t testing.TB, path string, m map[string]any) {
 	t.Helper()
 	obj, err := xpc.ValueOf(m)

@@ -137,6 +137,9 @@ func loadPlistFile(domain string, owner uint32, f *os.File, path string) (*launc
 	if err != nil {
 		return nil, launchdErrors(domain, path, err)
 	}
+	if why := bootstrap.BundleProgramProblem(j.BundleProgram, j.Program); why != "" {
+		return nil, []loadError{{Domain: domain, File: path, Key: "BundleProgram", Reason: why}}
+	}
 	return j, nil
 }
 
