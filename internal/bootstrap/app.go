@@ -15,7 +15,8 @@ const (
 	// OpAppUnregister unregisters it and answers once its job has
 	// stopped and is unloaded ({"status": AppStatusNotRegistered}).
 	OpAppUnregister = "app-unregister"
-	// OpAppStatus answers {"status": S}, S one of the AppStatus constants.
+	// OpAppStatus answers {"status": S}: AppStatusNotRegistered,
+	// AppStatusEnabled, AppStatusRequiresApproval or AppStatusNotFound.
 	OpAppStatus = "app-status"
 	// OpAppWatch streams the service's status: the reply, then one
 	// {"status": S} message now and at every change, until the
