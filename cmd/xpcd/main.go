@@ -96,6 +96,7 @@ type options struct {
 	maxConns     int
 	journal      string
 	jobLogMax    int64
+	adminGroups  []string
 	version      bool
 	genMan       string
 }
@@ -134,6 +135,8 @@ func newCommand(o *options, stdout, stderr io.Writer, code *int) *cobra.Command 
 		"at most `N` (at least 1) bootstrap connections open at once per user; root has no cap")
 	f.StringVar(&o.journal, "journal-socket", xpcd.DefaultJournalSocket, "send services' lines to the journal's native `SOCKET`, if it exists; - for none")
 	f.Int64Var(&o.jobLogMax, "job-log-max-bytes", xpcd.DefaultJobLogMaxBytes, "rotate each job's log at `N` bytes (at least 4096)")
+	f.StringSliceVar(&o.adminGroups, "admin-groups", xpcd.DefaultAdminGroups(),
+		"`GROUPS` (comma-separated) whose members may approve the daemons users register; root always may")
 	f.StringVar(&o.level, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	f.StringVar(&o.format, "log-format", "text", "log `FORMAT`: text or json")
 	f.BoolVar(&o.version, "version", false, "print the version and exit")

@@ -49,7 +49,8 @@ func (o *options) serve(log *slog.Logger) int {
 		defer passed.Close()
 	}
 	cfg := xpcd.Config{Paths: paths, User: o.user, Logger: log, MaxConnectionsPerUser: o.maxConns,
-		JournalSocket: o.journal, JobLogMaxBytes: o.jobLogMax, Listener: passed}
+		JournalSocket: o.journal, JobLogMaxBytes: o.jobLogMax, Listener: passed,
+		AdminGroups: o.adminGroups}
 	if o.user && paths.Root == "" {
 		// Lookups the user's domain cannot answer go on to system.
 		cfg.SystemSocket = bootstrap.System().Socket

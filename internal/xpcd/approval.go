@@ -16,9 +16,9 @@ import (
 // approve, deny, and the approval authority (polkit) that may approve
 // one at once when it is registered.
 
-// DefaultAdminGroups are the groups whose members approve daemons when
-// Config.AdminGroups is nil.
-var DefaultAdminGroups = []string{"sudo", "wheel", "admin"}
+// DefaultAdminGroups returns the groups whose members approve daemons
+// when Config.AdminGroups is nil: sudo, wheel and admin.
+func DefaultAdminGroups() []string { return []string{"sudo", "wheel", "admin"} }
 
 // approvalAction is the action the approval authority is asked about.
 const approvalAction = "org.goxpc.xpcd.approve-daemon"
@@ -50,7 +50,7 @@ func (ss *session) isAdmin() bool {
 	groups := append([]uint32{ss.peer.GID, id.gid}, id.groups...)
 	names := ss.m.adminGroups
 	if names == nil {
-		names = DefaultAdminGroups
+		names = DefaultAdminGroups()
 	}
 	for _, name := range names {
 		g, err := user.LookupGroup(name)
@@ -68,7 +68,7 @@ func (ss *session) isAdmin() bool {
 func (m *supervisor) adminRefusal(uid uint32, what string) *opError {
 	names := m.adminGroups
 	if names == nil {
-		names = DefaultAdminGroups
+		names = DefaultAdminGroups()
 	}
 	re := refusedBy(bootstrap.RuleApprovalAdmin, "uid %d is not an administrator (root, or a member of %v)", uid, names)
 	return ruleOpError(re, "%s: %s", what, re.Detail)

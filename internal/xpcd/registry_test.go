@@ -145,9 +145,7 @@ func (h *harness) stateOfTarget(target string) string {
 
 // statusWatch collects an app-watch's statuses.
 type statusWatch struct {
-	mu  sync.Mutex
-	got []string
-	ch  chan string
+	ch chan string
 }
 
 func (w *statusWatch) HandleMessage(_ context.Context, m *xpc.Message) {
