@@ -232,6 +232,7 @@ func (m *supervisor) setGate(r *registration) {
 	j := d.jobs[r.Label]
 	if now {
 		j.cancelThrottle()
+		m.syncSchedule(j)
 		if j.inst != nil && j.inst.stopWhy == "" {
 			m.stop(j.inst, stopBootout)
 		}

@@ -216,8 +216,11 @@ func (m *supervisor) register(uid, bucket uint32, dom string, owner uint32, a ap
 		case wasGated && !nr.needsApproval():
 			m.syncSchedule(j)
 			m.atLoad(j)
-		case !wasGated && nr.needsApproval() && j.inst != nil && j.inst.stopWhy == "":
-			m.stop(j.inst, stopBootout)
+		case !wasGated && nr.needsApproval():
+			m.syncSchedule(j)
+			if j.inst != nil && j.inst.stopWhy == "" {
+				m.stop(j.inst, stopBootout)
+			}
 		}
 		m.changed(j)
 	}
