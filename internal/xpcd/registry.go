@@ -42,8 +42,12 @@ const (
 	maxRegistrationsPerUser = 64
 	// maxRegistrations is the most registrations of all users together.
 	maxRegistrations = 4096
-	// maxRegistryFile bounds what xpcd reads of registrationsFile.
-	maxRegistryFile = 8 << 20
+	// maxRegistryFile bounds what xpcd reads of registrationsFile:
+	// maxRegistrations of at most maxBundlePath and two PATH_MAX paths
+	// each, and the rest, fit.
+	maxRegistryFile = 64 << 20
+	// maxBundlePath is the longest bundle path a registration takes.
+	maxBundlePath = 1024
 	// registrationsFile is the registry's file in the state directory.
 	registrationsFile = "registrations.json"
 )
@@ -71,7 +75,10 @@ type registration struct {
 	def    *launchd.Job // the job, as last read from the bundle; nil if it could not be
 	bucket uint32       // what its user counts under (buckets.go)
 	stale  bool         // its bundle was found gone
-	asking bool         // the approval authority is being asked
+	// following is the path bundleSeen is reading the bundle at, so
+	// that one move is followed once.
+	following string
+	asking    bool // the approval authority is being asked
 }
 
 // regKey identifies a registration: no two have the same.

@@ -40,6 +40,9 @@ func parseAppArgs(body *xpc.Dictionary) (appArgs, *opError) {
 		return a, badRequest("want the bundle's absolute path (%s)", bootstrap.KeyPath)
 	}
 	a.root = filepath.Clean(p)
+	if len(a.root) > maxBundlePath {
+		return a, badRequest("a bundle path of %d bytes: the longest taken is %d", len(a.root), maxBundlePath)
+	}
 	a.kind, _ = body.String(bootstrap.KeyAppKind)
 	if a.kind == "" {
 		a.kind = bootstrap.AppKindMain
@@ -379,6 +382,10 @@ func opAppStatus(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, 
 	var st string
 	if e := ss.do(func() {
 		r := ss.m.findReg(ss.peer.UID, a, rd)
+		if r != nil && rd != nil && r.stale && r.Root == rd.root {
+			r.stale = false // put back
+			ss.m.appChanged()
+		}
 		st = r.status()
 		if rd == nil {
 			st = bootstrap.AppStatusNotFound
@@ -520,9 +527,11 @@ func opAppRepair(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, 
 func (m *supervisor) bundleSeen(id bundle.Identity, root string, uid uint32) {
 	m.reg.init()
 	for _, r := range m.sortedRegs() {
-		if r.Identifier != id.Identifier || r.Team != id.Team || r.Signed != id.Signed || r.UID != uid || r.Root == root {
+		if r.Identifier != id.Identifier || r.Team != id.Team || r.Signed != id.Signed || r.UID != uid || r.Root == root || r.following == root {
 			continue
 		}
+		r.following = root
+		key := r.key()
 		a := appArgs{root: root, kind: r.Kind, plist: r.Plist}
 		dom, owner, bucket := r.Domain, uint32(0), r.bucket
 		if r.Kind != bootstrap.AppKindDaemon {
@@ -532,10 +541,13 @@ func (m *supervisor) bundleSeen(id bundle.Identity, root string, uid uint32) {
 		go func() {
 			defer m.bg.Done()
 			rd, oe := readRegistration(callerIdent(uid, 0, false), m.trust, root, a.kind, a.plist)
-			if oe != nil || rd.id != id {
-				return
-			}
 			m.post(func() {
+				if r := m.reg.regs[key]; r != nil && r.following == root {
+					r.following = ""
+				}
+				if oe != nil || rd.id != id || len(root) > maxBundlePath {
+					return
+				}
 				if _, oe := m.register(uid, bucket, dom, owner, a, rd, nil); oe != nil {
 					m.log.Warn("registry: the moved bundle could not be registered from its new place", "bundle", root, "err", oe.desc)
 				}

@@ -56,7 +56,7 @@ func readRegistration(who *ident, trust *codesign.Verifier, root, kind, plist st
 func readBundleAs(trust *codesign.Verifier, root, kind, plist string, asRoot bool) (*bundleRead, *opError) {
 	b, err := bundle.Read(root)
 	if err != nil {
-		if errors.Is(err, bundle.ErrNotBundle) || errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, bundle.ErrNotBundle) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 			return nil, notFound("%v", err)
 		}
 		return nil, badRequest("%v", err)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -593,5 +594,57 @@ func TestAppUnsignedCannotTakeOverSigned(t *testing.T) {
 	u.must(bootstrap.OpAppRegister, moved, bootstrap.AppKindMain, "")
 	if regs = listRegs(t, u, false); len(regs) != 1 || strOf(regs[0], bootstrap.KeyAppBundle) != moved {
 		t.Fatalf("after the signed bundle moved: %v", regs)
+	}
+}
+
+// Bad requests get a typed answer and change nothing.
+func TestAppBadRequests(t *testing.T) {
+	h := newSystemHarness(t)
+	h.start()
+	root := bundletest.Make(t, appsDir(t, h), bundletest.Spec{Identifier: "org.example.regbad",
+		Agents: []bundletest.PlistSpec{{Label: "org.example.regbad.agent"}}})
+	u := newAppClient(t, h, regUser, regUser)
+	long := "/" + strings.Repeat("a", maxBundlePath)
+	for _, tc := range []struct {
+		name string
+		kv   []any
+		want string
+	}{
+		{"no path", []any{bootstrap.KeyAppKind, bootstrap.AppKindMain}, bootstrap.ReasonBadRequest},
+		{"relative path", []any{bootstrap.KeyPath, "Example.app"}, bootstrap.ReasonBadRequest},
+		{"path not a string", []any{bootstrap.KeyPath, int64(7)}, bootstrap.ReasonBadRequest},
+		{"long path", []any{bootstrap.KeyPath, long}, bootstrap.ReasonBadRequest},
+		{"unknown kind", []any{bootstrap.KeyPath, root, bootstrap.KeyAppKind, "plugin"}, bootstrap.ReasonBadRequest},
+		{"agent without plist", []any{bootstrap.KeyPath, root, bootstrap.KeyAppKind, bootstrap.AppKindAgent}, bootstrap.ReasonBadRequest},
+		{"plist with a slash", []any{bootstrap.KeyPath, root, bootstrap.KeyAppKind, bootstrap.AppKindAgent, bootstrap.KeyAppPlist, "../../etc/x.plist"}, bootstrap.ReasonBadRequest},
+		{"plist dot-dot", []any{bootstrap.KeyPath, root, bootstrap.KeyAppKind, bootstrap.AppKindAgent, bootstrap.KeyAppPlist, ".."}, bootstrap.ReasonBadRequest},
+		{"plist not in the bundle", []any{bootstrap.KeyPath, root, bootstrap.KeyAppKind, bootstrap.AppKindAgent, bootstrap.KeyAppPlist, "none.plist"}, bootstrap.ReasonNotFound},
+		{"not a bundle", []any{bootstrap.KeyPath, h.dir}, bootstrap.ReasonNotFound},
+		{"a file", []any{bootstrap.KeyPath, filepath.Join(root, "Info.plist")}, bootstrap.ReasonNotFound},
+	} {
+		for _, op := range []string{bootstrap.OpAppRegister, bootstrap.OpAppUnregister, bootstrap.OpAppStatus} {
+			_, err := u.send(op, tc.kv...)
+			want := tc.want
+			if want == bootstrap.ReasonNotFound && op == bootstrap.OpAppUnregister {
+				want = bootstrap.ReasonNotRegistered
+			}
+			if want == bootstrap.ReasonNotFound && op == bootstrap.OpAppStatus {
+				want = "" // a status, not-found
+			}
+			if reasonOf(err) != want {
+				t.Errorf("%s, %s: %v (reason %q), want reason %q", tc.name, op, err, reasonOf(err), want)
+			}
+		}
+	}
+	for _, op := range []string{bootstrap.OpApprove, bootstrap.OpDeny} {
+		if _, err := h.admin(op); reasonOf(err) != bootstrap.ReasonBadRequest {
+			t.Errorf("%s without an id: %v", op, err)
+		}
+		if _, err := h.admin(op, bootstrap.KeyApprovalID, "nope"); reasonOf(err) != bootstrap.ReasonNotFound {
+			t.Errorf("%s of an id nobody has: %v", op, err)
+		}
+	}
+	if n := len(listRegs(t, u, false)); n != 0 {
+		t.Fatalf("%d registrations after bad requests", n)
 	}
 }
