@@ -214,6 +214,13 @@ func (ss *session) askAuthority(key regKey, rd *bundleRead) {
 		defer m.bg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), authorityTimeout)
 		defer cancel()
+		go func() { // xpcd stopping ends the question
+			select {
+			case <-m.quit:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
 		ok, err := m.authority.Authorize(ctx, peer.PID, st, peer.UID, approvalAction, details)
 		if err != nil {
 			m.log.Warn("approval authority: no answer; the daemon waits for an administrator", "identifier", rd.id.Identifier, "err", err)

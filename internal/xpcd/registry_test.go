@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -393,8 +394,11 @@ func TestAppDaemonAuthority(t *testing.T) {
 				return len(fa.asks) == 1
 			})
 			fa.mu.Lock()
-			ask := fa.asks[0]
+			ask, pid := fa.asks[0], fa.pids[0]
 			fa.mu.Unlock()
+			if pid != os.Getpid() {
+				t.Fatalf("asked about pid %d, want the registering process, %d", pid, os.Getpid())
+			}
 			if ask["action"] != approvalAction || ask["identifier"] != id || ask["uid"] != strconv.Itoa(regUser) || ask["program"] != filepath.Join(root, "app") {
 				t.Fatalf("asked %v", ask)
 			}
@@ -646,5 +650,35 @@ func TestAppBadRequests(t *testing.T) {
 	}
 	if n := len(listRegs(t, u, false)); n != 0 {
 		t.Fatalf("%d registrations after bad requests", n)
+	}
+}
+
+// blockingAuthority never answers until its question is given up.
+type blockingAuthority struct{ asked chan struct{} }
+
+func (b blockingAuthority) Authorize(ctx context.Context, _ int, _ uint64, _ uint32, _ string, _ map[string]string) (bool, error) {
+	close(b.asked)
+	<-ctx.Done()
+	return false, ctx.Err()
+}
+
+// An authority that does not answer leaves the daemon waiting and does
+// not hold xpcd up when it stops.
+func TestAppAuthorityNoAnswer(t *testing.T) {
+	h := newSystemHarness(t)
+	h.start()
+	ba := blockingAuthority{asked: make(chan struct{})}
+	h.d.sup.authority = ba
+	id := "org.example.regpkwait"
+	root := daemonBundle(t, appsDir(t, h), id)
+	u := newAppClient(t, h, regUser, regUser)
+	if r := u.must(bootstrap.OpAppRegister, root, bootstrap.AppKindDaemon, id+".daemon.plist"); strOf(r, bootstrap.KeyStatus) != bootstrap.AppStatusRequiresApproval {
+		t.Fatalf("register: %v", r)
+	}
+	<-ba.asked
+	start := time.Now()
+	h.close(h.d)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("close took %v with a question to the authority open", d)
 	}
 }
