@@ -117,6 +117,32 @@ func WithBootstrapSocket(path string) Option {
 	return func(c *config) { c.sockets = []string{path} }
 }
 
+// WithSystem makes the Service talk to the system instance of xpcd (with
+// XPCD_ROOT set, that instance), which serves every user's domain as well
+// as system's.
+func WithSystem() Option {
+	return func(c *config) {
+		if root := os.Getenv(bootstrap.RootEnv); root != "" {
+			c.sockets = []string{bootstrap.ForRoot(root, false).Socket}
+			return
+		}
+		c.sockets = []string{bootstrap.System().Socket}
+	}
+}
+
+// WithUser makes the Service talk to the caller's own xpcd --user (with
+// XPCD_ROOT set, that instance), which serves the caller's domain only:
+// a main app and agents, never daemons.
+func WithUser() Option {
+	return func(c *config) {
+		if root := os.Getenv(bootstrap.RootEnv); root != "" {
+			c.sockets = []string{bootstrap.ForRoot(root, true).Socket}
+			return
+		}
+		c.sockets = []string{bootstrap.User().Socket}
+	}
+}
+
 // Service is a main app, an agent or a daemon of a bundle. Its methods are
 // safe for concurrent use; each talks to xpcd on a connection of its own.
 type Service struct {

@@ -149,3 +149,19 @@ func TestStatusString(t *testing.T) {
 		}
 	}
 }
+
+// WithSystem and WithUser reach XPCD_ROOT's instance when it is set.
+func TestInstanceOptions(t *testing.T) {
+	srv := xpctest.NewServer(t)
+	t.Setenv("XPCD_ROOT", srv.Root)
+	root := bundletest.Make(t, t.TempDir(), bundletest.Spec{Identifier: "org.example.asopt"})
+	for _, opt := range []appservice.Option{appservice.WithSystem(), appservice.WithUser()} {
+		if st, err := appservice.MainApp(root, opt).Status(testCtx(t)); err != nil || st != appservice.NotRegistered {
+			t.Fatalf("status: %v %v", st, err)
+		}
+	}
+	t.Setenv("XPCD_ROOT", filepath.Join(t.TempDir(), "none"))
+	if _, err := appservice.MainApp(root, appservice.WithSystem()).Status(testCtx(t)); err == nil {
+		t.Fatal("status through an xpcd that does not run: no error")
+	}
+}

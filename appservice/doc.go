@@ -49,5 +49,9 @@
 //
 // MainApp and Agent talk to the xpcd that XPCD_ROOT selects, or else the
 // user's own and then the system's, as the rest of the library does;
-// Daemon to XPCD_ROOT's or the system's. WithBootstrapSocket names one.
+// Daemon to XPCD_ROOT's or the system's. WithSystem and WithUser choose
+// the system instance or the user's own; WithBootstrapSocket names one by
+// its socket. Registrations live in the xpcd that took them: a main app
+// registered with the system instance (which serves every user's domain)
+// is not known to the user's own xpcd --user, and the other way round.
 package appservice

@@ -289,6 +289,16 @@ func TestAppDaemonApproval(t *testing.T) {
 		t.Fatalf("register: %v", r)
 	}
 	target := DomainSystem + "/" + id + ".daemon"
+	// The application watches its daemon's status.
+	w := &statusWatch{ch: make(chan string, 16)}
+	wc := dialIDs(t, h, regUser, regUser, w)
+	if _, err := wc.SendWithReply(testCtx(t), xpc.Dict(bootstrap.KeyOp, bootstrap.OpAppWatch, bootstrap.KeyPath, root,
+		bootstrap.KeyAppKind, bootstrap.AppKindDaemon, bootstrap.KeyAppPlist, plist)); err != nil {
+		t.Fatal(err)
+	}
+	if s := w.next(t); s != bootstrap.AppStatusRequiresApproval {
+		t.Fatalf("watch: %q", s)
+	}
 	if s := h.stateOfTarget(target); s != bootstrap.StateUnapproved {
 		t.Fatalf("daemon waiting for approval is %q", s)
 	}
@@ -324,6 +334,9 @@ func TestAppDaemonApproval(t *testing.T) {
 	}
 	if _, err := admin.send(bootstrap.OpApprove, bootstrap.KeyApprovalID, approval); err != nil {
 		t.Fatalf("approve by an administrator: %v", err)
+	}
+	if s := w.next(t); s != bootstrap.AppStatusEnabled {
+		t.Fatalf("watch after approval: %q", s)
 	}
 	waitFor(t, "the approved daemon to run", func() bool { return h.stateOfTarget(target) == "running" })
 	if s := u.status(root, bootstrap.AppKindDaemon, plist); s != bootstrap.AppStatusEnabled {
