@@ -169,3 +169,16 @@ func TestNotBundle(t *testing.T) {
 		t.Error("a file reads as a bundle")
 	}
 }
+
+func TestCheckIdentifier(t *testing.T) {
+	for _, id := range []string{"org.example.app", "a", "com.example.my-app_2", "A.B.C"} {
+		if err := bundle.CheckIdentifier(id); err != nil {
+			t.Errorf("%q: %v", id, err)
+		}
+	}
+	for _, id := range []string{"", ".", "..", ".org.example", "org.example.", "org..example", "org/example", "org example", "été.org", strings.Repeat("a", 128)} {
+		if err := bundle.CheckIdentifier(id); !errors.Is(err, bundle.ErrBadBundle) {
+			t.Errorf("%q: %v, want ErrBadBundle", id, err)
+		}
+	}
+}

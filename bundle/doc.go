@@ -34,9 +34,8 @@
 // bytes. Read takes these keys and ignores the others:
 //
 //   - CFBundleIdentifier (string, required): the bundle's identity, in
-//     reverse-DNS form; it must be a valid service name
-//     (launchd.CheckServiceName: ASCII letters, digits, '.', '_', '-', at
-//     most 127 bytes). A service's identifier is the name its clients
+//     reverse-DNS form (CheckIdentifier: ASCII letters, digits, '.', '_',
+//     '-', at most 127 bytes, no empty part between dots). A service's identifier is the name its clients
 //     look up; it must differ from the application's and from the other
 //     services'.
 //   - CFBundleExecutable (string, required): the executable's path,
@@ -80,6 +79,27 @@
 // LaunchAgents and LaunchDaemons, 1024 entries in each of those
 // directories, MaxInfoPlistSize bytes per Info.plist and
 // launchd.MaxFileSize per job plist: what Read holds in memory is bounded.
+//
+// # Which bundle a program belongs to
+//
+// Find (and FindFile, for a running program, through /proc/PID/exe; and
+// FindBundle, which returns the bundle as read) returns the root of the
+// bundle whose main executable, or one of whose
+// services' executables, a file is. It looks at the directories above the
+// file, nearest first and at most eight, never taking one named Contents,
+// MacOS, XPCServices or NAME.xpc as a root, Reads each that has an
+// Info.plist, and takes the first that claims the file: the same cleaned
+// path and the same file (device and inode). A copy or a hard link of a
+// bundle's executable elsewhere belongs to no bundle.
+//
+// # Identity
+//
+// A bundle's Identity is its CFBundleIdentifier and, when its main
+// executable is signed (package codesign) by a trusted key for that
+// identifier, the signed team. Bundle.Identify verifies the signature: an
+// unsigned executable gives an unsigned Identity; a signature for another
+// identifier, by an untrusted key, or that does not match the file is an
+// error wrapping ErrBadBundle.
 //
 // # Errors
 //

@@ -40,6 +40,9 @@ func TestReadErrors(t *testing.T) {
 		{name: "identifier invalid", break_: func(t *testing.T, p paths) {
 			info(t, p.base+"/Info.plist", map[string]any{"CFBundleIdentifier": "org/example", "CFBundleExecutable": "app"})
 		}, path: func(p paths) string { return p.base + "/Info.plist" }, reason: "CFBundleIdentifier"},
+		{name: "identifier with empty part", break_: func(t *testing.T, p paths) {
+			info(t, p.base+"/Info.plist", map[string]any{"CFBundleIdentifier": "..", "CFBundleExecutable": "app"})
+		}, path: func(p paths) string { return p.base + "/Info.plist" }, reason: "empty part between dots"},
 		{name: "no executable key", break_: func(t *testing.T, p paths) {
 			info(t, p.base+"/Info.plist", map[string]any{"CFBundleIdentifier": "org.example.app"})
 		}, path: func(p paths) string { return p.base + "/Info.plist" }, reason: "CFBundleExecutable missing"},
@@ -210,6 +213,7 @@ func TestReadErrors(t *testing.T) {
 				if c.break_ != nil {
 					c.break_(t, p)
 				}
+				fds := openFDs(t)
 				done := make(chan struct{})
 				var err error
 				go func() {
@@ -220,6 +224,9 @@ func TestReadErrors(t *testing.T) {
 				case <-done:
 				case <-time.After(10 * time.Second):
 					t.Fatal("Read hangs")
+				}
+				if n := openFDs(t); n != fds {
+					t.Errorf("%d descriptors open after Read, %d before", n, fds)
 				}
 				want := c.path(p)
 				var be *bundle.Error
@@ -264,4 +271,14 @@ func pathsOf(dir string, layout bundle.Layout) paths {
 // serviceInfo rewrites service S's Info.plist with these XPCService keys.
 func serviceInfo(t *testing.T, p paths, keys map[string]any) {
 	info(t, p.svc+"/Info.plist", map[string]any{"CFBundleIdentifier": "org.example.app.S", "CFBundleExecutable": "S", "XPCService": keys})
+}
+
+// openFDs counts the process's open descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
 }

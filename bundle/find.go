@@ -46,12 +46,23 @@ func Find(exe string) (string, error) {
 // is its path (os.Readlink of /proc/PID/exe). The bundle's executable at
 // exe must be the file fi describes.
 func FindFile(exe string, fi fs.FileInfo) (string, error) {
+	b, err := FindBundle(exe, fi)
+	if err != nil {
+		return "", err
+	}
+	return b.Root, nil
+}
+
+// FindBundle is FindFile returning the bundle as it was read while
+// looking, so that the caller does not read it again (and see another
+// bundle, if it changed meanwhile).
+func FindBundle(exe string, fi fs.FileInfo) (*Bundle, error) {
 	if !filepath.IsAbs(exe) {
-		return "", &Error{Path: exe, Err: fmt.Errorf("%w: not an absolute path", ErrNotBundle)}
+		return nil, &Error{Path: exe, Err: fmt.Errorf("%w: not an absolute path", ErrNotBundle)}
 	}
 	exe = filepath.Clean(exe)
 	if fi == nil || !fi.Mode().IsRegular() {
-		return "", &Error{Path: exe, Err: fmt.Errorf("%w: not a regular file", ErrNotBundle)}
+		return nil, &Error{Path: exe, Err: fmt.Errorf("%w: not a regular file", ErrNotBundle)}
 	}
 	var firstBad error
 	dir := exe
@@ -72,13 +83,13 @@ func FindFile(exe string, fi fs.FileInfo) (string, error) {
 			continue
 		}
 		if b.claims(exe, fi) {
-			return b.Root, nil
+			return b, nil
 		}
 	}
 	if firstBad != nil {
-		return "", firstBad
+		return nil, firstBad
 	}
-	return "", &Error{Path: exe, Err: fmt.Errorf("%w: no bundle above it has it as its executable or a service's", ErrNotBundle)}
+	return nil, &Error{Path: exe, Err: fmt.Errorf("%w: no bundle above it has it as its executable or a service's", ErrNotBundle)}
 }
 
 // notRoot reports whether a directory of this name is a part of a bundle

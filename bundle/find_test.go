@@ -108,6 +108,9 @@ func TestFindFile(t *testing.T) {
 	if r, err := bundle.FindFile(exe, running); err != nil || r != dir {
 		t.Fatalf("FindFile = %q, %v", r, err)
 	}
+	if b, err := bundle.FindBundle(exe, running); err != nil || b.Root != dir || b.Executable != exe || b.Identifier != "org.example.app" {
+		t.Fatalf("FindBundle = %+v, %v", b, err)
+	}
 	// Replaced: a new file at the same path.
 	os.Rename(exe, dir+"/old")
 	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {

@@ -66,8 +66,8 @@ func parseInfo(data []byte, service bool) (info, error) {
 	if in.identifier, err = requiredString(root, "CFBundleIdentifier"); err != nil {
 		return info{}, err
 	}
-	if err := launchd.CheckServiceName(in.identifier); err != nil {
-		return info{}, fmt.Errorf("%w: CFBundleIdentifier: %w", ErrBadBundle, err)
+	if err := CheckIdentifier(in.identifier); err != nil {
+		return info{}, fmt.Errorf("CFBundleIdentifier: %w", err)
 	}
 	if in.executable, err = requiredString(root, "CFBundleExecutable"); err != nil {
 		return info{}, err
@@ -173,6 +173,22 @@ func environment(v xpc.Object) (map[string]string, error) {
 		env[k] = string(s)
 	}
 	return env, nil
+}
+
+// CheckIdentifier reports whether id is a valid CFBundleIdentifier: a
+// valid service name (launchd.CheckServiceName: 1 to 127 bytes of ASCII
+// letters, digits, '.', '_' and '-') in reverse-DNS form, that is, whose
+// dot-separated parts are not empty (no leading, trailing or doubled
+// '.'). Such an identifier is safe as a file name. The error wraps
+// ErrBadBundle.
+func CheckIdentifier(id string) error {
+	if err := launchd.CheckServiceName(id); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadBundle, err)
+	}
+	if strings.HasPrefix(id, ".") || strings.HasSuffix(id, ".") || strings.Contains(id, "..") {
+		return fmt.Errorf("%w: %q: an empty part between dots (want reverse-DNS, such as org.example.app)", ErrBadBundle, id)
+	}
+	return nil
 }
 
 func requiredString(d *xpc.Dictionary, key string) (string, error) {

@@ -25,6 +25,7 @@
 //	key                     type                         default     Job field / meaning
 //	Label                   string                       required    Label; unique in its domain
 //	Program                 string, absolute path        -           Program; the executable
+//	BundleProgram           string, relative path        -           BundleProgram; the executable, inside an application bundle
 //	ProgramArguments        array of strings             [Program]   ProgramArguments; argv, argv[0] included
 //	Disabled                bool                         false       Disabled; loaded but not started
 //	UserName                string                       xpcd's      UserName; run as (xpcd as root only)
@@ -111,7 +112,11 @@
 //     right spelling.
 //   - The executable must be an absolute path: Program, or
 //     ProgramArguments[0] when there is no Program. launchd would search
-//     PATH; xpcd's PATH is not the user's, so goxpc refuses to guess.
+//     PATH; xpcd's PATH is not the user's, so goxpc refuses to guess. The
+//     exception is BundleProgram, a path relative to the root of the
+//     application bundle the plist belongs to, which stays inside it (no
+//     "..", RelativePathProblem) and which package bundle resolves to
+//     Program; with it, ProgramArguments[0] may be any string.
 //   - StandardInPath, StandardOutPath, StandardErrorPath, WorkingDirectory,
 //     WatchPaths, QueueDirectories and KeepAlive.PathState keys must be
 //     absolute paths.

@@ -5,6 +5,7 @@ package bundletest
 
 import (
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -223,6 +224,22 @@ func writeExe(t testing.TB, path, src string) {
 		t.Fatalf("bundletest: copying %s: %v", src, err)
 	}
 	if err := out.Close(); err != nil {
+		t.Fatalf("bundletest: %v", err)
+	}
+}
+
+// Chown gives the bundle at dir, and everything in it, to uid and gid,
+// for tests of bundles that belong to another user. It changes links
+// themselves, never what they point to.
+func Chown(t testing.TB, dir string, uid, gid int) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
+	if err != nil {
 		t.Fatalf("bundletest: %v", err)
 	}
 }
