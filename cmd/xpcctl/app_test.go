@@ -66,3 +66,22 @@ func TestAppCommands(t *testing.T) {
 	cancel()
 	<-w.done
 }
+
+// approval list, approve and deny: the list's header, and an id nobody
+// has refused in xpcctl's error shape.
+func TestApprovalCommands(t *testing.T) {
+	s := xpctest.NewServer(t)
+	t.Setenv(bootstrap.RootEnv, s.Root)
+	if r := runCmd(t, nil, "approval", "list"); r.code != 0 || !strings.HasPrefix(r.stdout, "ID  APPROVED  UID  JOB  IDENTITY  PROGRAM") {
+		t.Fatalf("approval list: %+v", r)
+	}
+	for _, verb := range []string{"approve", "deny"} {
+		r := runCmd(t, nil, "approval", verb, "0badc0de")
+		if r.code == 0 || !strings.HasPrefix(r.stderr, "xpcctl approval "+verb+": 0badc0de: not-found: ") {
+			t.Fatalf("approval %s of an id nobody has: %+v", verb, r)
+		}
+	}
+	if r := runCmd(t, nil, "approval", "approve"); r.code != exitUsage {
+		t.Fatalf("approval approve without an id: %+v", r)
+	}
+}

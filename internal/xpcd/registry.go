@@ -365,8 +365,18 @@ func (m *supervisor) restoreRegistry() {
 	if err == nil {
 		err = json.Unmarshal(b, &doc)
 	}
+	if err == nil && doc.Version > stateVersion {
+		err = fmt.Errorf("version %d, newer than this xpcd's %d", doc.Version, stateVersion)
+	}
 	if err != nil {
 		m.log.Error("registry: corrupt; starting without registrations", "file", path, "err", err)
+		if m.store.readOnly == "" {
+			// Kept for whoever wants to look, and not overwritten by
+			// the next registration.
+			if rerr := os.Rename(path, path+".corrupt"); rerr == nil {
+				m.log.Info("registry: corrupt file moved aside", "file", path, "to", path+".corrupt")
+			}
+		}
 		return
 	}
 	for _, r := range doc.Registrations {

@@ -695,3 +695,24 @@ func TestAppAuthorityNoAnswer(t *testing.T) {
 		t.Fatalf("close took %v with a question to the authority open", d)
 	}
 }
+
+// A corrupt registrations file is moved aside, and xpcd starts without
+// registrations.
+func TestAppRegistryCorrupt(t *testing.T) {
+	h := newSystemHarness(t)
+	if err := os.MkdirAll(h.paths.StateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(h.paths.StateDir, registrationsFile)
+	if err := os.WriteFile(path, []byte(`{"version":1,"registrations":[{"kind":`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	if _, err := os.Stat(path + ".corrupt"); err != nil {
+		t.Fatalf("the corrupt file was not moved aside: %v", err)
+	}
+	u := newAppClient(t, h, regUser, regUser)
+	if n := len(listRegs(t, u, false)); n != 0 {
+		t.Fatalf("%d registrations from a corrupt file", n)
+	}
+}
