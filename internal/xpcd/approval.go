@@ -138,8 +138,8 @@ func (m *supervisor) approve(id string, by uint32, saved func(error)) *opError {
 	if r == nil {
 		return notFound("no daemon waits for approval %s (xpcctl approval list)", id)
 	}
-	if m.store != nil && m.store.readOnly != "" {
-		return &opError{reason: bootstrap.ReasonReadOnlyState, desc: fmt.Sprintf("approve %s: the state is read-only (%s)", id, m.store.readOnly)}
+	if m.regReadOnly() != "" {
+		return &opError{reason: bootstrap.ReasonReadOnlyState, desc: fmt.Sprintf("approve %s: the state is read-only (%s)", id, m.regReadOnly())}
 	}
 	if !r.Approved {
 		r.Approved, r.ApprovedBy = true, by
@@ -168,8 +168,8 @@ func opDeny(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opEr
 		switch {
 		case r == nil:
 			oe = notFound("no daemon waits for approval %s (xpcctl approval list)", id)
-		case m.store != nil && m.store.readOnly != "":
-			oe = &opError{reason: bootstrap.ReasonReadOnlyState, desc: fmt.Sprintf("deny %s: the state is read-only (%s)", id, m.store.readOnly)}
+		case m.regReadOnly() != "":
+			oe = &opError{reason: bootstrap.ReasonReadOnlyState, desc: fmt.Sprintf("deny %s: the state is read-only (%s)", id, m.regReadOnly())}
 		default:
 			m.log.Info("daemon denied", "target", r.target(), "identifier", r.Identifier, "by_uid", ss.peer.UID)
 			m.removeReg(r, func(err error) { saved <- err })

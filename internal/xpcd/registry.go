@@ -130,6 +130,17 @@ type registry struct {
 	again   bool
 	waiters []func(error)
 	wmu     sync.Mutex // serializes the writers' goroutines
+	// readOnly says why registrationsFile may not be written (a newer
+	// xpcd's), "" if it may.
+	readOnly string
+}
+
+// regReadOnly says why the registry may not change, "" if it may.
+func (m *supervisor) regReadOnly() string {
+	if m.store == nil {
+		return ""
+	}
+	return joinWhy(m.store.readOnly, m.reg.readOnly)
 }
 
 func (g *registry) init() {
@@ -298,11 +309,11 @@ func (m *supervisor) saveRegistry(done func(error)) {
 		m.reg.again = true
 		return
 	}
-	if m.store.readOnly != "" {
+	if why := m.regReadOnly(); why != "" {
 		ws := m.reg.waiters
 		m.reg.waiters = nil
 		for _, w := range ws {
-			w(fmt.Errorf("%s: %w", m.store.readOnly, ErrStateReadOnly))
+			w(fmt.Errorf("%s: %w", why, ErrStateReadOnly))
 		}
 		return
 	}
@@ -366,7 +377,9 @@ func (m *supervisor) restoreRegistry() {
 		err = json.Unmarshal(b, &doc)
 	}
 	if err == nil && doc.Version > stateVersion {
-		err = fmt.Errorf("version %d, newer than this xpcd's %d", doc.Version, stateVersion)
+		// A newer xpcd's: used as far as it reads, never written.
+		m.reg.readOnly = (&newerStateError{path: path, version: doc.Version}).Error()
+		m.log.Error("registry: a newer xpcd's file; using what this version can read, and changing nothing", "file", path)
 	}
 	if err != nil {
 		m.log.Error("registry: corrupt; starting without registrations", "file", path, "err", err)

@@ -147,8 +147,8 @@ func stateOpError(what string, err error) *opError {
 // registration and redefines its job (bootstrap's upgrade).
 func (m *supervisor) register(uid, bucket uint32, dom string, owner uint32, a appArgs, rd *bundleRead, saved func(error)) (*registration, *opError) {
 	m.reg.init()
-	if m.store != nil && m.store.readOnly != "" {
-		return nil, &opError{reason: bootstrap.ReasonReadOnlyState, desc: fmt.Sprintf("register %s: the state is read-only (%s)", rd.id, m.store.readOnly)}
+	if m.regReadOnly() != "" {
+		return nil, &opError{reason: bootstrap.ReasonReadOnlyState, desc: fmt.Sprintf("register %s: the state is read-only (%s)", rd.id, m.regReadOnly())}
 	}
 	nr := &registration{Kind: a.kind, UID: uid, Identifier: rd.id.Identifier, Team: rd.id.Team, Signed: rd.id.Signed,
 		Plist: a.plist, Root: rd.root, Domain: dom, Label: rd.def.Label, Program: rd.program, Digest: rd.digest,
@@ -320,8 +320,8 @@ func opAppUnregister(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFu
 		case r.Kind == bootstrap.AppKindDaemon && ss.peer.UID != 0 && r.UID != ss.peer.UID:
 			re := refusedBy(bootstrap.RuleAppOwner, "daemon %s of %s was registered by uid %d", r.Plist, r.Identifier, r.UID)
 			oe = ruleOpError(re, "unregister %s: %s", a.root, re.Detail)
-		case m.store != nil && m.store.readOnly != "":
-			oe = &opError{reason: bootstrap.ReasonReadOnlyState, desc: fmt.Sprintf("unregister %s: the state is read-only (%s)", a.root, m.store.readOnly)}
+		case m.regReadOnly() != "":
+			oe = &opError{reason: bootstrap.ReasonReadOnlyState, desc: fmt.Sprintf("unregister %s: the state is read-only (%s)", a.root, m.regReadOnly())}
 		default:
 			gone = m.removeReg(r, func(err error) { saved <- err })
 		}
@@ -487,8 +487,8 @@ func opAppRepair(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, 
 	var oe *opError
 	if e := ss.do(func() {
 		m := ss.m
-		if m.store != nil && m.store.readOnly != "" {
-			oe = &opError{reason: bootstrap.ReasonReadOnlyState, desc: fmt.Sprintf("app repair: the state is read-only (%s)", m.store.readOnly)}
+		if m.regReadOnly() != "" {
+			oe = &opError{reason: bootstrap.ReasonReadOnlyState, desc: fmt.Sprintf("app repair: the state is read-only (%s)", m.regReadOnly())}
 			return
 		}
 		for _, r := range m.visibleRegs(ss.peer.UID) {

@@ -716,3 +716,26 @@ func TestAppRegistryCorrupt(t *testing.T) {
 		t.Fatalf("%d registrations from a corrupt file", n)
 	}
 }
+
+// A registrations file of a newer xpcd is read, not written: changes
+// are refused with read-only-state.
+func TestAppRegistryNewer(t *testing.T) {
+	h := newSystemHarness(t)
+	if err := os.MkdirAll(h.paths.StateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(h.paths.StateDir, registrationsFile)
+	doc := []byte(`{"version":99,"registrations":[]}`)
+	if err := os.WriteFile(path, doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	root := bundletest.Make(t, appsDir(t, h), bundletest.Spec{Identifier: "org.example.regnewer"})
+	u := newAppClient(t, h, regUser, regUser)
+	if _, err := u.req(bootstrap.OpAppRegister, root, bootstrap.AppKindMain, ""); reasonOf(err) != bootstrap.ReasonReadOnlyState {
+		t.Fatalf("register with a newer xpcd's file: %v", err)
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) != string(doc) {
+		t.Fatalf("the newer file was changed: %q %v", b, err)
+	}
+}
