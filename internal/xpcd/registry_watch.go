@@ -56,13 +56,14 @@ func (ss *session) startAppWatch(ctx context.Context, msg *xpc.Message) {
 	ss.watch = w
 }
 
-// appStatusFor is the status an app watcher sees now.
+// appStatusFor is the status an app watcher sees now: not-found for a
+// bundle that was not there when the watch began (as Status says), else
+// its registration's.
 func (m *supervisor) appStatusFor(aw *appWatch) string {
-	r := m.findReg(aw.uid, aw.a, aw.rd)
-	if aw.rd == nil && (r == nil || r.status() != bootstrap.AppStatusNotRegistered) {
+	if aw.rd == nil {
 		return bootstrap.AppStatusNotFound
 	}
-	return r.status()
+	return m.findReg(aw.uid, aw.a, aw.rd).status()
 }
 
 // sendAppStatus sends w its status if it changed.
