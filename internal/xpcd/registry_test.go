@@ -308,6 +308,9 @@ func TestAppDaemonApproval(t *testing.T) {
 	if _, err := h.lookup(id + ".daemon.svc"); reasonOf(err) != bootstrap.ReasonNotApproved {
 		t.Fatalf("lookup of an unapproved daemon's name: %v (reason %q)", err, reasonOf(err))
 	}
+	if why := strOf(h.mustAdmin(bootstrap.OpBlame, bootstrap.KeyTarget, target), bootstrap.KeyWhy); !strings.Contains(why, "approval approve "+approval) {
+		t.Fatalf("blame of an unapproved daemon: %q", why)
+	}
 	if _, err := h.admin(bootstrap.OpKickstart, bootstrap.KeyTarget, target); reasonOf(err) != bootstrap.ReasonNotApproved {
 		t.Fatalf("kickstart of an unapproved daemon: %v", err)
 	}

@@ -237,6 +237,10 @@ func (m *supervisor) blame(j *job) string {
 			b.WriteString("disabled by the Disabled key of " + def.Path)
 		}
 	default:
+		if m.unapproved(j) { // registry.go
+			fmt.Fprintf(&b, "waits for an administrator's approval (xpcctl approval approve %s); not launched until then", m.reg.gate[j.target()])
+			break
+		}
 		m.blameWaiting(&b, j)
 	}
 	if inst == nil || inst.spawning {
