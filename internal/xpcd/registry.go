@@ -167,6 +167,23 @@ func notApproved(what string, j *job, id string) *opError {
 		desc: fmt.Sprintf("%s: job %s waits for an administrator's approval (xpcctl approval approve %s)", what, j.target(), id)}
 }
 
+// yieldsName reports whether other, which holds a name def also wants in
+// d, gives it up: a daemon waiting for approval holds its names only
+// until a job that does not wait is loaded with one of them, so that a
+// user cannot keep a name from the system's own daemons by registering
+// one (load.go's checkNames asks).
+func (m *supervisor) yieldsName(other *job, d *domain, def *launchd.Job) bool {
+	if !m.unapproved(other) {
+		return false
+	}
+	_, waits := m.reg.gate[d.name+"/"+def.Label]
+	if !waits {
+		m.log.Warn("registry: a daemon waiting for approval gives up a name to a job loaded with it",
+			"waiting", other.target(), "job", d.name+"/"+def.Label)
+	}
+	return !waits
+}
+
 // ownsJob reports whether a registration has the job dom/label.
 func (m *supervisor) regOwns(dom, label string) *registration {
 	for _, r := range m.reg.regs {

@@ -742,3 +742,35 @@ func TestAppRegistryNewer(t *testing.T) {
 		t.Fatalf("the newer file was changed: %q %v", b, err)
 	}
 }
+
+// A daemon waiting for approval does not keep its names from a daemon
+// root loads later: that one gets them; another waiting daemon does not.
+func TestAppUnapprovedYieldsNames(t *testing.T) {
+	h := newSystemHarness(t)
+	h.start()
+	dir := appsDir(t, h)
+	id := "org.example.regsquat"
+	name := id + ".daemon.svc"
+	root := daemonBundle(t, dir, id)
+	u := newAppClient(t, h, regUser, regUser)
+	u.must(bootstrap.OpAppRegister, root, bootstrap.AppKindDaemon, id+".daemon.plist")
+	// Another user's daemon with the same name, waiting too: refused.
+	other := bundletest.Make(t, dir, bundletest.Spec{Identifier: "org.example.regsquat2", Daemons: []bundletest.PlistSpec{{
+		Label: "org.example.regsquat2.daemon", Extra: map[string]any{"MachServices": map[string]any{name: true}},
+	}}})
+	o := newAppClient(t, h, regOther, regOther)
+	if _, err := o.req(bootstrap.OpAppRegister, other, bootstrap.AppKindDaemon, "org.example.regsquat2.daemon.plist"); reasonOf(err) != bootstrap.ReasonNameTaken {
+		t.Fatalf("a second waiting daemon with the name: %v", err)
+	}
+	// Root's own daemon with the name loads, and has it.
+	plist := h.writePlist(h.lcJob("test.reg.owner", []string{name}, nil, nil, ""), dir)
+	if s := strOf(h.mustAdmin(bootstrap.OpBootstrap, bootstrap.KeyDomain, DomainSystem, bootstrap.KeyPath, plist), bootstrap.KeyStatus); s != "loaded" {
+		t.Fatalf("root's daemon with the name: %q", s)
+	}
+	if pid := h.lookupPing(name); pid <= 0 {
+		t.Fatalf("lookup of the name: pid %d", pid)
+	}
+	if n := intOf(h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, DomainSystem+"/"+id+".daemon"), bootstrap.KeyRuns); n != 0 {
+		t.Fatalf("the waiting daemon ran %d times", n)
+	}
+}
