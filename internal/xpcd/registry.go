@@ -130,9 +130,16 @@ type registry struct {
 	again   bool
 	waiters []func(error)
 	wmu     sync.Mutex // serializes the writers' goroutines
+	// gen numbers the snapshots written (owned by the loop); wrote is
+	// the newest on disk (guarded by wmu): an older one is never written
+	// over it.
+	gen   uint64
+	wrote uint64
 	// readOnly says why registrationsFile may not be written (a newer
 	// xpcd's), "" if it may.
 	readOnly string
+	// changed: the registry changed since xpcd started (flushRegistry).
+	changed bool
 }
 
 // regReadOnly says why the registry may not change, "" if it may.
@@ -311,6 +318,7 @@ type registryDoc struct {
 // now, written off it); done, if not nil, is told on the loop when the
 // write that has them has ended.
 func (m *supervisor) saveRegistry(done func(error)) {
+	m.reg.changed = true
 	if done != nil {
 		m.reg.waiters = append(m.reg.waiters, done)
 	}
@@ -345,12 +353,12 @@ func (m *supervisor) saveRegistry(done func(error)) {
 	}
 	m.reg.writing = true
 	dir := m.store.dir
+	m.reg.gen++
+	gen := m.reg.gen
 	m.bg.Add(1)
 	go func() {
 		defer m.bg.Done()
-		m.reg.wmu.Lock()
-		err := writeFileAtomic(dir, registrationsFile, b)
-		m.reg.wmu.Unlock()
+		err := m.writeRegistry(dir, b, gen)
 		if err != nil {
 			m.log.Error("registry: write failed", "err", err)
 		}
@@ -365,6 +373,37 @@ func (m *supervisor) saveRegistry(done func(error)) {
 			}
 		})
 	}()
+}
+
+// flushRegistry writes the registry once more, at once, as xpcd stops
+// (on the loop, which stops after it): a write asked for while another was
+// under way would otherwise be lost with the loop.
+func (m *supervisor) flushRegistry() {
+	if m.store == nil || !m.reg.changed || m.regReadOnly() != "" {
+		return
+	}
+	b, err := json.MarshalIndent(registryDoc{Version: stateVersion, Registrations: m.sortedRegs()}, "", "\t")
+	if err == nil {
+		m.reg.gen++
+		err = m.writeRegistry(m.store.dir, b, m.reg.gen)
+	}
+	if err != nil {
+		m.log.Error("registry: the last write failed", "err", err)
+	}
+}
+
+// writeRegistry writes snapshot gen, b, unless a newer one is on disk.
+func (m *supervisor) writeRegistry(dir string, b []byte, gen uint64) error {
+	m.reg.wmu.Lock()
+	defer m.reg.wmu.Unlock()
+	if gen < m.reg.wrote {
+		return nil
+	}
+	if err := writeFileAtomic(dir, registrationsFile, b); err != nil {
+		return err
+	}
+	m.reg.wrote = gen
+	return nil
 }
 
 // restoreRegistry reads registrationsFile and each registration's bundle

@@ -477,6 +477,7 @@ func (m *supervisor) detachAll() {
 	m.saveProcesses()
 	m.stopActivities()
 	m.stopEvents()
+	m.flushRegistry() // registry.go
 }
 
 // trackOutput remembers a running output reader, forgetting those that
