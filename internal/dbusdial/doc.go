@@ -2,7 +2,7 @@
 // dial, the authentication and Hello are all bounded by it, which godbus's
 // own Dial is not. xpcd's parts that talk to services on the system bus
 // (internal/criteria for logind and NetworkManager, internal/polkit for
-// PolicyKit) dial through it.
+// polkit) dial through it.
 //
 // Only unix: addresses ("unix:path=P", "unix:abstract=N") are supported:
 // the system bus is a local socket, and a TCP bus is not one xpcd, which

@@ -1,6 +1,6 @@
 // Package dbustest starts a private dbus-daemon for a test, so that code
 // which talks to services on the system bus (logind, NetworkManager,
-// PolicyKit) can be tested against fakes of them on a bus of its own.
+// polkit) can be tested against fakes of them on a bus of its own.
 //
 // A test calls Start, exports its fake services on connections from
 // Bus.Connect, claims their names with Own, and points the code under test
