@@ -2,6 +2,7 @@ package dbustest
 
 import (
 	"bufio"
+	"encoding/xml"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,7 +19,7 @@ import (
 const config = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
-  <listen>unix:path=%s</listen>
+  <listen>unix:path=%s</listen>%s
   <auth>EXTERNAL</auth>
   <policy context="default">
     <allow user="*"/>
@@ -43,6 +44,24 @@ type Bus struct {
 // test when dbus-daemon is not installed.
 func Start(t testing.TB, socket string) *Bus {
 	t.Helper()
+	return start(t, socket, "")
+}
+
+// StartServices starts a private dbus-daemon, as Start does, that can
+// activate the services of the D-Bus .service files in dir.
+func StartServices(t testing.TB, dir string) *Bus {
+	t.Helper()
+	var esc strings.Builder
+	if err := xml.EscapeText(&esc, []byte(dir)); err != nil {
+		t.Fatal(err)
+	}
+	return start(t, "", "\n  <servicedir>"+esc.String()+"</servicedir>")
+}
+
+// start starts a dbus-daemon listening on socket, with extra in its
+// configuration.
+func start(t testing.TB, socket, extra string) *Bus {
+	t.Helper()
 	if _, err := exec.LookPath("dbus-daemon"); err != nil {
 		t.Skip("no dbus-daemon:", err)
 	}
@@ -51,7 +70,7 @@ func Start(t testing.TB, socket string) *Bus {
 		socket = filepath.Join(dir, "bus")
 	}
 	conf := filepath.Join(dir, "bus.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, config, socket), 0o644); err != nil {
+	if err := os.WriteFile(conf, fmt.Appendf(nil, config, socket, extra), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	b := &Bus{Socket: socket, cmd: exec.Command("dbus-daemon", "--config-file="+conf, "--print-address", "--nofork")}
