@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/goxpc/xpc/internal/dbustest"
+	"github.com/goxpc/xpc/internal/polkit/polkittest"
 )
 
 // approvalAuthority is the interface xpcd's approval flow asks through;
@@ -50,7 +51,7 @@ func authorize(a *Authority, pid int, start uint64, uid uint32, action string, d
 // to each call.
 func TestAuthorizeSubject(t *testing.T) {
 	b := dbustest.Start(t, "")
-	f := startAuthority(t, b, answering(result{Authorized: true}))
+	f := polkittest.Start(t, b, polkittest.Authorized)
 	a := connect(t, b)
 	details := map[string]string{"label": "com.example.helper", "bundle": "com.example.App"}
 	for range 2 {
@@ -59,7 +60,7 @@ func TestAuthorizeSubject(t *testing.T) {
 			t.Fatalf("Authorize = %v, %v; want true, nil", ok, err)
 		}
 	}
-	got := f.got()
+	got := f.Checks()
 	if len(got) != 2 {
 		t.Fatalf("%d checks, want 2", len(got))
 	}
@@ -89,20 +90,20 @@ func TestAuthorizeAnswers(t *testing.T) {
 	b := dbustest.Start(t, "")
 	for _, tc := range []struct {
 		name   string
-		answer func(check) (*result, *dbus.Error)
+		answer polkittest.Answer
 		ok     bool
 		err    error
 	}{
-		{"authorized", answering(result{Authorized: true}), true, nil},
-		{"authorized after a challenge", answering(result{Authorized: true, Details: map[string]string{"polkit.retains_authorization_after_challenge": "true"}}), true, nil},
-		{"not authorized", answering(result{}), false, nil},
-		{"challenge", answering(result{Challenge: true}), false, ErrChallenge},
-		{"dismissed", answering(result{Details: map[string]string{"polkit.dismissed": "true"}}), false, ErrDismissed},
-		{"error", failing("org.freedesktop.PolicyKit1.Error.Failed"), false, ErrFailed},
-		{"not supported", failing("org.freedesktop.PolicyKit1.Error.NotSupported"), false, ErrFailed},
+		{"authorized", polkittest.Authorized, true, nil},
+		{"authorized after a challenge", polkittest.Answering(polkittest.Result{Authorized: true, Details: map[string]string{"polkit.retains_authorization_after_challenge": "true"}}), true, nil},
+		{"not authorized", polkittest.Answering(polkittest.Result{}), false, nil},
+		{"challenge", polkittest.Answering(polkittest.Result{Challenge: true}), false, ErrChallenge},
+		{"dismissed", polkittest.Answering(polkittest.Result{Details: map[string]string{"polkit.dismissed": "true"}}), false, ErrDismissed},
+		{"error", polkittest.Failing("org.freedesktop.PolicyKit1.Error.Failed"), false, ErrFailed},
+		{"not supported", polkittest.Failing("org.freedesktop.PolicyKit1.Error.NotSupported"), false, ErrFailed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			startAuthority(t, b, tc.answer)
+			polkittest.Start(t, b, tc.answer)
 			a := connect(t, b)
 			ok, err := authorize(a, 1, 1, 0, ActionApproveDaemon, nil)
 			if ok != tc.ok || !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
@@ -138,21 +139,25 @@ func TestAuthorizeWrongShape(t *testing.T) {
 		sig    string
 		method any
 	}{
-		{"b", func(subject, string, map[string]string, uint32, string) (bool, *dbus.Error) { return true, nil }},
-		{"(bb)", func(subject, string, map[string]string, uint32, string) (bb, *dbus.Error) { return bb{true, true}, nil }},
-		{"(sba{ss})", func(subject, string, map[string]string, uint32, string) (sba, *dbus.Error) {
+		{"b", func(polkittest.Subject, string, map[string]string, uint32, string) (bool, *dbus.Error) {
+			return true, nil
+		}},
+		{"(bb)", func(polkittest.Subject, string, map[string]string, uint32, string) (bb, *dbus.Error) {
+			return bb{true, true}, nil
+		}},
+		{"(sba{ss})", func(polkittest.Subject, string, map[string]string, uint32, string) (sba, *dbus.Error) {
 			return sba{"true", true, nil}, nil
 		}},
-		{"(bba{si})", func(subject, string, map[string]string, uint32, string) (bbai, *dbus.Error) {
+		{"(bba{si})", func(polkittest.Subject, string, map[string]string, uint32, string) (bbai, *dbus.Error) {
 			return bbai{true, false, nil}, nil
 		}},
-		{"bba{ss}", func(subject, string, map[string]string, uint32, string) (bool, bool, map[string]string, *dbus.Error) {
+		{"bba{ss}", func(polkittest.Subject, string, map[string]string, uint32, string) (bool, bool, map[string]string, *dbus.Error) {
 			return true, false, nil, nil
 		}},
-		{"(bba{ss})b", func(subject, string, map[string]string, uint32, string) (result, bool, *dbus.Error) {
-			return result{Authorized: true}, true, nil
+		{"(bba{ss})b", func(polkittest.Subject, string, map[string]string, uint32, string) (polkittest.Result, bool, *dbus.Error) {
+			return polkittest.Result{Authorized: true}, true, nil
 		}},
-		{"nothing", func(subject, string, map[string]string, uint32, string) *dbus.Error { return nil }},
+		{"nothing", func(polkittest.Subject, string, map[string]string, uint32, string) *dbus.Error { return nil }},
 	} {
 		t.Run(tc.sig, func(t *testing.T) {
 			conn := b.Connect(t)
@@ -176,8 +181,7 @@ func TestAuthorizeWrongShape(t *testing.T) {
 // with the check's id), so that its dialog goes away.
 func TestAuthorizeCancel(t *testing.T) {
 	b := dbustest.Start(t, "")
-	f := startAuthority(t, b, never)
-	t.Cleanup(f.release)
+	f := polkittest.Start(t, b, polkittest.Never)
 	a := connect(t, b)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
@@ -190,9 +194,9 @@ func TestAuthorizeCancel(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Authorize returned after %v, its context ended after 300ms", d)
 	}
-	id := <-f.arrived
+	id := <-f.Arrived
 	select {
-	case got := <-f.cancels:
+	case got := <-f.Cancels:
 		if got != id {
 			t.Errorf("CancelCheckAuthorization(%q), want the check's id %q", got, id)
 		}
@@ -203,14 +207,14 @@ func TestAuthorizeCancel(t *testing.T) {
 	// A context cancelled by the caller, too.
 	ctx, cancel = context.WithCancel(context.Background())
 	go func() {
-		<-f.arrived
+		<-f.Arrived
 		cancel()
 	}()
 	if ok, err := a.Authorize(ctx, 7, 8, 9, ActionApproveDaemon, nil); ok || !errors.Is(err, context.Canceled) {
 		t.Errorf("Authorize = %v, %v; want false, Canceled", ok, err)
 	}
 	select {
-	case <-f.cancels:
+	case <-f.Cancels:
 	case <-time.After(10 * time.Second):
 		t.Fatal("no CancelCheckAuthorization after cancel")
 	}
@@ -221,8 +225,7 @@ func TestAuthorizeCancel(t *testing.T) {
 // and is never sent.
 func TestAuthorizePendingBound(t *testing.T) {
 	b := dbustest.Start(t, "")
-	f := startAuthority(t, b, never)
-	t.Cleanup(f.release)
+	f := polkittest.Start(t, b, polkittest.Never)
 	a := connect(t, b)
 	ctx, cancel := context.WithCancel(context.Background())
 	errs := make(chan error, MaxPending)
@@ -233,14 +236,14 @@ func TestAuthorizePendingBound(t *testing.T) {
 		}()
 	}
 	for range MaxPending {
-		<-f.arrived
+		<-f.Arrived
 	}
 	short, cancelShort := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancelShort()
 	if _, err := a.Authorize(short, 1, 1, 0, ActionApproveDaemon, nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Authorize past MaxPending = %v, want DeadlineExceeded", err)
 	}
-	if n := len(f.got()); n != MaxPending {
+	if n := len(f.Checks()); n != MaxPending {
 		t.Errorf("the authority was asked %d times, want %d", n, MaxPending)
 	}
 	cancel()
@@ -250,7 +253,7 @@ func TestAuthorizePendingBound(t *testing.T) {
 		}
 	}
 	// The slots are free again.
-	f.setAnswer(answering(result{Authorized: true}))
+	f.SetAnswer(polkittest.Authorized)
 	if ok, err := authorize(a, 1, 1, 0, ActionApproveDaemon, nil); !ok || err != nil {
 		t.Errorf("Authorize after the others ended = %v, %v", ok, err)
 	}
@@ -261,7 +264,7 @@ func TestAuthorizePendingBound(t *testing.T) {
 // that is not UTF-8).
 func TestAuthorizeInvalid(t *testing.T) {
 	b := dbustest.Start(t, "")
-	f := startAuthority(t, b, answering(result{Authorized: true}))
+	f := polkittest.Start(t, b, polkittest.Authorized)
 	a := connect(t, b)
 	many := map[string]string{}
 	for i := range MaxDetails + 1 {
@@ -293,8 +296,8 @@ func TestAuthorizeInvalid(t *testing.T) {
 			t.Errorf("%s: Authorize = %v, %v; want false, ErrInvalid", tc.name, ok, err)
 		}
 	}
-	if got := f.got(); len(got) != 0 {
-		t.Errorf("the authority was asked %d times, want never", len(got))
+	if got := f.Checks(); len(got) != 0 {
+		t.Errorf("the authority was asked %d times, want polkittest.Never", len(got))
 	}
 	// The connection is still good.
 	if ok, err := authorize(a, 1, 1, 0, ActionApproveDaemon, map[string]string{"k": strings.Repeat("v", MaxDetailsBytes-1)}); !ok || err != nil {
@@ -319,7 +322,7 @@ func TestConnectUnavailable(t *testing.T) {
 // TestConnectSystemBus: "" is the system bus of DBUS_SYSTEM_BUS_ADDRESS.
 func TestConnectSystemBus(t *testing.T) {
 	b := dbustest.Start(t, "")
-	startAuthority(t, b, answering(result{Authorized: true}))
+	polkittest.Start(t, b, polkittest.Authorized)
 	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", b.Addr)
 	a, err := Connect(context.Background(), "")
 	if err != nil {
@@ -353,16 +356,15 @@ func TestConnectActivatable(t *testing.T) {
 // going.
 func TestAuthorityGone(t *testing.T) {
 	b := dbustest.Start(t, "")
-	f := startAuthority(t, b, never)
-	t.Cleanup(f.release)
+	f := polkittest.Start(t, b, polkittest.Never)
 	a := connect(t, b)
 	errs := make(chan error, 1)
 	go func() {
 		_, err := authorize(a, 1, 1, 0, ActionApproveDaemon, nil)
 		errs <- err
 	}()
-	<-f.arrived
-	f.conn.Close()
+	<-f.Arrived
+	f.Conn.Close()
 	if err := <-errs; !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Authorize with the authority gone in the middle = %v; want ErrUnavailable", err)
 	}
@@ -392,15 +394,14 @@ func TestAuthorityGone(t *testing.T) {
 // ones too.
 func TestClose(t *testing.T) {
 	b := dbustest.Start(t, "")
-	f := startAuthority(t, b, never)
-	t.Cleanup(f.release)
+	f := polkittest.Start(t, b, polkittest.Never)
 	a := connect(t, b)
 	errs := make(chan error, 1)
 	go func() {
 		_, err := authorize(a, 1, 1, 0, ActionApproveDaemon, nil)
 		errs <- err
 	}()
-	<-f.arrived
+	<-f.Arrived
 	if err := a.Close(); err != nil {
 		t.Errorf("Close = %v", err)
 	}
@@ -424,17 +425,16 @@ func TestClose(t *testing.T) {
 // answers, a cancelled check and a refused one.
 func TestNoLeaks(t *testing.T) {
 	b := dbustest.Start(t, "")
-	f := startAuthority(t, b, answering(result{Authorized: true}))
-	t.Cleanup(f.release)
+	f := polkittest.Start(t, b, polkittest.Authorized)
 	ignore := goleak.IgnoreCurrent()
 	a := connect(t, b)
 	authorize(a, 1, 1, 0, ActionApproveDaemon, nil)
 	authorize(a, 1, 1, 0, "BAD", nil)
-	f.setAnswer(never)
+	f.SetAnswer(polkittest.Never)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	a.Authorize(ctx, 1, 1, 0, ActionApproveDaemon, nil)
 	cancel()
-	<-f.cancels
+	<-f.Cancels
 	a.Close()
 	goleak.VerifyNone(t, ignore)
 }
