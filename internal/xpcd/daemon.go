@@ -82,6 +82,12 @@ type Config struct {
 	// a condition that cannot signal a change (pressure, power) are read
 	// again. 0: 30 s.
 	ActivityRecheck time.Duration
+	// PolkitBus is the bus on which polkit's authority is asked to approve
+	// the daemons users register (polkit.go): "" none, the default; "system"
+	// (PolkitSystemBus) the system bus; otherwise a bus address
+	// ("unix:path=..."). Where no authority answers, approval waits for an
+	// administrator, as with "".
+	PolkitBus string
 	// JobLogMaxBytes caps each job's log file in the state directory
 	// (joblog.go); at the cap it is rotated, keeping one older file, so a
 	// job's log takes at most twice this. 0: DefaultJobLogMaxBytes.
@@ -90,12 +96,6 @@ type Config struct {
 	// a job's log is also sent when the socket exists (journal.go). "":
 	// DefaultJournalSocket; "-": none.
 	JournalSocket string
-	// PolkitBus is the bus on which polkit's authority is asked to approve
-	// the daemons users register (polkit.go): "" none, the default; "system"
-	// (PolkitSystemBus) the system bus; otherwise a bus address
-	// ("unix:path=..."). Where no authority answers, approval waits for an
-	// administrator, as with "".
-	PolkitBus string
 
 	// Listener, if set, is the bootstrap socket, already bound and
 	// listening, as systemd's socket activation passes it: it must be an
