@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -37,6 +38,7 @@ type Bus struct {
 	// Socket is the path of the bus's socket.
 	Socket string
 	cmd    *exec.Cmd
+	stop   chan struct{} // closed by Stop: the daemon's thread may go
 }
 
 // Start starts a private dbus-daemon listening on socket (a new one in a
@@ -80,7 +82,20 @@ func start(t testing.TB, socket, extra string) *Bus {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.cmd.Start(); err != nil {
+	// Pdeathsig is sent when the thread that started the daemon ends, not
+	// the process: the daemon is started from a thread kept for it until
+	// Stop, since Go ends a thread a goroutine leaves locked (as one that
+	// takes another user's identity does).
+	started := make(chan error)
+	b.stop = make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		started <- b.cmd.Start()
+		<-b.stop
+	}()
+	if err := <-started; err != nil {
+		close(b.stop)
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Stop)
@@ -98,6 +113,7 @@ func (b *Bus) Stop() {
 		b.cmd.Process.Kill()
 		b.cmd.Wait()
 		os.Remove(b.Socket)
+		close(b.stop)
 	}
 }
 
