@@ -169,6 +169,9 @@ func (a *Authority) Authorize(ctx context.Context, pid int, startTime uint64, ui
 		return false, ErrClosed
 	default:
 	}
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("polkit: %s for pid %d: %w", action, pid, err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, MaxWait)
 	defer cancel()
 	if details == nil {

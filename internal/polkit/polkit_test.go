@@ -218,6 +218,15 @@ func TestAuthorizeCancel(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no CancelCheckAuthorization after cancel")
 	}
+
+	// A context already ended: nothing is asked.
+	n := len(f.Checks())
+	if ok, err := a.Authorize(ctx, 7, 8, 9, ActionApproveDaemon, nil); ok || !errors.Is(err, context.Canceled) {
+		t.Errorf("Authorize with an ended context = %v, %v; want false, Canceled", ok, err)
+	}
+	if got := len(f.Checks()); got != n {
+		t.Errorf("the authority was asked with an ended context")
+	}
 }
 
 // TestAuthorizePendingBound: at most MaxPending checks wait for the
