@@ -227,6 +227,15 @@ func TestAuthorizeCancel(t *testing.T) {
 	if got := len(f.Checks()); got != n {
 		t.Errorf("the authority was asked with an ended context")
 	}
+	// Nor told to cancel: by the time a later check is answered, no
+	// CancelCheckAuthorization, sent before it, has arrived.
+	f.SetAnswer(polkittest.Authorized)
+	if ok, err := authorize(a, 1, 1, 0, ActionApproveDaemon, nil); !ok || err != nil {
+		t.Fatalf("Authorize = %v, %v", ok, err)
+	}
+	if len(f.Cancels) != 0 {
+		t.Errorf("CancelCheckAuthorization(%q) of a check never asked", <-f.Cancels)
+	}
 }
 
 // TestAuthorizePendingBound: at most MaxPending checks wait for the
