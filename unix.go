@@ -82,6 +82,11 @@ func removeStaleSocket(path string) error {
 		c.Close()
 		return fmt.Errorf("xpc: listen %s: %w", path, unix.EADDRINUSE)
 	}
+	if errors.Is(err, unix.EPROTOTYPE) {
+		// Someone listens there with another kind of socket (stream,
+		// datagram): in use, not stale.
+		return fmt.Errorf("xpc: listen %s: %w: a socket of another type listens there", path, unix.EADDRINUSE)
+	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("xpc: listen %s: remove stale socket: %w", path, err)
 	}

@@ -3,6 +3,7 @@ package xpc
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -90,5 +91,37 @@ func TestNewListenerFromFileRefused(t *testing.T) {
 			}
 			t.Errorf("NewListenerFromFile: %v, want %v", err, tc.want)
 		}
+	}
+}
+
+// A socket path someone listens on, with a seqpacket socket or with
+// another type, is in use: ListenUnix refuses it and leaves it there. A
+// socket nobody listens on is stale and replaced.
+func TestListenUnixInUse(t *testing.T) {
+	dir := t.TempDir()
+	for _, network := range []string{"unixpacket", "unix"} {
+		path := filepath.Join(dir, network+".sock")
+		other, err := net.Listen(network, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l, err := ListenUnix(path, 0o600); !errors.Is(err, unix.EADDRINUSE) {
+			if err == nil {
+				l.Cancel()
+			}
+			t.Fatalf("%s listener there: %v, want EADDRINUSE", network, err)
+		}
+		if c, err := net.Dial(network, path); err != nil {
+			t.Fatalf("%s: the listener lost its path: %v", network, err)
+		} else {
+			c.Close()
+		}
+		other.(*net.UnixListener).SetUnlinkOnClose(false)
+		other.Close()
+		l, err := ListenUnix(path, 0o600)
+		if err != nil {
+			t.Fatalf("stale %s socket not replaced: %v", network, err)
+		}
+		l.Cancel()
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/bundle"
 	"github.com/goxpc/xpc/internal/bundletest"
 )
@@ -180,5 +181,38 @@ func TestCheckIdentifier(t *testing.T) {
 		if err := bundle.CheckIdentifier(id); !errors.Is(err, bundle.ErrBadBundle) {
 			t.Errorf("%q: %v, want ErrBadBundle", id, err)
 		}
+	}
+}
+
+// TestInfoPlistFormats: Info.plist may be XML, binary or text.
+func TestInfoPlistFormats(t *testing.T) {
+	keys, err := xpc.ValueOf(map[string]any{"CFBundleIdentifier": "org.example.fmt", "CFBundleExecutable": "app", "CFBundleVersion": "3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"xml", "binary", "text"} {
+		t.Run(format, func(t *testing.T) {
+			dir := bundletest.Make(t, t.TempDir(), bundletest.Spec{Identifier: "org.example.fmt"})
+			var data []byte
+			switch format {
+			case "xml":
+				data, err = xpc.ToPlist(keys, xpc.PlistXML)
+			case "binary":
+				data, err = xpc.ToPlist(keys, xpc.PlistBinary)
+			case "text":
+				// Written by hand: the OpenStep format is read, not written.
+				data = []byte(`{ CFBundleIdentifier = org.example.fmt; CFBundleExecutable = "app"; CFBundleVersion = "3"; }`)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "Info.plist"), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			b, err := bundle.Read(dir)
+			if err != nil || b.Identifier != "org.example.fmt" || b.Version != "3" {
+				t.Fatalf("%+v, %v", b, err)
+			}
+		})
 	}
 }

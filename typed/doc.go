@@ -57,7 +57,10 @@
 // (RemoteArg). The callback works while the call is in progress: when the
 // server's method returns, its connection is cancelled, and when the
 // client's call returns, the listener and every connection made through it
-// are cancelled, so nothing outlives the call. For this reason only
+// are cancelled, so nothing outlives the call. The one-way calls the
+// method made through a callback before it returned have all run, in
+// order, when the client's call returns: the server waits for them before
+// it replies. For this reason only
 // two-way methods take interface arguments. A nil local object crosses as
 // a missing argument and arrives as nil. Each call the method makes
 // through a callback ends after DefaultCallbackTimeout (or what

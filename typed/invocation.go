@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/goxpc/xpc"
@@ -18,7 +20,7 @@ type Invocation struct {
 	method  string
 	reply   *xpc.Dictionary
 	taken   uint64 // arguments (by position, below 64) the method owns
-	remotes []*xpc.Connection
+	remotes []*boundedConn
 	ctx     callContext // the method's context
 	// callbackTimeout bounds calls through callback proxies (Server's).
 	callbackTimeout time.Duration
@@ -61,9 +63,10 @@ func (in *Invocation) Arg(i int, v any) error {
 // RemoteArg returns a proxy for the object the client passed as the
 // argument at position i (Local): a connection to the endpoint it sent,
 // wrapped by newClient (the generated client constructor, such as
-// NewWeatherClient). The proxy works until the method returns; then its
-// connection is cancelled. An absent argument gives T's zero value (nil);
-// one that is not an endpoint an error matching ErrBadArguments.
+// NewWeatherClient). The proxy works until the method returns; then, once
+// the one-way calls made through it have run in the client, its connection
+// is cancelled. An absent argument gives T's zero value (nil); one that is
+// not an endpoint an error matching ErrBadArguments.
 func RemoteArg[T any](in *Invocation, i int, newClient func(Conn) T) (T, error) {
 	var zero T
 	obj := in.body.Get(ArgKey(i))
@@ -82,12 +85,13 @@ func RemoteArg[T any](in *Invocation, i int, newClient func(Conn) T) (T, error) 
 		return zero, fmt.Errorf("typed: %s: argument %d: %w: %w", in.method, i, ErrBadArguments, err)
 	}
 	c.Activate()
-	in.remotes = append(in.remotes, c)
 	d := in.callbackTimeout
 	if d <= 0 {
 		d = DefaultCallbackTimeout
 	}
-	return newClient(boundedConn{c: c, d: d}), nil
+	b := &boundedConn{c: c, d: d}
+	in.remotes = append(in.remotes, b)
+	return newClient(b), nil
 }
 
 // boundedConn is a callback proxy's connection: a call through it whose
@@ -96,9 +100,11 @@ func RemoteArg[T any](in *Invocation, i int, newClient func(Conn) T) (T, error) 
 type boundedConn struct {
 	c *xpc.Connection
 	d time.Duration
+	// oneWay is set once a one-way call was sent through the proxy.
+	oneWay atomic.Bool
 }
 
-func (b boundedConn) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+func (b *boundedConn) bound(ctx context.Context) (context.Context, context.CancelFunc) {
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= b.d {
 		return ctx, func() {}
 	}
@@ -106,15 +112,19 @@ func (b boundedConn) bound(ctx context.Context) (context.Context, context.Cancel
 }
 
 // Send sends msg as the connection's Send does, within the bound.
-func (b boundedConn) Send(ctx context.Context, msg *xpc.Dictionary) error {
+func (b *boundedConn) Send(ctx context.Context, msg *xpc.Dictionary) error {
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
-	return b.c.Send(ctx, msg)
+	err := b.c.Send(ctx, msg)
+	if err == nil {
+		b.oneWay.Store(true)
+	}
+	return err
 }
 
 // SendWithReply sends msg as the connection's SendWithReply does, and
 // waits for the reply within the bound.
-func (b boundedConn) SendWithReply(ctx context.Context, msg *xpc.Dictionary) (*xpc.Dictionary, error) {
+func (b *boundedConn) SendWithReply(ctx context.Context, msg *xpc.Dictionary) (*xpc.Dictionary, error) {
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
 	return b.c.SendWithReply(ctx, msg)
@@ -142,13 +152,10 @@ func (in *Invocation) Results(err error, rs ...any) error {
 	return nil
 }
 
-// end cancels the proxies' connections and closes the descriptors in the
+// end ends the proxies (endRemotes) and closes the descriptors in the
 // request that no argument took.
 func (in *Invocation) end() {
-	for _, c := range in.remotes {
-		c.Cancel()
-	}
-	in.remotes = nil
+	in.endRemotes()
 	if in.body == nil {
 		return
 	}
@@ -158,6 +165,31 @@ func (in *Invocation) end() {
 		}
 		xpc.CloseAttachments(v)
 	}
+}
+
+// endRemotes cancels the proxies' connections. Before that, a proxy
+// through which a one-way call was sent gets a barrier: an empty request,
+// whose reply (an error: it names no method) the client's connection sends
+// only once the requests before it have been handled, one at a time and
+// in order. So the one-way calls a method made through a callback have
+// run when the client's call returns, rather than being dropped with the
+// connection, or running after the call. The wait is bounded by the
+// callback timeout; the barriers of several proxies are sent at once.
+func (in *Invocation) endRemotes() {
+	if len(in.remotes) == 0 {
+		return // before wg, which escapes: a call without callbacks allocates nothing here
+	}
+	var wg sync.WaitGroup
+	for _, b := range in.remotes {
+		if b.oneWay.Load() {
+			wg.Go(func() { _, _ = b.SendWithReply(context.Background(), xpc.NewDictionary(0)) })
+		}
+	}
+	wg.Wait()
+	for _, b := range in.remotes {
+		b.c.Cancel()
+	}
+	in.remotes = nil
 }
 
 // tookKey reports whether the argument under key k was taken by the method.

@@ -55,6 +55,7 @@ func (o *options) serve(log *slog.Logger) int {
 		// Lookups the user's domain cannot answer go on to system.
 		cfg.SystemSocket = bootstrap.System().Socket
 	}
+	cfg.PolkitBus = polkitBus(o.polkitBus, o.system && paths.Root == "")
 	d, err := xpcd.New(cfg)
 	if err != nil {
 		log.Error("bad configuration", "err", err)
@@ -207,7 +208,7 @@ func startWatchdog(d *xpcd.Daemon, log *slog.Logger) (stop func()) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { watchdog(ctx, d, period, log) })
+	wg.Go(func() { watchdog(ctx, d.Alive, period, log) })
 	return func() {
 		cancel()
 		wg.Wait()
@@ -224,13 +225,14 @@ func pingPeriod(interval time.Duration) time.Duration {
 	return max(interval/2, minPing)
 }
 
-// watchdog pings every period while the loop answers, until ctx ends.
-func watchdog(ctx context.Context, d *xpcd.Daemon, period time.Duration, log *slog.Logger) {
+// watchdog pings every period while alive (the supervisor loop's probe,
+// xpcd.Daemon.Alive) answers within the period, until ctx ends.
+func watchdog(ctx context.Context, alive func(context.Context) error, period time.Duration, log *slog.Logger) {
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		probe, cancel := context.WithTimeout(ctx, period)
-		err := d.Alive(probe)
+		err := alive(probe)
 		cancel()
 		if ctx.Err() != nil {
 			return

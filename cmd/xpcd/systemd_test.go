@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -82,14 +84,18 @@ func boundSocket(t *testing.T, path string, typ int, listen bool) *os.File {
 
 // asXpcd returns the test binary run as xpcd with args, socket passed as
 // descriptor 3 with LISTEN_FDS=1 and LISTEN_PID its own pid (set by a
-// shell that then execs it), as systemd's socket activation does.
+// shell that then execs it), as systemd's socket activation does. It is
+// killed after asXpcdTimeout: an xpcd that serves where it should refuse
+// fails the test instead of hanging it (and outliving it).
 func asXpcd(t *testing.T, socket *os.File, env []string, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("/bin/sh", append([]string{"-c", `LISTEN_PID=$$ exec "$0" "$@"`, exe}, args...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), asXpcdTimeout)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, "/bin/sh", append([]string{"-c", `LISTEN_PID=$$ exec "$0" "$@"`, exe}, args...)...)
 	cmd.Env = append(os.Environ(), "XPCD_TEST_AS_XPCD=1", "LISTEN_FDS=1")
 	cmd.Env = append(cmd.Env, env...)
 	cmd.ExtraFiles = []*os.File{socket}
@@ -97,6 +103,9 @@ func asXpcd(t *testing.T, socket *os.File, env []string, args ...string) (*exec.
 	cmd.Stderr = &stderr
 	return cmd, &stderr
 }
+
+// asXpcdTimeout bounds an xpcd asXpcd runs.
+const asXpcdTimeout = 30 * time.Second
 
 // Under systemd's socket activation xpcd serves the socket it is passed:
 // it says it is ready, answers through that socket, pings the watchdog
@@ -258,4 +267,66 @@ func TestPingPeriod(t *testing.T) {
 			t.Errorf("pingPeriod(%v) = %v, want %v", c.interval, got, c.want)
 		}
 	}
+}
+
+// The watchdog is pinged only while the supervisor loop answers: a loop
+// stuck in a step gets no pings (so systemd restarts xpcd), and the pings
+// come back when it goes on.
+func TestWatchdogStuckLoop(t *testing.T) {
+	dir := shortTempDir(t)
+	n := listenNotify(t, filepath.Join(dir, "notify"))
+	t.Setenv("NOTIFY_SOCKET", filepath.Join(dir, "notify"))
+	var stuck atomic.Bool
+	alive := func(ctx context.Context) error {
+		if stuck.Load() {
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return nil
+	}
+	var logged bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&syncWriter{w: &logged}, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { watchdog(ctx, alive, 20*time.Millisecond, log); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	for i := range 3 {
+		if got := readNotify(t, n); got != "WATCHDOG=1" {
+			t.Fatalf("notification %d: %q, want WATCHDOG=1", i, got)
+		}
+	}
+	stuck.Store(true)
+	// A ping that was on its way when the loop stuck may still come.
+	n.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	for {
+		if _, err := n.Read(make([]byte, 64)); err != nil {
+			break
+		}
+	}
+	n.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if k, err := n.Read(make([]byte, 64)); err == nil {
+		t.Fatalf("a ping while the loop is stuck (%d bytes)", k)
+	}
+	stuck.Store(false)
+	if got := readNotify(t, n); got != "WATCHDOG=1" {
+		t.Fatalf("after the loop went on: %q, want WATCHDOG=1", got)
+	}
+	cancel()
+	<-done
+	if !strings.Contains(logged.String(), "watchdog: no ping") {
+		t.Errorf("no error logged for a stuck loop:\n%s", logged.String())
+	}
+}
+
+// syncWriter serializes writes to w for a logger used by a goroutine.
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
+	"github.com/goxpc/xpc/internal/polkit"
 )
 
 // Approval of daemons registered by users other than root: approval list,
@@ -21,7 +22,7 @@ import (
 func DefaultAdminGroups() []string { return []string{"sudo", "wheel", "admin"} }
 
 // approvalAction is the action the approval authority is asked about.
-const approvalAction = "org.goxpc.xpcd.approve-daemon"
+const approvalAction = polkit.ActionApproveDaemon
 
 // authorityTimeout bounds one question to the approval authority (an
 // authorization dialog waits for a person).
