@@ -274,8 +274,6 @@ func (m *supervisor) findReg(uid uint32, a appArgs, rd *bundleRead) *registratio
 	scope := uid
 	if a.kind == bootstrap.AppKindDaemon {
 		scope = 0
-	} else if d := m.onlyDomain(); d != nil {
-		scope = uid
 	}
 	if rd != nil {
 		return m.reg.regs[regKey{kind: a.kind, scope: scope, identifier: rd.id.Identifier, plist: a.plist}]
