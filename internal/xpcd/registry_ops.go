@@ -431,8 +431,7 @@ func (ss *session) checkStale(regs []*registration) *opError {
 	}
 	stale := make([]bool, len(looks))
 	for i, l := range looks {
-		_, oe := readRegistration(callerIdent(l.uid, 0, false), ss.m.trust, l.root, l.kind, l.plist)
-		stale[i] = oe != nil && oe.reason == bootstrap.ReasonNotFound
+		stale[i] = bundleGone(callerIdent(l.uid, 0, false), l.root, l.kind, l.plist)
 	}
 	return ss.do(func() {
 		changed := false

@@ -111,6 +111,27 @@ func readBundleAs(trust *codesign.Verifier, root, kind, plist string, asRoot boo
 	return rd, nil
 }
 
+// bundleGone reports, reading as who, whether the bundle at root, or the
+// plist a kind/plist service names in it, is gone: what makes a
+// registration stale. It verifies no signature and hashes nothing, so
+// that listing many registrations stays cheap.
+func bundleGone(who *ident, root, kind, plist string) bool {
+	gone := false
+	err := asUser(who, func() error {
+		b, err := bundle.Read(root)
+		switch {
+		case err != nil:
+			gone = errors.Is(err, bundle.ErrNotBundle) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+		case kind == bootstrap.AppKindAgent:
+			gone = b.Agent(plist) == nil
+		case kind == bootstrap.AppKindDaemon:
+			gone = b.Daemon(plist) == nil
+		}
+		return nil
+	})
+	return err == nil && gone
+}
+
 // checkPlistName refuses a plist name that is not a file name.
 func checkPlistName(name string) *opError {
 	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") || len(name) > 255 {
