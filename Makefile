@@ -37,6 +37,8 @@ TMPFILESDIR ?= $(LIBDIR)/tmpfiles.d
 BASHCOMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
 ZSHCOMPLETIONDIR ?= $(DATADIR)/zsh/site-functions
 FISHCOMPLETIONDIR ?= $(DATADIR)/fish/vendor_completions.d
+# polkit reads its actions from /usr/share/polkit-1/actions only.
+POLKITACTIONSDIR ?= $(DATADIR)/polkit-1/actions
 # xpcd reads its jobs and keys from /etc/xpc whatever PREFIX is
 # (internal/bootstrap/paths.go, codesign.TrustDir).
 SYSCONFDIR ?= /etc
@@ -91,6 +93,8 @@ install: all
 	done
 	$(INSTALL) -d $(DESTDIR)$(TMPFILESDIR)
 	$(INSTALL_DATA) contrib/tmpfiles.d/xpc.conf $(DESTDIR)$(TMPFILESDIR)/xpc.conf
+	$(INSTALL) -d $(DESTDIR)$(POLKITACTIONSDIR)
+	$(INSTALL_DATA) contrib/polkit/org.goxpc.xpcd.policy $(DESTDIR)$(POLKITACTIONSDIR)/org.goxpc.xpcd.policy
 	$(INSTALL) -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8
 	$(INSTALL_DATA) $(B)/man/man1/*.1 $(DESTDIR)$(MANDIR)/man1/
 	$(INSTALL_DATA) $(B)/man/man8/*.8 $(DESTDIR)$(MANDIR)/man8/
@@ -105,6 +109,7 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR)$(SYSTEMDSYSTEMUNITDIR)/,$(UNITS_SYSTEM))
 	rm -f $(addprefix $(DESTDIR)$(SYSTEMDUSERUNITDIR)/,$(UNITS_USER))
 	rm -f $(DESTDIR)$(TMPFILESDIR)/xpc.conf
+	rm -f $(DESTDIR)$(POLKITACTIONSDIR)/org.goxpc.xpcd.policy
 	rm -f $(DESTDIR)$(MANDIR)/man1/xpcctl.1 $(DESTDIR)$(MANDIR)/man1/xpcctl-*.1 $(DESTDIR)$(MANDIR)/man8/xpcd.8
 	rm -f $(DESTDIR)$(BASHCOMPLETIONDIR)/xpcctl $(DESTDIR)$(ZSHCOMPLETIONDIR)/_xpcctl $(DESTDIR)$(FISHCOMPLETIONDIR)/xpcctl.fish
 	rmdir $(DESTDIR)$(XPCCONFDIR)/LaunchDaemons $(DESTDIR)$(XPCCONFDIR)/LaunchAgents $(DESTDIR)$(XPCCONFDIR)/trust.d $(DESTDIR)$(XPCCONFDIR) 2>/dev/null || true

@@ -16,7 +16,7 @@ func TestDeps(t *testing.T) {
 		"go.uber.org/goleak":        "goroutine leak checks, in tests only",
 		"aead.dev/minisign":         "executable signatures in the minisign format (codesign)",
 		"golang.org/x/crypto":       "BLAKE2b, scrypt and ed25519 for aead.dev/minisign",
-		"github.com/godbus/dbus/v5": "logind and NetworkManager, which speak only D-Bus (internal/criteria)",
+		"github.com/godbus/dbus/v5": "logind, NetworkManager and PolicyKit, which speak only D-Bus (internal/criteria, internal/polkit)",
 	}
 	data, err := os.ReadFile("go.mod")
 	if err != nil {

@@ -115,6 +115,7 @@ func init() {
 	commands = append(commands, activityCommands()...)
 	commands = append(commands, signCommands()...)
 	commands = append(commands, notifyCommands()...)
+	commands = append(commands, appCommands()...) // app.go
 	commands = append(commands, logCommand)
 	commands = append(commands, monitorCommand, captureCommand)
 	commands = append(commands, completionCommand, genManCommand)

@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	xpcd --system | --user [--root DIR] [--max-connections-per-user N]
+//	xpcd --system | --user [--root DIR] [--polkit-bus BUS] [--max-connections-per-user N]
 //	     [--journal-socket SOCKET] [--job-log-max-bytes N]
 //	     [--log-level LEVEL] [--log-format text|json]
 //	xpcd --version
@@ -23,6 +23,13 @@
 // next is turned away with reason too-many-connections (the client's
 // error matches xpc.ErrDenied) until one of that user's closes. N must be
 // at least 1.
+//
+// --polkit-bus BUS is where polkit's authority is asked to approve the
+// daemons users register from application bundles (an authorization
+// dialog on a desktop): system (the system bus; the default for the
+// system instance, --system without --root), none (the default otherwise)
+// or a unix: bus address. Where no authority answers, xpcd says so once
+// and approval waits for an administrator (xpcctl approval approve).
 //
 // --job-log-max-bytes N (default 1 MiB) caps each job's log in the state
 // directory, which is rotated once; --journal-socket SOCKET (default
@@ -91,12 +98,14 @@ func procs(getenv func(string) string) int {
 type options struct {
 	system, user bool
 	root         string
+	polkitBus    string
 	level        string
 	format       string
 	maxConns     int
 	journal      string
 	appUser      string
 	jobLogMax    int64
+	adminGroups  []string
 	version      bool
 	genMan       string
 }
@@ -131,10 +140,13 @@ func newCommand(o *options, stdout, stderr io.Writer, code *int) *cobra.Command 
 	f.BoolVar(&o.system, "system", false, "serve the system instance (as root): the system domain and every user's")
 	f.BoolVar(&o.user, "user", false, "serve the current user's domain only")
 	f.StringVar(&o.root, "root", "", "put the whole instance under `DIR` (as XPCD_ROOT does)")
+	f.StringVar(&o.polkitBus, "polkit-bus", "", "ask polkit on `BUS` to approve the daemons users register: system, none, or a unix: address (default system for --system, none otherwise)")
 	f.IntVar(&o.maxConns, "max-connections-per-user", xpcd.DefaultMaxConnectionsPerUser,
 		"at most `N` (at least 1) bootstrap connections open at once per user; root has no cap")
 	f.StringVar(&o.journal, "journal-socket", xpcd.DefaultJournalSocket, "send services' lines to the journal's native `SOCKET`, if it exists; - for none")
 	f.Int64Var(&o.jobLogMax, "job-log-max-bytes", xpcd.DefaultJobLogMaxBytes, "rotate each job's log at `N` bytes (at least 4096)")
+	f.StringSliceVar(&o.adminGroups, "admin-groups", xpcd.DefaultAdminGroups(),
+		"`GROUPS` (comma-separated) whose members may approve the daemons users register; root always may")
 	f.StringVar(&o.appUser, "app-service-user", xpcd.DefaultAppServiceUser, "run application bundles' System XPC services as `USER` (not root)")
 	f.StringVar(&o.level, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	f.StringVar(&o.format, "log-format", "text", "log `FORMAT`: text or json")
@@ -207,6 +219,9 @@ func (o *options) check(stderr io.Writer) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--max-connections-per-user %d: want at least 1", o.maxConns)
 	case o.jobLogMax < 4096:
 		return nil, fmt.Errorf("--job-log-max-bytes %d: want at least 4096", o.jobLogMax)
+	}
+	if err := checkPolkitBus(o.polkitBus); err != nil {
+		return nil, err
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(o.level)); err != nil {

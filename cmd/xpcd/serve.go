@@ -50,11 +50,12 @@ func (o *options) serve(log *slog.Logger) int {
 	}
 	cfg := xpcd.Config{Paths: paths, User: o.user, Logger: log, MaxConnectionsPerUser: o.maxConns,
 		JournalSocket: o.journal, JobLogMaxBytes: o.jobLogMax, Listener: passed,
-		AppServiceUser: o.appUser}
+		AdminGroups: o.adminGroups, AppServiceUser: o.appUser}
 	if o.user && paths.Root == "" {
 		// Lookups the user's domain cannot answer go on to system.
 		cfg.SystemSocket = bootstrap.System().Socket
 	}
+	cfg.PolkitBus = polkitBus(o.polkitBus, o.system && paths.Root == "")
 	d, err := xpcd.New(cfg)
 	if err != nil {
 		log.Error("bad configuration", "err", err)

@@ -17,10 +17,10 @@ const (
 	// bundle's directory, every directory above it and every file in
 	// it that xpcd reads belong to root and are writable by nobody else).
 	RuleBundleTrust = "bundle-trust"
-	// RuleAppLimit: a user may have only so many applications with XPC
-	// service instances at once, and only so many such instances
+	// RuleAppInstanceLimit: a user may have only so many applications
+	// with XPC service instances at once, and only so many such instances
 	// (counted by bucket, as RuleJobLimit).
-	RuleAppLimit = "app-limit"
+	RuleAppInstanceLimit = "app-instance-limit"
 	// RulePIDDomainAccess: a process's pid domain may be printed by root
 	// and by the process's own uid only.
 	RulePIDDomainAccess = "pid-domain-access"

@@ -4,18 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/goxpc/xpc/internal/dbusdial"
 )
 
 const (
-	// dialTimeout bounds connecting to the bus (dial, authentication,
-	// Hello) when the caller's context has no earlier deadline.
-	dialTimeout = 5 * time.Second
 	// callTimeout bounds a call when the caller's context has no earlier
 	// deadline.
 	callTimeout = 5 * time.Second
@@ -72,7 +68,7 @@ func (l *Linux) connect(ctx context.Context) (*dbus.Conn, string) {
 	l.dials++
 	l.mu.Unlock()
 
-	conn, err := dialBus(ctx, l.cfg.SystemBus)
+	conn, err := dbusdial.Dial(ctx, l.cfg.SystemBus)
 	signals := make(chan *dbus.Signal, busSignals)
 	var owners map[string]string
 	if err == nil {
@@ -161,97 +157,6 @@ func (l *Linux) forward(conn *dbus.Conn, signals <-chan *dbus.Signal, owners map
 		l.log.Info("criteria: lost the system bus", "address", l.cfg.SystemBus)
 		l.notify()
 	}
-}
-
-// dialBus connects to the first address of the list that answers,
-// authenticates and says Hello, within ctx and dialTimeout. Only unix
-// addresses are supported: the system bus is a local socket.
-func dialBus(ctx context.Context, addresses string) (*dbus.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	defer cancel()
-	var errs []error
-	for _, address := range strings.Split(addresses, ";") {
-		if address == "" {
-			continue
-		}
-		name, err := unixSocketName(address)
-		if err == nil {
-			var conn *dbus.Conn
-			if conn, err = dialUnix(ctx, name); err == nil {
-				return conn, nil
-			}
-		}
-		errs = append(errs, err)
-	}
-	if len(errs) == 0 {
-		return nil, errors.New("empty address")
-	}
-	return nil, errors.Join(errs...)
-}
-
-// unixSocketName reads a "unix:path=P" or "unix:abstract=N" address: P, or
-// "@N".
-func unixSocketName(address string) (string, error) {
-	params, ok := strings.CutPrefix(address, "unix:")
-	if !ok {
-		return "", fmt.Errorf("%.64q: only unix: addresses are supported", address)
-	}
-	for kv := range strings.SplitSeq(params, ",") {
-		key, value, _ := strings.Cut(kv, "=")
-		v, err := url.PathUnescape(value)
-		if err != nil {
-			return "", fmt.Errorf("%.64q: %w", address, err)
-		}
-		switch key {
-		case "path":
-			return v, nil
-		case "abstract":
-			return "@" + v, nil
-		}
-	}
-	return "", fmt.Errorf("%.64q: no path= or abstract=", address)
-}
-
-// dialUnix connects to the bus's socket name, with ctx's deadline on the
-// connection until Hello has been answered.
-func dialUnix(ctx context.Context, name string) (*dbus.Conn, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", name)
-	if err != nil {
-		return nil, err
-	}
-	deadline, _ := ctx.Deadline()
-	if err := c.SetDeadline(deadline); err != nil {
-		c.Close()
-		return nil, err
-	}
-	// A cancelled ctx ends the dial at once, as its deadline would.
-	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
-	conn, err := dbus.NewConn(c)
-	if err != nil {
-		stop()
-		c.Close()
-		return nil, err
-	}
-	if err := conn.Auth(nil); err != nil {
-		stop()
-		conn.Close()
-		return nil, fmt.Errorf("authenticate: %w", err)
-	}
-	if err := conn.Hello(); err != nil {
-		stop()
-		conn.Close()
-		return nil, fmt.Errorf("hello: %w", err)
-	}
-	if !stop() {
-		conn.Close()
-		return nil, ctx.Err()
-	}
-	if err := c.SetDeadline(time.Time{}); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return conn, nil
 }
 
 // busCall calls method of dest's object at path within ctx, without

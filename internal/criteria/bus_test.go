@@ -1,106 +1,21 @@
 package criteria
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/godbus/dbus/v5"
 	"github.com/godbus/dbus/v5/prop"
+
+	"github.com/goxpc/xpc/internal/dbustest"
 )
 
-// busConfig is a dbus-daemon configuration that listens on a socket in a
-// test's directory and allows everything.
-const busConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <listen>unix:path=%s</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_destination="*"/>
-    <allow receive_sender="*"/>
-  </policy>
-</busconfig>
-`
-
-// testBus is a private dbus-daemon.
-type testBus struct {
-	addr, socket string
-	cmd          *exec.Cmd
-}
-
-// startBus starts a private dbus-daemon listening on socket (a new one in
-// a temporary directory when ""), stopped at the test's end.
-func startBus(t testing.TB, socket string) *testBus {
-	t.Helper()
-	if _, err := exec.LookPath("dbus-daemon"); err != nil {
-		t.Skip("no dbus-daemon:", err)
-	}
-	dir := t.TempDir()
-	if socket == "" {
-		socket = filepath.Join(dir, "bus")
-	}
-	conf := filepath.Join(dir, "bus.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, busConfig, socket), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	b := &testBus{socket: socket, cmd: exec.Command("dbus-daemon", "--config-file="+conf, "--print-address", "--nofork")}
-	// A test binary killed (a timeout) takes its daemon with it.
-	b.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out, err := b.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.stop)
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("dbus-daemon's address: %v", err)
-	}
-	b.addr = strings.TrimSpace(line)
-	return b
-}
-
-// stop ends the daemon, once.
-func (b *testBus) stop() {
-	if b.cmd.ProcessState == nil {
-		b.cmd.Process.Kill()
-		b.cmd.Wait()
-		os.Remove(b.socket)
-	}
-}
-
-// connect returns a connection to b, closed at the test's end.
-func (b *testBus) connect(t testing.TB) *dbus.Conn {
-	t.Helper()
-	conn, err := dbus.Connect(b.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
-
-// own makes conn the owner of name.
-func own(t testing.TB, conn *dbus.Conn, name string) {
-	t.Helper()
-	reply, err := conn.RequestName(name, dbus.NameFlagDoNotQueue)
-	if err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
-		t.Fatalf("RequestName(%s) = %v, %v", name, reply, err)
-	}
-}
+// startBus starts a private dbus-daemon (dbustest.Start).
+func startBus(t testing.TB, socket string) *dbustest.Bus { return dbustest.Start(t, socket) }
 
 // fakeLogind is org.freedesktop.login1's Manager and sessions.
 type fakeLogind struct {
@@ -113,13 +28,13 @@ type fakeLogind struct {
 }
 
 // startLogind exports a fake logind on b.
-func startLogind(t testing.TB, b *testBus) *fakeLogind {
+func startLogind(t testing.TB, b *dbustest.Bus) *fakeLogind {
 	t.Helper()
-	m := &fakeLogind{t: t, conn: b.connect(t), props: map[string]*prop.Properties{}}
+	m := &fakeLogind{t: t, conn: b.Connect(t), props: map[string]*prop.Properties{}}
 	if err := m.conn.Export(m, login1Path, login1+".Manager"); err != nil {
 		t.Fatal(err)
 	}
-	own(t, m.conn, login1)
+	dbustest.Own(t, m.conn, login1)
 	return m
 }
 
@@ -210,9 +125,9 @@ type fakeNM struct {
 }
 
 // startNM exports a fake NetworkManager on b.
-func startNM(t testing.TB, b *testBus, connectivity, metered uint32) *fakeNM {
+func startNM(t testing.TB, b *dbustest.Bus, connectivity, metered uint32) *fakeNM {
 	t.Helper()
-	n := &fakeNM{conn: b.connect(t)}
+	n := &fakeNM{conn: b.Connect(t)}
 	var err error
 	n.props, err = prop.Export(n.conn, nmPath, prop.Map{nmName: {
 		"Connectivity": {Value: connectivity, Emit: prop.EmitTrue},
@@ -221,7 +136,7 @@ func startNM(t testing.TB, b *testBus, connectivity, metered uint32) *fakeNM {
 	if err != nil {
 		t.Fatal(err)
 	}
-	own(t, n.conn, nmName)
+	dbustest.Own(t, n.conn, nmName)
 	return n
 }
 

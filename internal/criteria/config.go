@@ -6,11 +6,13 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/goxpc/xpc/internal/dbusdial"
 )
 
 // DefaultSystemBus is the system bus's address when
 // DBUS_SYSTEM_BUS_ADDRESS is not set (the D-Bus specification's).
-const DefaultSystemBus = "unix:path=/run/dbus/system_bus_socket"
+const DefaultSystemBus = dbusdial.DefaultSystemBus
 
 // Default pressure thresholds, in percent of "some avg10": the share of
 // the last ten seconds in which at least one task stalled on the resource.

@@ -13,7 +13,7 @@ func BenchmarkRead(b *testing.B) {
 	m := startLogind(b, bus)
 	m.add("2", 1000, "user", "x11")
 	m.add("3", 1000, "user", "tty")
-	l, err := NewLinux(context.Background(), Config{SystemBus: bus.addr})
+	l, err := NewLinux(context.Background(), Config{SystemBus: bus.Addr})
 	if err != nil {
 		b.Fatal(err)
 	}

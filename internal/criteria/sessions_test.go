@@ -22,7 +22,7 @@ func TestLogindSessions(t *testing.T) {
 	m.add("5", 1001, "user", "wayland")
 	m.add("c1", 1001, "background", "unspecified")
 	m.add("c2", 0, "greeter", "x11")
-	l := newLinux(t, Config{Root: tree(t, nil), SystemBus: b.addr})
+	l := newLinux(t, Config{Root: tree(t, nil), SystemBus: b.Addr})
 
 	want(t, l, UserIdle, 1000, true, false, "session 2, 3 not idle")
 	want(t, l, ScreenLocked, 1000, true, false, "graphical session 2 not locked")
@@ -68,7 +68,7 @@ func TestNetworkManager(t *testing.T) {
 	b := startBus(t, "")
 	nm := startNM(t, b, 4, 2)
 	root := tree(t, map[string]string{"proc/net/route": "Iface Destination\n"})
-	l := newLinux(t, Config{Root: root, SystemBus: b.addr})
+	l := newLinux(t, Config{Root: root, SystemBus: b.Addr})
 
 	want(t, l, Network, 0, true, true, "connectivity full")
 	want(t, l, InexpensiveNetwork, 0, true, true, "metered no")
@@ -132,7 +132,7 @@ func TestBusRetryBounded(t *testing.T) {
 
 func TestBusWithNoServices(t *testing.T) {
 	b := startBus(t, "")
-	l := newLinux(t, Config{Root: tree(t, nil), SystemBus: b.addr})
+	l := newLinux(t, Config{Root: tree(t, nil), SystemBus: b.Addr})
 	want(t, l, UserIdle, 1000, false, false, "logind is not on the system bus")
 	want(t, l, ScreenLocked, AnyUser, false, false, "logind is not on the system bus")
 	want(t, l, InexpensiveNetwork, 0, false, false, "NetworkManager is not on the system bus")
@@ -141,7 +141,7 @@ func TestBusWithNoServices(t *testing.T) {
 func TestSystemBusFromEnvironment(t *testing.T) {
 	b := startBus(t, "")
 	startLogind(t, b)
-	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", b.addr)
+	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", b.Addr)
 	l, err := NewLinux(context.Background(), Config{Root: tree(t, nil)})
 	if err != nil {
 		t.Fatal(err)
@@ -168,10 +168,10 @@ func TestBusAddresses(t *testing.T) {
 	b := startBus(t, "")
 	startLogind(t, b)
 	for _, addr := range []string{
-		"tcp:host=localhost,port=1;" + b.addr,
-		noBus(t) + ";" + b.addr,
-		"unix:guid=0123," + strings.TrimPrefix(b.addr, "unix:"),
-		strings.Replace(b.addr, "/", "%2f", 1),
+		"tcp:host=localhost,port=1;" + b.Addr,
+		noBus(t) + ";" + b.Addr,
+		"unix:guid=0123," + strings.TrimPrefix(b.Addr, "unix:"),
+		strings.Replace(b.Addr, "/", "%2f", 1),
 	} {
 		l := newLinux(t, Config{Root: tree(t, nil), SystemBus: addr})
 		want(t, l, UserIdle, 7, true, true, "no session")
@@ -190,7 +190,7 @@ func TestLogindDeadline(t *testing.T) {
 	m.mu.Lock()
 	m.block = block
 	m.mu.Unlock()
-	l := newLinux(t, Config{Root: tree(t, nil), SystemBus: b.addr})
+	l := newLinux(t, Config{Root: tree(t, nil), SystemBus: b.Addr})
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -206,17 +206,17 @@ func TestLogindDeadline(t *testing.T) {
 func TestBusLostAndBack(t *testing.T) {
 	b := startBus(t, "")
 	startLogind(t, b)
-	l := newLinux(t, Config{Root: tree(t, nil), SystemBus: b.addr, Retry: 50 * time.Millisecond})
+	l := newLinux(t, Config{Root: tree(t, nil), SystemBus: b.Addr, Retry: 50 * time.Millisecond})
 	want(t, l, UserIdle, 1000, true, true, "no session")
 
 	drain(l)
-	b.stop()
+	b.Stop()
 	waitChanged(t, l, "the bus stopped")
 	want(t, l, UserIdle, 1000, false, false, "lost the system bus")
 	time.Sleep(100 * time.Millisecond) // Retry: the next Read dials again
 	want(t, l, UserIdle, 1000, false, false, "no system bus")
 
-	b2 := startBus(t, b.socket)
+	b2 := startBus(t, b.Socket)
 	m := startLogind(t, b2)
 	m.add("1", 1000, "user", "tty")
 	deadline := time.Now().Add(10 * time.Second)
@@ -245,7 +245,7 @@ func TestCloseLeaksNothing(t *testing.T) {
 	fds := openFDs(t)
 	ignore := goleak.IgnoreCurrent()
 	for range 3 {
-		l, err := NewLinux(context.Background(), Config{SystemBus: b.addr})
+		l, err := NewLinux(context.Background(), Config{SystemBus: b.Addr})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -289,11 +289,11 @@ func TestForgedSignalsIgnored(t *testing.T) {
 	m := startLogind(t, b)
 	m.add("2", 1000, "user", "x11")
 	startNM(t, b, 4, 2)
-	l := newLinux(t, Config{Root: tree(t, nil), SystemBus: b.addr})
+	l := newLinux(t, Config{Root: tree(t, nil), SystemBus: b.Addr})
 	l.mu.Lock()
 	me := l.bus.Names()[0]
 	l.mu.Unlock()
-	hostile := b.connect(t)
+	hostile := b.Connect(t)
 	for _, sig := range []struct {
 		path   dbus.ObjectPath
 		member string

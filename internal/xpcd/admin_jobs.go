@@ -39,6 +39,8 @@ func opKickstart(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, 
 			oe = &opError{reason: bootstrap.ReasonDraining, desc: fmt.Sprintf("job %s is being unloaded", t)}
 		case j.gone != "":
 			oe = &opError{reason: bootstrap.ReasonDraining, desc: plistDeletedText(j)}
+		case m.unapproved(j):
+			oe = notApproved("kickstart", j, m.reg.gate[j.target()])
 		case j.disabled:
 			oe = &opError{reason: bootstrap.ReasonDisabled, desc: fmt.Sprintf("job %s is disabled (xpcctl enable %s)", t, t)}
 		case j.inst != nil && !kill:

@@ -69,10 +69,10 @@ const (
 	// before xpcd stops it, when its Info.plist sets no IdleExitTimeout.
 	defaultAppIdleExit = 30 * time.Second
 	// maxAppsPerUser is the most applications of one user with
-	// Application instances at once (bootstrap.RuleAppLimit).
+	// Application instances at once (bootstrap.RuleAppInstanceLimit).
 	maxAppsPerUser = 64
 	// maxAppInstancesPerUser is the most app service jobs one user may
-	// have, Application and User together (bootstrap.RuleAppLimit).
+	// have, Application and User together (bootstrap.RuleAppInstanceLimit).
 	maxAppInstancesPerUser = 256
 	// maxKnownAppNames bounds the service names kept per user for
 	// not-in-bundle; past it the oldest bundle's are forgotten.
@@ -94,7 +94,7 @@ type apps struct {
 // pidDomain is an application's pid domain while it has instances.
 type pidDomain struct {
 	d      *domain
-	app    *appClient
+	app    *pidClient
 	exited bool
 	stop   *os.File // closing it ends the watcher of the application
 }
@@ -116,7 +116,7 @@ func newApps() *apps {
 }
 
 // remember notes app's bundle's service names under its bucket.
-func (a *apps) remember(app *appClient) {
+func (a *apps) remember(app *pidClient) {
 	if len(a.known) >= maxKnownAppUsers && a.known[app.bucket] == nil {
 		clear(a.known)
 	}
@@ -276,7 +276,7 @@ const DefaultAppServiceUser = "nobody"
 
 // pidDomainOf returns app's pid domain, made (and the application watched)
 // if it has none.
-func (m *supervisor) pidDomainOf(app *appClient, name string) (*pidDomain, *opError) {
+func (m *supervisor) pidDomainOf(app *pidClient, name string) (*pidDomain, *opError) {
 	if pd := m.apps.pids[app.pid]; pd != nil {
 		if pd.app.start == app.start && !pd.exited {
 			return pd, nil
@@ -294,7 +294,7 @@ func (m *supervisor) pidDomainOf(app *appClient, name string) (*pidDomain, *opEr
 		}
 	}
 	if app.bucket != 0 && n >= maxAppsPerUser {
-		re := refusedBy(bootstrap.RuleAppLimit, "%s has %d applications with XPC service instances, the limit", bucketName(app.bucket), n)
+		re := refusedBy(bootstrap.RuleAppInstanceLimit, "%s has %d applications with XPC service instances, the limit", bucketName(app.bucket), n)
 		return nil, ruleOpError(re, "service %s: %s", name, re.Detail)
 	}
 	pd := &pidDomain{d: newDomain(PIDDomain(app.pid), app.uid, app.bucket), app: app}
@@ -319,7 +319,7 @@ func (m *supervisor) roomForAppJob(bucket uint32, typ bundle.ServiceType, name s
 	if n < maxAppInstancesPerUser {
 		return nil
 	}
-	re := refusedBy(bootstrap.RuleAppLimit, "%s has %d XPC service jobs of applications, the limit", bucketName(bucket), n)
+	re := refusedBy(bootstrap.RuleAppInstanceLimit, "%s has %d XPC service jobs of applications, the limit", bucketName(bucket), n)
 	return ruleOpError(re, "service %s: %s", name, re.Detail)
 }
 

@@ -74,17 +74,6 @@ func makeTestBundle(t *testing.T, h *harness, dir, id string, services ...bundle
 	return b
 }
 
-// appsDir makes a directory for bundles under the harness's, traversable
-// by everyone.
-func appsDir(t *testing.T, h *harness) string {
-	t.Helper()
-	dir := filepath.Join(h.dir, "apps")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // testApp is a running application of a test bundle.
 type testApp struct {
 	t   testing.TB

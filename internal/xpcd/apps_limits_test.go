@@ -18,7 +18,7 @@ import (
 
 // A user may have only maxAppsPerUser applications with Application
 // instances at once: the next application's lookup is refused by rule
-// app-limit, and once one of the others exits (its instance stopped and
+// app-instance-limit, and once one of the others exits (its instance stopped and
 // its pid domain gone) there is room again. Root is not counted. The
 // applications are sleep processes given a bundle by hand; the launcher
 // is the state machine tests' fake.
@@ -37,7 +37,7 @@ func TestAppLimit(t *testing.T) {
 	const name = "org.test.limit.helper"
 	b := &bundle.Bundle{Root: "/nonexistent/Limit.app", Identifier: "org.test.limit",
 		Services: []*bundle.Service{{Identifier: name, Name: "Helper", Executable: "/nonexistent/Limit.app/XPCServices/Helper.xpc/Helper"}}}
-	app := func(uid uint32) (*appClient, *exec.Cmd) {
+	app := func(uid uint32) (*pidClient, *exec.Cmd) {
 		cmd := exec.Command("sleep", "60")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -47,9 +47,9 @@ func TestAppLimit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &appClient{pid: cmd.Process.Pid, start: st, uid: uid, bucket: uid, b: b}, cmd
+		return &pidClient{pid: cmd.Process.Pid, start: st, uid: uid, bucket: uid, b: b}, cmd
 	}
-	lookup := func(a *appClient) *opError {
+	lookup := func(a *pidClient) *opError {
 		t.Helper()
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
@@ -80,8 +80,8 @@ func TestAppLimit(t *testing.T) {
 	}
 	extra, _ := app(uid)
 	oe := lookup(extra)
-	if oe == nil || !strings.Contains(oe.desc, bootstrap.RuleAppLimit) {
-		t.Fatalf("application %d: %v, want refused by %s", maxAppsPerUser+1, oe, bootstrap.RuleAppLimit)
+	if oe == nil || !strings.Contains(oe.desc, bootstrap.RuleAppInstanceLimit) {
+		t.Fatalf("application %d: %v, want refused by %s", maxAppsPerUser+1, oe, bootstrap.RuleAppInstanceLimit)
 	}
 	if root, _ := app(0); lookup(root) != nil {
 		t.Errorf("root's application refused")

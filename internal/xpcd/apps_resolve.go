@@ -21,8 +21,8 @@ import (
 // fixed, and lookupClient refuses its lookups once it runs another
 // program), never on the loop.
 
-// appClient is a process as the pid domain sees it.
-type appClient struct {
+// pidClient is a process as the pid domain sees it.
+type pidClient struct {
 	pid    int
 	start  uint64 // its start time: pid and start identify the process
 	uid    uint32
@@ -34,10 +34,10 @@ type appClient struct {
 	untrusted map[string]error
 }
 
-// appOf is the session's process as an appClient, resolved on first use
+// appOf is the session's process as an pidClient, resolved on first use
 // and kept (nil if it cannot be read: it has exited). Called from the
 // session's handler only.
-func (ss *session) appOf() *appClient {
+func (ss *session) appOf() *pidClient {
 	if ss.appDone {
 		return ss.app
 	}
@@ -79,7 +79,7 @@ const (
 
 // resolve reads which bundle p was started from, with p's rights; nil
 // if p has gone.
-func (c *plainExes) resolve(p *xpc.Peer, bucket uint32) *appClient {
+func (c *plainExes) resolve(p *xpc.Peer, bucket uint32) *pidClient {
 	if p.PID <= 0 || !p.Alive() {
 		return nil
 	}
@@ -89,7 +89,7 @@ func (c *plainExes) resolve(p *xpc.Peer, bucket uint32) *appClient {
 	if err != nil || serr != nil || id == (exeID{}) || !p.Alive() {
 		return nil
 	}
-	app := &appClient{pid: p.PID, start: start, uid: p.UID, bucket: bucket, exe: exe}
+	app := &pidClient{pid: p.PID, start: start, uid: p.UID, bucket: bucket, exe: exe}
 	key := plainKey{path: exe, exe: id, uid: p.UID, gid: p.GID}
 	c.mu.Lock()
 	at, ok := c.m[key]

@@ -82,6 +82,12 @@ type Config struct {
 	// a condition that cannot signal a change (pressure, power) are read
 	// again. 0: 30 s.
 	ActivityRecheck time.Duration
+	// PolkitBus is the bus on which polkit's authority is asked to approve
+	// the daemons users register (polkit.go): "" none, the default; "system"
+	// (PolkitSystemBus) the system bus; otherwise a bus address
+	// ("unix:path=..."). Where no authority answers, approval waits for an
+	// administrator, as with "".
+	PolkitBus string
 	// JobLogMaxBytes caps each job's log file in the state directory
 	// (joblog.go); at the cap it is rotated, keeping one older file, so a
 	// job's log takes at most twice this. 0: DefaultJobLogMaxBytes.
@@ -90,6 +96,11 @@ type Config struct {
 	// a job's log is also sent when the socket exists (journal.go). "":
 	// DefaultJournalSocket; "-": none.
 	JournalSocket string
+	// AdminGroups are the groups whose members may approve the daemons
+	// users register from application bundles (xpcctl approval approve);
+	// root always may. nil: DefaultAdminGroups (sudo, wheel, admin);
+	// empty: root alone.
+	AdminGroups []string
 	// AppServiceUser is the account a root xpcd runs the System XPC
 	// services of application bundles as (docs/APPS.md). "":
 	// DefaultAppServiceUser, nobody. Never root's code: a bundle's
@@ -207,6 +218,7 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.InProcess != nil {
 		launch = inProcessLauncher{launcher: launch, p: cfg.InProcess, log: log.With("component", "service")}
 	}
+	pk := newPolkitLink(cfg.PolkitBus, log.With("component", "polkit"))
 	sup := newSupervisor(supervisorConfig{
 		log:         log.With("component", "supervisor"),
 		launcher:    launch,
@@ -225,6 +237,8 @@ func New(cfg Config) (*Daemon, error) {
 		criteria:    cfg.Criteria,
 		recheck:     cfg.ActivityRecheck,
 		logs:        logs,
+		adminGroups: cfg.AdminGroups,
+		authority:   pk.approvalAuthority(), // polkit.go; nil when none is configured
 
 		appServiceUser: cfg.AppServiceUser,
 	})
@@ -244,6 +258,10 @@ func New(cfg Config) (*Daemon, error) {
 		d.comp = append(d.comp, machine)
 	}
 	d.comp = append(d.comp, sup)
+	if pk != nil {
+		// After the supervisor, so that it closes first (polkit.go).
+		d.comp = append(d.comp, pk)
+	}
 	if cfg.PressureInterval > 0 {
 		d.comp = append(d.comp, pressureMonitor(sup, cfg.Pressure, cfg.PressureInterval, log.With("component", "pressure")))
 	}

@@ -276,7 +276,7 @@ func (m *supervisor) stateWantsRunning(j *job) bool {
 // that runs, or is already due to, is left alone: clients queued for it go
 // to the instance, or are reconsidered when it exits.
 func (m *supervisor) want(j *job, r launchReason) {
-	if j.inst != nil || j.disabled || j.unloading || j.gone != "" || m.closing || j.throttle != nil || j.refused != nil {
+	if j.inst != nil || j.disabled || j.unloading || j.gone != "" || m.closing || j.throttle != nil || j.refused != nil || m.unapproved(j) {
 		return
 	}
 	now := time.Now()

@@ -150,7 +150,7 @@ func (m *supervisor) addJob(d *domain, def *launchd.Job, start bool) (*job, *opE
 // provides.
 func (m *supervisor) checkNames(d *domain, def *launchd.Job, self *job) *opError {
 	for _, name := range sortedKeys(def.MachServices) {
-		if other := d.names[name]; other != nil && other != self {
+		if other := d.names[name]; other != nil && other != self && !m.yieldsName(other, d, def) {
 			return &opError{reason: bootstrap.ReasonNameTaken, key: "MachServices." + name,
 				desc: fmt.Sprintf("service name %s is already provided by job %s (%s) in %s", name, other.def.Label, other.def.Path, d.name)}
 		}

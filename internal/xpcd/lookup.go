@@ -32,7 +32,7 @@ type lookupReq struct {
 	trust  *codesign.Verifier // verifies the signatures a requirement asks for
 	// app is the client as the pid domain sees it (apps_resolve.go);
 	// nil when it is not the session's peer.
-	app *appClient
+	app *pidClient
 }
 
 // maxRequirementRounds bounds the checks of one lookup: a name's
@@ -233,6 +233,8 @@ func (m *supervisor) lookupFor(r *lookupReq) (*opError, xpc.Requirement) {
 		return notFound("service %s: %s", name, plistDeletedText(j)), xpc.Requirement{}
 	case j.disabled:
 		return notFound("service %s: job %s is disabled", name, j.target()), xpc.Requirement{}
+	case m.unapproved(j):
+		return notApproved("service "+name, j, m.reg.gate[j.target()]), xpc.Requirement{}
 	case j.refused != nil:
 		return ruleOpError(j.refused, "service %s: job %s is refused: %s", name, j.target(), j.refused.Detail), xpc.Requirement{}
 	case j.def.MachServices[name].HideUntilCheckIn && (j.inst == nil || !j.inst.names[name]):

@@ -57,6 +57,9 @@ func (m *supervisor) jobDict(j *job) *xpc.Dictionary {
 	d.Set(bootstrap.KeyLabel, xpc.String(j.def.Label))
 	d.Set(bootstrap.KeyDomain, xpc.String(j.dom.name))
 	d.Set(bootstrap.KeyState, xpc.String(j.stateOf()))
+	if j.inst == nil && m.unapproved(j) {
+		d.Set(bootstrap.KeyState, xpc.String(bootstrap.StateUnapproved)) // registry.go
+	}
 	d.Set("since", xpc.DateOf(j.since))
 	setRunKeys(d, j)
 	setClientKeys(d, j)
@@ -234,6 +237,10 @@ func (m *supervisor) blame(j *job) string {
 			b.WriteString("disabled by the Disabled key of " + def.Path)
 		}
 	default:
+		if m.unapproved(j) { // registry.go
+			fmt.Fprintf(&b, "waits for an administrator's approval (xpcctl approval approve %s); not launched until then", m.reg.gate[j.target()])
+			break
+		}
 		m.blameWaiting(&b, j)
 	}
 	if inst == nil || inst.spawning {

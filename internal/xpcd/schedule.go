@@ -106,7 +106,8 @@ func statePaths(def *launchd.Job) []string {
 // syncSchedule gives the job a schedule if it should have one, and takes
 // it away if not.
 func (m *supervisor) syncSchedule(j *job) {
-	want := !j.disabled && !j.unloading && j.gone == "" && !j.removed && !m.closing && hasSchedule(j.def)
+	want := !j.disabled && !j.unloading && j.gone == "" && !j.removed && !m.closing && hasSchedule(j.def) &&
+		!m.unapproved(j) // registry.go: nothing is watched for a daemon not approved
 	switch {
 	case want && j.sched == nil:
 		m.arm(j)

@@ -232,7 +232,7 @@ type session struct {
 	// once it runs another (lookupClient).
 	exe exeID
 	// app is the peer as the pid domain sees it, once read (appOf).
-	app     *appClient
+	app     *pidClient
 	appDone bool
 }
 
@@ -297,6 +297,8 @@ func (ss *session) HandleMessage(ctx context.Context, msg *xpc.Message) {
 		ss.channelMessage(ctx, op, msg)
 	case bootstrap.OpWatch:
 		ss.startWatch(ctx, msg)
+	case bootstrap.OpAppWatch:
+		ss.startAppWatch(ctx, msg) // registry_watch.go
 	case bootstrap.OpLog:
 		ss.logRequest(ctx, msg) // admin_log.go
 	case bootstrap.OpNotifyPost, bootstrap.OpNotifyRegister, bootstrap.OpNotifyCancel, bootstrap.OpNotifyGet:

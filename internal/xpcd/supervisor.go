@@ -69,6 +69,12 @@ type supervisorConfig struct {
 	// logs are the jobs' logs (joblog.go): crash records, OpLog; nil
 	// keeps none.
 	logs *jobLogs
+	// authority may approve a daemon a user registers (approval.go); nil:
+	// only an administrator, with xpcctl approval approve.
+	authority approvalAuthority
+	// adminGroups are the groups whose members approve daemons; nil:
+	// DefaultAdminGroups.
+	adminGroups []string
 	// appServiceUser is whom System XPC services of bundles run as
 	// (apps_domain.go); "" is DefaultAppServiceUser.
 	appServiceUser string
@@ -154,6 +160,8 @@ type supervisor struct {
 	ev eventState
 	// mon is the message monitors attached to jobs (monitor_attach.go).
 	mon monitorTable
+	// reg is the registry of application services (registry.go).
+	reg registry
 	// plists watches the domains' directories for deleted plists
 	// (plistgone.go); nil if there are none.
 	plists *plistWatch
@@ -244,6 +252,7 @@ func (m *supervisor) start(context.Context) error {
 	}
 	m.restoreActivities()
 	m.restoreEvents()
+	m.restoreRegistry() // registry.go
 	if m.jobs != nil {
 		for _, dn := range sortedKeys(m.jobs.initial) {
 			if d := m.domains[dn]; d != nil {
@@ -258,6 +267,7 @@ func (m *supervisor) start(context.Context) error {
 		m.log.Error("adopt: cannot look for the processes a previous xpcd started", "err", err)
 	}
 	m.restoreUserDomains(marked)
+	m.installRegisteredAll(false)
 	adopted := m.adoptAll()
 	m.adoptMarked(marked, adopted)
 	m.cleanOutputs(adopted)
@@ -293,6 +303,7 @@ func (m *supervisor) installJobs(d *domain, jobs []*launchd.Job, errs []loadErro
 			m.log.Error("jobs: rejected", "domain", d.name, "file", le.File, "key", le.Key, "reason", le.Reason)
 		}
 	}
+	m.installRegistered(d, start) // registry.go
 	// The history of jobs of d that are not loaded any more goes.
 	delete(m.history, d.name)
 	delete(m.acts.stored, d.name)
@@ -473,6 +484,7 @@ func (m *supervisor) detachAll() {
 	m.saveProcesses()
 	m.stopActivities()
 	m.stopEvents()
+	m.flushRegistry() // registry.go
 }
 
 // trackOutput remembers a running output reader, forgetting those that

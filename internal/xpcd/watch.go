@@ -17,12 +17,16 @@ import (
 type watcher struct {
 	ch     *channel
 	uid    uint32
-	bucket uint32 // what it counts under (buckets)
-	dom    string // "" for every domain the caller may read
-	label  string // "" for every job
+	bucket uint32    // what it counts under (buckets)
+	dom    string    // "" for every domain the caller may read
+	label  string    // "" for every job
+	app    *appWatch // an app-watch (registry_watch.go): no job events
 }
 
 func (w *watcher) matches(j *job) bool {
+	if w.app != nil {
+		return false
+	}
 	if w.dom != "" && w.dom != j.dom.name {
 		return false
 	}
