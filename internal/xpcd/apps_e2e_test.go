@@ -618,3 +618,40 @@ func runs(pid int) bool {
 	i := strings.LastIndexByte(string(b), ')')
 	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
 }
+
+// print pid/PID names a signed bundle's identity, team included, as
+// xpcd's trust directory verifies its main executable's signature; a
+// signature for another identifier is reported, not taken.
+func TestPrintPIDDomainSigned(t *testing.T) {
+	t.Parallel()
+	h := newSystemHarness(t)
+	signer := bundletest.NewSigner(t)
+	trust := filepath.Join(h.paths.Root, "trust.d")
+	if err := os.MkdirAll(trust, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(signer.TrustDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		copyFile(t, filepath.Join(signer.TrustDir, e.Name()), filepath.Join(trust, e.Name()))
+		os.Chmod(filepath.Join(trust, e.Name()), 0o644)
+	}
+	h.start()
+	dir := appsDir(t, h)
+	good := makeTestBundle(t, h, dir, "org.test.ps1", bundletest.ServiceSpec{Name: "Helper", Identifier: "org.test.ps1.helper"})
+	signer.Sign(t, good.Executable, "org.test.ps1", "TEAM1")
+	bad := makeTestBundle(t, h, dir, "org.test.ps2", bundletest.ServiceSpec{Name: "Helper", Identifier: "org.test.ps2.helper"})
+	signer.Sign(t, bad.Executable, "org.test.other", "TEAM1")
+	app := startApp(t, h, good.Executable)
+	p := h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, PIDDomain(app.pid))
+	if s := strOf(p, bootstrap.KeyBundleIdentity); s != "org.test.ps1 (team TEAM1)" || p.Get(bootstrap.KeyBundleSigned) != xpc.Bool(true) {
+		t.Errorf("print of a signed bundle's application: %s", xpc.Format(p))
+	}
+	other := startApp(t, h, bad.Executable)
+	p = h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, PIDDomain(other.pid))
+	if strOf(p, bootstrap.KeyBundleError) == "" || p.Get(bootstrap.KeyBundleIdentity) != nil {
+		t.Errorf("print of a bundle signed for another identifier: %s", xpc.Format(p))
+	}
+}
