@@ -13,9 +13,10 @@ const ReasonNotInBundle = "not-in-bundle"
 // Rules of the pid domain.
 const (
 	// RuleBundleTrust: a bundle's XPC service of the System type runs
-	// only from a bundle whose path nobody but root can change (the
-	// bundle's directory, every directory above it and every file in
-	// it that xpcd reads belong to root and are writable by nobody else).
+	// only in a root xpcd, and only from a bundle whose path nobody but
+	// root can change: the service's executable and Info.plist, the
+	// bundle's Info.plist, and every directory above them belong to root
+	// and are writable by nobody else.
 	RuleBundleTrust = "bundle-trust"
 	// RuleAppInstanceLimit: a user may have only so many applications
 	// with XPC service instances at once, and only so many such instances
