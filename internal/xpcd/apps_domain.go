@@ -88,7 +88,7 @@ type apps struct {
 	users  map[uint32]*domain   // "apps/UID", by uid
 	system *domain              // "apps/system", nil until used
 	jobs   map[*job]*appJob     // every app service job
-	known  map[uint32]*appNames // by bucket: names seen, for not-in-bundle
+	known  map[uint32]*appNames // by uid: names seen, for not-in-bundle
 }
 
 // pidDomain is an application's pid domain while it has instances.
@@ -115,15 +115,15 @@ func newApps() *apps {
 	return &apps{pids: map[int]*pidDomain{}, users: map[uint32]*domain{}, jobs: map[*job]*appJob{}, known: map[uint32]*appNames{}}
 }
 
-// remember notes app's bundle's service names under its bucket.
+// remember notes app's bundle's service names under its uid.
 func (a *apps) remember(app *pidClient) {
-	if len(a.known) >= maxKnownAppUsers && a.known[app.bucket] == nil {
+	if len(a.known) >= maxKnownAppUsers && a.known[app.uid] == nil {
 		clear(a.known)
 	}
-	k := a.known[app.bucket]
+	k := a.known[app.uid]
 	if k == nil {
 		k = &appNames{names: map[string]bool{}}
-		a.known[app.bucket] = k
+		a.known[app.uid] = k
 	}
 	for _, s := range app.b.Services {
 		if k.names[s.Identifier] {
@@ -138,9 +138,9 @@ func (a *apps) remember(app *pidClient) {
 	}
 }
 
-// knows reports whether name is a service of a bundle bucket has run.
-func (a *apps) knows(bucket uint32, name string) bool {
-	k := a.known[bucket]
+// knows reports whether name is a service of a bundle uid has run.
+func (a *apps) knows(uid uint32, name string) bool {
+	k := a.known[uid]
 	return k != nil && k.names[name]
 }
 
@@ -159,7 +159,7 @@ func (m *supervisor) resolveWithApps(r *lookupReq) (*job, *opError) {
 		}
 	}
 	j, oe := m.resolve(r.uid, r.name, r.dom)
-	if oe != nil && oe.reason == bootstrap.ReasonNotFound && r.dom == "" && m.apps.knows(r.bucket, r.name) {
+	if oe != nil && oe.reason == bootstrap.ReasonNotFound && r.dom == "" && m.apps.knows(r.uid, r.name) {
 		return nil, notInBundle(r.name)
 	}
 	return j, oe
