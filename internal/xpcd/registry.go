@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -191,7 +192,47 @@ func (m *supervisor) yieldsName(other *job, d *domain, def *launchd.Job) bool {
 	return !waits
 }
 
-// ownsJob reports whether a registration has the job dom/label.
+// regJob is r's loaded job: the job with its label in its domain, if it
+// is defined (or is to be, once an upgrade is done) from r's bundle; nil
+// if there is none, or the label is held by a job loaded from elsewhere
+// (a LaunchDaemons plist, root's bootstrap), which r must never unload,
+// start, stop or redefine.
+func (m *supervisor) regJob(r *registration) *job {
+	d := m.domains[r.Domain]
+	if d == nil {
+		return nil
+	}
+	j := d.jobs[r.Label]
+	if j == nil {
+		return nil
+	}
+	def := j.def
+	if j.next != nil {
+		def = j.next
+	}
+	if def.Path != r.Root && !strings.HasPrefix(def.Path, r.Root+"/") {
+		return nil
+	}
+	return j
+}
+
+// labelClaimed is told (on the loop) that a job that waits for no
+// approval is being loaded as dom/label by bootstrap: a daemon waiting for
+// approval that holds the label gives it up, as it gives up its names
+// (yieldsName), and its registration is removed as a deny would remove
+// it. So a user cannot keep a label from the system's own daemons by
+// registering a daemon that claims it.
+func (m *supervisor) labelClaimed(dom, label string) {
+	r := m.regOwns(dom, label)
+	if r == nil || !r.needsApproval() {
+		return
+	}
+	m.log.Warn("registry: a daemon waiting for approval gives up its label to a job loaded with it; its registration is removed",
+		"target", r.target(), "bundle", r.Root, "uid", r.UID)
+	m.removeReg(r, nil)
+}
+
+// regOwns is the registration of the job dom/label, nil if none.
 func (m *supervisor) regOwns(dom, label string) *registration {
 	for _, r := range m.reg.regs {
 		if r.Domain == dom && r.Label == label {
@@ -267,11 +308,10 @@ func (m *supervisor) setGate(r *registration) {
 	} else {
 		delete(m.reg.gate, t)
 	}
-	d := m.domains[r.Domain]
-	if d == nil || d.jobs[r.Label] == nil || was == now {
+	j := m.regJob(r)
+	if j == nil || was == now {
 		return
 	}
-	j := d.jobs[r.Label]
 	if now {
 		j.cancelThrottle()
 		m.syncSchedule(j)

@@ -189,7 +189,7 @@ func (m *supervisor) register(uid, bucket uint32, dom string, owner uint32, a ap
 		return nil, &opError{reason: bootstrap.ReasonExists, desc: fmt.Sprintf("register %s: label %s in %s is registered already, by %s (%s)", rd.root, nr.Label, dom, o.Identifier, o.Root)}
 	}
 	if d := m.domains[dom]; d != nil {
-		if j := d.jobs[nr.Label]; j != nil && (old == nil || old.Domain != dom || old.Label != nr.Label) {
+		if j := d.jobs[nr.Label]; j != nil && (old == nil || old.Domain != dom || old.Label != nr.Label || m.regJob(old) != j) {
 			return nil, &opError{reason: bootstrap.ReasonExists, desc: fmt.Sprintf("register %s: label %s is already loaded in %s from %s", rd.root, nr.Label, dom, j.def.Path)}
 		}
 	}
@@ -213,8 +213,7 @@ func (m *supervisor) register(uid, bucket uint32, dom string, owner uint32, a ap
 		m.unloadReg(old)
 	}
 	m.reg.regs[key] = nr
-	if d := m.domains[dom]; d != nil && d.jobs[nr.Label] != nil {
-		j := d.jobs[nr.Label]
+	if j := m.regJob(nr); j != nil {
 		switch {
 		case wasGated && !nr.needsApproval():
 			m.syncSchedule(j)
@@ -238,12 +237,12 @@ func (m *supervisor) register(uid, bucket uint32, dom string, owner uint32, a ap
 func (m *supervisor) unloadReg(r *registration) chan struct{} {
 	gone := make(chan struct{})
 	delete(m.reg.gate, r.target())
-	d := m.domains[r.Domain]
-	if d == nil || d.jobs[r.Label] == nil {
+	j := m.regJob(r)
+	if j == nil {
 		close(gone)
 		return gone
 	}
-	j := d.jobs[r.Label]
+	d := j.dom
 	j.unloadWaiters = append(j.unloadWaiters, gone)
 	if j.unloading {
 		return gone
