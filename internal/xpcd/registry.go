@@ -141,6 +141,10 @@ type registry struct {
 	readOnly string
 	// changed: the registry changed since xpcd started (flushRegistry).
 	changed bool
+	// asking counts the questions to the approval authority under way,
+	// by bucket; askingTotal all of them (approval.go, mayAsk).
+	asking      map[uint32]int
+	askingTotal int
 }
 
 // regReadOnly says why the registry may not change, "" if it may.

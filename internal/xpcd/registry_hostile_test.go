@@ -1,8 +1,11 @@
 package xpcd
 
 import (
+	"context"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/goxpc/xpc/internal/bootstrap"
 	"github.com/goxpc/xpc/internal/bundletest"
@@ -80,5 +83,60 @@ func TestAppRegistrationLeavesOthersJob(t *testing.T) {
 	}
 	if pid := h.lookupPing(name); pid <= 0 {
 		t.Fatalf("root's daemon after the user's unregister: pid %d", pid)
+	}
+}
+
+// countingAuthority never answers until its question is given up, and
+// counts the questions under way.
+type countingAuthority struct {
+	mu       sync.Mutex
+	now, max int
+}
+
+func (c *countingAuthority) Authorize(ctx context.Context, _ int, _ uint64, _ uint32, _ string, _ map[string]string) (bool, error) {
+	c.mu.Lock()
+	c.now++
+	c.max = max(c.max, c.now)
+	c.mu.Unlock()
+	<-ctx.Done()
+	c.mu.Lock()
+	c.now--
+	c.mu.Unlock()
+	return false, ctx.Err()
+}
+
+// A user cannot pile up questions to a slow approval authority (each a
+// goroutine of xpcd, and with polkit a dialog and one of its few slots)
+// by registering and unregistering a daemon again and again: only
+// maxAskingPerUser of theirs wait at once; the daemons over it wait for
+// an administrator.
+func TestAppAuthorityQuestionsBounded(t *testing.T) {
+	h := newSystemHarness(t)
+	h.start()
+	ca := &countingAuthority{}
+	h.d.sup.authority = ca
+	id := "org.example.regpkflood"
+	root := daemonBundle(t, appsDir(t, h), id)
+	plist := id + ".daemon.plist"
+	u := newAppClient(t, h, regUser, regUser)
+	const rounds = 3 * maxAskingPerUser
+	for range rounds {
+		if r := u.must(bootstrap.OpAppRegister, root, bootstrap.AppKindDaemon, plist); strOf(r, bootstrap.KeyStatus) != bootstrap.AppStatusRequiresApproval {
+			t.Fatalf("register: %v", r)
+		}
+		u.must(bootstrap.OpAppUnregister, root, bootstrap.AppKindDaemon, plist)
+	}
+	u.must(bootstrap.OpAppRegister, root, bootstrap.AppKindDaemon, plist)
+	waitFor(t, "the authority to be asked", func() bool {
+		ca.mu.Lock()
+		defer ca.mu.Unlock()
+		return ca.now >= maxAskingPerUser
+	})
+	time.Sleep(200 * time.Millisecond) // questions are asked off the loop: any more would be in by now
+	ca.mu.Lock()
+	n := ca.max
+	ca.mu.Unlock()
+	if n > maxAskingPerUser {
+		t.Fatalf("%d questions to the authority at once after %d registers by one user; at most %d wanted", n, rounds+1, maxAskingPerUser)
 	}
 }

@@ -107,7 +107,7 @@ func opAppRegister(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc
 			if r.ApprovalID != "" {
 				reply.Set(bootstrap.KeyApprovalID, xpc.String(r.ApprovalID))
 			}
-			if ss.m.authority != nil && r.needsApproval() && !r.asking {
+			if ss.m.authority != nil && r.needsApproval() && !r.asking && ss.m.mayAsk(ss.bucket) {
 				r.asking, ask = true, true
 			}
 		}
