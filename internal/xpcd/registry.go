@@ -55,8 +55,11 @@ const (
 
 // registration is one registered service, as registrationsFile keeps it.
 type registration struct {
-	Kind       string    `json:"kind"` // bootstrap.AppKind*
-	UID        uint32    `json:"uid"`  // who registered it: a main app's or agent's domain is theirs
+	Kind string `json:"kind"` // bootstrap.AppKind*
+	UID  uint32 `json:"uid"`  // who registered it: a main app's or agent's domain is theirs
+	// GID is the registering process's kernel-attested gid: the group a
+	// uid without an account reads its bundle with later (readIdent).
+	GID        uint32    `json:"gid,omitempty"`
 	Identifier string    `json:"identifier"`
 	Team       string    `json:"team,omitempty"`
 	Signed     bool      `json:"signed,omitempty"`
@@ -99,6 +102,24 @@ func (r *registration) key() regKey {
 }
 
 func (r *registration) target() string { return r.Domain + "/" + r.Label }
+
+// nogroup is the gid a registration of a uid without an account that
+// recorded none is read with.
+const nogroup = 65534
+
+// readIdent is the identity r's bundle is read with after it was
+// registered (at start, app list's stale check, a move followed): its
+// user's account, or for a uid without one, that uid with the gid it
+// registered with, never root's group. Off the loop: it reads the user
+// database.
+func (r *registration) readIdent() *ident { return readIdentOf(r.UID, r.GID) }
+
+func readIdentOf(uid, gid uint32) *ident {
+	if gid == 0 && uid != 0 {
+		gid = nogroup
+	}
+	return callerIdent(uid, gid, false)
+}
 
 // needsApproval: a daemon a user other than root registered and no
 // administrator has approved (for what it now is).
@@ -503,7 +524,7 @@ func (m *supervisor) restoreRegistry() {
 			continue
 		}
 		r.bucket = m.buckets.of(r.UID)
-		rd, oe := readRegistration(callerIdent(r.UID, 0, false), m.trust, r.Root, r.Kind, r.Plist)
+		rd, oe := readRegistration(r.readIdent(), m.trust, r.Root, r.Kind, r.Plist)
 		switch {
 		case oe != nil && oe.reason == bootstrap.ReasonNotFound:
 			r.stale = true

@@ -2,6 +2,7 @@ package xpcd
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -138,5 +139,45 @@ func TestAppAuthorityQuestionsBounded(t *testing.T) {
 	ca.mu.Unlock()
 	if n > maxAskingPerUser {
 		t.Fatalf("%d questions to the authority at once after %d registers by one user; at most %d wanted", n, rounds+1, maxAskingPerUser)
+	}
+}
+
+// A registration of a uid without an account is read back (app list's
+// stale check, and at start) with that user's rights, never with root's
+// group: a bundle path the user turned into a link into a directory only
+// root's group may enter reads as it does for the user (not stale:
+// permission denied), not as gone, which would tell them what is there.
+func TestAppRegistrationReadBackWithoutRootGroup(t *testing.T) {
+	h := newSystemHarness(t)
+	h.start()
+	dir := appsDir(t, h)
+	mine := mkdirAll(t, filepath.Join(dir, "mine"))
+	if err := os.Chown(mine, regOther, regOther); err != nil {
+		t.Fatal(err)
+	}
+	root := bundletest.Make(t, mine, bundletest.Spec{Identifier: "org.example.reggid"})
+	closed := filepath.Join(dir, "rootgroup")
+	if err := os.Mkdir(closed, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	o := newAppClient(t, h, regOther, regOther)
+	if _, err := o.req(bootstrap.OpAppRegister, root, bootstrap.AppKindMain, ""); err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	if err := os.RemoveAll(root); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(closed, "nothing.app"), root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(closed, "nothing.app")); !os.IsNotExist(err) {
+		t.Fatalf("the target is there: %v", err)
+	}
+	regs := listRegs(t, o, false)
+	if len(regs) != 1 {
+		t.Fatalf("%d registrations", len(regs))
+	}
+	if stale, _ := regs[0].Bool(bootstrap.KeyStale); stale {
+		t.Fatal("xpcd read the bundle with root's group: a path the user cannot reach was reported gone")
 	}
 }

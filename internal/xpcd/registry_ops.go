@@ -31,6 +31,7 @@ func init() {
 // appArgs is a request's service: bundle, kind, plist.
 type appArgs struct {
 	root, kind, plist string
+	gid               uint32 // the registering process's kernel-attested gid
 }
 
 func parseAppArgs(body *xpc.Dictionary) (appArgs, *opError) {
@@ -92,6 +93,7 @@ func opAppRegister(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc
 	if oe != nil {
 		return nil, nil, oe
 	}
+	a.gid = ss.peer.GID
 	rd, oe := readRegistration(ss.caller(), ss.m.trust, a.root, a.kind, a.plist)
 	if oe != nil {
 		return nil, nil, oe
@@ -150,7 +152,7 @@ func (m *supervisor) register(uid, bucket uint32, dom string, owner uint32, a ap
 	if m.regReadOnly() != "" {
 		return nil, &opError{reason: bootstrap.ReasonReadOnlyState, desc: fmt.Sprintf("register %s: the state is read-only (%s)", rd.id, m.regReadOnly())}
 	}
-	nr := &registration{Kind: a.kind, UID: uid, Identifier: rd.id.Identifier, Team: rd.id.Team, Signed: rd.id.Signed,
+	nr := &registration{Kind: a.kind, UID: uid, GID: a.gid, Identifier: rd.id.Identifier, Team: rd.id.Team, Signed: rd.id.Signed,
 		Plist: a.plist, Root: rd.root, Domain: dom, Label: rd.def.Label, Program: rd.program, Digest: rd.digest,
 		Since: time.Now(), def: rd.def, bucket: bucket}
 	key := nr.key()
@@ -163,6 +165,9 @@ func (m *supervisor) register(uid, bucket uint32, dom string, owner uint32, a ap
 		if a.kind == bootstrap.AppKindDaemon && uid != 0 && old.UID != uid {
 			re := refusedBy(bootstrap.RuleAppOwner, "daemon %s of %s was registered by uid %d", a.plist, old.Identifier, old.UID)
 			return nil, ruleOpError(re, "register %s: %s", rd.root, re.Detail)
+		}
+		if old.UID != uid {
+			nr.GID = old.GID
 		}
 		nr.UID, nr.Since, nr.ApprovalID = old.UID, old.Since, old.ApprovalID
 		// An approval holds for the same team, or the same program.
@@ -419,18 +424,19 @@ func (ss *session) checkStale(regs []*registration) *opError {
 		kind  string
 		plist string
 		uid   uint32
+		gid   uint32
 	}
 	var looks []look
 	if e := ss.do(func() {
 		for _, r := range regs {
-			looks = append(looks, look{r, r.Root, r.Kind, r.Plist, r.UID})
+			looks = append(looks, look{r, r.Root, r.Kind, r.Plist, r.UID, r.GID})
 		}
 	}); e != nil {
 		return e
 	}
 	stale := make([]bool, len(looks))
 	for i, l := range looks {
-		stale[i] = bundleGone(callerIdent(l.uid, 0, false), l.root, l.kind, l.plist)
+		stale[i] = bundleGone(readIdentOf(l.uid, l.gid), l.root, l.kind, l.plist)
 	}
 	return ss.do(func() {
 		changed := false
@@ -528,7 +534,7 @@ func (m *supervisor) bundleSeen(id bundle.Identity, root string, uid uint32) {
 		}
 		r.following = root
 		key := r.key()
-		a := appArgs{root: root, kind: r.Kind, plist: r.Plist}
+		a := appArgs{root: root, kind: r.Kind, plist: r.Plist, gid: r.GID}
 		dom, owner, bucket := r.Domain, uint32(0), r.bucket
 		if r.Kind != bootstrap.AppKindDaemon {
 			owner = r.UID
@@ -536,7 +542,7 @@ func (m *supervisor) bundleSeen(id bundle.Identity, root string, uid uint32) {
 		m.bg.Add(1)
 		go func() {
 			defer m.bg.Done()
-			rd, oe := readRegistration(callerIdent(uid, 0, false), m.trust, root, a.kind, a.plist)
+			rd, oe := readRegistration(readIdentOf(uid, a.gid), m.trust, root, a.kind, a.plist)
 			m.post(func() {
 				if r := m.reg.regs[key]; r != nil && r.following == root {
 					r.following = ""
