@@ -523,6 +523,10 @@ func (m *supervisor) restoreRegistry() {
 		if dn, _, err := ParseDomain(r.Domain); err != nil || dn != r.Domain {
 			continue
 		}
+		if why := m.restoredWrong(r); why != "" {
+			m.log.Error("registry: a registration that does not hold together; left out", "target", r.target(), "uid", r.UID, "kind", r.Kind, "why", why)
+			continue
+		}
 		r.bucket = m.buckets.of(r.UID)
 		rd, oe := readRegistration(r.readIdent(), m.trust, r.Root, r.Kind, r.Plist)
 		switch {
@@ -543,6 +547,41 @@ func (m *supervisor) restoreRegistry() {
 		}
 		m.reg.regs[r.key()] = r
 	}
+}
+
+// restoredWrong says why a registration read from registrationsFile
+// cannot be one register would have made, "" if it can: its kind, plist
+// name and bundle path as parseAppArgs takes them, and its domain the one
+// appDomain gives (a daemon's system; a main app's or an agent's the
+// user domain of its user, never system), so that a damaged or edited
+// file never runs a user's app as root or in another user's domain.
+func (m *supervisor) restoredWrong(r *registration) string {
+	if !filepath.IsAbs(r.Root) || filepath.Clean(r.Root) != r.Root || len(r.Root) > maxBundlePath {
+		return "bundle path " + r.Root
+	}
+	switch r.Kind {
+	case bootstrap.AppKindMain:
+		if r.Plist != "" {
+			return "a main app with a plist"
+		}
+	case bootstrap.AppKindAgent, bootstrap.AppKindDaemon:
+		if checkPlistName(r.Plist) != nil {
+			return "plist name " + r.Plist
+		}
+	default:
+		return "unknown kind " + r.Kind
+	}
+	switch {
+	case r.Kind == bootstrap.AppKindDaemon:
+		if m.userMode || r.Domain != DomainSystem {
+			return "a daemon outside the system domain of a system xpcd"
+		}
+	case r.Domain == DomainSystem:
+		return "a " + r.Kind + " in the system domain"
+	case !m.userMode && r.Domain != UserDomain(r.UID):
+		return "in another user's domain"
+	}
+	return ""
 }
 
 // regDict is a registration as app list and approval list give it.

@@ -2,12 +2,15 @@ package xpcd
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/internal/bootstrap"
 	"github.com/goxpc/xpc/internal/bundletest"
 )
@@ -179,5 +182,45 @@ func TestAppRegistrationReadBackWithoutRootGroup(t *testing.T) {
 	}
 	if stale, _ := regs[0].Bool(bootstrap.KeyStale); stale {
 		t.Fatal("xpcd read the bundle with root's group: a path the user cannot reach was reported gone")
+	}
+}
+
+// A registrations file whose entries do not hold together (a user's main
+// app or agent in the system domain, an unknown kind, a plist name that
+// is a path) loads none of them: a user's app never runs as root because
+// the file says so.
+func TestAppRegistryHostileEntries(t *testing.T) {
+	h := newSystemHarness(t)
+	if err := os.MkdirAll(h.paths.StateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	dir := appsDir(t, h)
+	id := "org.example.reghostilefile"
+	root := bundletest.Make(t, dir, bundletest.Spec{Identifier: id, Agents: []bundletest.PlistSpec{{Label: id + ".agent"}}})
+	entry := func(kind, dom, label, plist string) string {
+		return fmt.Sprintf(`{"kind":%q,"uid":%d,"identifier":%q,"plist":%q,"root":%q,"domain":%q,"label":%q,"program":%q}`,
+			kind, regUser, id, plist, root, dom, label, filepath.Join(root, "app"))
+	}
+	doc := `{"version":1,"registrations":[` + strings.Join([]string{
+		entry(bootstrap.AppKindMain, DomainSystem, id, ""),
+		entry(bootstrap.AppKindAgent, DomainSystem, id+".agent", id+".agent.plist"),
+		entry("bogus", UserDomain(regUser), id+".bogus", ""),
+		entry(bootstrap.AppKindAgent, UserDomain(regOther), id+".agent", id+".agent.plist"),
+	}, ",") + `]}`
+	if err := os.WriteFile(filepath.Join(h.paths.StateDir, registrationsFile), []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	for _, target := range []string{DomainSystem + "/" + id, DomainSystem + "/" + id + ".agent", UserDomain(regOther) + "/" + id + ".agent"} {
+		if s := h.stateOfTarget(target); s != "error: "+bootstrap.ReasonNotFound {
+			t.Errorf("%s from a hostile registrations file: %q", target, s)
+		}
+	}
+	r, err := h.admin(bootstrap.OpAppList)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if arr, _ := r.Get(bootstrap.KeyRegistrations).(xpc.Array); len(arr) != 0 {
+		t.Fatalf("registrations from a hostile file: %v", arr)
 	}
 }
