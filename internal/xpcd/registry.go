@@ -543,6 +543,9 @@ func (m *supervisor) restoreRegistry() {
 			r.def, r.Program = rd.def, rd.program
 			if r.Kind == bootstrap.AppKindDaemon && !r.Signed && r.Digest != rd.digest {
 				r.Digest, r.Approved = rd.digest, false
+				if r.UID != 0 {
+					r.ApprovalID = m.newApprovalID() // as register gives another program
+				}
 			}
 		}
 		m.reg.regs[r.key()] = r

@@ -224,3 +224,38 @@ func TestAppRegistryHostileEntries(t *testing.T) {
 		t.Fatalf("registrations from a hostile file: %v", arr)
 	}
 }
+
+// An approval id names what the administrator saw: registering the daemon
+// again with another program (an unsigned bundle of the same identifier)
+// gives it a new id, so that an administrator approving the id they
+// listed never approves a program they were not shown.
+func TestAppApprovalIDFollowsProgram(t *testing.T) {
+	h := newSystemHarness(t)
+	h.start()
+	dir := appsDir(t, h)
+	id := "org.example.regswap"
+	a := daemonBundle(t, mkdirAll(t, filepath.Join(dir, "a")), id)
+	b := daemonBundle(t, mkdirAll(t, filepath.Join(dir, "b")), id)
+	if err := os.WriteFile(filepath.Join(b, "app"), []byte("#!/bin/sh\nexec sleep 601\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	plist := id + ".daemon.plist"
+	u := newAppClient(t, h, regUser, regUser)
+	first := strOf(u.must(bootstrap.OpAppRegister, a, bootstrap.AppKindDaemon, plist), bootstrap.KeyApprovalID)
+	// The administrator lists the approvals and sees a's program; the
+	// user registers b meanwhile.
+	second := strOf(u.must(bootstrap.OpAppRegister, b, bootstrap.AppKindDaemon, plist), bootstrap.KeyApprovalID)
+	if second == first {
+		t.Fatalf("another program kept approval id %s", first)
+	}
+	if _, err := h.admin(bootstrap.OpApprove, bootstrap.KeyApprovalID, first); reasonOf(err) != bootstrap.ReasonNotFound {
+		t.Fatalf("approve of the id of the program no longer registered: %v", err)
+	}
+	if s := h.stateOfTarget(DomainSystem + "/" + id + ".daemon"); s != bootstrap.StateUnapproved {
+		t.Fatalf("the other program's daemon is %q", s)
+	}
+	// The same program registered again keeps its id.
+	if again := strOf(u.must(bootstrap.OpAppRegister, b, bootstrap.AppKindDaemon, plist), bootstrap.KeyApprovalID); again != second {
+		t.Fatalf("the same program got id %s, had %s", again, second)
+	}
+}

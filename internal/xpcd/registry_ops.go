@@ -169,10 +169,15 @@ func (m *supervisor) register(uid, bucket uint32, dom string, owner uint32, a ap
 		if old.UID != uid {
 			nr.GID = old.GID
 		}
-		nr.UID, nr.Since, nr.ApprovalID = old.UID, old.Since, old.ApprovalID
-		// An approval holds for the same team, or the same program.
-		if old.Approved && (nr.Signed && old.Signed || !nr.Signed && nr.Digest == old.Digest) {
-			nr.Approved, nr.ApprovedBy = true, old.ApprovedBy
+		nr.UID, nr.Since = old.UID, old.Since
+		// An approval holds for the same team, or the same program; so
+		// does its id: an administrator approving the id they listed
+		// never approves another program than the one they were shown.
+		if nr.Signed && old.Signed || !nr.Signed && !old.Signed && nr.Digest == old.Digest {
+			nr.ApprovalID = old.ApprovalID
+			if old.Approved {
+				nr.Approved, nr.ApprovedBy = true, old.ApprovedBy
+			}
 		}
 	} else {
 		if uid != 0 {
