@@ -59,17 +59,20 @@ type registration struct {
 	UID  uint32 `json:"uid"`  // who registered it: a main app's or agent's domain is theirs
 	// GID is the registering process's kernel-attested gid: the group a
 	// uid without an account reads its bundle with later (readIdent).
-	GID        uint32    `json:"gid,omitempty"`
-	Identifier string    `json:"identifier"`
-	Team       string    `json:"team,omitempty"`
-	Signed     bool      `json:"signed,omitempty"`
-	Plist      string    `json:"plist,omitempty"` // an agent's or daemon's plist file name
-	Root       string    `json:"root"`            // the bundle's directory, as last registered or seen
-	Domain     string    `json:"domain"`
-	Label      string    `json:"label"`
-	Program    string    `json:"program"`
-	Digest     string    `json:"digest,omitempty"` // the program's SHA-256, for a daemon of an unsigned bundle
-	Since      time.Time `json:"since"`
+	GID        uint32 `json:"gid,omitempty"`
+	Identifier string `json:"identifier"`
+	Team       string `json:"team,omitempty"`
+	Signed     bool   `json:"signed,omitempty"`
+	Plist      string `json:"plist,omitempty"` // an agent's or daemon's plist file name
+	Root       string `json:"root"`            // the bundle's directory, as last registered or seen
+	Domain     string `json:"domain"`
+	Label      string `json:"label"`
+	Program    string `json:"program"`
+	Digest     string `json:"digest,omitempty"` // the program's SHA-256, for a daemon of an unsigned bundle
+	// JobDigest is the rest of such a daemon's job (bundleRead.jobDigest):
+	// its approval holds for this program run this way only.
+	JobDigest string    `json:"job_digest,omitempty"`
+	Since     time.Time `json:"since"`
 	// ApprovalID names a daemon registered by a user other than root in
 	// approval list, approve and deny; Approved says it was approved.
 	ApprovalID string `json:"approval_id,omitempty"`
@@ -541,8 +544,8 @@ func (m *supervisor) restoreRegistry() {
 			m.log.Error("registry: the bundle's job has another label now; register it again", "target", r.target(), "bundle", r.Root)
 		default:
 			r.def, r.Program = rd.def, rd.program
-			if r.Kind == bootstrap.AppKindDaemon && !r.Signed && r.Digest != rd.digest {
-				r.Digest, r.Approved = rd.digest, false
+			if r.Kind == bootstrap.AppKindDaemon && !r.Signed && (r.Digest != rd.digest || r.JobDigest != rd.jobDigest) {
+				r.Digest, r.JobDigest, r.Approved = rd.digest, rd.jobDigest, false
 				if r.UID != 0 {
 					r.ApprovalID = m.newApprovalID() // as register gives another program
 				}

@@ -259,3 +259,30 @@ func TestAppApprovalIDFollowsProgram(t *testing.T) {
 		t.Fatalf("the same program got id %s, had %s", again, second)
 	}
 }
+
+// An unsigned daemon's approval is bound to its job too, not only to its
+// program: the same program registered again with another plist (here
+// one that adds an environment variable; as well it could drop its
+// UserName or point its arguments elsewhere) waits for a new approval.
+func TestAppApprovalBoundToJob(t *testing.T) {
+	h := newSystemHarness(t)
+	h.start()
+	dir := appsDir(t, h)
+	id := "org.example.regjobswap"
+	label := id + ".daemon"
+	a := daemonBundle(t, mkdirAll(t, filepath.Join(dir, "a")), id)
+	b := bundletest.Make(t, mkdirAll(t, filepath.Join(dir, "b")), bundletest.Spec{Identifier: id, Daemons: []bundletest.PlistSpec{{
+		Label: label, Extra: map[string]any{"RunAtLoad": true, "MachServices": map[string]any{label + ".svc": true},
+			"EnvironmentVariables": map[string]any{"LD_PRELOAD": "/tmp/evil.so"}},
+	}}})
+	plist := label + ".plist"
+	u := newAppClient(t, h, regUser, regUser)
+	h.mustAdmin(bootstrap.OpApprove, bootstrap.KeyApprovalID, strOf(u.must(bootstrap.OpAppRegister, a, bootstrap.AppKindDaemon, plist), bootstrap.KeyApprovalID))
+	if s := u.status(a, bootstrap.AppKindDaemon, plist); s != bootstrap.AppStatusEnabled {
+		t.Fatalf("approved: %q", s)
+	}
+	if s := strOf(u.must(bootstrap.OpAppRegister, b, bootstrap.AppKindDaemon, plist), bootstrap.KeyStatus); s != bootstrap.AppStatusRequiresApproval {
+		t.Fatalf("the same program with another job kept its approval: %q", s)
+	}
+	waitFor(t, "the daemon to stop", func() bool { return h.stateOfTarget(DomainSystem+"/"+label) == bootstrap.StateUnapproved })
+}

@@ -153,7 +153,7 @@ func (m *supervisor) register(uid, bucket uint32, dom string, owner uint32, a ap
 		return nil, &opError{reason: bootstrap.ReasonReadOnlyState, desc: fmt.Sprintf("register %s: the state is read-only (%s)", rd.id, m.regReadOnly())}
 	}
 	nr := &registration{Kind: a.kind, UID: uid, GID: a.gid, Identifier: rd.id.Identifier, Team: rd.id.Team, Signed: rd.id.Signed,
-		Plist: a.plist, Root: rd.root, Domain: dom, Label: rd.def.Label, Program: rd.program, Digest: rd.digest,
+		Plist: a.plist, Root: rd.root, Domain: dom, Label: rd.def.Label, Program: rd.program, Digest: rd.digest, JobDigest: rd.jobDigest,
 		Since: time.Now(), def: rd.def, bucket: bucket}
 	key := nr.key()
 	old := m.reg.regs[key]
@@ -170,10 +170,11 @@ func (m *supervisor) register(uid, bucket uint32, dom string, owner uint32, a ap
 			nr.GID = old.GID
 		}
 		nr.UID, nr.Since = old.UID, old.Since
-		// An approval holds for the same team, or the same program; so
+		// An approval holds for the same team, or the same program run
+		// the same way (an unsigned bundle's plist is not signed); so
 		// does its id: an administrator approving the id they listed
 		// never approves another program than the one they were shown.
-		if nr.Signed && old.Signed || !nr.Signed && !old.Signed && nr.Digest == old.Digest {
+		if nr.Signed && old.Signed || !nr.Signed && !old.Signed && nr.Digest == old.Digest && nr.JobDigest == old.JobDigest {
 			nr.ApprovalID = old.ApprovalID
 			if old.Approved {
 				nr.Approved, nr.ApprovedBy = true, old.ApprovedBy
