@@ -286,3 +286,38 @@ func TestAppApprovalBoundToJob(t *testing.T) {
 	}
 	waitFor(t, "the daemon to stop", func() bool { return h.stateOfTarget(DomainSystem+"/"+label) == bootstrap.StateUnapproved })
 }
+
+// A bundle path through /proc's links to xpcd's open files (its fds, its
+// cwd: links the kernel lets xpcd's own threads follow whoever they act
+// as) never reaches a directory the user could not reach by its path.
+func TestAppRegisterThroughProcFD(t *testing.T) {
+	h := newSystemHarness(t)
+	h.start()
+	closed := filepath.Join(appsDir(t, h), "closed")
+	if err := os.Mkdir(closed, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	root := bundletest.Make(t, closed, bundletest.Spec{Identifier: "org.example.regprocfd"})
+	d, err := os.Open(root) // a directory xpcd's process has open
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	u := newAppClient(t, h, regUser, regUser)
+	if _, err := u.req(bootstrap.OpAppRegister, root, bootstrap.AppKindMain, ""); err == nil {
+		t.Fatal("the user registered a bundle in a directory closed to them")
+	}
+	for _, p := range []string{
+		fmt.Sprintf("/proc/self/fd/%d", d.Fd()),
+		fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), d.Fd()),
+		fmt.Sprintf("/proc/thread-self/fd/%d", d.Fd()),
+		fmt.Sprintf("/dev/fd/%d", d.Fd()),
+	} {
+		if r, err := u.req(bootstrap.OpAppRegister, p, bootstrap.AppKindMain, ""); err == nil {
+			t.Errorf("registered %s, a bundle closed to the user, through %s: %v", root, p, r)
+		}
+	}
+	if n := len(listRegs(t, u, false)); n != 0 {
+		t.Fatalf("%d registrations", n)
+	}
+}
