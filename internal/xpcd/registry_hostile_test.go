@@ -321,3 +321,29 @@ func TestAppRegisterThroughProcFD(t *testing.T) {
 		t.Fatalf("%d registrations", n)
 	}
 }
+
+// The same holds for a plist a user bootstraps by path: /proc's links to
+// xpcd's open files do not lead past directories closed to the user.
+func TestBootstrapThroughProcFD(t *testing.T) {
+	h := newSystemHarness(t)
+	h.start()
+	closed := filepath.Join(appsDir(t, h), "closed")
+	if err := os.Mkdir(closed, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	p := h.writePlist(h.lcJob("test.reg.procfd", nil, nil, nil, ""), closed)
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p) // a file xpcd's process has open
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	u := newAppClient(t, h, regUser, regUser)
+	for _, path := range []string{p, fmt.Sprintf("/proc/self/fd/%d", f.Fd()), fmt.Sprintf("/dev/fd/%d", f.Fd())} {
+		if r, err := u.send(bootstrap.OpBootstrap, bootstrap.KeyDomain, UserDomain(regUser), bootstrap.KeyPath, path); err == nil {
+			t.Errorf("the user loaded %s, a plist closed to them, through %s: %v", p, path, r)
+		}
+	}
+}
