@@ -230,11 +230,11 @@ func waitRegSaved(what string, saved <-chan error, reply *xpc.Dictionary) waitFu
 // process registering the daemon key (the session's peer) may approve it:
 // yes approves it at once; no, or no answer, leaves it waiting for an
 // administrator (xpcctl approval approve).
-func (ss *session) askAuthority(key regKey, rd *bundleRead) {
+func (ss *session) askAuthority(key regKey, approvalID string, rd *bundleRead) {
 	m, peer, bucket := ss.m, ss.peer, ss.bucket
 	st, err := startTime(peer.PID)
 	if err != nil || !peer.Alive() {
-		m.post(func() { m.authorityAnswered(key, bucket, false) })
+		m.post(func() { m.authorityAnswered(key, approvalID, bucket, false) })
 		return
 	}
 	details := map[string]string{"identifier": rd.id.Identifier, "team": rd.id.Team, "program": rd.program}
@@ -254,19 +254,22 @@ func (ss *session) askAuthority(key regKey, rd *bundleRead) {
 		if err != nil {
 			m.log.Warn("approval authority: no answer; the daemon waits for an administrator", "identifier", rd.id.Identifier, "err", err)
 		}
-		m.post(func() { m.authorityAnswered(key, bucket, ok && err == nil) })
+		m.post(func() { m.authorityAnswered(key, approvalID, bucket, ok && err == nil) })
 	}()
 }
 
 // authorityAnswered: the authority said yes (ok) or not, for key, a
-// question of bucket's user.
-func (m *supervisor) authorityAnswered(key regKey, bucket uint32, ok bool) {
+// question of bucket's user about approval approvalID. The answer is
+// about what the authority was shown: a registration of key under
+// another approval id (unregistered and registered again, another program
+// or job) is not what it answered about.
+func (m *supervisor) authorityAnswered(key regKey, approvalID string, bucket uint32, ok bool) {
 	if m.reg.asking[bucket]--; m.reg.asking[bucket] <= 0 {
 		delete(m.reg.asking, bucket)
 	}
 	m.reg.askingTotal--
 	r := m.reg.regs[key]
-	if r == nil {
+	if r == nil || r.ApprovalID != approvalID {
 		return
 	}
 	r.asking = false

@@ -347,3 +347,69 @@ func TestBootstrapThroughProcFD(t *testing.T) {
 		}
 	}
 }
+
+// heldAuthority holds each question until the test answers it.
+type heldAuthority struct {
+	mu   sync.Mutex
+	asks []heldAsk
+}
+
+type heldAsk struct {
+	program string
+	answer  chan bool
+}
+
+func (a *heldAuthority) Authorize(ctx context.Context, _ int, _ uint64, _ uint32, _ string, details map[string]string) (bool, error) {
+	ask := heldAsk{program: details["program"], answer: make(chan bool, 1)}
+	a.mu.Lock()
+	a.asks = append(a.asks, ask)
+	a.mu.Unlock()
+	select {
+	case ok := <-ask.answer:
+		return ok, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+func (a *heldAuthority) asked() []heldAsk {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]heldAsk(nil), a.asks...)
+}
+
+// The authority's yes approves what it was asked about, never what the
+// user registered in its place while the question was open (another
+// program under the same identifier, the dialog still showing the
+// first).
+func TestAppAuthorityYesForWhatItWasAsked(t *testing.T) {
+	h := newSystemHarness(t)
+	h.start()
+	ha := &heldAuthority{}
+	h.d.sup.authority = ha
+	dir := appsDir(t, h)
+	id := "org.example.regpkswap"
+	a := daemonBundle(t, mkdirAll(t, filepath.Join(dir, "a")), id)
+	b := daemonBundle(t, mkdirAll(t, filepath.Join(dir, "b")), id)
+	if err := os.WriteFile(filepath.Join(b, "app"), []byte("#!/bin/sh\nexec sleep 602\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	plist := id + ".daemon.plist"
+	u := newAppClient(t, h, regUser, regUser)
+	u.must(bootstrap.OpAppRegister, a, bootstrap.AppKindDaemon, plist)
+	waitFor(t, "the question about a", func() bool { return len(ha.asked()) == 1 })
+	u.must(bootstrap.OpAppUnregister, a, bootstrap.AppKindDaemon, plist)
+	u.must(bootstrap.OpAppRegister, b, bootstrap.AppKindDaemon, plist)
+	first := ha.asked()[0]
+	if first.program != filepath.Join(a, "app") {
+		t.Fatalf("first question about %s", first.program)
+	}
+	first.answer <- true
+	time.Sleep(200 * time.Millisecond) // the answer is taken on the loop
+	if s := u.status(b, bootstrap.AppKindDaemon, plist); s != bootstrap.AppStatusRequiresApproval {
+		t.Fatalf("b, never asked about, is %q after the yes about a", s)
+	}
+	if s := h.stateOfTarget(DomainSystem + "/" + id + ".daemon"); s != bootstrap.StateUnapproved {
+		t.Fatalf("b's daemon is %q", s)
+	}
+}

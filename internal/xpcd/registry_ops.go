@@ -102,6 +102,7 @@ func opAppRegister(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc
 	var r *registration
 	var reply *xpc.Dictionary
 	var ask bool
+	var approvalID string
 	if e := ss.do(func() {
 		r, oe = ss.m.register(ss.peer.UID, ss.bucket, dom, owner, a, rd, func(err error) { saved <- err })
 		if oe == nil {
@@ -110,7 +111,7 @@ func opAppRegister(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc
 				reply.Set(bootstrap.KeyApprovalID, xpc.String(r.ApprovalID))
 			}
 			if ss.m.authority != nil && r.needsApproval() && !r.asking && ss.m.mayAsk(ss.bucket) {
-				r.asking, ask = true, true
+				r.asking, ask, approvalID = true, true, r.ApprovalID
 			}
 		}
 	}); e != nil {
@@ -120,7 +121,7 @@ func opAppRegister(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc
 		return nil, nil, oe
 	}
 	if ask {
-		ss.askAuthority(r.key(), rd)
+		ss.askAuthority(r.key(), approvalID, rd)
 	}
 	return nil, func(ctx context.Context) (*xpc.Dictionary, *opError) {
 		select {
