@@ -150,14 +150,14 @@ func (d *dir) readFile(rel string, limit int64) ([]byte, error) {
 		return nil, &Error{Path: p, Err: err}
 	}
 	if fi.Size() > limit {
-		return nil, &Error{Path: p, Err: fmt.Errorf("%w: larger than %d bytes", ErrBadBundle, limit)}
+		return nil, &Error{Path: p, Err: fmt.Errorf("%w: %w", ErrBadBundle, tooLarge(limit))}
 	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, &Error{Path: p, Err: err}
 	}
 	if int64(len(data)) > limit {
-		return nil, &Error{Path: p, Err: fmt.Errorf("%w: larger than %d bytes", ErrBadBundle, limit)}
+		return nil, &Error{Path: p, Err: fmt.Errorf("%w: %w", ErrBadBundle, tooLarge(limit))}
 	}
 	return data, nil
 }
@@ -234,3 +234,8 @@ func kind(m fs.FileMode) string {
 	}
 	return m.Type().String()
 }
+
+// tooLarge is readFile's error for a file larger than its limit, in bytes.
+type tooLarge int64
+
+func (t tooLarge) Error() string { return fmt.Sprintf("larger than %d bytes", int64(t)) }
