@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -19,6 +20,11 @@ const (
 	MaxLaunchPlists = 64
 	// MaxInfoPlistSize is the largest Info.plist read, in bytes.
 	MaxInfoPlistSize = 1 << 20
+	// MaxBundleBytes bounds the plists of one bundle together (its
+	// Info.plists and job plists), in bytes: each may be as large as
+	// MaxInfoPlistSize or launchd.MaxFileSize, but not all of them, which
+	// would make one Read hold hundreds of megabytes.
+	MaxBundleBytes = 4 << 20
 	// maxDirEntries bounds the entries of a directory Read lists
 	// (XPCServices, LaunchAgents, LaunchDaemons), ignored ones included.
 	maxDirEntries = 1024
@@ -206,7 +212,7 @@ func Read(dir string) (*Bundle, error) {
 		return nil, err
 	}
 	b := &Bundle{Root: abs, Layout: layout}
-	r := reader{root: rd, layout: layout}
+	r := reader{root: rd, layout: layout, left: MaxBundleBytes}
 	if err := r.main(b); err != nil {
 		return nil, err
 	}
@@ -247,10 +253,31 @@ func detectLayout(rd *dir) (Layout, error) {
 type reader struct {
 	root   *dir
 	layout Layout
+	left   int64 // of MaxBundleBytes
+}
+
+// read reads the regular file rel of d, at most max bytes, and at most
+// what is left of MaxBundleBytes.
+func (r *reader) read(d *dir, rel string, max int64) ([]byte, error) {
+	if r.left < max {
+		if r.left <= 0 {
+			return nil, &Error{Path: d.join(rel), Err: fmt.Errorf("%w: the bundle's plists are larger than %d bytes together", ErrBadBundle, MaxBundleBytes)}
+		}
+		data, err := d.readFile(rel, r.left)
+		var tl tooLarge
+		if errors.As(err, &tl) {
+			return nil, &Error{Path: d.join(rel), Err: fmt.Errorf("%w: the bundle's plists are larger than %d bytes together", ErrBadBundle, MaxBundleBytes)}
+		}
+		r.left -= int64(len(data))
+		return data, err
+	}
+	data, err := d.readFile(rel, max)
+	r.left -= int64(len(data))
+	return data, err
 }
 
 func (r *reader) main(b *Bundle) error {
-	in, err := readInfo(r.root, r.layout.base()+"Info.plist", false)
+	in, err := readInfo(r, r.root, r.layout.base()+"Info.plist", false)
 	if err != nil {
 		return err
 	}
@@ -294,7 +321,7 @@ func (r *reader) service(sd *dir, name string) (*Service, error) {
 		return nil, err
 	}
 	defer xd.close()
-	in, err := readInfo(xd, r.layout.base()+"Info.plist", true)
+	in, err := readInfo(r, xd, r.layout.base()+"Info.plist", true)
 	if err != nil {
 		return nil, err
 	}
@@ -340,14 +367,13 @@ func (r *reader) launchPlists(sub string) ([]*LaunchPlist, error) {
 // launchPlist reads the job plist name of ld, and resolves its
 // BundleProgram.
 func (r *reader) launchPlist(ld *dir, name string) (*LaunchPlist, error) {
-	f, err := ld.openFile(name)
+	data, err := r.read(ld, name, launchd.MaxFileSize)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	p := ld.join(name)
 	// Path "": the *Error names the file once.
-	j, err := launchd.LoadFile(f, "")
+	j, err := launchd.Parse("", data)
 	if err != nil {
 		return nil, &Error{Path: p, Err: fmt.Errorf("%w: %w", ErrBadBundle, err)}
 	}

@@ -78,7 +78,8 @@
 // At most MaxServices services, MaxLaunchPlists plists in each of
 // LaunchAgents and LaunchDaemons, 1024 entries in each of those
 // directories, MaxInfoPlistSize bytes per Info.plist and
-// launchd.MaxFileSize per job plist: what Read holds in memory is bounded.
+// launchd.MaxFileSize per job plist, and MaxBundleBytes for all of them
+// together: what Read holds in memory is bounded.
 //
 // # Which bundle a program belongs to
 //

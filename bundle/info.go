@@ -35,9 +35,9 @@ type serviceKeys struct {
 
 // readInfo reads and checks the Info.plist rel of d; service says whether
 // it is a service's, whose XPCService dictionary is read too.
-func readInfo(d *dir, rel string, service bool) (info, error) {
+func readInfo(r *reader, d *dir, rel string, service bool) (info, error) {
 	p := d.join(rel)
-	data, err := d.readFile(rel, MaxInfoPlistSize)
+	data, err := r.read(d, rel, MaxInfoPlistSize)
 	if err != nil {
 		if isNotExist(err) {
 			// Read found the application's; a service must have one.

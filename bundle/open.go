@@ -22,10 +22,26 @@ func (d *dir) close() { d.f.Close() }
 func (d *dir) join(rel string) string { return d.path + "/" + rel }
 
 // openRoot opens the bundle's root directory, following symbolic links in
-// the path as given: the root is what the caller named.
+// the path as given: the root is what the caller named. /proc's links to
+// open files and working directories (/proc/PID/fd/N, /dev/fd/N,
+// /proc/self/cwd) are not followed: they lead to a directory without the
+// permission checks of the path to it, and a thread acting as a user in
+// a privileged process (a root xpcd reading a user's bundle with their
+// rights) may follow its own process's, reaching whatever it has open.
 func openRoot(path string) (*dir, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Openat2(unix.AT_FDCWD, path, &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if errors.Is(err, unix.ENOSYS) {
+		// Before Linux 5.6 there is no openat2; nor, then, this
+		// protection.
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	}
 	if err != nil {
+		if errors.Is(err, unix.ELOOP) {
+			err = fmt.Errorf("%w (or a /proc link to an open file, which is not followed)", err)
+		}
 		return nil, &Error{Path: path, Err: fsErr("open", err)}
 	}
 	return &dir{f: os.NewFile(uintptr(fd), path), path: path}, nil
@@ -134,14 +150,14 @@ func (d *dir) readFile(rel string, limit int64) ([]byte, error) {
 		return nil, &Error{Path: p, Err: err}
 	}
 	if fi.Size() > limit {
-		return nil, &Error{Path: p, Err: fmt.Errorf("%w: larger than %d bytes", ErrBadBundle, limit)}
+		return nil, &Error{Path: p, Err: fmt.Errorf("%w: %w", ErrBadBundle, tooLarge(limit))}
 	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, &Error{Path: p, Err: err}
 	}
 	if int64(len(data)) > limit {
-		return nil, &Error{Path: p, Err: fmt.Errorf("%w: larger than %d bytes", ErrBadBundle, limit)}
+		return nil, &Error{Path: p, Err: fmt.Errorf("%w: %w", ErrBadBundle, tooLarge(limit))}
 	}
 	return data, nil
 }
@@ -218,3 +234,8 @@ func kind(m fs.FileMode) string {
 	}
 	return m.Type().String()
 }
+
+// tooLarge is readFile's error for a file larger than its limit, in bytes.
+type tooLarge int64
+
+func (t tooLarge) Error() string { return fmt.Sprintf("larger than %d bytes", int64(t)) }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -286,7 +287,9 @@ func renderRegs(w io.Writer, reply *xpc.Dictionary, key string, approvals bool) 
 		if !ok {
 			continue
 		}
-		str := func(k string) string { s, _ := r.String(k); return s }
+		// One cell each: a user's newline or tab must not make a row or
+		// a column of its own.
+		str := func(k string) string { s, _ := r.String(k); return cell(s) }
 		identity := str(bootstrap.KeyAppIdentifier)
 		if t := str(bootstrap.KeyAppTeam); t != "" {
 			identity += " (team " + t + ")"
@@ -305,4 +308,10 @@ func renderRegs(w io.Writer, reply *xpc.Dictionary, key string, approvals bool) 
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", str(bootstrap.KeyStatus), kind, job, identity, str(bootstrap.KeyAppBundle))
 	}
 	tw.Flush()
+}
+
+// cell is s for one cell of a table: its control characters escaped, tabs
+// and newlines included.
+func cell(s string) string {
+	return strings.ReplaceAll(escapeControls(s, false), "\t", `\t`)
 }

@@ -150,7 +150,10 @@ func opBootstrap(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, 
 	if owner != ss.peer.UID {
 		bucket = ss.m.buckets.of(owner)
 	}
-	if e := ss.do(func() { reply, oe = ss.m.bootstrap(dom, owner, bucket, def) }); e != nil {
+	if e := ss.do(func() {
+		ss.m.labelClaimed(dom, def.Label) // registry.go
+		reply, oe = ss.m.bootstrap(dom, owner, bucket, def)
+	}); e != nil {
 		return nil, nil, e
 	}
 	if oe == nil && len(def.Warnings) > 0 {

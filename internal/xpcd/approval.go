@@ -28,6 +28,34 @@ const approvalAction = polkit.ActionApproveDaemon
 // authorization dialog waits for a person).
 const authorityTimeout = 5 * time.Minute
 
+// Bounds of the questions to the approval authority waiting at once: a
+// question holds a goroutine of xpcd for up to authorityTimeout (and, with
+// polkit, a dialog and one of the client's polkit.MaxPending slots), and
+// one user registering and unregistering daemons must not pile them up
+// or take every slot. A daemon registered over the bounds is not asked
+// about; it waits for an administrator (xpcctl approval approve).
+const (
+	maxAskingPerUser = 4
+	maxAsking        = polkit.MaxPending
+)
+
+// mayAsk takes a place for a question about a daemon bucket's user
+// registers (on the loop); false if none is free. authorityAnswered
+// gives it back.
+func (m *supervisor) mayAsk(bucket uint32) bool {
+	if m.reg.askingTotal >= maxAsking || m.reg.asking[bucket] >= maxAskingPerUser {
+		m.log.Warn("approval authority: too many questions waiting; the daemon waits for an administrator",
+			"user", bucketName(bucket), "theirs", m.reg.asking[bucket], "all", m.reg.askingTotal)
+		return false
+	}
+	if m.reg.asking == nil {
+		m.reg.asking = map[uint32]int{}
+	}
+	m.reg.asking[bucket]++
+	m.reg.askingTotal++
+	return true
+}
+
 // approvalAuthority asks an authorization service whether the process that registers a
 // daemon may approve it itself; nil when none is configured.
 type approvalAuthority interface {
@@ -202,11 +230,11 @@ func waitRegSaved(what string, saved <-chan error, reply *xpc.Dictionary) waitFu
 // process registering the daemon key (the session's peer) may approve it:
 // yes approves it at once; no, or no answer, leaves it waiting for an
 // administrator (xpcctl approval approve).
-func (ss *session) askAuthority(key regKey, rd *bundleRead) {
-	m, peer := ss.m, ss.peer
+func (ss *session) askAuthority(key regKey, approvalID string, rd *bundleRead) {
+	m, peer, bucket := ss.m, ss.peer, ss.bucket
 	st, err := startTime(peer.PID)
 	if err != nil || !peer.Alive() {
-		m.post(func() { m.authorityAnswered(key, false) })
+		m.post(func() { m.authorityAnswered(key, approvalID, bucket, false) })
 		return
 	}
 	details := map[string]string{"identifier": rd.id.Identifier, "team": rd.id.Team, "program": rd.program}
@@ -226,14 +254,22 @@ func (ss *session) askAuthority(key regKey, rd *bundleRead) {
 		if err != nil {
 			m.log.Warn("approval authority: no answer; the daemon waits for an administrator", "identifier", rd.id.Identifier, "err", err)
 		}
-		m.post(func() { m.authorityAnswered(key, ok && err == nil) })
+		m.post(func() { m.authorityAnswered(key, approvalID, bucket, ok && err == nil) })
 	}()
 }
 
-// authorityAnswered: the authority said yes (ok) or not, for key.
-func (m *supervisor) authorityAnswered(key regKey, ok bool) {
+// authorityAnswered: the authority said yes (ok) or not, for key, a
+// question of bucket's user about approval approvalID. The answer is
+// about what the authority was shown: a registration of key under
+// another approval id (unregistered and registered again, another program
+// or job) is not what it answered about.
+func (m *supervisor) authorityAnswered(key regKey, approvalID string, bucket uint32, ok bool) {
+	if m.reg.asking[bucket]--; m.reg.asking[bucket] <= 0 {
+		delete(m.reg.asking, bucket)
+	}
+	m.reg.askingTotal--
 	r := m.reg.regs[key]
-	if r == nil {
+	if r == nil || r.ApprovalID != approvalID {
 		return
 	}
 	r.asking = false

@@ -30,7 +30,7 @@ func (ss *session) readPlist(body *xpc.Dictionary, dom string, owner uint32, pat
 	err := asUser(callerIdent(ss.peer.UID, ss.peer.GID, true), func() error {
 		var oerr error
 		// O_NONBLOCK: opening a FIFO must not wait for a writer.
-		f, oerr = os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		f, oerr = openNamed(path, os.O_RDONLY|syscall.O_NONBLOCK, 0) // openpath.go
 		return oerr
 	})
 	if err != nil {

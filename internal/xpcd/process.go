@@ -225,7 +225,7 @@ func (l *execLauncher) openStdio(spec *spawnSpec, id *ident) (stdio [3]*os.File,
 			// O_NONBLOCK: opening a FIFO must not wait for its other
 			// end (the flag is cleared below; files do not mind).
 			var oerr error
-			stdio[i], oerr = os.OpenFile(f.path, f.flag|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0o644)
+			stdio[i], oerr = openNamed(f.path, f.flag|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0o644) // openpath.go
 			return oerr
 		})
 		if err != nil {

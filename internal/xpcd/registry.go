@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,18 +55,24 @@ const (
 
 // registration is one registered service, as registrationsFile keeps it.
 type registration struct {
-	Kind       string    `json:"kind"` // bootstrap.AppKind*
-	UID        uint32    `json:"uid"`  // who registered it: a main app's or agent's domain is theirs
-	Identifier string    `json:"identifier"`
-	Team       string    `json:"team,omitempty"`
-	Signed     bool      `json:"signed,omitempty"`
-	Plist      string    `json:"plist,omitempty"` // an agent's or daemon's plist file name
-	Root       string    `json:"root"`            // the bundle's directory, as last registered or seen
-	Domain     string    `json:"domain"`
-	Label      string    `json:"label"`
-	Program    string    `json:"program"`
-	Digest     string    `json:"digest,omitempty"` // the program's SHA-256, for a daemon of an unsigned bundle
-	Since      time.Time `json:"since"`
+	Kind string `json:"kind"` // bootstrap.AppKind*
+	UID  uint32 `json:"uid"`  // who registered it: a main app's or agent's domain is theirs
+	// GID is the registering process's kernel-attested gid: the group a
+	// uid without an account reads its bundle with later (readIdent).
+	GID        uint32 `json:"gid,omitempty"`
+	Identifier string `json:"identifier"`
+	Team       string `json:"team,omitempty"`
+	Signed     bool   `json:"signed,omitempty"`
+	Plist      string `json:"plist,omitempty"` // an agent's or daemon's plist file name
+	Root       string `json:"root"`            // the bundle's directory, as last registered or seen
+	Domain     string `json:"domain"`
+	Label      string `json:"label"`
+	Program    string `json:"program"`
+	Digest     string `json:"digest,omitempty"` // the program's SHA-256, for a daemon of an unsigned bundle
+	// JobDigest is the rest of such a daemon's job (bundleRead.jobDigest):
+	// its approval holds for this program run this way only.
+	JobDigest string    `json:"job_digest,omitempty"`
+	Since     time.Time `json:"since"`
 	// ApprovalID names a daemon registered by a user other than root in
 	// approval list, approve and deny; Approved says it was approved.
 	ApprovalID string `json:"approval_id,omitempty"`
@@ -98,6 +105,24 @@ func (r *registration) key() regKey {
 }
 
 func (r *registration) target() string { return r.Domain + "/" + r.Label }
+
+// nogroup is the gid a registration of a uid without an account that
+// recorded none is read with.
+const nogroup = 65534
+
+// readIdent is the identity r's bundle is read with after it was
+// registered (at start, app list's stale check, a move followed): its
+// user's account, or for a uid without one, that uid with the gid it
+// registered with, never root's group. Off the loop: it reads the user
+// database.
+func (r *registration) readIdent() *ident { return readIdentOf(r.UID, r.GID) }
+
+func readIdentOf(uid, gid uint32) *ident {
+	if gid == 0 && uid != 0 {
+		gid = nogroup
+	}
+	return callerIdent(uid, gid, false)
+}
 
 // needsApproval: a daemon a user other than root registered and no
 // administrator has approved (for what it now is).
@@ -140,6 +165,10 @@ type registry struct {
 	readOnly string
 	// changed: the registry changed since xpcd started (flushRegistry).
 	changed bool
+	// asking counts the questions to the approval authority under way,
+	// by bucket; askingTotal all of them (approval.go, mayAsk).
+	asking      map[uint32]int
+	askingTotal int
 }
 
 // regReadOnly says why the registry may not change, "" if it may.
@@ -191,7 +220,47 @@ func (m *supervisor) yieldsName(other *job, d *domain, def *launchd.Job) bool {
 	return !waits
 }
 
-// ownsJob reports whether a registration has the job dom/label.
+// regJob is r's loaded job: the job with its label in its domain, if it
+// is defined (or is to be, once an upgrade is done) from r's bundle; nil
+// if there is none, or the label is held by a job loaded from elsewhere
+// (a LaunchDaemons plist, root's bootstrap), which r must never unload,
+// start, stop or redefine.
+func (m *supervisor) regJob(r *registration) *job {
+	d := m.domains[r.Domain]
+	if d == nil {
+		return nil
+	}
+	j := d.jobs[r.Label]
+	if j == nil {
+		return nil
+	}
+	def := j.def
+	if j.next != nil {
+		def = j.next
+	}
+	if def.Path != r.Root && !strings.HasPrefix(def.Path, r.Root+"/") {
+		return nil
+	}
+	return j
+}
+
+// labelClaimed is told (on the loop) that a job that waits for no
+// approval is being loaded as dom/label by bootstrap: a daemon waiting for
+// approval that holds the label gives it up, as it gives up its names
+// (yieldsName), and its registration is removed as a deny would remove
+// it. So a user cannot keep a label from the system's own daemons by
+// registering a daemon that claims it.
+func (m *supervisor) labelClaimed(dom, label string) {
+	r := m.regOwns(dom, label)
+	if r == nil || !r.needsApproval() {
+		return
+	}
+	m.log.Warn("registry: a daemon waiting for approval gives up its label to a job loaded with it; its registration is removed",
+		"target", r.target(), "bundle", r.Root, "uid", r.UID)
+	m.removeReg(r, nil)
+}
+
+// regOwns is the registration of the job dom/label, nil if none.
 func (m *supervisor) regOwns(dom, label string) *registration {
 	for _, r := range m.reg.regs {
 		if r.Domain == dom && r.Label == label {
@@ -267,11 +336,10 @@ func (m *supervisor) setGate(r *registration) {
 	} else {
 		delete(m.reg.gate, t)
 	}
-	d := m.domains[r.Domain]
-	if d == nil || d.jobs[r.Label] == nil || was == now {
+	j := m.regJob(r)
+	if j == nil || was == now {
 		return
 	}
-	j := d.jobs[r.Label]
 	if now {
 		j.cancelThrottle()
 		m.syncSchedule(j)
@@ -458,8 +526,12 @@ func (m *supervisor) restoreRegistry() {
 		if dn, _, err := ParseDomain(r.Domain); err != nil || dn != r.Domain {
 			continue
 		}
+		if why := m.restoredWrong(r); why != "" {
+			m.log.Error("registry: a registration that does not hold together; left out", "target", r.target(), "uid", r.UID, "kind", r.Kind, "why", why)
+			continue
+		}
 		r.bucket = m.buckets.of(r.UID)
-		rd, oe := readRegistration(callerIdent(r.UID, 0, false), m.trust, r.Root, r.Kind, r.Plist)
+		rd, oe := readRegistration(r.readIdent(), m.trust, r.Root, r.Kind, r.Plist)
 		switch {
 		case oe != nil && oe.reason == bootstrap.ReasonNotFound:
 			r.stale = true
@@ -472,12 +544,50 @@ func (m *supervisor) restoreRegistry() {
 			m.log.Error("registry: the bundle's job has another label now; register it again", "target", r.target(), "bundle", r.Root)
 		default:
 			r.def, r.Program = rd.def, rd.program
-			if r.Kind == bootstrap.AppKindDaemon && !r.Signed && r.Digest != rd.digest {
-				r.Digest, r.Approved = rd.digest, false
+			if r.Kind == bootstrap.AppKindDaemon && !r.Signed && (r.Digest != rd.digest || r.JobDigest != rd.jobDigest) {
+				r.Digest, r.JobDigest, r.Approved = rd.digest, rd.jobDigest, false
+				if r.UID != 0 {
+					r.ApprovalID = m.newApprovalID() // as register gives another program
+				}
 			}
 		}
 		m.reg.regs[r.key()] = r
 	}
+}
+
+// restoredWrong says why a registration read from registrationsFile
+// cannot be one register would have made, "" if it can: its kind, plist
+// name and bundle path as parseAppArgs takes them, and its domain the one
+// appDomain gives (a daemon's system; a main app's or an agent's the
+// user domain of its user, never system), so that a damaged or edited
+// file never runs a user's app as root or in another user's domain.
+func (m *supervisor) restoredWrong(r *registration) string {
+	if !filepath.IsAbs(r.Root) || filepath.Clean(r.Root) != r.Root || len(r.Root) > maxBundlePath {
+		return "bundle path " + r.Root
+	}
+	switch r.Kind {
+	case bootstrap.AppKindMain:
+		if r.Plist != "" {
+			return "a main app with a plist"
+		}
+	case bootstrap.AppKindAgent, bootstrap.AppKindDaemon:
+		if checkPlistName(r.Plist) != nil {
+			return "plist name " + r.Plist
+		}
+	default:
+		return "unknown kind " + r.Kind
+	}
+	switch {
+	case r.Kind == bootstrap.AppKindDaemon:
+		if m.userMode || r.Domain != DomainSystem {
+			return "a daemon outside the system domain of a system xpcd"
+		}
+	case r.Domain == DomainSystem:
+		return "a " + r.Kind + " in the system domain"
+	case !m.userMode && r.Domain != UserDomain(r.UID):
+		return "in another user's domain"
+	}
+	return ""
 }
 
 // regDict is a registration as app list and approval list give it.

@@ -31,6 +31,7 @@ func init() {
 // appArgs is a request's service: bundle, kind, plist.
 type appArgs struct {
 	root, kind, plist string
+	gid               uint32 // the registering process's kernel-attested gid
 }
 
 func parseAppArgs(body *xpc.Dictionary) (appArgs, *opError) {
@@ -92,6 +93,7 @@ func opAppRegister(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc
 	if oe != nil {
 		return nil, nil, oe
 	}
+	a.gid = ss.peer.GID
 	rd, oe := readRegistration(ss.caller(), ss.m.trust, a.root, a.kind, a.plist)
 	if oe != nil {
 		return nil, nil, oe
@@ -100,6 +102,7 @@ func opAppRegister(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc
 	var r *registration
 	var reply *xpc.Dictionary
 	var ask bool
+	var approvalID string
 	if e := ss.do(func() {
 		r, oe = ss.m.register(ss.peer.UID, ss.bucket, dom, owner, a, rd, func(err error) { saved <- err })
 		if oe == nil {
@@ -107,8 +110,8 @@ func opAppRegister(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc
 			if r.ApprovalID != "" {
 				reply.Set(bootstrap.KeyApprovalID, xpc.String(r.ApprovalID))
 			}
-			if ss.m.authority != nil && r.needsApproval() && !r.asking {
-				r.asking, ask = true, true
+			if ss.m.authority != nil && r.needsApproval() && !r.asking && ss.m.mayAsk(ss.bucket) {
+				r.asking, ask, approvalID = true, true, r.ApprovalID
 			}
 		}
 	}); e != nil {
@@ -118,7 +121,7 @@ func opAppRegister(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc
 		return nil, nil, oe
 	}
 	if ask {
-		ss.askAuthority(r.key(), rd)
+		ss.askAuthority(r.key(), approvalID, rd)
 	}
 	return nil, func(ctx context.Context) (*xpc.Dictionary, *opError) {
 		select {
@@ -150,8 +153,8 @@ func (m *supervisor) register(uid, bucket uint32, dom string, owner uint32, a ap
 	if m.regReadOnly() != "" {
 		return nil, &opError{reason: bootstrap.ReasonReadOnlyState, desc: fmt.Sprintf("register %s: the state is read-only (%s)", rd.id, m.regReadOnly())}
 	}
-	nr := &registration{Kind: a.kind, UID: uid, Identifier: rd.id.Identifier, Team: rd.id.Team, Signed: rd.id.Signed,
-		Plist: a.plist, Root: rd.root, Domain: dom, Label: rd.def.Label, Program: rd.program, Digest: rd.digest,
+	nr := &registration{Kind: a.kind, UID: uid, GID: a.gid, Identifier: rd.id.Identifier, Team: rd.id.Team, Signed: rd.id.Signed,
+		Plist: a.plist, Root: rd.root, Domain: dom, Label: rd.def.Label, Program: rd.program, Digest: rd.digest, JobDigest: rd.jobDigest,
 		Since: time.Now(), def: rd.def, bucket: bucket}
 	key := nr.key()
 	old := m.reg.regs[key]
@@ -164,10 +167,19 @@ func (m *supervisor) register(uid, bucket uint32, dom string, owner uint32, a ap
 			re := refusedBy(bootstrap.RuleAppOwner, "daemon %s of %s was registered by uid %d", a.plist, old.Identifier, old.UID)
 			return nil, ruleOpError(re, "register %s: %s", rd.root, re.Detail)
 		}
-		nr.UID, nr.Since, nr.ApprovalID = old.UID, old.Since, old.ApprovalID
-		// An approval holds for the same team, or the same program.
-		if old.Approved && (nr.Signed && old.Signed || !nr.Signed && nr.Digest == old.Digest) {
-			nr.Approved, nr.ApprovedBy = true, old.ApprovedBy
+		if old.UID != uid {
+			nr.GID = old.GID
+		}
+		nr.UID, nr.Since = old.UID, old.Since
+		// An approval holds for the same team, or the same program run
+		// the same way (an unsigned bundle's plist is not signed); so
+		// does its id: an administrator approving the id they listed
+		// never approves another program than the one they were shown.
+		if nr.Signed && old.Signed || !nr.Signed && !old.Signed && nr.Digest == old.Digest && nr.JobDigest == old.JobDigest {
+			nr.ApprovalID = old.ApprovalID
+			if old.Approved {
+				nr.Approved, nr.ApprovedBy = true, old.ApprovedBy
+			}
 		}
 	} else {
 		if uid != 0 {
@@ -189,7 +201,7 @@ func (m *supervisor) register(uid, bucket uint32, dom string, owner uint32, a ap
 		return nil, &opError{reason: bootstrap.ReasonExists, desc: fmt.Sprintf("register %s: label %s in %s is registered already, by %s (%s)", rd.root, nr.Label, dom, o.Identifier, o.Root)}
 	}
 	if d := m.domains[dom]; d != nil {
-		if j := d.jobs[nr.Label]; j != nil && (old == nil || old.Domain != dom || old.Label != nr.Label) {
+		if j := d.jobs[nr.Label]; j != nil && (old == nil || old.Domain != dom || old.Label != nr.Label || m.regJob(old) != j) {
 			return nil, &opError{reason: bootstrap.ReasonExists, desc: fmt.Sprintf("register %s: label %s is already loaded in %s from %s", rd.root, nr.Label, dom, j.def.Path)}
 		}
 	}
@@ -213,8 +225,7 @@ func (m *supervisor) register(uid, bucket uint32, dom string, owner uint32, a ap
 		m.unloadReg(old)
 	}
 	m.reg.regs[key] = nr
-	if d := m.domains[dom]; d != nil && d.jobs[nr.Label] != nil {
-		j := d.jobs[nr.Label]
+	if j := m.regJob(nr); j != nil {
 		switch {
 		case wasGated && !nr.needsApproval():
 			m.syncSchedule(j)
@@ -238,12 +249,12 @@ func (m *supervisor) register(uid, bucket uint32, dom string, owner uint32, a ap
 func (m *supervisor) unloadReg(r *registration) chan struct{} {
 	gone := make(chan struct{})
 	delete(m.reg.gate, r.target())
-	d := m.domains[r.Domain]
-	if d == nil || d.jobs[r.Label] == nil {
+	j := m.regJob(r)
+	if j == nil {
 		close(gone)
 		return gone
 	}
-	j := d.jobs[r.Label]
+	d := j.dom
 	j.unloadWaiters = append(j.unloadWaiters, gone)
 	if j.unloading {
 		return gone
@@ -420,18 +431,19 @@ func (ss *session) checkStale(regs []*registration) *opError {
 		kind  string
 		plist string
 		uid   uint32
+		gid   uint32
 	}
 	var looks []look
 	if e := ss.do(func() {
 		for _, r := range regs {
-			looks = append(looks, look{r, r.Root, r.Kind, r.Plist, r.UID})
+			looks = append(looks, look{r, r.Root, r.Kind, r.Plist, r.UID, r.GID})
 		}
 	}); e != nil {
 		return e
 	}
 	stale := make([]bool, len(looks))
 	for i, l := range looks {
-		stale[i] = bundleGone(callerIdent(l.uid, 0, false), l.root, l.kind, l.plist)
+		stale[i] = bundleGone(readIdentOf(l.uid, l.gid), l.root, l.kind, l.plist)
 	}
 	return ss.do(func() {
 		changed := false
@@ -529,7 +541,7 @@ func (m *supervisor) bundleSeen(id bundle.Identity, root string, uid uint32) {
 		}
 		r.following = root
 		key := r.key()
-		a := appArgs{root: root, kind: r.Kind, plist: r.Plist}
+		a := appArgs{root: root, kind: r.Kind, plist: r.Plist, gid: r.GID}
 		dom, owner, bucket := r.Domain, uint32(0), r.bucket
 		if r.Kind != bootstrap.AppKindDaemon {
 			owner = r.UID
@@ -537,7 +549,7 @@ func (m *supervisor) bundleSeen(id bundle.Identity, root string, uid uint32) {
 		m.bg.Add(1)
 		go func() {
 			defer m.bg.Done()
-			rd, oe := readRegistration(callerIdent(uid, 0, false), m.trust, root, a.kind, a.plist)
+			rd, oe := readRegistration(readIdentOf(uid, a.gid), m.trust, root, a.kind, a.plist)
 			m.post(func() {
 				if r := m.reg.regs[key]; r != nil && r.following == root {
 					r.following = ""

@@ -22,6 +22,9 @@ type bundleRead struct {
 	def     *launchd.Job // the job: the main app's, or the agent's or daemon's plist
 	program string       // its program, absolute
 	digest  string       // the program's SHA-256 (daemons only), hexadecimal
+	// jobDigest is the job's Fingerprint (daemons only) without its
+	// Program, which is the bundle's path: what else it runs with.
+	jobDigest string
 }
 
 // readRegistration reads the bundle at root with who's rights (never
@@ -108,6 +111,9 @@ func readBundleAs(trust *codesign.Verifier, root, kind, plist string, asRoot boo
 		return nil, badRequest("daemon program %s: %v", rd.program, err)
 	}
 	rd.digest = hex.EncodeToString(sum[:])
+	job := *rd.def
+	job.Program = ""
+	rd.jobDigest = job.Fingerprint()
 	return rd, nil
 }
 

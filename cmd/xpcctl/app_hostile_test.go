@@ -1,0 +1,42 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/goxpc/xpc"
+	"github.com/goxpc/xpc/internal/bootstrap"
+)
+
+// The strings of a registration are a user's (a bundle's directory name,
+// its identifier, its job's label, its program's path): rendered for root
+// by app list and approval list, a newline, a tab or an escape in one of
+// them cannot forge another row, shift a column or reach the terminal.
+func TestRenderRegsHostileStrings(t *testing.T) {
+	forged := "/home/u/A.app\n0badc0de  true  0  system/org.example.trusted  org.example.trusted\t\x1b]0;pwned\a"
+	reg := xpc.Dict(
+		bootstrap.KeyAppKind, bootstrap.AppKindDaemon,
+		bootstrap.KeyAppIdentifier, "org.example.x\nforged",
+		bootstrap.KeyAppBundle, forged,
+		bootstrap.KeyDomain, "system",
+		bootstrap.KeyLabel, "org.example.x\tlabel",
+		bootstrap.KeyAppProgram, forged,
+		bootstrap.KeyStatus, bootstrap.AppStatusRequiresApproval,
+		bootstrap.KeyApprovalID, "1234abcd",
+	)
+	for _, c := range []struct {
+		key       string
+		approvals bool
+	}{{bootstrap.KeyRegistrations, false}, {bootstrap.KeyApprovals, true}} {
+		var out bytes.Buffer
+		renderRegs(terminal{&out}, xpc.Dict(c.key, xpc.Array{reg}), c.key, c.approvals)
+		s := out.String()
+		if n := strings.Count(s, "\n"); n != 2 {
+			t.Errorf("%s: %d lines for one registration:\n%s", c.key, n, s)
+		}
+		if strings.ContainsAny(s, "\t\x1b\a") {
+			t.Errorf("%s: a control character reached the output: %q", c.key, s)
+		}
+	}
+}
