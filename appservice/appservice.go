@@ -61,8 +61,10 @@ var (
 	// ErrNotRegistered: Unregister of a service that is not registered.
 	ErrNotRegistered = errors.New("not registered")
 	// ErrRequiresApproval: the daemon waits for an administrator's
-	// approval.
-	ErrRequiresApproval = errors.New("requires approval")
+	// approval. It is xpc.ErrNotApproved, what a client's connection to
+	// one of the daemon's names fails with meanwhile; Register itself
+	// succeeds, and Status says RequiresApproval.
+	ErrRequiresApproval = xpc.ErrNotApproved
 	// ErrDenied: a security rule of xpcd refused (Error.Rule names it).
 	ErrDenied = xpc.ErrDenied
 	// ErrBadBundle: the bundle does not read (a malformed Info.plist, a

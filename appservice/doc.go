@@ -38,8 +38,9 @@
 // registration is NotFound too). The errors keep the same distinction:
 // ErrNotFound is a bundle or plist that is not there, ErrNotRegistered an
 // Unregister of a service that was never registered (or was already
-// unregistered). ErrRequiresApproval is a daemon's name looked up before
-// its approval. A refusal by one of xpcd's security rules is ErrDenied,
+// unregistered). ErrRequiresApproval is xpc.ErrNotApproved: a client's
+// connection to a daemon's name before its approval fails with it
+// (errors.Is(err, appservice.ErrRequiresApproval)). A refusal by one of xpcd's security rules is ErrDenied,
 // and the *Error's Rule names the rule (docs/SECURITY.md).
 //
 // Unregister returns once the job has stopped and is unloaded, so a
