@@ -1,6 +1,8 @@
 package xpcd
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -35,5 +37,41 @@ func TestAppMissingPlistNamesWhatIsThere(t *testing.T) {
 				t.Errorf("%v: %q does not say %q", tc.layout, err, want)
 			}
 		}
+	}
+}
+
+// Status asked from a moved bundle's new path, before it is registered
+// again from there, says the same whether or not anything looked at the
+// old path first: not-found (its registration is stale) when the old
+// path is gone, enabled when a copy is still there.
+func TestAppStatusFromNewPathOfMovedBundle(t *testing.T) {
+	h := newSystemHarness(t)
+	h.start()
+	dir := appsDir(t, h)
+	id := "org.example.regstatmove"
+	plist := id + ".agent.plist"
+	a := bundletest.Make(t, dir, bundletest.Spec{Identifier: id, Agents: []bundletest.PlistSpec{{Label: id + ".agent"}}})
+	u := newAppClient(t, h, regUser, regUser)
+	u.must(bootstrap.OpAppRegister, a, bootstrap.AppKindAgent, plist)
+
+	copyOf := filepath.Join(dir, "Copy.app")
+	if err := os.CopyFS(copyOf, os.DirFS(a)); err != nil {
+		t.Fatal(err)
+	}
+	if s := u.status(copyOf, bootstrap.AppKindAgent, plist); s != bootstrap.AppStatusEnabled {
+		t.Errorf("status from a copy, the registered bundle still there: %q, want %q", s, bootstrap.AppStatusEnabled)
+	}
+
+	b := filepath.Join(dir, "Moved.app")
+	if err := os.Rename(a, b); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing has looked at the old path.
+	if s := u.status(b, bootstrap.AppKindAgent, plist); s != bootstrap.AppStatusNotFound {
+		t.Errorf("status from the new path: %q, want %q", s, bootstrap.AppStatusNotFound)
+	}
+	u.must(bootstrap.OpAppRegister, b, bootstrap.AppKindAgent, plist)
+	if s := u.status(b, bootstrap.AppKindAgent, plist); s != bootstrap.AppStatusEnabled {
+		t.Errorf("status from the new path, registered again from there: %q, want %q", s, bootstrap.AppStatusEnabled)
 	}
 }

@@ -377,6 +377,23 @@ func opAppStatus(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, 
 	if oe != nil {
 		return nil, nil, oe
 	}
+	// The bundle's registration made from another path (the bundle was
+	// moved, or this is a copy): whether that one is stale is looked at
+	// now, so that the answer does not depend on whether something else
+	// looked before.
+	var elsewhere *registration
+	if e := ss.do(func() {
+		if r := ss.m.findReg(ss.peer.UID, a, rd); r != nil && rd != nil && r.Root != rd.root {
+			elsewhere = r
+		}
+	}); e != nil {
+		return nil, nil, e
+	}
+	if elsewhere != nil {
+		if oe := ss.checkStale([]*registration{elsewhere}); oe != nil {
+			return nil, nil, oe
+		}
+	}
 	var st string
 	if e := ss.do(func() {
 		r := ss.m.findReg(ss.peer.UID, a, rd)
