@@ -75,3 +75,26 @@ func TestAppStatusFromNewPathOfMovedBundle(t *testing.T) {
 		t.Errorf("status from the new path, registered again from there: %q, want %q", s, bootstrap.AppStatusEnabled)
 	}
 }
+
+// A refused takeover of a signed bundle's registration says what the
+// refused bundle is, where the registered one is, and how to go on.
+func TestAppTakeOverRefusalSaysWhy(t *testing.T) {
+	h := newSystemHarness(t)
+	dir := appsDir(t, h)
+	id := "org.example.regtakeover"
+	signed := bundletest.Make(t, dir, bundletest.Spec{Identifier: id, Name: "Signed.app"})
+	signBundle(t, filepath.Join(h.dir, "trust.d"), signed, id, "ABCDE12345")
+	unsigned := bundletest.Make(t, dir, bundletest.Spec{Identifier: id, Name: "Unsigned.app"})
+	h.start()
+	u := newAppClient(t, h, regUser, regUser)
+	u.must(bootstrap.OpAppRegister, signed, bootstrap.AppKindMain, "")
+	_, err := u.req(bootstrap.OpAppRegister, unsigned, bootstrap.AppKindMain, "")
+	if ruleOfErr(err) != bootstrap.RuleAppIdentity {
+		t.Fatalf("unsigned bundle registering over a signed one: %v", err)
+	}
+	for _, want := range []string{"(" + signed + ")", "unsigned, this one cannot take it over", "sign its main executable as team ABCDE12345"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q does not say %q", err, want)
+		}
+	}
+}

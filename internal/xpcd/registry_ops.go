@@ -157,7 +157,11 @@ func (m *supervisor) register(uid, bucket uint32, dom string, owner uint32, a ap
 	old := m.reg.regs[key]
 	if old != nil {
 		if old.Signed && (!nr.Signed || nr.Team != old.Team) {
-			re := refusedBy(bootstrap.RuleAppIdentity, "%s is registered by a bundle signed by team %s; %s cannot take it over", old.Identifier, old.Team, rd.id)
+			this := "unsigned"
+			if nr.Signed {
+				this = "signed by team " + nr.Team
+			}
+			re := refusedBy(bootstrap.RuleAppIdentity, "%s is registered by a bundle signed by team %s (%s); %s, this one cannot take it over: sign its main executable as team %s, or unregister the other first", old.Identifier, old.Team, old.Root, this, old.Team)
 			return nil, ruleOpError(re, "register %s: %s", rd.root, re.Detail)
 		}
 		if a.kind == bootstrap.AppKindDaemon && uid != 0 && old.UID != uid {
