@@ -98,3 +98,47 @@ func TestAppTakeOverRefusalSaysWhy(t *testing.T) {
 		}
 	}
 }
+
+// A daemon's registration belongs to the user who made it: another user
+// (not root) can neither register the same daemon over it nor unregister
+// it, and is told whose it is and who may (rule app-owner).
+func TestAppDaemonOwner(t *testing.T) {
+	h := newSystemHarness(t)
+	h.start()
+	id := "org.example.regowner"
+	root := daemonBundle(t, appsDir(t, h), id)
+	plist := id + ".daemon.plist"
+	u := newAppClient(t, h, regUser, regUser)
+	u.must(bootstrap.OpAppRegister, root, bootstrap.AppKindDaemon, plist)
+	other := newAppClient(t, h, regOther, regOther)
+	for _, op := range []string{bootstrap.OpAppRegister, bootstrap.OpAppUnregister} {
+		_, err := other.req(op, root, bootstrap.AppKindDaemon, plist)
+		if ruleOfErr(err) != bootstrap.RuleAppOwner {
+			t.Fatalf("%s of another user's daemon: %v, want rule %s", op, err, bootstrap.RuleAppOwner)
+		}
+		if want := "was registered by uid 65534 (from " + root + "); only that user or root may"; !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %q does not say %q", op, err, want)
+		}
+	}
+	regs := listRegs(t, u, false)
+	if len(regs) != 1 {
+		t.Fatalf("after the refusals: %v", regs)
+	}
+	if uid, _ := regs[0].Int64(bootstrap.KeyAppUID); uid != regUser {
+		t.Fatalf("after the refusals, the daemon's registration is uid %d's", uid)
+	}
+	u.must(bootstrap.OpAppUnregister, root, bootstrap.AppKindDaemon, plist)
+}
+
+// A daemon given to an xpcd --user is refused with what to run instead.
+func TestAppDaemonInUserInstanceSaysWhere(t *testing.T) {
+	h := newHarness(t)
+	h.start()
+	id := "org.example.reguserd"
+	root := daemonBundle(t, appsDir(t, h), id)
+	u := newAppClient(t, h, 0, 0)
+	_, err := u.req(bootstrap.OpAppRegister, root, bootstrap.AppKindDaemon, id+".daemon.plist")
+	if reasonOf(err) != bootstrap.ReasonNotFound || !strings.Contains(err.Error(), "(xpcd --system, run as root)") {
+		t.Fatalf("a daemon registered with an xpcd --user: %v", err)
+	}
+}

@@ -66,7 +66,7 @@ func parseAppArgs(body *xpc.Dictionary) (appArgs, *opError) {
 func (ss *session) appDomain(a appArgs) (string, uint32, *opError) {
 	if a.kind == bootstrap.AppKindDaemon {
 		if ss.m.userMode {
-			return "", 0, notFound("daemons are registered with the system instance of xpcd; this one (a --user instance) serves %s only", ss.m.onlyDomain().name)
+			return "", 0, notFound("daemons are registered with the system instance of xpcd (xpcd --system, run as root); this one, an xpcd --user, serves %s only", ss.m.onlyDomain().name)
 		}
 		return DomainSystem, 0, nil
 	}
@@ -165,7 +165,7 @@ func (m *supervisor) register(uid, bucket uint32, dom string, owner uint32, a ap
 			return nil, ruleOpError(re, "register %s: %s", rd.root, re.Detail)
 		}
 		if a.kind == bootstrap.AppKindDaemon && uid != 0 && old.UID != uid {
-			re := refusedBy(bootstrap.RuleAppOwner, "daemon %s of %s was registered by uid %d", a.plist, old.Identifier, old.UID)
+			re := refusedBy(bootstrap.RuleAppOwner, "daemon %s of %s was registered by uid %d (from %s); only that user or root may change or unregister it", a.plist, old.Identifier, old.UID, old.Root)
 			return nil, ruleOpError(re, "register %s: %s", rd.root, re.Detail)
 		}
 		nr.UID, nr.Since, nr.ApprovalID = old.UID, old.Since, old.ApprovalID
@@ -320,7 +320,7 @@ func opAppUnregister(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFu
 		case r == nil:
 			oe = &opError{reason: bootstrap.ReasonNotRegistered, desc: fmt.Sprintf("%s of %s is not registered", a.what(), a.root)}
 		case r.Kind == bootstrap.AppKindDaemon && ss.peer.UID != 0 && r.UID != ss.peer.UID:
-			re := refusedBy(bootstrap.RuleAppOwner, "daemon %s of %s was registered by uid %d", r.Plist, r.Identifier, r.UID)
+			re := refusedBy(bootstrap.RuleAppOwner, "daemon %s of %s was registered by uid %d (from %s); only that user or root may change or unregister it", r.Plist, r.Identifier, r.UID, r.Root)
 			oe = ruleOpError(re, "unregister %s: %s", a.root, re.Detail)
 		case m.regReadOnly() != "":
 			oe = &opError{reason: bootstrap.ReasonReadOnlyState, desc: fmt.Sprintf("unregister %s: the state is read-only (%s)", a.root, m.regReadOnly())}
