@@ -142,3 +142,55 @@ func TestAppDaemonInUserInstanceSaysWhere(t *testing.T) {
 		t.Fatalf("a daemon registered with an xpcd --user: %v", err)
 	}
 }
+
+// A registered bundle that no longer reads (its agent's plist broken, or
+// its main executable changed after it was signed) can still be
+// unregistered, and its job goes; one never registered is told why it
+// does not read.
+func TestAppUnregisterUnreadableBundle(t *testing.T) {
+	h := newSystemHarness(t)
+	dir := appsDir(t, h)
+	id := "org.example.regbroken"
+	plist := id + ".agent.plist"
+	root := bundletest.Make(t, dir, bundletest.Spec{Identifier: id, Agents: []bundletest.PlistSpec{{Label: id + ".agent"}}})
+	signed := bundletest.Make(t, dir, bundletest.Spec{Identifier: id + ".signed"})
+	signBundle(t, filepath.Join(h.dir, "trust.d"), signed, id+".signed", "ABCDE12345")
+	h.start()
+	u := newAppClient(t, h, regUser, regUser)
+	u.must(bootstrap.OpAppRegister, root, bootstrap.AppKindAgent, plist)
+	u.must(bootstrap.OpAppRegister, signed, bootstrap.AppKindMain, "")
+
+	broken := []byte("<plist><dict><key>Label</key><string>x</string><key>RunAtLoad</key><string>yes</string></dict></plist>")
+	if err := os.WriteFile(filepath.Join(root, "Library", "LaunchAgents", plist), broken, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(signed, "app"), os.O_WRONLY|os.O_APPEND, 0)
+	if err == nil {
+		_, err = f.WriteString("# changed after signing\n")
+		f.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ root, kind, plist, target string }{
+		{root, bootstrap.AppKindAgent, plist, UserDomain(regUser) + "/" + id + ".agent"},
+		{signed, bootstrap.AppKindMain, "", UserDomain(regUser) + "/" + id + ".signed"},
+	} {
+		if _, err := u.req(bootstrap.OpAppRegister, tc.root, tc.kind, tc.plist); err == nil {
+			t.Fatalf("register of %s, which no longer reads: no error", tc.root)
+		}
+		if _, err := u.req(bootstrap.OpAppUnregister, tc.root, tc.kind, tc.plist); err != nil {
+			t.Fatalf("unregister of %s, which no longer reads: %v", tc.root, err)
+		}
+		if s := h.stateOfTarget(tc.target); s != "error: "+bootstrap.ReasonNotFound {
+			t.Errorf("%s after unregister: %q", tc.target, s)
+		}
+		_, err := u.req(bootstrap.OpAppUnregister, tc.root, tc.kind, tc.plist)
+		if r := reasonOf(err); r != bootstrap.ReasonBadRequest && ruleOfErr(err) != bootstrap.RuleAppIdentity {
+			t.Errorf("unregister again of %s: %v, want why it does not read", tc.root, err)
+		}
+	}
+	if n := len(listRegs(t, u, false)); n != 0 {
+		t.Fatalf("%d registrations left", n)
+	}
+}

@@ -300,6 +300,19 @@ func (ss *session) readForLookup(a appArgs) (*bundleRead, *opError) {
 	return rd, oe
 }
 
+// unreadable: oe is readRegistration's refusal of a bundle that is there
+// but does not read: malformed, or its signature refused.
+func unreadable(oe *opError) bool {
+	if oe.reason == bootstrap.ReasonBadRequest {
+		return true
+	}
+	if oe.extra == nil {
+		return false
+	}
+	rule, _ := oe.extra.String(bootstrap.KeyRule)
+	return oe.reason == bootstrap.ReasonDenied && rule == bootstrap.RuleAppIdentity
+}
+
 // app-unregister: -> {"status":"not-registered"} once the job has
 // stopped and is unloaded, and the registry is on disk.
 func opAppUnregister(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opError) {
@@ -307,16 +320,21 @@ func opAppUnregister(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFu
 	if oe != nil {
 		return nil, nil, oe
 	}
-	rd, oe := ss.readForLookup(a)
-	if oe != nil {
-		return nil, nil, oe
+	rd, readErr := ss.readForLookup(a)
+	if readErr != nil && !unreadable(readErr) {
+		return nil, nil, readErr
 	}
+	// A bundle that no longer reads (a plist broken, a program changed
+	// since it was signed) can still be unregistered: its registration
+	// is found by path, as a deleted bundle's is.
 	saved := make(chan error, 1)
 	var gone chan struct{}
 	if e := ss.do(func() {
 		m := ss.m
 		r := m.findReg(ss.peer.UID, a, rd)
 		switch {
+		case r == nil && readErr != nil:
+			oe = readErr
 		case r == nil:
 			oe = &opError{reason: bootstrap.ReasonNotRegistered, desc: fmt.Sprintf("%s of %s is not registered", a.what(), a.root)}
 		case r.Kind == bootstrap.AppKindDaemon && ss.peer.UID != 0 && r.UID != ss.peer.UID:
