@@ -305,6 +305,12 @@ var errOverflow = errors.New("fell too far behind; xpcd stopped sending")
 // error) or the caller stops iterating. A failure ends it with one
 // (NotRegistered, error) pair: xpcd refused, or closed the connection
 // (it stopped or restarted: watch again).
+//
+// xpcd reads the bundle once, when the watch begins; what it says after
+// is the registration's status. A bundle that is not there then is
+// NotFound until one is registered from its path. Nothing is pushed when
+// the bundle itself changes or is deleted, until something (a Status, a
+// list, a repair) looks at it.
 func (s *Service) Watch(ctx context.Context) iter.Seq2[Status, error] {
 	return func(yield func(Status, error) bool) {
 		if s.err != nil {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/bundle"
 	"github.com/goxpc/xpc/internal/bootstrap"
 	"github.com/goxpc/xpc/internal/bundletest"
@@ -192,5 +193,36 @@ func TestAppUnregisterUnreadableBundle(t *testing.T) {
 	}
 	if n := len(listRegs(t, u, false)); n != 0 {
 		t.Fatalf("%d registrations left", n)
+	}
+}
+
+// A watch begun before its bundle is there says not-found, then follows
+// the registration made from that path once the bundle is put there and
+// registered.
+func TestAppWatchBeforeBundleIsThere(t *testing.T) {
+	h := newSystemHarness(t)
+	h.start()
+	dir := appsDir(t, h)
+	id := "org.example.reglate"
+	root := filepath.Join(dir, id+".app")
+	u := newAppClient(t, h, regUser, regUser)
+	w := &statusWatch{ch: make(chan string, 16)}
+	wc := dialIDs(t, h, regUser, regUser, w)
+	if _, err := wc.SendWithReply(testCtx(t), xpc.Dict(bootstrap.KeyOp, bootstrap.OpAppWatch, bootstrap.KeyPath, root, bootstrap.KeyAppKind, bootstrap.AppKindMain)); err != nil {
+		t.Fatal(err)
+	}
+	if s := w.next(t); s != bootstrap.AppStatusNotFound {
+		t.Fatalf("watch of a bundle not there yet: %q", s)
+	}
+	if got := bundletest.Make(t, dir, bundletest.Spec{Identifier: id}); got != root {
+		t.Fatalf("bundle made at %s, want %s", got, root)
+	}
+	u.must(bootstrap.OpAppRegister, root, bootstrap.AppKindMain, "")
+	if s := w.next(t); s != bootstrap.AppStatusEnabled {
+		t.Fatalf("watch after the bundle was put there and registered: %q", s)
+	}
+	u.must(bootstrap.OpAppUnregister, root, bootstrap.AppKindMain, "")
+	if s := w.next(t); s != bootstrap.AppStatusNotFound {
+		t.Fatalf("watch after unregister: %q", s)
 	}
 }
