@@ -162,14 +162,18 @@ func MainApp(bundleDir string, opts ...Option) *Service {
 	return newService(bundleDir, bootstrap.AppKindMain, "", opts)
 }
 
-// Agent is the bundle's Library/LaunchAgents/plistName, registered into
-// the caller's user domain.
+// Agent is the bundle's Library/LaunchAgents/plistName
+// (Contents/Library/LaunchAgents in the Contents layout), registered into
+// the caller's user domain. plistName is the file's name, with .plist,
+// as SMAppService's agent(plistName:).
 func Agent(bundleDir, plistName string, opts ...Option) *Service {
 	return newService(bundleDir, bootstrap.AppKindAgent, plistName, opts)
 }
 
-// Daemon is the bundle's Library/LaunchDaemons/plistName, registered into
-// the system domain of the system xpcd.
+// Daemon is the bundle's Library/LaunchDaemons/plistName
+// (Contents/Library/LaunchDaemons in the Contents layout), registered into
+// the system domain of the system xpcd. plistName is the file's name, with
+// .plist, as SMAppService's daemon(plistName:).
 func Daemon(bundleDir, plistName string, opts ...Option) *Service {
 	return newService(bundleDir, bootstrap.AppKindDaemon, plistName, opts)
 }

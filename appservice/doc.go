@@ -7,7 +7,19 @@
 // Info.plist names CFBundleIdentifier; agents are in
 // Library/LaunchAgents, daemons in Library/LaunchDaemons, and name their
 // program with BundleProgram). xpcd reads it with the rights of the
-// process that calls Register, never its own.
+// process that calls Register, never its own. An application names its
+// own bundle with package bundle:
+//
+//	exe, err := os.Executable()
+//	root, err := bundle.Find(exe) // the bundle's directory, such as /opt/Example.app
+//	agent := appservice.Agent(root, "org.example.agent.plist")
+//
+// The names follow SMAppService's: MainApp is .mainApp, Agent and Daemon
+// are .agent(plistName:) and .daemon(plistName:) (NAME is the plist's
+// file name, with .plist), and the statuses are .notRegistered, .enabled,
+// .requiresApproval and .notFound. Unlike macOS, a daemon that needs
+// approval is no error: Register returns nil and Status says
+// RequiresApproval.
 //
 //   - MainApp: the application itself, started at the user's login as an
 //     agent of the user's domain (label: CFBundleIdentifier).
