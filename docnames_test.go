@@ -366,7 +366,7 @@ type docComment struct {
 
 // docProperNouns are words with a capital inside that name no identifier:
 // names of formats and products, and units.
-var docProperNouns = map[string]bool{"RemoteXPC": true, "OpenStep": true, "CoreDevice": true,
+var docProperNouns = map[string]bool{"RemoteXPC": true, "OpenStep": true, "CoreDevice": true, "SMAppService": true,
 	"KiB": true, "MiB": true, "GiB": true, "TiB": true, "NaN": true, "NaNs": true}
 
 // docModule is the main module's path; its packages and the bench

@@ -3,6 +3,7 @@ package appservice_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -87,7 +88,8 @@ func TestDaemonApprovalWatched(t *testing.T) {
 		d.Close(ctx)
 	})
 	root := bundletest.Make(t, filepath.Join(dir, "apps"), bundletest.Spec{Identifier: "org.example.e2e",
-		Daemons: []bundletest.PlistSpec{{Label: "org.example.e2e.daemon", Extra: map[string]any{"RunAtLoad": true}}}})
+		Daemons: []bundletest.PlistSpec{{Label: "org.example.e2e.daemon", Extra: map[string]any{"RunAtLoad": true,
+			"MachServices": map[string]any{"org.example.e2e.daemon": true}}}}})
 	// The test binary where the other user can run it.
 	exe := filepath.Join(dir, "bin", "appservice.test")
 	self, err := os.ReadFile(os.Args[0])
@@ -139,6 +141,21 @@ func TestDaemonApprovalWatched(t *testing.T) {
 		}
 	}
 	want("status requires-approval")
+
+	// Meanwhile a client of the daemon's name is refused with the
+	// package's ErrRequiresApproval.
+	func() {
+		sc, err := xpc.NewServiceConnection("org.example.e2e.daemon", xpc.WithBootstrapSocket(paths.Socket))
+		if err == nil {
+			defer sc.Cancel()
+			sc.SetHandler(xpc.HandlerFunc(func(context.Context, *xpc.Message) {}))
+			sc.Activate()
+			_, err = sc.SendWithReply(ctx, xpc.Dict("hello", "daemon"))
+		}
+		if !errors.Is(err, appservice.ErrRequiresApproval) {
+			t.Errorf("a client of the unapproved daemon's name: %v, want appservice.ErrRequiresApproval", err)
+		}
+	}()
 
 	// An administrator (root) approves it.
 	c, err := xpc.DialUnix(ctx, paths.Socket)

@@ -61,8 +61,10 @@ var (
 	// ErrNotRegistered: Unregister of a service that is not registered.
 	ErrNotRegistered = errors.New("not registered")
 	// ErrRequiresApproval: the daemon waits for an administrator's
-	// approval.
-	ErrRequiresApproval = errors.New("requires approval")
+	// approval. It is xpc.ErrNotApproved, what a client's connection to
+	// one of the daemon's names fails with meanwhile; Register itself
+	// succeeds, and Status says RequiresApproval.
+	ErrRequiresApproval = xpc.ErrNotApproved
 	// ErrDenied: a security rule of xpcd refused (Error.Rule names it).
 	ErrDenied = xpc.ErrDenied
 	// ErrBadBundle: the bundle does not read (a malformed Info.plist, a
@@ -160,14 +162,18 @@ func MainApp(bundleDir string, opts ...Option) *Service {
 	return newService(bundleDir, bootstrap.AppKindMain, "", opts)
 }
 
-// Agent is the bundle's Library/LaunchAgents/plistName, registered into
-// the caller's user domain.
+// Agent is the bundle's Library/LaunchAgents/plistName
+// (Contents/Library/LaunchAgents in the Contents layout), registered into
+// the caller's user domain. plistName is the file's name, with .plist,
+// as SMAppService's agent(plistName:).
 func Agent(bundleDir, plistName string, opts ...Option) *Service {
 	return newService(bundleDir, bootstrap.AppKindAgent, plistName, opts)
 }
 
-// Daemon is the bundle's Library/LaunchDaemons/plistName, registered into
-// the system domain of the system xpcd.
+// Daemon is the bundle's Library/LaunchDaemons/plistName
+// (Contents/Library/LaunchDaemons in the Contents layout), registered into
+// the system domain of the system xpcd. plistName is the file's name, with
+// .plist, as SMAppService's daemon(plistName:).
 func Daemon(bundleDir, plistName string, opts ...Option) *Service {
 	return newService(bundleDir, bootstrap.AppKindDaemon, plistName, opts)
 }
@@ -303,6 +309,12 @@ var errOverflow = errors.New("fell too far behind; xpcd stopped sending")
 // error) or the caller stops iterating. A failure ends it with one
 // (NotRegistered, error) pair: xpcd refused, or closed the connection
 // (it stopped or restarted: watch again).
+//
+// xpcd reads the bundle once, when the watch begins; what it says after
+// is the registration's status. A bundle that is not there then is
+// NotFound until one is registered from its path. Nothing is pushed when
+// the bundle itself changes or is deleted, until something (a Status, a
+// list, a repair) looks at it.
 func (s *Service) Watch(ctx context.Context) iter.Seq2[Status, error] {
 	return func(yield func(Status, error) bool) {
 		if s.err != nil {

@@ -7,7 +7,19 @@
 // Info.plist names CFBundleIdentifier; agents are in
 // Library/LaunchAgents, daemons in Library/LaunchDaemons, and name their
 // program with BundleProgram). xpcd reads it with the rights of the
-// process that calls Register, never its own.
+// process that calls Register, never its own. An application names its
+// own bundle with package bundle:
+//
+//	exe, err := os.Executable()
+//	root, err := bundle.Find(exe) // the bundle's directory, such as /opt/Example.app
+//	agent := appservice.Agent(root, "org.example.agent.plist")
+//
+// The names follow SMAppService's: MainApp is .mainApp, Agent and Daemon
+// are .agent(plistName:) and .daemon(plistName:) (NAME is the plist's
+// file name, with .plist), and the statuses are .notRegistered, .enabled,
+// .requiresApproval and .notFound. Unlike macOS, a daemon that needs
+// approval is no error: Register returns nil and Status says
+// RequiresApproval.
 //
 //   - MainApp: the application itself, started at the user's login as an
 //     agent of the user's domain (label: CFBundleIdentifier).
@@ -38,8 +50,9 @@
 // registration is NotFound too). The errors keep the same distinction:
 // ErrNotFound is a bundle or plist that is not there, ErrNotRegistered an
 // Unregister of a service that was never registered (or was already
-// unregistered). ErrRequiresApproval is a daemon's name looked up before
-// its approval. A refusal by one of xpcd's security rules is ErrDenied,
+// unregistered). ErrRequiresApproval is xpc.ErrNotApproved: a client's
+// connection to a daemon's name before its approval fails with it
+// (errors.Is(err, appservice.ErrRequiresApproval)). A refusal by one of xpcd's security rules is ErrDenied,
 // and the *Error's Rule names the rule (docs/SECURITY.md).
 //
 // Unregister returns once the job has stopped and is unloaded, so a

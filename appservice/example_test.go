@@ -22,7 +22,7 @@ const infoPlist = `<?xml version="1.0" encoding="UTF-8"?>
 func Example() {
 	// A private xpcd, and a bundle in a temporary directory: a real
 	// application leaves out WithBootstrapSocket and names its own
-	// bundle.
+	// bundle (bundle.Find of os.Executable()).
 	srv, err := xpctest.Start()
 	if err != nil {
 		fmt.Println(err)

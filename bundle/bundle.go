@@ -211,6 +211,11 @@ func Read(dir string) (*Bundle, error) {
 	if err != nil {
 		return nil, err
 	}
+	if layout == Flat && filepath.Base(abs) == "Contents" {
+		// The inside of a Contents-layout bundle, given for the bundle
+		// (Find never takes such a directory for a root either).
+		return nil, &Error{Path: abs, Err: fmt.Errorf("%w: a directory named Contents is the inside of a bundle, not one: give the bundle, %s", ErrBadBundle, filepath.Dir(abs))}
+	}
 	b := &Bundle{Root: abs, Layout: layout}
 	r := reader{root: rd, layout: layout, left: MaxBundleBytes}
 	if err := r.main(b); err != nil {

@@ -25,7 +25,8 @@
 //
 // A bundle with both ROOT/Info.plist and ROOT/Contents/Info.plist is
 // refused: which one is meant? Services follow the layout of their
-// application.
+// application. A directory named Contents is never a bundle's root: given
+// one, Read refuses it and names the bundle it is the inside of.
 //
 // # Info.plist
 //

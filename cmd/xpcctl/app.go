@@ -24,8 +24,9 @@ the command is about the main app (the application itself, started at
 your login as an agent of your domain). --agent NAME is the bundle's
 Library/LaunchAgents/NAME (into your user domain), --daemon NAME its
 Library/LaunchDaemons/NAME (into the system domain; a daemon you register
-waits for an administrator's approval unless you are root). xpcd reads
-the bundle with your rights.`
+waits for an administrator's approval unless you are root). NAME is the
+plist's file name, with .plist; in the Contents layout the directories are
+under Contents/. xpcd reads the bundle with your rights.`
 
 // appVerbs are the commands that name one service of a bundle.
 var appVerbs = []struct {

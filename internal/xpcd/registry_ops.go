@@ -67,7 +67,7 @@ func parseAppArgs(body *xpc.Dictionary) (appArgs, *opError) {
 func (ss *session) appDomain(a appArgs) (string, uint32, *opError) {
 	if a.kind == bootstrap.AppKindDaemon {
 		if ss.m.userMode {
-			return "", 0, notFound("daemons are registered with the system instance of xpcd; this one (a --user instance) serves %s only", ss.m.onlyDomain().name)
+			return "", 0, notFound("daemons are registered with the system instance of xpcd (xpcd --system, run as root); this one, an xpcd --user, serves %s only", ss.m.onlyDomain().name)
 		}
 		return DomainSystem, 0, nil
 	}
@@ -160,11 +160,15 @@ func (m *supervisor) register(uid, bucket uint32, dom string, owner uint32, a ap
 	old := m.reg.regs[key]
 	if old != nil {
 		if old.Signed && (!nr.Signed || nr.Team != old.Team) {
-			re := refusedBy(bootstrap.RuleAppIdentity, "%s is registered by a bundle signed by team %s; %s cannot take it over", old.Identifier, old.Team, rd.id)
+			this := "unsigned"
+			if nr.Signed {
+				this = "signed by team " + nr.Team
+			}
+			re := refusedBy(bootstrap.RuleAppIdentity, "%s is registered by a bundle signed by team %s (%s); %s, this one cannot take it over: sign its main executable as team %s, or unregister the other first", old.Identifier, old.Team, old.Root, this, old.Team)
 			return nil, ruleOpError(re, "register %s: %s", rd.root, re.Detail)
 		}
 		if a.kind == bootstrap.AppKindDaemon && uid != 0 && old.UID != uid {
-			re := refusedBy(bootstrap.RuleAppOwner, "daemon %s of %s was registered by uid %d", a.plist, old.Identifier, old.UID)
+			re := refusedBy(bootstrap.RuleAppOwner, "daemon %s of %s was registered by uid %d (from %s); only that user or root may change or unregister it", a.plist, old.Identifier, old.UID, old.Root)
 			return nil, ruleOpError(re, "register %s: %s", rd.root, re.Detail)
 		}
 		if old.UID != uid {
@@ -307,6 +311,19 @@ func (ss *session) readForLookup(a appArgs) (*bundleRead, *opError) {
 	return rd, oe
 }
 
+// unreadable: oe is readRegistration's refusal of a bundle that is there
+// but does not read: malformed, or its signature refused.
+func unreadable(oe *opError) bool {
+	if oe.reason == bootstrap.ReasonBadRequest {
+		return true
+	}
+	if oe.extra == nil {
+		return false
+	}
+	rule, _ := oe.extra.String(bootstrap.KeyRule)
+	return oe.reason == bootstrap.ReasonDenied && rule == bootstrap.RuleAppIdentity
+}
+
 // app-unregister: -> {"status":"not-registered"} once the job has
 // stopped and is unloaded, and the registry is on disk.
 func opAppUnregister(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opError) {
@@ -314,20 +331,25 @@ func opAppUnregister(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFu
 	if oe != nil {
 		return nil, nil, oe
 	}
-	rd, oe := ss.readForLookup(a)
-	if oe != nil {
-		return nil, nil, oe
+	rd, readErr := ss.readForLookup(a)
+	if readErr != nil && !unreadable(readErr) {
+		return nil, nil, readErr
 	}
+	// A bundle that no longer reads (a plist broken, a program changed
+	// since it was signed) can still be unregistered: its registration
+	// is found by path, as a deleted bundle's is.
 	saved := make(chan error, 1)
 	var gone chan struct{}
 	if e := ss.do(func() {
 		m := ss.m
 		r := m.findReg(ss.peer.UID, a, rd)
 		switch {
+		case r == nil && readErr != nil:
+			oe = readErr
 		case r == nil:
 			oe = &opError{reason: bootstrap.ReasonNotRegistered, desc: fmt.Sprintf("%s of %s is not registered", a.what(), a.root)}
 		case r.Kind == bootstrap.AppKindDaemon && ss.peer.UID != 0 && r.UID != ss.peer.UID:
-			re := refusedBy(bootstrap.RuleAppOwner, "daemon %s of %s was registered by uid %d", r.Plist, r.Identifier, r.UID)
+			re := refusedBy(bootstrap.RuleAppOwner, "daemon %s of %s was registered by uid %d (from %s); only that user or root may change or unregister it", r.Plist, r.Identifier, r.UID, r.Root)
 			oe = ruleOpError(re, "unregister %s: %s", a.root, re.Detail)
 		case m.regReadOnly() != "":
 			oe = &opError{reason: bootstrap.ReasonReadOnlyState, desc: fmt.Sprintf("unregister %s: the state is read-only (%s)", a.root, m.regReadOnly())}
@@ -387,6 +409,23 @@ func opAppStatus(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, 
 	rd, oe := ss.readForLookup(a)
 	if oe != nil {
 		return nil, nil, oe
+	}
+	// The bundle's registration made from another path (the bundle was
+	// moved, or this is a copy): whether that one is stale is looked at
+	// now, so that the answer does not depend on whether something else
+	// looked before.
+	var elsewhere *registration
+	if e := ss.do(func() {
+		if r := ss.m.findReg(ss.peer.UID, a, rd); r != nil && rd != nil && r.Root != rd.root {
+			elsewhere = r
+		}
+	}); e != nil {
+		return nil, nil, e
+	}
+	if elsewhere != nil {
+		if oe := ss.checkStale([]*registration{elsewhere}); oe != nil {
+			return nil, nil, oe
+		}
 	}
 	var st string
 	if e := ss.do(func() {

@@ -74,13 +74,13 @@ func readBundleAs(trust *codesign.Verifier, root, kind, plist string, asRoot boo
 	case bootstrap.AppKindMain:
 		rd.def = &launchd.Job{Label: b.Identifier, Program: b.Executable, RunAtLoad: true, Path: b.Root}
 	case bootstrap.AppKindAgent, bootstrap.AppKindDaemon:
-		lp := b.Agent(plist)
+		lp, have := b.Agent(plist), b.Agents
 		where := "Library/LaunchAgents"
 		if kind == bootstrap.AppKindDaemon {
-			lp, where = b.Daemon(plist), "Library/LaunchDaemons"
+			lp, have, where = b.Daemon(plist), b.Daemons, "Library/LaunchDaemons"
 		}
 		if lp == nil {
-			return nil, notFound("bundle %s (%s) has no %s/%s", b.Root, b.Identifier, where, plist)
+			return nil, notFound("%s", missingPlist(b, where, plist, have))
 		}
 		def := *lp.Job
 		def.Path = lp.Path
@@ -115,6 +115,30 @@ func readBundleAs(trust *codesign.Verifier, root, kind, plist string, asRoot boo
 	job.Program = ""
 	rd.jobDigest = job.Fingerprint()
 	return rd, nil
+}
+
+// missingPlist says that b has no plist in its directory where
+// (Library/LaunchAgents or Library/LaunchDaemons), naming the directory as
+// b's layout has it and the plists that are there, so that a name given
+// without ".plist", or with a typo, shows at once.
+func missingPlist(b *bundle.Bundle, where, plist string, have []*bundle.LaunchPlist) string {
+	if b.Layout == bundle.Contents {
+		where = "Contents/" + where
+	}
+	msg := fmt.Sprintf("bundle %s (%s) has no %s/%s", b.Root, b.Identifier, where, plist)
+	if len(have) == 0 {
+		return msg + " (it has no plist there)"
+	}
+	const shown = 8
+	names := make([]string, 0, shown)
+	for i, lp := range have {
+		if i == shown {
+			names = append(names, fmt.Sprintf("and %d more", len(have)-shown))
+			break
+		}
+		names = append(names, lp.Name)
+	}
+	return msg + " (it has: " + strings.Join(names, ", ") + ")"
 }
 
 // bundleGone reports, reading as who, whether the bundle at root, or the

@@ -56,11 +56,15 @@ func (ss *session) startAppWatch(ctx context.Context, msg *xpc.Message) {
 	ss.watch = w
 }
 
-// appStatusFor is the status an app watcher sees now: not-found for a
-// bundle that was not there when the watch began (as Status says), else
-// its registration's.
+// appStatusFor is the status an app watcher sees now: its
+// registration's. For a bundle that was not there when the watch began
+// (not-found, as Status says), the registration made from its path, if
+// one is made (the bundle was put there and registered), else not-found.
 func (m *supervisor) appStatusFor(aw *appWatch) string {
 	if aw.rd == nil {
+		if r := m.findReg(aw.uid, aw.a, nil); r != nil {
+			return r.status()
+		}
 		return bootstrap.AppStatusNotFound
 	}
 	return m.findReg(aw.uid, aw.a, aw.rd).status()
