@@ -655,3 +655,38 @@ func TestPrintPIDDomainSigned(t *testing.T) {
 		t.Errorf("print of a bundle signed for another identifier: %s", xpc.Format(p))
 	}
 }
+
+// An application that runs from where its bundle was moved to takes its
+// user's registrations of it along (bundleSeen, called when the pid
+// domain finds the bundle): no register from the new path is needed.
+func TestAppRunFromMovedBundleMovesItsRegistration(t *testing.T) {
+	h := newSystemHarness(t)
+	h.start()
+	dir := appsDir(t, h)
+	const id = "org.test.runmoved"
+	agent := id + ".agent"
+	a := bundletest.Make(t, dir, bundletest.Spec{Identifier: id, Exe: h.exe, Agents: []bundletest.PlistSpec{{Label: agent}}})
+	u := newAppClient(t, h, regUser, regUser)
+	u.must(bootstrap.OpAppRegister, a, bootstrap.AppKindAgent, agent+".plist")
+	moved := filepath.Join(dir, "Moved.app")
+	if err := os.Rename(a, moved); err != nil {
+		t.Fatal(err)
+	}
+	if regs := listRegs(t, u, false); len(regs) != 1 || strOf(regs[0], bootstrap.KeyAppBundle) != a {
+		t.Fatalf("before the application runs: %v", regs)
+	}
+	b, err := bundle.Read(moved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := startAppAs(t, h.paths.Socket, b.Executable, &syscall.Credential{Uid: regUser, Gid: regUser, Groups: []uint32{}})
+	app.ask("lookup org.test.runmoved.nosuch")
+	waitFor(t, "the registration to follow the running application", func() bool {
+		regs := listRegs(t, u, false)
+		return len(regs) == 1 && strOf(regs[0], bootstrap.KeyAppBundle) == moved
+	})
+	waitFor(t, "the agent's job to take the new program", func() bool {
+		r, err := h.admin(bootstrap.OpPrint, bootstrap.KeyTarget, UserDomain(regUser)+"/"+agent)
+		return err == nil && strOf(r, "program") == filepath.Join(moved, "app")
+	})
+}

@@ -45,9 +45,22 @@ func (ss *session) appOf() *pidClient {
 	ss.app = ss.s.apps.resolve(ss.peer, ss.bucket)
 	if ss.app != nil && ss.app.b != nil {
 		// Names of a bundle its user has run, for not-in-bundle
-		// (apps.known).
+		// (apps.known); and where the bundle now is, for the user's
+		// registrations of it (bundleSeen: a moved application's follow
+		// it). Its identity is read with the user's rights too.
 		app := ss.app
-		ss.m.post(func() { ss.m.apps.remember(app) })
+		var id bundle.Identity
+		var idErr error
+		asUser(callerIdent(ss.peer.UID, ss.peer.GID, true), func() error {
+			id, idErr = app.b.Identify(ss.m.trust)
+			return nil
+		})
+		ss.m.post(func() {
+			ss.m.apps.remember(app)
+			if idErr == nil {
+				ss.m.bundleSeen(id, app.b.Root, app.uid)
+			}
+		})
 	}
 	return ss.app
 }
