@@ -343,6 +343,10 @@ func (m *supervisor) afterExit(j *job, inst *instance, ran bool) {
 			r = launchReason{why: reasonUpgrade, requester: j.queue[0].requester}
 		}
 		m.want(j, r)
+	case inst.stopWhy == stopUpgrade && (j.def.KeepAlive.ShouldRestart(true, false) || m.stateWantsRunning(j)):
+		// Replaced by a new program: a job kept alive runs the new one
+		// at once, as it would have after a clean exit of its own.
+		m.want(j, launchReason{why: reasonUpgrade})
 	case inst.stopWhy != "":
 		// Stopped on purpose: KeepAlive does not bring it back.
 	case !ran:

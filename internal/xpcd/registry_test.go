@@ -774,3 +774,45 @@ func TestAppUnapprovedYieldsNames(t *testing.T) {
 		t.Fatalf("the waiting daemon ran %d times", n)
 	}
 }
+
+// A registered agent whose program is replaced in its bundle is upgraded
+// as any job is: stopped once clean and, kept alive, started again at once
+// on the new file.
+func TestAppRegisteredAgentUpgradedOnNewExecutable(t *testing.T) {
+	h := newSystemHarness(t)
+	h.cfg.UpgradeInterval = 50 * time.Millisecond
+	h.start()
+	dir := appsDir(t, h)
+	const id = "org.test.regup"
+	agent := id + ".agent"
+	env := map[string]any{}
+	for k, v := range appEnv(agent) {
+		env[k] = v
+	}
+	a := bundletest.Make(t, dir, bundletest.Spec{Identifier: id, Exe: h.exe, Agents: []bundletest.PlistSpec{{Label: agent,
+		Extra: map[string]any{"KeepAlive": true, "MachServices": map[string]any{agent: true}, "EnvironmentVariables": env}}}})
+	u := newAppClient(t, h, regUser, regUser)
+	u.must(bootstrap.OpAppRegister, a, bootstrap.AppKindAgent, agent+".plist")
+	target := UserDomain(regUser) + "/" + agent
+	var pid1 int
+	waitFor(t, "the agent to run", func() bool {
+		r, err := h.admin(bootstrap.OpPrint, bootstrap.KeyTarget, target)
+		if err != nil || strOf(r, "state") != "running" {
+			return false
+		}
+		pid1 = intOf(r, "pid")
+		return pid1 > 0
+	})
+	prog := filepath.Join(a, "app")
+	copyFile(t, h.exe, prog+".new")
+	if err := os.Rename(prog+".new", prog); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the agent to run its new program", func() bool {
+		r, err := h.admin(bootstrap.OpPrint, bootstrap.KeyTarget, target)
+		return err == nil && strOf(r, "state") == "running" && intOf(r, "pid") > 0 && intOf(r, "pid") != pid1
+	})
+	if r, _ := h.admin(bootstrap.OpPrint, bootstrap.KeyTarget, target); strOf(r, bootstrap.KeyLaunchReason) != reasonUpgrade {
+		t.Errorf("the agent was launched again for %q, want %q", strOf(r, bootstrap.KeyLaunchReason), reasonUpgrade)
+	}
+}
