@@ -1,6 +1,7 @@
 package xpcd
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"crypto/rand"
@@ -172,26 +173,39 @@ func readMarked(pid int, instance string) (markedProcess, bool) {
 	return markedProcess{pid: pid, startTime: st.start, uid: uid, mark: mk}, true
 }
 
-// markerOf returns the marker in pid's environment: its first variable
-// (environment puts it there), of which no more than a marker's length is
-// read, whatever the process's environment holds.
+// maxEnvironScan bounds how much of a process's environment markerOf
+// reads looking for the marker.
+const maxEnvironScan = 64 << 10
+
+// markerOf returns the marker in pid's environment. environment puts it
+// first, but a program may reorder its environment when it executes
+// another (dash does, for a script that ends in exec), so the variable is
+// looked for among the first maxEnvironScan bytes; a value longer than any
+// marker is none.
 func markerOf(pid int) (marker, bool) {
 	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/environ")
 	if err != nil {
 		return marker{}, false
 	}
 	defer f.Close()
-	var buf [len(markerEnv) + 1 + maxMarkerLen + 1]byte
-	n, _ := io.ReadFull(f, buf[:])
-	kv, _, found := bytes.Cut(buf[:n], []byte{0})
-	if !found {
-		return marker{}, false
+	r := bufio.NewReaderSize(io.LimitReader(f, maxEnvironScan), len(markerEnv)+1+maxMarkerLen+1)
+	prefix := []byte(markerEnv + "=")
+	for {
+		kv, err := r.ReadSlice(0)
+		if v, ok := bytes.CutPrefix(kv, prefix); ok {
+			if err != nil {
+				// Longer than any marker, or cut short by the bound.
+				return marker{}, false
+			}
+			return parseMarker(string(v[:len(v)-1]))
+		}
+		for err == bufio.ErrBufferFull {
+			_, err = r.ReadSlice(0) // the rest of a long variable
+		}
+		if err != nil {
+			return marker{}, false
+		}
 	}
-	v, ok := bytes.CutPrefix(kv, []byte(markerEnv+"="))
-	if !ok {
-		return marker{}, false
-	}
-	return parseMarker(string(v))
 }
 
 // hasMarker reports whether pid's environment holds exactly the marker mk.

@@ -37,8 +37,9 @@ func TestMarkerRoundTrip(t *testing.T) {
 	}
 }
 
-// Only the first variable of a process's environment is read, and no more
-// of it than a marker can be long.
+// The marker is found wherever it is among the first maxEnvironScan bytes
+// of a process's environment (a shell may reorder it), and a value longer
+// than any marker is none.
 func TestMarkerOfReadsBoundedPrefix(t *testing.T) {
 	mk := marker{instance: "0123456789abcdef", nonce: "fedcba9876543210", fingerprint: strings.Repeat("ab", 32),
 		reason: reasonDemand, domain: "system", label: "test.marker"}
@@ -53,15 +54,23 @@ func TestMarkerOfReadsBoundedPrefix(t *testing.T) {
 		// then briefly empty.
 		waitFor(t, "the exec", func() bool {
 			b, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/environ")
-			return err == nil && (strings.HasPrefix(string(b), markerEnv+"=") || strings.HasPrefix(string(b), "A=b"))
+			return err == nil && strings.HasPrefix(string(b), env[0]+"\x00")
 		})
 		return cmd.Process.Pid
 	}
 	if got, ok := markerOf(start(markerEnv+"="+mk.String(), "A=b")); !ok || got != mk {
 		t.Errorf("a marker first: %+v %v", got, ok)
 	}
-	if _, ok := markerOf(start("A=b", markerEnv+"="+mk.String())); ok {
-		t.Error("a marker not first was read")
+	long := "L=" + strings.Repeat("y", 10<<10)
+	if got, ok := markerOf(start("A=b", long, markerEnv+"="+mk.String(), "C=d")); !ok || got != mk {
+		t.Errorf("a marker after other variables: %+v %v", got, ok)
+	}
+	var far []string // (os/exec keeps one variable of each name)
+	for i := range maxEnvironScan/len(long) + 1 {
+		far = append(far, strconv.Itoa(i)+long)
+	}
+	if _, ok := markerOf(start(append(far, markerEnv+"="+mk.String())...)); ok {
+		t.Error("a marker past the bound was read")
 	}
 	huge := mk
 	huge.label = strings.Repeat("x", 100<<10)
