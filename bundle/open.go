@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/goxpc/xpc/internal/fskind"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -184,7 +186,7 @@ func (d *dir) openFile(rel string) (*os.File, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, &Error{Path: p, Err: fmt.Errorf("%w: not a regular file (%s)", ErrBadBundle, kind(fi.Mode()))}
+		return nil, &Error{Path: p, Err: fmt.Errorf("%w: not a regular file (%s)", ErrBadBundle, fskind.Of(fi.Mode()))}
 	}
 	return f, nil
 }
@@ -217,22 +219,6 @@ func (d *dir) checkExecutable(rel string) (string, error) {
 		return "", &Error{Path: p, Err: fmt.Errorf("%w: the executable has no execute permission", ErrBadBundle)}
 	}
 	return p, nil
-}
-
-func kind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	}
-	return m.Type().String()
 }
 
 // tooLarge is readFile's error for a file larger than its limit, in bytes.

@@ -16,6 +16,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/goxpc/xpc/internal/fskind"
+
 	"github.com/goxpc/xpc"
 )
 
@@ -61,7 +63,7 @@ func LoadFile(f *os.File, path string) (*Job, error) {
 		return nil, fileError(path, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, &Error{File: path, Reason: "not a regular file (" + fileKind(fi.Mode()) + ")", Err: ErrBadFile}
+		return nil, &Error{File: path, Reason: "not a regular file (" + fskind.Of(fi.Mode()) + ")", Err: ErrBadFile}
 	}
 	if fi.Size() > MaxFileSize {
 		return nil, tooLarge(path)
@@ -83,22 +85,6 @@ func fileError(path string, err error) error {
 
 func tooLarge(path string) error {
 	return &Error{File: path, Reason: fmt.Sprintf("larger than %d bytes", MaxFileSize), Err: ErrBadFile}
-}
-
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	}
-	return m.Type().String()
 }
 
 // Parse parses and validates a job definition: a property list (XML or

@@ -192,23 +192,9 @@ func opBootout(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *o
 			return
 		}
 		j := d.jobs[t.Label]
-		if !j.unloading {
-			j.unloading = true
-			for name, o := range d.names {
-				if o == j {
-					delete(d.names, name)
-				}
-			}
-			j.next = nil
-			m.unloadedWhile(j, false)
-			j.cancelThrottle()
-			m.syncSchedule(j)
-			if j.inst == nil {
-				m.finishUnload(j)
-				status = "unloaded"
-				return
-			}
-			m.stop(j.inst, stopBootout)
+		if m.bootout(j) {
+			status = "unloaded"
+			return
 		}
 		status = "stopping"
 		gone = make(chan struct{})
@@ -228,4 +214,30 @@ func opBootout(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *o
 			return nil, &opError{reason: bootstrap.ReasonShuttingDown, desc: ctx.Err().Error()}
 		}
 	}, nil
+}
+
+// bootout unloads j, as the bootout verb does: its names go at once, its
+// instance (if any) is stopped, and j is removed once that has exited
+// (finishUnload, which also closes j's unloadWaiters). It reports whether
+// j is gone already; a job already being unloaded is left as it is.
+func (m *supervisor) bootout(j *job) (gone bool) {
+	if j.unloading {
+		return false
+	}
+	j.unloading = true
+	for name, o := range j.dom.names {
+		if o == j {
+			delete(j.dom.names, name)
+		}
+	}
+	j.next = nil
+	m.unloadedWhile(j, false)
+	j.cancelThrottle()
+	m.syncSchedule(j)
+	if j.inst == nil {
+		m.finishUnload(j)
+		return true
+	}
+	m.stop(j.inst, stopBootout)
+	return false
 }

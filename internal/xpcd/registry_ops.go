@@ -258,27 +258,10 @@ func (m *supervisor) unloadReg(r *registration) chan struct{} {
 		close(gone)
 		return gone
 	}
-	d := j.dom
 	j.unloadWaiters = append(j.unloadWaiters, gone)
-	if j.unloading {
-		return gone
+	if !j.unloading && !m.bootout(j) {
+		m.changed(j)
 	}
-	j.unloading = true
-	for name, o := range d.names {
-		if o == j {
-			delete(d.names, name)
-		}
-	}
-	j.next = nil
-	m.unloadedWhile(j, false)
-	j.cancelThrottle()
-	m.syncSchedule(j)
-	if j.inst == nil {
-		m.finishUnload(j)
-		return gone
-	}
-	m.stop(j.inst, stopBootout)
-	m.changed(j)
 	return gone
 }
 
