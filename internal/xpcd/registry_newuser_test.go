@@ -165,12 +165,17 @@ func TestAppUnregisterUnreadableBundle(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "Library", "LaunchAgents", plist), broken, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.OpenFile(filepath.Join(signed, "app"), os.O_WRONLY|os.O_APPEND, 0)
-	if err == nil {
-		_, err = f.WriteString("# changed after signing\n")
-		f.Close()
-	}
+	// (Replaced, not written in place: the main app may be running it,
+	// and a running executable cannot be opened for writing.)
+	exe := filepath.Join(signed, "app")
+	old, err := os.ReadFile(exe)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(exe+".new", append(old, "# changed after signing\n"...), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(exe+".new", exe); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ root, kind, plist, target string }{
