@@ -70,6 +70,10 @@ var (
 	// ErrBadBundle: the bundle does not read (a malformed Info.plist, a
 	// program outside the bundle, ...).
 	ErrBadBundle = errors.New("malformed application bundle")
+	// ErrWrongInstance: the xpcd asked does not keep this kind of
+	// registration (a Daemon given to an xpcd --user: use WithSystem).
+	// It is xpc.ErrOtherDomain.
+	ErrWrongInstance = xpc.ErrOtherDomain
 )
 
 // Error is a failed request: what was asked, of which bundle, and why.
@@ -258,6 +262,8 @@ func (s *Service) wrap(op string, err error) error {
 		e.kind = ErrBadBundle
 	case bootstrap.ReasonDenied:
 		e.kind = ErrDenied
+	case bootstrap.ReasonWrongDomain:
+		e.kind = ErrWrongInstance
 	}
 	return e
 }

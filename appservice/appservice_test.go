@@ -129,8 +129,12 @@ func TestNotFoundIsNotNotRegistered(t *testing.T) {
 	if err := appservice.MainApp(bad, opt).Register(ctx); !errors.Is(err, appservice.ErrBadBundle) {
 		t.Fatalf("register of a malformed bundle: %v", err)
 	}
-	// A --user instance has no system domain: daemons are refused.
-	if err := appservice.Daemon(root, "d.plist", opt).Register(ctx); err == nil || !errors.Is(err, appservice.ErrNotFound) {
+	// A --user instance has no system domain: daemons are refused, as
+	// asked of the wrong instance.
+	withDaemon := bundletest.Make(t, t.TempDir(), bundletest.Spec{Identifier: "org.example.asd",
+		Daemons: []bundletest.PlistSpec{{Label: "org.example.asd.daemon"}}})
+	err = appservice.Daemon(withDaemon, "org.example.asd.daemon.plist", opt).Register(ctx)
+	if !errors.Is(err, appservice.ErrWrongInstance) || errors.Is(err, appservice.ErrNotFound) {
 		t.Fatalf("daemon on a --user instance: %v", err)
 	}
 	if !errors.Is(appservice.ErrDenied, xpc.ErrDenied) {

@@ -139,7 +139,7 @@ func TestAppDaemonInUserInstanceSaysWhere(t *testing.T) {
 	root := daemonBundle(t, appsDir(t, h), id)
 	u := newAppClient(t, h, 0, 0)
 	_, err := u.req(bootstrap.OpAppRegister, root, bootstrap.AppKindDaemon, id+".daemon.plist")
-	if reasonOf(err) != bootstrap.ReasonNotFound || !strings.Contains(err.Error(), "(xpcd --system, run as root)") {
+	if reasonOf(err) != bootstrap.ReasonWrongDomain || !strings.Contains(err.Error(), "(xpcd --system, run as root)") {
 		t.Fatalf("a daemon registered with an xpcd --user: %v", err)
 	}
 }

@@ -67,7 +67,9 @@ func parseAppArgs(body *xpc.Dictionary) (appArgs, *opError) {
 func (ss *session) appDomain(a appArgs) (string, uint32, *opError) {
 	if a.kind == bootstrap.AppKindDaemon {
 		if ss.m.userMode {
-			return "", 0, notFound("daemons are registered with the system instance of xpcd (xpcd --system, run as root); this one, an xpcd --user, serves %s only", ss.m.onlyDomain().name)
+			oe := &opError{reason: bootstrap.ReasonWrongDomain, desc: fmt.Sprintf("daemons are registered with the system instance of xpcd (xpcd --system, run as root); this one, an xpcd --user, serves %s only", ss.m.onlyDomain().name)}
+			oe.extra = xpc.Dict(bootstrap.KeyDomain, DomainSystem)
+			return "", 0, oe
 		}
 		return DomainSystem, 0, nil
 	}
