@@ -161,28 +161,10 @@ func runAppWatch(ctx context.Context, s stdio, c *command, inst instance, req *x
 	if _, err := conn.SendWithReply(ctx, req); err != nil {
 		return c.failed(s, subject, err)
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			return exitOK
-		case <-conn.Done():
-			return c.fail(s, "xpcd closed the connection")
-		case ev := <-events:
-			if ev == nil {
-				return c.fail(s, "fell too far behind; xpcd stopped sending")
-			}
-			if asJSON {
-				out, err := xpc.ToPlainJSON(ev)
-				if err != nil {
-					return c.fail(s, "status: %v", err)
-				}
-				fmt.Fprintf(s.out, "%s\n", out)
-				continue
-			}
-			st, _ := ev.String(bootstrap.KeyStatus)
-			fmt.Fprintln(terminal{s.out}, time.Now().Format("15:04:05.000")+" "+st)
-		}
-	}
+	return c.streamEvents(ctx, s, conn, events, asJSON, func(ev *xpc.Dictionary) {
+		st, _ := ev.String(bootstrap.KeyStatus)
+		fmt.Fprintln(terminal{s.out}, time.Now().Format("15:04:05.000")+" "+st)
+	})
 }
 
 type appWatchHandler struct{ events chan *xpc.Dictionary }

@@ -59,6 +59,17 @@ func runWatch(ctx context.Context, s stdio, c *command, pos []string, asJSON boo
 		return c.failed(s, target, err)
 	}
 	var seen watchState
+	return c.streamEvents(ctx, s, conn, events, asJSON, func(ev *xpc.Dictionary) {
+		if line := seen.line(ev, time.Now()); line != "" {
+			fmt.Fprintln(s.out, escapeControls(line, false))
+		}
+	})
+}
+
+// streamEvents prints what xpcd streams on conn (events; nil when xpcd
+// said this client fell behind) until ctx ends or xpcd goes: each as one
+// line of plain JSON with asJSON, else as text prints it.
+func (c *command) streamEvents(ctx context.Context, s stdio, conn *xpc.Connection, events <-chan *xpc.Dictionary, asJSON bool, text func(*xpc.Dictionary)) int {
 	for {
 		select {
 		case <-ctx.Done():
@@ -69,17 +80,15 @@ func runWatch(ctx context.Context, s stdio, c *command, pos []string, asJSON boo
 			if ev == nil {
 				return c.fail(s, "fell too far behind; xpcd stopped sending")
 			}
-			if asJSON {
-				out, err := xpc.ToPlainJSON(ev)
-				if err != nil {
-					return c.fail(s, "event: %v", err)
-				}
-				fmt.Fprintf(s.out, "%s\n", out)
+			if !asJSON {
+				text(ev)
 				continue
 			}
-			if line := seen.line(ev, time.Now()); line != "" {
-				fmt.Fprintln(s.out, escapeControls(line, false))
+			out, err := xpc.ToPlainJSON(ev)
+			if err != nil {
+				return c.fail(s, "event: %v", err)
 			}
+			fmt.Fprintf(s.out, "%s\n", out)
 		}
 	}
 }
