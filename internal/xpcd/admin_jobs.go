@@ -192,7 +192,7 @@ func opBootout(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *o
 			return
 		}
 		j := d.jobs[t.Label]
-		if m.bootout(j) {
+		if m.bootout(j, stopBootout) {
 			status = "unloaded"
 			return
 		}
@@ -217,10 +217,11 @@ func opBootout(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *o
 }
 
 // bootout unloads j, as the bootout verb does: its names go at once, its
-// instance (if any) is stopped, and j is removed once that has exited
-// (finishUnload, which also closes j's unloadWaiters). It reports whether
-// j is gone already; a job already being unloaded is left as it is.
-func (m *supervisor) bootout(j *job) (gone bool) {
+// instance (if any) is stopped, for why (stopBootout, stopAppExited), and
+// j is removed once that has exited (finishUnload, which also closes j's
+// unloadWaiters). It reports whether j is gone already; a job already
+// being unloaded is left as it is.
+func (m *supervisor) bootout(j *job, why string) (gone bool) {
 	if j.unloading {
 		return false
 	}
@@ -238,6 +239,6 @@ func (m *supervisor) bootout(j *job) (gone bool) {
 		m.finishUnload(j)
 		return true
 	}
-	m.stop(j.inst, stopBootout)
+	m.stop(j.inst, why)
 	return false
 }

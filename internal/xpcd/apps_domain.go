@@ -373,24 +373,7 @@ func (m *supervisor) appExited(pd *pidDomain) {
 	pd.exited = true
 	m.log.Info("application exited", "domain", pd.d.name, "instances", len(pd.d.jobs))
 	for _, j := range sortedJobs(pd.d) {
-		if j.unloading {
-			continue
-		}
-		j.unloading = true
-		for name, o := range pd.d.names {
-			if o == j {
-				delete(pd.d.names, name)
-			}
-		}
-		j.next = nil
-		m.unloadedWhile(j, false)
-		j.cancelThrottle()
-		m.syncSchedule(j)
-		if j.inst == nil {
-			m.finishUnload(j)
-			continue
-		}
-		m.stop(j.inst, stopAppExited)
+		m.bootout(j, stopAppExited)
 	}
 	m.dropPIDDomainIfEmpty(pd)
 }

@@ -261,7 +261,7 @@ func (m *supervisor) unloadReg(r *registration) chan struct{} {
 		return gone
 	}
 	j.unloadWaiters = append(j.unloadWaiters, gone)
-	if !j.unloading && !m.bootout(j) {
+	if !j.unloading && !m.bootout(j, stopBootout) {
 		m.changed(j)
 	}
 	return gone
