@@ -25,11 +25,18 @@ type fakeLauncher struct {
 	next  int
 }
 
+// fakePIDBase is above PID_MAX_LIMIT (1<<22), so a fake instance's pid is
+// never that of a real process: tests that also start real processes (the
+// applications of apps_limits_test.go) would otherwise see xpcd take one
+// of them for an instance (byPID) when the kernel hands out the same
+// number, as it does in a fresh container.
+const fakePIDBase = 1 << 22
+
 func (f *fakeLauncher) launch(spec *spawnSpec) (*spawned, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.next++
-	p := &fakeProc{pid: 1000 + f.next, exit: make(chan exitStatus, 1), closed: make(chan struct{}), started: time.Now()}
+	p := &fakeProc{pid: fakePIDBase + f.next, exit: make(chan exitStatus, 1), closed: make(chan struct{}), started: time.Now()}
 	f.procs = append(f.procs, p)
 	return &spawned{proc: p, pid: p.pid}, nil
 }
