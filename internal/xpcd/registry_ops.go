@@ -125,25 +125,19 @@ func opAppRegister(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc
 	if ask {
 		ss.askAuthority(r.key(), approvalID, rd)
 	}
-	return nil, func(ctx context.Context) (*xpc.Dictionary, *opError) {
-		select {
-		case err := <-saved:
-			if err != nil {
-				return nil, stateOpError("app-register", err)
-			}
-			return reply, nil
-		case <-ctx.Done():
-			return nil, &opError{reason: bootstrap.ReasonShuttingDown, desc: ctx.Err().Error()}
-		}
-	}, nil
+	return nil, waitRegSaved("app-register", saved, reply), nil
 }
 
-// stateOpError is the refusal of a change whose write failed.
+// stateOpError is the answer to a change whose write failed. The change
+// itself holds (it was made on the loop before the write): the answer
+// says so, and that the registry is written again with the next change
+// and as xpcd stops (flushRegistry), so it is lost only if every one of
+// those writes fails too.
 func stateOpError(what string, err error) *opError {
 	if errors.Is(err, ErrStateReadOnly) {
 		return &opError{reason: bootstrap.ReasonReadOnlyState, desc: fmt.Sprintf("%s: the state is read-only: %v", what, err)}
 	}
-	return &opError{reason: bootstrap.ReasonIO, desc: fmt.Sprintf("%s: %v", what, err)}
+	return &opError{reason: bootstrap.ReasonIO, desc: fmt.Sprintf("%s: done, but not saved: %v (in effect now; xpcd writes the registry again with its next change and as it stops)", what, err)}
 }
 
 // register records rd as the registration of a (for uid, into dom) and

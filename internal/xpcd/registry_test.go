@@ -541,6 +541,39 @@ func TestAppRegistryPersists(t *testing.T) {
 	})
 }
 
+// A registration whose write fails is answered io-error saying it is in
+// effect but not saved; it is not lost: the registry is written again as
+// xpcd stops, and the next xpcd has it.
+func TestAppRegistryWriteFailureKeepsTheChange(t *testing.T) {
+	h := newSystemHarness(t)
+	h.start()
+	app := bundletest.Make(t, appsDir(t, h), bundletest.Spec{Identifier: "org.example.regfail"})
+	// A directory where the file goes: the rename over it fails, even
+	// for root.
+	path := filepath.Join(h.paths.StateDir, registrationsFile)
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	u := newAppClient(t, h, regUser, regUser)
+	_, err := u.req(bootstrap.OpAppRegister, app, bootstrap.AppKindMain, "")
+	if reasonOf(err) != bootstrap.ReasonIO || !strings.Contains(err.Error(), "not saved") || !strings.Contains(err.Error(), "in effect") {
+		t.Fatalf("register with the registry unwritable: %v, want io-error saying it is in effect but not saved", err)
+	}
+	if s := u.status(app, bootstrap.AppKindMain, ""); s != bootstrap.AppStatusEnabled {
+		t.Fatalf("status after the failed write: %q, want %q", s, bootstrap.AppStatusEnabled)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	u.c.Cancel()
+	h.close(h.d)
+	h.start()
+	u = newAppClient(t, h, regUser, regUser)
+	if s := u.status(app, bootstrap.AppKindMain, ""); s != bootstrap.AppStatusEnabled {
+		t.Fatalf("status after restart: %q, want %q (the registration was lost)", s, bootstrap.AppStatusEnabled)
+	}
+}
+
 func bundleIdentity(identifier string) bundle.Identity {
 	return bundle.Identity{Identifier: identifier}
 }
