@@ -19,6 +19,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -142,6 +143,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		lines[i] = escapeControls(strings.ReplaceAll(l, "\t", "  "), false)
 	}
 	fmt.Fprintf(stderr, "%s: %s\n", name, strings.Join(lines, "\n"))
+	var unknown *unknownCommandError
+	if errors.As(err, &unknown) && unknown.suggested {
+		fmt.Fprintf(stderr, "Run '%s' for the commands.\n", strings.TrimSpace("xpcctl help "+unknown.group))
+		return exitUsage
+	}
 	if cmd == root || cmd.Name() == "help" || cmd.HasSubCommands() {
 		fmt.Fprintln(stderr)
 		group := ""

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -18,11 +17,23 @@ const maxSuggestions = 3
 func unknownCommand(group, word string) error {
 	path := strings.TrimSpace("xpcctl " + group)
 	msg := fmt.Sprintf("unknown command %q for %q", word, path)
-	if sug := suggest(group, word); len(sug) > 0 {
+	sug := suggest(group, word)
+	if len(sug) > 0 {
 		msg += "; did you mean " + strings.Join(sug, " or ") + "?"
 	}
-	return errors.New(msg)
+	return &unknownCommandError{msg: msg, group: group, suggested: len(sug) > 0}
 }
+
+// unknownCommandError is unknownCommand's error. With a suggestion, run
+// follows it with one line pointing at help rather than the whole usage,
+// which would push the suggestion off the screen.
+type unknownCommandError struct {
+	msg       string
+	group     string // "" for xpcctl's own commands
+	suggested bool
+}
+
+func (e *unknownCommandError) Error() string { return e.msg }
 
 // suggest returns the commands of group a mistyped word may have meant:
 // those nearest to it, within two edits (a command that starts with word
