@@ -143,7 +143,8 @@ type Service struct {
 	Type       ServiceType
 	// Environment is XPCService.EnvironmentVariables, nil if none.
 	Environment map[string]string
-	// JoinExistingSession is XPCService.JoinExistingSession, read and kept.
+	// JoinExistingSession is XPCService.JoinExistingSession: xpcd gives an
+	// Application service with it its application's session.
 	JoinExistingSession bool
 	// IdleExitTimeout is XPCService.IdleExitTimeout; 0: the default of
 	// whoever runs the service.

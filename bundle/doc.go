@@ -49,7 +49,8 @@
 //     application; "User": one per user; "System": one per machine; any
 //     other value is an error), EnvironmentVariables (dictionary of
 //     strings, added to the service's environment), JoinExistingSession
-//     (bool, kept for ported services), and IdleExitTimeout (integer
+//     (bool: an Application service with it is given its application's
+//     login session, the session's variables, by xpcd), and IdleExitTimeout (integer
 //     seconds, 0 to 2^31-1; a goxpc key: how long the service may be idle
 //     before it is stopped; absent: the default of whoever runs it).
 //

@@ -86,7 +86,8 @@ then runs, connections (open now, and the running total), transactions,
 plist path, throttle and the rest. Of a domain (system, user/UID), its
 jobs. Of a process's pid domain (pid/PID), the application bundle it was
 started from (root, identifier, identity from its signature), the
-bundle's XPC services with their type and domain, and the instances
+bundle's XPC services with their type and domain (and joins_session for
+those given the application's session), and the instances
 running for it; empty for a process not started from a bundle. --json
 gives the reply as it is.`,
 		minArgs: 1, maxArgs: 1, build: targetReq(bootstrap.OpPrint), render: renderPrint},

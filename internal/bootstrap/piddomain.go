@@ -37,5 +37,6 @@ const (
 	KeyServices       = "services"        // [{"name","type","executable","domain","instance_pid"?}]
 	KeyServiceType    = "type"            // Application, User, System
 	KeyExecutable     = "executable"      // a path
+	KeyJoinsSession   = "joins_session"   // true: an Application service given its application's session (JoinExistingSession)
 	KeyInstances      = "instances"       // the jobs running for it (job dictionaries)
 )

@@ -214,7 +214,7 @@ func (m *supervisor) appJobFor(r *lookupReq) (_ *job, _ *opError, ok bool) {
 	default:
 		return nil, badRequest("%s: unknown service type %v", r.name, svc.Type), true
 	}
-	def := m.appServiceDef(app.b, svc)
+	def := m.appServiceDef(app, svc)
 	j := d.jobs[def.Label]
 	if j == nil {
 		if oe := m.roomForAppJob(app.bucket, svc.Type, r.name); oe != nil {
@@ -242,10 +242,14 @@ func (m *supervisor) appJobFor(r *lookupReq) (_ *job, _ *opError, ok bool) {
 	return j, nil, true
 }
 
-// appServiceDef is the job of a bundle's XPC service: launched on demand
-// only, stopped when idle.
-func (m *supervisor) appServiceDef(b *bundle.Bundle, s *bundle.Service) *launchd.Job {
+// appServiceDef is the job of app's bundle's XPC service s: launched on
+// demand only, stopped when idle. Its environment is the service's
+// EnvironmentVariables over, if it joins it, app's session.
+func (m *supervisor) appServiceDef(app *pidClient, s *bundle.Service) *launchd.Job {
 	env := make(map[string]string, len(s.Environment))
+	if joinsSession(s) {
+		maps.Copy(env, app.session)
+	}
 	maps.Copy(env, s.Environment)
 	idle := s.IdleExitTimeout
 	if idle <= 0 {

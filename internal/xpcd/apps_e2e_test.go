@@ -100,8 +100,16 @@ func startAppAt(t testing.TB, sock, exe string) *testApp {
 // identity.
 func startAppAs(t testing.TB, sock, exe string, cred *syscall.Credential) *testApp {
 	t.Helper()
+	return startAppWith(t, sock, exe, cred, nil)
+}
+
+// startAppWith is startAppAs with env added to the application's
+// environment.
+func startAppWith(t testing.TB, sock, exe string, cred *syscall.Credential, env []string) *testApp {
+	t.Helper()
 	cmd := exec.Command(exe, "-test.run=^TestHelperAppClient$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "XPCD_APP_CLIENT=1", "XPCD_APP_SOCK="+sock)
+	cmd.Env = append(cmd.Env, env...)
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 		cmd.Dir = "/"

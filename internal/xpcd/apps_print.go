@@ -189,6 +189,9 @@ func (ss *session) printPID(pid int) (*xpc.Dictionary, waitFunc, *opError) {
 				}
 				sd := xpc.Dict(bootstrap.KeyName, s.Identifier, bootstrap.KeyServiceType, s.Type.String(),
 					bootstrap.KeyExecutable, s.Executable, bootstrap.KeyDomain, dom)
+				if joinsSession(s) {
+					sd.Set(bootstrap.KeyJoinsSession, xpc.Bool(true))
+				}
 				if d != nil && d.jobs[s.Identifier] != nil {
 					j := d.jobs[s.Identifier]
 					sd.Set(bootstrap.KeyState, xpc.String(j.stateOf()))

@@ -32,6 +32,9 @@ type pidClient struct {
 	// untrusted says, for each System service of b, why root cannot
 	// trust its path (rule bundle-trust); absent: trusted.
 	untrusted map[string]error
+	// session is its login session's variables (apps_session.go), read
+	// only when a service of b joins it.
+	session map[string]string
 }
 
 // appOf is the session's process as an pidClient, resolved on first use
@@ -112,8 +115,14 @@ func (c *plainExes) resolve(p *xpc.Peer, bucket uint32) *pidClient {
 	}
 	asUser(callerIdent(p.UID, p.GID, true), func() error {
 		app.b, app.untrusted = readAppBundle(p.PID, exe)
+		if app.b != nil && anyJoinsSession(app.b) && !setID(p) {
+			app.session = readSession(p.PID)
+		}
 		return nil
 	})
+	if app.session != nil && !p.Alive() {
+		return nil // the environment read may be another process's
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if app.b != nil {
