@@ -105,7 +105,8 @@ gives the reply as it is.`,
 	{op: bootstrap.OpKill, args: "SIGNAL DOMAIN/LABEL", summary: "send a signal to a running job",
 		help: `Sends SIGNAL to the running instance of the job DOMAIN/LABEL. SIGNAL is
 a name (TERM, SIGKILL) or a number. The signal goes through the job's
-pidfd, never a bare pid.`,
+pidfd, never a bare pid. A bundle's XPC service instance is named
+pid/PID/LABEL, apps/UID/LABEL or apps/system/LABEL (see print).`,
 		minArgs: 2, maxArgs: 2, render: renderStatus,
 		build: func(pos []string, _ adminFlags) (*xpc.Dictionary, error) {
 			sig, err := parseSignal(pos[0])

@@ -15,12 +15,49 @@ import (
 // Administrative requests that act on one job: kickstart, kill,
 // bootstrap, bootout.
 
+// jobRef is the job a kickstart or kill names: DOMAIN/LABEL, or a job of
+// a pid or apps domain (pid/PID/LABEL, apps/UID/LABEL, apps/system/LABEL),
+// which xpcd made from a bundle but root and the domain's owner may still
+// restart or signal, as launchctl does a pid domain's services.
+type jobRef struct {
+	t                Target
+	appDom, appLabel string // an app domain's job
+}
+
+func (r jobRef) String() string {
+	if r.appDom != "" {
+		return r.appDom + "/" + r.appLabel
+	}
+	return r.t.String()
+}
+
+// jobArg reads the "target" key of a request that acts on one job.
+func (ss *session) jobArg(op string, body *xpc.Dictionary) (jobRef, *opError) {
+	if s, _ := body.String(bootstrap.KeyTarget); isAppTarget(s) {
+		dom, _, label, oe := parseAppTarget(op, s) // apps_print.go
+		if oe == nil && label == "" {
+			oe = badRequest("target %s: want DOMAIN/LABEL", s)
+		}
+		return jobRef{appDom: dom, appLabel: label}, oe
+	}
+	t, oe := ss.targetArg(body, true)
+	return jobRef{t: t}, oe
+}
+
+// findRef returns the job r names for a change by uid (on the loop).
+func (m *supervisor) findRef(r jobRef, uid uint32) (*job, *opError) {
+	if r.appDom != "" {
+		return m.findAppJob(r.appDom, r.appLabel, uid, true)
+	}
+	return m.findJob(r.t, uid, true)
+}
+
 // kickstart: {"op":"kickstart","target":DOMAIN/LABEL,"kill":bool} ->
 // {"status":"started"|"already running"|"restarting","pid":N}. It starts
 // the job now, throttle or not; with kill, a running instance is stopped
 // first and the job started again as soon as it has exited.
 func opKickstart(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opError) {
-	t, oe := ss.targetArg(body, true)
+	t, oe := ss.jobArg("kickstart", body)
 	if oe != nil {
 		return nil, nil, oe
 	}
@@ -31,7 +68,7 @@ func opKickstart(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, 
 	if e := ss.do(func() {
 		m := ss.m
 		var j *job
-		if j, oe = m.findJob(t, ss.peer.UID, true); oe != nil {
+		if j, oe = m.findRef(t, ss.peer.UID); oe != nil {
 			return
 		}
 		switch {
@@ -80,7 +117,7 @@ func opKickstart(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, 
 // {"status":"signaled","pid":N}. The signal goes to the process through its
 // pidfd.
 func opKill(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opError) {
-	t, oe := ss.targetArg(body, true)
+	t, oe := ss.jobArg("kill", body)
 	if oe != nil {
 		return nil, nil, oe
 	}
@@ -94,7 +131,7 @@ func opKill(ss *session, body *xpc.Dictionary) (*xpc.Dictionary, waitFunc, *opEr
 	var reply *xpc.Dictionary
 	if e := ss.do(func() {
 		var j *job
-		if j, oe = ss.m.findJob(t, ss.peer.UID, true); oe != nil {
+		if j, oe = ss.m.findRef(t, ss.peer.UID); oe != nil {
 			return
 		}
 		if j.inst == nil || j.inst.spawning {

@@ -445,9 +445,9 @@ func TestPrintPIDDomain(t *testing.T) {
 		t.Errorf("print of the instance's job: %s", xpc.Format(j))
 	}
 	// A pid domain is not a domain to change.
-	if _, err := h.admin(bootstrap.OpKickstart, bootstrap.KeyTarget, PIDDomain(app.pid)+"/"+appSvc); err == nil ||
+	if _, err := h.admin(bootstrap.OpBootout, bootstrap.KeyTarget, PIDDomain(app.pid)+"/"+appSvc); err == nil ||
 		!strings.Contains(err.Error(), "pid or apps domain") {
-		t.Errorf("kickstart in a pid domain: %v", err)
+		t.Errorf("bootout in a pid domain: %v", err)
 	}
 	// nobody may not print root's application's pid domain.
 	res := isoClient(t, in.exe, isoUserA, isoUserA, h.dir, []isoStep{
@@ -518,6 +518,19 @@ func TestAppSystemServiceRunsAsNobody(t *testing.T) {
 	}
 	if uid := statUID(st); uid != isoUserA {
 		t.Errorf("the System service runs as uid %d, want %d (nobody): %s", uid, isoUserA, xpc.Format(d))
+	}
+	// Every user reads apps/system; only root signals its jobs.
+	res := isoClient(t, in.exe, 4242, 4242, h.dir, []isoStep{
+		{ID: "kill", Op: "admin", Req: map[string]any{bootstrap.KeyOp: bootstrap.OpKill, bootstrap.KeyTarget: DomainAppsSystem + "/" + sysSvc}},
+	})
+	if r := res["kill"]; r.OK || r.Reason != bootstrap.ReasonDenied || !strings.Contains(r.Error, bootstrap.RuleDomainAccess) {
+		t.Errorf("a user's kill of %s/%s: %+v, want denied by %s", DomainAppsSystem, sysSvc, res["kill"], bootstrap.RuleDomainAccess)
+	}
+	if !runs(p1) {
+		t.Errorf("the System service is gone after a user's kill")
+	}
+	if r := h.mustAdmin(bootstrap.OpKill, bootstrap.KeyTarget, DomainAppsSystem+"/"+sysSvc); strOf(r, bootstrap.KeyStatus) != "signaled" {
+		t.Errorf("root's kill of %s/%s: %s", DomainAppsSystem, sysSvc, xpc.Format(r))
 	}
 }
 

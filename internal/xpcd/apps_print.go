@@ -18,10 +18,11 @@ import (
 // domain is read, never changed: its jobs are xpcd's, made on demand.
 
 // ErrAppDomain is why a request that changes a domain (bootstrap,
-// bootout, enable, kickstart...) refuses a pid domain ("pid/PID") or an
+// bootout, enable, disable...) refuses a pid domain ("pid/PID") or an
 // apps domain ("apps/UID", "apps/system"): xpcd makes their jobs from
-// bundles; print and list read them.
-var ErrAppDomain = errors.New("a pid or apps domain: xpcd makes its jobs from application bundles; only print and list read it")
+// bundles. print and list read them; kill and kickstart act on their
+// jobs (for root and the domain's owner).
+var ErrAppDomain = errors.New("a pid or apps domain: xpcd makes its jobs from application bundles; print and list read it, kill and kickstart act on its jobs")
 
 // isAppTarget reports whether a print target names a pid or apps domain.
 func isAppTarget(s string) bool {
@@ -31,27 +32,9 @@ func isAppTarget(s string) bool {
 // opPrintApps answers print of "pid/PID", or of a job of a pid or apps
 // domain ("pid/PID/LABEL", "apps/UID/LABEL", "apps/system/LABEL").
 func opPrintApps(ss *session, target string) (*xpc.Dictionary, waitFunc, *opError) {
-	kind, rest, _ := strings.Cut(target, "/")
-	id, label, _ := strings.Cut(rest, "/")
-	var dom string
-	var pid int
-	switch kind + "/" {
-	case pidDomainPrefix:
-		n, err := strconv.Atoi(id)
-		if err != nil || n <= 0 || strconv.Itoa(n) != id {
-			return nil, nil, badRequest("print %s: %q is not a pid", target, id)
-		}
-		pid, dom = n, PIDDomain(n)
-	default:
-		if id == "system" {
-			dom = DomainAppsSystem
-			break
-		}
-		n, err := strconv.ParseUint(id, 10, 32)
-		if err != nil || strconv.FormatUint(n, 10) != id {
-			return nil, nil, badRequest("print %s: want apps/UID or apps/system", target)
-		}
-		dom = AppsDomain(uint32(n))
+	dom, pid, label, oe := parseAppTarget("print", target)
+	if oe != nil {
+		return nil, nil, oe
 	}
 	if label != "" {
 		return ss.printAppJob(dom, label)
@@ -62,17 +45,53 @@ func opPrintApps(ss *session, target string) (*xpc.Dictionary, waitFunc, *opErro
 	return ss.printPID(pid)
 }
 
+// parseAppTarget parses target, a pid or apps domain or one of its jobs,
+// for op: the domain's name, the pid of a pid domain (else 0) and the
+// label ("" for the domain).
+func parseAppTarget(op, target string) (dom string, pid int, label string, oe *opError) {
+	kind, rest, _ := strings.Cut(target, "/")
+	id, label, _ := strings.Cut(rest, "/")
+	switch kind + "/" {
+	case pidDomainPrefix:
+		n, err := strconv.Atoi(id)
+		if err != nil || n <= 0 || strconv.Itoa(n) != id {
+			return "", 0, "", badRequest("%s %s: %q is not a pid", op, target, id)
+		}
+		return PIDDomain(n), n, label, nil
+	}
+	if id == "system" {
+		return DomainAppsSystem, 0, label, nil
+	}
+	n, err := strconv.ParseUint(id, 10, 32)
+	if err != nil || strconv.FormatUint(n, 10) != id {
+		return "", 0, "", badRequest("%s %s: want apps/UID or apps/system", op, target)
+	}
+	return AppsDomain(uint32(n)), 0, label, nil
+}
+
+// findAppJob is findJob for a job of a pid or apps domain (on the loop):
+// not found unless uid may read the domain, denied a change unless uid is
+// root or the domain's owner (apps/system's is root).
+func (m *supervisor) findAppJob(dom, label string, uid uint32, modify bool) (*job, *opError) {
+	d := m.appDomainNamed(dom)
+	if d == nil || !mayReadApps(uid, d) || d.jobs[label] == nil {
+		return nil, notFound("job %s/%s is not loaded", dom, label)
+	}
+	if modify && !mayModify(uid, d.name, d.owner) {
+		return nil, domainDenied(uid, "change", d.name)
+	}
+	return d.jobs[label], nil
+}
+
 // printAppJob answers print of one job of an app domain.
 func (ss *session) printAppJob(dom, label string) (*xpc.Dictionary, waitFunc, *opError) {
 	var reply *xpc.Dictionary
 	var oe *opError
 	if e := ss.do(func() {
-		d := ss.m.appDomainNamed(dom)
-		if d == nil || !mayReadApps(ss.peer.UID, d) || d.jobs[label] == nil {
-			oe = notFound("job %s/%s is not loaded", dom, label)
+		var j *job
+		if j, oe = ss.m.findAppJob(dom, label, ss.peer.UID, false); oe != nil {
 			return
 		}
-		j := d.jobs[label]
 		reply = ss.m.jobDict(j)
 		setStatusKeys(reply, j, ss.peer.UID)
 	}); e != nil {
