@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -61,7 +62,7 @@ func appCommands() []*command {
 			help:  "Removes your stale registrations (root: everyone's), those whose bundle no longer exists, and unloads their jobs; prints each one removed.\n\n" + instanceHelp,
 			setup: appSimpleSetup(bootstrap.OpAppRepair, bootstrap.KeyRemoved)},
 		&command{name: "approval list", args: "[--json] [--timeout D]", summary: "list the daemons users registered, and their approval",
-			help:  "Lists the daemons users other than root registered: ID, APPROVED, UID, DOMAIN/LABEL, IDENTITY, PROGRAM. An administrator sees every user's; others their own.\n\n" + approvalHelp,
+			help:  "Lists the daemons users other than root registered: ID, APPROVED, UID, DOMAIN/LABEL, IDENTITY, and what it would run: USER (root unless its plist names UserName), COMMAND (program and arguments) and ENVIRONMENT, quoted as a shell reads them. 'xpcctl print DOMAIN/LABEL' shows the rest of its job. An administrator sees every user's; others their own.\n\n" + approvalHelp,
 			setup: appSimpleSetup(bootstrap.OpApprovalList, bootstrap.KeyApprovals)},
 		&command{name: "approval approve", args: "[--json] [--timeout D] ID", summary: "approve a daemon a user registered: it starts",
 			help:  "Approves the daemon ID (from 'xpcctl approval list'): it is started as loading would start it, now and at every start of xpcd. An approval holds for the bundle's team when it is signed, for the program's digest when it is not (a changed program needs approval again).\n\n" + approvalHelp,
@@ -260,7 +261,7 @@ func approvalSetup(op string) func(fs *pflag.FlagSet) runFunc {
 func renderRegs(w io.Writer, reply *xpc.Dictionary, key string, approvals bool) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if approvals {
-		fmt.Fprintln(tw, "ID\tAPPROVED\tUID\tJOB\tIDENTITY\tPROGRAM")
+		fmt.Fprintln(tw, "ID\tAPPROVED\tUID\tJOB\tIDENTITY\tUSER\tCOMMAND\tENVIRONMENT")
 	} else {
 		fmt.Fprintln(tw, "STATUS\tKIND\tJOB\tIDENTITY\tBUNDLE")
 	}
@@ -281,7 +282,12 @@ func renderRegs(w io.Writer, reply *xpc.Dictionary, key string, approvals bool) 
 		if approvals {
 			approved, _ := r.Bool(bootstrap.KeyAppApproved)
 			uid, _ := r.Int64(bootstrap.KeyAppUID)
-			fmt.Fprintf(tw, "%s\t%t\t%s\t%s\t%s\t%s\n", str(bootstrap.KeyApprovalID), approved, strconv.FormatInt(uid, 10), job, identity, str(bootstrap.KeyAppProgram))
+			runAs := str(bootstrap.KeyAppUserName)
+			if runAs == "" {
+				runAs = "root"
+			}
+			fmt.Fprintf(tw, "%s\t%t\t%s\t%s\t%s\t%s\t%s\t%s\n", str(bootstrap.KeyApprovalID), approved, strconv.FormatInt(uid, 10), job, identity,
+				runAs, cell(commandLine(r)), cell(environmentLine(r)))
 			continue
 		}
 		kind := str(bootstrap.KeyAppKind)
@@ -291,6 +297,45 @@ func renderRegs(w io.Writer, reply *xpc.Dictionary, key string, approvals bool) 
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", str(bootstrap.KeyStatus), kind, job, identity, str(bootstrap.KeyAppBundle))
 	}
 	tw.Flush()
+}
+
+// commandLine is what a registered daemon runs: its program, then its
+// arguments after argv[0], each quoted as a shell would need.
+func commandLine(r *xpc.Dictionary) string {
+	prog, _ := r.String(bootstrap.KeyAppProgram)
+	words := []string{shellQuote(prog)}
+	args, _ := r.Array(bootstrap.KeyAppArguments)
+	for i, a := range args {
+		if s, ok := a.(xpc.String); ok && i > 0 {
+			words = append(words, shellQuote(string(s)))
+		}
+	}
+	return strings.Join(words, " ")
+}
+
+// environmentLine is a registered daemon's EnvironmentVariables, K=V
+// each, sorted, "-" if none.
+func environmentLine(r *xpc.Dictionary) string {
+	env, _ := r.Get(bootstrap.KeyAppEnvironment).(*xpc.Dictionary)
+	if env == nil || env.Len() == 0 {
+		return "-"
+	}
+	var kv []string
+	for k, v := range env.All() {
+		s, _ := v.(xpc.String)
+		kv = append(kv, shellQuote(k+"="+string(s)))
+	}
+	slices.Sort(kv)
+	return strings.Join(kv, " ")
+}
+
+// shellQuote is s as one word of a shell command line: as it is when it
+// holds only characters no shell treats specially, else in single quotes.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:=@%+,-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // cell is s for one cell of a table: its control characters escaped, tabs

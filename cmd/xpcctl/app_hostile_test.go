@@ -22,6 +22,8 @@ func TestRenderRegsHostileStrings(t *testing.T) {
 		bootstrap.KeyDomain, "system",
 		bootstrap.KeyLabel, "org.example.x\tlabel",
 		bootstrap.KeyAppProgram, forged,
+		bootstrap.KeyAppArguments, xpc.Array{xpc.String("x"), xpc.String(forged)},
+		bootstrap.KeyAppEnvironment, xpc.Dict("K\n0badc0de", forged),
 		bootstrap.KeyStatus, bootstrap.AppStatusRequiresApproval,
 		bootstrap.KeyApprovalID, "1234abcd",
 	)
@@ -37,6 +39,26 @@ func TestRenderRegsHostileStrings(t *testing.T) {
 		}
 		if strings.ContainsAny(s, "\t\x1b\a") {
 			t.Errorf("%s: a control character reached the output: %q", c.key, s)
+		}
+	}
+}
+
+// approval list writes what a daemon runs as a shell would read it: each
+// argument and variable one word, quoted when it must be.
+func TestRenderApprovalCommand(t *testing.T) {
+	reg := xpc.Dict(
+		bootstrap.KeyApprovalID, "1234abcd",
+		bootstrap.KeyDomain, "system",
+		bootstrap.KeyLabel, "org.example.d",
+		bootstrap.KeyAppProgram, "/opt/A.app/bin/d",
+		bootstrap.KeyAppArguments, xpc.Array{xpc.String("d"), xpc.String("--mode"), xpc.String("a b"), xpc.String("it's")},
+		bootstrap.KeyAppEnvironment, xpc.Dict("LD_PRELOAD", "/home/u/x.so", "A", "1 2"),
+	)
+	var out bytes.Buffer
+	renderRegs(terminal{&out}, xpc.Dict(bootstrap.KeyApprovals, xpc.Array{reg}), bootstrap.KeyApprovals, true)
+	for _, want := range []string{"  root  ", `/opt/A.app/bin/d --mode 'a b' 'it'\''s'`, `'A=1 2' LD_PRELOAD=/home/u/x.so`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("approval list:\n%s\nwant %q in it", out.String(), want)
 		}
 	}
 }

@@ -53,6 +53,13 @@ const (
 	KeyAppUID        = "app_uid"        // who registered
 	KeyAppApproved   = "app_approved"   // a daemon's approval
 	KeyAppProgram    = "app_program"    // a job's program
+	// What a user's daemon runs, for the administrator who approves it
+	// (OpApprovalList, OpAppList): its arguments (argv, the first
+	// argv[0]), the user it runs as ("" for root) and its
+	// EnvironmentVariables (a dictionary).
+	KeyAppArguments   = "app_arguments"
+	KeyAppUserName    = "app_user_name"
+	KeyAppEnvironment = "app_environment"
 )
 
 // Kinds of service (KeyAppKind).

@@ -611,6 +611,18 @@ func regDict(r *registration) *xpc.Dictionary {
 	if r.Kind == bootstrap.AppKindDaemon && r.UID != 0 {
 		d.Set(bootstrap.KeyApprovalID, xpc.String(r.ApprovalID))
 		d.Set(bootstrap.KeyAppApproved, xpc.Bool(r.Approved))
+		if r.def != nil {
+			// All that the approval covers (the job digest) and an
+			// administrator must see to judge it: what runs, as whom,
+			// with what environment.
+			d.Set(bootstrap.KeyAppArguments, strArray(r.def.Argv()))
+			d.Set(bootstrap.KeyAppUserName, xpc.String(r.def.UserName))
+			env := xpc.NewDictionary(len(r.def.EnvironmentVariables))
+			for _, k := range sortedKeys(r.def.EnvironmentVariables) {
+				env.Set(k, xpc.String(r.def.EnvironmentVariables[k]))
+			}
+			d.Set(bootstrap.KeyAppEnvironment, env)
+		}
 	}
 	return d
 }

@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -344,6 +345,37 @@ func TestAppDaemonApproval(t *testing.T) {
 	waitFor(t, "the approved daemon to run", func() bool { return h.stateOfTarget(target) == "running" })
 	if s := u.status(root, bootstrap.AppKindDaemon, plist); s != bootstrap.AppStatusEnabled {
 		t.Fatalf("status after approval: %q", s)
+	}
+}
+
+// approval list shows an administrator what a user's daemon would run:
+// its arguments, the user it runs as, its environment.
+func TestApprovalListShowsWhatRuns(t *testing.T) {
+	h := newSystemHarness(t)
+	h.start()
+	id := "org.example.regshow"
+	root := bundletest.Make(t, appsDir(t, h), bundletest.Spec{Identifier: id, Daemons: []bundletest.PlistSpec{{
+		Label: id + ".daemon", Extra: map[string]any{
+			"ProgramArguments":     []string{"helper", "--mode", "a b"},
+			"EnvironmentVariables": map[string]any{"LD_PRELOAD": "/home/u/x.so"},
+		},
+	}}})
+	u := newAppClient(t, h, regUser, regUser)
+	u.must(bootstrap.OpAppRegister, root, bootstrap.AppKindDaemon, id+".daemon.plist")
+	l := h.mustAdmin(bootstrap.OpApprovalList)
+	arr, _ := l.Get(bootstrap.KeyApprovals).(xpc.Array)
+	if len(arr) != 1 {
+		t.Fatalf("approval list: %s", xpc.Format(l))
+	}
+	d := arr[0].(*xpc.Dictionary)
+	var args []string
+	for _, a := range d.Get(bootstrap.KeyAppArguments).(xpc.Array) {
+		args = append(args, string(a.(xpc.String)))
+	}
+	env, _ := d.Get(bootstrap.KeyAppEnvironment).(*xpc.Dictionary)
+	if !slices.Equal(args, []string{"helper", "--mode", "a b"}) || env == nil || strOf(env, "LD_PRELOAD") != "/home/u/x.so" ||
+		d.Get(bootstrap.KeyAppUserName) != xpc.String("") {
+		t.Errorf("approval list entry: %s, want the arguments, the environment and an empty user name (root)", xpc.Format(d))
 	}
 }
 
