@@ -143,6 +143,13 @@ func startSleeper(t *testing.T, env []string) int {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Kill(); p.Wait() })
+	// StartProcess may return before the kernel has laid out the new
+	// program's environment: until then environ reads empty, or ours.
+	want := strings.Join(env, "\x00") + "\x00"
+	waitFor(t, "the sleeper's environment", func() bool {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(p.Pid) + "/environ")
+		return err == nil && string(b) == want
+	})
 	return p.Pid
 }
 
