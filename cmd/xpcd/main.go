@@ -5,7 +5,8 @@
 //
 // Usage:
 //
-//	xpcd --system | --user [--root DIR] [--polkit-bus BUS] [--max-connections-per-user N]
+//	xpcd --system | --user [--root DIR] [--polkit-bus BUS] [--login-bus BUS]
+//	     [--max-connections-per-user N]
 //	     [--journal-socket SOCKET] [--job-log-max-bytes N]
 //	     [--log-level LEVEL] [--log-format text|json]
 //	xpcd --version
@@ -30,6 +31,13 @@
 // system instance, --system without --root), none (the default otherwise)
 // or a unix: bus address. Where no authority answers, xpcd says so once
 // and approval waits for an administrator (xpcctl approval approve).
+//
+// --login-bus BUS is where systemd-logind is followed, so that a user's
+// domain is made when they log in (their agents with RunAtLoad and the
+// applications they registered start then): system (the default for the
+// system instance, --system without --root), none (the default otherwise)
+// or a unix: bus address. Without logind, a user's domain is made when
+// first used. A --user instance ignores it.
 //
 // --job-log-max-bytes N (default 1 MiB) caps each job's log in the state
 // directory, which is rotated once; --journal-socket SOCKET (default
@@ -99,6 +107,7 @@ type options struct {
 	system, user bool
 	root         string
 	polkitBus    string
+	loginBus     string
 	level        string
 	format       string
 	maxConns     int
@@ -141,6 +150,7 @@ func newCommand(o *options, stdout, stderr io.Writer, code *int) *cobra.Command 
 	f.BoolVar(&o.user, "user", false, "serve the current user's domain only")
 	f.StringVar(&o.root, "root", "", "put the whole instance under `DIR` (as XPCD_ROOT does)")
 	f.StringVar(&o.polkitBus, "polkit-bus", "", "ask polkit on `BUS` to approve the daemons users register: system, none, or a unix: address (default system for --system, none otherwise)")
+	f.StringVar(&o.loginBus, "login-bus", "", "follow systemd-logind on `BUS` to make a user's domain when they log in: system, none, or a unix: address (default system for --system, none otherwise)")
 	f.IntVar(&o.maxConns, "max-connections-per-user", xpcd.DefaultMaxConnectionsPerUser,
 		"at most `N` (at least 1) bootstrap connections open at once per user; root has no cap")
 	f.StringVar(&o.journal, "journal-socket", xpcd.DefaultJournalSocket, "send services' lines to the journal's native `SOCKET`, if it exists; - for none")
@@ -220,7 +230,10 @@ func (o *options) check(stderr io.Writer) (*slog.Logger, error) {
 	case o.jobLogMax < 4096:
 		return nil, fmt.Errorf("--job-log-max-bytes %d: want at least 4096", o.jobLogMax)
 	}
-	if err := checkPolkitBus(o.polkitBus); err != nil {
+	if err := checkBus("polkit-bus", o.polkitBus); err != nil {
+		return nil, err
+	}
+	if err := checkBus("login-bus", o.loginBus); err != nil {
 		return nil, err
 	}
 	var lv slog.Level

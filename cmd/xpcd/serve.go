@@ -55,7 +55,8 @@ func (o *options) serve(log *slog.Logger) int {
 		// Lookups the user's domain cannot answer go on to system.
 		cfg.SystemSocket = bootstrap.System().Socket
 	}
-	cfg.PolkitBus = polkitBus(o.polkitBus, o.system && paths.Root == "")
+	cfg.PolkitBus = busFor(o.polkitBus, o.system && paths.Root == "")
+	cfg.LoginBus = busFor(o.loginBus, o.system && paths.Root == "")
 	d, err := xpcd.New(cfg)
 	if err != nil {
 		log.Error("bad configuration", "err", err)

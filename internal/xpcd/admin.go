@@ -119,28 +119,44 @@ func (ss *session) ensureOwn() {
 // naming it). The directory is read outside the loop.
 func (ss *session) ensure(dom string, owner uint32) {
 	m := ss.m
-	if m.userMode || m.agentsDir == "" || dom == DomainSystem || m.jobs == nil || ss.ensured[dom] {
+	if ss.ensured[dom] {
 		return
 	}
-	if _, ok := m.seen.Load(dom); ok {
-		// Made already, by this session or another: no trip to the loop.
-		ss.remember(dom)
-		return
-	}
-	exists, closing := true, false
-	if ss.do(func() { exists, closing = m.domains[dom] != nil, m.closing }) != nil || closing {
-		return
-	}
-	if exists {
+	if m.ensureDomain(dom, owner) {
 		// Domains are never removed: this session need not ask again
 		// (a lookup would otherwise cost two more trips to the loop).
 		ss.remember(dom)
-		return
+	}
+}
+
+// ensureDomain makes user domain dom of owner in the system instance, if
+// it does not exist yet: its LaunchAgents (read here, off the loop) are
+// installed, those with RunAtLoad started, and the applications its user
+// registered loaded. It reports whether the domain exists now (false in a
+// --user instance, or when xpcd is stopping). Not on the loop.
+func (m *supervisor) ensureDomain(dom string, owner uint32) bool {
+	if m.userMode || m.agentsDir == "" || dom == DomainSystem || m.jobs == nil {
+		return false
+	}
+	if _, ok := m.seen.Load(dom); ok {
+		return true // made already: no trip to the loop
+	}
+	exists, closing := true, false
+	if m.call(context.Background(), func() { exists, closing = m.domains[dom] != nil, m.closing }) != nil || closing {
+		return false
+	}
+	if exists {
+		return true
 	}
 	jobs, errs := m.jobs.scan(source{domain: dom, owner: owner, dir: m.agentsDir})
 	bucket := m.buckets.of(owner)
-	ss.do(func() {
-		if m.domains[dom] != nil || m.closing {
+	made := false
+	m.call(context.Background(), func() {
+		if m.closing {
+			return
+		}
+		made = true
+		if m.domains[dom] != nil {
 			return
 		}
 		d := newDomain(dom, owner, bucket)
@@ -148,7 +164,7 @@ func (ss *session) ensure(dom string, owner uint32) {
 		m.installJobs(d, jobs, errs, true)
 		m.log.Info("user domain created", "domain", dom, "jobs", len(d.jobs))
 	})
-	ss.remember(dom)
+	return made
 }
 
 // remember notes that domain dom exists; owned by the session's handler.

@@ -88,6 +88,13 @@ type Config struct {
 	// ("unix:path=..."). Where no authority answers, approval waits for an
 	// administrator, as with "".
 	PolkitBus string
+	// LoginBus is the bus on which systemd-logind is followed (login.go),
+	// so that a user's domain is made when they log in (their agents with
+	// RunAtLoad and registered applications start then): "" none, the
+	// default; "system" (LoginSystemBus) the system bus; otherwise a bus
+	// address. A --user instance ignores it. Without logind, a user's
+	// domain is made when first used, as with "".
+	LoginBus string
 	// JobLogMaxBytes caps each job's log file in the state directory
 	// (joblog.go); at the cap it is rotated, keeping one older file, so a
 	// job's log takes at most twice this. 0: DefaultJobLogMaxBytes.
@@ -261,6 +268,10 @@ func New(cfg Config) (*Daemon, error) {
 	if pk != nil {
 		// After the supervisor, so that it closes first (polkit.go).
 		d.comp = append(d.comp, pk)
+	}
+	if ll := newLoginLink(cfg.LoginBus, sup, user, log.With("component", "login")); ll != nil {
+		// After the supervisor, so that it stops first.
+		d.comp = append(d.comp, ll)
 	}
 	if cfg.PressureInterval > 0 {
 		d.comp = append(d.comp, pressureMonitor(sup, cfg.Pressure, cfg.PressureInterval, log.With("component", "pressure")))
