@@ -339,8 +339,9 @@ func environmentLine(r *xpc.Dictionary) string {
 
 // shellQuote is s as one word of a shell command line: as it is when it
 // holds only characters no shell treats specially, else in single quotes.
+// A leading '=' is special to zsh (=cmd is cmd's path there).
 func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:=@%+,-") == "" {
+	if s != "" && s[0] != '=' && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:=@%+,-") == "" {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
