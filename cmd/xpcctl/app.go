@@ -300,11 +300,19 @@ func renderRegs(w io.Writer, reply *xpc.Dictionary, key string, approvals bool) 
 }
 
 // commandLine is what a registered daemon runs: its program, then its
-// arguments after argv[0], each quoted as a shell would need.
+// arguments after argv[0], each quoted as a shell would need; preceded by
+// "exec -a ARGV0" when argv[0] is not the program, since a multi-call
+// program (busybox) runs what argv[0] names.
 func commandLine(r *xpc.Dictionary) string {
 	prog, _ := r.String(bootstrap.KeyAppProgram)
-	words := []string{shellQuote(prog)}
+	var words []string
 	args, _ := r.Array(bootstrap.KeyAppArguments)
+	if len(args) > 0 {
+		if a0, ok := args[0].(xpc.String); ok && string(a0) != prog {
+			words = append(words, "exec", "-a", shellQuote(string(a0)))
+		}
+	}
+	words = append(words, shellQuote(prog))
 	for i, a := range args {
 		if s, ok := a.(xpc.String); ok && i > 0 {
 			words = append(words, shellQuote(string(s)))
@@ -331,8 +339,9 @@ func environmentLine(r *xpc.Dictionary) string {
 
 // shellQuote is s as one word of a shell command line: as it is when it
 // holds only characters no shell treats specially, else in single quotes.
+// A leading '=' is special to zsh (=cmd is cmd's path there).
 func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:=@%+,-") == "" {
+	if s != "" && s[0] != '=' && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:=@%+,-") == "" {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"

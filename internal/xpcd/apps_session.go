@@ -3,10 +3,13 @@ package xpcd
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
+	"errors"
 	"io"
 	"os"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/bundle"
@@ -66,12 +69,47 @@ func anyJoinsSession(b *bundle.Bundle) bool {
 }
 
 // setID reports whether p runs set-user-ID (its real uid is not the one
-// it connected as), or cannot be read: such a process's environment is
-// its invoker's, who is not the user its services run as, so it has no
-// session to give them.
+// it connected as, or the kernel started its program with privileges its
+// invoker had not: AT_SECURE, which stays set when such a program makes
+// its real uid its effective one), or cannot be read: such a process's
+// environment is its invoker's, who is not the user its services run as,
+// so it has no session to give them.
 func setID(p *xpc.Peer) bool {
 	ruid, err := realUID(p.PID)
-	return err != nil || ruid != p.UID
+	if err != nil || ruid != p.UID {
+		return true
+	}
+	secure, err := secureExec(p.PID)
+	return err != nil || secure
+}
+
+// atSecure is the auxiliary vector's AT_SECURE entry (linux/auxvec.h).
+const atSecure = 23
+
+// secureExec reports whether process pid's program was started in secure
+// mode (AT_SECURE in /proc/PID/auxv): set-user-ID, set-group-ID or with
+// file capabilities.
+func secureExec(pid int) (bool, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/auxv")
+	if err != nil {
+		return false, err
+	}
+	const w = int(unsafe.Sizeof(uintptr(0)))
+	for ; len(b) >= 2*w; b = b[2*w:] {
+		var k, v uint64
+		if w == 8 {
+			k, v = binary.NativeEndian.Uint64(b), binary.NativeEndian.Uint64(b[w:])
+		} else {
+			k, v = uint64(binary.NativeEndian.Uint32(b)), uint64(binary.NativeEndian.Uint32(b[w:]))
+		}
+		switch k {
+		case 0: // AT_NULL
+			return false, nil
+		case atSecure:
+			return v != 0, nil
+		}
+	}
+	return false, errors.New("/proc/" + strconv.Itoa(pid) + "/auxv: no AT_SECURE")
 }
 
 // readSession returns the session variables of process pid's environment
