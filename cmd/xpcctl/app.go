@@ -62,7 +62,7 @@ func appCommands() []*command {
 			help:  "Removes your stale registrations (root: everyone's), those whose bundle no longer exists, and unloads their jobs; prints each one removed.\n\n" + instanceHelp,
 			setup: appSimpleSetup(bootstrap.OpAppRepair, bootstrap.KeyRemoved)},
 		&command{name: "approval list", args: "[--json] [--timeout D]", summary: "list the daemons users registered, and their approval",
-			help:  "Lists the daemons users other than root registered: ID, APPROVED, UID, DOMAIN/LABEL, IDENTITY, and what it would run: USER (root unless its plist names UserName), COMMAND (program and arguments) and ENVIRONMENT, quoted as a shell reads them. 'xpcctl print DOMAIN/LABEL' shows the rest of its job. An administrator sees every user's; others their own.\n\n" + approvalHelp,
+			help:  "Lists the daemons users other than root registered: ID, APPROVED, UID, DOMAIN/LABEL, IDENTITY, USER (whom it runs as: root unless its plist names UserName); then, for each, what it would run: 'ID command:' its program and arguments and 'ID environment:' its EnvironmentVariables, quoted as a shell reads them. 'xpcctl print DOMAIN/LABEL' shows the rest of its job. An administrator sees every user's; others their own.\n\n" + approvalHelp,
 			setup: appSimpleSetup(bootstrap.OpApprovalList, bootstrap.KeyApprovals)},
 		&command{name: "approval approve", args: "[--json] [--timeout D] ID", summary: "approve a daemon a user registered: it starts",
 			help:  "Approves the daemon ID (from 'xpcctl approval list'): it is started as loading would start it, now and at every start of xpcd. An approval holds for the bundle's team when it is signed, for the program's digest when it is not (a changed program needs approval again).\n\n" + approvalHelp,
@@ -257,11 +257,16 @@ func approvalSetup(op string) func(fs *pflag.FlagSet) runFunc {
 	}
 }
 
-// renderRegs prints the registrations in reply[key], one a line.
+// renderRegs prints the registrations in reply[key], one a line. Of
+// approvals, what each daemon runs follows the table, two lines each
+// ("ID command: ...", "ID environment: ..."), so that a long command line
+// cannot widen a column and push another daemon's environment off the
+// screen.
 func renderRegs(w io.Writer, reply *xpc.Dictionary, key string, approvals bool) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	var details []string
 	if approvals {
-		fmt.Fprintln(tw, "ID\tAPPROVED\tUID\tJOB\tIDENTITY\tUSER\tCOMMAND\tENVIRONMENT")
+		fmt.Fprintln(tw, "ID\tAPPROVED\tUID\tJOB\tIDENTITY\tUSER")
 	} else {
 		fmt.Fprintln(tw, "STATUS\tKIND\tJOB\tIDENTITY\tBUNDLE")
 	}
@@ -286,8 +291,9 @@ func renderRegs(w io.Writer, reply *xpc.Dictionary, key string, approvals bool) 
 			if runAs == "" {
 				runAs = "root"
 			}
-			fmt.Fprintf(tw, "%s\t%t\t%s\t%s\t%s\t%s\t%s\t%s\n", str(bootstrap.KeyApprovalID), approved, strconv.FormatInt(uid, 10), job, identity,
-				runAs, cell(commandLine(r)), cell(environmentLine(r)))
+			id := str(bootstrap.KeyApprovalID)
+			fmt.Fprintf(tw, "%s\t%t\t%s\t%s\t%s\t%s\n", id, approved, strconv.FormatInt(uid, 10), job, identity, runAs)
+			details = append(details, id+" command: "+cell(commandLine(r)), id+" environment: "+cell(environmentLine(r)))
 			continue
 		}
 		kind := str(bootstrap.KeyAppKind)
@@ -297,6 +303,12 @@ func renderRegs(w io.Writer, reply *xpc.Dictionary, key string, approvals bool) 
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", str(bootstrap.KeyStatus), kind, job, identity, str(bootstrap.KeyAppBundle))
 	}
 	tw.Flush()
+	if len(details) > 0 {
+		fmt.Fprintln(w)
+		for _, l := range details {
+			fmt.Fprintln(w, l)
+		}
+	}
 }
 
 // commandLine is what a registered daemon runs: its program, then its

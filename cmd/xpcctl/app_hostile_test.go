@@ -30,11 +30,12 @@ func TestRenderRegsHostileStrings(t *testing.T) {
 	for _, c := range []struct {
 		key       string
 		approvals bool
-	}{{bootstrap.KeyRegistrations, false}, {bootstrap.KeyApprovals, true}} {
+		lines     int // header and row; of approvals, a blank line, command and environment too
+	}{{bootstrap.KeyRegistrations, false, 2}, {bootstrap.KeyApprovals, true, 5}} {
 		var out bytes.Buffer
 		renderRegs(terminal{&out}, xpc.Dict(c.key, xpc.Array{reg}), c.key, c.approvals)
 		s := out.String()
-		if n := strings.Count(s, "\n"); n != 2 {
+		if n := strings.Count(s, "\n"); n != c.lines {
 			t.Errorf("%s: %d lines for one registration:\n%s", c.key, n, s)
 		}
 		if strings.ContainsAny(s, "\t\x1b\a") {
@@ -56,7 +57,7 @@ func TestRenderApprovalCommand(t *testing.T) {
 	)
 	var out bytes.Buffer
 	renderRegs(terminal{&out}, xpc.Dict(bootstrap.KeyApprovals, xpc.Array{reg}), bootstrap.KeyApprovals, true)
-	for _, want := range []string{"  root  ", `/opt/A.app/bin/d --mode 'a b' 'it'\''s'`, `'A=1 2' LD_PRELOAD=/home/u/x.so`} {
+	for _, want := range []string{"  root\n", `1234abcd command: exec -a d /opt/A.app/bin/d --mode 'a b' 'it'\''s'` + "\n", `1234abcd environment: 'A=1 2' LD_PRELOAD=/home/u/x.so` + "\n"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("approval list:\n%s\nwant %q in it", out.String(), want)
 		}

@@ -6,10 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"math/bits"
 	"os"
 	"strconv"
 	"unicode/utf8"
-	"unsafe"
 
 	"github.com/goxpc/xpc"
 	"github.com/goxpc/xpc/bundle"
@@ -94,7 +94,7 @@ func secureExec(pid int) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	const w = int(unsafe.Sizeof(uintptr(0)))
+	const w = bits.UintSize / 8
 	for ; len(b) >= 2*w; b = b[2*w:] {
 		var k, v uint64
 		if w == 8 {
