@@ -440,8 +440,10 @@ func TestPrintPIDDomain(t *testing.T) {
 	if own.Get(bootstrap.KeyBundle) != nil || len(own.Get(bootstrap.KeyServices).(xpc.Array)) != 0 {
 		t.Errorf("print of a plain process's pid domain: %s", xpc.Format(own))
 	}
-	// The job itself, by its target.
-	if j := h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, PIDDomain(app.pid)+"/"+appSvc); intOf(j, bootstrap.KeyPID) != svc {
+	// The job itself, by its target, with its process's user and numbers,
+	// as print of any other running job shows them (User:, Memory:, CPU:).
+	if j := h.mustAdmin(bootstrap.OpPrint, bootstrap.KeyTarget, PIDDomain(app.pid)+"/"+appSvc); intOf(j, bootstrap.KeyPID) != svc ||
+		j.Get("uid") == nil || intOf(j, "uid") != os.Getuid() || j.Get("rss_bytes") == nil || j.Get("threads") == nil {
 		t.Errorf("print of the instance's job: %s", xpc.Format(j))
 	}
 	// A pid domain is not a domain to change.

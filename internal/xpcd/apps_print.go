@@ -87,15 +87,19 @@ func (m *supervisor) findAppJob(dom, label string, uid uint32, modify bool) (*jo
 func (ss *session) printAppJob(dom, label string) (*xpc.Dictionary, waitFunc, *opError) {
 	var reply *xpc.Dictionary
 	var oe *opError
+	var proc *procQuery // the running instance's numbers, read off the loop as opPrint does
 	if e := ss.do(func() {
 		var j *job
 		if j, oe = ss.m.findAppJob(dom, label, ss.peer.UID, false); oe != nil {
 			return
 		}
 		reply = ss.m.jobDict(j)
-		setStatusKeys(reply, j, ss.peer.UID)
+		proc = setStatusKeys(reply, j, ss.peer.UID)
 	}); e != nil {
 		return nil, nil, e
+	}
+	if proc != nil {
+		addProcKeys(reply, proc, callerIdent(ss.peer.UID, ss.peer.GID, true))
 	}
 	return reply, nil, oe
 }
