@@ -149,8 +149,8 @@ func newCommand(o *options, stdout, stderr io.Writer, code *int) *cobra.Command 
 	f.BoolVar(&o.system, "system", false, "serve the system instance (as root): the system domain and every user's")
 	f.BoolVar(&o.user, "user", false, "serve the current user's domain only")
 	f.StringVar(&o.root, "root", "", "put the whole instance under `DIR` (as XPCD_ROOT does)")
-	f.StringVar(&o.polkitBus, "polkit-bus", "", "ask polkit on `BUS` to approve the daemons users register: system, none, or a unix: address (default system for --system, none otherwise)")
-	f.StringVar(&o.loginBus, "login-bus", "", "follow systemd-logind on `BUS` to make a user's domain when they log in: system, none, or a unix: address (default system for --system, none otherwise)")
+	f.StringVar(&o.polkitBus, "polkit-bus", "", "ask polkit on `BUS` to approve the daemons users register: system, none, or a unix: address (default system for --system, none for --user and under --root or XPCD_ROOT)")
+	f.StringVar(&o.loginBus, "login-bus", "", "follow systemd-logind on `BUS` to make a user's domain when they log in: system, none, or a unix: address (default system for --system, none for --user and under --root or XPCD_ROOT)")
 	f.IntVar(&o.maxConns, "max-connections-per-user", xpcd.DefaultMaxConnectionsPerUser,
 		"at most `N` (at least 1) bootstrap connections open at once per user; root has no cap")
 	f.StringVar(&o.journal, "journal-socket", xpcd.DefaultJournalSocket, "send services' lines to the journal's native `SOCKET`, if it exists; - for none")
