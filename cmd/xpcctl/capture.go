@@ -16,13 +16,14 @@ var captureCommand = &command{
 	name:    "capture",
 	args:    "TARGET FILE | --pid PID FILE",
 	summary: "write a service's messages to a pcapng file, as monitor shows them",
-	help: `Writes every message monitor would show to FILE in pcapng, one packet each, for
-Wireshark and other tools that read captures: the packet is the message's encoded
-XPC body (cut at 64 KiB; the original length is the whole), on one interface of
-link type USER0 (147); the packet's direction flag says inbound (into the
-service) or outbound, and its comment gives the peer's pid, the kind and id or
-reply-to, and the descriptor count. Attaching follows monitor's rules. Ctrl-C
-ends it; the file is complete after each packet.
+	help: `Writes every message monitor would show to FILE in pcapng, one packet
+each, for Wireshark and other tools that read captures: the packet is the
+message's encoded XPC body (cut at 64 KiB; the original length is the
+whole), on one interface of link type USER0 (147); the packet's direction
+flag says inbound (into the service) or outbound, and its comment gives the
+peer's pid, the kind and id or reply-to, and the descriptor count. Attaching
+follows monitor's rules. Ctrl-C ends it; the file is complete after each
+packet.
 
 ` + instanceHelp,
 	setup: setupCapture,

@@ -19,8 +19,9 @@ var decodeCommand = &command{
 	help: `Reads FILE (standard input if FILE is absent or "-"): either a serialized
 body, which starts with the magic "@XPC" (0x40585043) or RemoteXPC's
 0x42133742, or a RemoteXPC message, which starts with the wrapper magic
-0x29B00B92 and a 24-byte header, and whose body has RemoteXPC's magic. Prints the value as xpc_copy_description
-does, after a line describing a message's header; with --json, prints tagged
+0x29B00B92 and a 24-byte header, and whose body has RemoteXPC's magic.
+Prints the value as xpc_copy_description does, after a line describing a
+message's header; with --json, prints tagged
 JSON instead, a message as {"flags":N,"id":N,"body":VALUE}.
 
 Malformed input prints one line naming the problem and its byte offset and

@@ -330,7 +330,7 @@ func (c *command) synopsis() string {
 // writeHelp prints c's synopsis, help and options: cc's own flags, then
 // the global ones (--system, --user). The help flag goes without saying.
 func (c *command) writeHelp(w io.Writer, cc *cobra.Command) {
-	fmt.Fprintf(w, "Usage: %s\n\n%s\n", c.synopsis(), c.help)
+	fmt.Fprintf(w, "Usage: %s\n\n%s\n", c.synopsis(), wrapHelp(c.help))
 	for _, part := range []struct {
 		title string
 		fs    *pflag.FlagSet

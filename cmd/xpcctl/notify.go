@@ -38,10 +38,10 @@ plist (Notifications → NAME → PostRequirement).` + notifyTalksTo,
 			summary: "print each post of notifications as it comes",
 			help: `Registers for each NAME and prints one line per post, "TIME NAME STATE",
 until interrupted. Posts that come faster than they are printed are told
-once, with the latest state. With --json, each line is {"name": ..., "state": ...}.
-When xpcd restarts, watch reconnects by itself and says so on stderr; each
-NAME is then printed once with its state in the restarted xpcd, since a post
-made meanwhile cannot be known.` + notifyTalksTo,
+once, with the latest state. With --json, each line is
+{"name": ..., "state": ...}. When xpcd restarts, watch reconnects by itself
+and says so on stderr; each NAME is then printed once with its state in the
+restarted xpcd, since a post made meanwhile cannot be known.` + notifyTalksTo,
 			setup: setupNotifyWatch,
 		},
 	}
