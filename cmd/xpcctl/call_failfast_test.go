@@ -73,8 +73,9 @@ func TestCallFailsFast(t *testing.T) {
 	none := t.TempDir()
 	t.Setenv(bootstrap.RootEnv, none)
 	r := runCmd(t, nil, "call", "--timeout", "10s", "test.ctl.missing.svc")
+	// The hint names the private instance, not the user's own under systemd.
 	want := "xpcctl call: test.ctl.missing.svc: no xpcd is running: nothing listens on " + bootstrap.ForRoot(none, false).Socket +
-		"; start xpcd --user, or systemctl --user start xpcd\n"
+		"; start xpcd --user, or xpcd --system as root, with XPCD_ROOT=" + none + "\n"
 	if r.code != 1 || r.stderr != want {
 		t.Errorf("no xpcd: exit %d, stderr\n%q, want\n%q", r.code, r.stderr, want)
 	}

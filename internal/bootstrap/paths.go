@@ -98,9 +98,14 @@ func ClientSockets() []string {
 }
 
 // StartHint says how to start the xpcd that would listen on sockets, for
-// an error saying that none does: the system instance's when sockets is
-// its socket alone, a user instance's otherwise.
+// an error saying that none does: the XPCD_ROOT instance's when sockets is
+// its socket alone (it may be a --user or a --system instance, and systemd
+// starts neither), the system instance's when sockets is its socket alone,
+// a user instance's otherwise.
 func StartHint(sockets []string) string {
+	if root := os.Getenv(RootEnv); root != "" && len(sockets) == 1 && sockets[0] == ForRoot(root, false).Socket {
+		return "start xpcd --user, or xpcd --system as root, with " + RootEnv + "=" + root
+	}
 	if len(sockets) == 1 && sockets[0] == System().Socket {
 		return "start xpcd --system as root, or systemctl start xpcd"
 	}
