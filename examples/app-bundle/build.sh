@@ -7,6 +7,9 @@
 #	Example.app/XPCServices/Helper.xpc/Info.plist          org.goxpc.example.app.helper
 #	Example.app/XPCServices/Helper.xpc/helper              the service
 #
+# The service is an Application one (an instance per running app) that
+# joins its application's session (JoinExistingSession).
+#
 # Run it from anywhere; it needs the go tool. Running
 # OUTDIR/Example.app/bin/app needs an xpcd with the pid domain, which
 # gives the application its bundled service.
@@ -61,6 +64,8 @@ cat >"$out/XPCServices/Helper.xpc/Info.plist" <<'PLIST'
 		<string>Application</string>
 		<key>IdleExitTimeout</key>
 		<integer>10</integer>
+		<key>JoinExistingSession</key>
+		<true/>
 	</dict>
 </dict>
 </plist>

@@ -3,10 +3,17 @@
 package appbundle_test
 
 import (
+	"bufio"
+	"context"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/goxpc/xpc"
 
 	"github.com/goxpc/xpc/bundle"
 	"github.com/goxpc/xpc/internal/bootstrap"
@@ -52,5 +59,36 @@ func TestBuildReads(t *testing.T) {
 	app.Env = []string{bootstrap.RootEnv + "=" + s.Root}
 	if out, err := app.CombinedOutput(); err != nil || !strings.HasPrefix(string(out), "HI (from org.goxpc.example.app.helper, pid ") {
 		t.Errorf("app with an xpcd: %v\n%s", err, out)
+	}
+	// With -wait it stays, its instance running in its pid domain, until
+	// SIGTERM: what APPS.md's "Building one" looks at with xpcctl print.
+	app = exec.Command(b.Executable, "-wait", "1m", "hi")
+	app.Env = []string{bootstrap.RootEnv + "=" + s.Root}
+	stdout, err := app.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer app.Process.Kill()
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	if !strings.HasPrefix(line, "HI (from org.goxpc.example.app.helper, pid ") {
+		t.Fatalf("app -wait: %q", line)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := s.Admin(ctx, xpc.Dict(bootstrap.KeyOp, bootstrap.OpPrint, bootstrap.KeyTarget, fmt.Sprintf("pid/%d", app.Process.Pid)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inst, _ := p.Get(bootstrap.KeyInstances).(xpc.Array); len(inst) != 1 {
+		t.Errorf("print pid/%d while the app waits: %s", app.Process.Pid, xpc.Format(p))
+	}
+	if err := app.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Wait(); err != nil {
+		t.Errorf("app -wait after SIGTERM: %v, want exit status 0", err)
 	}
 }

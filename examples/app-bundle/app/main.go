@@ -5,9 +5,12 @@
 //
 // Usage:
 //
-//	app [WORDS...]
+//	app [-wait D] [WORDS...]
 //
-// The service answers with the words upper-cased and its process id. Only
+// The service answers with the words upper-cased and its process id. With
+// -wait, the app then stays for D (or until SIGTERM or SIGINT) before it
+// exits, and its service instance with it: long enough to look at them
+// with 'xpcctl print pid/PID' (docs/APPS.md, "Building one"). Only
 // a process started from the bundle sees the service by name: xpcd's pid
 // domain gives each bundled application its own services; any other
 // process is refused. Exit status 2 means the service could not be reached.
@@ -15,9 +18,12 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/goxpc/xpc"
@@ -27,14 +33,16 @@ import (
 const helper = "org.goxpc.example.app.helper"
 
 func main() {
-	text := strings.Join(os.Args[1:], " ")
+	wait := flag.Duration("wait", 0, "after the reply, stay for `D` (or until SIGTERM) with the service running")
+	flag.Parse()
+	text := strings.Join(flag.Args(), " ")
 	if text == "" {
 		text = "hello from the app"
 	}
-	os.Exit(run(text))
+	os.Exit(run(text, *wait))
 }
 
-func run(text string) int {
+func run(text string, wait time.Duration) int {
 	c, err := xpc.NewServiceConnection(helper)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "app:", err)
@@ -53,5 +61,15 @@ func run(text string) int {
 	upper, _ := reply.String("text")
 	pid, _ := reply.Int64("pid")
 	fmt.Printf("%s (from %s, pid %d)\n", upper, helper, pid)
+	if wait > 0 {
+		// The connection stays open: xpcd keeps the instance while its
+		// application runs and uses it.
+		sig, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+		defer stop()
+		select {
+		case <-sig.Done():
+		case <-time.After(wait):
+		}
+	}
 	return 0
 }
