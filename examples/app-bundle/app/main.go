@@ -60,12 +60,14 @@ func run(text string, wait time.Duration) int {
 	}
 	upper, _ := reply.String("text")
 	pid, _ := reply.Int64("pid")
+	// SIGTERM is caught before the reply is printed: whoever waits for
+	// that line may stop the app at once.
+	sig, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
 	fmt.Printf("%s (from %s, pid %d)\n", upper, helper, pid)
 	if wait > 0 {
 		// The connection stays open: xpcd keeps the instance while its
 		// application runs and uses it.
-		sig, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-		defer stop()
 		select {
 		case <-sig.Done():
 		case <-time.After(wait):
