@@ -27,6 +27,10 @@ comes with all its lines; a log with no records says so on standard error.
 -f|--follow then goes on printing records as they are written, until
 interrupted. Only root and the domain's user may read a job's log.
 
+A bundle's XPC service's log is one for all of a user's applications:
+pid/PID/LABEL names it while that application runs, apps/UID/LABEL at
+any time (a System service's: apps/system/LABEL, root only).
+
 ` + instanceHelp,
 	setup: setupLog,
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -27,7 +28,7 @@ func mayReadLog(uid uint32, dom string, owner uint32) bool {
 // then {"log_lines":[...]} for each record written, until the connection
 // closes (bootstrap.OpLog).
 func (ss *session) logRequest(ctx context.Context, msg *xpc.Message) {
-	t, oe := ss.targetArg(msg.Body, true)
+	t, oe := ss.logTarget(msg.Body)
 	if oe != nil {
 		ss.fail(ctx, msg, oe)
 		return
@@ -59,6 +60,45 @@ func (ss *session) logRequest(ctx context.Context, msg *xpc.Message) {
 	if oe := ls.follow(ss, t.Domain, t.Label, msg, int(n)); oe != nil {
 		ss.fail(ctx, msg, oe)
 	}
+}
+
+// logTarget reads the target of a log request: DOMAIN/LABEL, or a job of
+// a pid or apps domain. An Application instance's log is its user's
+// (logDomain: one for all the user's applications), so pid/PID/LABEL
+// names it only while that pid domain exists (its owner is known only
+// then) and the caller may read it; apps/UID/LABEL names it always, as it
+// names a User service's; apps/system/LABEL a System service's.
+func (ss *session) logTarget(body *xpc.Dictionary) (Target, *opError) {
+	s, _ := body.String(bootstrap.KeyTarget)
+	if !isAppTarget(s) {
+		return ss.targetArg(body, true)
+	}
+	dom, pid, label, oe := parseAppTarget("log", s) // apps_print.go
+	if oe == nil && label == "" {
+		oe = badRequest("target %s: want DOMAIN/LABEL", s)
+	}
+	if oe != nil {
+		return Target{}, oe
+	}
+	switch {
+	case pid > 0:
+		var owner uint32
+		if e := ss.do(func() {
+			d := ss.m.appDomainNamed(dom)
+			if d == nil || !mayReadApps(ss.peer.UID, d) {
+				oe = notFound("log %s: no such domain", s)
+				return
+			}
+			owner = d.owner
+		}); e != nil {
+			return Target{}, e
+		}
+		return Target{Domain: logDomain(dom, owner), UID: owner, Label: label}, oe
+	case dom == DomainAppsSystem:
+		return Target{Domain: dom, Label: label}, nil
+	}
+	uid, _ := strconv.ParseUint(strings.TrimPrefix(dom, appsDomainUser), 10, 32) // parseAppTarget checked it
+	return Target{Domain: dom, UID: uint32(uid), Label: label}, nil
 }
 
 func logReply(lines []string, truncated bool) *xpc.Dictionary {

@@ -28,12 +28,19 @@ func TestAppJobKillAndKickstart(t *testing.T) {
 	first := app.lookup(svcName)
 	target := PIDDomain(app.pid) + "/" + svcName
 
+	// Its log: the helper says "helper starting".
+	waitFor(t, "the instance's first line in its log", func() bool {
+		r, err := h.admin(bootstrap.OpLog, bootstrap.KeyTarget, target)
+		return err == nil && strings.Contains(xpc.Format(r), "helper starting")
+	})
+
 	const other = 4242
 	res := isoClient(t, in.exe, other, other, h.dir, []isoStep{
 		{ID: "kill", Op: "admin", Req: map[string]any{bootstrap.KeyOp: bootstrap.OpKill, bootstrap.KeyTarget: target}},
 		{ID: "kick", Op: "admin", Req: map[string]any{bootstrap.KeyOp: bootstrap.OpKickstart, bootstrap.KeyTarget: target}},
+		{ID: "log", Op: "admin", Req: map[string]any{bootstrap.KeyOp: bootstrap.OpLog, bootstrap.KeyTarget: target}},
 	})
-	for _, id := range []string{"kill", "kick"} {
+	for _, id := range []string{"kill", "kick", "log"} {
 		if r := res[id]; r.OK || r.Reason != bootstrap.ReasonNotFound {
 			t.Errorf("%s of %s by another user: %+v, want not-found", id, target, r)
 		}
@@ -42,11 +49,15 @@ func TestAppJobKillAndKickstart(t *testing.T) {
 		t.Fatalf("the instance (pid %d) is gone after another user's requests", first)
 	}
 
-	// The application's user signals it: it ends.
+	// The application's user reads its log, and signals it: it ends.
 	res = isoClient(t, in.exe, isoUserA, isoUserA, h.dir, []isoStep{
+		{ID: "log", Op: "admin", Req: map[string]any{bootstrap.KeyOp: bootstrap.OpLog, bootstrap.KeyTarget: target}},
 		{ID: "kill", Op: "admin", Req: map[string]any{bootstrap.KeyOp: bootstrap.OpKill, bootstrap.KeyTarget: target},
 			Ints: map[string]int64{bootstrap.KeySignal: int64(syscall.SIGKILL)}},
 	})
+	if r := res["log"]; !r.OK {
+		t.Errorf("log of %s by the application's user: %+v", target, r)
+	}
 	if r := res["kill"]; !r.OK {
 		t.Fatalf("kill of %s by the application's user: %+v", target, r)
 	}
@@ -81,5 +92,19 @@ func TestAppJobKillAndKickstart(t *testing.T) {
 	}
 	if _, err := h.admin(bootstrap.OpKill, bootstrap.KeyTarget, "pid/"+strconv.Itoa(app.pid)+"/org.test.ak.none"); reasonOf(err) != bootstrap.ReasonNotFound {
 		t.Errorf("kill of a job the pid domain does not have: %v, want not-found", err)
+	}
+
+	// Once the application has gone, its instances' log is its user's
+	// (apps/UID/LABEL), for them and root alone.
+	app.exit()
+	userLog := AppsDomain(isoUserA) + "/" + svcName
+	if r, err := h.admin(bootstrap.OpLog, bootstrap.KeyTarget, userLog); err != nil || !strings.Contains(xpc.Format(r), "helper starting") {
+		t.Errorf("root's log of %s after the application exited: %v, %v", userLog, err, r)
+	}
+	res = isoClient(t, in.exe, other, other, h.dir, []isoStep{
+		{ID: "log", Op: "admin", Req: map[string]any{bootstrap.KeyOp: bootstrap.OpLog, bootstrap.KeyTarget: userLog}},
+	})
+	if r := res["log"]; r.OK || !strings.Contains(r.Error, bootstrap.RuleLogAccess) {
+		t.Errorf("another user's log of %s: %+v, want refused by %s", userLog, r, bootstrap.RuleLogAccess)
 	}
 }

@@ -20,9 +20,9 @@ import (
 // ErrAppDomain is why a request that changes a domain (bootstrap,
 // bootout, enable, disable...) refuses a pid domain ("pid/PID") or an
 // apps domain ("apps/UID", "apps/system"): xpcd makes their jobs from
-// bundles. print and list read them; kill and kickstart act on their
+// bundles. print, list and log read them; kill and kickstart act on their
 // jobs (for root and the domain's owner).
-var ErrAppDomain = errors.New("a pid or apps domain: xpcd makes its jobs from application bundles; print and list read it, kill and kickstart act on its jobs")
+var ErrAppDomain = errors.New("a pid or apps domain: xpcd makes its jobs from application bundles; print, list and log read it, kill and kickstart act on its jobs")
 
 // isAppTarget reports whether a print target names a pid or apps domain.
 func isAppTarget(s string) bool {
@@ -95,6 +95,7 @@ func (ss *session) printAppJob(dom, label string) (*xpc.Dictionary, waitFunc, *o
 		}
 		reply = ss.m.jobDict(j)
 		proc = setStatusKeys(reply, j, ss.peer.UID)
+		ss.setLogKeys(reply, logDomain(j.dom.name, j.dom.owner), j.dom.owner, j.def.Label) // admin_log.go
 	}); e != nil {
 		return nil, nil, e
 	}
