@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -389,7 +390,7 @@ func (w *inotifyWatch) resolveOnce(e *watchEntry) {
 	}
 	w.use(wd, e, true)
 	var st unix.Stat_t
-	e.exists = unix.Stat(e.path, &st) == nil
+	e.exists = statNamed(e.path, &st) == nil
 	e.id = [2]uint64{}
 	if e.exists {
 		e.id = [2]uint64{st.Dev, st.Ino}
@@ -404,7 +405,7 @@ func (w *inotifyWatch) resolveOnce(e *watchEntry) {
 // dirID is the identity of the directory at p, zero if there is none.
 func dirID(p string) [2]uint64 {
 	var st unix.Stat_t
-	if unix.Stat(p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+	if statNamed(p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return [2]uint64{}
 	}
 	return [2]uint64{st.Dev, st.Ino}
@@ -412,20 +413,41 @@ func dirID(p string) [2]uint64 {
 
 func isDir(p string) bool {
 	var st unix.Stat_t
-	return unix.Stat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
+	return statNamed(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
+}
+
+// statNamed is stat(2) of a path a user named, found as openNamed finds
+// it: /proc's links to xpcd's open files are not followed, since xpcd's
+// threads may follow them whoever they act as.
+func statNamed(p string, st *unix.Stat_t) error {
+	f, err := openNamed(p, unix.O_PATH, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return unix.Fstat(int(f.Fd()), st)
 }
 
 // add adds (or extends: IN_MASK_ADD, as the inode may be watched for
-// another entry too) a watch.
+// another entry too) a watch. The path is found as openNamed finds it,
+// and the watch placed on what it found, through the kernel's link to
+// that descriptor of this process (the one /proc link followed on
+// purpose).
 func (w *inotifyWatch) add(path string, mask uint32) (int32, error) {
 	rc, err := w.f.SyscallConn()
 	if err != nil {
 		return -1, err
 	}
+	target, err := openNamed(path, unix.O_PATH, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer target.Close()
+	found := "/proc/self/fd/" + strconv.Itoa(int(target.Fd()))
 	var wd int
 	var aerr error
 	if err := rc.Control(func(fd uintptr) {
-		wd, aerr = unix.InotifyAddWatch(int(fd), path, mask|unix.IN_MASK_ADD)
+		wd, aerr = unix.InotifyAddWatch(int(fd), found, mask|unix.IN_MASK_ADD)
 	}); err != nil {
 		return -1, os.ErrClosed
 	}

@@ -904,3 +904,44 @@ func boolOf(d *xpc.Dictionary, key string) bool {
 	v, _ := d.Bool(key)
 	return v
 }
+
+// /proc's links to xpcd's open files (/proc/self/fd/N, /dev/fd/N), which
+// xpcd's threads may follow whoever they act as, lead a user's
+// QueueDirectories and PathState nowhere: a root-only directory with work
+// in it, and a file in it, both open in xpcd's process, start nothing.
+func TestWatchThroughProcFD(t *testing.T) {
+	b := newTestUser(t)
+	t.Parallel()
+	in := newIsoInstance(t)
+	h := in.h
+	h.start()
+	private := mkdirMode(t, filepath.Join(h.dir, "private"), 0o700, 0, 0)
+	rootFile(t, filepath.Join(private, "work"), 0o600, "x")
+	d, err := os.Open(private) // open in xpcd's process
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	f, err := os.Open(filepath.Join(private, "work"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dom := UserDomain(b.uid)
+	var jobs []string
+	for i, link := range []string{"/proc/self/fd/%d", "/dev/fd/%d", fmt.Sprintf("/proc/%d/fd/%%d", os.Getpid())} {
+		jobs = append(jobs, in.load(t, dom, fmt.Sprintf("test.watch.procfd%d", i), nil, map[string]any{
+			"QueueDirectories": []any{fmt.Sprintf(link, d.Fd())},
+			"KeepAlive":        map[string]any{"PathState": map[string]any{fmt.Sprintf(link, f.Fd()): true}},
+		}))
+	}
+	for _, j := range jobs {
+		waitFor(t, "the user's queue check", func() bool { return logLines(h, `"queue directory"`, j) > 0 })
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, j := range jobs {
+		if n := launches(h, j); n != 0 {
+			t.Errorf("%s was started %d times for a directory or file its user cannot reach, through /proc", j, n)
+		}
+	}
+}

@@ -376,8 +376,9 @@ func anyNonEmpty(dirs []string) (string, error) {
 	var errs []error
 	for _, d := range dirs {
 		// O_NONBLOCK and O_DIRECTORY: a FIFO (or anything else a user
-		// may put there) must not hold the check up.
-		f, err := os.OpenFile(d, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_DIRECTORY, 0)
+		// may put there) must not hold the check up. openNamed: no
+		// /proc link to a directory xpcd has open is followed.
+		f, err := openNamed(d, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_DIRECTORY, 0)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
