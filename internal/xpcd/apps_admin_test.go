@@ -7,9 +7,7 @@ import (
 	"testing"
 
 	"github.com/goxpc/xpc"
-	"github.com/goxpc/xpc/bundle"
 	"github.com/goxpc/xpc/internal/bootstrap"
-	"github.com/goxpc/xpc/internal/bundletest"
 )
 
 // A job of a pid domain may be signaled and restarted, as launchctl does
@@ -22,9 +20,7 @@ func TestAppJobKillAndKickstart(t *testing.T) {
 	h := in.h
 	h.start()
 	const svcName = "org.test.ak.helper"
-	b := makeTestBundle(t, h, appsDir(t, h), "org.test.ak",
-		bundletest.ServiceSpec{Name: "Helper", Identifier: svcName, Type: bundle.Application})
-	app := startAppAs(t, h.paths.Socket, b.Executable, &syscall.Credential{Uid: isoUserA, Gid: isoUserA, Groups: []uint32{}})
+	_, app := startNobodyApp(t, h, "org.test.ak", svcName, "")
 	first := app.lookup(svcName)
 	target := PIDDomain(app.pid) + "/" + svcName
 

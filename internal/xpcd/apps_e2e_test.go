@@ -131,6 +131,19 @@ func startAppWith(t testing.TB, sock, exe string, cred *syscall.Credential, env 
 	return a
 }
 
+// startNobodyApp makes a test bundle id with an Application service
+// appSvc and, unless userSvc is "", a User service userSvc, and runs its
+// application as nobody (isoUserA).
+func startNobodyApp(t *testing.T, h *harness, id, appSvc, userSvc string) (*bundle.Bundle, *testApp) {
+	t.Helper()
+	services := []bundletest.ServiceSpec{{Name: "Helper", Identifier: appSvc, Type: bundle.Application}}
+	if userSvc != "" {
+		services = append(services, bundletest.ServiceSpec{Name: "Shared", Identifier: userSvc, Type: bundle.User})
+	}
+	b := makeTestBundle(t, h, appsDir(t, h), id, services...)
+	return b, startAppAs(t, h.paths.Socket, b.Executable, &syscall.Credential{Uid: isoUserA, Gid: isoUserA, Groups: []uint32{}})
+}
+
 // ask sends the application a command and returns its answer.
 func (a *testApp) ask(cmd string) string {
 	a.t.Helper()
@@ -577,10 +590,7 @@ func TestAppServicesRunAsTheUser(t *testing.T) {
 	h := in.h
 	h.start()
 	const appSvc, userSvc = "org.test.pu.helper", "org.test.pu.shared"
-	b := makeTestBundle(t, h, appsDir(t, h), "org.test.pu",
-		bundletest.ServiceSpec{Name: "Helper", Identifier: appSvc, Type: bundle.Application},
-		bundletest.ServiceSpec{Name: "Shared", Identifier: userSvc, Type: bundle.User})
-	app := startAppAs(t, h.paths.Socket, b.Executable, &syscall.Credential{Uid: isoUserA, Gid: isoUserA, Groups: []uint32{}})
+	_, app := startNobodyApp(t, h, "org.test.pu", appSvc, userSvc)
 	for _, name := range []string{appSvc, userSvc} {
 		pid := app.lookup(name)
 		st, err := os.Stat("/proc/" + strconv.Itoa(pid))

@@ -11,9 +11,7 @@ import (
 	"time"
 
 	"github.com/goxpc/xpc"
-	"github.com/goxpc/xpc/bundle"
 	"github.com/goxpc/xpc/internal/bootstrap"
-	"github.com/goxpc/xpc/internal/bundletest"
 )
 
 // A set-user-ID root program run by another user, which made itself
@@ -108,10 +106,7 @@ func TestHostileAppJobOddTargets(t *testing.T) {
 	h := in.h
 	h.start()
 	const svcName, userSvc = "org.test.hs2.helper", "org.test.hs2.shared"
-	b := makeTestBundle(t, h, appsDir(t, h), "org.test.hs2",
-		bundletest.ServiceSpec{Name: "Helper", Identifier: svcName, Type: bundle.Application},
-		bundletest.ServiceSpec{Name: "Shared", Identifier: userSvc, Type: bundle.User})
-	app := startAppAs(t, h.paths.Socket, b.Executable, &syscall.Credential{Uid: isoUserA, Gid: isoUserA, Groups: []uint32{}})
+	_, app := startNobodyApp(t, h, "org.test.hs2", svcName, userSvc)
 	inst, shared := app.lookup(svcName), app.lookup(userSvc)
 	pid := strconv.Itoa(app.pid)
 	a := strconv.Itoa(isoUserA)
