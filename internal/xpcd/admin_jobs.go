@@ -34,10 +34,7 @@ func (r jobRef) String() string {
 // jobArg reads the "target" key of a request that acts on one job.
 func (ss *session) jobArg(op string, body *xpc.Dictionary) (jobRef, *opError) {
 	if s, _ := body.String(bootstrap.KeyTarget); isAppTarget(s) {
-		dom, _, label, oe := parseAppTarget(op, s) // apps_print.go
-		if oe == nil && label == "" {
-			oe = badRequest("target %s: want DOMAIN/LABEL", s)
-		}
+		dom, _, label, oe := parseAppJobTarget(op, s) // apps_print.go
 		return jobRef{appDom: dom, appLabel: label}, oe
 	}
 	t, oe := ss.targetArg(body, true)

@@ -73,10 +73,7 @@ func (ss *session) logTarget(body *xpc.Dictionary) (Target, *opError) {
 	if !isAppTarget(s) {
 		return ss.targetArg(body, true)
 	}
-	dom, pid, label, oe := parseAppTarget("log", s) // apps_print.go
-	if oe == nil && label == "" {
-		oe = badRequest("target %s: want DOMAIN/LABEL", s)
-	}
+	dom, pid, label, oe := parseAppJobTarget("log", s) // apps_print.go
 	if oe != nil {
 		return Target{}, oe
 	}

@@ -69,6 +69,16 @@ func parseAppTarget(op, target string) (dom string, pid int, label string, oe *o
 	return AppsDomain(uint32(n)), 0, label, nil
 }
 
+// parseAppJobTarget is parseAppTarget for a request that names a job: a
+// target without a label is a bad request.
+func parseAppJobTarget(op, target string) (dom string, pid int, label string, oe *opError) {
+	dom, pid, label, oe = parseAppTarget(op, target)
+	if oe == nil && label == "" {
+		oe = badRequest("target %s: want DOMAIN/LABEL", target)
+	}
+	return dom, pid, label, oe
+}
+
 // findAppJob is findJob for a job of a pid or apps domain (on the loop):
 // not found unless uid may read the domain, denied a change unless uid is
 // root or the domain's owner (apps/system's is root).
